@@ -1,0 +1,21 @@
+/** `bun run model:build`: converts the npm-shipped weights into ONNX files under model/onnx/, skipping ones already built. */
+import { mkdirSync, existsSync, writeFileSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import { BUILD_TARGETS } from "./targets.ts";
+
+export const ONNX_DIR = join(import.meta.dir, "..", "onnx");
+
+export async function buildModels(force = false): Promise<void> {
+  mkdirSync(ONNX_DIR, { recursive: true });
+  for (const target of BUILD_TARGETS) {
+    const path = join(ONNX_DIR, target.file);
+    if (!force && existsSync(path)) continue;
+    const started = performance.now();
+    const bytes = await target.build();
+    writeFileSync(`${path}.tmp`, bytes);
+    renameSync(`${path}.tmp`, path);
+    console.log(`model:build ${target.file} ${(bytes.byteLength / 1e6).toFixed(1)} MB in ${(performance.now() - started).toFixed(0)} ms`);
+  }
+}
+
+if (import.meta.main) await buildModels(process.argv.includes("--force"));

@@ -1,0 +1,8 @@
+/** Every ONNX file model:build produces. Each converter adds its own line. */
+export interface BuildTarget {
+  /** File name under model/onnx/. */
+  file: string;
+  build(): Promise<Uint8Array>;
+}
+
+export const BUILD_TARGETS: BuildTarget[] = [];

@@ -1,0 +1,69 @@
+/** The three narrow interfaces through which facefleet touches the cloud. Each has an AWS and a local implementation. */
+
+/** One bucket of objects. */
+export interface Bucket {
+  readonly name: string;
+  put(key: string, body: Uint8Array | string, contentType?: string): Promise<void>;
+  /** undefined when the key does not exist. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  /** A version tag that changes whenever the object changes; undefined when it does not exist. */
+  version(key: string): Promise<string | undefined>;
+  delete(key: string): Promise<void>;
+  count(): Promise<number>;
+}
+
+export interface BlobStore {
+  bucket(name: string): Bucket;
+}
+
+export interface ReceivedMessage {
+  messageId: string;
+  body: string;
+  receiptHandle: string;
+  /** How many times this message has been received, this time included. */
+  receiveCount: number;
+}
+
+export interface QueueDepth {
+  visible: number;
+  inFlight: number;
+}
+
+/** One queue with SQS semantics: at-least-once delivery, visibility timeout, redelivery, 1 KiB bodies here. */
+export interface JobQueue {
+  readonly name: string;
+  send(body: string): Promise<string>;
+  /** Long-polls for up to waitSeconds; returns as soon as any message is visible. */
+  receive(options: { maxMessages: number; waitSeconds: number; visibilityTimeoutSeconds?: number; signal?: AbortSignal }): Promise<ReceivedMessage[]>;
+  delete(receiptHandle: string): Promise<void>;
+  changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
+  depth(): Promise<QueueDepth>;
+}
+
+export interface QueueService {
+  queue(name: string): JobQueue;
+}
+
+export type InstanceState = "pending" | "running" | "stopping" | "stopped" | "shutting-down" | "terminated";
+
+export interface AppInstance {
+  id: string;
+  state: InstanceState;
+}
+
+/** The app instances of this deployment. */
+export interface Fleet {
+  /** Every instance not yet terminated. */
+  list(): Promise<AppInstance[]>;
+  launch(count: number): Promise<string[]>;
+  start(ids: string[]): Promise<void>;
+  stop(ids: string[]): Promise<void>;
+  terminate(ids: string[]): Promise<void>;
+}
+
+export class MessageTooLargeError extends Error {
+  constructor(size: number, limit: number) {
+    super(`message of ${size} bytes exceeds the queue's limit of ${limit} bytes`);
+    this.name = "MessageTooLargeError";
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * All configuration in one TypeBox schema: environment variables (FACEFLEET_<SETTING_IN_SNAKE_CASE>, nested
+ * settings joined with "_": FACEFLEET_MODEL_EMBEDDER) over an optional JSON file (FACEFLEET_CONFIG) over defaults.
+ * Cloud endpoints, region and credentials are never here: they come from the AWS SDK's own standard settings.
+ */
+import { Type, type Static, type TObject, type TSchema, Kind } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { readFileSync } from "node:fs";
+import { ModelConfigSchema } from "../model/config.ts";
+
+export const RoleSchema = Type.Union([Type.Literal("web"), Type.Literal("app"), Type.Literal("controller"), Type.Literal("all")]);
+export type Role = Static<typeof RoleSchema>;
+
+const name = (description: string) => Type.Optional(Type.String({ minLength: 1, description }));
+
+export const ConfigSchema = Type.Object({
+  role: Type.Optional(RoleSchema),
+  prefix: Type.String({ default: "facefleet", pattern: "^[a-z0-9][a-z0-9-]{0,40}$", description: "Resource name prefix and deployment tag" }),
+  inBucket: name("Input bucket; default <prefix>-in-bucket"),
+  outBucket: name("Output bucket; default <prefix>-out-bucket"),
+  galleryBucket: name("Bucket holding the gallery; default the output bucket"),
+  reqQueue: name("Request queue; default <prefix>-req-queue"),
+  respQueue: name("Response queue; default <prefix>-resp-queue"),
+  deadLetterQueue: name("Dead-letter queue; default <prefix>-dlq"),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8000 }),
+  dataDir: Type.String({ default: "./data", description: "Embedded mode: where local buckets live" }),
+  maxUploadBytes: Type.Integer({ minimum: 1, default: 10 * 1024 * 1024 }),
+  requestTimeoutMs: Type.Integer({ minimum: 1, default: 60_000, description: "A request waiting longer gets 504" }),
+  answerMode: Type.Union([Type.Literal("closed"), Type.Literal("open")], {
+    default: "closed",
+    description: "closed: the nearest enrolled person; open: Unknown below the model's threshold",
+  }),
+  apiToken: Type.Optional(Type.String({ minLength: 1, description: "Bearer token for the subjects API" })),
+  visibilityTimeoutSeconds: Type.Integer({ minimum: 1, default: 30 }),
+  maxReceives: Type.Integer({ minimum: 1, default: 3, description: "Receives before a job goes to the dead-letter queue" }),
+  maxAppInstances: Type.Integer({ minimum: 0, maximum: 15, default: 15 }),
+  slotsPerInstance: Type.Integer({ minimum: 1, default: 1, description: "Jobs one app instance works on at once" }),
+  controllerIntervalMs: Type.Integer({ minimum: 10, default: 250 }),
+  scaleInAfterMs: Type.Integer({ minimum: 0, default: 1000, description: "An empty queue for this long scales the fleet to 0" }),
+  appIdleStopMs: Type.Integer({ minimum: 0, default: 0, description: "App instances stop themselves after this idle time; 0 = never (the controller stops them)" }),
+  model: ModelConfigSchema,
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+export interface ResourceNames {
+  inBucket: string;
+  outBucket: string;
+  galleryBucket: string;
+  reqQueue: string;
+  respQueue: string;
+  deadLetterQueue: string;
+}
+
+export function resourceNames(config: Config): ResourceNames {
+  const p = config.prefix;
+  const outBucket = config.outBucket ?? `${p}-out-bucket`;
+  return {
+    inBucket: config.inBucket ?? `${p}-in-bucket`,
+    outBucket,
+    galleryBucket: config.galleryBucket ?? outBucket,
+    reqQueue: config.reqQueue ?? `${p}-req-queue`,
+    respQueue: config.respQueue ?? `${p}-resp-queue`,
+    deadLetterQueue: config.deadLetterQueue ?? `${p}-dlq`,
+  };
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const ENV_PREFIX = "FACEFLEET_";
+
+/** Reads the settings of one object schema from the environment, nested objects under their own prefix. */
+function fromEnvironment(schema: TObject, env: Record<string, string | undefined>, prefix: string): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const [key, property] of Object.entries(schema.properties) as [string, TSchema][]) {
+    const envName = prefix + key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+    if (property[Kind] === "Object") {
+      const nested = fromEnvironment(property as TObject, env, `${envName}_`);
+      if (Object.keys(nested).length > 0) values[key] = nested;
+    } else if (env[envName] !== undefined) {
+      values[key] = env[envName];
+    }
+  }
+  return values;
+}
+
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const merged = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = merged[key];
+    merged[key] =
+      isPlainObject(current) && isPlainObject(value) ? merge(current, value) : value;
+  }
+  return merged;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Environment over config file over defaults; throws a ConfigError naming every bad setting. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
+  let fileValues: Record<string, unknown> = {};
+  const file = env[`${ENV_PREFIX}CONFIG`];
+  if (file) {
+    try {
+      fileValues = JSON.parse(readFileSync(file, "utf8"));
+    } catch (error) {
+      throw new ConfigError(`cannot read config file ${file}: ${(error as Error).message}`);
+    }
+  }
+  const raw = merge(merge(fileValues, fromEnvironment(ConfigSchema, env, ENV_PREFIX)), overrides as Record<string, unknown>);
+  const converted = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw));
+  const problems = [...Value.Errors(ConfigSchema, converted)].map((e) => {
+    const setting = e.path.replace(/^\//, "").replaceAll("/", ".") || "(root)";
+    return `${setting} (${ENV_PREFIX}${setting.replace(/[A-Z]/g, (c) => `_${c}`).replaceAll(".", "_").toUpperCase()}): ${e.message}`;
+  });
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  return converted as Config;
+}
