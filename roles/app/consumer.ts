@@ -1,0 +1,120 @@
+/**
+ * The app role's queue consumer: long-polls the request queue and runs up to `slots` jobs at once.
+ * A message is deleted only after its reply is sent, so a crash mid-job loses nothing: the message
+ * becomes visible again after its visibility timeout and another consumer answers it.
+ */
+import type { JobQueue, QueueService, ReceivedMessage } from "../cloud/types.ts";
+import { decodeMessage, JobMessageSchema, MessageFormatError } from "../messages.ts";
+import { errorFields, type Logger } from "../log.ts";
+import { handleJob, type JobDependencies } from "./handle-job.ts";
+
+export interface ConsumerOptions {
+  requestQueue: JobQueue;
+  deadLetterQueue: JobQueue;
+  queues: QueueService;
+  slots: number;
+  visibilityTimeoutSeconds: number;
+  log: Logger;
+  job: JobDependencies;
+}
+
+const RETRY_PAUSE_MS = 500;
+const LONG_POLL_SECONDS = 20;
+
+export class Consumer {
+  private readonly abort = new AbortController();
+  private readonly running = new Set<Promise<void>>();
+  private loop: Promise<void> | undefined;
+  private slotFreed: (() => void) | undefined;
+  jobsDone = 0;
+  lastActivity = Date.now();
+
+  constructor(private readonly options: ConsumerOptions) {}
+
+  get busy(): number {
+    return this.running.size;
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  /** Stops taking jobs and waits for the ones in hand. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.slotFreed?.();
+    await this.loop;
+    await Promise.all(this.running);
+  }
+
+  private async run(): Promise<void> {
+    const { requestQueue, slots, visibilityTimeoutSeconds, log } = this.options;
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      if (this.running.size >= slots) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        continue;
+      }
+      let messages: ReceivedMessage[];
+      try {
+        messages = await requestQueue.receive({
+          maxMessages: Math.min(10, slots - this.running.size),
+          waitSeconds: LONG_POLL_SECONDS,
+          visibilityTimeoutSeconds,
+          signal,
+        });
+      } catch (error) {
+        if (signal.aborted) break;
+        log.error("receive_failed", errorFields(error));
+        await Bun.sleep(RETRY_PAUSE_MS);
+        continue;
+      }
+      for (const message of messages) {
+        const task = this.process(message).finally(() => {
+          this.running.delete(task);
+          this.slotFreed?.();
+        });
+        this.running.add(task);
+      }
+    }
+  }
+
+  private async process(message: ReceivedMessage): Promise<void> {
+    const { requestQueue, deadLetterQueue, queues, visibilityTimeoutSeconds, log } = this.options;
+    this.lastActivity = Date.now();
+    const started = performance.now();
+    let job;
+    try {
+      job = decodeMessage(JobMessageSchema, message.body);
+    } catch (error) {
+      if (!(error instanceof MessageFormatError)) throw error;
+      log.warn("job_malformed", { messageId: message.messageId, ...errorFields(error) });
+      await deadLetterQueue.send(message.body.slice(0, 1024));
+      await requestQueue.delete(message.receiptHandle);
+      return;
+    }
+    // Long jobs keep their message invisible, so no second consumer starts on them.
+    const heartbeat = setInterval(() => {
+      requestQueue.changeVisibility(message.receiptHandle, visibilityTimeoutSeconds).catch(() => {});
+    }, (visibilityTimeoutSeconds * 1000) / 2);
+    try {
+      const reply = await handleJob(job, this.options.job);
+      await queues.queue(job.replyTo).send(JSON.stringify(reply));
+      await requestQueue.delete(message.receiptHandle);
+      this.jobsDone++;
+      log.info("job_done", {
+        jobId: job.jobId,
+        kind: job.kind,
+        ok: reply.ok,
+        ...(reply.ok ? { person: reply.person } : { code: reply.error.code }),
+        receiveCount: message.receiveCount,
+        ms: Math.round(performance.now() - started),
+      });
+    } catch (error) {
+      log.error("job_failed", { jobId: job.jobId, receiveCount: message.receiveCount, ...errorFields(error) });
+    } finally {
+      clearInterval(heartbeat);
+      this.lastActivity = Date.now();
+    }
+  }
+}

@@ -1,0 +1,78 @@
+/** One job, start to finish: image from the input bucket, analysis, gallery match, result to the output bucket, reply. */
+import { ImageError, type EmbeddedFace, type ImageAnalysis } from "../../model/types.ts";
+import type { Bucket } from "../cloud/types.ts";
+import type { FaceResult, JobMessage, ReplyMessage } from "../messages.ts";
+import type { AnalysisCache } from "./analysis-cache.ts";
+import type { GalleryReader } from "../gallery-store.ts";
+
+export interface ImageAnalyzer {
+  analyze(image: Uint8Array): Promise<ImageAnalysis>;
+}
+
+export interface JobDependencies {
+  analyzer: ImageAnalyzer;
+  cache: AnalysisCache;
+  gallery: GalleryReader;
+  inBucket: Bucket;
+  outBucket: Bucket;
+  galleryBucket: Bucket;
+  /** Similarity at or above which a face counts as its nearest subject in open-set mode. */
+  threshold: number;
+}
+
+export const UNKNOWN_PERSON = "Unknown";
+
+/** Returns the reply to send. Throws only on faults worth a retry (storage unreachable and the like). */
+export async function handleJob(job: JobMessage, deps: JobDependencies): Promise<ReplyMessage> {
+  const fail = (code: string, message: string): ReplyMessage => ({ ok: false, jobId: job.jobId, error: { code, message } });
+
+  let analysis = deps.cache.get(job.sha256);
+  if (!analysis) {
+    const image = await deps.inBucket.get(job.inputKey);
+    if (!image) return fail("input_missing", `no object ${job.inputKey} in the input bucket`);
+    try {
+      analysis = await deps.analyzer.analyze(image);
+    } catch (error) {
+      if (error instanceof ImageError) return fail(error.code, error.message);
+      throw error;
+    }
+    deps.cache.set(job.sha256, analysis);
+  }
+  const main = mostProminent(analysis.faces);
+  if (!main) return fail("no_face", "no face found in the image");
+
+  if (job.kind === "embed") {
+    const embeddingKey = `embeddings/${job.jobId}.f32`;
+    await deps.galleryBucket.put(embeddingKey, new Uint8Array(main.embedding.buffer, main.embedding.byteOffset, main.embedding.byteLength));
+    return { ok: true, jobId: job.jobId, person: "", faces: analysis.faces.length, embeddingKey };
+  }
+
+  const gallery = await deps.gallery.current();
+  if (!gallery || gallery.size === 0) return fail("no_subjects_enrolled", "nobody is enrolled yet: add faces with POST /v1/subjects/{name}/faces");
+
+  const results: FaceResult[] = analysis.faces.map((face) => {
+    const [best] = gallery.search(face.embedding, 1);
+    const known = best !== undefined && best.similarity >= deps.threshold;
+    return {
+      box: [face.box.x, face.box.y, face.box.width, face.box.height],
+      score: face.score,
+      wholeImage: face.wholeImage,
+      person: best?.subject,
+      similarity: best?.similarity,
+      known,
+    };
+  });
+  const mainResult = results[analysis.faces.indexOf(main)]!;
+  const person = job.mode === "closed" || mainResult.known ? (mainResult.person ?? UNKNOWN_PERSON) : UNKNOWN_PERSON;
+  await deps.outBucket.put(job.name, person, "text/plain");
+  return { ok: true, jobId: job.jobId, person, faces: results.length };
+}
+
+/** The face the classic answer is about: the largest one. */
+function mostProminent(faces: EmbeddedFace[]): EmbeddedFace | undefined {
+  let best: EmbeddedFace | undefined;
+  for (const face of faces) {
+    if (!best || face.box.width * face.box.height > best.box.width * best.box.height) best = face;
+  }
+  return best;
+}

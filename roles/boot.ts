@@ -1,0 +1,74 @@
+/**
+ * Which roles this process plays: --role or FACEFLEET_ROLE first, else the EC2 instance's `Role` tag read
+ * through instance metadata (IMDSv2; DescribeTags when metadata tags are off), else all of them (embedded).
+ */
+import { MetadataService } from "@aws-sdk/ec2-metadata-service";
+import { DescribeTagsCommand, EC2Client } from "@aws-sdk/client-ec2";
+import { Value } from "@sinclair/typebox/value";
+import { RoleSchema, type Role } from "./config.ts";
+
+export const ROLE_TAG = "Role";
+const METADATA_TIMEOUT_MS = 300;
+
+export interface RoleResolution {
+  roles: Role[];
+  source: "argument" | "environment" | "instance-metadata-tag" | "describe-tags" | "no-instance-metadata";
+  instanceId?: string;
+}
+
+export class RoleError extends Error {
+  override name = "RoleError";
+}
+
+/** "web", "app", "controller", "all", or several joined by "," or "+", e.g. "web+controller". */
+export function parseRoles(value: string): Role[] {
+  const roles = value
+    .split(/[,+]/)
+    .map((role) => role.trim().toLowerCase())
+    .filter(Boolean);
+  if (roles.length === 0) throw new RoleError(`empty role '${value}'`);
+  for (const role of roles) {
+    if (!Value.Check(RoleSchema, role)) throw new RoleError(`unknown role '${role}' (expected web, app, controller or all)`);
+  }
+  return [...new Set(roles as Role[])];
+}
+
+function roleArgument(argv: string[]): string | undefined {
+  const index = argv.findIndex((arg) => arg === "--role" || arg.startsWith("--role="));
+  if (index < 0) return undefined;
+  const arg = argv[index]!;
+  return arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : argv[index + 1];
+}
+
+export async function resolveRoles(argv: string[], env: Record<string, string | undefined>): Promise<RoleResolution> {
+  const fromArgument = roleArgument(argv);
+  if (fromArgument !== undefined) return { roles: parseRoles(fromArgument), source: "argument" };
+  if (env.FACEFLEET_ROLE) return { roles: parseRoles(env.FACEFLEET_ROLE), source: "environment" };
+
+  const metadata = new MetadataService({ httpOptions: { timeout: METADATA_TIMEOUT_MS }, retries: 0, ec2MetadataV1Disabled: true });
+  try {
+    await metadata.fetchMetadataToken();
+  } catch {
+    return { roles: ["all"], source: "no-instance-metadata" };
+  }
+  const instanceId = (await metadata.request("/latest/meta-data/instance-id", {})).trim();
+  try {
+    const tag = await metadata.request(`/latest/meta-data/tags/instance/${ROLE_TAG}`, {});
+    return { roles: parseRoles(tag), source: "instance-metadata-tag", instanceId };
+  } catch (error) {
+    if (error instanceof RoleError) throw error;
+  }
+  const region = env.AWS_REGION ?? (await metadata.request("/latest/meta-data/placement/region", {})).trim();
+  const ec2 = new EC2Client({ region });
+  const { Tags } = await ec2.send(
+    new DescribeTagsCommand({
+      Filters: [
+        { Name: "resource-id", Values: [instanceId] },
+        { Name: "key", Values: [ROLE_TAG] },
+      ],
+    }),
+  );
+  const value = Tags?.[0]?.Value;
+  if (!value) throw new RoleError(`instance ${instanceId} has no '${ROLE_TAG}' tag`);
+  return { roles: parseRoles(value), source: "describe-tags", instanceId };
+}

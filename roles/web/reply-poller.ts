@@ -1,0 +1,67 @@
+/** The one response-queue consumer of a web process: hands each reply to the request waiting for it. */
+import type { JobQueue } from "../cloud/types.ts";
+import { decodeMessage, ReplyMessageSchema, type ReplyMessage } from "../messages.ts";
+import { errorFields, type Logger } from "../log.ts";
+import { PendingReplies } from "./correlation.ts";
+
+const EXPIRY_TICK_MS = 200;
+const RETRY_PAUSE_MS = 500;
+
+export class ReplyPoller {
+  readonly pending = new PendingReplies<ReplyMessage>();
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+  private expiryTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    private readonly queue: JobQueue,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.expiryTimer = setInterval(() => {
+      for (const jobId of this.pending.expire(Date.now())) this.log.warn("reply_timeout", { jobId });
+    }, EXPIRY_TICK_MS);
+    this.loop = this.run();
+  }
+
+  waitFor(jobId: string, timeoutMs: number): Promise<ReplyMessage> {
+    return this.pending.wait(jobId, Date.now() + timeoutMs);
+  }
+
+  cancel(jobId: string, error: Error): void {
+    this.pending.cancel(jobId, error);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.expiryTimer);
+    this.abort.abort();
+    await this.loop;
+    this.pending.cancelAll(new Error("web role is shutting down"));
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      try {
+        const messages = await this.queue.receive({ maxMessages: 10, waitSeconds: 20, signal });
+        await Promise.all(messages.map((message) => this.handle(message.body, message.receiptHandle)));
+      } catch (error) {
+        if (signal.aborted) break;
+        this.log.error("reply_poll_failed", errorFields(error));
+        await Bun.sleep(RETRY_PAUSE_MS);
+      }
+    }
+  }
+
+  private async handle(body: string, receiptHandle: string): Promise<void> {
+    try {
+      const reply = decodeMessage(ReplyMessageSchema, body);
+      const delivery = this.pending.deliver(reply.jobId, reply);
+      if (delivery !== "delivered") this.log.info("reply_dropped", { jobId: reply.jobId, reason: delivery });
+    } catch (error) {
+      this.log.warn("reply_malformed", errorFields(error));
+    }
+    await this.queue.delete(receiptHandle);
+  }
+}

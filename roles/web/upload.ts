@@ -1,0 +1,46 @@
+/** Turns an untrusted multipart file into validated image bytes, or a clear 4xx. */
+import { ImageError, type ImageErrorCode } from "../../model/types.ts";
+import { HttpError } from "./http-error.ts";
+
+export interface Upload {
+  bytes: Uint8Array;
+  /** The file name without directories or extension: the classic answer's prefix and the output key. */
+  name: string;
+  /** A safe object-key segment derived from the file name. */
+  safeFileName: string;
+  contentType: string;
+  sha256: string;
+}
+
+export type ImageInspector = (bytes: Uint8Array) => Promise<void>;
+
+const IMAGE_ERROR_STATUS: Record<ImageErrorCode, number> = {
+  empty: 400,
+  not_an_image: 400,
+  truncated: 400,
+  unsupported_format: 415,
+  too_many_pixels: 413,
+};
+
+export async function readUpload(file: File, field: string, maxBytes: number, inspect: ImageInspector): Promise<Upload> {
+  if (file.size === 0) throw new HttpError(400, "empty_file", `the file in '${field}' is empty`);
+  if (file.size > maxBytes) {
+    throw new HttpError(413, "file_too_large", `the file in '${field}' has ${file.size} bytes; the limit is ${maxBytes}`);
+  }
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  try {
+    await inspect(bytes);
+  } catch (error) {
+    if (error instanceof ImageError) throw new HttpError(IMAGE_ERROR_STATUS[error.code], error.code, error.message);
+    throw error;
+  }
+  const baseName = file.name.split(/[\\/]/).pop() ?? "";
+  const name = baseName.replace(/\.[^.]*$/, "") || "upload";
+  return {
+    bytes,
+    name,
+    safeFileName: baseName.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_").slice(0, 120) || "upload",
+    contentType: file.type || "application/octet-stream",
+    sha256: new Bun.CryptoHasher("sha256").update(bytes).digest("hex"),
+  };
+}
