@@ -22,6 +22,7 @@ export const ConfigSchema = Type.Object({
   reqQueue: name("Request queue; default <prefix>-req-queue"),
   respQueue: name("Response queue; default <prefix>-resp-queue"),
   deadLetterQueue: name("Dead-letter queue; default <prefix>-dlq"),
+  host: Type.String({ default: "0.0.0.0", description: "Address the web role listens on" }),
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 8000 }),
   dataDir: Type.String({ default: "./data", description: "Embedded mode: where local buckets live" }),
   maxUploadBytes: Type.Integer({ minimum: 1, default: 10 * 1024 * 1024 }),

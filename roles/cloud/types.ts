@@ -61,6 +61,13 @@ export interface Fleet {
   terminate(ids: string[]): Promise<void>;
 }
 
+/** Everything a role needs from the cloud. */
+export interface Cloud {
+  blobs: BlobStore;
+  queues: QueueService;
+  fleet: Fleet;
+}
+
 export class MessageTooLargeError extends Error {
   constructor(size: number, limit: number) {
     super(`message of ${size} bytes exceeds the queue's limit of ${limit} bytes`);
