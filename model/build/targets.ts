@@ -1,8 +1,10 @@
 /** Every ONNX file model:build produces. Each converter adds its own line. */
+import { FACE_API_TARGETS } from "./face-api/targets.ts";
+
 export interface BuildTarget {
   /** File name under model/onnx/. */
   file: string;
   build(): Promise<Uint8Array>;
 }
 
-export const BUILD_TARGETS: BuildTarget[] = [];
+export const BUILD_TARGETS: BuildTarget[] = [...FACE_API_TARGETS];
