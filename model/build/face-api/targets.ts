@@ -1,10 +1,9 @@
 /** The face-api networks model:build converts. */
 import type { BuildTarget } from "../targets.ts";
+import { DLIB_RESNET_FILE } from "../../embedders/dlib-resnet.ts";
+import { LANDMARK68_FILE } from "../../landmarkers/landmark68.ts";
 import { buildLandmarkNet } from "./landmark-net.ts";
 import { buildRecognitionNet } from "./recognition-net.ts";
-
-export const DLIB_RESNET_FILE = "face-api-dlib-resnet.onnx";
-export const LANDMARK68_FILE = "face-api-landmark68.onnx";
 
 export const FACE_API_TARGETS: BuildTarget[] = [
   { file: DLIB_RESNET_FILE, build: async () => buildRecognitionNet() },

@@ -1,0 +1,106 @@
+/** face-api's 68-point landmark net (converted to ONNX) refining a detected face's five alignment points. */
+import { join } from "node:path";
+import { FIVE_POINT_SOURCES } from "../embedders/dlib-face-chip.ts";
+import { openSession, runFloat, type OnnxSession } from "../onnx-session.ts";
+import type { Box, DetectedFace, FaceLandmarker, Point, RgbImage } from "../types.ts";
+
+export const LANDMARK68_FILE = "face-api-landmark68.onnx";
+const INPUT_SIZE = 112;
+const POINTS = 68;
+
+/** A square region of the image, in image pixels. */
+export interface SquareRegion {
+  centreX: number;
+  centreY: number;
+  side: number;
+}
+
+export interface Landmark68Options {
+  /** Side of the first crop as a multiple of the detector box's longer side. */
+  boxScale: number;
+  /** Side of each later crop as a multiple of the longer side of the previous pass's 68-point bounding box. */
+  landmarkScale: number;
+  /** Passes after the first, each re-cropping around the previous pass's landmarks (detector boxes differ in framing). */
+  refinements: number;
+}
+
+export const DEFAULT_LANDMARK68_OPTIONS: Landmark68Options = { boxScale: 1.1, landmarkScale: 1.2, refinements: 1 };
+
+export class Landmark68 implements FaceLandmarker {
+  readonly name = "face-api-landmark68";
+
+  private constructor(
+    private readonly session: OnnxSession,
+    private readonly options: Landmark68Options,
+  ) {}
+
+  static async load(onnxDir: string, options: Landmark68Options = DEFAULT_LANDMARK68_OPTIONS): Promise<Landmark68> {
+    return new Landmark68(await openSession(join(onnxDir, LANDMARK68_FILE)), options);
+  }
+
+  async refine(image: RgbImage, face: DetectedFace): Promise<DetectedFace> {
+    return { ...face, landmarks: fivePoints(await this.locate(image, face.box)) };
+  }
+
+  /** All 68 points, in image pixels, for the face framed by `box`. */
+  async locate(image: RgbImage, box: Box): Promise<Point[]> {
+    const side = Math.max(box.width, box.height) * this.options.boxScale;
+    let points = await this.predict(image, { centreX: box.x + box.width / 2, centreY: box.y + box.height / 2, side });
+    for (let pass = 0; pass < this.options.refinements; pass++) points = await this.predict(image, this.regionAround(points));
+    return points;
+  }
+
+  /** Runs the net on one square region (zero outside the image, as face-api pads) and maps its points back to the image. */
+  async predict(image: RgbImage, region: SquareRegion): Promise<Point[]> {
+    const output = await runFloat(this.session, sampleSquare(image, region, INPUT_SIZE), [1, INPUT_SIZE, INPUT_SIZE, 3]);
+    const left = region.centreX - region.side / 2;
+    const top = region.centreY - region.side / 2;
+    return Array.from({ length: POINTS }, (_, i) => [left + output[2 * i]! * region.side, top + output[2 * i + 1]! * region.side] as const);
+  }
+
+  private regionAround(points: readonly Point[]): SquareRegion {
+    const xs = points.map(([x]) => x);
+    const ys = points.map(([, y]) => y);
+    const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    return {
+      centreX: (minX + maxX) / 2,
+      centreY: (minY + maxY) / 2,
+      side: Math.max(maxX - minX, maxY - minY) * this.options.landmarkScale,
+    };
+  }
+}
+
+/** Eye centres (means of the eye contours), nose tip and mouth corners from the 68 points. */
+export function fivePoints(points: readonly Point[]): Point[] {
+  return FIVE_POINT_SOURCES.map((indices) => {
+    const x = indices.reduce((sum, i) => sum + points[i]![0], 0) / indices.length;
+    const y = indices.reduce((sum, i) => sum + points[i]![1], 0) / indices.length;
+    return [x, y] as const;
+  });
+}
+
+/** Bilinear resampling of a square image region to size x size RGB floats (0..255, NHWC), zero outside the image. */
+export function sampleSquare(image: RgbImage, region: SquareRegion, size: number): Float32Array {
+  const out = new Float32Array(size * size * 3);
+  const step = region.side / size;
+  const left = region.centreX - region.side / 2;
+  const top = region.centreY - region.side / 2;
+  const { data, width, height } = image;
+  const pixel = (x: number, y: number, c: number) => (x < 0 || y < 0 || x >= width || y >= height ? 0 : data[(y * width + x) * 3 + c]!);
+  for (let v = 0; v < size; v++) {
+    const sy = top + (v + 0.5) * step - 0.5;
+    const y0 = Math.floor(sy);
+    const fy = sy - y0;
+    for (let u = 0; u < size; u++) {
+      const sx = left + (u + 0.5) * step - 0.5;
+      const x0 = Math.floor(sx);
+      const fx = sx - x0;
+      for (let c = 0; c < 3; c++) {
+        const topRow = pixel(x0, y0, c) * (1 - fx) + pixel(x0 + 1, y0, c) * fx;
+        const bottomRow = pixel(x0, y0 + 1, c) * (1 - fx) + pixel(x0 + 1, y0 + 1, c) * fx;
+        out[(v * size + u) * 3 + c] = topRow * (1 - fy) + bottomRow * fy;
+      }
+    }
+  }
+  return out;
+}
