@@ -1,0 +1,41 @@
+/** face-api's own TensorFlow.js networks (pure tfjs, CPU backend) as the independent reference for parity tests. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs/dist/index.js";
+import * as faceapi from "@vladmandic/face-api/dist/face-api.esm-nobundle.js";
+import { FACE_API_MODEL_DIR } from "../../../model/build/face-api/weights.ts";
+
+interface ReferenceNet {
+  loadFromWeightMap(weightMap: tf.NamedTensorMap): void;
+  forward(input: tf.Tensor3D[]): Promise<tf.Tensor2D>;
+}
+
+/** Loads a face-api net with tfjs' own weight decoding (dequantisation included), on the CPU backend. */
+async function load<T extends ReferenceNet>(net: T, model: string): Promise<T> {
+  await tf.setBackend("cpu");
+  const manifest = JSON.parse(readFileSync(join(FACE_API_MODEL_DIR, `${model}-weights_manifest.json`), "utf8")) as {
+    weights: tf.io.WeightsManifestEntry[];
+  }[];
+  const bin = readFileSync(join(FACE_API_MODEL_DIR, `${model}.bin`));
+  const buffer = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer;
+  net.loadFromWeightMap(tf.io.decodeWeights(buffer, manifest[0]!.weights));
+  return net;
+}
+
+/** Runs a net on a batch of NHWC float pixels (0..255) and returns its raw output (face-api takes a batch as an array of images). */
+export async function referenceForward(net: ReferenceNet, pixels: Float32Array, size: number): Promise<Float32Array> {
+  const batch = tf.tensor4d(pixels, [pixels.length / (size * size * 3), size, size, 3]);
+  const images = tf.unstack(batch) as tf.Tensor3D[];
+  const output = await net.forward(images);
+  const values = (await output.data()) as Float32Array;
+  tf.dispose([batch, ...images, output]);
+  return values;
+}
+
+export const loadReferenceRecognitionNet = () => load(new faceapi.FaceRecognitionNet(), "face_recognition_model");
+export const loadReferenceLandmarkNet = () => load(new faceapi.FaceLandmark68Net(), "face_landmark_68_model");
+
+export function maxAbsDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
+  return a.reduce((max, value, i) => Math.max(max, Math.abs(value - b[i]!)), 0);
+}
