@@ -1,8 +1,9 @@
 /** face-api's own TensorFlow.js networks (pure tfjs, CPU backend) as the independent reference for parity tests. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import * as tf from "@tensorflow/tfjs/dist/index.js";
-import * as faceapi from "@vladmandic/face-api/dist/face-api.esm-nobundle.js";
+import { setBackend } from "@tensorflow/tfjs/dist/index.js";
+// face-api's build without bundled tfjs runs on the installed @tensorflow/tfjs; its `tf` re-export carries face-api's tensor types.
+import { FaceLandmark68Net, FaceRecognitionNet, tf } from "@vladmandic/face-api/dist/face-api.esm-nobundle.js";
 import { FACE_API_MODEL_DIR } from "../../../model/build/face-api/weights.ts";
 
 interface ReferenceNet {
@@ -12,7 +13,7 @@ interface ReferenceNet {
 
 /** Loads a face-api net with tfjs' own weight decoding (dequantisation included), on the CPU backend. */
 async function load<T extends ReferenceNet>(net: T, model: string): Promise<T> {
-  await tf.setBackend("cpu");
+  await setBackend("cpu");
   const manifest = JSON.parse(readFileSync(join(FACE_API_MODEL_DIR, `${model}-weights_manifest.json`), "utf8")) as {
     weights: tf.io.WeightsManifestEntry[];
   }[];
@@ -28,12 +29,12 @@ export async function referenceForward(net: ReferenceNet, pixels: Float32Array, 
   const images = tf.unstack(batch) as tf.Tensor3D[];
   const output = await net.forward(images);
   const values = (await output.data()) as Float32Array;
-  tf.dispose([batch, ...images, output]);
+  for (const tensor of [batch, ...images, output]) tensor.dispose();
   return values;
 }
 
-export const loadReferenceRecognitionNet = () => load(new faceapi.FaceRecognitionNet(), "face_recognition_model");
-export const loadReferenceLandmarkNet = () => load(new faceapi.FaceLandmark68Net(), "face_landmark_68_model");
+export const loadReferenceRecognitionNet = () => load(new FaceRecognitionNet(), "face_recognition_model");
+export const loadReferenceLandmarkNet = () => load(new FaceLandmark68Net(), "face_landmark_68_model");
 
 export function maxAbsDifference(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
