@@ -116,3 +116,14 @@ export async function confirm(question: string): Promise<boolean> {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` until it returns a value; throws after `timeoutSeconds` naming what it waited for. */
+export async function waitUntil<T>(what: string, check: () => Promise<T | undefined>, options: { timeoutSeconds: number; pollSeconds: number }): Promise<T> {
+  const deadline = Date.now() + options.timeoutSeconds * 1000;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() >= deadline) throw new Error(`timed out after ${options.timeoutSeconds} s waiting for ${what}`);
+    await sleep(options.pollSeconds * 1000);
+  }
+}

@@ -1,0 +1,121 @@
+/** Reads what exists of a deployment, read-only, into the shape the plan compares against. */
+import { DescribeLaunchTemplatesCommand, DescribeLaunchTemplateVersionsCommand, DescribeSecurityGroupsCommand } from "@aws-sdk/client-ec2";
+import { GetInstanceProfileCommand, GetRoleCommand, GetRolePolicyCommand } from "@aws-sdk/client-iam";
+import { GetBucketEncryptionCommand, GetBucketTaggingCommand, GetPublicAccessBlockCommand, HeadBucketCommand } from "@aws-sdk/client-s3";
+import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueueTagsCommand } from "@aws-sdk/client-sqs";
+import { fromTagList, isAwsError, unlessMissing, type AwsClients } from "./aws.ts";
+import type { ActualState, BucketActual, DesiredState, IngressRule, LaunchTemplateActual, QueueActual, RoleActual, SecurityGroupActual } from "./plan.ts";
+
+const NO_SUCH_IAM_ENTITY = ["NoSuchEntity", "NoSuchEntityException"];
+const NO_SUCH_QUEUE = ["QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"];
+
+export async function readActualState(aws: AwsClients, desired: DesiredState): Promise<ActualState> {
+  const [buckets, queues, securityGroup, role, instanceProfile, launchTemplate] = await Promise.all([
+    Promise.all(desired.buckets.map(async (name) => [name, await readBucket(aws, name)] as const)),
+    Promise.all(desired.queues.map(async (queue) => [queue.name, await readQueue(aws, queue.name)] as const)),
+    readSecurityGroup(aws, desired.securityGroup.name),
+    readRole(aws, desired.role.name, desired.role.policyName),
+    readInstanceProfile(aws, desired.role.profileName),
+    readLaunchTemplate(aws, desired.launchTemplate.name),
+  ]);
+  return {
+    buckets: Object.fromEntries(buckets),
+    queues: Object.fromEntries(queues),
+    ...(securityGroup && { securityGroup }),
+    ...(role && { role }),
+    ...(instanceProfile && { instanceProfile }),
+    ...(launchTemplate && { launchTemplate }),
+  };
+}
+
+async function readBucket(aws: AwsClients, Bucket: string): Promise<BucketActual | undefined> {
+  try {
+    await aws.s3.send(new HeadBucketCommand({ Bucket }));
+  } catch (error) {
+    if (isAwsError(error, "NotFound", "NoSuchBucket")) return undefined;
+    if (isAwsError(error, "Forbidden", "AccessDenied")) throw new Error(`bucket name ${Bucket} is taken by another AWS account: set another prefix`);
+    throw error;
+  }
+  const [block, encryption, tagging] = await Promise.all([
+    unlessMissing(() => aws.s3.send(new GetPublicAccessBlockCommand({ Bucket })), "NoSuchPublicAccessBlockConfiguration"),
+    unlessMissing(() => aws.s3.send(new GetBucketEncryptionCommand({ Bucket })), "ServerSideEncryptionConfigurationNotFoundError"),
+    unlessMissing(() => aws.s3.send(new GetBucketTaggingCommand({ Bucket })), "NoSuchTagSet"),
+  ]);
+  const settings = block?.PublicAccessBlockConfiguration;
+  return {
+    publicAccessBlocked: Boolean(settings?.BlockPublicAcls && settings.IgnorePublicAcls && settings.BlockPublicPolicy && settings.RestrictPublicBuckets),
+    encrypted: (encryption?.ServerSideEncryptionConfiguration?.Rules ?? []).some((rule) => rule.ApplyServerSideEncryptionByDefault?.SSEAlgorithm),
+    tags: fromTagList(tagging?.TagSet),
+  };
+}
+
+async function readQueue(aws: AwsClients, QueueName: string): Promise<QueueActual | undefined> {
+  const found = await unlessMissing(() => aws.sqs.send(new GetQueueUrlCommand({ QueueName })), ...NO_SUCH_QUEUE);
+  if (!found?.QueueUrl) return undefined;
+  const QueueUrl = found.QueueUrl;
+  const [attributes, tags] = await Promise.all([
+    aws.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["All"] })),
+    aws.sqs.send(new ListQueueTagsCommand({ QueueUrl })),
+  ]);
+  return { url: QueueUrl, attributes: { ...attributes.Attributes }, tags: { ...tags.Tags } };
+}
+
+async function readSecurityGroup(aws: AwsClients, name: string): Promise<SecurityGroupActual | undefined> {
+  const { SecurityGroups } = await aws.ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: [name] }] }));
+  const group = SecurityGroups?.[0];
+  if (!group?.GroupId) return undefined;
+  const ingress: IngressRule[] = (group.IpPermissions ?? []).flatMap((permission) =>
+    (permission.IpRanges ?? []).map((range) => ({
+      protocol: permission.IpProtocol ?? "",
+      fromPort: permission.FromPort ?? -1,
+      toPort: permission.ToPort ?? -1,
+      cidr: range.CidrIp ?? "",
+    })),
+  );
+  return { id: group.GroupId, ingress, tags: fromTagList(group.Tags) };
+}
+
+/** IAM returns policy documents URL-encoded. */
+const parsePolicy = (document: string | undefined): unknown => (document ? JSON.parse(decodeURIComponent(document)) : undefined);
+
+async function readRole(aws: AwsClients, RoleName: string, PolicyName: string): Promise<RoleActual | undefined> {
+  const found = await unlessMissing(() => aws.iam.send(new GetRoleCommand({ RoleName })), ...NO_SUCH_IAM_ENTITY);
+  if (!found?.Role?.Arn) return undefined;
+  const policy = await unlessMissing(() => aws.iam.send(new GetRolePolicyCommand({ RoleName, PolicyName })), ...NO_SUCH_IAM_ENTITY);
+  return {
+    arn: found.Role.Arn,
+    trustPolicy: parsePolicy(found.Role.AssumeRolePolicyDocument),
+    permissions: parsePolicy(policy?.PolicyDocument),
+    tags: fromTagList(found.Role.Tags),
+  };
+}
+
+async function readInstanceProfile(aws: AwsClients, InstanceProfileName: string) {
+  const found = await unlessMissing(() => aws.iam.send(new GetInstanceProfileCommand({ InstanceProfileName })), ...NO_SUCH_IAM_ENTITY);
+  const profile = found?.InstanceProfile;
+  if (!profile?.Arn) return undefined;
+  return { arn: profile.Arn, roleNames: (profile.Roles ?? []).map((role) => role.RoleName ?? ""), tags: fromTagList(profile.Tags) };
+}
+
+async function readLaunchTemplate(aws: AwsClients, name: string): Promise<LaunchTemplateActual | undefined> {
+  const found = await unlessMissing(
+    () => aws.ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateNames: [name] })),
+    "InvalidLaunchTemplateName.NotFoundException",
+  );
+  const template = found?.LaunchTemplates?.[0];
+  if (!template?.LaunchTemplateId) return undefined;
+  const { LaunchTemplateVersions } = await aws.ec2.send(
+    new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: template.LaunchTemplateId, Versions: ["$Default"] }),
+  );
+  const data = LaunchTemplateVersions?.[0]?.LaunchTemplateData ?? {};
+  return {
+    id: template.LaunchTemplateId,
+    instanceType: data.InstanceType,
+    profileName: data.IamInstanceProfile?.Name,
+    securityGroupIds: data.SecurityGroupIds ?? [],
+    httpTokens: data.MetadataOptions?.HttpTokens,
+    instanceMetadataTags: data.MetadataOptions?.InstanceMetadataTags,
+    instanceTags: fromTagList(data.TagSpecifications?.find((spec) => spec.ResourceType === "instance")?.Tags),
+    tags: fromTagList(template.Tags),
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * The SDK clients the infra scripts use, with default settings only: region, endpoints and credentials come from
+ * the SDK's standard environment (AWS_REGION, AWS_ENDPOINT_URL[_<SERVICE>], the credential chain).
+ */
+import { EC2Client, type Filter } from "@aws-sdk/client-ec2";
+import { IAMClient } from "@aws-sdk/client-iam";
+import { S3Client } from "@aws-sdk/client-s3";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { DEPLOYMENT_TAG } from "./policies.ts";
+import type { Tags } from "./plan.ts";
+
+export interface AwsClients {
+  s3: S3Client;
+  sqs: SQSClient;
+  ec2: EC2Client;
+  iam: IAMClient;
+  region: string;
+}
+
+export async function awsClients(): Promise<AwsClients> {
+  const ec2 = new EC2Client({});
+  return { s3: new S3Client({}), sqs: new SQSClient({}), ec2, iam: new IAMClient({}), region: await ec2.config.region() };
+}
+
+export function destroyClients(clients: AwsClients): void {
+  for (const client of [clients.s3, clients.sqs, clients.ec2, clients.iam]) client.destroy();
+}
+
+/** True when the SDK error is one of the named AWS error codes. */
+export function isAwsError(error: unknown, ...codes: string[]): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { name, Code } = error as { name?: string; Code?: string };
+  return codes.includes(name ?? "") || codes.includes(Code ?? "");
+}
+
+/** Runs the read; the named "does not exist" errors become undefined. */
+export async function unlessMissing<T>(read: () => Promise<T>, ...codes: string[]): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (error) {
+    if (isAwsError(error, ...codes)) return undefined;
+    throw error;
+  }
+}
+
+/** Key and Value both present: the shape every service's Tag type accepts. */
+export const toTagList = (tags: Tags): { Key: string; Value: string }[] => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+
+export const fromTagList = (tags: { Key?: string; Value?: string }[] | undefined): Tags =>
+  Object.fromEntries((tags ?? []).filter((tag) => tag.Key !== undefined).map((tag) => [tag.Key!, tag.Value ?? ""]));
+
+export const deploymentFilter = (prefix: string): Filter => ({ Name: `tag:${DEPLOYMENT_TAG}`, Values: [prefix] });

@@ -1,0 +1,30 @@
+/** The deployment's launch template: the settings bootstrap owns, and new default versions (bootstrap, bake-ami). */
+import { CreateLaunchTemplateVersionCommand, ModifyLaunchTemplateCommand, type EC2Client, type RequestLaunchTemplateData } from "@aws-sdk/client-ec2";
+import { toTagList } from "./aws.ts";
+import type { DesiredState } from "./plan.ts";
+
+/** IMDSv2 only, with instance tags in metadata so that the service reads its Role tag without DescribeTags. */
+export function launchTemplateData(desired: DesiredState, securityGroupId: string): RequestLaunchTemplateData {
+  const tags = toTagList(desired.tags);
+  return {
+    InstanceType: desired.launchTemplate.instanceType as RequestLaunchTemplateData["InstanceType"],
+    IamInstanceProfile: { Name: desired.role.profileName },
+    SecurityGroupIds: [securityGroupId],
+    MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1, InstanceMetadataTags: "enabled" },
+    TagSpecifications: [
+      { ResourceType: "instance", Tags: tags },
+      { ResourceType: "volume", Tags: tags },
+    ],
+  };
+}
+
+/** A new version based on the default one with `data` overriding it, made the default; returns its number. */
+export async function newDefaultVersion(ec2: EC2Client, launchTemplateId: string, data: RequestLaunchTemplateData): Promise<number> {
+  const { LaunchTemplateVersion } = await ec2.send(
+    new CreateLaunchTemplateVersionCommand({ LaunchTemplateId: launchTemplateId, SourceVersion: "$Default", LaunchTemplateData: data }),
+  );
+  const version = LaunchTemplateVersion?.VersionNumber;
+  if (version === undefined) throw new Error(`launch template ${launchTemplateId}: no version number in the answer`);
+  await ec2.send(new ModifyLaunchTemplateCommand({ LaunchTemplateId: launchTemplateId, DefaultVersion: String(version) }));
+  return version;
+}
