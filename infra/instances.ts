@@ -1,0 +1,32 @@
+/** The deployment's EC2 instances, found by their Deployment tag. */
+import { DescribeInstancesCommand, paginateDescribeInstances } from "@aws-sdk/client-ec2";
+import { deploymentFilter, fromTagList, type AwsClients } from "./aws.ts";
+import type { ExistingInstance } from "./launch-plan.ts";
+import { waitUntil } from "./script.ts";
+
+export const ROLE_TAG = "Role";
+
+export async function listDeploymentInstances(aws: AwsClients, prefix: string): Promise<ExistingInstance[]> {
+  const instances: ExistingInstance[] = [];
+  for await (const page of paginateDescribeInstances({ client: aws.ec2 }, { Filters: [deploymentFilter(prefix)] })) {
+    for (const instance of (page.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? [])) {
+      if (!instance.InstanceId) continue;
+      instances.push({ id: instance.InstanceId, role: fromTagList(instance.Tags)[ROLE_TAG] ?? "", state: instance.State?.Name ?? "unknown" });
+    }
+  }
+  return instances;
+}
+
+/** Waits until every instance is in one of `states`. */
+export async function waitForStates(aws: AwsClients, ids: string[], states: string[], options: { timeoutSeconds: number; pollSeconds: number }): Promise<void> {
+  if (ids.length === 0) return;
+  await waitUntil(
+    `${ids.join(", ")} to be ${states.join(" or ")}`,
+    async () => {
+      const { Reservations } = await aws.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }));
+      const found = (Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []);
+      return found.length === ids.length && found.every((instance) => states.includes(instance.State?.Name ?? "")) ? true : undefined;
+    },
+    options,
+  );
+}
