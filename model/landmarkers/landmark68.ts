@@ -20,11 +20,13 @@ export interface Landmark68Options {
   boxScale: number;
   /** Side of each later crop as a multiple of the longer side of the previous pass's 68-point bounding box. */
   landmarkScale: number;
+  /** Vertical shift of each later crop's centre from the bounding box's centre, as a fraction of its longer side (negative = up, framing the forehead as face-api's detector boxes do). */
+  landmarkShift: number;
   /** Passes after the first, each re-cropping around the previous pass's landmarks (detector boxes differ in framing). */
   refinements: number;
 }
 
-export const DEFAULT_LANDMARK68_OPTIONS: Landmark68Options = { boxScale: 1.1, landmarkScale: 1.2, refinements: 1 };
+export const DEFAULT_LANDMARK68_OPTIONS: Landmark68Options = { boxScale: 1.1, landmarkScale: 1.23, landmarkShift: -0.15, refinements: 1 };
 
 export class Landmark68 implements FaceLandmarker {
   readonly name = "face-api-landmark68";
@@ -62,10 +64,11 @@ export class Landmark68 implements FaceLandmarker {
     const xs = points.map(([x]) => x);
     const ys = points.map(([, y]) => y);
     const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    const longer = Math.max(maxX - minX, maxY - minY);
     return {
       centreX: (minX + maxX) / 2,
-      centreY: (minY + maxY) / 2,
-      side: Math.max(maxX - minX, maxY - minY) * this.options.landmarkScale,
+      centreY: (minY + maxY) / 2 + longer * this.options.landmarkShift,
+      side: longer * this.options.landmarkScale,
     };
   }
 }

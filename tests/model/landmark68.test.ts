@@ -1,0 +1,79 @@
+import { beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { ONNX_DIR } from "../../model/build/index.ts";
+import { fivePoints, LANDMARK68_FILE, Landmark68, sampleSquare } from "../../model/landmarkers/landmark68.ts";
+import { openSession, runFloat } from "../../model/onnx-session.ts";
+import type { Box, DetectedFace, Point, RgbImage } from "../../model/types.ts";
+import { loadReferenceLandmarkNet, maxAbsDifference, referenceForward } from "./support/face-api-reference.ts";
+import { HAVE_LFW, readLfw } from "./support/lfw.ts";
+
+const distance = (a: Point, b: Point) => Math.hypot(a[0] - b[0], a[1] - b[1]);
+const faceIn = (box: Box): DetectedFace => ({ box, score: 1, landmarks: [], wholeImage: false });
+
+describe("five points from 68", () => {
+  test("eye centres are the contour means, nose tip is point 30, mouth corners are 48 and 54", () => {
+    const points: Point[] = Array.from({ length: 68 }, (_, i) => [i, 2 * i] as const);
+    expect(fivePoints(points)).toEqual([[38.5, 77], [44.5, 89], [30, 60], [48, 96], [54, 108]]);
+  });
+});
+
+describe("square sampling", () => {
+  const image: RgbImage = { data: Uint8Array.from({ length: 4 * 4 * 3 }, (_, i) => i), width: 4, height: 4 };
+
+  test("a region equal to the image at its own size copies the pixels", () => {
+    expect(Array.from(sampleSquare(image, { centreX: 2, centreY: 2, side: 4 }, 4))).toEqual(Array.from(image.data));
+  });
+
+  test("outside the image is black, as face-api pads", () => {
+    const sampled = sampleSquare(image, { centreX: 0, centreY: 0, side: 4 }, 4);
+    expect(Array.from(sampled.slice(0, 3))).toEqual([0, 0, 0]);
+    expect(Array.from(sampled.slice((2 * 4 + 2) * 3, (2 * 4 + 2) * 3 + 3))).toEqual([0, 1, 2]);
+  });
+});
+
+describe.skipIf(!HAVE_LFW)("68-point landmark net on ONNX Runtime", () => {
+  let photos: RgbImage[];
+  beforeAll(async () => {
+    photos = await Promise.all([readLfw("Aaron_Peirsol", 1), readLfw("Aaron_Sorkin", 1), readLfw("AJ_Cook", 1)]);
+  });
+
+  test("equals face-api's TensorFlow.js network within 1e-4 on real photos", async () => {
+    const crops = photos.map((photo) => sampleSquare(photo, { centreX: 125, centreY: 118, side: 125 }, 112));
+    const pixels = new Float32Array(crops.length * 112 * 112 * 3);
+    crops.forEach((crop, i) => pixels.set(crop, i * 112 * 112 * 3));
+    const session = await openSession(join(ONNX_DIR, LANDMARK68_FILE));
+    const onnx = await runFloat(session, pixels, [crops.length, 112, 112, 3]);
+    const reference = await referenceForward(await loadReferenceLandmarkNet(), pixels, 112);
+    expect(onnx.length).toBe(crops.length * 136);
+    expect(maxAbsDifference(onnx, reference)).toBeLessThanOrEqual(1e-4);
+  });
+
+  test("refines a face's five points into a plausible face layout", async () => {
+    const landmarker = await Landmark68.load(ONNX_DIR);
+    for (const photo of photos) {
+      const face = await landmarker.refine(photo, faceIn({ x: 75, y: 75, width: 100, height: 100 }));
+      const [leftEye, rightEye, nose, leftMouth, rightMouth] = face.landmarks as Point[];
+      expect(face.box).toEqual({ x: 75, y: 75, width: 100, height: 100 });
+      // Deep-funneled LFW faces are upright and centred, with eyes roughly 40 pixels apart.
+      expect(distance(leftEye!, rightEye!)).toBeGreaterThan(30);
+      expect(distance(leftEye!, rightEye!)).toBeLessThan(60);
+      expect(leftEye![0]).toBeLessThan(nose![0]);
+      expect(nose![0]).toBeLessThan(rightEye![0]);
+      expect(leftMouth![0]).toBeLessThan(rightMouth![0]);
+      expect(Math.max(leftEye![1], rightEye![1])).toBeLessThan(nose![1]);
+      expect(nose![1]).toBeLessThan(Math.min(leftMouth![1], rightMouth![1]));
+    }
+  });
+
+  test("the refinement pass makes the points nearly independent of how the detector framed the face", async () => {
+    const landmarker = await Landmark68.load(ONNX_DIR);
+    const photo = photos[0]!;
+    const centred = await landmarker.refine(photo, faceIn({ x: 75, y: 75, width: 100, height: 100 }));
+    const shifted = await landmarker.refine(photo, faceIn({ x: 62, y: 88, width: 120, height: 120 }));
+    const unrefined = await Landmark68.load(ONNX_DIR, { boxScale: 1.1, landmarkScale: 1.23, landmarkShift: -0.15, refinements: 0 });
+    const shiftedOnce = await unrefined.refine(photo, faceIn({ x: 62, y: 88, width: 120, height: 120 }));
+    const drift = (face: DetectedFace) => Math.max(...face.landmarks.map((point, i) => distance(point, centred.landmarks[i]!)));
+    expect(drift(shifted)).toBeLessThan(2);
+    expect(drift(shifted)).toBeLessThan(drift(shiftedOnce));
+  });
+});
