@@ -1,8 +1,12 @@
 /**
- * fauxqs accepts but does not keep a bucket's public access block, default encryption and tags (it answers
- * `?publicAccessBlock` and friends as if they were CreateBucket/ListObjects). This loopback front keeps those three
- * bucket subresources itself, with S3's own error codes, and forwards every other request to fauxqs unchanged.
- * It belongs with the emulated region in tests/support/ once that exists.
+ * A loopback front for fauxqs that fills two gaps between it and AWS for the infra scripts, which run as separate
+ * processes with nothing but AWS_ENDPOINT_URL pointing at this front:
+ * - fauxqs accepts but does not keep a bucket's public access block, default encryption and tags (it answers
+ *   `?publicAccessBlock` and friends as if they were CreateBucket/ListObjects): the front keeps those three bucket
+ *   subresources itself, with S3's own error codes;
+ * - fauxqs names queues `http://sqs.<region>.localhost:<port>/...`, a host that does not resolve here, and the SDK
+ *   sends each queue call to its queue URL's host: the front rewrites queue URLs in answers to its own address.
+ * Everything else goes to fauxqs unchanged. It belongs with the emulated region in tests/support/ once that exists.
  */
 const SUBRESOURCES: Record<string, { missingCode: string }> = {
   publicAccessBlock: { missingCode: "NoSuchPublicAccessBlockConfiguration" },
@@ -13,13 +17,16 @@ const SUBRESOURCES: Record<string, { missingCode: string }> = {
 const xml = (body: string, status = 200) => new Response(body, { status, headers: { "content-type": "application/xml" } });
 const s3Error = (code: string, status: number) => xml(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`, status);
 
-export interface BucketSettingsFront {
+const FAUXQS_QUEUE_ORIGIN = /http:\/\/sqs\.[a-z0-9-]+\.localhost:\d+/g;
+
+export interface FauxqsFront {
   address: string;
   stop(): Promise<void>;
 }
 
-export function startBucketSettingsFront(upstream: string): BucketSettingsFront {
+export function startFauxqsFront(upstream: string): FauxqsFront {
   const settings = new Map<string, string>();
+  let origin = "";
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -46,11 +53,17 @@ export function startBucketSettingsFront(upstream: string): BucketSettingsFront 
         body: request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer(),
         redirect: "manual",
       });
+      if (request.headers.get("x-amz-target")?.startsWith("AmazonSQS.")) {
+        const headers = new Headers(forwarded.headers);
+        headers.delete("content-length");
+        return new Response((await forwarded.text()).replace(FAUXQS_QUEUE_ORIGIN, origin), { status: forwarded.status, headers });
+      }
       if (request.method === "DELETE" && bucket.length === 1 && forwarded.ok) {
         for (const name of Object.keys(SUBRESOURCES)) settings.delete(`${bucket[0]}?${name}`);
       }
       return forwarded;
     },
   });
-  return { address: `http://127.0.0.1:${server.port}`, stop: () => server.stop(true) };
+  origin = `http://127.0.0.1:${server.port}`;
+  return { address: origin, stop: () => server.stop(true) };
 }
