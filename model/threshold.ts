@@ -1,0 +1,94 @@
+/** Verification thresholds on scored pairs: the accuracy-maximising threshold, the 10-fold protocol, TAR at a given FAR. */
+
+export interface ScoredPair {
+  /** Similarity: higher means more alike. */
+  score: number;
+  same: boolean;
+}
+
+/** A pair is called "same" when its score is at or above the threshold. */
+export function accuracyAt(pairs: readonly ScoredPair[], threshold: number): number {
+  if (pairs.length === 0) return 0;
+  let correct = 0;
+  for (const pair of pairs) if (pair.score >= threshold === pair.same) correct++;
+  return correct / pairs.length;
+}
+
+/** The threshold with the best accuracy on these pairs, midway between two neighbouring scores. */
+export function bestThreshold(pairs: readonly ScoredPair[]): { threshold: number; accuracy: number } {
+  if (pairs.length === 0) throw new Error("no pairs to choose a threshold on");
+  const sorted = [...pairs].sort((p, q) => p.score - q.score);
+  // Threshold below every score: all called same, so the different pairs are the errors.
+  let correct = sorted.filter((p) => p.same).length;
+  let bestCorrect = correct;
+  let best = sorted[0]!.score - 1e-6;
+  for (let i = 0; i < sorted.length; i++) {
+    // Raising the threshold past sorted[i] turns it into a "different" call.
+    correct += sorted[i]!.same ? -1 : 1;
+    const next = sorted[i + 1];
+    if (next !== undefined && next.score === sorted[i]!.score) continue;
+    if (correct > bestCorrect) {
+      bestCorrect = correct;
+      best = next === undefined ? sorted[i]!.score + 1e-6 : (sorted[i]!.score + next.score) / 2;
+    }
+  }
+  return { threshold: best, accuracy: bestCorrect / pairs.length };
+}
+
+export interface FoldResult {
+  threshold: number;
+  accuracy: number;
+}
+
+export interface CrossValidation {
+  folds: FoldResult[];
+  /** Mean accuracy over the folds. */
+  accuracy: number;
+  /** Population standard deviation of the fold accuracies. */
+  std: number;
+  /** Mean of the fold thresholds. */
+  threshold: number;
+}
+
+/** The standard LFW protocol: each fold is tested with the threshold chosen on all the others. */
+export function crossValidate(folds: readonly (readonly ScoredPair[])[]): CrossValidation {
+  if (folds.length < 2) throw new Error("cross-validation needs at least 2 folds");
+  const results = folds.map((test, i) => {
+    const train = folds.flatMap((fold, j) => (j === i ? [] : fold));
+    const { threshold } = bestThreshold(train);
+    return { threshold, accuracy: accuracyAt(test, threshold) };
+  });
+  const accuracy = mean(results.map((r) => r.accuracy));
+  const std = Math.sqrt(mean(results.map((r) => (r.accuracy - accuracy) ** 2)));
+  return { folds: results, accuracy, std, threshold: mean(results.map((r) => r.threshold)) };
+}
+
+/**
+ * Splits one list into k folds that keep the same/different balance: the same pairs and the different pairs are each
+ * cut into k contiguous runs (LFW files list people in order, so no person's pairs spread over many folds).
+ */
+export function splitIntoFolds<T extends { same: boolean }>(pairs: readonly T[], k = 10): T[][] {
+  const folds: T[][] = Array.from({ length: k }, () => []);
+  for (const same of [true, false]) {
+    const group = pairs.filter((p) => p.same === same);
+    group.forEach((pair, i) => folds[Math.floor((i * k) / group.length)]!.push(pair));
+  }
+  return folds;
+}
+
+/**
+ * True accept rate at a false accept rate: the threshold is the lowest that lets at most far * (different pairs)
+ * different pairs through (accepting only scores strictly above it).
+ */
+export function tarAtFar(pairs: readonly ScoredPair[], far: number): { tar: number; threshold: number } {
+  const impostors = pairs.filter((p) => !p.same).map((p) => p.score).sort((x, y) => y - x);
+  const genuine = pairs.filter((p) => p.same).map((p) => p.score);
+  if (impostors.length === 0 || genuine.length === 0) throw new Error("TAR@FAR needs both same and different pairs");
+  const allowed = Math.floor(far * impostors.length);
+  const threshold = impostors[Math.min(allowed, impostors.length - 1)]!;
+  return { tar: genuine.filter((s) => s > threshold).length / genuine.length, threshold };
+}
+
+function mean(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}
