@@ -1,0 +1,151 @@
+/** A pool of inference worker threads: one image per worker at a time, a FIFO queue, crashed workers replaced. */
+import { availableParallelism } from "node:os";
+import { ONNX_DIR, buildModels } from "./build/index.ts";
+import type { ModelConfig } from "./config.ts";
+import type { ImageAnalysis } from "./types.ts";
+import { fromWorkerError, type FromWorker, type ToWorker } from "./worker-messages.ts";
+
+export interface PoolOptions {
+  config: ModelConfig;
+  /** Worker threads; default config.workers, where 0 means one per core. */
+  workers?: number;
+  onnxDir?: string;
+  /** The worker script; tests substitute their own. */
+  workerUrl?: string | URL;
+}
+
+export interface PoolStats {
+  workers: number;
+  busy: number;
+  queued: number;
+}
+
+interface Job {
+  id: number;
+  image: Uint8Array;
+  resolve(analysis: ImageAnalysis): void;
+  reject(error: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  job?: Job;
+}
+
+export class WorkerCrashError extends Error {
+  override name = "WorkerCrashError";
+}
+
+export class InferencePool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private nextId = 0;
+  private closed = false;
+
+  private constructor(private readonly spawnWorker: () => Promise<Worker>) {}
+
+  /** Starts the workers and resolves once every one has loaded its models. */
+  static async create(options: PoolOptions): Promise<InferencePool> {
+    const onnxDir = options.onnxDir ?? ONNX_DIR;
+    if (!options.onnxDir) await buildModels();
+    const count = options.workers || options.config.workers || availableParallelism();
+    const url = options.workerUrl ?? new URL("./worker.ts", import.meta.url);
+    const pool = new InferencePool(() => startWorker(url, { type: "load", config: options.config, onnxDir }));
+    const workers = await Promise.allSettled(Array.from({ length: count }, () => pool.spawnWorker()));
+    const failure = workers.find((w) => w.status === "rejected");
+    for (const w of workers) if (w.status === "fulfilled") pool.adopt(w.value);
+    if (failure) {
+      await pool.close();
+      throw failure.reason;
+    }
+    return pool;
+  }
+
+  analyze(image: Uint8Array): Promise<ImageAnalysis> {
+    if (this.closed) return Promise.reject(new Error("the inference pool is closed"));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, image, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  stats(): PoolStats {
+    return { workers: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queue.length };
+  }
+
+  /** Stops every worker; jobs still queued or running are rejected. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const error = new Error("the inference pool was closed");
+    for (const job of this.queue.splice(0)) job.reject(error);
+    const slots = this.slots.splice(0);
+    for (const slot of slots) {
+      slot.job?.reject(error);
+      slot.worker.terminate();
+    }
+  }
+
+  private adopt(worker: Worker): void {
+    const slot: Slot = { worker };
+    this.slots.push(slot);
+    worker.onmessage = ({ data: message }: MessageEvent<FromWorker>) => {
+      const job = slot.job;
+      if (!job || !("id" in message) || message.id !== job.id) return;
+      slot.job = undefined;
+      if (message.type === "analysis") job.resolve(message.analysis);
+      else if (message.type === "analysis-failed") job.reject(fromWorkerError(message.error));
+      this.dispatch();
+    };
+    const crashed = (reason: string) => {
+      const index = this.slots.indexOf(slot);
+      if (index < 0) return;
+      this.slots.splice(index, 1);
+      slot.job?.reject(new WorkerCrashError(`an inference worker crashed (${reason}) while analysing an image`));
+      worker.terminate();
+      if (!this.closed) this.replace();
+    };
+    worker.onerror = (event) => crashed(event.message);
+    worker.addEventListener("close", (event) => crashed(`exit code ${(event as CloseEvent).code}`));
+    this.dispatch();
+  }
+
+  private replace(): void {
+    this.spawnWorker().then(
+      (worker) => (this.closed ? worker.terminate() : this.adopt(worker)),
+      (error: Error) => {
+        console.error(`inference pool: a replacement worker failed to load: ${error.message}`);
+        if (this.slots.length === 0) for (const job of this.queue.splice(0)) job.reject(error);
+      },
+    );
+  }
+
+  private dispatch(): void {
+    for (const slot of this.slots) {
+      if (slot.job) continue;
+      const job = this.queue.shift();
+      if (!job) return;
+      slot.job = job;
+      const message: ToWorker = { type: "analyze", id: job.id, image: job.image };
+      slot.worker.postMessage(message);
+    }
+  }
+}
+
+/** Starts a worker and waits for its models to load. */
+function startWorker(url: string | URL, load: ToWorker): Promise<Worker> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(url);
+    worker.onmessage = ({ data: message }: MessageEvent<FromWorker>) => {
+      if (message.type === "ready") resolve(worker);
+      else if (message.type === "load-failed") {
+        worker.terminate();
+        reject(fromWorkerError(message.error));
+      }
+    };
+    worker.onerror = (event) => {
+      worker.terminate();
+      reject(new Error(`an inference worker failed to start: ${event.message}`));
+    };
+    worker.postMessage(load);
+  });
+}

@@ -1,0 +1,65 @@
+/** LFW pairs files and image folders, shared by the evaluation and benchmark scripts. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { EmbeddedFace } from "../model/types.ts";
+
+export interface LfwPair {
+  first: string;
+  second: string;
+  same: boolean;
+}
+
+export interface LfwPairs {
+  /** The file's own folds (View 2 files), or one list to cross-validate (single-split files). */
+  folds: LfwPair[][];
+  predefinedFolds: boolean;
+}
+
+export function lfwImagePath(imagesDir: string, name: string, number: number): string {
+  return join(imagesDir, name, `${name}_${String(number).padStart(4, "0")}.jpg`);
+}
+
+/** Reads `N` files (N same then N different pairs) and `folds N` files (per fold N same then N different). */
+export function readLfwPairs(path: string, imagesDir: string): LfwPairs {
+  const lines = readFileSync(path, "utf8").split(/\r?\n/).map((line) => line.trim().split(/\s+/)).filter((fields) => fields[0]);
+  const header = lines.shift()?.map(Number) ?? [];
+  const [foldCount, perFold] = header.length >= 2 ? [header[0]!, header[1]!] : [1, header[0]!];
+  if (!Number.isInteger(foldCount) || !Number.isInteger(perFold) || foldCount < 1 || perFold < 1) {
+    throw new Error(`${path}: the first line must be 'N' or 'folds N'`);
+  }
+  if (lines.length !== foldCount * perFold * 2) {
+    throw new Error(`${path}: expected ${foldCount * perFold * 2} pair lines after the header, found ${lines.length}`);
+  }
+  const parse = (fields: string[], lineNumber: number): LfwPair => {
+    if (fields.length === 3) {
+      const [name, i, j] = fields as [string, string, string];
+      return { first: lfwImagePath(imagesDir, name, Number(i)), second: lfwImagePath(imagesDir, name, Number(j)), same: true };
+    }
+    if (fields.length === 4) {
+      const [name1, i, name2, j] = fields as [string, string, string, string];
+      return { first: lfwImagePath(imagesDir, name1, Number(i)), second: lfwImagePath(imagesDir, name2, Number(j)), same: false };
+    }
+    throw new Error(`${path}:${lineNumber}: expected 'Name i j' or 'Name1 i Name2 j'`);
+  };
+  const pairs = lines.map((fields, i) => parse(fields, i + 2));
+  const folds = Array.from({ length: foldCount }, (_, f) => pairs.slice(f * perFold * 2, (f + 1) * perFold * 2));
+  for (const [f, fold] of folds.entries()) {
+    if (fold.slice(0, perFold).some((p) => !p.same) || fold.slice(perFold).some((p) => p.same)) {
+      throw new Error(`${path}: fold ${f + 1} must list ${perFold} same-person pairs, then ${perFold} different-person pairs`);
+    }
+  }
+  return { folds, predefinedFolds: foldCount > 1 };
+}
+
+/** The face LFW means: LFW crops are centred on their subject, so the detected face nearest the centre. */
+export function centralFace(faces: readonly EmbeddedFace[], width: number, height: number): EmbeddedFace | undefined {
+  const distance = ({ box }: EmbeddedFace) => Math.hypot(box.x + box.width / 2 - width / 2, box.y + box.height / 2 - height / 2);
+  return [...faces].sort((a, b) => distance(a) - distance(b))[0];
+}
+
+/** Cosine similarity of two L2-normalised embeddings. */
+export function similarity(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
+  return sum;
+}
