@@ -22,11 +22,13 @@ export interface Landmark68Options {
   landmarkScale: number;
   /** Vertical shift of each later crop's centre from the bounding box's centre, as a fraction of its longer side (negative = up, framing the forehead as face-api's detector boxes do). */
   landmarkShift: number;
+  /** Also run each pass on the mirrored crop and average the two predictions (mirrored back), which halves the net's jitter. */
+  mirror: boolean;
   /** Passes after the first, each re-cropping around the previous pass's landmarks (detector boxes differ in framing). */
   refinements: number;
 }
 
-export const DEFAULT_LANDMARK68_OPTIONS: Landmark68Options = { boxScale: 1.1, landmarkScale: 1.23, landmarkShift: -0.15, refinements: 1 };
+export const DEFAULT_LANDMARK68_OPTIONS: Landmark68Options = { boxScale: 1.1, landmarkScale: 1.23, landmarkShift: -0.15, mirror: true, refinements: 1 };
 
 export class Landmark68 implements FaceLandmarker {
   readonly name = "face-api-landmark68";
@@ -54,10 +56,26 @@ export class Landmark68 implements FaceLandmarker {
 
   /** Runs the net on one square region (zero outside the image, as face-api pads) and maps its points back to the image. */
   async predict(image: RgbImage, region: SquareRegion): Promise<Point[]> {
-    const output = await runFloat(this.session, sampleSquare(image, region, INPUT_SIZE), [1, INPUT_SIZE, INPUT_SIZE, 3]);
+    const crop = sampleSquare(image, region, INPUT_SIZE);
+    const fractions = this.options.mirror ? await this.predictMirrored(crop) : await runFloat(this.session, crop, [1, INPUT_SIZE, INPUT_SIZE, 3]);
     const left = region.centreX - region.side / 2;
     const top = region.centreY - region.side / 2;
-    return Array.from({ length: POINTS }, (_, i) => [left + output[2 * i]! * region.side, top + output[2 * i + 1]! * region.side] as const);
+    return Array.from({ length: POINTS }, (_, i) => [left + fractions[2 * i]! * region.side, top + fractions[2 * i + 1]! * region.side] as const);
+  }
+
+  /** The mean of the net's points on the crop and on its mirror image (with left and right points swapped back). */
+  private async predictMirrored(crop: Float32Array): Promise<Float32Array> {
+    const batch = new Float32Array(crop.length * 2);
+    batch.set(crop);
+    batch.set(mirrorRows(crop, INPUT_SIZE), crop.length);
+    const output = await runFloat(this.session, batch, [2, INPUT_SIZE, INPUT_SIZE, 3]);
+    const mean = new Float32Array(POINTS * 2);
+    for (let i = 0; i < POINTS; i++) {
+      const mirrored = MIRRORED_POINT[i]!;
+      mean[2 * i] = (output[2 * i]! + 1 - output[2 * (POINTS + mirrored)]!) / 2;
+      mean[2 * i + 1] = (output[2 * i + 1]! + output[2 * (POINTS + mirrored) + 1]!) / 2;
+    }
+    return mean;
   }
 
   private regionAround(points: readonly Point[]): SquareRegion {
@@ -71,6 +89,35 @@ export class Landmark68 implements FaceLandmarker {
       side: longer * this.options.landmarkScale,
     };
   }
+}
+
+/** For each of the 68 points (iBUG 300-W numbering, 0-based), the point it becomes in the mirror image. */
+const MIRRORED_POINT: readonly number[] = (() => {
+  const pairs = [
+    [0, 16], [1, 15], [2, 14], [3, 13], [4, 12], [5, 11], [6, 10], [7, 9], // jaw
+    [17, 26], [18, 25], [19, 24], [20, 23], [21, 22], // eyebrows
+    [31, 35], [32, 34], // nostrils
+    [36, 45], [37, 44], [38, 43], [39, 42], [40, 47], [41, 46], // eyes
+    [48, 54], [49, 53], [50, 52], [55, 59], [56, 58], [60, 64], [61, 63], [65, 67], // mouth
+  ];
+  const mirrored = Array.from({ length: POINTS }, (_, i) => i);
+  for (const [a, b] of pairs) [mirrored[a!], mirrored[b!]] = [b!, a!];
+  return mirrored;
+})();
+
+/** A square NHWC RGB crop flipped left to right. */
+function mirrorRows(crop: Float32Array, size: number): Float32Array {
+  const out = new Float32Array(crop.length);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const from = (y * size + x) * 3;
+      const to = (y * size + size - 1 - x) * 3;
+      out[to] = crop[from]!;
+      out[to + 1] = crop[from + 1]!;
+      out[to + 2] = crop[from + 2]!;
+    }
+  }
+  return out;
 }
 
 /** Eye centres (means of the eye contours), nose tip and mouth corners from the 68 points. */

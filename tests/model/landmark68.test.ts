@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ONNX_DIR } from "../../model/build/index.ts";
-import { fivePoints, LANDMARK68_FILE, Landmark68, sampleSquare } from "../../model/landmarkers/landmark68.ts";
+import { DEFAULT_LANDMARK68_OPTIONS, fivePoints, LANDMARK68_FILE, Landmark68, sampleSquare } from "../../model/landmarkers/landmark68.ts";
 import { openSession, runFloat } from "../../model/onnx-session.ts";
 import type { Box, DetectedFace, Point, RgbImage } from "../../model/types.ts";
 import { loadReferenceLandmarkNet, maxAbsDifference, referenceForward } from "./support/face-api-reference.ts";
@@ -70,10 +70,29 @@ describe.skipIf(!HAVE_LFW)("68-point landmark net on ONNX Runtime", () => {
     const photo = photos[0]!;
     const centred = await landmarker.refine(photo, faceIn({ x: 75, y: 75, width: 100, height: 100 }));
     const shifted = await landmarker.refine(photo, faceIn({ x: 62, y: 88, width: 120, height: 120 }));
-    const unrefined = await Landmark68.load(ONNX_DIR, { boxScale: 1.1, landmarkScale: 1.23, landmarkShift: -0.15, refinements: 0 });
+    const unrefined = await Landmark68.load(ONNX_DIR, { ...DEFAULT_LANDMARK68_OPTIONS, refinements: 0 });
     const shiftedOnce = await unrefined.refine(photo, faceIn({ x: 62, y: 88, width: 120, height: 120 }));
     const drift = (face: DetectedFace) => Math.max(...face.landmarks.map((point, i) => distance(point, centred.landmarks[i]!)));
     expect(drift(shifted)).toBeLessThan(2);
     expect(drift(shifted)).toBeLessThan(drift(shiftedOnce));
+  });
+
+  test("mirroring the photo mirrors the points, with left and right swapped", async () => {
+    const landmarker = await Landmark68.load(ONNX_DIR);
+    const photo = photos[1]!;
+    const { width, height } = photo;
+    const mirrored = new Uint8Array(photo.data.length);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) mirrored.set(photo.data.subarray((y * width + x) * 3, (y * width + x) * 3 + 3), (y * width + width - 1 - x) * 3);
+    }
+    const box = { x: 70, y: 80, width: 100, height: 100 };
+    const original = await landmarker.refine(photo, faceIn(box));
+    const flipped = await landmarker.refine({ data: mirrored, width, height }, faceIn({ ...box, x: width - box.x - box.width }));
+    const swapped = [1, 0, 2, 4, 3];
+    flipped.landmarks.forEach(([x, y], i) => {
+      const [originalX, originalY] = original.landmarks[swapped[i]!]!;
+      expect(x).toBeCloseTo(width - originalX, 2);
+      expect(y).toBeCloseTo(originalY, 2);
+    });
   });
 });
