@@ -1,0 +1,7 @@
+/** What the rest of facefleet uses from model/. */
+export { InferencePool, WorkerCrashError, type PoolOptions, type PoolStats } from "./pool.ts";
+export { decodeImage, inspectImage, SUPPORTED_FORMATS, type ImageInfo, type SupportedFormat } from "./decode.ts";
+export { thresholdFor } from "./registry.ts";
+export { buildModels, ONNX_DIR } from "./build/index.ts";
+export { ModelConfigSchema, CustomEmbedderSchema, type ModelConfig, type CustomEmbedderConfig } from "./config.ts";
+export * from "./types.ts";

@@ -1,0 +1,90 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { Value } from "@sinclair/typebox/value";
+import { ModelConfigSchema, type ModelConfig } from "../../model/config.ts";
+import { InferencePool, WorkerCrashError } from "../../model/pool.ts";
+import { ImageError } from "../../model/types.ts";
+
+const config: ModelConfig = Value.Default(ModelConfigSchema, {}) as ModelConfig;
+const echoWorker = new URL("./support/echo-worker.ts", import.meta.url);
+const image = (first: number) => new Uint8Array([first, 1, 2, 3]);
+
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await Bun.sleep(5);
+  }
+}
+
+describe("the pool's scheduling, with a stand-in worker", () => {
+  test("one job per worker, the rest queued, every answer to its own caller", async () => {
+    const pool = await InferencePool.create({ config, workers: 2, onnxDir: "unused", workerUrl: echoWorker });
+    try {
+      const answers = [10, 20, 30, 40, 50, 60].map((n) => pool.analyze(image(n)));
+      expect(pool.stats()).toEqual({ workers: 2, busy: 2, queued: 4 });
+      expect((await Promise.all(answers)).map((a) => a.width)).toEqual([10, 20, 30, 40, 50, 60]);
+      expect(pool.stats()).toEqual({ workers: 2, busy: 0, queued: 0 });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("an ImageError in the worker reaches the caller with its code", async () => {
+    const pool = await InferencePool.create({ config, workers: 1, onnxDir: "unused", workerUrl: echoWorker });
+    try {
+      const error = await pool.analyze(image(0)).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ImageError);
+      expect((error as ImageError).code).toBe("empty");
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("a crashed worker fails only its own job and is replaced", async () => {
+    const pool = await InferencePool.create({ config, workers: 2, onnxDir: "unused", workerUrl: echoWorker });
+    try {
+      const crashing = pool.analyze(image(0xff));
+      const others = [1, 2, 3].map((n) => pool.analyze(image(n)));
+      expect(await crashing.catch((e: unknown) => e)).toBeInstanceOf(WorkerCrashError);
+      expect((await Promise.all(others)).map((a) => a.width)).toEqual([1, 2, 3]);
+      await until(() => pool.stats().workers === 2);
+      expect((await Promise.all([pool.analyze(image(7)), pool.analyze(image(8))])).map((a) => a.width)).toEqual([7, 8]);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("close rejects queued jobs and later calls", async () => {
+    const pool = await InferencePool.create({ config, workers: 1, onnxDir: "unused", workerUrl: echoWorker });
+    const running = pool.analyze(image(1));
+    const queued = pool.analyze(image(2));
+    await pool.close();
+    expect(await running.catch((e: unknown) => e)).toBeInstanceOf(Error);
+    expect(await queued.catch((e: unknown) => e)).toBeInstanceOf(Error);
+    expect(await pool.analyze(image(3)).catch((e: unknown) => e)).toBeInstanceOf(Error);
+  });
+
+  test("a worker that cannot load its models fails the pool's creation", async () => {
+    expect(await InferencePool.create({ config, workers: 2, onnxDir: "fail", workerUrl: echoWorker }).catch((e: unknown) => e)).toBeInstanceOf(Error);
+  });
+});
+
+describe("the real worker", () => {
+  const photo = `${import.meta.dir}/../../../shared/datasets/lfw-devtrain/images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg`;
+  let pool: InferencePool | undefined;
+  afterAll(() => pool?.close());
+
+  test.skipIf(!existsSync(photo))("analyses a photo: one face with a unit-length embedding; text is an ImageError", async () => {
+    pool = await InferencePool.create({ config, workers: 1 });
+    const analysis = await pool.analyze(new Uint8Array(await Bun.file(photo).arrayBuffer()));
+    expect([analysis.width, analysis.height]).toEqual([250, 250]);
+    expect(analysis.faces.length).toBe(1);
+    const [face] = analysis.faces;
+    expect(face!.wholeImage).toBe(false);
+    expect(Math.hypot(...face!.embedding)).toBeCloseTo(1, 4);
+    expect(analysis.timings.embedMs).toBeGreaterThan(0);
+    const error = await pool.analyze(new TextEncoder().encode("not a picture")).catch((e: unknown) => e);
+    expect((error as ImageError).code).toBe("not_an_image");
+  });
+});
