@@ -77,6 +77,17 @@ describe.skipIf(!HAVE_LFW)("68-point landmark net on ONNX Runtime", () => {
     expect(drift(shifted)).toBeLessThan(drift(shiftedOnce));
   });
 
+  test("a detector's coarse five points frame the first crop in place of its box", async () => {
+    const landmarker = await Landmark68.load(ONNX_DIR);
+    const photo = photos[2]!;
+    const fromBox = await landmarker.refine(photo, faceIn({ x: 75, y: 75, width: 100, height: 100 }));
+    const coarse = fromBox.landmarks.map(([x, y], i) => [x + 5 - 2 * i, y - 4 + i] as const);
+    // A box far off the face: only the five points can lead the landmarker back to it.
+    const fromPoints = await landmarker.refine(photo, { ...faceIn({ x: 0, y: 0, width: 40, height: 40 }), landmarks: coarse });
+    expect(fromPoints.box).toEqual({ x: 0, y: 0, width: 40, height: 40 });
+    expect(Math.max(...fromPoints.landmarks.map((point, i) => distance(point, fromBox.landmarks[i]!)))).toBeLessThan(2);
+  });
+
   test("mirroring the photo mirrors the points, with left and right swapped", async () => {
     const landmarker = await Landmark68.load(ONNX_DIR);
     const photo = photos[1]!;
