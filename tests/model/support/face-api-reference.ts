@@ -3,12 +3,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setBackend } from "@tensorflow/tfjs/dist/index.js";
 // face-api's build without bundled tfjs runs on the installed @tensorflow/tfjs; its `tf` re-export carries face-api's tensor types.
-import { FaceLandmark68Net, FaceRecognitionNet, tf } from "@vladmandic/face-api/dist/face-api.esm-nobundle.js";
+import { FaceLandmark68Net, FaceRecognitionNet, TinyFaceDetector, tf } from "@vladmandic/face-api/dist/face-api.esm-nobundle.js";
 import { FACE_API_MODEL_DIR } from "../../../model/build/face-api/weights.ts";
 
 interface ReferenceNet {
   loadFromWeightMap(weightMap: tf.NamedTensorMap): void;
-  forward(input: tf.Tensor3D[]): Promise<tf.Tensor2D>;
+  forward(input: tf.Tensor3D[], inputSize?: number): Promise<tf.Tensor>;
 }
 
 /** Loads a face-api net with tfjs' own weight decoding (dequantisation included), on the CPU backend. */
@@ -23,11 +23,11 @@ async function load<T extends ReferenceNet>(net: T, model: string): Promise<T> {
   return net;
 }
 
-/** Runs a net on a batch of NHWC float pixels (0..255) and returns its raw output (face-api takes a batch as an array of images). */
+/** Runs a net on a batch of square NHWC float pixels (0..255) and returns its raw output (face-api takes a batch as an array of images). */
 export async function referenceForward(net: ReferenceNet, pixels: Float32Array, size: number): Promise<Float32Array> {
   const batch = tf.tensor4d(pixels, [pixels.length / (size * size * 3), size, size, 3]);
   const images = tf.unstack(batch) as tf.Tensor3D[];
-  const output = await net.forward(images);
+  const output = await net.forward(images, size);
   const values = (await output.data()) as Float32Array;
   for (const tensor of [batch, ...images, output]) tensor.dispose();
   return values;
@@ -35,6 +35,7 @@ export async function referenceForward(net: ReferenceNet, pixels: Float32Array, 
 
 export const loadReferenceRecognitionNet = () => load(new FaceRecognitionNet(), "face_recognition_model");
 export const loadReferenceLandmarkNet = () => load(new FaceLandmark68Net(), "face_landmark_68_model");
+export const loadReferenceTinyFaceDetector = () => load(new TinyFaceDetector(), "tiny_face_detector_model");
 
 export function maxAbsDifference(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
