@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { sampleSquare } from "../landmarkers/landmark68.ts";
+import { iou, type Corners } from "./box-overlap.ts";
 import { openSession, type OnnxSession } from "../onnx-session.ts";
 import type { Box, DetectedFace, FaceDetector, Point, RgbImage } from "../types.ts";
 
@@ -38,12 +39,8 @@ const ANCHORS: readonly Point[] = [
 const ENCODING = 5;
 
 /** A decoded face in the network's square input, coordinates as fractions of its side. */
-export interface GridBox {
+export interface GridBox extends Corners {
   score: number;
-  x1: number;
-  y1: number;
-  x2: number;
-  y2: number;
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -70,21 +67,12 @@ export function decodeGrid(grid: Float32Array, rows: number, cols: number, minSc
   return boxes;
 }
 
-export function gridIou(a: GridBox, b: GridBox): number {
-  const width = Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1);
-  const height = Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1);
-  if (width <= 0 || height <= 0) return 0;
-  const intersection = width * height;
-  const area = (box: GridBox) => (box.x2 - box.x1) * (box.y2 - box.y1);
-  return intersection / (area(a) + area(b) - intersection);
-}
-
 /** Greedy non-maximum suppression: best first, dropping boxes that overlap a kept one by more than `iouThreshold`. */
 export function suppress(boxes: GridBox[], iouThreshold: number, maxFaces: number): GridBox[] {
   const kept: GridBox[] = [];
   for (const box of [...boxes].sort((a, b) => b.score - a.score)) {
     if (kept.length === maxFaces) break;
-    if (kept.every((other) => gridIou(box, other) <= iouThreshold)) kept.push(box);
+    if (kept.every((other) => iou(box, other) <= iouThreshold)) kept.push(box);
   }
   return kept;
 }

@@ -2,6 +2,7 @@
 import { join } from "node:path";
 import { openSession, runFloat, type OnnxSession } from "../onnx-session.ts";
 import type { FaceEmbedder, Point, RgbImage } from "../types.ts";
+import { cropBatch } from "./crop-batch.ts";
 import { dlibFaceChipTemplate } from "./dlib-face-chip.ts";
 import { l2Normalise } from "./l2-normalise.ts";
 
@@ -26,14 +27,7 @@ export class DlibResNetEmbedder implements FaceEmbedder {
   /** All crops go through the network as one batch; the graph applies face-api's normalisation ((rgb - mean) / 255). */
   async embed(crops: RgbImage[]): Promise<Float32Array[]> {
     if (crops.length === 0) return [];
-    const pixelsPerCrop = INPUT_SIZE * INPUT_SIZE * 3;
-    const batch = new Float32Array(crops.length * pixelsPerCrop);
-    crops.forEach((crop, i) => {
-      if (crop.width !== INPUT_SIZE || crop.height !== INPUT_SIZE) {
-        throw new Error(`${this.name} takes ${INPUT_SIZE}x${INPUT_SIZE} crops, got ${crop.width}x${crop.height}`);
-      }
-      batch.set(crop.data, i * pixelsPerCrop);
-    });
+    const batch = cropBatch(this.name, crops, INPUT_SIZE);
     const descriptors = await runFloat(this.session, batch, [crops.length, INPUT_SIZE, INPUT_SIZE, 3]);
     return crops.map((_, i) => l2Normalise(descriptors.slice(i * this.dimensions, (i + 1) * this.dimensions)));
   }
