@@ -2,6 +2,7 @@
 import { dirname, join } from "node:path";
 import { BLAZEFACE_FILE } from "../detectors/blazeface.ts";
 import { MOBILEFACENET_FILE } from "../embedders/mobilefacenet.ts";
+import { FACEMESH_FILE } from "../landmarkers/facemesh.ts";
 import type { BuildTarget } from "./targets.ts";
 import { convertGraphModel, readGraphModel, type ConversionSpec } from "./tfjs-graph.ts";
 
@@ -31,6 +32,18 @@ export const HUMAN_MODEL_SPECS: Record<string, { json: string; spec: ConversionS
       name: "mobilefacenet",
       input: { node: "img_inputs", name: "input", shape: ["batch", 112, 112, 3] },
       outputs: [{ node: "embeddings", name: "embeddings", shape: ["batch", 192] }],
+    },
+  },
+  [FACEMESH_FILE]: {
+    json: "facemesh.json",
+    spec: {
+      name: "facemesh",
+      input: { node: "input_1", name: "input", shape: ["batch", 192, 192, 3] },
+      // 468 points as x, y, z in crop pixels; the face-presence probability (the contours output is not needed).
+      outputs: [
+        { node: "Identity_2", name: "mesh", shape: ["batch", 1404] },
+        { node: "Identity_1", name: "face_flag", shape: ["batch", 1] },
+      ],
     },
   },
 };

@@ -143,7 +143,8 @@ export class BlazeFaceDetector implements FaceDetector {
     const scale = region.side / INPUT_SIZE;
     const left = region.centreX - region.side / 2;
     const top = region.centreY - region.side / 2;
-    const toImage = (x: number, y: number): Point => [left + x * scale, top + y * scale];
+    // Network coordinates start at the input's corner; image coordinates put integers at pixel centres (as align.ts does).
+    const toImage = (x: number, y: number): Point => [left + x * scale - 0.5, top + y * scale - 0.5];
     return faces.map((face) => {
       const [x1, y1] = toImage(face.x1, face.y1);
       const [x2, y2] = toImage(face.x2, face.y2);
