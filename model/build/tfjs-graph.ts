@@ -65,6 +65,22 @@ type Value =
   | { kind: "constant"; weight: TfjsWeight };
 type Tensor = Extract<Value, { kind: "tensor" }>;
 
+/** Element-wise tfjs ops with numpy broadcasting, and their ONNX equivalents. */
+const BINARY_OPS: Record<string, string> = {
+  Add: "Add",
+  AddV2: "Add",
+  BiasAdd: "Add",
+  Sub: "Sub",
+  Mul: "Mul",
+  RealDiv: "Div",
+  Maximum: "Max",
+  Minimum: "Min",
+  Prelu: "PRelu",
+};
+
+/** Layout-free one-input tfjs ops with an ONNX op of the same meaning. */
+const UNARY_OPS: Record<string, string> = { Relu: "Relu", Sigmoid: "Sigmoid", Abs: "Abs", Neg: "Neg" };
+
 const TO_NCHW = [0, 3, 1, 2];
 const TO_NHWC = [0, 2, 3, 1];
 
@@ -166,10 +182,13 @@ class Converter {
   private convert(node: TfjsNode): Value {
     const inputs = (node.input ?? []).filter((input) => !input.startsWith("^"));
     const attr = new Attributes(node);
-    const unary = (onnxOp: string, attributes?: NodeAttributes): Value => {
+    const binaryOp = BINARY_OPS[node.op];
+    if (binaryOp) return this.binary(binaryOp, inputs);
+    const unaryOp = UNARY_OPS[node.op];
+    if (unaryOp) {
       const x = this.tensor(inputs[0]!);
-      return { ...x, name: this.graph.node(onnxOp, [x.name], attributes) };
-    };
+      return { ...x, name: this.graph.node(unaryOp, [x.name]) };
+    }
     switch (node.op) {
       case "Const": {
         const weight = this.model.weights.get(node.name);
@@ -189,32 +208,8 @@ class Converter {
       case "MaxPool":
       case "AvgPool":
         return this.pool(node.op, inputs, attr);
-      case "Add":
-      case "AddV2":
-      case "BiasAdd":
-        return this.binary("Add", inputs);
-      case "Sub":
-        return this.binary("Sub", inputs);
-      case "Mul":
-        return this.binary("Mul", inputs);
-      case "RealDiv":
-        return this.binary("Div", inputs);
-      case "Maximum":
-        return this.binary("Max", inputs);
-      case "Minimum":
-        return this.binary("Min", inputs);
-      case "Prelu":
-        return this.binary("PRelu", inputs);
-      case "Relu":
-        return unary("Relu");
       case "Relu6":
         return this.activation("Relu6", this.tensor(inputs[0]!));
-      case "Sigmoid":
-        return unary("Sigmoid");
-      case "Abs":
-        return unary("Abs");
-      case "Neg":
-        return unary("Neg");
       case "Square": {
         const x = this.tensor(inputs[0]!);
         return { ...x, name: this.graph.node("Mul", [x.name, x.name]) };

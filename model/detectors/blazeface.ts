@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { ARCFACE_TEMPLATE_112 } from "../embedders/arcface-template.ts";
 import { sampleSquare, type SquareRegion } from "../landmarkers/landmark68.ts";
 import { openSession, type OnnxSession } from "../onnx-session.ts";
+import { iou } from "./box-overlap.ts";
 import type { Box, DetectedFace, FaceDetector, Point, RgbImage } from "../types.ts";
 import * as ort from "onnxruntime-node";
 
@@ -73,15 +74,6 @@ export function decodeCandidates(logits: Float32Array, regressors: Float32Array,
     candidates.push({ score, x1: cx - r[2]! / 2, y1: cy - r[3]! / 2, x2: cx + r[2]! / 2, y2: cy + r[3]! / 2, keypoints });
   }
   return candidates;
-}
-
-export function iou(a: Candidate, b: Candidate): number {
-  const width = Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1);
-  const height = Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1);
-  if (width <= 0 || height <= 0) return 0;
-  const intersection = width * height;
-  const area = (c: Candidate) => (c.x2 - c.x1) * (c.y2 - c.y1);
-  return intersection / (area(a) + area(b) - intersection);
 }
 
 /**

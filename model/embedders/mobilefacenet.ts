@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { openSession, runFloat, type OnnxSession } from "../onnx-session.ts";
 import type { FaceEmbedder, Point, RgbImage } from "../types.ts";
 import { ARCFACE_TEMPLATE_112 } from "./arcface-template.ts";
+import { cropBatch } from "./crop-batch.ts";
 import { l2Normalise } from "./l2-normalise.ts";
 
 export const MOBILEFACENET_FILE = "human-mobilefacenet.onnx";
@@ -36,15 +37,7 @@ export class MobileFaceNetEmbedder implements FaceEmbedder {
   /** All crops go through the network as one batch. */
   async embed(crops: RgbImage[]): Promise<Float32Array[]> {
     if (crops.length === 0) return [];
-    const pixelsPerCrop = INPUT_SIZE * INPUT_SIZE * 3;
-    const batch = new Float32Array(crops.length * pixelsPerCrop);
-    crops.forEach((crop, i) => {
-      if (crop.width !== INPUT_SIZE || crop.height !== INPUT_SIZE) {
-        throw new Error(`${this.name} takes ${INPUT_SIZE}x${INPUT_SIZE} crops, got ${crop.width}x${crop.height}`);
-      }
-      const offset = i * pixelsPerCrop;
-      for (let p = 0; p < pixelsPerCrop; p++) batch[offset + p] = this.normalise(crop.data[p]!);
-    });
+    const batch = cropBatch(this.name, crops, INPUT_SIZE, this.normalise);
     const embeddings = await runFloat(this.session, batch, [crops.length, INPUT_SIZE, INPUT_SIZE, 3]);
     // The graph already divides by the norm (clamped away from zero); normalising again only removes rounding.
     return crops.map((_, i) => l2Normalise(embeddings.slice(i * DIMENSIONS, (i + 1) * DIMENSIONS)));
