@@ -28,12 +28,12 @@ export interface Landmark68Options {
   sidePerEyeToMouth: number;
   /** Also run each pass on the mirrored crop and average the two predictions (mirrored back), which halves the net's jitter. */
   mirror: boolean;
-  /** Passes after the first, each re-cropping around the previous pass's landmarks (detectors differ in framing). */
+  /** Extra passes, each re-cropping around the previous pass's points (on lfw-devtrain they did not help after BlazeFace). */
   refinements: number;
 }
 
 /**
- * The later crops' framing is the median framing of a 121-pixel crop centred on deep-funneled LFW photos (400 people),
+ * The five-point framing is the median framing of a 121-pixel crop centred on deep-funneled LFW photos (400 people),
  * the fixed crop with which these landmarks gave the best LFW accuracy.
  */
 export const DEFAULT_LANDMARK68_OPTIONS: Landmark68Options = {
@@ -42,7 +42,7 @@ export const DEFAULT_LANDMARK68_OPTIONS: Landmark68Options = {
   sidePerEyeDistance: 2.91,
   sidePerEyeToMouth: 2.68,
   mirror: true,
-  refinements: 1,
+  refinements: 0,
 };
 
 export class Landmark68 implements FaceLandmarker {
@@ -57,15 +57,17 @@ export class Landmark68 implements FaceLandmarker {
     return new Landmark68(await openSession(join(onnxDir, LANDMARK68_FILE)), options);
   }
 
-  /** The first crop is framed from the face's own five points when the detector gave them, else from its box. */
   async refine(image: RgbImage, face: DetectedFace): Promise<DetectedFace> {
-    const first = face.landmarks.length === FIVE_POINT_SOURCES.length ? this.regionAround(face.landmarks) : this.regionInBox(face.box);
-    return { ...face, landmarks: fivePoints(await this.locate(image, first)) };
+    return { ...face, landmarks: fivePoints(await this.locate(image, face)) };
   }
 
-  /** All 68 points, in image pixels, starting from the given crop. */
-  async locate(image: RgbImage, first: SquareRegion): Promise<Point[]> {
-    let points = await this.predict(image, first);
+  /**
+   * All 68 points, in image pixels. The crop is framed from the face's five points; a detector that gives none gets a
+   * first pass on a crop of its box to find them.
+   */
+  async locate(image: RgbImage, face: DetectedFace): Promise<Point[]> {
+    const start = face.landmarks.length === FIVE_POINT_SOURCES.length ? face.landmarks : fivePoints(await this.predict(image, this.regionInBox(face.box)));
+    let points = await this.predict(image, this.regionAround(start));
     for (let pass = 0; pass < this.options.refinements; pass++) points = await this.predict(image, this.regionAround(fivePoints(points)));
     return points;
   }
