@@ -117,8 +117,11 @@ export class TinyFaceDetector implements FaceDetector {
   }
 }
 
+/** The box in image coordinates, which put integers at pixel centres (as align.ts does), clipped to the image. */
 function clip(face: GridBox, side: number, image: RgbImage): Box {
-  const left = Math.max(0, face.x1 * side);
-  const top = Math.max(0, face.y1 * side);
-  return { x: left, y: top, width: Math.min(image.width, face.x2 * side) - left, height: Math.min(image.height, face.y2 * side) - top };
+  const left = Math.max(-0.5, face.x1 * side - 0.5);
+  const top = Math.max(-0.5, face.y1 * side - 0.5);
+  const right = Math.min(image.width - 0.5, face.x2 * side - 0.5);
+  const bottom = Math.min(image.height - 0.5, face.y2 * side - 0.5);
+  return { x: left, y: top, width: right - left, height: bottom - top };
 }

@@ -8,7 +8,7 @@ export const LANDMARK68_FILE = "face-api-landmark68.onnx";
 const INPUT_SIZE = 112;
 const POINTS = 68;
 
-/** A square region of the image, in image pixels. */
+/** A square region of the image, in image pixels measured from its corner (pixel i spans i..i+1). */
 export interface SquareRegion {
   centreX: number;
   centreY: number;
@@ -72,16 +72,19 @@ export class Landmark68 implements FaceLandmarker {
     return points;
   }
 
+  /** Boxes, like points, put integers at pixel centres. */
   regionInBox(box: Box): SquareRegion {
-    return { centreX: box.x + box.width / 2, centreY: box.y + box.height / 2, side: Math.max(box.width, box.height) * this.options.boxScale };
+    const side = Math.max(box.width, box.height) * this.options.boxScale;
+    return { centreX: box.x + box.width / 2 + 0.5, centreY: box.y + box.height / 2 + 0.5, side };
   }
 
   /** Runs the net on one square region (zero outside the image, as face-api pads) and maps its points back to the image. */
   async predict(image: RgbImage, region: SquareRegion): Promise<Point[]> {
     const crop = sampleSquare(image, region, INPUT_SIZE);
     const fractions = this.options.mirror ? await this.predictMirrored(crop) : await runFloat(this.session, crop, [1, INPUT_SIZE, INPUT_SIZE, 3]);
-    const left = region.centreX - region.side / 2;
-    const top = region.centreY - region.side / 2;
+    // The net's fractions start at the crop's corner; points put integers at pixel centres (as align.ts does).
+    const left = region.centreX - region.side / 2 - 0.5;
+    const top = region.centreY - region.side / 2 - 0.5;
     return Array.from({ length: POINTS }, (_, i) => [left + fractions[2 * i]! * region.side, top + fractions[2 * i + 1]! * region.side] as const);
   }
 
@@ -107,8 +110,8 @@ export class Landmark68 implements FaceLandmarker {
     const mouth = midpoint(leftMouth, rightMouth);
     const { centreTowardsMouth, sidePerEyeDistance, sidePerEyeToMouth } = this.options;
     return {
-      centreX: eyes[0] + (mouth[0] - eyes[0]) * centreTowardsMouth,
-      centreY: eyes[1] + (mouth[1] - eyes[1]) * centreTowardsMouth,
+      centreX: eyes[0] + (mouth[0] - eyes[0]) * centreTowardsMouth + 0.5,
+      centreY: eyes[1] + (mouth[1] - eyes[1]) * centreTowardsMouth + 0.5,
       side: Math.max(distance(leftEye, rightEye) * sidePerEyeDistance, distance(eyes, mouth) * sidePerEyeToMouth),
     };
   }
