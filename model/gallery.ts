@@ -1,0 +1,192 @@
+/**
+ * The gallery of enrolled faces: pure and storage-free. Embeddings live in one contiguous Float32Array
+ * (row i = face i), searched by brute force; removal swaps the last row into the hole.
+ */
+export interface SubjectSummary {
+  subject: string;
+  faces: number;
+}
+
+export interface Match {
+  subject: string;
+  faceId: string;
+  /** Cosine similarity (embeddings are L2-normalised). */
+  similarity: number;
+}
+
+const MAGIC = 0x46464731; // "FFG1"
+const FORMAT_VERSION = 1;
+
+export class GalleryFormatError extends Error {
+  override name = "GalleryFormatError";
+}
+
+export class Gallery {
+  private matrix: Float32Array;
+  private faceIds: string[] = [];
+  private subjects: string[] = [];
+  private nextFace = 1;
+
+  constructor(readonly dimensions: number, capacity = 64) {
+    if (!Number.isInteger(dimensions) || dimensions <= 0) throw new Error(`invalid embedding dimensions ${dimensions}`);
+    this.matrix = new Float32Array(capacity * dimensions);
+  }
+
+  get size(): number {
+    return this.faceIds.length;
+  }
+
+  enroll(subject: string, embedding: Float32Array): string {
+    this.checkDimensions(embedding);
+    if (this.size * this.dimensions === this.matrix.length) {
+      const grown = new Float32Array(Math.max(1, this.matrix.length * 2));
+      grown.set(this.matrix);
+      this.matrix = grown;
+    }
+    this.codes = undefined;
+    const faceId = `f${this.nextFace++}`;
+    this.matrix.set(embedding, this.size * this.dimensions);
+    this.faceIds.push(faceId);
+    this.subjects.push(subject);
+    return faceId;
+  }
+
+  removeFace(faceId: string): boolean {
+    const row = this.faceIds.indexOf(faceId);
+    if (row < 0) return false;
+    this.removeRow(row);
+    return true;
+  }
+
+  /** Returns how many faces were removed. */
+  removeSubject(subject: string): number {
+    let removed = 0;
+    for (let row = this.size - 1; row >= 0; row--) {
+      if (this.subjects[row] !== subject) continue;
+      this.removeRow(row);
+      removed++;
+    }
+    return removed;
+  }
+
+  list(): SubjectSummary[] {
+    const counts = new Map<string, number>();
+    for (const subject of this.subjects) counts.set(subject, (counts.get(subject) ?? 0) + 1);
+    return [...counts].map(([subject, faces]) => ({ subject, faces })).sort((a, b) => a.subject.localeCompare(b.subject));
+  }
+
+  /** The k most similar subjects, each with its best-matching face, most similar first. */
+  search(embedding: Float32Array, k: number): Match[] {
+    this.checkDimensions(embedding);
+    const scores = this.scores(embedding);
+    const codes = this.subjectCodes();
+    const bestRowOf = new Int32Array(codes.count).fill(-1);
+    for (let row = 0; row < scores.length; row++) {
+      const code = codes.ofRow[row]!;
+      const best = bestRowOf[code]!;
+      if (best < 0 || scores[row]! > scores[best]!) bestRowOf[code] = row;
+    }
+    return [...bestRowOf]
+      .sort((a, b) => scores[b]! - scores[a]!)
+      .slice(0, k)
+      .map((row) => ({ subject: this.subjects[row]!, faceId: this.faceIds[row]!, similarity: scores[row]! }));
+  }
+
+  /** Each row's subject as a small integer, so the per-subject reduction needs no string hashing. Cached until the next change. */
+  private codes: { ofRow: Int32Array; count: number } | undefined;
+
+  private subjectCodes(): { ofRow: Int32Array; count: number } {
+    if (this.codes) return this.codes;
+    const numbers = new Map<string, number>();
+    const ofRow = new Int32Array(this.size);
+    for (let row = 0; row < this.size; row++) {
+      const subject = this.subjects[row]!;
+      let code = numbers.get(subject);
+      if (code === undefined) numbers.set(subject, (code = numbers.size));
+      ofRow[row] = code;
+    }
+    this.codes = { ofRow, count: numbers.size };
+    return this.codes;
+  }
+
+  /** Dot product of the query with every enrolled face. Eight accumulators keep the loop's dependency chains short. */
+  private scores(query: Float32Array): Float32Array {
+    const d = this.dimensions;
+    const m = this.matrix;
+    const out = new Float32Array(this.size);
+    const tail = d - (d % 8);
+    for (let row = 0, base = 0; row < out.length; row++, base += d) {
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+      let i = 0;
+      for (; i < tail; i += 8) {
+        const j = base + i;
+        s0 += m[j]! * query[i]!;
+        s1 += m[j + 1]! * query[i + 1]!;
+        s2 += m[j + 2]! * query[i + 2]!;
+        s3 += m[j + 3]! * query[i + 3]!;
+        s4 += m[j + 4]! * query[i + 4]!;
+        s5 += m[j + 5]! * query[i + 5]!;
+        s6 += m[j + 6]! * query[i + 6]!;
+        s7 += m[j + 7]! * query[i + 7]!;
+      }
+      for (; i < d; i++) s0 += m[base + i]! * query[i]!;
+      out[row] = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+    }
+    return out;
+  }
+
+  serialize(): Uint8Array {
+    const encoder = new TextEncoder();
+    const labels = encoder.encode(JSON.stringify({ faceIds: this.faceIds, subjects: this.subjects, nextFace: this.nextFace }));
+    const header = 16;
+    const matrixBytes = this.size * this.dimensions * 4;
+    const bytes = new Uint8Array(header + matrixBytes + labels.byteLength);
+    const view = new DataView(bytes.buffer);
+    view.setUint32(0, MAGIC);
+    view.setUint32(4, FORMAT_VERSION);
+    view.setUint32(8, this.dimensions);
+    view.setUint32(12, this.size);
+    bytes.set(new Uint8Array(this.matrix.buffer, 0, matrixBytes), header);
+    bytes.set(labels, header + matrixBytes);
+    return bytes;
+  }
+
+  static deserialize(bytes: Uint8Array): Gallery {
+    if (bytes.byteLength < 16) throw new GalleryFormatError("gallery data is too short");
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (view.getUint32(0) !== MAGIC) throw new GalleryFormatError("not a facefleet gallery");
+    const version = view.getUint32(4);
+    if (version !== FORMAT_VERSION) throw new GalleryFormatError(`gallery format ${version} is not supported (expected ${FORMAT_VERSION})`);
+    const dimensions = view.getUint32(8);
+    const size = view.getUint32(12);
+    const matrixBytes = size * dimensions * 4;
+    if (bytes.byteLength < 16 + matrixBytes) throw new GalleryFormatError("gallery data is truncated");
+    const gallery = new Gallery(dimensions, Math.max(size, 1));
+    gallery.matrix.set(new Float32Array(bytes.slice(16, 16 + matrixBytes).buffer));
+    const labels = JSON.parse(new TextDecoder().decode(bytes.subarray(16 + matrixBytes))) as { faceIds: string[]; subjects: string[]; nextFace: number };
+    if (labels.faceIds.length !== size || labels.subjects.length !== size) throw new GalleryFormatError("gallery labels do not match its embeddings");
+    gallery.faceIds = labels.faceIds;
+    gallery.subjects = labels.subjects;
+    gallery.nextFace = labels.nextFace;
+    return gallery;
+  }
+
+  private removeRow(row: number): void {
+    this.codes = undefined;
+    const last = this.size - 1;
+    const d = this.dimensions;
+    if (row !== last) {
+      this.matrix.copyWithin(row * d, last * d, last * d + d);
+      this.faceIds[row] = this.faceIds[last]!;
+      this.subjects[row] = this.subjects[last]!;
+    }
+    this.faceIds.pop();
+    this.subjects.pop();
+  }
+
+  private checkDimensions(embedding: Float32Array): void {
+    if (embedding.length !== this.dimensions) {
+      throw new Error(`embedding has ${embedding.length} dimensions; this gallery holds ${this.dimensions}`);
+    }
+  }
+}
