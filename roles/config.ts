@@ -23,6 +23,10 @@ export const ConfigSchema = Type.Object({
   respQueue: name("Response queue; default <prefix>-resp-queue"),
   deadLetterQueue: name("Dead-letter queue; default <prefix>-dlq"),
   host: Type.String({ default: "0.0.0.0", description: "Address the web role listens on" }),
+  launchTemplate: name("EC2 launch template for app instances; default <prefix>-instance"),
+  appImageId: Type.Optional(Type.String({ minLength: 1, description: "AMI for app instances launched by the controller; default the launch template's" })),
+  s3ForcePathStyle: Type.Boolean({ default: false, description: "Path-style S3 addressing (S3-compatible endpoints)" }),
+  localBootDelayMs: Type.Integer({ minimum: 0, default: 0, description: "Embedded mode: how long a local app instance takes to start" }),
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 8000 }),
   dataDir: Type.String({ default: "./data", description: "Embedded mode: where local buckets live" }),
   maxUploadBytes: Type.Integer({ minimum: 1, default: 10 * 1024 * 1024 }),
@@ -36,6 +40,10 @@ export const ConfigSchema = Type.Object({
   maxReceives: Type.Integer({ minimum: 1, default: 3, description: "Receives before a job goes to the dead-letter queue" }),
   maxAppInstances: Type.Integer({ minimum: 0, maximum: 15, default: 15 }),
   slotsPerInstance: Type.Integer({ minimum: 1, default: 1, description: "Jobs one app instance works on at once" }),
+  poolPolicy: Type.Union([Type.Literal("warm"), Type.Literal("cold")], {
+    default: "warm",
+    description: "warm: app instances are started and stopped; cold: launched and terminated",
+  }),
   controllerIntervalMs: Type.Integer({ minimum: 10, default: 250 }),
   scaleInAfterMs: Type.Integer({ minimum: 0, default: 1000, description: "An empty queue for this long scales the fleet to 0" }),
   appIdleStopMs: Type.Integer({ minimum: 0, default: 0, description: "App instances stop themselves after this idle time; 0 = never (the controller stops them)" }),
@@ -51,6 +59,7 @@ export interface ResourceNames {
   reqQueue: string;
   respQueue: string;
   deadLetterQueue: string;
+  launchTemplate: string;
 }
 
 export function resourceNames(config: Config): ResourceNames {
@@ -63,6 +72,7 @@ export function resourceNames(config: Config): ResourceNames {
     reqQueue: config.reqQueue ?? `${p}-req-queue`,
     respQueue: config.respQueue ?? `${p}-resp-queue`,
     deadLetterQueue: config.deadLetterQueue ?? `${p}-dlq`,
+    launchTemplate: config.launchTemplate ?? `${p}-instance`,
   };
 }
 

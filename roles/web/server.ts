@@ -19,7 +19,8 @@ export interface WebDependencies {
 /** Multipart overhead allowed on top of the file itself before a request is refused unread. */
 const MULTIPART_SLACK_BYTES = 64 * 1024;
 
-const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: "^[\\p{L}\\p{N}][\\p{L}\\p{N} ._'-]*$" });
+/** Any printable name without slashes (it travels in URLs and object keys). */
+const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: "^[^/\\\\\\u0000-\\u001f]+$" });
 
 export function createWebServer(deps: WebDependencies) {
   const requireToken = (headers: Record<string, string | undefined>) => {

@@ -1,0 +1,49 @@
+/** The app role: takes jobs from the request queue and answers them with the model. */
+import type { RoleContext, RunningRole } from "../context.ts";
+import { GalleryReader } from "../gallery-store.ts";
+import { AnalysisCache } from "./analysis-cache.ts";
+import { Consumer } from "./consumer.ts";
+import type { ImageAnalyzer } from "./handle-job.ts";
+
+export interface AppRoleOptions {
+  analyzer: ImageAnalyzer;
+  cache: AnalysisCache;
+  threshold: number;
+  /** Jobs this instance works on at once. */
+  slots: number;
+  instanceId?: string;
+}
+
+export interface RunningAppRole extends RunningRole {
+  consumer: Consumer;
+}
+
+export function startAppRole({ config, names, cloud, log: rootLog }: RoleContext, options: AppRoleOptions): RunningAppRole {
+  const log = rootLog.child({ role: "app", ...(options.instanceId ? { instanceId: options.instanceId } : {}) });
+  const consumer = new Consumer({
+    requestQueue: cloud.queues.queue(names.reqQueue),
+    deadLetterQueue: cloud.queues.queue(names.deadLetterQueue),
+    queues: cloud.queues,
+    slots: options.slots,
+    visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
+    log,
+    job: {
+      analyzer: options.analyzer,
+      cache: options.cache,
+      gallery: new GalleryReader(cloud.blobs.bucket(names.galleryBucket)),
+      inBucket: cloud.blobs.bucket(names.inBucket),
+      outBucket: cloud.blobs.bucket(names.outBucket),
+      galleryBucket: cloud.blobs.bucket(names.galleryBucket),
+      threshold: options.threshold,
+    },
+  });
+  consumer.start();
+  log.info("app_started", { slots: options.slots });
+  return {
+    consumer,
+    async stop() {
+      await consumer.stop();
+      log.info("app_stopped", { jobsDone: consumer.jobsDone });
+    },
+  };
+}

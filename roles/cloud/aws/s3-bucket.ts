@@ -1,0 +1,56 @@
+/** A bucket on S3. */
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NoSuchKey, NotFound, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type { BlobStore, Bucket } from "../types.ts";
+
+export class S3Bucket implements Bucket {
+  constructor(
+    private readonly client: S3Client,
+    readonly name: string,
+  ) {}
+
+  async put(key: string, body: Uint8Array | string, contentType?: string): Promise<void> {
+    await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: contentType }));
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    try {
+      const object = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: key }));
+      return object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
+    } catch (error) {
+      if (error instanceof NoSuchKey) return undefined;
+      throw error;
+    }
+  }
+
+  async version(key: string): Promise<string | undefined> {
+    try {
+      return (await this.client.send(new HeadObjectCommand({ Bucket: this.name, Key: key }))).ETag;
+    } catch (error) {
+      if (error instanceof NotFound || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.name, Key: key }));
+  }
+
+  async count(): Promise<number> {
+    let total = 0;
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.name, ContinuationToken: token }));
+      total += page.KeyCount ?? page.Contents?.length ?? 0;
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return total;
+  }
+}
+
+export class S3BlobStore implements BlobStore {
+  constructor(private readonly client: S3Client) {}
+
+  bucket(name: string): Bucket {
+    return new S3Bucket(this.client, name);
+  }
+}

@@ -1,0 +1,38 @@
+/** The two ways to reach the cloud: AWS through SDK v3 (endpoints, region and credentials from the SDK's standard settings), or local stand-ins. */
+import { EC2Client } from "@aws-sdk/client-ec2";
+import { S3Client } from "@aws-sdk/client-s3";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { resourceNames, type Config } from "../config.ts";
+import { S3BlobStore } from "./aws/s3-bucket.ts";
+import { SqsQueueService } from "./aws/sqs-queue.ts";
+import { Ec2Fleet } from "./aws/ec2-fleet.ts";
+import { FileBlobStore } from "./local/file-bucket.ts";
+import { MemoryQueueService } from "./local/memory-queue.ts";
+import { LocalFleet, type MachineFactory } from "./local/process-fleet.ts";
+import type { Cloud } from "./types.ts";
+
+/** Enough attempts, with the SDK's backoff, to ride through throttling and brief 5xx spells. */
+const MAX_ATTEMPTS = 8;
+
+export function awsCloud(config: Config): Cloud {
+  const names = resourceNames(config);
+  const common = { maxAttempts: MAX_ATTEMPTS, retryMode: "adaptive" } as const;
+  return {
+    blobs: new S3BlobStore(new S3Client({ ...common, forcePathStyle: config.s3ForcePathStyle })),
+    queues: new SqsQueueService(new SQSClient(common)),
+    fleet: new Ec2Fleet(new EC2Client(common), config.prefix, names.launchTemplate, config.appImageId),
+  };
+}
+
+export function localCloud(config: Config, startMachine: MachineFactory): Cloud {
+  const names = resourceNames(config);
+  return {
+    blobs: new FileBlobStore(config.dataDir),
+    queues: new MemoryQueueService({
+      visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
+      maxReceives: config.maxReceives,
+      deadLetterQueue: names.deadLetterQueue,
+    }),
+    fleet: new LocalFleet(startMachine, config.localBootDelayMs),
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * App "instances" inside this process, with EC2's life cycle: pending -> running -> stopping -> stopped,
+ * and shutting-down -> terminated. Starting one calls the factory; stopping stops what it returned.
+ */
+import type { AppInstance, Fleet, InstanceState } from "../types.ts";
+
+export interface LocalMachine {
+  stop(): Promise<void>;
+}
+
+export type MachineFactory = (instanceId: string) => Promise<LocalMachine>;
+
+interface LocalInstance {
+  id: string;
+  state: InstanceState;
+  machine?: LocalMachine;
+  transition: Promise<void>;
+}
+
+export class LocalFleet implements Fleet {
+  private readonly instances = new Map<string, LocalInstance>();
+  private counter = 0;
+
+  constructor(
+    private readonly startMachine: MachineFactory,
+    private readonly bootDelayMs = 0,
+  ) {}
+
+  async list(): Promise<AppInstance[]> {
+    return [...this.instances.values()].filter((i) => i.state !== "terminated").map(({ id, state }) => ({ id, state }));
+  }
+
+  async launch(count: number): Promise<string[]> {
+    const ids = Array.from({ length: count }, () => `i-local${(this.counter++).toString(16).padStart(8, "0")}`);
+    for (const id of ids) {
+      const instance: LocalInstance = { id, state: "stopped", transition: Promise.resolve() };
+      this.instances.set(id, instance);
+      this.boot(instance);
+    }
+    return ids;
+  }
+
+  async start(ids: string[]): Promise<void> {
+    for (const instance of this.find(ids)) if (instance.state === "stopped") this.boot(instance);
+  }
+
+  async stop(ids: string[]): Promise<void> {
+    for (const instance of this.find(ids)) {
+      if (instance.state === "pending" || instance.state === "running") this.halt(instance, "stopping", "stopped");
+    }
+  }
+
+  async terminate(ids: string[]): Promise<void> {
+    for (const instance of this.find(ids)) {
+      if (instance.state !== "shutting-down" && instance.state !== "terminated") this.halt(instance, "shutting-down", "terminated");
+    }
+  }
+
+  /** Resolves when every transition under way has finished. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.instances.values()].map((i) => i.transition));
+  }
+
+  private boot(instance: LocalInstance): void {
+    instance.state = "pending";
+    instance.transition = instance.transition.then(async () => {
+      if (this.bootDelayMs > 0) await Bun.sleep(this.bootDelayMs);
+      if (instance.state !== "pending") return;
+      try {
+        instance.machine = await this.startMachine(instance.id);
+        instance.state = "running";
+      } catch {
+        instance.state = "stopped";
+      }
+    });
+  }
+
+  private halt(instance: LocalInstance, during: InstanceState, after: InstanceState): void {
+    instance.state = during;
+    instance.transition = instance.transition.then(async () => {
+      const machine = instance.machine;
+      instance.machine = undefined;
+      await machine?.stop();
+      instance.state = after;
+    });
+  }
+
+  private find(ids: string[]): LocalInstance[] {
+    return ids.map((id) => {
+      const instance = this.instances.get(id);
+      if (!instance) throw new Error(`no instance ${id}`);
+      return instance;
+    });
+  }
+}

@@ -1,0 +1,15 @@
+/** What every role is started with, and what it gives back. */
+import type { Cloud } from "./cloud/types.ts";
+import type { Config, ResourceNames } from "./config.ts";
+import type { Logger } from "./log.ts";
+
+export interface RoleContext {
+  config: Config;
+  names: ResourceNames;
+  cloud: Cloud;
+  log: Logger;
+}
+
+export interface RunningRole {
+  stop(): Promise<void>;
+}

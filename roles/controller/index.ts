@@ -1,0 +1,20 @@
+/** The controller role: scales the app fleet between 0 and maxAppInstances from the request queue's depth. */
+import type { RoleContext, RunningRole } from "../context.ts";
+import { Controller } from "./controller.ts";
+
+export function startControllerRole({ config, names, cloud, log }: RoleContext): RunningRole {
+  const controller = new Controller({
+    queue: cloud.queues.queue(names.reqQueue),
+    fleet: cloud.fleet,
+    scaling: {
+      maxInstances: config.maxAppInstances,
+      slotsPerInstance: config.slotsPerInstance,
+      poolPolicy: config.poolPolicy,
+      scaleInAfterMs: config.scaleInAfterMs,
+    },
+    intervalMs: config.controllerIntervalMs,
+    log: log.child({ role: "controller" }),
+  });
+  controller.start();
+  return controller;
+}

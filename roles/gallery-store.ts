@@ -1,0 +1,103 @@
+/**
+ * The gallery persisted through the blob store. The web role is its one writer (mutations in order, saved
+ * after each); app processes read it and pick up a new version without a restart.
+ */
+import { Gallery, type SubjectSummary } from "../model/gallery.ts";
+import type { Bucket } from "./cloud/types.ts";
+import { HttpError } from "./web/http-error.ts";
+
+export const GALLERY_KEY = "gallery/gallery.bin";
+
+async function loadGallery(bucket: Bucket): Promise<Gallery | undefined> {
+  const bytes = await bucket.get(GALLERY_KEY);
+  return bytes ? Gallery.deserialize(bytes) : undefined;
+}
+
+export class GalleryWriter {
+  private pending: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly bucket: Bucket,
+    private gallery: Gallery | undefined,
+  ) {}
+
+  static async open(bucket: Bucket): Promise<GalleryWriter> {
+    return new GalleryWriter(bucket, await loadGallery(bucket));
+  }
+
+  list(): SubjectSummary[] {
+    return this.gallery?.list() ?? [];
+  }
+
+  faceCount(subject: string): number {
+    return this.list().find((summary) => summary.subject === subject)?.faces ?? 0;
+  }
+
+  /** Enrolls the embedding an app instance left at `key`, then removes it. */
+  enrollFromKey(subject: string, key: string): Promise<string> {
+    return this.inOrder(async () => {
+      const bytes = await this.bucket.get(key);
+      if (!bytes) throw new HttpError(502, "embedding_missing", "the app role's embedding is missing");
+      const embedding = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+      this.gallery ??= new Gallery(embedding.length);
+      if (embedding.length !== this.gallery.dimensions) {
+        throw new HttpError(409, "embedding_mismatch", `the gallery holds ${this.gallery.dimensions}-d embeddings but the model gives ${embedding.length}-d ones: re-enroll after changing the embedder`);
+      }
+      const faceId = this.gallery.enroll(subject, embedding);
+      await this.save();
+      await this.bucket.delete(key);
+      return faceId;
+    });
+  }
+
+  /** Returns how many faces were removed. */
+  removeSubject(subject: string): Promise<number> {
+    return this.inOrder(async () => {
+      const removed = this.gallery?.removeSubject(subject) ?? 0;
+      if (removed > 0) await this.save();
+      return removed;
+    });
+  }
+
+  private async save(): Promise<void> {
+    if (this.gallery) await this.bucket.put(GALLERY_KEY, this.gallery.serialize(), "application/octet-stream");
+  }
+
+  private inOrder<T>(mutation: () => Promise<T>): Promise<T> {
+    const result = this.pending.then(mutation);
+    this.pending = result.catch(() => {});
+    return result;
+  }
+}
+
+/** An app process's view of the gallery, re-read when its stored version changes (checked at most every refreshMs). */
+export class GalleryReader {
+  private gallery: Gallery | undefined;
+  private loadedVersion: string | undefined;
+  private checkedAt = -Infinity;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly bucket: Bucket,
+    private readonly refreshMs = 500,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async current(): Promise<Gallery | undefined> {
+    // While nobody is enrolled, every job looks again: the first enrollment must count at once.
+    if (!this.gallery || this.now() - this.checkedAt >= this.refreshMs) {
+      this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
+      await this.refreshing;
+    }
+    return this.gallery;
+  }
+
+  private async refresh(): Promise<void> {
+    const version = await this.bucket.version(GALLERY_KEY);
+    if (version !== this.loadedVersion) {
+      this.gallery = version === undefined ? undefined : await loadGallery(this.bucket);
+      this.loadedVersion = version;
+    }
+    this.checkedAt = this.now();
+  }
+}

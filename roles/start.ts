@@ -1,0 +1,81 @@
+/** Starts the resolved roles: on EC2 against AWS, or all of them embedded on the local stand-ins. */
+import { inspectImage, InferencePool, thresholdFor } from "../model/index.ts";
+import { AnalysisCache } from "./app/analysis-cache.ts";
+import { startAppRole } from "./app/index.ts";
+import type { RoleResolution } from "./boot.ts";
+import { awsCloud, localCloud } from "./cloud/index.ts";
+import type { Cloud } from "./cloud/types.ts";
+import { resourceNames, type Config } from "./config.ts";
+import type { RoleContext, RunningRole } from "./context.ts";
+import { startControllerRole } from "./controller/index.ts";
+import type { Logger } from "./log.ts";
+import { startWebRole } from "./web/index.ts";
+import type { ImageInspector } from "./web/upload.ts";
+
+export interface RunningRoles extends RunningRole {
+  context: RoleContext;
+  /** The web role's port, when this process serves HTTP. */
+  port?: number;
+}
+
+export async function startRoles(config: Config, resolution: RoleResolution, log: Logger): Promise<RunningRoles> {
+  if (resolution.roles.includes("all")) return startEmbedded(config, log);
+  const context: RoleContext = { config, names: resourceNames(config), cloud: awsCloud(config), log };
+  const running: RunningRole[] = [];
+  let port: number | undefined;
+  if (resolution.roles.includes("app")) {
+    const pool = await InferencePool.create({ config: config.model });
+    const app = startAppRole(context, {
+      analyzer: pool,
+      cache: new AnalysisCache(),
+      threshold: thresholdFor(config.model),
+      slots: config.slotsPerInstance,
+      instanceId: resolution.instanceId,
+    });
+    running.push({ stop: () => app.stop().then(() => pool.close()) });
+  }
+  if (resolution.roles.includes("web")) {
+    const web = await startWebRole(context, imageInspector(config));
+    port = web.port;
+    running.push(web);
+  }
+  if (resolution.roles.includes("controller")) running.push(startControllerRole(context));
+  return { context, port, stop: () => stopAll(running) };
+}
+
+/**
+ * Every role in this process on the local stand-ins. The app "instances" the controller starts share one
+ * inference pool sized to the machine, so scaling is visible without oversubscribing the cores.
+ */
+export async function startEmbedded(config: Config, log: Logger): Promise<RunningRoles> {
+  const pool = await InferencePool.create({ config: config.model });
+  const cache = new AnalysisCache();
+  const threshold = thresholdFor(config.model);
+  const cloud: Cloud = localCloud(config, async (instanceId) =>
+    startAppRole(context, { analyzer: pool, cache, threshold, slots: config.slotsPerInstance, instanceId }),
+  );
+  const context: RoleContext = { config, names: resourceNames(config), cloud, log };
+  const web = await startWebRole(context, imageInspector(config));
+  const controller = startControllerRole(context);
+  log.info("embedded_started", { port: web.port, dataDir: config.dataDir, inferenceWorkers: pool.stats().workers });
+  return {
+    context,
+    port: web.port,
+    async stop() {
+      await stopAll([web, controller]);
+      const instances = await cloud.fleet.list();
+      await cloud.fleet.terminate(instances.map((instance) => instance.id));
+      await pool.close();
+    },
+  };
+}
+
+function imageInspector(config: Config): ImageInspector {
+  return async (bytes) => {
+    await inspectImage(bytes, config.model.maxPixels);
+  };
+}
+
+async function stopAll(roles: RunningRole[]): Promise<void> {
+  for (const role of [...roles].reverse()) await role.stop();
+}

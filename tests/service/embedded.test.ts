@@ -1,0 +1,156 @@
+// The embedded default over HTTP: the classic contract, correlation under load, the subjects API,
+// every bad-input case, and the local fleet scaled 0 -> N -> 0 by the controller.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import sharp from "sharp";
+import { courseImages, HAVE_COURSE, postImage, startService, upload, type EmbeddedService } from "./support.ts";
+
+const TOKEN = "test-token";
+
+describe.skipIf(!HAVE_COURSE)("embedded service", () => {
+  let service: EmbeddedService;
+  const images = HAVE_COURSE ? courseImages("100") : [];
+  const auth = { authorization: `Bearer ${TOKEN}` };
+
+  beforeAll(async () => {
+    service = await startService({ apiToken: TOKEN, maxUploadBytes: 256 * 1024 });
+  });
+  afterAll(() => service?.stop());
+
+  const runningInstances = async () =>
+    (await service.context.cloud.fleet.list()).filter((instance) => instance.state === "running" || instance.state === "pending").length;
+
+  test("with nobody enrolled, the classic endpoint says so", async () => {
+    const response = await postImage(service.url, images[0]!.file);
+    expect(response.status).toBe(409);
+    expect(await response.json()).toMatchObject({ error: "no_subjects_enrolled" });
+  });
+
+  test("the subjects API needs the bearer token", async () => {
+    expect((await fetch(`${service.url}/v1/subjects`)).status).toBe(401);
+    const form = upload("image", await Bun.file(images[0]!.file).bytes(), "x.jpg");
+    expect((await fetch(`${service.url}/v1/subjects/Paul/faces`, { method: "POST", body: form })).status).toBe(401);
+  });
+
+  test("enrolls the course images through the subjects API", async () => {
+    for (const image of images.slice(0, 10)) {
+      const form = upload("image", await Bun.file(image.file).bytes(), `${image.name}.jpg`);
+      const response = await fetch(`${service.url}/v1/subjects/${image.person}/faces`, { method: "POST", body: form, headers: auth });
+      expect(response.status).toBe(201);
+      expect(await response.json()).toMatchObject({ subject: image.person });
+    }
+    const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { subject: string; faces: number }[] };
+    expect(listed.subjects.map((s) => s.subject).sort()).toEqual([...new Set(images.slice(0, 10).map((i) => i.person))].sort());
+  });
+
+  test("classic contract: text/plain <name>:<person>, and the result lands in the output bucket", async () => {
+    const response = await postImage(service.url, images[0]!.file);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toStartWith("text/plain");
+    expect(await response.text()).toBe(`${images[0]!.name}:${images[0]!.person}`);
+    const stored = await service.context.cloud.blobs.bucket(service.context.names.outBucket).get(images[0]!.name);
+    expect(new TextDecoder().decode(stored)).toBe(images[0]!.person);
+  });
+
+  test("100 concurrent requests each get their own answer; the fleet scales 0 -> N -> 0", async () => {
+    let peak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        peak = Math.max(peak, await runningInstances());
+        await Bun.sleep(10);
+      }
+    })();
+    const answers = await Promise.all(
+      images.map(async (image) => {
+        const response = await postImage(service.url, image.file);
+        return { status: response.status, body: await response.text(), expected: `${image.name}:${image.person}` };
+      }),
+    );
+    const drainedAt = performance.now();
+    for (const answer of answers) {
+      expect(answer.status).toBe(200);
+      expect(answer.body).toBe(answer.expected);
+    }
+    while ((await runningInstances()) > 0 && performance.now() - drainedAt < 5000) await Bun.sleep(20);
+    sampling = false;
+    await sampler;
+    expect(peak).toBeGreaterThan(1);
+    expect(peak).toBeLessThanOrEqual(service.config.maxAppInstances);
+    expect(await runningInstances()).toBe(0);
+    expect(performance.now() - drainedAt).toBeLessThan(2000);
+  });
+
+  test("removing a subject: 404 for an unknown one, gone from the list after", async () => {
+    expect((await fetch(`${service.url}/v1/subjects/Nobody`, { method: "DELETE", headers: auth })).status).toBe(404);
+    const removed = await fetch(`${service.url}/v1/subjects/Paul`, { method: "DELETE", headers: auth });
+    expect(removed.status).toBe(200);
+    const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { subject: string }[] };
+    expect(listed.subjects.map((s) => s.subject)).not.toContain("Paul");
+  });
+
+  describe("bad input gets a clear 4xx and nothing hangs", () => {
+    const post = (body: FormData | string, headers: Record<string, string> = {}) => fetch(`${service.url}/`, { method: "POST", body, headers });
+    const expectError = async (response: Response, status: number, error: string) => {
+      expect(response.status).toBe(status);
+      expect(await response.json()).toMatchObject({ error });
+    };
+
+    test("missing field", async () => {
+      const form = new FormData();
+      form.append("somethingElse", new File([new Uint8Array([1])], "a.jpg"));
+      await expectError(await post(form), 400, "missing_field");
+    });
+    test("field that is not a file", async () => {
+      const form = new FormData();
+      form.append("inputFile", "just text");
+      await expectError(await post(form), 400, "missing_field");
+    });
+    test("not multipart at all", async () => {
+      const response = await post("hello", { "content-type": "text/plain" });
+      expect(response.status).toBe(400);
+    });
+    test("empty file", async () => {
+      await expectError(await post(upload("inputFile", new Uint8Array(), "empty.jpg")), 400, "empty_file");
+    });
+    test("not an image", async () => {
+      await expectError(await post(upload("inputFile", "this is not a picture at all", "notes.jpg")), 400, "not_an_image");
+    });
+    test("truncated image", async () => {
+      const bytes = await Bun.file(images[0]!.file).bytes();
+      await expectError(await post(upload("inputFile", bytes.subarray(0, Math.floor(bytes.length / 2)), "cut.jpg")), 400, "truncated");
+    });
+    test("unsupported format", async () => {
+      const gif = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#888" } }).gif().toBuffer();
+      await expectError(await post(upload("inputFile", new Uint8Array(gif), "a.gif", "image/gif")), 415, "unsupported_format");
+    });
+    test("too large", async () => {
+      await expectError(await post(upload("inputFile", new Uint8Array(300 * 1024).fill(7), "big.jpg")), 413, "file_too_large");
+    });
+    test("too many pixels (a decompression bomb) is refused from its header", async () => {
+      const bomb = await pngClaiming(100_000, 100_000);
+      await expectError(await post(upload("inputFile", bomb, "bomb.png", "image/png")), 413, "too_many_pixels");
+    });
+    test("the service still answers after all of that", async () => {
+      const image = images[1]!;
+      const response = await postImage(service.url, image.file);
+      expect(await response.text()).toBe(`${image.name}:${image.person}`);
+    });
+  });
+
+  test("health", async () => {
+    const response = await fetch(`${service.url}/healthz`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ status: "ok" });
+  });
+});
+
+/** A small PNG whose header claims a huge size: the shape of a decompression bomb, without its payload. */
+async function pngClaiming(width: number, height: number): Promise<Uint8Array> {
+  const png = new Uint8Array(await sharp({ create: { width: 1, height: 1, channels: 3, background: "#000" } }).png().toBuffer());
+  const view = new DataView(png.buffer);
+  // IHDR data starts at byte 16 (8-byte signature, 4-byte length, 4-byte type); its CRC follows its 13 bytes.
+  view.setUint32(16, width);
+  view.setUint32(20, height);
+  view.setUint32(29, Bun.hash.crc32(png.subarray(12, 29)));
+  return png;
+}
