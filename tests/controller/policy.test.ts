@@ -1,0 +1,82 @@
+import { describe, expect, test } from "bun:test";
+import type { AppInstance, InstanceState } from "../../roles/cloud/types.ts";
+import { decideScaling, type ScalingConfig, type ScalingInputs } from "../../roles/controller/policy.ts";
+
+const warm: ScalingConfig = { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 1000 };
+const cold: ScalingConfig = { ...warm, poolPolicy: "cold" };
+
+function fleet(states: Partial<Record<InstanceState, number>>): AppInstance[] {
+  return Object.entries(states).flatMap(([state, count]) =>
+    Array.from({ length: count }, (_, i) => ({ id: `${state}-${i}`, state: state as InstanceState })),
+  );
+}
+
+const inputs = (overrides: Partial<ScalingInputs>): ScalingInputs => ({ now: 10_000, queue: { visible: 0, inFlight: 0 }, instances: [], idleSince: undefined, ...overrides });
+
+describe("scaling policy", () => {
+  test("idle with nothing running does nothing", () => {
+    const decision = decideScaling(inputs({ idleSince: 0 }), warm);
+    expect(decision).toMatchObject({ start: [], launch: 0, stop: [], terminate: [], desired: 0 });
+  });
+
+  test("scales out in one step to what the backlog needs, starting stopped instances first", () => {
+    const decision = decideScaling(inputs({ queue: { visible: 7, inFlight: 0 }, instances: fleet({ stopped: 5 }) }), warm);
+    expect(decision.start).toHaveLength(5);
+    expect(decision.launch).toBe(2);
+    expect(decision.desired).toBe(7);
+  });
+
+  test("counts in-flight messages and slots per instance", () => {
+    const decision = decideScaling(inputs({ queue: { visible: 3, inFlight: 6 }, instances: [] }), { ...cold, slotsPerInstance: 4 });
+    expect(decision.launch).toBe(3);
+  });
+
+  test("never more than 15, whatever the backlog or the configuration", () => {
+    const big = decideScaling(inputs({ queue: { visible: 1000, inFlight: 0 } }), { ...cold, maxInstances: 99 });
+    expect(big.launch).toBe(15);
+    const warmFull = decideScaling(inputs({ queue: { visible: 1000, inFlight: 0 }, instances: fleet({ running: 10, stopping: 5 }) }), warm);
+    expect(warmFull.launch + warmFull.start.length).toBe(0);
+    const capped = decideScaling(inputs({ queue: { visible: 1000, inFlight: 0 }, instances: fleet({ running: 4 }) }), { ...cold, maxInstances: 6 });
+    expect(capped.launch).toBe(2);
+  });
+
+  test("pending instances count: no second start while they boot", () => {
+    const decision = decideScaling(inputs({ queue: { visible: 4, inFlight: 0 }, instances: fleet({ pending: 4, stopped: 3 }) }), warm);
+    expect(decision).toMatchObject({ start: [], launch: 0, desired: 4 });
+  });
+
+  test("no scale-in while messages remain, even with surplus instances", () => {
+    const decision = decideScaling(inputs({ queue: { visible: 0, inFlight: 1 }, instances: fleet({ running: 15 }) }), warm);
+    expect(decision).toMatchObject({ stop: [], terminate: [], desired: 15 });
+  });
+
+  test("drained: waits scaleInAfterMs with a fake clock, then goes to 0 in one step", () => {
+    const running = fleet({ running: 8, pending: 2 });
+    const at = (now: number) => decideScaling(inputs({ now, instances: running, idleSince: 5_000 }), warm);
+    expect(at(5_000).stop).toHaveLength(0);
+    expect(at(5_999).stop).toHaveLength(0);
+    expect(at(6_000).stop).toHaveLength(10);
+    expect(at(6_000).desired).toBe(0);
+  });
+
+  test("warm pools stop, cold pools terminate", () => {
+    const drained = inputs({ now: 9_000, instances: fleet({ running: 3 }), idleSince: 1_000 });
+    expect(decideScaling(drained, warm)).toMatchObject({ stop: ["running-0", "running-1", "running-2"], terminate: [] });
+    expect(decideScaling(drained, cold)).toMatchObject({ stop: [], terminate: ["running-0", "running-1", "running-2"] });
+  });
+
+  test("a message arriving during the idle wait cancels the scale-in (no flapping)", () => {
+    const running = fleet({ running: 3 });
+    expect(decideScaling(inputs({ now: 5_500, instances: running, idleSince: 5_000 }), warm).stop).toHaveLength(0);
+    expect(decideScaling(inputs({ now: 6_500, instances: running, queue: { visible: 1, inFlight: 0 }, idleSince: undefined }), warm)).toMatchObject({
+      stop: [],
+      start: [],
+      launch: 0,
+    });
+  });
+
+  test("cold pools do not count instances that are shutting down", () => {
+    const decision = decideScaling(inputs({ queue: { visible: 15, inFlight: 0 }, instances: fleet({ "shutting-down": 15 }) }), cold);
+    expect(decision.launch).toBe(15);
+  });
+});
