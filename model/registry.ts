@@ -1,7 +1,11 @@
 /** Every detector, landmarker and embedder the pipeline can be configured with, by name. */
 import type { ModelConfig } from "./config.ts";
+import { BLAZEFACE_FRONT, BlazeFaceDetector } from "./detectors/blazeface.ts";
+import { TinyFaceDetector } from "./detectors/tiny-face-detector.ts";
 import { CustomOnnxEmbedder } from "./embedders/custom-onnx.ts";
 import { DlibResNetEmbedder } from "./embedders/dlib-resnet.ts";
+import { MobileFaceNetEmbedder } from "./embedders/mobilefacenet.ts";
+import { FaceMeshLandmarker } from "./landmarkers/facemesh.ts";
 import { Landmark68 } from "./landmarkers/landmark68.ts";
 import type { FaceDetector, FaceEmbedder, FaceLandmarker } from "./types.ts";
 
@@ -10,10 +14,15 @@ type Loader<T> = (onnxDir: string, config: ModelConfig) => Promise<T>;
 /** The name that switches a stage off. */
 export const NONE = "none";
 
-export const DETECTORS: Record<string, Loader<FaceDetector>> = {};
+export const DETECTORS: Record<string, Loader<FaceDetector>> = {
+  blazeface: (onnxDir) => BlazeFaceDetector.load(onnxDir),
+  "blazeface-front": (onnxDir) => BlazeFaceDetector.load(onnxDir, { model: BLAZEFACE_FRONT }),
+  "tiny-face-detector": (onnxDir) => TinyFaceDetector.load(onnxDir),
+};
 
 export const LANDMARKERS: Record<string, Loader<FaceLandmarker>> = {
   landmark68: (onnxDir) => Landmark68.load(onnxDir),
+  facemesh: (onnxDir) => FaceMeshLandmarker.load(onnxDir),
 };
 
 export interface EmbedderEntry {
@@ -24,6 +33,7 @@ export interface EmbedderEntry {
 
 export const EMBEDDERS: Record<string, EmbedderEntry> = {
   "dlib-resnet": { load: (onnxDir) => DlibResNetEmbedder.load(onnxDir), threshold: 0.5 },
+  mobilefacenet: { load: (onnxDir) => MobileFaceNetEmbedder.load(onnxDir), threshold: 0.5 },
   custom: {
     load: (_, config) => {
       if (!config.customEmbedder) throw new Error("model.embedder is 'custom' but model.customEmbedder is not set");
