@@ -26,7 +26,7 @@ export interface Landmark68Options {
   /** ...and the side is the larger of these multiples of the eye-to-eye and the eye-to-mouth distances. */
   sidePerEyeDistance: number;
   sidePerEyeToMouth: number;
-  /** Also run each pass on the mirrored crop and average the two predictions (mirrored back), which halves the net's jitter. */
+  /** Also run each pass on the mirrored crop and average the two predictions, mirrored back (lfw-devtrain, fixed crop: 98.95% -> 99.05%). */
   mirror: boolean;
   /** Extra passes, each re-cropping around the previous pass's points (on lfw-devtrain they did not help after BlazeFace). */
   refinements: number;
