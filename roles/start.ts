@@ -27,7 +27,7 @@ export async function startRoles(config: Config, resolution: RoleResolution, log
     const pool = await InferencePool.create({ config: config.model });
     const app = startAppRole(context, {
       analyzer: pool,
-      cache: new AnalysisCache(),
+      cache: new AnalysisCache(config.analysisCacheEntries),
       threshold: thresholdFor(config.model),
       slots: config.slotsPerInstance,
       instanceId: resolution.instanceId,
@@ -49,7 +49,7 @@ export async function startRoles(config: Config, resolution: RoleResolution, log
  */
 export async function startEmbedded(config: Config, log: Logger): Promise<RunningRoles> {
   const pool = await InferencePool.create({ config: config.model });
-  const cache = new AnalysisCache();
+  const cache = new AnalysisCache(config.analysisCacheEntries);
   const threshold = thresholdFor(config.model);
   const cloud: Cloud = localCloud(config, async (instanceId) =>
     startAppRole(context, { analyzer: pool, cache, threshold, slots: config.slotsPerInstance, instanceId }),

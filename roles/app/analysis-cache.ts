@@ -21,6 +21,7 @@ export class AnalysisCache {
   }
 
   set(sha256: string, analysis: ImageAnalysis): void {
+    if (this.capacity === 0) return;
     this.entries.delete(sha256);
     this.entries.set(sha256, analysis);
     if (this.entries.size > this.capacity) {

@@ -1,0 +1,75 @@
+/**
+ * Enrolls faces through the HTTP API (`POST {url}/v1/subjects/{name}/faces`, multipart field `image`):
+ *   bun run scripts/enroll.ts --url URL --labels CSV --images DIR   (course `Image,Results` CSV)
+ *   bun run scripts/enroll.ts --url URL --dir DIR                   (one folder per person, LFW layout)
+ * Optional --token for a protected API, --concurrency (default 8).
+ */
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { readCourseLabels } from "./course-labels.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: "string", default: "http://localhost:8000" },
+    labels: { type: "string" },
+    images: { type: "string" },
+    dir: { type: "string" },
+    token: { type: "string" },
+    concurrency: { type: "string", default: "8" },
+  },
+});
+
+interface Enrollment {
+  subject: string;
+  file: string;
+}
+
+function fromLabels(labelsPath: string, imagesDir: string): Enrollment[] {
+  const files = readdirSync(imagesDir);
+  return [...readCourseLabels(labelsPath)].map(([image, subject]) => {
+    const file = files.find((f) => f.replace(/\.[^.]*$/, "") === image);
+    if (!file) throw new Error(`no image for ${image} in ${imagesDir}`);
+    return { subject, file: join(imagesDir, file) };
+  });
+}
+
+function fromFolders(dir: string): Enrollment[] {
+  return readdirSync(dir)
+    .filter((subject) => statSync(join(dir, subject)).isDirectory())
+    .flatMap((subject) =>
+      readdirSync(join(dir, subject))
+        .filter((file) => /\.(jpe?g|png|webp)$/i.test(file))
+        .map((file) => ({ subject, file: join(dir, subject, file) })),
+    );
+}
+
+const enrollments = args.dir ? fromFolders(args.dir) : args.labels && args.images ? fromLabels(args.labels, args.images) : undefined;
+if (!enrollments) {
+  console.error("usage: bun run scripts/enroll.ts --url URL (--labels CSV --images DIR | --dir DIR) [--token T]");
+  process.exit(2);
+}
+
+let next = 0;
+let enrolled = 0;
+const failures: string[] = [];
+async function worker(): Promise<void> {
+  while (next < enrollments!.length) {
+    const { subject, file } = enrollments![next++]!;
+    const form = new FormData();
+    form.append("image", new File([await Bun.file(file).bytes()], file.split("/").pop()!));
+    const response = await fetch(`${args.url}/v1/subjects/${encodeURIComponent(subject)}/faces`, {
+      method: "POST",
+      body: form,
+      headers: args.token ? { authorization: `Bearer ${args.token}` } : {},
+    });
+    if (response.status === 201) enrolled++;
+    else failures.push(`${file}: HTTP ${response.status} ${await response.text()}`);
+  }
+}
+await Promise.all(Array.from({ length: Math.max(1, Number(args.concurrency)) }, worker));
+for (const failure of failures) console.error(failure);
+const subjects = new Set(enrollments.map((e) => e.subject)).size;
+console.log(`enrolled ${enrolled} of ${enrollments.length} faces of ${subjects} subjects`);
+console.log(JSON.stringify({ faces: enrollments.length, enrolled, failed: failures.length, subjects }));
+process.exit(failures.length > 0 ? 1 : 0);
