@@ -1,4 +1,4 @@
-/** Overlap of axis-aligned boxes given by their corners, for non-maximum suppression. */
+/** Overlap of axis-aligned boxes given by their corners, and non-maximum suppression. */
 export interface Corners {
   x1: number;
   y1: number;
@@ -14,4 +14,14 @@ export function iou(a: Corners, b: Corners): number {
   const intersection = width * height;
   const area = (box: Corners) => (box.x2 - box.x1) * (box.y2 - box.y1);
   return intersection / (area(a) + area(b) - intersection);
+}
+
+/** Greedy non-maximum suppression: best first, dropping boxes that overlap a kept one by more than `iouThreshold`. */
+export function suppress<T extends Corners & { score: number }>(boxes: readonly T[], iouThreshold: number, maxBoxes: number): T[] {
+  const kept: T[] = [];
+  for (const box of [...boxes].sort((a, b) => b.score - a.score)) {
+    if (kept.length === maxBoxes) break;
+    if (kept.every((other) => iou(box, other) <= iouThreshold)) kept.push(box);
+  }
+  return kept;
 }

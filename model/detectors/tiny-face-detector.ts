@@ -5,10 +5,10 @@
  */
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
-import { sampleSquare } from "../landmarkers/landmark68.ts";
-import { iou, type Corners } from "./box-overlap.ts";
+import { suppress, type Corners } from "./box-overlap.ts";
+import { faceInSquare, paddedSquare } from "./face-api-input.ts";
 import { openSession, type OnnxSession } from "../onnx-session.ts";
-import type { Box, DetectedFace, FaceDetector, Point, RgbImage } from "../types.ts";
+import type { DetectedFace, FaceDetector, Point, RgbImage } from "../types.ts";
 
 export const TINY_FACE_DETECTOR_FILE = "face-api-tiny-face-detector.onnx";
 
@@ -67,16 +67,6 @@ export function decodeGrid(grid: Float32Array, rows: number, cols: number, minSc
   return boxes;
 }
 
-/** Greedy non-maximum suppression: best first, dropping boxes that overlap a kept one by more than `iouThreshold`. */
-export function suppress(boxes: GridBox[], iouThreshold: number, maxFaces: number): GridBox[] {
-  const kept: GridBox[] = [];
-  for (const box of [...boxes].sort((a, b) => b.score - a.score)) {
-    if (kept.length === maxFaces) break;
-    if (kept.every((other) => iou(box, other) <= iouThreshold)) kept.push(box);
-  }
-  return kept;
-}
-
 /**
  * The five alignment points as fractions of this detector's box: the median positions of the Landmark68 points in the
  * boxes it found (default options) on 400 deep-funneled lfw-devtrain photos, measured once; coarse by nature.
@@ -104,24 +94,11 @@ export class TinyFaceDetector implements FaceDetector {
 
   async detect(image: RgbImage): Promise<DetectedFace[]> {
     const { inputSize, minScore, iouThreshold, maxFaces } = this.options;
-    const side = Math.max(image.width, image.height);
-    const pixels = sampleSquare(image, { centreX: side / 2, centreY: side / 2, side }, inputSize);
+    const { pixels, side } = paddedSquare(image, inputSize);
     const outputs = await this.session.run({ pixels: new ort.Tensor("float32", pixels, [1, inputSize, inputSize, 3]) });
     const grid = outputs.grid!;
     const [, , rows, cols] = grid.dims as [number, number, number, number];
     const faces = suppress(decodeGrid(grid.data as Float32Array, rows, cols, minScore), iouThreshold, maxFaces);
-    return faces.map((face) => {
-      const box = clip(face, side, image);
-      return { box, score: face.score, landmarks: COARSE_POINTS.map(([x, y]) => [box.x + x * box.width, box.y + y * box.height] as const), wholeImage: false };
-    });
+    return faces.map((face) => faceInSquare(face, side, image, COARSE_POINTS));
   }
-}
-
-/** The box in image coordinates, which put integers at pixel centres (as align.ts does), clipped to the image. */
-function clip(face: GridBox, side: number, image: RgbImage): Box {
-  const left = Math.max(-0.5, face.x1 * side - 0.5);
-  const top = Math.max(-0.5, face.y1 * side - 0.5);
-  const right = Math.min(image.width - 0.5, face.x2 * side - 0.5);
-  const bottom = Math.min(image.height - 0.5, face.y2 * side - 0.5);
-  return { x: left, y: top, width: right - left, height: bottom - top };
 }

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ONNX_DIR } from "../../model/build/index.ts";
-import { decodeGrid, suppress, TINY_FACE_DETECTOR_FILE, TinyFaceDetector, type GridBox } from "../../model/detectors/tiny-face-detector.ts";
+import { suppress } from "../../model/detectors/box-overlap.ts";
+import { decodeGrid, TINY_FACE_DETECTOR_FILE, TinyFaceDetector, type GridBox } from "../../model/detectors/tiny-face-detector.ts";
 import { sampleSquare } from "../../model/landmarkers/landmark68.ts";
 import { openSession, runFloat } from "../../model/onnx-session.ts";
 import type { RgbImage } from "../../model/types.ts";
