@@ -60,7 +60,7 @@ export class GalleryWriter {
   }
 
   private async save(): Promise<void> {
-    if (this.gallery) await this.bucket.put(GALLERY_KEY, this.gallery.serialize(), "application/octet-stream");
+    if (this.gallery) await this.bucket.put(GALLERY_KEY, this.gallery.serialize(), { contentType: "application/octet-stream" });
   }
 
   private inOrder<T>(mutation: () => Promise<T>): Promise<T> {

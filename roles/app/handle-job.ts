@@ -64,8 +64,23 @@ export async function handleJob(job: JobMessage, deps: JobDependencies): Promise
   });
   const mainResult = results[analysis.faces.indexOf(main)]!;
   const person = job.mode === "closed" || mainResult.known ? (mainResult.person ?? UNKNOWN_PERSON) : UNKNOWN_PERSON;
-  await deps.outBucket.put(job.name, person, "text/plain");
+  await deps.outBucket.put(job.name, person, { contentType: "text/plain", metadata: { result: resultRecord(results, analysis, deps.threshold) } });
   return { ok: true, jobId: job.jobId, person, faces: results.length };
+}
+
+/** Faces kept in an output object's JSON record: S3 allows 2 KB of metadata in all. */
+const RECORDED_FACES = 5;
+
+/** The JSON record stored with each result (URI-encoded, as S3 metadata must be ASCII). */
+function resultRecord(faces: FaceResult[], analysis: ImageAnalysis, threshold: number): string {
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  const record = {
+    faces: faces.slice(0, RECORDED_FACES).map((face) => ({ ...face, box: face.box.map(Math.round), score: round(face.score), similarity: face.similarity && round(face.similarity) })),
+    faceCount: faces.length,
+    threshold,
+    timingsMs: Object.fromEntries(Object.entries(analysis.timings).map(([stage, ms]) => [stage, round(ms)])),
+  };
+  return encodeURIComponent(JSON.stringify(record));
 }
 
 /** The face the classic answer is about: the largest one. */

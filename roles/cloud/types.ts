@@ -3,13 +3,21 @@
 /** One bucket of objects. */
 export interface Bucket {
   readonly name: string;
-  put(key: string, body: Uint8Array | string, contentType?: string): Promise<void>;
+  put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<void>;
   /** undefined when the key does not exist. */
   get(key: string): Promise<Uint8Array | undefined>;
   /** A version tag that changes whenever the object changes; undefined when it does not exist. */
   version(key: string): Promise<string | undefined>;
+  /** The user metadata stored with the object; undefined when it does not exist. */
+  metadata(key: string): Promise<Record<string, string> | undefined>;
   delete(key: string): Promise<void>;
   count(): Promise<number>;
+}
+
+export interface PutOptions {
+  contentType?: string;
+  /** Small ASCII key/value pairs (S3 allows 2 KB in all). */
+  metadata?: Record<string, string>;
 }
 
 export interface BlobStore {

@@ -26,7 +26,7 @@ export function createJobSubmitter(deps: {
   return {
     async submit(jobId, kind, upload) {
       const inputKey = `${jobId}/${upload.safeFileName}`;
-      await deps.inBucket.put(inputKey, upload.bytes, upload.contentType);
+      await deps.inBucket.put(inputKey, upload.bytes, { contentType: upload.contentType });
       const job: JobMessage = {
         kind,
         jobId,

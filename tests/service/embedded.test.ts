@@ -47,8 +47,12 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toStartWith("text/plain");
     expect(await response.text()).toBe(`${images[0]!.name}:${images[0]!.person}`);
-    const stored = await service.context.cloud.blobs.bucket(service.context.names.outBucket).get(images[0]!.name);
-    expect(new TextDecoder().decode(stored)).toBe(images[0]!.person);
+    const outBucket = service.context.cloud.blobs.bucket(service.context.names.outBucket);
+    expect(new TextDecoder().decode(await outBucket.get(images[0]!.name))).toBe(images[0]!.person);
+    const record = JSON.parse(decodeURIComponent((await outBucket.metadata(images[0]!.name))!.result!));
+    expect(record).toMatchObject({ faceCount: 1, faces: [{ person: images[0]!.person, known: expect.any(Boolean) }] });
+    expect(record.faces[0].similarity).toBeGreaterThan(0.9);
+    expect(Object.keys(record.timingsMs)).toEqual(expect.arrayContaining(["decodeMs", "detectMs", "alignMs", "embedMs"]));
   });
 
   test("100 concurrent requests each get their own answer; the fleet scales 0 -> N -> 0", async () => {

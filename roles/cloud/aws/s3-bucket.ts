@@ -1,6 +1,6 @@
 /** A bucket on S3. */
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NoSuchKey, NotFound, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import type { BlobStore, Bucket } from "../types.ts";
+import type { BlobStore, Bucket, PutOptions } from "../types.ts";
 
 export class S3Bucket implements Bucket {
   constructor(
@@ -8,8 +8,8 @@ export class S3Bucket implements Bucket {
     readonly name: string,
   ) {}
 
-  async put(key: string, body: Uint8Array | string, contentType?: string): Promise<void> {
-    await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: contentType }));
+  async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<void> {
+    await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: options.contentType, Metadata: options.metadata }));
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
@@ -23,8 +23,17 @@ export class S3Bucket implements Bucket {
   }
 
   async version(key: string): Promise<string | undefined> {
+    return (await this.head(key))?.ETag;
+  }
+
+  async metadata(key: string): Promise<Record<string, string> | undefined> {
+    const head = await this.head(key);
+    return head && (head.Metadata ?? {});
+  }
+
+  private async head(key: string) {
     try {
-      return (await this.client.send(new HeadObjectCommand({ Bucket: this.name, Key: key }))).ETag;
+      return await this.client.send(new HeadObjectCommand({ Bucket: this.name, Key: key }));
     } catch (error) {
       if (error instanceof NotFound || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
       throw error;

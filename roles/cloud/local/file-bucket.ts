@@ -1,7 +1,7 @@
 /** A bucket as a folder of files. Keys are untrusted: each maps to one file name inside the folder, never outside. */
 import { mkdir, readFile, rename, rm, stat, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { BlobStore, Bucket } from "../types.ts";
+import type { BlobStore, Bucket, PutOptions } from "../types.ts";
 
 /** Encodes a key as a single safe file name (reversible, no separators, no dot-only names). */
 function fileNameFor(key: string): string {
@@ -10,6 +10,8 @@ function fileNameFor(key: string): string {
 
 export class FileBucket implements Bucket {
   private readonly folder: string;
+  /** User metadata lives beside the bucket's folder, one JSON file per object, so it never counts as an object. */
+  private readonly metadataFolder: string;
   private ready: Promise<unknown> | undefined;
   private tempCounter = 0;
 
@@ -18,12 +20,29 @@ export class FileBucket implements Bucket {
     readonly name: string,
   ) {
     this.folder = join(dataDir, fileNameFor(name));
+    this.metadataFolder = join(dataDir, `${fileNameFor(name)}.metadata`);
   }
 
-  async put(key: string, body: Uint8Array | string): Promise<void> {
-    this.ready ??= mkdir(this.folder, { recursive: true });
+  async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<void> {
+    this.ready ??= Promise.all([mkdir(this.folder, { recursive: true }), mkdir(this.metadataFolder, { recursive: true })]);
     await this.ready;
-    const path = this.pathOf(key);
+    const metadataPath = join(this.metadataFolder, fileNameFor(key));
+    if (options.metadata) await this.writeAtomically(metadataPath, JSON.stringify(options.metadata));
+    else await rm(metadataPath, { force: true });
+    await this.writeAtomically(this.pathOf(key), body);
+  }
+
+  async metadata(key: string): Promise<Record<string, string> | undefined> {
+    if ((await this.version(key)) === undefined) return undefined;
+    try {
+      return JSON.parse(await readFile(join(this.metadataFolder, fileNameFor(key)), "utf8")) as Record<string, string>;
+    } catch (error) {
+      if (isMissing(error)) return {};
+      throw error;
+    }
+  }
+
+  private async writeAtomically(path: string, body: Uint8Array | string): Promise<void> {
     const temp = `${path}.${process.pid}.${this.tempCounter++}.tmp`;
     await writeFile(temp, body);
     await rename(temp, path);
@@ -50,6 +69,7 @@ export class FileBucket implements Bucket {
 
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
+    await rm(join(this.metadataFolder, fileNameFor(key)), { force: true });
   }
 
   async count(): Promise<number> {
