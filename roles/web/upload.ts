@@ -35,7 +35,9 @@ export async function readUpload(file: File, field: string, maxBytes: number, in
     throw error;
   }
   const baseName = file.name.split(/[\\/]/).pop() ?? "";
-  const name = baseName.replace(/\.[^.]*$/, "") || "upload";
+  const withoutExtension = baseName.replace(/\.[^.]*$/, "");
+  // A name of dots only would be a path segment, not a key, once it reaches an HTTP client.
+  const name = /^\.*$/.test(withoutExtension) ? "upload" : withoutExtension;
   return {
     bytes,
     name,
