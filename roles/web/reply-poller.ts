@@ -19,9 +19,7 @@ export class ReplyPoller {
   ) {}
 
   start(): void {
-    this.expiryTimer = setInterval(() => {
-      for (const jobId of this.pending.expire(Date.now())) this.log.warn("reply_timeout", { jobId });
-    }, EXPIRY_TICK_MS);
+    this.expiryTimer = setInterval(() => this.expireOverdue(), EXPIRY_TICK_MS);
     this.loop = this.run();
   }
 
@@ -54,9 +52,15 @@ export class ReplyPoller {
     }
   }
 
+  /** Runs on a timer and before each delivery, so a reply after its request's deadline never counts. */
+  private expireOverdue(): void {
+    for (const jobId of this.pending.expire(Date.now())) this.log.warn("reply_timeout", { jobId });
+  }
+
   private async handle(body: string, receiptHandle: string): Promise<void> {
     try {
       const reply = decodeMessage(ReplyMessageSchema, body);
+      this.expireOverdue();
       const delivery = this.pending.deliver(reply.jobId, reply);
       if (delivery !== "delivered") this.log.info("reply_dropped", { jobId: reply.jobId, reason: delivery });
     } catch (error) {

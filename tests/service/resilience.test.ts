@@ -1,0 +1,97 @@
+// What must survive: an app instance dying mid-job, a request outliving its timeout, strangers in open-set mode.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { InferencePool, inspectImage, thresholdFor } from "../../model/index.ts";
+import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
+import { startAppRole } from "../../roles/app/index.ts";
+import { localCloud } from "../../roles/cloud/index.ts";
+import { loadConfig, resourceNames } from "../../roles/config.ts";
+import type { RoleContext } from "../../roles/context.ts";
+import { startWebRole } from "../../roles/web/index.ts";
+import { captureLogs, courseImages, DATASETS, HAVE_COURSE, postImage, startService, upload } from "./support.ts";
+
+const images = HAVE_COURSE ? courseImages("100") : [];
+
+async function enrollFirstTen(url: string): Promise<void> {
+  for (const image of images.slice(0, 10)) {
+    const response = await fetch(`${url}/v1/subjects/${image.person}/faces`, { method: "POST", body: upload("image", await Bun.file(image.file).bytes(), "x.jpg") });
+    expect(response.status).toBe(201);
+  }
+}
+
+describe.skipIf(!HAVE_COURSE)("resilience", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "facefleet-resilience-"));
+  let pool: InferencePool;
+
+  beforeAll(async () => {
+    const service = await startService({}, dataDir);
+    await enrollFirstTen(service.url);
+    await service.stop();
+    pool = await InferencePool.create({ config: loadConfig({}).model, workers: 1 });
+  });
+  afterAll(() => pool?.close());
+
+  test("an app instance that dies mid-job loses nothing: the job is redelivered and answered once", async () => {
+    const config = loadConfig({}, { host: "127.0.0.1", port: 0, dataDir, visibilityTimeoutSeconds: 1 });
+    const logs = captureLogs();
+    const cloud = localCloud(config, async () => ({ stop: async () => {} }));
+    const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger };
+    const web = await startWebRole(context, (bytes) => inspectImage(bytes, config.model.maxPixels).then(() => {}));
+    const answer = postImage(`http://127.0.0.1:${web.port}`, images[3]!.file);
+    // A consumer takes the job and dies: no reply, no delete, no heartbeat, as after a SIGKILL.
+    const [taken] = await cloud.queues.queue(context.names.reqQueue).receive({ maxMessages: 1, waitSeconds: 5 });
+    expect(taken?.receiveCount).toBe(1);
+    const survivor = startAppRole(context, { analyzer: pool, cache: new AnalysisCache(), threshold: thresholdFor(config.model), slots: 1, instanceId: "survivor" });
+    const response = await answer;
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe(`${images[3]!.name}:${images[3]!.person}`);
+    const done = logs.lines.filter((line) => line.event === "job_done");
+    expect(done).toHaveLength(1);
+    expect(done[0]).toMatchObject({ instanceId: "survivor", receiveCount: 2 });
+    expect(logs.lines.filter((line) => line.event === "reply_dropped")).toHaveLength(0);
+    expect(await cloud.queues.queue(context.names.reqQueue).depth()).toEqual({ visible: 0, inFlight: 0 });
+    await survivor.stop();
+    await web.stop();
+  }, 20_000);
+
+  test("a request that waits too long gets 504 with its request id; its result still lands in the output bucket", async () => {
+    const service = await startService({ requestTimeoutMs: 1, analysisCacheEntries: 0 }, dataDir);
+    try {
+      const image = images[5]!;
+      const outBucket = service.context.cloud.blobs.bucket(service.context.names.outBucket);
+      await outBucket.delete(image.name);
+      const response = await postImage(service.url, image.file);
+      expect(response.status).toBe(504);
+      const body = (await response.json()) as { error: string; requestId: string };
+      expect(body.error).toBe("timeout");
+      expect(body.requestId).toMatch(/^[0-9a-f-]{36}$/);
+      let stored: Uint8Array | undefined;
+      for (let i = 0; i < 100 && !stored; i++) {
+        stored = await outBucket.get(image.name);
+        if (!stored) await Bun.sleep(50);
+      }
+      expect(new TextDecoder().decode(stored)).toBe(image.person);
+    } finally {
+      await service.stop();
+    }
+  });
+
+  test("open-set mode answers Unknown for a stranger and the name for an enrolled person", async () => {
+    const photo = (name: string, n: number) => join(DATASETS, "lfw-devtrain", "images", name, `${name}_000${n}.jpg`);
+    const enrolled = ["Aaron_Peirsol", "Aaron_Sorkin", "Abdullah", "Abel_Pacheco", "Adam_Sandler"];
+    const service = await startService({ answerMode: "open" });
+    try {
+      for (const name of enrolled) {
+        const form = upload("image", await Bun.file(photo(name, 1)).bytes(), "x.jpg");
+        expect((await fetch(`${service.url}/v1/subjects/${name}/faces`, { method: "POST", body: form })).status).toBe(201);
+      }
+      for (const name of enrolled) expect(await (await postImage(service.url, photo(name, 2))).text()).toBe(`${name}_0002:${name}`);
+      expect(await (await postImage(service.url, photo("Adam_Scott", 1))).text()).toBe("Adam_Scott_0001:Unknown");
+    } finally {
+      await service.stop();
+    }
+  });
+
+});
