@@ -3,16 +3,19 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setBackend } from "@tensorflow/tfjs/dist/index.js";
 // face-api's build without bundled tfjs runs on the installed @tensorflow/tfjs; its `tf` re-export carries face-api's tensor types.
-import { FaceLandmark68Net, FaceRecognitionNet, TinyFaceDetector, tf } from "@vladmandic/face-api/dist/face-api.esm-nobundle.js";
+import { FaceLandmark68Net, FaceRecognitionNet, SsdMobilenetv1, TinyFaceDetector, tf } from "@vladmandic/face-api/dist/face-api.esm-nobundle.js";
 import { FACE_API_MODEL_DIR } from "../../../model/build/face-api/weights.ts";
 
-interface ReferenceNet {
+interface Loadable {
   loadFromWeightMap(weightMap: tf.NamedTensorMap): void;
+}
+
+interface ReferenceNet extends Loadable {
   forward(input: tf.Tensor3D[], inputSize?: number): Promise<tf.Tensor>;
 }
 
 /** Loads a face-api net with tfjs' own weight decoding (dequantisation included), on the CPU backend. */
-async function load<T extends ReferenceNet>(net: T, model: string): Promise<T> {
+async function load<T extends Loadable>(net: T, model: string): Promise<T> {
   await setBackend("cpu");
   const manifest = JSON.parse(readFileSync(join(FACE_API_MODEL_DIR, `${model}-weights_manifest.json`), "utf8")) as {
     weights: tf.io.WeightsManifestEntry[];
@@ -23,14 +26,32 @@ async function load<T extends ReferenceNet>(net: T, model: string): Promise<T> {
   return net;
 }
 
-/** Runs a net on a batch of square NHWC float pixels (0..255) and returns its raw output (face-api takes a batch as an array of images). */
-export async function referenceForward(net: ReferenceNet, pixels: Float32Array, size: number): Promise<Float32Array> {
+/** Square NHWC float pixels (0..255) as the array of images face-api takes for a batch. */
+function images(pixels: Float32Array, size: number): tf.Tensor3D[] {
   const batch = tf.tensor4d(pixels, [pixels.length / (size * size * 3), size, size, 3]);
-  const images = tf.unstack(batch) as tf.Tensor3D[];
-  const output = await net.forward(images, size);
+  const unstacked = tf.unstack(batch) as tf.Tensor3D[];
+  batch.dispose();
+  return unstacked;
+}
+
+/** Runs a net on a batch of square images and returns its raw output. */
+export async function referenceForward(net: ReferenceNet, pixels: Float32Array, size: number): Promise<Float32Array> {
+  const input = images(pixels, size);
+  const output = await net.forward(input, size);
   const values = (await output.data()) as Float32Array;
-  for (const tensor of [batch, ...images, output]) tensor.dispose();
+  for (const tensor of [...input, output]) tensor.dispose();
   return values;
+}
+
+/** face-api's SSD on a batch of square images: decoded boxes (top, left, bottom, right) and face scores, image after image. */
+export async function referenceSsdForward(pixels: Float32Array, size: number): Promise<{ boxes: Float32Array; scores: Float32Array }> {
+  const net = await load(new SsdMobilenetv1(), "ssd_mobilenetv1_model");
+  const input = images(pixels, size);
+  const { boxes, scores } = await net.forward(input);
+  const concatenated = async (tensors: tf.Tensor[]) => Float32Array.from((await Promise.all(tensors.map((t) => t.data()))).flatMap((data) => Array.from(data as Float32Array)));
+  const result = { boxes: await concatenated(boxes), scores: await concatenated(scores) };
+  for (const tensor of [...input, ...boxes, ...scores]) tensor.dispose();
+  return result;
 }
 
 export const loadReferenceRecognitionNet = () => load(new FaceRecognitionNet(), "face_recognition_model");
