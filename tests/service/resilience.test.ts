@@ -80,7 +80,7 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
 
   test("open-set mode answers Unknown for a stranger and the name for an enrolled person", async () => {
     const photo = (name: string, n: number) => join(DATASETS, "lfw-devtrain", "images", name, `${name}_000${n}.jpg`);
-    const enrolled = ["Aaron_Peirsol", "Aaron_Sorkin", "Abdullah", "Abel_Pacheco", "Adam_Sandler"];
+    const enrolled = ["Aaron_Peirsol", "Aaron_Sorkin", "Abdullah", "Adam_Sandler"];
     const service = await startService({ answerMode: "open" });
     try {
       for (const name of enrolled) {
