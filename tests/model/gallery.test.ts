@@ -1,0 +1,99 @@
+import { describe, expect, test } from "bun:test";
+import { Gallery, GalleryFormatError } from "../../model/gallery.ts";
+
+/** A deterministic pseudo-random unit vector. */
+function unitVector(dimensions: number, seed: number): Float32Array {
+  let state = seed * 2654435761 + 1;
+  const v = new Float32Array(dimensions);
+  for (let i = 0; i < dimensions; i++) {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    v[i] = state / 2 ** 31 - 0.5;
+  }
+  const norm = Math.hypot(...v);
+  return v.map((x) => x / norm);
+}
+
+describe("gallery", () => {
+  test("search finds the enrolled face, best subjects first, one entry per subject", () => {
+    const gallery = new Gallery(16, 1);
+    gallery.enroll("alice", unitVector(16, 1));
+    gallery.enroll("alice", unitVector(16, 2));
+    gallery.enroll("bob", unitVector(16, 3));
+    gallery.enroll("carol", unitVector(16, 4));
+    const matches = gallery.search(unitVector(16, 2), 10);
+    expect(matches.map((m) => m.subject).sort()).toEqual(["alice", "bob", "carol"]);
+    expect(matches[0]).toMatchObject({ subject: "alice", faceId: "f2" });
+    expect(matches[0]!.similarity).toBeCloseTo(1, 5);
+    for (let i = 1; i < matches.length; i++) expect(matches[i - 1]!.similarity).toBeGreaterThanOrEqual(matches[i]!.similarity);
+    expect(gallery.search(unitVector(16, 2), 1)).toHaveLength(1);
+  });
+
+  test("agrees with a naive search on random data, through growth and removals", () => {
+    const dimensions = 37;
+    const gallery = new Gallery(dimensions, 2);
+    const naive = new Map<string, { subject: string; embedding: Float32Array }>();
+    for (let i = 0; i < 300; i++) {
+      const subject = `s${i % 23}`;
+      const embedding = unitVector(dimensions, i + 100);
+      naive.set(gallery.enroll(subject, embedding), { subject, embedding });
+    }
+    for (let i = 0; i < 300; i += 7) {
+      const faceId = `f${i + 1}`;
+      expect(gallery.removeFace(faceId)).toBe(true);
+      naive.delete(faceId);
+    }
+    expect(gallery.removeSubject("s5")).toBe([...naive.values()].filter((f) => f.subject === "s5").length);
+    for (const [id, face] of naive) if (face.subject === "s5") naive.delete(id);
+    expect(gallery.size).toBe(naive.size);
+    for (let q = 0; q < 20; q++) {
+      const query = unitVector(dimensions, 10_000 + q);
+      const best = new Map<string, { faceId: string; similarity: number }>();
+      for (const [faceId, face] of naive) {
+        const similarity = face.embedding.reduce((s, x, i) => s + x * query[i]!, 0);
+        if ((best.get(face.subject)?.similarity ?? -Infinity) < similarity) best.set(face.subject, { faceId, similarity });
+      }
+      const expected = [...best].sort((a, b) => b[1].similarity - a[1].similarity).slice(0, 5);
+      const got = gallery.search(query, 5);
+      expect(got.map((m) => [m.subject, m.faceId])).toEqual(expected.map(([subject, m]) => [subject, m.faceId]));
+      got.forEach((m, i) => expect(m.similarity).toBeCloseTo(expected[i]![1].similarity, 5));
+    }
+  });
+
+  test("list counts faces per subject; removal of unknown things is a no-op", () => {
+    const gallery = new Gallery(4);
+    gallery.enroll("b", unitVector(4, 1));
+    gallery.enroll("a", unitVector(4, 2));
+    gallery.enroll("b", unitVector(4, 3));
+    expect(gallery.list()).toEqual([
+      { subject: "a", faces: 1 },
+      { subject: "b", faces: 2 },
+    ]);
+    expect(gallery.removeFace("nope")).toBe(false);
+    expect(gallery.removeSubject("nobody")).toBe(0);
+  });
+
+  test("serialises and deserialises to the same gallery", () => {
+    const gallery = new Gallery(8);
+    for (let i = 0; i < 10; i++) gallery.enroll(`person ${i % 3} ü`, unitVector(8, i));
+    gallery.removeFace("f4");
+    const copy = Gallery.deserialize(gallery.serialize());
+    expect(copy.size).toBe(9);
+    expect(copy.list()).toEqual(gallery.list());
+    const query = unitVector(8, 99);
+    expect(copy.search(query, 3)).toEqual(gallery.search(query, 3));
+    expect(copy.enroll("new", unitVector(8, 5))).toBe("f11");
+  });
+
+  test("refuses wrong dimensions and damaged data with clear errors", () => {
+    const gallery = new Gallery(8);
+    expect(() => gallery.enroll("x", new Float32Array(7))).toThrow("7 dimensions");
+    expect(() => gallery.search(new Float32Array(9), 1)).toThrow("9 dimensions");
+    expect(() => Gallery.deserialize(new Uint8Array(3))).toThrow(GalleryFormatError);
+    expect(() => Gallery.deserialize(new TextEncoder().encode("definitely not a gallery"))).toThrow("not a facefleet gallery");
+    const bytes = gallery.serialize();
+    new DataView(bytes.buffer).setUint32(4, 99);
+    expect(() => Gallery.deserialize(bytes)).toThrow("format 99");
+    gallery.enroll("x", unitVector(8, 1));
+    expect(() => Gallery.deserialize(gallery.serialize().subarray(0, 20))).toThrow("truncated");
+  });
+});
