@@ -7,7 +7,8 @@ import { sampleSquare } from "../../model/landmarkers/landmark68.ts";
 import { openSession, runFloat } from "../../model/onnx-session.ts";
 import type { RgbImage } from "../../model/types.ts";
 import { loadReferenceTinyFaceDetector, maxAbsDifference, referenceForward } from "./support/face-api-reference.ts";
-import { HAVE_LFW, readLfw } from "./support/lfw.ts";
+import { expectOneCentredFace } from "./support/detections.ts";
+import { HAVE_LFW, readSamplePhotos } from "./support/lfw.ts";
 
 describe("tiny face detector decoding", () => {
   test("decodes YOLOv2 cells: sigmoid centre offsets within the cell, exp sizes times the anchor", () => {
@@ -36,7 +37,7 @@ describe("tiny face detector decoding", () => {
 describe.skipIf(!HAVE_LFW)("tiny face detector on ONNX Runtime", () => {
   let photos: RgbImage[];
   beforeAll(async () => {
-    photos = await Promise.all([readLfw("Aaron_Peirsol", 1), readLfw("Aaron_Sorkin", 1), readLfw("AJ_Cook", 1)]);
+    photos = await readSamplePhotos();
   });
 
   test("equals face-api's TensorFlow.js network within 1e-4 on real photos", async () => {
@@ -58,22 +59,7 @@ describe.skipIf(!HAVE_LFW)("tiny face detector on ONNX Runtime", () => {
 
   test("finds the one face of an LFW photo, centred, with coarse points inside its box", async () => {
     const detector = await TinyFaceDetector.load(ONNX_DIR);
-    for (const photo of photos) {
-      const [face, ...others] = await detector.detect(photo);
-      expect(others).toEqual([]);
-      const { x, y, width, height } = face!.box;
-      expect(Math.abs(x + width / 2 - 125)).toBeLessThan(25);
-      expect(Math.abs(y + height / 2 - 125)).toBeLessThan(25);
-      expect(width).toBeGreaterThan(70);
-      expect(width).toBeLessThan(200);
-      expect(face!.landmarks).toHaveLength(5);
-      for (const [px, py] of face!.landmarks) {
-        expect(px).toBeGreaterThan(x);
-        expect(px).toBeLessThan(x + width);
-        expect(py).toBeGreaterThan(y);
-        expect(py).toBeLessThan(y + height);
-      }
-    }
+    for (const photo of photos) expectOneCentredFace(await detector.detect(photo));
   });
 
   test("refuses an input size that is not a multiple of 32", async () => {

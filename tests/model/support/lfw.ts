@@ -19,3 +19,6 @@ export async function readLfw(name: string, number: number, crop?: { left: numbe
   const { data, info } = await image.raw().toBuffer({ resolveWithObject: true });
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
 }
+
+/** Three people, one photo each: the photos the model tests share. */
+export const readSamplePhotos = (): Promise<RgbImage[]> => Promise.all([readLfw("Aaron_Peirsol", 1), readLfw("Aaron_Sorkin", 1), readLfw("AJ_Cook", 1)]);
