@@ -1,7 +1,9 @@
 /**
- * The gallery of enrolled faces: pure and storage-free. Embeddings live in one contiguous Float32Array
- * (row i = face i), searched by brute force; removal swaps the last row into the hole.
+ * The gallery of enrolled faces: pure and storage-free. Embeddings live in one contiguous Float32 matrix
+ * (row i = face i) searched by brute force with a WebAssembly SIMD kernel; removal swaps the last row into the hole.
  */
+import { DotKernel } from "./dot-kernel.ts";
+
 export interface SubjectSummary {
   subject: string;
   faces: number;
@@ -22,14 +24,14 @@ export class GalleryFormatError extends Error {
 }
 
 export class Gallery {
-  private matrix: Float32Array;
+  private readonly kernel: DotKernel;
   private faceIds: string[] = [];
   private subjects: string[] = [];
   private nextFace = 1;
 
   constructor(readonly dimensions: number, capacity = 64) {
     if (!Number.isInteger(dimensions) || dimensions <= 0) throw new Error(`invalid embedding dimensions ${dimensions}`);
-    this.matrix = new Float32Array(capacity * dimensions);
+    this.kernel = new DotKernel(dimensions, capacity);
   }
 
   get size(): number {
@@ -38,14 +40,10 @@ export class Gallery {
 
   enroll(subject: string, embedding: Float32Array): string {
     this.checkDimensions(embedding);
-    if (this.size * this.dimensions === this.matrix.length) {
-      const grown = new Float32Array(Math.max(1, this.matrix.length * 2));
-      grown.set(this.matrix);
-      this.matrix = grown;
-    }
+    this.kernel.reserve(this.size + 1);
     this.codes = undefined;
     const faceId = `f${this.nextFace++}`;
-    this.matrix.set(embedding, this.size * this.dimensions);
+    this.kernel.matrix(this.size + 1).set(embedding, this.size * this.kernel.stride);
     this.faceIds.push(faceId);
     this.subjects.push(subject);
     return faceId;
@@ -78,7 +76,7 @@ export class Gallery {
   /** The k most similar subjects, each with its best-matching face, most similar first. */
   search(embedding: Float32Array, k: number): Match[] {
     this.checkDimensions(embedding);
-    const scores = this.scores(embedding);
+    const scores = this.kernel.scores(embedding, this.size);
     const codes = this.subjectCodes();
     const bestRowOf = new Int32Array(codes.count).fill(-1);
     for (let row = 0; row < scores.length; row++) {
@@ -109,32 +107,6 @@ export class Gallery {
     return this.codes;
   }
 
-  /** Dot product of the query with every enrolled face. Eight accumulators keep the loop's dependency chains short. */
-  private scores(query: Float32Array): Float32Array {
-    const d = this.dimensions;
-    const m = this.matrix;
-    const out = new Float32Array(this.size);
-    const tail = d - (d % 8);
-    for (let row = 0, base = 0; row < out.length; row++, base += d) {
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-      let i = 0;
-      for (; i < tail; i += 8) {
-        const j = base + i;
-        s0 += m[j]! * query[i]!;
-        s1 += m[j + 1]! * query[i + 1]!;
-        s2 += m[j + 2]! * query[i + 2]!;
-        s3 += m[j + 3]! * query[i + 3]!;
-        s4 += m[j + 4]! * query[i + 4]!;
-        s5 += m[j + 5]! * query[i + 5]!;
-        s6 += m[j + 6]! * query[i + 6]!;
-        s7 += m[j + 7]! * query[i + 7]!;
-      }
-      for (; i < d; i++) s0 += m[base + i]! * query[i]!;
-      out[row] = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
-    }
-    return out;
-  }
-
   serialize(): Uint8Array {
     const encoder = new TextEncoder();
     const labels = encoder.encode(JSON.stringify({ faceIds: this.faceIds, subjects: this.subjects, nextFace: this.nextFace }));
@@ -146,7 +118,11 @@ export class Gallery {
     view.setUint32(4, FORMAT_VERSION);
     view.setUint32(8, this.dimensions);
     view.setUint32(12, this.size);
-    bytes.set(new Uint8Array(this.matrix.buffer, 0, matrixBytes), header);
+    const rows = this.kernel.matrix(this.size);
+    const packed = new Float32Array(bytes.buffer, header, this.size * this.dimensions);
+    for (let row = 0; row < this.size; row++) {
+      packed.set(rows.subarray(row * this.kernel.stride, row * this.kernel.stride + this.dimensions), row * this.dimensions);
+    }
     bytes.set(labels, header + matrixBytes);
     return bytes;
   }
@@ -162,7 +138,11 @@ export class Gallery {
     const matrixBytes = size * dimensions * 4;
     if (bytes.byteLength < 16 + matrixBytes) throw new GalleryFormatError("gallery data is truncated");
     const gallery = new Gallery(dimensions, Math.max(size, 1));
-    gallery.matrix.set(new Float32Array(bytes.slice(16, 16 + matrixBytes).buffer));
+    const packed = new Float32Array(bytes.slice(16, 16 + matrixBytes).buffer);
+    const rows = gallery.kernel.matrix(size);
+    for (let row = 0; row < size; row++) {
+      rows.set(packed.subarray(row * dimensions, (row + 1) * dimensions), row * gallery.kernel.stride);
+    }
     const labels = JSON.parse(new TextDecoder().decode(bytes.subarray(16 + matrixBytes))) as { faceIds: string[]; subjects: string[]; nextFace: number };
     if (labels.faceIds.length !== size || labels.subjects.length !== size) throw new GalleryFormatError("gallery labels do not match its embeddings");
     gallery.faceIds = labels.faceIds;
@@ -174,9 +154,9 @@ export class Gallery {
   private removeRow(row: number): void {
     this.codes = undefined;
     const last = this.size - 1;
-    const d = this.dimensions;
+    const stride = this.kernel.stride;
     if (row !== last) {
-      this.matrix.copyWithin(row * d, last * d, last * d + d);
+      this.kernel.matrix(this.size).copyWithin(row * stride, last * stride, last * stride + stride);
       this.faceIds[row] = this.faceIds[last]!;
       this.subjects[row] = this.subjects[last]!;
     }
