@@ -59,13 +59,24 @@ export function warpSimilarity(image: RgbImage, imageToCrop: Similarity, size: n
       const wx = x - x0;
       const wy = y - y0;
       const o = (v * size + u) * 3;
+      if (x0 >= 0 && y0 >= 0 && x0 + 1 < width && y0 + 1 < height) {
+        // Fast path, all four neighbours inside: the image's common case.
+        const i00 = (y0 * width + x0) * 3;
+        const i01 = i00 + width * 3;
+        for (let c = 0; c < 3; c++) {
+          const top = src[i00 + c]! + (src[i00 + 3 + c]! - src[i00 + c]!) * wx;
+          const bottom = src[i01 + c]! + (src[i01 + 3 + c]! - src[i01 + c]!) * wx;
+          out[o + c] = (top + (bottom - top) * wy + 0.5) | 0;
+        }
+        continue;
+      }
       for (let c = 0; c < 3; c++) {
         const p00 = pixel(src, width, height, x0, y0, c);
         const p10 = pixel(src, width, height, x0 + 1, y0, c);
         const p01 = pixel(src, width, height, x0, y0 + 1, c);
         const p11 = pixel(src, width, height, x0 + 1, y0 + 1, c);
         const value = (p00 * (1 - wx) + p10 * wx) * (1 - wy) + (p01 * (1 - wx) + p11 * wx) * wy;
-        out[o + c] = Math.round(value);
+        out[o + c] = (value + 0.5) | 0;
       }
     }
   }

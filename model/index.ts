@@ -4,4 +4,5 @@ export { decodeImage, inspectImage, SUPPORTED_FORMATS, type ImageInfo, type Supp
 export { thresholdFor } from "./registry.ts";
 export { buildModels, ONNX_DIR } from "./build/index.ts";
 export { ModelConfigSchema, CustomEmbedderSchema, type ModelConfig, type CustomEmbedderConfig } from "./config.ts";
+export { Gallery, GalleryFormatError, type Match, type SubjectSummary } from "./gallery.ts";
 export * from "./types.ts";

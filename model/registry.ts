@@ -27,19 +27,19 @@ export const LANDMARKERS: Record<string, Loader<FaceLandmarker>> = {
 
 export interface EmbedderEntry {
   load: Loader<FaceEmbedder>;
-  /** Open-set cosine-similarity threshold calibrated on lfw-devtrain (see model/README.md). */
-  threshold: number;
+  /** Open-set cosine-similarity threshold calibrated on lfw-devtrain: the one at a false accept rate of 1e-3 (see model/README.md). */
+  threshold?: number;
 }
 
 export const EMBEDDERS: Record<string, EmbedderEntry> = {
-  "dlib-resnet": { load: (onnxDir) => DlibResNetEmbedder.load(onnxDir), threshold: 0.5 },
-  mobilefacenet: { load: (onnxDir) => MobileFaceNetEmbedder.load(onnxDir), threshold: 0.5 },
+  "dlib-resnet": { load: (onnxDir) => DlibResNetEmbedder.load(onnxDir), threshold: 0.93 },
+  // Not calibrated: the converted network currently gives nearly the same embedding for every face (see model/README.md).
+  mobilefacenet: { load: (onnxDir) => MobileFaceNetEmbedder.load(onnxDir) },
   custom: {
     load: (_, config) => {
       if (!config.customEmbedder) throw new Error("model.embedder is 'custom' but model.customEmbedder is not set");
       return CustomOnnxEmbedder.load(config.customEmbedder);
     },
-    threshold: Number.NaN,
   },
 };
 
@@ -49,6 +49,7 @@ export function thresholdFor(config: ModelConfig): number {
   if (config.embedder === "custom" && config.customEmbedder) return config.customEmbedder.threshold;
   const entry = EMBEDDERS[config.embedder];
   if (!entry) throw new Error(`unknown embedder '${config.embedder}'; known: ${Object.keys(EMBEDDERS).join(", ")}`);
+  if (entry.threshold === undefined) throw new Error(`embedder '${config.embedder}' has no calibrated threshold; set model.threshold`);
   return entry.threshold;
 }
 

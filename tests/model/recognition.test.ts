@@ -1,0 +1,64 @@
+/**
+ * End to end through the public surface: photos from lfw-devtrain go through the worker pool, people are enrolled in a
+ * gallery, other photos of them are recognised, and strangers are turned away in open-set mode.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { Value } from "@sinclair/typebox/value";
+import { Gallery } from "../../model/gallery.ts";
+import { InferencePool, ModelConfigSchema, thresholdFor, type ModelConfig } from "../../model/index.ts";
+import { HAVE_LFW, LFW_DIR } from "./support/lfw.ts";
+
+const config = Value.Default(ModelConfigSchema, {}) as ModelConfig;
+const threshold = thresholdFor(config);
+const imagesDir = join(LFW_DIR, "images");
+
+/** Eight people with at least three photos (two enrolled, the third to recognise) and eight strangers with one. */
+function castOfPeople(): { known: string[]; strangers: string[] } {
+  const people = readdirSync(imagesDir).sort();
+  const photos = (person: string) => readdirSync(join(imagesDir, person)).sort();
+  return {
+    known: people.filter((p) => photos(p).length >= 3).filter((_, i) => i % 30 === 0).slice(0, 8),
+    strangers: people.filter((p) => photos(p).length === 1).filter((_, i) => i % 150 === 0).slice(0, 8),
+  };
+}
+
+let pool: InferencePool | undefined;
+beforeAll(async () => {
+  if (HAVE_LFW) pool = await InferencePool.create({ config, workers: 2 });
+});
+afterAll(() => pool?.close());
+
+async function embedding(person: string, photo: number): Promise<Float32Array> {
+  const file = join(imagesDir, person, readdirSync(join(imagesDir, person)).sort()[photo]!);
+  const analysis = await pool!.analyze(new Uint8Array(await Bun.file(file).arrayBuffer()));
+  expect(analysis.faces.length).toBeGreaterThan(0);
+  const central = analysis.faces.find((face) => !face.wholeImage);
+  expect(central).toBeDefined();
+  return central!.embedding;
+}
+
+test.skipIf(!HAVE_LFW)("recognises enrolled people from new photos and rejects strangers in open-set mode", async () => {
+  const { known, strangers } = castOfPeople();
+  expect(known.length).toBe(8);
+  expect(strangers.length).toBe(8);
+  const [enrolment, probes, strangerProbes] = await Promise.all([
+    Promise.all(known.flatMap((person) => [0, 1].map(async (photo) => ({ person, embedding: await embedding(person, photo) })))),
+    Promise.all(known.map((person) => embedding(person, 2))),
+    Promise.all(strangers.map((person) => embedding(person, 0))),
+  ]);
+  const gallery = new Gallery(enrolment[0]!.embedding.length);
+  for (const { person, embedding } of enrolment) gallery.enroll(person, embedding);
+
+  known.forEach((person, i) => {
+    const [best, runnerUp] = gallery.search(probes[i]!, 2);
+    expect(best?.subject).toBe(person);
+    expect(best!.similarity).toBeGreaterThanOrEqual(threshold);
+    expect(runnerUp!.similarity).toBeLessThan(best!.similarity);
+  });
+  for (const stranger of strangerProbes) {
+    const [best] = gallery.search(stranger, 1);
+    expect(best!.similarity).toBeLessThan(threshold);
+  }
+});
