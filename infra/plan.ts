@@ -142,7 +142,7 @@ export function desiredState(config: Config, options: DesiredOptions): DesiredSt
     ],
     securityGroup: { name: `${prefix}-web`, description: `facefleet ${prefix}: web tier on port ${WEB_PORT}`, port: WEB_PORT, cidr: options.ingressCidr },
     role: { name: `${prefix}-instance-role`, policyName: `${prefix}-instance-policy`, profileName: `${prefix}-instance-profile` },
-    launchTemplate: { name: `${prefix}-instance`, instanceType: options.appInstanceType },
+    launchTemplate: { name: names.launchTemplate, instanceType: options.appInstanceType },
   };
 }
 
