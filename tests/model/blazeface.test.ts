@@ -16,7 +16,7 @@ import {
 import { openSession } from "../../model/onnx-session.ts";
 import type { DetectedFace, RgbImage } from "../../model/types.ts";
 import { HAVE_LFW, readLfw } from "./support/lfw.ts";
-import { loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
+import { PARITY_TIMEOUT_MS, loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
 
 describe("BlazeFace decoding", () => {
   test("896 anchors: 16x16 cells of 2, then 8x8 cells of 6 (strides 16 and 32 at 256, 8 and 16 at 128)", () => {
@@ -76,7 +76,7 @@ describe.skipIf(!HAVE_LFW)("BlazeFace on ONNX Runtime", () => {
       });
       const sigmoid = (values: Float32Array) => values.map((logit) => 1 / (1 + Math.exp(-logit)));
       expect(maxAbsDifference(sigmoid(outputs.scores_16!.data as Float32Array), sigmoid(reference[0]!))).toBeLessThanOrEqual(1e-4);
-    });
+    }, PARITY_TIMEOUT_MS);
   }
 
   test("finds the one face of LFW photos, eyes and mouth where deep-funneled LFW puts them", async () => {

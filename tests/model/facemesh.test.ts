@@ -8,7 +8,7 @@ import { FACEMESH_FILE, FaceMeshLandmarker, meshFivePoints, squareToCrop } from 
 import { openSession } from "../../model/onnx-session.ts";
 import type { DetectedFace, RgbImage } from "../../model/types.ts";
 import { HAVE_LFW, readLfw } from "./support/lfw.ts";
-import { loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
+import { PARITY_TIMEOUT_MS, loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
 import * as ort from "onnxruntime-node";
 
 test("a rotated square maps onto the crop: centre to the middle, its eye line to the horizontal", () => {
@@ -51,7 +51,7 @@ describe.skipIf(!HAVE_LFW)("FaceMesh on ONNX Runtime", () => {
     const scale = Math.max(1, ...mesh!.map(Math.abs));
     expect(maxAbsDifference(outputs.mesh!.data as Float32Array, mesh!)).toBeLessThanOrEqual(1e-4 * scale);
     expect(maxAbsDifference(outputs.face_flag!.data as Float32Array, flag!)).toBeLessThanOrEqual(1e-4);
-  });
+  }, PARITY_TIMEOUT_MS);
 
   test("refines BlazeFace's coarse points: confident mesh, mouth corners on the lips, eyes level, within a few pixels of BlazeFace's eyes", async () => {
     for (const [i, photo] of photos.entries()) {

@@ -9,7 +9,7 @@ import { MOBILEFACENET_FILE, MobileFaceNetEmbedder } from "../../model/embedders
 import { openSession, runFloat } from "../../model/onnx-session.ts";
 import type { RgbImage } from "../../model/types.ts";
 import { HAVE_LFW, readLfw } from "./support/lfw.ts";
-import { loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
+import { PARITY_TIMEOUT_MS, loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
 
 const cosine = (a: Float32Array, b: Float32Array) => a.reduce((sum, value, i) => sum + value * b[i]!, 0);
 
@@ -48,7 +48,7 @@ describe.skipIf(!HAVE_LFW)("MobileFaceNet on ONNX Runtime", () => {
 
     const embeddings = await embedder.embed(crops);
     expect(maxAbsDifference(embeddings[2]!, reference!.slice(2 * 192, 3 * 192))).toBeLessThanOrEqual(1e-4);
-  });
+  }, PARITY_TIMEOUT_MS);
 
   test("embeddings are 192-d, unit length, and the same person is closer than a stranger", async () => {
     const [peirsol1, peirsol2, sorkin] = await embedder.embed(crops);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { convertGraphModel, permuteData, readGraphModel, type ConversionSpec, type TfjsNode } from "../../model/build/tfjs-graph.ts";
 import { decodeWeight, halfToFloat, type WeightsManifestEntry } from "../../model/build/tfjs-weights.ts";
-import { loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
+import { PARITY_TIMEOUT_MS, loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
 
 describe("tfjs weights", () => {
   test("float16 bits decode to their IEEE values", () => {
@@ -150,7 +150,7 @@ describe("tfjs GraphModel -> ONNX", () => {
     expect(outputs.flat!.dims).toEqual([2, 216]);
     expect(maxAbsDifference(outputs.mean!.data as Float32Array, reference[0]!)).toBeLessThanOrEqual(1e-5);
     expect(maxAbsDifference(outputs.flat!.data as Float32Array, reference[1]!)).toBeLessThanOrEqual(1e-5);
-  });
+  }, PARITY_TIMEOUT_MS);
 
   test("conversion is deterministic", () => {
     const model = readGraphModel(dir, "model.json");

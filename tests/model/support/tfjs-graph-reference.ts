@@ -4,6 +4,9 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import type { WeightsManifestGroup } from "../../../model/build/tfjs-weights.ts";
 
+/** tfjs' pure-JS CPU backend needs 1-2 s per network run here, several times that on a busy machine. */
+export const PARITY_TIMEOUT_MS = 30_000;
+
 export interface ReferenceGraphModel {
   /** Runs the graph on one NHWC float input and returns the named outputs' values, in order. */
   run(input: Float32Array, shape: number[], outputs: string[]): Float32Array[];
