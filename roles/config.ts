@@ -46,7 +46,6 @@ export const ConfigSchema = Type.Object({
   }),
   controllerIntervalMs: Type.Integer({ minimum: 10, default: 250 }),
   scaleInAfterMs: Type.Integer({ minimum: 0, default: 1000, description: "An empty queue for this long scales the fleet to 0" }),
-  appIdleStopMs: Type.Integer({ minimum: 0, default: 0, description: "App instances stop themselves after this idle time; 0 = never (the controller stops them)" }),
   analysisCacheEntries: Type.Integer({ minimum: 0, default: 10_000, description: "Images remembered by content hash so identical ones are not recomputed; 0 = off" }),
   model: ModelConfigSchema,
 });
