@@ -27,13 +27,8 @@ export class Consumer {
   private loop: Promise<void> | undefined;
   private slotFreed: (() => void) | undefined;
   jobsDone = 0;
-  lastActivity = Date.now();
 
   constructor(private readonly options: ConsumerOptions) {}
-
-  get busy(): number {
-    return this.running.size;
-  }
 
   start(): void {
     this.loop = this.run();
@@ -81,7 +76,6 @@ export class Consumer {
 
   private async process(message: ReceivedMessage): Promise<void> {
     const { requestQueue, deadLetterQueue, queues, visibilityTimeoutSeconds, log } = this.options;
-    this.lastActivity = Date.now();
     const started = performance.now();
     let job;
     try {
@@ -114,7 +108,6 @@ export class Consumer {
       log.error("job_failed", { jobId: job.jobId, receiveCount: message.receiveCount, ...errorFields(error) });
     } finally {
       clearInterval(heartbeat);
-      this.lastActivity = Date.now();
-    }
+      }
   }
 }
