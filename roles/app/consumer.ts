@@ -108,6 +108,6 @@ export class Consumer {
       log.error("job_failed", { jobId: job.jobId, receiveCount: message.receiveCount, ...errorFields(error) });
     } finally {
       clearInterval(heartbeat);
-      }
+    }
   }
 }
