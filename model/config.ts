@@ -25,7 +25,7 @@ export const ModelConfigSchema = Type.Object({
   detector: Type.String({ default: "blazeface-front", description: "Face detector name (blazeface-front, blazeface, tiny-face-detector); 'none' uses the whole image as the face" }),
   landmarker: Type.String({ default: "landmark68", description: "Landmark refiner name (landmark68, facemesh); 'none' aligns on the detector's keypoints" }),
   embedder: Type.String({ default: "dlib-resnet", description: "Face embedder name (dlib-resnet, mobilefacenet); 'custom' uses customEmbedder" }),
-  flip: Type.Boolean({ default: true, description: "Embed each face and its mirror image and sum the two (more accurate, twice the embedding work)" }),
+  flip: Type.Boolean({ default: false, description: "Embed each face and its mirror image and sum the two (more accurate, twice the embedding work)" }),
   threshold: Type.Optional(Type.Number({ description: "Open-set similarity threshold; default the embedder's calibrated one" })),
   customEmbedder: Type.Optional(CustomEmbedderSchema),
   workers: Type.Integer({ minimum: 0, default: 0, description: "Inference worker threads; 0 = number of cores" }),
