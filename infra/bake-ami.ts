@@ -77,17 +77,25 @@ async function bake(context: ScriptContext, state: DeploymentState, image: strin
     );
     const userData = builderUserData({ bucket, tarballKey, markerPrefix, region: aws.region, config: { ...config } });
     builderId = await out.step(`boot a ${options.builderInstanceType} builder from ${image}`, async () => {
-      const { Instances } = await aws.ec2.send(
-        new RunInstancesCommand({
-          MinCount: 1,
-          MaxCount: 1,
-          ImageId: image,
-          InstanceType: options.builderInstanceType as _InstanceType,
-          LaunchTemplate: { LaunchTemplateId: launchTemplateId, Version: "$Default" },
-          UserData: Buffer.from(userData).toString("base64"),
-          InstanceInitiatedShutdownBehavior: "stop",
-          TagSpecifications: [{ ResourceType: "instance", Tags: toTagList({ ...tags, Name: `${config.prefix}-ami-builder` }) }],
-        }),
+      const launch = new RunInstancesCommand({
+        MinCount: 1,
+        MaxCount: 1,
+        ImageId: image,
+        InstanceType: options.builderInstanceType as _InstanceType,
+        LaunchTemplate: { LaunchTemplateId: launchTemplateId, Version: "$Default" },
+        UserData: Buffer.from(userData).toString("base64"),
+        InstanceInitiatedShutdownBehavior: "stop",
+        TagSpecifications: [{ ResourceType: "instance", Tags: toTagList({ ...tags, Name: `${config.prefix}-ami-builder` }) }],
+      });
+      // EC2 refuses an instance profile for a few seconds after IAM created it.
+      const { Instances } = await waitUntil(
+        "the instance profile to become usable",
+        () =>
+          aws.ec2.send(launch).catch((error: Error) => {
+            if (isAwsError(error, "InvalidParameterValue") && /iamInstanceProfile/i.test(error.message)) return undefined;
+            throw error;
+          }),
+        { timeoutSeconds: 60, pollSeconds: options.pollSeconds },
       );
       const id = Instances?.[0]?.InstanceId;
       if (!id) throw new Error("RunInstances returned no instance");

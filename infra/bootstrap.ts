@@ -7,8 +7,10 @@ import { readActualState } from "./actual-state.ts";
 import { applyChanges } from "./apply.ts";
 import { awsClients, destroyClients } from "./aws.ts";
 import { describeChange, desiredState, planChanges, type ActualState, type DesiredState } from "./plan.ts";
-import { runScript } from "./script.ts";
+import { runScript, waitUntil } from "./script.ts";
 import { stateFilePath, writeState } from "./state.ts";
+
+const CONVERGE_SECONDS = 60;
 
 function stateOf(desired: DesiredState, actual: ActualState) {
   const { names } = desired;
@@ -46,9 +48,24 @@ await runScript("bootstrap", async ({ config, options, out }) => {
       out.line(`applying ${changes.length} changes:`);
       await applyChanges(aws, desired, actual, changes, out);
     }
-    const after = changes.length === 0 ? actual : await out.step("read back", () => readActualState(aws, desired));
-    const left = planChanges(desired, after);
-    if (left.length > 0) throw new Error(`not converged, still to do: ${left.map(describeChange).join("; ")}`);
+    // IAM and S3 settings are eventually consistent on AWS: read back until the plan is empty.
+    let left = changes;
+    const after =
+      changes.length === 0
+        ? actual
+        : await out.step("read back until nothing is left to do", () =>
+            waitUntil(
+              "the deployment to converge",
+              async () => {
+                const state = await readActualState(aws, desired);
+                left = planChanges(desired, state);
+                return left.length === 0 ? state : undefined;
+              },
+              { timeoutSeconds: CONVERGE_SECONDS, pollSeconds: Math.min(options.pollSeconds, 2) },
+            ).catch((error: Error) => {
+              throw new Error(`${error.message}; still to do: ${left.map(describeChange).join("; ")}`);
+            }),
+          );
     const path = stateFilePath(desired.prefix, options.stateFile);
     writeState(path, stateOf(desired, after));
     out.line(`state written to ${path}`);
