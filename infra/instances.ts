@@ -1,10 +1,10 @@
 /** The deployment's EC2 instances, found by their Deployment tag. */
 import { DescribeInstancesCommand, paginateDescribeInstances } from "@aws-sdk/client-ec2";
+import { ROLE_TAG } from "../roles/boot.ts";
 import { deploymentFilter, fromTagList, type AwsClients } from "./aws.ts";
 import type { ExistingInstance } from "./launch-plan.ts";
 import { waitUntil } from "./script.ts";
 
-export const ROLE_TAG = "Role";
 
 export async function listDeploymentInstances(aws: AwsClients, prefix: string): Promise<ExistingInstance[]> {
   const instances: ExistingInstance[] = [];

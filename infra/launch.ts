@@ -6,7 +6,8 @@
  */
 import { DescribeInstancesCommand, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, type _InstanceType } from "@aws-sdk/client-ec2";
 import { awsClients, destroyClients, toTagList, type AwsClients } from "./aws.ts";
-import { listDeploymentInstances, ROLE_TAG, waitForStates } from "./instances.ts";
+import { ROLE_TAG } from "../roles/boot.ts";
+import { listDeploymentInstances, waitForStates } from "./instances.ts";
 import { describeLaunchAction, planLaunch, type LaunchAction } from "./launch-plan.ts";
 import { DEPLOYMENT_TAG } from "./policies.ts";
 import { runScript, type ScriptContext } from "./script.ts";

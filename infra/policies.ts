@@ -3,9 +3,10 @@
  * EC2 assume the role, and a least-privilege permissions policy that reaches only this deployment's buckets,
  * queues, instances, AMIs and launch template, and can pass only its own role.
  */
+import { DEPLOYMENT_TAG } from "../roles/cloud/aws/ec2-fleet.ts";
 import type { ResourceNames } from "../roles/config.ts";
 
-export const DEPLOYMENT_TAG = "Deployment";
+export { DEPLOYMENT_TAG };
 
 export interface PolicyStatement {
   Sid: string;
