@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type PolicyDocument, type PolicyScope } from "../../infra/policies.ts";
 import { loadConfig, resourceNames } from "../../roles/config.ts";
+import { Glob } from "bun";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 
 function scopeFor(prefix: string): PolicyScope {
   return {
@@ -143,4 +146,24 @@ describe("instance role permissions are least privilege", () => {
 test("account and partition come from the role ARN", () => {
   expect(parseRoleArn("arn:aws-cn:iam::123456789012:role/x")).toEqual({ partition: "aws-cn", accountId: "123456789012" });
   expect(() => parseRoleArn("arn:aws:s3:::bucket")).toThrow("not an IAM role ARN");
+});
+
+/** The IAM action each SDK command of the service needs, where its name is not service:CommandName. */
+const ACTION_OF: Record<string, string> = { "s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket" };
+
+test("the policy grants every AWS call the service's own code makes", () => {
+  const root = resolve(import.meta.dir, "../..");
+  const needed = new Set<string>();
+  for (const file of ["index.ts", ...new Glob("roles/**/*.ts").scanSync(root)]) {
+    const source = readFileSync(join(root, file), "utf8");
+    for (const [, names, service] of source.matchAll(/import\s*\{([^}]*)\}\s*from\s*"@aws-sdk\/client-([a-z0-9]+)"/g)) {
+      for (const [, command] of names!.matchAll(/\b([A-Z][A-Za-z0-9]+)Command\b/g)) {
+        const action = `${service}:${command}`;
+        needed.add(ACTION_OF[action] ?? action);
+      }
+    }
+  }
+  expect(needed.size).toBeGreaterThan(10);
+  const granted = new Set(policy.Statement.flatMap((statement) => asList(statement.Action)));
+  expect([...needed].filter((action) => !granted.has(action))).toEqual([]);
 });
