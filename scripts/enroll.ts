@@ -63,7 +63,7 @@ async function worker(): Promise<void> {
       body: form,
       headers: args.token ? { authorization: `Bearer ${args.token}` } : {},
     });
-    if (response.status === 201) enrolled++;
+    if (response.ok) enrolled++;
     else failures.push(`${file}: HTTP ${response.status} ${await response.text()}`);
   }
 }

@@ -28,7 +28,12 @@ const files = readdirSync(args.images).filter((file) => /\.(jpe?g|png|webp)$/i.t
 if (files.length === 0) throw new Error(`no images in ${args.images}`);
 const total = Number(args.requests ?? files.length);
 const concurrency = Math.max(1, Number(args.concurrency));
-const images = await Promise.all(files.map(async (file) => ({ file, bytes: await Bun.file(join(args.images!, file)).bytes() })));
+const images = await Promise.all(
+  files.map(async (file) => {
+    const blob = Bun.file(join(args.images!, file));
+    return { file, type: blob.type, bytes: await blob.bytes() };
+  }),
+);
 
 const latencies: number[] = [];
 let correct = 0;
@@ -50,7 +55,7 @@ async function worker(): Promise<void> {
     const image = images[index % images.length]!;
     const name = image.file.replace(/\.[^.]*$/, "");
     const form = new FormData();
-    form.append("inputFile", new File([image.bytes], image.file, { type: "image/jpeg" }));
+    form.append("inputFile", new File([image.bytes], image.file, { type: image.type }));
     const started = performance.now();
     try {
       const response = await fetch(`${args.url}/`, { method: "POST", body: form });

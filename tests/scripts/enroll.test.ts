@@ -1,0 +1,76 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { runScript, temporaryFolder } from "./support.ts";
+
+interface Enrollment {
+  subject: string;
+  field: string;
+  fileName: string;
+  bytes: string;
+  authorization: string | null;
+}
+
+/** A stand-in for the subjects API: records every enrollment, refuses images whose content is "bad". */
+function startStub() {
+  const enrollments: Enrollment[] = [];
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(request) {
+      const match = /^\/v1\/subjects\/([^/]+)\/faces$/.exec(new URL(request.url).pathname);
+      if (request.method !== "POST" || !match) return new Response("not found", { status: 404 });
+      const form = await request.formData();
+      for (const [field, value] of form) {
+        if (!(value instanceof Blob)) continue;
+        const bytes = await value.text();
+        if (bytes === "bad") return Response.json({ error: "not_an_image" }, { status: 415 });
+        enrollments.push({ subject: decodeURIComponent(match[1]!), field, fileName: (value as File).name, bytes, authorization: request.headers.get("authorization") });
+      }
+      return Response.json({ faceId: `f${enrollments.length}` }, { status: 201 });
+    },
+  });
+  return { server, enrollments, url: `http://127.0.0.1:${server.port}` };
+}
+
+let stub: ReturnType<typeof startStub> | undefined;
+afterEach(() => stub?.server.stop(true));
+
+const bySubject = (enrollments: Enrollment[]) => enrollments.map((e) => `${e.subject}<-${e.fileName}:${e.bytes}`).sort();
+
+describe("enrollment client", () => {
+  test("enrolls every image of a course CSV under its label, field 'image', with the bearer token", async () => {
+    stub = startStub();
+    const folder = temporaryFolder({
+      "images/test_00.jpg": "zero",
+      "images/test_01.png": "one",
+      "images/test_02.jpg": "two",
+      "labels.csv": "Image,Results\ntest_00,Paul\ntest_01,Emily\ntest_02,Paul\n",
+    });
+    const run = await runScript("enroll.ts", ["--url", stub.url, "--labels", join(folder, "labels.csv"), "--images", join(folder, "images"), "--token", "s3cret"]);
+    expect(run.exitCode).toBe(0);
+    expect(bySubject(stub.enrollments)).toEqual(["Emily<-test_01.png:one", "Paul<-test_00.jpg:zero", "Paul<-test_02.jpg:two"]);
+    expect(stub.enrollments.every((e) => e.field === "image" && e.authorization === "Bearer s3cret")).toBe(true);
+    expect(run.summary).toEqual({ faces: 3, enrolled: 3, failed: 0, subjects: 2 });
+  });
+
+  test("--dir enrolls folders named after people (LFW layout), escaping names in the path, and reports failures", async () => {
+    stub = startStub();
+    const folder = temporaryFolder({
+      "Ada_Lovelace/Ada_Lovelace_0001.jpg": "ada 1",
+      "Ada_Lovelace/Ada_Lovelace_0002.jpg": "ada 2",
+      "Ada_Lovelace/readme.txt": "skipped",
+      "José Martí/José Martí_0001.jpg": "jose",
+      "Broken/Broken_0001.jpg": "bad",
+    });
+    const run = await runScript("enroll.ts", ["--url", stub.url, "--dir", folder]);
+    expect(bySubject(stub.enrollments)).toEqual([
+      "Ada_Lovelace<-Ada_Lovelace_0001.jpg:ada 1",
+      "Ada_Lovelace<-Ada_Lovelace_0002.jpg:ada 2",
+      "José Martí<-José Martí_0001.jpg:jose",
+    ]);
+    expect(stub.enrollments.every((e) => e.authorization === null)).toBe(true);
+    expect(run.summary).toEqual({ faces: 4, enrolled: 3, failed: 1, subjects: 3 });
+    expect(run.stderr).toContain("HTTP 415");
+    expect(run.exitCode).toBe(1);
+  });
+});
