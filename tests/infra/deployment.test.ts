@@ -173,6 +173,12 @@ describe("a deployment's life in the emulated region", () => {
   });
 
   test("launch boots the web tier and a warm pool of stopped app instances; a second launch changes nothing", async () => {
+    const dry = await runCounting("launch", ["--pool-size", "3", "--dry-run"]);
+    expect(dry.stdout).toContain("would launch 1 web+controller instance");
+    expect(dry.stdout).toContain("would launch 3 app instances and stop them once running (warm pool)");
+    expect(dry.actions.filter((action) => MUTATING.test(action))).toEqual([]);
+    expect(alive(PREFIX)).toEqual([]);
+
     const first = await runCounting("launch", ["--pool-size", "3"]);
     expect(first.stdout).toContain("web tier: curl -F inputFile=@face.jpg http://");
     const instances = alive(PREFIX);
@@ -187,6 +193,10 @@ describe("a deployment's life in the emulated region", () => {
 
   test("teardown asks first, then deletes everything tagged with the deployment and nothing of another", async () => {
     await runCounting("bootstrap", [], { prefix: "other" });
+
+    const dry = await runCounting("teardown", ["--dry-run"]);
+    expect(dry.stdout).toContain("buckets: itest-in-bucket, itest-out-bucket");
+    expect(dry.actions.filter((action) => MUTATING.test(action))).toEqual([]);
 
     const declined = await runCounting("teardown", [], { stdin: "n\n" });
     expect(declined.stdout).toContain("nothing deleted");
