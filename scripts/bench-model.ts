@@ -13,7 +13,7 @@ import { InferencePool } from "../model/pool.ts";
 import { Recognizer } from "../model/recognizer.ts";
 import { loadParts } from "../model/registry.ts";
 import type { RgbImage } from "../model/types.ts";
-import { loadConfig } from "../roles/config.ts";
+import { PIPELINE_OPTIONS, pipelineConfig } from "./pipeline-options.ts";
 import { loadFaceApiWasm, type FaceApiAnalyzer } from "./face-api-wasm.ts";
 
 const { values: args } = parseArgs({
@@ -22,21 +22,11 @@ const { values: args } = parseArgs({
     "face-api-images": { type: "string", default: "20" },
     workers: { type: "string" },
     "gallery-size": { type: "string", default: "10000" },
-    detector: { type: "string" },
-    landmarker: { type: "string" },
-    embedder: { type: "string" },
-    flip: { type: "string" },
+    ...PIPELINE_OPTIONS,
   },
 });
 const DATASETS = join(import.meta.dir, "..", "..", "shared", "datasets");
-const base = loadConfig().model;
-const config = {
-  ...base,
-  detector: args.detector ?? base.detector,
-  landmarker: args.landmarker ?? base.landmarker,
-  embedder: args.embedder ?? base.embedder,
-  flip: args.flip === undefined ? base.flip : args.flip === "true",
-};
+const config = pipelineConfig(args);
 const imageCount = Number(args.images);
 const faceApiCount = Number(args["face-api-images"]);
 const workers = Number(args.workers ?? (config.workers || availableParallelism()));

@@ -4,9 +4,9 @@
  * 10-fold files (`10 300`) use their folds; single-split files (`N`) are cut into 10 balanced folds. The last line is JSON.
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../roles/config.ts";
 import { InferencePool } from "../model/pool.ts";
 import { bestThreshold, crossValidate, splitIntoFolds, tarAtFar, type ScoredPair } from "../model/threshold.ts";
+import { PIPELINE_OPTIONS, PIPELINE_USAGE, pipelineConfig } from "./pipeline-options.ts";
 import { centralFace, readLfwPairs, similarity, type LfwPair } from "./lfw.ts";
 
 const { values: args } = parseArgs({
@@ -14,25 +14,15 @@ const { values: args } = parseArgs({
     pairs: { type: "string" },
     images: { type: "string" },
     workers: { type: "string" },
-    detector: { type: "string" },
-    landmarker: { type: "string" },
-    embedder: { type: "string" },
-    flip: { type: "string" },
+    ...PIPELINE_OPTIONS,
   },
 });
 if (!args.pairs || !args.images) {
-  console.error("usage: bun run scripts/eval-lfw.ts --pairs FILE --images DIR [--workers N] [--detector D] [--landmarker L] [--embedder E] [--flip true|false]");
+  console.error(`usage: bun run scripts/eval-lfw.ts --pairs FILE --images DIR [--workers N] ${PIPELINE_USAGE}`);
   process.exit(2);
 }
 
-const base = loadConfig().model;
-const config = {
-  ...base,
-  detector: args.detector ?? base.detector,
-  landmarker: args.landmarker ?? base.landmarker,
-  embedder: args.embedder ?? base.embedder,
-  flip: args.flip === undefined ? base.flip : args.flip === "true",
-};
+const config = pipelineConfig(args);
 const { folds: fileFolds, predefinedFolds } = readLfwPairs(args.pairs, args.images);
 const allPairs = fileFolds.flat();
 const paths = [...new Set(allPairs.flatMap((p) => [p.first, p.second]))];
