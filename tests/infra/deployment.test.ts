@@ -147,7 +147,7 @@ describe("a deployment's life in the emulated region", () => {
     const baking = run("bake-ami", ["--image", "ami-0stock"]);
     // Play the builder's part: report success in S3 and power off.
     let builder: ReturnType<typeof alive>[number] | undefined;
-    for (let attempt = 0; attempt < 400 && !builder; attempt++) {
+    for (let attempt = 0; attempt < 800 && !builder; attempt++) {
       builder = alive(PREFIX).find((instance) => instance.tags.Name === "itest-ami-builder");
       if (!builder) await Bun.sleep(25);
     }
