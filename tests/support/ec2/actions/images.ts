@@ -1,0 +1,59 @@
+/** CreateImage, DescribeImages, DeregisterImage. */
+import { QueryError, text, texts } from "../../query-protocol.ts";
+import type { Ec2Handler } from "../context.ts";
+import { filtersOf, matchesFilters, paginate } from "../filters.ts";
+import { tagSpecificationsOf } from "../launch-spec.ts";
+import { ACCOUNT_ID, type Image } from "../model.ts";
+import { tagSet } from "../render.ts";
+
+const createImage: Ec2Handler = (params, { store }) => {
+  const instanceId = text(params, "InstanceId") ?? "";
+  if (!store.instances.has(instanceId)) throw new QueryError("InvalidInstanceID.NotFound", `The instance ID '${instanceId}' does not exist`);
+  const name = text(params, "Name") ?? "";
+  if ([...store.images.values()].some((image) => image.name === name)) {
+    throw new QueryError("InvalidAMIName.Duplicate", `AMI name ${name} is already in use by AMI ${[...store.images.values()].find((image) => image.name === name)!.id}`);
+  }
+  const image: Image = { id: store.newId("ami"), name, description: text(params, "Description"), state: "available", creationDate: new Date(), sourceInstanceId: instanceId };
+  store.images.set(image.id, image);
+  for (const spec of tagSpecificationsOf(params)) if (spec.resourceType === "image") store.addTags(image.id, spec.tags);
+  return { imageId: image.id };
+};
+
+const describeImages: Ec2Handler = (params, { store }) => {
+  const ids = texts(params, "ImageId");
+  for (const id of ids) if (!store.images.has(id)) throw new QueryError("InvalidAMIID.NotFound", `The image id '[${id}]' does not exist`);
+  const candidates = ids.length ? ids.map((id) => store.images.get(id)!) : [...store.images.values()];
+  const filters = filtersOf(params);
+  const matching = candidates.filter((image) =>
+    matchesFilters(filters, { "image-id": image.id, name: image.name, state: image.state, "owner-id": ACCOUNT_ID }, store.tagsOf(image.id)),
+  );
+  const { page, nextToken } = paginate(matching, params);
+  return {
+    imagesSet: page.map((image) => ({
+      imageId: image.id,
+      imageLocation: `${ACCOUNT_ID}/${image.name}`,
+      imageState: image.state,
+      imageOwnerId: ACCOUNT_ID,
+      creationDate: image.creationDate.toISOString(),
+      isPublic: false,
+      architecture: "x86_64",
+      imageType: "machine",
+      name: image.name,
+      description: image.description,
+      rootDeviceType: "ebs",
+      rootDeviceName: "/dev/xvda",
+      virtualizationType: "hvm",
+      tagSet: tagSet(store.tagsOf(image.id)),
+    })),
+    nextToken,
+  };
+};
+
+const deregisterImage: Ec2Handler = (params, { store }) => {
+  const id = text(params, "ImageId") ?? "";
+  if (!store.images.delete(id)) throw new QueryError("InvalidAMIID.NotFound", `The image id '[${id}]' does not exist`);
+  store.tags.delete(id);
+  return { return: true };
+};
+
+export const imageActions: Record<string, Ec2Handler> = { CreateImage: createImage, DescribeImages: describeImages, DeregisterImage: deregisterImage };

@@ -1,0 +1,130 @@
+/** RunInstances, DescribeInstances, StartInstances, StopInstances, TerminateInstances. */
+import { QueryError, record, text, texts, type Params, type XmlValue } from "../../query-protocol.ts";
+import type { Ec2Context, Ec2Handler } from "../context.ts";
+import { filtersOf, matchesFilters, paginate } from "../filters.ts";
+import { mergeLaunchSpecs, parseLaunchSpec, requireLaunchField } from "../launch-spec.ts";
+import { ACCOUNT_ID, STATE_CODES, type Instance, type LaunchSpec } from "../model.ts";
+import { instanceXml, reservationXml, stateXml } from "../render.ts";
+import { findLaunchTemplate, templateVersion } from "./launch-templates.ts";
+
+const DEFAULT_METADATA_OPTIONS = { httpTokens: "optional", httpEndpoint: "enabled", httpPutResponseHopLimit: 1, instanceMetadataTags: "disabled" };
+
+function templateSpec(params: Params, context: Ec2Context): { spec: LaunchSpec; template?: Instance["launchTemplate"] } {
+  const reference = record(params, "LaunchTemplate");
+  if (!Object.keys(reference).length) return { spec: {} };
+  const template = findLaunchTemplate(context.store, text(reference, "LaunchTemplateId"), text(reference, "LaunchTemplateName"));
+  const version = templateVersion(template, text(reference, "Version"));
+  return { spec: template.versions.get(version)!.spec, template: { id: template.id, version } };
+}
+
+function instancesById(params: Params, context: Ec2Context): Instance[] {
+  return texts(params, "InstanceId").map((id) => {
+    const instance = context.store.instances.get(id);
+    if (!instance) throw new QueryError("InvalidInstanceID.NotFound", `The instance ID '${id}' does not exist`);
+    return instance;
+  });
+}
+
+const runInstances: Ec2Handler = (params, context) => {
+  const { store } = context;
+  const fromTemplate = templateSpec(params, context);
+  const spec = mergeLaunchSpecs(fromTemplate.spec, parseLaunchSpec(params));
+  const imageId = requireLaunchField(spec.imageId, "ImageId");
+  if (!store.images.has(imageId)) throw new QueryError("InvalidAMIID.NotFound", `The image id '[${imageId}]' does not exist`);
+  for (const groupId of spec.securityGroupIds ?? []) {
+    if (!store.securityGroups.has(groupId)) throw new QueryError("InvalidGroup.NotFound", `The security group '${groupId}' does not exist`);
+  }
+  const minCount = Number(text(params, "MinCount") ?? 1);
+  const maxCount = Number(text(params, "MaxCount") ?? minCount);
+  if (!(minCount >= 1 && maxCount >= minCount)) throw new QueryError("InvalidParameterValue", "MinCount and MaxCount must be at least 1, MinCount <= MaxCount");
+  const reservationId = store.newId("r");
+  const instanceTags = Object.assign({}, ...(spec.tagSpecifications ?? []).filter((tags) => tags.resourceType === "instance").map((tags) => tags.tags));
+  const instances: Instance[] = [];
+  for (let launchIndex = 0; launchIndex < maxCount; launchIndex += 1) {
+    const id = store.newId("i");
+    const serial = store.instances.size + 1;
+    const instance: Instance = {
+      id,
+      reservationId,
+      launchIndex,
+      imageId,
+      instanceType: spec.instanceType ?? "m1.small",
+      launchTime: new Date(),
+      state: "pending",
+      userData: spec.userData,
+      metadataOptions: { ...DEFAULT_METADATA_OPTIONS, ...spec.metadataOptions },
+      iamInstanceProfile: spec.iamInstanceProfile && {
+        name: spec.iamInstanceProfile.name ?? spec.iamInstanceProfile.arn?.split("/").pop(),
+        arn: spec.iamInstanceProfile.arn ?? `arn:aws:iam::${ACCOUNT_ID}:instance-profile/${spec.iamInstanceProfile.name}`,
+      },
+      securityGroupIds: spec.securityGroupIds ?? [],
+      shutdownBehavior: spec.instanceInitiatedShutdownBehavior === "terminate" ? "terminate" : "stop",
+      privateIp: `10.0.${Math.floor(serial / 250)}.${(serial % 250) + 4}`,
+      launchTemplate: fromTemplate.template,
+    };
+    store.instances.set(id, instance);
+    store.addTags(id, instanceTags);
+    context.onLaunch(id);
+    context.lifecycle.launch(instance);
+    instances.push(instance);
+  }
+  return reservationXml(reservationId, instances.map((instance) => instanceXml(store, instance, context.region)));
+};
+
+const describeInstances: Ec2Handler = (params, context) => {
+  const { store } = context;
+  const filters = filtersOf(params);
+  const candidates = texts(params, "InstanceId").length ? instancesById(params, context) : [...store.instances.values()];
+  const matching = candidates.filter((instance) =>
+    matchesFilters(
+      filters,
+      {
+        "instance-id": instance.id,
+        "instance-state-name": instance.state,
+        "instance-state-code": String(STATE_CODES[instance.state]),
+        "image-id": instance.imageId,
+        "instance-type": instance.instanceType,
+        "reservation-id": instance.reservationId,
+        "instance.group-id": instance.securityGroupIds,
+        "private-ip-address": instance.privateIp,
+      },
+      store.tagsOf(instance.id),
+    ),
+  );
+  const { page, nextToken } = paginate(matching, params);
+  const reservations = new Map<string, XmlValue[]>();
+  for (const instance of page) {
+    const group = reservations.get(instance.reservationId) ?? [];
+    group.push(instanceXml(store, instance, context.region));
+    reservations.set(instance.reservationId, group);
+  }
+  return { reservationSet: [...reservations].map(([reservationId, instances]) => reservationXml(reservationId, instances)), nextToken };
+};
+
+/** Start, stop and terminate check every instance first, then answer each one's previous and current state. */
+const transition =
+  (blockedFrom: Instance["state"][], change: (context: Ec2Context, instance: Instance) => void): Ec2Handler =>
+  (params, context) => {
+    const instances = instancesById(params, context);
+    const blocked = instances.find((instance) => blockedFrom.includes(instance.state));
+    if (blocked) throw new QueryError("IncorrectInstanceState", `The instance '${blocked.id}' is not in a state from which the request can be performed (${blocked.state}).`);
+    return {
+      instancesSet: instances.map((instance) => {
+        const previousState = stateXml(instance.state);
+        change(context, instance);
+        return { instanceId: instance.id, currentState: stateXml(instance.state), previousState };
+      }),
+    };
+  };
+
+const startInstances = transition(["terminated", "shutting-down", "stopping"], (context, instance) => context.lifecycle.start(instance));
+const stopInstances = transition(["terminated", "shutting-down"], (context, instance) => context.lifecycle.stop(instance));
+const terminateInstances = transition([], (context, instance) => context.lifecycle.terminate(instance));
+
+export const instanceActions: Record<string, Ec2Handler> = {
+  RunInstances: runInstances,
+  DescribeInstances: describeInstances,
+  StartInstances: startInstances,
+  StopInstances: stopInstances,
+  TerminateInstances: terminateInstances,
+};

@@ -1,0 +1,14 @@
+/** What every EC2 action handler gets: the store, the instance lifecycle and where the region is. */
+import type { Params, XmlValue } from "../query-protocol.ts";
+import type { InstanceLifecycle } from "./lifecycle.ts";
+import type { Ec2Store } from "./model.ts";
+
+export interface Ec2Context {
+  store: Ec2Store;
+  lifecycle: InstanceLifecycle;
+  region: string;
+  /** Called for each instance RunInstances creates, before it boots (the region starts its metadata service). */
+  onLaunch(instanceId: string): void;
+}
+
+export type Ec2Handler = (params: Params, context: Ec2Context) => XmlValue | Promise<XmlValue>;

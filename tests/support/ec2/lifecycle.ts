@@ -1,0 +1,128 @@
+/**
+ * Instance state machine: pending -> running -> stopping -> stopped, and shutting-down -> terminated, with the boot
+ * and stop delays of the region. Entering `running` starts the instance's process; stop and terminate end it; a
+ * process that ends by itself is an instance-initiated shutdown (stop, or terminate if the instance says so).
+ */
+import { join } from "node:path";
+import type { Instance, InstanceStateName } from "./model.ts";
+import { spawnInstanceProcess, type InstanceProcess, type ProcessSpec } from "./process.ts";
+
+export interface LifecycleOptions {
+  bootDelayMs: number;
+  stopDelayMs: number;
+  /** Between SIGTERM and SIGKILL when an instance stops. */
+  killGraceMs: number;
+  logDir: string;
+  /** The process the instance runs while it is running; undefined runs none. */
+  processFor(instance: Instance): ProcessSpec | undefined;
+}
+
+export interface RunningProcess {
+  instanceId: string;
+  pid: number;
+  logPath: string;
+}
+
+export class InstanceLifecycle {
+  private readonly processes = new Map<string, InstanceProcess>();
+  private readonly generations = new Map<string, number>();
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(private readonly options: LifecycleOptions) {}
+
+  launch(instance: Instance): void {
+    this.enter(instance, "pending");
+    this.boot(instance);
+  }
+
+  start(instance: Instance): void {
+    if (instance.state !== "stopped") return;
+    this.enter(instance, "pending");
+    this.boot(instance);
+  }
+
+  stop(instance: Instance): void {
+    if (instance.state !== "pending" && instance.state !== "running") return;
+    this.shutDown(instance, "stopping", "stopped", { code: "Client.UserInitiatedShutdown", message: "Client.UserInitiatedShutdown: User initiated shutdown" });
+  }
+
+  terminate(instance: Instance): void {
+    if (instance.state === "shutting-down" || instance.state === "terminated") return;
+    this.shutDown(instance, "shutting-down", "terminated", { code: "Client.UserInitiatedShutdown", message: "Client.UserInitiatedShutdown: User initiated shutdown" });
+  }
+
+  logPath(instanceId: string): string {
+    return join(this.options.logDir, `${instanceId}.log`);
+  }
+
+  /** Sends a signal to the instance's process, as a fault would (SIGKILL: the process dies, the instance shuts down). */
+  signal(instanceId: string, signal: NodeJS.Signals): boolean {
+    const process = this.processes.get(instanceId);
+    process?.signal(signal);
+    return process !== undefined;
+  }
+
+  running(): RunningProcess[] {
+    return [...this.processes].map(([instanceId, process]) => ({ instanceId, pid: process.pid, logPath: this.logPath(instanceId) }));
+  }
+
+  /** Ends every process and waits for the transitions under way. */
+  async shutdownAll(): Promise<void> {
+    for (const id of this.generations.keys()) this.generations.set(id, (this.generations.get(id) ?? 0) + 1);
+    await Promise.all([...this.processes.values()].map((process) => process.stop(this.options.killGraceMs)));
+    await Promise.allSettled([...this.pending]);
+  }
+
+  private enter(instance: Instance, state: InstanceStateName, reason?: Instance["stateReason"]): number {
+    instance.state = state;
+    instance.stateReason = reason;
+    const generation = (this.generations.get(instance.id) ?? 0) + 1;
+    this.generations.set(instance.id, generation);
+    return generation;
+  }
+
+  private current(instance: Instance, generation: number): boolean {
+    return this.generations.get(instance.id) === generation;
+  }
+
+  private track(work: Promise<unknown>): void {
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
+  }
+
+  private boot(instance: Instance): void {
+    const generation = this.generations.get(instance.id)!;
+    this.track(
+      Bun.sleep(this.options.bootDelayMs).then(() => {
+        if (!this.current(instance, generation)) return;
+        this.enter(instance, "running");
+        this.spawn(instance);
+      }),
+    );
+  }
+
+  private spawn(instance: Instance): void {
+    const spec = this.options.processFor(instance);
+    if (!spec) return;
+    const process = spawnInstanceProcess(spec, this.logPath(instance.id));
+    this.processes.set(instance.id, process);
+    const generation = this.generations.get(instance.id)!;
+    void process.exited.then(() => {
+      if (this.processes.get(instance.id) === process) this.processes.delete(instance.id);
+      if (!this.current(instance, generation) || instance.state !== "running") return;
+      const reason = { code: "Client.InstanceInitiatedShutdown", message: "Client.InstanceInitiatedShutdown: Instance initiated shutdown" };
+      if (instance.shutdownBehavior === "terminate") this.shutDown(instance, "shutting-down", "terminated", reason);
+      else this.shutDown(instance, "stopping", "stopped", reason);
+    });
+  }
+
+  private shutDown(instance: Instance, transient: InstanceStateName, final: InstanceStateName, reason: Instance["stateReason"]): void {
+    const generation = this.enter(instance, transient, reason);
+    const process = this.processes.get(instance.id);
+    this.track(
+      Promise.all([process?.stop(this.options.killGraceMs), Bun.sleep(this.options.stopDelayMs)]).then(() => {
+        if (this.current(instance, generation)) this.enter(instance, final, reason);
+      }),
+    );
+  }
+}

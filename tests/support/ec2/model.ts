@@ -1,0 +1,129 @@
+/** What the EC2 emulator keeps: instances, images, security groups, launch templates, and tags on all of them. */
+export type InstanceStateName = "pending" | "running" | "stopping" | "stopped" | "shutting-down" | "terminated";
+
+export const STATE_CODES: Record<InstanceStateName, number> = {
+  pending: 0,
+  running: 16,
+  "shutting-down": 32,
+  terminated: 48,
+  stopping: 64,
+  stopped: 80,
+};
+
+export interface MetadataOptions {
+  httpTokens: string;
+  httpEndpoint: string;
+  httpPutResponseHopLimit: number;
+  instanceMetadataTags: string;
+}
+
+export interface TagSpecification {
+  resourceType: string;
+  tags: Record<string, string>;
+}
+
+/** The launch settings RunInstances takes directly and a launch template version holds. */
+export interface LaunchSpec {
+  imageId?: string;
+  instanceType?: string;
+  userData?: string;
+  metadataOptions?: Partial<MetadataOptions>;
+  iamInstanceProfile?: { arn?: string; name?: string };
+  securityGroupIds?: string[];
+  tagSpecifications?: TagSpecification[];
+  instanceInitiatedShutdownBehavior?: string;
+}
+
+export interface Instance {
+  id: string;
+  reservationId: string;
+  launchIndex: number;
+  imageId: string;
+  instanceType: string;
+  launchTime: Date;
+  state: InstanceStateName;
+  stateReason?: { code: string; message: string };
+  userData?: string;
+  metadataOptions: MetadataOptions;
+  iamInstanceProfile?: { arn?: string; name?: string };
+  securityGroupIds: string[];
+  shutdownBehavior: "stop" | "terminate";
+  privateIp: string;
+  launchTemplate?: { id: string; version: number };
+}
+
+export interface Image {
+  id: string;
+  name: string;
+  description?: string;
+  state: "pending" | "available";
+  creationDate: Date;
+  sourceInstanceId?: string;
+}
+
+export interface IpRule {
+  protocol: string;
+  fromPort?: number;
+  toPort?: number;
+  cidrs: string[];
+}
+
+export interface SecurityGroup {
+  id: string;
+  name: string;
+  description: string;
+  vpcId: string;
+  ingress: IpRule[];
+}
+
+export interface LaunchTemplate {
+  id: string;
+  name: string;
+  createTime: Date;
+  defaultVersion: number;
+  versions: Map<number, { spec: LaunchSpec; description?: string; createTime: Date }>;
+}
+
+export const ACCOUNT_ID = "123456789012";
+export const VPC_ID = "vpc-0emulated0000000";
+
+export class Ec2Store {
+  readonly instances = new Map<string, Instance>();
+  readonly images = new Map<string, Image>();
+  readonly securityGroups = new Map<string, SecurityGroup>();
+  readonly launchTemplates = new Map<string, LaunchTemplate>();
+  /** Tags by resource id, for every kind of resource. */
+  readonly tags = new Map<string, Map<string, string>>();
+  private serial = 0;
+
+  newId(prefix: string): string {
+    this.serial += 1;
+    return `${prefix}-${this.serial.toString(16).padStart(17, "0")}`;
+  }
+
+  tagsOf(resourceId: string): Record<string, string> {
+    return Object.fromEntries(this.tags.get(resourceId) ?? []);
+  }
+
+  addTags(resourceId: string, tags: Record<string, string>): void {
+    const current = this.tags.get(resourceId) ?? new Map<string, string>();
+    for (const [key, value] of Object.entries(tags)) current.set(key, value);
+    this.tags.set(resourceId, current);
+  }
+
+  /** Deletes the named tags (only where the value matches, when one is given), or all when none are named. */
+  removeTags(resourceId: string, tags: { key: string; value?: string }[]): void {
+    const current = this.tags.get(resourceId);
+    if (!current) return;
+    if (tags.length === 0) current.clear();
+    for (const { key, value } of tags) if (value === undefined || current.get(key) === value) current.delete(key);
+  }
+
+  resourceExists(resourceId: string): boolean {
+    return [this.instances, this.images, this.securityGroups, this.launchTemplates].some((resources) => resources.has(resourceId));
+  }
+}
+
+export const RESOURCE_TYPES: Record<string, string> = { i: "instance", ami: "image", sg: "security-group", lt: "launch-template" };
+
+export const resourceTypeOf = (resourceId: string) => RESOURCE_TYPES[resourceId.split("-")[0] ?? ""] ?? "unknown";

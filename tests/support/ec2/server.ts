@@ -1,0 +1,139 @@
+/**
+ * The EC2 Query API emulator: `startEc2Emulator()` serves the actions under `actions/` on a loopback port, with
+ * instances that run a local process while they are `running`.
+ */
+import { mkdirSync } from "node:fs";
+import { FaultSwitch } from "../faults.ts";
+import { QueryError, toXml } from "../query-protocol.ts";
+import { serveQuery } from "../query-server.ts";
+import { imageActions } from "./actions/images.ts";
+import { instanceActions } from "./actions/instances.ts";
+import { launchTemplateActions } from "./actions/launch-templates.ts";
+import { securityGroupActions } from "./actions/security-groups.ts";
+import { tagActions } from "./actions/tags.ts";
+import type { Ec2Context } from "./context.ts";
+import { InstanceLifecycle } from "./lifecycle.ts";
+import { Ec2Store, type Instance, type InstanceStateName } from "./model.ts";
+import type { ProcessSpec } from "./process.ts";
+
+const NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/";
+
+export interface Ec2EmulatorOptions {
+  region?: string;
+  /** pending -> running, in ms (0 in tests). */
+  bootDelayMs?: number;
+  /** stopping -> stopped and shutting-down -> terminated once the process has ended, in ms. */
+  stopDelayMs?: number;
+  /** SIGTERM -> SIGKILL when an instance's process is ended (default 2000 ms). */
+  killGraceMs?: number;
+  /** Where each instance's process writes `<instance id>.log`. */
+  logDir: string;
+  /** The process an instance runs while running (none when this returns undefined or is omitted). */
+  processFor?(instance: Instance): ProcessSpec | undefined;
+  /** Stock images registered at start (default: one Amazon Linux 2023 image). */
+  stockImages?: string[];
+  /** Called for each new instance before it boots. */
+  onLaunch?(instance: Instance): void;
+}
+
+export interface InstanceSummary {
+  id: string;
+  state: InstanceStateName;
+  imageId: string;
+  tags: Record<string, string>;
+  pid?: number;
+  logPath: string;
+}
+
+export interface Ec2Emulator {
+  endpoint: string;
+  region: string;
+  store: Ec2Store;
+  faults: FaultSwitch;
+  /** Stock image ids by name. */
+  stockImages: Record<string, string>;
+  /** The delays can change while the emulator runs (a simulation compares them). */
+  delays: { bootDelayMs: number; stopDelayMs: number };
+  instances(): InstanceSummary[];
+  /** Sends `signal` (default SIGKILL) to the instance's process; false when it has none. */
+  killProcess(instanceId: string, signal?: NodeJS.Signals): boolean;
+  waitForState(instanceId: string, state: InstanceStateName, timeoutMs?: number): Promise<void>;
+  /** Ends every instance process, then the server. */
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_STOCK_IMAGE = "al2023-ami-2023.6-emulated-x86_64";
+
+export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
+  const region = options.region ?? "us-east-1";
+  mkdirSync(options.logDir, { recursive: true });
+  const store = new Ec2Store();
+  const delays = { bootDelayMs: options.bootDelayMs ?? 0, stopDelayMs: options.stopDelayMs ?? 0 };
+  const lifecycle = new InstanceLifecycle({
+    get bootDelayMs() {
+      return delays.bootDelayMs;
+    },
+    get stopDelayMs() {
+      return delays.stopDelayMs;
+    },
+    killGraceMs: options.killGraceMs ?? 2000,
+    logDir: options.logDir,
+    processFor: (instance) => options.processFor?.(instance),
+  });
+  const stockImages: Record<string, string> = {};
+  for (const name of options.stockImages ?? [DEFAULT_STOCK_IMAGE]) {
+    const id = store.newId("ami");
+    store.images.set(id, { id, name, description: `${name} (stock image of the emulated region)`, state: "available", creationDate: new Date() });
+    stockImages[name] = id;
+  }
+  const faults = new FaultSwitch();
+  const context: Ec2Context = { store, lifecycle, region, onLaunch: (id) => options.onLaunch?.(store.instances.get(id)!) };
+  const server = serveQuery({
+    name: "EC2",
+    handlers: { ...instanceActions, ...tagActions, ...imageActions, ...securityGroupActions, ...launchTemplateActions },
+    context,
+    faults,
+    faultErrors: {
+      throttle: new QueryError("RequestLimitExceeded", "Request limit exceeded.", 503),
+      "server-error": new QueryError("InternalError", "An internal error has occurred.", 500),
+    },
+    success: (action, result, requestId) => `<${action}Response xmlns="${NAMESPACE}"><requestId>${requestId}</requestId>${toXml(result, "item")}</${action}Response>`,
+    error: (error, requestId) =>
+      `<Response><Errors><Error><Code>${error.code}</Code><Message>${toXml(error.message, "item")}</Message></Error></Errors><RequestID>${requestId}</RequestID></Response>`,
+  });
+
+  const instances = (): InstanceSummary[] => {
+    const pids = new Map(lifecycle.running().map((process) => [process.instanceId, process.pid]));
+    return [...store.instances.values()].map((instance) => ({
+      id: instance.id,
+      state: instance.state,
+      imageId: instance.imageId,
+      tags: store.tagsOf(instance.id),
+      pid: pids.get(instance.id),
+      logPath: lifecycle.logPath(instance.id),
+    }));
+  };
+
+  return {
+    endpoint: server.endpoint,
+    region,
+    store,
+    faults,
+    stockImages,
+    delays,
+    instances,
+    killProcess: (instanceId, signal = "SIGKILL") => lifecycle.signal(instanceId, signal),
+    async waitForState(instanceId, state, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (store.instances.get(instanceId)?.state !== state) {
+        if (Date.now() > deadline) throw new Error(`${instanceId} is ${store.instances.get(instanceId)?.state ?? "unknown"}, not ${state}, after ${timeoutMs} ms`);
+        await Bun.sleep(10);
+      }
+    },
+    async stop() {
+      await lifecycle.shutdownAll();
+      await server.stop();
+    },
+  };
+}
+
