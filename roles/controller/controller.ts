@@ -1,6 +1,10 @@
-/** The controller loop: read the queue and the fleet, ask the policy, apply its actions, log each decision with its inputs. */
-import type { Fleet, JobQueue } from "../cloud/types.ts";
+/**
+ * The controller loop: every intervalMs read the queue and the fleet, ask the policy, apply its actions, and log
+ * the decision with its inputs as one JSON line whenever it acts or its inputs change.
+ */
+import type { AppInstance, Fleet, JobQueue } from "../cloud/types.ts";
 import { errorFields, type Logger } from "../log.ts";
+import { applyExpectations, type Expectation } from "./expectations.ts";
 import { decideScaling, type ScalingConfig, type ScalingDecision } from "./policy.ts";
 
 export interface ControllerOptions {
@@ -14,6 +18,7 @@ export interface ControllerOptions {
 
 export class Controller {
   private idleSince: number | undefined;
+  private expectations: Expectation[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
   private lastInputs = "";
@@ -40,42 +45,55 @@ export class Controller {
     await this.tick;
   }
 
-  /** One observation and decision; exposed for tests. */
+  /** One observation, decision and action; exposed for tests. */
   async step(): Promise<ScalingDecision> {
     const { queue, fleet, scaling, log } = this.options;
     const now = (this.options.now ?? Date.now)();
-    const [depth, instances] = await Promise.all([queue.depth(), fleet.list()]);
-    const backlog = depth.visible + depth.inFlight;
-    this.idleSince = backlog > 0 ? undefined : (this.idleSince ?? now);
+    const [depth, listed] = await Promise.all([queue.depth(), fleet.list()]);
+    const { instances, outstanding } = applyExpectations(listed, this.expectations, now);
+    this.expectations = outstanding;
+    this.idleSince = depth.visible + depth.inFlight > 0 ? undefined : (this.idleSince ?? now);
     const decision = decideScaling({ now, queue: depth, instances, idleSince: this.idleSince }, scaling);
+
     const acts = decision.start.length + decision.launch + decision.stop.length + decision.terminate.length > 0;
-    const states = instances.map((instance) => instance.state).sort().join(",");
-    const inputs = `${depth.visible}/${depth.inFlight}/${states}`;
+    const states = countStates(instances);
+    const inputs = JSON.stringify([depth.visible, depth.inFlight, states]);
     if (acts || inputs !== this.lastInputs) {
       log.info("scaling_decision", {
         queue: depth,
-        instances: countStates(instances.map((instance) => instance.state)),
-        start: decision.start.length,
+        instances: states,
+        unconfirmed: outstanding.length,
+        idleForMs: this.idleSince === undefined ? 0 : now - this.idleSince,
+        start: decision.start,
         launch: decision.launch,
-        stop: decision.stop.length,
-        terminate: decision.terminate.length,
+        stop: decision.stop,
+        terminate: decision.terminate,
         desired: decision.desired,
         reason: decision.reason,
       });
       this.lastInputs = inputs;
     }
-    await Promise.all([
-      fleet.start(decision.start),
-      decision.launch > 0 ? fleet.launch(decision.launch) : undefined,
-      fleet.stop(decision.stop),
-      fleet.terminate(decision.terminate),
-    ]);
+    if (acts) await this.apply(decision, now);
     return decision;
+  }
+
+  /** Each action independently: one failing (say, a capacity error) does not hold back the others' bookkeeping. */
+  private async apply(decision: ScalingDecision, now: number): Promise<void> {
+    const { fleet } = this.options;
+    const expect = (ids: string[], state: Expectation["state"]) => this.expectations.push(...ids.map((id) => ({ id, state, at: now })));
+    const results = await Promise.allSettled([
+      decision.start.length > 0 && fleet.start(decision.start).then(() => expect(decision.start, "pending")),
+      decision.launch > 0 && fleet.launch(decision.launch).then((ids) => expect(ids, "pending")),
+      decision.stop.length > 0 && fleet.stop(decision.stop).then(() => expect(decision.stop, "stopping")),
+      decision.terminate.length > 0 && fleet.terminate(decision.terminate).then(() => expect(decision.terminate, "shutting-down")),
+    ]);
+    const failure = results.find((result) => result.status === "rejected");
+    if (failure) throw failure.reason;
   }
 }
 
-function countStates(states: string[]): Record<string, number> {
+function countStates(instances: AppInstance[]): Record<string, number> {
   const counts: Record<string, number> = {};
-  for (const state of states) counts[state] = (counts[state] ?? 0) + 1;
-  return counts;
+  for (const { state } of instances) counts[state] = (counts[state] ?? 0) + 1;
+  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
 }

@@ -33,11 +33,31 @@ describe("scaling policy", () => {
 
   test("never more than 15, whatever the backlog or the configuration", () => {
     const big = decideScaling(inputs({ queue: { visible: 1000, inFlight: 0 } }), { ...cold, maxInstances: 99 });
-    expect(big.launch).toBe(15);
-    const warmFull = decideScaling(inputs({ queue: { visible: 1000, inFlight: 0 }, instances: fleet({ running: 10, stopping: 5 }) }), warm);
-    expect(warmFull.launch + warmFull.start.length).toBe(0);
+    expect(big).toMatchObject({ launch: 15, desired: 15 });
+    const warmFromStopped = decideScaling(inputs({ queue: { visible: 1000, inFlight: 0 }, instances: fleet({ stopped: 20 }) }), warm);
+    expect(warmFromStopped).toMatchObject({ launch: 0, desired: 15 });
+    expect(warmFromStopped.start).toHaveLength(15);
     const capped = decideScaling(inputs({ queue: { visible: 1000, inFlight: 0 }, instances: fleet({ running: 4 }) }), { ...cold, maxInstances: 6 });
     expect(capped.launch).toBe(2);
+  });
+
+  test("instances still stopping or shutting down count against the limit", () => {
+    const warmFull = decideScaling(inputs({ queue: { visible: 1000, inFlight: 0 }, instances: fleet({ running: 10, stopping: 5 }) }), warm);
+    expect(warmFull.launch + warmFull.start.length).toBe(0);
+    expect(warmFull.reason).toContain("limited to 15");
+    const coldDraining = decideScaling(inputs({ queue: { visible: 15, inFlight: 0 }, instances: fleet({ "shutting-down": 12 }) }), cold);
+    expect(coldDraining.launch).toBe(3);
+  });
+
+  test("a warm pool never launches past max instances in all, stopped ones included", () => {
+    const decision = decideScaling(inputs({ queue: { visible: 1000, inFlight: 0 }, instances: fleet({ running: 2, stopped: 3, stopping: 8 }) }), warm);
+    expect(decision.start).toHaveLength(3);
+    expect(decision.launch).toBe(2);
+  });
+
+  test("a growing backlog adds only the missing instances", () => {
+    const decision = decideScaling(inputs({ queue: { visible: 6, inFlight: 4 }, instances: fleet({ running: 4, pending: 2 }) }), cold);
+    expect(decision).toMatchObject({ launch: 4, desired: 10 });
   });
 
   test("pending instances count: no second start while they boot", () => {
@@ -51,7 +71,7 @@ describe("scaling policy", () => {
   });
 
   test("drained: waits scaleInAfterMs with a fake clock, then goes to 0 in one step", () => {
-    const running = fleet({ running: 8, pending: 2 });
+    const running = fleet({ running: 10 });
     const at = (now: number) => decideScaling(inputs({ now, instances: running, idleSince: 5_000 }), warm);
     expect(at(5_000).stop).toHaveLength(0);
     expect(at(5_999).stop).toHaveLength(0);
@@ -61,8 +81,15 @@ describe("scaling policy", () => {
 
   test("warm pools stop, cold pools terminate", () => {
     const drained = inputs({ now: 9_000, instances: fleet({ running: 3 }), idleSince: 1_000 });
-    expect(decideScaling(drained, warm)).toMatchObject({ stop: ["running-0", "running-1", "running-2"], terminate: [] });
-    expect(decideScaling(drained, cold)).toMatchObject({ stop: [], terminate: ["running-0", "running-1", "running-2"] });
+    expect(decideScaling(drained, warm)).toMatchObject({ stop: ["running-0", "running-1", "running-2"], terminate: [], start: [], launch: 0 });
+    expect(decideScaling(drained, cold)).toMatchObject({ stop: [], terminate: ["running-0", "running-1", "running-2"], start: [], launch: 0 });
+  });
+
+  test("a warm pool stops booting instances once they run (EC2 cannot stop a pending one); a cold pool terminates them at once", () => {
+    const drained = inputs({ now: 9_000, instances: fleet({ running: 1, pending: 2, stopped: 4 }), idleSince: 1_000 });
+    expect(decideScaling(drained, warm)).toMatchObject({ stop: ["running-0"], desired: 0 });
+    expect(decideScaling(drained, warm).reason).toContain("2 still booting");
+    expect(decideScaling(drained, cold)).toMatchObject({ terminate: ["running-0", "pending-0", "pending-1"], desired: 0 });
   });
 
   test("a message arriving during the idle wait cancels the scale-in (no flapping)", () => {
@@ -73,10 +100,5 @@ describe("scaling policy", () => {
       start: [],
       launch: 0,
     });
-  });
-
-  test("cold pools do not count instances that are shutting down", () => {
-    const decision = decideScaling(inputs({ queue: { visible: 15, inFlight: 0 }, instances: fleet({ "shutting-down": 15 }) }), cold);
-    expect(decision.launch).toBe(15);
   });
 });
