@@ -6,8 +6,10 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Value } from "@sinclair/typebox/value";
+import sharp from "sharp";
 import { Gallery } from "../../model/gallery.ts";
-import { InferencePool, ModelConfigSchema, thresholdFor, type ModelConfig } from "../../model/index.ts";
+import { InferencePool, ModelConfigSchema, ONNX_DIR, thresholdFor, type ModelConfig } from "../../model/index.ts";
+import { DlibResNetEmbedder } from "../../model/embedders/dlib-resnet.ts";
 import { HAVE_LFW, LFW_DIR } from "./support/lfw.ts";
 
 const config = Value.Default(ModelConfigSchema, {}) as ModelConfig;
@@ -66,4 +68,20 @@ test.skipIf(!HAVE_LFW)("recognises enrolled people from new photos and rejects s
     const [best] = gallery.search(stranger, 1);
     expect(best!.similarity).toBeLessThan(threshold);
   }
+});
+
+test.skipIf(!HAVE_LFW)("an image without a detectable face is embedded whole, and says so", async () => {
+  const blank = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 128, g: 120, b: 110 } } }).png().toBuffer();
+  const analysis = await pool!.analyze(new Uint8Array(blank));
+  expect(analysis.faces.length).toBe(1);
+  const [face] = analysis.faces;
+  expect(face!.wholeImage).toBe(true);
+  expect(face!.box).toEqual({ x: 0, y: 0, width: 64, height: 48 });
+  // The default embedder's template (150x150 dlib chip) stretched over the 64x48 image.
+  const template = (await DlibResNetEmbedder.load(ONNX_DIR)).template;
+  face!.landmarks.forEach(([x, y], i) => {
+    expect(x).toBeCloseTo((template[i]![0] * 64) / 150, 6);
+    expect(y).toBeCloseTo((template[i]![1] * 48) / 150, 6);
+  });
+  expect(Math.hypot(...face!.embedding)).toBeCloseTo(1, 4);
 });
