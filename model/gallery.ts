@@ -78,16 +78,20 @@ export class Gallery {
     this.checkDimensions(embedding);
     const scores = this.kernel.scores(embedding, this.size);
     const codes = this.subjectCodes();
-    const bestRowOf = new Int32Array(codes.count).fill(-1);
+    const bestScore = new Float32Array(codes.count).fill(-Infinity);
+    const bestRow = new Int32Array(codes.count);
     for (let row = 0; row < scores.length; row++) {
+      const score = scores[row]!;
       const code = codes.ofRow[row]!;
-      const best = bestRowOf[code]!;
-      if (best < 0 || scores[row]! > scores[best]!) bestRowOf[code] = row;
+      if (score > bestScore[code]!) {
+        bestScore[code] = score;
+        bestRow[code] = row;
+      }
     }
-    return [...bestRowOf]
-      .sort((a, b) => scores[b]! - scores[a]!)
-      .slice(0, k)
-      .map((row) => ({ subject: this.subjects[row]!, faceId: this.faceIds[row]!, similarity: scores[row]! }));
+    return topK(bestScore, k).map((code) => {
+      const row = bestRow[code]!;
+      return { subject: this.subjects[row]!, faceId: this.faceIds[row]!, similarity: scores[row]! };
+    });
   }
 
   /** Each row's subject as a small integer, so the per-subject reduction needs no string hashing. Cached until the next change. */
@@ -169,4 +173,21 @@ export class Gallery {
       throw new Error(`embedding has ${embedding.length} dimensions; this gallery holds ${this.dimensions}`);
     }
   }
+}
+
+/** Indices of the k largest values, largest first: one pass keeping a small sorted list, as k is small. */
+function topK(values: Float32Array, k: number): number[] {
+  const top: number[] = [];
+  if (!(k >= 1)) return top;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]!;
+    if (top.length === k && value <= values[top[k - 1]!]!) continue;
+    let at = top.length === k ? k - 1 : top.length;
+    while (at > 0 && values[top[at - 1]!]! < value) {
+      top[at] = top[at - 1]!;
+      at--;
+    }
+    top[at] = i;
+  }
+  return top;
 }

@@ -26,6 +26,8 @@ describe("gallery", () => {
     expect(matches[0]!.similarity).toBeCloseTo(1, 5);
     for (let i = 1; i < matches.length; i++) expect(matches[i - 1]!.similarity).toBeGreaterThanOrEqual(matches[i]!.similarity);
     expect(gallery.search(unitVector(16, 2), 1)).toHaveLength(1);
+    expect(gallery.search(unitVector(16, 2), 0)).toEqual([]);
+    expect(new Gallery(16).search(unitVector(16, 2), 3)).toEqual([]);
   });
 
   test("agrees with a naive search on random data, through growth and removals", () => {
