@@ -1,0 +1,119 @@
+/**
+ * The emulated AWS region on loopback, in one call: S3 + SQS (fauxqs), EC2 (instances are local processes, each with
+ * its own IMDSv2 service) and IAM. Processes reach it through the SDK's standard settings only (`env`).
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startEc2Emulator, type Ec2Emulator } from "./ec2/server.ts";
+import type { Instance } from "./ec2/model.ts";
+import type { ProcessSpec } from "./ec2/process.ts";
+import type { FaultSwitch } from "./faults.ts";
+import { startIamEmulator, type IamEmulator } from "./iam/server.ts";
+import { startImds, type ImdsServer } from "./imds/server.ts";
+import { startS3AndSqs, type S3SqsEmulator } from "./fauxqs.ts";
+
+export const REPO_ROOT = resolve(import.meta.dir, "../..");
+
+/** The test credentials every emulator accepts (they check no signatures). */
+export const TEST_CREDENTIALS = { accessKeyId: "AKIAEMULATEDREGION00", secretAccessKey: "emulated-region-secret-access-key" };
+
+export interface RegionOptions {
+  region?: string;
+  /** pending -> running (default 0). */
+  bootDelayMs?: number;
+  /** stopping -> stopped, shutting-down -> terminated, after the process ended (default 0). */
+  stopDelayMs?: number;
+  /** SIGTERM -> SIGKILL for an instance's process (default 2000). */
+  killGraceMs?: number;
+  /** Instance logs `<instance id>.log` (default: a new temporary directory). */
+  logDir?: string;
+  /** What an instance runs (default `bun index.ts` in the repository); undefined runs nothing. */
+  instanceProcess?(instance: Instance): ProcessSpec | undefined;
+  /** Extra environment for every instance process. */
+  instanceEnv?: Record<string, string>;
+  /** Leave the access keys out of the instances' environment, so the SDK takes the role's from instance metadata. */
+  credentialsFromImds?: boolean;
+  stockImages?: string[];
+}
+
+export interface EmulatedRegion {
+  region: string;
+  endpoints: { s3: string; sqs: string; ec2: string; iam: string };
+  /** AWS_REGION, AWS_ENDPOINT_URL_{S3,SQS,EC2,IAM} and test credentials: give these to any process using the region. */
+  env: Record<string, string>;
+  /** For SDK clients in the test process: `new EC2Client({ ...region.clientConfig, endpoint: region.endpoints.ec2 })`. */
+  clientConfig: { region: string; credentials: typeof TEST_CREDENTIALS };
+  ec2: Ec2Emulator;
+  iam: IamEmulator;
+  s3sqs: S3SqsEmulator;
+  faults: { s3: FaultSwitch; sqs: FaultSwitch; ec2: FaultSwitch; iam: FaultSwitch };
+  /** The metadata service endpoint of an instance (each instance has its own). */
+  imdsEndpoint(instanceId: string): string | undefined;
+  logDir: string;
+  /** Kills every instance process and stops every server. */
+  stop(): Promise<void>;
+}
+
+const defaultInstanceProcess = (): ProcessSpec => ({ command: [process.execPath, "index.ts"], cwd: REPO_ROOT });
+
+/** The parts of the test process's environment a child needs to run at all. */
+const baseEnv = (): Record<string, string> =>
+  Object.fromEntries(["PATH", "HOME", "TMPDIR", "LANG"].flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]])));
+
+export async function startRegion(options: RegionOptions = {}): Promise<EmulatedRegion> {
+  const region = options.region ?? "us-east-1";
+  const logDir = options.logDir ?? mkdtempSync(join(tmpdir(), "facefleet-region-"));
+  const s3sqs = await startS3AndSqs();
+  const iam = startIamEmulator();
+  const imds = new Map<string, ImdsServer>();
+  const regionEnv: Record<string, string> = {
+    AWS_REGION: region,
+    AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+    AWS_ENDPOINT_URL_S3: s3sqs.endpoint,
+    AWS_ENDPOINT_URL_SQS: s3sqs.endpoint,
+    AWS_ENDPOINT_URL_IAM: iam.endpoint,
+  };
+  const ec2 = startEc2Emulator({
+    region,
+    bootDelayMs: options.bootDelayMs,
+    stopDelayMs: options.stopDelayMs,
+    killGraceMs: options.killGraceMs,
+    logDir,
+    stockImages: options.stockImages,
+    onLaunch(instance) {
+      imds.set(
+        instance.id,
+        startImds({ instance, region, tags: () => ec2.store.tagsOf(instance.id), roleOf: iam.roleOf, credentials: TEST_CREDENTIALS }),
+      );
+    },
+    processFor(instance) {
+      const spec = options.instanceProcess ? options.instanceProcess(instance) : defaultInstanceProcess();
+      if (!spec) return undefined;
+      const env: Record<string, string> = { ...baseEnv(), ...regionEnv, AWS_ENDPOINT_URL_EC2: ec2.endpoint, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.get(instance.id)!.endpoint };
+      if (options.credentialsFromImds) {
+        delete env.AWS_ACCESS_KEY_ID;
+        delete env.AWS_SECRET_ACCESS_KEY;
+      }
+      return { ...spec, env: { ...env, ...options.instanceEnv, ...spec.env } };
+    },
+  });
+  return {
+    region,
+    endpoints: { s3: s3sqs.endpoint, sqs: s3sqs.endpoint, ec2: ec2.endpoint, iam: iam.endpoint },
+    env: { ...regionEnv, AWS_ENDPOINT_URL_EC2: ec2.endpoint },
+    clientConfig: { region, credentials: TEST_CREDENTIALS },
+    ec2,
+    iam,
+    s3sqs,
+    faults: { ...s3sqs.faults, ec2: ec2.faults, iam: iam.faults },
+    imdsEndpoint: (instanceId) => imds.get(instanceId)?.endpoint,
+    logDir,
+    async stop() {
+      await ec2.stop();
+      await Promise.all([...imds.values()].map((server) => server.stop()));
+      await Promise.all([iam.stop(), s3sqs.stop()]);
+    },
+  };
+}
