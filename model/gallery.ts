@@ -1,6 +1,7 @@
 /**
  * The gallery of enrolled faces: pure and storage-free. Embeddings live in one contiguous Float32 matrix
- * (row i = face i) searched by brute force with a WebAssembly SIMD kernel; removal swaps the last row into the hole.
+ * (row i = face i) with an int8 shadow, searched by brute force with WebAssembly SIMD kernels; removal swaps the last
+ * row into the hole.
  */
 import { DotKernel } from "./dot-kernel.ts";
 
@@ -43,7 +44,7 @@ export class Gallery {
     this.kernel.reserve(this.size + 1);
     this.codes = undefined;
     const faceId = `f${this.nextFace++}`;
-    this.kernel.matrix(this.size + 1).set(embedding, this.size * this.kernel.stride);
+    this.kernel.setRow(this.size, embedding);
     this.faceIds.push(faceId);
     this.subjects.push(subject);
     return faceId;
@@ -73,24 +74,36 @@ export class Gallery {
     return [...counts].map(([subject, faces]) => ({ subject, faces })).sort((a, b) => a.subject.localeCompare(b.subject));
   }
 
-  /** The k most similar subjects, each with its best-matching face, most similar first. */
+  /**
+   * The k most similar subjects, each with its best-matching face, most similar first. A coarse int8 pass bounds
+   * every score; only faces that could still reach the top k are scored exactly, so the answer is the exact one.
+   */
   search(embedding: Float32Array, k: number): Match[] {
     this.checkDimensions(embedding);
-    const scores = this.kernel.scores(embedding, this.size);
     const codes = this.subjectCodes();
+    const coarse = this.kernel.coarseScores(embedding, this.size);
+    const threshold = kthValue(bestPerSubject(coarse.scores, codes), k) - 2 * coarse.error;
+    let candidates = 0;
+    for (let row = 0; row < this.size; row++) if (coarse.scores[row]! >= threshold) candidates++;
+
     const bestScore = new Float32Array(codes.count).fill(-Infinity);
     const bestRow = new Int32Array(codes.count);
-    for (let row = 0; row < scores.length; row++) {
-      const score = scores[row]!;
+    const consider = (row: number, score: number) => {
       const code = codes.ofRow[row]!;
       if (score > bestScore[code]!) {
         bestScore[code] = score;
         bestRow[code] = row;
       }
+    };
+    if (candidates > this.size / EXACT_PASS_ABOVE) {
+      const scores = this.kernel.scores(embedding, this.size);
+      for (let row = 0; row < this.size; row++) consider(row, scores[row]!);
+    } else {
+      for (let row = 0; row < this.size; row++) if (coarse.scores[row]! >= threshold) consider(row, this.kernel.dot(embedding, row));
     }
     return topK(bestScore, k).map((code) => {
       const row = bestRow[code]!;
-      return { subject: this.subjects[row]!, faceId: this.faceIds[row]!, similarity: scores[row]! };
+      return { subject: this.subjects[row]!, faceId: this.faceIds[row]!, similarity: bestScore[code]! };
     });
   }
 
@@ -122,11 +135,8 @@ export class Gallery {
     view.setUint32(4, FORMAT_VERSION);
     view.setUint32(8, this.dimensions);
     view.setUint32(12, this.size);
-    const rows = this.kernel.matrix(this.size);
     const packed = new Float32Array(bytes.buffer, header, this.size * this.dimensions);
-    for (let row = 0; row < this.size; row++) {
-      packed.set(rows.subarray(row * this.kernel.stride, row * this.kernel.stride + this.dimensions), row * this.dimensions);
-    }
+    for (let row = 0; row < this.size; row++) packed.set(this.kernel.row(row), row * this.dimensions);
     bytes.set(labels, header + matrixBytes);
     return bytes;
   }
@@ -143,10 +153,7 @@ export class Gallery {
     if (bytes.byteLength < 16 + matrixBytes) throw new GalleryFormatError("gallery data is truncated");
     const gallery = new Gallery(dimensions, Math.max(size, 1));
     const packed = new Float32Array(bytes.slice(16, 16 + matrixBytes).buffer);
-    const rows = gallery.kernel.matrix(size);
-    for (let row = 0; row < size; row++) {
-      rows.set(packed.subarray(row * dimensions, (row + 1) * dimensions), row * gallery.kernel.stride);
-    }
+    for (let row = 0; row < size; row++) gallery.kernel.setRow(row, packed.subarray(row * dimensions, (row + 1) * dimensions));
     const labels = JSON.parse(new TextDecoder().decode(bytes.subarray(16 + matrixBytes))) as { faceIds: string[]; subjects: string[]; nextFace: number };
     if (labels.faceIds.length !== size || labels.subjects.length !== size) throw new GalleryFormatError("gallery labels do not match its embeddings");
     gallery.faceIds = labels.faceIds;
@@ -158,9 +165,8 @@ export class Gallery {
   private removeRow(row: number): void {
     this.codes = undefined;
     const last = this.size - 1;
-    const stride = this.kernel.stride;
     if (row !== last) {
-      this.kernel.matrix(this.size).copyWithin(row * stride, last * stride, last * stride + stride);
+      this.kernel.copyRow(last, row);
       this.faceIds[row] = this.faceIds[last]!;
       this.subjects[row] = this.subjects[last]!;
     }
@@ -175,12 +181,31 @@ export class Gallery {
   }
 }
 
+/** Above size / this many candidates, one exact pass over every face beats scoring candidates one by one. */
+const EXACT_PASS_ABOVE = 16;
+
+function bestPerSubject(scores: Float32Array, codes: { ofRow: Int32Array; count: number }): Float32Array {
+  const best = new Float32Array(codes.count).fill(-Infinity);
+  for (let row = 0; row < scores.length; row++) {
+    const code = codes.ofRow[row]!;
+    if (scores[row]! > best[code]!) best[code] = scores[row]!;
+  }
+  return best;
+}
+
+/** The k-th largest value; -Infinity when there are fewer than k. */
+function kthValue(values: Float32Array, k: number): number {
+  const top = topK(values, k);
+  return top.length < k ? -Infinity : values[top[top.length - 1]!]!;
+}
+
 /** Indices of the k largest values, largest first: one pass keeping a small sorted list, as k is small. */
 function topK(values: Float32Array, k: number): number[] {
   const top: number[] = [];
   if (!(k >= 1)) return top;
   for (let i = 0; i < values.length; i++) {
     const value = values[i]!;
+    if (value === -Infinity) continue;
     if (top.length === k && value <= values[top[k - 1]!]!) continue;
     let at = top.length === k ? k - 1 : top.length;
     while (at > 0 && values[top[at - 1]!]! < value) {
