@@ -154,8 +154,13 @@ export class Gallery {
     const gallery = new Gallery(dimensions, Math.max(size, 1));
     const packed = new Float32Array(bytes.slice(16, 16 + matrixBytes).buffer);
     for (let row = 0; row < size; row++) gallery.kernel.setRow(row, packed.subarray(row * dimensions, (row + 1) * dimensions));
-    const labels = JSON.parse(new TextDecoder().decode(bytes.subarray(16 + matrixBytes))) as { faceIds: string[]; subjects: string[]; nextFace: number };
-    if (labels.faceIds.length !== size || labels.subjects.length !== size) throw new GalleryFormatError("gallery labels do not match its embeddings");
+    let labels: { faceIds: string[]; subjects: string[]; nextFace: number };
+    try {
+      labels = JSON.parse(new TextDecoder().decode(bytes.subarray(16 + matrixBytes)));
+    } catch {
+      throw new GalleryFormatError("gallery labels are damaged");
+    }
+    if (labels.faceIds?.length !== size || labels.subjects?.length !== size) throw new GalleryFormatError("gallery labels do not match its embeddings");
     gallery.faceIds = labels.faceIds;
     gallery.subjects = labels.subjects;
     gallery.nextFace = labels.nextFace;

@@ -137,5 +137,8 @@ describe("gallery", () => {
     expect(() => Gallery.deserialize(bytes)).toThrow("format 99");
     gallery.enroll("x", unitVector(8, 1));
     expect(() => Gallery.deserialize(gallery.serialize().subarray(0, 20))).toThrow("truncated");
+    const damaged = gallery.serialize();
+    damaged[damaged.length - 3] = 0xff;
+    expect(() => Gallery.deserialize(damaged)).toThrow("labels are damaged");
   });
 });
