@@ -2,8 +2,8 @@
  * Our own workload generator, speaking the course's protocol: `POST {url}/` with multipart field `inputFile`,
  * expecting 200 and `<name>:<person>`. Cycles over a folder's images, counts correct answers against the
  * labels CSV, and reports the course's "average" (total time / requests) and latency percentiles.
- *   bun run scripts/workload.ts --url URL --images DIR --labels CSV [--requests N] [--concurrency C]
- * Last line: one JSON object.
+ *   bun run scripts/workload.ts --url URL --images DIR --labels CSV [--requests N] [--concurrency C] [--timeout S]
+ * A request unanswered after --timeout seconds (default 120) counts as failed. Last line: one JSON object.
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -17,10 +17,11 @@ const { values: args } = parseArgs({
     labels: { type: "string" },
     requests: { type: "string" },
     concurrency: { type: "string", default: "100" },
+    timeout: { type: "string", default: "120" },
   },
 });
 if (!args.images || !args.labels) {
-  console.error("usage: bun run scripts/workload.ts --url URL --images DIR --labels CSV [--requests N] [--concurrency C]");
+  console.error("usage: bun run scripts/workload.ts --url URL --images DIR --labels CSV [--requests N] [--concurrency C] [--timeout S]");
   process.exit(2);
 }
 const labels = readCourseLabels(args.labels);
@@ -28,6 +29,7 @@ const files = readdirSync(args.images).filter((file) => /\.(jpe?g|png|webp)$/i.t
 if (files.length === 0) throw new Error(`no images in ${args.images}`);
 const total = Number(args.requests ?? files.length);
 const concurrency = Math.max(1, Number(args.concurrency));
+const timeoutMs = Number(args.timeout) * 1000;
 const images = await Promise.all(
   files.map(async (file) => {
     const blob = Bun.file(join(args.images!, file));
@@ -58,7 +60,7 @@ async function worker(): Promise<void> {
     form.append("inputFile", new File([image.bytes], image.file, { type: image.type }));
     const started = performance.now();
     try {
-      const response = await fetch(`${args.url}/`, { method: "POST", body: form });
+      const response = await fetch(`${args.url}/`, { method: "POST", body: form, signal: AbortSignal.timeout(timeoutMs) });
       const body = await response.text();
       latencies.push((performance.now() - started) / 1000);
       if (response.status !== 200) {

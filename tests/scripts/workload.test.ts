@@ -32,6 +32,7 @@ function startStub(delayMs: number) {
         if (!(file instanceof Blob)) return new Response("missing inputFile", { status: 400 });
         const name = (file as File).name.replace(/\.[^.]*$/, "");
         if (name === "e") return new Response("boom", { status: 500 });
+        if (name === "hang") await Bun.sleep(5_000);
         return new Response(`${name}:${name === "d" ? "Somebody Else" : `Person ${name}`}`, { headers: { "content-type": "text/plain" } });
       } finally {
         inFlight--;
@@ -83,5 +84,15 @@ describe("workload client", () => {
     const folder = temporaryFolder({ "images/a.jpg": "A", "labels.csv": labels });
     const run = await runScript("workload.ts", ["--url", url, "--images", join(folder, "images"), "--labels", join(folder, "labels.csv"), "--requests", "3"]);
     expect(run.summary).toMatchObject({ requests: 3, correct: 0, failed: 3 });
+  });
+
+  test("a request unanswered within --timeout counts as failed", async () => {
+    stub = startStub(0);
+    const folder = temporaryFolder({ "images/a.jpg": "A", "images/hang.jpg": "H", "labels.csv": labels });
+    const started = performance.now();
+    const run = await runScript("workload.ts", ["--url", stub.url, "--images", join(folder, "images"), "--labels", join(folder, "labels.csv"), "--requests", "4", "--timeout", "0.3"]);
+    expect(run.summary).toMatchObject({ requests: 4, correct: 2, failed: 2 });
+    expect(run.stdout).toContain("failure: ");
+    expect(performance.now() - started).toBeLessThan(4_000);
   });
 });
