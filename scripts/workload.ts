@@ -42,6 +42,7 @@ let correct = 0;
 let failed = 0;
 let wrong = 0;
 let next = 0;
+let done = 0;
 const failures = new Map<string, number>();
 
 function progress(done: number): void {
@@ -73,7 +74,7 @@ async function worker(): Promise<void> {
       const key = (error as Error).message;
       failures.set(key, (failures.get(key) ?? 0) + 1);
     }
-    progress(index + 1);
+    progress(++done);
   }
 }
 
