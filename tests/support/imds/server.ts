@@ -93,7 +93,8 @@ export function startImds(source: ImdsSource): ImdsServer {
     hostname: "127.0.0.1",
     port: 0,
     fetch(request) {
-      const path = new URL(request.url).pathname;
+      // The SDK's metadata client joins the endpoint's "/" and the path into "//latest/...".
+      const path = new URL(request.url).pathname.replace(/\/{2,}/g, "/");
       if (path === "/latest/api/token") {
         if (request.method !== "PUT") return plain("Method Not Allowed", 405);
         const ttl = Number(request.headers.get("x-aws-ec2-metadata-token-ttl-seconds"));

@@ -1,0 +1,146 @@
+// The emulated region end to end: instances are real processes that find their identity, role tag and credentials
+// through the SDK's own metadata client and credential chain, and end with their instance.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { DescribeInstancesCommand, EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { startRegion, type EmulatedRegion } from "./region.ts";
+
+const PROBE = join(import.meta.dir, "instance-probe.ts");
+
+let region: EmulatedRegion;
+let ec2: EC2Client;
+let image: string;
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function waitForFile(path: string, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path) || Bun.file(path).size === 0) {
+    if (Date.now() > deadline) throw new Error(`${path} was not written within ${timeoutMs} ms`);
+    await Bun.sleep(20);
+  }
+  return Bun.file(path).text();
+}
+
+async function launch(tags: Record<string, string>, extra: { metadataTags?: "enabled" | "disabled"; profile?: string } = {}): Promise<string> {
+  const { Instances } = await ec2.send(
+    new RunInstancesCommand({
+      ImageId: image,
+      MinCount: 1,
+      MaxCount: 1,
+      MetadataOptions: { HttpTokens: "required", InstanceMetadataTags: extra.metadataTags ?? "enabled" },
+      IamInstanceProfile: extra.profile ? { Name: extra.profile } : undefined,
+      TagSpecifications: [{ ResourceType: "instance", Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }],
+    }),
+  );
+  return Instances![0]!.InstanceId!;
+}
+
+beforeAll(async () => {
+  region = await startRegion({
+    killGraceMs: 3000,
+    instanceProcess: (instance) => ({
+      command: [process.execPath, PROBE],
+      env: { PROBE_OUT: join(region.logDir, `${instance.id}.probe.json`), PROBE_EXIT: region.ec2.store.tagsOf(instance.id).Exit ?? "0" },
+    }),
+  });
+  ec2 = new EC2Client({ ...region.clientConfig, endpoint: region.endpoints.ec2 });
+  image = Object.values(region.ec2.stockImages)[0]!;
+});
+
+afterAll(async () => {
+  ec2.destroy();
+  await region.stop();
+});
+
+const probeOf = (instanceId: string) => waitForFile(join(region.logDir, `${instanceId}.probe.json`)).then((text) => JSON.parse(text) as Record<string, string>);
+
+describe("an instance process", () => {
+  test("reads its id, region and Role tag through IMDSv2 and calls EC2 with the region's endpoint", async () => {
+    const id = await launch({ Role: "app" });
+    const probe = await probeOf(id);
+    expect(probe).toMatchObject({ instanceId: id, role: "app", region: "us-east-1", stateSeenByEc2: "running" });
+  });
+
+  test("metadata tags disabled: the tag path answers 404", async () => {
+    const id = await launch({ Role: "web" }, { metadataTags: "disabled" });
+    expect((await probeOf(id)).role).toBe("status 404");
+  });
+
+  test("stop sends SIGTERM and the instance is stopped once the process has ended; start runs it again", async () => {
+    const id = await launch({ Role: "app" });
+    await probeOf(id);
+    const pid = region.ec2.instances().find((instance) => instance.id === id)!.pid!;
+    expect(isAlive(pid)).toBe(true);
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [id] }));
+    await region.ec2.waitForState(id, "stopped");
+    expect(isAlive(pid)).toBe(false);
+    expect(existsSync(join(region.logDir, `${id}.probe.json.sigterm`))).toBe(true);
+    await ec2.send(new StartInstancesCommand({ InstanceIds: [id] }));
+    await region.ec2.waitForState(id, "running");
+    const restarted = region.ec2.instances().find((instance) => instance.id === id)!.pid!;
+    expect(restarted).not.toBe(pid);
+    expect(isAlive(restarted)).toBe(true);
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+    await region.ec2.waitForState(id, "terminated");
+    expect(isAlive(restarted)).toBe(false);
+  });
+
+  test("a process that exits by itself stops its instance; a SIGKILLed one too", async () => {
+    const exiting = await launch({ Role: "app", Exit: "1" });
+    await region.ec2.waitForState(exiting, "stopped");
+    const { Reservations } = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [exiting] }));
+    expect(Reservations![0]!.Instances![0]!.StateReason?.Code).toBe("Client.InstanceInitiatedShutdown");
+
+    const killed = await launch({ Role: "app" });
+    await probeOf(killed);
+    expect(region.ec2.killProcess(killed)).toBe(true);
+    await region.ec2.waitForState(killed, "stopped");
+    expect(existsSync(join(region.logDir, `${killed}.probe.json.sigterm`))).toBe(false);
+  });
+
+  test("stop() of the region ends every instance process", async () => {
+    const id = await launch({ Role: "app" });
+    await probeOf(id);
+    const pids = region.ec2.instances().flatMap((instance) => (instance.pid ? [instance.pid] : []));
+    expect(pids.length).toBeGreaterThan(0);
+    await region.stop();
+    expect(pids.filter(isAlive)).toEqual([]);
+  });
+});
+
+describe("an instance with an instance profile and no access keys", () => {
+  test("gets the role's credentials from its metadata service through the SDK's default chain", async () => {
+    const keyless = await startRegion({
+      credentialsFromImds: true,
+      instanceProcess: (instance) => ({ command: [process.execPath, PROBE], env: { PROBE_OUT: join(keyless.logDir, `${instance.id}.probe.json`) } }),
+    });
+    const iam = new IAMClient({ ...keyless.clientConfig, endpoint: keyless.endpoints.iam });
+    const keylessEc2 = new EC2Client({ ...keyless.clientConfig, endpoint: keyless.endpoints.ec2 });
+    try {
+      await iam.send(new CreateRoleCommand({ RoleName: "fleet-role", AssumeRolePolicyDocument: "{}" }));
+      await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: "fleet-profile" }));
+      await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: "fleet-profile", RoleName: "fleet-role" }));
+      const { Instances } = await keylessEc2.send(
+        new RunInstancesCommand({ ImageId: Object.values(keyless.ec2.stockImages)[0], MinCount: 1, MaxCount: 1, IamInstanceProfile: { Name: "fleet-profile" } }),
+      );
+      const id = Instances![0]!.InstanceId!;
+      const probe = JSON.parse(await waitForFile(join(keyless.logDir, `${id}.probe.json`))) as Record<string, string>;
+      expect(probe.sessionToken).toBe("emulated-session-for-fleet-role");
+      expect(probe.stateSeenByEc2).toBe("running");
+    } finally {
+      iam.destroy();
+      keylessEc2.destroy();
+      await keyless.stop();
+    }
+  });
+});
