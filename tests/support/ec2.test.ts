@@ -1,0 +1,210 @@
+// The EC2 emulator through the real SDK client: the answers parse, filters and pages behave as EC2's, errors are
+// the SDK's named exceptions.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import {
+  AuthorizeSecurityGroupIngressCommand,
+  CreateImageCommand,
+  CreateLaunchTemplateCommand,
+  CreateLaunchTemplateVersionCommand,
+  CreateSecurityGroupCommand,
+  CreateTagsCommand,
+  DeleteLaunchTemplateCommand,
+  DeleteSecurityGroupCommand,
+  DeleteTagsCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeTagsCommand,
+  EC2Client,
+  ModifyLaunchTemplateCommand,
+  paginateDescribeInstances,
+  RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+  type Instance,
+} from "@aws-sdk/client-ec2";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startEc2Emulator, type Ec2Emulator } from "./ec2/server.ts";
+
+let emulator: Ec2Emulator;
+let ec2: EC2Client;
+let stockImage: string;
+
+beforeAll(() => {
+  emulator = startEc2Emulator({ logDir: mkdtempSync(join(tmpdir(), "ec2-emulator-")), stopDelayMs: 30 });
+  ec2 = new EC2Client({ endpoint: emulator.endpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+  stockImage = Object.values(emulator.stockImages)[0]!;
+});
+
+afterAll(async () => {
+  ec2.destroy();
+  await emulator.stop();
+});
+
+const tagList = (tags: Record<string, string>) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+
+async function run(count: number, tags: Record<string, string>): Promise<Instance[]> {
+  const { Instances } = await ec2.send(
+    new RunInstancesCommand({ ImageId: stockImage, InstanceType: "t3.small", MinCount: count, MaxCount: count, TagSpecifications: [{ ResourceType: "instance", Tags: tagList(tags) }] }),
+  );
+  return Instances!;
+}
+
+async function describeAll(filters: { Name: string; Values: string[] }[], pageSize?: number): Promise<{ ids: string[]; pages: number }> {
+  const ids: string[] = [];
+  let pages = 0;
+  for await (const page of paginateDescribeInstances({ client: ec2, pageSize }, { Filters: filters })) {
+    pages += 1;
+    for (const reservation of page.Reservations ?? []) for (const instance of reservation.Instances ?? []) ids.push(instance.InstanceId!);
+  }
+  return { ids, pages };
+}
+
+describe("instances", () => {
+  test("RunInstances answers pending instances with their tags; they turn running", async () => {
+    const [instance] = await run(1, { Role: "web", Deployment: "ec2-test-a" });
+    expect(instance!.State).toEqual({ Code: 0, Name: "pending" });
+    expect(instance!.InstanceType).toBe("t3.small");
+    expect(instance!.Tags).toEqual(tagList({ Role: "web", Deployment: "ec2-test-a" }));
+    await emulator.waitForState(instance!.InstanceId!, "running");
+  });
+
+  test("DescribeInstances filters on tag:<Key>, tag-key, instance-state-name and image-id, and pages with NextToken", async () => {
+    const apps = await run(7, { Role: "app", Deployment: "ec2-test-b" });
+    await run(2, { Role: "web", Deployment: "ec2-test-b" });
+    for (const app of apps) await emulator.waitForState(app.InstanceId!, "running");
+    const appIds = apps.map((app) => app.InstanceId!).sort();
+
+    const paged = await describeAll([{ Name: "tag:Deployment", Values: ["ec2-test-b"] }, { Name: "tag:Role", Values: ["app"] }], 5);
+    expect(paged.ids.sort()).toEqual(appIds);
+    expect(paged.pages).toBe(2);
+
+    expect((await describeAll([{ Name: "tag:Deployment", Values: ["ec2-test-*"] }, { Name: "tag-key", Values: ["Role"] }])).ids.length).toBeGreaterThanOrEqual(9);
+    await ec2.send(new StopInstancesCommand({ InstanceIds: appIds.slice(0, 3) }));
+    for (const id of appIds.slice(0, 3)) await emulator.waitForState(id, "stopped");
+    const running = await describeAll([
+      { Name: "tag:Deployment", Values: ["ec2-test-b"] },
+      { Name: "tag:Role", Values: ["app"] },
+      { Name: "instance-state-name", Values: ["pending", "running"] },
+      { Name: "image-id", Values: [stockImage] },
+    ]);
+    expect(running.ids.sort()).toEqual(appIds.slice(3));
+    expect((await describeAll([{ Name: "tag:Deployment", Values: ["nobody"] }])).ids).toEqual([]);
+  });
+
+  test("start, stop and terminate answer previous and current states and walk the EC2 state machine", async () => {
+    const [instance] = await run(1, { Role: "app", Deployment: "ec2-test-c" });
+    const id = instance!.InstanceId!;
+    await emulator.waitForState(id, "running");
+    const stopped = await ec2.send(new StopInstancesCommand({ InstanceIds: [id] }));
+    expect(stopped.StoppingInstances).toEqual([{ InstanceId: id, PreviousState: { Code: 16, Name: "running" }, CurrentState: { Code: 64, Name: "stopping" } }]);
+    await emulator.waitForState(id, "stopped");
+    const started = await ec2.send(new StartInstancesCommand({ InstanceIds: [id] }));
+    expect(started.StartingInstances![0]).toMatchObject({ PreviousState: { Name: "stopped" }, CurrentState: { Name: "pending" } });
+    await emulator.waitForState(id, "running");
+    const terminated = await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+    expect(terminated.TerminatingInstances![0]).toMatchObject({ PreviousState: { Name: "running" }, CurrentState: { Code: 32, Name: "shutting-down" } });
+    await emulator.waitForState(id, "terminated");
+    await expect(ec2.send(new StartInstancesCommand({ InstanceIds: [id] }))).rejects.toMatchObject({ name: "IncorrectInstanceState", $metadata: { httpStatusCode: 400 } });
+  });
+
+  test("errors are the SDK's named exceptions with EC2's codes", async () => {
+    await expect(ec2.send(new DescribeInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] }))).rejects.toMatchObject({ name: "InvalidInstanceID.NotFound" });
+    await expect(ec2.send(new RunInstancesCommand({ ImageId: "ami-00000000000000bad", MinCount: 1, MaxCount: 1 }))).rejects.toMatchObject({ name: "InvalidAMIID.NotFound" });
+    await expect(ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: "no-such-filter", Values: ["x"] }] }))).rejects.toMatchObject({ name: "InvalidParameterValue" });
+  });
+});
+
+describe("tags", () => {
+  test("CreateTags, DescribeTags by resource-id and key, DeleteTags", async () => {
+    const [instance] = await run(1, { Role: "app" });
+    const id = instance!.InstanceId!;
+    await ec2.send(new CreateTagsCommand({ Resources: [id], Tags: tagList({ Owner: "tests", Stage: "one" }) }));
+    const { Tags } = await ec2.send(new DescribeTagsCommand({ Filters: [{ Name: "resource-id", Values: [id] }] }));
+    expect(Tags!.map((tag) => [tag.Key, tag.Value, tag.ResourceType]).sort()).toEqual([
+      ["Owner", "tests", "instance"],
+      ["Role", "app", "instance"],
+      ["Stage", "one", "instance"],
+    ]);
+    await ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: "Stage" }, { Key: "Owner", Value: "someone else" }] }));
+    const left = await ec2.send(new DescribeTagsCommand({ Filters: [{ Name: "resource-id", Values: [id] }, { Name: "key", Values: ["Owner", "Stage"] }] }));
+    expect(left.Tags!.map((tag) => tag.Key)).toEqual(["Owner"]);
+    await expect(ec2.send(new CreateTagsCommand({ Resources: ["i-00000000000000bad"], Tags: tagList({ A: "b" }) }))).rejects.toMatchObject({ name: "InvalidInstanceID.NotFound" });
+  });
+});
+
+describe("images, security groups, launch templates", () => {
+  test("CreateImage from an instance, DescribeImages by tag, DeregisterImage", async () => {
+    const [builder] = await run(1, { Role: "builder" });
+    const { ImageId } = await ec2.send(
+      new CreateImageCommand({ InstanceId: builder!.InstanceId!, Name: "facefleet-test-1", TagSpecifications: [{ ResourceType: "image", Tags: tagList({ Deployment: "img" }) }] }),
+    );
+    const { Images } = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "tag:Deployment", Values: ["img"] }] }));
+    expect(Images!.map((image) => [image.ImageId, image.Name, image.State])).toEqual([[ImageId, "facefleet-test-1", "available"]]);
+    await expect(ec2.send(new CreateImageCommand({ InstanceId: builder!.InstanceId!, Name: "facefleet-test-1" }))).rejects.toMatchObject({ name: "InvalidAMIName.Duplicate" });
+    await ec2.send(new DeregisterImageCommand({ ImageId }));
+    await expect(ec2.send(new DescribeImagesCommand({ ImageIds: [ImageId!] }))).rejects.toMatchObject({ name: "InvalidAMIID.NotFound" });
+  });
+
+  test("security group with an ingress rule; a duplicate rule and deleting a group in use are refused", async () => {
+    const { GroupId } = await ec2.send(
+      new CreateSecurityGroupCommand({ GroupName: "ec2-test-web", Description: "web tier", TagSpecifications: [{ ResourceType: "security-group", Tags: tagList({ Deployment: "sg" }) }] }),
+    );
+    const rule = { GroupId, IpPermissions: [{ IpProtocol: "tcp", FromPort: 8000, ToPort: 8000, IpRanges: [{ CidrIp: "203.0.113.0/24" }] }] };
+    await ec2.send(new AuthorizeSecurityGroupIngressCommand(rule));
+    await expect(ec2.send(new AuthorizeSecurityGroupIngressCommand(rule))).rejects.toMatchObject({ name: "InvalidPermission.Duplicate" });
+    const { SecurityGroups } = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "tag:Deployment", Values: ["sg"] }] }));
+    expect(SecurityGroups).toHaveLength(1);
+    expect(SecurityGroups![0]!.IpPermissions).toMatchObject([{ IpProtocol: "tcp", FromPort: 8000, ToPort: 8000, IpRanges: [{ CidrIp: "203.0.113.0/24" }] }]);
+    const { Instances } = await ec2.send(new RunInstancesCommand({ ImageId: stockImage, MinCount: 1, MaxCount: 1, SecurityGroupIds: [GroupId!] }));
+    expect(Instances![0]!.SecurityGroups).toEqual([{ GroupId, GroupName: "ec2-test-web" }]);
+    await expect(ec2.send(new DeleteSecurityGroupCommand({ GroupId }))).rejects.toMatchObject({ name: "DependencyViolation" });
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [Instances![0]!.InstanceId!] }));
+    await emulator.waitForState(Instances![0]!.InstanceId!, "terminated");
+    await ec2.send(new DeleteSecurityGroupCommand({ GroupId }));
+  });
+
+  test("RunInstances from a launch template takes its image, metadata options and tags; the request's own settings win", async () => {
+    const { LaunchTemplate } = await ec2.send(
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: "ec2-test-template",
+        LaunchTemplateData: {
+          ImageId: stockImage,
+          InstanceType: "c5.large",
+          MetadataOptions: { HttpTokens: "required", InstanceMetadataTags: "enabled" },
+          TagSpecifications: [{ ResourceType: "instance", Tags: tagList({ Deployment: "lt" }) }],
+        },
+      }),
+    );
+    const { LaunchTemplateVersion } = await ec2.send(
+      new CreateLaunchTemplateVersionCommand({ LaunchTemplateId: LaunchTemplate!.LaunchTemplateId, SourceVersion: "1", LaunchTemplateData: { InstanceType: "c5.xlarge" } }),
+    );
+    expect(LaunchTemplateVersion!.VersionNumber).toBe(2);
+    await ec2.send(new ModifyLaunchTemplateCommand({ LaunchTemplateId: LaunchTemplate!.LaunchTemplateId, DefaultVersion: "2" }));
+    const { Instances } = await ec2.send(
+      new RunInstancesCommand({
+        MinCount: 1,
+        MaxCount: 1,
+        LaunchTemplate: { LaunchTemplateName: "ec2-test-template", Version: "$Default" },
+        TagSpecifications: [{ ResourceType: "instance", Tags: tagList({ Role: "app" }) }],
+      }),
+    );
+    expect(Instances![0]).toMatchObject({
+      ImageId: stockImage,
+      InstanceType: "c5.xlarge",
+      MetadataOptions: { HttpTokens: "required", InstanceMetadataTags: "enabled" },
+      Tags: tagList({ Deployment: "lt", Role: "app" }),
+    });
+    const described = await ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateNames: ["ec2-test-template"] }));
+    expect(described.LaunchTemplates![0]).toMatchObject({ DefaultVersionNumber: 2, LatestVersionNumber: 2 });
+    await ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateId: LaunchTemplate!.LaunchTemplateId }));
+    await expect(ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateIds: [LaunchTemplate!.LaunchTemplateId!] }))).rejects.toMatchObject({
+      name: "InvalidLaunchTemplateId.NotFound",
+    });
+  });
+});
