@@ -7,7 +7,8 @@ import { ACCOUNT_ID, STATE_CODES, type Instance, type LaunchSpec } from "../mode
 import { instanceXml, reservationXml, stateXml } from "../render.ts";
 import { findLaunchTemplate, templateVersion } from "./launch-templates.ts";
 
-const DEFAULT_METADATA_OPTIONS = { httpTokens: "optional", httpEndpoint: "enabled", httpPutResponseHopLimit: 1, instanceMetadataTags: "disabled" };
+// Amazon Linux 2023 images require IMDSv2 tokens by default.
+const DEFAULT_METADATA_OPTIONS = { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1, instanceMetadataTags: "disabled" };
 
 function templateSpec(params: Params, context: Ec2Context): { spec: LaunchSpec; template?: Instance["launchTemplate"] } {
   const reference = record(params, "LaunchTemplate");
