@@ -7,6 +7,7 @@ import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { MetadataService } from "@aws-sdk/ec2-metadata-service";
 
 const out = process.env.PROBE_OUT!;
+console.log(`probe ${process.pid} up`);
 const metadata = new MetadataService({});
 const read = (path: string) => metadata.request(path, {}).catch((error: { $metadata?: { httpStatusCode?: number } }) => `status ${error.$metadata?.httpStatusCode}`);
 

@@ -79,11 +79,12 @@ describe("an instance process", () => {
   test("stop sends SIGTERM and the instance is stopped once the process has ended; start runs it again", async () => {
     const id = await launch({ Role: "app" });
     await probeOf(id);
-    const pid = region.ec2.instances().find((instance) => instance.id === id)!.pid!;
-    expect(isAlive(pid)).toBe(true);
+    const { pid, logPath } = region.ec2.instances().find((instance) => instance.id === id)!;
+    expect(isAlive(pid!)).toBe(true);
+    expect(await Bun.file(logPath).text()).toContain(`probe ${pid} up`);
     await ec2.send(new StopInstancesCommand({ InstanceIds: [id] }));
     await region.ec2.waitForState(id, "stopped");
-    expect(isAlive(pid)).toBe(false);
+    expect(isAlive(pid!)).toBe(false);
     expect(existsSync(join(region.logDir, `${id}.probe.json.sigterm`))).toBe(true);
     await ec2.send(new StartInstancesCommand({ InstanceIds: [id] }));
     await region.ec2.waitForState(id, "running");

@@ -40,7 +40,7 @@ export interface RegionOptions {
 export interface EmulatedRegion {
   region: string;
   endpoints: { s3: string; sqs: string; ec2: string; iam: string };
-  /** AWS_REGION, AWS_ENDPOINT_URL_{S3,SQS,EC2,IAM} and test credentials: give these to any process using the region. */
+  /** AWS_REGION, AWS_ENDPOINT_URL (fauxqs) and AWS_ENDPOINT_URL_{S3,SQS,EC2,IAM}, and test credentials: give these to any process using the region. */
   env: Record<string, string>;
   /** For SDK clients in the test process: `new EC2Client({ ...region.clientConfig, endpoint: region.endpoints.ec2 })`. */
   clientConfig: { region: string; credentials: typeof TEST_CREDENTIALS };
@@ -71,6 +71,8 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
     AWS_REGION: region,
     AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+    // Any other service (fauxqs also answers STS) goes to fauxqs rather than to AWS.
+    AWS_ENDPOINT_URL: s3sqs.endpoint,
     AWS_ENDPOINT_URL_S3: s3sqs.endpoint,
     AWS_ENDPOINT_URL_SQS: s3sqs.endpoint,
     AWS_ENDPOINT_URL_IAM: iam.endpoint,

@@ -37,3 +37,9 @@ export function paginate<T>(items: T[], params: Params): { page: T[]; nextToken?
   const end = offset + Math.max(1, maxResults);
   return { page: items.slice(offset, end), nextToken: end < items.length ? Buffer.from(String(end)).toString("base64url") : undefined };
 }
+
+/** The resources listed by id or name (each must exist: `find` throws), or all of them when none are listed. */
+export function listedOrAll<T>(ids: string[], names: string[], find: (id: string | undefined, name: string | undefined) => T, all: Iterable<T>): T[] {
+  if (!ids.length && !names.length) return [...all];
+  return [...ids.map((id) => find(id, undefined)), ...names.map((name) => find(undefined, name))];
+}

@@ -1,7 +1,7 @@
 /** CreateLaunchTemplate, CreateLaunchTemplateVersion, ModifyLaunchTemplate, Describe/Delete and versions. */
 import { QueryError, record, text, texts, type Params, type XmlValue } from "../../query-protocol.ts";
 import type { Ec2Context, Ec2Handler } from "../context.ts";
-import { filtersOf, matchesFilters, paginate } from "../filters.ts";
+import { filtersOf, listedOrAll, matchesFilters, paginate } from "../filters.ts";
 import { launchSpecXml, mergeLaunchSpecs, parseLaunchSpec, tagSpecificationsOf } from "../launch-spec.ts";
 import { ACCOUNT_ID, type Ec2Store, type LaunchTemplate } from "../model.ts";
 import { tagSet } from "../render.ts";
@@ -91,12 +91,12 @@ const modifyLaunchTemplate: Ec2Handler = (params, context) => {
 
 const describeLaunchTemplates: Ec2Handler = (params, context) => {
   const { store } = context;
-  const ids = texts(params, "LaunchTemplateId");
-  const names = texts(params, "LaunchTemplateName");
-  const candidates =
-    ids.length || names.length
-      ? [...ids.map((id) => findLaunchTemplate(store, id, undefined)), ...names.map((name) => findLaunchTemplate(store, undefined, name))]
-      : [...store.launchTemplates.values()];
+  const candidates = listedOrAll(
+    texts(params, "LaunchTemplateId"),
+    texts(params, "LaunchTemplateName"),
+    (id, name) => findLaunchTemplate(store, id, name),
+    store.launchTemplates.values(),
+  );
   const filters = filtersOf(params);
   const matching = candidates.filter((template) => matchesFilters(filters, { "launch-template-name": template.name }, store.tagsOf(template.id)));
   const { page, nextToken } = paginate(matching, params);

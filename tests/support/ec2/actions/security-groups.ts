@@ -1,7 +1,7 @@
 /** CreateSecurityGroup, DescribeSecurityGroups, Authorize/RevokeSecurityGroupIngress, DeleteSecurityGroup. */
 import { QueryError, records, text, texts, type Params } from "../../query-protocol.ts";
 import type { Ec2Context, Ec2Handler } from "../context.ts";
-import { filtersOf, matchesFilters, paginate } from "../filters.ts";
+import { filtersOf, listedOrAll, matchesFilters, paginate } from "../filters.ts";
 import { tagSpecificationsOf } from "../launch-spec.ts";
 import { ACCOUNT_ID, VPC_ID, type Ec2Store, type IpRule, type SecurityGroup } from "../model.ts";
 import { tagSet } from "../render.ts";
@@ -46,12 +46,7 @@ const createSecurityGroup: Ec2Handler = (params, { store }) => {
 };
 
 const describeSecurityGroups: Ec2Handler = (params, { store }) => {
-  const ids = texts(params, "GroupId");
-  const names = texts(params, "GroupName");
-  const candidates =
-    ids.length || names.length
-      ? [...ids.map((id) => findGroup(store, id, undefined)), ...names.map((name) => findGroup(store, undefined, name))]
-      : [...store.securityGroups.values()];
+  const candidates = listedOrAll(texts(params, "GroupId"), texts(params, "GroupName"), (id, name) => findGroup(store, id, name), store.securityGroups.values());
   const filters = filtersOf(params);
   const matching = candidates.filter((group) =>
     matchesFilters(filters, { "group-id": group.id, "group-name": group.name, "vpc-id": group.vpcId, description: group.description }, store.tagsOf(group.id)),
