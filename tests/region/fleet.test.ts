@@ -1,0 +1,218 @@
+// Issue 4 end to end in the emulated region: the infra scripts as separate processes, instances as real
+// `bun index.ts` processes that find their role through instance metadata, a 100-request burst through the
+// classic endpoint scaling the app pool 0 -> 15 -> 0, then faults (a SIGKILLed app instance, throttling and 5xx
+// answers), then teardown.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand, EC2Client } from "@aws-sdk/client-ec2";
+import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { ListBucketsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { GetQueueAttributesCommand, ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { REPO_ROOT, startRegion, type EmulatedRegion } from "../support/region.ts";
+
+const IMAGES = resolve(REPO_ROOT, "../shared/datasets/lfw-devtrain/images");
+const PREFIX = "fleet";
+const PEOPLE = 100;
+const MAX_APP_INSTANCES = 15;
+const AMI_BUILDER = join(REPO_ROOT, "tests/support/ami-builder.ts");
+
+/** The deployment's settings: the infra scripts and every instance read the same ones, as from /etc/facefleet.json. */
+const SETTINGS = {
+  FACEFLEET_PREFIX: PREFIX,
+  FACEFLEET_MAX_APP_INSTANCES: String(MAX_APP_INSTANCES),
+  FACEFLEET_SCALE_IN_AFTER_MS: "1000",
+  FACEFLEET_VISIBILITY_TIMEOUT_SECONDS: "10",
+  FACEFLEET_MODEL_WORKERS: "1",
+  FACEFLEET_HOST: "127.0.0.1",
+};
+
+interface Person {
+  name: string;
+  enrolled: string;
+  asked: string;
+}
+
+/** The first people of the dataset with at least two photos: photo 1 is enrolled, photo 2 is asked about. */
+function peopleWithTwoPhotos(count: number): Person[] {
+  const people: Person[] = [];
+  for (const name of readdirSync(IMAGES).sort()) {
+    const photos = readdirSync(join(IMAGES, name)).filter((file) => file.endsWith(".jpg")).sort();
+    if (photos.length >= 2) people.push({ name, enrolled: join(IMAGES, name, photos[0]!), asked: join(IMAGES, name, photos[1]!) });
+    if (people.length === count) break;
+  }
+  return people;
+}
+
+const freePort = () => {
+  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const port = probe.port!;
+  probe.stop(true);
+  return port;
+};
+
+let region: EmulatedRegion;
+let work: string;
+let webUrl: string;
+let ec2: EC2Client;
+let s3: S3Client;
+let sqs: SQSClient;
+let iam: IAMClient;
+let people: Person[];
+const stateFile = () => join(work, `${PREFIX}.json`);
+const deploymentState = () => JSON.parse(readFileSync(stateFile(), "utf8")) as { queueUrls: Record<string, string>; buckets: Record<string, string> };
+
+async function runProcess(command: string[]): Promise<{ code: number; output: string }> {
+  const child = Bun.spawn(command, {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...region.env, ...SETTINGS, AWS_EC2_METADATA_DISABLED: "true" },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  return { code, output: stdout + stderr };
+}
+
+async function infra(script: string, ...args: string[]): Promise<string> {
+  const { code, output } = await runProcess([process.execPath, `infra/${script}.ts`, "--state-file", stateFile(), "--poll-seconds", "0.05", ...args]);
+  if (code !== 0) throw new Error(`infra/${script}.ts exited ${code}:\n${output}`);
+  return output;
+}
+
+const ACTIVE = ["pending", "running"];
+
+/** App instances of the deployment by state, through DescribeInstances as the controller sees them. */
+async function appInstances(): Promise<{ id: string; state: string }[]> {
+  const { Reservations } = await ec2.send(
+    new DescribeInstancesCommand({
+      Filters: [
+        { Name: `tag:Deployment`, Values: [PREFIX] },
+        { Name: "tag:Role", Values: ["app"] },
+      ],
+    }),
+  );
+  return (Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []).map((instance) => ({ id: instance.InstanceId!, state: instance.State!.Name! }));
+}
+
+const activeApps = async () => (await appInstances()).filter((instance) => ACTIVE.includes(instance.state)).length;
+
+/** Samples the number of active app instances every 50 ms until stopped. */
+function watchFleet() {
+  const samples: { at: number; active: number }[] = [];
+  let watching = true;
+  const done = (async () => {
+    while (watching) {
+      samples.push({ at: performance.now(), active: await activeApps() });
+      await Bun.sleep(50);
+    }
+  })();
+  return {
+    samples,
+    async stop() {
+      watching = false;
+      await done;
+      return samples;
+    },
+  };
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+}
+
+interface Answer {
+  person: Person;
+  status: number;
+  body: string;
+  at: number;
+}
+
+/** One classic request: `POST /` with multipart `inputFile`, answered `<file name without extension>:<person>`. */
+async function ask(person: Person): Promise<Answer> {
+  const form = new FormData();
+  form.append("inputFile", Bun.file(person.asked), person.asked.split("/").pop()!);
+  const response = await fetch(`${webUrl}/`, { method: "POST", body: form });
+  return { person, status: response.status, body: await response.text(), at: performance.now() };
+}
+
+const expected = (person: Person) => `${person.asked.split("/").pop()!.replace(/\.jpg$/, "")}:${person.name}`;
+const correct = (answers: Answer[]) => answers.filter((answer) => answer.status === 200 && answer.body === expected(answer.person)).length;
+
+async function queueDepths(): Promise<Record<string, number>> {
+  const depths: Record<string, number> = {};
+  for (const [name, url] of Object.entries(deploymentState().queueUrls)) {
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"] }),
+    );
+    depths[name] = Object.values(Attributes ?? {}).reduce((sum, value) => sum + Number(value), 0);
+  }
+  return depths;
+}
+
+async function objectKeys(bucket: string): Promise<Set<string>> {
+  const keys = new Set<string>();
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const object of page.Contents ?? []) keys.add(object.Key!);
+    token = page.NextContinuationToken;
+  } while (token);
+  return keys;
+}
+
+const newKeys = (before: Set<string>, after: Set<string>) => [...after].filter((key) => !before.has(key));
+
+describe.skipIf(!existsSync(IMAGES))("a deployment in the emulated region (lfw-devtrain)", () => {
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), "facefleet-fleet-"));
+    const port = freePort();
+    webUrl = `http://127.0.0.1:${port}`;
+    region = await startRegion({
+      logDir: join(work, "instances"),
+      instanceEnv: { ...SETTINGS, FACEFLEET_PORT: String(port) },
+      instanceProcess: (instance) =>
+        region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder`
+          ? { command: [process.execPath, AMI_BUILDER], cwd: REPO_ROOT }
+          : { command: [process.execPath, "index.ts"], cwd: REPO_ROOT },
+    });
+    const client = { ...region.clientConfig };
+    ec2 = new EC2Client({ ...client, endpoint: region.endpoints.ec2 });
+    s3 = new S3Client({ ...client, endpoint: region.endpoints.s3, forcePathStyle: true });
+    sqs = new SQSClient({ ...client, endpoint: region.endpoints.sqs });
+    iam = new IAMClient({ ...client, endpoint: region.endpoints.iam });
+    people = peopleWithTwoPhotos(PEOPLE);
+  });
+
+  afterAll(async () => {
+    for (const client of [ec2, s3, sqs, iam]) client?.destroy();
+    await region?.stop();
+    if (process.env.KEEP_FLEET_LOGS) console.log(`instance logs kept in ${work}`);
+    else rmSync(work, { recursive: true, force: true });
+  });
+
+  test("bootstrap creates the deployment; a second run changes nothing and says so", async () => {
+    await infra("bootstrap");
+    expect(await infra("bootstrap")).toContain(`no changes: deployment '${PREFIX}' is up to date`);
+    const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: deploymentState().queueUrls.request, AttributeNames: ["MaximumMessageSize"] }));
+    expect(Attributes?.MaximumMessageSize).toBe("1024");
+  }, 60_000);
+
+  test("bake-ami images a builder instance; launch boots the web tier and leaves a warm pool of 15 stopped app instances", async () => {
+    await infra("bake-ami", "--image", Object.values(region.ec2.stockImages)[0]!);
+    const launched = performance.now();
+    await infra("launch");
+    const apps = await appInstances();
+    expect(apps.map((instance) => instance.state)).toEqual(Array(MAX_APP_INSTANCES).fill("stopped"));
+    const webReady = await waitFor("the web tier", () => fetch(`${webUrl}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000);
+    expect(webReady).toBe(true);
+    console.log(`launch + web tier ready: ${Math.round(performance.now() - launched)} ms`);
+  }, 120_000);
+});
