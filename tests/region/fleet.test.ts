@@ -215,4 +215,47 @@ describe.skipIf(!existsSync(IMAGES))("a deployment in the emulated region (lfw-d
     expect(webReady).toBe(true);
     console.log(`launch + web tier ready: ${Math.round(performance.now() - launched)} ms`);
   }, 120_000);
+
+  test("people enrolled through the web instance's HTTP API (the app pool embeds them)", async () => {
+    const folders = join(work, "enroll");
+    for (const person of people) {
+      mkdirSync(join(folders, person.name), { recursive: true });
+      symlinkSync(person.enrolled, join(folders, person.name, person.enrolled.split("/").pop()!));
+    }
+    const started = performance.now();
+    const { code, output } = await runProcess([process.execPath, "scripts/enroll.ts", "--url", webUrl, "--dir", folders]);
+    expect(code, output).toBe(0);
+    const subjects = (await (await fetch(`${webUrl}/v1/subjects`)).json()) as unknown;
+    expect(JSON.stringify(subjects)).toContain(people[PEOPLE - 1]!.name);
+    console.log(`enrolled ${PEOPLE} people in ${Math.round(performance.now() - started)} ms`);
+    await waitFor("the app pool back at 0", async () => ((await activeApps()) === 0 ? true : undefined), 30_000);
+  }, 120_000);
+
+  test("a burst of 100 distinct photos: all answered, >= 98 correct, app instances 0 -> 15 -> 0 within 2 s, queues empty, 100 new objects per bucket", async () => {
+    const { buckets } = deploymentState();
+    const before = { input: await objectKeys(buckets.in!), output: await objectKeys(buckets.out!) };
+    const watch = watchFleet();
+    const started = performance.now();
+    const answers = await Promise.all(people.map(ask));
+    const lastReply = Math.max(...answers.map((answer) => answer.at));
+    await waitFor("scale-in to 0", async () => (watch.samples.some((sample) => sample.at > lastReply && sample.active === 0) ? true : undefined), 10_000);
+    const samples = await watch.stop();
+
+    const wrong = answers.filter((answer) => answer.body !== expected(answer.person)).map((answer) => `${answer.status} ${answer.body}`);
+    console.log(`burst: ${Math.round(lastReply - started)} ms, ${correct(answers)}/${PEOPLE} correct; wrong: ${wrong.join(", ")}`);
+    expect(answers.every((answer) => answer.status === 200)).toBe(true);
+    expect(correct(answers)).toBeGreaterThanOrEqual(98);
+
+    const counts = samples.map((sample) => sample.active);
+    const firstFull = samples.find((sample) => sample.active === MAX_APP_INSTANCES);
+    const scaleIn = samples.find((sample) => sample.at > lastReply && sample.active === 0)!;
+    console.log(`app instances: first ${counts[0]}, max ${Math.max(...counts)}, 15 after ${firstFull && Math.round(firstFull.at - started)} ms, 0 ${Math.round(scaleIn.at - lastReply)} ms after the last reply`);
+    expect(counts[0]).toBe(0);
+    expect(Math.max(...counts)).toBe(MAX_APP_INSTANCES);
+    expect(scaleIn.at - lastReply).toBeLessThanOrEqual(2000);
+
+    expect(Object.values(await queueDepths())).toEqual([0, 0, 0]);
+    expect(newKeys(before.input, await objectKeys(buckets.in!))).toHaveLength(PEOPLE);
+    expect(newKeys(before.output, await objectKeys(buckets.out!)).sort()).toEqual(people.map((person) => expected(person).split(":")[0]!).sort());
+  }, 180_000);
 });
