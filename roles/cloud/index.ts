@@ -3,6 +3,7 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { resourceNames, type Config } from "../config.ts";
+import type { Logger } from "../log.ts";
 import { S3BlobStore } from "./aws/s3-bucket.ts";
 import { SqsQueueService } from "./aws/sqs-queue.ts";
 import { Ec2Fleet } from "./aws/ec2-fleet.ts";
@@ -20,11 +21,12 @@ export function awsCloud(config: Config): Cloud {
   return {
     blobs: new S3BlobStore(new S3Client({ ...common, forcePathStyle: config.s3ForcePathStyle })),
     queues: new SqsQueueService(new SQSClient(common)),
-    fleet: new Ec2Fleet(new EC2Client(common), config.prefix, names.launchTemplate, config.appImageId),
+    fleet: new Ec2Fleet(new EC2Client(common), { deployment: config.prefix, launchTemplateName: names.launchTemplate, imageId: config.appImageId }),
   };
 }
 
-export function localCloud(config: Config, startMachine: MachineFactory): Cloud {
+/** `log` hears about local instances whose machine failed to start or stop. */
+export function localCloud(config: Config, startMachine: MachineFactory, log?: Logger): Cloud {
   const names = resourceNames(config);
   return {
     blobs: new FileBlobStore(config.dataDir),
@@ -33,6 +35,6 @@ export function localCloud(config: Config, startMachine: MachineFactory): Cloud 
       maxReceives: config.maxReceives,
       deadLetterQueue: names.deadLetterQueue,
     }),
-    fleet: new LocalFleet(startMachine, config.localBootDelayMs),
+    fleet: new LocalFleet(startMachine, config.localBootDelayMs, log),
   };
 }

@@ -82,3 +82,11 @@ export class MessageTooLargeError extends Error {
     this.name = "MessageTooLargeError";
   }
 }
+
+/** An object key no bucket accepts: empty, or with a "." or ".." segment, which HTTP stacks may resolve away. */
+export class InvalidKeyError extends Error {
+  constructor(key: string) {
+    super(`invalid object key ${JSON.stringify(key.slice(0, 100))}: empty, or with a "." or ".." path segment`);
+    this.name = "InvalidKeyError";
+  }
+}

@@ -1,26 +1,80 @@
 /** The behaviour every Bucket must have, local or S3. */
 import { expect, test } from "bun:test";
-import type { Bucket } from "../../roles/cloud/types.ts";
+import { InvalidKeyError, type Bucket } from "../../roles/cloud/types.ts";
 
-export function bucketContract(makeBucket: () => Promise<Bucket>): void {
+/** A fresh, empty bucket. */
+export type BucketFactory = () => Promise<Bucket>;
+
+const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
+
+export function bucketContract(makeBucket: BucketFactory): void {
   test("put, get, version, metadata, delete, count", async () => {
+    const bucket = await makeBucket();
+    expect(await bucket.count()).toBe(0);
+    await bucket.put("test_00", "Paul", { contentType: "text/plain", metadata: { result: "%7B%7D" } });
+    expect(text(await bucket.get("test_00"))).toBe("Paul");
+    expect(await bucket.metadata("test_00")).toEqual({ result: "%7B%7D" });
+    const first = await bucket.version("test_00");
+    expect(first).toBeString();
+    expect(await bucket.version("test_00")).toBe(first!);
+    await bucket.put("test_00", "Emily");
+    expect(await bucket.version("test_00")).not.toBe(first!);
+    expect(await bucket.metadata("test_00")).toEqual({});
+    await bucket.put("dir/image.jpg", new Uint8Array([0, 1, 2, 255]));
+    expect(await bucket.get("dir/image.jpg")).toEqual(new Uint8Array([0, 1, 2, 255]));
+    expect(await bucket.count()).toBe(2);
+    await bucket.delete("test_00");
+    expect(await bucket.get("test_00")).toBeUndefined();
+    expect(await bucket.version("test_00")).toBeUndefined();
+    expect(await bucket.count()).toBe(1);
+  });
+
+  test("a missing key is undefined everywhere, and deleting it is no error", async () => {
     const bucket = await makeBucket();
     expect(await bucket.get("missing")).toBeUndefined();
     expect(await bucket.version("missing")).toBeUndefined();
     expect(await bucket.metadata("missing")).toBeUndefined();
+    await bucket.delete("missing");
     expect(await bucket.count()).toBe(0);
-    await bucket.put("test_00", "Paul", { contentType: "text/plain", metadata: { result: "%7B%7D" } });
-    expect(new TextDecoder().decode(await bucket.get("test_00"))).toBe("Paul");
-    expect(await bucket.metadata("test_00")).toEqual({ result: "%7B%7D" });
-    const first = await bucket.version("test_00");
-    await bucket.put("test_00", "Emily");
-    expect(await bucket.version("test_00")).not.toBe(first);
-    await bucket.put("dir/image.jpg", new Uint8Array([1, 2, 3]));
-    expect(await bucket.get("dir/image.jpg")).toEqual(new Uint8Array([1, 2, 3]));
-    expect(await bucket.count()).toBe(2);
-    await bucket.delete("test_00");
-    expect(await bucket.get("test_00")).toBeUndefined();
+  });
+
+  test("an empty object is an object", async () => {
+    const bucket = await makeBucket();
+    await bucket.put("empty", new Uint8Array());
+    expect(await bucket.get("empty")).toEqual(new Uint8Array());
     expect(await bucket.count()).toBe(1);
   });
 
+  test("keys with dot segments are refused, touching nothing", async () => {
+    const bucket = await makeBucket();
+    await bucket.put("etc/passwd", "inside");
+    for (const key of ["../../etc/passwd", "a/../../b", "..", "./x", "a/./b", ""]) {
+      await expect(bucket.put(key, "hostile")).rejects.toBeInstanceOf(InvalidKeyError);
+      await expect(bucket.get(key)).rejects.toBeInstanceOf(InvalidKeyError);
+      await expect(bucket.delete(key)).rejects.toBeInstanceOf(InvalidKeyError);
+    }
+    expect(text(await bucket.get("etc/passwd"))).toBe("inside");
+    expect(await bucket.count()).toBe(1);
+  });
+
+  test("unusual keys are just keys: each its own object, none touching another", async () => {
+    const bucket = await makeBucket();
+    const keys = ["%2e%2e", "..%2F..%2Fetc", "...", "a..b/..c", "a//b", "back\\slash", "-/ünï cødé 名前.jpg", "k".repeat(1000)];
+    for (const key of keys) await bucket.put(key, `body of ${key}`);
+    for (const key of keys) expect(text(await bucket.get(key))).toBe(`body of ${key}`);
+    expect(await bucket.get("etc")).toBeUndefined();
+    expect(await bucket.get("a/b")).toBeUndefined();
+    expect(await bucket.count()).toBe(keys.length);
+    await bucket.delete("%2e%2e");
+    expect(text(await bucket.get("..%2F..%2Fetc"))).toBe("body of ..%2F..%2Fetc");
+    expect(await bucket.count()).toBe(keys.length - 1);
+  });
+
+  test("concurrent writers of one key leave one whole body, never a mix", async () => {
+    const bucket = await makeBucket();
+    const bodies = ["a", "b", "c", "d"].map((letter) => letter.repeat(256 * 1024));
+    await Promise.all(bodies.map((body) => bucket.put("contested", body)));
+    expect(bodies).toContain(text(await bucket.get("contested"))!);
+    expect(await bucket.count()).toBe(1);
+  });
 }

@@ -7,17 +7,28 @@ import {
   StopInstancesCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
+import { ROLE_TAG } from "../../boot.ts";
 import type { AppInstance, Fleet, InstanceState } from "../types.ts";
 
 export const DEPLOYMENT_TAG = "Deployment";
 export const APP_ROLE = "app";
 
+export interface Ec2FleetOptions {
+  /** The value of every instance's Deployment tag (the resource prefix). */
+  deployment: string;
+  launchTemplateName: string;
+  /** Overrides the launch template's image. */
+  imageId?: string;
+  /** DescribeInstances page size (EC2 allows 5..1000). */
+  pageSize?: number;
+}
+
+const LIVE_STATES: InstanceState[] = ["pending", "running", "stopping", "stopped", "shutting-down"];
+
 export class Ec2Fleet implements Fleet {
   constructor(
     private readonly client: EC2Client,
-    private readonly deployment: string,
-    private readonly launchTemplateName: string,
-    private readonly imageId?: string,
+    private readonly options: Ec2FleetOptions,
   ) {}
 
   async list(): Promise<AppInstance[]> {
@@ -27,10 +38,11 @@ export class Ec2Fleet implements Fleet {
       const page = await this.client.send(
         new DescribeInstancesCommand({
           Filters: [
-            { Name: `tag:${DEPLOYMENT_TAG}`, Values: [this.deployment] },
-            { Name: "tag:Role", Values: [APP_ROLE] },
-            { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped", "shutting-down"] },
+            { Name: `tag:${DEPLOYMENT_TAG}`, Values: [this.options.deployment] },
+            { Name: `tag:${ROLE_TAG}`, Values: [APP_ROLE] },
+            { Name: "instance-state-name", Values: LIVE_STATES },
           ],
+          MaxResults: this.options.pageSize ?? 1000,
           NextToken: token,
         }),
       );
@@ -47,15 +59,15 @@ export class Ec2Fleet implements Fleet {
   async launch(count: number): Promise<string[]> {
     if (count <= 0) return [];
     const tags = [
-      { Key: DEPLOYMENT_TAG, Value: this.deployment },
-      { Key: "Role", Value: APP_ROLE },
+      { Key: DEPLOYMENT_TAG, Value: this.options.deployment },
+      { Key: ROLE_TAG, Value: APP_ROLE },
     ];
     const result = await this.client.send(
       new RunInstancesCommand({
         MinCount: count,
         MaxCount: count,
-        LaunchTemplate: { LaunchTemplateName: this.launchTemplateName, Version: "$Default" },
-        ImageId: this.imageId,
+        LaunchTemplate: { LaunchTemplateName: this.options.launchTemplateName, Version: "$Default" },
+        ImageId: this.options.imageId,
         TagSpecifications: [{ ResourceType: "instance", Tags: tags }],
       }),
     );

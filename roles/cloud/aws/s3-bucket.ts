@@ -1,5 +1,6 @@
-/** A bucket on S3. */
+/** A bucket on S3. Keys go to S3 as they are, once checked. */
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NoSuchKey, NotFound, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { checkObjectKey } from "../object-key.ts";
 import type { BlobStore, Bucket, PutOptions } from "../types.ts";
 
 export class S3Bucket implements Bucket {
@@ -9,12 +10,12 @@ export class S3Bucket implements Bucket {
   ) {}
 
   async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<void> {
-    await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: options.contentType, Metadata: options.metadata }));
+    await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: checkObjectKey(key), Body: body, ContentType: options.contentType, Metadata: options.metadata }));
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
     try {
-      const object = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: key }));
+      const object = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: checkObjectKey(key) }));
       return object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
     } catch (error) {
       if (error instanceof NoSuchKey) return undefined;
@@ -33,7 +34,7 @@ export class S3Bucket implements Bucket {
 
   private async head(key: string) {
     try {
-      return await this.client.send(new HeadObjectCommand({ Bucket: this.name, Key: key }));
+      return await this.client.send(new HeadObjectCommand({ Bucket: this.name, Key: checkObjectKey(key) }));
     } catch (error) {
       if (error instanceof NotFound || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
       throw error;
@@ -41,7 +42,7 @@ export class S3Bucket implements Bucket {
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.name, Key: key }));
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.name, Key: checkObjectKey(key) }));
   }
 
   async count(): Promise<number> {

@@ -1,4 +1,7 @@
-/** A queue on SQS. The queue URL is resolved once and cached. */
+/**
+ * A queue on SQS. The queue URL is resolved once and cached. The body size limit is the queue's own
+ * MaximumMessageSize (1024 for the request queue infra creates); SQS's refusal becomes a MessageTooLargeError.
+ */
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
@@ -9,7 +12,10 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import { MessageTooLargeError, type JobQueue, type QueueDepth, type QueueService, type ReceivedMessage } from "../types.ts";
-import { MAX_MESSAGE_BYTES } from "../local/memory-queue.ts";
+
+/** SQS's longest long poll. */
+const MAX_WAIT_SECONDS = 20;
+const TOO_LONG = /Message must be shorter than (\d+) bytes/;
 
 export class SqsQueue implements JobQueue {
   private url: Promise<string> | undefined;
@@ -20,10 +26,15 @@ export class SqsQueue implements JobQueue {
   ) {}
 
   async send(body: string): Promise<string> {
-    const size = Buffer.byteLength(body);
-    if (size > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(size, MAX_MESSAGE_BYTES);
-    const result = await this.client.send(new SendMessageCommand({ QueueUrl: await this.queueUrl(), MessageBody: body }));
-    return result.MessageId ?? "";
+    const queueUrl = await this.queueUrl();
+    try {
+      const result = await this.client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
+      return result.MessageId ?? "";
+    } catch (error) {
+      const limit = error instanceof Error ? TOO_LONG.exec(error.message)?.[1] : undefined;
+      if (limit) throw new MessageTooLargeError(Buffer.byteLength(body), Number(limit));
+      throw error;
+    }
   }
 
   async receive(options: { maxMessages: number; waitSeconds: number; visibilityTimeoutSeconds?: number; signal?: AbortSignal }): Promise<ReceivedMessage[]> {
@@ -31,7 +42,7 @@ export class SqsQueue implements JobQueue {
       new ReceiveMessageCommand({
         QueueUrl: await this.queueUrl(),
         MaxNumberOfMessages: Math.max(1, Math.min(10, options.maxMessages)),
-        WaitTimeSeconds: options.waitSeconds,
+        WaitTimeSeconds: Math.min(MAX_WAIT_SECONDS, Math.max(0, Math.ceil(options.waitSeconds))),
         VisibilityTimeout: options.visibilityTimeoutSeconds,
         MessageSystemAttributeNames: ["ApproximateReceiveCount"],
       }),

@@ -1,11 +1,21 @@
 /** A bucket as a folder of files. Keys are untrusted: each maps to one file name inside the folder, never outside. */
 import { mkdir, readFile, rename, rm, stat, readdir, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { checkObjectKey } from "../object-key.ts";
 import type { BlobStore, Bucket, PutOptions } from "../types.ts";
 
-/** Encodes a key as a single safe file name (reversible, no separators, no dot-only names). */
+/** File systems allow 255 bytes per name; room is left for the temporary suffix of an atomic write. */
+const MAX_FILE_NAME = 200;
+
+/**
+ * A key as one safe file name: percent-encoded (no separators, no dot-only names), or, when that is too long for a
+ * file name (S3 keys reach 1024 bytes), "#" (which the encoding never leaves bare) and a digest of the key.
+ * Nothing lists keys back, so the name need not be reversible.
+ */
 function fileNameFor(key: string): string {
-  return encodeURIComponent(key).replaceAll(".", "%2E").replaceAll("*", "%2A");
+  const encoded = encodeURIComponent(key).replaceAll(".", "%2E").replaceAll("*", "%2A");
+  return encoded.length <= MAX_FILE_NAME ? encoded : `#${createHash("sha256").update(key).digest("hex")}`;
 }
 
 export class FileBucket implements Bucket {
@@ -26,16 +36,16 @@ export class FileBucket implements Bucket {
   async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<void> {
     this.ready ??= Promise.all([mkdir(this.folder, { recursive: true }), mkdir(this.metadataFolder, { recursive: true })]);
     await this.ready;
-    const metadataPath = join(this.metadataFolder, fileNameFor(key));
-    if (options.metadata) await this.writeAtomically(metadataPath, JSON.stringify(options.metadata));
-    else await rm(metadataPath, { force: true });
-    await this.writeAtomically(this.pathOf(key), body);
+    const paths = this.pathsOf(key);
+    if (options.metadata) await this.writeAtomically(paths.metadata, JSON.stringify(options.metadata));
+    else await rm(paths.metadata, { force: true });
+    await this.writeAtomically(paths.object, body);
   }
 
   async metadata(key: string): Promise<Record<string, string> | undefined> {
     if ((await this.version(key)) === undefined) return undefined;
     try {
-      return JSON.parse(await readFile(join(this.metadataFolder, fileNameFor(key)), "utf8")) as Record<string, string>;
+      return JSON.parse(await readFile(this.pathsOf(key).metadata, "utf8")) as Record<string, string>;
     } catch (error) {
       if (isMissing(error)) return {};
       throw error;
@@ -50,7 +60,7 @@ export class FileBucket implements Bucket {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     try {
-      return new Uint8Array(await readFile(this.pathOf(key)));
+      return new Uint8Array(await readFile(this.pathsOf(key).object));
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;
@@ -59,7 +69,7 @@ export class FileBucket implements Bucket {
 
   async version(key: string): Promise<string | undefined> {
     try {
-      const info = await stat(this.pathOf(key), { bigint: true });
+      const info = await stat(this.pathsOf(key).object, { bigint: true });
       return `${info.mtimeNs}-${info.size}-${info.ino}`;
     } catch (error) {
       if (isMissing(error)) return undefined;
@@ -68,8 +78,9 @@ export class FileBucket implements Bucket {
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.pathOf(key), { force: true });
-    await rm(join(this.metadataFolder, fileNameFor(key)), { force: true });
+    const paths = this.pathsOf(key);
+    await rm(paths.object, { force: true });
+    await rm(paths.metadata, { force: true });
   }
 
   async count(): Promise<number> {
@@ -81,9 +92,9 @@ export class FileBucket implements Bucket {
     }
   }
 
-  private pathOf(key: string): string {
-    if (key.length === 0) throw new Error("empty object key");
-    return join(this.folder, fileNameFor(key));
+  private pathsOf(key: string): { object: string; metadata: string } {
+    const fileName = fileNameFor(checkObjectKey(key));
+    return { object: join(this.folder, fileName), metadata: join(this.metadataFolder, fileName) };
   }
 }
 

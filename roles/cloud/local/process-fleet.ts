@@ -2,6 +2,7 @@
  * App "instances" inside this process, with EC2's life cycle: pending -> running -> stopping -> stopped,
  * and shutting-down -> terminated. Starting one calls the factory; stopping stops what it returned.
  */
+import { errorFields, type Logger } from "../../log.ts";
 import type { AppInstance, Fleet, InstanceState } from "../types.ts";
 
 export interface LocalMachine {
@@ -14,6 +15,7 @@ interface LocalInstance {
   id: string;
   state: InstanceState;
   machine?: LocalMachine;
+  /** The transitions of one instance run one after another on this chain, which never rejects. */
   transition: Promise<void>;
 }
 
@@ -24,6 +26,7 @@ export class LocalFleet implements Fleet {
   constructor(
     private readonly startMachine: MachineFactory,
     private readonly bootDelayMs = 0,
+    private readonly log?: Logger,
   ) {}
 
   async list(): Promise<AppInstance[]> {
@@ -31,15 +34,16 @@ export class LocalFleet implements Fleet {
   }
 
   async launch(count: number): Promise<string[]> {
-    const ids = Array.from({ length: count }, () => `i-local${(this.counter++).toString(16).padStart(8, "0")}`);
+    const ids = Array.from({ length: Math.max(0, count) }, () => `i-local${(this.counter++).toString(16).padStart(9, "0")}`);
     for (const id of ids) {
-      const instance: LocalInstance = { id, state: "stopped", transition: Promise.resolve() };
+      const instance: LocalInstance = { id, state: "pending", transition: Promise.resolve() };
       this.instances.set(id, instance);
       this.boot(instance);
     }
     return ids;
   }
 
+  /** As on EC2, only stopped instances start; others are left as they are. */
   async start(ids: string[]): Promise<void> {
     for (const instance of this.find(ids)) if (instance.state === "stopped") this.boot(instance);
   }
@@ -63,26 +67,37 @@ export class LocalFleet implements Fleet {
 
   private boot(instance: LocalInstance): void {
     instance.state = "pending";
-    instance.transition = instance.transition.then(async () => {
+    this.then(instance, async () => {
       if (this.bootDelayMs > 0) await Bun.sleep(this.bootDelayMs);
       if (instance.state !== "pending") return;
       try {
         instance.machine = await this.startMachine(instance.id);
-        instance.state = "running";
-      } catch {
-        instance.state = "stopped";
+      } catch (error) {
+        this.log?.error("local_instance_start_failed", { instanceId: instance.id, ...errorFields(error) });
+        if (instance.state === "pending") instance.state = "stopped";
+        return;
       }
+      // A stop or terminate that came in while the machine was starting is queued behind this step; it ends the machine.
+      if (instance.state === "pending") instance.state = "running";
     });
   }
 
   private halt(instance: LocalInstance, during: InstanceState, after: InstanceState): void {
     instance.state = during;
-    instance.transition = instance.transition.then(async () => {
+    this.then(instance, async () => {
       const machine = instance.machine;
       instance.machine = undefined;
-      await machine?.stop();
-      instance.state = after;
+      try {
+        await machine?.stop();
+      } catch (error) {
+        this.log?.error("local_instance_stop_failed", { instanceId: instance.id, ...errorFields(error) });
+      }
+      if (instance.state === during) instance.state = after;
     });
+  }
+
+  private then(instance: LocalInstance, step: () => Promise<void>): void {
+    instance.transition = instance.transition.then(step);
   }
 
   private find(ids: string[]): LocalInstance[] {

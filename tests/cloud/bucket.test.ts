@@ -1,0 +1,58 @@
+// The bucket contract against files on disk and against S3 (fauxqs) through awsCloud(config).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { awsCloud } from "../../roles/cloud/index.ts";
+import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
+import { resourceNames } from "../../roles/config.ts";
+import { bucketContract } from "./bucket.contract.ts";
+import { freshConfig, freshLocalCloud, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
+
+describe("local bucket", () => {
+  bucketContract(async () => {
+    const config = freshConfig();
+    return freshLocalCloud(config).blobs.bucket(resourceNames(config).inBucket);
+  });
+
+  test("nothing is written outside the bucket's folder, whatever the key", async () => {
+    const root = mkdtempSync(join(tmpdir(), "facefleet-bucket-"));
+    const bucket = new FileBucket(join(root, "data"), "b");
+    for (const key of ["/escaped", "%2e%2e/%2e%2e/escaped", "...", "b.metadata", "/absolute"]) await bucket.put(key, "x", { metadata: { k: "v" } });
+    expect(existsSync(join(root, "escaped"))).toBe(false);
+    expect(readdirSync(root)).toEqual(["data"]);
+    expect(readdirSync(join(root, "data")).sort()).toEqual(["b", "b.metadata"]);
+    expect(readdirSync(join(root, "data", "b"))).toHaveLength(5);
+  });
+});
+
+describe("S3 bucket", () => {
+  let aws: AwsTestRegion;
+  beforeAll(async () => {
+    aws = await startAwsTestRegion();
+  });
+  afterAll(() => aws?.stop());
+
+  bucketContract(async () => {
+    const config = freshConfig();
+    const name = resourceNames(config).inBucket;
+    await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
+    return awsCloud(config).blobs.bucket(name);
+  });
+
+  test("S3 throttling and server errors are retried with backoff", async () => {
+    const config = freshConfig();
+    const name = resourceNames(config).inBucket;
+    await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
+    const bucket = awsCloud(config).blobs.bucket(name);
+    const faults = aws.region.faults.s3;
+    const before = faults.injected;
+    faults.set({ kind: "throttle", count: 2, operations: ["PUT"] });
+    await bucket.put("key", "survived");
+    faults.set({ kind: "server-error", count: 2, operations: ["GET"] });
+    expect(new TextDecoder().decode(await bucket.get("key"))).toBe("survived");
+    faults.clear();
+    expect(faults.injected - before).toBe(4);
+  });
+});
