@@ -60,6 +60,8 @@ let s3: S3Client;
 let sqs: SQSClient;
 let iam: IAMClient;
 let people: Person[];
+/** People the burst answered correctly: the fault runs expect the same answers for them. */
+let answeredCorrectly: Person[] = [];
 const stateFile = () => join(work, `${PREFIX}.json`);
 const deploymentState = () => JSON.parse(readFileSync(stateFile(), "utf8")) as { queueUrls: Record<string, string>; buckets: Record<string, string> };
 
@@ -170,6 +172,28 @@ async function objectKeys(bucket: string): Promise<Set<string>> {
 
 const newKeys = (before: Set<string>, after: Set<string>) => [...after].filter((key) => !before.has(key));
 
+interface JobLogLine {
+  event: string;
+  receiveCount: number;
+}
+
+/** Each instance log's length now, so later reads see only what was written since. */
+const jobLogLines = (): Map<string, number> =>
+  new Map(region.ec2.instances().map((instance) => [instance.logPath, existsSync(instance.logPath) ? readFileSync(instance.logPath).length : 0]));
+
+/** The `job_done` lines an instance logged since `before`. */
+function newJobLines(logPath: string, before: Map<string, number>): JobLogLine[] {
+  if (!existsSync(logPath)) return [];
+  return readFileSync(logPath)
+    .subarray(before.get(logPath) ?? 0)
+    .toString()
+    .split("\n")
+    .filter((line) => line.includes('"event":"job_done"'))
+    .map((line) => JSON.parse(line) as JobLogLine);
+}
+
+const newJobs = (logPath: string, before: Map<string, number>) => newJobLines(logPath, before).length;
+
 describe.skipIf(!existsSync(IMAGES))("a deployment in the emulated region (lfw-devtrain)", () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), "facefleet-fleet-"));
@@ -245,6 +269,7 @@ describe.skipIf(!existsSync(IMAGES))("a deployment in the emulated region (lfw-d
     console.log(`burst: ${Math.round(lastReply - started)} ms, ${correct(answers)}/${PEOPLE} correct; wrong: ${wrong.join(", ")}`);
     expect(answers.every((answer) => answer.status === 200)).toBe(true);
     expect(correct(answers)).toBeGreaterThanOrEqual(98);
+    answeredCorrectly = answers.filter((answer) => answer.body === expected(answer.person)).map((answer) => answer.person);
 
     const counts = samples.map((sample) => sample.active);
     const firstFull = samples.find((sample) => sample.active === MAX_APP_INSTANCES);
@@ -258,4 +283,69 @@ describe.skipIf(!existsSync(IMAGES))("a deployment in the emulated region (lfw-d
     expect(newKeys(before.input, await objectKeys(buckets.in!))).toHaveLength(PEOPLE);
     expect(newKeys(before.output, await objectKeys(buckets.out!)).sort()).toEqual(people.map((person) => expected(person).split(":")[0]!).sort());
   }, 180_000);
+
+  test("an app instance SIGKILLed mid-job: its job is redelivered, every request answered once and correctly", async () => {
+    const asked = answeredCorrectly.slice(0, 60);
+    const logsBefore = jobLogLines();
+    const pending = Promise.all(asked.map(ask));
+    // Kill an instance that is busy with a backlog behind it: it finished a job and went straight on to the next.
+    const victim = await waitFor(
+      "a busy app instance",
+      async () => {
+        const backlog = (await queueDepths()).request!;
+        const busy = region.ec2.instances().find((instance) => instance.tags.Role === "app" && instance.pid && newJobs(instance.logPath, logsBefore) > 0);
+        return backlog >= 15 && busy ? busy : undefined;
+      },
+      60_000,
+    );
+    expect(region.ec2.killProcess(victim.id)).toBe(true);
+    await region.ec2.waitForState(victim.id, "stopped");
+    const answers = await pending;
+    expect(answers.map((answer) => answer.body)).toEqual(asked.map(expected));
+    const redelivered = region.ec2.instances().flatMap((instance) => newJobLines(instance.logPath, logsBefore)).filter((line) => line.receiveCount >= 2);
+    expect(redelivered.length).toBeGreaterThanOrEqual(1);
+    await waitFor("the queues to drain", async () => (Object.values(await queueDepths()).every((depth) => depth === 0) ? true : undefined), 15_000);
+  }, 120_000);
+
+  test("throttling and 5xx answers from S3, SQS and EC2 are retried: nothing lost", async () => {
+    await waitFor("the app pool back at 0", async () => ((await activeApps()) === 0 ? true : undefined), 30_000);
+    const asked = answeredCorrectly.slice(0, 40);
+    const injectedBefore = Object.fromEntries(Object.entries(region.faults).map(([service, faults]) => [service, faults.injected]));
+    region.faults.s3.set({ kind: "throttle", fraction: 0.2, count: 20 });
+    region.faults.sqs.set({ kind: "throttle", fraction: 0.1, count: 20 });
+    region.faults.ec2.set({ kind: "server-error", fraction: 0.3, count: 10, operations: ["DescribeInstances", "StartInstances", "StopInstances"] });
+    try {
+      const answers = await Promise.all(asked.map(ask));
+      expect(answers.map((answer) => answer.body)).toEqual(asked.map(expected));
+      region.faults.s3.set({ kind: "server-error", fraction: 0.2, count: 10 });
+      region.faults.sqs.set({ kind: "server-error", fraction: 0.1, count: 10 });
+      const again = await Promise.all(asked.slice(0, 20).map(ask));
+      expect(again.map((answer) => answer.body)).toEqual(asked.slice(0, 20).map(expected));
+    } finally {
+      for (const faults of Object.values(region.faults)) faults.clear();
+    }
+    const injected = Object.fromEntries(Object.entries(region.faults).map(([service, faults]) => [service, faults.injected - injectedBefore[service]!]));
+    console.log(`faults injected: ${JSON.stringify(injected)}`);
+    expect(injected.s3).toBeGreaterThan(0);
+    expect(injected.sqs).toBeGreaterThan(0);
+    expect(injected.ec2).toBeGreaterThan(0);
+    await waitFor("the queues to drain", async () => (Object.values(await queueDepths()).every((depth) => depth === 0) ? true : undefined), 15_000);
+    await waitFor("the app pool back at 0", async () => ((await activeApps()) === 0 ? true : undefined), 30_000);
+  }, 120_000);
+
+  test("teardown --yes leaves nothing tagged with the deployment", async () => {
+    await infra("teardown", "--yes");
+    const tagged = [{ Name: "tag:Deployment", Values: [PREFIX] }];
+    const { Reservations } = await ec2.send(new DescribeInstancesCommand({ Filters: tagged }));
+    const instances = (Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []);
+    expect(instances.length).toBeGreaterThan(MAX_APP_INSTANCES);
+    expect(instances.filter((instance) => instance.State?.Name !== "terminated")).toEqual([]);
+    expect(region.ec2.instances().filter((instance) => instance.pid !== undefined)).toEqual([]);
+    expect((await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: tagged }))).Images).toEqual([]);
+    expect((await ec2.send(new DescribeSecurityGroupsCommand({ Filters: tagged }))).SecurityGroups).toEqual([]);
+    expect((await ec2.send(new DescribeLaunchTemplatesCommand({ Filters: tagged }))).LaunchTemplates ?? []).toEqual([]);
+    expect((await s3.send(new ListBucketsCommand({}))).Buckets ?? []).toEqual([]);
+    expect((await sqs.send(new ListQueuesCommand({}))).QueueUrls ?? []).toEqual([]);
+    await expect(iam.send(new GetRoleCommand({ RoleName: `${PREFIX}-instance-role` }))).rejects.toMatchObject({ name: "NoSuchEntityException" });
+  }, 120_000);
 });
