@@ -67,7 +67,7 @@ export class LocalFleet implements Fleet {
 
   private boot(instance: LocalInstance): void {
     instance.state = "pending";
-    this.then(instance, async () => {
+    this.enqueue(instance, async () => {
       if (this.bootDelayMs > 0) await Bun.sleep(this.bootDelayMs);
       if (instance.state !== "pending") return;
       try {
@@ -84,7 +84,7 @@ export class LocalFleet implements Fleet {
 
   private halt(instance: LocalInstance, during: InstanceState, after: InstanceState): void {
     instance.state = during;
-    this.then(instance, async () => {
+    this.enqueue(instance, async () => {
       const machine = instance.machine;
       instance.machine = undefined;
       try {
@@ -96,7 +96,7 @@ export class LocalFleet implements Fleet {
     });
   }
 
-  private then(instance: LocalInstance, step: () => Promise<void>): void {
+  private enqueue(instance: LocalInstance, step: () => Promise<void>): void {
     instance.transition = instance.transition.then(step);
   }
 
