@@ -106,7 +106,7 @@ export function queueContract(makeQueue: QueueFactory): void {
 
   test("a message received more than maxReceives times moves to the dead-letter queue", async () => {
     const { queue, deadLetter } = await makeQueue();
-    await queue.send("poison");
+    const messageId = await queue.send("poison");
     for (let receive = 1; receive <= 2; receive++) {
       const [message] = await queue.receive({ maxMessages: 1, waitSeconds: 3, visibilityTimeoutSeconds: 1 });
       expect(message?.receiveCount).toBe(receive);
@@ -114,7 +114,8 @@ export function queueContract(makeQueue: QueueFactory): void {
     await Bun.sleep(1100);
     expect(await queue.receive({ maxMessages: 1, waitSeconds: 0 })).toEqual([]);
     const [dead] = await deadLetter.receive({ maxMessages: 1, waitSeconds: 2 });
-    expect(dead?.body).toBe("poison");
+    expect(dead).toMatchObject({ messageId, body: "poison" });
+    expect(dead!.receiveCount).toBeGreaterThan(2);
     expect(await queue.depth()).toEqual({ visible: 0, inFlight: 0 });
   });
 }

@@ -19,7 +19,7 @@ interface StoredMessage {
 export interface MemoryQueueOptions {
   visibilityTimeoutSeconds: number;
   maxReceives: number;
-  deadLetter?: JobQueue;
+  deadLetter?: MemoryQueue;
   maxMessageBytes?: number;
   now?: () => number;
 }
@@ -46,6 +46,12 @@ export class MemoryQueue implements JobQueue {
     this.messages.push({ messageId, body, receiveCount: 0, visibleAt: this.now() });
     this.wake();
     return messageId;
+  }
+
+  /** Takes in a message redriven from another queue, keeping its id and receive count (the redriving receive included) as SQS does. */
+  private adopt(message: StoredMessage): void {
+    this.messages.push({ messageId: message.messageId, body: message.body, receiveCount: message.receiveCount + 1, visibleAt: this.now() });
+    this.wake();
   }
 
   async receive(options: { maxMessages: number; waitSeconds: number; visibilityTimeoutSeconds?: number; signal?: AbortSignal }): Promise<ReceivedMessage[]> {
@@ -87,7 +93,7 @@ export class MemoryQueue implements JobQueue {
       if (message.receiptHandle) this.byReceipt.delete(message.receiptHandle);
       if (message.receiveCount >= this.options.maxReceives && this.options.deadLetter) {
         this.messages = this.messages.filter((m) => m !== message);
-        void this.options.deadLetter.send(message.body);
+        this.options.deadLetter.adopt(message);
         continue;
       }
       message.receiveCount++;
@@ -135,7 +141,7 @@ export class MemoryQueueService implements QueueService {
 
   constructor(private readonly options: { visibilityTimeoutSeconds: number; maxReceives: number; deadLetterQueue: string }) {}
 
-  queue(name: string): JobQueue {
+  queue(name: string): MemoryQueue {
     let queue = this.queues.get(name);
     if (!queue) {
       const deadLetter = name === this.options.deadLetterQueue ? undefined : this.queue(this.options.deadLetterQueue);
