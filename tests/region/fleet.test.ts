@@ -279,7 +279,8 @@ describe.skipIf(!existsSync(IMAGES))("a deployment in the emulated region (lfw-d
     const samples = await watch.stop();
 
     const wrong = answers.filter((answer) => answer.body !== expected(answer.person)).map((answer) => `${answer.status} ${answer.body}`);
-    console.log(`burst: ${Math.round(lastReply - started)} ms, ${correct(answers)}/${PEOPLE} correct; wrong: ${wrong.join(", ")}`);
+    const firstReply = Math.min(...answers.map((answer) => answer.at));
+    console.log(`burst: first reply after ${Math.round(firstReply - started)} ms (scale-out from 0 and boot), last after ${Math.round(lastReply - started)} ms, ${correct(answers)}/${PEOPLE} correct; wrong: ${wrong.join(", ")}`);
     expect(answers.every((answer) => answer.status === 200)).toBe(true);
     expect(correct(answers)).toBeGreaterThanOrEqual(98);
     answeredCorrectly = answers.filter((answer) => answer.body === expected(answer.person)).map((answer) => answer.person);
