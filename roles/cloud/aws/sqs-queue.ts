@@ -15,6 +15,7 @@ import { MessageTooLargeError, type JobQueue, type QueueDepth, type QueueService
 
 /** SQS's longest long poll. */
 const MAX_WAIT_SECONDS = 20;
+/** How SQS words its InvalidParameterValue refusal of a body over the queue's MaximumMessageSize. */
 const TOO_LONG = /Message must be shorter than (\d+) bytes/;
 
 export class SqsQueue implements JobQueue {
