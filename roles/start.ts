@@ -51,8 +51,10 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
   const pool = await InferencePool.create({ config: config.model });
   const cache = new AnalysisCache(config.analysisCacheEntries);
   const threshold = thresholdFor(config.model);
-  const cloud: Cloud = localCloud(config, async (instanceId) =>
-    startAppRole(context, { analyzer: pool, cache, threshold, slots: config.slotsPerInstance, instanceId }),
+  const cloud: Cloud = localCloud(
+    config,
+    async (instanceId) => startAppRole(context, { analyzer: pool, cache, threshold, slots: config.slotsPerInstance, instanceId }),
+    log,
   );
   const context: RoleContext = { config, names: resourceNames(config), cloud, log };
   const web = await startWebRole(context, imageInspector(config));

@@ -19,10 +19,16 @@ export interface ConsumerOptions {
 }
 
 const RETRY_PAUSE_MS = 500;
-const LONG_POLL_SECONDS = 20;
+/**
+ * Short on purpose. A stopping consumer lets its last poll finish, and answers what it brings, rather than abort
+ * it: an aborted poll can live on at the queue's side and take a message that nobody answers until its visibility
+ * timeout (handing messages back instead would spend their receive count). One second keeps a stop well inside
+ * an instance's shutdown grace.
+ */
+const POLL_SECONDS = 1;
 
 export class Consumer {
-  private readonly abort = new AbortController();
+  private stopping = false;
   private readonly running = new Set<Promise<void>>();
   private loop: Promise<void> | undefined;
   private slotFreed: (() => void) | undefined;
@@ -36,7 +42,7 @@ export class Consumer {
 
   /** Stops taking jobs and waits for the ones in hand. */
   async stop(): Promise<void> {
-    this.abort.abort();
+    this.stopping = true;
     this.slotFreed?.();
     await this.loop;
     await Promise.all(this.running);
@@ -44,8 +50,7 @@ export class Consumer {
 
   private async run(): Promise<void> {
     const { requestQueue, slots, visibilityTimeoutSeconds, log } = this.options;
-    const signal = this.abort.signal;
-    while (!signal.aborted) {
+    while (!this.stopping) {
       if (this.running.size >= slots) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve));
         continue;
@@ -54,12 +59,10 @@ export class Consumer {
       try {
         messages = await requestQueue.receive({
           maxMessages: Math.min(10, slots - this.running.size),
-          waitSeconds: LONG_POLL_SECONDS,
+          waitSeconds: POLL_SECONDS,
           visibilityTimeoutSeconds,
-          signal,
         });
       } catch (error) {
-        if (signal.aborted) break;
         log.error("receive_failed", errorFields(error));
         await Bun.sleep(RETRY_PAUSE_MS);
         continue;

@@ -1,0 +1,147 @@
+/**
+ * The AWS deployment in an emulated region on loopback: S3 and SQS (fauxqs), EC2 whose instances are local
+ * `bun index.ts` processes finding their role through instance metadata, IAM. Runs infra/bootstrap.ts,
+ * infra/bake-ami.ts and infra/launch.ts against it as a user would against AWS, so the web tier answers on
+ * port 8000 like the real one. Prints the course grader's table every second; on SIGINT/SIGTERM tears
+ * everything down and prints, as its last line, one JSON object with the scaling figures.
+ *   bun run scripts/cloud-sim.ts [--boot-delay SECONDS] [--pool warm|cold] [--port 8000]
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { awsCloud } from "../roles/cloud/index.ts";
+import { loadConfig, resourceNames } from "../roles/config.ts";
+import { REPO_ROOT, startRegion } from "../tests/support/region.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    "boot-delay": { type: "string", default: "0" },
+    pool: { type: "string", default: "warm" },
+    port: { type: "string", default: "8000" },
+  },
+});
+if (args.pool !== "warm" && args.pool !== "cold") throw new Error("--pool is warm or cold");
+const bootDelayMs = Number(args["boot-delay"]) * 1000;
+const PREFIX = "facefleet-sim";
+const SAMPLE_MS = 100;
+
+/** The deployment's settings, as the AMI's /etc/facefleet.json would give them to every instance. */
+const settings: Record<string, string> = {
+  FACEFLEET_PREFIX: PREFIX,
+  FACEFLEET_PORT: args.port!,
+  FACEFLEET_HOST: "127.0.0.1",
+  FACEFLEET_POOL_POLICY: args.pool,
+  FACEFLEET_MODEL_WORKERS: "1",
+};
+const work = mkdtempSync(join(tmpdir(), "facefleet-sim-"));
+const stateFile = join(work, `${PREFIX}.json`);
+
+const region = await startRegion({
+  bootDelayMs,
+  // Stopping takes EC2 a fraction of a boot.
+  stopDelayMs: bootDelayMs / 4,
+  logDir: join(work, "instances"),
+  instanceEnv: settings,
+  instanceProcess(instance) {
+    const builder = region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder`;
+    return { command: [process.execPath, builder ? "tests/support/ami-builder.ts" : "index.ts"], cwd: REPO_ROOT };
+  },
+});
+Object.assign(process.env, region.env, settings);
+const config = loadConfig();
+const names = resourceNames(config);
+const cloud = awsCloud(config);
+
+async function infra(script: string, ...extra: string[]): Promise<void> {
+  console.error(`$ bun run infra/${script}.ts ${extra.join(" ")}`);
+  const child = Bun.spawn([process.execPath, `infra/${script}.ts`, "--state-file", stateFile, ...extra], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, AWS_EC2_METADATA_DISABLED: "true" },
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  if ((await child.exited) !== 0) throw new Error(`infra/${script}.ts failed`);
+}
+
+await infra("bootstrap");
+await infra("bake-ami", "--image", Object.values(region.ec2.stockImages)[0]!);
+await infra("launch", "--pool", args.pool);
+const webUrl = `http://127.0.0.1:${args.port}`;
+while (!(await fetch(`${webUrl}/healthz`).then((r) => r.ok, () => false))) await Bun.sleep(200);
+console.error(`web tier answering on ${webUrl} (boot delay ${args["boot-delay"]} s, ${args.pool} pool); Ctrl-C tears down`);
+
+const requestQueue = cloud.queues.queue(names.reqQueue);
+const responseQueue = cloud.queues.queue(names.respQueue);
+const deadLetterQueue = cloud.queues.queue(names.deadLetterQueue);
+const inputs = cloud.blobs.bucket(names.inBucket);
+const outputs = cloud.blobs.bucket(names.outBucket);
+const inputsAtStart = await inputs.count();
+
+const figures = { maxRunning: 0, scaleOutS: 0, scaleInS: 0 };
+let burst: { startedAt: number; peakAt: number; peak: number } | undefined;
+let lastBusyAt: number | undefined;
+let latest = { request: 0, response: 0, running: 0 };
+
+/** Every 100 ms: queue depth and running app instances, for the scaling figures. */
+async function sample(): Promise<void> {
+  const [request, response, instances] = await Promise.all([requestQueue.depth(), responseQueue.depth(), cloud.fleet.list()]);
+  const now = performance.now();
+  const backlog = request.visible + request.inFlight;
+  const running = instances.filter((instance) => instance.state === "running").length;
+  latest = { request: backlog, response: response.visible + response.inFlight, running };
+  figures.maxRunning = Math.max(figures.maxRunning, running);
+  if (backlog > 0) {
+    burst ??= { startedAt: now, peakAt: now, peak: 0 };
+    if (running > burst.peak) Object.assign(burst, { peak: running, peakAt: now });
+    figures.scaleOutS = (burst.peakAt - burst.startedAt) / 1000;
+    lastBusyAt = now;
+  } else {
+    burst = undefined;
+    if (lastBusyAt !== undefined && running === 0) {
+      figures.scaleInS = (now - lastBusyAt) / 1000;
+      lastBusyAt = undefined;
+    }
+  }
+}
+
+let stopping = false;
+const sampler = (async () => {
+  while (!stopping) {
+    await sample().catch((error) => console.error(`sample failed: ${error}`));
+    await Bun.sleep(SAMPLE_MS);
+  }
+})();
+
+console.log("time      request-queue  response-queue  running-app-instances  in-bucket  out-bucket");
+const table = setInterval(async () => {
+  const [inCount, outCount] = await Promise.all([inputs.count(), outputs.count()]);
+  const time = new Date().toISOString().slice(11, 19);
+  console.log(`${time}  ${String(latest.request).padStart(13)}  ${String(latest.response).padStart(14)}  ${String(latest.running).padStart(21)}  ${String(inCount).padStart(9)}  ${String(outCount).padStart(10)}`);
+}, 1000);
+
+async function shutdown(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(table);
+  await sampler;
+  const requests = (await inputs.count()) - inputsAtStart;
+  const left = await Promise.all([requestQueue.depth(), deadLetterQueue.depth()]);
+  const lost = left.reduce((sum, depth) => sum + depth.visible + depth.inFlight, 0);
+  await infra("teardown", "--yes");
+  await region.stop();
+  const round = (x: number) => Math.round(x * 100) / 100;
+  console.log(
+    JSON.stringify({
+      max_running: figures.maxRunning,
+      exceeded_max: figures.maxRunning > config.maxAppInstances,
+      scale_out_s: round(figures.scaleOutS),
+      scale_in_s: round(figures.scaleInS),
+      requests,
+      lost,
+    }),
+  );
+  process.exit(0);
+}
+process.on("SIGINT", () => void shutdown());
+process.on("SIGTERM", () => void shutdown());
