@@ -19,15 +19,18 @@ const PEOPLE = 100;
 const MAX_APP_INSTANCES = 15;
 const AMI_BUILDER = join(REPO_ROOT, "tests/support/ami-builder.ts");
 
+type PoolPolicy = "warm" | "cold";
+
 /** The deployment's settings: the infra scripts and every instance read the same ones, as from /etc/facefleet.json. */
-const SETTINGS = {
+const settingsFor = (pool: PoolPolicy) => ({
   FACEFLEET_PREFIX: PREFIX,
+  FACEFLEET_POOL_POLICY: pool,
   FACEFLEET_MAX_APP_INSTANCES: String(MAX_APP_INSTANCES),
   FACEFLEET_SCALE_IN_AFTER_MS: "1000",
   FACEFLEET_VISIBILITY_TIMEOUT_SECONDS: "5",
   FACEFLEET_MODEL_WORKERS: "1",
   FACEFLEET_HOST: "127.0.0.1",
-};
+});
 
 interface Person {
   name: string;
@@ -54,6 +57,7 @@ const freePort = () => {
 };
 
 let region: EmulatedRegion;
+let settings: ReturnType<typeof settingsFor>;
 /** Between the instances and S3, so a test can see which instance fetches which object. */
 let s3Tap: RequestTap;
 let onS3Request: ((request: TappedRequest) => void) | undefined;
@@ -74,7 +78,7 @@ const deploymentState = () => JSON.parse(readFileSync(stateFile(), "utf8")) as {
 async function runProcess(command: string[]): Promise<{ code: number; output: string }> {
   const child = Bun.spawn(command, {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...region.env, ...SETTINGS, AWS_EC2_METADATA_DISABLED: "true" },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...region.env, ...settings, AWS_EC2_METADATA_DISABLED: "true" },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
@@ -203,163 +207,169 @@ function newJobLines(logPath: string, before: Map<string, number>): JobLogLine[]
 
 const newJobs = (logPath: string, before: Map<string, number>) => newJobLines(logPath, before).length;
 
-describe.skipIf(!existsSync(IMAGES))("a deployment in the emulated region (lfw-devtrain)", () => {
-  beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), "facefleet-fleet-"));
-    const port = freePort();
-    webUrl = `http://127.0.0.1:${port}`;
-    region = await startRegion({
-      logDir: join(work, "instances"),
-      instanceEnv: { ...SETTINGS, FACEFLEET_PORT: String(port) },
-      instanceProcess(instance) {
-        if (region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder`) return { command: [process.execPath, AMI_BUILDER], cwd: REPO_ROOT };
-        const accessKeyId = `AKIA${instance.id.slice(2).toUpperCase()}`;
-        instanceByAccessKey.set(accessKeyId, instance.id);
-        return { command: [process.execPath, "index.ts"], cwd: REPO_ROOT, env: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_ENDPOINT_URL_S3: s3Tap.endpoint } };
-      },
+// Both app pool policies: warm (launch leaves 15 stopped instances, scale-out is StartInstances) and cold (scale-out
+// is RunInstances from the launch template, scale-in terminates).
+for (const pool of ["warm", "cold"] as const) {
+  describe.skipIf(!existsSync(IMAGES))(`a deployment with a ${pool} app pool in the emulated region (lfw-devtrain)`, () => {
+    beforeAll(async () => {
+      work = mkdtempSync(join(tmpdir(), "facefleet-fleet-"));
+      const port = freePort();
+      webUrl = `http://127.0.0.1:${port}`;
+      settings = settingsFor(pool);
+      region = await startRegion({
+        logDir: join(work, "instances"),
+        instanceEnv: { ...settings, FACEFLEET_PORT: String(port) },
+        instanceProcess(instance) {
+          if (region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder`) return { command: [process.execPath, AMI_BUILDER], cwd: REPO_ROOT };
+          const accessKeyId = `AKIA${instance.id.slice(2).toUpperCase()}`;
+          instanceByAccessKey.set(accessKeyId, instance.id);
+          return { command: [process.execPath, "index.ts"], cwd: REPO_ROOT, env: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_ENDPOINT_URL_S3: s3Tap.endpoint } };
+        },
+      });
+      s3Tap = startRequestTap(region.endpoints.s3, (request) => onS3Request?.(request));
+      const client = { ...region.clientConfig };
+      ec2 = new EC2Client({ ...client, endpoint: region.endpoints.ec2 });
+      s3 = new S3Client({ ...client, endpoint: region.endpoints.s3, forcePathStyle: true });
+      sqs = new SQSClient({ ...client, endpoint: region.endpoints.sqs });
+      iam = new IAMClient({ ...client, endpoint: region.endpoints.iam });
+      people = peopleWithTwoPhotos(PEOPLE);
     });
-    s3Tap = startRequestTap(region.endpoints.s3, (request) => onS3Request?.(request));
-    const client = { ...region.clientConfig };
-    ec2 = new EC2Client({ ...client, endpoint: region.endpoints.ec2 });
-    s3 = new S3Client({ ...client, endpoint: region.endpoints.s3, forcePathStyle: true });
-    sqs = new SQSClient({ ...client, endpoint: region.endpoints.sqs });
-    iam = new IAMClient({ ...client, endpoint: region.endpoints.iam });
-    people = peopleWithTwoPhotos(PEOPLE);
-  });
 
-  afterAll(async () => {
-    for (const client of [ec2, s3, sqs, iam]) client?.destroy();
-    await region?.stop();
-    await s3Tap?.stop();
-    if (process.env.KEEP_FLEET_LOGS) console.log(`instance logs kept in ${work}`);
-    else rmSync(work, { recursive: true, force: true });
-  });
+    afterAll(async () => {
+      for (const client of [ec2, s3, sqs, iam]) client?.destroy();
+      await region?.stop();
+      await s3Tap?.stop();
+      if (process.env.KEEP_FLEET_LOGS) console.log(`instance logs kept in ${work}`);
+      else rmSync(work, { recursive: true, force: true });
+    });
 
-  test("bootstrap creates the deployment; a second run changes nothing and says so", async () => {
-    await infra("bootstrap");
-    expect(await infra("bootstrap")).toContain(`no changes: deployment '${PREFIX}' is up to date`);
-    const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: deploymentState().queueUrls.request, AttributeNames: ["MaximumMessageSize"] }));
-    expect(Attributes?.MaximumMessageSize).toBe("1024");
-  }, 60_000);
+    test("bootstrap creates the deployment; a second run changes nothing and says so", async () => {
+      await infra("bootstrap");
+      expect(await infra("bootstrap")).toContain(`no changes: deployment '${PREFIX}' is up to date`);
+      const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: deploymentState().queueUrls.request, AttributeNames: ["MaximumMessageSize"] }));
+      expect(Attributes?.MaximumMessageSize).toBe("1024");
+    }, 60_000);
 
-  test("bake-ami images a builder instance; launch boots the web tier and leaves a warm pool of 15 stopped app instances", async () => {
-    await infra("bake-ami", "--image", Object.values(region.ec2.stockImages)[0]!);
-    const launched = performance.now();
-    await infra("launch");
-    const apps = await appInstances();
-    expect(apps.map((instance) => instance.state)).toEqual(Array(MAX_APP_INSTANCES).fill("stopped"));
-    const webReady = await waitFor("the web tier", () => fetch(`${webUrl}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000);
-    expect(webReady).toBe(true);
-    console.log(`launch + web tier ready: ${Math.round(performance.now() - launched)} ms`);
-  }, 120_000);
+    test(`bake-ami images a builder instance; launch boots the web tier and ${pool === "warm" ? "a warm pool of 15 stopped app instances" : "no app instance"}`, async () => {
+      await infra("bake-ami", "--image", Object.values(region.ec2.stockImages)[0]!);
+      const launched = performance.now();
+      await infra("launch", "--pool", pool);
+      const apps = await appInstances();
+      expect(apps.map((instance) => instance.state)).toEqual(Array(pool === "warm" ? MAX_APP_INSTANCES : 0).fill("stopped"));
+      const webReady = await waitFor("the web tier", () => fetch(`${webUrl}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000);
+      expect(webReady).toBe(true);
+      console.log(`launch + web tier ready: ${Math.round(performance.now() - launched)} ms`);
+    }, 120_000);
 
-  test("people enrolled through the web instance's HTTP API (the app pool embeds them)", async () => {
-    const folders = join(work, "enroll");
-    for (const person of people) {
-      mkdirSync(join(folders, person.name), { recursive: true });
-      symlinkSync(person.enrolled, join(folders, person.name, person.enrolled.split("/").pop()!));
-    }
-    const started = performance.now();
-    const { code, output } = await runProcess([process.execPath, "scripts/enroll.ts", "--url", webUrl, "--dir", folders]);
-    expect(code, output).toBe(0);
-    const subjects = (await (await fetch(`${webUrl}/v1/subjects`)).json()) as unknown;
-    expect(JSON.stringify(subjects)).toContain(people[PEOPLE - 1]!.name);
-    console.log(`enrolled ${PEOPLE} people in ${Math.round(performance.now() - started)} ms`);
-    await poolAtZero();
-  }, 120_000);
-
-  test("a burst of 100 distinct photos: all answered, >= 98 correct, app instances 0 -> 15 -> 0 within 2 s, queues empty, 100 new objects per bucket", async () => {
-    const { buckets } = deploymentState();
-    const before = { input: await objectKeys(buckets.in!), output: await objectKeys(buckets.out!) };
-    const watch = watchFleet();
-    const started = performance.now();
-    const answers = await Promise.all(people.map(ask));
-    const lastReply = Math.max(...answers.map((answer) => answer.at));
-    await waitFor("scale-in to 0", async () => (watch.samples.some((sample) => sample.at > lastReply && sample.active === 0) ? true : undefined), 10_000);
-    const samples = await watch.stop();
-
-    const wrong = answers.filter((answer) => answer.body !== expected(answer.person)).map((answer) => `${answer.status} ${answer.body}`);
-    const firstReply = Math.min(...answers.map((answer) => answer.at));
-    console.log(`burst: first reply after ${Math.round(firstReply - started)} ms (scale-out from 0 and boot), last after ${Math.round(lastReply - started)} ms, ${correct(answers)}/${PEOPLE} correct; wrong: ${wrong.join(", ")}`);
-    expect(answers.every((answer) => answer.status === 200)).toBe(true);
-    expect(correct(answers)).toBeGreaterThanOrEqual(98);
-    answeredCorrectly = answers.filter((answer) => answer.body === expected(answer.person)).map((answer) => answer.person);
-
-    const counts = samples.map((sample) => sample.active);
-    const firstFull = samples.find((sample) => sample.active === MAX_APP_INSTANCES);
-    const scaleIn = samples.find((sample) => sample.at > lastReply && sample.active === 0)!;
-    console.log(`app instances: first ${counts[0]}, max ${Math.max(...counts)}, 15 after ${firstFull && Math.round(firstFull.at - started)} ms, 0 ${Math.round(scaleIn.at - lastReply)} ms after the last reply`);
-    expect(counts[0]).toBe(0);
-    expect(Math.max(...counts)).toBe(MAX_APP_INSTANCES);
-    expect(scaleIn.at - lastReply).toBeLessThanOrEqual(2000);
-
-    expect(Object.values(await queueDepths())).toEqual([0, 0, 0]);
-    expect(newKeys(before.input, await objectKeys(buckets.in!))).toHaveLength(PEOPLE);
-    expect(newKeys(before.output, await objectKeys(buckets.out!)).sort()).toEqual(people.map((person) => expected(person).split(":")[0]!).sort());
-  }, 180_000);
-
-  test("an app instance SIGKILLed mid-job: its job is redelivered, every request answered once and correctly", async () => {
-    const asked = answeredCorrectly.slice(0, 30);
-    const logsBefore = jobLogLines();
-    let victim: string | undefined;
-    // The first app instance that fetches an input image has received its job: it dies before it can answer.
-    onS3Request = ({ accessKeyId, method, path }) => {
-      const instanceId = instanceByAccessKey.get(accessKeyId ?? "");
-      if (victim || !instanceId || method !== "GET" || !path.startsWith(`/${PREFIX}-in-bucket/`)) return;
-      victim = instanceId;
-      region.ec2.killProcess(instanceId);
-    };
-    const started = performance.now();
-    const answers = await Promise.all(asked.map(ask)).finally(() => (onS3Request = undefined));
-    console.log(`SIGKILL run: ${asked.length} requests answered in ${Math.round(performance.now() - started)} ms`);
-    expect(victim).toBeDefined();
-    expect(answers.map((answer) => answer.body)).toEqual(asked.map(expected));
-    const redelivered = region.ec2.instances().flatMap((instance) => newJobLines(instance.logPath, logsBefore)).filter((line) => line.receiveCount >= 2);
-    expect(redelivered.length).toBeGreaterThanOrEqual(1);
-    await queuesDrained();
-  }, 120_000);
-
-  test("throttling and 5xx answers from S3, SQS and EC2 are retried: nothing lost", async () => {
-    await poolAtZero();
-    const asked = answeredCorrectly.slice(30, 60);
-    const injectedBefore = Object.fromEntries(Object.entries(region.faults).map(([service, faults]) => [service, faults.injected]));
-    const ec2Operations = ["DescribeInstances", "StartInstances", "StopInstances"];
-    try {
-      for (const kind of ["throttle", "server-error"] as const) {
-        region.faults.s3.set({ kind, fraction: 0.2, count: 15 });
-        region.faults.sqs.set({ kind, fraction: 0.1, count: 15 });
-        region.faults.ec2.set({ kind, fraction: 0.3, count: 5, operations: ec2Operations });
-        const started = performance.now();
-        const answers = await Promise.all(asked.map(ask));
-        console.log(`${kind} run: ${asked.length} requests answered in ${Math.round(performance.now() - started)} ms`);
-        expect(answers.map((answer) => answer.body)).toEqual(asked.map(expected));
-        await poolAtZero();
+    test("people enrolled through the web instance's HTTP API (the app pool embeds them)", async () => {
+      const folders = join(work, "enroll");
+      for (const person of people) {
+        mkdirSync(join(folders, person.name), { recursive: true });
+        symlinkSync(person.enrolled, join(folders, person.name, person.enrolled.split("/").pop()!));
       }
-    } finally {
-      for (const faults of Object.values(region.faults)) faults.clear();
-    }
-    const injected = Object.fromEntries(Object.entries(region.faults).map(([service, faults]) => [service, faults.injected - injectedBefore[service]!]));
-    console.log(`faults injected: ${JSON.stringify(injected)}`);
-    expect(injected.s3).toBeGreaterThan(0);
-    expect(injected.sqs).toBeGreaterThan(0);
-    expect(injected.ec2).toBeGreaterThan(0);
-    await queuesDrained();
-    await poolAtZero();
-  }, 120_000);
+      const started = performance.now();
+      const { code, output } = await runProcess([process.execPath, "scripts/enroll.ts", "--url", webUrl, "--dir", folders]);
+      expect(code, output).toBe(0);
+      const subjects = (await (await fetch(`${webUrl}/v1/subjects`)).json()) as unknown;
+      expect(JSON.stringify(subjects)).toContain(people[PEOPLE - 1]!.name);
+      console.log(`enrolled ${PEOPLE} people in ${Math.round(performance.now() - started)} ms`);
+      await poolAtZero();
+    }, 120_000);
 
-  test("teardown --yes leaves nothing tagged with the deployment", async () => {
-    await infra("teardown", "--yes");
-    const tagged = [{ Name: "tag:Deployment", Values: [PREFIX] }];
-    const { Reservations } = await ec2.send(new DescribeInstancesCommand({ Filters: tagged }));
-    const instances = (Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []);
-    expect(instances.length).toBeGreaterThan(MAX_APP_INSTANCES);
-    expect(instances.filter((instance) => instance.State?.Name !== "terminated")).toEqual([]);
-    expect(region.ec2.instances().filter((instance) => instance.pid !== undefined)).toEqual([]);
-    expect((await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: tagged }))).Images).toEqual([]);
-    expect((await ec2.send(new DescribeSecurityGroupsCommand({ Filters: tagged }))).SecurityGroups).toEqual([]);
-    expect((await ec2.send(new DescribeLaunchTemplatesCommand({ Filters: tagged }))).LaunchTemplates ?? []).toEqual([]);
-    expect((await s3.send(new ListBucketsCommand({}))).Buckets ?? []).toEqual([]);
-    expect((await sqs.send(new ListQueuesCommand({}))).QueueUrls ?? []).toEqual([]);
-    await expect(iam.send(new GetRoleCommand({ RoleName: `${PREFIX}-instance-role` }))).rejects.toMatchObject({ name: "NoSuchEntityException" });
-  }, 120_000);
-});
+    test("a burst of 100 distinct photos: all answered, >= 98 correct, app instances 0 -> 15 -> 0 within 2 s, queues empty, 100 new objects per bucket", async () => {
+      const { buckets } = deploymentState();
+      const before = { input: await objectKeys(buckets.in!), output: await objectKeys(buckets.out!) };
+      const watch = watchFleet();
+      const started = performance.now();
+      const answers = await Promise.all(people.map(ask));
+      const lastReply = Math.max(...answers.map((answer) => answer.at));
+      await waitFor("scale-in to 0", async () => (watch.samples.some((sample) => sample.at > lastReply && sample.active === 0) ? true : undefined), 10_000);
+      const samples = await watch.stop();
+
+      const wrong = answers.filter((answer) => answer.body !== expected(answer.person)).map((answer) => `${answer.status} ${answer.body}`);
+      const firstReply = Math.min(...answers.map((answer) => answer.at));
+      console.log(`burst: first reply after ${Math.round(firstReply - started)} ms (scale-out from 0 and boot), last after ${Math.round(lastReply - started)} ms, ${correct(answers)}/${PEOPLE} correct; wrong: ${wrong.join(", ")}`);
+      expect(answers.every((answer) => answer.status === 200)).toBe(true);
+      expect(correct(answers)).toBeGreaterThanOrEqual(98);
+      answeredCorrectly = answers.filter((answer) => answer.body === expected(answer.person)).map((answer) => answer.person);
+
+      const counts = samples.map((sample) => sample.active);
+      const firstFull = samples.find((sample) => sample.active === MAX_APP_INSTANCES);
+      const scaleIn = samples.find((sample) => sample.at > lastReply && sample.active === 0)!;
+      console.log(`app instances: first ${counts[0]}, max ${Math.max(...counts)}, 15 after ${firstFull && Math.round(firstFull.at - started)} ms, 0 ${Math.round(scaleIn.at - lastReply)} ms after the last reply`);
+      expect(counts[0]).toBe(0);
+      expect(Math.max(...counts)).toBe(MAX_APP_INSTANCES);
+      expect(scaleIn.at - lastReply).toBeLessThanOrEqual(2000);
+
+      expect(Object.values(await queueDepths())).toEqual([0, 0, 0]);
+      expect(newKeys(before.input, await objectKeys(buckets.in!))).toHaveLength(PEOPLE);
+      expect(newKeys(before.output, await objectKeys(buckets.out!)).sort()).toEqual(people.map((person) => expected(person).split(":")[0]!).sort());
+    }, 180_000);
+
+    test("an app instance SIGKILLed mid-job: its job is redelivered, every request answered once and correctly", async () => {
+      const asked = answeredCorrectly.slice(0, 30);
+      const logsBefore = jobLogLines();
+      let victim: string | undefined;
+      // The first app instance that fetches an input image has received its job: it dies before it can answer.
+      onS3Request = ({ accessKeyId, method, path }) => {
+        const instanceId = instanceByAccessKey.get(accessKeyId ?? "");
+        if (victim || !instanceId || method !== "GET" || !path.startsWith(`/${PREFIX}-in-bucket/`)) return;
+        victim = instanceId;
+        region.ec2.killProcess(instanceId);
+      };
+      const started = performance.now();
+      const answers = await Promise.all(asked.map(ask)).finally(() => (onS3Request = undefined));
+      console.log(`SIGKILL run: ${asked.length} requests answered in ${Math.round(performance.now() - started)} ms`);
+      expect(victim).toBeDefined();
+      expect(answers.map((answer) => answer.body)).toEqual(asked.map(expected));
+      // An instance logs job_done once it has deleted the message, which may be after the web has answered.
+      const redelivered = () => region.ec2.instances().flatMap((instance) => newJobLines(instance.logPath, logsBefore)).filter((line) => line.receiveCount >= 2);
+      expect(await waitFor("a job done on its second receive", async () => (redelivered().length > 0 ? true : undefined), 5_000)).toBe(true);
+      await queuesDrained();
+    }, 120_000);
+
+    test("throttling and 5xx answers from S3, SQS and EC2 are retried: nothing lost", async () => {
+      await poolAtZero();
+      const asked = answeredCorrectly.slice(30, 60);
+      const injectedBefore = Object.fromEntries(Object.entries(region.faults).map(([service, faults]) => [service, faults.injected]));
+      const ec2Operations = ["DescribeInstances", "StartInstances", "StopInstances", "RunInstances", "TerminateInstances"];
+      try {
+        for (const kind of ["throttle", "server-error"] as const) {
+          region.faults.s3.set({ kind, fraction: 0.2, count: 15 });
+          region.faults.sqs.set({ kind, fraction: 0.1, count: 15 });
+          region.faults.ec2.set({ kind, fraction: 0.3, count: 5, operations: ec2Operations });
+          const started = performance.now();
+          const answers = await Promise.all(asked.map(ask));
+          console.log(`${kind} run: ${asked.length} requests answered in ${Math.round(performance.now() - started)} ms`);
+          expect(answers.map((answer) => answer.body)).toEqual(asked.map(expected));
+          await poolAtZero();
+        }
+      } finally {
+        for (const faults of Object.values(region.faults)) faults.clear();
+      }
+      const injected = Object.fromEntries(Object.entries(region.faults).map(([service, faults]) => [service, faults.injected - injectedBefore[service]!]));
+      console.log(`faults injected: ${JSON.stringify(injected)}`);
+      expect(injected.s3).toBeGreaterThan(0);
+      expect(injected.sqs).toBeGreaterThan(0);
+      expect(injected.ec2).toBeGreaterThan(0);
+      await queuesDrained();
+      await poolAtZero();
+    }, 120_000);
+
+    test("teardown --yes leaves nothing tagged with the deployment", async () => {
+      await infra("teardown", "--yes");
+      const tagged = [{ Name: "tag:Deployment", Values: [PREFIX] }];
+      const { Reservations } = await ec2.send(new DescribeInstancesCommand({ Filters: tagged }));
+      const instances = (Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []);
+      expect(instances.length).toBeGreaterThan(MAX_APP_INSTANCES);
+      expect(instances.filter((instance) => instance.State?.Name !== "terminated")).toEqual([]);
+      expect(region.ec2.instances().filter((instance) => instance.pid !== undefined)).toEqual([]);
+      expect((await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: tagged }))).Images).toEqual([]);
+      expect((await ec2.send(new DescribeSecurityGroupsCommand({ Filters: tagged }))).SecurityGroups).toEqual([]);
+      expect((await ec2.send(new DescribeLaunchTemplatesCommand({ Filters: tagged }))).LaunchTemplates ?? []).toEqual([]);
+      expect((await s3.send(new ListBucketsCommand({}))).Buckets ?? []).toEqual([]);
+      expect((await sqs.send(new ListQueuesCommand({}))).QueueUrls ?? []).toEqual([]);
+      await expect(iam.send(new GetRoleCommand({ RoleName: `${PREFIX}-instance-role` }))).rejects.toMatchObject({ name: "NoSuchEntityException" });
+    }, 120_000);
+  });
+}
