@@ -1,51 +1,35 @@
 /**
  * The infra scripts as a user runs them (separate processes, configured only through the SDK's standard
- * environment) against an emulated region: fauxqs for S3 and SQS, the control-plane emulator for EC2 and IAM.
+ * environment) against the emulated region of tests/support/. Instances run nothing, except the AMI builder, whose
+ * part tests/support/ami-builder.ts plays.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { DescribeLaunchTemplateVersionsCommand, EC2Client } from "@aws-sdk/client-ec2";
-import { ListBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { ListBucketsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { startFauxqs } from "fauxqs";
-import { startFauxqsFront, type FauxqsFront } from "./fauxqs-front.ts";
-import { startControlPlaneEmulator, type ControlPlaneEmulator } from "./control-plane-emulator.ts";
+import { join } from "node:path";
+import { REPO_ROOT, startRegion, type EmulatedRegion } from "../support/region.ts";
 
-const REPO = resolve(import.meta.dir, "../..");
 const PREFIX = "itest";
-const CLIENT = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } } as const;
+const AMI_BUILDER = join(REPO_ROOT, "tests/support/ami-builder.ts");
 const MUTATING = /^(Create|Put|Delete|Update|Add|Remove|Tag|Authorize|Revoke|Modify|Run|Start|Stop|Terminate|Deregister)/;
 
-let fauxqs: Awaited<ReturnType<typeof startFauxqs>>;
-let front: FauxqsFront;
-let plane: ControlPlaneEmulator;
+let region: EmulatedRegion;
 let dir: string;
 let s3: S3Client;
 let sqs: SQSClient;
 let ec2: EC2Client;
 
 const stateFile = (prefix: string) => join(dir, `${prefix}.json`);
+const deploymentState = () => JSON.parse(readFileSync(stateFile(PREFIX), "utf8")) as { imageId: string; launchTemplateId: string; securityGroupId: string; queueUrls: Record<string, string> };
 
 async function run(script: string, args: string[] = [], options: { prefix?: string; stdin?: string } = {}) {
   const prefix = options.prefix ?? PREFIX;
-  const env: Record<string, string | undefined> = {
-    ...process.env,
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: "test",
-    AWS_SECRET_ACCESS_KEY: "test",
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_ENDPOINT_URL_S3: front.address,
-    AWS_ENDPOINT_URL_SQS: front.address,
-    AWS_ENDPOINT_URL_EC2: plane.address,
-    AWS_ENDPOINT_URL_IAM: plane.address,
-    FACEFLEET_PREFIX: prefix,
-    FACEFLEET_CONFIG: undefined,
-  };
-  const child = Bun.spawn(["bun", `infra/${script}.ts`, "--state-file", stateFile(prefix), "--poll-seconds", "0.05", ...args], {
-    cwd: REPO,
-    env,
+  const child = Bun.spawn([process.execPath, `infra/${script}.ts`, "--state-file", stateFile(prefix), "--poll-seconds", "0.05", ...args], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...region.env, AWS_EC2_METADATA_DISABLED: "true", FACEFLEET_PREFIX: prefix },
     stdin: new TextEncoder().encode(options.stdin ?? ""),
     stdout: "pipe",
     stderr: "pipe",
@@ -54,12 +38,13 @@ async function run(script: string, args: string[] = [], options: { prefix?: stri
   return { code, stdout, stderr, output: stdout + stderr };
 }
 
-/** Runs the script and returns the control-plane actions it made. */
+/** Runs the script and returns the mutating EC2 and IAM actions it made. */
 async function runCounting(script: string, args: string[] = [], options: { prefix?: string; stdin?: string } = {}) {
-  const before = plane.calls.length;
+  const before = { ec2: region.ec2.actions.length, iam: region.iam.actions.length };
   const result = await run(script, args, options);
   if (result.code !== 0) throw new Error(`${script} exited ${result.code}:\n${result.output}`);
-  return { ...result, actions: plane.calls.slice(before) };
+  const actions = [...region.ec2.actions.slice(before.ec2), ...region.iam.actions.slice(before.iam)];
+  return { ...result, mutations: actions.filter((action) => MUTATING.test(action)) };
 }
 
 async function queueAttributes(name: string) {
@@ -70,66 +55,77 @@ async function queueAttributes(name: string) {
 
 const bucketNames = async () => ((await s3.send(new ListBucketsCommand({}))).Buckets ?? []).map((bucket) => bucket.Name);
 const queueUrls = async () => (await sqs.send(new ListQueuesCommand({}))).QueueUrls ?? [];
-const alive = (prefix: string) => [...plane.state.instances.values()].filter((i) => i.tags.Deployment === prefix && i.state !== "terminated");
+const alive = (prefix: string) => region.ec2.instances().filter((instance) => instance.tags.Deployment === prefix && instance.state !== "terminated");
+const taggedWith = (prefix: string, tagsOf: (id: string) => Record<string, string>, ids: Iterable<string>) => [...ids].filter((id) => tagsOf(id).Deployment === prefix);
+const iamTags = (tags: Map<string, string>) => Object.fromEntries(tags);
+
+async function defaultLaunchTemplateData(launchTemplateId: string) {
+  const { LaunchTemplateVersions } = await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: launchTemplateId, Versions: ["$Default"] }));
+  return LaunchTemplateVersions?.[0]?.LaunchTemplateData;
+}
 
 beforeAll(async () => {
-  fauxqs = await startFauxqs({ port: 0, logger: false });
-  front = startFauxqsFront(fauxqs.address);
-  plane = startControlPlaneEmulator();
   dir = mkdtempSync(join(tmpdir(), "facefleet-infra-"));
-  s3 = new S3Client({ ...CLIENT, endpoint: front.address });
-  sqs = new SQSClient({ ...CLIENT, endpoint: front.address });
-  ec2 = new EC2Client({ ...CLIENT, endpoint: plane.address });
+  region = await startRegion({
+    logDir: join(dir, "instances"),
+    instanceEnv: { FACEFLEET_PREFIX: PREFIX },
+    instanceProcess(instance) {
+      return region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder` ? { command: [process.execPath, AMI_BUILDER], cwd: REPO_ROOT } : undefined;
+    },
+  });
+  s3 = new S3Client({ ...region.clientConfig, endpoint: region.endpoints.s3 });
+  sqs = new SQSClient({ ...region.clientConfig, endpoint: region.endpoints.sqs });
+  ec2 = new EC2Client({ ...region.clientConfig, endpoint: region.endpoints.ec2 });
 });
 
 afterAll(async () => {
   for (const client of [s3, sqs, ec2]) client?.destroy();
-  await front?.stop();
-  await plane?.stop();
-  await fauxqs?.stop();
+  await region?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe("a deployment's life in the emulated region", () => {
   test("bootstrap --dry-run prints the plan and changes nothing", async () => {
-    const { stdout, actions } = await runCounting("bootstrap", ["--dry-run"]);
+    const { stdout, mutations } = await runCounting("bootstrap", ["--dry-run"]);
     expect(stdout).toContain("would create bucket itest-in-bucket");
     expect(stdout).toContain("would create launch-template itest-instance");
-    expect(actions.filter((action) => MUTATING.test(action))).toEqual([]);
+    expect(mutations).toEqual([]);
     expect(await bucketNames()).toEqual([]);
     expect(await queueUrls()).toEqual([]);
     expect(existsSync(stateFile(PREFIX))).toBe(false);
   });
 
   test("bootstrap creates the deployment: 1 KiB long-polled request queue with redrive, IMDSv2-only launch template", async () => {
-    const { stdout } = await runCounting("bootstrap", ["--ingress-cidr", "203.0.113.0/24"]);
+    const { stdout, mutations } = await runCounting("bootstrap", ["--ingress-cidr", "203.0.113.0/24"]);
     expect(stdout).toContain("applying 18 changes");
+    expect(mutations).toContain("CreateLaunchTemplate");
     const request = await queueAttributes("itest-req-queue");
     expect(request.attributes.MaximumMessageSize).toBe("1024");
     expect(request.attributes.ReceiveMessageWaitTimeSeconds).toBe("20");
-    expect(JSON.parse(request.attributes.RedrivePolicy!)).toEqual({ deadLetterTargetArn: "arn:aws:sqs:us-east-1:000000000000:itest-dlq", maxReceiveCount: 3 });
+    const dlq = await queueAttributes("itest-dlq");
+    expect(JSON.parse(request.attributes.RedrivePolicy!)).toEqual({ deadLetterTargetArn: dlq.attributes.QueueArn, maxReceiveCount: 3 });
 
-    const state = JSON.parse(readFileSync(stateFile(PREFIX), "utf8"));
+    const state = deploymentState();
     expect(state.queueUrls.request).toBe(request.url);
-    const { LaunchTemplateVersions } = await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: state.launchTemplateId, Versions: ["$Default"] }));
-    const data = LaunchTemplateVersions?.[0]?.LaunchTemplateData;
+    const data = await defaultLaunchTemplateData(state.launchTemplateId);
     expect(data?.MetadataOptions?.HttpTokens).toBe("required");
     expect(data?.MetadataOptions?.InstanceMetadataTags).toBe("enabled");
     expect(data?.IamInstanceProfile?.Name).toBe("itest-instance-profile");
     expect(data?.SecurityGroupIds).toEqual([state.securityGroupId]);
 
-    const group = plane.state.securityGroups.get(state.securityGroupId)!;
-    expect(group.rules).toEqual([{ protocol: "tcp", from: 8000, to: 8000, cidr: "203.0.113.0/24" }]);
-    expect(group.tags.Deployment).toBe(PREFIX);
-    const role = plane.state.roles.get("itest-instance-role")!;
-    expect(JSON.parse(role.trust).Statement[0].Principal).toEqual({ Service: "ec2.amazonaws.com" });
+    const group = region.ec2.store.securityGroups.get(state.securityGroupId)!;
+    expect(group.ingress).toEqual([{ protocol: "tcp", fromPort: 8000, toPort: 8000, cidrs: ["203.0.113.0/24"] }]);
+    expect(region.ec2.store.tagsOf(group.id).Deployment).toBe(PREFIX);
+    const role = region.iam.store.roles.get("itest-instance-role")!;
+    expect(JSON.parse(role.assumeRolePolicyDocument).Statement[0].Principal).toEqual({ Service: "ec2.amazonaws.com" });
     expect(JSON.parse(role.policies.get("itest-instance-policy")!).Statement.length).toBeGreaterThan(5);
+    expect(region.iam.store.instanceProfiles.get("itest-instance-profile")?.roleNames).toEqual(["itest-instance-role"]);
   });
 
   test("a second bootstrap changes nothing and says so", async () => {
-    const { stdout, actions } = await runCounting("bootstrap", ["--ingress-cidr", "203.0.113.0/24"]);
+    const { stdout, mutations } = await runCounting("bootstrap", ["--ingress-cidr", "203.0.113.0/24"]);
     expect(stdout).toContain("no changes: deployment 'itest' is up to date");
-    expect(actions.filter((action) => MUTATING.test(action))).toEqual([]);
+    expect(mutations).toEqual([]);
   });
 
   test("drift is shown by --dry-run without touching it, then repaired", async () => {
@@ -143,40 +139,32 @@ describe("a deployment's life in the emulated region", () => {
     expect((await queueAttributes("itest-req-queue")).attributes.MaximumMessageSize).toBe("1024");
   });
 
-  test("bake-ami boots a builder with the user data, images it once it reports, and cleans up", async () => {
-    const baking = run("bake-ami", ["--image", "ami-0stock"]);
-    // Play the builder's part: report success in S3 and power off.
-    let builder: ReturnType<typeof alive>[number] | undefined;
-    for (let attempt = 0; attempt < 800 && !builder; attempt++) {
-      builder = alive(PREFIX).find((instance) => instance.tags.Name === "itest-ami-builder");
-      if (!builder) await Bun.sleep(25);
-    }
-    expect(builder).toBeDefined();
-    expect(builder!.imageId).toBe("ami-0stock");
-    expect(builder!.userData).toContain("bun run model:build");
-    const { Contents } = await s3.send(new ListObjectsV2Command({ Bucket: "itest-in-bucket", Prefix: "_bake/" }));
-    const tarball = Contents?.[0]?.Key!;
-    expect(tarball).toEndWith("facefleet.tar.gz");
-    await s3.send(new PutObjectCommand({ Bucket: "itest-in-bucket", Key: tarball.replace("facefleet.tar.gz", "done"), Body: "ok" }));
-    builder!.state = "stopped";
-
-    const result = await baking;
+  test("bake-ami boots a builder with the user data, images it once it reports and powers off, and cleans up", async () => {
+    const stockImage = Object.values(region.ec2.stockImages)[0]!;
+    const result = await run("bake-ami", ["--image", stockImage]);
     expect(result.code, result.output).toBe(0);
-    const state = JSON.parse(readFileSync(stateFile(PREFIX), "utf8"));
-    const image = plane.state.images.get(state.imageId)!;
-    expect(image.tags.Deployment).toBe(PREFIX);
-    expect(builder!.state).toBe("terminated");
+    const builders = region.ec2.instances().filter((instance) => instance.tags.Name === "itest-ami-builder");
+    expect(builders.map((builder) => builder.state)).toEqual(["terminated"]);
+    const builder = region.ec2.store.instances.get(builders[0]!.id)!;
+    expect(builder.imageId).toBe(stockImage);
+    expect(Buffer.from(builder.userData ?? "", "base64").toString("utf8")).toContain("bun run model:build");
+    expect(builder.metadataOptions.httpTokens).toBe("required");
+
+    const state = deploymentState();
+    const image = region.ec2.store.images.get(state.imageId)!;
+    expect(image.sourceInstanceId).toBe(builder.id);
+    expect(region.ec2.store.tagsOf(image.id).Deployment).toBe(PREFIX);
     expect((await s3.send(new ListObjectsV2Command({ Bucket: "itest-in-bucket" }))).KeyCount ?? 0).toBe(0);
-    const { LaunchTemplateVersions } = await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: state.launchTemplateId, Versions: ["$Default"] }));
-    expect(LaunchTemplateVersions?.[0]?.LaunchTemplateData?.ImageId).toBe(state.imageId);
-    expect(LaunchTemplateVersions?.[0]?.LaunchTemplateData?.MetadataOptions?.HttpTokens).toBe("required");
+    const data = await defaultLaunchTemplateData(state.launchTemplateId);
+    expect(data?.ImageId).toBe(state.imageId);
+    expect(data?.MetadataOptions?.HttpTokens).toBe("required");
   });
 
   test("launch boots the web tier and a warm pool of stopped app instances; a second launch changes nothing", async () => {
     const dry = await runCounting("launch", ["--pool-size", "3", "--dry-run"]);
     expect(dry.stdout).toContain("would launch 1 web+controller instance");
     expect(dry.stdout).toContain("would launch 3 app instances and stop them once running (warm pool)");
-    expect(dry.actions.filter((action) => MUTATING.test(action))).toEqual([]);
+    expect(dry.mutations).toEqual([]);
     expect(alive(PREFIX)).toEqual([]);
 
     const first = await runCounting("launch", ["--pool-size", "3"]);
@@ -184,11 +172,11 @@ describe("a deployment's life in the emulated region", () => {
     const instances = alive(PREFIX);
     expect(instances.filter((i) => i.tags.Role === "web+controller").map((i) => i.state)).toEqual(["running"]);
     expect(instances.filter((i) => i.tags.Role === "app").map((i) => i.state)).toEqual(["stopped", "stopped", "stopped"]);
-    expect(instances.every((i) => i.imageId === JSON.parse(readFileSync(stateFile(PREFIX), "utf8")).imageId)).toBe(true);
+    expect(instances.every((i) => i.imageId === deploymentState().imageId)).toBe(true);
 
     const second = await runCounting("launch", ["--pool-size", "3"]);
     expect(second.stdout).toContain("no changes");
-    expect(second.actions.filter((action) => MUTATING.test(action))).toEqual([]);
+    expect(second.mutations).toEqual([]);
   });
 
   test("teardown asks first, then deletes everything tagged with the deployment and nothing of another", async () => {
@@ -196,29 +184,34 @@ describe("a deployment's life in the emulated region", () => {
 
     const dry = await runCounting("teardown", ["--dry-run"]);
     expect(dry.stdout).toContain("buckets: itest-in-bucket, itest-out-bucket");
-    expect(dry.actions.filter((action) => MUTATING.test(action))).toEqual([]);
+    expect(dry.mutations).toEqual([]);
 
     const declined = await runCounting("teardown", [], { stdin: "n\n" });
     expect(declined.stdout).toContain("nothing deleted");
-    expect(declined.actions.filter((action) => MUTATING.test(action))).toEqual([]);
+    expect(declined.mutations).toEqual([]);
+    expect(alive(PREFIX)).toHaveLength(4);
 
     const { stdout } = await runCounting("teardown", ["--yes"]);
     expect(stdout).toContain("deployment 'itest' is gone");
     expect(alive(PREFIX)).toEqual([]);
-    const tagged = (items: Iterable<{ tags: Record<string, string> }>) => [...items].filter((item) => item.tags.Deployment === PREFIX);
-    expect(tagged(plane.state.securityGroups.values())).toEqual([]);
-    expect(tagged(plane.state.launchTemplates.values())).toEqual([]);
-    expect(tagged(plane.state.images.values())).toEqual([]);
-    expect(tagged(plane.state.roles.values())).toEqual([]);
-    expect(tagged(plane.state.profiles.values())).toEqual([]);
+    const { store } = region.ec2;
+    const tagsOf = (id: string) => store.tagsOf(id);
+    expect(taggedWith(PREFIX, tagsOf, store.securityGroups.keys())).toEqual([]);
+    expect(taggedWith(PREFIX, tagsOf, store.launchTemplates.keys())).toEqual([]);
+    expect(taggedWith(PREFIX, tagsOf, store.images.keys())).toEqual([]);
+    const iam = region.iam.store;
+    expect(taggedWith(PREFIX, (name) => iamTags(iam.roles.get(name)!.tags), iam.roles.keys())).toEqual([]);
+    expect(taggedWith(PREFIX, (name) => iamTags(iam.instanceProfiles.get(name)!.tags), iam.instanceProfiles.keys())).toEqual([]);
     expect((await bucketNames()).filter((name) => name?.startsWith("itest-"))).toEqual([]);
     expect((await queueUrls()).filter((url) => url.includes("/itest-"))).toEqual([]);
     expect(existsSync(stateFile(PREFIX))).toBe(false);
 
     expect((await bucketNames()).sort()).toEqual(["other-in-bucket", "other-out-bucket"]);
     expect(await queueUrls()).toHaveLength(3);
-    expect(plane.state.roles.has("other-instance-role")).toBe(true);
+    expect(iam.roles.has("other-instance-role")).toBe(true);
+    expect(taggedWith("other", tagsOf, store.launchTemplates.keys())).toHaveLength(1);
     const again = await runCounting("bootstrap", [], { prefix: "other" });
     expect(again.stdout).toContain("no changes");
+    expect(again.mutations).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@
  * (the SDK picks path style by itself for an IP-address endpoint).
  */
 import { buildApp } from "fauxqs";
-import { startFauxqsFront } from "../infra/fauxqs-front.ts";
+import { startFauxqsFront } from "./fauxqs-front.ts";
 import { FaultSwitch, type FaultKind } from "./faults.ts";
 
 export interface S3SqsEmulator {

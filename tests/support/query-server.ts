@@ -15,10 +15,13 @@ export interface QueryService<Context> {
 
 export interface QueryServer {
   endpoint: string;
+  /** Every Action requested, in order (faulted ones too), so a test can tell which calls a client made. */
+  actions: string[];
   stop(): Promise<void>;
 }
 
 export function serveQuery<Context>(service: QueryService<Context>): QueryServer {
+  const actions: string[] = [];
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -26,6 +29,7 @@ export function serveQuery<Context>(service: QueryService<Context>): QueryServer
       const requestId = crypto.randomUUID();
       const params = parseQuery(request.method === "POST" ? await request.text() : new URL(request.url).search.slice(1));
       const action = typeof params.Action === "string" ? params.Action : "";
+      actions.push(action);
       const reply = (body: string, status = 200) =>
         new Response(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`, { status, headers: { "content-type": "text/xml;charset=UTF-8", "x-amzn-requestid": requestId } });
       try {
@@ -43,5 +47,5 @@ export function serveQuery<Context>(service: QueryService<Context>): QueryServer
       return new Response(`${service.name} emulator failure: ${error.message}`, { status: 500 });
     },
   });
-  return { endpoint: `http://127.0.0.1:${server.port}`, stop: () => server.stop(true) };
+  return { endpoint: `http://127.0.0.1:${server.port}`, actions, stop: () => server.stop(true) };
 }

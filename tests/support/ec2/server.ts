@@ -50,6 +50,8 @@ export interface Ec2Emulator {
   region: string;
   store: Ec2Store;
   faults: FaultSwitch;
+  /** Every Action requested, in order. */
+  actions: string[];
   /** Stock image ids by name. */
   stockImages: Record<string, string>;
   /** The delays can change while the emulator runs (a simulation compares them). */
@@ -119,6 +121,7 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
     region,
     store,
     faults,
+    actions: server.actions,
     stockImages,
     delays,
     instances,

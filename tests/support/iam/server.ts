@@ -11,6 +11,8 @@ export interface IamEmulator {
   endpoint: string;
   store: IamStore;
   faults: FaultSwitch;
+  /** Every Action requested, in order. */
+  actions: string[];
   /** The role in the named instance profile, as an instance's metadata service reports it. */
   roleOf(instanceProfileName: string): string | undefined;
   stop(): Promise<void>;
@@ -37,6 +39,7 @@ export function startIamEmulator(): IamEmulator {
     endpoint: server.endpoint,
     store,
     faults,
+    actions: server.actions,
     roleOf: (name) => store.instanceProfiles.get(name)?.roleNames[0],
     stop: server.stop,
   };

@@ -6,7 +6,7 @@
  *   subresources itself, with S3's own error codes;
  * - fauxqs names queues `http://sqs.<region>.localhost:<port>/...`, a host that does not resolve here, and the SDK
  *   sends each queue call to its queue URL's host: the front rewrites queue URLs in answers to its own address.
- * Everything else goes to fauxqs unchanged. It belongs with the emulated region in tests/support/ once that exists.
+ * Everything else goes to fauxqs unchanged.
  */
 const SUBRESOURCES: Record<string, { missingCode: string }> = {
   publicAccessBlock: { missingCode: "NoSuchPublicAccessBlockConfiguration" },
