@@ -1,7 +1,7 @@
-// Issue 4 end to end in the emulated region: the infra scripts as separate processes, instances as real
-// `bun index.ts` processes that find their role through instance metadata, a 100-request burst through the
-// classic endpoint scaling the app pool 0 -> 15 -> 0, then faults (a SIGKILLed app instance, throttling and 5xx
-// answers), then teardown.
+// Issue 4 end to end in the emulated region, for the warm and the cold app pool: the infra scripts as separate
+// processes, instances as real `bun index.ts` processes that find their role through instance metadata, a
+// 100-request burst through the classic endpoint scaling the app pool 0 -> 15 -> 0, then faults (a SIGKILLed app
+// instance, throttling and 5xx answers), then teardown. About 2 minutes on a busy 2-core machine.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
