@@ -14,7 +14,10 @@ import { REPO_ROOT, startRegion, type EmulatedRegion } from "../support/region.t
 
 const PREFIX = "itest";
 const AMI_BUILDER = join(REPO_ROOT, "tests/support/ami-builder.ts");
-const MUTATING = /^(Create|Put|Delete|Update|Add|Remove|Tag|Authorize|Revoke|Modify|Run|Start|Stop|Terminate|Deregister)/;
+/** Each test runs the scripts as processes: seconds each, more on a loaded 2-core machine. */
+const SCRIPT_TIMEOUT_MS = 30_000;
+/** EC2 and IAM actions, SQS operations (`SQS <operation>`) and S3 requests (`S3 <method> <path>`) that change something. */
+const MUTATING = /^(SQS )?(Create|Put|Delete|Update|Add|Remove|Tag|Untag|Set|Send|Purge|Authorize|Revoke|Modify|Run|Start|Stop|Terminate|Deregister)|^S3 (PUT|POST|DELETE) /;
 
 let region: EmulatedRegion;
 let dir: string;
@@ -38,13 +41,14 @@ async function run(script: string, args: string[] = [], options: { prefix?: stri
   return { code, stdout, stderr, output: stdout + stderr };
 }
 
-/** Runs the script and returns the mutating EC2 and IAM actions it made. */
+/** Runs the script and returns the mutating calls it made to EC2, IAM, S3 and SQS. */
 async function runCounting(script: string, args: string[] = [], options: { prefix?: string; stdin?: string } = {}) {
-  const before = { ec2: region.ec2.actions.length, iam: region.iam.actions.length };
+  const logs = [region.ec2.actions, region.iam.actions, region.s3sqs.requests];
+  const before = logs.map((log) => log.length);
   const result = await run(script, args, options);
   if (result.code !== 0) throw new Error(`${script} exited ${result.code}:\n${result.output}`);
-  const actions = [...region.ec2.actions.slice(before.ec2), ...region.iam.actions.slice(before.iam)];
-  return { ...result, mutations: actions.filter((action) => MUTATING.test(action)) };
+  const calls = logs.flatMap((log, index) => log.slice(before[index]));
+  return { ...result, mutations: calls.filter((call) => MUTATING.test(call)) };
 }
 
 async function queueAttributes(name: string) {
@@ -93,12 +97,14 @@ describe("a deployment's life in the emulated region", () => {
     expect(await bucketNames()).toEqual([]);
     expect(await queueUrls()).toEqual([]);
     expect(existsSync(stateFile(PREFIX))).toBe(false);
-  });
+  }, SCRIPT_TIMEOUT_MS);
 
   test("bootstrap creates the deployment: 1 KiB long-polled request queue with redrive, IMDSv2-only launch template", async () => {
     const { stdout, mutations } = await runCounting("bootstrap", ["--ingress-cidr", "203.0.113.0/24"]);
     expect(stdout).toContain("applying 18 changes");
     expect(mutations).toContain("CreateLaunchTemplate");
+    expect(mutations).toContain("SQS CreateQueue");
+    expect(mutations).toContain("S3 PUT /itest-in-bucket/?publicAccessBlock=");
     const request = await queueAttributes("itest-req-queue");
     expect(request.attributes.MaximumMessageSize).toBe("1024");
     expect(request.attributes.ReceiveMessageWaitTimeSeconds).toBe("20");
@@ -120,24 +126,26 @@ describe("a deployment's life in the emulated region", () => {
     expect(JSON.parse(role.assumeRolePolicyDocument).Statement[0].Principal).toEqual({ Service: "ec2.amazonaws.com" });
     expect(JSON.parse(role.policies.get("itest-instance-policy")!).Statement.length).toBeGreaterThan(5);
     expect(region.iam.store.instanceProfiles.get("itest-instance-profile")?.roleNames).toEqual(["itest-instance-role"]);
-  });
+  }, SCRIPT_TIMEOUT_MS);
 
   test("a second bootstrap changes nothing and says so", async () => {
     const { stdout, mutations } = await runCounting("bootstrap", ["--ingress-cidr", "203.0.113.0/24"]);
     expect(stdout).toContain("no changes: deployment 'itest' is up to date");
     expect(mutations).toEqual([]);
-  });
+  }, SCRIPT_TIMEOUT_MS);
 
   test("drift is shown by --dry-run without touching it, then repaired", async () => {
     const { url } = await queueAttributes("itest-req-queue");
     await sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: { MaximumMessageSize: "2048" } }));
     const dry = await runCounting("bootstrap", ["--dry-run", "--ingress-cidr", "203.0.113.0/24"]);
     expect(dry.stdout).toContain("would set MaximumMessageSize of queue itest-req-queue");
+    expect(dry.mutations).toEqual([]);
     expect((await queueAttributes("itest-req-queue")).attributes.MaximumMessageSize).toBe("2048");
     const fix = await runCounting("bootstrap", ["--ingress-cidr", "203.0.113.0/24"]);
     expect(fix.stdout).toContain("applying 1 changes");
+    expect(fix.mutations).toEqual(["SQS SetQueueAttributes"]);
     expect((await queueAttributes("itest-req-queue")).attributes.MaximumMessageSize).toBe("1024");
-  });
+  }, SCRIPT_TIMEOUT_MS);
 
   test("bake-ami boots a builder with the user data, images it once it reports and powers off, and cleans up", async () => {
     const stockImage = Object.values(region.ec2.stockImages)[0]!;
@@ -158,7 +166,7 @@ describe("a deployment's life in the emulated region", () => {
     const data = await defaultLaunchTemplateData(state.launchTemplateId);
     expect(data?.ImageId).toBe(state.imageId);
     expect(data?.MetadataOptions?.HttpTokens).toBe("required");
-  });
+  }, SCRIPT_TIMEOUT_MS);
 
   test("launch boots the web tier and a warm pool of stopped app instances; a second launch changes nothing", async () => {
     const dry = await runCounting("launch", ["--pool-size", "3", "--dry-run"]);
@@ -177,7 +185,7 @@ describe("a deployment's life in the emulated region", () => {
     const second = await runCounting("launch", ["--pool-size", "3"]);
     expect(second.stdout).toContain("no changes");
     expect(second.mutations).toEqual([]);
-  });
+  }, SCRIPT_TIMEOUT_MS);
 
   test("teardown asks first, then deletes everything tagged with the deployment and nothing of another", async () => {
     await runCounting("bootstrap", [], { prefix: "other" });
@@ -213,5 +221,5 @@ describe("a deployment's life in the emulated region", () => {
     const again = await runCounting("bootstrap", [], { prefix: "other" });
     expect(again.stdout).toContain("no changes");
     expect(again.mutations).toEqual([]);
-  });
+  }, SCRIPT_TIMEOUT_MS);
 });

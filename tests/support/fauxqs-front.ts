@@ -21,17 +21,22 @@ const FAUXQS_QUEUE_ORIGIN = /http:\/\/sqs\.[a-z0-9-]+\.localhost:\d+/g;
 
 export interface FauxqsFront {
   address: string;
+  /** Every request, in order, as `SQS <operation>` or `S3 <method> <path and query>`, so a test can tell which calls a client made. */
+  requests: string[];
   stop(): Promise<void>;
 }
 
 export function startFauxqsFront(upstream: string): FauxqsFront {
   const settings = new Map<string, string>();
+  const requests: string[] = [];
   let origin = "";
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     async fetch(request) {
       const url = new URL(request.url);
+      const sqsOperation = request.headers.get("x-amz-target")?.match(/^AmazonSQS\.(\w+)$/)?.[1];
+      requests.push(sqsOperation ? `SQS ${sqsOperation}` : `S3 ${request.method} ${url.pathname}${url.search}`);
       const bucket = url.pathname.split("/").filter(Boolean);
       const subresource = Object.keys(SUBRESOURCES).find((name) => url.searchParams.has(name));
       if (bucket.length === 1 && subresource) {
@@ -53,7 +58,7 @@ export function startFauxqsFront(upstream: string): FauxqsFront {
         body: request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer(),
         redirect: "manual",
       });
-      if (request.headers.get("x-amz-target")?.startsWith("AmazonSQS.")) {
+      if (sqsOperation) {
         const headers = new Headers(forwarded.headers);
         headers.delete("content-length");
         return new Response((await forwarded.text()).replace(FAUXQS_QUEUE_ORIGIN, origin), { status: forwarded.status, headers });
@@ -65,5 +70,5 @@ export function startFauxqsFront(upstream: string): FauxqsFront {
     },
   });
   origin = `http://127.0.0.1:${server.port}`;
-  return { address: origin, stop: () => server.stop(true) };
+  return { address: origin, requests, stop: () => server.stop(true) };
 }

@@ -11,6 +11,8 @@ import { FaultSwitch, type FaultKind } from "./faults.ts";
 export interface S3SqsEmulator {
   endpoint: string;
   faults: { s3: FaultSwitch; sqs: FaultSwitch };
+  /** Every request, in order: see `FauxqsFront.requests`. */
+  requests: string[];
   stop(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function startS3AndSqs(): Promise<S3SqsEmulator> {
   return {
     endpoint: front.address,
     faults,
+    requests: front.requests,
     async stop() {
       await front.stop();
       await app.close();
