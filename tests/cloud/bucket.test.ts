@@ -1,5 +1,5 @@
 // The bucket contract against files on disk and against S3 (fauxqs) through awsCloud(config).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +9,9 @@ import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
 import { resourceNames } from "../../roles/config.ts";
 import { bucketContract } from "./bucket.contract.ts";
 import { freshConfig, freshLocalCloud, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 describe("local bucket", () => {
   bucketContract(async () => {

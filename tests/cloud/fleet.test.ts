@@ -1,5 +1,5 @@
 // The fleet contract against in-process machines and against EC2 (our emulator) through awsCloud(config).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { CreateLaunchTemplateCommand, EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { awsCloud } from "../../roles/cloud/index.ts";
 import { Ec2Fleet } from "../../roles/cloud/aws/ec2-fleet.ts";
@@ -8,6 +8,9 @@ import { resourceNames, type Config } from "../../roles/config.ts";
 import { createLogger } from "../../roles/log.ts";
 import { freshConfig, freshLocalCloud, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
 import { fleetContract, listUntil } from "./fleet.contract.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 describe("local fleet", () => {
   fleetContract(async ({ bootDelayMs }) => freshLocalCloud(freshConfig({ localBootDelayMs: bootDelayMs })).fleet);

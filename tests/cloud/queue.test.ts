@@ -1,10 +1,13 @@
 // The queue contract against the in-process queue and against SQS (fauxqs) through awsCloud(config).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { awsCloud } from "../../roles/cloud/index.ts";
 import { resourceNames, type Config } from "../../roles/config.ts";
 import { freshConfig, freshLocalCloud, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
 import { queueContract } from "./queue.contract.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 describe("local queue", () => {
   queueContract(async () => {

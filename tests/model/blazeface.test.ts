@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { ONNX_DIR } from "../../model/build/index.ts";
@@ -17,6 +17,9 @@ import { openSession } from "../../model/onnx-session.ts";
 import type { DetectedFace, RgbImage } from "../../model/types.ts";
 import { HAVE_LFW, readLfw } from "./support/lfw.ts";
 import { PARITY_TIMEOUT_MS, loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 describe("BlazeFace decoding", () => {
   test("896 anchors: 16x16 cells of 2, then 8x8 cells of 6 (strides 16 and 32 at 256, 8 and 16 at 128)", () => {

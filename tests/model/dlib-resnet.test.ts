@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { alignFace } from "../../model/align.ts";
 import { ONNX_DIR } from "../../model/build/index.ts";
@@ -9,6 +9,9 @@ import { openSession, runFloat } from "../../model/onnx-session.ts";
 import type { RgbImage } from "../../model/types.ts";
 import { loadReferenceRecognitionNet, maxAbsDifference, referenceForward } from "./support/face-api-reference.ts";
 import { HAVE_LFW, readLfw } from "./support/lfw.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 /** The central part of a deep-funneled LFW photo (already roughly aligned), as a 150x150 crop. */
 const centreCrop = (name: string, number: number) => readLfw(name, number, { left: 55, top: 60, side: 140, size: 150 });

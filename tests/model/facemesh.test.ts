@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { applySimilarity } from "../../model/align.ts";
 import { ONNX_DIR } from "../../model/build/index.ts";
@@ -10,6 +10,9 @@ import type { DetectedFace, RgbImage } from "../../model/types.ts";
 import { HAVE_LFW, readLfw } from "./support/lfw.ts";
 import { PARITY_TIMEOUT_MS, loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
 import * as ort from "onnxruntime-node";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 test("a rotated square maps onto the crop: centre to the middle, its eye line to the horizontal", () => {
   const toCrop = squareToCrop({ centreX: 100, centreY: 50, side: 96, angle: Math.PI / 6 }, 192);

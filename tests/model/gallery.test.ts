@@ -1,5 +1,8 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Gallery, GalleryFormatError } from "../../model/gallery.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 /** A deterministic pseudo-random unit vector. */
 function unitVector(dimensions: number, seed: number): Float32Array {

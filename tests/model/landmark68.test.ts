@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { ONNX_DIR } from "../../model/build/index.ts";
 import { fivePoints, LANDMARK68_FILE, Landmark68, sampleSquare } from "../../model/landmarkers/landmark68.ts";
@@ -6,6 +6,9 @@ import { openSession, runFloat } from "../../model/onnx-session.ts";
 import type { Box, DetectedFace, Point, RgbImage } from "../../model/types.ts";
 import { loadReferenceLandmarkNet, maxAbsDifference, referenceForward } from "./support/face-api-reference.ts";
 import { HAVE_LFW, readSamplePhotos } from "./support/lfw.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 const distance = (a: Point, b: Point) => Math.hypot(a[0] - b[0], a[1] - b[1]);
 const faceIn = (box: Box): DetectedFace => ({ box, score: 1, landmarks: [], wholeImage: false });

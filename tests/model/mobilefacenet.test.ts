@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { alignFace } from "../../model/align.ts";
 import { ONNX_DIR } from "../../model/build/index.ts";
@@ -10,6 +10,9 @@ import { openSession, runFloat } from "../../model/onnx-session.ts";
 import type { RgbImage } from "../../model/types.ts";
 import { HAVE_LFW, readLfw } from "./support/lfw.ts";
 import { PARITY_TIMEOUT_MS, loadReferenceGraphModel, maxAbsDifference } from "./support/tfjs-graph-reference.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 const cosine = (a: Float32Array, b: Float32Array) => a.reduce((sum, value, i) => sum + value * b[i]!, 0);
 

@@ -2,7 +2,7 @@
  * End to end through the public surface: photos from lfw-devtrain go through the worker pool, people are enrolled in a
  * gallery, other photos of them are recognised, and strangers are turned away in open-set mode.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Value } from "@sinclair/typebox/value";
@@ -11,6 +11,9 @@ import { Gallery } from "../../model/gallery.ts";
 import { InferencePool, ModelConfigSchema, ONNX_DIR, thresholdFor, type ModelConfig } from "../../model/index.ts";
 import { DlibResNetEmbedder } from "../../model/embedders/dlib-resnet.ts";
 import { HAVE_LFW, LFW_DIR } from "./support/lfw.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 const config = Value.Default(ModelConfigSchema, {}) as ModelConfig;
 const threshold = thresholdFor(config);

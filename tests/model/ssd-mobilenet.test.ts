@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { ONNX_DIR } from "../../model/build/index.ts";
 import { SSD_MOBILENET_FILE, SsdMobilenetDetector } from "../../model/detectors/ssd-mobilenet.ts";
@@ -9,6 +9,9 @@ import * as ort from "onnxruntime-node";
 import { maxAbsDifference, referenceSsdForward } from "./support/face-api-reference.ts";
 import { expectOneCentredFace } from "./support/detections.ts";
 import { HAVE_LFW, readSamplePhotos } from "./support/lfw.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 describe.skipIf(!HAVE_LFW)("SSD MobileNet v1 face detector on ONNX Runtime", () => {
   let photos: RgbImage[];

@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { ONNX_DIR } from "../../model/build/index.ts";
 import { suppress } from "../../model/detectors/box-overlap.ts";
@@ -9,6 +9,9 @@ import type { RgbImage } from "../../model/types.ts";
 import { loadReferenceTinyFaceDetector, maxAbsDifference, referenceForward } from "./support/face-api-reference.ts";
 import { expectOneCentredFace } from "./support/detections.ts";
 import { HAVE_LFW, readSamplePhotos } from "./support/lfw.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 describe("tiny face detector decoding", () => {
   test("decodes YOLOv2 cells: sigmoid centre offsets within the cell, exp sizes times the anchor", () => {

@@ -2,7 +2,7 @@
 // processes, instances as real `bun index.ts` processes that find their role through instance metadata, a
 // 100-request burst through the classic endpoint scaling the app pool 0 -> 15 -> 0, then faults (a SIGKILLed app
 // instance, throttling and 5xx answers), then teardown. About 2 minutes on a busy 2-core machine.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { ListBucketsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
@@ -12,6 +12,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { REPO_ROOT, startRegion, type EmulatedRegion } from "../support/region.ts";
 import { startRequestTap, type RequestTap, type TappedRequest } from "../support/request-tap.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 const IMAGES = resolve(REPO_ROOT, "../shared/datasets/lfw-devtrain/images");
 const PREFIX = "fleet";

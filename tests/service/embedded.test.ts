@@ -1,8 +1,11 @@
 // The embedded default over HTTP: the classic contract, correlation under load, the subjects API,
 // every bad-input case, and the local fleet scaled 0 -> N -> 0 by the controller.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import sharp from "sharp";
 import { courseImages, HAVE_COURSE, postImage, startService, upload, type EmbeddedService } from "./support.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 const TOKEN = "test-token";
 

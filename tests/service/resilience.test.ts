@@ -1,5 +1,5 @@
 // What must survive: an app instance dying mid-job, a request outliving its timeout, strangers in open-set mode.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +11,9 @@ import { loadConfig, resourceNames } from "../../roles/config.ts";
 import type { RoleContext } from "../../roles/context.ts";
 import { startWebRole } from "../../roles/web/index.ts";
 import { captureLogs, courseImages, DATASETS, HAVE_COURSE, postImage, startService, upload } from "./support.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 const images = HAVE_COURSE ? courseImages("100") : [];
 

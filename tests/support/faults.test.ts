@@ -1,11 +1,14 @@
 // Fault injection in the emulated region: throttling and 5xx answers that the SDK retries with backoff, and that
 // surface as the services' own error names when they outlast the retries.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { CreateRoleCommand, GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { startRegion, type EmulatedRegion } from "./region.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 let region: EmulatedRegion;
 let ec2: EC2Client;

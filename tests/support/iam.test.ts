@@ -1,5 +1,5 @@
 // The IAM emulator through the real SDK client: roles, inline policies, instance profiles and tags, with IAM's errors.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import {
   AddRoleToInstanceProfileCommand,
   CreateInstanceProfileCommand,
@@ -19,6 +19,9 @@ import {
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
 import { startIamEmulator, type IamEmulator } from "./iam/server.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 let emulator: IamEmulator;
 let iam: IAMClient;

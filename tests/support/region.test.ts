@@ -1,11 +1,14 @@
 // The emulated region end to end: instances are real processes that find their identity, role tag and credentials
 // through the SDK's own metadata client and credential chain, and end with their instance.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { startRegion, type EmulatedRegion } from "./region.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
 
 const PROBE = join(import.meta.dir, "instance-probe.ts");
 
