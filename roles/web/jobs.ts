@@ -32,7 +32,7 @@ export function createJobSubmitter(deps: {
         jobId,
         replyTo: deps.replyQueueName,
         inputKey,
-        name: upload.name.slice(0, 200),
+        name: upload.name,
         sha256: upload.sha256,
         mode: deps.mode,
       };

@@ -22,6 +22,21 @@ const IMAGE_ERROR_STATUS: Record<ImageErrorCode, number> = {
   too_many_pixels: 413,
 };
 
+/** The name travels in a job message that must stay under the queue's 1 KiB, whatever the script it is written in. */
+const MAX_NAME_BYTES = 200;
+
+/** The longest prefix of `text` that fits in `maxBytes` of UTF-8, never splitting a character. */
+function truncateUtf8(text: string, maxBytes: number): string {
+  let bytes = 0;
+  let end = 0;
+  for (const character of text) {
+    bytes += Buffer.byteLength(character);
+    if (bytes > maxBytes) break;
+    end += character.length;
+  }
+  return text.slice(0, end);
+}
+
 export async function readUpload(file: File, field: string, maxBytes: number, inspect: ImageInspector): Promise<Upload> {
   if (file.size === 0) throw new HttpError(400, "empty_file", `the file in '${field}' is empty`);
   if (file.size > maxBytes) {
@@ -37,7 +52,7 @@ export async function readUpload(file: File, field: string, maxBytes: number, in
   const baseName = file.name.split(/[\\/]/).pop() ?? "";
   const withoutExtension = baseName.replace(/\.[^.]*$/, "");
   // A name of dots only would be a path segment, not a key, once it reaches an HTTP client.
-  const name = /^\.*$/.test(withoutExtension) ? "upload" : withoutExtension;
+  const name = /^\.*$/.test(withoutExtension) ? "upload" : truncateUtf8(withoutExtension, MAX_NAME_BYTES);
   return {
     bytes,
     name,

@@ -58,6 +58,16 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
     expect(Object.keys(record.timingsMs)).toEqual(expect.arrayContaining(["decodeMs", "detectMs", "alignMs", "embedMs"]));
   });
 
+  test("a long file name in any script is cut to fit the job message, never split mid-character", async () => {
+    const longName = "名".repeat(150);
+    const response = await postImage(service.url, images[0]!.file, `${longName}.jpg`);
+    expect(response.status).toBe(200);
+    const [name, person] = (await response.text()).split(":");
+    expect(Buffer.byteLength(name!)).toBeLessThanOrEqual(200);
+    expect(longName.startsWith(name!)).toBe(true);
+    expect(person).toBe(images[0]!.person);
+  });
+
   test("100 concurrent requests each get their own answer; the fleet scales 0 -> N -> 0", async () => {
     let peak = 0;
     let sampling = true;
