@@ -59,8 +59,15 @@ export class GalleryWriter {
     });
   }
 
+  /** Stores the gallery; if that fails, goes back to the stored one, so what is listed is what the apps see. */
   private async save(): Promise<void> {
-    if (this.gallery) await this.bucket.put(GALLERY_KEY, this.gallery.serialize(), { contentType: "application/octet-stream" });
+    if (!this.gallery) return;
+    try {
+      await this.bucket.put(GALLERY_KEY, this.gallery.serialize(), { contentType: "application/octet-stream" });
+    } catch (error) {
+      this.gallery = await loadGallery(this.bucket).catch(() => this.gallery);
+      throw error;
+    }
   }
 
   private inOrder<T>(mutation: () => Promise<T>): Promise<T> {

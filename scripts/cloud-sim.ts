@@ -64,11 +64,17 @@ async function infra(script: string, ...extra: string[]): Promise<void> {
   if ((await child.exited) !== 0) throw new Error(`infra/${script}.ts failed`);
 }
 
-await infra("bootstrap");
-await infra("bake-ami", "--image", Object.values(region.ec2.stockImages)[0]!);
-await infra("launch", "--pool", args.pool);
 const webUrl = `http://127.0.0.1:${args.port}`;
-while (!(await fetch(`${webUrl}/healthz`).then((r) => r.ok, () => false))) await Bun.sleep(200);
+try {
+  await infra("bootstrap");
+  await infra("bake-ami", "--image", Object.values(region.ec2.stockImages)[0]!);
+  await infra("launch", "--pool", args.pool);
+  while (!(await fetch(`${webUrl}/healthz`).then((r) => r.ok, () => false))) await Bun.sleep(200);
+} catch (error) {
+  console.error(String(error));
+  await region.stop();
+  process.exit(1);
+}
 console.error(`web tier answering on ${webUrl} (boot delay ${args["boot-delay"]} s, ${args.pool} pool); Ctrl-C tears down`);
 
 const requestQueue = cloud.queues.queue(names.reqQueue);
@@ -115,7 +121,9 @@ const sampler = (async () => {
 
 console.log("time      request-queue  response-queue  running-app-instances  in-bucket  out-bucket");
 const table = setInterval(async () => {
-  const [inCount, outCount] = await Promise.all([inputs.count(), outputs.count()]);
+  const counts = await Promise.all([inputs.count(), outputs.count()]).catch(() => undefined);
+  if (!counts) return;
+  const [inCount, outCount] = counts;
   const time = new Date().toISOString().slice(11, 19);
   console.log(`${time}  ${String(latest.request).padStart(13)}  ${String(latest.response).padStart(14)}  ${String(latest.running).padStart(21)}  ${String(inCount).padStart(9)}  ${String(outCount).padStart(10)}`);
 }, 1000);
@@ -128,8 +136,7 @@ async function shutdown(): Promise<void> {
   const requests = (await inputs.count()) - inputsAtStart;
   const left = await Promise.all([requestQueue.depth(), deadLetterQueue.depth()]);
   const lost = left.reduce((sum, depth) => sum + depth.visible + depth.inFlight, 0);
-  await infra("teardown", "--yes");
-  await region.stop();
+  await infra("teardown", "--yes").finally(() => region.stop());
   const round = (x: number) => Math.round(x * 100) / 100;
   console.log(
     JSON.stringify({

@@ -1,7 +1,8 @@
 /**
  * The app role's queue consumer: long-polls the request queue and runs up to `slots` jobs at once.
  * A message is deleted only after its reply is sent, so a crash mid-job loses nothing: the message
- * becomes visible again after its visibility timeout and another consumer answers it.
+ * becomes visible again after its visibility timeout and another consumer answers it (and should the
+ * delete itself fail, the job is answered twice, which the web role drops as a duplicate).
  */
 import type { JobQueue, QueueService, ReceivedMessage } from "../cloud/types.ts";
 import { decodeMessage, JobMessageSchema, MessageFormatError } from "../messages.ts";
@@ -19,6 +20,8 @@ export interface ConsumerOptions {
 }
 
 const RETRY_PAUSE_MS = 500;
+/** A job that failed on a passing fault (storage unreachable, say) is tried again this soon, not a whole visibility timeout later. */
+const RETRY_AFTER_SECONDS = 2;
 /**
  * Short on purpose. A stopping consumer lets its last poll finish, and answers what it brings, rather than abort
  * it: an aborted poll can live on at the queue's side and take a message that nobody answers until its visibility
@@ -68,10 +71,12 @@ export class Consumer {
         continue;
       }
       for (const message of messages) {
-        const task = this.process(message).finally(() => {
-          this.running.delete(task);
-          this.slotFreed?.();
-        });
+        const task = this.process(message)
+          .catch((error) => log.error("job_crashed", { messageId: message.messageId, ...errorFields(error) }))
+          .finally(() => {
+            this.running.delete(task);
+            this.slotFreed?.();
+          });
         this.running.add(task);
       }
     }
@@ -86,7 +91,7 @@ export class Consumer {
     } catch (error) {
       if (!(error instanceof MessageFormatError)) throw error;
       log.warn("job_malformed", { messageId: message.messageId, ...errorFields(error) });
-      await deadLetterQueue.send(message.body.slice(0, 1024));
+      await deadLetterQueue.send(message.body);
       await requestQueue.delete(message.receiptHandle);
       return;
     }
@@ -109,6 +114,7 @@ export class Consumer {
       });
     } catch (error) {
       log.error("job_failed", { jobId: job.jobId, receiveCount: message.receiveCount, ...errorFields(error) });
+      await requestQueue.changeVisibility(message.receiptHandle, RETRY_AFTER_SECONDS).catch(() => {});
     } finally {
       clearInterval(heartbeat);
     }

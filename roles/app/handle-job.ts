@@ -64,23 +64,30 @@ export async function handleJob(job: JobMessage, deps: JobDependencies): Promise
   });
   const mainResult = results[analysis.faces.indexOf(main)]!;
   const person = job.mode === "closed" || mainResult.known ? (mainResult.person ?? UNKNOWN_PERSON) : UNKNOWN_PERSON;
-  await deps.outBucket.put(job.name, person, { contentType: "text/plain", metadata: { result: resultRecord(results, analysis, deps.threshold) } });
+  await deps.outBucket.put(job.name, person, { contentType: "text/plain", metadata: { result: resultRecord(results, analysis.faces.indexOf(main), analysis, deps.threshold) } });
   return { ok: true, jobId: job.jobId, person, faces: results.length };
 }
 
-/** Faces kept in an output object's JSON record: S3 allows 2 KB of metadata in all. */
-const RECORDED_FACES = 5;
+/** S3 allows 2 KB of user metadata in all; the record keeps clear of it with room for the key's name. */
+const RECORD_MAX_BYTES = 1900;
 
-/** The JSON record stored with each result (URI-encoded, as S3 metadata must be ASCII). */
-function resultRecord(faces: FaceResult[], analysis: ImageAnalysis, threshold: number): string {
+/**
+ * The JSON record stored with each result (URI-encoded, as S3 metadata must be ASCII): as many faces as fit,
+ * the classic answer's face first.
+ */
+export function resultRecord(faces: FaceResult[], main: number, analysis: ImageAnalysis, threshold: number): string {
   const round = (x: number) => Math.round(x * 1000) / 1000;
-  const record = {
-    faces: faces.slice(0, RECORDED_FACES).map((face) => ({ ...face, box: face.box.map(Math.round), score: round(face.score), similarity: face.similarity && round(face.similarity) })),
-    faceCount: faces.length,
-    threshold,
-    timingsMs: Object.fromEntries(Object.entries(analysis.timings).map(([stage, ms]) => [stage, round(ms)])),
-  };
-  return encodeURIComponent(JSON.stringify(record));
+  const ordered = [faces[main]!, ...faces.filter((_, index) => index !== main)].map((face) => ({
+    ...face,
+    box: face.box.map(Math.round),
+    score: round(face.score),
+    similarity: face.similarity && round(face.similarity),
+  }));
+  const timingsMs = Object.fromEntries(Object.entries(analysis.timings).map(([stage, ms]) => [stage, round(ms)]));
+  for (let kept = ordered.length; ; kept--) {
+    const encoded = encodeURIComponent(JSON.stringify({ faces: ordered.slice(0, kept), faceCount: faces.length, threshold, timingsMs }));
+    if (encoded.length <= RECORD_MAX_BYTES || kept === 0) return encoded;
+  }
 }
 
 /** The face the classic answer is about: the largest one. */

@@ -14,11 +14,7 @@ export interface AppRoleOptions {
   instanceId?: string;
 }
 
-export interface RunningAppRole extends RunningRole {
-  consumer: Consumer;
-}
-
-export function startAppRole({ config, names, cloud, log: rootLog }: RoleContext, options: AppRoleOptions): RunningAppRole {
+export function startAppRole({ config, names, cloud, log: rootLog }: RoleContext, options: AppRoleOptions): RunningRole {
   const log = rootLog.child({ role: "app", ...(options.instanceId ? { instanceId: options.instanceId } : {}) });
   const consumer = new Consumer({
     requestQueue: cloud.queues.queue(names.reqQueue),
@@ -40,7 +36,6 @@ export function startAppRole({ config, names, cloud, log: rootLog }: RoleContext
   consumer.start();
   log.info("app_started", { slots: options.slots });
   return {
-    consumer,
     async stop() {
       await consumer.stop();
       log.info("app_stopped", { jobsDone: consumer.jobsDone });

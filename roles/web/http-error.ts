@@ -4,13 +4,12 @@ export class HttpError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
-    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = "HttpError";
   }
 
-  toResponse(requestId?: string): Response {
-    return Response.json({ error: this.code, message: this.message, ...(requestId ? { requestId } : {}), ...this.details }, { status: this.status });
+  toResponse(requestId: string): Response {
+    return Response.json({ error: this.code, message: this.message, requestId }, { status: this.status, headers: { "x-request-id": requestId } });
   }
 }

@@ -42,6 +42,7 @@ export function createJobSubmitter(deps: {
         await deps.requestQueue.send(JSON.stringify(job));
       } catch (error) {
         deps.poller.cancel(jobId, error as Error);
+        await deps.inBucket.delete(inputKey).catch(() => {});
         throw error;
       }
       let answer: ReplyMessage;

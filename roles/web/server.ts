@@ -1,4 +1,5 @@
 /** The web role's HTTP surface (Elysia): the classic contract, the subjects API, health. */
+import { timingSafeEqual } from "node:crypto";
 import { Elysia, t, ValidationError } from "elysia";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
@@ -23,25 +24,31 @@ const MULTIPART_SLACK_BYTES = 64 * 1024;
 const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: "^[^/\\\\\\u0000-\\u001f]+$" });
 
 export function createWebServer(deps: WebDependencies) {
-  const requireToken = (headers: Record<string, string | undefined>) => {
-    if (deps.apiToken && headers.authorization !== `Bearer ${deps.apiToken}`) {
-      throw new HttpError(401, "unauthorized", "a valid bearer token is required");
-    }
+  const expectedAuthorization = deps.apiToken ? Buffer.from(`Bearer ${deps.apiToken}`) : undefined;
+  const authorized = (header: string | null) => {
+    if (!expectedAuthorization) return true;
+    const given = Buffer.from(header ?? "");
+    return given.length === expectedAuthorization.length && timingSafeEqual(given, expectedAuthorization);
   };
 
   return new Elysia()
     .derive(() => ({ requestId: crypto.randomUUID() }))
+    // Refusals that must come before the body is read.
     .onRequest(({ request }) => {
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > deps.maxUploadBytes + MULTIPART_SLACK_BYTES) {
-        return new HttpError(413, "file_too_large", `the request has ${length} bytes; the file limit is ${deps.maxUploadBytes}`).toResponse();
+        return new HttpError(413, "file_too_large", `the request has ${length} bytes; the file limit is ${deps.maxUploadBytes}`).toResponse(crypto.randomUUID());
+      }
+      if (new URL(request.url).pathname.startsWith("/v1/") && !authorized(request.headers.get("authorization"))) {
+        return new HttpError(401, "unauthorized", "a valid bearer token is required").toResponse(crypto.randomUUID());
       }
     })
     .onAfterHandle(({ set, requestId }) => {
       set.headers["x-request-id"] = requestId;
     })
     .onError(({ error, code, request, ...context }) => {
-      const requestId = "requestId" in context && typeof context.requestId === "string" ? context.requestId : undefined;
+      // Errors raised before the request id was derived (unreadable body, bad path parameter) get one of their own.
+      const requestId = "requestId" in context && typeof context.requestId === "string" ? context.requestId : crypto.randomUUID();
       const httpError = toHttpError(error, code);
       if (httpError.status >= 500) deps.log.error("request_failed", { requestId, path: new URL(request.url).pathname, error: String(error) });
       else deps.log.info("request_rejected", { requestId, code: httpError.code, status: httpError.status });
@@ -61,14 +68,12 @@ export function createWebServer(deps: WebDependencies) {
       },
       { body: t.Object({ inputFile: t.File() }) },
     )
-    .get("/v1/subjects", ({ headers }) => {
-      requireToken(headers);
+    .get("/v1/subjects", () => {
       return { subjects: deps.gallery.list() };
     })
     .post(
       "/v1/subjects/:name/faces",
-      async ({ params, body, headers, requestId, set }) => {
-        requireToken(headers);
+      async ({ params, body, requestId, set }) => {
         const upload = await readUpload(body.image, "image", deps.maxUploadBytes, deps.inspect);
         const reply = await deps.jobs.submit(requestId, "embed", upload);
         if (!reply.embeddingKey) throw new HttpError(502, "no_embedding", "the app role returned no embedding");
@@ -80,8 +85,7 @@ export function createWebServer(deps: WebDependencies) {
     )
     .delete(
       "/v1/subjects/:name",
-      async ({ params, headers, set }) => {
-        requireToken(headers);
+      async ({ params, set }) => {
         const removed = await deps.gallery.removeSubject(params.name);
         if (removed === 0) throw new HttpError(404, "unknown_subject", `no subject named '${params.name}'`);
         set.status = 200;

@@ -50,7 +50,8 @@ export async function readUpload(file: File, field: string, maxBytes: number, in
     throw error;
   }
   const baseName = file.name.split(/[\\/]/).pop() ?? "";
-  const withoutExtension = baseName.replace(/\.[^.]*$/, "");
+  // Control characters would grow sixfold as JSON escapes in the job message, and break the text/plain answer.
+  const withoutExtension = baseName.replace(/\.[^.]*$/, "").replace(/[\u0000-\u001f\u007f]/g, "_");
   // A name of dots only would be a path segment, not a key, once it reaches an HTTP client.
   const name = /^\.*$/.test(withoutExtension) ? "upload" : truncateUtf8(withoutExtension, MAX_NAME_BYTES);
   return {

@@ -32,6 +32,11 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
     expect((await fetch(`${service.url}/v1/subjects`)).status).toBe(401);
     const form = upload("image", await Bun.file(images[0]!.file).bytes(), "x.jpg");
     expect((await fetch(`${service.url}/v1/subjects/Paul/faces`, { method: "POST", body: form })).status).toBe(401);
+    // The token is checked before anything else about the request.
+    expect((await fetch(`${service.url}/v1/subjects/%00`, { method: "DELETE" })).status).toBe(401);
+    const wrong = await fetch(`${service.url}/v1/subjects`, { headers: { authorization: "Bearer wrong-token" } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   test("enrolls the course images through the subjects API", async () => {
@@ -66,6 +71,11 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
     expect(Buffer.byteLength(name!)).toBeLessThanOrEqual(200);
     expect(longName.startsWith(name!)).toBe(true);
     expect(person).toBe(images[0]!.person);
+  });
+
+  test("control characters in a file name become underscores in the answer", async () => {
+    const response = await postImage(service.url, images[0]!.file, `a\u0001b\u0007c.jpg`);
+    expect(await response.text()).toBe(`a_b_c:${images[0]!.person}`);
   });
 
   test("100 concurrent requests each get their own answer; the fleet scales 0 -> N -> 0", async () => {
@@ -109,7 +119,9 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
     const post = (body: FormData | string, headers: Record<string, string> = {}) => fetch(`${service.url}/`, { method: "POST", body, headers });
     const expectError = async (response: Response, status: number, error: string) => {
       expect(response.status).toBe(status);
-      expect(await response.json()).toMatchObject({ error });
+      const body = (await response.json()) as { requestId: string };
+      expect(body).toMatchObject({ error });
+      expect(response.headers.get("x-request-id")).toBe(body.requestId);
     };
 
     test("missing field", async () => {
