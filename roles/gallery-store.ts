@@ -6,7 +6,7 @@ import { Gallery, type SubjectSummary } from "../model/gallery.ts";
 import type { Bucket } from "./cloud/types.ts";
 import { HttpError } from "./web/http-error.ts";
 
-export const GALLERY_KEY = "gallery/gallery.bin";
+const GALLERY_KEY = "gallery/gallery.bin";
 
 async function loadGallery(bucket: Bucket): Promise<Gallery | undefined> {
   const bytes = await bucket.get(GALLERY_KEY);

@@ -2,7 +2,7 @@
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 
-export const AnswerModeSchema = Type.Union([Type.Literal("closed"), Type.Literal("open")]);
+const AnswerModeSchema = Type.Union([Type.Literal("closed"), Type.Literal("open")]);
 
 export const JobMessageSchema = Type.Object({
   kind: Type.Union([Type.Literal("recognize"), Type.Literal("embed")]),

@@ -20,7 +20,7 @@ export interface JobDependencies {
   threshold: number;
 }
 
-export const UNKNOWN_PERSON = "Unknown";
+const UNKNOWN_PERSON = "Unknown";
 
 /** Returns the reply to send. Throws only on faults worth a retry (storage unreachable and the like). */
 export async function handleJob(job: JobMessage, deps: JobDependencies): Promise<ReplyMessage> {

@@ -14,7 +14,7 @@ export interface Expectation {
 }
 
 /** How long an action's effect may take to show in the listing before the listing is believed again. */
-export const EXPECTATION_GRACE_MS = 10_000;
+const EXPECTATION_GRACE_MS = 10_000;
 
 /** Listed states that show the action has not been seen yet. */
 const BEHIND: Record<Expectation["state"], ReadonlySet<InstanceState>> = {

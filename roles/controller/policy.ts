@@ -34,7 +34,7 @@ export interface ScalingDecision {
 }
 
 /** Never more than this, whatever the configuration says. */
-export const HARD_MAX_INSTANCES = 15;
+const HARD_MAX_INSTANCES = 15;
 
 /** States that hold a machine (and count against the limit): all but stopped and terminated. */
 const OCCUPYING: ReadonlySet<InstanceState> = new Set(["pending", "running", "stopping", "shutting-down"]);

@@ -11,7 +11,7 @@ import { ROLE_TAG } from "../../boot.ts";
 import type { AppInstance, Fleet, InstanceState } from "../types.ts";
 
 export const DEPLOYMENT_TAG = "Deployment";
-export const APP_ROLE = "app";
+const APP_ROLE = "app";
 
 export interface Ec2FleetOptions {
   /** The value of every instance's Deployment tag (the resource prefix). */

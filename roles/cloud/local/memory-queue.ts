@@ -6,7 +6,7 @@
  */
 import { MessageTooLargeError, type JobQueue, type QueueDepth, type QueueService, type ReceivedMessage } from "../types.ts";
 
-export const MAX_MESSAGE_BYTES = 1024;
+const MAX_MESSAGE_BYTES = 1024;
 
 interface StoredMessage {
   messageId: string;
