@@ -4,7 +4,9 @@
  * infra/bake-ami.ts and infra/launch.ts against it as a user would against AWS, so the web tier answers on
  * port 8000 like the real one. Prints the course grader's table every second; on SIGINT/SIGTERM tears
  * everything down and prints, as its last line, one JSON object with the scaling figures.
- *   bun run scripts/cloud-sim.ts [--boot-delay SECONDS] [--pool warm|cold] [--port 8000]
+ *   bun run scripts/cloud-sim.ts [--boot-delay SECONDS] [--start-delay SECONDS] [--pool warm|cold] [--port 8000]
+ * --boot-delay is pending -> running after a launch; --start-delay after a start of a stopped instance (default: the
+ * boot delay).
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,12 +19,14 @@ import { REPO_ROOT, startRegion } from "../tests/support/region.ts";
 const { values: args } = parseArgs({
   options: {
     "boot-delay": { type: "string", default: "0" },
+    "start-delay": { type: "string" },
     pool: { type: "string", default: "warm" },
     port: { type: "string", default: "8000" },
   },
 });
 if (args.pool !== "warm" && args.pool !== "cold") throw new Error("--pool is warm or cold");
 const bootDelayMs = Number(args["boot-delay"]) * 1000;
+const startDelayMs = Number(args["start-delay"] ?? args["boot-delay"]) * 1000;
 const PREFIX = "facefleet-sim";
 const SAMPLE_MS = 100;
 
@@ -39,6 +43,7 @@ const stateFile = join(work, `${PREFIX}.json`);
 
 const region = await startRegion({
   bootDelayMs,
+  startDelayMs,
   // Stopping takes EC2 a fraction of a boot.
   stopDelayMs: bootDelayMs / 4,
   logDir: join(work, "instances"),
@@ -75,7 +80,7 @@ try {
   await region.stop();
   process.exit(1);
 }
-console.error(`web tier answering on ${webUrl} (boot delay ${args["boot-delay"]} s, ${args.pool} pool); Ctrl-C tears down`);
+console.error(`web tier answering on ${webUrl} (boot delay ${bootDelayMs / 1000} s, start delay ${startDelayMs / 1000} s, ${args.pool} pool); Ctrl-C tears down`);
 
 const requestQueue = cloud.queues.queue(names.reqQueue);
 const responseQueue = cloud.queues.queue(names.respQueue);

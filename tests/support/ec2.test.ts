@@ -113,6 +113,37 @@ describe("instances", () => {
     await expect(ec2.send(new StartInstancesCommand({ InstanceIds: [id] }))).rejects.toMatchObject({ name: "IncorrectInstanceState", $metadata: { httpStatusCode: 400 } });
   });
 
+  test("a launch takes the boot delay; a start of a stopped instance the start delay, or the boot delay when none is set", async () => {
+    const untilRunning = async (enterPending: () => Promise<string>) => {
+      const started = performance.now();
+      await emulator.waitForState(await enterPending(), "running");
+      return performance.now() - started;
+    };
+    const launch = async () => (await run(1, { Role: "app", Deployment: "ec2-test-delays" }))[0]!.InstanceId!;
+    const stop = async (id: string) => {
+      await ec2.send(new StopInstancesCommand({ InstanceIds: [id] }));
+      await emulator.waitForState(id, "stopped");
+    };
+    const start = (id: string) => async () => {
+      await ec2.send(new StartInstancesCommand({ InstanceIds: [id] }));
+      return id;
+    };
+    try {
+      Object.assign(emulator.delays, { bootDelayMs: 1000, startDelayMs: 50 });
+      let id = "";
+      expect(await untilRunning(async () => (id = await launch()))).toBeGreaterThanOrEqual(1000);
+      await stop(id);
+      const quickStart = await untilRunning(start(id));
+      expect(quickStart).toBeGreaterThanOrEqual(50);
+      expect(quickStart).toBeLessThan(1000);
+      emulator.delays.startDelayMs = undefined;
+      await stop(id);
+      expect(await untilRunning(start(id))).toBeGreaterThanOrEqual(1000);
+    } finally {
+      Object.assign(emulator.delays, { bootDelayMs: 0, startDelayMs: undefined });
+    }
+  });
+
   test("errors are the SDK's named exceptions with EC2's codes", async () => {
     await expect(ec2.send(new DescribeInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] }))).rejects.toMatchObject({ name: "InvalidInstanceID.NotFound" });
     await expect(ec2.send(new RunInstancesCommand({ ImageId: "ami-00000000000000bad", MinCount: 1, MaxCount: 1 }))).rejects.toMatchObject({ name: "InvalidAMIID.NotFound" });

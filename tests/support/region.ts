@@ -20,8 +20,10 @@ export const TEST_CREDENTIALS = { accessKeyId: "AKIAEMULATEDREGION00", secretAcc
 
 export interface RegionOptions {
   region?: string;
-  /** pending -> running (default 0). */
+  /** pending -> running after RunInstances (default 0). */
   bootDelayMs?: number;
+  /** pending -> running after StartInstances (default: bootDelayMs). */
+  startDelayMs?: number;
   /** stopping -> stopped, shutting-down -> terminated, after the process ended (default 0). */
   stopDelayMs?: number;
   /** SIGTERM -> SIGKILL for an instance's process (default 2000). */
@@ -80,6 +82,7 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
   const ec2 = startEc2Emulator({
     region,
     bootDelayMs: options.bootDelayMs,
+    startDelayMs: options.startDelayMs,
     stopDelayMs: options.stopDelayMs,
     killGraceMs: options.killGraceMs,
     logDir,

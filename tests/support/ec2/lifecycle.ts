@@ -1,6 +1,6 @@
 /**
- * Instance state machine: pending -> running -> stopping -> stopped, and shutting-down -> terminated, with the boot
- * and stop delays of the region. Entering `running` starts the instance's process; stop and terminate end it; a
+ * Instance state machine: pending -> running -> stopping -> stopped, and shutting-down -> terminated, with the boot,
+ * start and stop delays of the region. Entering `running` starts the instance's process; stop and terminate end it; a
  * process that ends by itself is an instance-initiated shutdown (stop, or terminate if the instance says so).
  */
 import { join } from "node:path";
@@ -8,7 +8,10 @@ import type { Instance, InstanceStateName } from "./model.ts";
 import { spawnInstanceProcess, type InstanceProcess, type ProcessSpec } from "./process.ts";
 
 export interface LifecycleOptions {
+  /** pending -> running after RunInstances. */
   bootDelayMs: number;
+  /** pending -> running after StartInstances of a stopped instance. */
+  startDelayMs: number;
   stopDelayMs: number;
   /** Between SIGTERM and SIGKILL when an instance stops. */
   killGraceMs: number;
@@ -32,13 +35,13 @@ export class InstanceLifecycle {
 
   launch(instance: Instance): void {
     this.enter(instance, "pending");
-    this.boot(instance);
+    this.boot(instance, this.options.bootDelayMs);
   }
 
   start(instance: Instance): void {
     if (instance.state !== "stopped") return;
     this.enter(instance, "pending");
-    this.boot(instance);
+    this.boot(instance, this.options.startDelayMs);
   }
 
   stop(instance: Instance): void {
@@ -90,10 +93,10 @@ export class InstanceLifecycle {
     void work.finally(() => this.pending.delete(work));
   }
 
-  private boot(instance: Instance): void {
+  private boot(instance: Instance, delayMs: number): void {
     const generation = this.generations.get(instance.id)!;
     this.track(
-      Bun.sleep(this.options.bootDelayMs).then(() => {
+      Bun.sleep(delayMs).then(() => {
         if (!this.current(instance, generation)) return;
         this.enter(instance, "running");
         this.spawn(instance);

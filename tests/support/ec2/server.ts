@@ -20,8 +20,10 @@ const NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/";
 
 export interface Ec2EmulatorOptions {
   region?: string;
-  /** pending -> running, in ms (0 in tests). */
+  /** pending -> running after RunInstances, in ms (0 in tests). */
   bootDelayMs?: number;
+  /** pending -> running after StartInstances of a stopped instance, in ms (default: bootDelayMs). */
+  startDelayMs?: number;
   /** stopping -> stopped and shutting-down -> terminated once the process has ended, in ms. */
   stopDelayMs?: number;
   /** SIGTERM -> SIGKILL when an instance's process is ended (default 2000 ms). */
@@ -55,7 +57,7 @@ export interface Ec2Emulator {
   /** Stock image ids by name. */
   stockImages: Record<string, string>;
   /** The delays can change while the emulator runs (a simulation compares them). */
-  delays: { bootDelayMs: number; stopDelayMs: number };
+  delays: { bootDelayMs: number; startDelayMs?: number; stopDelayMs: number };
   instances(): InstanceSummary[];
   /** Sends `signal` (default SIGKILL) to the instance's process; false when it has none. */
   killProcess(instanceId: string, signal?: NodeJS.Signals): boolean;
@@ -70,10 +72,13 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
   const region = options.region ?? "us-east-1";
   mkdirSync(options.logDir, { recursive: true });
   const store = new Ec2Store();
-  const delays = { bootDelayMs: options.bootDelayMs ?? 0, stopDelayMs: options.stopDelayMs ?? 0 };
+  const delays: Ec2Emulator["delays"] = { bootDelayMs: options.bootDelayMs ?? 0, startDelayMs: options.startDelayMs, stopDelayMs: options.stopDelayMs ?? 0 };
   const lifecycle = new InstanceLifecycle({
     get bootDelayMs() {
       return delays.bootDelayMs;
+    },
+    get startDelayMs() {
+      return delays.startDelayMs ?? delays.bootDelayMs;
     },
     get stopDelayMs() {
       return delays.stopDelayMs;
