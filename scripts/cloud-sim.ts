@@ -69,10 +69,19 @@ async function infra(script: string, ...extra: string[]): Promise<void> {
   if ((await child.exited) !== 0) throw new Error(`infra/${script}.ts failed`);
 }
 
+const requestQueue = cloud.queues.queue(names.reqQueue);
+const responseQueue = cloud.queues.queue(names.respQueue);
+const deadLetterQueue = cloud.queues.queue(names.deadLetterQueue);
+const inputs = cloud.blobs.bucket(names.inBucket);
+const outputs = cloud.blobs.bucket(names.outBucket);
+/** Counted before the web tier can take a request, so `requests` misses none sent the moment it answers. */
+let inputsAtStart = 0;
+
 const webUrl = `http://127.0.0.1:${args.port}`;
 try {
   await infra("bootstrap");
   await infra("bake-ami", "--image", Object.values(region.ec2.stockImages)[0]!);
+  inputsAtStart = await inputs.count();
   await infra("launch", "--pool", args.pool);
   while (!(await fetch(`${webUrl}/healthz`).then((r) => r.ok, () => false))) await Bun.sleep(200);
 } catch (error) {
@@ -81,13 +90,6 @@ try {
   process.exit(1);
 }
 console.error(`web tier answering on ${webUrl} (boot delay ${bootDelayMs / 1000} s, start delay ${startDelayMs / 1000} s, ${args.pool} pool); Ctrl-C tears down`);
-
-const requestQueue = cloud.queues.queue(names.reqQueue);
-const responseQueue = cloud.queues.queue(names.respQueue);
-const deadLetterQueue = cloud.queues.queue(names.deadLetterQueue);
-const inputs = cloud.blobs.bucket(names.inBucket);
-const outputs = cloud.blobs.bucket(names.outBucket);
-const inputsAtStart = await inputs.count();
 
 const figures = { maxRunning: 0, scaleOutS: 0, scaleInS: 0 };
 let burst: { startedAt: number; peakAt: number; peak: number } | undefined;
