@@ -37,7 +37,7 @@ export interface BlazeFaceOptions {
   maxFaces: number;
 }
 
-export const DEFAULT_BLAZEFACE_OPTIONS: BlazeFaceOptions = { model: BLAZEFACE_BACK, minScore: 0.5, iouThreshold: 0.3, maxFaces: 10 };
+const DEFAULT_BLAZEFACE_OPTIONS: BlazeFaceOptions = { model: BLAZEFACE_BACK, minScore: 0.5, iouThreshold: 0.3, maxFaces: 10 };
 
 /** One anchor's decoded face in network input pixels. */
 export interface Candidate {
@@ -69,7 +69,7 @@ export function blazeFaceAnchors(inputSize: number): Point[] {
 }
 
 /** Candidates above `minScore` from the raw logits and regressors (box centre offset, size, keypoint offsets; all in input pixels). */
-export function decodeCandidates(anchors: readonly Point[], logits: Float32Array, regressors: Float32Array, minScore: number): Candidate[] {
+function decodeCandidates(anchors: readonly Point[], logits: Float32Array, regressors: Float32Array, minScore: number): Candidate[] {
   const candidates: Candidate[] = [];
   for (let i = 0; i < anchors.length; i++) {
     const score = 1 / (1 + Math.exp(-logits[i]!));

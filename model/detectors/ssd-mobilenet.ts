@@ -23,7 +23,7 @@ export interface SsdMobilenetOptions {
  * face-api's defaults (SsdMobilenetv1Options: minConfidence 0.5; locateFaces: IoU 0.5). On 400 lfw-devtrain photos they
  * missed 35 faces (0.3: 20): this net is unsure of faces filling half the picture.
  */
-export const DEFAULT_SSD_MOBILENET_OPTIONS: SsdMobilenetOptions = { minScore: 0.5, iouThreshold: 0.5, maxFaces: 10 };
+const DEFAULT_SSD_MOBILENET_OPTIONS: SsdMobilenetOptions = { minScore: 0.5, iouThreshold: 0.5, maxFaces: 10 };
 
 /**
  * The five alignment points as fractions of this detector's box: the median positions of the Landmark68 points in the

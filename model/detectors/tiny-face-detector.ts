@@ -25,7 +25,7 @@ export interface TinyFaceDetectorOptions {
  * face-api defaults to 416 and 0.5; on 400 lfw-devtrain photos those missed 13 faces and 320 with 0.3 missed 5
  * (256 with 0.3: 3, at half the time). The net is sensitive to the face's size in the input.
  */
-export const DEFAULT_TINY_FACE_DETECTOR_OPTIONS: TinyFaceDetectorOptions = { inputSize: 320, minScore: 0.3, iouThreshold: 0.4, maxFaces: 10 };
+const DEFAULT_TINY_FACE_DETECTOR_OPTIONS: TinyFaceDetectorOptions = { inputSize: 320, minScore: 0.3, iouThreshold: 0.4, maxFaces: 10 };
 
 /** Anchor sizes in grid cells, from face-api's src/tinyFaceDetector/const.ts (BOX_ANCHORS). */
 const ANCHORS: readonly Point[] = [

@@ -17,7 +17,7 @@ const DIMENSIONS = 192;
 export type PixelNormalisation = (value: number) => number;
 
 /** human's src/face/mobilefacenet.ts feeds the face tensor its face pipeline cuts out, which is RGB divided by 255. */
-export const HUMAN_NORMALISATION: PixelNormalisation = (value) => value / 255;
+const HUMAN_NORMALISATION: PixelNormalisation = (value) => value / 255;
 
 export class MobileFaceNetEmbedder implements FaceEmbedder {
   readonly name = "mobilefacenet";

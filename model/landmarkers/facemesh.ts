@@ -17,7 +17,7 @@ const POINTS = 468;
  * src/face/facemeshcoords.ts: eye centres are the means of each eye's contour (upper0 + lower0), the nose tip is
  * point 1, the mouth corners 61 and 291. The subject's right eye and mouth corner come first (smaller x in an upright photo).
  */
-export const FACEMESH_FIVE_POINTS: readonly (readonly number[])[] = [
+const FACEMESH_FIVE_POINTS: readonly (readonly number[])[] = [
   [246, 161, 160, 159, 158, 157, 173, 33, 7, 163, 144, 145, 153, 154, 155, 133],
   [466, 388, 387, 386, 385, 384, 398, 263, 249, 390, 373, 374, 380, 381, 382, 362],
   [1],
@@ -34,7 +34,7 @@ export interface FaceMeshOptions {
   refinements: number;
 }
 
-export const DEFAULT_FACEMESH_OPTIONS: FaceMeshOptions = { boxScale: 1.5, meshScale: 1.5, refinements: 1 };
+const DEFAULT_FACEMESH_OPTIONS: FaceMeshOptions = { boxScale: 1.5, meshScale: 1.5, refinements: 1 };
 
 /** A square crop of the image: its centre, side and rotation (radians, the eye line's angle) in image pixels. */
 export interface RotatedSquare {

@@ -36,7 +36,7 @@ export interface Landmark68Options {
  * The five-point framing is the median framing of a 121-pixel crop centred on deep-funneled LFW photos (400 people),
  * the fixed crop with which these landmarks gave the best LFW accuracy.
  */
-export const DEFAULT_LANDMARK68_OPTIONS: Landmark68Options = {
+const DEFAULT_LANDMARK68_OPTIONS: Landmark68Options = {
   boxScale: 1.1,
   centreTowardsMouth: 0.3,
   sidePerEyeDistance: 2.91,

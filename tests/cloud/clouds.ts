@@ -13,7 +13,7 @@ import { loadConfig, type Config } from "../../roles/config.ts";
 import { startRegion, type EmulatedRegion } from "../support/region.ts";
 
 /** Settings the contracts assume: 1 s visibility timeout, dead-letter queue after 2 receives. */
-export const CONTRACT_SETTINGS = { visibilityTimeoutSeconds: 1, maxReceives: 2 } as const;
+const CONTRACT_SETTINGS = { visibilityTimeoutSeconds: 1, maxReceives: 2 } as const;
 
 let deployments = 0;
 

@@ -7,7 +7,7 @@ import { createLogger, type Logger } from "../../roles/log.ts";
 import { startEmbedded, type RunningRoles } from "../../roles/start.ts";
 
 export const DATASETS = join(import.meta.dir, "..", "..", "..", "shared", "datasets");
-export const COURSE_DIR = join(DATASETS, "cse546");
+const COURSE_DIR = join(DATASETS, "cse546");
 export const HAVE_COURSE = existsSync(join(COURSE_DIR, "face_images_100"));
 if (!HAVE_COURSE) console.warn(`skipping service tests that need the course images: ${COURSE_DIR} is absent`);
 

@@ -8,9 +8,9 @@ import { FACE_API_MEAN_RGB } from "./recognition-net.ts";
 import { conv, depthwiseToGrouped, hwioToOihw, normalisedInput, relu } from "./layers.ts";
 import { FaceApiWeights } from "./weights.ts";
 
-export const LANDMARK_INPUT_SIZE = 112;
-export const LANDMARK_INPUT = "pixels";
-export const LANDMARK_OUTPUT = "landmarks";
+const LANDMARK_INPUT_SIZE = 112;
+const LANDMARK_INPUT = "pixels";
+const LANDMARK_OUTPUT = "landmarks";
 
 export function buildLandmarkNet(weights = FaceApiWeights.read("face_landmark_68_model")): Uint8Array {
   const graph = new OnnxGraph("face_api_landmark68");

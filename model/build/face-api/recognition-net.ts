@@ -8,9 +8,9 @@ import { OnnxGraph } from "../onnx-graph.ts";
 import { conv, hwioToOihw, normalisedInput, relu, type TfPadding } from "./layers.ts";
 import { FaceApiWeights, type WeightTensor } from "./weights.ts";
 
-export const RECOGNITION_INPUT_SIZE = 150;
-export const RECOGNITION_INPUT = "pixels";
-export const RECOGNITION_OUTPUT = "descriptor";
+const RECOGNITION_INPUT_SIZE = 150;
+const RECOGNITION_INPUT = "pixels";
+const RECOGNITION_OUTPUT = "descriptor";
 /** face-api's mean RGB for this net (FaceRecognitionNet.forwardInput). */
 export const FACE_API_MEAN_RGB = [122.782, 117.001, 104.298] as const;
 

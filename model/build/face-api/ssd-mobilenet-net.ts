@@ -9,10 +9,10 @@ import { OnnxGraph } from "../onnx-graph.ts";
 import { conv, depthwiseToGrouped, hwioToOihw } from "./layers.ts";
 import { FaceApiWeights } from "./weights.ts";
 
-export const SSD_INPUT_SIZE = 512;
-export const SSD_INPUT = "pixels";
-export const SSD_BOXES = "boxes";
-export const SSD_SCORES = "scores";
+const SSD_INPUT_SIZE = 512;
+const SSD_INPUT = "pixels";
+const SSD_BOXES = "boxes";
+const SSD_SCORES = "scores";
 /** tf.batchNorm's epsilon in face-api's mobileNetV1.ts. */
 const BATCH_NORM_EPSILON = 0.0010000000474974513;
 /** MobileNetV1 layers whose depthwise conv has stride 2 (face-api's getStridesForLayerIdx). */

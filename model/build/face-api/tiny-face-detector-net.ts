@@ -7,8 +7,8 @@ import { OnnxGraph } from "../onnx-graph.ts";
 import { conv, depthwiseToGrouped, hwioToOihw, normalisedInput } from "./layers.ts";
 import { FaceApiWeights } from "./weights.ts";
 
-export const TINY_FACE_DETECTOR_INPUT = "pixels";
-export const TINY_FACE_DETECTOR_OUTPUT = "grid";
+const TINY_FACE_DETECTOR_INPUT = "pixels";
+const TINY_FACE_DETECTOR_OUTPUT = "grid";
 /** face-api's mean RGB for this net (src/tinyFaceDetector/const.ts). */
 const TINY_FACE_DETECTOR_MEAN_RGB = [117.001, 114.697, 97.404] as const;
 /** face-api's leaky relu: relu(x - 0.1x) + 0.1x with 0.1 as a float32. */

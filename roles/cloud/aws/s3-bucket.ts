@@ -3,7 +3,7 @@ import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2
 import { checkObjectKey } from "../object-key.ts";
 import type { BlobStore, Bucket, PutOptions } from "../types.ts";
 
-export class S3Bucket implements Bucket {
+class S3Bucket implements Bucket {
   constructor(
     private readonly client: S3Client,
     readonly name: string,

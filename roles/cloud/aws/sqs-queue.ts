@@ -18,7 +18,7 @@ const MAX_WAIT_SECONDS = 20;
 /** How SQS words its InvalidParameterValue refusal of a body over the queue's MaximumMessageSize. */
 const TOO_LONG = /Message must be shorter than (\d+) bytes/;
 
-export class SqsQueue implements JobQueue {
+class SqsQueue implements JobQueue {
   private url: Promise<string> | undefined;
 
   constructor(

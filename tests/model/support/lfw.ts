@@ -8,7 +8,7 @@ export const LFW_DIR = join(import.meta.dir, "..", "..", "..", "..", "shared", "
 export const HAVE_LFW = existsSync(join(LFW_DIR, "images"));
 if (!HAVE_LFW) console.warn(`skipping model tests that need LFW photos: ${LFW_DIR} is absent`);
 
-export function lfwPath(name: string, number: number): string {
+function lfwPath(name: string, number: number): string {
   return join(LFW_DIR, "images", name, `${name}_${String(number).padStart(4, "0")}.jpg`);
 }
 

@@ -124,6 +124,6 @@ export class Ec2Store {
   }
 }
 
-export const RESOURCE_TYPES: Record<string, string> = { i: "instance", ami: "image", sg: "security-group", lt: "launch-template" };
+const RESOURCE_TYPES: Record<string, string> = { i: "instance", ami: "image", sg: "security-group", lt: "launch-template" };
 
 export const resourceTypeOf = (resourceId: string) => RESOURCE_TYPES[resourceId.split("-")[0] ?? ""] ?? "unknown";

@@ -66,7 +66,7 @@ export interface Ec2Emulator {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_STOCK_IMAGE = "al2023-ami-2023.6-emulated-x86_64";
+const DEFAULT_STOCK_IMAGE = "al2023-ami-2023.6-emulated-x86_64";
 
 export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
   const region = options.region ?? "us-east-1";
