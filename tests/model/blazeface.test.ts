@@ -90,7 +90,7 @@ describe.skipIf(!HAVE_LFW)("BlazeFace on ONNX Runtime", () => {
       expect(face.score).toBeGreaterThan(0.8);
       expect(face.wholeImage).toBe(false);
       const [leftEye, rightEye, nose, leftMouth, rightMouth] = face.landmarks;
-      for (const [x, y] of [leftEye!, rightEye!]) expect(Math.abs(y - 112)).toBeLessThan(15);
+      for (const [, y] of [leftEye!, rightEye!]) expect(Math.abs(y - 112)).toBeLessThan(15);
       expect(leftEye![0]).toBeLessThan(125);
       expect(rightEye![0]).toBeGreaterThan(125);
       expect(nose![1]).toBeGreaterThan(leftEye![1]);

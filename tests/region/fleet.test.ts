@@ -215,8 +215,6 @@ function newJobLines(logPath: string, before: Map<string, number>): JobLogLine[]
 const bootsSince = (logPath: string, offset: number) =>
   readFileSync(logPath).subarray(offset).toString().split("\n").filter((line) => line.includes('"event":"roles_resolved"')).length;
 
-const newJobs = (logPath: string, before: Map<string, number>) => newJobLines(logPath, before).length;
-
 // Both app pool policies: warm (launch leaves 15 stopped instances, scale-out is StartInstances) and cold (scale-out
 // is RunInstances from the launch template, scale-in terminates).
 for (const pool of ["warm", "cold"] as const) {
