@@ -1,4 +1,5 @@
 /** Starts the resolved roles: on EC2 against AWS, or all of them embedded on the local stand-ins. */
+import { availableParallelism } from "node:os";
 import { inspectImage, InferencePool, thresholdFor } from "../model/index.ts";
 import { AnalysisCache } from "./app/analysis-cache.ts";
 import { startAppRole } from "./app/index.ts";
@@ -24,7 +25,7 @@ export async function startRoles(config: Config, resolution: RoleResolution, log
   const running: RunningRole[] = [];
   let port: number | undefined;
   if (resolution.roles.includes("app")) {
-    const pool = await InferencePool.create({ config: config.model });
+    const pool = await InferencePool.create({ config: config.model, workers: appInferenceWorkers(config, availableParallelism()) });
     const app = startAppRole(context, {
       analyzer: pool,
       cache: new AnalysisCache(config.analysisCacheEntries),
@@ -70,6 +71,14 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
       await pool.close();
     },
   };
+}
+
+/**
+ * Inference workers of an app-only process: the configured number, else one per job slot up to one per core. A worker
+ * takes one image at a time, so workers beyond the slots would only hold memory and slow the boot.
+ */
+export function appInferenceWorkers(config: Config, cores: number): number {
+  return config.model.workers || Math.min(cores, config.slotsPerInstance);
 }
 
 function imageInspector(config: Config): ImageInspector {

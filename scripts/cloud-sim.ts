@@ -36,7 +36,6 @@ const settings: Record<string, string> = {
   FACEFLEET_PORT: args.port!,
   FACEFLEET_HOST: "127.0.0.1",
   FACEFLEET_POOL_POLICY: args.pool,
-  FACEFLEET_MODEL_WORKERS: "1",
 };
 const work = mkdtempSync(join(tmpdir(), "facefleet-sim-"));
 const stateFile = join(work, `${PREFIX}.json`);
