@@ -33,6 +33,10 @@ export function isAwsError(error: unknown, ...codes: string[]): boolean {
   return codes.includes(name ?? "") || codes.includes(Code ?? "");
 }
 
+/** What EC2 answers for an id it does not know, which includes one it created a moment ago. */
+export const INSTANCE_NOT_FOUND = "InvalidInstanceID.NotFound";
+export const IMAGE_NOT_FOUND = "InvalidAMIID.NotFound";
+
 /** Runs the read; the named "does not exist" errors become undefined. */
 export async function unlessMissing<T>(read: () => Promise<T>, ...codes: string[]): Promise<T | undefined> {
   try {

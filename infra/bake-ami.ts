@@ -7,7 +7,7 @@
  */
 import { CreateImageCommand, DescribeImagesCommand, DescribeInstancesCommand, RunInstancesCommand, TerminateInstancesCommand, type _InstanceType } from "@aws-sdk/client-ec2";
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { awsClients, destroyClients, isAwsError, toTagList, type AwsClients } from "./aws.ts";
+import { awsClients, destroyClients, IMAGE_NOT_FOUND, INSTANCE_NOT_FOUND, isAwsError, toTagList, unlessMissing, type AwsClients } from "./aws.ts";
 import { newDefaultVersion } from "./launch-template.ts";
 import { DEPLOYMENT_TAG } from "./policies.ts";
 import { runScript, UsageError, waitUntil, type ScriptContext } from "./script.ts";
@@ -36,8 +36,8 @@ async function awaitBuilder(aws: AwsClients, instanceId: string, bucket: string,
   const state = await waitUntil(
     `builder ${instanceId} to stop`,
     async () => {
-      const { Reservations } = await aws.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
-      const name = Reservations?.[0]?.Instances?.[0]?.State?.Name;
+      const described = await unlessMissing(() => aws.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })), INSTANCE_NOT_FOUND);
+      const name = described?.Reservations?.[0]?.Instances?.[0]?.State?.Name;
       return name === "stopped" || name === "terminated" ? name : undefined;
     },
     { timeoutSeconds: options.bakeTimeoutSeconds, pollSeconds: options.pollSeconds },
@@ -124,8 +124,8 @@ async function bake(context: ScriptContext, state: DeploymentState, image: strin
       waitUntil(
         `image ${imageId}`,
         async () => {
-          const { Images } = await aws.ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
-          const imageState = Images?.[0]?.State;
+          const described = await unlessMissing(() => aws.ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] })), IMAGE_NOT_FOUND);
+          const imageState = described?.Images?.[0]?.State;
           if (imageState === "failed" || imageState === "error") throw new Error(`image ${imageId} is ${imageState}`);
           return imageState === "available" ? imageState : undefined;
         },

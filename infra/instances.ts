@@ -1,7 +1,7 @@
 /** The deployment's EC2 instances, found by their Deployment tag. */
 import { DescribeInstancesCommand, paginateDescribeInstances } from "@aws-sdk/client-ec2";
 import { ROLE_TAG } from "../roles/boot.ts";
-import { deploymentFilter, fromTagList, type AwsClients } from "./aws.ts";
+import { deploymentFilter, fromTagList, INSTANCE_NOT_FOUND, unlessMissing, type AwsClients } from "./aws.ts";
 import type { ExistingInstance } from "./launch-plan.ts";
 import { waitUntil } from "./script.ts";
 
@@ -23,8 +23,9 @@ export async function waitForStates(aws: AwsClients, ids: string[], states: stri
   await waitUntil(
     `${ids.join(", ")} to be ${states.join(" or ")}`,
     async () => {
-      const { Reservations } = await aws.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }));
-      const found = (Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []);
+      // Just after RunInstances, EC2 may not know the new ids yet (eventual consistency): keep waiting.
+      const described = await unlessMissing(() => aws.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids })), INSTANCE_NOT_FOUND);
+      const found = (described?.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []);
       return found.length === ids.length && found.every((instance) => states.includes(instance.State?.Name ?? "")) ? true : undefined;
     },
     options,

@@ -15,7 +15,10 @@ import { requireState, stateFilePath, writeState } from "./state.ts";
 
 async function carryOut(aws: AwsClients, action: LaunchAction, launchTemplateId: string, context: ScriptContext): Promise<string[]> {
   const { config, options } = context;
+  const wait = { timeoutSeconds: 600, pollSeconds: options.pollSeconds };
   if (action.kind === "start") {
+    // EC2 refuses to start an instance that is still stopping.
+    await waitForStates(aws, action.ids, ["stopped"], wait);
     await aws.ec2.send(new StartInstancesCommand({ InstanceIds: action.ids }));
     return action.ids;
   }
@@ -35,7 +38,6 @@ async function carryOut(aws: AwsClients, action: LaunchAction, launchTemplateId:
   );
   const ids = (Instances ?? []).flatMap((instance) => (instance.InstanceId ? [instance.InstanceId] : []));
   if (ids.length !== action.count) throw new Error(`asked for ${action.count} ${action.role} instances, got ${ids.length}`);
-  const wait = { timeoutSeconds: 600, pollSeconds: options.pollSeconds };
   if (action.thenStop) {
     await waitForStates(aws, ids, ["running"], wait);
     await aws.ec2.send(new StopInstancesCommand({ InstanceIds: ids }));

@@ -4,7 +4,7 @@
  * part tests/support/ami-builder.ts plays.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { DescribeLaunchTemplateVersionsCommand, EC2Client } from "@aws-sdk/client-ec2";
+import { DescribeLaunchTemplateVersionsCommand, EC2Client, StopInstancesCommand } from "@aws-sdk/client-ec2";
 import { ListBucketsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -80,6 +80,8 @@ beforeAll(async () => {
       return region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder` ? { command: [process.execPath, AMI_BUILDER], cwd: REPO_ROOT } : undefined;
     },
   });
+  // EC2 is eventually consistent: a new instance or image may be unknown to Describe* for a moment.
+  region.ec2.delays.readAfterCreateLagMs = 300;
   s3 = new S3Client({ ...region.clientConfig, endpoint: region.endpoints.s3 });
   sqs = new SQSClient({ ...region.clientConfig, endpoint: region.endpoints.sqs });
   ec2 = new EC2Client({ ...region.clientConfig, endpoint: region.endpoints.ec2 });
@@ -188,6 +190,21 @@ describe("a deployment's life in the emulated region", () => {
     const second = await runCounting("launch", ["--pool-size", "3"]);
     expect(second.stdout).toContain("no changes");
     expect(second.mutations).toEqual([]);
+  }, SCRIPT_TIMEOUT_MS);
+
+  test("launch starts a stopped web tier again, waiting first for one still stopping (EC2 refuses to start it)", async () => {
+    const [web] = alive(PREFIX).filter((instance) => instance.tags.Role === "web+controller");
+    region.ec2.delays.stopDelayMs = 500;
+    try {
+      await ec2.send(new StopInstancesCommand({ InstanceIds: [web!.id] }));
+      expect(region.ec2.store.instances.get(web!.id)!.state).toBe("stopping");
+      const relaunch = await runCounting("launch", ["--pool-size", "3"]);
+      expect(relaunch.stdout).toContain(`start the stopped web+controller instance ${web!.id}`);
+      expect(relaunch.mutations).toEqual(["StartInstances"]);
+      expect(region.ec2.store.instances.get(web!.id)!.state).toBe("running");
+    } finally {
+      region.ec2.delays.stopDelayMs = 0;
+    }
   }, SCRIPT_TIMEOUT_MS);
 
   test("teardown asks first, then deletes everything tagged with the deployment and nothing of another", async () => {

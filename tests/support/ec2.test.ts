@@ -144,6 +144,19 @@ describe("instances", () => {
     }
   });
 
+  test("with a read-after-create lag, a new instance is NotFound by its id until the lag has passed, as EC2 may answer", async () => {
+    emulator.delays.readAfterCreateLagMs = 300;
+    try {
+      const [instance] = await run(1, { Role: "app", Deployment: "ec2-test-lag" });
+      const describe = () => ec2.send(new DescribeInstancesCommand({ InstanceIds: [instance!.InstanceId!] }));
+      await expect(describe()).rejects.toMatchObject({ name: "InvalidInstanceID.NotFound" });
+      await Bun.sleep(300);
+      expect((await describe()).Reservations?.[0]?.Instances?.[0]?.InstanceId).toBe(instance!.InstanceId);
+    } finally {
+      emulator.delays.readAfterCreateLagMs = 0;
+    }
+  });
+
   test("errors are the SDK's named exceptions with EC2's codes", async () => {
     await expect(ec2.send(new DescribeInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] }))).rejects.toMatchObject({ name: "InvalidInstanceID.NotFound" });
     await expect(ec2.send(new RunInstancesCommand({ ImageId: "ami-00000000000000bad", MinCount: 1, MaxCount: 1 }))).rejects.toMatchObject({ name: "InvalidAMIID.NotFound" });

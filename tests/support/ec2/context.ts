@@ -7,6 +7,11 @@ export interface Ec2Context {
   store: Ec2Store;
   lifecycle: InstanceLifecycle;
   region: string;
+  /**
+   * EC2 is eventually consistent: for this long after an instance or image is created, describing it by its id answers
+   * NotFound, as EC2 may.
+   */
+  readonly readAfterCreateLagMs: number;
   /** Called for each instance RunInstances creates, before it boots (the region starts its metadata service). */
   onLaunch(instanceId: string): void;
 }

@@ -26,6 +26,8 @@ export interface Ec2EmulatorOptions {
   startDelayMs?: number;
   /** stopping -> stopped and shutting-down -> terminated once the process has ended, in ms. */
   stopDelayMs?: number;
+  /** How long a new instance or image answers NotFound when described by its id, as EC2 may (default 0). */
+  readAfterCreateLagMs?: number;
   /** SIGTERM -> SIGKILL when an instance's process is ended (default 2000 ms). */
   killGraceMs?: number;
   /** Where each instance's process writes `<instance id>.log`. */
@@ -57,7 +59,7 @@ export interface Ec2Emulator {
   /** Stock image ids by name. */
   stockImages: Record<string, string>;
   /** The delays can change while the emulator runs (a simulation compares them). */
-  delays: { bootDelayMs: number; startDelayMs?: number; stopDelayMs: number };
+  delays: { bootDelayMs: number; startDelayMs?: number; stopDelayMs: number; readAfterCreateLagMs: number };
   instances(): InstanceSummary[];
   /** Sends `signal` (default SIGKILL) to the instance's process; false when it has none. */
   killProcess(instanceId: string, signal?: NodeJS.Signals): boolean;
@@ -72,7 +74,12 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
   const region = options.region ?? "us-east-1";
   mkdirSync(options.logDir, { recursive: true });
   const store = new Ec2Store();
-  const delays: Ec2Emulator["delays"] = { bootDelayMs: options.bootDelayMs ?? 0, startDelayMs: options.startDelayMs, stopDelayMs: options.stopDelayMs ?? 0 };
+  const delays: Ec2Emulator["delays"] = {
+    bootDelayMs: options.bootDelayMs ?? 0,
+    startDelayMs: options.startDelayMs,
+    stopDelayMs: options.stopDelayMs ?? 0,
+    readAfterCreateLagMs: options.readAfterCreateLagMs ?? 0,
+  };
   const lifecycle = new InstanceLifecycle({
     get bootDelayMs() {
       return delays.bootDelayMs;
@@ -94,7 +101,15 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
     stockImages[name] = id;
   }
   const faults = new FaultSwitch();
-  const context: Ec2Context = { store, lifecycle, region, onLaunch: (id) => options.onLaunch?.(store.instances.get(id)!) };
+  const context: Ec2Context = {
+    store,
+    lifecycle,
+    region,
+    get readAfterCreateLagMs() {
+      return delays.readAfterCreateLagMs;
+    },
+    onLaunch: (id) => options.onLaunch?.(store.instances.get(id)!),
+  };
   const server = serveQuery({
     name: "EC2",
     handlers: { ...instanceActions, ...tagActions, ...imageActions, ...securityGroupActions, ...launchTemplateActions },

@@ -19,9 +19,12 @@ const createImage: Ec2Handler = (params, { store }) => {
   return { imageId: image.id };
 };
 
-const describeImages: Ec2Handler = (params, { store }) => {
+const describeImages: Ec2Handler = (params, { store, readAfterCreateLagMs }) => {
   const ids = texts(params, "ImageId");
-  for (const id of ids) if (!store.images.has(id)) throw new QueryError("InvalidAMIID.NotFound", `The image id '[${id}]' does not exist`);
+  for (const id of ids) {
+    const image = store.images.get(id);
+    if (!image || Date.now() - image.creationDate.getTime() < readAfterCreateLagMs) throw new QueryError("InvalidAMIID.NotFound", `The image id '[${id}]' does not exist`);
+  }
   const candidates = ids.length ? ids.map((id) => store.images.get(id)!) : [...store.images.values()];
   const filters = filtersOf(params);
   const matching = candidates.filter((image) =>

@@ -18,10 +18,11 @@ function templateSpec(params: Params, context: Ec2Context): { spec: LaunchSpec; 
   return { spec: template.versions.get(version)!.spec, template: { id: template.id, version } };
 }
 
-function instancesById(params: Params, context: Ec2Context): Instance[] {
+function instancesById(params: Params, context: Ec2Context, { visibleOnly = false } = {}): Instance[] {
   return texts(params, "InstanceId").map((id) => {
     const instance = context.store.instances.get(id);
-    if (!instance) throw new QueryError("InvalidInstanceID.NotFound", `The instance ID '${id}' does not exist`);
+    const hidden = visibleOnly && instance && Date.now() - instance.launchTime.getTime() < context.readAfterCreateLagMs;
+    if (!instance || hidden) throw new QueryError("InvalidInstanceID.NotFound", `The instance ID '${id}' does not exist`);
     return instance;
   });
 }
@@ -75,7 +76,7 @@ const runInstances: Ec2Handler = (params, context) => {
 const describeInstances: Ec2Handler = (params, context) => {
   const { store } = context;
   const filters = filtersOf(params);
-  const candidates = texts(params, "InstanceId").length ? instancesById(params, context) : [...store.instances.values()];
+  const candidates = texts(params, "InstanceId").length ? instancesById(params, context, { visibleOnly: true }) : [...store.instances.values()];
   const matching = candidates.filter((instance) =>
     matchesFilters(
       filters,
