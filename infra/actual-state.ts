@@ -33,7 +33,10 @@ async function readBucket(aws: AwsClients, Bucket: string): Promise<BucketActual
     await aws.s3.send(new HeadBucketCommand({ Bucket }));
   } catch (error) {
     if (isAwsError(error, "NotFound", "NoSuchBucket")) return undefined;
-    if (isAwsError(error, "Forbidden", "AccessDenied")) throw new Error(`bucket name ${Bucket} is taken by another AWS account: set another prefix`);
+    // HeadBucket answers carry no body, so the SDK cannot name the error: go by the HTTP status.
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status === 403) throw new Error(`bucket name ${Bucket} is taken by another AWS account: set another prefix`);
+    if (status === 301) throw new Error(`bucket ${Bucket} is in another region than ${aws.region}: set AWS_REGION to it, or another prefix`);
     throw error;
   }
   const [block, encryption, tagging] = await Promise.all([

@@ -133,6 +133,20 @@ describe("a deployment's life in the emulated region", () => {
     expect(region.iam.store.instanceProfiles.get("itest-instance-profile")?.roleNames).toEqual(["itest-instance-role"]);
   }, SCRIPT_TIMEOUT_MS);
 
+  test("a bucket name another AWS account owns stops bootstrap with a message that says so, before it creates anything", async () => {
+    region.s3sqs.takenBuckets.add("taken-out-bucket");
+    try {
+      const before = region.s3sqs.requests.length;
+      const result = await run("bootstrap", [], { prefix: "taken" });
+      expect(result.code).not.toBe(0);
+      expect(result.output).toContain("bucket name taken-out-bucket is taken by another AWS account: set another prefix");
+      expect(region.s3sqs.requests.slice(before).filter((call) => MUTATING.test(call))).toEqual([]);
+      expect(existsSync(stateFile("taken"))).toBe(false);
+    } finally {
+      region.s3sqs.takenBuckets.clear();
+    }
+  }, SCRIPT_TIMEOUT_MS);
+
   test("a second bootstrap changes nothing and says so", async () => {
     const { stdout, mutations } = await runCounting("bootstrap", ["--ingress-cidr", "203.0.113.0/24"]);
     expect(stdout).toContain("no changes: deployment 'itest' is up to date");

@@ -6,6 +6,8 @@
  *   subresources itself, with S3's own error codes;
  * - fauxqs names queues `http://sqs.<region>.localhost:<port>/...`, a host that does not resolve here, and the SDK
  *   sends each queue call to its queue URL's host: the front rewrites queue URLs in answers to its own address.
+ * It also plays the rest of the world: bucket names in `takenBuckets` belong to another AWS account, so every request
+ * to them answers 403 AccessDenied (HEAD with no body, as S3 does).
  * Everything else goes to fauxqs unchanged.
  */
 const SUBRESOURCES: Record<string, { missingCode: string }> = {
@@ -23,12 +25,15 @@ export interface FauxqsFront {
   address: string;
   /** Every request, in order, as `SQS <operation>` or `S3 <method> <path and query>`, so a test can tell which calls a client made. */
   requests: string[];
+  /** Bucket names another AWS account owns. */
+  takenBuckets: Set<string>;
   stop(): Promise<void>;
 }
 
 export function startFauxqsFront(upstream: string): FauxqsFront {
   const settings = new Map<string, string>();
   const requests: string[] = [];
+  const takenBuckets = new Set<string>();
   let origin = "";
   const server = Bun.serve({
     hostname: "127.0.0.1",
@@ -38,6 +43,7 @@ export function startFauxqsFront(upstream: string): FauxqsFront {
       const sqsOperation = request.headers.get("x-amz-target")?.match(/^AmazonSQS\.(\w+)$/)?.[1];
       requests.push(sqsOperation ? `SQS ${sqsOperation}` : `S3 ${request.method} ${url.pathname}${url.search}`);
       const bucket = url.pathname.split("/").filter(Boolean);
+      if (!sqsOperation && takenBuckets.has(bucket[0] ?? "")) return request.method === "HEAD" ? new Response(null, { status: 403 }) : s3Error("AccessDenied", 403);
       const subresource = Object.keys(SUBRESOURCES).find((name) => url.searchParams.has(name));
       if (bucket.length === 1 && subresource) {
         const key = `${bucket[0]}?${subresource}`;
@@ -70,5 +76,5 @@ export function startFauxqsFront(upstream: string): FauxqsFront {
     },
   });
   origin = `http://127.0.0.1:${server.port}`;
-  return { address: origin, requests, stop: () => server.stop(true) };
+  return { address: origin, requests, takenBuckets, stop: () => server.stop(true) };
 }

@@ -13,6 +13,8 @@ export interface S3SqsEmulator {
   faults: { s3: FaultSwitch; sqs: FaultSwitch };
   /** Every request, in order: see `FauxqsFront.requests`. */
   requests: string[];
+  /** See `FauxqsFront.takenBuckets`. */
+  takenBuckets: Set<string>;
   stop(): Promise<void>;
 }
 
@@ -71,6 +73,7 @@ export async function startS3AndSqs(): Promise<S3SqsEmulator> {
     endpoint: front.address,
     faults,
     requests: front.requests,
+    takenBuckets: front.takenBuckets,
     async stop() {
       await front.stop();
       await app.close();
