@@ -72,8 +72,9 @@ report_failure() {
 }
 trap report_failure ERR
 
-dnf install -y nodejs npm tar gzip
-npm install -g bun
+# AL2023 packages Node.js by major version (20, 22, 24); npm-22 is the namespaced npm of Node.js 22.
+dnf install -y nodejs22 nodejs22-npm tar gzip
+npm-22 install -g bun
 export PATH="/usr/local/bin:$PATH"
 bun --version
 

@@ -38,7 +38,8 @@ describe("AMI builder user data", () => {
 
   test("installs Bun from npm, then the project from its tarball, its models, and production dependencies only", () => {
     const order = [
-      "npm install -g bun",
+      "dnf install -y nodejs22 nodejs22-npm",
+      "npm-22 install -g bun",
       "aws s3 cp s3://alpha-in-bucket/_bake/abc-1/facefleet.tar.gz /tmp/facefleet.tar.gz",
       "tar -xzf /tmp/facefleet.tar.gz -C /opt/facefleet",
       "bun install --frozen-lockfile",
