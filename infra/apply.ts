@@ -17,11 +17,11 @@ import {
 } from "@aws-sdk/client-iam";
 import { CreateBucketCommand, PutBucketEncryptionCommand, PutBucketTaggingCommand, PutPublicAccessBlockCommand, type BucketLocationConstraint } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand, TagQueueCommand } from "@aws-sdk/client-sqs";
-import { toTagList, type AwsClients } from "./aws.ts";
+import { isAwsError, toTagList, type AwsClients } from "./aws.ts";
 import { describeChange, desiredPermissions, redrivePolicy, type ActualState, type Change, type DesiredState, type IngressRule, type QueueSpec } from "./plan.ts";
 import { launchTemplateData, newDefaultVersion } from "./launch-template.ts";
 import { instanceRoleTrustPolicy } from "./policies.ts";
-import type { Output } from "./script.ts";
+import { waitUntil, type Output } from "./script.ts";
 
 const ipPermission = (rule: IngressRule, description?: string) => ({
   IpProtocol: rule.protocol,
@@ -30,7 +30,10 @@ const ipPermission = (rule: IngressRule, description?: string) => ({
   IpRanges: [{ CidrIp: rule.cidr, ...(description && { Description: description }) }],
 });
 
-export async function applyChanges(aws: AwsClients, desired: DesiredState, actual: ActualState, changes: Change[], out: Output): Promise<void> {
+/** SQS frees a deleted queue's name after 60 s. */
+const QUEUE_NAME_REUSE_TIMEOUT_SECONDS = 90;
+
+export async function applyChanges(aws: AwsClients, desired: DesiredState, actual: ActualState, changes: Change[], out: Output, pollSeconds: number): Promise<void> {
   const queueUrls = new Map(Object.entries(actual.queues).flatMap(([name, queue]) => (queue ? [[name, queue.url] as const] : [])));
   let securityGroupId = actual.securityGroup?.id;
   let roleArn = actual.role?.arn;
@@ -61,8 +64,21 @@ export async function applyChanges(aws: AwsClients, desired: DesiredState, actua
           }
           case "queue": {
             const attributes = await queueAttributes(queueSpec(change.name));
-            const { QueueUrl } = await aws.sqs.send(new CreateQueueCommand({ QueueName: change.name, Attributes: attributes, tags }));
-            queueUrls.set(change.name, known(QueueUrl, `URL of ${change.name}`));
+            const create = new CreateQueueCommand({ QueueName: change.name, Attributes: attributes, tags });
+            // SQS refuses a queue's name for 60 s after that queue was deleted (a teardown just before, say).
+            const QueueUrl = await waitUntil(
+              `SQS to take the name ${change.name} again after its deletion`,
+              async () => {
+                try {
+                  return (await aws.sqs.send(create)).QueueUrl;
+                } catch (error) {
+                  if (isAwsError(error, "QueueDeletedRecently")) return undefined;
+                  throw error;
+                }
+              },
+              { timeoutSeconds: QUEUE_NAME_REUSE_TIMEOUT_SECONDS, pollSeconds },
+            );
+            queueUrls.set(change.name, QueueUrl);
             return;
           }
           case "security-group": {

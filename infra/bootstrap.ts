@@ -46,7 +46,7 @@ await runScript("bootstrap", async ({ config, options, out }) => {
       return;
     } else {
       out.line(`applying ${changes.length} changes:`);
-      await applyChanges(aws, desired, actual, changes, out);
+      await applyChanges(aws, desired, actual, changes, out, options.pollSeconds);
     }
     // IAM and S3 settings are eventually consistent on AWS: read back until the plan is empty.
     let left = changes;

@@ -117,13 +117,13 @@ export async function confirm(question: string): Promise<boolean> {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Polls `check` until it returns a value; throws after `timeoutSeconds` naming what it waited for. */
-export async function waitUntil<T>(what: string, check: () => Promise<T | undefined>, options: { timeoutSeconds: number; pollSeconds: number }): Promise<T> {
+/** Polls `check` until it returns a value; throws after `timeoutSeconds` naming what it waited for (as it was last). */
+export async function waitUntil<T>(what: string | (() => string), check: () => Promise<T | undefined>, options: { timeoutSeconds: number; pollSeconds: number }): Promise<T> {
   const deadline = Date.now() + options.timeoutSeconds * 1000;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${options.timeoutSeconds} s waiting for ${what}`);
+    if (Date.now() >= deadline) throw new Error(`timed out after ${options.timeoutSeconds} s waiting for ${typeof what === "string" ? what : what()}`);
     await sleep(options.pollSeconds * 1000);
   }
 }

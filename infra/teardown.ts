@@ -43,6 +43,8 @@ interface Inventory {
 }
 
 const NO_SUCH_IAM_ENTITY = ["NoSuchEntity", "NoSuchEntityException"];
+/** SQS takes up to 60 s to delete a queue; images and IAM roles also stay listed for a while. */
+const GONE_TIMEOUT_SECONDS = 120;
 
 async function taggedIamName(prefix: string, read: () => Promise<{ Tags?: { Key?: string; Value?: string }[] } | undefined>): Promise<boolean> {
   const found = await unlessMissing(read, ...NO_SUCH_IAM_ENTITY);
@@ -180,8 +182,18 @@ await runScript("teardown", async (context) => {
         return;
       }
       await tearDown(aws, inventory, context);
-      const left = await out.step("check that nothing is left", () => takeInventory(aws, context));
-      if (inventorySize(left) > 0) throw new Error(`still there: ${JSON.stringify(left)}`);
+      // Deleted resources can stay listed for a while on AWS: look again until they are gone.
+      let left = inventory;
+      await out.step("check that nothing is left", () =>
+        waitUntil(
+          () => `nothing tagged ${DEPLOYMENT_TAG}=${config.prefix} (still there: ${JSON.stringify(left)})`,
+          async () => {
+            left = await takeInventory(aws, context);
+            return inventorySize(left) === 0 ? true : undefined;
+          },
+          { timeoutSeconds: GONE_TIMEOUT_SECONDS, pollSeconds: options.pollSeconds },
+        ),
+      );
     }
     removeState(stateFilePath(config.prefix, options.stateFile));
     out.line(`deployment '${config.prefix}' is gone`);

@@ -256,4 +256,17 @@ describe("a deployment's life in the emulated region", () => {
     expect(again.stdout).toContain("no changes");
     expect(again.mutations).toEqual([]);
   }, SCRIPT_TIMEOUT_MS);
+
+  test("bootstrap right after a teardown waits until SQS gives the queue names back", async () => {
+    region.s3sqs.sqs.queueNameReuseDelayMs = 3000;
+    try {
+      await runCounting("teardown", ["--yes"], { prefix: "other" });
+      const rebuilt = await runCounting("bootstrap", [], { prefix: "other" });
+      // Three queues, and at least one refused first.
+      expect(rebuilt.mutations.filter((call) => call === "SQS CreateQueue").length).toBeGreaterThan(3);
+      expect((await queueUrls()).filter((url) => url.includes("/other-"))).toHaveLength(3);
+    } finally {
+      region.s3sqs.sqs.queueNameReuseDelayMs = 0;
+    }
+  }, SCRIPT_TIMEOUT_MS);
 });

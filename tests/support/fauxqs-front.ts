@@ -6,8 +6,10 @@
  *   subresources itself, with S3's own error codes;
  * - fauxqs names queues `http://sqs.<region>.localhost:<port>/...`, a host that does not resolve here, and the SDK
  *   sends each queue call to its queue URL's host: the front rewrites queue URLs in answers to its own address.
- * It also plays the rest of the world: bucket names in `takenBuckets` belong to another AWS account, so every request
- * to them answers 403 AccessDenied (HEAD with no body, as S3 does).
+ * It also plays what fauxqs leaves out:
+ * - bucket names in `takenBuckets` belong to another AWS account, so every request to them answers 403 AccessDenied
+ *   (HEAD with no body, as S3 does);
+ * - SQS refuses a deleted queue's name for a while (60 s on AWS; `sqs.queueNameReuseDelayMs`, default 0).
  * Everything else goes to fauxqs unchanged.
  */
 const SUBRESOURCES: Record<string, { missingCode: string }> = {
@@ -19,6 +21,13 @@ const SUBRESOURCES: Record<string, { missingCode: string }> = {
 const xml = (body: string, status = 200) => new Response(body, { status, headers: { "content-type": "application/xml" } });
 const s3Error = (code: string, status: number) => xml(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`, status);
 
+/** SQS's JSON protocol error, with the query-compatible header the SDK reads the code from. */
+const queueDeletedRecently = () =>
+  new Response(JSON.stringify({ __type: "com.amazonaws.sqs#QueueDeletedRecently", message: "You must wait 60 seconds after deleting a queue before you can create another queue with the same name." }), {
+    status: 400,
+    headers: { "content-type": "application/x-amz-json-1.0", "x-amzn-query-error": "AWS.SimpleQueueService.QueueDeletedRecently;Sender" },
+  });
+
 const FAUXQS_QUEUE_ORIGIN = /http:\/\/sqs\.[a-z0-9-]+\.localhost:\d+/g;
 
 export interface FauxqsFront {
@@ -27,6 +36,7 @@ export interface FauxqsFront {
   requests: string[];
   /** Bucket names another AWS account owns. */
   takenBuckets: Set<string>;
+  sqs: { queueNameReuseDelayMs: number };
   stop(): Promise<void>;
 }
 
@@ -34,6 +44,9 @@ export function startFauxqsFront(upstream: string): FauxqsFront {
   const settings = new Map<string, string>();
   const requests: string[] = [];
   const takenBuckets = new Set<string>();
+  const sqs = { queueNameReuseDelayMs: 0 };
+  /** Queue name -> when SQS takes it again. */
+  const deletedQueues = new Map<string, number>();
   let origin = "";
   const server = Bun.serve({
     hostname: "127.0.0.1",
@@ -44,6 +57,12 @@ export function startFauxqsFront(upstream: string): FauxqsFront {
       requests.push(sqsOperation ? `SQS ${sqsOperation}` : `S3 ${request.method} ${url.pathname}${url.search}`);
       const bucket = url.pathname.split("/").filter(Boolean);
       if (!sqsOperation && takenBuckets.has(bucket[0] ?? "")) return request.method === "HEAD" ? new Response(null, { status: 403 }) : s3Error("AccessDenied", 403);
+      if (sqsOperation === "CreateQueue" || sqsOperation === "DeleteQueue") {
+        const body = (await request.clone().json()) as { QueueName?: string; QueueUrl?: string };
+        const name = body.QueueName ?? body.QueueUrl?.split("/").pop() ?? "";
+        if (sqsOperation === "DeleteQueue") deletedQueues.set(name, Date.now() + sqs.queueNameReuseDelayMs);
+        else if ((deletedQueues.get(name) ?? 0) > Date.now()) return queueDeletedRecently();
+      }
       const subresource = Object.keys(SUBRESOURCES).find((name) => url.searchParams.has(name));
       if (bucket.length === 1 && subresource) {
         const key = `${bucket[0]}?${subresource}`;
@@ -76,5 +95,5 @@ export function startFauxqsFront(upstream: string): FauxqsFront {
     },
   });
   origin = `http://127.0.0.1:${server.port}`;
-  return { address: origin, requests, takenBuckets, stop: () => server.stop(true) };
+  return { address: origin, requests, takenBuckets, sqs, stop: () => server.stop(true) };
 }

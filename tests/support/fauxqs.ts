@@ -13,8 +13,9 @@ export interface S3SqsEmulator {
   faults: { s3: FaultSwitch; sqs: FaultSwitch };
   /** Every request, in order: see `FauxqsFront.requests`. */
   requests: string[];
-  /** See `FauxqsFront.takenBuckets`. */
+  /** See `FauxqsFront.takenBuckets` and `FauxqsFront.sqs`. */
   takenBuckets: Set<string>;
+  sqs: { queueNameReuseDelayMs: number };
   stop(): Promise<void>;
 }
 
@@ -74,6 +75,7 @@ export async function startS3AndSqs(): Promise<S3SqsEmulator> {
     faults,
     requests: front.requests,
     takenBuckets: front.takenBuckets,
+    sqs: front.sqs,
     async stop() {
       await front.stop();
       await app.close();
