@@ -59,7 +59,9 @@ export function builderUserData(input: BuilderUserDataInput): string {
   }
   if (!/^[a-z0-9-]+$/.test(input.region)) throw new Error(`bad region: ${input.region}`);
   const s3 = `s3://${input.bucket}`;
-  const { role: _role, ...config } = input.config;
+  const { role: _role, ...deployment } = input.config;
+  // The image runs only on EC2: its instances wait for their metadata service rather than ever running embedded.
+  const config = { ...deployment, instanceMetadata: "required" };
   const environment = { FACEFLEET_CONFIG: CONFIG_FILE, AWS_REGION: input.region };
   return `#!/bin/bash
 # facefleet AMI builder: runs once as root via cloud-init.

@@ -8,7 +8,21 @@ import { Value } from "@sinclair/typebox/value";
 import { RoleSchema, type Role } from "./config.ts";
 
 export const ROLE_TAG = "Role";
+/** Off EC2 nothing answers at the metadata address: this soon, the process runs every role embedded. */
 const METADATA_TIMEOUT_MS = 300;
+const REQUIRED_METADATA_ATTEMPT_TIMEOUT_MS = 1000;
+const REQUIRED_METADATA_WAIT_MS = 30_000;
+const METADATA_RETRY_PAUSE_MS = 250;
+
+export interface MetadataPolicy {
+  /**
+   * The process runs on EC2 (the baked image says so): a metadata service slow to answer is waited for, and one that
+   * never answers is an error (systemd restarts the process), never the embedded mode.
+   */
+  required: boolean;
+  /** How long a required metadata service may take to answer (default 30 s). */
+  waitMs?: number;
+}
 
 export interface RoleResolution {
   roles: Role[];
@@ -40,17 +54,32 @@ function roleArgument(argv: string[]): string | undefined {
   return arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : argv[index + 1];
 }
 
-export async function resolveRoles(argv: string[], env: Record<string, string | undefined>): Promise<RoleResolution> {
+/** The instance metadata service once it has handed out a token; undefined when it is optional and did not answer. */
+async function reachMetadataService({ required, waitMs = REQUIRED_METADATA_WAIT_MS }: MetadataPolicy): Promise<MetadataService | undefined> {
+  const timeout = required ? REQUIRED_METADATA_ATTEMPT_TIMEOUT_MS : METADATA_TIMEOUT_MS;
+  const metadata = new MetadataService({ httpOptions: { timeout }, retries: 0, ec2MetadataV1Disabled: true });
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      await metadata.fetchMetadataToken();
+      return metadata;
+    } catch {
+      if (!required) return undefined;
+      if (Date.now() >= deadline) {
+        throw new RoleError(`no instance metadata service answered in ${waitMs / 1000} s; this process is set to run on EC2 (instanceMetadata: required), where its role comes from the instance's '${ROLE_TAG}' tag`);
+      }
+      await Bun.sleep(METADATA_RETRY_PAUSE_MS);
+    }
+  }
+}
+
+export async function resolveRoles(argv: string[], env: Record<string, string | undefined>, metadataPolicy: MetadataPolicy = { required: false }): Promise<RoleResolution> {
   const fromArgument = roleArgument(argv);
   if (fromArgument !== undefined) return { roles: parseRoles(fromArgument), source: "argument" };
   if (env.FACEFLEET_ROLE) return { roles: parseRoles(env.FACEFLEET_ROLE), source: "environment" };
 
-  const metadata = new MetadataService({ httpOptions: { timeout: METADATA_TIMEOUT_MS }, retries: 0, ec2MetadataV1Disabled: true });
-  try {
-    await metadata.fetchMetadataToken();
-  } catch {
-    return { roles: ["all"], source: "no-instance-metadata" };
-  }
+  const metadata = await reachMetadataService(metadataPolicy);
+  if (!metadata) return { roles: ["all"], source: "no-instance-metadata" };
   const instanceId = (await metadata.request("/latest/meta-data/instance-id", {})).trim();
   try {
     const tag = await metadata.request(`/latest/meta-data/tags/instance/${ROLE_TAG}`, {});

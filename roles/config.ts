@@ -15,6 +15,10 @@ const name = (description: string) => Type.Optional(Type.String({ minLength: 1, 
 
 export const ConfigSchema = Type.Object({
   role: Type.Optional(RoleSchema),
+  instanceMetadata: Type.Union([Type.Literal("optional"), Type.Literal("required")], {
+    default: "optional",
+    description: "required: the process runs on EC2 (the baked image sets it), so a metadata service that does not answer is waited for, then an error, never the embedded mode",
+  }),
   prefix: Type.String({ default: "facefleet", pattern: "^[a-z0-9][a-z0-9-]{0,40}$", description: "Resource name prefix and deployment tag" }),
   inBucket: name("Input bucket; default <prefix>-in-bucket"),
   outBucket: name("Output bucket; default <prefix>-out-bucket"),

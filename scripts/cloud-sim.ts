@@ -35,6 +35,8 @@ const settings: Record<string, string> = {
   FACEFLEET_PREFIX: PREFIX,
   FACEFLEET_PORT: args.port!,
   FACEFLEET_HOST: "127.0.0.1",
+  // As the baked image sets it: an instance never falls back to the embedded mode.
+  FACEFLEET_INSTANCE_METADATA: "required",
   FACEFLEET_POOL_POLICY: args.pool,
 };
 const work = mkdtempSync(join(tmpdir(), "facefleet-sim-"));

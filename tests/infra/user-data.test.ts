@@ -54,7 +54,7 @@ describe("AMI builder user data", () => {
     expect(lines.at(-2)).toBe("shutdown -h now");
   });
 
-  test("the image boots into `bun index.ts` with the deployment's configuration and no fixed role", () => {
+  test("the image boots into `bun index.ts` with the deployment's configuration, no fixed role, and instance metadata required", () => {
     expect(hereDocument("FACEFLEET_UNIT")).toBe(systemdUnit());
     expect(systemdUnit()).toContain("ExecStart=/usr/bin/env bun index.ts");
     expect(systemdUnit()).toContain(`EnvironmentFile=${ENVIRONMENT_FILE}`);
@@ -64,7 +64,9 @@ describe("AMI builder user data", () => {
     expect(baked.prefix).toBe("alpha");
     expect(baked.maxReceives).toBe(5);
     expect(baked.role).toBeUndefined();
-    expect(loadConfig({}, baked)).toEqual(loadConfig({}, { prefix: "alpha", maxReceives: 5 }));
+    // Only ever booted on EC2: no instance of the image may fall back to the embedded mode.
+    expect(baked.instanceMetadata).toBe("required");
+    expect(loadConfig({}, baked)).toEqual(loadConfig({}, { prefix: "alpha", maxReceives: 5, instanceMetadata: "required" }));
   });
 
   test("refuses names that would break out of the script or the unit file", () => {

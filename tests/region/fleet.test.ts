@@ -32,6 +32,8 @@ const settingsFor = (pool: PoolPolicy) => ({
   FACEFLEET_SCALE_IN_AFTER_MS: "1000",
   FACEFLEET_VISIBILITY_TIMEOUT_SECONDS: "5",
   FACEFLEET_HOST: "127.0.0.1",
+  // As the baked image sets it: an instance never falls back to the embedded mode.
+  FACEFLEET_INSTANCE_METADATA: "required",
 });
 
 interface Person {

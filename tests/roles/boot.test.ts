@@ -16,19 +16,63 @@ describe("role resolution", () => {
     expect(await resolveRoles([], { FACEFLEET_ROLE: "web" })).toEqual({ roles: ["web"], source: "environment" });
   });
 
-  test("with no metadata service answering, every role runs embedded, quickly", async () => {
-    const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("", { status: 200 }) });
-    const endpoint = `http://127.0.0.1:${closed.port}`;
-    closed.stop(true);
-    const previous = process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
-    process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = endpoint;
+  test("with instance metadata required, a service that never answers is an error, not the embedded mode", async () => {
+    await withMetadataEndpoint(closedEndpoint(), async () => {
+      const started = performance.now();
+      await expect(resolveRoles([], {}, { required: true, waitMs: 600 })).rejects.toThrow(RoleError);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(600);
+    });
+  });
+
+  test("with instance metadata required, a service that answers late is waited for", async () => {
+    const readyAt = Date.now() + 700;
+    const imds = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(request) {
+        if (Date.now() < readyAt) return new Response("", { status: 503 });
+        const path = new URL(request.url).pathname.replace(/\/{2,}/g, "/");
+        if (path === "/latest/api/token" && request.method === "PUT") return new Response("token", { headers: { "x-aws-ec2-metadata-token-ttl-seconds": "21600" } });
+        if (path === "/latest/meta-data/instance-id") return new Response("i-0late");
+        if (path === "/latest/meta-data/tags/instance/Role") return new Response("app");
+        return new Response("", { status: 404 });
+      },
+    });
     try {
+      await withMetadataEndpoint(`http://127.0.0.1:${imds.port}`, async () => {
+        expect(await resolveRoles([], {}, { required: true, waitMs: 10_000 })).toEqual({ roles: ["app"], source: "instance-metadata-tag", instanceId: "i-0late" });
+        expect(Date.now()).toBeGreaterThanOrEqual(readyAt);
+      });
+    } finally {
+      imds.stop(true);
+    }
+  });
+
+  test("with no metadata service answering, every role runs embedded, quickly", async () => {
+    await withMetadataEndpoint(closedEndpoint(), async () => {
       const started = performance.now();
       expect(await resolveRoles([], {})).toEqual({ roles: ["all"], source: "no-instance-metadata" });
       expect(performance.now() - started).toBeLessThan(1500);
-    } finally {
-      if (previous === undefined) delete process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
-      else process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = previous;
-    }
+    });
   });
 });
+
+/** An address where nothing listens any more. */
+function closedEndpoint(): string {
+  const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("", { status: 200 }) });
+  const endpoint = `http://127.0.0.1:${closed.port}`;
+  closed.stop(true);
+  return endpoint;
+}
+
+/** Runs `body` with the SDK's metadata endpoint setting pointing at `endpoint`. */
+async function withMetadataEndpoint(endpoint: string, body: () => Promise<void>): Promise<void> {
+  const previous = process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+  process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = endpoint;
+  try {
+    await body();
+  } finally {
+    if (previous === undefined) delete process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+    else process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = previous;
+  }
+}
