@@ -157,6 +157,17 @@ describe("instances", () => {
     }
   });
 
+  test("a pending instance cannot be stopped yet, as on EC2", async () => {
+    emulator.delays.bootDelayMs = 500;
+    try {
+      const [instance] = await run(1, { Role: "app", Deployment: "ec2-test-pending" });
+      await expect(ec2.send(new StopInstancesCommand({ InstanceIds: [instance!.InstanceId!] }))).rejects.toMatchObject({ name: "IncorrectInstanceState" });
+      await emulator.waitForState(instance!.InstanceId!, "running");
+    } finally {
+      emulator.delays.bootDelayMs = 0;
+    }
+  });
+
   test("errors are the SDK's named exceptions with EC2's codes", async () => {
     await expect(ec2.send(new DescribeInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] }))).rejects.toMatchObject({ name: "InvalidInstanceID.NotFound" });
     await expect(ec2.send(new RunInstancesCommand({ ImageId: "ami-00000000000000bad", MinCount: 1, MaxCount: 1 }))).rejects.toMatchObject({ name: "InvalidAMIID.NotFound" });

@@ -45,7 +45,7 @@ export class InstanceLifecycle {
   }
 
   stop(instance: Instance): void {
-    if (instance.state !== "pending" && instance.state !== "running") return;
+    if (instance.state !== "running") return;
     this.shutDown(instance, "stopping", "stopped", { code: "Client.UserInitiatedShutdown", message: "Client.UserInitiatedShutdown: User initiated shutdown" });
   }
 

@@ -120,7 +120,8 @@ const transition =
   };
 
 const startInstances = transition(["terminated", "shutting-down", "stopping"], (context, instance) => context.lifecycle.start(instance));
-const stopInstances = transition(["terminated", "shutting-down"], (context, instance) => context.lifecycle.stop(instance));
+// EC2 cannot stop an instance before it runs.
+const stopInstances = transition(["terminated", "shutting-down", "pending"], (context, instance) => context.lifecycle.stop(instance));
 const terminateInstances = transition([], (context, instance) => context.lifecycle.terminate(instance));
 
 export const instanceActions: Record<string, Ec2Handler> = {
