@@ -32,6 +32,9 @@ interface Slot {
   job?: Job;
 }
 
+const REPLACE_RETRY_MS = 500;
+const REPLACE_RETRY_MAX_MS = 30_000;
+
 export class WorkerCrashError extends Error {
   override name = "WorkerCrashError";
 }
@@ -41,6 +44,8 @@ export class InferencePool {
   private readonly queue: Job[] = [];
   private nextId = 0;
   private closed = false;
+  /** Set while no worker runs and the last replacement failed to load: jobs fail at once rather than wait forever. */
+  private unavailable: Error | undefined;
 
   private constructor(private readonly spawnWorker: () => Promise<Worker>) {}
 
@@ -63,6 +68,7 @@ export class InferencePool {
 
   analyze(image: Uint8Array): Promise<ImageAnalysis> {
     if (this.closed) return Promise.reject(new Error("the inference pool is closed"));
+    if (this.unavailable) return Promise.reject(this.unavailable);
     return new Promise((resolve, reject) => {
       this.queue.push({ id: this.nextId++, image, resolve, reject });
       this.dispatch();
@@ -86,6 +92,7 @@ export class InferencePool {
   }
 
   private adopt(worker: Worker): void {
+    this.unavailable = undefined;
     const slot: Slot = { worker };
     this.slots.push(slot);
     worker.onmessage = ({ data: message }: MessageEvent<FromWorker>) => {
@@ -109,12 +116,18 @@ export class InferencePool {
     this.dispatch();
   }
 
-  private replace(): void {
+  /** Starts a worker in place of a crashed one, trying again with backoff for as long as its loading fails. */
+  private replace(attempt = 0): void {
     this.spawnWorker().then(
       (worker) => (this.closed ? worker.terminate() : this.adopt(worker)),
       (error: Error) => {
-        console.error(`inference pool: a replacement worker failed to load: ${error.message}`);
-        if (this.slots.length === 0) for (const job of this.queue.splice(0)) job.reject(error);
+        const retryMs = Math.min(REPLACE_RETRY_MAX_MS, REPLACE_RETRY_MS * 2 ** attempt);
+        console.error(`inference pool: a replacement worker failed to load (${error.message}); trying again in ${retryMs} ms`);
+        if (this.slots.length === 0) {
+          this.unavailable = new WorkerCrashError(`no inference worker is running: a replacement failed to load (${error.message})`);
+          for (const job of this.queue.splice(0)) job.reject(this.unavailable);
+        }
+        setTimeout(() => this.closed || this.replace(attempt + 1), retryMs);
       },
     );
   }

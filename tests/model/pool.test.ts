@@ -1,5 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { ModelConfigSchema, type ModelConfig } from "../../model/config.ts";
 import { InferencePool, WorkerCrashError } from "../../model/pool.ts";
@@ -52,6 +54,27 @@ describe("the pool's scheduling, with a stand-in worker", () => {
       expect((await Promise.all([pool.analyze(image(7)), pool.analyze(image(8))])).map((a) => a.width)).toEqual([7, 8]);
     } finally {
       await pool.close();
+    }
+  });
+
+  test("when no worker runs and its replacement cannot load, jobs fail at once; the pool tries again and recovers", async () => {
+    const models = mkdtempSync(join(tmpdir(), "pool-models-"));
+    const pool = await InferencePool.create({ config, workers: 1, onnxDir: models, workerUrl: echoWorker });
+    try {
+      writeFileSync(join(models, "fail"), "");
+      expect(await pool.analyze(image(0xff)).catch((e: unknown) => e)).toBeInstanceOf(WorkerCrashError);
+      const waiting = await pool.analyze(image(1)).catch((e: unknown) => e);
+      expect(waiting).toBeInstanceOf(WorkerCrashError);
+      expect((waiting as Error).message).toContain("failed to load");
+      const started = performance.now();
+      expect(await pool.analyze(image(2)).catch((e: unknown) => e)).toBeInstanceOf(WorkerCrashError);
+      expect(performance.now() - started).toBeLessThan(100);
+      rmSync(join(models, "fail"));
+      await until(() => pool.stats().workers === 1, 10_000);
+      expect((await pool.analyze(image(9))).width).toBe(9);
+    } finally {
+      await pool.close();
+      rmSync(models, { recursive: true, force: true });
     }
   });
 

@@ -1,7 +1,10 @@
 /**
  * A stand-in inference worker for the pool's own tests: it speaks the real protocol, answers after a short delay with
- * the image's first byte as its width, fails the load when asked, and dies when an image starts with 0xFF.
+ * the image's first byte as its width, fails the load when asked (onnxDir "fail", or a folder holding a file named
+ * "fail"), and dies when an image starts with 0xFF.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { FromWorker, ToWorker } from "../../../model/worker-messages.ts";
 
 declare const self: Worker;
@@ -10,7 +13,7 @@ const reply = (message: FromWorker) => self.postMessage(message);
 
 self.onmessage = async ({ data: message }: MessageEvent<ToWorker>) => {
   if (message.type === "load") {
-    if (message.onnxDir === "fail") reply({ type: "load-failed", error: { message: "no models here" } });
+    if (message.onnxDir === "fail" || existsSync(join(message.onnxDir, "fail"))) reply({ type: "load-failed", error: { message: "no models here" } });
     else reply({ type: "ready" });
     return;
   }
