@@ -45,7 +45,8 @@ export class GalleryWriter {
       }
       const faceId = this.gallery.enroll(subject, embedding);
       await this.save();
-      await this.bucket.delete(key);
+      // The face is enrolled: an embedding object left behind is harmless, a 500 now would invite a second enrollment.
+      await this.bucket.delete(key).catch(() => {});
       return faceId;
     });
   }

@@ -5,7 +5,7 @@
  * delete itself fail, the job is answered twice, which the web role drops as a duplicate).
  */
 import type { JobQueue, QueueService, ReceivedMessage } from "../cloud/types.ts";
-import { decodeMessage, JobMessageSchema, MessageFormatError } from "../messages.ts";
+import { decodeMessage, JobMessageSchema, MessageFormatError, type ReplyMessage } from "../messages.ts";
 import { errorFields, type Logger } from "../log.ts";
 import { handleJob, type JobDependencies } from "./handle-job.ts";
 
@@ -15,6 +15,8 @@ export interface ConsumerOptions {
   queues: QueueService;
   slots: number;
   visibilityTimeoutSeconds: number;
+  /** Receives before the queue moves a job to the dead-letter queue (its redrive policy's maxReceiveCount). */
+  maxReceives: number;
   log: Logger;
   job: JobDependencies;
 }
@@ -114,6 +116,15 @@ export class Consumer {
       });
     } catch (error) {
       log.error("job_failed", { jobId: job.jobId, receiveCount: message.receiveCount, ...errorFields(error) });
+      if (message.receiveCount >= this.options.maxReceives) {
+        // Its last try: the job goes to the dead-letter queue next, so its caller hears now rather than at its timeout.
+        const reply: ReplyMessage = {
+          ok: false,
+          jobId: job.jobId,
+          error: { code: "job_failed", message: `the job failed ${message.receiveCount} times and was set aside: ${errorFields(error).error}` },
+        };
+        await queues.queue(job.replyTo).send(JSON.stringify(reply)).catch(() => {});
+      }
       await requestQueue.changeVisibility(message.receiptHandle, RETRY_AFTER_SECONDS).catch(() => {});
     } finally {
       clearInterval(heartbeat);

@@ -22,6 +22,7 @@ export function startAppRole({ config, names, cloud, log: rootLog }: RoleContext
     queues: cloud.queues,
     slots: options.slots,
     visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
+    maxReceives: config.maxReceives,
     log,
     job: {
       analyzer: options.analyzer,

@@ -13,6 +13,7 @@ export interface JobSubmitter {
 const REPLY_ERROR_STATUS: Record<string, number> = {
   no_subjects_enrolled: 409,
   no_face: 422,
+  job_failed: 500,
 };
 
 export function createJobSubmitter(deps: {

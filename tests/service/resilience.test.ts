@@ -59,6 +59,29 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
     await web.stop();
   }, 20_000);
 
+  test("a job that fails on every try is set aside after maxReceives, and its caller hears at once (500), not at its timeout", async () => {
+    const config = loadConfig({}, { host: "127.0.0.1", port: 0, dataDir, maxReceives: 2, requestTimeoutMs: 20_000, analysisCacheEntries: 0 });
+    const logs = captureLogs();
+    const cloud = localCloud(config, async () => ({ stop: async () => {} }));
+    const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger };
+    const web = await startWebRole(context, (bytes) => inspectImage(bytes, config.model.maxPixels).then(() => {}));
+    const broken = { analyze: () => Promise.reject(new Error("the model is broken")) };
+    const app = startAppRole(context, { analyzer: broken, cache: new AnalysisCache(0), threshold: 0.5, slots: 1, instanceId: "broken" });
+    try {
+      const started = performance.now();
+      const response = await postImage(`http://127.0.0.1:${web.port}`, images[2]!.file);
+      expect(response.status).toBe(500);
+      const body = (await response.json()) as { error: string; message: string };
+      expect(body.error).toBe("job_failed");
+      expect(body.message).toContain("the model is broken");
+      expect(performance.now() - started).toBeLessThan(10_000);
+      expect(logs.lines.filter((line) => line.event === "job_failed").map((line) => line.receiveCount)).toEqual([1, 2]);
+    } finally {
+      await app.stop();
+      await web.stop();
+    }
+  });
+
   test("a request that waits too long gets 504 with its request id; its result still lands in the output bucket", async () => {
     const service = await startService({ requestTimeoutMs: 1, analysisCacheEntries: 0 }, dataDir);
     try {
