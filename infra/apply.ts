@@ -17,7 +17,7 @@ import {
 } from "@aws-sdk/client-iam";
 import { CreateBucketCommand, PutBucketEncryptionCommand, PutBucketTaggingCommand, PutPublicAccessBlockCommand, type BucketLocationConstraint } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand, TagQueueCommand } from "@aws-sdk/client-sqs";
-import { isAwsError, toTagList, type AwsClients } from "./aws.ts";
+import { toTagList, unlessMissing, type AwsClients } from "./aws.ts";
 import { describeChange, desiredPermissions, redrivePolicy, type ActualState, type Change, type DesiredState, type IngressRule, type QueueSpec } from "./plan.ts";
 import { launchTemplateData, newDefaultVersion } from "./launch-template.ts";
 import { instanceRoleTrustPolicy } from "./policies.ts";
@@ -68,14 +68,7 @@ export async function applyChanges(aws: AwsClients, desired: DesiredState, actua
             // SQS refuses a queue's name for 60 s after that queue was deleted (a teardown just before, say).
             const QueueUrl = await waitUntil(
               `SQS to take the name ${change.name} again after its deletion`,
-              async () => {
-                try {
-                  return (await aws.sqs.send(create)).QueueUrl;
-                } catch (error) {
-                  if (isAwsError(error, "QueueDeletedRecently")) return undefined;
-                  throw error;
-                }
-              },
+              async () => (await unlessMissing(() => aws.sqs.send(create), "QueueDeletedRecently"))?.QueueUrl,
               { timeoutSeconds: QUEUE_NAME_REUSE_TIMEOUT_SECONDS, pollSeconds },
             );
             queueUrls.set(change.name, QueueUrl);

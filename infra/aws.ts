@@ -37,7 +37,7 @@ export function isAwsError(error: unknown, ...codes: string[]): boolean {
 export const INSTANCE_NOT_FOUND = "InvalidInstanceID.NotFound";
 export const IMAGE_NOT_FOUND = "InvalidAMIID.NotFound";
 
-/** Runs the read; the named "does not exist" errors become undefined. */
+/** Runs the call; the named errors ("does not exist", "not yet") become undefined. */
 export async function unlessMissing<T>(read: () => Promise<T>, ...codes: string[]): Promise<T | undefined> {
   try {
     return await read();

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { REPO_ROOT, startRegion, type EmulatedRegion } from "../support/region.ts";
 import { startRequestTap, type RequestTap, type TappedRequest } from "../support/request-tap.ts";
+import { freePort, waitFor } from "../support/waiting.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -52,13 +53,6 @@ function peopleWithTwoPhotos(count: number): Person[] {
   }
   return people;
 }
-
-const freePort = () => {
-  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-};
 
 let region: EmulatedRegion;
 let settings: ReturnType<typeof settingsFor>;
@@ -135,16 +129,6 @@ function watchFleet() {
       return samples;
     },
   };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(50);
-  }
 }
 
 interface Answer {

@@ -4,19 +4,13 @@
 import { expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import sharp from "sharp";
+import { freePort, waitFor } from "../support/waiting.ts";
 
 // Boots a region, bakes an image and launches instances: well over bun's default 5 s on a loaded 2-core machine.
 setDefaultTimeout(90_000);
 
 const ROOT = join(import.meta.dir, "..", "..");
 const TABLE_HEADER = /^time\s+request-queue\s+response-queue\s+running-app-instances\s+in-bucket\s+out-bucket$/;
-
-const freePort = () => {
-  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-};
 
 /** Collects a stream's text as it arrives. */
 function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done: Promise<void> } {
@@ -26,16 +20,6 @@ function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done
     for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
   })();
   return { text: () => text, done };
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
-  }
 }
 
 test("answers on its port through a launched app instance, prints the grader's table, and on SIGINT tears down and prints its figures", async () => {
@@ -53,7 +37,7 @@ test("answers on its port through a launched app instance, prints the grader's t
       .filter((cells) => cells.length === 6 && /^\d\d:\d\d:\d\d$/.test(cells[0]!))
       .map((cells) => cells.slice(1).map(Number));
   try {
-    await until("the web tier", () => fetch(`${url}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000);
+    await waitFor("the web tier", () => fetch(`${url}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000);
     const image = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 150, b: 120 } } }).jpeg().toBuffer();
     const form = new FormData();
     form.append("inputFile", new File([image], "probe.jpg", { type: "image/jpeg" }));
@@ -62,7 +46,7 @@ test("answers on its port through a launched app instance, prints the grader's t
     expect(answer.status).toBe(409);
     expect(((await answer.json()) as { error: string }).error).toBe("no_subjects_enrolled");
     const answeredAt = rows().length;
-    await until("the app pool back at 0 in the table", () => (rows().slice(answeredAt).some((row) => row[2] === 0) ? true : undefined), 30_000);
+    await waitFor("the app pool back at 0 in the table", () => (rows().slice(answeredAt).some((row) => row[2] === 0) ? true : undefined), 30_000);
   } finally {
     child.kill("SIGINT");
   }
