@@ -6,7 +6,7 @@ import { EC2Client, type Filter } from "@aws-sdk/client-ec2";
 import { IAMClient } from "@aws-sdk/client-iam";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { DEPLOYMENT_TAG } from "./policies.ts";
+import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import type { Tags } from "./plan.ts";
 
 export interface AwsClients {

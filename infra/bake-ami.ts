@@ -9,7 +9,7 @@ import { CreateImageCommand, DescribeImagesCommand, DescribeInstancesCommand, Ru
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { awsClients, destroyClients, IMAGE_NOT_FOUND, INSTANCE_NOT_FOUND, isAwsError, toTagList, unlessMissing, type AwsClients } from "./aws.ts";
 import { newDefaultVersion } from "./launch-template.ts";
-import { DEPLOYMENT_TAG } from "./policies.ts";
+import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import { runScript, UsageError, waitUntil, type ScriptContext } from "./script.ts";
 import { requireState, stateFilePath, writeState, type DeploymentState } from "./state.ts";
 import { builderUserData } from "./user-data.ts";

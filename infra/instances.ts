@@ -1,6 +1,6 @@
 /** The deployment's EC2 instances, found by their Deployment tag. */
 import { DescribeInstancesCommand, paginateDescribeInstances } from "@aws-sdk/client-ec2";
-import { ROLE_TAG } from "../roles/boot.ts";
+import { ROLE_TAG } from "../roles/deployment.ts";
 import { deploymentFilter, fromTagList, INSTANCE_NOT_FOUND, unlessMissing, type AwsClients } from "./aws.ts";
 import type { ExistingInstance } from "./launch-plan.ts";
 import { waitUntil } from "./script.ts";

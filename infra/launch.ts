@@ -6,10 +6,10 @@
  */
 import { DescribeInstancesCommand, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, type _InstanceType } from "@aws-sdk/client-ec2";
 import { awsClients, destroyClients, toTagList, type AwsClients } from "./aws.ts";
-import { ROLE_TAG } from "../roles/boot.ts";
+import { ROLE_TAG } from "../roles/deployment.ts";
 import { listDeploymentInstances, waitForStates } from "./instances.ts";
 import { describeLaunchAction, planLaunch, type LaunchAction } from "./launch-plan.ts";
-import { DEPLOYMENT_TAG } from "./policies.ts";
+import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import { runScript, type ScriptContext } from "./script.ts";
 import { requireState, stateFilePath, writeState } from "./state.ts";
 

@@ -4,13 +4,8 @@
  * An empty plan is what makes a second bootstrap a no-op.
  */
 import { resourceNames, type Config, type ResourceNames } from "../roles/config.ts";
-import { DEPLOYMENT_TAG, instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type PolicyDocument } from "./policies.ts";
-
-export const WEB_PORT = 8000;
-/** The longest long poll SQS allows. */
-export const LONG_POLL_SECONDS = 20;
-/** The classic contract's job messages hold ids and keys only; the queue refuses anything bigger. */
-export const MAX_JOB_MESSAGE_BYTES = 1024;
+import { DEPLOYMENT_TAG, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
+import { instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type PolicyDocument } from "./policies.ts";
 /** Dead letters are kept as long as SQS allows, for inspection. */
 export const DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600;
 

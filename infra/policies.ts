@@ -3,10 +3,9 @@
  * EC2 assume the role, and a least-privilege permissions policy that reaches only this deployment's buckets,
  * queues, instances, AMIs and launch template, and can pass only its own role.
  */
-import { DEPLOYMENT_TAG } from "../roles/cloud/aws/ec2-fleet.ts";
+import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import type { ResourceNames } from "../roles/config.ts";
 
-export { DEPLOYMENT_TAG };
 
 export interface PolicyStatement {
   Sid: string;

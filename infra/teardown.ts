@@ -27,7 +27,7 @@ import { DeleteQueueCommand, ListQueueTagsCommand, ListQueuesCommand } from "@aw
 import { awsClients, deploymentFilter, destroyClients, fromTagList, isAwsError, unlessMissing, type AwsClients } from "./aws.ts";
 import { listDeploymentInstances, waitForStates } from "./instances.ts";
 import { desiredState } from "./plan.ts";
-import { DEPLOYMENT_TAG } from "./policies.ts";
+import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import { confirm, runScript, waitUntil, type ScriptContext } from "./script.ts";
 import { removeState, stateFilePath } from "./state.ts";
 

@@ -1,9 +1,19 @@
 /** ONNX Runtime sessions as every model uses them: one intra-op thread each (parallelism comes from worker threads). */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import * as ort from "onnxruntime-node";
+
+/** Where `bun run model:build` writes the ONNX files and where the runtime reads them. */
+export const ONNX_DIR = join(import.meta.dir, "onnx");
 
 export type OnnxSession = ort.InferenceSession;
 
+export class ModelFileMissingError extends Error {
+  override name = "ModelFileMissingError";
+}
+
 export function openSession(path: string): Promise<OnnxSession> {
+  if (!existsSync(path)) return Promise.reject(new ModelFileMissingError(`model file ${path} is missing: build the models with \`bun run model:build\``));
   return ort.InferenceSession.create(path, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all" });
 }
 

@@ -1,7 +1,7 @@
 /** A pool of inference worker threads: one image per worker at a time, a FIFO queue, crashed workers replaced. */
 import { availableParallelism } from "node:os";
-import { ONNX_DIR, buildModels } from "./build/index.ts";
 import type { ModelConfig } from "./config.ts";
+import { ONNX_DIR } from "./onnx-session.ts";
 import type { ImageAnalysis } from "./types.ts";
 import { fromWorkerError, type FromWorker, type ToWorker } from "./worker-messages.ts";
 
@@ -52,7 +52,6 @@ export class InferencePool {
   /** Starts the workers and resolves once every one has loaded its models. */
   static async create(options: PoolOptions): Promise<InferencePool> {
     const onnxDir = options.onnxDir ?? ONNX_DIR;
-    if (!options.onnxDir) await buildModels();
     const count = options.workers || options.config.workers || availableParallelism();
     const url = options.workerUrl ?? new URL("./worker.ts", import.meta.url);
     const pool = new InferencePool(() => startWorker(url, { type: "load", config: options.config, onnxDir }));

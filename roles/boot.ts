@@ -6,8 +6,8 @@ import { MetadataService } from "@aws-sdk/ec2-metadata-service";
 import { DescribeTagsCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { Value } from "@sinclair/typebox/value";
 import { RoleSchema, type Role } from "./config.ts";
+import { ROLE_TAG } from "./deployment.ts";
 
-export const ROLE_TAG = "Role";
 /** Off EC2 nothing answers at the metadata address: this soon, the process runs every role embedded. */
 const METADATA_TIMEOUT_MS = 300;
 const REQUIRED_METADATA_ATTEMPT_TIMEOUT_MS = 1000;

@@ -7,6 +7,7 @@ import { Type, type Static, type TObject, type TSchema, Kind } from "@sinclair/t
 import { Value } from "@sinclair/typebox/value";
 import { readFileSync } from "node:fs";
 import { ModelConfigSchema } from "../model/config.ts";
+import { AnswerModeSchema, WEB_PORT } from "./deployment.ts";
 
 export const RoleSchema = Type.Union([Type.Literal("web"), Type.Literal("app"), Type.Literal("controller"), Type.Literal("all")]);
 export type Role = Static<typeof RoleSchema>;
@@ -31,11 +32,11 @@ export const ConfigSchema = Type.Object({
   appImageId: Type.Optional(Type.String({ minLength: 1, description: "AMI for app instances launched by the controller; default the launch template's" })),
   s3ForcePathStyle: Type.Boolean({ default: false, description: "Path-style S3 addressing (S3-compatible endpoints)" }),
   localBootDelayMs: Type.Integer({ minimum: 0, default: 0, description: "Embedded mode: how long a local app instance takes to start" }),
-  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8000 }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: WEB_PORT }),
   dataDir: Type.String({ default: "./data", description: "Embedded mode: where local buckets live" }),
   maxUploadBytes: Type.Integer({ minimum: 1, default: 10 * 1024 * 1024 }),
   requestTimeoutMs: Type.Integer({ minimum: 1, default: 60_000, description: "A request waiting longer gets 504" }),
-  answerMode: Type.Union([Type.Literal("closed"), Type.Literal("open")], {
+  answerMode: Type.Union(AnswerModeSchema.anyOf, {
     default: "closed",
     description: "closed: the nearest enrolled person; open: Unknown below the model's threshold",
   }),

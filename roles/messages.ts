@@ -2,7 +2,7 @@
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 
-const AnswerModeSchema = Type.Union([Type.Literal("closed"), Type.Literal("open")]);
+import { AnswerModeSchema, MAX_NAME_BYTES } from "./deployment.ts";
 
 export const JobMessageSchema = Type.Object({
   kind: Type.Union([Type.Literal("recognize"), Type.Literal("embed")]),
@@ -11,7 +11,7 @@ export const JobMessageSchema = Type.Object({
   /** Key of the image in the input bucket. */
   inputKey: Type.String({ minLength: 1, maxLength: 400 }),
   /** The upload's file name without extension: the output bucket key. */
-  name: Type.String({ minLength: 1, maxLength: 200 }),
+  name: Type.String({ minLength: 1, maxLength: MAX_NAME_BYTES }),
   /** SHA-256 of the image bytes, for the result cache. */
   sha256: Type.String({ pattern: "^[0-9a-f]{64}$" }),
   mode: AnswerModeSchema,

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { awsCloud } from "../roles/cloud/index.ts";
 import { loadConfig, resourceNames } from "../roles/config.ts";
-import { REPO_ROOT, startRegion } from "../tests/support/region.ts";
+import { REPO_ROOT, startRegion } from "../infra/sim/region.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -51,7 +51,7 @@ const region = await startRegion({
   instanceEnv: settings,
   instanceProcess(instance) {
     const builder = region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder`;
-    return { command: [process.execPath, builder ? "tests/support/ami-builder.ts" : "index.ts"], cwd: REPO_ROOT };
+    return { command: [process.execPath, builder ? "infra/sim/ami-builder.ts" : "index.ts"], cwd: REPO_ROOT };
   },
 });
 Object.assign(process.env, region.env, settings);

@@ -1,9 +1,8 @@
 /** `bun run model:build`: converts the npm-shipped weights into ONNX files under model/onnx/, skipping ones already built. */
 import { mkdirSync, existsSync, writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
+import { ONNX_DIR } from "../onnx-session.ts";
 import { BUILD_TARGETS } from "./targets.ts";
-
-export const ONNX_DIR = join(import.meta.dir, "..", "onnx");
 
 export async function buildModels(force = false): Promise<void> {
   mkdirSync(ONNX_DIR, { recursive: true });

@@ -1,5 +1,6 @@
 /** The one response-queue consumer of a web process: hands each reply to the request waiting for it. */
 import type { JobQueue } from "../cloud/types.ts";
+import { LONG_POLL_SECONDS } from "../deployment.ts";
 import { decodeMessage, ReplyMessageSchema, type ReplyMessage } from "../messages.ts";
 import { errorFields, type Logger } from "../log.ts";
 import { PendingReplies } from "./correlation.ts";
@@ -42,7 +43,7 @@ export class ReplyPoller {
     const signal = this.abort.signal;
     while (!signal.aborted) {
       try {
-        const messages = await this.queue.receive({ maxMessages: 10, waitSeconds: 20, signal });
+        const messages = await this.queue.receive({ maxMessages: 10, waitSeconds: LONG_POLL_SECONDS, signal });
         await Promise.all(messages.map((message) => this.handle(message.body, message.receiptHandle)));
       } catch (error) {
         if (signal.aborted) break;

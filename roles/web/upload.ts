@@ -1,5 +1,6 @@
 /** Turns an untrusted multipart file into validated image bytes, or a clear 4xx. */
 import { ImageError, type ImageErrorCode } from "../../model/types.ts";
+import { MAX_NAME_BYTES } from "../deployment.ts";
 import { HttpError } from "./http-error.ts";
 
 export interface Upload {
@@ -23,7 +24,6 @@ const IMAGE_ERROR_STATUS: Record<ImageErrorCode, number> = {
 };
 
 /** The name travels in a job message that must stay under the queue's 1 KiB, whatever the script it is written in. */
-const MAX_NAME_BYTES = 200;
 
 /** The longest prefix of `text` that fits in `maxBytes` of UTF-8, never splitting a character. */
 function truncateUtf8(text: string, maxBytes: number): string {

@@ -10,7 +10,7 @@ import { localCloud } from "../../roles/cloud/index.ts";
 import type { MachineFactory } from "../../roles/cloud/local/process-fleet.ts";
 import type { Cloud } from "../../roles/cloud/types.ts";
 import { loadConfig, type Config } from "../../roles/config.ts";
-import { startRegion, type EmulatedRegion } from "../support/region.ts";
+import { startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
 
 /** Settings the contracts assume: 1 s visibility timeout, dead-letter queue after 2 receives. */
 const CONTRACT_SETTINGS = { visibilityTimeoutSeconds: 1, maxReceives: 2 } as const;

@@ -1,7 +1,7 @@
 /**
  * The infra scripts as a user runs them (separate processes, configured only through the SDK's standard
- * environment) against the emulated region of tests/support/. Instances run nothing, except the AMI builder, whose
- * part tests/support/ami-builder.ts plays.
+ * environment) against the emulated region of infra/sim/. Instances run nothing, except the AMI builder, whose
+ * part infra/sim/ami-builder.ts plays.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { DescribeLaunchTemplateVersionsCommand, EC2Client, StopInstancesCommand } from "@aws-sdk/client-ec2";
@@ -10,13 +10,13 @@ import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, SetQu
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO_ROOT, startRegion, type EmulatedRegion } from "../support/region.ts";
+import { REPO_ROOT, startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
 
 const PREFIX = "itest";
-const AMI_BUILDER = join(REPO_ROOT, "tests/support/ami-builder.ts");
+const AMI_BUILDER = join(REPO_ROOT, "infra/sim/ami-builder.ts");
 /** Each test runs the scripts as processes: seconds each, more on a loaded 2-core machine. */
 const SCRIPT_TIMEOUT_MS = 30_000;
 /** EC2 and IAM actions, SQS operations (`SQS <operation>`) and S3 requests (`S3 <method> <path>`) that change something. */

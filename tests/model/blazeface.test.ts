@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
-import { ONNX_DIR } from "../../model/build/index.ts";
+import { ONNX_DIR } from "../../model/onnx-session.ts";
 import { HUMAN_MODELS_DIR } from "../../model/build/human-models.ts";
 import { flipHorizontal } from "../../model/align.ts";
 import {

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { ONNX_DIR } from "../../model/build/index.ts";
+import { ONNX_DIR } from "../../model/onnx-session.ts";
 import { CustomOnnxEmbedder } from "../../model/embedders/custom-onnx.ts";
 import { DLIB_RESNET_FILE, DlibResNetEmbedder } from "../../model/embedders/dlib-resnet.ts";
 import { thresholdFor } from "../../model/registry.ts";

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { applySimilarity } from "../../model/align.ts";
-import { ONNX_DIR } from "../../model/build/index.ts";
+import { ONNX_DIR } from "../../model/onnx-session.ts";
 import { HUMAN_MODELS_DIR } from "../../model/build/human-models.ts";
 import { BlazeFaceDetector } from "../../model/detectors/blazeface.ts";
 import { FACEMESH_FILE, FaceMeshLandmarker, meshFivePoints, squareToCrop } from "../../model/landmarkers/facemesh.ts";

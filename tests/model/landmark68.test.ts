@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
-import { ONNX_DIR } from "../../model/build/index.ts";
+import { ONNX_DIR } from "../../model/onnx-session.ts";
 import { fivePoints, LANDMARK68_FILE, Landmark68, sampleSquare } from "../../model/landmarkers/landmark68.ts";
 import { openSession, runFloat } from "../../model/onnx-session.ts";
 import type { Box, DetectedFace, Point, RgbImage } from "../../model/types.ts";

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { alignFace } from "../../model/align.ts";
-import { ONNX_DIR } from "../../model/build/index.ts";
+import { ONNX_DIR } from "../../model/onnx-session.ts";
 import { HUMAN_MODELS_DIR } from "../../model/build/human-models.ts";
 import { BlazeFaceDetector } from "../../model/detectors/blazeface.ts";
 import { ARCFACE_TEMPLATE_112 } from "../../model/embedders/arcface-template.ts";

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
-import { ONNX_DIR } from "../../model/build/index.ts";
+import { ONNX_DIR } from "../../model/onnx-session.ts";
 import { SSD_MOBILENET_FILE, SsdMobilenetDetector } from "../../model/detectors/ssd-mobilenet.ts";
 import { paddedSquare } from "../../model/detectors/face-api-input.ts";
 import { openSession } from "../../model/onnx-session.ts";

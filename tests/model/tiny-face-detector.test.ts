@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
-import { ONNX_DIR } from "../../model/build/index.ts";
+import { ONNX_DIR } from "../../model/onnx-session.ts";
 import { suppress } from "../../model/detectors/box-overlap.ts";
 import { decodeGrid, TINY_FACE_DETECTOR_FILE, TinyFaceDetector, type GridBox } from "../../model/detectors/tiny-face-detector.ts";
 import { sampleSquare } from "../../model/landmarkers/landmark68.ts";

@@ -10,8 +10,8 @@ import { GetQueueAttributesCommand, ListQueuesCommand, SQSClient } from "@aws-sd
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { REPO_ROOT, startRegion, type EmulatedRegion } from "../support/region.ts";
-import { startRequestTap, type RequestTap, type TappedRequest } from "../support/request-tap.ts";
+import { REPO_ROOT, startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
+import { startRequestTap, type RequestTap, type TappedRequest } from "../../infra/sim/request-tap.ts";
 import { freePort, waitFor } from "../support/waiting.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
@@ -21,7 +21,7 @@ const IMAGES = resolve(REPO_ROOT, "../shared/datasets/lfw-devtrain/images");
 const PREFIX = "fleet";
 const PEOPLE = 100;
 const MAX_APP_INSTANCES = 15;
-const AMI_BUILDER = join(REPO_ROOT, "tests/support/ami-builder.ts");
+const AMI_BUILDER = join(REPO_ROOT, "infra/sim/ami-builder.ts");
 
 type PoolPolicy = "warm" | "cold";
 

@@ -7,11 +7,9 @@ import {
   StopInstancesCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
-import { ROLE_TAG } from "../../boot.ts";
+import { APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, ROLE_TAG } from "../../deployment.ts";
 import type { AppInstance, Fleet, InstanceState } from "../types.ts";
 
-export const DEPLOYMENT_TAG = "Deployment";
-const APP_ROLE = "app";
 
 export interface Ec2FleetOptions {
   /** The value of every instance's Deployment tag (the resource prefix). */
@@ -39,7 +37,7 @@ export class Ec2Fleet implements Fleet {
         new DescribeInstancesCommand({
           Filters: [
             { Name: `tag:${DEPLOYMENT_TAG}`, Values: [this.options.deployment] },
-            { Name: `tag:${ROLE_TAG}`, Values: [APP_ROLE] },
+            { Name: `tag:${ROLE_TAG}`, Values: [APP_ROLE_TAG_VALUE] },
             { Name: "instance-state-name", Values: LIVE_STATES },
           ],
           MaxResults: this.options.pageSize ?? 1000,
@@ -60,7 +58,7 @@ export class Ec2Fleet implements Fleet {
     if (count <= 0) return [];
     const tags = [
       { Key: DEPLOYMENT_TAG, Value: this.options.deployment },
-      { Key: ROLE_TAG, Value: APP_ROLE },
+      { Key: ROLE_TAG, Value: APP_ROLE_TAG_VALUE },
     ];
     const result = await this.client.send(
       new RunInstancesCommand({

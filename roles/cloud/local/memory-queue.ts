@@ -4,9 +4,9 @@
  * dead-letter queue after maxReceives receives, a body size limit, and long polls that return as soon
  * as a message is visible.
  */
+import { MAX_JOB_MESSAGE_BYTES } from "../../deployment.ts";
 import { MessageTooLargeError, type JobQueue, type QueueDepth, type QueueService, type ReceivedMessage } from "../types.ts";
 
-const MAX_MESSAGE_BYTES = 1024;
 
 interface StoredMessage {
   messageId: string;
@@ -40,7 +40,7 @@ export class MemoryQueue implements JobQueue {
 
   async send(body: string): Promise<string> {
     const size = Buffer.byteLength(body);
-    const limit = this.options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+    const limit = this.options.maxMessageBytes ?? MAX_JOB_MESSAGE_BYTES;
     if (size > limit) throw new MessageTooLargeError(size, limit);
     const messageId = crypto.randomUUID();
     this.messages.push({ messageId, body, receiveCount: 0, visibleAt: this.now() });

@@ -5,7 +5,7 @@ import { DescribeInstancesCommand, EC2Client, RunInstancesCommand, StartInstance
 import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { startRegion, type EmulatedRegion } from "./region.ts";
+import { startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);

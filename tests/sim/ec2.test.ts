@@ -29,7 +29,7 @@ import {
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEc2Emulator, type Ec2Emulator } from "./ec2/server.ts";
+import { startEc2Emulator, type Ec2Emulator } from "../../infra/sim/ec2/server.ts";
 
 let emulator: Ec2Emulator;
 let ec2: EC2Client;

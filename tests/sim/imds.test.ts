@@ -1,7 +1,7 @@
 // One instance's IMDSv2 over plain HTTP: the token handshake, what needs a token, tags and identity.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import type { Instance } from "./ec2/model.ts";
-import { startImds, type ImdsServer } from "./imds/server.ts";
+import type { Instance } from "../../infra/sim/ec2/model.ts";
+import { startImds, type ImdsServer } from "../../infra/sim/imds/server.ts";
 
 const instance: Instance = {
   id: "i-0abc",

@@ -18,7 +18,7 @@ import {
   TagRoleCommand,
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
-import { startIamEmulator, type IamEmulator } from "./iam/server.ts";
+import { startIamEmulator, type IamEmulator } from "../../infra/sim/iam/server.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);

@@ -5,7 +5,7 @@ import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { CreateRoleCommand, GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { startRegion, type EmulatedRegion } from "./region.ts";
+import { startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);

@@ -1,0 +1,20 @@
+/** Facts of a deployment that the roles and the infrastructure scripts must agree on: one home for each. */
+import { Type, type Static } from "@sinclair/typebox";
+
+/** Instance tag naming the roles an instance plays (`web+controller`, `app`). */
+export const ROLE_TAG = "Role";
+/** Tag on every resource of a deployment; its value is the prefix. */
+export const DEPLOYMENT_TAG = "Deployment";
+/** `Role` tag value of the app instances the controller scales. */
+export const APP_ROLE_TAG_VALUE = "app";
+/** The port of the classic contract. */
+export const WEB_PORT = 8000;
+/** SQS MaximumMessageSize of the request queue: a job carries ids and keys, never image bytes. */
+export const MAX_JOB_MESSAGE_BYTES = 1024;
+/** SQS's longest long poll, set as the queues' ReceiveMessageWaitTimeSeconds and used by the reply poller. */
+export const LONG_POLL_SECONDS = 20;
+/** An upload's name (file name without extension) is cut to this many UTF-8 bytes, so any script fits the job. */
+export const MAX_NAME_BYTES = 200;
+
+export const AnswerModeSchema = Type.Union([Type.Literal("closed"), Type.Literal("open")]);
+export type AnswerMode = Static<typeof AnswerModeSchema>;
