@@ -18,3 +18,9 @@ export const MAX_NAME_BYTES = 200;
 
 export const AnswerModeSchema = Type.Union([Type.Literal("closed"), Type.Literal("open")]);
 export type AnswerMode = Static<typeof AnswerModeSchema>;
+/**
+ * On AWS the admin API's bearer token is a private object at this key of the input bucket: bootstrap writes it, only
+ * the web role may read it (the app and builder roles are denied the prefix), and it is re-read, so rotating it
+ * needs no new image.
+ */
+export const API_TOKEN_KEY = "_secrets/api-token";
