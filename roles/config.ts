@@ -40,7 +40,15 @@ export const ConfigSchema = Type.Object({
     default: "closed",
     description: "closed: the nearest enrolled person; open: Unknown below the model's threshold",
   }),
-  apiToken: Type.Optional(Type.String({ minLength: 1, description: "Bearer token for the subjects API" })),
+  apiToken: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: "Bearer token of the subjects API and every admin route; default: generated into <dataDir>/api-token (embedded), read from the input bucket (EC2)",
+    }),
+  ),
+  classicAuth: Type.Boolean({ default: false, description: "true: the classic POST / needs the bearer token too (the course's grader sends none)" }),
+  tlsCertFile: Type.Optional(Type.String({ minLength: 1, description: "PEM certificate the web role serves HTTPS with; needs tlsKeyFile" })),
+  tlsKeyFile: Type.Optional(Type.String({ minLength: 1, description: "PEM private key of tlsCertFile" })),
   visibilityTimeoutSeconds: Type.Integer({ minimum: 1, default: 30 }),
   maxReceives: Type.Integer({ minimum: 1, default: 3, description: "Receives before a job goes to the dead-letter queue" }),
   maxAppInstances: Type.Integer({ minimum: 0, maximum: 15, default: 15 }),

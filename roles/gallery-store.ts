@@ -4,9 +4,21 @@
  */
 import { Gallery, type SubjectSummary } from "../model/gallery.ts";
 import type { Bucket } from "./cloud/types.ts";
-import { HttpError } from "./web/http-error.ts";
 
 const GALLERY_KEY = "gallery/gallery.bin";
+
+export type GalleryErrorCode = "embedding_missing" | "embedding_mismatch";
+
+/** An enrollment the gallery cannot take; what it means to a caller is the caller's to say. */
+export class GalleryError extends Error {
+  constructor(
+    readonly code: GalleryErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "GalleryError";
+  }
+}
 
 async function loadGallery(bucket: Bucket): Promise<Gallery | undefined> {
   const bytes = await bucket.get(GALLERY_KEY);
@@ -37,11 +49,11 @@ export class GalleryWriter {
   enrollFromKey(subject: string, key: string): Promise<string> {
     return this.inOrder(async () => {
       const bytes = await this.bucket.get(key);
-      if (!bytes) throw new HttpError(502, "embedding_missing", "the app role's embedding is missing");
+      if (!bytes) throw new GalleryError("embedding_missing", "the app role's embedding is missing");
       const embedding = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
       this.gallery ??= new Gallery(embedding.length);
       if (embedding.length !== this.gallery.dimensions) {
-        throw new HttpError(409, "embedding_mismatch", `the gallery holds ${this.gallery.dimensions}-d embeddings but the model gives ${embedding.length}-d ones: re-enroll after changing the embedder`);
+        throw new GalleryError("embedding_mismatch", `the gallery holds ${this.gallery.dimensions}-d embeddings but the model gives ${embedding.length}-d ones: re-enroll after changing the embedder`);
       }
       const faceId = this.gallery.enroll(subject, embedding);
       await this.save();

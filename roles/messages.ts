@@ -4,8 +4,11 @@ import { Value } from "@sinclair/typebox/value";
 
 import { AnswerModeSchema, MAX_NAME_BYTES } from "./deployment.ts";
 
+export const JobKindSchema = Type.Union([Type.Literal("recognize"), Type.Literal("embed")]);
+export type JobKind = Static<typeof JobKindSchema>;
+
 export const JobMessageSchema = Type.Object({
-  kind: Type.Union([Type.Literal("recognize"), Type.Literal("embed")]),
+  kind: JobKindSchema,
   jobId: Type.String({ minLength: 1, maxLength: 64 }),
   replyTo: Type.String({ minLength: 1, maxLength: 256 }),
   /** Key of the image in the input bucket. */
@@ -28,23 +31,42 @@ export const FaceResultSchema = Type.Object({
 });
 export type FaceResult = Static<typeof FaceResultSchema>;
 
-export const ReplyMessageSchema = Type.Union([
-  Type.Object({
-    ok: Type.Literal(true),
-    jobId: Type.String(),
-    /** The classic answer: the person (or "Unknown") for the most prominent face. */
-    person: Type.String(),
-    faces: Type.Integer({ minimum: 0 }),
-    /** For "embed" jobs: key of the embedding written to the gallery bucket. */
-    embeddingKey: Type.Optional(Type.String()),
-  }),
-  Type.Object({
-    ok: Type.Literal(false),
-    jobId: Type.String(),
-    error: Type.Object({ code: Type.String(), message: Type.String() }),
-  }),
-]);
-export type ReplyMessage = Static<typeof ReplyMessageSchema>;
+/** The answer of a job of any kind that could not be done: a stable code and a sentence. */
+export const FailedReplySchema = Type.Object({
+  ok: Type.Literal(false),
+  jobId: Type.String(),
+  error: Type.Object({ code: Type.String(), message: Type.String() }),
+});
+export type FailedReply = Static<typeof FailedReplySchema>;
+
+export const RecognizedReplySchema = Type.Object({
+  ok: Type.Literal(true),
+  jobId: Type.String(),
+  /** The classic answer: the person (or "Unknown") for the most prominent face. */
+  person: Type.String(),
+  faces: Type.Integer({ minimum: 0 }),
+});
+
+export const EmbeddedReplySchema = Type.Object({
+  ok: Type.Literal(true),
+  jobId: Type.String(),
+  faces: Type.Integer({ minimum: 0 }),
+  /** Key of the most prominent face's embedding, written to the gallery bucket. */
+  embeddingKey: Type.String({ minLength: 1 }),
+});
+
+/** The reply schema of each job kind: the web role decodes a reply with the schema of the kind it submitted. */
+export const ReplySchemas = {
+  recognize: Type.Union([RecognizedReplySchema, FailedReplySchema]),
+  embed: Type.Union([EmbeddedReplySchema, FailedReplySchema]),
+} satisfies Record<JobKind, TSchema>;
+export type ReplyTo<K extends JobKind> = Static<(typeof ReplySchemas)[K]>;
+export type SuccessfulReplyTo<K extends JobKind> = Exclude<ReplyTo<K>, FailedReply>;
+/** A reply of any kind, as an app instance sends it. */
+export type ReplyMessage = ReplyTo<JobKind>;
+
+/** What every reply carries whatever its kind: enough to find the request waiting for it. */
+export const ReplyEnvelopeSchema = Type.Object({ jobId: Type.String({ minLength: 1 }) });
 
 export class MessageFormatError extends Error {
   override name = "MessageFormatError";

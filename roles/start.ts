@@ -1,6 +1,7 @@
 /** Starts the resolved roles: on EC2 against AWS, or all of them embedded on the local stand-ins. */
 import { availableParallelism } from "node:os";
 import { inspectImage, InferencePool, thresholdFor } from "../model/index.ts";
+import { ImageError } from "../model/types.ts";
 import { AnalysisCache } from "./app/analysis-cache.ts";
 import { startAppRole } from "./app/index.ts";
 import type { RoleResolution } from "./boot.ts";
@@ -36,7 +37,7 @@ export async function startRoles(config: Config, resolution: RoleResolution, log
     running.push({ stop: () => app.stop().then(() => pool.close()) });
   }
   if (resolution.roles.includes("web")) {
-    const web = await startWebRole(context, imageInspector(config));
+    const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "input-bucket" });
     port = web.port;
     running.push(web);
   }
@@ -58,7 +59,7 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
     log,
   );
   const context: RoleContext = { config, names: resourceNames(config), cloud, log };
-  const web = await startWebRole(context, imageInspector(config));
+  const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
   const controller = startControllerRole(context);
   log.info("embedded_started", { port: web.port, dataDir: config.dataDir, inferenceWorkers: pool.stats().workers });
   return {
@@ -81,9 +82,16 @@ export function appInferenceWorkers(config: Config, cores: number): number {
   return config.model.workers || Math.min(cores, config.slotsPerInstance);
 }
 
-function imageInspector(config: Config): ImageInspector {
+/** The web role's image inspector over the model's: the model's image errors become problems the web role reports. */
+export function imageInspector(maxPixels: number): ImageInspector {
   return async (bytes) => {
-    await inspectImage(bytes, config.model.maxPixels);
+    try {
+      await inspectImage(bytes, maxPixels);
+      return undefined;
+    } catch (error) {
+      if (error instanceof ImageError) return { code: error.code, message: error.message };
+      throw error;
+    }
   };
 }
 

@@ -5,7 +5,7 @@
  * delete itself fail, the job is answered twice, which the web role drops as a duplicate).
  */
 import type { JobQueue, QueueService, ReceivedMessage } from "../cloud/types.ts";
-import { decodeMessage, JobMessageSchema, MessageFormatError, type ReplyMessage } from "../messages.ts";
+import { decodeMessage, JobMessageSchema, MessageFormatError, type FailedReply } from "../messages.ts";
 import { errorFields, type Logger } from "../log.ts";
 import { handleJob, type JobDependencies } from "./handle-job.ts";
 
@@ -110,7 +110,7 @@ export class Consumer {
         jobId: job.jobId,
         kind: job.kind,
         ok: reply.ok,
-        ...(reply.ok ? { person: reply.person } : { code: reply.error.code }),
+        ...(!reply.ok ? { code: reply.error.code } : "person" in reply ? { person: reply.person } : {}),
         receiveCount: message.receiveCount,
         ms: Math.round(performance.now() - started),
       });
@@ -118,7 +118,7 @@ export class Consumer {
       log.error("job_failed", { jobId: job.jobId, receiveCount: message.receiveCount, ...errorFields(error) });
       if (message.receiveCount >= this.options.maxReceives) {
         // Its last try: the job goes to the dead-letter queue next, so its caller hears now rather than at its timeout.
-        const reply: ReplyMessage = {
+        const reply: FailedReply = {
           ok: false,
           jobId: job.jobId,
           error: { code: "job_failed", message: `the job failed ${message.receiveCount} times and was set aside: ${errorFields(error).error}` },

@@ -1,7 +1,7 @@
 /** One job, start to finish: image from the input bucket, analysis, gallery match, result to the output bucket, reply. */
 import { ImageError, type EmbeddedFace, type ImageAnalysis } from "../../model/types.ts";
 import type { Bucket } from "../cloud/types.ts";
-import type { FaceResult, JobMessage, ReplyMessage } from "../messages.ts";
+import type { FaceResult, FailedReply, JobMessage, ReplyMessage } from "../messages.ts";
 import type { AnalysisCache } from "./analysis-cache.ts";
 import type { GalleryReader } from "../gallery-store.ts";
 
@@ -24,7 +24,7 @@ const UNKNOWN_PERSON = "Unknown";
 
 /** Returns the reply to send. Throws only on faults worth a retry (storage unreachable and the like). */
 export async function handleJob(job: JobMessage, deps: JobDependencies): Promise<ReplyMessage> {
-  const fail = (code: string, message: string): ReplyMessage => ({ ok: false, jobId: job.jobId, error: { code, message } });
+  const fail = (code: string, message: string): FailedReply => ({ ok: false, jobId: job.jobId, error: { code, message } });
 
   let analysis = deps.cache.get(job.sha256);
   if (!analysis) {
@@ -44,7 +44,7 @@ export async function handleJob(job: JobMessage, deps: JobDependencies): Promise
   if (job.kind === "embed") {
     const embeddingKey = `embeddings/${job.jobId}.f32`;
     await deps.galleryBucket.put(embeddingKey, new Uint8Array(main.embedding.buffer, main.embedding.byteOffset, main.embedding.byteLength));
-    return { ok: true, jobId: job.jobId, person: "", faces: analysis.faces.length, embeddingKey };
+    return { ok: true, jobId: job.jobId, faces: analysis.faces.length, embeddingKey };
   }
 
   const gallery = await deps.gallery.current();

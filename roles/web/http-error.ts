@@ -1,15 +1,18 @@
-/** A client-visible failure: status, a stable machine code, a sentence for people. */
+/** A client-visible failure: status, a stable machine code, a sentence written for the client. It renders itself. */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    /** What went wrong underneath, for the log only: never part of the answer. */
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = "HttpError";
   }
 
+  /** The answer's body: the code, the message and the request id, nothing else. */
   toResponse(requestId: string): Response {
-    return Response.json({ error: this.code, message: this.message, requestId }, { status: this.status, headers: { "x-request-id": requestId } });
+    return Response.json({ error: this.code, message: this.message, requestId }, { status: this.status });
   }
 }

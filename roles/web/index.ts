@@ -1,44 +1,72 @@
 /** The web role: HTTP in front, jobs on the request queue, replies from the response queue. */
 import type { RoleContext, RunningRole } from "../context.ts";
+import { ConfigError } from "../config.ts";
 import { GalleryWriter } from "../gallery-store.ts";
+import { bucketApiToken, fixedApiToken, localApiToken, type ApiToken } from "./api-token.ts";
 import { createJobSubmitter } from "./jobs.ts";
 import { ReplyPoller } from "./reply-poller.ts";
 import { createWebServer } from "./server.ts";
+import { readTls } from "./tls.ts";
 import type { ImageInspector } from "./upload.ts";
 
 export interface RunningWebRole extends RunningRole {
   port: number;
 }
 
-export async function startWebRole({ config, names, cloud, log: rootLog }: RoleContext, inspect: ImageInspector): Promise<RunningWebRole> {
+export interface WebRoleOptions {
+  inspect: ImageInspector;
+  /**
+   * Where the bearer token comes from when none is configured: a file generated in the data directory (embedded
+   * mode), or the private object of the input bucket (EC2, where a missing one stops the boot).
+   */
+  tokenSource: "data-dir" | "input-bucket";
+}
+
+export async function startWebRole({ config, names, cloud, log: rootLog }: RoleContext, options: WebRoleOptions): Promise<RunningWebRole> {
   const log = rootLog.child({ role: "web" });
+  const tls = readTls(config);
+  const inBucket = cloud.blobs.bucket(names.inBucket);
+  const token: ApiToken = config.apiToken
+    ? fixedApiToken(config.apiToken)
+    : options.tokenSource === "data-dir"
+      ? localApiToken(config.dataDir, log)
+      : await bucketApiToken(inBucket, log);
   const poller = new ReplyPoller(cloud.queues.queue(names.respQueue), log);
   const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket));
   const jobs = createJobSubmitter({
-    inBucket: cloud.blobs.bucket(names.inBucket),
+    inBucket,
     requestQueue: cloud.queues.queue(names.reqQueue),
     replyQueueName: names.respQueue,
     poller,
     timeoutMs: config.requestTimeoutMs,
     mode: config.answerMode,
   });
-  poller.start();
-  const server = createWebServer({
+  const app = createWebServer({
     jobs,
     gallery,
-    inspect,
+    inspect: options.inspect,
     log,
     maxUploadBytes: config.maxUploadBytes,
-    apiToken: config.apiToken,
+    token: () => token.current(),
+    classicAuth: config.classicAuth,
     health: () => ({ role: "web", waitingRequests: poller.pending.size, subjects: gallery.list().length }),
-  }).listen({ hostname: config.host, port: config.port, maxRequestBodySize: config.maxUploadBytes + 1024 * 1024 });
-  const port = server.server?.port ?? config.port;
-  log.info("web_listening", { host: config.host, port });
+  });
+  try {
+    app.listen({ hostname: config.host, port: config.port, maxRequestBodySize: config.maxUploadBytes + 1024 * 1024, ...(tls ? { tls } : {}) });
+  } catch (error) {
+    token.stop();
+    if (tls) throw new ConfigError(`cannot serve HTTPS with tlsCertFile ${config.tlsCertFile} and tlsKeyFile ${config.tlsKeyFile}: ${(error as Error).message}`);
+    throw error;
+  }
+  poller.start();
+  const port = app.server?.port ?? config.port;
+  log.info("web_listening", { host: config.host, port, protocol: tls ? "https" : "http", classicAuth: config.classicAuth });
   return {
     port,
     async stop() {
-      await server.stop();
+      await app.stop();
       await poller.stop();
+      token.stop();
     },
   };
 }

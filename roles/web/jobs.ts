@@ -1,20 +1,33 @@
 /** Submits one job for an upload and waits for its reply: image to the input bucket, ids on the request queue. */
 import type { Bucket, JobQueue } from "../cloud/types.ts";
-import type { JobMessage, ReplyMessage } from "../messages.ts";
+import type { AnswerMode } from "../deployment.ts";
+import type { JobKind, JobMessage, SuccessfulReplyTo } from "../messages.ts";
 import { ReplyTimeoutError } from "./correlation.ts";
-import { HttpError } from "./http-error.ts";
 import type { ReplyPoller } from "./reply-poller.ts";
 import type { Upload } from "./upload.ts";
 
 export interface JobSubmitter {
-  submit(jobId: string, kind: JobMessage["kind"], upload: Upload): Promise<Extract<ReplyMessage, { ok: true }>>;
+  submit<K extends JobKind>(jobId: string, kind: K, upload: Upload): Promise<SuccessfulReplyTo<K>>;
 }
 
-const REPLY_ERROR_STATUS: Record<string, number> = {
-  no_subjects_enrolled: 409,
-  no_face: 422,
-  job_failed: 500,
-};
+/** An app instance answered that it could not do the job: its code and message, as it sent them. */
+export class JobRefusedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "JobRefusedError";
+  }
+}
+
+/** No reply came in time; the job itself still completes. */
+export class JobTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`no reply within ${timeoutMs} ms`);
+    this.name = "JobTimeoutError";
+  }
+}
 
 export function createJobSubmitter(deps: {
   inBucket: Bucket;
@@ -22,7 +35,7 @@ export function createJobSubmitter(deps: {
   replyQueueName: string;
   poller: ReplyPoller;
   timeoutMs: number;
-  mode: JobMessage["mode"];
+  mode: AnswerMode;
 }): JobSubmitter {
   return {
     async submit(jobId, kind, upload) {
@@ -37,7 +50,7 @@ export function createJobSubmitter(deps: {
         sha256: upload.sha256,
         mode: deps.mode,
       };
-      const reply = deps.poller.waitFor(jobId, deps.timeoutMs);
+      const reply = deps.poller.waitFor(jobId, kind, deps.timeoutMs);
       reply.catch(() => {}); // settled below; this only keeps an early rejection from going unhandled
       try {
         await deps.requestQueue.send(JSON.stringify(job));
@@ -46,17 +59,15 @@ export function createJobSubmitter(deps: {
         await deps.inBucket.delete(inputKey).catch(() => {});
         throw error;
       }
-      let answer: ReplyMessage;
+      let answer;
       try {
         answer = await reply;
       } catch (error) {
-        if (error instanceof ReplyTimeoutError) {
-          throw new HttpError(504, "timeout", `no answer within ${deps.timeoutMs} ms; the job still completes and its result lands in the output bucket`);
-        }
+        if (error instanceof ReplyTimeoutError) throw new JobTimeoutError(deps.timeoutMs);
         throw error;
       }
-      if (!answer.ok) throw new HttpError(REPLY_ERROR_STATUS[answer.error.code] ?? 422, answer.error.code, answer.error.message);
-      return answer;
+      if (!answer.ok) throw new JobRefusedError(answer.error.code, answer.error.message);
+      return answer as SuccessfulReplyTo<typeof kind>;
     },
   };
 }

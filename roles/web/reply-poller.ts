@@ -1,7 +1,7 @@
 /** The one response-queue consumer of a web process: hands each reply to the request waiting for it. */
 import type { JobQueue } from "../cloud/types.ts";
 import { LONG_POLL_SECONDS } from "../deployment.ts";
-import { decodeMessage, ReplyMessageSchema, type ReplyMessage } from "../messages.ts";
+import { decodeMessage, ReplyEnvelopeSchema, ReplySchemas, type JobKind, type ReplyTo } from "../messages.ts";
 import { errorFields, type Logger } from "../log.ts";
 import { PendingReplies } from "./correlation.ts";
 
@@ -9,7 +9,8 @@ const EXPIRY_TICK_MS = 200;
 const RETRY_PAUSE_MS = 500;
 
 export class ReplyPoller {
-  readonly pending = new PendingReplies<ReplyMessage>();
+  /** Each waiting request gets its reply's body, and decodes it with the schema of the kind of job it submitted. */
+  readonly pending = new PendingReplies<string>();
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
   private expiryTimer: ReturnType<typeof setInterval> | undefined;
@@ -24,8 +25,8 @@ export class ReplyPoller {
     this.loop = this.run();
   }
 
-  waitFor(jobId: string, timeoutMs: number): Promise<ReplyMessage> {
-    return this.pending.wait(jobId, Date.now() + timeoutMs);
+  waitFor<K extends JobKind>(jobId: string, kind: K, timeoutMs: number): Promise<ReplyTo<K>> {
+    return this.pending.wait(jobId, Date.now() + timeoutMs).then((body) => decodeMessage(ReplySchemas[kind], body) as ReplyTo<K>);
   }
 
   cancel(jobId: string, error: Error): void {
@@ -60,10 +61,10 @@ export class ReplyPoller {
 
   private async handle(body: string, receiptHandle: string): Promise<void> {
     try {
-      const reply = decodeMessage(ReplyMessageSchema, body);
+      const { jobId } = decodeMessage(ReplyEnvelopeSchema, body);
       this.expireOverdue();
-      const delivery = this.pending.deliver(reply.jobId, reply);
-      if (delivery !== "delivered") this.log.info("reply_dropped", { jobId: reply.jobId, reason: delivery });
+      const delivery = this.pending.deliver(jobId, body);
+      if (delivery !== "delivered") this.log.info("reply_dropped", { jobId, reason: delivery });
     } catch (error) {
       this.log.warn("reply_malformed", errorFields(error));
     }

@@ -1,5 +1,4 @@
 /** Turns an untrusted multipart file into validated image bytes, or a clear 4xx. */
-import { ImageError, type ImageErrorCode } from "../../model/types.ts";
 import { MAX_NAME_BYTES } from "../deployment.ts";
 import { HttpError } from "./http-error.ts";
 
@@ -13,9 +12,22 @@ export interface Upload {
   sha256: string;
 }
 
-export type ImageInspector = (bytes: Uint8Array) => Promise<void>;
+export type ImageProblemCode = "empty" | "not_an_image" | "truncated" | "unsupported_format" | "too_many_pixels";
 
-const IMAGE_ERROR_STATUS: Record<ImageErrorCode, number> = {
+/** Why bytes are not an image this service takes: a code and a sentence for the sender. */
+export interface ImageProblem {
+  code: ImageProblemCode;
+  message: string;
+}
+
+/**
+ * Looks at an image's header (never decoding its pixels): its problem, or undefined when it is fine. Injected, so the
+ * web role knows nothing of the model; a rejection that is not a problem with the image is a fault (thrown).
+ */
+export type ImageInspector = (bytes: Uint8Array) => Promise<ImageProblem | undefined>;
+
+/** The HTTP status of each image problem, whether the web role or an app instance found it. */
+export const IMAGE_PROBLEM_STATUS: Record<ImageProblemCode, number> = {
   empty: 400,
   not_an_image: 400,
   truncated: 400,
@@ -23,9 +35,7 @@ const IMAGE_ERROR_STATUS: Record<ImageErrorCode, number> = {
   too_many_pixels: 413,
 };
 
-/** The name travels in a job message that must stay under the queue's 1 KiB, whatever the script it is written in. */
-
-/** The longest prefix of `text` that fits in `maxBytes` of UTF-8, never splitting a character. */
+/** The name travels in a job message that must stay under the queue's 1 KiB: the longest prefix of `text` that fits in `maxBytes` of UTF-8, never splitting a character. */
 function truncateUtf8(text: string, maxBytes: number): string {
   let bytes = 0;
   let end = 0;
@@ -43,12 +53,8 @@ export async function readUpload(file: File, field: string, maxBytes: number, in
     throw new HttpError(413, "file_too_large", `the file in '${field}' has ${file.size} bytes; the limit is ${maxBytes}`);
   }
   const bytes = new Uint8Array(await file.arrayBuffer());
-  try {
-    await inspect(bytes);
-  } catch (error) {
-    if (error instanceof ImageError) throw new HttpError(IMAGE_ERROR_STATUS[error.code], error.code, error.message);
-    throw error;
-  }
+  const problem = await inspect(bytes);
+  if (problem) throw new HttpError(IMAGE_PROBLEM_STATUS[problem.code], problem.code, problem.message);
   const baseName = file.name.split(/[\\/]/).pop() ?? "";
   // Control characters would grow sixfold as JSON escapes in the job message, and break the text/plain answer.
   const withoutExtension = baseName.replace(/\.[^.]*$/, "").replace(/[\u0000-\u001f\u007f]/g, "_");

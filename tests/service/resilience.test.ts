@@ -3,23 +3,24 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { InferencePool, inspectImage, thresholdFor } from "../../model/index.ts";
+import { InferencePool, thresholdFor } from "../../model/index.ts";
 import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
 import { startAppRole } from "../../roles/app/index.ts";
 import { localCloud } from "../../roles/cloud/index.ts";
 import { loadConfig, resourceNames } from "../../roles/config.ts";
 import type { RoleContext } from "../../roles/context.ts";
+import { imageInspector } from "../../roles/start.ts";
 import { startWebRole } from "../../roles/web/index.ts";
-import { captureLogs, courseImages, DATASETS, HAVE_COURSE, postImage, startService, upload } from "./support.ts";
+import { captureLogs, courseImages, DATASETS, HAVE_COURSE, postImage, startService, upload, type EmbeddedService } from "./support.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
 
 const images = HAVE_COURSE ? courseImages("100") : [];
 
-async function enrollFirstTen(url: string): Promise<void> {
+async function enrollFirstTen({ url, auth }: EmbeddedService): Promise<void> {
   for (const image of images.slice(0, 10)) {
-    const response = await fetch(`${url}/v1/subjects/${image.person}/faces`, { method: "POST", body: upload("image", await Bun.file(image.file).bytes(), "x.jpg") });
+    const response = await fetch(`${url}/v1/subjects/${image.person}/faces`, { method: "POST", body: upload("image", await Bun.file(image.file).bytes(), "x.jpg"), headers: auth });
     expect(response.status).toBe(201);
   }
 }
@@ -30,7 +31,7 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
 
   beforeAll(async () => {
     const service = await startService({}, dataDir);
-    await enrollFirstTen(service.url);
+    await enrollFirstTen(service);
     await service.stop();
     pool = await InferencePool.create({ config: loadConfig({}).model, workers: 1 });
   });
@@ -41,7 +42,7 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
     const logs = captureLogs();
     const cloud = localCloud(config, async () => ({ stop: async () => {} }));
     const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger };
-    const web = await startWebRole(context, (bytes) => inspectImage(bytes, config.model.maxPixels).then(() => {}));
+    const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
     const answer = postImage(`http://127.0.0.1:${web.port}`, images[3]!.file);
     // A consumer takes the job and dies: no reply, no delete, no heartbeat, as after a SIGKILL.
     const [taken] = await cloud.queues.queue(context.names.reqQueue).receive({ maxMessages: 1, waitSeconds: 5 });
@@ -64,7 +65,7 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
     const logs = captureLogs();
     const cloud = localCloud(config, async () => ({ stop: async () => {} }));
     const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger };
-    const web = await startWebRole(context, (bytes) => inspectImage(bytes, config.model.maxPixels).then(() => {}));
+    const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
     const broken = { analyze: () => Promise.reject(new Error("the model is broken")) };
     const app = startAppRole(context, { analyzer: broken, cache: new AnalysisCache(0), threshold: 0.5, slots: 1, instanceId: "broken" });
     try {
@@ -73,7 +74,11 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
       expect(response.status).toBe(500);
       const body = (await response.json()) as { error: string; message: string };
       expect(body.error).toBe("job_failed");
-      expect(body.message).toContain("the model is broken");
+      // The reason stays in the log, under the request id the caller got.
+      expect(JSON.stringify(body)).not.toContain("the model is broken");
+      const failed = logs.lines.find((line) => line.event === "request_failed");
+      expect(failed).toMatchObject({ requestId: response.headers.get("x-request-id"), code: "job_failed" });
+      expect(JSON.stringify(failed)).toContain("the model is broken");
       expect(performance.now() - started).toBeLessThan(10_000);
       expect(logs.lines.filter((line) => line.event === "job_failed").map((line) => line.receiveCount)).toEqual([1, 2]);
     } finally {
@@ -111,7 +116,7 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
     try {
       for (const name of enrolled) {
         const form = upload("image", await Bun.file(photo(name, 1)).bytes(), "x.jpg");
-        expect((await fetch(`${service.url}/v1/subjects/${name}/faces`, { method: "POST", body: form })).status).toBe(201);
+        expect((await fetch(`${service.url}/v1/subjects/${name}/faces`, { method: "POST", body: form, headers: service.auth })).status).toBe(201);
       }
       for (const name of enrolled) expect(await (await postImage(service.url, photo(name, 2))).text()).toBe(`${name}_0002:${name}`);
       expect(await (await postImage(service.url, photo("Adam_Scott", 1))).text()).toBe("Adam_Scott_0001:Unknown");

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { loadConfig, type Config } from "../../roles/config.ts";
 import { createLogger, type Logger } from "../../roles/log.ts";
 import { startEmbedded, type RunningRoles } from "../../roles/start.ts";
+import { apiTokenFile } from "../../roles/web/api-token.ts";
 
 export const DATASETS = join(import.meta.dir, "..", "..", "..", "shared", "datasets");
 const COURSE_DIR = join(DATASETS, "cse546");
@@ -43,13 +44,16 @@ export interface EmbeddedService extends RunningRoles {
   url: string;
   config: Config;
   logs: LogCapture;
+  /** The header the admin routes need: the configured token, else the one generated in the data directory. */
+  auth: { authorization: string };
 }
 
 export async function startService(overrides: Partial<Config> = {}, dataDir = mkdtempSync(join(tmpdir(), "facefleet-"))): Promise<EmbeddedService> {
   const config = loadConfig({}, { host: "127.0.0.1", port: 0, dataDir, controllerIntervalMs: 50, scaleInAfterMs: 300, ...overrides });
   const logs = captureLogs();
   const running = await startEmbedded(config, logs.logger);
-  return { ...running, url: `http://127.0.0.1:${running.port}`, config, logs };
+  const token = config.apiToken ?? readFileSync(apiTokenFile(dataDir), "utf8").trim();
+  return { ...running, url: `http://127.0.0.1:${running.port}`, config, logs, auth: { authorization: `Bearer ${token}` } };
 }
 
 export function upload(field: string, bytes: Uint8Array | string, fileName: string, type = "image/jpeg"): FormData {

@@ -1,0 +1,67 @@
+/**
+ * The one place where errors become HTTP answers. The client gets a code, a message written for it and the request
+ * id; what went wrong underneath (stacks, SDK and cloud messages with their account, role and bucket names) goes to
+ * the log under that request id, never into the answer.
+ */
+import { Elysia, ValidationError } from "elysia";
+import { GalleryError, type GalleryErrorCode } from "../gallery-store.ts";
+import type { Logger } from "../log.ts";
+import { HttpError } from "./http-error.ts";
+import { JobRefusedError, JobTimeoutError } from "./jobs.ts";
+import { requestId, requestIdOf } from "./request-id.ts";
+import { IMAGE_PROBLEM_STATUS, type ImageProblemCode } from "./upload.ts";
+
+const GALLERY_ERROR_STATUS: Record<GalleryErrorCode, number> = {
+  embedding_missing: 502,
+  embedding_mismatch: 409,
+};
+
+/** What an app instance may refuse a job for that is the sender's to fix; its message is written for them. */
+const CLIENT_REFUSAL_STATUS: Record<string, number> = {
+  ...(IMAGE_PROBLEM_STATUS satisfies Record<ImageProblemCode, number>),
+  no_subjects_enrolled: 409,
+  no_face: 422,
+};
+
+export function errorMapping(log: Logger) {
+  return new Elysia({ name: "error-mapping" }).use(requestId).onError({ as: "global" }, ({ error, code, request }) => {
+    const id = requestIdOf(request);
+    const answer = toHttpError(error, code);
+    const fields = { requestId: id, method: request.method, path: new URL(request.url).pathname, status: answer.status, code: answer.code };
+    if (answer.status >= 500) log.error("request_failed", { ...fields, ...details(error) });
+    else log.info("request_rejected", fields);
+    return answer.toResponse(id);
+  });
+}
+
+function toHttpError(error: unknown, code: string | number): HttpError {
+  if (error instanceof HttpError) return error;
+  if (error instanceof ValidationError) {
+    const field = error.valueError?.path.replace(/^\//, "") ?? "";
+    if (error.type === "params") return new HttpError(400, "invalid_parameter", `invalid path parameter '${field}': ${error.valueError?.message ?? "invalid"}`);
+    return new HttpError(400, "missing_field", `multipart field '${field}' with a file is required`);
+  }
+  if (error instanceof GalleryError) return new HttpError(GALLERY_ERROR_STATUS[error.code], error.code, error.message);
+  if (error instanceof JobTimeoutError) {
+    return new HttpError(504, "timeout", `no answer within ${error.timeoutMs} ms; the job still completes and its result lands in the output bucket`);
+  }
+  if (error instanceof JobRefusedError) {
+    const status = CLIENT_REFUSAL_STATUS[error.code];
+    if (status !== undefined) return new HttpError(status, error.code, error.message);
+    if (error.code === "job_failed") return new HttpError(500, "job_failed", "the job failed on every try and was set aside", { cause: error });
+    return new HttpError(500, "internal_error", "internal error", { cause: error });
+  }
+  if (code === "NOT_FOUND") return new HttpError(404, "not_found", "no such route");
+  if (code === "PARSE") return new HttpError(400, "unreadable_body", "the body must be multipart/form-data");
+  return new HttpError(500, "internal_error", "internal error", { cause: error });
+}
+
+/** Everything about a failure worth logging: the error and its causes, each with its name, message and stack. */
+function details(error: unknown): { failure: Record<string, unknown>[] } {
+  const failure: Record<string, unknown>[] = [];
+  for (let current = error; current !== undefined && failure.length < 5; current = current instanceof Error ? current.cause : undefined) {
+    if (!(current instanceof Error)) failure.push({ value: String(current) });
+    else failure.push({ name: current.name, message: current.message, stack: current.stack, ...(current instanceof JobRefusedError ? { code: current.code } : {}) });
+  }
+  return { failure };
+}
