@@ -30,7 +30,7 @@ export function errorMapping(log: Logger) {
     const fields = { requestId: id, method: request.method, path: new URL(request.url).pathname, status: answer.status, code: answer.code };
     if (answer.status >= 500) log.error("request_failed", { ...fields, ...details(error) });
     else log.info("request_rejected", fields);
-    return answer.toResponse(id);
+    return answer.render(id);
   });
 }
 

@@ -12,7 +12,7 @@ export class HttpError extends Error {
   }
 
   /** The answer's body: the code, the message and the request id, nothing else. */
-  toResponse(requestId: string): Response {
+  render(requestId: string): Response {
     return Response.json({ error: this.code, message: this.message, requestId }, { status: this.status });
   }
 }

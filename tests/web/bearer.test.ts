@@ -1,0 +1,56 @@
+// The bearer guard on its own: mounted on a path, checked before the body is read, the token read on every request.
+import { describe, expect, test } from "bun:test";
+import { Elysia } from "elysia";
+import { bearerGuard } from "../../roles/web/bearer.ts";
+import { errorMapping } from "../../roles/web/errors.ts";
+import { captureLogs, request } from "./support.ts";
+
+describe("bearer guard", () => {
+  let token = "first-token";
+  let bodiesRead = 0;
+  const app = new Elysia()
+    .use(errorMapping(captureLogs().logger))
+    .use(bearerGuard((_method, pathname) => pathname.startsWith("/admin/"), () => token))
+    .get("/open", () => "open")
+    .get("/admin/list", () => "listed")
+    .post("/admin/upload", async ({ request }) => {
+      bodiesRead++;
+      return String((await request.text()).length);
+    }, { parse: "none" });
+
+  const get = (path: string, authorization?: string) => app.handle(request(path, { headers: authorization ? { authorization } : {} }));
+
+  test("paths it is not mounted on stay open", async () => {
+    expect((await get("/open")).status).toBe(200);
+  });
+
+  test("no header, another scheme, a wrong token, a prefix or an extension of it: 401 unauthorized", async () => {
+    for (const authorization of [undefined, `Basic ${token}`, "Bearer wrong", "Bearer first", "Bearer first-token-and-more", `bearer ${token}`, "Bearer "]) {
+      const response = await get("/admin/list", authorization);
+      expect(response.status).toBe(401);
+      expect(await response.json()).toMatchObject({ error: "unauthorized" });
+    }
+    expect(await (await get("/admin/list", `Bearer ${token}`)).text()).toBe("listed");
+  });
+
+  test("a refused upload is never read", async () => {
+    let pulled = 0;
+    const body = new ReadableStream({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new Uint8Array(1024));
+        if (pulled > 10) controller.close();
+      },
+    });
+    const response = await app.handle(request("/admin/upload", { method: "POST", body, headers: { authorization: "Bearer wrong" } }));
+    expect(response.status).toBe(401);
+    expect(bodiesRead).toBe(0);
+    expect(pulled).toBeLessThanOrEqual(1); // a stream may be primed with one chunk; nobody consumed it
+  });
+
+  test("a rotated token takes effect on the next request", async () => {
+    token = "second-token";
+    expect((await get("/admin/list", "Bearer first-token")).status).toBe(401);
+    expect((await get("/admin/list", "Bearer second-token")).status).toBe(200);
+  });
+});

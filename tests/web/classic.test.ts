@@ -1,0 +1,94 @@
+// The classic contract's plugin on its own: a fake job submitter, the model's real image inspector, no datasets.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { Elysia } from "elysia";
+import { classicContract } from "../../roles/web/classic.ts";
+import { errorMapping } from "../../roles/web/errors.ts";
+import { JobRefusedError } from "../../roles/web/jobs.ts";
+import { imageInspector } from "../../roles/start.ts";
+import { captureLogs, fakeJobs, multipart, request, testImages, TOKEN } from "./support.ts";
+
+let images: Awaited<ReturnType<typeof testImages>>;
+beforeAll(async () => {
+  images = await testImages();
+});
+
+function classic(options: { classicAuth?: boolean; answer?: Parameters<typeof fakeJobs>[0] } = {}) {
+  const logs = captureLogs();
+  const { jobs, submitted } = fakeJobs(options.answer);
+  const app = new Elysia()
+    .use(errorMapping(logs.logger))
+    .use(classicContract({ jobs, inspect: imageInspector(40_000_000), log: logs.logger, maxUploadBytes: 64 * 1024, token: options.classicAuth ? () => TOKEN : undefined }));
+  const post = (body: FormData | string, headers: Record<string, string> = {}) => app.handle(request("/", { method: "POST", body, headers }));
+  return { app, post, submitted, logs };
+}
+
+async function expectError(response: Response, status: number, error: string): Promise<void> {
+  expect(response.status).toBe(status);
+  const body = (await response.json()) as Record<string, unknown>;
+  expect(body).toEqual({ error, message: expect.any(String), requestId: response.headers.get("x-request-id")! });
+  expect(body.requestId).toMatch(/^[0-9a-f-]{36}$/);
+}
+
+describe("classic contract", () => {
+  for (const format of ["jpeg", "png", "webp"] as const) {
+    test(`a ${format.toUpperCase()} is answered 200 text/plain <name>:<person>, exactly`, async () => {
+      const { post, submitted } = classic();
+      const response = await post(multipart("inputFile", images[format], `test_00.${format}`, `image/${format}`));
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+      expect(response.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+      expect(new Uint8Array(await response.arrayBuffer())).toEqual(new TextEncoder().encode("test_00:Paul"));
+      expect(submitted.map((s) => [s.kind, s.jobId, s.upload.name])).toEqual([["recognize", response.headers.get("x-request-id")!, "test_00"]]);
+    });
+  }
+
+  describe("bad input gets its code and nothing is submitted", () => {
+    const cases: [string, () => FormData | string, number, string][] = [
+      ["missing field", () => multipart("somethingElse", images.jpeg, "a.jpg"), 400, "missing_field"],
+      ["field that is not a file", () => {
+        const form = new FormData();
+        form.append("inputFile", "just text");
+        return form;
+      }, 400, "missing_field"],
+      ["empty file", () => multipart("inputFile", images.empty, "empty.jpg"), 400, "empty_file"],
+      ["not an image", () => multipart("inputFile", images.notAnImage, "notes.jpg"), 400, "not_an_image"],
+      ["truncated", () => multipart("inputFile", images.truncated, "cut.jpg"), 400, "truncated"],
+      ["GIF", () => multipart("inputFile", images.gif, "a.gif", "image/gif"), 415, "unsupported_format"],
+      ["a file over the limit", () => multipart("inputFile", new Uint8Array(64 * 1024 + 1).fill(7), "big.jpg"), 413, "file_too_large"],
+      ["more pixels than the limit (a decompression bomb's header)", () => multipart("inputFile", images.bomb, "bomb.png", "image/png"), 413, "too_many_pixels"],
+    ];
+    for (const [what, body, status, code] of cases) {
+      test(what, async () => {
+        const { post, submitted } = classic();
+        await expectError(await post(body()), status, code);
+        expect(submitted).toHaveLength(0);
+      });
+    }
+
+    test("a body that is not multipart", async () => {
+      const { post, submitted } = classic();
+      const response = await post("hello", { "content-type": "text/plain" });
+      expect(response.status).toBe(400);
+      expect(submitted).toHaveLength(0);
+    });
+  });
+
+  test("an app instance's refusal keeps its code: nobody enrolled is 409 no_subjects_enrolled", async () => {
+    const { post } = classic({
+      answer: () => {
+        throw new JobRefusedError("no_subjects_enrolled", "nobody is enrolled yet");
+      },
+    });
+    await expectError(await post(multipart("inputFile", images.jpeg, "a.jpg")), 409, "no_subjects_enrolled");
+  });
+
+  test("open by default; with classicAuth it needs the bearer token, checked before the body is read", async () => {
+    expect((await classic().post(multipart("inputFile", images.jpeg, "a.jpg"))).status).toBe(200);
+    const { post, submitted } = classic({ classicAuth: true });
+    await expectError(await post(multipart("inputFile", images.jpeg, "a.jpg")), 401, "unauthorized");
+    await expectError(await post(multipart("inputFile", images.jpeg, "a.jpg"), { authorization: "Bearer wrong" }), 401, "unauthorized");
+    expect(submitted).toHaveLength(0);
+    const response = await post(multipart("inputFile", images.jpeg, "a.jpg"), { authorization: `Bearer ${TOKEN}` });
+    expect(await response.text()).toBe("a:Paul");
+  });
+});

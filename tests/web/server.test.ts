@@ -1,0 +1,121 @@
+// The composed HTTP surface over the local stand-ins, with a fake app instance answering jobs: the README's
+// "Bad input" paragraph code by code, and nothing stored for any of them. No model, no datasets.
+import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { AUTH, multipart, request, startWebHarness, testImages, type WebHarness } from "./support.ts";
+
+let images: Awaited<ReturnType<typeof testImages>>;
+beforeAll(async () => {
+  images = await testImages();
+});
+
+let harness: WebHarness | undefined;
+afterEach(async () => {
+  await harness?.stop();
+  harness = undefined;
+});
+
+const post = (body: FormData | string, headers: Record<string, string> = {}) => harness!.app.handle(request("/", { method: "POST", body, headers }));
+
+async function expectError(response: Response, status: number, error: string): Promise<Record<string, unknown>> {
+  expect(response.status).toBe(status);
+  const body = (await response.json()) as Record<string, unknown>;
+  expect(body).toEqual({ error, message: expect.any(String), requestId: response.headers.get("x-request-id")! });
+  return body;
+}
+
+async function expectNothingStored(): Promise<void> {
+  expect(await harness!.inBucket.count()).toBe(0);
+  expect(await harness!.requestQueue.depth()).toEqual({ visible: 0, inFlight: 0 });
+  expect(harness!.jobsTaken).toHaveLength(0);
+  expect(harness!.gallery.list()).toEqual([]);
+}
+
+describe("web server", () => {
+  test("the classic contract through the queue: the image is stored under the request id, the answer is <name>:<person>", async () => {
+    harness = await startWebHarness();
+    const response = await post(multipart("inputFile", images.jpeg, "test_00.jpg"));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    expect(await response.text()).toBe("test_00:Paul");
+    const id = response.headers.get("x-request-id")!;
+    expect(harness.jobsTaken).toEqual([expect.objectContaining({ kind: "recognize", jobId: id, inputKey: `${id}/test_00.jpg`, name: "test_00" })]);
+    expect(await harness.inBucket.get(`${id}/test_00.jpg`)).toEqual(images.jpeg);
+  });
+
+  test("enrollment through the queue: the embedding the app left is enrolled, then removed", async () => {
+    harness = await startWebHarness();
+    const response = await harness.app.handle(request("/v1/subjects/Paul/faces", { method: "POST", body: multipart("image", images.webp, "p.webp", "image/webp"), headers: AUTH }));
+    expect(response.status).toBe(201);
+    expect(await response.json()).toMatchObject({ subject: "Paul", faces: 1 });
+    expect(harness.gallery.list()).toEqual([{ subject: "Paul", faces: 1 }]);
+    expect(await harness.galleryBucket.get(`embeddings/${response.headers.get("x-request-id")}.f32`)).toBeUndefined();
+  });
+
+  describe("bad input: its code, and nothing stored", () => {
+    const cases: [string, () => FormData, number, string][] = [
+      ["missing field", () => multipart("somethingElse", images.jpeg, "a.jpg"), 400, "missing_field"],
+      ["empty file", () => multipart("inputFile", images.empty, "a.jpg"), 400, "empty_file"],
+      ["not an image", () => multipart("inputFile", images.notAnImage, "a.jpg"), 400, "not_an_image"],
+      ["truncated", () => multipart("inputFile", images.truncated, "a.jpg"), 400, "truncated"],
+      ["GIF", () => multipart("inputFile", images.gif, "a.gif", "image/gif"), 415, "unsupported_format"],
+      ["more pixels than the limit", () => multipart("inputFile", images.bomb, "a.png", "image/png"), 413, "too_many_pixels"],
+    ];
+    for (const [what, form, status, code] of cases) {
+      test(what, async () => {
+        harness = await startWebHarness();
+        await expectError(await post(form()), status, code);
+        await expectNothingStored();
+      });
+    }
+
+    test("over the upload limit: refused from content-length, before the body is read", async () => {
+      harness = await startWebHarness({ maxUploadBytes: 1024 });
+      let pulled = 0;
+      const body = new ReadableStream({
+        pull(controller) {
+          pulled++;
+          controller.enqueue(new Uint8Array(64 * 1024));
+          if (pulled > 4) controller.close();
+        },
+      });
+      const response = await post(body as unknown as string, { "content-type": "multipart/form-data; boundary=x", "content-length": String(5 * 64 * 1024) });
+      await expectError(response, 413, "file_too_large");
+      expect(pulled).toBeLessThanOrEqual(1);
+      await expectNothingStored();
+    });
+  });
+
+  test("nobody enrolled: 409 no_subjects_enrolled, as the app instance answered", async () => {
+    harness = await startWebHarness({ answer: (job) => ({ ok: false, jobId: job.jobId, error: { code: "no_subjects_enrolled", message: "nobody is enrolled yet" } }) });
+    await expectError(await post(multipart("inputFile", images.jpeg, "a.jpg")), 409, "no_subjects_enrolled");
+  });
+
+  test("a job set aside after failing on every try: 500 job_failed without its reason, which is logged under the request id", async () => {
+    const reason = "the job failed 3 times and was set aside: User: arn:aws:sts::123456789012:assumed-role/facefleet-app/i-0abc is not authorized to perform: s3:GetObject";
+    harness = await startWebHarness({ answer: (job) => ({ ok: false, jobId: job.jobId, error: { code: "job_failed", message: reason } }) });
+    const response = await post(multipart("inputFile", images.jpeg, "a.jpg"));
+    const body = await expectError(response, 500, "job_failed");
+    expect(JSON.stringify(body)).not.toContain("arn:");
+    const logged = harness.logs.lines.find((line) => line.event === "request_failed");
+    expect(logged).toMatchObject({ requestId: body.requestId, code: "job_failed" });
+    expect(JSON.stringify(logged)).toContain(reason);
+  });
+
+  test("no reply in time: 504 timeout with the request id", async () => {
+    harness = await startWebHarness({ timeoutMs: 50, answer: async (job) => (await Bun.sleep(300), { ok: true, jobId: job.jobId, person: "Late", faces: 1 }) });
+    await expectError(await post(multipart("inputFile", images.jpeg, "a.jpg")), 504, "timeout");
+  });
+
+  test("a reply of the wrong shape for its kind is a fault, not an answer", async () => {
+    // An embed job answered like a recognition (no embeddingKey): the reply schema of the kind refuses it.
+    harness = await startWebHarness({ answer: (job) => ({ ok: true, jobId: job.jobId, person: "Paul", faces: 1 }) });
+    const response = await harness.app.handle(request("/v1/subjects/Paul/faces", { method: "POST", body: multipart("image", images.jpeg, "a.jpg"), headers: AUTH }));
+    await expectError(response, 500, "internal_error");
+    expect(harness.gallery.list()).toEqual([]);
+  });
+
+  test("health", async () => {
+    harness = await startWebHarness();
+    expect(await (await harness.app.handle(request("/healthz"))).json()).toEqual({ status: "ok", role: "web" });
+  });
+});

@@ -1,0 +1,170 @@
+/**
+ * Scaffolding for the web role's plugin tests: images made here with sharp (no datasets), a logger that keeps its
+ * lines, and the web role's storage and queues on the local stand-ins with a fake app instance answering jobs.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import sharp from "sharp";
+import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
+import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
+import type { Bucket, JobQueue } from "../../roles/cloud/types.ts";
+import { GalleryWriter } from "../../roles/gallery-store.ts";
+import { createLogger, type Logger } from "../../roles/log.ts";
+import { decodeMessage, JobMessageSchema, type JobKind, type JobMessage, type ReplyMessage, type SuccessfulReplyTo } from "../../roles/messages.ts";
+import { imageInspector } from "../../roles/start.ts";
+import { createJobSubmitter, type JobSubmitter } from "../../roles/web/jobs.ts";
+import { ReplyPoller } from "../../roles/web/reply-poller.ts";
+import { createWebServer } from "../../roles/web/server.ts";
+import type { Upload } from "../../roles/web/upload.ts";
+
+export interface LogCapture {
+  logger: Logger;
+  lines: Record<string, unknown>[];
+}
+
+export function captureLogs(): LogCapture {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, logger: createLogger({}, (line) => lines.push(JSON.parse(line))) };
+}
+
+const solid = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: "#7a5" } });
+
+/** One image of each kind the README's "Bad input" paragraph names, and the three formats that are taken. */
+export async function testImages() {
+  const jpeg = new Uint8Array(await solid(32, 24).jpeg().toBuffer());
+  return {
+    jpeg,
+    png: new Uint8Array(await solid(32, 24).png().toBuffer()),
+    webp: new Uint8Array(await solid(32, 24).webp().toBuffer()),
+    gif: new Uint8Array(await solid(8, 8).gif().toBuffer()),
+    truncated: jpeg.subarray(0, Math.floor(jpeg.length / 2)),
+    empty: new Uint8Array(),
+    notAnImage: new TextEncoder().encode("this is not a picture at all"),
+    bomb: await pngClaiming(100_000, 100_000),
+  };
+}
+
+/** A small PNG whose header claims a huge size: the shape of a decompression bomb, without its payload. */
+export async function pngClaiming(width: number, height: number): Promise<Uint8Array> {
+  const png = new Uint8Array(await solid(1, 1).png().toBuffer());
+  const view = new DataView(png.buffer);
+  // IHDR data starts at byte 16 (8-byte signature, 4-byte length, 4-byte type); its CRC follows its 13 bytes.
+  view.setUint32(16, width);
+  view.setUint32(20, height);
+  view.setUint32(29, Bun.hash.crc32(png.subarray(12, 29)));
+  return png;
+}
+
+export function multipart(field: string, bytes: Uint8Array | string, fileName: string, type = "image/jpeg"): FormData {
+  const form = new FormData();
+  form.append(field, new File([bytes], fileName, { type }));
+  return form;
+}
+
+/** A request for `app.handle` (Elysia routes on the path after the host, so the host is a real-looking one). */
+export function request(path: string, init: RequestInit = {}): Request {
+  return new Request(`http://localhost${path}`, init);
+}
+
+/** Answers jobs as an app instance would: `answer` decides the reply to each job it takes. */
+export type FakeApp = (job: JobMessage) => ReplyMessage | Promise<ReplyMessage>;
+
+export const recognizeAs =
+  (person: string): FakeApp =>
+  (job) =>
+    job.kind === "recognize" ? { ok: true, jobId: job.jobId, person, faces: 1 } : { ok: true, jobId: job.jobId, faces: 1, embeddingKey: `embeddings/${job.jobId}.f32` };
+
+export interface WebHarness {
+  app: ReturnType<typeof createWebServer>;
+  logs: LogCapture;
+  inBucket: Bucket;
+  galleryBucket: Bucket;
+  requestQueue: JobQueue;
+  gallery: GalleryWriter;
+  jobsTaken: JobMessage[];
+  stop(): Promise<void>;
+}
+
+export const TOKEN = "a-test-token";
+export const AUTH = { authorization: `Bearer ${TOKEN}` };
+
+/**
+ * The whole HTTP surface over files in a temporary folder and in-memory queues, with the real job submitter and reply
+ * poller, the model's real image inspector, and a fake app instance (by default: everyone is "Paul"; an embed job
+ * leaves a 4-d embedding in the gallery bucket).
+ */
+export async function startWebHarness(options: { answer?: FakeApp; maxUploadBytes?: number; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket } = {}): Promise<WebHarness> {
+  const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-web-")));
+  const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 30, maxReceives: 3, deadLetterQueue: "dlq" });
+  const inBucket = blobs.bucket("in");
+  const galleryBucket = options.galleryBucket ?? blobs.bucket("gallery");
+  const requestQueue = queues.queue("requests");
+  const logs = captureLogs();
+  const poller = new ReplyPoller(queues.queue("replies"), logs.logger);
+  const gallery = await GalleryWriter.open(galleryBucket);
+  const jobs = createJobSubmitter({ inBucket, requestQueue, replyQueueName: "replies", poller, timeoutMs: options.timeoutMs ?? 10_000, mode: "closed" });
+  const answer = options.answer ?? recognizeAs("Paul");
+  const jobsTaken: JobMessage[] = [];
+  const abort = new AbortController();
+  const fakeApp = (async () => {
+    while (!abort.signal.aborted) {
+      const messages = await requestQueue.receive({ maxMessages: 10, waitSeconds: 1, signal: abort.signal }).catch(() => []);
+      for (const message of messages) {
+        const job = decodeMessage(JobMessageSchema, message.body);
+        jobsTaken.push(job);
+        const reply = await answer(job);
+        if (reply.ok && "embeddingKey" in reply) await galleryBucket.put(reply.embeddingKey, new Uint8Array(new Float32Array([1, 0, 0, 0]).buffer));
+        await queues.queue(job.replyTo).send(JSON.stringify(reply));
+        await requestQueue.delete(message.receiptHandle);
+      }
+    }
+  })();
+  poller.start();
+  const app = createWebServer({
+    jobs,
+    gallery,
+    inspect: imageInspector(40_000_000),
+    log: logs.logger,
+    maxUploadBytes: options.maxUploadBytes ?? 256 * 1024,
+    token: () => TOKEN,
+    classicAuth: options.classicAuth ?? false,
+    health: () => ({ role: "web" }),
+  });
+  return {
+    app,
+    logs,
+    inBucket,
+    galleryBucket,
+    requestQueue,
+    gallery,
+    jobsTaken,
+    async stop() {
+      abort.abort();
+      await fakeApp;
+      await poller.stop();
+    },
+  };
+}
+
+export interface Submission {
+  jobId: string;
+  kind: JobKind;
+  upload: Upload;
+}
+
+/**
+ * A job submitter that stores nothing and asks no app: it records each submission and answers from `answer`, which
+ * may throw what the real submitter throws (JobRefusedError, JobTimeoutError, a storage fault).
+ */
+export function fakeJobs(answer: (kind: JobKind, jobId: string) => SuccessfulReplyTo<JobKind> = (kind, jobId) =>
+  kind === "recognize" ? { ok: true, jobId, person: "Paul", faces: 1 } : { ok: true, jobId, faces: 1, embeddingKey: `embeddings/${jobId}.f32` }) {
+  const submitted: Submission[] = [];
+  const jobs: JobSubmitter = {
+    async submit<K extends JobKind>(jobId: string, kind: K, upload: Upload) {
+      submitted.push({ jobId, kind, upload });
+      return answer(kind, jobId) as SuccessfulReplyTo<K>;
+    },
+  };
+  return { jobs, submitted };
+}
