@@ -2,11 +2,13 @@
  * Enrolls faces through the HTTP API (`POST {url}/v1/subjects/{name}/faces`, multipart field `image`):
  *   bun run scripts/enroll.ts --url URL --labels CSV --images DIR   (course `Image,Results` CSV)
  *   bun run scripts/enroll.ts --url URL --dir DIR                   (one folder per person, LFW layout)
- * Optional --token for a protected API, --concurrency (default 8).
+ * The bearer token: --token, else FACEFLEET_API_TOKEN, else the embedded service's <data dir>/api-token.
+ * Optional --concurrency (default 8).
  */
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { bearerHeader, clientApiToken } from "./api-token.ts";
 import { readCourseLabels } from "./course-labels.ts";
 
 const { values: args } = parseArgs({
@@ -50,9 +52,11 @@ if (!enrollments) {
   process.exit(2);
 }
 
+const token = clientApiToken(args.token);
 let next = 0;
 let enrolled = 0;
 const failures: string[] = [];
+let unauthorized = false;
 async function worker(): Promise<void> {
   while (next < enrollments!.length) {
     const { subject, file } = enrollments![next++]!;
@@ -61,14 +65,16 @@ async function worker(): Promise<void> {
     const response = await fetch(`${args.url}/v1/subjects/${encodeURIComponent(subject)}/faces`, {
       method: "POST",
       body: form,
-      headers: args.token ? { authorization: `Bearer ${args.token}` } : {},
+      headers: bearerHeader(token),
     });
     if (response.ok) enrolled++;
     else failures.push(`${file}: HTTP ${response.status} ${await response.text()}`);
+    if (response.status === 401) unauthorized = true;
   }
 }
 await Promise.all(Array.from({ length: Math.max(1, Number(args.concurrency)) }, worker));
 for (const failure of failures) console.error(failure);
+if (unauthorized) console.error(`the service refused the bearer token from ${token.source}: pass --token or set FACEFLEET_API_TOKEN`);
 const subjects = new Set(enrollments.map((e) => e.subject)).size;
 console.log(`enrolled ${enrolled} of ${enrollments.length} faces of ${subjects} subjects`);
 console.log(JSON.stringify({ faces: enrollments.length, enrolled, failed: failures.length, subjects }));

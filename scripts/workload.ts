@@ -2,12 +2,15 @@
  * Our own workload generator, speaking the course's protocol: `POST {url}/` with multipart field `inputFile`,
  * expecting 200 and `<name>:<person>`. Cycles over a folder's images, counts correct answers against the
  * labels CSV, and reports the course's "average" (total time / requests) and latency percentiles.
- *   bun run scripts/workload.ts --url URL --images DIR --labels CSV [--requests N] [--concurrency C] [--timeout S]
+ *   bun run scripts/workload.ts --url URL --images DIR --labels CSV [--requests N] [--concurrency C] [--timeout S] [--token T]
  * A request unanswered after --timeout seconds (default 120) counts as failed. Last line: one JSON object.
+ * Sends the admin bearer token when it finds one (--token, FACEFLEET_API_TOKEN, the embedded <data dir>/api-token),
+ * which a service with FACEFLEET_CLASSIC_AUTH=true needs.
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { bearerHeader, clientApiToken } from "./api-token.ts";
 import { readCourseLabels } from "./course-labels.ts";
 
 const { values: args } = parseArgs({
@@ -18,10 +21,11 @@ const { values: args } = parseArgs({
     requests: { type: "string" },
     concurrency: { type: "string", default: "100" },
     timeout: { type: "string", default: "120" },
+    token: { type: "string" },
   },
 });
 if (!args.images || !args.labels) {
-  console.error("usage: bun run scripts/workload.ts --url URL --images DIR --labels CSV [--requests N] [--concurrency C] [--timeout S]");
+  console.error("usage: bun run scripts/workload.ts --url URL --images DIR --labels CSV [--requests N] [--concurrency C] [--timeout S] [--token T]");
   process.exit(2);
 }
 const labels = readCourseLabels(args.labels);
@@ -30,6 +34,7 @@ if (files.length === 0) throw new Error(`no images in ${args.images}`);
 const total = Number(args.requests ?? files.length);
 const concurrency = Math.max(1, Number(args.concurrency));
 const timeoutMs = Number(args.timeout) * 1000;
+const headers = bearerHeader(clientApiToken(args.token));
 const images = await Promise.all(
   files.map(async (file) => {
     const blob = Bun.file(join(args.images!, file));
@@ -61,7 +66,7 @@ async function worker(): Promise<void> {
     form.append("inputFile", new File([image.bytes], image.file, { type: image.type }));
     const started = performance.now();
     try {
-      const response = await fetch(`${args.url}/`, { method: "POST", body: form, signal: AbortSignal.timeout(timeoutMs) });
+      const response = await fetch(`${args.url}/`, { method: "POST", body: form, headers, signal: AbortSignal.timeout(timeoutMs) });
       const body = await response.text();
       latencies.push((performance.now() - started) / 1000);
       if (response.status !== 200) {

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { apiTokenFile } from "../../roles/web/api-token.ts";
 import { runScript, temporaryFolder } from "./support.ts";
 
 interface Enrollment {
@@ -19,6 +21,7 @@ function startStub() {
     async fetch(request) {
       const match = /^\/v1\/subjects\/([^/]+)\/faces$/.exec(new URL(request.url).pathname);
       if (request.method !== "POST" || !match) return new Response("not found", { status: 404 });
+      if (request.headers.get("authorization") === "Bearer refused") return Response.json({ error: "unauthorized" }, { status: 401 });
       const form = await request.formData();
       for (const [field, value] of form) {
         if (!(value instanceof Blob)) continue;
@@ -62,7 +65,7 @@ describe("enrollment client", () => {
       "José Martí/José Martí_0001.jpg": "jose",
       "Broken/Broken_0001.jpg": "bad",
     });
-    const run = await runScript("enroll.ts", ["--url", stub.url, "--dir", folder]);
+    const run = await runScript("enroll.ts", ["--url", stub.url, "--dir", folder], { FACEFLEET_DATA_DIR: temporaryFolder({}) });
     expect(bySubject(stub.enrollments)).toEqual([
       "Ada_Lovelace<-Ada_Lovelace_0001.jpg:ada 1",
       "Ada_Lovelace<-Ada_Lovelace_0002.jpg:ada 2",
@@ -72,5 +75,35 @@ describe("enrollment client", () => {
     expect(run.summary).toEqual({ faces: 4, enrolled: 3, failed: 1, subjects: 3 });
     expect(run.stderr).toContain("HTTP 415");
     expect(run.exitCode).toBe(1);
+  });
+
+  const oneImage = () =>
+    temporaryFolder({ "images/test_00.jpg": "zero", "labels.csv": "Image,Results\ntest_00,Paul\n" });
+  const readmeCommand = (folder: string) => ["--url", stub!.url, "--labels", join(folder, "labels.csv"), "--images", join(folder, "images")];
+
+  test("the README's command, unchanged, sends the token the embedded service generated in its data directory", async () => {
+    stub = startStub();
+    const dataDir = temporaryFolder({});
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(apiTokenFile(dataDir), "generated-token\n", { mode: 0o600 });
+    const run = await runScript("enroll.ts", readmeCommand(oneImage()), { FACEFLEET_DATA_DIR: dataDir });
+    expect(run.exitCode).toBe(0);
+    expect(stub.enrollments.map((e) => e.authorization)).toEqual(["Bearer generated-token"]);
+  });
+
+  test("FACEFLEET_API_TOKEN comes before the data directory's file", async () => {
+    stub = startStub();
+    const dataDir = temporaryFolder({});
+    writeFileSync(apiTokenFile(dataDir), "generated-token\n");
+    await runScript("enroll.ts", readmeCommand(oneImage()), { FACEFLEET_DATA_DIR: dataDir, FACEFLEET_API_TOKEN: "from-the-environment" });
+    expect(stub.enrollments.map((e) => e.authorization)).toEqual(["Bearer from-the-environment"]);
+  });
+
+  test("a refused token: the failure says where the token came from and how to pass another", async () => {
+    stub = startStub();
+    const run = await runScript("enroll.ts", readmeCommand(oneImage()), { FACEFLEET_API_TOKEN: "refused" });
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toContain("HTTP 401");
+    expect(run.stderr).toContain("the service refused the bearer token from FACEFLEET_API_TOKEN");
   });
 });

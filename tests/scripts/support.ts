@@ -23,8 +23,9 @@ export interface ScriptRun {
   summary: Record<string, unknown>;
 }
 
-export async function runScript(script: string, args: string[]): Promise<ScriptRun> {
-  const child = Bun.spawn(["bun", join(ROOT, "scripts", script), ...args], { stdout: "pipe", stderr: "pipe", cwd: ROOT });
+/** `env` is added to this process's environment. */
+export async function runScript(script: string, args: string[], env: Record<string, string> = {}): Promise<ScriptRun> {
+  const child = Bun.spawn(["bun", join(ROOT, "scripts", script), ...args], { stdout: "pipe", stderr: "pipe", cwd: ROOT, env: { ...process.env, ...env } });
   const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   const last = stdout.trim().split("\n").pop() ?? "";
   let summary: Record<string, unknown> = {};
