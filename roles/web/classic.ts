@@ -16,17 +16,18 @@ export interface ClassicOptions {
 }
 
 export function classicContract(options: ClassicOptions) {
-  const plugin = new Elysia({ name: "classic-contract" }).use(requestId);
-  if (options.token) plugin.use(bearerGuard((method, pathname) => method === "POST" && pathname === "/", options.token));
-  return plugin.post(
-    "/",
-    async ({ body, requestId }) => {
-      const upload = await readUpload(body.inputFile, "inputFile", options.maxUploadBytes, options.inspect);
-      const started = performance.now();
-      const reply = await options.jobs.submit(requestId, "recognize", upload);
-      options.log.info("recognized", { requestId, name: upload.name, person: reply.person, ms: Math.round(performance.now() - started) });
-      return new Response(`${upload.name}:${reply.person}`, { headers: { "content-type": "text/plain; charset=utf-8" } });
-    },
-    { body: t.Object({ inputFile: t.File() }) },
-  );
+  return new Elysia({ name: "classic-contract" })
+    .use(requestId)
+    .use(options.token ? bearerGuard((method, pathname) => method === "POST" && pathname === "/", options.token) : new Elysia())
+    .post(
+      "/",
+      async ({ body, requestId }) => {
+        const upload = await readUpload(body.inputFile, "inputFile", options.maxUploadBytes, options.inspect);
+        const started = performance.now();
+        const reply = await options.jobs.submit(requestId, "recognize", upload);
+        options.log.info("recognized", { requestId, name: upload.name, person: reply.person, ms: Math.round(performance.now() - started) });
+        return new Response(`${upload.name}:${reply.person}`, { headers: { "content-type": "text/plain; charset=utf-8" } });
+      },
+      { body: t.Object({ inputFile: t.File() }) },
+    );
 }

@@ -59,9 +59,15 @@ function toHttpError(error: unknown, code: string | number): HttpError {
 /** Everything about a failure worth logging: the error and its causes, each with its name, message and stack. */
 function details(error: unknown): { failure: Record<string, unknown>[] } {
   const failure: Record<string, unknown>[] = [];
-  for (let current = error; current !== undefined && failure.length < 5; current = current instanceof Error ? current.cause : undefined) {
-    if (!(current instanceof Error)) failure.push({ value: String(current) });
-    else failure.push({ name: current.name, message: current.message, stack: current.stack, ...(current instanceof JobRefusedError ? { code: current.code } : {}) });
+  let current = error;
+  while (current !== undefined && failure.length < 5) {
+    if (!(current instanceof Error)) {
+      failure.push({ value: String(current) });
+      break;
+    }
+    const code = current instanceof JobRefusedError ? { code: current.code } : {};
+    failure.push({ name: current.name, message: current.message, stack: current.stack, ...code });
+    current = current.cause;
   }
   return { failure };
 }

@@ -55,8 +55,8 @@ export async function startWebRole({ config, names, cloud, log: rootLog }: RoleC
     app.listen({ hostname: config.host, port: config.port, maxRequestBodySize: config.maxUploadBytes + 1024 * 1024, ...(tls ? { tls } : {}) });
   } catch (error) {
     token.stop();
-    if (tls) throw new ConfigError(`cannot serve HTTPS with tlsCertFile ${config.tlsCertFile} and tlsKeyFile ${config.tlsKeyFile}: ${(error as Error).message}`);
-    throw error;
+    if (!tls) throw error;
+    throw new ConfigError(`cannot serve HTTPS with tlsCertFile ${config.tlsCertFile} and tlsKeyFile ${config.tlsKeyFile}: ${(error as Error).message}`);
   }
   poller.start();
   const port = app.server?.port ?? config.port;

@@ -35,7 +35,10 @@ export const IMAGE_PROBLEM_STATUS: Record<ImageProblemCode, number> = {
   too_many_pixels: 413,
 };
 
-/** The name travels in a job message that must stay under the queue's 1 KiB: the longest prefix of `text` that fits in `maxBytes` of UTF-8, never splitting a character. */
+/**
+ * The longest prefix of `text` that fits in `maxBytes` of UTF-8, never splitting a character: the name travels in a
+ * job message that must stay under the queue's 1 KiB, whatever the script it is written in.
+ */
 function truncateUtf8(text: string, maxBytes: number): string {
   let bytes = 0;
   let end = 0;

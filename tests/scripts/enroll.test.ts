@@ -27,7 +27,13 @@ function startStub() {
         if (!(value instanceof Blob)) continue;
         const bytes = await value.text();
         if (bytes === "bad") return Response.json({ error: "not_an_image" }, { status: 415 });
-        enrollments.push({ subject: decodeURIComponent(match[1]!), field, fileName: (value as File).name, bytes, authorization: request.headers.get("authorization") });
+        enrollments.push({
+          subject: decodeURIComponent(match[1]!),
+          field,
+          fileName: (value as File).name,
+          bytes,
+          authorization: request.headers.get("authorization"),
+        });
       }
       return Response.json({ faceId: `f${enrollments.length}` }, { status: 201 });
     },
@@ -49,7 +55,16 @@ describe("enrollment client", () => {
       "images/test_02.jpg": "two",
       "labels.csv": "Image,Results\ntest_00,Paul\ntest_01,Emily\ntest_02,Paul\n",
     });
-    const run = await runScript("enroll.ts", ["--url", stub.url, "--labels", join(folder, "labels.csv"), "--images", join(folder, "images"), "--token", "s3cret"]);
+    const run = await runScript("enroll.ts", [
+      "--url",
+      stub.url,
+      "--labels",
+      join(folder, "labels.csv"),
+      "--images",
+      join(folder, "images"),
+      "--token",
+      "s3cret",
+    ]);
     expect(run.exitCode).toBe(0);
     expect(bySubject(stub.enrollments)).toEqual(["Emily<-test_01.png:one", "Paul<-test_00.jpg:zero", "Paul<-test_02.jpg:two"]);
     expect(stub.enrollments.every((e) => e.field === "image" && e.authorization === "Bearer s3cret")).toBe(true);
@@ -77,8 +92,7 @@ describe("enrollment client", () => {
     expect(run.exitCode).toBe(1);
   });
 
-  const oneImage = () =>
-    temporaryFolder({ "images/test_00.jpg": "zero", "labels.csv": "Image,Results\ntest_00,Paul\n" });
+  const oneImage = () => temporaryFolder({ "images/test_00.jpg": "zero", "labels.csv": "Image,Results\ntest_00,Paul\n" });
   const readmeCommand = (folder: string) => ["--url", stub!.url, "--labels", join(folder, "labels.csv"), "--images", join(folder, "images")];
 
   test("the README's command, unchanged, sends the token the embedded service generated in its data directory", async () => {

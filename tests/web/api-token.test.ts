@@ -39,7 +39,12 @@ describe("embedded mode", () => {
 
   test("with default settings, anonymous list, enroll and delete get 401; the file's token opens them", async () => {
     const config = loadConfig({}, { host: "127.0.0.1", port: 0, dataDir: mkdtempSync(join(tmpdir(), "facefleet-token-")) });
-    const context: RoleContext = { config, names: resourceNames(config), cloud: localCloud(config, async () => ({ stop: async () => {} })), log: captureLogs().logger };
+    const context: RoleContext = {
+      config,
+      names: resourceNames(config),
+      cloud: localCloud(config, async () => ({ stop: async () => {} })),
+      log: captureLogs().logger,
+    };
     const web = await startWebRole(context, { inspect, tokenSource: "data-dir" });
     try {
       const url = `http://127.0.0.1:${web.port}`;
@@ -73,7 +78,8 @@ describe("on EC2: the input bucket's private object", () => {
     for (const queue of [names.reqQueue, names.respQueue]) await sqs.send(new CreateQueueCommand({ QueueName: queue }));
     return { config, names, cloud: awsCloud(config), log: captureLogs().logger };
   }
-  const putToken = (context: RoleContext, token: string) => s3().send(new PutObjectCommand({ Bucket: context.names.inBucket, Key: API_TOKEN_KEY, Body: `${token}\n` }));
+  const putToken = (context: RoleContext, token: string) =>
+    s3().send(new PutObjectCommand({ Bucket: context.names.inBucket, Key: API_TOKEN_KEY, Body: `${token}\n` }));
 
   test("none there: the web role refuses to start and says how to create one", async () => {
     const context = await deployment();

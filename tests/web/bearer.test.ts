@@ -10,13 +10,22 @@ describe("bearer guard", () => {
   let bodiesRead = 0;
   const app = new Elysia()
     .use(errorMapping(captureLogs().logger))
-    .use(bearerGuard((_method, pathname) => pathname.startsWith("/admin/"), () => token))
+    .use(
+      bearerGuard(
+        (_method, pathname) => pathname.startsWith("/admin/"),
+        () => token,
+      ),
+    )
     .get("/open", () => "open")
     .get("/admin/list", () => "listed")
-    .post("/admin/upload", async ({ request }) => {
-      bodiesRead++;
-      return String((await request.text()).length);
-    }, { parse: "none" });
+    .post(
+      "/admin/upload",
+      async ({ request }) => {
+        bodiesRead++;
+        return String((await request.text()).length);
+      },
+      { parse: "none" },
+    );
 
   const get = (path: string, authorization?: string) => app.handle(request(path, { headers: authorization ? { authorization } : {} }));
 

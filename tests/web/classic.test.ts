@@ -17,7 +17,15 @@ function classic(options: { classicAuth?: boolean; answer?: Parameters<typeof fa
   const { jobs, submitted } = fakeJobs(options.answer);
   const app = new Elysia()
     .use(errorMapping(logs.logger))
-    .use(classicContract({ jobs, inspect: imageInspector(40_000_000), log: logs.logger, maxUploadBytes: 64 * 1024, token: options.classicAuth ? () => TOKEN : undefined }));
+    .use(
+      classicContract({
+        jobs,
+        inspect: imageInspector(40_000_000),
+        log: logs.logger,
+        maxUploadBytes: 64 * 1024,
+        token: options.classicAuth ? () => TOKEN : undefined,
+      }),
+    );
   const post = (body: FormData | string, headers: Record<string, string> = {}) => app.handle(request("/", { method: "POST", body, headers }));
   return { app, post, submitted, logs };
 }
@@ -45,17 +53,27 @@ describe("classic contract", () => {
   describe("bad input gets its code and nothing is submitted", () => {
     const cases: [string, () => FormData | string, number, string][] = [
       ["missing field", () => multipart("somethingElse", images.jpeg, "a.jpg"), 400, "missing_field"],
-      ["field that is not a file", () => {
-        const form = new FormData();
-        form.append("inputFile", "just text");
-        return form;
-      }, 400, "missing_field"],
+      [
+        "field that is not a file",
+        () => {
+          const form = new FormData();
+          form.append("inputFile", "just text");
+          return form;
+        },
+        400,
+        "missing_field",
+      ],
       ["empty file", () => multipart("inputFile", images.empty, "empty.jpg"), 400, "empty_file"],
       ["not an image", () => multipart("inputFile", images.notAnImage, "notes.jpg"), 400, "not_an_image"],
       ["truncated", () => multipart("inputFile", images.truncated, "cut.jpg"), 400, "truncated"],
       ["GIF", () => multipart("inputFile", images.gif, "a.gif", "image/gif"), 415, "unsupported_format"],
       ["a file over the limit", () => multipart("inputFile", new Uint8Array(64 * 1024 + 1).fill(7), "big.jpg"), 413, "file_too_large"],
-      ["more pixels than the limit (a decompression bomb's header)", () => multipart("inputFile", images.bomb, "bomb.png", "image/png"), 413, "too_many_pixels"],
+      [
+        "more pixels than the limit (a decompression bomb's header)",
+        () => multipart("inputFile", images.bomb, "bomb.png", "image/png"),
+        413,
+        "too_many_pixels",
+      ],
     ];
     for (const [what, body, status, code] of cases) {
       test(what, async () => {

@@ -52,9 +52,24 @@ describe("error mapping", () => {
 
   const leaks: [string, () => unknown, number, string][] = [
     ["a storage fault (an SDK error naming an account, a role and a bucket)", () => new AccessDenied(SDK_MESSAGE), 500, "internal_error"],
-    ["a job that failed on every try, for a reason an SDK wrote", () => new JobRefusedError("job_failed", `the job failed 3 times and was set aside: ${SDK_MESSAGE}`), 500, "job_failed"],
-    ["an app instance's refusal with a code the web role does not know", () => new JobRefusedError("input_missing", `no object in ${ARN}`), 500, "internal_error"],
-    ["an HttpError whose cause is an SDK error", () => new HttpError(502, "upstream", "the store did not answer", { cause: new AccessDenied(SDK_MESSAGE) }), 502, "upstream"],
+    [
+      "a job that failed on every try, for a reason an SDK wrote",
+      () => new JobRefusedError("job_failed", `the job failed 3 times and was set aside: ${SDK_MESSAGE}`),
+      500,
+      "job_failed",
+    ],
+    [
+      "an app instance's refusal with a code the web role does not know",
+      () => new JobRefusedError("input_missing", `no object in ${ARN}`),
+      500,
+      "internal_error",
+    ],
+    [
+      "an HttpError whose cause is an SDK error",
+      () => new HttpError(502, "upstream", "the store did not answer", { cause: new AccessDenied(SDK_MESSAGE) }),
+      502,
+      "upstream",
+    ],
     ["something thrown that is not an Error", () => SDK_MESSAGE, 500, "internal_error"],
   ];
   for (const [what, error, status, code] of leaks) {

@@ -33,7 +33,11 @@ describe("request id", () => {
     expect((await app.handle(request("/plain"))).headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  for (const [what, path, status] of [["a refusal before routing", "/refused", 403], ["an unknown route", "/nowhere", 404], ["a fault", "/fails", 500]] as const) {
+  for (const [what, path, status] of [
+    ["a refusal before routing", "/refused", 403],
+    ["an unknown route", "/nowhere", 404],
+    ["a fault", "/fails", 500],
+  ] as const) {
     test(`${what} carries the same id in its header, its body and the log`, async () => {
       const response = await app.handle(request(path));
       expect(response.status).toBe(status);

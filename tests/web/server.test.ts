@@ -44,7 +44,9 @@ describe("web server", () => {
 
   test("enrollment through the queue: the embedding the app left is enrolled, then removed", async () => {
     harness = await startWebHarness();
-    const response = await harness.app.handle(request("/v1/subjects/Paul/faces", { method: "POST", body: multipart("image", images.webp, "p.webp", "image/webp"), headers: AUTH }));
+    const response = await harness.app.handle(
+      request("/v1/subjects/Paul/faces", { method: "POST", body: multipart("image", images.webp, "p.webp", "image/webp"), headers: AUTH }),
+    );
     expect(response.status).toBe(201);
     expect(await response.json()).toMatchObject({ subject: "Paul", faces: 1 });
     expect(harness.gallery.list()).toEqual([{ subject: "Paul", faces: 1 }]);
@@ -86,12 +88,15 @@ describe("web server", () => {
   });
 
   test("nobody enrolled: 409 no_subjects_enrolled, as the app instance answered", async () => {
-    harness = await startWebHarness({ answer: (job) => ({ ok: false, jobId: job.jobId, error: { code: "no_subjects_enrolled", message: "nobody is enrolled yet" } }) });
+    harness = await startWebHarness({
+      answer: (job) => ({ ok: false, jobId: job.jobId, error: { code: "no_subjects_enrolled", message: "nobody is enrolled yet" } }),
+    });
     await expectError(await post(multipart("inputFile", images.jpeg, "a.jpg")), 409, "no_subjects_enrolled");
   });
 
   test("a job set aside after failing on every try: 500 job_failed without its reason, which is logged under the request id", async () => {
-    const reason = "the job failed 3 times and was set aside: User: arn:aws:sts::123456789012:assumed-role/facefleet-app/i-0abc is not authorized to perform: s3:GetObject";
+    const reason =
+      "the job failed 3 times and was set aside: User: arn:aws:sts::123456789012:assumed-role/facefleet-app/i-0abc is not authorized to perform: s3:GetObject";
     harness = await startWebHarness({ answer: (job) => ({ ok: false, jobId: job.jobId, error: { code: "job_failed", message: reason } }) });
     const response = await post(multipart("inputFile", images.jpeg, "a.jpg"));
     const body = await expectError(response, 500, "job_failed");
@@ -109,7 +114,9 @@ describe("web server", () => {
   test("a reply of the wrong shape for its kind is a fault, not an answer", async () => {
     // An embed job answered like a recognition (no embeddingKey): the reply schema of the kind refuses it.
     harness = await startWebHarness({ answer: (job) => ({ ok: true, jobId: job.jobId, person: "Paul", faces: 1 }) });
-    const response = await harness.app.handle(request("/v1/subjects/Paul/faces", { method: "POST", body: multipart("image", images.jpeg, "a.jpg"), headers: AUTH }));
+    const response = await harness.app.handle(
+      request("/v1/subjects/Paul/faces", { method: "POST", body: multipart("image", images.jpeg, "a.jpg"), headers: AUTH }),
+    );
     await expectError(response, 500, "internal_error");
     expect(harness.gallery.list()).toEqual([]);
   });

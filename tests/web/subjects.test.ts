@@ -27,8 +27,17 @@ async function subjects(bucket: Bucket = new FileBucket(mkdtempSync(join(tmpdir(
   const embeddingsLeft = (jobId: string) => bucket.put(`embeddings/${jobId}.f32`, EMBEDDING);
   const app = new Elysia()
     .use(errorMapping(logs.logger))
-    .use(subjectsApi({ jobs: { submit: async (jobId, kind, upload) => (await embeddingsLeft(jobId), jobs.submit(jobId, kind, upload)) }, gallery, inspect: imageInspector(40_000_000), maxUploadBytes: 64 * 1024, token: () => TOKEN }));
-  const enroll = (name: string, form: FormData, headers: Record<string, string> = AUTH) => app.handle(request(`/v1/subjects/${name}/faces`, { method: "POST", body: form, headers }));
+    .use(
+      subjectsApi({
+        jobs: { submit: async (jobId, kind, upload) => (await embeddingsLeft(jobId), jobs.submit(jobId, kind, upload)) },
+        gallery,
+        inspect: imageInspector(40_000_000),
+        maxUploadBytes: 64 * 1024,
+        token: () => TOKEN,
+      }),
+    );
+  const enroll = (name: string, form: FormData, headers: Record<string, string> = AUTH) =>
+    app.handle(request(`/v1/subjects/${name}/faces`, { method: "POST", body: form, headers }));
   return { app, enroll, submitted, bucket, gallery, logs };
 }
 

@@ -73,7 +73,9 @@ export type FakeApp = (job: JobMessage) => ReplyMessage | Promise<ReplyMessage>;
 export const recognizeAs =
   (person: string): FakeApp =>
   (job) =>
-    job.kind === "recognize" ? { ok: true, jobId: job.jobId, person, faces: 1 } : { ok: true, jobId: job.jobId, faces: 1, embeddingKey: `embeddings/${job.jobId}.f32` };
+    job.kind === "recognize"
+      ? { ok: true, jobId: job.jobId, person, faces: 1 }
+      : { ok: true, jobId: job.jobId, faces: 1, embeddingKey: `embeddings/${job.jobId}.f32` };
 
 export interface WebHarness {
   app: ReturnType<typeof createWebServer>;
@@ -94,7 +96,9 @@ export const AUTH = { authorization: `Bearer ${TOKEN}` };
  * poller, the model's real image inspector, and a fake app instance (by default: everyone is "Paul"; an embed job
  * leaves a 4-d embedding in the gallery bucket).
  */
-export async function startWebHarness(options: { answer?: FakeApp; maxUploadBytes?: number; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket } = {}): Promise<WebHarness> {
+export async function startWebHarness(
+  options: { answer?: FakeApp; maxUploadBytes?: number; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket } = {},
+): Promise<WebHarness> {
   const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-web-")));
   const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 30, maxReceives: 3, deadLetterQueue: "dlq" });
   const inBucket = blobs.bucket("in");
@@ -157,8 +161,10 @@ export interface Submission {
  * A job submitter that stores nothing and asks no app: it records each submission and answers from `answer`, which
  * may throw what the real submitter throws (JobRefusedError, JobTimeoutError, a storage fault).
  */
-export function fakeJobs(answer: (kind: JobKind, jobId: string) => SuccessfulReplyTo<JobKind> = (kind, jobId) =>
-  kind === "recognize" ? { ok: true, jobId, person: "Paul", faces: 1 } : { ok: true, jobId, faces: 1, embeddingKey: `embeddings/${jobId}.f32` }) {
+export function fakeJobs(
+  answer: (kind: JobKind, jobId: string) => SuccessfulReplyTo<JobKind> = (kind, jobId) =>
+    kind === "recognize" ? { ok: true, jobId, person: "Paul", faces: 1 } : { ok: true, jobId, faces: 1, embeddingKey: `embeddings/${jobId}.f32` },
+) {
   const submitted: Submission[] = [];
   const jobs: JobSubmitter = {
     async submit<K extends JobKind>(jobId: string, kind: K, upload: Upload) {

@@ -26,7 +26,24 @@ const start = (overrides: Partial<Config>) => startWebRole(context(overrides), {
 describe("TLS", () => {
   beforeAll(async () => {
     const openssl = Bun.spawn(
-      ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+      [
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+      ],
       { stdout: "ignore", stderr: "pipe" },
     );
     if ((await openssl.exited) !== 0) throw new Error(`openssl failed: ${await new Response(openssl.stderr).text()}`);
@@ -58,7 +75,10 @@ describe("TLS", () => {
     writeFileSync(notPem, "hello");
     await expect(start({ tlsCertFile: cert, tlsKeyFile: notPem })).rejects.toThrow(/tlsKeyFile \(FACEFLEET_TLS_KEY_FILE\) .*not a PEM file/);
     const otherKey = join(folder, "other-key.pem");
-    const openssl = Bun.spawn(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", otherKey], { stdout: "ignore", stderr: "ignore" });
+    const openssl = Bun.spawn(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", otherKey], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     expect(await openssl.exited).toBe(0);
     await expect(start({ tlsCertFile: cert, tlsKeyFile: otherKey })).rejects.toBeInstanceOf(ConfigError);
   });
