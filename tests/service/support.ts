@@ -3,9 +3,11 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type Config } from "../../roles/config.ts";
-import { createLogger, type Logger } from "../../roles/log.ts";
+import { captureLogs, type LogCapture } from "../support/logs.ts";
 import { startEmbedded, type RunningRoles } from "../../roles/start.ts";
 import { apiTokenFile } from "../../roles/web/api-token.ts";
+
+export { captureLogs };
 
 export const DATASETS = join(import.meta.dir, "..", "..", "..", "shared", "datasets");
 const COURSE_DIR = join(DATASETS, "cse546");
@@ -30,15 +32,6 @@ export function courseImages(set: "100" | "1000"): LabelledImage[] {
   });
 }
 
-export interface LogCapture {
-  logger: Logger;
-  lines: Record<string, unknown>[];
-}
-
-export function captureLogs(): LogCapture {
-  const lines: Record<string, unknown>[] = [];
-  return { lines, logger: createLogger({}, (line) => lines.push(JSON.parse(line))) };
-}
 
 export interface EmbeddedService extends RunningRoles {
   url: string;

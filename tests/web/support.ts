@@ -10,7 +10,7 @@ import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
 import type { Bucket, JobQueue } from "../../roles/cloud/types.ts";
 import { GalleryWriter } from "../../roles/gallery-store.ts";
-import { createLogger, type Logger } from "../../roles/log.ts";
+import { captureLogs, type LogCapture } from "../support/logs.ts";
 import { decodeMessage, JobMessageSchema, type JobKind, type JobMessage, type ReplyMessage, type SuccessfulReplyTo } from "../../roles/messages.ts";
 import { imageInspector } from "../../roles/start.ts";
 import { createJobSubmitter, type JobSubmitter } from "../../roles/web/jobs.ts";
@@ -18,15 +18,8 @@ import { ReplyPoller } from "../../roles/web/reply-poller.ts";
 import { createWebServer } from "../../roles/web/server.ts";
 import type { Upload } from "../../roles/web/upload.ts";
 
-export interface LogCapture {
-  logger: Logger;
-  lines: Record<string, unknown>[];
-}
+export { captureLogs };
 
-export function captureLogs(): LogCapture {
-  const lines: Record<string, unknown>[] = [];
-  return { lines, logger: createLogger({}, (line) => lines.push(JSON.parse(line))) };
-}
 
 const solid = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: "#7a5" } });
 
