@@ -22,7 +22,10 @@ export interface LabelledImage {
 
 /** The course's labelled images: `Image,Results` rows joined with the files of one folder. */
 export function courseImages(set: "100" | "1000"): LabelledImage[] {
-  const labels = readFileSync(join(COURSE_DIR, `labels_${set}.csv`), "utf8").trim().split("\n").slice(1);
+  const labels = readFileSync(join(COURSE_DIR, `labels_${set}.csv`), "utf8")
+    .trim()
+    .split("\n")
+    .slice(1);
   const folder = join(COURSE_DIR, `face_images_${set}`);
   const files = new Set(readdirSync(folder));
   return labels.map((row) => {
@@ -31,7 +34,6 @@ export function courseImages(set: "100" | "1000"): LabelledImage[] {
     return { name, file: join(folder, `${name}.jpg`), person };
   });
 }
-
 
 export interface EmbeddedService extends RunningRoles {
   url: string;

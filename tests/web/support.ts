@@ -20,7 +20,6 @@ import type { Upload } from "../../roles/web/upload.ts";
 
 export { captureLogs };
 
-
 const solid = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: "#7a5" } });
 
 /** One image of each kind the README's "Bad input" paragraph names, and the three formats that are taken. */
