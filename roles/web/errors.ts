@@ -9,7 +9,7 @@ import type { Logger } from "../log.ts";
 import { HttpError } from "./http-error.ts";
 import { JobRefusedError, JobTimeoutError } from "./jobs.ts";
 import { requestId, requestIdOf } from "./request-id.ts";
-import { IMAGE_PROBLEM_STATUS, type ImageProblemCode } from "./upload.ts";
+import { IMAGE_PROBLEM_STATUS } from "./upload.ts";
 
 const GALLERY_ERROR_STATUS: Record<GalleryErrorCode, number> = {
   embedding_missing: 502,
@@ -18,13 +18,13 @@ const GALLERY_ERROR_STATUS: Record<GalleryErrorCode, number> = {
 
 /** What an app instance may refuse a job for that is the sender's to fix; its message is written for them. */
 const CLIENT_REFUSAL_STATUS: Record<string, number> = {
-  ...(IMAGE_PROBLEM_STATUS satisfies Record<ImageProblemCode, number>),
+  ...IMAGE_PROBLEM_STATUS,
   no_subjects_enrolled: 409,
   no_face: 422,
 };
 
 export function errorMapping(log: Logger) {
-  return new Elysia({ name: "error-mapping" }).use(requestId).onError({ as: "global" }, ({ error, code, request }) => {
+  return new Elysia().use(requestId).onError({ as: "global" }, ({ error, code, request }) => {
     const id = requestIdOf(request);
     const answer = toHttpError(error, code);
     const fields = { requestId: id, method: request.method, path: new URL(request.url).pathname, status: answer.status, code: answer.code };

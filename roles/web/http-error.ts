@@ -11,7 +11,10 @@ export class HttpError extends Error {
     this.name = "HttpError";
   }
 
-  /** The answer's body: the code, the message and the request id, nothing else. */
+  /**
+   * The answer: the code, the message and the request id, nothing else. Not named `toResponse`: Elysia calls a
+   * thrown error's `toResponse()` itself, before the error mapping and without the request id.
+   */
   render(requestId: string): Response {
     return Response.json({ error: this.code, message: this.message, requestId }, { status: this.status });
   }
