@@ -100,7 +100,7 @@ describe("classic contract", () => {
     await expectError(await post(multipart("inputFile", images.jpeg, "a.jpg")), 409, "no_subjects_enrolled");
   });
 
-  test("open by default; with classicAuth it needs the bearer token, checked before the body is read", async () => {
+  test("open by default; with classicAuth it needs the bearer token", async () => {
     expect((await classic().post(multipart("inputFile", images.jpeg, "a.jpg"))).status).toBe(200);
     const { post, submitted } = classic({ classicAuth: true });
     await expectError(await post(multipart("inputFile", images.jpeg, "a.jpg")), 401, "unauthorized");

@@ -62,7 +62,7 @@ export function request(path: string, init: RequestInit = {}): Request {
 /** Answers jobs as an app instance would: `answer` decides the reply to each job it takes. */
 export type FakeApp = (job: JobMessage) => ReplyMessage | Promise<ReplyMessage>;
 
-export const recognizeAs =
+const recognizeAs =
   (person: string): FakeApp =>
   (job) =>
     job.kind === "recognize"
