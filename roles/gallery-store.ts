@@ -4,9 +4,8 @@
  */
 import { Gallery, type SubjectSummary } from "../model/gallery.ts";
 import type { Bucket } from "./cloud/types.ts";
+import { GALLERY_KEY } from "./deployment.ts";
 import { HttpError } from "./web/http-error.ts";
-
-const GALLERY_KEY = "gallery/gallery.bin";
 
 async function loadGallery(bucket: Bucket): Promise<Gallery | undefined> {
   const bytes = await bucket.get(GALLERY_KEY);
