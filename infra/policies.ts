@@ -95,11 +95,24 @@ export function instanceRolePermissions(role: InstanceRole, scope: PolicyScope):
   return { Version: "2012-10-17", Statement: statements };
 }
 
+/**
+ * S3 answers a GET or HEAD of a missing object 404 only to a caller that may list the bucket, and 403 to anyone else;
+ * the service reads objects that may not exist yet (the gallery before the first enrollment, the token before
+ * bootstrap stored it, an input removed under a retried job) and tells missing from forbidden by that answer.
+ */
+const listBuckets = (scope: PolicyScope): PolicyStatement => ({
+  Sid: "TellMissingFromForbidden",
+  Effect: "Allow",
+  Action: "s3:ListBucket",
+  Resource: [...new Set([scope.names.inBucket, scope.names.galleryBucket])].map((bucket) => `arn:${scope.partition}:s3:::${bucket}`),
+});
+
 function appStatements(scope: PolicyScope): PolicyStatement[] {
   const { names } = scope;
   const arn = arns(scope);
   const gallery = arn.object(names.galleryBucket, GALLERY_KEY);
   return [
+    listBuckets(scope),
     { Sid: "ReadInputImages", Effect: "Allow", Action: "s3:GetObject", Resource: arn.object(names.inBucket, "*") },
     { Sid: "NeverTheTokenOrTheBake", Effect: "Deny", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: arn.privateInputs },
     { Sid: "ReadGallery", Effect: "Allow", Action: "s3:GetObject", Resource: gallery },
@@ -133,6 +146,7 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
   const arn = arns(scope);
   const gallery = arn.object(names.galleryBucket, GALLERY_KEY);
   const statements: PolicyStatement[] = [
+    listBuckets(scope),
     // An upload is put before its job is sent, and deleted if the send fails (roles/web/jobs.ts).
     { Sid: "PutUploads", Effect: "Allow", Action: ["s3:PutObject", "s3:DeleteObject"], Resource: arn.object(names.inBucket, "*") },
     { Sid: "NeverWriteTokenOrBake", Effect: "Deny", Action: ["s3:PutObject", "s3:DeleteObject"], Resource: arn.privateInputs },

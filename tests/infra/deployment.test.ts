@@ -4,13 +4,15 @@
  * part infra/sim/ami-builder.ts plays.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { DescribeLaunchTemplateVersionsCommand, EC2Client, StopInstancesCommand } from "@aws-sdk/client-ec2";
-import { GetObjectCommand, ListBucketsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { DescribeLaunchTemplateVersionsCommand, EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { GetObjectCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, ReceiveMessageCommand, SendMessageCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO_ROOT, startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
+import { instanceAccessKey } from "../../infra/sim/iam/access.ts";
+import { REPO_ROOT, startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -250,6 +252,59 @@ describe("a deployment's life in the emulated region", () => {
     const second = await runCounting("launch", ["--pool-size", "3"]);
     expect(second.stdout).toContain("no changes");
     expect(second.mutations).toEqual([]);
+  }, SCRIPT_TIMEOUT_MS);
+
+  test("each instance's calls are held to its own role: app instances cannot write the gallery, read the token or launch; the controller launches only app instances", async () => {
+    const signedAs = (instanceId: string) => {
+      const config = { region: region.region, credentials: { ...TEST_CREDENTIALS, accessKeyId: instanceAccessKey(instanceId) } };
+      return {
+        s3: new S3Client({ ...config, endpoint: region.endpoints.s3, forcePathStyle: true }),
+        sqs: new SQSClient({ ...config, endpoint: region.endpoints.sqs }),
+        ec2: new EC2Client({ ...config, endpoint: region.endpoints.ec2 }),
+        iam: new IAMClient({ ...config, endpoint: region.endpoints.iam }),
+      };
+    };
+    const instances = alive(PREFIX);
+    const webId = instances.find((instance) => instance.tags.Role === "web+controller")!.id;
+    const appId = instances.find((instance) => instance.tags.Role === "app")!.id;
+    const web = signedAs(webId);
+    const app = signedAs(appId);
+    const { url: requestQueue } = await queueAttributes("itest-req-queue");
+    const launchApp = (overrides: Partial<ConstructorParameters<typeof RunInstancesCommand>[0]> = {}) =>
+      new RunInstancesCommand({
+        MinCount: 1,
+        MaxCount: 1,
+        LaunchTemplate: { LaunchTemplateName: "itest-instance", Version: "$Default" },
+        TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Deployment", Value: PREFIX }, { Key: "Role", Value: "app" }] }],
+        ...overrides,
+      });
+    try {
+      const denied = { name: "AccessDenied" };
+      await expect(app.s3.send(new PutObjectCommand({ Bucket: "itest-out-bucket", Key: "gallery/gallery.bin", Body: "forged" }))).rejects.toMatchObject(denied);
+      await expect(app.s3.send(new GetObjectCommand({ Bucket: "itest-in-bucket", Key: TOKEN_KEY }))).rejects.toMatchObject(denied);
+      // Missing, and the app role may list the bucket: S3's 404, not a 403.
+      await expect(app.s3.send(new GetObjectCommand({ Bucket: "itest-out-bucket", Key: "gallery/gallery.bin" }))).rejects.toMatchObject({ name: "NoSuchKey" });
+      await app.s3.send(new PutObjectCommand({ Bucket: "itest-out-bucket", Key: "photo", Body: "Someone" }));
+      await expect(app.sqs.send(new SendMessageCommand({ QueueUrl: requestQueue, MessageBody: "{}" }))).rejects.toThrow(/not authorized/);
+      await expect(app.ec2.send(launchApp())).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      await expect(app.ec2.send(new StartInstancesCommand({ InstanceIds: [appId] }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      await expect(app.iam.send(new CreateRoleCommand({ RoleName: "escape", AssumeRolePolicyDocument: "{}" }))).rejects.toThrow(/not authorized to perform: iam:CreateRole/);
+
+      expect(await (await web.s3.send(new GetObjectCommand({ Bucket: "itest-in-bucket", Key: TOKEN_KEY }))).Body!.transformToString()).toBe(await storedToken());
+      await expect(web.s3.send(new PutObjectCommand({ Bucket: "itest-in-bucket", Key: TOKEN_KEY, Body: "mine" }))).rejects.toMatchObject(denied);
+      await expect(web.sqs.send(new ReceiveMessageCommand({ QueueUrl: requestQueue, WaitTimeSeconds: 0 }))).rejects.toThrow(/not authorized/);
+      await expect(web.ec2.send(launchApp({ InstanceType: "c7i.large" }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      await expect(web.ec2.send(launchApp({ TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Deployment", Value: PREFIX }, { Key: "Role", Value: "web" }] }] }))).rejects.toMatchObject({
+        name: "UnauthorizedOperation",
+      });
+      await expect(web.ec2.send(launchApp({ IamInstanceProfile: { Name: "itest-web-profile" } }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      await expect(web.ec2.send(new StopInstancesCommand({ InstanceIds: [webId] }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      const { Instances } = await web.ec2.send(launchApp());
+      await web.ec2.send(new TerminateInstancesCommand({ InstanceIds: [Instances![0]!.InstanceId!] }));
+      await region.ec2.waitForState(Instances![0]!.InstanceId!, "terminated");
+    } finally {
+      for (const client of [...Object.values(web), ...Object.values(app)]) client.destroy();
+    }
   }, SCRIPT_TIMEOUT_MS);
 
   test("launch starts a stopped web tier again, waiting first for one still stopping (EC2 refuses to start it)", async () => {

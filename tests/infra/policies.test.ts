@@ -103,7 +103,7 @@ describe("every role", () => {
     for (const role of INSTANCE_ROLES) {
       expect(may(role, "s3:DeleteBucket", `arn:aws:s3:::${names.inBucket}`)).toBe(false);
       expect(may(role, "s3:PutBucketPolicy", `arn:aws:s3:::${names.outBucket}`)).toBe(false);
-      expect(may(role, "s3:ListBucket", `arn:aws:s3:::${names.inBucket}`)).toBe(false);
+      expect(may(role, "s3:ListBucket", `arn:aws:s3:::${other.inBucket}`)).toBe(false);
       expect(may(role, "s3:GetObject", s3(other.inBucket, "0b6f3c1e-job/photo.jpg"))).toBe(false);
       expect(may(role, "s3:GetObject", s3(`${names.inBucket}-copy`, "0b6f3c1e-job/photo.jpg"))).toBe(false);
       expect(may(role, "sqs:DeleteQueue", sqs(names.reqQueue))).toBe(false);
@@ -117,6 +117,15 @@ describe("every role", () => {
 });
 
 describe("app instances", () => {
+  test("list the input and gallery buckets (so a missing object is a 404), not the output bucket when it is apart", () => {
+    for (const role of ["app", "web"] as const) {
+      expect(may(role, "s3:ListBucket", `arn:aws:s3:::${names.inBucket}`)).toBe(true);
+      expect(may(role, "s3:ListBucket", `arn:aws:s3:::${names.galleryBucket}`)).toBe(true);
+    }
+    const apart = { ...scope, names: { ...names, galleryBucket: "alpha-gallery" } };
+    expect(isAllowed(instanceRolePermissions("app", apart), { action: "s3:ListBucket", resource: `arn:aws:s3:::${names.outBucket}` })).toBe(false);
+  });
+
   test("read input images and the gallery, never the admin token or the bake", () => {
     expect(may("app", "s3:GetObject", upload)).toBe(true);
     expect(may("app", "s3:GetObject", gallery)).toBe(true);
@@ -234,6 +243,7 @@ describe("the AMI builder", () => {
     expect(may("builder", "s3:GetObject", gallery)).toBe(false);
     expect(may("builder", "sqs:ReceiveMessage", sqs(names.reqQueue))).toBe(false);
     expect(may("builder", "ec2:DescribeInstances", "*")).toBe(false);
+    expect(may("builder", "s3:ListBucket", `arn:aws:s3:::${names.inBucket}`)).toBe(false);
   });
 });
 
@@ -253,8 +263,9 @@ const CALLERS: Record<string, InstanceRole[]> = {
   "s3:PutObject": ["web", "app"],
   "s3:GetObject": ["web", "app"],
   "s3:DeleteObject": ["web"],
-  // Bucket.count(): only scripts/cloud-sim.ts and infra/watch.ts count objects, with the operator's credentials.
-  "s3:ListBucket": [],
+  // Bucket.count() is only called by scripts/cloud-sim.ts and infra/watch.ts, but S3 answers a read of a missing
+  // object 404 only to a caller that may list the bucket (403 otherwise), and the roles read objects that may be missing.
+  "s3:ListBucket": ["web", "app"],
   "sqs:SendMessage": ["web", "app"],
   "sqs:ReceiveMessage": ["web", "app"],
   "sqs:DeleteMessage": ["web", "app"],
