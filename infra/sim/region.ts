@@ -9,8 +9,9 @@ import { startEc2Emulator, type Ec2Emulator } from "./ec2/server.ts";
 import type { Instance } from "./ec2/model.ts";
 import type { ProcessSpec } from "./ec2/process.ts";
 import type { FaultSwitch } from "./faults.ts";
-import { accessControl, ec2Access, instanceAccessKey, accessKeyOf, unauthorized, type AccessControl } from "./iam/access.ts";
 import type { PolicyDocument } from "../policies.ts";
+import { accessControl, accessKeyOf, ec2Access, instanceAccessKey, unauthorized, type AccessControl } from "./iam/access.ts";
+import type { AccessRequest } from "./iam/evaluate.ts";
 import { roleArn } from "./iam/model.ts";
 import { startIamEmulator, type IamEmulator } from "./iam/server.ts";
 import { startImds, type ImdsServer } from "./imds/server.ts";
@@ -78,14 +79,15 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
   /** Access key -> instance id: the instances' callers. */
   const instanceKeys = new Map<string, string>();
   // The emulators are started below; the control reads them only once requests arrive.
+  const roleInProfile = (profileName: string) => iam.store.roles.get(iam.roleOf(profileName) ?? "");
   const control: AccessControl = accessControl((accessKeyId) => {
     const instance = ec2.store.instances.get(instanceKeys.get(accessKeyId) ?? "");
     if (!instance) return undefined;
-    const role = iam.store.roles.get(iam.roleOf(instance.iamInstanceProfile?.name ?? "") ?? "");
+    const role = roleInProfile(instance.iamInstanceProfile?.name ?? "");
     return [...(role?.policies.values() ?? [])].map((document) => JSON.parse(document) as PolicyDocument);
   });
   const s3sqs = await startS3AndSqs(enforce ? { control, region } : undefined);
-  const refuse = (service: "EC2" | "IAM", request: Request, requests: Parameters<AccessControl["denied"]>[1]) => {
+  const refuse = (service: "EC2" | "IAM", request: Request, requests: AccessRequest[]) => {
     const denied = control.denied(accessKeyOf(request), requests);
     if (denied) throw unauthorized(denied, service);
   };
@@ -117,8 +119,8 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
     },
     authorize: enforce
       ? (action, params, request, store) => {
-          const roleArnOfProfile = (profile: string) => {
-            const role = iam.store.roles.get(iam.roleOf(profile) ?? "");
+          const roleArnOfProfile = (profileName: string) => {
+            const role = roleInProfile(profileName);
             return role && roleArn(role);
           };
           refuse("EC2", request, ec2Access(action, params, { store, region, roleArnOfProfile }));
