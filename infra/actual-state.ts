@@ -1,31 +1,41 @@
 /** Reads what exists of a deployment, read-only, into the shape the plan compares against. */
 import { DescribeLaunchTemplatesCommand, DescribeLaunchTemplateVersionsCommand, DescribeSecurityGroupsCommand } from "@aws-sdk/client-ec2";
 import { GetInstanceProfileCommand, GetRoleCommand, GetRolePolicyCommand } from "@aws-sdk/client-iam";
-import { GetBucketEncryptionCommand, GetBucketTaggingCommand, GetPublicAccessBlockCommand, HeadBucketCommand } from "@aws-sdk/client-s3";
+import { GetBucketEncryptionCommand, GetBucketTaggingCommand, GetObjectCommand, GetPublicAccessBlockCommand, HeadBucketCommand } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueueTagsCommand } from "@aws-sdk/client-sqs";
 import { fromTagList, isAwsError, unlessMissing, type AwsClients } from "./aws.ts";
-import type { ActualState, BucketActual, DesiredState, IngressRule, LaunchTemplateActual, QueueActual, RoleActual, SecurityGroupActual } from "./plan.ts";
+import { sha256Hex, type ActualState, type BucketActual, type DesiredState, type IngressRule, type LaunchTemplateActual, type QueueActual, type RoleActual, type SecurityGroupActual } from "./plan.ts";
 
 const NO_SUCH_IAM_ENTITY = ["NoSuchEntity", "NoSuchEntityException"];
 const NO_SUCH_QUEUE = ["QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"];
 
 export async function readActualState(aws: AwsClients, desired: DesiredState): Promise<ActualState> {
-  const [buckets, queues, securityGroup, role, instanceProfile, launchTemplate] = await Promise.all([
+  const roles = Object.values(desired.roles);
+  const [buckets, queues, securityGroup, roleStates, profileStates, launchTemplate, apiToken] = await Promise.all([
     Promise.all(desired.buckets.map(async (name) => [name, await readBucket(aws, name)] as const)),
     Promise.all(desired.queues.map(async (queue) => [queue.name, await readQueue(aws, queue.name)] as const)),
     readSecurityGroup(aws, desired.securityGroup.name),
-    readRole(aws, desired.role.name, desired.role.policyName),
-    readInstanceProfile(aws, desired.role.profileName),
+    Promise.all(roles.map(async (role) => [role.name, await readRole(aws, role.name, role.policyName)] as const)),
+    Promise.all(roles.map(async (role) => [role.profileName, await readInstanceProfile(aws, role.profileName)] as const)),
     readLaunchTemplate(aws, desired.launchTemplate.name),
+    readApiToken(aws, desired.apiToken.bucket, desired.apiToken.key),
   ]);
   return {
     buckets: Object.fromEntries(buckets),
     queues: Object.fromEntries(queues),
     ...(securityGroup && { securityGroup }),
-    ...(role && { role }),
-    ...(instanceProfile && { instanceProfile }),
+    roles: Object.fromEntries(roleStates),
+    instanceProfiles: Object.fromEntries(profileStates),
     ...(launchTemplate && { launchTemplate }),
+    ...(apiToken && { apiToken }),
   };
+}
+
+/** Only the token's digest leaves this function, so the secret never reaches the plan or its printout. */
+async function readApiToken(aws: AwsClients, Bucket: string, Key: string): Promise<{ sha256: string } | undefined> {
+  const found = await unlessMissing(() => aws.s3.send(new GetObjectCommand({ Bucket, Key })), "NoSuchKey", "NoSuchBucket");
+  if (!found?.Body) return undefined;
+  return { sha256: sha256Hex((await found.Body.transformToString()).trim()) };
 }
 
 async function readBucket(aws: AwsClients, Bucket: string): Promise<BucketActual | undefined> {

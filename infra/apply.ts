@@ -15,28 +15,51 @@ import {
   TagRoleCommand,
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
-import { CreateBucketCommand, PutBucketEncryptionCommand, PutBucketTaggingCommand, PutPublicAccessBlockCommand, type BucketLocationConstraint } from "@aws-sdk/client-s3";
+import {
+  CreateBucketCommand,
+  PutBucketEncryptionCommand,
+  PutBucketTaggingCommand,
+  PutObjectCommand,
+  PutPublicAccessBlockCommand,
+  type BucketLocationConstraint,
+} from "@aws-sdk/client-s3";
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand, TagQueueCommand } from "@aws-sdk/client-sqs";
 import { toTagList, unlessMissing, type AwsClients } from "./aws.ts";
 import { describeChange, desiredPermissions, redrivePolicy, type ActualState, type Change, type DesiredState, type IngressRule, type QueueSpec, type ResourceKind } from "./plan.ts";
 import { launchTemplateData, newDefaultVersion } from "./launch-template.ts";
-import { instanceRoleTrustPolicy } from "./policies.ts";
+import { INSTANCE_ROLES, instanceRoleTrustPolicy } from "./policies.ts";
 import { waitUntil, type Output } from "./script.ts";
 
 /** SQS frees a deleted queue's name after 60 s. */
 const QUEUE_NAME_REUSE_TIMEOUT_SECONDS = 90;
+
+export interface ApplyOptions {
+  pollSeconds: number;
+  /** FACEFLEET_API_TOKEN, when set: the token to store. */
+  apiToken?: string;
+}
+
+export interface Applied {
+  /** The admin token bootstrap made up because none was stored and FACEFLEET_API_TOKEN was not set: print it once. */
+  createdApiToken?: string;
+}
 
 /** What the handlers share: the plan's inputs, and the ids of resources found or created so far. */
 interface Apply {
   aws: AwsClients;
   desired: DesiredState;
   actual: ActualState;
-  pollSeconds: number;
+  options: ApplyOptions;
+  applied: Applied;
   queueUrls: Map<string, string>;
   securityGroupId?: string;
-  roleArn?: string;
+  /** By role name. */
+  roleArns: Map<string, string>;
   launchTemplateId?: string;
 }
+
+/** 32 random bytes, URL-safe: nothing to quote in a shell or a header. */
+const newApiToken = () => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
 
 type ChangeOf<Kind extends Change["kind"]> = Extract<Change, { kind: Kind }>;
 type ChangeHandlers = { [Kind in Change["kind"]]: (run: Apply, change: ChangeOf<Kind>) => Promise<void> };
@@ -77,7 +100,7 @@ const create: ResourceHandlers = {
     const url = await waitUntil(
       `SQS to take the name ${name} again after its deletion`,
       async () => (await unlessMissing(() => run.aws.sqs.send(command), "QueueDeletedRecently"))?.QueueUrl,
-      { timeoutSeconds: QUEUE_NAME_REUSE_TIMEOUT_SECONDS, pollSeconds: run.pollSeconds },
+      { timeoutSeconds: QUEUE_NAME_REUSE_TIMEOUT_SECONDS, pollSeconds: run.options.pollSeconds },
     );
     run.queueUrls.set(name, url);
   },
@@ -92,15 +115,16 @@ const create: ResourceHandlers = {
     run.securityGroupId = GroupId;
   },
   role: async (run, name) => {
+    const role = INSTANCE_ROLES.find((candidate) => run.desired.roles[candidate].name === name);
     const { Role } = await run.aws.iam.send(
       new CreateRoleCommand({
         RoleName: name,
         AssumeRolePolicyDocument: JSON.stringify(instanceRoleTrustPolicy()),
-        Description: `facefleet ${run.desired.prefix} instances`,
+        Description: `facefleet ${run.desired.prefix}: the ${role} instances`,
         Tags: toTagList(run.desired.tags),
       }),
     );
-    run.roleArn = Role?.Arn;
+    if (Role?.Arn) run.roleArns.set(name, Role.Arn);
   },
   "instance-profile": async ({ aws, desired }, name) => {
     await aws.iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags: toTagList(desired.tags) }));
@@ -174,7 +198,7 @@ const handlers: ChangeHandlers = {
     await aws.iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: change.name, PolicyDocument: JSON.stringify(instanceRoleTrustPolicy()) }));
   },
   "put-role-policy": async (run, change) => {
-    const document = desiredPermissions(run.desired, known(run.roleArn, `ARN of role ${change.name}`));
+    const document = desiredPermissions(run.desired, change.role, known(run.roleArns.get(change.name), `ARN of role ${change.name}`), run.launchTemplateId);
     await run.aws.iam.send(new PutRolePolicyCommand({ RoleName: change.name, PolicyName: change.policyName, PolicyDocument: JSON.stringify(document) }));
   },
   "add-role-to-instance-profile": async ({ aws }, change) => {
@@ -184,21 +208,33 @@ const handlers: ChangeHandlers = {
     // Based on the default version, so the image id bake-ami put there stays.
     await newDefaultVersion(run.aws.ec2, known(run.launchTemplateId, "launch template id"), launchTemplateData(run.desired, securityGroupId(run)));
   },
+  "put-api-token": async (run, change) => {
+    const token = run.options.apiToken ?? newApiToken();
+    await run.aws.s3.send(
+      new PutObjectCommand({ Bucket: change.name, Key: change.key, Body: token, ContentType: "text/plain", ServerSideEncryption: "AES256" }),
+    );
+    if (run.options.apiToken === undefined) run.applied.createdApiToken = token;
+  },
 };
 
 /** TypeScript cannot correlate a change's kind with its handler's parameter across the union; the record's type does. */
 const handle = (run: Apply, change: Change) => (handlers[change.kind] as (run: Apply, change: Change) => Promise<void>)(run, change);
 
-export async function applyChanges(aws: AwsClients, desired: DesiredState, actual: ActualState, changes: Change[], out: Output, pollSeconds: number): Promise<void> {
+const presentUrls = <T extends { url?: string; arn?: string }>(entries: Record<string, T | undefined>, field: "url" | "arn") =>
+  new Map(Object.entries(entries).flatMap(([name, entry]) => (entry?.[field] ? [[name, entry[field]] as const] : [])));
+
+export async function applyChanges(aws: AwsClients, desired: DesiredState, actual: ActualState, changes: Change[], out: Output, options: ApplyOptions): Promise<Applied> {
   const run: Apply = {
     aws,
     desired,
     actual,
-    pollSeconds,
-    queueUrls: new Map(Object.entries(actual.queues).flatMap(([name, queue]) => (queue ? [[name, queue.url] as const] : []))),
+    options,
+    applied: {},
+    queueUrls: presentUrls(actual.queues, "url"),
     securityGroupId: actual.securityGroup?.id,
-    roleArn: actual.role?.arn,
+    roleArns: presentUrls(actual.roles, "arn"),
     launchTemplateId: actual.launchTemplate?.id,
   };
   for (const change of changes) await out.step(describeChange(change), () => handle(run, change));
+  return run.applied;
 }

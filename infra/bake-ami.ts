@@ -9,6 +9,7 @@ import { CreateImageCommand, DescribeImagesCommand, DescribeInstancesCommand, Ru
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { awsClients, destroyClients, IMAGE_NOT_FOUND, INSTANCE_NOT_FOUND, isAwsError, toTagList, unlessMissing, type AwsClients } from "./aws.ts";
 import { newDefaultVersion } from "./launch-template.ts";
+import { BAKE_KEY_PREFIX, BAKE_MARKERS, BAKE_TARBALL, instanceRoleNames } from "./policies.ts";
 import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import { runScript, UsageError, waitUntil, type ScriptContext } from "./script.ts";
 import { requireState, stateFilePath, writeState, type DeploymentState } from "./state.ts";
@@ -58,8 +59,8 @@ async function bake(context: ScriptContext, state: DeploymentState, image: strin
   if (!launchTemplateId || !bucket) throw new Error("the state file has no launch template or input bucket: run infra/bootstrap.ts first");
   const commit = new TextDecoder().decode(git("rev-parse", "--short", "HEAD")).trim();
   const bakeId = `${commit}-${Date.now().toString(36)}`;
-  const markerPrefix = `_bake/${bakeId}/`;
-  const tarballKey = `${markerPrefix}facefleet.tar.gz`;
+  const markerPrefix = `${BAKE_KEY_PREFIX}${bakeId}/`;
+  const tarballKey = `${markerPrefix}${BAKE_TARBALL}`;
   const tags = { [DEPLOYMENT_TAG]: config.prefix };
 
   if (options.dryRun) {
@@ -85,6 +86,8 @@ async function bake(context: ScriptContext, state: DeploymentState, image: strin
         LaunchTemplate: { LaunchTemplateId: launchTemplateId, Version: "$Default" },
         UserData: Buffer.from(userData).toString("base64"),
         InstanceInitiatedShutdownBehavior: "stop",
+        // The template carries the app profile; the builder reads its tarball and writes its marker, nothing else.
+        IamInstanceProfile: { Name: instanceRoleNames(config.prefix).builder.profileName },
         TagSpecifications: [{ ResourceType: "instance", Tags: toTagList({ ...tags, Name: `${config.prefix}-ami-builder` }) }],
       });
       // EC2 refuses an instance profile for a few seconds after IAM created it.
@@ -144,7 +147,7 @@ async function bake(context: ScriptContext, state: DeploymentState, image: strin
     }
     await out.step(`remove s3://${bucket}/${markerPrefix}*`, () =>
       aws.s3.send(
-        new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: ["facefleet.tar.gz", "done", "failed"].map((name) => ({ Key: markerPrefix + name })) } }),
+        new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [BAKE_TARBALL, ...BAKE_MARKERS].map((name) => ({ Key: markerPrefix + name })) } }),
       ),
     );
     destroyClients(aws);

@@ -3,12 +3,16 @@ import { CreateLaunchTemplateVersionCommand, ModifyLaunchTemplateCommand, type E
 import { toTagList } from "./aws.ts";
 import type { DesiredState } from "./plan.ts";
 
-/** IMDSv2 only, with instance tags in metadata so that the service reads its Role tag without DescribeTags. */
+/**
+ * IMDSv2 only, with instance tags in metadata so that the service reads its Role tag without DescribeTags. The
+ * template launches app instances (the controller's and launch's warm pool): it carries the app profile; launch and
+ * bake-ami name the web and builder profiles in their own RunInstances.
+ */
 export function launchTemplateData(desired: DesiredState, securityGroupId: string): RequestLaunchTemplateData {
   const tags = toTagList(desired.tags);
   return {
     InstanceType: desired.launchTemplate.instanceType as RequestLaunchTemplateData["InstanceType"],
-    IamInstanceProfile: { Name: desired.role.profileName },
+    IamInstanceProfile: { Name: desired.roles.app.profileName },
     SecurityGroupIds: [securityGroupId],
     MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1, InstanceMetadataTags: "enabled" },
     TagSpecifications: [

@@ -8,6 +8,7 @@ import { DescribeInstancesCommand, RunInstancesCommand, StartInstancesCommand, S
 import { awsClients, destroyClients, toTagList, type AwsClients } from "./aws.ts";
 import { ROLE_TAG } from "../roles/deployment.ts";
 import { listDeploymentInstances, waitForStates } from "./instances.ts";
+import { instanceRoleNames } from "./policies.ts";
 import { describeLaunchAction, planLaunch, type LaunchAction } from "./launch-plan.ts";
 import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import { runScript, type ScriptContext } from "./script.ts";
@@ -27,7 +28,8 @@ async function carryOut(aws: AwsClients, action: LaunchAction, launchTemplateId:
       MinCount: action.count,
       MaxCount: action.count,
       LaunchTemplate: { LaunchTemplateId: launchTemplateId, Version: "$Default" },
-      ...(action.role !== "app" && { InstanceType: options.webInstanceType as _InstanceType }),
+      // The template carries the app profile; the web tier gets its own role.
+      ...(action.role !== "app" && { InstanceType: options.webInstanceType as _InstanceType, IamInstanceProfile: { Name: instanceRoleNames(config.prefix).web.profileName } }),
       TagSpecifications: [
         {
           ResourceType: "instance",

@@ -4,8 +4,8 @@
  * An empty plan is what makes a second bootstrap a no-op.
  */
 import { resourceNames, type Config, type ResourceNames } from "../roles/config.ts";
-import { DEPLOYMENT_TAG, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
-import { instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type PolicyDocument } from "./policies.ts";
+import { API_TOKEN_KEY, DEPLOYMENT_TAG, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
+import { INSTANCE_ROLES, instanceRoleNames, instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type InstanceRole, type PolicyDocument, type RoleNames } from "./policies.ts";
 /** Dead letters are kept as long as SQS allows, for inspection. */
 export const DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600;
 
@@ -26,8 +26,13 @@ export interface DesiredState {
   /** Dead-letter queue first: the request queue's redrive policy names it. */
   queues: QueueSpec[];
   securityGroup: { name: string; description: string; port: number; cidr: string };
-  role: { name: string; policyName: string; profileName: string };
+  roles: Record<InstanceRole, RoleNames>;
   launchTemplate: { name: string; instanceType: string };
+  /**
+   * The admin token's private object. `sha256` is the digest of FACEFLEET_API_TOKEN when it is set: a different token
+   * there is replaced. Without it any token there is kept. The secret itself is never part of the plan.
+   */
+  apiToken: { bucket: string; key: string; sha256?: string };
 }
 
 export interface BucketActual {
@@ -86,9 +91,13 @@ export interface ActualState {
   buckets: Record<string, BucketActual | undefined>;
   queues: Record<string, QueueActual | undefined>;
   securityGroup?: SecurityGroupActual;
-  role?: RoleActual;
-  instanceProfile?: InstanceProfileActual;
+  /** By role name. */
+  roles: Record<string, RoleActual | undefined>;
+  /** By instance profile name. */
+  instanceProfiles: Record<string, InstanceProfileActual | undefined>;
   launchTemplate?: LaunchTemplateActual;
+  /** The digest of the stored admin token, if there is one. */
+  apiToken?: { sha256: string };
 }
 
 export type ResourceKind = "bucket" | "queue" | "security-group" | "role" | "instance-profile" | "launch-template";
@@ -102,15 +111,21 @@ export type Change =
   | { kind: "authorize-ingress"; name: string; rule: IngressRule }
   | { kind: "revoke-ingress"; name: string; rule: IngressRule }
   | { kind: "update-trust-policy"; name: string }
-  | { kind: "put-role-policy"; name: string; policyName: string }
+  | { kind: "put-role-policy"; name: string; policyName: string; role: InstanceRole }
   | { kind: "add-role-to-instance-profile"; name: string; roleName: string }
-  | { kind: "update-launch-template"; name: string; fields: string[] };
+  | { kind: "update-launch-template"; name: string; fields: string[] }
+  /** `name` is the bucket. Created: none was there (the token is FACEFLEET_API_TOKEN, else a new one); replaced: FACEFLEET_API_TOKEN differs. */
+  | { kind: "put-api-token"; name: string; key: string; reason: "create" | "replace" };
 
 export interface DesiredOptions {
   region: string;
   ingressCidr: string;
   appInstanceType: string;
+  /** FACEFLEET_API_TOKEN, when set. */
+  apiToken?: string;
 }
+
+export const sha256Hex = (text: string) => new Bun.CryptoHasher("sha256").update(text).digest("hex");
 
 export function desiredState(config: Config, options: DesiredOptions): DesiredState {
   const names = resourceNames(config);
@@ -136,20 +151,24 @@ export function desiredState(config: Config, options: DesiredOptions): DesiredSt
       { name: names.respQueue, attributes: longPoll },
     ],
     securityGroup: { name: `${prefix}-web`, description: `facefleet ${prefix}: web tier on port ${WEB_PORT}`, port: WEB_PORT, cidr: options.ingressCidr },
-    role: { name: `${prefix}-instance-role`, policyName: `${prefix}-instance-policy`, profileName: `${prefix}-instance-profile` },
+    roles: instanceRoleNames(prefix),
     launchTemplate: { name: names.launchTemplate, instanceType: options.appInstanceType },
+    apiToken: { bucket: names.inBucket, key: API_TOKEN_KEY, ...(options.apiToken !== undefined && { sha256: sha256Hex(options.apiToken) }) },
   };
 }
 
-export function desiredPermissions(desired: DesiredState, roleArn: string): PolicyDocument {
+/** A role's permissions; the web role's name the launch template by its id, so they are put once it exists. */
+export function desiredPermissions(desired: DesiredState, role: InstanceRole, roleArn: string, launchTemplateId: string | undefined): PolicyDocument {
   const { partition, accountId } = parseRoleArn(roleArn);
-  return instanceRolePermissions({
+  return instanceRolePermissions(role, {
     prefix: desired.prefix,
     partition,
     accountId,
     region: desired.region,
-    roleName: desired.role.name,
     names: desired.names,
+    roles: desired.roles,
+    appInstanceType: desired.launchTemplate.instanceType,
+    launchTemplateId,
   });
 }
 
@@ -177,6 +196,9 @@ export function planChanges(desired: DesiredState, actual: ActualState): Change[
     if (!bucket?.encrypted) changes.push({ kind: "encrypt-bucket", name });
     if (!bucket || !hasTags(bucket.tags, tags)) changes.push({ kind: "tag", resource: "bucket", name });
   }
+  const token = desired.apiToken;
+  if (!actual.apiToken) changes.push({ kind: "put-api-token", name: token.bucket, key: token.key, reason: "create" });
+  else if (token.sha256 !== undefined && token.sha256 !== actual.apiToken.sha256) changes.push({ kind: "put-api-token", name: token.bucket, key: token.key, reason: "replace" });
 
   for (const spec of desired.queues) {
     const queue = actual.queues[spec.name];
@@ -207,21 +229,23 @@ export function planChanges(desired: DesiredState, actual: ActualState): Change[
     if (!hasTags(actual.securityGroup.tags, tags)) changes.push({ kind: "tag", resource: "security-group", name: group.name });
   }
 
-  const role = desired.role;
-  const putPolicy: Change = { kind: "put-role-policy", name: role.name, policyName: role.policyName };
-  if (!actual.role) {
-    changes.push({ kind: "create", resource: "role", name: role.name }, putPolicy);
-  } else {
-    if (!Bun.deepEquals(actual.role.trustPolicy, instanceRoleTrustPolicy())) changes.push({ kind: "update-trust-policy", name: role.name });
-    if (!Bun.deepEquals(actual.role.permissions, desiredPermissions(desired, actual.role.arn))) changes.push(putPolicy);
-    if (!hasTags(actual.role.tags, tags)) changes.push({ kind: "tag", resource: "role", name: role.name });
-  }
-  const addRole: Change = { kind: "add-role-to-instance-profile", name: role.profileName, roleName: role.name };
-  if (!actual.instanceProfile) {
-    changes.push({ kind: "create", resource: "instance-profile", name: role.profileName }, addRole);
-  } else {
-    if (!actual.instanceProfile.roleNames.includes(role.name)) changes.push(addRole);
-    if (!hasTags(actual.instanceProfile.tags, tags)) changes.push({ kind: "tag", resource: "instance-profile", name: role.profileName });
+  for (const role of INSTANCE_ROLES) {
+    const { name, profileName } = desired.roles[role];
+    const current = actual.roles[name];
+    if (!current) {
+      changes.push({ kind: "create", resource: "role", name });
+    } else {
+      if (!Bun.deepEquals(current.trustPolicy, instanceRoleTrustPolicy())) changes.push({ kind: "update-trust-policy", name });
+      if (!hasTags(current.tags, tags)) changes.push({ kind: "tag", resource: "role", name });
+    }
+    const addRole: Change = { kind: "add-role-to-instance-profile", name: profileName, roleName: name };
+    const profile = actual.instanceProfiles[profileName];
+    if (!profile) {
+      changes.push({ kind: "create", resource: "instance-profile", name: profileName }, addRole);
+    } else {
+      if (!profile.roleNames.includes(name)) changes.push(addRole);
+      if (!hasTags(profile.tags, tags)) changes.push({ kind: "tag", resource: "instance-profile", name: profileName });
+    }
   }
 
   const template = desired.launchTemplate;
@@ -231,13 +255,22 @@ export function planChanges(desired: DesiredState, actual: ActualState): Change[
   } else {
     const fields: string[] = [];
     if (current.instanceType !== template.instanceType) fields.push("InstanceType");
-    if (current.profileName !== role.profileName) fields.push("IamInstanceProfile");
+    if (current.profileName !== desired.roles.app.profileName) fields.push("IamInstanceProfile");
     const groupId = actual.securityGroup?.id;
     if (!groupId || current.securityGroupIds.length !== 1 || current.securityGroupIds[0] !== groupId) fields.push("SecurityGroupIds");
     if (current.httpTokens !== "required" || current.instanceMetadataTags !== "enabled") fields.push("MetadataOptions");
     if (!hasTags(current.instanceTags, tags)) fields.push("TagSpecifications");
     if (fields.length > 0) changes.push({ kind: "update-launch-template", name: template.name, fields });
     if (!hasTags(current.tags, tags)) changes.push({ kind: "tag", resource: "launch-template", name: template.name });
+  }
+
+  // Last: the web role's policy names the launch template, which may only just have been created.
+  for (const role of INSTANCE_ROLES) {
+    const { name, policyName } = desired.roles[role];
+    const current = actual.roles[name];
+    const templateId = actual.launchTemplate?.id;
+    const upToDate = current !== undefined && (role !== "web" || templateId !== undefined) && Bun.deepEquals(current.permissions, desiredPermissions(desired, role, current.arn, templateId));
+    if (!upToDate) changes.push({ kind: "put-role-policy", name, policyName, role });
   }
   return changes;
 }
@@ -261,10 +294,14 @@ export function describeChange(change: Change): string {
     case "update-trust-policy":
       return `reset the trust policy of role ${change.name} to EC2 only`;
     case "put-role-policy":
-      return `put least-privilege policy ${change.policyName} on role ${change.name}`;
+      return `put the ${change.role} instances' least-privilege policy ${change.policyName} on role ${change.name}`;
     case "add-role-to-instance-profile":
       return `add role ${change.roleName} to instance profile ${change.name}`;
     case "update-launch-template":
       return `new default version of launch template ${change.name} (${change.fields.join(", ")})`;
+    case "put-api-token":
+      return change.reason === "create"
+        ? `store the admin token as private object s3://${change.name}/${change.key} (FACEFLEET_API_TOKEN, else a new one printed once)`
+        : `replace the admin token at s3://${change.name}/${change.key} with FACEFLEET_API_TOKEN`;
   }
 }

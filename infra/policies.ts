@@ -1,15 +1,19 @@
 /**
- * The IAM documents of a deployment's instance role, as pure functions of its names: the trust policy that lets
- * EC2 assume the role, and a least-privilege permissions policy that reaches only this deployment's buckets,
- * queues, instances, AMIs and launch template, and can pass only its own role.
+ * The IAM documents of a deployment's three instance roles, as pure functions of its names: the trust policy that
+ * lets EC2 assume each role, and one least-privilege permissions policy per role.
+ * - web (the web+controller instance, also `Role=web` and `Role=controller` apart): uploads into the input bucket,
+ *   the admin token, the gallery, jobs out and replies in, and the app fleet: only instances of the deployment's
+ *   launch template, of the app instance type, with the app profile, tagged as its app instances.
+ * - app: input images (not the token, not the bake), the gallery (read), embeddings and results (write, never the
+ *   gallery), jobs in, replies and dead letters out. No EC2, no IAM.
+ * - builder (the AMI builder): its tarball (read) and its markers (write).
  */
-import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
+import { API_TOKEN_KEY, APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, EMBEDDING_KEY_PREFIX, GALLERY_KEY, ROLE_TAG } from "../roles/deployment.ts";
 import type { ResourceNames } from "../roles/config.ts";
-
 
 export interface PolicyStatement {
   Sid: string;
-  Effect: "Allow";
+  Effect: "Allow" | "Deny";
   Principal?: { Service: string };
   Action: string | string[];
   Resource?: string | string[];
@@ -21,14 +25,37 @@ export interface PolicyDocument {
   Statement: PolicyStatement[];
 }
 
-/** Where the deployment lives; the account and partition are read from the role's own ARN. */
+export const INSTANCE_ROLES = ["web", "app", "builder"] as const;
+export type InstanceRole = (typeof INSTANCE_ROLES)[number];
+
+export interface RoleNames {
+  name: string;
+  policyName: string;
+  profileName: string;
+}
+
+/** `<prefix>-<role>-role` with inline policy `<prefix>-<role>-policy`, in instance profile `<prefix>-<role>-profile`. */
+export function instanceRoleNames(prefix: string): Record<InstanceRole, RoleNames> {
+  const names = (role: InstanceRole): RoleNames => ({ name: `${prefix}-${role}-role`, policyName: `${prefix}-${role}-policy`, profileName: `${prefix}-${role}-profile` });
+  return { web: names("web"), app: names("app"), builder: names("builder") };
+}
+
+/** Where bake-ami puts the builder's tarball and where the builder reports: `_bake/<bake id>/<file>` in the input bucket. */
+export const BAKE_KEY_PREFIX = "_bake/";
+export const BAKE_TARBALL = "facefleet.tar.gz";
+export const BAKE_MARKERS = ["done", "failed"] as const;
+
+/** Where the deployment lives; the account and partition are read from a role's own ARN. */
 export interface PolicyScope {
   prefix: string;
   partition: string;
   region: string;
   accountId: string;
-  roleName: string;
   names: ResourceNames;
+  roles: Record<InstanceRole, RoleNames>;
+  appInstanceType: string;
+  /** The launch template the controller launches from; until it exists the web role may launch nothing. */
+  launchTemplateId?: string;
 }
 
 export function instanceRoleTrustPolicy(): PolicyDocument {
@@ -38,106 +65,174 @@ export function instanceRoleTrustPolicy(): PolicyDocument {
   };
 }
 
-/** Splits `arn:<partition>:iam::<account>:role/<name>` into the parts the permissions policy needs. */
+/** Splits `arn:<partition>:iam::<account>:role/<name>` into the parts the permissions policies need. */
 export function parseRoleArn(arn: string): { partition: string; accountId: string } {
   const match = /^arn:([^:]+):iam::(\d{12}):role\//.exec(arn);
   if (!match) throw new Error(`not an IAM role ARN: ${arn}`);
   return { partition: match[1]!, accountId: match[2]! };
 }
 
-export function instanceRolePermissions(scope: PolicyScope): PolicyDocument {
-  const { partition, region, accountId, prefix, names } = scope;
-  const ec2Arn = (resource: string) => `arn:${partition}:ec2:${region}:${accountId}:${resource}`;
-  const buckets = [...new Set([names.inBucket, names.outBucket, names.galleryBucket])];
-  const queues = [...new Set([names.reqQueue, names.respQueue, names.deadLetterQueue])];
-  const ownTag = { [`aws:ResourceTag/${DEPLOYMENT_TAG}`]: prefix };
+/** Only the token's prefix of the input bucket is secret; bootstrap alone writes there. */
+const SECRETS_PREFIX = API_TOKEN_KEY.slice(0, API_TOKEN_KEY.lastIndexOf("/") + 1);
+
+function arns(scope: PolicyScope) {
+  const { partition, region, accountId, names } = scope;
+  const object = (bucket: string, key: string) => `arn:${partition}:s3:::${bucket}/${key}`;
   return {
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Sid: "ObjectsInDeploymentBuckets",
-        Effect: "Allow",
-        Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-        Resource: buckets.map((bucket) => `arn:${partition}:s3:::${bucket}/*`),
-      },
-      {
-        Sid: "ListDeploymentBuckets",
-        Effect: "Allow",
-        Action: "s3:ListBucket",
-        Resource: buckets.map((bucket) => `arn:${partition}:s3:::${bucket}`),
-      },
-      {
-        Sid: "DeploymentQueues",
-        Effect: "Allow",
-        Action: [
-          "sqs:SendMessage",
-          "sqs:ReceiveMessage",
-          "sqs:DeleteMessage",
-          "sqs:ChangeMessageVisibility",
-          "sqs:GetQueueAttributes",
-          "sqs:GetQueueUrl",
-        ],
-        Resource: queues.map((queue) => `arn:${partition}:sqs:${region}:${accountId}:${queue}`),
-      },
-      {
-        // EC2 Describe* actions support no resource-level permissions: AWS requires "*" here.
-        Sid: "DescribeFleet",
-        Effect: "Allow",
-        Action: ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeTags"],
-        Resource: "*",
-      },
-      {
-        Sid: "ManageDeploymentInstances",
-        Effect: "Allow",
-        Action: ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"],
-        Resource: ec2Arn("instance/*"),
-        Condition: { StringEquals: ownTag },
-      },
-      {
-        // RunInstances authorizes every resource of the launch: the new instance and its volumes must be
-        // requested with this deployment's tag, and they may come only from this deployment's AMI and launch template.
-        Sid: "LaunchTaggedInstances",
-        Effect: "Allow",
-        Action: "ec2:RunInstances",
-        Resource: [ec2Arn("instance/*"), ec2Arn("volume/*")],
-        Condition: { StringEquals: { [`aws:RequestTag/${DEPLOYMENT_TAG}`]: prefix } },
-      },
-      {
-        Sid: "LaunchFromDeploymentTemplateImageAndGroup",
-        Effect: "Allow",
-        Action: "ec2:RunInstances",
-        Resource: [ec2Arn("launch-template/*"), ec2Arn("security-group/*"), `arn:${partition}:ec2:${region}::image/*`],
-        Condition: { StringEquals: ownTag },
-      },
-      {
-        // The default VPC's subnets carry no tags to scope by; this stays within the account and region.
-        Sid: "LaunchIntoSubnets",
-        Effect: "Allow",
-        Action: "ec2:RunInstances",
-        Resource: [ec2Arn("subnet/*"), ec2Arn("network-interface/*")],
-      },
-      {
-        Sid: "TagOnLaunch",
-        Effect: "Allow",
-        Action: "ec2:CreateTags",
-        Resource: [ec2Arn("instance/*"), ec2Arn("volume/*")],
-        Condition: { StringEquals: { "ec2:CreateAction": "RunInstances", [`aws:RequestTag/${DEPLOYMENT_TAG}`]: prefix } },
-      },
-      {
-        // Retagging is limited to this deployment's instances and may never move one to another deployment.
-        Sid: "RetagDeploymentInstances",
-        Effect: "Allow",
-        Action: "ec2:CreateTags",
-        Resource: ec2Arn("instance/*"),
-        Condition: { StringEquals: ownTag, "ForAllValues:StringNotEquals": { "aws:TagKeys": [DEPLOYMENT_TAG] } },
-      },
-      {
-        Sid: "PassOwnRoleToEc2",
-        Effect: "Allow",
-        Action: "iam:PassRole",
-        Resource: `arn:${partition}:iam::${accountId}:role/${scope.roleName}`,
-        Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
-      },
-    ],
+    object,
+    queue: (name: string) => `arn:${partition}:sqs:${region}:${accountId}:${name}`,
+    ec2: (resource: string) => `arn:${partition}:ec2:${region}:${accountId}:${resource}`,
+    image: `arn:${partition}:ec2:${region}::image/*`,
+    role: (name: string) => `arn:${partition}:iam::${accountId}:role/${name}`,
+    profile: (name: string) => `arn:${partition}:iam::${accountId}:instance-profile/${name}`,
+    /** What only bootstrap and bake-ami put in the input bucket. */
+    privateInputs: [object(names.inBucket, `${SECRETS_PREFIX}*`), object(names.inBucket, `${BAKE_KEY_PREFIX}*`)],
   };
+}
+
+export function instanceRolePermissions(role: InstanceRole, scope: PolicyScope): PolicyDocument {
+  const statements = { web: webStatements, app: appStatements, builder: builderStatements }[role](scope);
+  return { Version: "2012-10-17", Statement: statements };
+}
+
+/**
+ * S3 answers a GET or HEAD of a missing object 404 only to a caller that may list the bucket, and 403 to anyone else;
+ * the service reads objects that may not exist yet (the gallery before the first enrollment, the token before
+ * bootstrap stored it, an input removed under a retried job) and tells missing from forbidden by that answer.
+ */
+const listBuckets = (scope: PolicyScope): PolicyStatement => ({
+  Sid: "TellMissingFromForbidden",
+  Effect: "Allow",
+  Action: "s3:ListBucket",
+  Resource: [...new Set([scope.names.inBucket, scope.names.galleryBucket])].map((bucket) => `arn:${scope.partition}:s3:::${bucket}`),
+});
+
+function appStatements(scope: PolicyScope): PolicyStatement[] {
+  const { names } = scope;
+  const arn = arns(scope);
+  const gallery = arn.object(names.galleryBucket, GALLERY_KEY);
+  return [
+    listBuckets(scope),
+    { Sid: "ReadInputImages", Effect: "Allow", Action: "s3:GetObject", Resource: arn.object(names.inBucket, "*") },
+    { Sid: "NeverTheTokenOrTheBake", Effect: "Deny", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: arn.privateInputs },
+    { Sid: "ReadGallery", Effect: "Allow", Action: "s3:GetObject", Resource: gallery },
+    {
+      Sid: "WriteResultsAndEmbeddings",
+      Effect: "Allow",
+      Action: "s3:PutObject",
+      Resource: [...new Set([arn.object(names.outBucket, "*"), arn.object(names.galleryBucket, `${EMBEDDING_KEY_PREFIX}*`)])],
+    },
+    // The gallery shares the output bucket by default: results may go anywhere in it except over the gallery.
+    { Sid: "NeverWriteGallery", Effect: "Deny", Action: ["s3:PutObject", "s3:DeleteObject"], Resource: gallery },
+    {
+      Sid: "TakeJobs",
+      Effect: "Allow",
+      Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
+      Resource: arn.queue(names.reqQueue),
+    },
+    // A job that keeps failing is copied to the dead-letter queue with its reply (roles/app/consumer.ts).
+    { Sid: "SendRepliesAndDeadLetters", Effect: "Allow", Action: "sqs:SendMessage", Resource: [arn.queue(names.respQueue), arn.queue(names.deadLetterQueue)] },
+    {
+      Sid: "FindQueues",
+      Effect: "Allow",
+      Action: "sqs:GetQueueUrl",
+      Resource: [names.reqQueue, names.respQueue, names.deadLetterQueue].map(arn.queue),
+    },
+  ];
+}
+
+function webStatements(scope: PolicyScope): PolicyStatement[] {
+  const { names, prefix } = scope;
+  const arn = arns(scope);
+  const gallery = arn.object(names.galleryBucket, GALLERY_KEY);
+  const statements: PolicyStatement[] = [
+    listBuckets(scope),
+    // An upload is put before its job is sent, and deleted if the send fails (roles/web/jobs.ts).
+    { Sid: "PutUploads", Effect: "Allow", Action: ["s3:PutObject", "s3:DeleteObject"], Resource: arn.object(names.inBucket, "*") },
+    { Sid: "NeverWriteTokenOrBake", Effect: "Deny", Action: ["s3:PutObject", "s3:DeleteObject"], Resource: arn.privateInputs },
+    { Sid: "ReadApiToken", Effect: "Allow", Action: "s3:GetObject", Resource: arn.object(names.inBucket, API_TOKEN_KEY) },
+    { Sid: "ReadWriteGallery", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: gallery },
+    // An enrollment reads the embedding an app instance wrote, then deletes it (roles/gallery-store.ts).
+    { Sid: "TakeEmbeddings", Effect: "Allow", Action: ["s3:GetObject", "s3:DeleteObject"], Resource: arn.object(names.galleryBucket, `${EMBEDDING_KEY_PREFIX}*`) },
+    { Sid: "SendJobs", Effect: "Allow", Action: "sqs:SendMessage", Resource: arn.queue(names.reqQueue) },
+    // The controller scales on the request queue's depth.
+    { Sid: "ReadJobQueueDepth", Effect: "Allow", Action: "sqs:GetQueueAttributes", Resource: arn.queue(names.reqQueue) },
+    { Sid: "TakeReplies", Effect: "Allow", Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage"], Resource: arn.queue(names.respQueue) },
+    { Sid: "FindQueues", Effect: "Allow", Action: "sqs:GetQueueUrl", Resource: [arn.queue(names.reqQueue), arn.queue(names.respQueue)] },
+    // EC2 Describe* actions support no resource-level permissions: AWS requires "*" here.
+    { Sid: "ListFleet", Effect: "Allow", Action: "ec2:DescribeInstances", Resource: "*" },
+  ];
+  const appInstance = {
+    [`aws:ResourceTag/${DEPLOYMENT_TAG}`]: prefix,
+    [`aws:ResourceTag/${ROLE_TAG}`]: APP_ROLE_TAG_VALUE,
+    "ec2:InstanceType": scope.appInstanceType,
+  };
+  const appProfile = { "ec2:InstanceProfile": arn.profile(scope.roles.app.profileName) };
+  statements.push({
+    Sid: "StartStopTerminateAppInstances",
+    Effect: "Allow",
+    Action: ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"],
+    Resource: arn.ec2("instance/*"),
+    Condition: { StringEquals: appInstance, ArnEquals: appProfile },
+  });
+  if (scope.launchTemplateId === undefined) return statements;
+  // RunInstances authorizes every resource of the launch. The key ec2:LaunchTemplate is set on each of them when the
+  // launch uses a template; the new instance must also be of the app type, with the app profile and the app tags.
+  const fromTemplate = { "ec2:LaunchTemplate": arn.ec2(`launch-template/${scope.launchTemplateId}`) };
+  statements.push(
+    {
+      Sid: "LaunchAppInstances",
+      Effect: "Allow",
+      Action: "ec2:RunInstances",
+      Resource: arn.ec2("instance/*"),
+      Condition: {
+        ArnLike: fromTemplate,
+        ArnEquals: appProfile,
+        StringEquals: { "ec2:InstanceType": scope.appInstanceType, [`aws:RequestTag/${DEPLOYMENT_TAG}`]: prefix, [`aws:RequestTag/${ROLE_TAG}`]: APP_ROLE_TAG_VALUE },
+      },
+    },
+    {
+      Sid: "LaunchWithTemplateResources",
+      Effect: "Allow",
+      Action: "ec2:RunInstances",
+      Resource: [
+        arn.ec2(`launch-template/${scope.launchTemplateId}`),
+        arn.ec2("security-group/*"),
+        arn.ec2("subnet/*"),
+        arn.ec2("network-interface/*"),
+        arn.ec2("volume/*"),
+      ],
+      Condition: { ArnLike: fromTemplate },
+    },
+    {
+      Sid: "LaunchDeploymentImage",
+      Effect: "Allow",
+      Action: "ec2:RunInstances",
+      Resource: arn.image,
+      Condition: { ArnLike: fromTemplate, StringEquals: { [`aws:ResourceTag/${DEPLOYMENT_TAG}`]: prefix } },
+    },
+    {
+      Sid: "TagOnLaunch",
+      Effect: "Allow",
+      Action: "ec2:CreateTags",
+      Resource: [arn.ec2("instance/*"), arn.ec2("volume/*")],
+      Condition: { StringEquals: { "ec2:CreateAction": "RunInstances", [`aws:RequestTag/${DEPLOYMENT_TAG}`]: prefix } },
+    },
+    {
+      Sid: "PassAppRoleToEc2",
+      Effect: "Allow",
+      Action: "iam:PassRole",
+      Resource: arn.role(scope.roles.app.name),
+      Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
+    },
+  );
+  return statements;
+}
+
+function builderStatements(scope: PolicyScope): PolicyStatement[] {
+  const bake = (file: string) => arns(scope).object(scope.names.inBucket, `${BAKE_KEY_PREFIX}*/${file}`);
+  return [
+    { Sid: "ReadTarball", Effect: "Allow", Action: "s3:GetObject", Resource: bake(BAKE_TARBALL) },
+    { Sid: "WriteMarker", Effect: "Allow", Action: "s3:PutObject", Resource: BAKE_MARKERS.map(bake) },
+  ];
 }

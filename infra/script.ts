@@ -12,7 +12,7 @@ export const InfraOptionsSchema = Type.Object({
   dryRun: Type.Boolean({ default: false, description: "Print the plan, change nothing" }),
   yes: Type.Boolean({ default: false, description: "teardown: do not ask for confirmation" }),
   stateFile: Type.Optional(Type.String({ minLength: 1, description: "Default .facefleet/<prefix>.json" })),
-  ingressCidr: Type.String({ default: "0.0.0.0/0", pattern: "^\\d{1,3}(\\.\\d{1,3}){3}/\\d{1,2}$", description: "Who may reach port 8000" }),
+  ingressCidr: Type.Optional(Type.String({ pattern: "^\\d{1,3}(\\.\\d{1,3}){3}/\\d{1,2}$", description: "bootstrap, required: who may reach port 8000" })),
   appInstanceType: Type.String({ default: "t3.small" }),
   webInstanceType: Type.String({ default: "t3.micro" }),
   builderInstanceType: Type.String({ default: "t3.small" }),

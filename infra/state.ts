@@ -14,8 +14,9 @@ export const DeploymentStateSchema = Type.Object({
   buckets: Type.Record(Type.String(), Type.String()),
   queueUrls: Type.Record(Type.String(), Type.String()),
   securityGroupId: Type.Optional(Type.String()),
-  roleArn: Type.Optional(Type.String()),
-  instanceProfileArn: Type.Optional(Type.String()),
+  /** By instance role (web, app, builder). */
+  roleArns: Type.Optional(Type.Record(Type.String(), Type.String())),
+  instanceProfileArns: Type.Optional(Type.Record(Type.String(), Type.String())),
   launchTemplateId: Type.Optional(Type.String()),
   launchTemplateName: Type.Optional(Type.String()),
   imageId: Type.Optional(Type.String()),

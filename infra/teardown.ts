@@ -1,7 +1,7 @@
 /**
  * `bun run infra/teardown.ts [--yes] [--dry-run]`
  * Deletes everything tagged Deployment=<prefix>: instances, images with their snapshots, launch templates,
- * security groups, queues, buckets with all their objects, and the instance role and profile. It finds them by
+ * security groups, queues, buckets with all their objects, and the web, app and builder roles and profiles. It finds them by
  * the tag, not from the state file, asks first unless --yes, and checks at the end that nothing is left.
  */
 import {
@@ -26,7 +26,7 @@ import { DeleteBucketCommand, DeleteObjectsCommand, GetBucketTaggingCommand, Lis
 import { DeleteQueueCommand, ListQueueTagsCommand, ListQueuesCommand } from "@aws-sdk/client-sqs";
 import { awsClients, deploymentFilter, destroyClients, fromTagList, isAwsError, unlessMissing, type AwsClients } from "./aws.ts";
 import { listDeploymentInstances, waitForStates } from "./instances.ts";
-import { desiredState } from "./plan.ts";
+import { instanceRoleNames } from "./policies.ts";
 import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import { confirm, runScript, waitUntil, type ScriptContext } from "./script.ts";
 import { removeState, stateFilePath } from "./state.ts";
@@ -55,10 +55,10 @@ async function takeInventory(aws: AwsClients, context: ScriptContext): Promise<I
   const { prefix } = context.config;
   const tagged = (tags: Record<string, string> | undefined) => tags?.[DEPLOYMENT_TAG] === prefix;
   const filters = [deploymentFilter(prefix)];
-  // IAM cannot be searched by tag: the role and profile are found by their names and deleted only if tagged.
-  const { role } = desiredState(context.config, { region: aws.region, ...context.options });
+  // IAM cannot be searched by tag: the roles and profiles are found by their names and deleted only if tagged.
+  const roles = Object.values(instanceRoleNames(prefix));
 
-  const [instances, images, templates, groups, queues, buckets, profileTagged, roleTagged] = await Promise.all([
+  const [instances, images, templates, groups, queues, buckets, profilesTagged, rolesTagged] = await Promise.all([
     listDeploymentInstances(aws, prefix).then((all) => all.filter((instance) => instance.state !== "terminated").map((instance) => instance.id)),
     aws.ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: filters })).then((r) => (r.Images ?? []).flatMap((image) => image.ImageId ?? [])),
     aws.ec2.send(new DescribeLaunchTemplatesCommand({ Filters: filters })).then((r) => (r.LaunchTemplates ?? []).flatMap((t) => t.LaunchTemplateId ?? [])),
@@ -78,8 +78,10 @@ async function takeInventory(aws: AwsClients, context: ScriptContext): Promise<I
       );
       return names.filter((_, index) => tagged(tags[index]));
     }),
-    taggedIamName(prefix, async () => (await aws.iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role.profileName }))).InstanceProfile),
-    taggedIamName(prefix, async () => (await aws.iam.send(new GetRoleCommand({ RoleName: role.name }))).Role),
+    Promise.all(
+      roles.map((role) => taggedIamName(prefix, async () => (await aws.iam.send(new GetInstanceProfileCommand({ InstanceProfileName: role.profileName }))).InstanceProfile)),
+    ),
+    Promise.all(roles.map((role) => taggedIamName(prefix, async () => (await aws.iam.send(new GetRoleCommand({ RoleName: role.name }))).Role))),
   ]);
   return {
     instances,
@@ -88,8 +90,8 @@ async function takeInventory(aws: AwsClients, context: ScriptContext): Promise<I
     securityGroups: groups,
     queueUrls: queues,
     buckets,
-    instanceProfiles: profileTagged ? [role.profileName] : [],
-    roles: roleTagged ? [role.name] : [],
+    instanceProfiles: roles.filter((_, index) => profilesTagged[index]).map((role) => role.profileName),
+    roles: roles.filter((_, index) => rolesTagged[index]).map((role) => role.name),
   };
 }
 

@@ -59,7 +59,8 @@ export function builderUserData(input: BuilderUserDataInput): string {
   }
   if (!/^[a-z0-9-]+$/.test(input.region)) throw new Error(`bad region: ${input.region}`);
   const s3 = `s3://${input.bucket}`;
-  const { role: _role, ...deployment } = input.config;
+  // The admin token lives in the input bucket, never in the image or the user data.
+  const { role: _role, apiToken: _apiToken, ...deployment } = input.config;
   // The image runs only on EC2: its instances wait for their metadata service rather than ever running embedded.
   const config = { ...deployment, instanceMetadata: "required" };
   const environment = { FACEFLEET_CONFIG: CONFIG_FILE, AWS_REGION: input.region };

@@ -13,6 +13,10 @@ export const WEB_PORT = 8000;
 export const MAX_JOB_MESSAGE_BYTES = 1024;
 /** SQS's longest long poll, set as the queues' ReceiveMessageWaitTimeSeconds and used by the reply poller. */
 export const LONG_POLL_SECONDS = 20;
+/** The gallery object in the gallery bucket: the web role writes it, the app instances read it. */
+export const GALLERY_KEY = "gallery/gallery.bin";
+/** An app instance puts an enrollment's embedding under this prefix of the gallery bucket for the web role to take. */
+export const EMBEDDING_KEY_PREFIX = "embeddings/";
 /** An upload's name (file name without extension) is cut to this many UTF-8 bytes, so any script fits the job. */
 export const MAX_NAME_BYTES = 200;
 

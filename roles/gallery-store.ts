@@ -4,8 +4,7 @@
  */
 import { Gallery, type SubjectSummary } from "../model/gallery.ts";
 import type { Bucket } from "./cloud/types.ts";
-
-const GALLERY_KEY = "gallery/gallery.bin";
+import { GALLERY_KEY } from "./deployment.ts";
 
 export type GalleryErrorCode = "embedding_missing" | "embedding_mismatch";
 

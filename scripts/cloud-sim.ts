@@ -7,6 +7,8 @@
  *   bun run scripts/cloud-sim.ts [--boot-delay SECONDS] [--start-delay SECONDS] [--pool warm|cold] [--port 8000]
  * --boot-delay is pending -> running after a launch; --start-delay after a start of a stopped instance (default: the
  * boot delay).
+ * The admin token, as on AWS: FACEFLEET_API_TOKEN when the caller set it, else the one bootstrap creates and prints
+ * (`export FACEFLEET_API_TOKEN=...`). Bootstrap stores it in the input bucket, where the web role reads it.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -80,7 +82,8 @@ let inputsAtStart = 0;
 
 const webUrl = `http://127.0.0.1:${args.port}`;
 try {
-  await infra("bootstrap");
+  // The web tier listens on loopback only.
+  await infra("bootstrap", "--ingress-cidr", "127.0.0.1/32");
   await infra("bake-ami", "--image", Object.values(region.ec2.stockImages)[0]!);
   inputsAtStart = await inputs.count();
   await infra("launch", "--pool", args.pool);
@@ -91,6 +94,11 @@ try {
   process.exit(1);
 }
 console.error(`web tier answering on ${webUrl} (boot delay ${bootDelayMs / 1000} s, start delay ${startDelayMs / 1000} s, ${args.pool} pool); Ctrl-C tears down`);
+console.error(
+  process.env.FACEFLEET_API_TOKEN
+    ? "the subjects API takes your FACEFLEET_API_TOKEN"
+    : "the subjects API takes the FACEFLEET_API_TOKEN bootstrap printed above",
+);
 
 const figures = { maxRunning: 0, scaleOutS: 0, scaleInS: 0 };
 let burst: { startedAt: number; peakAt: number; peak: number } | undefined;

@@ -9,9 +9,14 @@
  * It also plays what fauxqs leaves out:
  * - bucket names in `takenBuckets` belong to another AWS account, so every request to them answers 403 AccessDenied
  *   (HEAD with no body, as S3 does);
- * - SQS refuses a deleted queue's name for a while (60 s on AWS; `sqs.queueNameReuseDelayMs`, default 0).
+ * - SQS refuses a deleted queue's name for a while (60 s on AWS; `sqs.queueNameReuseDelayMs`, default 0);
+ * - with `access`, each instance's role (infra/sim/iam/access.ts): a call the role does not allow answers
+ *   AccessDenied, and, as on S3, a GET or HEAD of a missing object answers 403 rather than 404 to a caller that may
+ *   not list the bucket.
  * Everything else goes to fauxqs unchanged.
  */
+import { accessKeyOf, s3Access, sqsAccess, type AccessControl } from "./iam/access.ts";
+import type { AccessRequest } from "./iam/evaluate.ts";
 const SUBRESOURCES: Record<string, { missingCode: string }> = {
   publicAccessBlock: { missingCode: "NoSuchPublicAccessBlockConfiguration" },
   encryption: { missingCode: "ServerSideEncryptionConfigurationNotFoundError" },
@@ -28,6 +33,20 @@ const queueDeletedRecently = () =>
     headers: { "content-type": "application/x-amz-json-1.0", "x-amzn-query-error": "AWS.SimpleQueueService.QueueDeletedRecently;Sender" },
   });
 
+const sqsAccessDenied = (denied: AccessRequest) =>
+  new Response(JSON.stringify({ __type: "com.amazonaws.sqs#AccessDenied", message: `not authorized to perform ${denied.action} on ${denied.resource}` }), {
+    status: 403,
+    headers: { "content-type": "application/x-amz-json-1.0", "x-amzn-query-error": "AccessDenied;Sender" },
+  });
+
+const s3AccessDenied = (method: string) => (method === "HEAD" ? new Response(null, { status: 403 }) : s3Error("AccessDenied", 403));
+
+export interface FrontAccess {
+  control: AccessControl;
+  /** For queue ARNs. */
+  region: string;
+}
+
 const FAUXQS_QUEUE_ORIGIN = /http:\/\/sqs\.[a-z0-9-]+\.localhost:\d+/g;
 
 export interface FauxqsFront {
@@ -40,7 +59,7 @@ export interface FauxqsFront {
   stop(): Promise<void>;
 }
 
-export function startFauxqsFront(upstream: string): FauxqsFront {
+export function startFauxqsFront(upstream: string, access?: FrontAccess): FauxqsFront {
   const settings = new Map<string, string>();
   const requests: string[] = [];
   const takenBuckets = new Set<string>();
@@ -56,7 +75,13 @@ export function startFauxqsFront(upstream: string): FauxqsFront {
       const sqsOperation = request.headers.get("x-amz-target")?.match(/^AmazonSQS\.(\w+)$/)?.[1];
       requests.push(sqsOperation ? `SQS ${sqsOperation}` : `S3 ${request.method} ${url.pathname}${url.search}`);
       const bucket = url.pathname.split("/").filter(Boolean);
-      if (!sqsOperation && takenBuckets.has(bucket[0] ?? "")) return request.method === "HEAD" ? new Response(null, { status: 403 }) : s3Error("AccessDenied", 403);
+      if (!sqsOperation && takenBuckets.has(bucket[0] ?? "")) return s3AccessDenied(request.method);
+      const accessKeyId = accessKeyOf(request);
+      if (access) {
+        const body = sqsOperation ? ((await request.clone().json().catch(() => ({}))) as { QueueUrl?: string; QueueName?: string }) : {};
+        const denied = access.control.denied(accessKeyId, [sqsOperation ? sqsAccess(sqsOperation, body, access.region) : s3Access(request.method, url)]);
+        if (denied) return sqsOperation ? sqsAccessDenied(denied) : s3AccessDenied(request.method);
+      }
       if (sqsOperation === "CreateQueue" || sqsOperation === "DeleteQueue") {
         const body = (await request.clone().json()) as { QueueName?: string; QueueUrl?: string };
         const name = body.QueueName ?? body.QueueUrl?.split("/").pop() ?? "";
@@ -87,6 +112,10 @@ export function startFauxqsFront(upstream: string): FauxqsFront {
         const headers = new Headers(forwarded.headers);
         headers.delete("content-length");
         return new Response((await forwarded.text()).replace(FAUXQS_QUEUE_ORIGIN, origin), { status: forwarded.status, headers });
+      }
+      const readsObject = (request.method === "GET" || request.method === "HEAD") && bucket.length > 1;
+      if (access && readsObject && forwarded.status === 404 && access.control.denied(accessKeyId, [{ action: "s3:ListBucket", resource: `arn:aws:s3:::${bucket[0]}` }])) {
+        return s3AccessDenied(request.method);
       }
       if (request.method === "DELETE" && bucket.length === 1 && forwarded.ok) {
         for (const name of Object.keys(SUBRESOURCES)) settings.delete(`${bucket[0]}?${name}`);

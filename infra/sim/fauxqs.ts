@@ -5,7 +5,7 @@
  * (the SDK picks path style by itself for an IP-address endpoint).
  */
 import { buildApp } from "fauxqs";
-import { startFauxqsFront } from "./fauxqs-front.ts";
+import { startFauxqsFront, type FrontAccess } from "./fauxqs-front.ts";
 import { FaultSwitch, type FaultKind } from "./faults.ts";
 
 export interface S3SqsEmulator {
@@ -57,7 +57,7 @@ const sqsFault = (kind: FaultKind): FaultAnswer => {
   };
 };
 
-export async function startS3AndSqs(): Promise<S3SqsEmulator> {
+export async function startS3AndSqs(access?: FrontAccess): Promise<S3SqsEmulator> {
   const faults = { s3: new FaultSwitch(), sqs: new FaultSwitch() };
   const app = buildApp({ logger: false });
   app.addHook("onRequest", async (request: HookRequest, reply: HookReply) => {
@@ -69,7 +69,7 @@ export async function startS3AndSqs(): Promise<S3SqsEmulator> {
     return reply.code(answer.status).headers(answer.headers).send(answer.body);
   });
   const address = await app.listen({ port: 0, host: "127.0.0.1" });
-  const front = startFauxqsFront(address);
+  const front = startFauxqsFront(address, access);
   return {
     endpoint: front.address,
     faults,

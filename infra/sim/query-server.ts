@@ -9,6 +9,8 @@ export interface QueryService<Context> {
   faults: FaultSwitch;
   /** The error each fault kind answers, as the service names it. */
   faultErrors: Record<FaultKind, QueryError>;
+  /** Throws the service's QueryError when the caller (the signed request) may not make this call. */
+  authorize?(action: string, params: Params, request: Request): void;
   success(action: string, result: XmlValue, requestId: string): string;
   error(error: QueryError, requestId: string): string;
 }
@@ -37,6 +39,7 @@ export function serveQuery<Context>(service: QueryService<Context>): QueryServer
         if (fault) throw service.faultErrors[fault];
         const handler = service.handlers[action];
         if (!handler) throw new QueryError("InvalidAction", `The action ${action} is not valid for this web service (${service.name} emulator).`);
+        service.authorize?.(action, params, request);
         return reply(service.success(action, await handler(params, service.context), requestId));
       } catch (error) {
         if (!(error instanceof QueryError)) throw error;

@@ -9,6 +9,10 @@ import { startEc2Emulator, type Ec2Emulator } from "./ec2/server.ts";
 import type { Instance } from "./ec2/model.ts";
 import type { ProcessSpec } from "./ec2/process.ts";
 import type { FaultSwitch } from "./faults.ts";
+import type { PolicyDocument } from "../policies.ts";
+import { accessControl, accessKeyOf, ec2Access, instanceAccessKey, unauthorized, type AccessControl } from "./iam/access.ts";
+import type { AccessRequest } from "./iam/evaluate.ts";
+import { roleArn } from "./iam/model.ts";
 import { startIamEmulator, type IamEmulator } from "./iam/server.ts";
 import { startImds, type ImdsServer } from "./imds/server.ts";
 import { startS3AndSqs, type S3SqsEmulator } from "./fauxqs.ts";
@@ -36,6 +40,11 @@ export interface RegionOptions {
   instanceEnv?: Record<string, string>;
   /** Leave the access keys out of the instances' environment, so the SDK takes the role's from instance metadata. */
   credentialsFromImds?: boolean;
+  /**
+   * Each instance's calls to S3, SQS, EC2 and IAM are checked against the inline policies of the role in its instance
+   * profile, as AWS checks them (default true). Instances sign with their own access key (`instanceAccessKey`).
+   */
+  enforceInstanceRoles?: boolean;
   stockImages?: string[];
 }
 
@@ -66,8 +75,23 @@ const baseEnv = (): Record<string, string> =>
 export async function startRegion(options: RegionOptions = {}): Promise<EmulatedRegion> {
   const region = options.region ?? "us-east-1";
   const logDir = options.logDir ?? mkdtempSync(join(tmpdir(), "facefleet-region-"));
-  const s3sqs = await startS3AndSqs();
-  const iam = startIamEmulator();
+  const enforce = options.enforceInstanceRoles ?? true;
+  /** Access key -> instance id: the instances' callers. */
+  const instanceKeys = new Map<string, string>();
+  // The emulators are started below; the control reads them only once requests arrive.
+  const roleInProfile = (profileName: string) => iam.store.roles.get(iam.roleOf(profileName) ?? "");
+  const control: AccessControl = accessControl((accessKeyId) => {
+    const instance = ec2.store.instances.get(instanceKeys.get(accessKeyId) ?? "");
+    if (!instance) return undefined;
+    const role = roleInProfile(instance.iamInstanceProfile?.name ?? "");
+    return [...(role?.policies.values() ?? [])].map((document) => JSON.parse(document) as PolicyDocument);
+  });
+  const s3sqs = await startS3AndSqs(enforce ? { control, region } : undefined);
+  const refuse = (service: "EC2" | "IAM", request: Request, requests: AccessRequest[]) => {
+    const denied = control.denied(accessKeyOf(request), requests);
+    if (denied) throw unauthorized(denied, service);
+  };
+  const iam = startIamEmulator({ authorize: enforce ? (action, _params, request) => refuse("IAM", request, [{ action: `iam:${action}`, resource: "*" }]) : undefined });
   const imds = new Map<string, ImdsServer>();
   const regionEnv: Record<string, string> = {
     AWS_REGION: region,
@@ -88,15 +112,30 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
     logDir,
     stockImages: options.stockImages,
     onLaunch(instance) {
-      imds.set(
-        instance.id,
-        startImds({ instance, region, tags: () => ec2.store.tagsOf(instance.id), roleOf: iam.roleOf, credentials: TEST_CREDENTIALS }),
-      );
+      const accessKeyId = instanceAccessKey(instance.id);
+      instanceKeys.set(accessKeyId, instance.id);
+      const credentials = { ...TEST_CREDENTIALS, accessKeyId };
+      imds.set(instance.id, startImds({ instance, region, tags: () => ec2.store.tagsOf(instance.id), roleOf: iam.roleOf, credentials }));
     },
+    authorize: enforce
+      ? (action, params, request, store) => {
+          const roleArnOfProfile = (profileName: string) => {
+            const role = roleInProfile(profileName);
+            return role && roleArn(role);
+          };
+          refuse("EC2", request, ec2Access(action, params, { store, region, roleArnOfProfile }));
+        }
+      : undefined,
     processFor(instance) {
       const spec = options.instanceProcess ? options.instanceProcess(instance) : defaultInstanceProcess();
       if (!spec) return undefined;
-      const env: Record<string, string> = { ...baseEnv(), ...regionEnv, AWS_ENDPOINT_URL_EC2: ec2.endpoint, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.get(instance.id)!.endpoint };
+      const env: Record<string, string> = {
+        ...baseEnv(),
+        ...regionEnv,
+        AWS_ACCESS_KEY_ID: instanceAccessKey(instance.id),
+        AWS_ENDPOINT_URL_EC2: ec2.endpoint,
+        AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.get(instance.id)!.endpoint,
+      };
       if (options.credentialsFromImds) {
         delete env.AWS_ACCESS_KEY_ID;
         delete env.AWS_SECRET_ACCESS_KEY;

@@ -1,6 +1,7 @@
 /** One job, start to finish: image from the input bucket, analysis, gallery match, result to the output bucket, reply. */
 import { ImageError, type EmbeddedFace, type ImageAnalysis } from "../../model/types.ts";
 import type { Bucket } from "../cloud/types.ts";
+import { EMBEDDING_KEY_PREFIX } from "../deployment.ts";
 import type { FaceResult, FailedReply, JobMessage, ReplyMessage } from "../messages.ts";
 import type { AnalysisCache } from "./analysis-cache.ts";
 import type { GalleryReader } from "../gallery-store.ts";
@@ -42,7 +43,7 @@ export async function handleJob(job: JobMessage, deps: JobDependencies): Promise
   if (!main) return fail("no_face", "no face found in the image");
 
   if (job.kind === "embed") {
-    const embeddingKey = `embeddings/${job.jobId}.f32`;
+    const embeddingKey = `${EMBEDDING_KEY_PREFIX}${job.jobId}.f32`;
     await deps.galleryBucket.put(embeddingKey, new Uint8Array(main.embedding.buffer, main.embedding.byteOffset, main.embedding.byteLength));
     return { ok: true, jobId: job.jobId, faces: analysis.faces.length, embeddingKey };
   }

@@ -4,19 +4,23 @@
  * part infra/sim/ami-builder.ts plays.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { DescribeLaunchTemplateVersionsCommand, EC2Client, StopInstancesCommand } from "@aws-sdk/client-ec2";
-import { ListBucketsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { DescribeLaunchTemplateVersionsCommand, EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { GetObjectCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, ReceiveMessageCommand, SendMessageCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO_ROOT, startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
+import { instanceAccessKey } from "../../infra/sim/iam/access.ts";
+import { REPO_ROOT, startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
 
 const PREFIX = "itest";
 const AMI_BUILDER = join(REPO_ROOT, "infra/sim/ami-builder.ts");
+const INGRESS = ["--ingress-cidr", "203.0.113.0/24"];
+const TOKEN_KEY = "_secrets/api-token";
 /** Each test runs the scripts as processes: seconds each, more on a loaded 2-core machine. */
 const SCRIPT_TIMEOUT_MS = 30_000;
 /** EC2 and IAM actions, SQS operations (`SQS <operation>`) and S3 requests (`S3 <method> <path>`) that change something. */
@@ -31,11 +35,17 @@ let ec2: EC2Client;
 const stateFile = (prefix: string) => join(dir, `${prefix}.json`);
 const deploymentState = () => JSON.parse(readFileSync(stateFile(PREFIX), "utf8")) as { imageId: string; launchTemplateId: string; securityGroupId: string; queueUrls: Record<string, string> };
 
-async function run(script: string, args: string[] = [], options: { prefix?: string; stdin?: string } = {}) {
+interface RunOptions {
+  prefix?: string;
+  stdin?: string;
+  env?: Record<string, string>;
+}
+
+async function run(script: string, args: string[] = [], options: RunOptions = {}) {
   const prefix = options.prefix ?? PREFIX;
   const child = Bun.spawn([process.execPath, `infra/${script}.ts`, "--state-file", stateFile(prefix), "--poll-seconds", "0.05", ...args], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...region.env, AWS_EC2_METADATA_DISABLED: "true", FACEFLEET_PREFIX: prefix },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...region.env, AWS_EC2_METADATA_DISABLED: "true", FACEFLEET_PREFIX: prefix, ...options.env },
     stdin: new TextEncoder().encode(options.stdin ?? ""),
     stdout: "pipe",
     stderr: "pipe",
@@ -45,7 +55,7 @@ async function run(script: string, args: string[] = [], options: { prefix?: stri
 }
 
 /** Runs the script and returns the mutating calls it made to EC2, IAM, S3 and SQS. */
-async function runCounting(script: string, args: string[] = [], options: { prefix?: string; stdin?: string } = {}) {
+async function runCounting(script: string, args: string[] = [], options: RunOptions = {}) {
   const logs = [region.ec2.actions, region.iam.actions, region.s3sqs.requests];
   const before = logs.map((log) => log.length);
   const result = await run(script, args, options);
@@ -65,6 +75,7 @@ const queueUrls = async () => (await sqs.send(new ListQueuesCommand({}))).QueueU
 const alive = (prefix: string) => region.ec2.instances().filter((instance) => instance.tags.Deployment === prefix && instance.state !== "terminated");
 const taggedWith = (prefix: string, tagsOf: (id: string) => Record<string, string>, ids: Iterable<string>) => [...ids].filter((id) => tagsOf(id).Deployment === prefix);
 const iamTags = (tags: Map<string, string>) => Object.fromEntries(tags);
+const storedToken = async (prefix = PREFIX) => (await (await s3.send(new GetObjectCommand({ Bucket: `${prefix}-in-bucket`, Key: TOKEN_KEY }))).Body!.transformToString()).trim();
 
 async function defaultLaunchTemplateData(launchTemplateId: string) {
   const { LaunchTemplateVersions } = await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: launchTemplateId, Versions: ["$Default"] }));
@@ -94,8 +105,19 @@ afterAll(async () => {
 });
 
 describe("a deployment's life in the emulated region", () => {
+  test("bootstrap without --ingress-cidr refuses to run and says how to open port 8000", async () => {
+    const before = region.s3sqs.requests.length;
+    const result = await run("bootstrap", ["--dry-run"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("--ingress-cidr is required");
+    expect(result.stderr).toContain("--ingress-cidr 0.0.0.0/0 opens it to the whole internet");
+    expect(region.s3sqs.requests.length).toBe(before);
+  }, SCRIPT_TIMEOUT_MS);
+
   test("bootstrap --dry-run prints the plan and changes nothing", async () => {
-    const { stdout, mutations } = await runCounting("bootstrap", ["--dry-run"]);
+    const { stdout, mutations } = await runCounting("bootstrap", ["--dry-run", ...INGRESS], { env: { FACEFLEET_API_TOKEN: "dry-run-secret" } });
+    expect(stdout).toContain("would store the admin token as private object s3://itest-in-bucket/_secrets/api-token");
+    expect(stdout).not.toContain("dry-run-secret");
     expect(stdout).toContain("would create bucket itest-in-bucket");
     expect(stdout).toContain("would create launch-template itest-instance");
     expect(mutations).toEqual([]);
@@ -104,9 +126,13 @@ describe("a deployment's life in the emulated region", () => {
     expect(existsSync(stateFile(PREFIX))).toBe(false);
   }, SCRIPT_TIMEOUT_MS);
 
-  test("bootstrap creates the deployment: 1 KiB long-polled request queue with redrive, IMDSv2-only launch template", async () => {
-    const { stdout, mutations } = await runCounting("bootstrap", ["--ingress-cidr", "203.0.113.0/24"]);
-    expect(stdout).toContain("applying 18 changes");
+  test("bootstrap creates the deployment: 1 KiB long-polled request queue with redrive, IMDSv2-only launch template, a new admin token printed once", async () => {
+    const { stdout, mutations } = await runCounting("bootstrap", INGRESS);
+    expect(stdout).toContain("applying 27 changes");
+    const printed = /export FACEFLEET_API_TOKEN=(\S+)/.exec(stdout)?.[1];
+    expect(printed).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(await storedToken()).toBe(printed!);
+    expect(stdout.split(printed!)).toHaveLength(2);
     expect(mutations).toContain("CreateLaunchTemplate");
     expect(mutations).toContain("SQS CreateQueue");
     expect(mutations).toContain("S3 PUT /itest-in-bucket/?publicAccessBlock=");
@@ -121,23 +147,27 @@ describe("a deployment's life in the emulated region", () => {
     const data = await defaultLaunchTemplateData(state.launchTemplateId);
     expect(data?.MetadataOptions?.HttpTokens).toBe("required");
     expect(data?.MetadataOptions?.InstanceMetadataTags).toBe("enabled");
-    expect(data?.IamInstanceProfile?.Name).toBe("itest-instance-profile");
+    expect(data?.IamInstanceProfile?.Name).toBe("itest-app-profile");
     expect(data?.SecurityGroupIds).toEqual([state.securityGroupId]);
 
     const group = region.ec2.store.securityGroups.get(state.securityGroupId)!;
     expect(group.ingress).toEqual([{ protocol: "tcp", fromPort: 8000, toPort: 8000, cidrs: ["203.0.113.0/24"] }]);
     expect(region.ec2.store.tagsOf(group.id).Deployment).toBe(PREFIX);
-    const role = region.iam.store.roles.get("itest-instance-role")!;
-    expect(JSON.parse(role.assumeRolePolicyDocument).Statement[0].Principal).toEqual({ Service: "ec2.amazonaws.com" });
-    expect(JSON.parse(role.policies.get("itest-instance-policy")!).Statement.length).toBeGreaterThan(5);
-    expect(region.iam.store.instanceProfiles.get("itest-instance-profile")?.roleNames).toEqual(["itest-instance-role"]);
+    for (const role of ["web", "app", "builder"]) {
+      const stored = region.iam.store.roles.get(`itest-${role}-role`)!;
+      expect(JSON.parse(stored.assumeRolePolicyDocument).Statement[0].Principal).toEqual({ Service: "ec2.amazonaws.com" });
+      expect(JSON.parse(stored.policies.get(`itest-${role}-policy`)!).Statement.length).toBeGreaterThan(1);
+      expect(region.iam.store.instanceProfiles.get(`itest-${role}-profile`)?.roleNames).toEqual([`itest-${role}-role`]);
+    }
+    // The web role's launch permissions name the launch template that was created after the role.
+    expect(region.iam.store.roles.get("itest-web-role")!.policies.get("itest-web-policy")).toContain(`launch-template/${state.launchTemplateId}`);
   }, SCRIPT_TIMEOUT_MS);
 
   test("a bucket name another AWS account owns stops bootstrap with a message that says so, before it creates anything", async () => {
     region.s3sqs.takenBuckets.add("taken-out-bucket");
     try {
       const before = region.s3sqs.requests.length;
-      const result = await run("bootstrap", [], { prefix: "taken" });
+      const result = await run("bootstrap", INGRESS, { prefix: "taken" });
       expect(result.code).not.toBe(0);
       expect(result.output).toContain("bucket name taken-out-bucket is taken by another AWS account: set another prefix");
       expect(region.s3sqs.requests.slice(before).filter((call) => MUTATING.test(call))).toEqual([]);
@@ -147,41 +177,57 @@ describe("a deployment's life in the emulated region", () => {
     }
   }, SCRIPT_TIMEOUT_MS);
 
-  test("a second bootstrap changes nothing and says so", async () => {
-    const { stdout, mutations } = await runCounting("bootstrap", ["--ingress-cidr", "203.0.113.0/24"]);
+  test("a second bootstrap changes nothing and says so, with or without the stored token in FACEFLEET_API_TOKEN", async () => {
+    const { stdout, mutations } = await runCounting("bootstrap", INGRESS);
     expect(stdout).toContain("no changes: deployment 'itest' is up to date");
+    expect(stdout).not.toContain("FACEFLEET_API_TOKEN=");
     expect(mutations).toEqual([]);
+    const same = await runCounting("bootstrap", INGRESS, { env: { FACEFLEET_API_TOKEN: await storedToken() } });
+    expect(same.mutations).toEqual([]);
+  }, SCRIPT_TIMEOUT_MS);
+
+  test("a new FACEFLEET_API_TOKEN rotates the stored token with one put, and is never printed", async () => {
+    const rotated = await runCounting("bootstrap", INGRESS, { env: { FACEFLEET_API_TOKEN: "rotated-secret-0123456789" } });
+    expect(rotated.stdout).toContain("replace the admin token at s3://itest-in-bucket/_secrets/api-token with FACEFLEET_API_TOKEN");
+    expect(rotated.output).not.toContain("rotated-secret-0123456789");
+    expect(rotated.mutations).toEqual([`S3 PUT /itest-in-bucket/${TOKEN_KEY}?x-id=PutObject`]);
+    expect(await storedToken()).toBe("rotated-secret-0123456789");
   }, SCRIPT_TIMEOUT_MS);
 
   test("drift is shown by --dry-run without touching it, then repaired", async () => {
     const { url } = await queueAttributes("itest-req-queue");
     await sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: { MaximumMessageSize: "2048" } }));
-    const dry = await runCounting("bootstrap", ["--dry-run", "--ingress-cidr", "203.0.113.0/24"]);
+    const dry = await runCounting("bootstrap", ["--dry-run", ...INGRESS]);
     expect(dry.stdout).toContain("would set MaximumMessageSize of queue itest-req-queue");
     expect(dry.mutations).toEqual([]);
     expect((await queueAttributes("itest-req-queue")).attributes.MaximumMessageSize).toBe("2048");
-    const fix = await runCounting("bootstrap", ["--ingress-cidr", "203.0.113.0/24"]);
+    const fix = await runCounting("bootstrap", INGRESS);
     expect(fix.stdout).toContain("applying 1 changes");
     expect(fix.mutations).toEqual(["SQS SetQueueAttributes"]);
     expect((await queueAttributes("itest-req-queue")).attributes.MaximumMessageSize).toBe("1024");
   }, SCRIPT_TIMEOUT_MS);
 
-  test("bake-ami boots a builder with the user data, images it once it reports and powers off, and cleans up", async () => {
+  test("bake-ami boots a builder with the user data (never the admin token) and the builder role, images it once it reports and powers off, and cleans up", async () => {
     const stockImage = Object.values(region.ec2.stockImages)[0]!;
-    const result = await run("bake-ami", ["--image", stockImage]);
+    const result = await run("bake-ami", ["--image", stockImage], { env: { FACEFLEET_API_TOKEN: "rotated-secret-0123456789" } });
     expect(result.code, result.output).toBe(0);
     const builders = region.ec2.instances().filter((instance) => instance.tags.Name === "itest-ami-builder");
     expect(builders.map((builder) => builder.state)).toEqual(["terminated"]);
     const builder = region.ec2.store.instances.get(builders[0]!.id)!;
     expect(builder.imageId).toBe(stockImage);
-    expect(Buffer.from(builder.userData ?? "", "base64").toString("utf8")).toContain("bun run model:build");
+    const userData = Buffer.from(builder.userData ?? "", "base64").toString("utf8");
+    expect(userData).toContain("bun run model:build");
+    expect(userData).not.toContain("rotated-secret-0123456789");
+    expect(userData).not.toContain("apiToken");
+    expect(builder.iamInstanceProfile?.name).toBe("itest-builder-profile");
     expect(builder.metadataOptions.httpTokens).toBe("required");
 
     const state = deploymentState();
     const image = region.ec2.store.images.get(state.imageId)!;
     expect(image.sourceInstanceId).toBe(builder.id);
     expect(region.ec2.store.tagsOf(image.id).Deployment).toBe(PREFIX);
-    expect((await s3.send(new ListObjectsV2Command({ Bucket: "itest-in-bucket" }))).KeyCount ?? 0).toBe(0);
+    // Only the token is left in the input bucket: the tarball and the marker are gone.
+    expect(((await s3.send(new ListObjectsV2Command({ Bucket: "itest-in-bucket" }))).Contents ?? []).map((object) => object.Key)).toEqual([TOKEN_KEY]);
     const data = await defaultLaunchTemplateData(state.launchTemplateId);
     expect(data?.ImageId).toBe(state.imageId);
     expect(data?.MetadataOptions?.HttpTokens).toBe("required");
@@ -200,10 +246,65 @@ describe("a deployment's life in the emulated region", () => {
     expect(instances.filter((i) => i.tags.Role === "web+controller").map((i) => i.state)).toEqual(["running"]);
     expect(instances.filter((i) => i.tags.Role === "app").map((i) => i.state)).toEqual(["stopped", "stopped", "stopped"]);
     expect(instances.every((i) => i.imageId === deploymentState().imageId)).toBe(true);
+    const profileOf = (id: string) => region.ec2.store.instances.get(id)!.iamInstanceProfile?.name;
+    expect(instances.map((i) => `${i.tags.Role} ${profileOf(i.id)}`).sort()).toEqual(["app itest-app-profile", "app itest-app-profile", "app itest-app-profile", "web+controller itest-web-profile"]);
 
     const second = await runCounting("launch", ["--pool-size", "3"]);
     expect(second.stdout).toContain("no changes");
     expect(second.mutations).toEqual([]);
+  }, SCRIPT_TIMEOUT_MS);
+
+  test("each instance's calls are held to its own role: app instances cannot write the gallery, read the token or launch; the controller launches only app instances", async () => {
+    const signedAs = (instanceId: string) => {
+      const config = { region: region.region, credentials: { ...TEST_CREDENTIALS, accessKeyId: instanceAccessKey(instanceId) } };
+      return {
+        s3: new S3Client({ ...config, endpoint: region.endpoints.s3, forcePathStyle: true }),
+        sqs: new SQSClient({ ...config, endpoint: region.endpoints.sqs }),
+        ec2: new EC2Client({ ...config, endpoint: region.endpoints.ec2 }),
+        iam: new IAMClient({ ...config, endpoint: region.endpoints.iam }),
+      };
+    };
+    const instances = alive(PREFIX);
+    const webId = instances.find((instance) => instance.tags.Role === "web+controller")!.id;
+    const appId = instances.find((instance) => instance.tags.Role === "app")!.id;
+    const web = signedAs(webId);
+    const app = signedAs(appId);
+    const { url: requestQueue } = await queueAttributes("itest-req-queue");
+    const launchApp = (overrides: Partial<ConstructorParameters<typeof RunInstancesCommand>[0]> = {}) =>
+      new RunInstancesCommand({
+        MinCount: 1,
+        MaxCount: 1,
+        LaunchTemplate: { LaunchTemplateName: "itest-instance", Version: "$Default" },
+        TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Deployment", Value: PREFIX }, { Key: "Role", Value: "app" }] }],
+        ...overrides,
+      });
+    try {
+      const denied = { name: "AccessDenied" };
+      await expect(app.s3.send(new PutObjectCommand({ Bucket: "itest-out-bucket", Key: "gallery/gallery.bin", Body: "forged" }))).rejects.toMatchObject(denied);
+      await expect(app.s3.send(new GetObjectCommand({ Bucket: "itest-in-bucket", Key: TOKEN_KEY }))).rejects.toMatchObject(denied);
+      // Missing, and the app role may list the bucket: S3's 404, not a 403.
+      await expect(app.s3.send(new GetObjectCommand({ Bucket: "itest-out-bucket", Key: "gallery/gallery.bin" }))).rejects.toMatchObject({ name: "NoSuchKey" });
+      await app.s3.send(new PutObjectCommand({ Bucket: "itest-out-bucket", Key: "photo", Body: "Someone" }));
+      await expect(app.sqs.send(new SendMessageCommand({ QueueUrl: requestQueue, MessageBody: "{}" }))).rejects.toThrow(/not authorized/);
+      await expect(app.ec2.send(launchApp())).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      await expect(app.ec2.send(new StartInstancesCommand({ InstanceIds: [appId] }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      await expect(app.iam.send(new CreateRoleCommand({ RoleName: "escape", AssumeRolePolicyDocument: "{}" }))).rejects.toThrow(/not authorized to perform: iam:CreateRole/);
+
+      expect(await (await web.s3.send(new GetObjectCommand({ Bucket: "itest-in-bucket", Key: TOKEN_KEY }))).Body!.transformToString()).toBe(await storedToken());
+      await expect(web.s3.send(new PutObjectCommand({ Bucket: "itest-in-bucket", Key: TOKEN_KEY, Body: "mine" }))).rejects.toMatchObject(denied);
+      await expect(web.sqs.send(new ReceiveMessageCommand({ QueueUrl: requestQueue, WaitTimeSeconds: 0 }))).rejects.toThrow(/not authorized/);
+      await expect(web.ec2.send(launchApp({ InstanceType: "c7i.large" }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      await expect(web.ec2.send(launchApp({ TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Deployment", Value: PREFIX }, { Key: "Role", Value: "web" }] }] }))).rejects.toMatchObject({
+        name: "UnauthorizedOperation",
+      });
+      await expect(web.ec2.send(launchApp({ IamInstanceProfile: { Name: "itest-web-profile" } }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      await expect(web.ec2.send(new StopInstancesCommand({ InstanceIds: [webId] }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      const { Instances } = await web.ec2.send(launchApp());
+      await web.ec2.send(new TerminateInstancesCommand({ InstanceIds: [Instances![0]!.InstanceId!] }));
+      await region.ec2.waitForState(Instances![0]!.InstanceId!, "terminated");
+    } finally {
+      for (const client of [...Object.values(web), ...Object.values(app)]) client.destroy();
+    }
   }, SCRIPT_TIMEOUT_MS);
 
   test("launch starts a stopped web tier again, waiting first for one still stopping (EC2 refuses to start it)", async () => {
@@ -222,7 +323,7 @@ describe("a deployment's life in the emulated region", () => {
   }, SCRIPT_TIMEOUT_MS);
 
   test("teardown asks first, then deletes everything tagged with the deployment and nothing of another", async () => {
-    await runCounting("bootstrap", [], { prefix: "other" });
+    await runCounting("bootstrap", INGRESS, { prefix: "other" });
 
     const dry = await runCounting("teardown", ["--dry-run"]);
     expect(dry.stdout).toContain("buckets: itest-in-bucket, itest-out-bucket");
@@ -250,9 +351,9 @@ describe("a deployment's life in the emulated region", () => {
 
     expect((await bucketNames()).sort()).toEqual(["other-in-bucket", "other-out-bucket"]);
     expect(await queueUrls()).toHaveLength(3);
-    expect(iam.roles.has("other-instance-role")).toBe(true);
+    expect([...iam.roles.keys()].sort()).toEqual(["other-app-role", "other-builder-role", "other-web-role"]);
     expect(taggedWith("other", tagsOf, store.launchTemplates.keys())).toHaveLength(1);
-    const again = await runCounting("bootstrap", [], { prefix: "other" });
+    const again = await runCounting("bootstrap", INGRESS, { prefix: "other" });
     expect(again.stdout).toContain("no changes");
     expect(again.mutations).toEqual([]);
   }, SCRIPT_TIMEOUT_MS);
@@ -261,7 +362,7 @@ describe("a deployment's life in the emulated region", () => {
     region.s3sqs.sqs.queueNameReuseDelayMs = 3000;
     try {
       await runCounting("teardown", ["--yes"], { prefix: "other" });
-      const rebuilt = await runCounting("bootstrap", [], { prefix: "other" });
+      const rebuilt = await runCounting("bootstrap", INGRESS, { prefix: "other" });
       // Three queues, and at least one refused first.
       expect(rebuilt.mutations.filter((call) => call === "SQS CreateQueue").length).toBeGreaterThan(3);
       expect((await queueUrls()).filter((url) => url.includes("/other-"))).toHaveLength(3);

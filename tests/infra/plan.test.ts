@@ -1,11 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { loadConfig } from "../../roles/config.ts";
-import { instanceRoleTrustPolicy } from "../../infra/policies.ts";
-import { desiredPermissions, desiredState, describeChange, planChanges, redrivePolicy, type ActualState, type DesiredState } from "../../infra/plan.ts";
+import { INSTANCE_ROLES, instanceRoleTrustPolicy } from "../../infra/policies.ts";
+import { desiredPermissions, desiredState, describeChange, planChanges, redrivePolicy, sha256Hex, type ActualState, type DesiredState } from "../../infra/plan.ts";
 
-const ROLE_ARN = "arn:aws:iam::123456789012:role/alpha-instance-role";
 const config = loadConfig({}, { prefix: "alpha", visibilityTimeoutSeconds: 45, maxReceives: 4 });
-const desired = desiredState(config, { region: "us-east-1", ingressCidr: "203.0.113.0/24", appInstanceType: "t3.small" });
+const options = { region: "us-east-1", ingressCidr: "203.0.113.0/24", appInstanceType: "t3.small" };
+const desired = desiredState(config, options);
+const STORED_TOKEN = "stored-token-value";
 
 /** The state AWS reports once everything the plan asks for exists. */
 function converged(state: DesiredState): ActualState {
@@ -28,12 +29,23 @@ function converged(state: DesiredState): ActualState {
       ]),
     ),
     securityGroup: { id: "sg-1", ingress: [{ protocol: "tcp", fromPort: 8000, toPort: 8000, cidr: "203.0.113.0/24" }], tags },
-    role: { arn: ROLE_ARN, trustPolicy: instanceRoleTrustPolicy(), permissions: desiredPermissions(state, ROLE_ARN), tags },
-    instanceProfile: { arn: "arn:aws:iam::123456789012:instance-profile/alpha-instance-profile", roleNames: [state.role.name], tags },
+    roles: Object.fromEntries(
+      INSTANCE_ROLES.map((role) => {
+        const arn = `arn:aws:iam::123456789012:role/${state.roles[role].name}`;
+        return [state.roles[role].name, { arn, trustPolicy: instanceRoleTrustPolicy(), permissions: desiredPermissions(state, role, arn, "lt-1"), tags }];
+      }),
+    ),
+    instanceProfiles: Object.fromEntries(
+      INSTANCE_ROLES.map((role) => {
+        const { name, profileName } = state.roles[role];
+        return [profileName, { arn: `arn:aws:iam::123456789012:instance-profile/${profileName}`, roleNames: [name], tags }];
+      }),
+    ),
+    apiToken: { sha256: sha256Hex(STORED_TOKEN) },
     launchTemplate: {
       id: "lt-1",
       instanceType: "t3.small",
-      profileName: state.role.profileName,
+      profileName: state.roles.app.profileName,
       securityGroupIds: ["sg-1"],
       httpTokens: "required",
       instanceMetadataTags: "enabled",
@@ -60,7 +72,7 @@ describe("desired state", () => {
 
 describe("plan", () => {
   test("an empty account gets every resource, each dependency before its user", () => {
-    const plan = planChanges(desired, { buckets: {}, queues: {} }).map(describeChange);
+    const plan = planChanges(desired, { buckets: {}, queues: {}, roles: {}, instanceProfiles: {} }).map(describeChange);
     expect(plan).toEqual([
       "create bucket alpha-in-bucket",
       "block public access to bucket alpha-in-bucket",
@@ -70,16 +82,25 @@ describe("plan", () => {
       "block public access to bucket alpha-out-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-out-bucket",
       "tag bucket alpha-out-bucket",
+      "store the admin token as private object s3://alpha-in-bucket/_secrets/api-token (FACEFLEET_API_TOKEN, else a new one printed once)",
       "create queue alpha-dlq",
       "create queue alpha-req-queue",
       "create queue alpha-resp-queue",
       "create security-group alpha-web",
       "allow tcp 8000 from 203.0.113.0/24 into security group alpha-web",
-      "create role alpha-instance-role",
-      "put least-privilege policy alpha-instance-policy on role alpha-instance-role",
-      "create instance-profile alpha-instance-profile",
-      "add role alpha-instance-role to instance profile alpha-instance-profile",
+      "create role alpha-web-role",
+      "create instance-profile alpha-web-profile",
+      "add role alpha-web-role to instance profile alpha-web-profile",
+      "create role alpha-app-role",
+      "create instance-profile alpha-app-profile",
+      "add role alpha-app-role to instance profile alpha-app-profile",
+      "create role alpha-builder-role",
+      "create instance-profile alpha-builder-profile",
+      "add role alpha-builder-role to instance profile alpha-builder-profile",
       "create launch-template alpha-instance",
+      "put the web instances' least-privilege policy alpha-web-policy on role alpha-web-role",
+      "put the app instances' least-privilege policy alpha-app-policy on role alpha-app-role",
+      "put the builder instances' least-privilege policy alpha-builder-policy on role alpha-builder-role",
     ]);
   });
 
@@ -102,7 +123,7 @@ describe("plan", () => {
   });
 
   test("a new ingress CIDR is allowed and the old one revoked", () => {
-    const moved = desiredState(config, { region: "us-east-1", ingressCidr: "198.51.100.7/32", appInstanceType: "t3.small" });
+    const moved = desiredState(config, { ...options, ingressCidr: "198.51.100.7/32" });
     expect(planChanges(moved, converged(desired)).map(describeChange)).toEqual([
       "allow tcp 8000 from 198.51.100.7/32 into security group alpha-web",
       "revoke tcp 8000-8000 from 203.0.113.0/24 in security group alpha-web",
@@ -122,12 +143,41 @@ describe("plan", () => {
 
   test("a widened permissions policy or trust policy is put back", () => {
     const actual = converged(desired);
-    actual.role = { ...actual.role!, permissions: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "*", Resource: "*" }] } };
-    actual.role.trustPolicy = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: "*" }, Action: "sts:AssumeRole" }] };
+    const app = actual.roles["alpha-app-role"]!;
+    app.permissions = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "*", Resource: "*" }] };
+    app.trustPolicy = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: "*" }, Action: "sts:AssumeRole" }] };
     expect(planChanges(desired, actual).map(describeChange)).toEqual([
-      "reset the trust policy of role alpha-instance-role to EC2 only",
-      "put least-privilege policy alpha-instance-policy on role alpha-instance-role",
+      "reset the trust policy of role alpha-app-role to EC2 only",
+      "put the app instances' least-privilege policy alpha-app-policy on role alpha-app-role",
     ]);
+  });
+
+  test("another app instance type changes the launch template and the web role's launch permissions", () => {
+    const bigger = desiredState(config, { ...options, appInstanceType: "c7i.large" });
+    expect(planChanges(bigger, converged(desired)).map(describeChange)).toEqual([
+      "new default version of launch template alpha-instance (InstanceType)",
+      "put the web instances' least-privilege policy alpha-web-policy on role alpha-web-role",
+    ]);
+  });
+
+  test("a re-created launch template gets the web role's policy put again, naming its new id", () => {
+    const actual = converged(desired);
+    delete actual.launchTemplate;
+    expect(planChanges(desired, actual).map(describeChange)).toEqual([
+      "create launch-template alpha-instance",
+      "put the web instances' least-privilege policy alpha-web-policy on role alpha-web-role",
+    ]);
+  });
+
+  test("the admin token: a stored one is kept; FACEFLEET_API_TOKEN replaces a different one; the plan never holds the secret", () => {
+    expect(planChanges(desiredState(config, { ...options, apiToken: STORED_TOKEN }), converged(desired))).toEqual([]);
+    const rotated = desiredState(config, { ...options, apiToken: "a-new-secret-token" });
+    const plan = planChanges(rotated, converged(desired));
+    expect(plan.map(describeChange)).toEqual(["replace the admin token at s3://alpha-in-bucket/_secrets/api-token with FACEFLEET_API_TOKEN"]);
+    expect(JSON.stringify({ rotated, plan })).not.toContain("a-new-secret-token");
+    const missing = converged(desired);
+    delete missing.apiToken;
+    expect(planChanges(rotated, missing)).toEqual([{ kind: "put-api-token", name: "alpha-in-bucket", key: "_secrets/api-token", reason: "create" }]);
   });
 
   test("a launch template that allows IMDSv1 or lost its instance tags gets a new version", () => {

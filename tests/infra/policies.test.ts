@@ -1,145 +1,249 @@
 import { describe, expect, test } from "bun:test";
-import { instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type PolicyDocument, type PolicyScope } from "../../infra/policies.ts";
-import { loadConfig, resourceNames } from "../../roles/config.ts";
 import { Glob } from "bun";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import {
+  INSTANCE_ROLES,
+  instanceRoleNames,
+  instanceRolePermissions,
+  instanceRoleTrustPolicy,
+  parseRoleArn,
+  type InstanceRole,
+  type PolicyDocument,
+  type PolicyScope,
+} from "../../infra/policies.ts";
+import { isAllowed, type RequestContext } from "../../infra/sim/iam/evaluate.ts";
+import { loadConfig, resourceNames } from "../../roles/config.ts";
+
+const ACCOUNT = "123456789012";
+const TEMPLATE_ID = "lt-0123456789abcdef0";
 
 function scopeFor(prefix: string): PolicyScope {
   return {
     prefix,
     partition: "aws",
     region: "us-east-1",
-    accountId: "123456789012",
-    roleName: `${prefix}-instance-role`,
+    accountId: ACCOUNT,
     names: resourceNames(loadConfig({}, { prefix })),
+    roles: instanceRoleNames(prefix),
+    appInstanceType: "t3.small",
+    launchTemplateId: TEMPLATE_ID,
   };
 }
 
-type Context = Record<string, string | string[]>;
-
-const asList = (value: string | string[] | undefined) => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
-const wildcard = (pattern: string) => new RegExp(`^${pattern.split("*").map((part) => part.replace(/[.?+^$[\]\\(){}|]/g, "\\$&")).join(".*")}$`);
-
-/** A small IAM evaluator: Allow statements only, the condition operators the policy uses; anything unknown denies. */
-function isAllowed(policy: PolicyDocument, action: string, resource: string, context: Context = {}): boolean {
-  return policy.Statement.some((statement) => {
-    if (!asList(statement.Action).some((pattern) => wildcard(pattern).test(action))) return false;
-    if (!asList(statement.Resource).some((pattern) => wildcard(pattern).test(resource))) return false;
-    return Object.entries(statement.Condition ?? {}).every(([operator, entries]) =>
-      Object.entries(entries).every(([key, expected]) => {
-        const actual = asList(context[key]);
-        const wanted = asList(expected);
-        switch (operator) {
-          case "StringEquals":
-          case "Bool":
-            return actual.length > 0 && actual.every((value) => wanted.includes(value));
-          case "ArnLike":
-            return actual.length > 0 && actual.every((value) => wanted.some((pattern) => wildcard(pattern).test(value)));
-          case "ForAllValues:StringNotEquals":
-            return actual.every((value) => !wanted.includes(value));
-          default:
-            return false;
-        }
-      }),
-    );
-  });
-}
-
-const ours = scopeFor("alpha");
-const policy = instanceRolePermissions(ours);
-const names = ours.names;
+const scope = scopeFor("alpha");
+const policies = Object.fromEntries(INSTANCE_ROLES.map((role) => [role, instanceRolePermissions(role, scope)])) as Record<InstanceRole, PolicyDocument>;
+const { names } = scope;
 const other = resourceNames(loadConfig({}, { prefix: "beta" }));
-const instance = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0";
-const sqsArn = (queue: string) => `arn:aws:sqs:us-east-1:123456789012:${queue}`;
+
+const s3 = (bucket: string, key: string) => `arn:aws:s3:::${bucket}/${key}`;
+const sqs = (queue: string) => `arn:aws:sqs:us-east-1:${ACCOUNT}:${queue}`;
+const ec2 = (resource: string) => `arn:aws:ec2:us-east-1:${ACCOUNT}:${resource}`;
+const instance = ec2("instance/i-0123456789abcdef0");
+const profileArn = (name: string) => `arn:aws:iam::${ACCOUNT}:instance-profile/${name}`;
+const roleArn = (name: string) => `arn:aws:iam::${ACCOUNT}:role/${name}`;
+const upload = s3(names.inBucket, "0b6f3c1e-job/photo.jpg");
+const token = s3(names.inBucket, "_secrets/api-token");
+const tarball = s3(names.inBucket, "_bake/abc123-x/facefleet.tar.gz");
+const gallery = s3(names.galleryBucket, "gallery/gallery.bin");
+const embedding = s3(names.galleryBucket, "embeddings/job-1.f32");
+const result = s3(names.outBucket, "photo");
+
+const may = (role: InstanceRole, action: string, resource: string, context?: RequestContext) => isAllowed(policies[role], { action, resource, context });
+
+/** What the controller's RunInstances looks like to IAM, resource by resource (the instance, from the template). */
+const appLaunch = (overrides: RequestContext = {}): RequestContext => ({
+  "ec2:LaunchTemplate": ec2(`launch-template/${TEMPLATE_ID}`),
+  "ec2:InstanceType": "t3.small",
+  "ec2:InstanceProfile": profileArn("alpha-app-profile"),
+  "aws:RequestTag/Deployment": "alpha",
+  "aws:RequestTag/Role": "app",
+  ...overrides,
+});
+
+/** An existing instance as StartInstances, StopInstances and TerminateInstances see it. */
+const existing = (overrides: RequestContext = {}): RequestContext => ({
+  "aws:ResourceTag/Deployment": "alpha",
+  "aws:ResourceTag/Role": "app",
+  "ec2:InstanceType": "t3.small",
+  "ec2:InstanceProfile": profileArn("alpha-app-profile"),
+  ...overrides,
+});
 
 describe("instance role trust policy", () => {
-  test("only EC2 may assume the role", () => {
+  test("only EC2 may assume the roles", () => {
     const trust = instanceRoleTrustPolicy();
     expect(trust.Statement).toHaveLength(1);
     expect(trust.Statement[0]!.Principal).toEqual({ Service: "ec2.amazonaws.com" });
     expect(trust.Statement[0]!.Action).toBe("sts:AssumeRole");
   });
+
+  test("three roles, each in its own profile", () => {
+    expect(instanceRoleNames("alpha")).toEqual({
+      web: { name: "alpha-web-role", policyName: "alpha-web-policy", profileName: "alpha-web-profile" },
+      app: { name: "alpha-app-role", policyName: "alpha-app-policy", profileName: "alpha-app-profile" },
+      builder: { name: "alpha-builder-role", policyName: "alpha-builder-policy", profileName: "alpha-builder-profile" },
+    });
+  });
 });
 
-describe("instance role permissions are least privilege", () => {
-  test("no wildcard actions, and '*' resources only for EC2 Describe calls", () => {
-    for (const statement of policy.Statement) {
-      for (const action of asList(statement.Action)) expect(action).not.toContain("*");
-      if (asList(statement.Resource).includes("*")) {
-        for (const action of asList(statement.Action)) expect(action).toMatch(/^ec2:Describe/);
+describe("every role", () => {
+  test("no wildcard actions, '*' resources only for ec2:DescribeInstances, nothing of another deployment", () => {
+    for (const policy of Object.values(policies)) {
+      for (const statement of policy.Statement) {
+        for (const action of [statement.Action].flat()) expect(action).not.toContain("*");
+        if ([statement.Resource].flat().includes("*")) expect(statement.Action).toBe("ec2:DescribeInstances");
       }
+      const text = JSON.stringify(policy);
+      for (const name of Object.values(other)) expect(text).not.toContain(name);
     }
   });
 
-  test("objects and listings of this deployment's buckets only", () => {
-    for (const bucket of [names.inBucket, names.outBucket]) {
-      for (const action of ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]) {
-        expect(isAllowed(policy, action, `arn:aws:s3:::${bucket}/photo.jpg`)).toBe(true);
-      }
-      expect(isAllowed(policy, "s3:ListBucket", `arn:aws:s3:::${bucket}`)).toBe(true);
-      expect(isAllowed(policy, "s3:DeleteBucket", `arn:aws:s3:::${bucket}`)).toBe(false);
-      expect(isAllowed(policy, "s3:PutBucketPolicy", `arn:aws:s3:::${bucket}`)).toBe(false);
+  test("no role deletes buckets or queues, changes bucket policies, or touches another deployment's objects and queues", () => {
+    for (const role of INSTANCE_ROLES) {
+      expect(may(role, "s3:DeleteBucket", `arn:aws:s3:::${names.inBucket}`)).toBe(false);
+      expect(may(role, "s3:PutBucketPolicy", `arn:aws:s3:::${names.outBucket}`)).toBe(false);
+      expect(may(role, "s3:ListBucket", `arn:aws:s3:::${other.inBucket}`)).toBe(false);
+      expect(may(role, "s3:GetObject", s3(other.inBucket, "0b6f3c1e-job/photo.jpg"))).toBe(false);
+      expect(may(role, "s3:GetObject", s3(`${names.inBucket}-copy`, "0b6f3c1e-job/photo.jpg"))).toBe(false);
+      expect(may(role, "sqs:DeleteQueue", sqs(names.reqQueue))).toBe(false);
+      expect(may(role, "sqs:PurgeQueue", sqs(names.reqQueue))).toBe(false);
+      expect(may(role, "sqs:ReceiveMessage", sqs(other.reqQueue))).toBe(false);
+      expect(may(role, "sqs:SendMessage", `arn:aws:sqs:us-east-1:999999999999:${names.respQueue}`)).toBe(false);
+      expect(may(role, "ec2:ModifyInstanceAttribute", instance, existing())).toBe(false);
+      expect(may(role, "ec2:CreateTags", instance, { "aws:ResourceTag/Deployment": "alpha", "aws:TagKeys": ["Role"] })).toBe(false);
     }
-    expect(isAllowed(policy, "s3:GetObject", `arn:aws:s3:::${other.inBucket}/photo.jpg`)).toBe(false);
-    expect(isAllowed(policy, "s3:ListBucket", `arn:aws:s3:::${other.outBucket}`)).toBe(false);
-    expect(isAllowed(policy, "s3:GetObject", `arn:aws:s3:::${names.inBucket}-copy/photo.jpg`)).toBe(false);
+  });
+});
+
+describe("app instances", () => {
+  test("list the input and gallery buckets (so a missing object is a 404), not the output bucket when it is apart", () => {
+    for (const role of ["app", "web"] as const) {
+      expect(may(role, "s3:ListBucket", `arn:aws:s3:::${names.inBucket}`)).toBe(true);
+      expect(may(role, "s3:ListBucket", `arn:aws:s3:::${names.galleryBucket}`)).toBe(true);
+    }
+    const apart = { ...scope, names: { ...names, galleryBucket: "alpha-gallery" } };
+    expect(isAllowed(instanceRolePermissions("app", apart), { action: "s3:ListBucket", resource: `arn:aws:s3:::${names.outBucket}` })).toBe(false);
   });
 
-  test("the queue calls the service makes, on this deployment's queues only", () => {
-    for (const queue of [names.reqQueue, names.respQueue, names.deadLetterQueue]) {
-      for (const action of ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]) {
-        expect(isAllowed(policy, action, sqsArn(queue))).toBe(true);
-      }
-      expect(isAllowed(policy, "sqs:DeleteQueue", sqsArn(queue))).toBe(false);
-      expect(isAllowed(policy, "sqs:PurgeQueue", sqsArn(queue))).toBe(false);
-    }
-    expect(isAllowed(policy, "sqs:ReceiveMessage", sqsArn(other.reqQueue))).toBe(false);
-    expect(isAllowed(policy, "sqs:SendMessage", "arn:aws:sqs:eu-west-1:123456789012:" + names.reqQueue)).toBe(false);
-    expect(isAllowed(policy, "sqs:SendMessage", "arn:aws:sqs:us-east-1:999999999999:" + names.reqQueue)).toBe(false);
+  test("read input images and the gallery, never the admin token or the bake", () => {
+    expect(may("app", "s3:GetObject", upload)).toBe(true);
+    expect(may("app", "s3:GetObject", gallery)).toBe(true);
+    expect(may("app", "s3:GetObject", token)).toBe(false);
+    expect(may("app", "s3:GetObject", tarball)).toBe(false);
   });
 
-  test("start, stop and terminate only instances tagged with this deployment", () => {
-    for (const action of ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"]) {
-      expect(isAllowed(policy, action, instance, { "aws:ResourceTag/Deployment": "alpha" })).toBe(true);
-      expect(isAllowed(policy, action, instance, { "aws:ResourceTag/Deployment": "beta" })).toBe(false);
-      expect(isAllowed(policy, action, instance)).toBe(false);
-    }
-    expect(isAllowed(policy, "ec2:DescribeInstances", "*")).toBe(true);
-    expect(isAllowed(policy, "ec2:ModifyInstanceAttribute", instance, { "aws:ResourceTag/Deployment": "alpha" })).toBe(false);
+  test("write results and embeddings, never the gallery; delete nothing", () => {
+    expect(may("app", "s3:PutObject", result)).toBe(true);
+    expect(may("app", "s3:PutObject", embedding)).toBe(true);
+    expect(may("app", "s3:PutObject", gallery)).toBe(false);
+    expect(may("app", "s3:DeleteObject", gallery)).toBe(false);
+    expect(may("app", "s3:PutObject", upload)).toBe(false);
+    expect(may("app", "s3:PutObject", token)).toBe(false);
+    expect(may("app", "s3:DeleteObject", result)).toBe(false);
   });
 
-  test("launches only tagged instances from this deployment's template and image", () => {
-    expect(isAllowed(policy, "ec2:RunInstances", instance, { "aws:RequestTag/Deployment": "alpha" })).toBe(true);
-    expect(isAllowed(policy, "ec2:RunInstances", instance, { "aws:RequestTag/Deployment": "beta" })).toBe(false);
-    expect(isAllowed(policy, "ec2:RunInstances", instance)).toBe(false);
-    const template = "arn:aws:ec2:us-east-1:123456789012:launch-template/lt-0abc";
+  test("take jobs from the request queue, answer on the response queue, set failures aside on the dead-letter queue", () => {
+    for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]) expect(may("app", action, sqs(names.reqQueue))).toBe(true);
+    expect(may("app", "sqs:SendMessage", sqs(names.respQueue))).toBe(true);
+    expect(may("app", "sqs:SendMessage", sqs(names.deadLetterQueue))).toBe(true);
+    expect(may("app", "sqs:SendMessage", sqs(names.reqQueue))).toBe(false);
+    expect(may("app", "sqs:ReceiveMessage", sqs(names.respQueue))).toBe(false);
+    expect(may("app", "sqs:GetQueueAttributes", sqs(names.reqQueue))).toBe(false);
+  });
+
+  test("launch, start, stop, terminate, list or pass nothing", () => {
+    expect(may("app", "ec2:RunInstances", instance, appLaunch())).toBe(false);
+    for (const action of ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"]) expect(may("app", action, instance, existing())).toBe(false);
+    expect(may("app", "ec2:DescribeInstances", "*")).toBe(false);
+    expect(may("app", "iam:PassRole", roleArn("alpha-app-role"), { "iam:PassedToService": "ec2.amazonaws.com" })).toBe(false);
+  });
+});
+
+describe("the web+controller instance", () => {
+  test("puts uploads (never over the token or the bake), reads the admin token, keeps the gallery", () => {
+    expect(may("web", "s3:PutObject", upload)).toBe(true);
+    expect(may("web", "s3:DeleteObject", upload)).toBe(true);
+    expect(may("web", "s3:GetObject", upload)).toBe(false);
+    expect(may("web", "s3:GetObject", token)).toBe(true);
+    expect(may("web", "s3:PutObject", token)).toBe(false);
+    expect(may("web", "s3:PutObject", tarball)).toBe(false);
+    expect(may("web", "s3:GetObject", tarball)).toBe(false);
+    expect(may("web", "s3:GetObject", gallery)).toBe(true);
+    expect(may("web", "s3:PutObject", gallery)).toBe(true);
+    expect(may("web", "s3:GetObject", embedding)).toBe(true);
+    expect(may("web", "s3:DeleteObject", embedding)).toBe(true);
+    expect(may("web", "s3:GetObject", result)).toBe(false);
+  });
+
+  test("sends jobs, reads the job queue's depth, takes replies", () => {
+    expect(may("web", "sqs:SendMessage", sqs(names.reqQueue))).toBe(true);
+    expect(may("web", "sqs:GetQueueAttributes", sqs(names.reqQueue))).toBe(true);
+    expect(may("web", "sqs:ReceiveMessage", sqs(names.respQueue))).toBe(true);
+    expect(may("web", "sqs:DeleteMessage", sqs(names.respQueue))).toBe(true);
+    expect(may("web", "sqs:ReceiveMessage", sqs(names.reqQueue))).toBe(false);
+    expect(may("web", "sqs:SendMessage", sqs(names.respQueue))).toBe(false);
+  });
+
+  test("launches only app instances: from the deployment's template, of the app type, with the app profile and tags", () => {
+    expect(may("web", "ec2:RunInstances", instance, appLaunch())).toBe(true);
+    expect(may("web", "ec2:RunInstances", instance, appLaunch({ "ec2:InstanceType": "p5.48xlarge" }))).toBe(false);
+    expect(may("web", "ec2:RunInstances", instance, appLaunch({ "ec2:LaunchTemplate": ec2("launch-template/lt-0other") }))).toBe(false);
+    expect(may("web", "ec2:RunInstances", instance, appLaunch({ "ec2:LaunchTemplate": undefined }))).toBe(false);
+    expect(may("web", "ec2:RunInstances", instance, appLaunch({ "ec2:InstanceProfile": profileArn("alpha-web-profile") }))).toBe(false);
+    expect(may("web", "ec2:RunInstances", instance, appLaunch({ "aws:RequestTag/Role": "web+controller" }))).toBe(false);
+    expect(may("web", "ec2:RunInstances", instance, appLaunch({ "aws:RequestTag/Deployment": "beta" }))).toBe(false);
+    const fromTemplate = { "ec2:LaunchTemplate": ec2(`launch-template/${TEMPLATE_ID}`) };
+    for (const resource of [ec2(`launch-template/${TEMPLATE_ID}`), ec2("security-group/sg-1"), ec2("subnet/subnet-1"), ec2("volume/vol-1"), ec2("network-interface/eni-1")]) {
+      expect(may("web", "ec2:RunInstances", resource, fromTemplate)).toBe(true);
+      expect(may("web", "ec2:RunInstances", resource)).toBe(false);
+    }
+    expect(may("web", "ec2:RunInstances", ec2("launch-template/lt-0other"), { "ec2:LaunchTemplate": ec2("launch-template/lt-0other") })).toBe(false);
     const image = "arn:aws:ec2:us-east-1::image/ami-0abc";
-    for (const resource of [template, image]) {
-      expect(isAllowed(policy, "ec2:RunInstances", resource, { "aws:ResourceTag/Deployment": "alpha" })).toBe(true);
-      expect(isAllowed(policy, "ec2:RunInstances", resource, { "aws:ResourceTag/Deployment": "beta" })).toBe(false);
+    expect(may("web", "ec2:RunInstances", image, { ...fromTemplate, "aws:ResourceTag/Deployment": "alpha" })).toBe(true);
+    expect(may("web", "ec2:RunInstances", image, { ...fromTemplate, "aws:ResourceTag/Deployment": "beta" })).toBe(false);
+  });
+
+  test("until the launch template exists it may launch nothing", () => {
+    const early = instanceRolePermissions("web", { ...scope, launchTemplateId: undefined });
+    expect(isAllowed(early, { action: "ec2:RunInstances", resource: instance, context: appLaunch() })).toBe(false);
+    expect(isAllowed(early, { action: "iam:PassRole", resource: roleArn("alpha-app-role"), context: { "iam:PassedToService": "ec2.amazonaws.com" } })).toBe(false);
+  });
+
+  test("starts, stops and terminates only its app instances", () => {
+    for (const action of ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"]) {
+      expect(may("web", action, instance, existing())).toBe(true);
+      expect(may("web", action, instance, existing({ "aws:ResourceTag/Role": "web+controller", "ec2:InstanceProfile": profileArn("alpha-web-profile") }))).toBe(false);
+      expect(may("web", action, instance, existing({ "aws:ResourceTag/Role": "web+controller" }))).toBe(false);
+      expect(may("web", action, instance, existing({ "aws:ResourceTag/Deployment": "beta" }))).toBe(false);
+      expect(may("web", action, instance, existing({ "ec2:InstanceType": "t3.micro" }))).toBe(false);
+      expect(may("web", action, instance, existing({ "ec2:InstanceProfile": profileArn("alpha-builder-profile") }))).toBe(false);
+      expect(may("web", action, instance, {})).toBe(false);
     }
   });
 
-  test("tags on launch, and retagging never moves an instance to another deployment", () => {
-    expect(isAllowed(policy, "ec2:CreateTags", instance, { "ec2:CreateAction": "RunInstances", "aws:RequestTag/Deployment": "alpha" })).toBe(true);
-    expect(isAllowed(policy, "ec2:CreateTags", instance, { "ec2:CreateAction": "RunInstances", "aws:RequestTag/Deployment": "beta" })).toBe(false);
-    expect(isAllowed(policy, "ec2:CreateTags", instance, { "aws:ResourceTag/Deployment": "alpha", "aws:TagKeys": ["Role"] })).toBe(true);
-    expect(isAllowed(policy, "ec2:CreateTags", instance, { "aws:ResourceTag/Deployment": "alpha", "aws:TagKeys": ["Role", "Deployment"] })).toBe(false);
-    expect(isAllowed(policy, "ec2:CreateTags", instance, { "aws:ResourceTag/Deployment": "beta", "aws:TagKeys": ["Role"] })).toBe(false);
+  test("tags only at launch, and passes only the app role, only to EC2", () => {
+    expect(may("web", "ec2:CreateTags", instance, { "ec2:CreateAction": "RunInstances", "aws:RequestTag/Deployment": "alpha" })).toBe(true);
+    expect(may("web", "ec2:CreateTags", instance, { "ec2:CreateAction": "RunInstances", "aws:RequestTag/Deployment": "beta" })).toBe(false);
+    expect(may("web", "iam:PassRole", roleArn("alpha-app-role"), { "iam:PassedToService": "ec2.amazonaws.com" })).toBe(true);
+    expect(may("web", "iam:PassRole", roleArn("alpha-app-role"), { "iam:PassedToService": "lambda.amazonaws.com" })).toBe(false);
+    expect(may("web", "iam:PassRole", roleArn("alpha-web-role"), { "iam:PassedToService": "ec2.amazonaws.com" })).toBe(false);
+    expect(may("web", "iam:PassRole", roleArn("alpha-builder-role"), { "iam:PassedToService": "ec2.amazonaws.com" })).toBe(false);
   });
+});
 
-  test("passes only its own role, only to EC2", () => {
-    const own = "arn:aws:iam::123456789012:role/alpha-instance-role";
-    expect(isAllowed(policy, "iam:PassRole", own, { "iam:PassedToService": "ec2.amazonaws.com" })).toBe(true);
-    expect(isAllowed(policy, "iam:PassRole", own, { "iam:PassedToService": "lambda.amazonaws.com" })).toBe(false);
-    expect(isAllowed(policy, "iam:PassRole", "arn:aws:iam::123456789012:role/admin", { "iam:PassedToService": "ec2.amazonaws.com" })).toBe(false);
-  });
-
-  test("no resource of another deployment appears in the document", () => {
-    const text = JSON.stringify(policy);
-    for (const name of Object.values(other)) expect(text).not.toContain(name);
-    expect(text).not.toContain("beta");
+describe("the AMI builder", () => {
+  test("reads its tarball and writes its marker; nothing else", () => {
+    expect(may("builder", "s3:GetObject", tarball)).toBe(true);
+    expect(may("builder", "s3:PutObject", s3(names.inBucket, "_bake/abc123-x/done"))).toBe(true);
+    expect(may("builder", "s3:PutObject", s3(names.inBucket, "_bake/abc123-x/failed"))).toBe(true);
+    expect(may("builder", "s3:PutObject", tarball)).toBe(false);
+    expect(may("builder", "s3:GetObject", token)).toBe(false);
+    expect(may("builder", "s3:GetObject", upload)).toBe(false);
+    expect(may("builder", "s3:GetObject", gallery)).toBe(false);
+    expect(may("builder", "sqs:ReceiveMessage", sqs(names.reqQueue))).toBe(false);
+    expect(may("builder", "ec2:DescribeInstances", "*")).toBe(false);
+    expect(may("builder", "s3:ListBucket", `arn:aws:s3:::${names.inBucket}`)).toBe(false);
   });
 });
 
@@ -148,22 +252,55 @@ test("account and partition come from the role ARN", () => {
   expect(() => parseRoleArn("arn:aws:s3:::bucket")).toThrow("not an IAM role ARN");
 });
 
-/** The IAM action each SDK command of the service needs, where its name is not service:CommandName. */
+/** The IAM action of each SDK command, where its name is not service:CommandName. */
 const ACTION_OF: Record<string, string> = { "s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket" };
 
-test("the policy grants every AWS call the service's own code makes", () => {
+/**
+ * Which instance role makes each AWS call of the service's code (read from roles/). A call no instance makes on AWS
+ * is listed with no role, and why.
+ */
+const CALLERS: Record<string, InstanceRole[]> = {
+  "s3:PutObject": ["web", "app"],
+  "s3:GetObject": ["web", "app"],
+  "s3:DeleteObject": ["web"],
+  // Bucket.count() is only called by scripts/cloud-sim.ts and infra/watch.ts, but S3 answers a read of a missing
+  // object 404 only to a caller that may list the bucket (403 otherwise), and the roles read objects that may be missing.
+  "s3:ListBucket": ["web", "app"],
+  "sqs:SendMessage": ["web", "app"],
+  "sqs:ReceiveMessage": ["web", "app"],
+  "sqs:DeleteMessage": ["web", "app"],
+  "sqs:ChangeMessageVisibility": ["app"],
+  "sqs:GetQueueAttributes": ["web"],
+  "sqs:GetQueueUrl": ["web", "app"],
+  "ec2:DescribeInstances": ["web"],
+  "ec2:RunInstances": ["web"],
+  "ec2:StartInstances": ["web"],
+  "ec2:StopInstances": ["web"],
+  "ec2:TerminateInstances": ["web"],
+  // roles/boot.ts falls back to DescribeTags only when instance metadata tags are off; the launch template turns them on.
+  "ec2:DescribeTags": [],
+};
+/** What a RunInstances with a launch template and tags needs besides itself. */
+const IMPLIED: Record<string, string[]> = { "ec2:RunInstances": ["ec2:CreateTags", "iam:PassRole"] };
+
+test("each role is granted exactly the AWS calls its code makes, and every call of the code has its callers listed", () => {
   const root = resolve(import.meta.dir, "../..");
-  const needed = new Set<string>();
+  const made = new Set<string>();
   for (const file of ["index.ts", ...new Glob("roles/**/*.ts").scanSync(root)]) {
     const source = readFileSync(join(root, file), "utf8");
-    for (const [, names, service] of source.matchAll(/import\s*\{([^}]*)\}\s*from\s*"@aws-sdk\/client-([a-z0-9]+)"/g)) {
-      for (const [, command] of names!.matchAll(/\b([A-Z][A-Za-z0-9]+)Command\b/g)) {
+    for (const [, commands, service] of source.matchAll(/import\s*\{([^}]*)\}\s*from\s*"@aws-sdk\/client-([a-z0-9]+)"/g)) {
+      for (const [, command] of commands!.matchAll(/\b([A-Z][A-Za-z0-9]+)Command\b/g)) {
         const action = `${service}:${command}`;
-        needed.add(ACTION_OF[action] ?? action);
+        made.add(ACTION_OF[action] ?? action);
       }
     }
   }
-  expect(needed.size).toBeGreaterThan(10);
-  const granted = new Set(policy.Statement.flatMap((statement) => asList(statement.Action)));
-  expect([...needed].filter((action) => !granted.has(action))).toEqual([]);
+  expect(made.size).toBeGreaterThan(10);
+  expect([...made].filter((action) => !(action in CALLERS))).toEqual([]);
+  for (const role of INSTANCE_ROLES) {
+    if (role === "builder") continue;
+    const needed = Object.entries(CALLERS).flatMap(([action, callers]) => (callers.includes(role) ? [action, ...(IMPLIED[action] ?? [])] : []));
+    const granted = policies[role].Statement.filter((statement) => statement.Effect === "Allow").flatMap((statement) => [statement.Action].flat());
+    expect(new Set(granted)).toEqual(new Set(needed));
+  }
 });

@@ -6,8 +6,10 @@ import { parseOptions, UsageError } from "../../infra/script.ts";
 import { readState, stateFilePath, writeState } from "../../infra/state.ts";
 
 describe("infra script options", () => {
-  test("defaults: apply for real, warm pool, controller on the web instance, port 8000 open to everyone", () => {
-    expect(parseOptions([])).toMatchObject({ dryRun: false, yes: false, pool: "warm", colocateController: true, ingressCidr: "0.0.0.0/0" });
+  test("defaults: apply for real, warm pool, controller on the web instance, and no ingress CIDR (bootstrap requires one)", () => {
+    const defaults = parseOptions([]);
+    expect(defaults).toMatchObject({ dryRun: false, yes: false, pool: "warm", colocateController: true });
+    expect(defaults.ingressCidr).toBeUndefined();
   });
 
   test("flags are converted and validated against the schema", () => {

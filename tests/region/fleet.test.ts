@@ -37,6 +37,12 @@ const settingsFor = (pool: PoolPolicy) => ({
   FACEFLEET_INSTANCE_METADATA: "required",
 });
 
+/**
+ * The admin token the operator sets before bootstrap, which stores it in the input bucket for the web role: the infra
+ * scripts and the enroll script get it, the instances do not (the web role reads it from the bucket).
+ */
+const API_TOKEN = "fleet-test-admin-token";
+
 interface Person {
   name: string;
   enrolled: string;
@@ -76,7 +82,7 @@ const deploymentState = () => JSON.parse(readFileSync(stateFile(), "utf8")) as {
 async function runProcess(command: string[]): Promise<{ code: number; output: string }> {
   const child = Bun.spawn(command, {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...region.env, ...settings, AWS_EC2_METADATA_DISABLED: "true" },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...region.env, ...settings, FACEFLEET_API_TOKEN: API_TOKEN, AWS_EC2_METADATA_DISABLED: "true" },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
@@ -237,8 +243,8 @@ for (const pool of ["warm", "cold"] as const) {
     });
 
     test("bootstrap creates the deployment; a second run changes nothing and says so", async () => {
-      await infra("bootstrap");
-      expect(await infra("bootstrap")).toContain(`no changes: deployment '${PREFIX}' is up to date`);
+      await infra("bootstrap", "--ingress-cidr", "127.0.0.1/32");
+      expect(await infra("bootstrap", "--ingress-cidr", "127.0.0.1/32")).toContain(`no changes: deployment '${PREFIX}' is up to date`);
       const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: deploymentState().queueUrls.request, AttributeNames: ["MaximumMessageSize"] }));
       expect(Attributes?.MaximumMessageSize).toBe("1024");
     }, 60_000);
@@ -263,7 +269,7 @@ for (const pool of ["warm", "cold"] as const) {
       const started = performance.now();
       const { code, output } = await runProcess([process.execPath, "scripts/enroll.ts", "--url", webUrl, "--dir", folders]);
       expect(code, output).toBe(0);
-      const subjects = (await (await fetch(`${webUrl}/v1/subjects`)).json()) as unknown;
+      const subjects = (await (await fetch(`${webUrl}/v1/subjects`, { headers: { authorization: `Bearer ${API_TOKEN}` } })).json()) as unknown;
       expect(JSON.stringify(subjects)).toContain(people[PEOPLE - 1]!.name);
       console.log(`enrolled ${PEOPLE} people in ${Math.round(performance.now() - started)} ms`);
       await poolAtZero();
@@ -370,7 +376,9 @@ for (const pool of ["warm", "cold"] as const) {
       expect((await ec2.send(new DescribeLaunchTemplatesCommand({ Filters: tagged }))).LaunchTemplates ?? []).toEqual([]);
       expect((await s3.send(new ListBucketsCommand({}))).Buckets ?? []).toEqual([]);
       expect((await sqs.send(new ListQueuesCommand({}))).QueueUrls ?? []).toEqual([]);
-      await expect(iam.send(new GetRoleCommand({ RoleName: `${PREFIX}-instance-role` }))).rejects.toMatchObject({ name: "NoSuchEntityException" });
+      for (const role of ["web", "app", "builder"]) {
+        await expect(iam.send(new GetRoleCommand({ RoleName: `${PREFIX}-${role}-role` }))).rejects.toMatchObject({ name: "NoSuchEntityException" });
+      }
     }, 120_000);
   });
 }

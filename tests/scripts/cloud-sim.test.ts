@@ -1,6 +1,6 @@
 // scripts/cloud-sim.ts as a user runs it: the deployment comes up in the emulated region, the web tier answers on the
 // given port, the grader's table is printed every second, and SIGINT tears everything down and prints the scaling
-// figures as the last line.
+// figures as the last line. The caller's FACEFLEET_API_TOKEN is the deployment's admin token.
 import { expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -10,6 +10,7 @@ import { freePort, waitFor } from "../support/waiting.ts";
 setDefaultTimeout(90_000);
 
 const ROOT = join(import.meta.dir, "..", "..");
+const API_TOKEN = "cloud-sim-test-token-0123456789";
 const TABLE_HEADER = /^time\s+request-queue\s+response-queue\s+running-app-instances\s+in-bucket\s+out-bucket$/;
 
 /** Collects a stream's text as it arrives. */
@@ -22,10 +23,15 @@ function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done
   return { text: () => text, done };
 }
 
-test("answers on its port through a launched app instance, prints the grader's table, and on SIGINT tears down and prints its figures", async () => {
+test("answers on its port through a launched app instance, takes the caller's admin token, prints the grader's table, and on SIGINT tears down and prints its figures", async () => {
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = Bun.spawn([process.execPath, "scripts/cloud-sim.ts", "--port", String(port), "--pool", "cold"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  const child = Bun.spawn([process.execPath, "scripts/cloud-sim.ts", "--port", String(port), "--pool", "cold"], {
+    cwd: ROOT,
+    env: { ...process.env, FACEFLEET_API_TOKEN: API_TOKEN },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const stdout = collect(child.stdout);
   const stderr = collect(child.stderr);
   /** The table's rows so far: [request queue, response queue, running app instances, in bucket, out bucket]. */
@@ -38,6 +44,9 @@ test("answers on its port through a launched app instance, prints the grader's t
       .map((cells) => cells.slice(1).map(Number));
   try {
     await waitFor("the web tier", () => fetch(`${url}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000);
+    const subjects = await fetch(`${url}/v1/subjects`, { headers: { authorization: `Bearer ${API_TOKEN}` } });
+    expect(subjects.status).toBe(200);
+    expect(await subjects.json()).toEqual({ subjects: [] });
     const image = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 150, b: 120 } } }).jpeg().toBuffer();
     const form = new FormData();
     form.append("inputFile", new File([image], "probe.jpg", { type: "image/jpeg" }));
@@ -62,4 +71,9 @@ test("answers on its port through a launched app instance, prints the grader's t
   expect(figures.scale_in_s).toBeGreaterThan(0);
   expect(figures.scale_in_s).toBeLessThanOrEqual(2);
   expect(stdout.text()).toContain("deployment 'facefleet-sim' is gone");
+  // Bootstrap stored the caller's token rather than making one up, and nothing printed it.
+  expect(stdout.text()).toContain("store the admin token as private object s3://facefleet-sim-in-bucket/_secrets/api-token");
+  expect(stdout.text()).not.toContain("export FACEFLEET_API_TOKEN=");
+  expect(stdout.text() + stderr.text()).not.toContain(API_TOKEN);
+  expect(stderr.text()).toContain("the subjects API takes your FACEFLEET_API_TOKEN");
 });

@@ -1,5 +1,6 @@
-// The IAM emulator through the real SDK client: roles, inline policies, instance profiles and tags, with IAM's errors.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+// The IAM emulator through the real SDK client: roles, inline policies, instance profiles and tags, with IAM's errors;
+// and the policy evaluator the emulated region holds each instance's calls to (infra/sim/iam/evaluate.ts).
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import {
   AddRoleToInstanceProfileCommand,
   CreateInstanceProfileCommand,
@@ -18,6 +19,8 @@ import {
   TagRoleCommand,
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
+import type { PolicyDocument, PolicyStatement } from "../../infra/policies.ts";
+import { evaluate, isAllowed, type RequestContext } from "../../infra/sim/iam/evaluate.ts";
 import { startIamEmulator, type IamEmulator } from "../../infra/sim/iam/server.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
@@ -79,4 +82,48 @@ test("instance profile holds one role; deletions in the wrong order conflict; mi
   await iam.send(new DeleteRoleCommand({ RoleName: "web-role" }));
   await expect(iam.send(new GetRoleCommand({ RoleName: "web-role" }))).rejects.toMatchObject({ name: "NoSuchEntityException", $metadata: { httpStatusCode: 404 } });
   await expect(iam.send(new DeleteRolePolicyCommand({ RoleName: "app-role", PolicyName: "none" }))).rejects.toMatchObject({ name: "NoSuchEntityException" });
+});
+
+describe("the policy evaluator", () => {
+  const policy = (...Statement: PolicyStatement[]): PolicyDocument => ({ Version: "2012-10-17", Statement });
+  const readAll: PolicyStatement = { Sid: "Read", Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::bucket/*" };
+
+  test("an explicit deny wins over any allow; no allow is an implicit deny", () => {
+    const secrets: PolicyStatement = { Sid: "NoSecrets", Effect: "Deny", Action: "s3:GetObject", Resource: "arn:aws:s3:::bucket/_secrets/*" };
+    const policies = [policy(readAll), policy(secrets)];
+    expect(evaluate(policies, { action: "s3:GetObject", resource: "arn:aws:s3:::bucket/photo.jpg" })).toBe("allowed");
+    expect(evaluate(policies, { action: "s3:GetObject", resource: "arn:aws:s3:::bucket/_secrets/api-token" })).toBe("explicit-deny");
+    expect(evaluate(policies, { action: "s3:PutObject", resource: "arn:aws:s3:::bucket/photo.jpg" })).toBe("implicit-deny");
+    expect(evaluate([], { action: "s3:GetObject", resource: "arn:aws:s3:::bucket/photo.jpg" })).toBe("implicit-deny");
+  });
+
+  test("wildcards: actions ignore case, '*' spans '/', a bucket pattern does not reach another bucket", () => {
+    expect(isAllowed(policy(readAll), { action: "S3:getobject", resource: "arn:aws:s3:::bucket/a/b/c.jpg" })).toBe(true);
+    expect(isAllowed(policy(readAll), { action: "s3:GetObject", resource: "arn:aws:s3:::bucket-copy/a.jpg" })).toBe(false);
+    expect(isAllowed(policy(readAll), { action: "s3:GetObject", resource: "arn:aws:s3:::bucket" })).toBe(false);
+  });
+
+  test("a condition on a missing key fails, unless negated or over all values", () => {
+    const tagged = (Condition: PolicyStatement["Condition"]) => policy({ Sid: "Tagged", Effect: "Allow", Action: "ec2:StopInstances", Resource: "*", Condition });
+    const request = (context: RequestContext) => ({ action: "ec2:StopInstances", resource: "arn:aws:ec2:us-east-1:123456789012:instance/i-1", context });
+    const equals = tagged({ StringEquals: { "aws:ResourceTag/Role": "app" } });
+    expect(isAllowed(equals, request({ "aws:ResourceTag/Role": "app" }))).toBe(true);
+    expect(isAllowed(equals, request({ "aws:ResourceTag/Role": "web" }))).toBe(false);
+    expect(isAllowed(equals, request({}))).toBe(false);
+    const notEquals = tagged({ StringNotEquals: { "aws:ResourceTag/Role": "web" } });
+    expect(isAllowed(notEquals, request({}))).toBe(true);
+    expect(isAllowed(notEquals, request({ "aws:ResourceTag/Role": "web" }))).toBe(false);
+    const onlyRoleTags = tagged({ "ForAllValues:StringEquals": { "aws:TagKeys": ["Role", "Deployment"] } });
+    expect(isAllowed(onlyRoleTags, request({ "aws:TagKeys": ["Role"] }))).toBe(true);
+    expect(isAllowed(onlyRoleTags, request({ "aws:TagKeys": ["Role", "Owner"] }))).toBe(false);
+    expect(isAllowed(onlyRoleTags, request({}))).toBe(true);
+    const arn = tagged({ ArnLike: { "ec2:LaunchTemplate": "arn:aws:ec2:us-east-1:123456789012:launch-template/lt-1" } });
+    expect(isAllowed(arn, request({ "ec2:LaunchTemplate": "arn:aws:ec2:us-east-1:123456789012:launch-template/lt-1" }))).toBe(true);
+    expect(isAllowed(arn, request({ "ec2:LaunchTemplate": "arn:aws:ec2:us-east-1:123456789012:launch-template/lt-2" }))).toBe(false);
+  });
+
+  test("an operator it does not know is an error, never a silent allow or deny", () => {
+    const odd = policy({ Sid: "Odd", Effect: "Allow", Action: "s3:GetObject", Resource: "*", Condition: { IpAddress: { "aws:SourceIp": "10.0.0.0/8" } } });
+    expect(() => evaluate([odd], { action: "s3:GetObject", resource: "arn:aws:s3:::bucket/a" })).toThrow("IpAddress");
+  });
 });

@@ -2,7 +2,7 @@
 // through the SDK's own metadata client and credential chain, and end with their instance.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
-import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
@@ -50,6 +50,8 @@ async function launch(tags: Record<string, string>, extra: { metadataTags?: "ena
 
 beforeAll(async () => {
   region = await startRegion({
+    // These instances have no instance profile, so no permissions: the calls they make are not what is tested here.
+    enforceInstanceRoles: false,
     killGraceMs: 3000,
     instanceProcess: (instance) => ({
       command: [process.execPath, PROBE],
@@ -134,6 +136,9 @@ describe("an instance with an instance profile and no access keys", () => {
       await iam.send(new CreateRoleCommand({ RoleName: "fleet-role", AssumeRolePolicyDocument: "{}" }));
       await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: "fleet-profile" }));
       await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: "fleet-profile", RoleName: "fleet-role" }));
+      // The region holds the instance's calls to its role: the probe's DescribeInstances must be granted.
+      const describe = { Version: "2012-10-17", Statement: [{ Sid: "Describe", Effect: "Allow", Action: "ec2:DescribeInstances", Resource: "*" }] };
+      await iam.send(new PutRolePolicyCommand({ RoleName: "fleet-role", PolicyName: "describe", PolicyDocument: JSON.stringify(describe) }));
       const { Instances } = await keylessEc2.send(
         new RunInstancesCommand({ ImageId: Object.values(keyless.ec2.stockImages)[0], MinCount: 1, MaxCount: 1, IamInstanceProfile: { Name: "fleet-profile" } }),
       );

@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { FaultSwitch } from "../faults.ts";
-import { QueryError, toXml } from "../query-protocol.ts";
+import { QueryError, toXml, type Params } from "../query-protocol.ts";
 import { serveQuery } from "../query-server.ts";
 import { imageActions } from "./actions/images.ts";
 import { instanceActions } from "./actions/instances.ts";
@@ -38,6 +38,8 @@ export interface Ec2EmulatorOptions {
   stockImages?: string[];
   /** Called for each new instance before it boots. */
   onLaunch?(instance: Instance): void;
+  /** Refuses a call its caller may not make (see infra/sim/iam/access.ts). */
+  authorize?(action: string, params: Params, request: Request, store: Ec2Store): void;
 }
 
 export interface InstanceSummary {
@@ -119,6 +121,7 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
       throttle: new QueryError("RequestLimitExceeded", "Request limit exceeded.", 503),
       "server-error": new QueryError("InternalError", "An internal error has occurred.", 500),
     },
+    authorize: (action, params, request) => options.authorize?.(action, params, request, store),
     success: (action, result, requestId) => `<${action}Response xmlns="${NAMESPACE}"><requestId>${requestId}</requestId>${toXml(result, "item")}</${action}Response>`,
     error: (error, requestId) =>
       `<Response><Errors><Error><Code>${error.code}</Code><Message>${toXml(error.message, "item")}</Message></Error></Errors><RequestID>${requestId}</RequestID></Response>`,

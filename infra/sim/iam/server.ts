@@ -1,6 +1,6 @@
 /** The IAM Query API emulator: `startIamEmulator()` serves `iamActions` on a loopback port. */
 import { FaultSwitch } from "../faults.ts";
-import { QueryError, toXml } from "../query-protocol.ts";
+import { QueryError, toXml, type Params } from "../query-protocol.ts";
 import { serveQuery } from "../query-server.ts";
 import { iamActions } from "./actions.ts";
 import { IamStore } from "./model.ts";
@@ -18,7 +18,12 @@ export interface IamEmulator {
   stop(): Promise<void>;
 }
 
-export function startIamEmulator(): IamEmulator {
+export interface IamEmulatorOptions {
+  /** Refuses a call its caller may not make (see infra/sim/iam/access.ts). */
+  authorize?(action: string, params: Params, request: Request): void;
+}
+
+export function startIamEmulator(options: IamEmulatorOptions = {}): IamEmulator {
   const store = new IamStore();
   const faults = new FaultSwitch();
   const server = serveQuery({
@@ -30,6 +35,7 @@ export function startIamEmulator(): IamEmulator {
       throttle: new QueryError("Throttling", "Rate exceeded", 400),
       "server-error": new QueryError("ServiceFailure", "The request processing has failed because of an unknown error.", 500),
     },
+    authorize: options.authorize,
     success: (action, result, requestId) =>
       `<${action}Response xmlns="${NAMESPACE}"><${action}Result>${toXml(result, "member")}</${action}Result><ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></${action}Response>`,
     error: (error, requestId) =>

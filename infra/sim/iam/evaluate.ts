@@ -1,0 +1,81 @@
+/**
+ * IAM policy evaluation within one account, as AWS documents it for identity-based policies: an explicit Deny wins,
+ * then any Allow, else the request is implicitly denied. A statement applies when its Action and Resource patterns
+ * (`*` and `?` wildcards, actions case-insensitive) match and every condition holds. Condition operators beyond the
+ * ones below throw, so a policy can never pass a test by using something this evaluator does not understand.
+ */
+import type { PolicyDocument, PolicyStatement } from "../../policies.ts";
+
+/** Request context keys (`aws:RequestTag/Role`, `ec2:InstanceType`, ...); multivalued keys are arrays. */
+export type RequestContext = Record<string, string | string[] | undefined>;
+
+export interface AccessRequest {
+  action: string;
+  resource: string;
+  context?: RequestContext;
+}
+
+const asList = <T>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+
+function wildcard(pattern: string, flags = ""): RegExp {
+  const body = [...pattern].map((char) => (char === "*" ? ".*" : char === "?" ? "." : char.replace(/[.+^$[\]\\(){}|]/g, "\\$&"))).join("");
+  return new RegExp(`^${body}$`, flags);
+}
+
+/** ARN patterns match part by part: `arn:aws:s3:::bucket/*` matches objects of the bucket only. */
+const arnLike = (pattern: string, value: string) => wildcard(pattern).test(value);
+
+type Comparison = (actual: string, wanted: string) => boolean;
+
+const COMPARISONS: Record<string, Comparison> = {
+  StringEquals: (actual, wanted) => actual === wanted,
+  StringLike: (actual, wanted) => wildcard(wanted).test(actual),
+  ArnEquals: (actual, wanted) => actual === wanted,
+  ArnLike: (actual, wanted) => arnLike(wanted, actual),
+  Bool: (actual, wanted) => actual.toLowerCase() === wanted.toLowerCase(),
+};
+
+const NEGATIONS: Record<string, string> = { StringNotEquals: "StringEquals", StringNotLike: "StringLike", ArnNotEquals: "ArnEquals", ArnNotLike: "ArnLike" };
+
+function conditionHolds(operator: string, key: string, expected: string | string[], context: RequestContext): boolean {
+  const actual = asList(context[key]);
+  const wanted = asList(expected);
+  const [qualifier, base] = operator.includes(":") ? operator.split(":", 2) : [undefined, operator];
+  const negated = NEGATIONS[base!];
+  const compare = COMPARISONS[negated ?? base!];
+  if (!compare) throw new Error(`condition operator ${operator} is not supported by the emulated IAM evaluator`);
+  const matchesAny = (value: string) => wanted.some((candidate) => compare(value, candidate));
+  const holdsFor = (value: string) => (negated ? !matchesAny(value) : matchesAny(value));
+  switch (qualifier) {
+    case undefined:
+      // A missing key fails a positive condition and satisfies a negated one, as in AWS.
+      if (actual.length === 0) return negated !== undefined;
+      return actual.every(holdsFor);
+    case "ForAllValues":
+      return actual.every(holdsFor);
+    case "ForAnyValue":
+      return actual.some(holdsFor);
+    default:
+      throw new Error(`condition qualifier ${qualifier} is not supported by the emulated IAM evaluator`);
+  }
+}
+
+function applies(statement: PolicyStatement, request: AccessRequest): boolean {
+  if (!asList(statement.Action).some((pattern) => wildcard(pattern, "i").test(request.action))) return false;
+  if (!asList(statement.Resource).some((pattern) => arnLike(pattern, request.resource))) return false;
+  const context = request.context ?? {};
+  return Object.entries(statement.Condition ?? {}).every(([operator, entries]) =>
+    Object.entries(entries).every(([key, expected]) => conditionHolds(operator, key, expected, context)),
+  );
+}
+
+export type Decision = "allowed" | "explicit-deny" | "implicit-deny";
+
+export function evaluate(policies: PolicyDocument[], request: AccessRequest): Decision {
+  const statements = policies.flatMap((policy) => policy.Statement);
+  if (statements.some((statement) => statement.Effect === "Deny" && applies(statement, request))) return "explicit-deny";
+  return statements.some((statement) => statement.Effect === "Allow" && applies(statement, request)) ? "allowed" : "implicit-deny";
+}
+
+export const isAllowed = (policies: PolicyDocument | PolicyDocument[], request: AccessRequest): boolean =>
+  evaluate(asList(policies), request) === "allowed";
