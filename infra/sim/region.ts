@@ -46,6 +46,8 @@ export interface RegionOptions {
    */
   enforceInstanceRoles?: boolean;
   stockImages?: string[];
+  /** The account's Standard on-demand vCPU quota (default: none); `ec2.capacity` changes it later. */
+  vcpuQuota?: number;
 }
 
 export interface EmulatedRegion {
@@ -109,6 +111,7 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
     startDelayMs: options.startDelayMs,
     stopDelayMs: options.stopDelayMs,
     killGraceMs: options.killGraceMs,
+    vcpuQuota: options.vcpuQuota,
     logDir,
     stockImages: options.stockImages,
     onLaunch(instance) {

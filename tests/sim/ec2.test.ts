@@ -29,6 +29,7 @@ import {
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { vcpusInUse } from "../../infra/sim/ec2/capacity.ts";
 import { startEc2Emulator, type Ec2Emulator } from "../../infra/sim/ec2/server.ts";
 
 let emulator: Ec2Emulator;
@@ -165,6 +166,49 @@ describe("instances", () => {
       await emulator.waitForState(instance!.InstanceId!, "running");
     } finally {
       emulator.delays.bootDelayMs = 0;
+    }
+  });
+
+  test("the vCPU quota counts pending and running instances: a launch past it gives what fits above MinCount, or VcpuLimitExceeded", async () => {
+    const inUse = vcpusInUse(emulator.store.instances.values());
+    emulator.capacity.vcpuQuota = inUse + 6;
+    try {
+      const launch = (min: number, max: number) =>
+        ec2.send(new RunInstancesCommand({ ImageId: stockImage, InstanceType: "t3.small", MinCount: min, MaxCount: max, TagSpecifications: [{ ResourceType: "instance", Tags: tagList({ Deployment: "ec2-test-quota" }) }] }));
+      await expect(launch(4, 4)).rejects.toMatchObject({ name: "VcpuLimitExceeded", message: expect.stringContaining(`limit of ${inUse + 6}`) });
+      const partial = await launch(1, 5);
+      expect(partial.Instances).toHaveLength(3);
+      await expect(launch(1, 1)).rejects.toMatchObject({ name: "VcpuLimitExceeded" });
+      const [first, ...others] = partial.Instances!.map((instance) => instance.InstanceId!);
+      for (const id of [first!, ...others]) await emulator.waitForState(id, "running");
+      await ec2.send(new StopInstancesCommand({ InstanceIds: [first!] }));
+      await emulator.waitForState(first!, "stopped");
+      expect((await launch(1, 1)).Instances).toHaveLength(1);
+      await expect(ec2.send(new StartInstancesCommand({ InstanceIds: [first!] }))).rejects.toMatchObject({ name: "VcpuLimitExceeded" });
+      await ec2.send(new TerminateInstancesCommand({ InstanceIds: others }));
+      await ec2.send(new StartInstancesCommand({ InstanceIds: [first!] }));
+    } finally {
+      emulator.capacity.vcpuQuota = Infinity;
+    }
+  });
+
+  test("a zone out of capacity answers InsufficientInstanceCapacity to launches beyond MinCount's reach and to starts", async () => {
+    const [instance] = await run(1, { Deployment: "ec2-test-ice" });
+    const id = instance!.InstanceId!;
+    await emulator.waitForState(id, "running");
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [id] }));
+    await emulator.waitForState(id, "stopped");
+    emulator.capacity.instancesAvailable = 2;
+    try {
+      await expect(run(3, { Deployment: "ec2-test-ice" })).rejects.toMatchObject({ name: "InsufficientInstanceCapacity", message: expect.stringContaining("t3.small capacity") });
+      const { Instances } = await ec2.send(new RunInstancesCommand({ ImageId: stockImage, InstanceType: "t3.small", MinCount: 1, MaxCount: 3 }));
+      expect(Instances).toHaveLength(2);
+      await expect(ec2.send(new StartInstancesCommand({ InstanceIds: [id] }))).rejects.toMatchObject({ name: "InsufficientInstanceCapacity" });
+      emulator.capacity.instancesAvailable = 1;
+      await ec2.send(new StartInstancesCommand({ InstanceIds: [id] }));
+      expect(emulator.capacity.instancesAvailable).toBe(0);
+    } finally {
+      emulator.capacity.instancesAvailable = undefined;
     }
   });
 

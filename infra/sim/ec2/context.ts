@@ -1,5 +1,6 @@
 /** What every EC2 action handler gets: the store, the instance lifecycle and where the region is. */
 import type { Params, XmlValue } from "../query-protocol.ts";
+import type { CapacitySettings } from "./capacity.ts";
 import type { InstanceLifecycle } from "./lifecycle.ts";
 import type { Ec2Store } from "./model.ts";
 
@@ -12,6 +13,8 @@ export interface Ec2Context {
    * NotFound, as EC2 may.
    */
   readonly readAfterCreateLagMs: number;
+  /** The vCPU quota and what the zone can give; tests change it while the emulator runs. */
+  capacity: CapacitySettings;
   /** Called for each instance RunInstances creates, before it boots (the region starts its metadata service). */
   onLaunch(instanceId: string): void;
 }

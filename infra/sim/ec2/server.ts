@@ -11,6 +11,7 @@ import { instanceActions } from "./actions/instances.ts";
 import { launchTemplateActions } from "./actions/launch-templates.ts";
 import { securityGroupActions } from "./actions/security-groups.ts";
 import { tagActions } from "./actions/tags.ts";
+import type { CapacitySettings } from "./capacity.ts";
 import type { Ec2Context } from "./context.ts";
 import { InstanceLifecycle } from "./lifecycle.ts";
 import { Ec2Store, type Instance, type InstanceStateName } from "./model.ts";
@@ -30,6 +31,8 @@ export interface Ec2EmulatorOptions {
   readAfterCreateLagMs?: number;
   /** SIGTERM -> SIGKILL when an instance's process is ended (default 2000 ms). */
   killGraceMs?: number;
+  /** The account's Standard on-demand vCPU quota, counted over pending and running instances (default: none). */
+  vcpuQuota?: number;
   /** Where each instance's process writes `<instance id>.log`. */
   logDir: string;
   /** The process an instance runs while running (none when this returns undefined or is omitted). */
@@ -60,6 +63,8 @@ export interface Ec2Emulator {
   actions: string[];
   /** Stock image ids by name. */
   stockImages: Record<string, string>;
+  /** The vCPU quota and the instances the zone can still give (InsufficientInstanceCapacity past them); change at will. */
+  capacity: CapacitySettings;
   /** The delays can change while the emulator runs (a simulation compares them). */
   delays: { bootDelayMs: number; startDelayMs?: number; stopDelayMs: number; readAfterCreateLagMs: number };
   instances(): InstanceSummary[];
@@ -103,10 +108,12 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
     stockImages[name] = id;
   }
   const faults = new FaultSwitch();
+  const capacity: CapacitySettings = { vcpuQuota: options.vcpuQuota ?? Infinity };
   const context: Ec2Context = {
     store,
     lifecycle,
     region,
+    capacity,
     get readAfterCreateLagMs() {
       return delays.readAfterCreateLagMs;
     },
@@ -146,6 +153,7 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
     faults,
     actions: server.actions,
     stockImages,
+    capacity,
     delays,
     instances,
     killProcess: (instanceId, signal = "SIGKILL") => lifecycle.signal(instanceId, signal),

@@ -1,5 +1,6 @@
 /** RunInstances, DescribeInstances, StartInstances, StopInstances, TerminateInstances. */
 import { QueryError, record, text, texts, type Params, type XmlValue } from "../../query-protocol.ts";
+import { grantLaunch, grantStart, vcpusInUse } from "../capacity.ts";
 import type { Ec2Context, Ec2Handler } from "../context.ts";
 import { filtersOf, matchesFilters, paginate } from "../filters.ts";
 import { mergeLaunchSpecs, parseLaunchSpec, requireLaunchField } from "../launch-spec.ts";
@@ -39,10 +40,12 @@ const runInstances: Ec2Handler = (params, context) => {
   const minCount = Number(text(params, "MinCount") ?? 1);
   const maxCount = Number(text(params, "MaxCount") ?? minCount);
   if (!(minCount >= 1 && maxCount >= minCount)) throw new QueryError("InvalidParameterValue", "MinCount and MaxCount must be at least 1, MinCount <= MaxCount");
+  const instanceType = spec.instanceType ?? "m1.small";
+  const count = grantLaunch(context.capacity, vcpusInUse(store.instances.values()), instanceType, minCount, maxCount, context.region);
   const reservationId = store.newId("r");
   const instanceTags = Object.assign({}, ...(spec.tagSpecifications ?? []).filter((tags) => tags.resourceType === "instance").map((tags) => tags.tags));
   const instances: Instance[] = [];
-  for (let launchIndex = 0; launchIndex < maxCount; launchIndex += 1) {
+  for (let launchIndex = 0; launchIndex < count; launchIndex += 1) {
     const id = store.newId("i");
     const serial = store.instances.size + 1;
     const instance: Instance = {
@@ -50,7 +53,7 @@ const runInstances: Ec2Handler = (params, context) => {
       reservationId,
       launchIndex,
       imageId,
-      instanceType: spec.instanceType ?? "m1.small",
+      instanceType,
       launchTime: new Date(),
       state: "pending",
       userData: spec.userData,
@@ -103,13 +106,17 @@ const describeInstances: Ec2Handler = (params, context) => {
   return { reservationSet: [...reservations].map(([reservationId, instances]) => reservationXml(reservationId, instances)), nextToken };
 };
 
-/** Start, stop and terminate check every instance first, then answer each one's previous and current state. */
+/**
+ * Start, stop and terminate check every instance first (and what a start needs of the capacity), then answer each
+ * one's previous and current state.
+ */
 const transition =
-  (blockedFrom: Instance["state"][], change: (context: Ec2Context, instance: Instance) => void): Ec2Handler =>
+  (blockedFrom: Instance["state"][], change: (context: Ec2Context, instance: Instance) => void, check?: (context: Ec2Context, instances: Instance[]) => void): Ec2Handler =>
   (params, context) => {
     const instances = instancesById(params, context);
     const blocked = instances.find((instance) => blockedFrom.includes(instance.state));
     if (blocked) throw new QueryError("IncorrectInstanceState", `The instance '${blocked.id}' is not in a state from which the request can be performed (${blocked.state}).`);
+    check?.(context, instances);
     return {
       instancesSet: instances.map((instance) => {
         const previousState = stateXml(instance.state);
@@ -119,7 +126,17 @@ const transition =
     };
   };
 
-const startInstances = transition(["terminated", "shutting-down", "stopping"], (context, instance) => context.lifecycle.start(instance));
+const startInstances = transition(
+  ["terminated", "shutting-down", "stopping"],
+  (context, instance) => context.lifecycle.start(instance),
+  (context, instances) =>
+    grantStart(
+      context.capacity,
+      vcpusInUse(context.store.instances.values()),
+      instances.filter((instance) => instance.state === "stopped"),
+      context.region,
+    ),
+);
 // EC2 cannot stop an instance before it runs.
 const stopInstances = transition(["terminated", "shutting-down", "pending"], (context, instance) => context.lifecycle.stop(instance));
 const terminateInstances = transition([], (context, instance) => context.lifecycle.terminate(instance));
