@@ -59,12 +59,17 @@ export interface AppInstance {
   state: InstanceState;
 }
 
-/** The app instances of this deployment. */
+/**
+ * The app instances of this deployment. A launch or start may get fewer instances than asked, as EC2 gives what its
+ * quota and capacity allow; when it can give none, the call throws a CapacityError.
+ */
 export interface Fleet {
   /** Every instance not yet terminated. */
   list(): Promise<AppInstance[]>;
+  /** The ids of the instances launched: up to `count`. */
   launch(count: number): Promise<string[]>;
-  start(ids: string[]): Promise<void>;
+  /** The ids that started: all, or those the capacity allowed (only stopped instances start; others are left as they are). */
+  start(ids: string[]): Promise<string[]>;
   stop(ids: string[]): Promise<void>;
   terminate(ids: string[]): Promise<void>;
 }
@@ -74,6 +79,20 @@ export interface Cloud {
   blobs: BlobStore;
   queues: QueueService;
   fleet: Fleet;
+}
+
+/**
+ * The cloud could not give one more instance now: the account's vCPU quota (VcpuLimitExceeded) or a zone without
+ * machines of the type (InsufficientInstanceCapacity). It passes: try again later, not at once.
+ */
+export class CapacityError extends Error {
+  override name = "CapacityError";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export class MessageTooLargeError extends Error {

@@ -1,7 +1,9 @@
 // The fleet contract against in-process machines and against EC2 (our emulator) through awsCloud(config).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { CreateLaunchTemplateCommand, EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
+import { vcpusInUse } from "../../infra/sim/ec2/capacity.ts";
 import { awsCloud } from "../../roles/cloud/index.ts";
+import { CapacityError } from "../../roles/cloud/types.ts";
 import { Ec2Fleet } from "../../roles/cloud/aws/ec2-fleet.ts";
 import { LocalFleet } from "../../roles/cloud/local/process-fleet.ts";
 import { resourceNames, type Config } from "../../roles/config.ts";
@@ -137,6 +139,38 @@ describe("EC2 fleet", () => {
     expect((await fleet.list()).map((i) => i.id).sort()).toEqual([...ids].sort());
     await fleet.terminate(ids);
     await listUntil(fleet, ids.at(-1)!, (s) => s === undefined);
+  });
+
+  test("past the vCPU quota, a launch takes the instances that fit and a start the ones that fit; none at all is a CapacityError", async () => {
+    aws.region.ec2.delays.bootDelayMs = 0;
+    const config = freshConfig();
+    await createLaunchTemplate(config);
+    const fleet = awsCloud(config).fleet;
+    const capacity = aws.region.ec2.capacity;
+    const [stopped] = await fleet.launch(1);
+    await listUntil(fleet, stopped!, (s) => s === "running");
+    await fleet.stop([stopped!]);
+    await listUntil(fleet, stopped!, (s) => s === "stopped");
+    capacity.vcpuQuota = vcpusInUse(aws.region.ec2.store.instances.values()) + 3 * 2;
+    try {
+      const launched = await fleet.launch(5);
+      expect(launched).toHaveLength(3);
+      await expect(fleet.launch(1)).rejects.toBeInstanceOf(CapacityError);
+      await expect(fleet.start([stopped!])).rejects.toMatchObject({ name: "CapacityError", code: "VcpuLimitExceeded" });
+      await fleet.terminate(launched.slice(0, 1));
+      for (const id of launched) await listUntil(fleet, id, (s) => s === "running" || s === undefined);
+      const [second] = await fleet.launch(1);
+      await listUntil(fleet, second!, (s) => s === "running");
+      await fleet.stop([second!]);
+      await listUntil(fleet, second!, (s) => s === "stopped");
+      expect(await fleet.start([stopped!, second!])).toHaveLength(1);
+      Object.assign(capacity, { vcpuQuota: Infinity, instancesAvailable: 0 });
+      await expect(fleet.launch(1)).rejects.toMatchObject({ name: "CapacityError", code: "InsufficientInstanceCapacity" });
+      await fleet.terminate([...launched, stopped!, second!]);
+    } finally {
+      capacity.vcpuQuota = Infinity;
+      capacity.instancesAvailable = undefined;
+    }
   });
 
   test("EC2 throttling and server errors are retried with backoff", async () => {

@@ -109,7 +109,7 @@ class LaggingFleet implements Fleet {
     return ids;
   }
 
-  async start(): Promise<void> {
+  async start(): Promise<string[]> {
     throw new Error("a cold pool never starts instances");
   }
 

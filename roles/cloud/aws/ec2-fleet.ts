@@ -8,8 +8,7 @@ import {
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, ROLE_TAG } from "../../deployment.ts";
-import type { AppInstance, Fleet, InstanceState } from "../types.ts";
-
+import { CapacityError, type AppInstance, type Fleet, type InstanceState } from "../types.ts";
 
 export interface Ec2FleetOptions {
   /** The value of every instance's Deployment tag (the resource prefix). */
@@ -22,6 +21,20 @@ export interface Ec2FleetOptions {
 }
 
 const LIVE_STATES: InstanceState[] = ["pending", "running", "stopping", "stopped", "shutting-down"];
+
+/** EC2's answers when it cannot give an instance now. */
+const CAPACITY_CODES = new Set(["VcpuLimitExceeded", "InsufficientInstanceCapacity", "InstanceLimitExceeded"]);
+
+/** Runs one EC2 call, turning its capacity errors into a CapacityError. */
+async function capacityChecked<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    const name = (error as Error).name;
+    if (CAPACITY_CODES.has(name)) throw new CapacityError(name, (error as Error).message);
+    throw error;
+  }
+}
 
 export class Ec2Fleet implements Fleet {
   constructor(
@@ -60,20 +73,46 @@ export class Ec2Fleet implements Fleet {
       { Key: DEPLOYMENT_TAG, Value: this.options.deployment },
       { Key: ROLE_TAG, Value: APP_ROLE_TAG_VALUE },
     ];
-    const result = await this.client.send(
-      new RunInstancesCommand({
-        MinCount: count,
-        MaxCount: count,
-        LaunchTemplate: { LaunchTemplateName: this.options.launchTemplateName, Version: "$Default" },
-        ImageId: this.options.imageId,
-        TagSpecifications: [{ ResourceType: "instance", Tags: tags }],
-      }),
+    // MinCount 1: EC2 launches as many as its quota and capacity allow, where MinCount = count would launch none.
+    const result = await capacityChecked(() =>
+      this.client.send(
+        new RunInstancesCommand({
+          MinCount: 1,
+          MaxCount: count,
+          LaunchTemplate: { LaunchTemplateName: this.options.launchTemplateName, Version: "$Default" },
+          ImageId: this.options.imageId,
+          TagSpecifications: [{ ResourceType: "instance", Tags: tags }],
+        }),
+      ),
     );
     return (result.Instances ?? []).flatMap((instance) => (instance.InstanceId ? [instance.InstanceId] : []));
   }
 
-  async start(ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.client.send(new StartInstancesCommand({ InstanceIds: ids }));
+  /**
+   * EC2 starts all of a call's instances or none: when it cannot start them all, they are started one at a time until
+   * it refuses one, so the capacity there is gets used.
+   */
+  async start(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const startBatch = async (batch: string[]) => {
+      const result = await capacityChecked(() => this.client.send(new StartInstancesCommand({ InstanceIds: batch })));
+      return (result.StartingInstances ?? []).flatMap((instance) => (instance.InstanceId ? [instance.InstanceId] : []));
+    };
+    try {
+      return await startBatch(ids);
+    } catch (error) {
+      if (!(error instanceof CapacityError) || ids.length === 1) throw error;
+    }
+    const started: string[] = [];
+    for (const id of ids) {
+      try {
+        started.push(...(await startBatch([id])));
+      } catch (error) {
+        if (error instanceof CapacityError && started.length > 0) break;
+        throw error;
+      }
+    }
+    return started;
   }
 
   async stop(ids: string[]): Promise<void> {

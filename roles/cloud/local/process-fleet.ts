@@ -44,8 +44,10 @@ export class LocalFleet implements Fleet {
   }
 
   /** As on EC2, only stopped instances start; others are left as they are. */
-  async start(ids: string[]): Promise<void> {
-    for (const instance of this.find(ids)) if (instance.state === "stopped") this.boot(instance);
+  async start(ids: string[]): Promise<string[]> {
+    const stopped = this.find(ids).filter((instance) => instance.state === "stopped");
+    for (const instance of stopped) this.boot(instance);
+    return stopped.map((instance) => instance.id);
   }
 
   async stop(ids: string[]): Promise<void> {
