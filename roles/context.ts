@@ -8,6 +8,8 @@ export interface RoleContext {
   names: ResourceNames;
   cloud: Cloud;
   log: Logger;
+  /** Each role's health by role name, for the web role's /healthz. */
+  health?: Map<string, () => Record<string, unknown>>;
 }
 
 export interface RunningRole {

@@ -28,3 +28,13 @@ export type AnswerMode = Static<typeof AnswerModeSchema>;
  * needs no new image.
  */
 export const API_TOKEN_KEY = "_secrets/api-token";
+/**
+ * Each app instance keeps a report of the jobs it holds at this prefix of the input bucket, one object per instance
+ * that only that instance may write (on AWS the rest of the key is the instance's ARN, which IAM can name as
+ * `${ec2:SourceInstanceARN}`). The controller scales in only when every report says none.
+ */
+export const JOB_REPORTS_PREFIX = "instance-reports/";
+/** An app instance rewrites its report at least this often, unchanged or not. */
+export const JOB_REPORT_INTERVAL_MS = 5_000;
+/** A report older than this is from an instance that went silent (died): it no longer counts. */
+export const JOB_REPORT_EXPIRY_MS = 3 * JOB_REPORT_INTERVAL_MS;

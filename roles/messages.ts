@@ -68,6 +68,14 @@ export type ReplyMessage = ReplyTo<JobKind>;
 /** What every reply carries whatever its kind: enough to find the request waiting for it. */
 export const ReplyEnvelopeSchema = Type.Object({ jobId: Type.String({ minLength: 1 }) });
 
+/** An app instance's report of the jobs it holds (received, not yet deleted), written at `at` (ms since the epoch). */
+export const JobReportSchema = Type.Object({
+  instanceId: Type.String({ minLength: 1, maxLength: 64 }),
+  jobs: Type.Integer({ minimum: 0 }),
+  at: Type.Number(),
+});
+export type JobReport = Static<typeof JobReportSchema>;
+
 export class MessageFormatError extends Error {
   override name = "MessageFormatError";
 }

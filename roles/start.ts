@@ -22,7 +22,7 @@ export interface RunningRoles extends RunningRole {
 
 export async function startRoles(config: Config, resolution: RoleResolution, log: Logger): Promise<RunningRoles> {
   if (resolution.roles.includes("all")) return startEmbedded(config, log);
-  const context: RoleContext = { config, names: resourceNames(config), cloud: awsCloud(config), log };
+  const context: RoleContext = { config, names: resourceNames(config), cloud: awsCloud(config), log, health: new Map() };
   const running: RunningRole[] = [];
   let port: number | undefined;
   if (resolution.roles.includes("app")) {
@@ -58,7 +58,7 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
     async (instanceId) => startAppRole(context, { analyzer: pool, cache, threshold, slots: config.slotsPerInstance, instanceId }),
     log,
   );
-  const context: RoleContext = { config, names: resourceNames(config), cloud, log };
+  const context: RoleContext = { config, names: resourceNames(config), cloud, log, health: new Map() };
   const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
   const controller = startControllerRole(context);
   log.info("embedded_started", { port: web.port, dataDir: config.dataDir, inferenceWorkers: pool.stats().workers });

@@ -19,6 +19,8 @@ export interface ConsumerOptions {
   maxReceives: number;
   log: Logger;
   job: JobDependencies;
+  /** Told the number of jobs held (received, not yet answered) each time it changes. */
+  onHolding?(jobs: number): void;
 }
 
 const RETRY_PAUSE_MS = 500;
@@ -77,10 +79,12 @@ export class Consumer {
           .catch((error) => log.error("job_crashed", { messageId: message.messageId, ...errorFields(error) }))
           .finally(() => {
             this.running.delete(task);
+            this.options.onHolding?.(this.running.size);
             this.slotFreed?.();
           });
         this.running.add(task);
       }
+      if (messages.length > 0) this.options.onHolding?.(this.running.size);
     }
   }
 

@@ -3,6 +3,7 @@ import type { RoleContext, RunningRole } from "../context.ts";
 import { GalleryReader } from "../gallery-store.ts";
 import { AnalysisCache } from "./analysis-cache.ts";
 import { Consumer } from "./consumer.ts";
+import { JobReporter } from "./job-reporter.ts";
 import type { ImageAnalyzer } from "./handle-job.ts";
 
 export interface AppRoleOptions {
@@ -16,6 +17,8 @@ export interface AppRoleOptions {
 
 export function startAppRole({ config, names, cloud, log: rootLog }: RoleContext, options: AppRoleOptions): RunningRole {
   const log = rootLog.child({ role: "app", ...(options.instanceId ? { instanceId: options.instanceId } : {}) });
+  // The controller scales in only once every instance reports holding no job; an instance without an id has no report.
+  const reporter = options.instanceId ? new JobReporter(cloud.reports, options.instanceId, log) : undefined;
   const consumer = new Consumer({
     requestQueue: cloud.queues.queue(names.reqQueue),
     deadLetterQueue: cloud.queues.queue(names.deadLetterQueue),
@@ -33,12 +36,15 @@ export function startAppRole({ config, names, cloud, log: rootLog }: RoleContext
       galleryBucket: cloud.blobs.bucket(names.galleryBucket),
       threshold: options.threshold,
     },
+    onHolding: (jobs) => reporter?.holding(jobs),
   });
+  reporter?.start();
   consumer.start();
   log.info("app_started", { slots: options.slots });
   return {
     async stop() {
       await consumer.stop();
+      await reporter?.stop();
       log.info("app_stopped", { jobsDone: consumer.jobsDone });
     },
   };

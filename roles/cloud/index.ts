@@ -7,6 +7,7 @@ import type { Logger } from "../log.ts";
 import { S3BlobStore } from "./aws/s3-bucket.ts";
 import { SqsQueueService } from "./aws/sqs-queue.ts";
 import { Ec2Fleet } from "./aws/ec2-fleet.ts";
+import { BucketJobReports, instanceArnReportKey, localReportKey } from "./job-reports.ts";
 import { FileBlobStore } from "./local/file-bucket.ts";
 import { MemoryQueueService } from "./local/memory-queue.ts";
 import { LocalFleet, type MachineFactory } from "./local/process-fleet.ts";
@@ -23,23 +24,27 @@ const MAX_ATTEMPTS = 8;
 export function awsCloud(config: Config): Cloud {
   const names = resourceNames(config);
   const common = { maxAttempts: MAX_ATTEMPTS, retryMode: "standard" } as const;
+  const blobs = new S3BlobStore(new S3Client({ ...common, forcePathStyle: config.s3ForcePathStyle }));
   return {
-    blobs: new S3BlobStore(new S3Client({ ...common, forcePathStyle: config.s3ForcePathStyle })),
+    blobs,
     queues: new SqsQueueService(new SQSClient(common)),
     fleet: new Ec2Fleet(new EC2Client(common), { deployment: config.prefix, launchTemplateName: names.launchTemplate, imageId: config.appImageId }),
+    reports: new BucketJobReports(blobs.bucket(names.inBucket), instanceArnReportKey()),
   };
 }
 
 /** `log` hears about local instances whose machine failed to start or stop. */
 export function localCloud(config: Config, startMachine: MachineFactory, log?: Logger): Cloud {
   const names = resourceNames(config);
+  const blobs = new FileBlobStore(config.dataDir);
   return {
-    blobs: new FileBlobStore(config.dataDir),
+    blobs,
     queues: new MemoryQueueService({
       visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
       maxReceives: config.maxReceives,
       deadLetterQueue: names.deadLetterQueue,
     }),
     fleet: new LocalFleet(startMachine, config.localBootDelayMs, log),
+    reports: new BucketJobReports(blobs.bucket(names.inBucket), localReportKey),
   };
 }

@@ -1,4 +1,7 @@
-/** The three narrow interfaces through which facefleet touches the cloud. Each has an AWS and a local implementation. */
+/** The narrow interfaces through which facefleet touches the cloud. Each has an AWS and a local implementation. */
+import type { JobReport } from "../messages.ts";
+
+export type { JobReport };
 
 /** One bucket of objects. */
 export interface Bucket {
@@ -74,11 +77,24 @@ export interface Fleet {
   terminate(ids: string[]): Promise<void>;
 }
 
+/**
+ * What each app instance says about the jobs it holds: exact where the queue's counts are approximate (SQS's may lag
+ * or read low for up to a minute), so scale-in can wait until no instance holds a job.
+ */
+export interface JobReports {
+  /** Writes an instance's report over its previous one; an app instance writes only its own. */
+  write(report: JobReport): Promise<void>;
+  /** The latest report of each of these instances that has one. */
+  read(instanceIds: string[]): Promise<JobReport[]>;
+  remove(instanceId: string): Promise<void>;
+}
+
 /** Everything a role needs from the cloud. */
 export interface Cloud {
   blobs: BlobStore;
   queues: QueueService;
   fleet: Fleet;
+  reports: JobReports;
 }
 
 /**

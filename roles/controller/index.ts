@@ -2,10 +2,11 @@
 import type { RoleContext, RunningRole } from "../context.ts";
 import { Controller } from "./controller.ts";
 
-export function startControllerRole({ config, names, cloud, log }: RoleContext): RunningRole {
+export function startControllerRole({ config, names, cloud, log, health }: RoleContext): RunningRole {
   const controller = new Controller({
     queue: cloud.queues.queue(names.reqQueue),
     fleet: cloud.fleet,
+    reports: cloud.reports,
     scaling: {
       maxInstances: config.maxAppInstances,
       slotsPerInstance: config.slotsPerInstance,
@@ -16,5 +17,6 @@ export function startControllerRole({ config, names, cloud, log }: RoleContext):
     log: log.child({ role: "controller" }),
   });
   controller.start();
+  health?.set("controller", () => controller.health());
   return controller;
 }

@@ -22,7 +22,7 @@ export interface WebRoleOptions {
   tokenSource: "data-dir" | "input-bucket";
 }
 
-export async function startWebRole({ config, names, cloud, log: rootLog }: RoleContext, options: WebRoleOptions): Promise<RunningWebRole> {
+export async function startWebRole({ config, names, cloud, log: rootLog, health }: RoleContext, options: WebRoleOptions): Promise<RunningWebRole> {
   const log = rootLog.child({ role: "web" });
   const tls = readTls(config);
   const inBucket = cloud.blobs.bucket(names.inBucket);
@@ -49,7 +49,12 @@ export async function startWebRole({ config, names, cloud, log: rootLog }: RoleC
     maxUploadBytes: config.maxUploadBytes,
     token: () => token.current(),
     classicAuth: config.classicAuth,
-    health: () => ({ role: "web", waitingRequests: poller.pending.size, subjects: gallery.list().length }),
+    health: () => ({
+      role: "web",
+      waitingRequests: poller.pending.size,
+      subjects: gallery.list().length,
+      ...Object.fromEntries([...(health ?? [])].map(([role, read]) => [role, read()])),
+    }),
   });
   try {
     app.listen({ hostname: config.host, port: config.port, maxRequestBodySize: config.maxUploadBytes + 1024 * 1024, ...(tls ? { tls } : {}) });

@@ -1,8 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import type { AppInstance, Fleet, InstanceState, JobQueue, QueueDepth } from "../../roles/cloud/types.ts";
+import { CapacityError, type AppInstance, type Fleet, type InstanceState, type JobQueue, type JobReport, type JobReports, type QueueDepth } from "../../roles/cloud/types.ts";
 import { MemoryQueue } from "../../roles/cloud/local/memory-queue.ts";
 import { LocalFleet } from "../../roles/cloud/local/process-fleet.ts";
 import { Controller } from "../../roles/controller/controller.ts";
+import { JOB_REPORT_EXPIRY_MS } from "../../roles/deployment.ts";
 import { captureLogs } from "../service/support.ts";
 
 describe("controller loop", () => {
@@ -18,6 +19,7 @@ describe("controller loop", () => {
     const controller = new Controller({
       queue,
       fleet,
+      reports: new FixedReports(),
       scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 1000 },
       intervalMs: 100,
       log: logs.logger,
@@ -62,6 +64,7 @@ describe("controller loop", () => {
     const controller = new Controller({
       queue: { depth: async () => depth } as Pick<JobQueue, "depth"> as JobQueue,
       fleet,
+      reports: new FixedReports(),
       scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "cold", scaleInAfterMs: 1000 },
       intervalMs: 100,
       log: logs.logger,
@@ -88,6 +91,155 @@ describe("controller loop", () => {
     expect(fleet.terminated).toBe(15);
   });
 });
+
+const fixedDepth = (depth: QueueDepth) => ({ depth: async () => depth }) as Pick<JobQueue, "depth"> as JobQueue;
+
+describe("controller and EC2's capacity", () => {
+  test("a scale-out cut short caps the fleet at what came, backs off (5 s, then 10 s), logs it and says so in health, then asks again", async () => {
+    const fleet = new QuotaFleet(10);
+    let clock = 0;
+    const logs = captureLogs();
+    const controller = new Controller({
+      queue: fixedDepth({ visible: 1000, inFlight: 0 }),
+      fleet,
+      reports: new FixedReports(),
+      scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "cold", scaleInAfterMs: 1000 },
+      intervalMs: 250,
+      log: logs.logger,
+      now: () => clock,
+    });
+    expect(controller.health()).toEqual({ capacity: "unlimited" });
+    for (; clock < 4_999; clock += 250) await controller.step();
+    expect(fleet.launchCalls).toEqual([15]);
+    expect(fleet.active()).toBe(10);
+    expect(controller.health()).toMatchObject({ capacity: { limitedTo: 10, reason: "10 of 15 instance(s) came", shortfalls: 1 } });
+    expect(logs.lines.filter((line) => line.event === "capacity_cap")).toMatchObject([{ limitedTo: 10, retryInMs: 5000, asked: 15, got: 10 }]);
+
+    clock = 5_000;
+    await controller.step();
+    expect(fleet.launchCalls).toEqual([15, 5]);
+    expect(controller.health()).toMatchObject({ capacity: { limitedTo: 10, reason: "VcpuLimitExceeded", shortfalls: 2, retryInMs: 10_000 } });
+    for (clock += 250; clock < 15_000; clock += 250) await controller.step();
+    expect(fleet.launchCalls).toEqual([15, 5]);
+
+    fleet.quota = 15;
+    await controller.step();
+    expect(fleet.launchCalls).toEqual([15, 5, 5]);
+    expect(fleet.active()).toBe(15);
+    expect(controller.health()).toEqual({ capacity: "unlimited" });
+    expect(logs.lines.some((line) => line.event === "capacity_cap_lifted")).toBe(true);
+  });
+
+  test("a warm pool's start refused for capacity caps it the same way", async () => {
+    const fleet = new QuotaFleet(0);
+    await fleet.launchStopped(3);
+    let clock = 0;
+    const controller = new Controller({
+      queue: fixedDepth({ visible: 3, inFlight: 0 }),
+      fleet,
+      reports: new FixedReports(),
+      scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 1000 },
+      intervalMs: 250,
+      log: captureLogs().logger,
+      now: () => clock,
+    });
+    for (; clock < 4_000; clock += 250) await controller.step();
+    expect(fleet.startCalls).toBe(1);
+    expect(controller.health()).toMatchObject({ capacity: { limitedTo: 0, reason: "InsufficientInstanceCapacity" } });
+  });
+});
+
+describe("controller scale-in", () => {
+  const running = (...ids: string[]) => ({ list: async () => ids.map((id) => ({ id, state: "running" as const })), stop: async () => {} }) as Pick<Fleet, "list" | "stop"> as Fleet;
+
+  test("an empty queue is not enough: an instance that reports a job keeps the fleet until its report says none", async () => {
+    let clock = 100_000;
+    const reports = new FixedReports([{ instanceId: "i-a", jobs: 1, at: clock }]);
+    const controller = new Controller({
+      queue: fixedDepth({ visible: 0, inFlight: 0 }),
+      fleet: running("i-a", "i-b"),
+      reports,
+      scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 1000 },
+      intervalMs: 250,
+      log: captureLogs().logger,
+      now: () => clock,
+    });
+    for (let i = 0; i < 20; i++, clock += 250) expect((await controller.step()).stop).toEqual([]);
+    expect(reports.reads).toEqual(Array(20).fill(["i-a", "i-b"]));
+    reports.reports = [{ instanceId: "i-a", jobs: 0, at: clock }];
+    const stops: string[][] = [];
+    for (let i = 0; i < 3; i++, clock += 500) stops.push((await controller.step()).stop);
+    expect(stops).toEqual([[], [], ["i-a", "i-b"]]);
+  });
+
+  test("the report of an instance gone silent expires, and no longer holds the fleet", async () => {
+    let clock = 100_000;
+    const controller = new Controller({
+      queue: fixedDepth({ visible: 0, inFlight: 0 }),
+      fleet: running("i-a"),
+      reports: new FixedReports([{ instanceId: "i-a", jobs: 1, at: clock }]),
+      scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 1000 },
+      intervalMs: 250,
+      log: captureLogs().logger,
+      now: () => clock,
+    });
+    let stoppedAt: number | undefined;
+    for (; clock < 130_000 && stoppedAt === undefined; clock += 250) if ((await controller.step()).stop.length > 0) stoppedAt = clock;
+    expect(stoppedAt).toBe(100_000 + JOB_REPORT_EXPIRY_MS + 1000);
+  });
+});
+
+/** Reports a test sets; every read is remembered. */
+class FixedReports implements JobReports {
+  reads: string[][] = [];
+  constructor(public reports: JobReport[] = []) {}
+
+  async write(): Promise<void> {}
+  async remove(): Promise<void> {}
+  async read(instanceIds: string[]): Promise<JobReport[]> {
+    this.reads.push(instanceIds);
+    return this.reports.filter((report) => instanceIds.includes(report.instanceId));
+  }
+}
+
+/** An in-memory fleet that gives instances up to a quota of active ones, as EC2's vCPU quota does. */
+class QuotaFleet implements Fleet {
+  launchCalls: number[] = [];
+  startCalls = 0;
+  private readonly states = new Map<string, InstanceState>();
+  constructor(public quota: number) {}
+
+  active(): number {
+    return [...this.states.values()].filter((state) => state === "pending" || state === "running").length;
+  }
+
+  async launchStopped(count: number): Promise<void> {
+    for (let i = 0; i < count; i++) this.states.set(`i-${this.states.size}`, "stopped");
+  }
+
+  async list(): Promise<AppInstance[]> {
+    return [...this.states].map(([id, state]) => ({ id, state }));
+  }
+
+  async launch(count: number): Promise<string[]> {
+    this.launchCalls.push(count);
+    const room = Math.min(count, this.quota - this.active());
+    if (room <= 0) throw new CapacityError("VcpuLimitExceeded", "over the vCPU quota");
+    const ids = Array.from({ length: room }, () => `i-${this.states.size}`).map((id, i) => `${id}-${i}`);
+    for (const id of ids) this.states.set(id, "running");
+    return ids;
+  }
+
+  async start(ids: string[]): Promise<string[]> {
+    this.startCalls++;
+    if (this.active() + ids.length > this.quota) throw new CapacityError("InsufficientInstanceCapacity", "no machines");
+    for (const id of ids) this.states.set(id, "running");
+    return ids;
+  }
+
+  async stop(): Promise<void> {}
+  async terminate(): Promise<void> {}
+}
 
 /** An in-memory fleet whose listing shows each change only after a few calls, as DescribeInstances may. */
 class LaggingFleet implements Fleet {
