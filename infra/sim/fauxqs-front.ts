@@ -13,6 +13,9 @@
  * - with `access`, each instance's role (infra/sim/iam/access.ts): a call the role does not allow answers
  *   AccessDenied, and, as on S3, a GET or HEAD of a missing object answers 403 rather than 404 to a caller that may
  *   not list the bucket.
+ * - SQS's `ApproximateNumberOf*` counts "may not achieve consistency until at least 1 minute after the producers stop
+ *   sending": `sqs.approximateCounts` makes them lag (the counts as they were `lagMs` ago, 0 before that) and read
+ *   low (0) for a `lowFraction` of the calls. Default: exact.
  * Everything else goes to fauxqs unchanged.
  */
 import { accessKeyOf, s3Access, sqsAccess, type AccessControl } from "./iam/access.ts";
@@ -49,13 +52,30 @@ export interface FrontAccess {
 
 const FAUXQS_QUEUE_ORIGIN = /http:\/\/sqs\.[a-z0-9-]+\.localhost:\d+/g;
 
+const APPROXIMATE_COUNTS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"];
+
+export interface ApproximateCounts {
+  /** Answer the counts as they were this long ago (0 for a queue first read less than this ago). */
+  lagMs: number;
+  /** The fraction of calls whose counts read 0. */
+  lowFraction: number;
+}
+
+/** What GetQueueAttributes answers under `settings`, from the exact counts it read now and before. */
+function approximate(settings: ApproximateCounts, history: { at: number; counts: Record<string, string> }[], now: number): Record<string, string> {
+  const zeros = Object.fromEntries(APPROXIMATE_COUNTS.map((name) => [name, "0"]));
+  if (Math.random() < settings.lowFraction) return zeros;
+  const shown = history.findLast((reading) => reading.at <= now - settings.lagMs);
+  return shown?.counts ?? zeros;
+}
+
 export interface FauxqsFront {
   address: string;
   /** Every request, in order, as `SQS <operation>` or `S3 <method> <path and query>`, so a test can tell which calls a client made. */
   requests: string[];
   /** Bucket names another AWS account owns. */
   takenBuckets: Set<string>;
-  sqs: { queueNameReuseDelayMs: number };
+  sqs: { queueNameReuseDelayMs: number; approximateCounts: ApproximateCounts };
   stop(): Promise<void>;
 }
 
@@ -63,7 +83,9 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   const settings = new Map<string, string>();
   const requests: string[] = [];
   const takenBuckets = new Set<string>();
-  const sqs = { queueNameReuseDelayMs: 0 };
+  const sqs = { queueNameReuseDelayMs: 0, approximateCounts: { lagMs: 0, lowFraction: 0 } };
+  /** Exact counts read so far, by queue URL, for lagging answers. */
+  const countHistory = new Map<string, { at: number; counts: Record<string, string> }[]>();
   /** Queue name -> when SQS takes it again. */
   const deletedQueues = new Map<string, number>();
   let origin = "";
@@ -88,6 +110,7 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
         if (sqsOperation === "DeleteQueue") deletedQueues.set(name, Date.now() + sqs.queueNameReuseDelayMs);
         else if ((deletedQueues.get(name) ?? 0) > Date.now()) return queueDeletedRecently();
       }
+      const countsOf = sqsOperation === "GetQueueAttributes" ? ((await request.clone().json()) as { QueueUrl?: string }).QueueUrl ?? "" : undefined;
       const subresource = Object.keys(SUBRESOURCES).find((name) => url.searchParams.has(name));
       if (bucket.length === 1 && subresource) {
         const key = `${bucket[0]}?${subresource}`;
@@ -111,7 +134,9 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
       if (sqsOperation) {
         const headers = new Headers(forwarded.headers);
         headers.delete("content-length");
-        return new Response((await forwarded.text()).replace(FAUXQS_QUEUE_ORIGIN, origin), { status: forwarded.status, headers });
+        let body = (await forwarded.text()).replace(FAUXQS_QUEUE_ORIGIN, origin);
+        if (countsOf !== undefined && forwarded.ok) body = approximateAnswer(countsOf, body);
+        return new Response(body, { status: forwarded.status, headers });
       }
       const readsObject = (request.method === "GET" || request.method === "HEAD") && bucket.length > 1;
       if (access && readsObject && forwarded.status === 404 && access.control.denied(accessKeyId, [{ action: "s3:ListBucket", resource: `arn:aws:s3:::${bucket[0]}` }])) {
@@ -123,6 +148,24 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
       return forwarded;
     },
   });
+  function approximateAnswer(queueUrl: string, body: string): string {
+    const answer = JSON.parse(body) as { Attributes?: Record<string, string> };
+    const attributes = answer.Attributes ?? {};
+    const counts = Object.fromEntries(APPROXIMATE_COUNTS.flatMap((name) => (attributes[name] === undefined ? [] : [[name, attributes[name]]])));
+    if (Object.keys(counts).length === 0) return body;
+    const now = Date.now();
+    const history = countHistory.get(queueUrl) ?? [];
+    history.push({ at: now, counts });
+    // Keep the newest reading at least lagMs old and everything after it.
+    const settings = sqs.approximateCounts;
+    const oldest = history.findLastIndex((reading) => reading.at <= now - settings.lagMs);
+    if (oldest > 0) history.splice(0, oldest);
+    countHistory.set(queueUrl, history);
+    const shown = approximate(settings, history, now);
+    for (const name of Object.keys(counts)) attributes[name] = shown[name] ?? "0";
+    return JSON.stringify({ ...answer, Attributes: attributes });
+  }
+
   origin = `http://127.0.0.1:${server.port}`;
   return { address: origin, requests, takenBuckets, sqs, stop: () => server.stop(true) };
 }

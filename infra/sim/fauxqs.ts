@@ -5,7 +5,7 @@
  * (the SDK picks path style by itself for an IP-address endpoint).
  */
 import { buildApp } from "fauxqs";
-import { startFauxqsFront, type FrontAccess } from "./fauxqs-front.ts";
+import { startFauxqsFront, type FauxqsFront, type FrontAccess } from "./fauxqs-front.ts";
 import { FaultSwitch, type FaultKind } from "./faults.ts";
 
 export interface S3SqsEmulator {
@@ -15,7 +15,7 @@ export interface S3SqsEmulator {
   requests: string[];
   /** See `FauxqsFront.takenBuckets` and `FauxqsFront.sqs`. */
   takenBuckets: Set<string>;
-  sqs: { queueNameReuseDelayMs: number };
+  sqs: FauxqsFront["sqs"];
   stop(): Promise<void>;
 }
 

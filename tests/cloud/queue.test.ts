@@ -67,4 +67,25 @@ describe("SQS queue", () => {
     expect(faults.injected - before).toBe(4);
     expect(received.map((m) => m.body).sort()).toEqual(["through throttling", "warm up the cached queue URL"]);
   });
+
+  test("the region can make SQS's approximate counts lag and read low, as AWS documents they may for up to a minute", async () => {
+    const config = freshConfig();
+    await createQueues(config);
+    const queue = awsCloud(config).queues.queue(resourceNames(config).reqQueue);
+    await queue.send("one");
+    const counts = aws.region.s3sqs.sqs;
+    try {
+      counts.approximateCounts = { lagMs: 300, lowFraction: 0 };
+      expect(await queue.depth()).toEqual({ visible: 0, inFlight: 0 });
+      await Bun.sleep(350);
+      await queue.send("two");
+      expect(await queue.depth()).toEqual({ visible: 1, inFlight: 0 });
+      counts.approximateCounts = { lagMs: 0, lowFraction: 1 };
+      expect(await queue.depth()).toEqual({ visible: 0, inFlight: 0 });
+      counts.approximateCounts = { lagMs: 0, lowFraction: 0 };
+      expect(await queue.depth()).toEqual({ visible: 2, inFlight: 0 });
+    } finally {
+      counts.approximateCounts = { lagMs: 0, lowFraction: 0 };
+    }
+  });
 });
