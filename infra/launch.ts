@@ -5,17 +5,22 @@
  * scale-out is a RunInstances). Only what is missing is launched; a second run changes nothing.
  */
 import { DescribeInstancesCommand, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, type _InstanceType } from "@aws-sdk/client-ec2";
-import { awsClients, destroyClients, toTagList, type AwsClients } from "./aws.ts";
+import { awsClients, destroyClients, isAwsError, toTagList, type AwsClients } from "./aws.ts";
 import { ROLE_TAG } from "../roles/deployment.ts";
 import { listDeploymentInstances, waitForStates } from "./instances.ts";
 import { instanceRoleNames } from "./policies.ts";
 import { describeLaunchAction, planLaunch, type LaunchAction } from "./launch-plan.ts";
 import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
-import { runScript, type ScriptContext } from "./script.ts";
+import { runScript, sleep, type ScriptContext } from "./script.ts";
 import { requireState, stateFilePath, writeState } from "./state.ts";
 
+/** EC2's answers when it cannot give an instance now (the account's vCPU quota, or a zone out of machines). */
+const CAPACITY_ERRORS = ["VcpuLimitExceeded", "InsufficientInstanceCapacity", "InstanceLimitExceeded"];
+/** Refusals in a row before launch gives up (each waits twice as long as the one before, from 2 poll intervals). */
+const MAX_REFUSALS = 3;
+
 async function carryOut(aws: AwsClients, action: LaunchAction, launchTemplateId: string, context: ScriptContext): Promise<string[]> {
-  const { config, options } = context;
+  const { options } = context;
   const wait = { timeoutSeconds: 600, pollSeconds: options.pollSeconds };
   if (action.kind === "start") {
     // EC2 refuses to start an instance that is still stopping.
@@ -23,28 +28,62 @@ async function carryOut(aws: AwsClients, action: LaunchAction, launchTemplateId:
     await aws.ec2.send(new StartInstancesCommand({ InstanceIds: action.ids }));
     return action.ids;
   }
-  const { Instances } = await aws.ec2.send(
-    new RunInstancesCommand({
-      MinCount: action.count,
-      MaxCount: action.count,
-      LaunchTemplate: { LaunchTemplateId: launchTemplateId, Version: "$Default" },
-      // The template carries the app profile; the web tier gets its own role.
-      ...(action.role !== "app" && { InstanceType: options.webInstanceType as _InstanceType, IamInstanceProfile: { Name: instanceRoleNames(config.prefix).web.profileName } }),
-      TagSpecifications: [
-        {
-          ResourceType: "instance",
-          Tags: toTagList({ [DEPLOYMENT_TAG]: config.prefix, [ROLE_TAG]: action.role, Name: `${config.prefix}-${action.role.replace("+", "-")}` }),
-        },
-      ],
-    }),
-  );
-  const ids = (Instances ?? []).flatMap((instance) => (instance.InstanceId ? [instance.InstanceId] : []));
-  if (ids.length !== action.count) throw new Error(`asked for ${action.count} ${action.role} instances, got ${ids.length}`);
-  if (action.thenStop) {
-    await waitForStates(aws, ids, ["running"], wait);
-    await aws.ec2.send(new StopInstancesCommand({ InstanceIds: ids }));
+  return launchInRounds(aws, action, launchTemplateId, context);
+}
+
+/**
+ * MinCount 1: EC2 gives what its quota and capacity allow (MinCount = n gives nothing when it cannot give n). A warm
+ * pool is launched in rounds: each round's instances are stopped, which frees their vCPUs, before the next round asks
+ * for the rest. A refusal is waited out with backoff a few times, then named with what to do about it.
+ */
+async function launchInRounds(aws: AwsClients, action: Extract<LaunchAction, { kind: "launch" }>, launchTemplateId: string, context: ScriptContext): Promise<string[]> {
+  const { config, options, out } = context;
+  const wait = { timeoutSeconds: 600, pollSeconds: options.pollSeconds };
+  const launched: string[] = [];
+  for (let refusals = 0; launched.length < action.count; ) {
+    const wanted = action.count - launched.length;
+    let ids: string[];
+    try {
+      const { Instances } = await aws.ec2.send(
+        new RunInstancesCommand({
+          MinCount: 1,
+          MaxCount: wanted,
+          LaunchTemplate: { LaunchTemplateId: launchTemplateId, Version: "$Default" },
+          // The template carries the app profile; the web tier gets its own role.
+          ...(action.role !== "app" && { InstanceType: options.webInstanceType as _InstanceType, IamInstanceProfile: { Name: instanceRoleNames(config.prefix).web.profileName } }),
+          TagSpecifications: [
+            {
+              ResourceType: "instance",
+              Tags: toTagList({ [DEPLOYMENT_TAG]: config.prefix, [ROLE_TAG]: action.role, Name: `${config.prefix}-${action.role.replace("+", "-")}` }),
+            },
+          ],
+        }),
+      );
+      ids = (Instances ?? []).flatMap((instance) => (instance.InstanceId ? [instance.InstanceId] : []));
+      refusals = 0;
+    } catch (error) {
+      if (!isAwsError(error, ...CAPACITY_ERRORS)) throw error;
+      refusals += 1;
+      const refusal = `${(error as Error).name}: ${(error as Error).message}`;
+      if (refusals > MAX_REFUSALS) {
+        throw new Error(
+          `EC2 gave ${launched.length} of ${action.count} ${action.role} instance(s) and refuses more (${refusal}). Raise the account's "Running On-Demand Standard instances" vCPU quota (Service Quotas) or launch fewer (--pool-size); launch again fills what is missing`,
+        );
+      }
+      const pauseSeconds = 2 * options.pollSeconds * 2 ** (refusals - 1);
+      out.line(`  EC2 refused ${wanted} more ${action.role} instance(s) (${(error as Error).name}); trying again in ${pauseSeconds} s`);
+      await sleep(pauseSeconds * 1000);
+      continue;
+    }
+    launched.push(...ids);
+    if (ids.length < wanted) out.line(`  EC2 gave ${ids.length} of ${wanted} ${action.role} instance(s) (quota or capacity); the rest in another round`);
+    if (action.thenStop) {
+      await waitForStates(aws, ids, ["running"], wait);
+      await aws.ec2.send(new StopInstancesCommand({ InstanceIds: ids }));
+      if (launched.length < action.count) await waitForStates(aws, ids, ["stopped"], wait);
+    }
   }
-  return ids;
+  return launched;
 }
 
 async function printAddresses(aws: AwsClients, prefix: string, out: ScriptContext["out"]): Promise<void> {

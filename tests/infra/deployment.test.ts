@@ -11,6 +11,7 @@ import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, Recei
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { vcpusInUse } from "../../infra/sim/ec2/capacity.ts";
 import { instanceAccessKey } from "../../infra/sim/iam/access.ts";
 import { REPO_ROOT, startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
 
@@ -240,7 +241,10 @@ describe("a deployment's life in the emulated region", () => {
     expect(dry.mutations).toEqual([]);
     expect(alive(PREFIX)).toEqual([]);
 
-    const first = await runCounting("launch", ["--pool-size", "3"]);
+    // A vCPU quota with room for the web tier and 2 app instances at a time, as a new account's 32 vCPUs for 15.
+    region.ec2.capacity.vcpuQuota = vcpusInUse(region.ec2.store.instances.values()) + 3 * 2;
+    const first = await runCounting("launch", ["--pool-size", "3"]).finally(() => (region.ec2.capacity.vcpuQuota = Infinity));
+    expect(first.stdout).toContain("EC2 gave 2 of 3 app instance(s)");
     expect(first.stdout).toContain("web tier: curl -F inputFile=@face.jpg http://");
     const instances = alive(PREFIX);
     expect(instances.filter((i) => i.tags.Role === "web+controller").map((i) => i.state)).toEqual(["running"]);
