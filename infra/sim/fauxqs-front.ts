@@ -9,10 +9,11 @@
  * It also plays what fauxqs leaves out:
  * - bucket names in `takenBuckets` belong to another AWS account, so every request to them answers 403 AccessDenied
  *   (HEAD with no body, as S3 does);
- * - SQS refuses a deleted queue's name for a while (60 s on AWS; `sqs.queueNameReuseDelayMs`, default 0);
+ * - SQS refuses a deleted queue's name for a while (60 s on AWS; `sqs.queueNameReuseDelayMs`, default 0), and
+ *   ListQueues may still list a deleted queue for about as long (`sqs.deletedQueueListedMs`, default 0);
  * - with `access`, each instance's role (infra/sim/iam/access.ts): a call the role does not allow answers
  *   AccessDenied, and, as on S3, a GET or HEAD of a missing object answers 403 rather than 404 to a caller that may
- *   not list the bucket.
+ *   not list the bucket;
  * - SQS's `ApproximateNumberOf*` counts "may not achieve consistency until at least 1 minute after the producers stop
  *   sending": `sqs.approximateCounts` makes them lag (the counts as they were `lagMs` ago, 0 before that) and read
  *   low (0) for a `lowFraction` of the calls. Default: exact.
@@ -75,7 +76,7 @@ export interface FauxqsFront {
   requests: string[];
   /** Bucket names another AWS account owns. */
   takenBuckets: Set<string>;
-  sqs: { queueNameReuseDelayMs: number; approximateCounts: ApproximateCounts };
+  sqs: { queueNameReuseDelayMs: number; deletedQueueListedMs: number; approximateCounts: ApproximateCounts };
   stop(): Promise<void>;
 }
 
@@ -83,7 +84,9 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   const settings = new Map<string, string>();
   const requests: string[] = [];
   const takenBuckets = new Set<string>();
-  const sqs = { queueNameReuseDelayMs: 0, approximateCounts: { lagMs: 0, lowFraction: 0 } };
+  const sqs = { queueNameReuseDelayMs: 0, deletedQueueListedMs: 0, approximateCounts: { lagMs: 0, lowFraction: 0 } };
+  /** Deleted queues' URLs -> until when ListQueues still lists them. */
+  const stillListed = new Map<string, number>();
   /** Exact counts read so far, by queue URL, for lagging answers. */
   const countHistory = new Map<string, { at: number; counts: Record<string, string> }[]>();
   /** Queue name -> when SQS takes it again. */
@@ -107,9 +110,13 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
       if (sqsOperation === "CreateQueue" || sqsOperation === "DeleteQueue") {
         const body = (await request.clone().json()) as { QueueName?: string; QueueUrl?: string };
         const name = body.QueueName ?? body.QueueUrl?.split("/").pop() ?? "";
-        if (sqsOperation === "DeleteQueue") deletedQueues.set(name, Date.now() + sqs.queueNameReuseDelayMs);
+        if (sqsOperation === "DeleteQueue") {
+          deletedQueues.set(name, Date.now() + sqs.queueNameReuseDelayMs);
+          if (body.QueueUrl) stillListed.set(body.QueueUrl, Date.now() + sqs.deletedQueueListedMs);
+        }
         else if ((deletedQueues.get(name) ?? 0) > Date.now()) return queueDeletedRecently();
       }
+      const listPrefix = sqsOperation === "ListQueues" ? (((await request.clone().json()) as { QueueNamePrefix?: string }).QueueNamePrefix ?? "") : undefined;
       const countsOf = sqsOperation === "GetQueueAttributes" ? ((await request.clone().json()) as { QueueUrl?: string }).QueueUrl ?? "" : undefined;
       const subresource = Object.keys(SUBRESOURCES).find((name) => url.searchParams.has(name));
       if (bucket.length === 1 && subresource) {
@@ -136,6 +143,7 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
         headers.delete("content-length");
         let body = (await forwarded.text()).replace(FAUXQS_QUEUE_ORIGIN, origin);
         if (countsOf !== undefined && forwarded.ok) body = approximateAnswer(countsOf, body);
+        if (listPrefix !== undefined && forwarded.ok) body = withRecentlyDeleted(listPrefix, body);
         return new Response(body, { status: forwarded.status, headers });
       }
       const readsObject = (request.method === "GET" || request.method === "HEAD") && bucket.length > 1;
@@ -148,6 +156,16 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
       return forwarded;
     },
   });
+  function withRecentlyDeleted(prefix: string, body: string): string {
+    const answer = JSON.parse(body) as { QueueUrls?: string[] };
+    const urls = new Set(answer.QueueUrls ?? []);
+    for (const [url, until] of stillListed) {
+      if (until <= Date.now()) stillListed.delete(url);
+      else if ((url.split("/").pop() ?? "").startsWith(prefix)) urls.add(url);
+    }
+    return JSON.stringify({ ...answer, QueueUrls: [...urls] });
+  }
+
   function approximateAnswer(queueUrl: string, body: string): string {
     const answer = JSON.parse(body) as { Attributes?: Record<string, string> };
     const attributes = answer.Attributes ?? {};

@@ -112,6 +112,7 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
     stopDelayMs: options.stopDelayMs,
     killGraceMs: options.killGraceMs,
     vcpuQuota: options.vcpuQuota,
+    instanceProfileCreatedAt: (name) => iam.store.instanceProfiles.get(name)?.createDate.getTime(),
     logDir,
     stockImages: options.stockImages,
     onLaunch(instance) {

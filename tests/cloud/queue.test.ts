@@ -1,6 +1,6 @@
 // The queue contract against the in-process queue and against SQS (fauxqs) through awsCloud(config).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { awsCloud } from "../../roles/cloud/index.ts";
 import { resourceNames, type Config } from "../../roles/config.ts";
 import { freshConfig, freshLocalCloud, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
@@ -86,6 +86,24 @@ describe("SQS queue", () => {
       expect(await queue.depth()).toEqual({ visible: 2, inFlight: 0 });
     } finally {
       counts.approximateCounts = { lagMs: 0, lowFraction: 0 };
+    }
+  });
+
+  test("the region can keep listing a deleted queue for a while, as ListQueues does on AWS for about 60 s", async () => {
+    const config = freshConfig();
+    await createQueues(config);
+    const sqs = new SQSClient({});
+    const name = resourceNames(config).reqQueue;
+    const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+    const listed = async () => (await sqs.send(new ListQueuesCommand({ QueueNamePrefix: config.prefix }))).QueueUrls ?? [];
+    aws.region.s3sqs.sqs.deletedQueueListedMs = 300;
+    try {
+      await sqs.send(new DeleteQueueCommand({ QueueUrl }));
+      expect(await listed()).toContain(QueueUrl!);
+      await Bun.sleep(300);
+      expect(await listed()).not.toContain(QueueUrl!);
+    } finally {
+      aws.region.s3sqs.sqs.deletedQueueListedMs = 0;
     }
   });
 });

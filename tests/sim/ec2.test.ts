@@ -33,11 +33,13 @@ import { vcpusInUse } from "../../infra/sim/ec2/capacity.ts";
 import { startEc2Emulator, type Ec2Emulator } from "../../infra/sim/ec2/server.ts";
 
 let emulator: Ec2Emulator;
+/** Instance profiles "created in IAM", by name: when. */
+const profiles = new Map<string, number>();
 let ec2: EC2Client;
 let stockImage: string;
 
 beforeAll(() => {
-  emulator = startEc2Emulator({ logDir: mkdtempSync(join(tmpdir(), "ec2-emulator-")), stopDelayMs: 30 });
+  emulator = startEc2Emulator({ logDir: mkdtempSync(join(tmpdir(), "ec2-emulator-")), stopDelayMs: 30, instanceProfileCreatedAt: (name) => profiles.get(name) });
   ec2 = new EC2Client({ endpoint: emulator.endpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
   stockImage = Object.values(emulator.stockImages)[0]!;
 });
@@ -305,5 +307,42 @@ describe("images, security groups, launch templates", () => {
     await expect(ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateIds: [LaunchTemplate!.LaunchTemplateId!] }))).rejects.toMatchObject({
       name: "InvalidLaunchTemplateId.NotFound",
     });
+  });
+});
+
+describe("eventual consistency after creates", () => {
+  test("a new security group is NotFound to AuthorizeSecurityGroupIngress and CreateTags until the lag has passed", async () => {
+    emulator.delays.securityGroupLagMs = 300;
+    try {
+      const { GroupId } = await ec2.send(new CreateSecurityGroupCommand({ GroupName: "ec2-test-lagging", Description: "lag" }));
+      const rule = { GroupId, IpPermissions: [{ IpProtocol: "tcp", FromPort: 8000, ToPort: 8000, IpRanges: [{ CidrIp: "203.0.113.0/24" }] }] };
+      await expect(ec2.send(new AuthorizeSecurityGroupIngressCommand(rule))).rejects.toMatchObject({ name: "InvalidGroup.NotFound" });
+      await expect(ec2.send(new CreateTagsCommand({ Resources: [GroupId!], Tags: tagList({ A: "b" }) }))).rejects.toMatchObject({ name: "InvalidGroup.NotFound" });
+      await Bun.sleep(300);
+      await ec2.send(new AuthorizeSecurityGroupIngressCommand(rule));
+      await ec2.send(new CreateTagsCommand({ Resources: [GroupId!], Tags: tagList({ A: "b" }) }));
+      await ec2.send(new DeleteSecurityGroupCommand({ GroupId }));
+    } finally {
+      emulator.delays.securityGroupLagMs = 0;
+    }
+  });
+
+  test("a new instance profile is refused by RunInstances and CreateLaunchTemplate for a while, an unknown one always", async () => {
+    emulator.delays.instanceProfileLagMs = 300;
+    try {
+      profiles.set("ec2-test-profile", Date.now());
+      const launch = (name: string) => ec2.send(new RunInstancesCommand({ ImageId: stockImage, MinCount: 1, MaxCount: 1, IamInstanceProfile: { Name: name } }));
+      const template = () =>
+        ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: "ec2-test-profiled", LaunchTemplateData: { ImageId: stockImage, IamInstanceProfile: { Name: "ec2-test-profile" } } }));
+      await expect(launch("ec2-test-profile")).rejects.toMatchObject({ name: "InvalidParameterValue", message: expect.stringContaining("Invalid IAM Instance Profile name") });
+      await expect(template()).rejects.toMatchObject({ name: "InvalidParameterValue" });
+      await Bun.sleep(300);
+      const { Instances } = await launch("ec2-test-profile");
+      await template();
+      await expect(launch("ec2-test-no-such-profile")).rejects.toMatchObject({ name: "InvalidParameterValue" });
+      await ec2.send(new TerminateInstancesCommand({ InstanceIds: [Instances![0]!.InstanceId!] }));
+    } finally {
+      emulator.delays.instanceProfileLagMs = 0;
+    }
   });
 });

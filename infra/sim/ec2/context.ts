@@ -15,6 +15,12 @@ export interface Ec2Context {
   readonly readAfterCreateLagMs: number;
   /** The vCPU quota and what the zone can give; tests change it while the emulator runs. */
   capacity: CapacitySettings;
+  /** For this long after CreateSecurityGroup, calls naming the new group answer InvalidGroup.NotFound. */
+  readonly securityGroupLagMs: number;
+  /** For this long after an instance profile's creation, RunInstances and CreateLaunchTemplate refuse it. */
+  readonly instanceProfileLagMs: number;
+  /** When the named instance profile was created (ms since the epoch); undefined: no such profile. Without it, profiles are not checked. */
+  instanceProfileCreatedAt?(name: string): number | undefined;
   /** Called for each instance RunInstances creates, before it boots (the region starts its metadata service). */
   onLaunch(instanceId: string): void;
 }

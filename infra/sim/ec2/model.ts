@@ -74,6 +74,8 @@ export interface SecurityGroup {
   description: string;
   vpcId: string;
   ingress: IpRule[];
+  /** ms since the epoch. */
+  createdAt: number;
 }
 
 export interface LaunchTemplate {

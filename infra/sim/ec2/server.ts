@@ -29,6 +29,12 @@ export interface Ec2EmulatorOptions {
   stopDelayMs?: number;
   /** How long a new instance or image answers NotFound when described by its id, as EC2 may (default 0). */
   readAfterCreateLagMs?: number;
+  /** How long a new security group is NotFound to the calls that name it (default 0). */
+  securityGroupLagMs?: number;
+  /** How long a new instance profile is refused by RunInstances and CreateLaunchTemplate (default 0). */
+  instanceProfileLagMs?: number;
+  /** When the named instance profile was created (the region asks its IAM); without it, profiles are not checked. */
+  instanceProfileCreatedAt?(name: string): number | undefined;
   /** SIGTERM -> SIGKILL when an instance's process is ended (default 2000 ms). */
   killGraceMs?: number;
   /** The account's Standard on-demand vCPU quota, counted over pending and running instances (default: none). */
@@ -66,7 +72,7 @@ export interface Ec2Emulator {
   /** The vCPU quota and the instances the zone can still give (InsufficientInstanceCapacity past them); change at will. */
   capacity: CapacitySettings;
   /** The delays can change while the emulator runs (a simulation compares them). */
-  delays: { bootDelayMs: number; startDelayMs?: number; stopDelayMs: number; readAfterCreateLagMs: number };
+  delays: { bootDelayMs: number; startDelayMs?: number; stopDelayMs: number; readAfterCreateLagMs: number; securityGroupLagMs: number; instanceProfileLagMs: number };
   instances(): InstanceSummary[];
   /** Sends `signal` (default SIGKILL) to the instance's process; false when it has none. */
   killProcess(instanceId: string, signal?: NodeJS.Signals): boolean;
@@ -86,6 +92,8 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
     startDelayMs: options.startDelayMs,
     stopDelayMs: options.stopDelayMs ?? 0,
     readAfterCreateLagMs: options.readAfterCreateLagMs ?? 0,
+    securityGroupLagMs: options.securityGroupLagMs ?? 0,
+    instanceProfileLagMs: options.instanceProfileLagMs ?? 0,
   };
   const lifecycle = new InstanceLifecycle({
     get bootDelayMs() {
@@ -117,6 +125,13 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
     get readAfterCreateLagMs() {
       return delays.readAfterCreateLagMs;
     },
+    get securityGroupLagMs() {
+      return delays.securityGroupLagMs;
+    },
+    get instanceProfileLagMs() {
+      return delays.instanceProfileLagMs;
+    },
+    instanceProfileCreatedAt: options.instanceProfileCreatedAt,
     onLaunch: (id) => options.onLaunch?.(store.instances.get(id)!),
   };
   const server = serveQuery({

@@ -1,6 +1,7 @@
 /** RunInstances, DescribeInstances, StartInstances, StopInstances, TerminateInstances. */
 import { QueryError, record, text, texts, type Params, type XmlValue } from "../../query-protocol.ts";
 import { grantLaunch, grantStart, vcpusInUse } from "../capacity.ts";
+import { requireUsableProfile } from "../consistency.ts";
 import type { Ec2Context, Ec2Handler } from "../context.ts";
 import { filtersOf, matchesFilters, paginate } from "../filters.ts";
 import { mergeLaunchSpecs, parseLaunchSpec, requireLaunchField } from "../launch-spec.ts";
@@ -33,6 +34,7 @@ const runInstances: Ec2Handler = (params, context) => {
   const fromTemplate = templateSpec(params, context);
   const spec = mergeLaunchSpecs(fromTemplate.spec, parseLaunchSpec(params));
   const imageId = requireLaunchField(spec.imageId, "ImageId");
+  requireUsableProfile(spec, context);
   if (!store.images.has(imageId)) throw new QueryError("InvalidAMIID.NotFound", `The image id '[${imageId}]' does not exist`);
   for (const groupId of spec.securityGroupIds ?? []) {
     if (!store.securityGroups.has(groupId)) throw new QueryError("InvalidGroup.NotFound", `The security group '${groupId}' does not exist`);

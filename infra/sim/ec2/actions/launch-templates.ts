@@ -1,5 +1,6 @@
 /** CreateLaunchTemplate, CreateLaunchTemplateVersion, ModifyLaunchTemplate, Describe/Delete and versions. */
 import { QueryError, record, text, texts, type Params, type XmlValue } from "../../query-protocol.ts";
+import { requireUsableProfile } from "../consistency.ts";
 import type { Ec2Context, Ec2Handler } from "../context.ts";
 import { filtersOf, listedOrAll, matchesFilters, paginate } from "../filters.ts";
 import { launchSpecXml, mergeLaunchSpecs, parseLaunchSpec, tagSpecificationsOf } from "../launch-spec.ts";
@@ -54,18 +55,21 @@ function versionXml(template: LaunchTemplate, number: number): XmlValue {
   };
 }
 
-const createLaunchTemplate: Ec2Handler = (params, { store }) => {
+const createLaunchTemplate: Ec2Handler = (params, context) => {
+  const { store } = context;
   const name = text(params, "LaunchTemplateName") ?? "";
   if (!/^[a-zA-Z0-9().\-/_]{3,128}$/.test(name)) throw new QueryError("InvalidLaunchTemplateName.MalformedException", `Invalid launch template name: ${name}`);
   if ([...store.launchTemplates.values()].some((template) => template.name === name)) {
     throw new QueryError("InvalidLaunchTemplateName.AlreadyExistsException", `Launch template name already in use.`);
   }
+  const spec = parseLaunchSpec(record(params, "LaunchTemplateData"));
+  requireUsableProfile(spec, context);
   const template: LaunchTemplate = {
     id: store.newId("lt"),
     name,
     createTime: new Date(),
     defaultVersion: 1,
-    versions: new Map([[1, { spec: parseLaunchSpec(record(params, "LaunchTemplateData")), description: text(params, "VersionDescription"), createTime: new Date() }]]),
+    versions: new Map([[1, { spec, description: text(params, "VersionDescription"), createTime: new Date() }]]),
   };
   store.launchTemplates.set(template.id, template);
   for (const spec of tagSpecificationsOf(params)) if (spec.resourceType === "launch-template") store.addTags(template.id, spec.tags);

@@ -1,5 +1,6 @@
 /** CreateSecurityGroup, DescribeSecurityGroups, Authorize/RevokeSecurityGroupIngress, DeleteSecurityGroup. */
 import { QueryError, records, text, texts, type Params } from "../../query-protocol.ts";
+import { requireVisibleGroup } from "../consistency.ts";
 import type { Ec2Context, Ec2Handler } from "../context.ts";
 import { filtersOf, listedOrAll, matchesFilters, paginate } from "../filters.ts";
 import { tagSpecificationsOf } from "../launch-spec.ts";
@@ -39,7 +40,14 @@ const createSecurityGroup: Ec2Handler = (params, { store }) => {
   if ([...store.securityGroups.values()].some((group) => group.name === name)) {
     throw new QueryError("InvalidGroup.Duplicate", `The security group '${name}' already exists for VPC '${VPC_ID}'`);
   }
-  const group: SecurityGroup = { id: store.newId("sg"), name, description: text(params, "GroupDescription") ?? "", vpcId: text(params, "VpcId") ?? VPC_ID, ingress: [] };
+  const group: SecurityGroup = {
+    id: store.newId("sg"),
+    name,
+    description: text(params, "GroupDescription") ?? "",
+    vpcId: text(params, "VpcId") ?? VPC_ID,
+    ingress: [],
+    createdAt: Date.now(),
+  };
   store.securityGroups.set(group.id, group);
   for (const spec of tagSpecificationsOf(params)) if (spec.resourceType === "security-group") store.addTags(group.id, spec.tags);
   return { return: true, groupId: group.id, tagSet: tagSet(store.tagsOf(group.id)) };
@@ -76,7 +84,7 @@ const describeSecurityGroups: Ec2Handler = (params, { store }) => {
 };
 
 const authorizeSecurityGroupIngress: Ec2Handler = (params, context) => {
-  const group = groupOf(params, context);
+  const group = requireVisibleGroup(groupOf(params, context), context);
   const rules = rulesOf(params);
   for (const rule of rules) {
     const existing = group.ingress.find((candidate) => sameRange(candidate, rule));

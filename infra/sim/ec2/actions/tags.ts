@@ -1,5 +1,6 @@
 /** CreateTags, DeleteTags, DescribeTags, over every resource kind. */
 import { QueryError, records, tagParams, text, texts } from "../../query-protocol.ts";
+import { requireVisibleGroup } from "../consistency.ts";
 import type { Ec2Handler } from "../context.ts";
 import { filtersOf, matchesFilters, paginate } from "../filters.ts";
 import { resourceTypeOf, type Ec2Store } from "../model.ts";
@@ -18,9 +19,15 @@ function existingResources(store: Ec2Store, ids: string[]): string[] {
   return ids;
 }
 
-const createTags: Ec2Handler = (params, { store }) => {
+const createTags: Ec2Handler = (params, context) => {
+  const { store } = context;
   const tags = tagParams(params, "Tag");
-  for (const id of existingResources(store, texts(params, "ResourceId"))) store.addTags(id, tags);
+  const ids = existingResources(store, texts(params, "ResourceId"));
+  for (const id of ids) {
+    const group = store.securityGroups.get(id);
+    if (group) requireVisibleGroup(group, context);
+  }
+  for (const id of ids) store.addTags(id, tags);
   return { return: true };
 };
 
