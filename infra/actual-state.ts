@@ -3,11 +3,10 @@ import { DescribeLaunchTemplatesCommand, DescribeLaunchTemplateVersionsCommand, 
 import { GetInstanceProfileCommand, GetRoleCommand, GetRolePolicyCommand } from "@aws-sdk/client-iam";
 import { GetBucketEncryptionCommand, GetBucketTaggingCommand, GetObjectCommand, GetPublicAccessBlockCommand, HeadBucketCommand } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueueTagsCommand } from "@aws-sdk/client-sqs";
-import { fromTagList, isAwsError, unlessMissing, type AwsClients } from "./aws.ts";
+import { fromTagList, isAwsError, NO_SUCH_QUEUE, unlessMissing, type AwsClients } from "./aws.ts";
 import { sha256Hex, type ActualState, type BucketActual, type DesiredState, type IngressRule, type LaunchTemplateActual, type QueueActual, type RoleActual, type SecurityGroupActual } from "./plan.ts";
 
 const NO_SUCH_IAM_ENTITY = ["NoSuchEntity", "NoSuchEntityException"];
-const NO_SUCH_QUEUE = ["QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"];
 
 export async function readActualState(aws: AwsClients, desired: DesiredState): Promise<ActualState> {
   const roles = Object.values(desired.roles);

@@ -24,7 +24,7 @@ import {
   type BucketLocationConstraint,
 } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand, TagQueueCommand } from "@aws-sdk/client-sqs";
-import { toTagList, unlessMissing, type AwsClients } from "./aws.ts";
+import { groupNotYetKnown, onceConsistent, profileNotYetUsable, toTagList, unlessMissing, type AwsClients } from "./aws.ts";
 import { describeChange, desiredPermissions, redrivePolicy, type ActualState, type Change, type DesiredState, type IngressRule, type QueueSpec, type ResourceKind } from "./plan.ts";
 import { launchTemplateData, newDefaultVersion } from "./launch-template.ts";
 import { INSTANCE_ROLES, instanceRoleTrustPolicy } from "./policies.ts";
@@ -130,13 +130,13 @@ const create: ResourceHandlers = {
     await aws.iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags: toTagList(desired.tags) }));
   },
   "launch-template": async (run, name) => {
-    const { LaunchTemplate } = await run.aws.ec2.send(
-      new CreateLaunchTemplateCommand({
-        LaunchTemplateName: name,
-        LaunchTemplateData: launchTemplateData(run.desired, securityGroupId(run)),
-        TagSpecifications: [{ ResourceType: "launch-template", Tags: toTagList(run.desired.tags) }],
-      }),
-    );
+    const command = new CreateLaunchTemplateCommand({
+      LaunchTemplateName: name,
+      LaunchTemplateData: launchTemplateData(run.desired, securityGroupId(run)),
+      TagSpecifications: [{ ResourceType: "launch-template", Tags: toTagList(run.desired.tags) }],
+    });
+    // The template names an instance profile created a moment ago, which EC2 may refuse for some seconds.
+    const { LaunchTemplate } = await onceConsistent(() => run.aws.ec2.send(command), profileNotYetUsable, run.pollSeconds);
     run.launchTemplateId = LaunchTemplate?.LaunchTemplateId;
   },
 };
@@ -150,7 +150,8 @@ const tag: ResourceHandlers = {
     await run.aws.sqs.send(new TagQueueCommand({ QueueUrl: queueUrl(run, name), Tags: run.desired.tags }));
   },
   "security-group": async (run) => {
-    await run.aws.ec2.send(new CreateTagsCommand({ Resources: [securityGroupId(run)], Tags: toTagList(run.desired.tags) }));
+    const command = new CreateTagsCommand({ Resources: [securityGroupId(run)], Tags: toTagList(run.desired.tags) });
+    await onceConsistent(() => run.aws.ec2.send(command), groupNotYetKnown, run.pollSeconds);
   },
   "launch-template": async (run) => {
     await run.aws.ec2.send(new CreateTagsCommand({ Resources: [known(run.launchTemplateId, "launch template id")], Tags: toTagList(run.desired.tags) }));
@@ -187,9 +188,9 @@ const handlers: ChangeHandlers = {
     await run.aws.sqs.send(new SetQueueAttributesCommand({ QueueUrl: queueUrl(run, change.name), Attributes }));
   },
   "authorize-ingress": async (run, change) => {
-    await run.aws.ec2.send(
-      new AuthorizeSecurityGroupIngressCommand({ GroupId: securityGroupId(run), IpPermissions: [ipPermission(change.rule, "facefleet web tier")] }),
-    );
+    const command = new AuthorizeSecurityGroupIngressCommand({ GroupId: securityGroupId(run), IpPermissions: [ipPermission(change.rule, "facefleet web tier")] });
+    // Right after CreateSecurityGroup, EC2 may not know the group yet.
+    await onceConsistent(() => run.aws.ec2.send(command), groupNotYetKnown, run.pollSeconds);
   },
   "revoke-ingress": async (run, change) => {
     await run.aws.ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: securityGroupId(run), IpPermissions: [ipPermission(change.rule)] }));

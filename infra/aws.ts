@@ -36,6 +36,8 @@ export function isAwsError(error: unknown, ...codes: string[]): boolean {
 /** What EC2 answers for an id it does not know, which includes one it created a moment ago. */
 export const INSTANCE_NOT_FOUND = "InvalidInstanceID.NotFound";
 export const IMAGE_NOT_FOUND = "InvalidAMIID.NotFound";
+/** SQS's answers for a queue that does not exist (the SDK names it either way). */
+export const NO_SUCH_QUEUE = ["QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"];
 
 /** Runs the call; the named errors ("does not exist", "not yet") become undefined. */
 export async function unlessMissing<T>(read: () => Promise<T>, ...codes: string[]): Promise<T | undefined> {
@@ -44,6 +46,31 @@ export async function unlessMissing<T>(read: () => Promise<T>, ...codes: string[
   } catch (error) {
     if (isAwsError(error, ...codes)) return undefined;
     throw error;
+  }
+}
+
+/** A security group EC2 created a moment ago and does not know yet. */
+export const groupNotYetKnown = (error: unknown) => isAwsError(error, "InvalidGroup.NotFound");
+/** An instance profile IAM created a moment ago that EC2 cannot use yet: "Invalid IAM Instance Profile name". */
+export const profileNotYetUsable = (error: unknown) => isAwsError(error, "InvalidParameterValue") && /IAM Instance Profile/i.test((error as Error).message);
+
+/** What AWS takes to make a new group or instance profile usable: seconds, rarely a minute. */
+const CONSISTENCY_TIMEOUT_SECONDS = 90;
+const MAX_CONSISTENCY_PAUSE_SECONDS = 10;
+
+/**
+ * AWS is eventually consistent after a create: the call is repeated while it fails with `notYet`, pausing twice as
+ * long each time (from `pollSeconds`, at most 10 s), for up to 90 s; then its last error is thrown.
+ */
+export async function onceConsistent<T>(call: () => Promise<T>, notYet: (error: unknown) => boolean, pollSeconds: number): Promise<T> {
+  const deadline = Date.now() + CONSISTENCY_TIMEOUT_SECONDS * 1000;
+  for (let pause = pollSeconds; ; pause = Math.min(pause * 2, MAX_CONSISTENCY_PAUSE_SECONDS)) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!notYet(error) || Date.now() + pause * 1000 > deadline) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause * 1000));
   }
 }
 

@@ -5,7 +5,7 @@
  * scale-out is a RunInstances). Only what is missing is launched; a second run changes nothing.
  */
 import { DescribeInstancesCommand, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, type _InstanceType } from "@aws-sdk/client-ec2";
-import { awsClients, destroyClients, isAwsError, toTagList, type AwsClients } from "./aws.ts";
+import { awsClients, destroyClients, isAwsError, onceConsistent, profileNotYetUsable, toTagList, type AwsClients } from "./aws.ts";
 import { ROLE_TAG } from "../roles/deployment.ts";
 import { listDeploymentInstances, waitForStates } from "./instances.ts";
 import { instanceRoleNames } from "./policies.ts";
@@ -44,21 +44,21 @@ async function launchInRounds(aws: AwsClients, action: Extract<LaunchAction, { k
     const wanted = action.count - launched.length;
     let ids: string[];
     try {
-      const { Instances } = await aws.ec2.send(
-        new RunInstancesCommand({
-          MinCount: 1,
-          MaxCount: wanted,
-          LaunchTemplate: { LaunchTemplateId: launchTemplateId, Version: "$Default" },
-          // The template carries the app profile; the web tier gets its own role.
-          ...(action.role !== "app" && { InstanceType: options.webInstanceType as _InstanceType, IamInstanceProfile: { Name: instanceRoleNames(config.prefix).web.profileName } }),
-          TagSpecifications: [
-            {
-              ResourceType: "instance",
-              Tags: toTagList({ [DEPLOYMENT_TAG]: config.prefix, [ROLE_TAG]: action.role, Name: `${config.prefix}-${action.role.replace("+", "-")}` }),
-            },
-          ],
-        }),
-      );
+      const command = new RunInstancesCommand({
+        MinCount: 1,
+        MaxCount: wanted,
+        LaunchTemplate: { LaunchTemplateId: launchTemplateId, Version: "$Default" },
+        // The template carries the app profile; the web tier gets its own role.
+        ...(action.role !== "app" && { InstanceType: options.webInstanceType as _InstanceType, IamInstanceProfile: { Name: instanceRoleNames(config.prefix).web.profileName } }),
+        TagSpecifications: [
+          {
+            ResourceType: "instance",
+            Tags: toTagList({ [DEPLOYMENT_TAG]: config.prefix, [ROLE_TAG]: action.role, Name: `${config.prefix}-${action.role.replace("+", "-")}` }),
+          },
+        ],
+      });
+      // The launch template's instance profile may be a few seconds old (launch right after bootstrap).
+      const { Instances } = await onceConsistent(() => aws.ec2.send(command), profileNotYetUsable, options.pollSeconds);
       ids = (Instances ?? []).flatMap((instance) => (instance.InstanceId ? [instance.InstanceId] : []));
       refusals = 0;
     } catch (error) {

@@ -24,7 +24,7 @@ import {
 } from "@aws-sdk/client-iam";
 import { DeleteBucketCommand, DeleteObjectsCommand, GetBucketTaggingCommand, ListBucketsCommand, paginateListObjectsV2 } from "@aws-sdk/client-s3";
 import { DeleteQueueCommand, ListQueueTagsCommand, ListQueuesCommand } from "@aws-sdk/client-sqs";
-import { awsClients, deploymentFilter, destroyClients, fromTagList, isAwsError, unlessMissing, type AwsClients } from "./aws.ts";
+import { awsClients, deploymentFilter, destroyClients, fromTagList, isAwsError, NO_SUCH_QUEUE, unlessMissing, type AwsClients } from "./aws.ts";
 import { listDeploymentInstances, waitForStates } from "./instances.ts";
 import { instanceRoleNames } from "./policies.ts";
 import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
@@ -65,7 +65,8 @@ async function takeInventory(aws: AwsClients, context: ScriptContext): Promise<I
     aws.ec2.send(new DescribeSecurityGroupsCommand({ Filters: filters })).then((r) => (r.SecurityGroups ?? []).flatMap((group) => group.GroupId ?? [])),
     aws.sqs.send(new ListQueuesCommand({ QueueNamePrefix: prefix })).then(async (r) => {
       const urls = r.QueueUrls ?? [];
-      const tags = await Promise.all(urls.map((QueueUrl) => aws.sqs.send(new ListQueueTagsCommand({ QueueUrl }))));
+      // ListQueues may list a queue for about 60 s after its deletion; SQS itself no longer knows it: gone.
+      const tags = await Promise.all(urls.map((QueueUrl) => unlessMissing(() => aws.sqs.send(new ListQueueTagsCommand({ QueueUrl })), ...NO_SUCH_QUEUE)));
       return urls.filter((_, index) => tagged(tags[index]?.Tags));
     }),
     aws.s3.send(new ListBucketsCommand({ Prefix: prefix })).then(async (r) => {
