@@ -136,7 +136,7 @@ const create: ResourceHandlers = {
       TagSpecifications: [{ ResourceType: "launch-template", Tags: toTagList(run.desired.tags) }],
     });
     // The template names an instance profile created a moment ago, which EC2 may refuse for some seconds.
-    const { LaunchTemplate } = await onceConsistent(() => run.aws.ec2.send(command), profileNotYetUsable, run.pollSeconds);
+    const { LaunchTemplate } = await onceConsistent(() => run.aws.ec2.send(command), profileNotYetUsable, run.options.pollSeconds);
     run.launchTemplateId = LaunchTemplate?.LaunchTemplateId;
   },
 };
@@ -151,7 +151,7 @@ const tag: ResourceHandlers = {
   },
   "security-group": async (run) => {
     const command = new CreateTagsCommand({ Resources: [securityGroupId(run)], Tags: toTagList(run.desired.tags) });
-    await onceConsistent(() => run.aws.ec2.send(command), groupNotYetKnown, run.pollSeconds);
+    await onceConsistent(() => run.aws.ec2.send(command), groupNotYetKnown, run.options.pollSeconds);
   },
   "launch-template": async (run) => {
     await run.aws.ec2.send(new CreateTagsCommand({ Resources: [known(run.launchTemplateId, "launch template id")], Tags: toTagList(run.desired.tags) }));
@@ -190,7 +190,7 @@ const handlers: ChangeHandlers = {
   "authorize-ingress": async (run, change) => {
     const command = new AuthorizeSecurityGroupIngressCommand({ GroupId: securityGroupId(run), IpPermissions: [ipPermission(change.rule, "facefleet web tier")] });
     // Right after CreateSecurityGroup, EC2 may not know the group yet.
-    await onceConsistent(() => run.aws.ec2.send(command), groupNotYetKnown, run.pollSeconds);
+    await onceConsistent(() => run.aws.ec2.send(command), groupNotYetKnown, run.options.pollSeconds);
   },
   "revoke-ingress": async (run, change) => {
     await run.aws.ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: securityGroupId(run), IpPermissions: [ipPermission(change.rule)] }));

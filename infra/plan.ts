@@ -136,7 +136,7 @@ export function desiredState(config: Config, options: DesiredOptions): DesiredSt
     region: options.region,
     tags: { [DEPLOYMENT_TAG]: prefix },
     names,
-    buckets: [...new Set([names.inBucket, names.outBucket, names.galleryBucket])],
+    buckets: [...new Set([names.inBucket, names.outBucket, names.galleryBucket, names.reportsBucket])],
     queues: [
       { name: names.deadLetterQueue, attributes: { MessageRetentionPeriod: String(DEAD_LETTER_RETENTION_SECONDS) } },
       {

@@ -8,7 +8,7 @@
  *   gallery), jobs in, replies and dead letters out. No EC2, no IAM.
  * - builder (the AMI builder): its tarball (read) and its markers (write).
  */
-import { API_TOKEN_KEY, APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, EMBEDDING_KEY_PREFIX, GALLERY_KEY, ROLE_TAG } from "../roles/deployment.ts";
+import { API_TOKEN_KEY, APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, EMBEDDING_KEY_PREFIX, GALLERY_KEY, JOB_REPORTS_PREFIX, ROLE_TAG } from "../roles/deployment.ts";
 import type { ResourceNames } from "../roles/config.ts";
 
 export interface PolicyStatement {
@@ -138,6 +138,13 @@ function appStatements(scope: PolicyScope): PolicyStatement[] {
       Action: "sqs:GetQueueUrl",
       Resource: [names.reqQueue, names.respQueue, names.deadLetterQueue].map(arn.queue),
     },
+    // Its report of the jobs it holds, and no other instance's: the key ends with the caller's own ARN.
+    {
+      Sid: "WriteOwnJobReport",
+      Effect: "Allow",
+      Action: ["s3:PutObject", "s3:DeleteObject"],
+      Resource: arn.object(names.reportsBucket, `${JOB_REPORTS_PREFIX}\${ec2:SourceInstanceARN}`),
+    },
   ];
 }
 
@@ -161,6 +168,9 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
     { Sid: "FindQueues", Effect: "Allow", Action: "sqs:GetQueueUrl", Resource: [arn.queue(names.reqQueue), arn.queue(names.respQueue)] },
     // EC2 Describe* actions support no resource-level permissions: AWS requires "*" here.
     { Sid: "ListFleet", Effect: "Allow", Action: "ec2:DescribeInstances", Resource: "*" },
+    // The controller scales in only once the app instances' reports say they hold no job; a missing one is a 404.
+    { Sid: "ReadJobReports", Effect: "Allow", Action: "s3:GetObject", Resource: arn.object(names.reportsBucket, `${JOB_REPORTS_PREFIX}*`) },
+    { Sid: "TellMissingJobReports", Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:${scope.partition}:s3:::${names.reportsBucket}` },
   ];
   const appInstance = {
     [`aws:ResourceTag/${DEPLOYMENT_TAG}`]: prefix,

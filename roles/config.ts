@@ -24,6 +24,7 @@ export const ConfigSchema = Type.Object({
   inBucket: name("Input bucket; default <prefix>-in-bucket"),
   outBucket: name("Output bucket; default <prefix>-out-bucket"),
   galleryBucket: name("Bucket holding the gallery; default the output bucket"),
+  reportsBucket: name("Bucket of the app instances' job reports, apart from the data buckets; default <prefix>-reports-bucket"),
   reqQueue: name("Request queue; default <prefix>-req-queue"),
   respQueue: name("Response queue; default <prefix>-resp-queue"),
   deadLetterQueue: name("Dead-letter queue; default <prefix>-dlq"),
@@ -69,6 +70,7 @@ export interface ResourceNames {
   inBucket: string;
   outBucket: string;
   galleryBucket: string;
+  reportsBucket: string;
   reqQueue: string;
   respQueue: string;
   deadLetterQueue: string;
@@ -82,6 +84,7 @@ export function resourceNames(config: Config): ResourceNames {
     inBucket: config.inBucket ?? `${p}-in-bucket`,
     outBucket,
     galleryBucket: config.galleryBucket ?? outBucket,
+    reportsBucket: config.reportsBucket ?? `${p}-reports-bucket`,
     reqQueue: config.reqQueue ?? `${p}-req-queue`,
     respQueue: config.respQueue ?? `${p}-resp-queue`,
     deadLetterQueue: config.deadLetterQueue ?? `${p}-dlq`,

@@ -29,7 +29,8 @@ export type AnswerMode = Static<typeof AnswerModeSchema>;
  */
 export const API_TOKEN_KEY = "_secrets/api-token";
 /**
- * Each app instance keeps a report of the jobs it holds at this prefix of the input bucket, one object per instance
+ * Each app instance keeps a report of the jobs it holds at this prefix of the reports bucket (apart from the data
+ * buckets, whose object counts stay those of the requests), one object per instance
  * that only that instance may write (on AWS the rest of the key is the instance's ARN, which IAM can name as
  * `${ec2:SourceInstanceARN}`). The controller scales in only when every report says none.
  */

@@ -6,7 +6,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startEc2Emulator, type Ec2Emulator } from "./ec2/server.ts";
-import type { Instance } from "./ec2/model.ts";
+import { ACCOUNT_ID, type Instance } from "./ec2/model.ts";
 import type { ProcessSpec } from "./ec2/process.ts";
 import type { FaultSwitch } from "./faults.ts";
 import type { PolicyDocument } from "../policies.ts";
@@ -87,6 +87,9 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
     if (!instance) return undefined;
     const role = roleInProfile(instance.iamInstanceProfile?.name ?? "");
     return [...(role?.policies.values() ?? [])].map((document) => JSON.parse(document) as PolicyDocument);
+  }, (accessKeyId) => {
+    const instanceId = instanceKeys.get(accessKeyId);
+    return instanceId ? { "ec2:SourceInstanceARN": `arn:aws:ec2:${region}:${ACCOUNT_ID}:instance/${instanceId}` } : {};
   });
   const s3sqs = await startS3AndSqs(enforce ? { control, region } : undefined);
   const refuse = (service: "EC2" | "IAM", request: Request, requests: AccessRequest[]) => {

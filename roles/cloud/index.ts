@@ -29,7 +29,7 @@ export function awsCloud(config: Config): Cloud {
     blobs,
     queues: new SqsQueueService(new SQSClient(common)),
     fleet: new Ec2Fleet(new EC2Client(common), { deployment: config.prefix, launchTemplateName: names.launchTemplate, imageId: config.appImageId }),
-    reports: new BucketJobReports(blobs.bucket(names.inBucket), instanceArnReportKey()),
+    reports: new BucketJobReports(blobs.bucket(names.reportsBucket), instanceArnReportKey()),
   };
 }
 
@@ -45,6 +45,6 @@ export function localCloud(config: Config, startMachine: MachineFactory, log?: L
       deadLetterQueue: names.deadLetterQueue,
     }),
     fleet: new LocalFleet(startMachine, config.localBootDelayMs, log),
-    reports: new BucketJobReports(blobs.bucket(names.inBucket), localReportKey),
+    reports: new BucketJobReports(blobs.bucket(names.reportsBucket), localReportKey),
   };
 }

@@ -1,5 +1,5 @@
 /**
- * Job reports as one small JSON object per instance in a bucket, under JOB_REPORTS_PREFIX: S3 on AWS (strongly
+ * Job reports as one small JSON object per instance in the reports bucket, under JOB_REPORTS_PREFIX: S3 on AWS (strongly
  * consistent: a read after a write sees it), files locally. Only the key differs: on AWS it ends with the instance's
  * ARN, so IAM can let each app instance write its own report and no other.
  */

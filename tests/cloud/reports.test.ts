@@ -25,7 +25,7 @@ describe("S3 job reports", () => {
 
   async function s3Reports() {
     const config = freshConfig();
-    const name = resourceNames(config).inBucket;
+    const name = resourceNames(config).reportsBucket;
     await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
     const bucket = awsCloud(config).blobs.bucket(name);
     return { bucket, reports: new BucketJobReports(bucket, instanceArnReportKey(async () => ARN_PREFIX)) };

@@ -31,7 +31,7 @@ test("SQS counts that read 0 while jobs are in hand do not stop the instances ho
   const names = resourceNames(config);
   const sqs = new SQSClient({});
   for (const queue of [names.reqQueue, names.respQueue, names.deadLetterQueue]) await sqs.send(new CreateQueueCommand({ QueueName: queue }));
-  await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: names.inBucket }));
+  for (const bucket of [names.inBucket, names.reportsBucket]) await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: bucket }));
 
   const busy = new Set<string>();
   const stoppedMidJob: string[] = [];
@@ -39,7 +39,7 @@ test("SQS counts that read 0 while jobs are in hand do not stop the instances ho
   // In-process instances have no instance ARN: their reports are keyed by id, in the same S3 bucket.
   const cloud: Cloud = {
     ...base,
-    reports: new BucketJobReports(base.blobs.bucket(names.inBucket), localReportKey),
+    reports: new BucketJobReports(base.blobs.bucket(names.reportsBucket), localReportKey),
     fleet: new LocalFleet(async (instanceId) => {
       const app = startAppRole(context, {
         analyzer: {

@@ -133,7 +133,7 @@ describe("a deployment's life in the emulated region", () => {
 
   test("bootstrap creates the deployment: 1 KiB long-polled request queue with redrive, IMDSv2-only launch template, a new admin token printed once", async () => {
     const { stdout, mutations } = await runCounting("bootstrap", INGRESS);
-    expect(stdout).toContain("applying 27 changes");
+    expect(stdout).toContain("applying 31 changes");
     const printed = /export FACEFLEET_API_TOKEN=(\S+)/.exec(stdout)?.[1];
     expect(printed).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(await storedToken()).toBe(printed!);
@@ -334,7 +334,7 @@ describe("a deployment's life in the emulated region", () => {
     await runCounting("bootstrap", INGRESS, { prefix: "other" });
 
     const dry = await runCounting("teardown", ["--dry-run"]);
-    expect(dry.stdout).toContain("buckets: itest-in-bucket, itest-out-bucket");
+    expect(dry.stdout).toContain("buckets: itest-in-bucket, itest-out-bucket, itest-reports-bucket");
     expect(dry.mutations).toEqual([]);
 
     const declined = await runCounting("teardown", [], { stdin: "n\n" });
@@ -359,7 +359,7 @@ describe("a deployment's life in the emulated region", () => {
     expect(await Promise.all(["itest-req-queue", "itest-resp-queue", "itest-dlq"].map(queueExists))).toEqual([false, false, false]);
     expect(existsSync(stateFile(PREFIX))).toBe(false);
 
-    expect((await bucketNames()).sort()).toEqual(["other-in-bucket", "other-out-bucket"]);
+    expect((await bucketNames()).sort()).toEqual(["other-in-bucket", "other-out-bucket", "other-reports-bucket"]);
     expect((await queueUrls()).filter((url) => url.includes("/other-"))).toHaveLength(3);
     expect([...iam.roles.keys()].sort()).toEqual(["other-app-role", "other-builder-role", "other-web-role"]);
     expect(taggedWith("other", tagsOf, store.launchTemplates.keys())).toHaveLength(1);

@@ -64,7 +64,7 @@ describe("desired state", () => {
   });
 
   test("names derive from the prefix, the gallery shares the output bucket, everything carries Deployment=<prefix>", () => {
-    expect(desired.buckets).toEqual(["alpha-in-bucket", "alpha-out-bucket"]);
+    expect(desired.buckets).toEqual(["alpha-in-bucket", "alpha-out-bucket", "alpha-reports-bucket"]);
     expect(desired.tags).toEqual({ Deployment: "alpha" });
     expect(desired.securityGroup).toMatchObject({ port: 8000, cidr: "203.0.113.0/24" });
   });
@@ -82,6 +82,10 @@ describe("plan", () => {
       "block public access to bucket alpha-out-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-out-bucket",
       "tag bucket alpha-out-bucket",
+      "create bucket alpha-reports-bucket",
+      "block public access to bucket alpha-reports-bucket",
+      "turn on default encryption (SSE-S3) of bucket alpha-reports-bucket",
+      "tag bucket alpha-reports-bucket",
       "store the admin token as private object s3://alpha-in-bucket/_secrets/api-token (FACEFLEET_API_TOKEN, else a new one printed once)",
       "create queue alpha-dlq",
       "create queue alpha-req-queue",

@@ -22,13 +22,17 @@ export interface AccessControl {
   denied(accessKeyId: string | undefined, requests: AccessRequest[]): AccessRequest | undefined;
 }
 
-/** `policiesOf` answers undefined for the operator, the role's policies (none without a role) for an instance. */
-export function accessControl(policiesOf: (accessKeyId: string) => PolicyDocument[] | undefined): AccessControl {
+/**
+ * `policiesOf` answers undefined for the operator, the role's policies (none without a role) for an instance;
+ * `callerContext` the keys AWS sets on every request of that caller (`ec2:SourceInstanceARN` for an instance's role).
+ */
+export function accessControl(policiesOf: (accessKeyId: string) => PolicyDocument[] | undefined, callerContext: (accessKeyId: string) => RequestContext = () => ({})): AccessControl {
   return {
     denied(accessKeyId, requests) {
       const policies = accessKeyId === undefined ? undefined : policiesOf(accessKeyId);
-      if (policies === undefined) return undefined;
-      return requests.find((request) => evaluate(policies, request) !== "allowed");
+      if (policies === undefined || accessKeyId === undefined) return undefined;
+      const caller = callerContext(accessKeyId);
+      return requests.find((request) => evaluate(policies, { ...request, context: { ...caller, ...request.context } }) !== "allowed");
     },
   };
 }

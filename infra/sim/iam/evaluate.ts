@@ -2,7 +2,9 @@
  * IAM policy evaluation within one account, as AWS documents it for identity-based policies: an explicit Deny wins,
  * then any Allow, else the request is implicitly denied. A statement applies when its Action and Resource patterns
  * (`*` and `?` wildcards, actions case-insensitive) match and every condition holds. Condition operators beyond the
- * ones below throw, so a policy can never pass a test by using something this evaluator does not understand.
+ * ones below throw, so a policy can never pass a test by using something this evaluator does not understand. Policy
+ * variables in a Resource (`${ec2:SourceInstanceARN}`) take the request context's value; a pattern whose variable
+ * the request has no value for matches nothing.
  */
 import type { PolicyDocument, PolicyStatement } from "../../policies.ts";
 
@@ -60,10 +62,25 @@ function conditionHolds(operator: string, key: string, expected: string | string
   }
 }
 
+/** The pattern with its `${key}` variables replaced from the context; undefined when one has no single value there. */
+function resolveVariables(pattern: string, context: RequestContext): string | undefined {
+  let unresolved = false;
+  const resolved = pattern.replace(/\$\{([^}]+)\}/g, (_, key: string) => {
+    const value = context[key];
+    if (typeof value !== "string") unresolved = true;
+    return typeof value === "string" ? value : "";
+  });
+  return unresolved ? undefined : resolved;
+}
+
 function applies(statement: PolicyStatement, request: AccessRequest): boolean {
   if (!asList(statement.Action).some((pattern) => wildcard(pattern, "i").test(request.action))) return false;
-  if (!asList(statement.Resource).some((pattern) => arnLike(pattern, request.resource))) return false;
   const context = request.context ?? {};
+  const resourceMatches = (pattern: string) => {
+    const resolved = resolveVariables(pattern, context);
+    return resolved !== undefined && arnLike(resolved, request.resource);
+  };
+  if (!asList(statement.Resource).some(resourceMatches)) return false;
   return Object.entries(statement.Condition ?? {}).every(([operator, entries]) =>
     Object.entries(entries).every(([key, expected]) => conditionHolds(operator, key, expected, context)),
   );
