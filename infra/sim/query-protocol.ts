@@ -49,7 +49,15 @@ export const records = (params: Params, name: string): Params[] => {
 export const tagParams = (params: Params, name: string): Record<string, string> =>
   Object.fromEntries(records(params, name).map((tag) => [text(tag, "Key") ?? "", text(tag, "Value") ?? ""]));
 
-export type XmlValue = string | number | boolean | undefined | XmlValue[] | { [name: string]: XmlValue };
+export type XmlValue = string | number | boolean | undefined | XmlValue[] | Repeated | { [name: string]: XmlValue };
+
+/** A list whose members are named `name` rather than `item` (EC2's GroupIdStringList: `<groupId>…</groupId>…`). */
+export class Repeated {
+  constructor(
+    readonly name: string,
+    readonly values: XmlValue[],
+  ) {}
+}
 
 const escapeXml = (value: string) =>
   value.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&apos;");
@@ -58,6 +66,7 @@ const escapeXml = (value: string) =>
 export function toXml(value: XmlValue, itemName: string): string {
   if (value === undefined) return "";
   if (Array.isArray(value)) return value.map((item) => `<${itemName}>${toXml(item, itemName)}</${itemName}>`).join("");
+  if (value instanceof Repeated) return value.values.map((item) => `<${value.name}>${toXml(item, itemName)}</${value.name}>`).join("");
   if (typeof value === "object") {
     return Object.entries(value)
       .filter(([, child]) => child !== undefined)

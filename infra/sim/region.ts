@@ -48,6 +48,8 @@ export interface RegionOptions {
   stockImages?: string[];
   /** The account's Standard on-demand vCPU quota (default: none); `ec2.capacity` changes it later. */
   vcpuQuota?: number;
+  /** false: no default VPC (see Ec2EmulatorOptions). */
+  defaultVpc?: boolean;
 }
 
 export interface EmulatedRegion {
@@ -115,6 +117,7 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
     stopDelayMs: options.stopDelayMs,
     killGraceMs: options.killGraceMs,
     vcpuQuota: options.vcpuQuota,
+    defaultVpc: options.defaultVpc,
     instanceProfileCreatedAt: (name) => iam.store.instanceProfiles.get(name)?.createDate.getTime(),
     logDir,
     stockImages: options.stockImages,

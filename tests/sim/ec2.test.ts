@@ -7,7 +7,9 @@ import {
   CreateLaunchTemplateCommand,
   CreateLaunchTemplateVersionCommand,
   CreateSecurityGroupCommand,
+  CreateSubnetCommand,
   CreateTagsCommand,
+  CreateVpcCommand,
   DeleteLaunchTemplateCommand,
   DeleteSecurityGroupCommand,
   DeleteTagsCommand,
@@ -15,7 +17,10 @@ import {
   DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
+  DescribeLaunchTemplateVersionsCommand,
   DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
   DescribeTagsCommand,
   EC2Client,
   ModifyLaunchTemplateCommand,
@@ -346,3 +351,66 @@ describe("eventual consistency after creates", () => {
     }
   });
 });
+
+describe("VPCs and subnets", () => {
+  test("an account has a default VPC with a default subnet per zone, where instances land unless told otherwise", async () => {
+    const { Vpcs } = await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: "is-default", Values: ["true"] }] }));
+    expect(Vpcs).toHaveLength(1);
+    const { Subnets } = await ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "vpc-id", Values: [Vpcs![0]!.VpcId!] }] }));
+    expect(Subnets!.map((subnet) => [subnet.AvailabilityZone, subnet.DefaultForAz])).toEqual([
+      ["us-east-1a", true],
+      ["us-east-1b", true],
+    ]);
+    const [instance] = await run(1, { Deployment: "ec2-test-vpc" });
+    expect([instance!.VpcId, instance!.SubnetId]).toEqual([Vpcs![0]!.VpcId, Subnets![0]!.SubnetId]);
+  });
+
+  test("a subnet, or a launch template's network interface, puts an instance in another VPC; a group name is unique per VPC only", async () => {
+    const { Vpc } = await ec2.send(new CreateVpcCommand({ CidrBlock: "10.1.0.0/16" }));
+    const { Subnet } = await ec2.send(new CreateSubnetCommand({ VpcId: Vpc!.VpcId, CidrBlock: "10.1.1.0/24", AvailabilityZone: "us-east-1b" }));
+    const { GroupId } = await ec2.send(new CreateSecurityGroupCommand({ GroupName: "ec2-test-twin", Description: "default VPC" }));
+    const twin = await ec2.send(new CreateSecurityGroupCommand({ GroupName: "ec2-test-twin", Description: "other VPC", VpcId: Vpc!.VpcId }));
+    await expect(ec2.send(new CreateSecurityGroupCommand({ GroupName: "ec2-test-twin", Description: "again", VpcId: Vpc!.VpcId }))).rejects.toMatchObject({ name: "InvalidGroup.Duplicate" });
+    const byName = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: ["ec2-test-twin"] }] }));
+    expect(byName.SecurityGroups!.map((group) => group.GroupId).sort()).toEqual([GroupId, twin.GroupId].sort());
+    const inVpc = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: ["ec2-test-twin"] }, { Name: "vpc-id", Values: [Vpc!.VpcId!] }] }));
+    expect(inVpc.SecurityGroups!.map((group) => group.GroupId)).toEqual([twin.GroupId]);
+
+    const direct = await ec2.send(new RunInstancesCommand({ ImageId: stockImage, MinCount: 1, MaxCount: 1, SubnetId: Subnet!.SubnetId }));
+    expect(direct.Instances![0]).toMatchObject({ VpcId: Vpc!.VpcId, SubnetId: Subnet!.SubnetId });
+    await ec2.send(
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: "ec2-test-in-vpc",
+        LaunchTemplateData: { ImageId: stockImage, NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: Subnet!.SubnetId, Groups: [twin.GroupId!] }] },
+      }),
+    );
+    const { LaunchTemplateVersions } = await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: "ec2-test-in-vpc", Versions: ["$Default"] }));
+    expect(LaunchTemplateVersions![0]!.LaunchTemplateData!.NetworkInterfaces).toEqual([{ DeviceIndex: 0, SubnetId: Subnet!.SubnetId, Groups: [twin.GroupId!] }]);
+    const templated = await ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, LaunchTemplate: { LaunchTemplateName: "ec2-test-in-vpc" } }));
+    expect(templated.Instances![0]).toMatchObject({ VpcId: Vpc!.VpcId, SubnetId: Subnet!.SubnetId, SecurityGroups: [{ GroupId: twin.GroupId }] });
+    await expect(ec2.send(new RunInstancesCommand({ ImageId: stockImage, MinCount: 1, MaxCount: 1, SubnetId: "subnet-00000000000000bad" }))).rejects.toMatchObject({
+      name: "InvalidSubnetID.NotFound",
+    });
+  });
+
+  test("an account without a default VPC: a group needs a VpcId and an instance a subnet, or EC2 answers VPCIdNotSpecified", async () => {
+    const bare = startEc2Emulator({ logDir: mkdtempSync(join(tmpdir(), "ec2-emulator-")), defaultVpc: false });
+    const client = new EC2Client({ endpoint: bare.endpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+    try {
+      const { Vpcs } = await client.send(new DescribeVpcsCommand({}));
+      expect(Vpcs!.map((vpc) => vpc.IsDefault)).toEqual([false]);
+      expect((await client.send(new DescribeVpcsCommand({ Filters: [{ Name: "is-default", Values: ["true"] }] }))).Vpcs).toEqual([]);
+      const image = Object.values(bare.stockImages)[0]!;
+      await expect(client.send(new CreateSecurityGroupCommand({ GroupName: "web", Description: "web" }))).rejects.toMatchObject({ name: "VPCIdNotSpecified" });
+      await expect(client.send(new RunInstancesCommand({ ImageId: image, MinCount: 1, MaxCount: 1 }))).rejects.toMatchObject({ name: "VPCIdNotSpecified" });
+      const { Subnets } = await client.send(new DescribeSubnetsCommand({ Filters: [{ Name: "vpc-id", Values: [Vpcs![0]!.VpcId!] }] }));
+      expect(Subnets).toHaveLength(2);
+      const { Instances } = await client.send(new RunInstancesCommand({ ImageId: image, MinCount: 1, MaxCount: 1, SubnetId: Subnets![1]!.SubnetId }));
+      expect(Instances![0]!.VpcId).toBe(Vpcs![0]!.VpcId);
+    } finally {
+      client.destroy();
+      await bare.stop();
+    }
+  });
+});
+

@@ -13,6 +13,8 @@ const instance: Instance = {
   state: "running",
   metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1, instanceMetadataTags: "enabled" },
   securityGroupIds: [],
+  subnetId: "subnet-1",
+  vpcId: "vpc-1",
   shutdownBehavior: "stop",
   privateIp: "10.0.0.9",
 };

@@ -1,5 +1,5 @@
 /** RunInstances parameters and launch template data share one shape; templates and requests merge field by field. */
-import { QueryError, record, records, tagParams, text, texts, type Params, type XmlValue } from "../query-protocol.ts";
+import { QueryError, record, records, Repeated, tagParams, text, texts, type Params, type XmlValue } from "../query-protocol.ts";
 import type { LaunchSpec, MetadataOptions, TagSpecification } from "./model.ts";
 import { tagSet } from "./render.ts";
 
@@ -15,6 +15,8 @@ export function parseLaunchSpec(params: Params): LaunchSpec {
   const hopLimit = text(metadata, "HttpPutResponseHopLimit");
   const groups = [...texts(params, "SecurityGroupId"), ...texts(params, "SecurityGroupIds")];
   const tagSpecifications = tagSpecificationsOf(params);
+  const primary = records(params, "NetworkInterface").find((nic) => (text(nic, "DeviceIndex") ?? "0") === "0");
+  const nicGroups = primary ? texts(primary, "SecurityGroupId") : [];
   return defined({
     imageId: text(params, "ImageId"),
     instanceType: text(params, "InstanceType"),
@@ -30,6 +32,8 @@ export function parseLaunchSpec(params: Params): LaunchSpec {
       : undefined,
     iamInstanceProfile: Object.keys(profile).length ? defined({ arn: text(profile, "Arn"), name: text(profile, "Name") }) : undefined,
     securityGroupIds: groups.length ? groups : undefined,
+    subnetId: text(params, "SubnetId"),
+    networkInterface: primary && defined({ subnetId: text(primary, "SubnetId"), groupIds: nicGroups.length ? nicGroups : undefined }),
     tagSpecifications: tagSpecifications.length ? tagSpecifications : undefined,
   });
 }
@@ -53,6 +57,9 @@ export function launchSpecXml(spec: LaunchSpec): XmlValue {
     instanceInitiatedShutdownBehavior: spec.instanceInitiatedShutdownBehavior,
     iamInstanceProfile: spec.iamInstanceProfile && { arn: spec.iamInstanceProfile.arn, name: spec.iamInstanceProfile.name },
     securityGroupIdSet: spec.securityGroupIds,
+    networkInterfaceSet: spec.networkInterface && [
+      { deviceIndex: 0, subnetId: spec.networkInterface.subnetId, groupSet: spec.networkInterface.groupIds && new Repeated("groupId", spec.networkInterface.groupIds) },
+    ],
     metadataOptions: metadata && {
       httpTokens: metadata.httpTokens,
       httpEndpoint: metadata.httpEndpoint,

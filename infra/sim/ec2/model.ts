@@ -1,4 +1,4 @@
-/** What the EC2 emulator keeps: instances, images, security groups, launch templates, and tags on all of them. */
+/** What the EC2 emulator keeps: VPCs and subnets, instances, images, security groups, launch templates, and tags on all of them. */
 export type InstanceStateName = "pending" | "running" | "stopping" | "stopped" | "shutting-down" | "terminated";
 
 export const STATE_CODES: Record<InstanceStateName, number> = {
@@ -30,6 +30,9 @@ export interface LaunchSpec {
   metadataOptions?: Partial<MetadataOptions>;
   iamInstanceProfile?: { arn?: string; name?: string };
   securityGroupIds?: string[];
+  subnetId?: string;
+  /** The primary network interface (device 0): its subnet and groups, instead of SubnetId and SecurityGroupIds. */
+  networkInterface?: { subnetId?: string; groupIds?: string[] };
   tagSpecifications?: TagSpecification[];
   instanceInitiatedShutdownBehavior?: string;
 }
@@ -47,6 +50,8 @@ export interface Instance {
   metadataOptions: MetadataOptions;
   iamInstanceProfile?: { arn?: string; name?: string };
   securityGroupIds: string[];
+  subnetId: string;
+  vpcId: string;
   shutdownBehavior: "stop" | "terminate";
   privateIp: string;
   launchTemplate?: { id: string; version: number };
@@ -78,6 +83,21 @@ export interface SecurityGroup {
   createdAt: number;
 }
 
+export interface Vpc {
+  id: string;
+  cidr: string;
+  isDefault: boolean;
+}
+
+export interface Subnet {
+  id: string;
+  vpcId: string;
+  cidr: string;
+  availabilityZone: string;
+  /** A default VPC's subnets are each their zone's default. */
+  defaultForAz: boolean;
+}
+
 export interface LaunchTemplate {
   id: string;
   name: string;
@@ -90,6 +110,8 @@ export const ACCOUNT_ID = "123456789012";
 export const VPC_ID = "vpc-0emulated0000000";
 
 export class Ec2Store {
+  readonly vpcs = new Map<string, Vpc>();
+  readonly subnets = new Map<string, Subnet>();
   readonly instances = new Map<string, Instance>();
   readonly images = new Map<string, Image>();
   readonly securityGroups = new Map<string, SecurityGroup>();
@@ -122,10 +144,14 @@ export class Ec2Store {
   }
 
   resourceExists(resourceId: string): boolean {
-    return [this.instances, this.images, this.securityGroups, this.launchTemplates].some((resources) => resources.has(resourceId));
+    return [this.vpcs, this.subnets, this.instances, this.images, this.securityGroups, this.launchTemplates].some((resources) => resources.has(resourceId));
+  }
+
+  defaultVpc(): Vpc | undefined {
+    return [...this.vpcs.values()].find((vpc) => vpc.isDefault);
   }
 }
 
-const RESOURCE_TYPES: Record<string, string> = { i: "instance", ami: "image", sg: "security-group", lt: "launch-template" };
+const RESOURCE_TYPES: Record<string, string> = { vpc: "vpc", subnet: "subnet", i: "instance", ami: "image", sg: "security-group", lt: "launch-template" };
 
 export const resourceTypeOf = (resourceId: string) => RESOURCE_TYPES[resourceId.split("-")[0] ?? ""] ?? "unknown";

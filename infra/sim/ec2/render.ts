@@ -24,6 +24,8 @@ export function instanceXml(store: Ec2Store, instance: Instance, region: string)
     placement: { availabilityZone: `${region}a`, tenancy: "default" },
     monitoring: { state: "disabled" },
     privateIpAddress: running ? instance.privateIp : undefined,
+    subnetId: instance.subnetId,
+    vpcId: instance.vpcId,
     groupSet: instance.securityGroupIds.map((groupId) => ({ groupId, groupName: store.securityGroups.get(groupId)?.name })),
     stateReason: instance.stateReason,
     architecture: "x86_64",

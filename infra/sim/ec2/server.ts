@@ -9,6 +9,7 @@ import { serveQuery } from "../query-server.ts";
 import { imageActions } from "./actions/images.ts";
 import { instanceActions } from "./actions/instances.ts";
 import { launchTemplateActions } from "./actions/launch-templates.ts";
+import { createDefaultVpc, networkActions } from "./actions/networks.ts";
 import { securityGroupActions } from "./actions/security-groups.ts";
 import { tagActions } from "./actions/tags.ts";
 import type { CapacitySettings } from "./capacity.ts";
@@ -37,6 +38,8 @@ export interface Ec2EmulatorOptions {
   instanceProfileCreatedAt?(name: string): number | undefined;
   /** SIGTERM -> SIGKILL when an instance's process is ended (default 2000 ms). */
   killGraceMs?: number;
+  /** false: the account has no default VPC (organisation accounts often have none), only a VPC of its own with two subnets. */
+  defaultVpc?: boolean;
   /** The account's Standard on-demand vCPU quota, counted over pending and running instances (default: none). */
   vcpuQuota?: number;
   /** Where each instance's process writes `<instance id>.log`. */
@@ -109,6 +112,16 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
     logDir: options.logDir,
     processFor: (instance) => options.processFor?.(instance),
   });
+  if (options.defaultVpc === false) {
+    const vpcId = store.newId("vpc");
+    store.vpcs.set(vpcId, { id: vpcId, cidr: "10.0.0.0/16", isDefault: false });
+    ["a", "b"].forEach((zone, index) => {
+      const id = store.newId("subnet");
+      store.subnets.set(id, { id, vpcId, cidr: `10.0.${index}.0/24`, availabilityZone: `${region}${zone}`, defaultForAz: false });
+    });
+  } else {
+    createDefaultVpc(store, region);
+  }
   const stockImages: Record<string, string> = {};
   for (const name of options.stockImages ?? [DEFAULT_STOCK_IMAGE]) {
     const id = store.newId("ami");
@@ -136,7 +149,7 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
   };
   const server = serveQuery({
     name: "EC2",
-    handlers: { ...instanceActions, ...tagActions, ...imageActions, ...securityGroupActions, ...launchTemplateActions },
+    handlers: { ...networkActions, ...instanceActions, ...tagActions, ...imageActions, ...securityGroupActions, ...launchTemplateActions },
     context,
     faults,
     faultErrors: {

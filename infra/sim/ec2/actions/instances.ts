@@ -5,7 +5,8 @@ import { requireUsableProfile } from "../consistency.ts";
 import type { Ec2Context, Ec2Handler } from "../context.ts";
 import { filtersOf, matchesFilters, paginate } from "../filters.ts";
 import { mergeLaunchSpecs, parseLaunchSpec, requireLaunchField } from "../launch-spec.ts";
-import { ACCOUNT_ID, STATE_CODES, type Instance, type LaunchSpec } from "../model.ts";
+import { ACCOUNT_ID, STATE_CODES, type Instance, type LaunchSpec, type Subnet } from "../model.ts";
+import { noDefaultVpc } from "./networks.ts";
 import { instanceXml, reservationXml, stateXml } from "../render.ts";
 import { findLaunchTemplate, templateVersion } from "./launch-templates.ts";
 
@@ -29,6 +30,19 @@ function instancesById(params: Params, context: Ec2Context, { visibleOnly = fals
   });
 }
 
+/** The request's (or template's) subnet; without one, the default VPC's first default subnet, as EC2 picks one. */
+function launchSubnet(spec: LaunchSpec, { store }: Ec2Context): Subnet {
+  const id = spec.networkInterface?.subnetId ?? spec.subnetId;
+  if (id !== undefined) {
+    const subnet = store.subnets.get(id);
+    if (!subnet) throw new QueryError("InvalidSubnetID.NotFound", `The subnet ID '${id}' does not exist`);
+    return subnet;
+  }
+  const fallback = [...store.subnets.values()].find((subnet) => subnet.defaultForAz);
+  if (!fallback) throw noDefaultVpc();
+  return fallback;
+}
+
 const runInstances: Ec2Handler = (params, context) => {
   const { store } = context;
   const fromTemplate = templateSpec(params, context);
@@ -36,9 +50,11 @@ const runInstances: Ec2Handler = (params, context) => {
   const imageId = requireLaunchField(spec.imageId, "ImageId");
   requireUsableProfile(spec, context);
   if (!store.images.has(imageId)) throw new QueryError("InvalidAMIID.NotFound", `The image id '[${imageId}]' does not exist`);
-  for (const groupId of spec.securityGroupIds ?? []) {
+  const securityGroupIds = spec.networkInterface?.groupIds ?? spec.securityGroupIds ?? [];
+  for (const groupId of securityGroupIds) {
     if (!store.securityGroups.has(groupId)) throw new QueryError("InvalidGroup.NotFound", `The security group '${groupId}' does not exist`);
   }
+  const subnet = launchSubnet(spec, context);
   const minCount = Number(text(params, "MinCount") ?? 1);
   const maxCount = Number(text(params, "MaxCount") ?? minCount);
   if (!(minCount >= 1 && maxCount >= minCount)) throw new QueryError("InvalidParameterValue", "MinCount and MaxCount must be at least 1, MinCount <= MaxCount");
@@ -64,7 +80,9 @@ const runInstances: Ec2Handler = (params, context) => {
         name: spec.iamInstanceProfile.name ?? spec.iamInstanceProfile.arn?.split("/").pop(),
         arn: spec.iamInstanceProfile.arn ?? `arn:aws:iam::${ACCOUNT_ID}:instance-profile/${spec.iamInstanceProfile.name}`,
       },
-      securityGroupIds: spec.securityGroupIds ?? [],
+      securityGroupIds,
+      subnetId: subnet.id,
+      vpcId: subnet.vpcId,
       shutdownBehavior: spec.instanceInitiatedShutdownBehavior === "terminate" ? "terminate" : "stop",
       privateIp: `10.0.${Math.floor(serial / 250)}.${(serial % 250) + 4}`,
       launchTemplate: fromTemplate.template,
@@ -93,6 +111,8 @@ const describeInstances: Ec2Handler = (params, context) => {
         "instance-type": instance.instanceType,
         "reservation-id": instance.reservationId,
         "instance.group-id": instance.securityGroupIds,
+        "subnet-id": instance.subnetId,
+        "vpc-id": instance.vpcId,
         "private-ip-address": instance.privateIp,
       },
       store.tagsOf(instance.id),

@@ -4,11 +4,15 @@ import { requireVisibleGroup } from "../consistency.ts";
 import type { Ec2Context, Ec2Handler } from "../context.ts";
 import { filtersOf, listedOrAll, matchesFilters, paginate } from "../filters.ts";
 import { tagSpecificationsOf } from "../launch-spec.ts";
-import { ACCOUNT_ID, VPC_ID, type Ec2Store, type IpRule, type SecurityGroup } from "../model.ts";
+import { ACCOUNT_ID, type Ec2Store, type IpRule, type SecurityGroup } from "../model.ts";
+import { noDefaultVpc } from "./networks.ts";
 import { tagSet } from "../render.ts";
 
+/** By id, or by name in the default VPC (as EC2: a name names a group only there). */
 function findGroup(store: Ec2Store, id: string | undefined, name: string | undefined): SecurityGroup {
-  const group = id !== undefined ? store.securityGroups.get(id) : [...store.securityGroups.values()].find((candidate) => candidate.name === name);
+  const defaultVpc = store.defaultVpc()?.id;
+  const group =
+    id !== undefined ? store.securityGroups.get(id) : [...store.securityGroups.values()].find((candidate) => candidate.name === name && candidate.vpcId === defaultVpc);
   if (!group) throw new QueryError("InvalidGroup.NotFound", `The security group '${id ?? name}' does not exist`);
   return group;
 }
@@ -37,14 +41,17 @@ const sameRange = (a: IpRule, b: IpRule) => a.protocol === b.protocol && a.fromP
 
 const createSecurityGroup: Ec2Handler = (params, { store }) => {
   const name = text(params, "GroupName") ?? "";
-  if ([...store.securityGroups.values()].some((group) => group.name === name)) {
-    throw new QueryError("InvalidGroup.Duplicate", `The security group '${name}' already exists for VPC '${VPC_ID}'`);
+  const vpcId = text(params, "VpcId") ?? store.defaultVpc()?.id;
+  if (vpcId === undefined) throw noDefaultVpc(" GroupName is only supported for EC2-Classic and default VPC.");
+  if (!store.vpcs.has(vpcId)) throw new QueryError("InvalidVpcID.NotFound", `The vpc ID '${vpcId}' does not exist`);
+  if ([...store.securityGroups.values()].some((group) => group.name === name && group.vpcId === vpcId)) {
+    throw new QueryError("InvalidGroup.Duplicate", `The security group '${name}' already exists for VPC '${vpcId}'`);
   }
   const group: SecurityGroup = {
     id: store.newId("sg"),
     name,
     description: text(params, "GroupDescription") ?? "",
-    vpcId: text(params, "VpcId") ?? VPC_ID,
+    vpcId,
     ingress: [],
     createdAt: Date.now(),
   };
