@@ -13,7 +13,7 @@ export async function readActualState(aws: AwsClients, desired: DesiredState): P
   const [buckets, queues, securityGroup, roleStates, profileStates, launchTemplate, apiToken] = await Promise.all([
     Promise.all(desired.buckets.map(async (name) => [name, await readBucket(aws, name)] as const)),
     Promise.all(desired.queues.map(async (queue) => [queue.name, await readQueue(aws, queue.name)] as const)),
-    readSecurityGroup(aws, desired.securityGroup.name),
+    readSecurityGroup(aws, desired.securityGroup.name, desired.network?.vpcId),
     Promise.all(roles.map(async (role) => [role.name, await readRole(aws, role.name, role.policyName)] as const)),
     Promise.all(roles.map(async (role) => [role.profileName, await readInstanceProfile(aws, role.profileName)] as const)),
     readLaunchTemplate(aws, desired.launchTemplate.name),
@@ -72,8 +72,10 @@ async function readQueue(aws: AwsClients, QueueName: string): Promise<QueueActua
   return { url: QueueUrl, attributes: { ...attributes.Attributes }, tags: { ...tags.Tags } };
 }
 
-async function readSecurityGroup(aws: AwsClients, name: string): Promise<SecurityGroupActual | undefined> {
-  const { SecurityGroups } = await aws.ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: [name] }] }));
+/** Group names are unique per VPC only: the lookup names the VPC, or another VPC's group of that name would be adopted. */
+async function readSecurityGroup(aws: AwsClients, name: string, vpcId: string | undefined): Promise<SecurityGroupActual | undefined> {
+  const filters = [{ Name: "group-name", Values: [name] }, ...(vpcId ? [{ Name: "vpc-id", Values: [vpcId] }] : [])];
+  const { SecurityGroups } = await aws.ec2.send(new DescribeSecurityGroupsCommand({ Filters: filters }));
   const group = SecurityGroups?.[0];
   if (!group?.GroupId) return undefined;
   const ingress: IngressRule[] = (group.IpPermissions ?? []).flatMap((permission) =>
@@ -124,7 +126,8 @@ async function readLaunchTemplate(aws: AwsClients, name: string): Promise<Launch
     id: template.LaunchTemplateId,
     instanceType: data.InstanceType,
     profileName: data.IamInstanceProfile?.Name,
-    securityGroupIds: data.SecurityGroupIds ?? [],
+    securityGroupIds: data.NetworkInterfaces?.[0]?.Groups ?? data.SecurityGroupIds ?? [],
+    subnetId: data.NetworkInterfaces?.[0]?.SubnetId,
     httpTokens: data.MetadataOptions?.HttpTokens,
     instanceMetadataTags: data.MetadataOptions?.InstanceMetadataTags,
     instanceTags: fromTagList(data.TagSpecifications?.find((spec) => spec.ResourceType === "instance")?.Tags),

@@ -108,6 +108,7 @@ const create: ResourceHandlers = {
     const { GroupId } = await run.aws.ec2.send(
       new CreateSecurityGroupCommand({
         GroupName: name,
+        VpcId: run.desired.network?.vpcId,
         Description: run.desired.securityGroup.description,
         TagSpecifications: [{ ResourceType: "security-group", Tags: toTagList(run.desired.tags) }],
       }),

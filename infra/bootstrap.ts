@@ -8,6 +8,7 @@
 import { readActualState } from "./actual-state.ts";
 import { applyChanges } from "./apply.ts";
 import { awsClients, destroyClients } from "./aws.ts";
+import { resolveNetwork } from "./network.ts";
 import { describeChange, desiredState, planChanges, type ActualState, type DesiredState } from "./plan.ts";
 import { INSTANCE_ROLES } from "./policies.ts";
 import { runScript, UsageError, waitUntil } from "./script.ts";
@@ -30,6 +31,8 @@ function stateOf(desired: DesiredState, actual: ActualState) {
     region: desired.region,
     buckets: { in: names.inBucket, out: names.outBucket, gallery: names.galleryBucket },
     queueUrls: presentOnly(Object.entries({ request: url(names.reqQueue), response: url(names.respQueue), deadLetter: url(names.deadLetterQueue) })),
+    vpcId: desired.network?.vpcId,
+    subnetIds: desired.network?.subnetIds,
     securityGroupId: actual.securityGroup?.id,
     roleArns: presentOnly(INSTANCE_ROLES.map((role) => [role, actual.roles[desired.roles[role].name]?.arn])),
     instanceProfileArns: presentOnly(INSTANCE_ROLES.map((role) => [role, actual.instanceProfiles[desired.roles[role].profileName]?.arn])),
@@ -43,7 +46,9 @@ await runScript("bootstrap", async ({ config, options, out }) => {
   if (ingressCidr === undefined) throw new UsageError(INGRESS_CIDR_MISSING);
   const aws = await awsClients();
   try {
-    const desired = desiredState(config, { ...options, region: aws.region, ingressCidr, apiToken: config.apiToken });
+    const network = await out.step("find the VPC and subnets", () => resolveNetwork(aws, { vpcId: options.vpcId, subnetIds: options.subnetIds?.split(",") }));
+    out.line(`VPC ${network.vpcId}${network.subnetIds.length > 0 ? `, subnets ${network.subnetIds.join(", ")}` : " (default subnets)"}`);
+    const desired = desiredState(config, { ...options, region: aws.region, ingressCidr, apiToken: config.apiToken, network });
     const actual = await out.step(`read deployment '${desired.prefix}' in ${aws.region}`, () => readActualState(aws, desired));
     const changes = planChanges(desired, actual);
     if (changes.length === 0) {

@@ -7,13 +7,15 @@ import type { DesiredState } from "./plan.ts";
  * IMDSv2 only, with instance tags in metadata so that the service reads its Role tag without DescribeTags. The
  * template launches app instances (the controller's and launch's warm pool): it carries the app profile; launch and
  * bake-ami name the web and builder profiles in their own RunInstances.
+ * With subnets, the instances' network interface is in the first (its VPC may have no default subnet for EC2 to pick).
  */
 export function launchTemplateData(desired: DesiredState, securityGroupId: string): RequestLaunchTemplateData {
   const tags = toTagList(desired.tags);
+  const subnetId = desired.network?.subnetIds[0];
   return {
     InstanceType: desired.launchTemplate.instanceType as RequestLaunchTemplateData["InstanceType"],
     IamInstanceProfile: { Name: desired.roles.app.profileName },
-    SecurityGroupIds: [securityGroupId],
+    ...(subnetId ? { NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnetId, Groups: [securityGroupId] }] } : { SecurityGroupIds: [securityGroupId] }),
     MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1, InstanceMetadataTags: "enabled" },
     TagSpecifications: [
       { ResourceType: "instance", Tags: tags },

@@ -5,6 +5,7 @@
  */
 import { resourceNames, type Config, type ResourceNames } from "../roles/config.ts";
 import { API_TOKEN_KEY, DEPLOYMENT_TAG, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
+import type { Network } from "./network.ts";
 import { INSTANCE_ROLES, instanceRoleNames, instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type InstanceRole, type PolicyDocument, type RoleNames } from "./policies.ts";
 /** Dead letters are kept as long as SQS allows, for inspection. */
 export const DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600;
@@ -33,6 +34,8 @@ export interface DesiredState {
    * there is replaced. Without it any token there is kept. The secret itself is never part of the plan.
    */
   apiToken: { bucket: string; key: string; sha256?: string };
+  /** The VPC and subnets found for the deployment; undefined where none is needed (teardown). */
+  network?: Network;
 }
 
 export interface BucketActual {
@@ -79,6 +82,8 @@ export interface LaunchTemplateActual {
   instanceType?: string;
   profileName?: string;
   securityGroupIds: string[];
+  /** The subnet of its network interface, when it names one. */
+  subnetId?: string;
   httpTokens?: string;
   instanceMetadataTags?: string;
   /** Tags the template puts on the instances it launches. */
@@ -123,6 +128,7 @@ export interface DesiredOptions {
   appInstanceType: string;
   /** FACEFLEET_API_TOKEN, when set. */
   apiToken?: string;
+  network?: Network;
 }
 
 export const sha256Hex = (text: string) => new Bun.CryptoHasher("sha256").update(text).digest("hex");
@@ -154,6 +160,7 @@ export function desiredState(config: Config, options: DesiredOptions): DesiredSt
     roles: instanceRoleNames(prefix),
     launchTemplate: { name: names.launchTemplate, instanceType: options.appInstanceType },
     apiToken: { bucket: names.inBucket, key: API_TOKEN_KEY, ...(options.apiToken !== undefined && { sha256: sha256Hex(options.apiToken) }) },
+    ...(options.network && { network: options.network }),
   };
 }
 
@@ -258,6 +265,7 @@ export function planChanges(desired: DesiredState, actual: ActualState): Change[
     if (current.profileName !== desired.roles.app.profileName) fields.push("IamInstanceProfile");
     const groupId = actual.securityGroup?.id;
     if (!groupId || current.securityGroupIds.length !== 1 || current.securityGroupIds[0] !== groupId) fields.push("SecurityGroupIds");
+    if (current.subnetId !== desired.network?.subnetIds[0]) fields.push("NetworkInterfaces");
     if (current.httpTokens !== "required" || current.instanceMetadataTags !== "enabled") fields.push("MetadataOptions");
     if (!hasTags(current.instanceTags, tags)) fields.push("TagSpecifications");
     if (fields.length > 0) changes.push({ kind: "update-launch-template", name: template.name, fields });

@@ -13,6 +13,8 @@ export const DeploymentStateSchema = Type.Object({
   region: Type.String(),
   buckets: Type.Record(Type.String(), Type.String()),
   queueUrls: Type.Record(Type.String(), Type.String()),
+  vpcId: Type.Optional(Type.String()),
+  subnetIds: Type.Optional(Type.Array(Type.String())),
   securityGroupId: Type.Optional(Type.String()),
   /** By instance role (web, app, builder). */
   roleArns: Type.Optional(Type.Record(Type.String(), Type.String())),

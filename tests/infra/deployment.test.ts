@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { vcpusInUse } from "../../infra/sim/ec2/capacity.ts";
 import { instanceAccessKey } from "../../infra/sim/iam/access.ts";
 import { REPO_ROOT, startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
+import { runInfraScript } from "./run-script.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -42,17 +43,9 @@ interface RunOptions {
   env?: Record<string, string>;
 }
 
-async function run(script: string, args: string[] = [], options: RunOptions = {}) {
+function run(script: string, args: string[] = [], options: RunOptions = {}) {
   const prefix = options.prefix ?? PREFIX;
-  const child = Bun.spawn([process.execPath, `infra/${script}.ts`, "--state-file", stateFile(prefix), "--poll-seconds", "0.05", ...args], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...region.env, AWS_EC2_METADATA_DISABLED: "true", FACEFLEET_PREFIX: prefix, ...options.env },
-    stdin: new TextEncoder().encode(options.stdin ?? ""),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  return { code, stdout, stderr, output: stdout + stderr };
+  return runInfraScript(region, script, args, { prefix, stateFile: stateFile(prefix), stdin: options.stdin, env: options.env });
 }
 
 /** Runs the script and returns the mutating calls it made to EC2, IAM, S3 and SQS. */

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { loadConfig } from "../../roles/config.ts";
+import { launchTemplateData } from "../../infra/launch-template.ts";
 import { INSTANCE_ROLES, instanceRoleTrustPolicy } from "../../infra/policies.ts";
 import { desiredPermissions, desiredState, describeChange, planChanges, redrivePolicy, sha256Hex, type ActualState, type DesiredState } from "../../infra/plan.ts";
 
@@ -200,5 +201,14 @@ describe("plan", () => {
       "allow tcp 8000 from 203.0.113.0/24 into security group alpha-web",
       "new default version of launch template alpha-instance (SecurityGroupIds)",
     ]);
+  });
+
+  test("given subnets, the launch template's network interface moves to the first; the template data names it with the group", () => {
+    const inSubnets = desiredState(config, { region: "us-east-1", ingressCidr: "203.0.113.0/24", appInstanceType: "t3.small", network: { vpcId: "vpc-1", subnetIds: ["subnet-a", "subnet-b"] } });
+    expect(planChanges(inSubnets, converged(desired))).toEqual([{ kind: "update-launch-template", name: "alpha-instance", fields: ["NetworkInterfaces"] }]);
+    expect(planChanges(inSubnets, { ...converged(desired), launchTemplate: { ...converged(desired).launchTemplate!, subnetId: "subnet-a" } })).toEqual([]);
+    expect(launchTemplateData(inSubnets, "sg-1")).toMatchObject({ NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: "subnet-a", Groups: ["sg-1"] }] });
+    expect(launchTemplateData(inSubnets, "sg-1").SecurityGroupIds).toBeUndefined();
+    expect(launchTemplateData(desired, "sg-1")).toMatchObject({ SecurityGroupIds: ["sg-1"] });
   });
 });
