@@ -92,22 +92,25 @@ describe("controller loop", () => {
   });
 });
 
-const fixedDepth = (depth: QueueDepth) => ({ depth: async () => depth }) as Pick<JobQueue, "depth"> as JobQueue;
+/** A controller over a queue of fixed depth, stepped by the test on its own clock. */
+function controllerOf(options: { depth: QueueDepth; fleet: Fleet; reports?: JobReports; poolPolicy: "warm" | "cold"; now: () => number; logger?: ReturnType<typeof captureLogs>["logger"] }) {
+  return new Controller({
+    queue: { depth: async () => options.depth } as Pick<JobQueue, "depth"> as JobQueue,
+    fleet: options.fleet,
+    reports: options.reports ?? new FixedReports(),
+    scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: options.poolPolicy, scaleInAfterMs: 1000 },
+    intervalMs: 250,
+    log: options.logger ?? captureLogs().logger,
+    now: options.now,
+  });
+}
 
 describe("controller and EC2's capacity", () => {
   test("a scale-out cut short caps the fleet at what came, backs off (5 s, then 10 s), logs it and says so in health, then asks again", async () => {
     const fleet = new QuotaFleet(10);
     let clock = 0;
     const logs = captureLogs();
-    const controller = new Controller({
-      queue: fixedDepth({ visible: 1000, inFlight: 0 }),
-      fleet,
-      reports: new FixedReports(),
-      scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "cold", scaleInAfterMs: 1000 },
-      intervalMs: 250,
-      log: logs.logger,
-      now: () => clock,
-    });
+    const controller = controllerOf({ depth: { visible: 1000, inFlight: 0 }, fleet, poolPolicy: "cold", now: () => clock, logger: logs.logger });
     expect(controller.health()).toEqual({ capacity: "unlimited" });
     for (; clock < 4_999; clock += 250) await controller.step();
     expect(fleet.launchCalls).toEqual([15]);
@@ -134,15 +137,7 @@ describe("controller and EC2's capacity", () => {
     const fleet = new QuotaFleet(0);
     await fleet.launchStopped(3);
     let clock = 0;
-    const controller = new Controller({
-      queue: fixedDepth({ visible: 3, inFlight: 0 }),
-      fleet,
-      reports: new FixedReports(),
-      scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 1000 },
-      intervalMs: 250,
-      log: captureLogs().logger,
-      now: () => clock,
-    });
+    const controller = controllerOf({ depth: { visible: 3, inFlight: 0 }, fleet, poolPolicy: "warm", now: () => clock });
     for (; clock < 4_000; clock += 250) await controller.step();
     expect(fleet.startCalls).toBe(1);
     expect(controller.health()).toMatchObject({ capacity: { limitedTo: 0, reason: "InsufficientInstanceCapacity" } });
@@ -155,15 +150,7 @@ describe("controller scale-in", () => {
   test("an empty queue is not enough: an instance that reports a job keeps the fleet until its report says none", async () => {
     let clock = 100_000;
     const reports = new FixedReports([{ instanceId: "i-a", jobs: 1, at: clock }]);
-    const controller = new Controller({
-      queue: fixedDepth({ visible: 0, inFlight: 0 }),
-      fleet: running("i-a", "i-b"),
-      reports,
-      scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 1000 },
-      intervalMs: 250,
-      log: captureLogs().logger,
-      now: () => clock,
-    });
+    const controller = controllerOf({ depth: { visible: 0, inFlight: 0 }, fleet: running("i-a", "i-b"), reports, poolPolicy: "warm", now: () => clock });
     for (let i = 0; i < 20; i++, clock += 250) expect((await controller.step()).stop).toEqual([]);
     expect(reports.reads).toEqual(Array(20).fill(["i-a", "i-b"]));
     reports.reports = [{ instanceId: "i-a", jobs: 0, at: clock }];
@@ -174,13 +161,11 @@ describe("controller scale-in", () => {
 
   test("the report of an instance gone silent expires, and no longer holds the fleet", async () => {
     let clock = 100_000;
-    const controller = new Controller({
-      queue: fixedDepth({ visible: 0, inFlight: 0 }),
+    const controller = controllerOf({
+      depth: { visible: 0, inFlight: 0 },
       fleet: running("i-a"),
       reports: new FixedReports([{ instanceId: "i-a", jobs: 1, at: clock }]),
-      scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 1000 },
-      intervalMs: 250,
-      log: captureLogs().logger,
+      poolPolicy: "warm",
       now: () => clock,
     });
     let stoppedAt: number | undefined;
