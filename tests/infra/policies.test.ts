@@ -116,6 +116,27 @@ describe("every role", () => {
   });
 });
 
+describe("job reports", () => {
+  const ownArn = ec2("instance/i-0aaaaaaaaaaaaaaaa");
+  const report = (instanceArn: string) => s3(names.reportsBucket, `instance-reports/${instanceArn}`);
+  const asInstance = { "ec2:SourceInstanceARN": ownArn };
+
+  test("an app instance writes and deletes its own report only, never another's, and reads none", () => {
+    expect(may("app", "s3:PutObject", report(ownArn), asInstance)).toBe(true);
+    expect(may("app", "s3:DeleteObject", report(ownArn), asInstance)).toBe(true);
+    expect(may("app", "s3:PutObject", report(ec2("instance/i-0bbbbbbbbbbbbbbbb")), asInstance)).toBe(false);
+    expect(may("app", "s3:PutObject", report(ownArn))).toBe(false);
+    expect(may("app", "s3:GetObject", report(ownArn), asInstance)).toBe(false);
+    expect(may("web", "s3:PutObject", report(ownArn), asInstance)).toBe(false);
+  });
+
+  test("the controller reads every report and may list the bucket (a missing report is then a 404)", () => {
+    expect(may("web", "s3:GetObject", report(ownArn))).toBe(true);
+    expect(may("web", "s3:ListBucket", `arn:aws:s3:::${names.reportsBucket}`)).toBe(true);
+    expect(may("web", "s3:GetObject", s3(other.reportsBucket, `instance-reports/${ownArn}`))).toBe(false);
+  });
+});
+
 describe("app instances", () => {
   test("list the input and gallery buckets (so a missing object is a 404), not the output bucket when it is apart", () => {
     for (const role of ["app", "web"] as const) {
@@ -262,7 +283,8 @@ const ACTION_OF: Record<string, string> = { "s3:HeadObject": "s3:GetObject", "s3
 const CALLERS: Record<string, InstanceRole[]> = {
   "s3:PutObject": ["web", "app"],
   "s3:GetObject": ["web", "app"],
-  "s3:DeleteObject": ["web"],
+  // The app instances delete their own job report when they stop (roles/app/job-reporter.ts).
+  "s3:DeleteObject": ["web", "app"],
   // Bucket.count() is only called by scripts/cloud-sim.ts and infra/watch.ts, but S3 answers a read of a missing
   // object 404 only to a caller that may list the bucket (403 otherwise), and the roles read objects that may be missing.
   "s3:ListBucket": ["web", "app"],
