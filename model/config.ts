@@ -24,7 +24,7 @@ export type CustomEmbedderConfig = Static<typeof CustomEmbedderSchema>;
 export const ModelConfigSchema = Type.Object({
   detector: Type.String({ default: "blazeface-front", description: "Face detector name (blazeface-front, blazeface, tiny-face-detector); 'none' uses the whole image as the face" }),
   landmarker: Type.String({ default: "landmark68", description: "Landmark refiner name (landmark68, facemesh); 'none' aligns on the detector's keypoints" }),
-  embedder: Type.String({ default: "dlib-resnet", description: "Face embedder name (dlib-resnet, mobilefacenet); 'custom' uses customEmbedder" }),
+  embedder: Type.String({ default: "dlib-resnet", description: "Face embedder name (dlib-resnet); 'custom' uses customEmbedder" }),
   flip: Type.Boolean({ default: false, description: "Embed each face and its mirror image and sum the two (more accurate, twice the embedding work)" }),
   threshold: Type.Optional(Type.Number({ description: "Open-set similarity threshold; default the embedder's calibrated one" })),
   customEmbedder: Type.Optional(CustomEmbedderSchema),

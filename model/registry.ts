@@ -4,7 +4,6 @@ import { BLAZEFACE_FRONT, BlazeFaceDetector } from "./detectors/blazeface.ts";
 import { TinyFaceDetector } from "./detectors/tiny-face-detector.ts";
 import { CustomOnnxEmbedder } from "./embedders/custom-onnx.ts";
 import { DlibResNetEmbedder } from "./embedders/dlib-resnet.ts";
-import { MobileFaceNetEmbedder } from "./embedders/mobilefacenet.ts";
 import { FaceMeshLandmarker } from "./landmarkers/facemesh.ts";
 import { Landmark68 } from "./landmarkers/landmark68.ts";
 import type { FaceDetector, FaceEmbedder, FaceLandmarker } from "./types.ts";
@@ -33,8 +32,6 @@ export interface EmbedderEntry {
 
 export const EMBEDDERS: Record<string, EmbedderEntry> = {
   "dlib-resnet": { load: (onnxDir) => DlibResNetEmbedder.load(onnxDir), threshold: 0.93 },
-  // Not calibrated: the converted network currently gives nearly the same embedding for every face (see model/README.md).
-  mobilefacenet: { load: (onnxDir) => MobileFaceNetEmbedder.load(onnxDir) },
   custom: {
     load: (_, config) => {
       if (!config.customEmbedder) throw new Error("model.embedder is 'custom' but model.customEmbedder is not set");
