@@ -58,8 +58,13 @@ export const FIVE_POINT_SOURCES: readonly (readonly number[])[] = [
 
 /** The five-point template of a dlib face chip of `size` pixels with `padding`. */
 export function dlibFaceChipTemplate(size: number, padding: number): Point[] {
+  return dlibFaceChipPoints(FIVE_POINT_SOURCES, size, padding);
+}
+
+/** Where a dlib face chip puts each of these points of the mean face, each the mean of some 68-point indices (17..67). */
+export function dlibFaceChipPoints(sources: readonly (readonly number[])[], size: number, padding: number): Point[] {
   const toChip = (mean: number) => (size * (padding + mean)) / (2 * padding + 1);
-  return FIVE_POINT_SOURCES.map((indices) => {
+  return sources.map((indices) => {
     const meanOf = (shape: number[]) =>
       indices.reduce((sum, i) => sum + shape[i - FIRST_MEAN_FACE_POINT]!, 0) / indices.length;
     return [toChip(meanOf(MEAN_FACE_SHAPE_X)), toChip(meanOf(MEAN_FACE_SHAPE_Y))] as const;

@@ -33,7 +33,7 @@ function naiveSearch(faces: Map<string, Face>, query: Float32Array, k: number): 
 
 function expectSameAsNaive(gallery: Gallery, faces: Map<string, Face>, query: Float32Array, k: number): void {
   const expected = naiveSearch(faces, query, k);
-  const got = gallery.search(query, k);
+  const got = gallery.search(query, k, "best-face");
   expect(got.map((m) => m.subject)).toEqual(expected.map(([subject]) => subject));
   got.forEach((m, i) => {
     expect(m.similarity).toBeCloseTo(expected[i]![1].similarity, 5);
@@ -45,13 +45,13 @@ function expectSameAsNaive(gallery: Gallery, faces: Map<string, Face>, query: Fl
 }
 
 describe("gallery", () => {
-  test("search finds the enrolled face, best subjects first, one entry per subject", () => {
+  test("best-face search finds the enrolled face, best subjects first, one entry per subject", () => {
     const gallery = new Gallery(16, 1);
     gallery.enroll("alice", unitVector(16, 1));
     gallery.enroll("alice", unitVector(16, 2));
     gallery.enroll("bob", unitVector(16, 3));
     gallery.enroll("carol", unitVector(16, 4));
-    const matches = gallery.search(unitVector(16, 2), 10);
+    const matches = gallery.search(unitVector(16, 2), 10, "best-face");
     expect(matches.map((m) => m.subject).sort()).toEqual(["alice", "bob", "carol"]);
     expect(matches[0]).toMatchObject({ subject: "alice", faceId: "f2" });
     expect(matches[0]!.similarity).toBeCloseTo(1, 5);
@@ -59,6 +59,38 @@ describe("gallery", () => {
     expect(gallery.search(unitVector(16, 2), 1)).toHaveLength(1);
     expect(gallery.search(unitVector(16, 2), 0)).toEqual([]);
     expect(new Gallery(16).search(unitVector(16, 2), 3)).toEqual([]);
+  });
+
+  test("template search scores a subject by the normalised mean of its faces, naming its most similar face", () => {
+    const gallery = new Gallery(16, 1);
+    const alice = [unitVector(16, 1), unitVector(16, 2), unitVector(16, 5)];
+    const aliceIds = alice.map((embedding) => gallery.enroll("alice", embedding));
+    gallery.enroll("bob", unitVector(16, 3));
+    const query = unitVector(16, 2);
+    const mean = new Float32Array(16).map((_, d) => alice.reduce((sum, e) => sum + e[d]!, 0));
+    const norm = Math.hypot(...mean);
+    const expected = mean.reduce((sum, x, d) => sum + (x / norm) * query[d]!, 0);
+    const matches = gallery.search(query, 2);
+    const aliceMatch = matches.find((m) => m.subject === "alice")!;
+    expect(aliceMatch.similarity).toBeCloseTo(expected, 5);
+    expect(aliceMatch.similarity).toBeLessThan(0.99);
+    expect(aliceMatch.faceId).toBe(aliceIds[1]!);
+    expect(matches.find((m) => m.subject === "bob")!.similarity).toBeCloseTo(unitVector(16, 3).reduce((s, x, d) => s + x * query[d]!, 0), 5);
+    expect(gallery.search(query, 1, "best-face")[0]).toMatchObject({ subject: "alice", faceId: aliceIds[1] });
+    expect(gallery.search(query, 1, "best-face")[0]!.similarity).toBeCloseTo(1, 5);
+  });
+
+  test("a template follows removals, and subjectCount counts distinct subjects", () => {
+    const gallery = new Gallery(16, 1);
+    const first = gallery.enroll("alice", unitVector(16, 1));
+    gallery.enroll("alice", unitVector(16, 2));
+    gallery.enroll("bob", unitVector(16, 3));
+    expect(gallery.subjectCount).toBe(2);
+    gallery.removeFace(first);
+    expect(gallery.search(unitVector(16, 2), 1)[0]!.similarity).toBeCloseTo(1, 5);
+    gallery.removeSubject("bob");
+    expect(gallery.subjectCount).toBe(1);
+    expect(new Gallery(16).subjectCount).toBe(0);
   });
 
   test("agrees with a naive search on random data, through growth and removals", () => {
