@@ -93,18 +93,33 @@ export class Gallery {
     return scoring === "template" ? this.searchTemplates(embedding, k) : this.searchBestFaces(embedding, k);
   }
 
-  /** One exact pass: a template's similarity is the sum of its faces' similarities over the norm of their sum. */
+  /**
+   * A template's similarity is the sum of its faces' similarities over the norm of their sum. The int8 pass bounds every
+   * template's score (each face's error adds up); only subjects that could still reach the top k are scored exactly.
+   */
   private searchTemplates(embedding: Float32Array, k: number): Match[] {
     const codes = this.subjectCodes();
-    const scores = this.kernel.scores(embedding, this.size);
-    const sums = new Float32Array(codes.count);
+    const coarse = this.kernel.coarseScores(embedding, this.size);
+    const coarseSums = new Float32Array(codes.count);
+    for (let row = 0; row < this.size; row++) coarseSums[codes.ofRow[row]!]! += coarse.scores[row]!;
+    const margin = (code: number) => (codes.faces[code]! * coarse.error) / codes.templateNorm[code]!;
+    const lower = coarseSums.map((sum, code) => sum / codes.templateNorm[code]! - margin(code));
+    const floor = kthValue(lower, k);
+    const candidate = coarseSums.map((sum, code) => (sum / codes.templateNorm[code]! + margin(code) >= floor ? 1 : 0));
+    let candidateRows = 0;
+    for (let row = 0; row < this.size; row++) candidateRows += candidate[codes.ofRow[row]!]!;
+    const exact = candidateRows > this.size / EXACT_PASS_ABOVE ? this.kernel.scores(embedding, this.size) : undefined;
+
+    const sums = new Float32Array(codes.count).fill(-Infinity);
     const bestScore = new Float32Array(codes.count).fill(-Infinity);
     const bestRow = new Int32Array(codes.count);
     for (let row = 0; row < this.size; row++) {
       const code = codes.ofRow[row]!;
-      sums[code]! += scores[row]!;
-      if (scores[row]! > bestScore[code]!) {
-        bestScore[code] = scores[row]!;
+      if (!candidate[code]) continue;
+      const score = exact ? exact[row]! : this.kernel.dot(embedding, row);
+      sums[code] = (sums[code] === -Infinity ? 0 : sums[code]!) + score;
+      if (score > bestScore[code]!) {
+        bestScore[code] = score;
         bestRow[code] = row;
       }
     }
@@ -166,7 +181,9 @@ export class Gallery {
       this.kernel.row(row).forEach((value, d) => (sum[d]! += value));
     }
     const templateNorm = Float32Array.from(sums, (sum) => Math.hypot(...sum) || 1);
-    this.codes = { ofRow, count: numbers.size, templateNorm };
+    const faces = new Int32Array(numbers.size);
+    for (const code of ofRow) faces[code]!++;
+    this.codes = { ofRow, count: numbers.size, templateNorm, faces };
     return this.codes;
   }
 
@@ -237,6 +254,8 @@ interface SubjectCodes {
   count: number;
   /** Per subject, the length of the sum of its faces' embeddings. */
   templateNorm: Float32Array;
+  /** Per subject, how many faces it has. */
+  faces: Int32Array;
 }
 
 /** Above size / this many candidates, one exact pass over every face beats scoring candidates one by one. */

@@ -47,7 +47,12 @@ const { embeddings, imagesPerSecond } = await embedAll(paths);
 const missing = paths.filter((path) => !embeddings.has(path));
 if (missing.length > 0) console.log(`${missing.length} images gave no face and are left out: ${missing.slice(0, 5).join(", ")}`);
 
-const gallery = new Gallery(embeddings.values().next().value!.length);
+const dimensions = embeddings.values().next().value?.length;
+if (dimensions === undefined) {
+  console.error("no image gave a face: nothing to evaluate");
+  process.exit(1);
+}
+const gallery = new Gallery(dimensions);
 for (const person of split.gallery) for (const photo of person.photos) if (embeddings.has(photo)) gallery.enroll(person.name, embeddings.get(photo)!);
 const search = (g: Gallery, photo: string) => g.search(embeddings.get(photo)!, 5, scoring);
 const known: IdentificationProbe[] = split.probes.filter((p) => embeddings.has(p.photo)).map((p) => ({ subject: p.subject, candidates: search(gallery, p.photo) }));

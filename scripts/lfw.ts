@@ -1,5 +1,5 @@
 /** LFW pairs files and image folders, shared by the evaluation and benchmark scripts. */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { EmbeddedFace } from "../model/types.ts";
 
@@ -70,11 +70,10 @@ export interface LfwPerson {
   photos: string[];
 }
 
-/** Every person folder of an LFW-layout image folder, by name, each with its .jpg photos in number order. */
+/** Every person folder (or link to one) of an LFW-layout image folder, by name, each with its .jpg photos in number order. */
 export function readLfwPeople(imagesDir: string): LfwPerson[] {
-  return readdirSync(imagesDir, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory())
-    .map((entry) => entry.name)
+  return readdirSync(imagesDir)
+    .filter((name) => statSync(join(imagesDir, name)).isDirectory())
     .sort()
     .map((name) => ({ name, photos: readdirSync(join(imagesDir, name)).filter((file) => file.endsWith(".jpg")).sort().map((file) => join(imagesDir, name, file)) }))
     .filter((person) => person.photos.length > 0);
