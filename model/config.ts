@@ -24,9 +24,16 @@ export type CustomEmbedderConfig = Static<typeof CustomEmbedderSchema>;
 export const ModelConfigSchema = Type.Object({
   detector: Type.String({ default: "blazeface-front", description: "Face detector name (blazeface-front, blazeface, tiny-face-detector); 'none' uses the whole image as the face" }),
   landmarker: Type.String({ default: "landmark68", description: "Landmark refiner name (landmark68, facemesh); 'none' aligns on the detector's keypoints" }),
-  embedder: Type.String({ default: "dlib-resnet", description: "Face embedder name (dlib-resnet, mobilefacenet); 'custom' uses customEmbedder" }),
-  flip: Type.Boolean({ default: false, description: "Embed each face and its mirror image and sum the two (more accurate, twice the embedding work)" }),
+  embedder: Type.String({ default: "dlib-resnet", description: "Face embedder name (dlib-resnet); 'custom' uses customEmbedder" }),
+  flip: Type.Boolean({ default: true, description: "Embed each face and its mirror image and sum the two (more accurate, twice the embedding work)" }),
   threshold: Type.Optional(Type.Number({ description: "Open-set similarity threshold; default the embedder's calibrated one" })),
+  falseAlarmRate: Type.Optional(
+    Type.Number({
+      exclusiveMinimum: 0,
+      exclusiveMaximum: 1,
+      description: "Target share of strangers named as someone in open mode, held as the gallery grows (the threshold rises with the number of subjects); model.threshold overrides it",
+    }),
+  ),
   customEmbedder: Type.Optional(CustomEmbedderSchema),
   workers: Type.Integer({ minimum: 0, default: 0, description: "Inference worker threads; 0 = number of cores" }),
   maxPixels: Type.Integer({ minimum: 1, default: 40_000_000, description: "Images with more pixels are refused before decoding" }),

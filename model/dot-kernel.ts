@@ -183,7 +183,10 @@ export class DotKernel {
   }
 
   setRow(row: number, embedding: Float32Array): void {
-    this.row(row).set(embedding);
+    // The padding too: after a reserve() it holds whatever bytes lay there, and NaN x 0 would poison the exact score.
+    const padded = new Float32Array(this.memory.buffer, this.matrixOffset + row * this.stride * 4, this.stride);
+    padded.fill(0);
+    padded.set(embedding);
     const codes = new Int8Array(this.memory.buffer, this.codesOffset + row * this.stride, this.dimensions);
     const scale = quantise(embedding, codes);
     let l1 = 0;

@@ -12,10 +12,18 @@ export interface SubjectSummary {
 
 export interface Match {
   subject: string;
+  /** The subject's most similar face. */
   faceId: string;
-  /** Cosine similarity (embeddings are L2-normalised). */
+  /** Cosine similarity (embeddings are L2-normalised) with the subject's template, or with its best face. */
   similarity: number;
 }
+
+/**
+ * How a subject enrolled with several faces is scored: `template`, the similarity with the mean of its faces'
+ * normalised embeddings (re-normalised); `best-face`, the similarity of its most similar face. With one face each they
+ * agree. The template is the better on lfw-devtrain with three photos per person (model/README.md).
+ */
+export type SubjectScoring = "template" | "best-face";
 
 const MAGIC = 0x46464731; // "FFG1"
 const FORMAT_VERSION = 1;
@@ -68,60 +76,87 @@ export class Gallery {
     return removed;
   }
 
+  /** How many distinct subjects are enrolled. */
+  get subjectCount(): number {
+    return this.subjectCodes().count;
+  }
+
   list(): SubjectSummary[] {
     const counts = new Map<string, number>();
     for (const subject of this.subjects) counts.set(subject, (counts.get(subject) ?? 0) + 1);
     return [...counts].map(([subject, faces]) => ({ subject, faces })).sort((a, b) => a.subject.localeCompare(b.subject));
   }
 
-  /**
-   * The k most similar subjects, each with its best-matching face, most similar first. A coarse int8 pass bounds
-   * every score; only faces that could still reach the top k are scored exactly, so the answer is the exact one.
-   */
-  search(embedding: Float32Array, k: number): Match[] {
+  /** The k most similar subjects, each with its most similar face, most similar first. */
+  search(embedding: Float32Array, k: number, scoring: SubjectScoring = "template"): Match[] {
     this.checkDimensions(embedding);
-    const codes = this.subjectCodes();
-    const coarse = this.kernel.coarseScores(embedding, this.size);
-    const threshold = kthValue(bestPerSubject(coarse.scores, codes), k) - 2 * coarse.error;
-    let candidates = 0;
-    for (let row = 0; row < this.size; row++) if (coarse.scores[row]! >= threshold) candidates++;
+    return scoring === "template" ? this.searchTemplates(embedding, k) : this.searchBestFaces(embedding, k);
+  }
 
-    const bestScore = new Float32Array(codes.count).fill(-Infinity);
-    const bestRow = new Int32Array(codes.count);
-    const consider = (row: number, score: number) => {
-      const code = codes.ofRow[row]!;
-      if (score > bestScore[code]!) {
-        bestScore[code] = score;
-        bestRow[code] = row;
+  /**
+   * The templates are rows of their own kernel (one per subject, rebuilt after a change), searched like faces; then each
+   * of the k subjects' faces is scored exactly to name its most similar one.
+   */
+  private searchTemplates(embedding: Float32Array, k: number): Match[] {
+    const codes = this.subjectCodes();
+    const templates = this.templateKernel(codes);
+    const identity = { ofRow: Int32Array.from({ length: codes.count }, (_, code) => code), count: codes.count };
+    return bestRows(templates, codes.count, identity, embedding, k).map(({ score, code }) => {
+      let row = -1;
+      let best = -Infinity;
+      for (const face of codes.rowsOf[code]!) {
+        const similarity = this.kernel.dot(embedding, face);
+        if (similarity > best) [best, row] = [similarity, face];
       }
-    };
-    if (candidates > this.size / EXACT_PASS_ABOVE) {
-      const scores = this.kernel.scores(embedding, this.size);
-      for (let row = 0; row < this.size; row++) consider(row, scores[row]!);
-    } else {
-      for (let row = 0; row < this.size; row++) if (coarse.scores[row]! >= threshold) consider(row, this.kernel.dot(embedding, row));
-    }
-    return topK(bestScore, k).map((code) => {
-      const row = bestRow[code]!;
-      return { subject: this.subjects[row]!, faceId: this.faceIds[row]!, similarity: bestScore[code]! };
+      return { subject: this.subjects[row]!, faceId: this.faceIds[row]!, similarity: score };
     });
   }
 
-  /** Each row's subject as a small integer, so the per-subject reduction needs no string hashing. Cached until the next change. */
-  private codes: { ofRow: Int32Array; count: number } | undefined;
+  private searchBestFaces(embedding: Float32Array, k: number): Match[] {
+    return bestRows(this.kernel, this.size, this.subjectCodes(), embedding, k).map(({ row, score }) => ({
+      subject: this.subjects[row]!,
+      faceId: this.faceIds[row]!,
+      similarity: score,
+    }));
+  }
 
-  private subjectCodes(): { ofRow: Int32Array; count: number } {
+  /** Each row's subject as a small integer, so the per-subject reduction needs no string hashing. Cached until the next change. */
+  private codes: SubjectCodes | undefined;
+  /** Row `code` = that subject's template. Cached with `codes`. */
+  private templates: DotKernel | undefined;
+
+  private subjectCodes(): SubjectCodes {
     if (this.codes) return this.codes;
     const numbers = new Map<string, number>();
     const ofRow = new Int32Array(this.size);
+    const rowsOf: number[][] = [];
     for (let row = 0; row < this.size; row++) {
       const subject = this.subjects[row]!;
       let code = numbers.get(subject);
-      if (code === undefined) numbers.set(subject, (code = numbers.size));
+      if (code === undefined) {
+        numbers.set(subject, (code = numbers.size));
+        rowsOf.push([]);
+      }
       ofRow[row] = code;
+      rowsOf[code]!.push(row);
     }
-    this.codes = { ofRow, count: numbers.size };
+    this.codes = { ofRow, count: numbers.size, rowsOf };
+    this.templates = undefined;
     return this.codes;
+  }
+
+  private templateKernel(codes: SubjectCodes): DotKernel {
+    if (this.templates) return this.templates;
+    const templates = new DotKernel(this.dimensions, Math.max(codes.count, 1));
+    const sum = new Float64Array(this.dimensions);
+    codes.rowsOf.forEach((rows, code) => {
+      sum.fill(0);
+      for (const row of rows) this.kernel.row(row).forEach((value, d) => (sum[d]! += value));
+      const norm = Math.hypot(...sum) || 1;
+      templates.setRow(code, Float32Array.from(sum, (value) => value / norm));
+    });
+    this.templates = templates;
+    return templates;
   }
 
   serialize(): Uint8Array {
@@ -186,10 +221,45 @@ export class Gallery {
   }
 }
 
+interface SubjectCodes {
+  ofRow: Int32Array;
+  count: number;
+  /** Per subject, its rows. */
+  rowsOf: number[][];
+}
+
+/**
+ * The k best subjects by their best row (codes.ofRow maps rows to subjects), most similar first. A coarse int8 pass
+ * bounds every score; only rows that could still reach the top k are scored exactly, so the answer is the exact one.
+ */
+function bestRows(kernel: DotKernel, size: number, codes: Pick<SubjectCodes, "ofRow" | "count">, embedding: Float32Array, k: number): { code: number; row: number; score: number }[] {
+  const coarse = kernel.coarseScores(embedding, size);
+  const threshold = kthValue(bestPerSubject(coarse.scores, codes), k) - 2 * coarse.error;
+  let candidates = 0;
+  for (let row = 0; row < size; row++) if (coarse.scores[row]! >= threshold) candidates++;
+
+  const bestScore = new Float32Array(codes.count).fill(-Infinity);
+  const bestRow = new Int32Array(codes.count);
+  const consider = (row: number, score: number) => {
+    const code = codes.ofRow[row]!;
+    if (score > bestScore[code]!) {
+      bestScore[code] = score;
+      bestRow[code] = row;
+    }
+  };
+  if (candidates > size / EXACT_PASS_ABOVE) {
+    const scores = kernel.scores(embedding, size);
+    for (let row = 0; row < size; row++) consider(row, scores[row]!);
+  } else {
+    for (let row = 0; row < size; row++) if (coarse.scores[row]! >= threshold) consider(row, kernel.dot(embedding, row));
+  }
+  return topK(bestScore, k).map((code) => ({ code, row: bestRow[code]!, score: bestScore[code]! }));
+}
+
 /** Above size / this many candidates, one exact pass over every face beats scoring candidates one by one. */
 const EXACT_PASS_ABOVE = 16;
 
-function bestPerSubject(scores: Float32Array, codes: { ofRow: Int32Array; count: number }): Float32Array {
+function bestPerSubject(scores: Float32Array, codes: Pick<SubjectCodes, "ofRow" | "count">): Float32Array {
   const best = new Float32Array(codes.count).fill(-Infinity);
   for (let row = 0; row < scores.length; row++) {
     const code = codes.ofRow[row]!;

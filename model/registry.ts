@@ -4,9 +4,9 @@ import { BLAZEFACE_FRONT, BlazeFaceDetector } from "./detectors/blazeface.ts";
 import { TinyFaceDetector } from "./detectors/tiny-face-detector.ts";
 import { CustomOnnxEmbedder } from "./embedders/custom-onnx.ts";
 import { DlibResNetEmbedder } from "./embedders/dlib-resnet.ts";
-import { MobileFaceNetEmbedder } from "./embedders/mobilefacenet.ts";
 import { FaceMeshLandmarker } from "./landmarkers/facemesh.ts";
 import { Landmark68 } from "./landmarkers/landmark68.ts";
+import { falseAlarmThreshold, fixedThreshold, type FarCalibration, type OpenSetThreshold } from "./open-set.ts";
 import type { FaceDetector, FaceEmbedder, FaceLandmarker } from "./types.ts";
 
 type Loader<T> = (onnxDir: string, config: ModelConfig) => Promise<T>;
@@ -29,12 +29,25 @@ export interface EmbedderEntry {
   load: Loader<FaceEmbedder>;
   /** Open-set cosine-similarity threshold calibrated on lfw-devtrain: the one at a false accept rate of 1e-3 (see model/README.md). */
   threshold?: number;
+  /** Its different-person similarities on lfw-devtrain, for a false-alarm target (model.falseAlarmRate). */
+  calibration?: FarCalibration;
 }
 
+/**
+ * dlib-resnet with flip on all 5,923,194 different-person pairs of lfw-devtrain's 3,443 images (see model/README.md);
+ * below 1e-5 only a few dozen pairs decide each figure.
+ */
+const DLIB_RESNET_CALIBRATION: FarCalibration = [
+  [1e-1, 0.8835],
+  [1e-2, 0.9121],
+  [1e-3, 0.9305],
+  [1e-4, 0.9443],
+  [1e-5, 0.9542],
+  [1e-6, 0.9622],
+];
+
 export const EMBEDDERS: Record<string, EmbedderEntry> = {
-  "dlib-resnet": { load: (onnxDir) => DlibResNetEmbedder.load(onnxDir), threshold: 0.93 },
-  // Not calibrated: the converted network currently gives nearly the same embedding for every face (see model/README.md).
-  mobilefacenet: { load: (onnxDir) => MobileFaceNetEmbedder.load(onnxDir) },
+  "dlib-resnet": { load: (onnxDir) => DlibResNetEmbedder.load(onnxDir), threshold: 0.93, calibration: DLIB_RESNET_CALIBRATION },
   custom: {
     load: (_, config) => {
       if (!config.customEmbedder) throw new Error("model.embedder is 'custom' but model.customEmbedder is not set");
@@ -43,14 +56,22 @@ export const EMBEDDERS: Record<string, EmbedderEntry> = {
   },
 };
 
-/** The open-set threshold in force: the configured one, else the custom embedder's, else the embedder's calibrated one. */
-export function thresholdFor(config: ModelConfig): number {
-  if (config.threshold !== undefined) return config.threshold;
-  if (config.embedder === "custom" && config.customEmbedder) return config.customEmbedder.threshold;
+/**
+ * The open-set threshold in force: the configured one; else, with model.falseAlarmRate, the one that holds that rate for
+ * the gallery's size; else the custom embedder's, else the embedder's calibrated one.
+ */
+export function thresholdFor(config: ModelConfig): OpenSetThreshold {
+  if (config.threshold !== undefined) return fixedThreshold(config.threshold);
+  const custom = config.embedder === "custom";
   const entry = EMBEDDERS[config.embedder];
   if (!entry) throw new Error(`unknown embedder '${config.embedder}'; known: ${Object.keys(EMBEDDERS).join(", ")}`);
+  if (config.falseAlarmRate !== undefined) {
+    if (!entry.calibration) throw new Error(`embedder '${config.embedder}' has no calibration for model.falseAlarmRate; set model.threshold`);
+    return falseAlarmThreshold(entry.calibration, config.falseAlarmRate);
+  }
+  if (custom && config.customEmbedder) return fixedThreshold(config.customEmbedder.threshold);
   if (entry.threshold === undefined) throw new Error(`embedder '${config.embedder}' has no calibrated threshold; set model.threshold`);
-  return entry.threshold;
+  return fixedThreshold(entry.threshold);
 }
 
 export interface PipelineParts {

@@ -1,4 +1,4 @@
-/** Verification thresholds on scored pairs: the accuracy-maximising threshold, the 10-fold protocol, TAR at a given FAR. */
+/** Verification thresholds on scored pairs (the accuracy-maximising threshold, the 10-fold protocol, TAR at a given FAR) and identification metrics (rank-k, DIR at a false-alarm rate). */
 
 export interface ScoredPair {
   /** Similarity: higher means more alike. */
@@ -92,3 +92,39 @@ export function tarAtFar(pairs: readonly ScoredPair[], far: number): { tar: numb
 function mean(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0) / values.length;
 }
+
+/** One identification probe: who it shows (undefined: a stranger, enrolled nowhere) and the gallery's best subjects, best first. */
+export interface IdentificationProbe {
+  subject?: string;
+  candidates: readonly { subject: string; similarity: number }[];
+}
+
+/** Closed-set rank-k accuracy: the share of probes of enrolled people whose subject is among their k best candidates. */
+export function rankAccuracy(probes: readonly IdentificationProbe[], k: number): number {
+  const known = probes.filter((probe) => probe.subject !== undefined);
+  if (known.length === 0) throw new Error("rank accuracy needs probes of enrolled people");
+  return known.filter((probe) => probe.candidates.slice(0, k).some((candidate) => candidate.subject === probe.subject)).length / known.length;
+}
+
+/**
+ * Open-set detection and identification rate at a false-alarm rate: the threshold is the lowest that lets at most
+ * far * (strangers) strangers' best similarities through (accepting only similarities strictly above it); a probe of an
+ * enrolled person counts when its best candidate is its subject and clears the threshold.
+ */
+export function detectionAndIdentificationAtFar(probes: readonly IdentificationProbe[], far: number): { dir: number; threshold: number } {
+  const strangers = probes.filter((probe) => probe.subject === undefined).map(bestSimilarity).sort((x, y) => y - x);
+  const known = probes.filter((probe) => probe.subject !== undefined);
+  if (strangers.length === 0 || known.length === 0) throw new Error("DIR@FAR needs probes of strangers and of enrolled people");
+  const threshold = strangers[Math.min(Math.floor(far * strangers.length), strangers.length - 1)]!;
+  const identified = known.filter((probe) => probe.candidates[0]?.subject === probe.subject && bestSimilarity(probe) > threshold);
+  return { dir: identified.length / known.length, threshold };
+}
+
+/** The share of strangers whose best similarity is at or above the threshold (the open-set false-alarm rate). */
+export function falseAlarmRate(probes: readonly IdentificationProbe[], threshold: number): number {
+  const strangers = probes.filter((probe) => probe.subject === undefined);
+  if (strangers.length === 0) throw new Error("a false-alarm rate needs probes of strangers");
+  return strangers.filter((probe) => bestSimilarity(probe) >= threshold).length / strangers.length;
+}
+
+const bestSimilarity = (probe: IdentificationProbe) => probe.candidates[0]?.similarity ?? -Infinity;

@@ -1,5 +1,5 @@
 /** LFW pairs files and image folders, shared by the evaluation and benchmark scripts. */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { EmbeddedFace } from "../model/types.ts";
 
@@ -62,4 +62,38 @@ export function similarity(a: Float32Array, b: Float32Array): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
   return sum;
+}
+
+export interface LfwPerson {
+  name: string;
+  /** Image paths in the order of their numbers. */
+  photos: string[];
+}
+
+/** Every person folder (or link to one) of an LFW-layout image folder, by name, each with its .jpg photos in number order. */
+export function readLfwPeople(imagesDir: string): LfwPerson[] {
+  return readdirSync(imagesDir)
+    .filter((name) => statSync(join(imagesDir, name)).isDirectory())
+    .sort()
+    .map((name) => ({ name, photos: readdirSync(join(imagesDir, name)).filter((file) => file.endsWith(".jpg")).sort().map((file) => join(imagesDir, name, file)) }))
+    .filter((person) => person.photos.length > 0);
+}
+
+export interface IdentificationSplit {
+  /** Each person with more than `galleryPhotos` photos, enrolled from the first `galleryPhotos` of them. */
+  gallery: LfwPerson[];
+  /** The other photos of the enrolled people (at most `probesPerPerson` each), with whom they show. */
+  probes: { subject: string; photo: string }[];
+  /** The one photo of each person who has only one: never enrolled, sent as probes of strangers. */
+  strangers: string[];
+}
+
+export function identificationSplit(people: readonly LfwPerson[], galleryPhotos: number, probesPerPerson = Infinity): IdentificationSplit {
+  if (!Number.isInteger(galleryPhotos) || galleryPhotos < 1) throw new Error(`the gallery needs at least one photo per person, got ${galleryPhotos}`);
+  const enrolled = people.filter((person) => person.photos.length > galleryPhotos);
+  return {
+    gallery: enrolled.map(({ name, photos }) => ({ name, photos: photos.slice(0, galleryPhotos) })),
+    probes: enrolled.flatMap(({ name, photos }) => photos.slice(galleryPhotos, galleryPhotos + probesPerPerson).map((photo) => ({ subject: name, photo }))),
+    strangers: people.filter((person) => person.photos.length === 1).map((person) => person.photos[0]!),
+  };
 }

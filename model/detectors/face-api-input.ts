@@ -1,5 +1,5 @@
 /** What face-api's detectors share: the image padded to a square at the bottom/right, boxes as fractions of that square. */
-import { sampleSquare } from "../landmarkers/landmark68.ts";
+import { sampleSquare } from "../face-geometry.ts";
 import type { Box, DetectedFace, Point, RgbImage } from "../types.ts";
 import type { Corners } from "./box-overlap.ts";
 

@@ -1,9 +1,9 @@
 /** dlib's ResNet face descriptor (face-api's face_recognition_model converted to ONNX): 150x150 dlib face chips -> 128-d. */
 import { join } from "node:path";
+import { dlibFaceChipTemplate } from "../face-geometry.ts";
 import { openSession, runFloat, type OnnxSession } from "../onnx-session.ts";
 import type { FaceEmbedder, Point, RgbImage } from "../types.ts";
 import { cropBatch } from "./crop-batch.ts";
-import { dlibFaceChipTemplate } from "./dlib-face-chip.ts";
 import { l2Normalise } from "./l2-normalise.ts";
 
 export const DLIB_RESNET_FILE = "face-api-dlib-resnet.onnx";

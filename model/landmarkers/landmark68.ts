@@ -1,19 +1,12 @@
 /** face-api's 68-point landmark net (converted to ONNX) refining a detected face's five alignment points. */
 import { join } from "node:path";
-import { FIVE_POINT_SOURCES } from "../embedders/dlib-face-chip.ts";
+import { FIVE_POINT_SOURCES, sampleSquare, type SquareRegion } from "../face-geometry.ts";
 import { openSession, runFloat, type OnnxSession } from "../onnx-session.ts";
 import type { Box, DetectedFace, FaceLandmarker, Point, RgbImage } from "../types.ts";
 
 export const LANDMARK68_FILE = "face-api-landmark68.onnx";
 const INPUT_SIZE = 112;
 const POINTS = 68;
-
-/** A square region of the image, in image pixels measured from its corner (pixel i spans i..i+1). */
-export interface SquareRegion {
-  centreX: number;
-  centreY: number;
-  side: number;
-}
 
 export interface Landmark68Options {
   /** Side of the first crop as a multiple of the detector box's longer side (when the detector gave no five points). */
@@ -156,30 +149,4 @@ export function fivePoints(points: readonly Point[]): Point[] {
     const y = indices.reduce((sum, i) => sum + points[i]![1], 0) / indices.length;
     return [x, y] as const;
   });
-}
-
-/** Bilinear resampling of a square image region to size x size RGB floats (0..255, NHWC), zero outside the image. */
-export function sampleSquare(image: RgbImage, region: SquareRegion, size: number): Float32Array {
-  const out = new Float32Array(size * size * 3);
-  const step = region.side / size;
-  const left = region.centreX - region.side / 2;
-  const top = region.centreY - region.side / 2;
-  const { data, width, height } = image;
-  const pixel = (x: number, y: number, c: number) => (x < 0 || y < 0 || x >= width || y >= height ? 0 : data[(y * width + x) * 3 + c]!);
-  for (let v = 0; v < size; v++) {
-    const sy = top + (v + 0.5) * step - 0.5;
-    const y0 = Math.floor(sy);
-    const fy = sy - y0;
-    for (let u = 0; u < size; u++) {
-      const sx = left + (u + 0.5) * step - 0.5;
-      const x0 = Math.floor(sx);
-      const fx = sx - x0;
-      for (let c = 0; c < 3; c++) {
-        const topRow = pixel(x0, y0, c) * (1 - fx) + pixel(x0 + 1, y0, c) * fx;
-        const bottomRow = pixel(x0, y0 + 1, c) * (1 - fx) + pixel(x0 + 1, y0 + 1, c) * fx;
-        out[(v * size + u) * 3 + c] = topRow * (1 - fy) + bottomRow * fy;
-      }
-    }
-  }
-  return out;
 }

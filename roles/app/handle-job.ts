@@ -1,5 +1,6 @@
 /** One job, start to finish: image from the input bucket, analysis, gallery match, result to the output bucket, reply. */
 import { ImageError, type EmbeddedFace, type ImageAnalysis } from "../../model/types.ts";
+import type { OpenSetThreshold } from "../../model/index.ts";
 import type { Bucket } from "../cloud/types.ts";
 import { EMBEDDING_KEY_PREFIX } from "../deployment.ts";
 import type { FaceResult, FailedReply, JobMessage, ReplyMessage } from "../messages.ts";
@@ -17,8 +18,8 @@ export interface JobDependencies {
   inBucket: Bucket;
   outBucket: Bucket;
   galleryBucket: Bucket;
-  /** Similarity at or above which a face counts as its nearest subject in open-set mode. */
-  threshold: number;
+  /** Similarity at or above which a face counts as its nearest subject in open-set mode, for the gallery's size. */
+  threshold: OpenSetThreshold;
 }
 
 const UNKNOWN_PERSON = "Unknown";
@@ -51,9 +52,10 @@ export async function handleJob(job: JobMessage, deps: JobDependencies): Promise
   const gallery = await deps.gallery.current();
   if (!gallery || gallery.size === 0) return fail("no_subjects_enrolled", "nobody is enrolled yet: add faces with POST /v1/subjects/{name}/faces");
 
+  const threshold = deps.threshold.at(gallery.subjectCount);
   const results: FaceResult[] = analysis.faces.map((face) => {
     const [best] = gallery.search(face.embedding, 1);
-    const known = best !== undefined && best.similarity >= deps.threshold;
+    const known = best !== undefined && best.similarity >= threshold;
     return {
       box: [face.box.x, face.box.y, face.box.width, face.box.height],
       score: face.score,
@@ -65,7 +67,7 @@ export async function handleJob(job: JobMessage, deps: JobDependencies): Promise
   });
   const mainResult = results[analysis.faces.indexOf(main)]!;
   const person = job.mode === "closed" || mainResult.known ? (mainResult.person ?? UNKNOWN_PERSON) : UNKNOWN_PERSON;
-  await deps.outBucket.put(job.name, person, { contentType: "text/plain", metadata: { result: resultRecord(results, analysis.faces.indexOf(main), analysis, deps.threshold) } });
+  await deps.outBucket.put(job.name, person, { contentType: "text/plain", metadata: { result: resultRecord(results, analysis.faces.indexOf(main), analysis, threshold) } });
   return { ok: true, jobId: job.jobId, person, faces: results.length };
 }
 

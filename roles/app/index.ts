@@ -1,4 +1,5 @@
 /** The app role: takes jobs from the request queue and answers them with the model. */
+import type { OpenSetThreshold } from "../../model/index.ts";
 import type { RoleContext, RunningRole } from "../context.ts";
 import { GalleryReader } from "../gallery-store.ts";
 import { AnalysisCache } from "./analysis-cache.ts";
@@ -9,7 +10,7 @@ import type { ImageAnalyzer } from "./handle-job.ts";
 export interface AppRoleOptions {
   analyzer: ImageAnalyzer;
   cache: AnalysisCache;
-  threshold: number;
+  threshold: OpenSetThreshold;
   /** Jobs this instance works on at once. */
   slots: number;
   instanceId?: string;

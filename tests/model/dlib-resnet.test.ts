@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { alignFace } from "../../model/align.ts";
 import { ONNX_DIR } from "../../model/onnx-session.ts";
-import { dlibFaceChipTemplate } from "../../model/embedders/dlib-face-chip.ts";
+import { dlibFaceChipTemplate } from "../../model/face-geometry.ts";
 import { DLIB_RESNET_FILE, DlibResNetEmbedder } from "../../model/embedders/dlib-resnet.ts";
 import { Landmark68 } from "../../model/landmarkers/landmark68.ts";
 import { openSession, runFloat } from "../../model/onnx-session.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { Gallery, GalleryFormatError } from "../../model/gallery.ts";
+import { Gallery, GalleryFormatError, type SubjectScoring } from "../../model/gallery.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -31,27 +31,46 @@ function naiveSearch(faces: Map<string, Face>, query: Float32Array, k: number): 
   return [...best].sort((a, b) => b[1].similarity - a[1].similarity).slice(0, k);
 }
 
-function expectSameAsNaive(gallery: Gallery, faces: Map<string, Face>, query: Float32Array, k: number): void {
-  const expected = naiveSearch(faces, query, k);
-  const got = gallery.search(query, k);
+/** Per subject the normalised sum of its faces against the query, in double precision, with its best face; the k best first. */
+function naiveTemplateSearch(faces: Map<string, Face>, query: Float32Array, k: number): [string, { faceId: string; similarity: number }][] {
+  const sums = new Map<string, number[]>();
+  for (const face of faces.values()) {
+    const sum = sums.get(face.subject) ?? new Array<number>(query.length).fill(0);
+    face.embedding.forEach((x, i) => (sum[i]! += x));
+    sums.set(face.subject, sum);
+  }
+  const best = new Map(naiveSearch(faces, query, Infinity));
+  return [...sums]
+    .map(([subject, sum]): [string, { faceId: string; similarity: number }] => {
+      const norm = Math.hypot(...sum);
+      return [subject, { faceId: best.get(subject)!.faceId, similarity: sum.reduce((s, x, i) => s + (x / norm) * query[i]!, 0) }];
+    })
+    .sort((a, b) => b[1].similarity - a[1].similarity)
+    .slice(0, k);
+}
+
+function expectSameAsNaive(gallery: Gallery, faces: Map<string, Face>, query: Float32Array, k: number, scoring: SubjectScoring = "best-face"): void {
+  const expected = (scoring === "best-face" ? naiveSearch : naiveTemplateSearch)(faces, query, k);
+  const got = gallery.search(query, k, scoring);
+  const bestFaces = new Map(naiveSearch(faces, query, Infinity));
   expect(got.map((m) => m.subject)).toEqual(expected.map(([subject]) => subject));
   got.forEach((m, i) => {
     expect(m.similarity).toBeCloseTo(expected[i]![1].similarity, 5);
     // Near-identical faces of one person may tie within float rounding: any face of theirs with the best score will do.
     const face = faces.get(m.faceId)!;
     expect(face.subject).toBe(m.subject);
-    expect(face.embedding.reduce((s, x, j) => s + x * query[j]!, 0)).toBeCloseTo(expected[i]![1].similarity, 5);
+    expect(face.embedding.reduce((s, x, j) => s + x * query[j]!, 0)).toBeCloseTo(bestFaces.get(m.subject)!.similarity, 5);
   });
 }
 
 describe("gallery", () => {
-  test("search finds the enrolled face, best subjects first, one entry per subject", () => {
+  test("best-face search finds the enrolled face, best subjects first, one entry per subject", () => {
     const gallery = new Gallery(16, 1);
     gallery.enroll("alice", unitVector(16, 1));
     gallery.enroll("alice", unitVector(16, 2));
     gallery.enroll("bob", unitVector(16, 3));
     gallery.enroll("carol", unitVector(16, 4));
-    const matches = gallery.search(unitVector(16, 2), 10);
+    const matches = gallery.search(unitVector(16, 2), 10, "best-face");
     expect(matches.map((m) => m.subject).sort()).toEqual(["alice", "bob", "carol"]);
     expect(matches[0]).toMatchObject({ subject: "alice", faceId: "f2" });
     expect(matches[0]!.similarity).toBeCloseTo(1, 5);
@@ -59,6 +78,38 @@ describe("gallery", () => {
     expect(gallery.search(unitVector(16, 2), 1)).toHaveLength(1);
     expect(gallery.search(unitVector(16, 2), 0)).toEqual([]);
     expect(new Gallery(16).search(unitVector(16, 2), 3)).toEqual([]);
+  });
+
+  test("template search scores a subject by the normalised mean of its faces, naming its most similar face", () => {
+    const gallery = new Gallery(16, 1);
+    const alice = [unitVector(16, 1), unitVector(16, 2), unitVector(16, 5)];
+    const aliceIds = alice.map((embedding) => gallery.enroll("alice", embedding));
+    gallery.enroll("bob", unitVector(16, 3));
+    const query = unitVector(16, 2);
+    const mean = new Float32Array(16).map((_, d) => alice.reduce((sum, e) => sum + e[d]!, 0));
+    const norm = Math.hypot(...mean);
+    const expected = mean.reduce((sum, x, d) => sum + (x / norm) * query[d]!, 0);
+    const matches = gallery.search(query, 2);
+    const aliceMatch = matches.find((m) => m.subject === "alice")!;
+    expect(aliceMatch.similarity).toBeCloseTo(expected, 5);
+    expect(aliceMatch.similarity).toBeLessThan(0.99);
+    expect(aliceMatch.faceId).toBe(aliceIds[1]!);
+    expect(matches.find((m) => m.subject === "bob")!.similarity).toBeCloseTo(unitVector(16, 3).reduce((s, x, d) => s + x * query[d]!, 0), 5);
+    expect(gallery.search(query, 1, "best-face")[0]).toMatchObject({ subject: "alice", faceId: aliceIds[1] });
+    expect(gallery.search(query, 1, "best-face")[0]!.similarity).toBeCloseTo(1, 5);
+  });
+
+  test("a template follows removals, and subjectCount counts distinct subjects", () => {
+    const gallery = new Gallery(16, 1);
+    const first = gallery.enroll("alice", unitVector(16, 1));
+    gallery.enroll("alice", unitVector(16, 2));
+    gallery.enroll("bob", unitVector(16, 3));
+    expect(gallery.subjectCount).toBe(2);
+    gallery.removeFace(first);
+    expect(gallery.search(unitVector(16, 2), 1)[0]!.similarity).toBeCloseTo(1, 5);
+    gallery.removeSubject("bob");
+    expect(gallery.subjectCount).toBe(1);
+    expect(new Gallery(16).subjectCount).toBe(0);
   });
 
   test("agrees with a naive search on random data, through growth and removals", () => {
@@ -78,7 +129,10 @@ describe("gallery", () => {
     expect(gallery.removeSubject("s5")).toBe([...naive.values()].filter((f) => f.subject === "s5").length);
     for (const [id, face] of naive) if (face.subject === "s5") naive.delete(id);
     expect(gallery.size).toBe(naive.size);
-    for (let q = 0; q < 20; q++) expectSameAsNaive(gallery, naive, unitVector(dimensions, 10_000 + q), 5);
+    for (let q = 0; q < 20; q++) {
+      expectSameAsNaive(gallery, naive, unitVector(dimensions, 10_000 + q), 5);
+      expectSameAsNaive(gallery, naive, unitVector(dimensions, 10_000 + q), 5, "template");
+    }
   });
 
   test("the coarse int8 pass never changes the answer: clustered faces with near ties, any k", () => {
@@ -100,7 +154,11 @@ describe("gallery", () => {
       faces.set(gallery.enroll(subject, embedding), { subject, embedding });
     }
     for (const k of [1, 3, 10, 149, 150, 500]) {
-      for (let q = 0; q < 8; q++) expectSameAsNaive(gallery, faces, near((q * 41) % 150, 90_000 + q, q % 2 === 0 ? 0.002 : 0.5), k);
+      for (let q = 0; q < 8; q++) {
+        const query = near((q * 41) % 150, 90_000 + q, q % 2 === 0 ? 0.002 : 0.5);
+        expectSameAsNaive(gallery, faces, query, k);
+        expectSameAsNaive(gallery, faces, query, k, "template");
+      }
     }
   });
 

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { ONNX_DIR } from "../../model/onnx-session.ts";
-import { fivePoints, LANDMARK68_FILE, Landmark68, sampleSquare } from "../../model/landmarkers/landmark68.ts";
+import { sampleSquare } from "../../model/face-geometry.ts";
+import { fivePoints, LANDMARK68_FILE, Landmark68 } from "../../model/landmarkers/landmark68.ts";
 import { openSession, runFloat } from "../../model/onnx-session.ts";
 import type { Box, DetectedFace, Point, RgbImage } from "../../model/types.ts";
 import { loadReferenceLandmarkNet, maxAbsDifference, referenceForward } from "./support/face-api-reference.ts";

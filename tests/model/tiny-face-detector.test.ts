@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { ONNX_DIR } from "../../model/onnx-session.ts";
 import { suppress } from "../../model/detectors/box-overlap.ts";
 import { decodeGrid, TINY_FACE_DETECTOR_FILE, TinyFaceDetector, type GridBox } from "../../model/detectors/tiny-face-detector.ts";
-import { sampleSquare } from "../../model/landmarkers/landmark68.ts";
+import { sampleSquare } from "../../model/face-geometry.ts";
 import { openSession, runFloat } from "../../model/onnx-session.ts";
 import type { RgbImage } from "../../model/types.ts";
 import { loadReferenceTinyFaceDetector, maxAbsDifference, referenceForward } from "./support/face-api-reference.ts";

@@ -67,7 +67,7 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
     const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger };
     const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
     const broken = { analyze: () => Promise.reject(new Error("the model is broken")) };
-    const app = startAppRole(context, { analyzer: broken, cache: new AnalysisCache(0), threshold: 0.5, slots: 1, instanceId: "broken" });
+    const app = startAppRole(context, { analyzer: broken, cache: new AnalysisCache(0), threshold: { at: () => 0.5 }, slots: 1, instanceId: "broken" });
     try {
       const started = performance.now();
       const response = await postImage(`http://127.0.0.1:${web.port}`, images[2]!.file);

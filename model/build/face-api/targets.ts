@@ -2,16 +2,13 @@
 import type { BuildTarget } from "../targets.ts";
 import { DLIB_RESNET_FILE } from "../../embedders/dlib-resnet.ts";
 import { LANDMARK68_FILE } from "../../landmarkers/landmark68.ts";
-import { SSD_MOBILENET_FILE } from "../../detectors/ssd-mobilenet.ts";
 import { TINY_FACE_DETECTOR_FILE } from "../../detectors/tiny-face-detector.ts";
 import { buildLandmarkNet } from "./landmark-net.ts";
 import { buildRecognitionNet } from "./recognition-net.ts";
-import { buildSsdMobilenetNet } from "./ssd-mobilenet-net.ts";
 import { buildTinyFaceDetectorNet } from "./tiny-face-detector-net.ts";
 
 export const FACE_API_TARGETS: BuildTarget[] = [
   { file: DLIB_RESNET_FILE, build: async () => buildRecognitionNet() },
   { file: LANDMARK68_FILE, build: async () => buildLandmarkNet() },
   { file: TINY_FACE_DETECTOR_FILE, build: async () => buildTinyFaceDetectorNet() },
-  { file: SSD_MOBILENET_FILE, build: async () => buildSsdMobilenetNet() },
 ];

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setBackend } from "@tensorflow/tfjs/dist/index.js";
 // face-api's build without bundled tfjs runs on the installed @tensorflow/tfjs; its `tf` re-export carries face-api's tensor types.
-import { FaceLandmark68Net, FaceRecognitionNet, SsdMobilenetv1, TinyFaceDetector, tf } from "@vladmandic/face-api/dist/face-api.esm-nobundle.js";
+import { FaceLandmark68Net, FaceRecognitionNet, TinyFaceDetector, tf } from "@vladmandic/face-api/dist/face-api.esm-nobundle.js";
 import { FACE_API_MODEL_DIR } from "../../../model/build/face-api/weights.ts";
 
 interface Loadable {
@@ -41,17 +41,6 @@ export async function referenceForward(net: ReferenceNet, pixels: Float32Array, 
   const values = (await output.data()) as Float32Array;
   for (const tensor of [...input, output]) tensor.dispose();
   return values;
-}
-
-/** face-api's SSD on a batch of square images: decoded boxes (top, left, bottom, right) and face scores, image after image. */
-export async function referenceSsdForward(pixels: Float32Array, size: number): Promise<{ boxes: Float32Array; scores: Float32Array }> {
-  const net = await load(new SsdMobilenetv1(), "ssd_mobilenetv1_model");
-  const input = images(pixels, size);
-  const { boxes, scores } = await net.forward(input);
-  const concatenated = async (tensors: tf.Tensor[]) => Float32Array.from((await Promise.all(tensors.map((t) => t.data()))).flatMap((data) => Array.from(data as Float32Array)));
-  const result = { boxes: await concatenated(boxes), scores: await concatenated(scores) };
-  for (const tensor of [...input, ...boxes, ...scores]) tensor.dispose();
-  return result;
 }
 
 export const loadReferenceRecognitionNet = () => load(new FaceRecognitionNet(), "face_recognition_model");

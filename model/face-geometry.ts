@@ -1,4 +1,24 @@
 /**
+ * Face geometry the networks share: the alignment templates (where the five points land in an embedder's crop), the
+ * 68-point indices behind the five points, and the square-region sampler that cuts the networks' inputs.
+ */
+import type { Point, RgbImage } from "./types.ts";
+
+/**
+ * The standard five-point alignment template of ArcFace / InsightFace 112x112 face crops (left eye, right eye, nose tip,
+ * left mouth corner, right mouth corner, in crop pixels; "left" = smaller x). Reproduced from `arcface_dst` in
+ * insightface's python-package/insightface/utils/face_align.py (github.com/deepinsight/insightface). BlazeFace places
+ * its mouth corners by it.
+ */
+export const ARCFACE_TEMPLATE_112: readonly Point[] = [
+  [38.2946, 51.6963],
+  [73.5318, 51.5014],
+  [56.0252, 71.7366],
+  [41.5493, 92.3655],
+  [70.7299, 92.2041],
+];
+
+/**
  * Where dlib's face chips put the five alignment points, for the dlib ResNet descriptor (150x150, padding 0.25).
  *
  * dlib's get_face_chip_details(det, size, padding) maps the mean face shape (points 17..67 of the 68-point scheme,
@@ -7,10 +27,7 @@
  * chips from get_face_chip_details(shape, 150, 0.25). Our five points are derived from the same mean face:
  * eye centres are the means of the eye contours (36-41 and 42-47), the nose tip is point 30 and the mouth corners
  * are points 48 and 54 (0-based), so the template is exactly where dlib's chip puts those landmarks of the mean face.
- */
-import type { Point } from "../types.ts";
-
-/**
+ *
  * mean_face_shape_x / mean_face_shape_y for points 17..67, reproduced from dlib's get_face_chip_details in
  * dlib/image_transforms/interpolation.h (github.com/davisking/dlib, commit 031bb7d092469cc48f0664300dd2e2f0c51c944c).
  */
@@ -41,10 +58,48 @@ export const FIVE_POINT_SOURCES: readonly (readonly number[])[] = [
 
 /** The five-point template of a dlib face chip of `size` pixels with `padding`. */
 export function dlibFaceChipTemplate(size: number, padding: number): Point[] {
+  return dlibFaceChipPoints(FIVE_POINT_SOURCES, size, padding);
+}
+
+/** Where a dlib face chip puts each of these points of the mean face, each the mean of some 68-point indices (17..67). */
+export function dlibFaceChipPoints(sources: readonly (readonly number[])[], size: number, padding: number): Point[] {
   const toChip = (mean: number) => (size * (padding + mean)) / (2 * padding + 1);
-  return FIVE_POINT_SOURCES.map((indices) => {
+  return sources.map((indices) => {
     const meanOf = (shape: number[]) =>
       indices.reduce((sum, i) => sum + shape[i - FIRST_MEAN_FACE_POINT]!, 0) / indices.length;
     return [toChip(meanOf(MEAN_FACE_SHAPE_X)), toChip(meanOf(MEAN_FACE_SHAPE_Y))] as const;
   });
+}
+
+/** A square region of the image, in image pixels measured from its corner (pixel i spans i..i+1). */
+export interface SquareRegion {
+  centreX: number;
+  centreY: number;
+  side: number;
+}
+
+/** Bilinear resampling of a square image region to size x size RGB floats (0..255, NHWC), zero outside the image. */
+export function sampleSquare(image: RgbImage, region: SquareRegion, size: number): Float32Array {
+  const out = new Float32Array(size * size * 3);
+  const step = region.side / size;
+  const left = region.centreX - region.side / 2;
+  const top = region.centreY - region.side / 2;
+  const { data, width, height } = image;
+  const pixel = (x: number, y: number, c: number) => (x < 0 || y < 0 || x >= width || y >= height ? 0 : data[(y * width + x) * 3 + c]!);
+  for (let v = 0; v < size; v++) {
+    const sy = top + (v + 0.5) * step - 0.5;
+    const y0 = Math.floor(sy);
+    const fy = sy - y0;
+    for (let u = 0; u < size; u++) {
+      const sx = left + (u + 0.5) * step - 0.5;
+      const x0 = Math.floor(sx);
+      const fx = sx - x0;
+      for (let c = 0; c < 3; c++) {
+        const topRow = pixel(x0, y0, c) * (1 - fx) + pixel(x0 + 1, y0, c) * fx;
+        const bottomRow = pixel(x0, y0 + 1, c) * (1 - fx) + pixel(x0 + 1, y0 + 1, c) * fx;
+        out[(v * size + u) * 3 + c] = topRow * (1 - fy) + bottomRow * fy;
+      }
+    }
+  }
+  return out;
 }
