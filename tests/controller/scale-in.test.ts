@@ -51,7 +51,7 @@ test("SQS counts that read 0 while jobs are in hand do not stop the instances ho
           },
         },
         cache: new AnalysisCache(0),
-        threshold: 0.5,
+        threshold: { at: () => 0.5 },
         slots: 1,
         instanceId,
       });
