@@ -11,7 +11,7 @@ const log = createLogger({ pid: process.pid });
 
 try {
   const config = loadConfig();
-  const resolution = await resolveRoles(process.argv.slice(2), process.env, { required: config.instanceMetadata === "required" });
+  const resolution = await resolveRoles(process.argv.slice(2), config.role, process.env, { required: config.instanceMetadata === "required" });
   log.info("roles_resolved", { ...resolution });
   const running = await startRoles(config, resolution, log);
   let stopping = false;

@@ -35,7 +35,7 @@ export const ModelConfigSchema = Type.Object({
     }),
   ),
   customEmbedder: Type.Optional(CustomEmbedderSchema),
-  workers: Type.Integer({ minimum: 0, default: 0, description: "Inference worker threads; 0 = number of cores" }),
+  workers: Type.Integer({ minimum: 0, default: 0, description: "Inference worker threads; 0 = one per job slot, up to one per core, in an app-only process, and one per core in the embedded mode" }),
   maxPixels: Type.Integer({ minimum: 1, default: 40_000_000, description: "Images with more pixels are refused before decoding" }),
 }, { default: {} });
 

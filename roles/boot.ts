@@ -26,7 +26,7 @@ export interface MetadataPolicy {
 
 export interface RoleResolution {
   roles: Role[];
-  source: "argument" | "environment" | "instance-metadata-tag" | "describe-tags" | "no-instance-metadata";
+  source: "argument" | "configuration" | "instance-metadata-tag" | "describe-tags" | "no-instance-metadata";
   instanceId?: string;
 }
 
@@ -73,10 +73,11 @@ async function reachMetadataService({ required, waitMs = REQUIRED_METADATA_WAIT_
   }
 }
 
-export async function resolveRoles(argv: string[], env: Record<string, string | undefined>, metadataPolicy: MetadataPolicy = { required: false }): Promise<RoleResolution> {
+/** `configuredRole` is the configuration's `role` (FACEFLEET_ROLE or the configuration file). */
+export async function resolveRoles(argv: string[], configuredRole: string | undefined, env: Record<string, string | undefined>, metadataPolicy: MetadataPolicy = { required: false }): Promise<RoleResolution> {
   const fromArgument = roleArgument(argv);
   if (fromArgument !== undefined) return { roles: parseRoles(fromArgument), source: "argument" };
-  if (env.FACEFLEET_ROLE) return { roles: parseRoles(env.FACEFLEET_ROLE), source: "environment" };
+  if (configuredRole) return { roles: parseRoles(configuredRole), source: "configuration" };
 
   const metadata = await reachMetadataService(metadataPolicy);
   if (!metadata) return { roles: ["all"], source: "no-instance-metadata" };

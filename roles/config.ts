@@ -15,7 +15,12 @@ export type Role = Static<typeof RoleSchema>;
 const name = (description: string) => Type.Optional(Type.String({ minLength: 1, description }));
 
 export const ConfigSchema = Type.Object({
-  role: Type.Optional(RoleSchema),
+  role: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: "Roles this process plays: web, app, controller, all, or several joined by + (web+controller); unset: the instance's Role tag, else all",
+    }),
+  ),
   instanceMetadata: Type.Union([Type.Literal("optional"), Type.Literal("required")], {
     default: "optional",
     description: "required: the process runs on EC2 (the baked image sets it), so a metadata service that does not answer is waited for, then an error, never the embedded mode",

@@ -1,5 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseRoles, resolveRoles, RoleError } from "../../roles/boot.ts";
+import { loadConfig } from "../../roles/config.ts";
 
 describe("role resolution", () => {
   test("parses single and combined roles", () => {
@@ -10,16 +14,24 @@ describe("role resolution", () => {
     expect(() => parseRoles("")).toThrow(RoleError);
   });
 
-  test("--role wins over FACEFLEET_ROLE, which wins over instance metadata", async () => {
-    expect(await resolveRoles(["--role", "app"], { FACEFLEET_ROLE: "web" })).toEqual({ roles: ["app"], source: "argument" });
-    expect(await resolveRoles(["--role=controller"], {})).toEqual({ roles: ["controller"], source: "argument" });
-    expect(await resolveRoles([], { FACEFLEET_ROLE: "web" })).toEqual({ roles: ["web"], source: "environment" });
+  test("--role wins over the configured role, which wins over instance metadata", async () => {
+    expect(await resolveRoles(["--role", "app"], "web", {})).toEqual({ roles: ["app"], source: "argument" });
+    expect(await resolveRoles(["--role=controller"], undefined, {})).toEqual({ roles: ["controller"], source: "argument" });
+    expect(await resolveRoles([], "web", {})).toEqual({ roles: ["web"], source: "configuration" });
+  });
+
+  test("the configured role comes from FACEFLEET_ROLE or the configuration file, several roles joined by +", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "facefleet-role-")), "config.json");
+    writeFileSync(file, JSON.stringify({ role: "app" }));
+    expect(loadConfig({ FACEFLEET_CONFIG: file }).role).toBe("app");
+    const combined = loadConfig({ FACEFLEET_CONFIG: file, FACEFLEET_ROLE: "web+controller" }).role;
+    expect(await resolveRoles([], combined, {})).toEqual({ roles: ["web", "controller"], source: "configuration" });
   });
 
   test("with instance metadata required, a service that never answers is an error, not the embedded mode", async () => {
     await withMetadataEndpoint(closedEndpoint(), async () => {
       const started = performance.now();
-      await expect(resolveRoles([], {}, { required: true, waitMs: 600 })).rejects.toThrow(RoleError);
+      await expect(resolveRoles([], undefined, {}, { required: true, waitMs: 600 })).rejects.toThrow(RoleError);
       expect(performance.now() - started).toBeGreaterThanOrEqual(600);
     });
   });
@@ -40,7 +52,7 @@ describe("role resolution", () => {
     });
     try {
       await withMetadataEndpoint(`http://127.0.0.1:${imds.port}`, async () => {
-        expect(await resolveRoles([], {}, { required: true, waitMs: 10_000 })).toEqual({ roles: ["app"], source: "instance-metadata-tag", instanceId: "i-0late" });
+        expect(await resolveRoles([], undefined, {}, { required: true, waitMs: 10_000 })).toEqual({ roles: ["app"], source: "instance-metadata-tag", instanceId: "i-0late" });
         expect(Date.now()).toBeGreaterThanOrEqual(readyAt);
       });
     } finally {
@@ -51,7 +63,7 @@ describe("role resolution", () => {
   test("with no metadata service answering, every role runs embedded, quickly", async () => {
     await withMetadataEndpoint(closedEndpoint(), async () => {
       const started = performance.now();
-      expect(await resolveRoles([], {})).toEqual({ roles: ["all"], source: "no-instance-metadata" });
+      expect(await resolveRoles([], undefined, {})).toEqual({ roles: ["all"], source: "no-instance-metadata" });
       expect(performance.now() - started).toBeLessThan(1500);
     });
   });
