@@ -1,7 +1,7 @@
 /**
  * The infra scripts as a user runs them (separate processes, configured only through the SDK's standard
  * environment) against the emulated region of infra/sim/. Instances run nothing, except the AMI builder, whose
- * part infra/sim/ami-builder.ts plays.
+ * part infra/sim/ami-builder.ts plays: it installs the project into the image for real.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { DescribeLaunchTemplateVersionsCommand, EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
@@ -13,14 +13,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { vcpusInUse } from "../../infra/sim/ec2/capacity.ts";
 import { instanceAccessKey } from "../../infra/sim/iam/access.ts";
-import { REPO_ROOT, startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
+import { startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
 import { runInfraScript } from "./run-script.ts";
+import { PROJECT_DIR } from "../../infra/user-data.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
 
 const PREFIX = "itest";
-const AMI_BUILDER = join(REPO_ROOT, "infra/sim/ami-builder.ts");
 const INGRESS = ["--ingress-cidr", "203.0.113.0/24"];
 const TOKEN_KEY = "_secrets/api-token";
 /** Each test runs the scripts as processes: seconds each, more on a loaded 2-core machine. */
@@ -81,8 +81,8 @@ beforeAll(async () => {
   region = await startRegion({
     logDir: join(dir, "instances"),
     instanceEnv: { FACEFLEET_PREFIX: PREFIX },
-    instanceProcess(instance) {
-      return region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder` ? { command: [process.execPath, AMI_BUILDER], cwd: REPO_ROOT } : undefined;
+    instanceProcess(instance, fromImage) {
+      return region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder` ? fromImage : undefined;
     },
   });
   // EC2 is eventually consistent: a new instance or image may be unknown to Describe* for a moment.
@@ -223,6 +223,12 @@ describe("a deployment's life in the emulated region", () => {
     const state = deploymentState();
     const image = region.ec2.store.images.get(state.imageId)!;
     expect(image.sourceInstanceId).toBe(builder.id);
+    // The builder installed the project into the image: its models, production dependencies only.
+    const project = join(image.rootDir!, PROJECT_DIR);
+    expect(existsSync(join(project, "index.ts"))).toBe(true);
+    expect(existsSync(join(project, "model/onnx/face-api-dlib-resnet.onnx"))).toBe(true);
+    expect(existsSync(join(project, "node_modules/elysia/package.json"))).toBe(true);
+    expect(existsSync(join(project, "node_modules/onnx-proto"))).toBe(false);
     expect(region.ec2.store.tagsOf(image.id).Deployment).toBe(PREFIX);
     // Only the token is left in the input bucket: the tarball and the marker are gone.
     expect(((await s3.send(new ListObjectsV2Command({ Bucket: "itest-in-bucket" }))).Contents ?? []).map((object) => object.Key)).toEqual([TOKEN_KEY]);

@@ -21,7 +21,6 @@ const IMAGES = resolve(REPO_ROOT, "../shared/datasets/lfw-devtrain/images");
 const PREFIX = "fleet";
 const PEOPLE = 100;
 const MAX_APP_INSTANCES = 15;
-const AMI_BUILDER = join(REPO_ROOT, "infra/sim/ami-builder.ts");
 
 type PoolPolicy = "warm" | "cold";
 
@@ -218,11 +217,11 @@ for (const pool of ["warm", "cold"] as const) {
       region = await startRegion({
         logDir: join(work, "instances"),
         instanceEnv: { ...settings, FACEFLEET_PORT: String(port) },
-        instanceProcess(instance) {
-          if (region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder`) return { command: [process.execPath, AMI_BUILDER], cwd: REPO_ROOT };
+        // What each instance's image runs: the builder, then `bun index.ts` from the baked image's directory.
+        instanceProcess(instance, fromImage) {
           const accessKeyId = `AKIA${instance.id.slice(2).toUpperCase()}`;
           instanceByAccessKey.set(accessKeyId, instance.id);
-          return { command: [process.execPath, "index.ts"], cwd: REPO_ROOT, env: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_ENDPOINT_URL_S3: s3Tap.endpoint } };
+          return fromImage && { ...fromImage, env: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_ENDPOINT_URL_S3: s3Tap.endpoint } };
         },
       });
       s3Tap = startRequestTap(region.endpoints.s3, (request) => onS3Request?.(request));
