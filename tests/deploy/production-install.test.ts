@@ -3,11 +3,11 @@
 // `bun index.ts` booted from that copy, embedded, and asked over HTTP. A runtime import of a dev dependency or of the
 // model build fails here, as it would on the image's first boot. Bun's install cache makes the installs take seconds.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { packProject } from "../../infra/project-tarball.ts";
-import { PROJECT_INSTALL_STEPS } from "../../infra/user-data.ts";
+import { PROJECT_INSTALL_STEPS, systemdUnit } from "../../infra/user-data.ts";
 import { courseImages, HAVE_COURSE, type LabelledImage } from "../service/support.ts";
 import { freePort, waitFor } from "../support/waiting.ts";
 
@@ -27,6 +27,18 @@ async function run(command: string[], cwd: string): Promise<string> {
   const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   if (code !== 0) throw new Error(`${command.join(" ")} exited ${code}:\n${stdout}${stderr}`);
   return stdout + stderr;
+}
+
+/** Every file and directory under `dir` with its modification time: what a process wrote there shows as a difference. */
+function snapshot(dir: string): Map<string, number> {
+  const entries = readdirSync(dir, { recursive: true, encoding: "utf8" });
+  return new Map(entries.map((entry) => [entry, statSync(join(dir, entry)).mtimeMs]));
+}
+
+/** The environment the unit gives the service (its `Environment=` line): HOME and the caches in its cache directory. */
+function unitEnvironment(cacheDir: string): Record<string, string> {
+  const line = systemdUnit().split("\n").find((entry) => entry.startsWith("Environment="))!;
+  return Object.fromEntries(line.slice("Environment=".length).split(" ").map((pair) => [pair.split("=")[0]!, cacheDir]));
 }
 
 /** The first images of the course set with distinct labels: each is enrolled as its label, then asked about. */
@@ -57,12 +69,14 @@ describe.skipIf(!HAVE_COURSE)("the project installed as the image installs it, p
     for (const dev of ["onnx-proto", "@tensorflow/tfjs", "@vladmandic/face-api", "fauxqs"]) expect(existsSync(join(projectDir, "node_modules", dev))).toBe(false);
   });
 
-  test("bun index.ts boots from the copy, enrolls people and answers the classic request for each", async () => {
+  test("bun index.ts boots from the copy, enrolls people and answers the classic request for each, writing only its cache and data", async () => {
+    const before = snapshot(projectDir);
+    const cacheDir = join(work, "cache");
     const port = freePort();
     url = `http://127.0.0.1:${port}`;
     service = Bun.spawn([process.execPath, "index.ts"], {
       cwd: projectDir,
-      env: { ...childEnv(), FACEFLEET_ROLE: "all", FACEFLEET_HOST: "127.0.0.1", FACEFLEET_PORT: String(port), FACEFLEET_DATA_DIR: join(work, "data"), FACEFLEET_API_TOKEN: TOKEN },
+      env: { ...childEnv(), ...unitEnvironment(cacheDir), FACEFLEET_ROLE: "all", FACEFLEET_HOST: "127.0.0.1", FACEFLEET_PORT: String(port), FACEFLEET_DATA_DIR: join(work, "data"), FACEFLEET_API_TOKEN: TOKEN },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
@@ -88,5 +102,9 @@ describe.skipIf(!HAVE_COURSE)("the project installed as the image installs it, p
       const answer = await fetch(`${url}/`, { method: "POST", body: form });
       expect(await answer.text()).toBe(`${person.name}:${person.person}`);
     }
+    // The unit leaves the service one writable directory, its cache: Bun and onnxruntime write there, the project
+    // directory stays as the install left it (the data directory is the embedded mode's, which the image never runs).
+    expect(readdirSync(cacheDir).length).toBeGreaterThan(0);
+    expect(snapshot(projectDir)).toEqual(before);
   });
 });
