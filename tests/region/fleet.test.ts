@@ -254,7 +254,11 @@ for (const pool of ["warm", "cold"] as const) {
       await infra("launch", "--pool", pool);
       const apps = await appInstances();
       expect(apps.map((instance) => instance.state)).toEqual(Array(pool === "warm" ? MAX_APP_INSTANCES : 0).fill("stopped"));
-      const webReady = await waitFor("the web tier", () => fetch(`${webUrl}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000);
+      const webReady = await waitFor("the web tier", () => fetch(`${webUrl}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000).catch((error: Error) => {
+        // An image that lacks something shows here first: the web instance's process dies at boot.
+        const web = region.ec2.instances().find((instance) => instance.tags.Role === "web+controller");
+        throw new Error(`${error.message}; the web instance's log ends:\n${web && existsSync(web.logPath) ? readFileSync(web.logPath, "utf8").slice(-2000) : "(no log)"}`);
+      });
       expect(webReady).toBe(true);
       console.log(`launch + web tier ready: ${Math.round(performance.now() - launched)} ms`);
     }, 120_000);
