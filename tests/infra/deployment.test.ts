@@ -15,6 +15,7 @@ import { vcpusInUse } from "../../infra/sim/ec2/capacity.ts";
 import { instanceAccessKey } from "../../infra/sim/iam/access.ts";
 import { startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
 import { runInfraScript } from "./run-script.ts";
+import type { ProcessSpec } from "../../infra/sim/ec2/process.ts";
 import { PROJECT_DIR } from "../../infra/user-data.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
@@ -33,6 +34,8 @@ let dir: string;
 let s3: S3Client;
 let sqs: SQSClient;
 let ec2: EC2Client;
+/** What each instance's image would run (the test runs only the builder's). */
+const imageProcesses = new Map<string, ProcessSpec | undefined>();
 
 const stateFile = (prefix: string) => join(dir, `${prefix}.json`);
 const deploymentState = () => JSON.parse(readFileSync(stateFile(PREFIX), "utf8")) as { imageId: string; launchTemplateId: string; securityGroupId: string; queueUrls: Record<string, string> };
@@ -82,6 +85,7 @@ beforeAll(async () => {
     logDir: join(dir, "instances"),
     instanceEnv: { FACEFLEET_PREFIX: PREFIX },
     instanceProcess(instance, fromImage) {
+      imageProcesses.set(instance.id, fromImage);
       return region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder` ? fromImage : undefined;
     },
   });
@@ -255,6 +259,9 @@ describe("a deployment's life in the emulated region", () => {
     expect(instances.every((i) => i.imageId === deploymentState().imageId)).toBe(true);
     const profileOf = (id: string) => region.ec2.store.instances.get(id)!.iamInstanceProfile?.name;
     expect(instances.map((i) => `${i.tags.Role} ${profileOf(i.id)}`).sort()).toEqual(["app itest-app-profile", "app itest-app-profile", "app itest-app-profile", "web+controller itest-web-profile"]);
+    // Instances of the baked image boot the service from the image's project directory, not from the repository.
+    const image = region.ec2.store.images.get(deploymentState().imageId)!;
+    for (const instance of instances) expect(imageProcesses.get(instance.id)).toEqual({ command: [process.execPath, "index.ts"], cwd: join(image.rootDir!, PROJECT_DIR) });
 
     const second = await runCounting("launch", ["--pool-size", "3"]);
     expect(second.stdout).toContain("no changes");

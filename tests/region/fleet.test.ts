@@ -7,11 +7,12 @@ import { DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplate
 import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { ListBucketsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand, ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { REPO_ROOT, startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
 import { startRequestTap, type RequestTap, type TappedRequest } from "../../infra/sim/request-tap.ts";
+import { PROJECT_DIR } from "../../infra/user-data.ts";
 import { freePort, waitFor } from "../support/waiting.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
@@ -95,6 +96,8 @@ async function infra(script: string, ...args: string[]): Promise<string> {
   if (code !== 0) throw new Error(`infra/${script}.ts exited ${code}:\n${output}`);
   return output;
 }
+
+const webInstance = () => region.ec2.instances().find((instance) => instance.tags.Role === "web+controller");
 
 const ACTIVE = ["pending", "running"];
 
@@ -256,10 +259,13 @@ for (const pool of ["warm", "cold"] as const) {
       expect(apps.map((instance) => instance.state)).toEqual(Array(pool === "warm" ? MAX_APP_INSTANCES : 0).fill("stopped"));
       const webReady = await waitFor("the web tier", () => fetch(`${webUrl}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000).catch((error: Error) => {
         // An image that lacks something shows here first: the web instance's process dies at boot.
-        const web = region.ec2.instances().find((instance) => instance.tags.Role === "web+controller");
+        const web = webInstance();
         throw new Error(`${error.message}; the web instance's log ends:\n${web && existsSync(web.logPath) ? readFileSync(web.logPath, "utf8").slice(-2000) : "(no log)"}`);
       });
       expect(webReady).toBe(true);
+      // The web instance runs from what the builder installed into the image, not from the repository.
+      const web = webInstance()!;
+      expect(readlinkSync(`/proc/${web.pid}/cwd`)).toBe(join(region.ec2.store.images.get(web.imageId)!.rootDir!, PROJECT_DIR));
       console.log(`launch + web tier ready: ${Math.round(performance.now() - launched)} ms`);
     }, 120_000);
 
