@@ -20,10 +20,11 @@ function objectNamed(userData: string, pattern: RegExp): { Bucket: string; Key: 
 }
 
 async function run(command: string[], cwd: string, log: string[]): Promise<void> {
+  log.push(`$ ${command.join(" ")}`);
   const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` };
   const child = Bun.spawn(command, { cwd, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  log.push(`$ ${command.join(" ")}`, stdout, stderr);
+  log.push(stdout, stderr);
   if (code !== 0) throw new Error(`${command.join(" ")} exited ${code}`);
 }
 

@@ -36,6 +36,8 @@ let sqs: SQSClient;
 let ec2: EC2Client;
 /** What each instance's image would run (the test runs only the builder's). */
 const imageProcesses = new Map<string, ProcessSpec | undefined>();
+/** Extra environment for the builder's process: a test breaks its install with it. */
+let builderEnv: Record<string, string> = {};
 
 const stateFile = (prefix: string) => join(dir, `${prefix}.json`);
 const deploymentState = () => JSON.parse(readFileSync(stateFile(PREFIX), "utf8")) as { imageId: string; launchTemplateId: string; securityGroupId: string; queueUrls: Record<string, string> };
@@ -86,7 +88,7 @@ beforeAll(async () => {
     instanceEnv: { FACEFLEET_PREFIX: PREFIX },
     instanceProcess(instance, fromImage) {
       imageProcesses.set(instance.id, fromImage);
-      return region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder` ? fromImage : undefined;
+      return region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder` && fromImage ? { ...fromImage, env: builderEnv } : undefined;
     },
   });
   // EC2 is eventually consistent: a new instance or image may be unknown to Describe* for a moment.
@@ -209,13 +211,29 @@ describe("a deployment's life in the emulated region", () => {
     expect((await queueAttributes("itest-req-queue")).attributes.MaximumMessageSize).toBe("1024");
   }, SCRIPT_TIMEOUT_MS);
 
+  test("a builder whose install fails reports its log, and bake-ami fails with the end of it and leaves no image", async () => {
+    // No tar, no bash on the builder's PATH: the install cannot start.
+    builderEnv = { PATH: "/nonexistent" };
+    try {
+      const result = await run("bake-ami", ["--image", Object.values(region.ec2.stockImages)[0]!]);
+      expect(result.code).not.toBe(0);
+      expect(result.output).toContain("the builder failed; the end of its log:");
+      expect(result.output).toContain("$ tar -xzf");
+      expect(region.ec2.instances().filter((instance) => instance.tags.Name === "itest-ami-builder").map((builder) => builder.state)).toEqual(["terminated"]);
+      expect([...region.ec2.store.images.values()].filter((image) => image.rootDir)).toEqual([]);
+      expect(((await s3.send(new ListObjectsV2Command({ Bucket: "itest-in-bucket" }))).Contents ?? []).map((object) => object.Key)).toEqual([TOKEN_KEY]);
+    } finally {
+      builderEnv = {};
+    }
+  }, SCRIPT_TIMEOUT_MS);
+
   test("bake-ami boots a builder with the user data (never the admin token) and the builder role, images it once it reports and powers off, and cleans up", async () => {
     const stockImage = Object.values(region.ec2.stockImages)[0]!;
     const result = await run("bake-ami", ["--image", stockImage], { env: { FACEFLEET_API_TOKEN: "rotated-secret-0123456789" } });
     expect(result.code, result.output).toBe(0);
     const builders = region.ec2.instances().filter((instance) => instance.tags.Name === "itest-ami-builder");
-    expect(builders.map((builder) => builder.state)).toEqual(["terminated"]);
-    const builder = region.ec2.store.instances.get(builders[0]!.id)!;
+    expect(builders.map((builder) => builder.state)).toEqual(["terminated", "terminated"]);
+    const builder = region.ec2.store.instances.get(builders[1]!.id)!;
     expect(builder.imageId).toBe(stockImage);
     const userData = Buffer.from(builder.userData ?? "", "base64").toString("utf8");
     expect(userData).toContain("bun run model:build");
@@ -239,7 +257,8 @@ describe("a deployment's life in the emulated region", () => {
     const data = await defaultLaunchTemplateData(state.launchTemplateId);
     expect(data?.ImageId).toBe(state.imageId);
     expect(data?.MetadataOptions?.HttpTokens).toBe("required");
-  }, SCRIPT_TIMEOUT_MS);
+    // The builder installs the project for real: seconds with Bun's install cache warm, more on a loaded machine.
+  }, 2 * SCRIPT_TIMEOUT_MS);
 
   test("launch boots the web tier and a warm pool of stopped app instances; a second launch changes nothing", async () => {
     const dry = await runCounting("launch", ["--pool-size", "3", "--dry-run"]);
