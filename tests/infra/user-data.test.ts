@@ -76,6 +76,7 @@ describe("AMI builder user data", () => {
       `cd ${PROJECT_DIR}`,
       // The install steps the emulated region's builder and tests/deploy run too, in their order.
       ...PROJECT_INSTALL_STEPS,
+      "rm -rf /root/.bun/install/cache /root/.npm",
       "systemctl enable facefleet.service",
       "echo ok | aws s3 cp - s3://alpha-in-bucket/_bake/abc-1/done",
       "shutdown -h now",
