@@ -20,7 +20,6 @@ let work: string;
 let projectDir: string;
 let service: ReturnType<typeof Bun.spawn> | undefined;
 let url: string;
-let output = "";
 
 async function run(command: string[], cwd: string): Promise<string> {
   const child = Bun.spawn(command, { cwd, env: childEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
@@ -82,12 +81,11 @@ describe.skipIf(!HAVE_COURSE)("the project installed as the image installs it, p
       stderr: "pipe",
     });
     const child = service;
-    const collect = (stream: ReadableStream<Uint8Array>) => void new Response(stream).text().then((text) => (output += text));
-    collect(child.stdout as ReadableStream<Uint8Array>);
-    collect(child.stderr as ReadableStream<Uint8Array>);
-    const exited = child.exited.then((code) => `exited ${code}`);
+    const output = Promise.all([child.stdout, child.stderr].map((stream) => new Response(stream as ReadableStream<Uint8Array>).text())).then((parts) => parts.join(""));
+    // A process that dies at boot (a missing package, say) ends the wait with its output.
+    const exited = child.exited.then(async (code) => `exited ${code}:\n${await output}`);
     const ready = await Promise.race([waitFor("the service's health", () => fetch(`${url}/healthz`).then((r) => (r.ok ? "ready" : undefined), () => undefined), 30_000), exited]);
-    expect(ready, output).toBe("ready");
+    expect(ready).toBe("ready");
 
     const people = distinctPeople(3);
     for (const person of people) {
