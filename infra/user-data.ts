@@ -126,7 +126,7 @@ dnf install -y nodejs22 nodejs22-npm tar gzip
 npm-22 install -g bun@${BUN_VERSION}
 export PATH="/usr/local/bin:$PATH"
 bun --version
-useradd --system --no-create-home --home-dir ${CACHE_DIR} --shell /sbin/nologin ${SERVICE_USER}
+useradd --system --user-group --no-create-home --home-dir ${CACHE_DIR} --shell /sbin/nologin ${SERVICE_USER}
 
 # Everything under ${PROJECT_DIR} belongs to root: the service user reads it and writes none of it.
 mkdir -p ${PROJECT_DIR}

@@ -70,7 +70,7 @@ describe("AMI builder user data", () => {
     const order = [
       "dnf install -y nodejs22 nodejs22-npm",
       `npm-22 install -g bun@${BUN_VERSION}`,
-      `useradd --system --no-create-home --home-dir ${CACHE_DIR} --shell /sbin/nologin ${SERVICE_USER}`,
+      `useradd --system --user-group --no-create-home --home-dir ${CACHE_DIR} --shell /sbin/nologin ${SERVICE_USER}`,
       "aws s3 cp s3://alpha-in-bucket/_bake/abc-1/facefleet.tar.gz /tmp/facefleet.tar.gz",
       "tar -xzf /tmp/facefleet.tar.gz -C /opt/facefleet --no-same-owner",
       `cd ${PROJECT_DIR}`,
