@@ -2,14 +2,18 @@
  * The AMI builder in the emulated region, run as the builder instance's process with its root volume as the working
  * directory: cloud-init's part. It reads its user data from instance metadata for the tarball and the marker objects
  * the real script's commands name, unpacks the tarball into the volume at PROJECT_DIR, runs the same install steps
- * there (PROJECT_INSTALL_STEPS), reports `done`, or `failed` with its log, as the user data does, and powers off
- * (exits). Left out: dnf, Bun (this process's Bun stands for the pinned one), the service user and the unit.
+ * there (PROJECT_INSTALL_STEPS), writes the files the user data writes (the configuration, the environment file,
+ * the unit) into the volume, reports `done`, or `failed` with its log, as the user data does, and powers off
+ * (exits). Left out: dnf, Bun (this process's Bun stands for the pinned one), the service user, and systemd.
  */
 import { MetadataService } from "@aws-sdk/ec2-metadata-service";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { PROJECT_DIR, PROJECT_INSTALL_STEPS } from "../user-data.ts";
+
+/** A file the user data writes with a quoted here-document: `cat > /etc/x <<'DELIMITER'` ... `DELIMITER`. */
+const HERE_DOCUMENT = /^cat > (\/\S+) <<'(\w+)'\n([\s\S]*?)^\2$/gm;
 
 /** The S3 object a line of the user data names, by the pattern that precedes and follows its `s3://` URL. */
 function objectNamed(userData: string, pattern: RegExp): { Bucket: string; Key: string } {
@@ -45,6 +49,7 @@ try {
   await run(["tar", "-xzf", download, "-C", projectDir, "--no-same-owner"], projectDir, log);
   rmSync(download);
   await run(["bash", "-euo", "pipefail", "-c", PROJECT_INSTALL_STEPS.join("\n")], projectDir, log);
+  for (const [, path, , content] of userData.matchAll(HERE_DOCUMENT)) await Bun.write(join(process.cwd(), path!), content!);
   await s3.send(new PutObjectCommand({ ...done, Body: "ok" }));
   console.log(log.join("\n"));
 } catch (error) {

@@ -16,7 +16,7 @@ import { roleArn } from "./iam/model.ts";
 import { startIamEmulator, type IamEmulator } from "./iam/server.ts";
 import { startImds, type ImdsServer } from "./imds/server.ts";
 import { startS3AndSqs, type S3SqsEmulator } from "./fauxqs.ts";
-import { PROJECT_DIR } from "../user-data.ts";
+import { CONFIG_FILE, PROJECT_DIR } from "../user-data.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "../..");
 
@@ -39,8 +39,8 @@ export interface RegionOptions {
   volumeDir?: string;
   /**
    * What an instance runs (default: what its image runs, `fromImage`); undefined runs nothing. An instance of an image
-   * baked in the region runs `bun index.ts` from the image's project directory; one of a stock image given user data
-   * runs the emulated AMI builder (infra/sim/ami-builder.ts); any other, nothing.
+   * baked in the region runs `bun index.ts` from the image's project directory with the image's configuration file;
+   * one of a stock image given user data runs the emulated AMI builder (infra/sim/ami-builder.ts); any other, nothing.
    */
   instanceProcess?(instance: Instance, fromImage: ProcessSpec | undefined): ProcessSpec | undefined;
   /** Extra environment for every instance process. */
@@ -165,7 +165,10 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
   });
   function imageProcess(instance: Instance): ProcessSpec | undefined {
     const volume = ec2.volumeOf(instance);
-    if (ec2.store.images.get(instance.imageId)?.rootDir) return { command: [process.execPath, "index.ts"], cwd: join(volume, PROJECT_DIR) };
+    if (ec2.store.images.get(instance.imageId)?.rootDir) {
+      // As the image's environment file names it for the unit.
+      return { command: [process.execPath, "index.ts"], cwd: join(volume, PROJECT_DIR), env: { FACEFLEET_CONFIG: join(volume, CONFIG_FILE) } };
+    }
     if (instance.userData === undefined) return undefined;
     mkdirSync(volume, { recursive: true });
     return { command: [process.execPath, AMI_BUILDER], cwd: volume };

@@ -16,7 +16,7 @@ import { instanceAccessKey } from "../../infra/sim/iam/access.ts";
 import { startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
 import { runInfraScript } from "./run-script.ts";
 import type { ProcessSpec } from "../../infra/sim/ec2/process.ts";
-import { PROJECT_DIR } from "../../infra/user-data.ts";
+import { CONFIG_FILE, PROJECT_DIR } from "../../infra/user-data.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -88,7 +88,7 @@ beforeAll(async () => {
     instanceEnv: { FACEFLEET_PREFIX: PREFIX },
     instanceProcess(instance, fromImage) {
       imageProcesses.set(instance.id, fromImage);
-      return region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder` && fromImage ? { ...fromImage, env: builderEnv } : undefined;
+      return region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder` && fromImage ? { ...fromImage, env: { ...fromImage.env, ...builderEnv } } : undefined;
     },
   });
   // EC2 is eventually consistent: a new instance or image may be unknown to Describe* for a moment.
@@ -251,6 +251,8 @@ describe("a deployment's life in the emulated region", () => {
     expect(existsSync(join(project, "model/onnx/face-api-dlib-resnet.onnx"))).toBe(true);
     expect(existsSync(join(project, "node_modules/elysia/package.json"))).toBe(true);
     expect(existsSync(join(project, "node_modules/onnx-proto"))).toBe(false);
+    // And the files the user data writes: the configuration every instance of the image reads.
+    expect(JSON.parse(readFileSync(join(image.rootDir!, CONFIG_FILE), "utf8"))).toMatchObject({ prefix: PREFIX, instanceMetadata: "required" });
     expect(region.ec2.store.tagsOf(image.id).Deployment).toBe(PREFIX);
     // Only the token is left in the input bucket: the tarball and the marker are gone.
     expect(((await s3.send(new ListObjectsV2Command({ Bucket: "itest-in-bucket" }))).Contents ?? []).map((object) => object.Key)).toEqual([TOKEN_KEY]);
@@ -280,7 +282,8 @@ describe("a deployment's life in the emulated region", () => {
     expect(instances.map((i) => `${i.tags.Role} ${profileOf(i.id)}`).sort()).toEqual(["app itest-app-profile", "app itest-app-profile", "app itest-app-profile", "web+controller itest-web-profile"]);
     // Instances of the baked image boot the service from the image's project directory, not from the repository.
     const image = region.ec2.store.images.get(deploymentState().imageId)!;
-    for (const instance of instances) expect(imageProcesses.get(instance.id)).toEqual({ command: [process.execPath, "index.ts"], cwd: join(image.rootDir!, PROJECT_DIR) });
+    const baked = { command: [process.execPath, "index.ts"], cwd: join(image.rootDir!, PROJECT_DIR), env: { FACEFLEET_CONFIG: join(image.rootDir!, CONFIG_FILE) } };
+    for (const instance of instances) expect(imageProcesses.get(instance.id)).toEqual(baked);
 
     const second = await runCounting("launch", ["--pool-size", "3"]);
     expect(second.stdout).toContain("no changes");

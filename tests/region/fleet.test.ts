@@ -224,7 +224,7 @@ for (const pool of ["warm", "cold"] as const) {
         instanceProcess(instance, fromImage) {
           const accessKeyId = `AKIA${instance.id.slice(2).toUpperCase()}`;
           instanceByAccessKey.set(accessKeyId, instance.id);
-          return fromImage && { ...fromImage, env: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_ENDPOINT_URL_S3: s3Tap.endpoint } };
+          return fromImage && { ...fromImage, env: { ...fromImage.env, AWS_ACCESS_KEY_ID: accessKeyId, AWS_ENDPOINT_URL_S3: s3Tap.endpoint } };
         },
       });
       s3Tap = startRequestTap(region.endpoints.s3, (request) => onS3Request?.(request));
