@@ -254,14 +254,25 @@ for (const pool of ["warm", "cold"] as const) {
     test(`bake-ami images a builder instance; launch boots the web tier and ${pool === "warm" ? "a warm pool of 15 stopped app instances" : "no app instance"}`, async () => {
       await infra("bake-ami", "--image", Object.values(region.ec2.stockImages)[0]!);
       const launched = performance.now();
-      await infra("launch", "--pool", pool);
-      const apps = await appInstances();
-      expect(apps.map((instance) => instance.state)).toEqual(Array(pool === "warm" ? MAX_APP_INSTANCES : 0).fill("stopped"));
-      const webReady = await waitFor("the web tier", () => fetch(`${webUrl}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000).catch((error: Error) => {
-        // An image that lacks something shows here first: the web instance's process dies at boot.
-        const web = webInstance();
-        throw new Error(`${error.message}; the web instance's log ends:\n${web && existsSync(web.logPath) ? readFileSync(web.logPath, "utf8").slice(-2000) : "(no log)"}`);
-      });
+      // An image that lacks something shows here first: the web instance's process dies at boot, and launch waits on.
+      let booting = true;
+      const webDied = (async () => {
+        for (; booting; await Bun.sleep(100)) {
+          const web = webInstance();
+          if (web && ["stopping", "stopped"].includes(web.state)) {
+            throw new Error(`the web instance's process ended at boot; its log ends:\n${existsSync(web.logPath) ? readFileSync(web.logPath, "utf8").slice(-2000) : ""}`);
+          }
+        }
+      })();
+      const webReady = await Promise.race([
+        webDied,
+        (async () => {
+          await infra("launch", "--pool", pool);
+          const apps = await appInstances();
+          expect(apps.map((instance) => instance.state)).toEqual(Array(pool === "warm" ? MAX_APP_INSTANCES : 0).fill("stopped"));
+          return waitFor("the web tier", () => fetch(`${webUrl}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000);
+        })(),
+      ]).finally(() => (booting = false));
       expect(webReady).toBe(true);
       // The web instance runs from what the builder installed into the image, not from the repository.
       const web = webInstance()!;
