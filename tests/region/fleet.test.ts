@@ -332,7 +332,8 @@ for (const pool of ["warm", "cold"] as const) {
       // The first app instance that fetches an input image has received its job: it dies before it can answer.
       onS3Request = ({ accessKeyId, method, path }) => {
         const instanceId = instanceByAccessKey.get(accessKeyId ?? "");
-        if (victim || !instanceId || method !== "GET" || !path.startsWith(`/${PREFIX}-in-bucket/`)) return;
+        // Only an app instance: the web instance reads the token object of the same bucket now and then.
+        if (victim || !instanceId || region.ec2.store.tagsOf(instanceId).Role !== "app" || method !== "GET" || !path.startsWith(`/${PREFIX}-in-bucket/`)) return;
         const logPath = region.ec2.instances().find((instance) => instance.id === instanceId)!.logPath;
         victim = { instanceId, jobId: path.split("/")[2]!, logLengthAtKill: readFileSync(logPath).length };
         region.ec2.killProcess(instanceId);
