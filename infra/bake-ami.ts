@@ -1,9 +1,9 @@
 /**
  * `bun run infra/bake-ami.ts --image ami-... [--builder-instance-type TYPE] [--dry-run]`
- * Bakes the deployment's AMI from a stock Amazon Linux 2023 image: puts a tarball of the repository (HEAD) in the
- * input bucket, boots a builder from the launch template with user data that installs Bun, the project and its
- * models and a systemd unit, waits for it to report and power off, images it, tags the image, terminates the
- * builder and makes the image the launch template's default.
+ * Bakes the deployment's AMI from a stock Amazon Linux 2023 image: puts a tarball of the project (the files git
+ * tracks, as they are in the working tree) in the input bucket, boots a builder from the launch template with user
+ * data that installs Bun, the project and its models, a service user and a systemd unit, waits for it to report
+ * and power off, images it, tags the image, terminates the builder and makes the image the launch template's default.
  */
 import { CreateImageCommand, DescribeImagesCommand, DescribeInstancesCommand, RunInstancesCommand, TerminateInstancesCommand, type _InstanceType } from "@aws-sdk/client-ec2";
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
@@ -13,13 +13,8 @@ import { BAKE_KEY_PREFIX, BAKE_MARKERS, BAKE_TARBALL, instanceRoleNames } from "
 import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import { runScript, UsageError, waitUntil, type ScriptContext } from "./script.ts";
 import { requireState, stateFilePath, writeState, type DeploymentState } from "./state.ts";
+import { packProject } from "./project-tarball.ts";
 import { builderUserData } from "./user-data.ts";
-
-function git(...args: string[]): Uint8Array {
-  const result = Bun.spawnSync(["git", ...args], { stdout: "pipe", stderr: "pipe" });
-  if (!result.success) throw new Error(`git ${args.join(" ")}: ${result.stderr.toString().trim()}`);
-  return result.stdout;
-}
 
 async function objectExists(aws: AwsClients, Bucket: string, Key: string): Promise<boolean> {
   try {
@@ -57,14 +52,16 @@ async function bake(context: ScriptContext, state: DeploymentState, image: strin
   const launchTemplateId = state.launchTemplateId;
   const bucket = state.buckets.in;
   if (!launchTemplateId || !bucket) throw new Error("the state file has no launch template or input bucket: run infra/bootstrap.ts first");
-  const commit = new TextDecoder().decode(git("rev-parse", "--short", "HEAD")).trim();
+  const project = packProject();
+  // An image of uncommitted edits says so in its name and Commit tag.
+  const commit = project.modified ? `${project.commit}-modified` : project.commit;
   const bakeId = `${commit}-${Date.now().toString(36)}`;
   const markerPrefix = `${BAKE_KEY_PREFIX}${bakeId}/`;
   const tarballKey = `${markerPrefix}${BAKE_TARBALL}`;
   const tags = { [DEPLOYMENT_TAG]: config.prefix };
 
   if (options.dryRun) {
-    out.line(`would pack commit ${commit} to s3://${bucket}/${tarballKey}, boot a ${options.builderInstanceType} builder from ${image}`);
+    out.line(`would pack the project at ${commit} to s3://${bucket}/${tarballKey}, boot a ${options.builderInstanceType} builder from ${image}`);
     out.line(`would image it as ${config.prefix}-${bakeId}, terminate the builder and make the image launch template ${launchTemplateId}'s default`);
     return;
   }
@@ -72,9 +69,8 @@ async function bake(context: ScriptContext, state: DeploymentState, image: strin
   const aws = await awsClients();
   let builderId: string | undefined;
   try {
-    const tarball = await out.step(`pack the repository at ${commit} (git archive HEAD)`, async () => git("archive", "--format=tar.gz", "HEAD"));
-    await out.step(`upload ${(tarball.byteLength / 1e6).toFixed(1)} MB to s3://${bucket}/${tarballKey}`, () =>
-      aws.s3.send(new PutObjectCommand({ Bucket: bucket, Key: tarballKey, Body: tarball, ContentType: "application/gzip" })),
+    await out.step(`upload the project at ${commit} (${(project.bytes.byteLength / 1e6).toFixed(1)} MB, the files git tracks) to s3://${bucket}/${tarballKey}`, () =>
+      aws.s3.send(new PutObjectCommand({ Bucket: bucket, Key: tarballKey, Body: project.bytes, ContentType: "application/gzip" })),
     );
     const userData = builderUserData({ bucket, tarballKey, markerPrefix, region: aws.region, config: { ...config } });
     builderId = await out.step(`boot a ${options.builderInstanceType} builder from ${image}`, async () => {

@@ -51,10 +51,6 @@ const region = await startRegion({
   stopDelayMs: bootDelayMs / 4,
   logDir: join(work, "instances"),
   instanceEnv: settings,
-  instanceProcess(instance) {
-    const builder = region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder`;
-    return { command: [process.execPath, builder ? "infra/sim/ami-builder.ts" : "index.ts"], cwd: REPO_ROOT };
-  },
 });
 Object.assign(process.env, region.env, settings);
 const config = loadConfig();

@@ -2,7 +2,7 @@
  * The emulated AWS region on loopback, in one call: S3 + SQS (fauxqs), EC2 (instances are local processes, each with
  * its own IMDSv2 service) and IAM. Processes reach it through the SDK's standard settings only (`env`).
  */
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startEc2Emulator, type Ec2Emulator } from "./ec2/server.ts";
@@ -16,6 +16,7 @@ import { roleArn } from "./iam/model.ts";
 import { startIamEmulator, type IamEmulator } from "./iam/server.ts";
 import { startImds, type ImdsServer } from "./imds/server.ts";
 import { startS3AndSqs, type S3SqsEmulator } from "./fauxqs.ts";
+import { CONFIG_FILE, PROJECT_DIR } from "../user-data.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "../..");
 
@@ -34,8 +35,14 @@ export interface RegionOptions {
   killGraceMs?: number;
   /** Instance logs `<instance id>.log` (default: a new temporary directory). */
   logDir?: string;
-  /** What an instance runs (default `bun index.ts` in the repository); undefined runs nothing. */
-  instanceProcess?(instance: Instance): ProcessSpec | undefined;
+  /** The instances' root volumes, a directory each (default: a new temporary directory, removed by stop()). */
+  volumeDir?: string;
+  /**
+   * What an instance runs (default: what its image runs, `fromImage`); undefined runs nothing. An instance of an image
+   * baked in the region runs `bun index.ts` from the image's project directory with the image's configuration file;
+   * one of a stock image given user data runs the emulated AMI builder (infra/sim/ami-builder.ts); any other, nothing.
+   */
+  instanceProcess?(instance: Instance, fromImage: ProcessSpec | undefined): ProcessSpec | undefined;
   /** Extra environment for every instance process. */
   instanceEnv?: Record<string, string>;
   /** Leave the access keys out of the instances' environment, so the SDK takes the role's from instance metadata. */
@@ -70,7 +77,7 @@ export interface EmulatedRegion {
   stop(): Promise<void>;
 }
 
-const defaultInstanceProcess = (): ProcessSpec => ({ command: [process.execPath, "index.ts"], cwd: REPO_ROOT });
+const AMI_BUILDER = join(REPO_ROOT, "infra/sim/ami-builder.ts");
 
 /** The parts of the test process's environment a child needs to run at all. */
 const baseEnv = (): Record<string, string> =>
@@ -79,6 +86,7 @@ const baseEnv = (): Record<string, string> =>
 export async function startRegion(options: RegionOptions = {}): Promise<EmulatedRegion> {
   const region = options.region ?? "us-east-1";
   const logDir = options.logDir ?? mkdtempSync(join(tmpdir(), "facefleet-region-"));
+  const volumeDir = options.volumeDir ?? mkdtempSync(join(tmpdir(), "facefleet-volumes-"));
   const enforce = options.enforceInstanceRoles ?? true;
   /** Access key -> instance id: the instances' callers. */
   const instanceKeys = new Map<string, string>();
@@ -120,6 +128,7 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
     defaultVpc: options.defaultVpc,
     instanceProfileCreatedAt: (name) => iam.store.instanceProfiles.get(name)?.createDate.getTime(),
     logDir,
+    volumeDir,
     stockImages: options.stockImages,
     onLaunch(instance) {
       const accessKeyId = instanceAccessKey(instance.id);
@@ -137,7 +146,8 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
         }
       : undefined,
     processFor(instance) {
-      const spec = options.instanceProcess ? options.instanceProcess(instance) : defaultInstanceProcess();
+      const fromImage = imageProcess(instance);
+      const spec = options.instanceProcess ? options.instanceProcess(instance, fromImage) : fromImage;
       if (!spec) return undefined;
       const env: Record<string, string> = {
         ...baseEnv(),
@@ -153,6 +163,16 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
       return { ...spec, env: { ...env, ...options.instanceEnv, ...spec.env } };
     },
   });
+  function imageProcess(instance: Instance): ProcessSpec | undefined {
+    const volume = ec2.volumeOf(instance);
+    if (ec2.store.images.get(instance.imageId)?.rootDir) {
+      // As the image's environment file names it for the unit.
+      return { command: [process.execPath, "index.ts"], cwd: join(volume, PROJECT_DIR), env: { FACEFLEET_CONFIG: join(volume, CONFIG_FILE) } };
+    }
+    if (instance.userData === undefined) return undefined;
+    mkdirSync(volume, { recursive: true });
+    return { command: [process.execPath, AMI_BUILDER], cwd: volume };
+  }
   return {
     region,
     endpoints: { s3: s3sqs.endpoint, sqs: s3sqs.endpoint, ec2: ec2.endpoint, iam: iam.endpoint },
@@ -168,6 +188,7 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
       await ec2.stop();
       await Promise.all([...imds.values()].map((server) => server.stop()));
       await Promise.all([iam.stop(), s3sqs.stop()]);
+      if (!options.volumeDir) rmSync(volumeDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The infra scripts as a user runs them (separate processes, configured only through the SDK's standard
  * environment) against the emulated region of infra/sim/. Instances run nothing, except the AMI builder, whose
- * part infra/sim/ami-builder.ts plays.
+ * part infra/sim/ami-builder.ts plays: it installs the project into the image for real.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { DescribeLaunchTemplateVersionsCommand, EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
@@ -13,14 +13,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { vcpusInUse } from "../../infra/sim/ec2/capacity.ts";
 import { instanceAccessKey } from "../../infra/sim/iam/access.ts";
-import { REPO_ROOT, startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
+import { startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
 import { runInfraScript } from "./run-script.ts";
+import type { ProcessSpec } from "../../infra/sim/ec2/process.ts";
+import { CONFIG_FILE, PROJECT_DIR } from "../../infra/user-data.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
 
 const PREFIX = "itest";
-const AMI_BUILDER = join(REPO_ROOT, "infra/sim/ami-builder.ts");
 const INGRESS = ["--ingress-cidr", "203.0.113.0/24"];
 const TOKEN_KEY = "_secrets/api-token";
 /** Each test runs the scripts as processes: seconds each, more on a loaded 2-core machine. */
@@ -33,6 +34,10 @@ let dir: string;
 let s3: S3Client;
 let sqs: SQSClient;
 let ec2: EC2Client;
+/** What each instance's image would run (the test runs only the builder's). */
+const imageProcesses = new Map<string, ProcessSpec | undefined>();
+/** Extra environment for the builder's process: a test breaks its install with it. */
+let builderEnv: Record<string, string> = {};
 
 const stateFile = (prefix: string) => join(dir, `${prefix}.json`);
 const deploymentState = () => JSON.parse(readFileSync(stateFile(PREFIX), "utf8")) as { imageId: string; launchTemplateId: string; securityGroupId: string; queueUrls: Record<string, string> };
@@ -81,8 +86,9 @@ beforeAll(async () => {
   region = await startRegion({
     logDir: join(dir, "instances"),
     instanceEnv: { FACEFLEET_PREFIX: PREFIX },
-    instanceProcess(instance) {
-      return region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder` ? { command: [process.execPath, AMI_BUILDER], cwd: REPO_ROOT } : undefined;
+    instanceProcess(instance, fromImage) {
+      imageProcesses.set(instance.id, fromImage);
+      return region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder` && fromImage ? { ...fromImage, env: { ...fromImage.env, ...builderEnv } } : undefined;
     },
   });
   // EC2 is eventually consistent: a new instance or image may be unknown to Describe* for a moment.
@@ -205,13 +211,29 @@ describe("a deployment's life in the emulated region", () => {
     expect((await queueAttributes("itest-req-queue")).attributes.MaximumMessageSize).toBe("1024");
   }, SCRIPT_TIMEOUT_MS);
 
+  test("a builder whose install fails reports its log, and bake-ami fails with the end of it and leaves no image", async () => {
+    // No tar, no bash on the builder's PATH: the install cannot start.
+    builderEnv = { PATH: "/nonexistent" };
+    try {
+      const result = await run("bake-ami", ["--image", Object.values(region.ec2.stockImages)[0]!]);
+      expect(result.code).not.toBe(0);
+      expect(result.output).toContain("the builder failed; the end of its log:");
+      expect(result.output).toContain("$ tar -xzf");
+      expect(region.ec2.instances().filter((instance) => instance.tags.Name === "itest-ami-builder").map((builder) => builder.state)).toEqual(["terminated"]);
+      expect([...region.ec2.store.images.values()].filter((image) => image.rootDir)).toEqual([]);
+      expect(((await s3.send(new ListObjectsV2Command({ Bucket: "itest-in-bucket" }))).Contents ?? []).map((object) => object.Key)).toEqual([TOKEN_KEY]);
+    } finally {
+      builderEnv = {};
+    }
+  }, SCRIPT_TIMEOUT_MS);
+
   test("bake-ami boots a builder with the user data (never the admin token) and the builder role, images it once it reports and powers off, and cleans up", async () => {
     const stockImage = Object.values(region.ec2.stockImages)[0]!;
     const result = await run("bake-ami", ["--image", stockImage], { env: { FACEFLEET_API_TOKEN: "rotated-secret-0123456789" } });
     expect(result.code, result.output).toBe(0);
     const builders = region.ec2.instances().filter((instance) => instance.tags.Name === "itest-ami-builder");
-    expect(builders.map((builder) => builder.state)).toEqual(["terminated"]);
-    const builder = region.ec2.store.instances.get(builders[0]!.id)!;
+    expect(builders.map((builder) => builder.state)).toEqual(["terminated", "terminated"]);
+    const builder = region.ec2.store.instances.get(builders[1]!.id)!;
     expect(builder.imageId).toBe(stockImage);
     const userData = Buffer.from(builder.userData ?? "", "base64").toString("utf8");
     expect(userData).toContain("bun run model:build");
@@ -223,13 +245,22 @@ describe("a deployment's life in the emulated region", () => {
     const state = deploymentState();
     const image = region.ec2.store.images.get(state.imageId)!;
     expect(image.sourceInstanceId).toBe(builder.id);
+    // The builder installed the project into the image: its models, production dependencies only.
+    const project = join(image.rootDir!, PROJECT_DIR);
+    expect(existsSync(join(project, "index.ts"))).toBe(true);
+    expect(existsSync(join(project, "model/onnx/face-api-dlib-resnet.onnx"))).toBe(true);
+    expect(existsSync(join(project, "node_modules/elysia/package.json"))).toBe(true);
+    expect(existsSync(join(project, "node_modules/onnx-proto"))).toBe(false);
+    // And the files the user data writes: the configuration every instance of the image reads.
+    expect(JSON.parse(readFileSync(join(image.rootDir!, CONFIG_FILE), "utf8"))).toMatchObject({ prefix: PREFIX, instanceMetadata: "required" });
     expect(region.ec2.store.tagsOf(image.id).Deployment).toBe(PREFIX);
     // Only the token is left in the input bucket: the tarball and the marker are gone.
     expect(((await s3.send(new ListObjectsV2Command({ Bucket: "itest-in-bucket" }))).Contents ?? []).map((object) => object.Key)).toEqual([TOKEN_KEY]);
     const data = await defaultLaunchTemplateData(state.launchTemplateId);
     expect(data?.ImageId).toBe(state.imageId);
     expect(data?.MetadataOptions?.HttpTokens).toBe("required");
-  }, SCRIPT_TIMEOUT_MS);
+    // The builder installs the project for real: seconds with Bun's install cache warm, more on a loaded machine.
+  }, 2 * SCRIPT_TIMEOUT_MS);
 
   test("launch boots the web tier and a warm pool of stopped app instances; a second launch changes nothing", async () => {
     const dry = await runCounting("launch", ["--pool-size", "3", "--dry-run"]);
@@ -249,6 +280,10 @@ describe("a deployment's life in the emulated region", () => {
     expect(instances.every((i) => i.imageId === deploymentState().imageId)).toBe(true);
     const profileOf = (id: string) => region.ec2.store.instances.get(id)!.iamInstanceProfile?.name;
     expect(instances.map((i) => `${i.tags.Role} ${profileOf(i.id)}`).sort()).toEqual(["app itest-app-profile", "app itest-app-profile", "app itest-app-profile", "web+controller itest-web-profile"]);
+    // Instances of the baked image boot the service from the image's project directory, not from the repository.
+    const image = region.ec2.store.images.get(deploymentState().imageId)!;
+    const baked = { command: [process.execPath, "index.ts"], cwd: join(image.rootDir!, PROJECT_DIR), env: { FACEFLEET_CONFIG: join(image.rootDir!, CONFIG_FILE) } };
+    for (const instance of instances) expect(imageProcesses.get(instance.id)).toEqual(baked);
 
     const second = await runCounting("launch", ["--pool-size", "3"]);
     expect(second.stdout).toContain("no changes");

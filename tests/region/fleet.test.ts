@@ -7,11 +7,12 @@ import { DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplate
 import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { ListBucketsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand, ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { REPO_ROOT, startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
 import { startRequestTap, type RequestTap, type TappedRequest } from "../../infra/sim/request-tap.ts";
+import { PROJECT_DIR } from "../../infra/user-data.ts";
 import { freePort, waitFor } from "../support/waiting.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
@@ -21,7 +22,6 @@ const IMAGES = resolve(REPO_ROOT, "../shared/datasets/lfw-devtrain/images");
 const PREFIX = "fleet";
 const PEOPLE = 100;
 const MAX_APP_INSTANCES = 15;
-const AMI_BUILDER = join(REPO_ROOT, "infra/sim/ami-builder.ts");
 
 type PoolPolicy = "warm" | "cold";
 
@@ -96,6 +96,8 @@ async function infra(script: string, ...args: string[]): Promise<string> {
   if (code !== 0) throw new Error(`infra/${script}.ts exited ${code}:\n${output}`);
   return output;
 }
+
+const webInstance = () => region.ec2.instances().find((instance) => instance.tags.Role === "web+controller");
 
 const ACTIVE = ["pending", "running"];
 
@@ -218,11 +220,11 @@ for (const pool of ["warm", "cold"] as const) {
       region = await startRegion({
         logDir: join(work, "instances"),
         instanceEnv: { ...settings, FACEFLEET_PORT: String(port) },
-        instanceProcess(instance) {
-          if (region.ec2.store.tagsOf(instance.id).Name === `${PREFIX}-ami-builder`) return { command: [process.execPath, AMI_BUILDER], cwd: REPO_ROOT };
+        // What each instance's image runs: the builder, then `bun index.ts` from the baked image's directory.
+        instanceProcess(instance, fromImage) {
           const accessKeyId = `AKIA${instance.id.slice(2).toUpperCase()}`;
           instanceByAccessKey.set(accessKeyId, instance.id);
-          return { command: [process.execPath, "index.ts"], cwd: REPO_ROOT, env: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_ENDPOINT_URL_S3: s3Tap.endpoint } };
+          return fromImage && { ...fromImage, env: { ...fromImage.env, AWS_ACCESS_KEY_ID: accessKeyId, AWS_ENDPOINT_URL_S3: s3Tap.endpoint } };
         },
       });
       s3Tap = startRequestTap(region.endpoints.s3, (request) => onS3Request?.(request));
@@ -252,11 +254,29 @@ for (const pool of ["warm", "cold"] as const) {
     test(`bake-ami images a builder instance; launch boots the web tier and ${pool === "warm" ? "a warm pool of 15 stopped app instances" : "no app instance"}`, async () => {
       await infra("bake-ami", "--image", Object.values(region.ec2.stockImages)[0]!);
       const launched = performance.now();
-      await infra("launch", "--pool", pool);
-      const apps = await appInstances();
-      expect(apps.map((instance) => instance.state)).toEqual(Array(pool === "warm" ? MAX_APP_INSTANCES : 0).fill("stopped"));
-      const webReady = await waitFor("the web tier", () => fetch(`${webUrl}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000);
+      // An image that lacks something shows here first: the web instance's process dies at boot, and launch waits on.
+      let booting = true;
+      const webDied = (async () => {
+        for (; booting; await Bun.sleep(100)) {
+          const web = webInstance();
+          if (web && ["stopping", "stopped"].includes(web.state)) {
+            throw new Error(`the web instance's process ended at boot; its log ends:\n${existsSync(web.logPath) ? readFileSync(web.logPath, "utf8").slice(-2000) : ""}`);
+          }
+        }
+      })();
+      const webReady = await Promise.race([
+        webDied,
+        (async () => {
+          await infra("launch", "--pool", pool);
+          const apps = await appInstances();
+          expect(apps.map((instance) => instance.state)).toEqual(Array(pool === "warm" ? MAX_APP_INSTANCES : 0).fill("stopped"));
+          return waitFor("the web tier", () => fetch(`${webUrl}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000);
+        })(),
+      ]).finally(() => (booting = false));
       expect(webReady).toBe(true);
+      // The web instance runs from what the builder installed into the image, not from the repository.
+      const web = webInstance()!;
+      expect(readlinkSync(`/proc/${web.pid}/cwd`)).toBe(join(region.ec2.store.images.get(web.imageId)!.rootDir!, PROJECT_DIR));
       console.log(`launch + web tier ready: ${Math.round(performance.now() - launched)} ms`);
     }, 120_000);
 
@@ -312,7 +332,8 @@ for (const pool of ["warm", "cold"] as const) {
       // The first app instance that fetches an input image has received its job: it dies before it can answer.
       onS3Request = ({ accessKeyId, method, path }) => {
         const instanceId = instanceByAccessKey.get(accessKeyId ?? "");
-        if (victim || !instanceId || method !== "GET" || !path.startsWith(`/${PREFIX}-in-bucket/`)) return;
+        // Only an app instance: the web instance reads the token object of the same bucket now and then.
+        if (victim || !instanceId || region.ec2.store.tagsOf(instanceId).Role !== "app" || method !== "GET" || !path.startsWith(`/${PREFIX}-in-bucket/`)) return;
         const logPath = region.ec2.instances().find((instance) => instance.id === instanceId)!.logPath;
         victim = { instanceId, jobId: path.split("/")[2]!, logLengthAtKill: readFileSync(logPath).length };
         region.ec2.killProcess(instanceId);

@@ -2,7 +2,7 @@
 import type { Params, XmlValue } from "../query-protocol.ts";
 import type { CapacitySettings } from "./capacity.ts";
 import type { InstanceLifecycle } from "./lifecycle.ts";
-import type { Ec2Store } from "./model.ts";
+import type { Ec2Store, Instance } from "./model.ts";
 
 export interface Ec2Context {
   store: Ec2Store;
@@ -21,6 +21,8 @@ export interface Ec2Context {
   readonly instanceProfileLagMs: number;
   /** When the named instance profile was created (ms since the epoch); undefined: no such profile. Without it, profiles are not checked. */
   instanceProfileCreatedAt?(name: string): number | undefined;
+  /** The directory that plays the instance's root volume. */
+  volumeOf(instance: Instance): string;
   /** Called for each instance RunInstances creates, before it boots (the region starts its metadata service). */
   onLaunch(instanceId: string): void;
 }

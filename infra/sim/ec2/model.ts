@@ -64,6 +64,8 @@ export interface Image {
   state: "pending" | "available";
   creationDate: Date;
   sourceInstanceId?: string;
+  /** The image's files, its snapshot: the root volume directory of the instance it was made from. Stock images have none. */
+  rootDir?: string;
 }
 
 export interface IpRule {

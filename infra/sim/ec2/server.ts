@@ -3,6 +3,7 @@
  * instances that run a local process while they are `running`.
  */
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { FaultSwitch } from "../faults.ts";
 import { QueryError, toXml, type Params } from "../query-protocol.ts";
 import { serveQuery } from "../query-server.ts";
@@ -44,6 +45,8 @@ export interface Ec2EmulatorOptions {
   vcpuQuota?: number;
   /** Where each instance's process writes `<instance id>.log`. */
   logDir: string;
+  /** Where each instance's root volume is a directory `<instance id>` (default: `volumes` under logDir). */
+  volumeDir?: string;
   /** The process an instance runs while running (none when this returns undefined or is omitted). */
   processFor?(instance: Instance): ProcessSpec | undefined;
   /** Stock images registered at start (default: one Amazon Linux 2023 image). */
@@ -77,6 +80,8 @@ export interface Ec2Emulator {
   /** The delays can change while the emulator runs (a simulation compares them). */
   delays: { bootDelayMs: number; startDelayMs?: number; stopDelayMs: number; readAfterCreateLagMs: number; securityGroupLagMs: number; instanceProfileLagMs: number };
   instances(): InstanceSummary[];
+  /** The directory that plays the instance's root volume: its image's files for an image made by CreateImage, else its own. */
+  volumeOf(instance: Instance): string;
   /** Sends `signal` (default SIGKILL) to the instance's process; false when it has none. */
   killProcess(instanceId: string, signal?: NodeJS.Signals): boolean;
   waitForState(instanceId: string, state: InstanceStateName, timeoutMs?: number): Promise<void>;
@@ -128,9 +133,12 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
     store.images.set(id, { id, name, description: `${name} (stock image of the emulated region)`, state: "available", creationDate: new Date() });
     stockImages[name] = id;
   }
+  const volumeDir = options.volumeDir ?? join(options.logDir, "volumes");
+  const volumeOf = (instance: Instance) => store.images.get(instance.imageId)?.rootDir ?? join(volumeDir, instance.id);
   const faults = new FaultSwitch();
   const capacity: CapacitySettings = { vcpuQuota: options.vcpuQuota ?? Infinity };
   const context: Ec2Context = {
+    volumeOf,
     store,
     lifecycle,
     region,
@@ -184,6 +192,7 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
     capacity,
     delays,
     instances,
+    volumeOf,
     killProcess: (instanceId, signal = "SIGKILL") => lifecycle.signal(instanceId, signal),
     async waitForState(instanceId, state, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;

@@ -6,14 +6,16 @@ import { tagSpecificationsOf } from "../launch-spec.ts";
 import { ACCOUNT_ID, type Image } from "../model.ts";
 import { tagSet } from "../render.ts";
 
-const createImage: Ec2Handler = (params, { store }) => {
+/** The image keeps the instance's root volume directory as its snapshot: the emulated builder powers off before, so nothing writes it after. */
+const createImage: Ec2Handler = (params, { store, volumeOf }) => {
   const instanceId = text(params, "InstanceId") ?? "";
-  if (!store.instances.has(instanceId)) throw new QueryError("InvalidInstanceID.NotFound", `The instance ID '${instanceId}' does not exist`);
+  const instance = store.instances.get(instanceId);
+  if (!instance) throw new QueryError("InvalidInstanceID.NotFound", `The instance ID '${instanceId}' does not exist`);
   const name = text(params, "Name") ?? "";
   if ([...store.images.values()].some((image) => image.name === name)) {
     throw new QueryError("InvalidAMIName.Duplicate", `AMI name ${name} is already in use by AMI ${[...store.images.values()].find((image) => image.name === name)!.id}`);
   }
-  const image: Image = { id: store.newId("ami"), name, description: text(params, "Description"), state: "available", creationDate: new Date(), sourceInstanceId: instanceId };
+  const image: Image = { id: store.newId("ami"), name, description: text(params, "Description"), state: "available", creationDate: new Date(), sourceInstanceId: instanceId, rootDir: volumeOf(instance) };
   store.images.set(image.id, image);
   for (const spec of tagSpecificationsOf(params)) if (spec.resourceType === "image") store.addTags(image.id, spec.tags);
   return { imageId: image.id };
