@@ -71,6 +71,21 @@ export const ConfigSchema = Type.Object({
 
 export type Config = Static<typeof ConfigSchema>;
 
+/** The settings each role reads: a role is handed its slice of the configuration, not the whole of it. */
+const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
+const APP_SETTINGS = ["visibilityTimeoutSeconds", "maxReceives"] as const;
+const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs"] as const;
+export type WebConfig = Pick<Config, (typeof WEB_SETTINGS)[number]>;
+export type AppConfig = Pick<Config, (typeof APP_SETTINGS)[number]>;
+export type ControllerConfig = Pick<Config, (typeof CONTROLLER_SETTINGS)[number]>;
+
+function slice<K extends keyof Config>(config: Config, keys: readonly K[]): Pick<Config, K> {
+  return Object.fromEntries(keys.map((key) => [key, config[key]])) as Pick<Config, K>;
+}
+export const webConfig = (config: Config): WebConfig => slice(config, WEB_SETTINGS);
+export const appConfig = (config: Config): AppConfig => slice(config, APP_SETTINGS);
+export const controllerConfig = (config: Config): ControllerConfig => slice(config, CONTROLLER_SETTINGS);
+
 export interface ResourceNames {
   inBucket: string;
   outBucket: string;

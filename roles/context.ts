@@ -3,8 +3,9 @@ import type { Cloud } from "./cloud/types.ts";
 import type { Config, ResourceNames } from "./config.ts";
 import type { Logger } from "./log.ts";
 
-export interface RoleContext {
-  config: Config;
+/** `C`: the slice of the configuration the role reads (`WebConfig`, `AppConfig`, `ControllerConfig`). */
+export interface RoleContext<C = Config> {
+  config: C;
   names: ResourceNames;
   cloud: Cloud;
   log: Logger;

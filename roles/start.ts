@@ -7,7 +7,7 @@ import { startAppRole } from "./app/index.ts";
 import type { RoleResolution } from "./boot.ts";
 import { awsCloud, localCloud } from "./cloud/index.ts";
 import type { Cloud } from "./cloud/types.ts";
-import { resourceNames, type Config } from "./config.ts";
+import { appConfig, controllerConfig, resourceNames, webConfig, type Config } from "./config.ts";
 import type { RoleContext, RunningRole } from "./context.ts";
 import { startControllerRole } from "./controller/index.ts";
 import type { Logger } from "./log.ts";
@@ -27,7 +27,7 @@ export async function startRoles(config: Config, resolution: RoleResolution, log
   let port: number | undefined;
   if (resolution.roles.includes("app")) {
     const pool = await InferencePool.create({ config: config.model, workers: appInferenceWorkers(config, availableParallelism()) });
-    const app = startAppRole(context, {
+    const app = startAppRole({ ...context, config: appConfig(config) }, {
       analyzer: pool,
       cache: new AnalysisCache(config.analysisCacheEntries),
       threshold: thresholdFor(config.model),
@@ -37,11 +37,11 @@ export async function startRoles(config: Config, resolution: RoleResolution, log
     running.push({ stop: () => app.stop().then(() => pool.close()) });
   }
   if (resolution.roles.includes("web")) {
-    const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "input-bucket" });
+    const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), tokenSource: "input-bucket" });
     port = web.port;
     running.push(web);
   }
-  if (resolution.roles.includes("controller")) running.push(startControllerRole(context));
+  if (resolution.roles.includes("controller")) running.push(startControllerRole({ ...context, config: controllerConfig(config) }));
   return { context, port, stop: () => stopAll(running) };
 }
 
@@ -55,12 +55,12 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
   const threshold = thresholdFor(config.model);
   const cloud: Cloud = localCloud(
     config,
-    async (instanceId) => startAppRole(context, { analyzer: pool, cache, threshold, slots: config.slotsPerInstance, instanceId }),
+    async (instanceId) => startAppRole({ ...context, config: appConfig(config) }, { analyzer: pool, cache, threshold, slots: config.slotsPerInstance, instanceId }),
     log,
   );
   const context: RoleContext = { config, names: resourceNames(config), cloud, log, health: new Map() };
-  const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
-  const controller = startControllerRole(context);
+  const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
+  const controller = startControllerRole({ ...context, config: controllerConfig(config) });
   log.info("embedded_started", { port: web.port, dataDir: config.dataDir, inferenceWorkers: pool.stats().workers });
   return {
     context,

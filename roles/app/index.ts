@@ -1,5 +1,6 @@
 /** The app role: takes jobs from the request queue and answers them with the model. */
 import type { OpenSetThreshold } from "../../model/index.ts";
+import type { AppConfig } from "../config.ts";
 import type { RoleContext, RunningRole } from "../context.ts";
 import { GalleryReader } from "../gallery-store.ts";
 import { AnalysisCache } from "./analysis-cache.ts";
@@ -16,7 +17,7 @@ export interface AppRoleOptions {
   instanceId?: string;
 }
 
-export function startAppRole({ config, names, cloud, log: rootLog }: RoleContext, options: AppRoleOptions): RunningRole {
+export function startAppRole({ config, names, cloud, log: rootLog }: RoleContext<AppConfig>, options: AppRoleOptions): RunningRole {
   const log = rootLog.child({ role: "app", ...(options.instanceId ? { instanceId: options.instanceId } : {}) });
   // The controller scales in only once every instance reports holding no job; an instance without an id has no report.
   const reporter = options.instanceId ? new JobReporter(cloud.reports, options.instanceId, log) : undefined;

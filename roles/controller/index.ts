@@ -1,8 +1,9 @@
 /** The controller role: scales the app fleet between 0 and maxAppInstances from the request queue's depth. */
+import type { ControllerConfig } from "../config.ts";
 import type { RoleContext, RunningRole } from "../context.ts";
 import { Controller } from "./controller.ts";
 
-export function startControllerRole({ config, names, cloud, log, health }: RoleContext): RunningRole {
+export function startControllerRole({ config, names, cloud, log, health }: RoleContext<ControllerConfig>): RunningRole {
   const controller = new Controller({
     queue: cloud.queues.queue(names.reqQueue),
     fleet: cloud.fleet,

@@ -1,6 +1,6 @@
 /** The web role: HTTP in front, jobs on the request queue, replies from the response queue. */
 import type { RoleContext, RunningRole } from "../context.ts";
-import { ConfigError } from "../config.ts";
+import { ConfigError, type WebConfig } from "../config.ts";
 import { GalleryWriter } from "../gallery-store.ts";
 import { bucketApiToken, fixedApiToken, localApiToken, type ApiToken } from "./api-token.ts";
 import { createJobSubmitter } from "./jobs.ts";
@@ -22,7 +22,7 @@ export interface WebRoleOptions {
   tokenSource: "data-dir" | "input-bucket";
 }
 
-export async function startWebRole({ config, names, cloud, log: rootLog, health }: RoleContext, options: WebRoleOptions): Promise<RunningWebRole> {
+export async function startWebRole({ config, names, cloud, log: rootLog, health }: RoleContext<WebConfig>, options: WebRoleOptions): Promise<RunningWebRole> {
   const log = rootLog.child({ role: "web" });
   const tls = readTls(config);
   const inBucket = cloud.blobs.bucket(names.inBucket);
