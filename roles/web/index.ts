@@ -35,6 +35,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health 
   const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket));
   const jobs = createJobSubmitter({
     inBucket,
+    outBucket: cloud.blobs.bucket(names.outBucket),
     requestQueue: cloud.queues.queue(names.reqQueue),
     replyQueueName: names.respQueue,
     poller,

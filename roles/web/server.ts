@@ -1,6 +1,6 @@
 /**
  * The web role's HTTP surface (Elysia), one plugin per concern: the request id first (every answer carries it), the
- * error mapping, the upload limit, then the features: health, the classic contract, the subjects API.
+ * error mapping, the upload limit, then the features: health, the classic contract, the JSON API under /v1.
  */
 import { Elysia } from "elysia";
 import type { Logger } from "../log.ts";
@@ -8,6 +8,7 @@ import { classicContract } from "./classic.ts";
 import { errorMapping } from "./errors.ts";
 import { health } from "./health.ts";
 import type { JobSubmitter } from "./jobs.ts";
+import { recognizeApi } from "./recognize.ts";
 import { requestId } from "./request-id.ts";
 import { subjectsApi, type SubjectStore } from "./subjects.ts";
 import type { ImageInspector } from "./upload.ts";
@@ -33,5 +34,6 @@ export function createWebServer(deps: WebDependencies) {
     .use(uploadLimit(maxUploadBytes))
     .use(health(deps.health))
     .use(classicContract({ jobs, inspect, log, maxUploadBytes, token: deps.classicAuth ? deps.token : undefined }))
+    .use(recognizeApi({ jobs, inspect, maxUploadBytes, token: deps.token }))
     .use(subjectsApi({ jobs, inspect, maxUploadBytes, gallery: deps.gallery, token: deps.token }));
 }

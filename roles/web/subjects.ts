@@ -1,7 +1,7 @@
 /** The subjects API (`/v1/subjects`): enroll, list and remove people, always behind the bearer token. */
 import { Elysia, t } from "elysia";
 import type { SubjectSummary } from "../../model/gallery.ts";
-import { bearerGuard } from "./bearer.ts";
+import { apiGuard, API_PATH } from "./api-guard.ts";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
@@ -25,9 +25,6 @@ export interface SubjectsOptions {
   token: () => string;
 }
 
-/** The path under which every admin route lives, all of it behind the bearer token. */
-export const ADMIN_PATH = "/v1";
-
 /** Any printable name without slashes (it travels in URLs and object keys). */
 const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: "^[^/\\\\\\u0000-\\u001f]+$" });
 
@@ -35,10 +32,10 @@ export function subjectsApi(options: SubjectsOptions) {
   const { jobs, gallery, inspect, maxUploadBytes } = options;
   return new Elysia({ name: "subjects-api" })
     .use(requestId)
-    .use(bearerGuard((_method, pathname) => pathname === ADMIN_PATH || pathname.startsWith(`${ADMIN_PATH}/`), options.token))
-    .get(`${ADMIN_PATH}/subjects`, () => ({ subjects: gallery.list() }))
+    .use(apiGuard(options.token))
+    .get(`${API_PATH}/subjects`, () => ({ subjects: gallery.list() }))
     .post(
-      `${ADMIN_PATH}/subjects/:name/faces`,
+      `${API_PATH}/subjects/:name/faces`,
       async ({ params, body, requestId, set }) => {
         const upload = await readUpload(body.image, "image", maxUploadBytes, inspect);
         const reply = await jobs.submit(requestId, "embed", upload);
@@ -49,7 +46,7 @@ export function subjectsApi(options: SubjectsOptions) {
       { params: t.Object({ name: SubjectName }), body: t.Object({ image: t.File() }) },
     )
     .delete(
-      `${ADMIN_PATH}/subjects/:name`,
+      `${API_PATH}/subjects/:name`,
       async ({ params }) => {
         const removed = await gallery.removeSubject(params.name);
         if (removed === 0) throw new HttpError(404, "unknown_subject", `no subject named '${params.name}'`);

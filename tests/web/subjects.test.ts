@@ -29,7 +29,7 @@ async function subjects(bucket: Bucket = new FileBucket(mkdtempSync(join(tmpdir(
     .use(errorMapping(logs.logger))
     .use(
       subjectsApi({
-        jobs: { submit: async (jobId, kind, upload) => (await embeddingsLeft(jobId), jobs.submit(jobId, kind, upload)) },
+        jobs: { ...jobs, submit: async (jobId, kind, upload, options) => (await embeddingsLeft(jobId), jobs.submit(jobId, kind, upload, options)) },
         gallery,
         inspect: imageInspector(40_000_000),
         maxUploadBytes: 64 * 1024,

@@ -11,9 +11,20 @@ import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
 import type { Bucket, JobQueue } from "../../roles/cloud/types.ts";
 import { GalleryWriter } from "../../roles/gallery-store.ts";
 import { captureLogs, type LogCapture } from "../support/logs.ts";
-import { decodeMessage, JobMessageSchema, type JobKind, type JobMessage, type ReplyMessage, type SuccessfulReplyTo } from "../../roles/messages.ts";
+import {
+  decodeMessage,
+  JobMessageSchema,
+  type Candidate,
+  type FaceReport,
+  type FacesOptions,
+  type FacesResult,
+  type JobKind,
+  type JobMessage,
+  type ReplyMessage,
+  type SuccessfulReplyTo,
+} from "../../roles/messages.ts";
 import { imageInspector } from "../../roles/start.ts";
-import { createJobSubmitter, type JobSubmitter } from "../../roles/web/jobs.ts";
+import { createJobSubmitter, type JobOptions, type JobSubmitter } from "../../roles/web/jobs.ts";
 import { ReplyPoller } from "../../roles/web/reply-poller.ts";
 import { createWebServer } from "../../roles/web/server.ts";
 import type { Upload } from "../../roles/web/upload.ts";
@@ -99,7 +110,7 @@ export async function startWebHarness(
   const logs = captureLogs();
   const poller = new ReplyPoller(queues.queue("replies"), logs.logger);
   const gallery = await GalleryWriter.open(galleryBucket);
-  const jobs = createJobSubmitter({ inBucket, requestQueue, replyQueueName: "replies", poller, timeoutMs: options.timeoutMs ?? 10_000, mode: "closed" });
+  const jobs = createJobSubmitter({ inBucket, outBucket: blobs.bucket("out"), requestQueue, replyQueueName: "replies", poller, timeoutMs: options.timeoutMs ?? 10_000, mode: "closed" });
   const answer = options.answer ?? recognizeAs("Paul");
   const jobsTaken: JobMessage[] = [];
   const abort = new AbortController();
@@ -147,21 +158,53 @@ export interface Submission {
   jobId: string;
   kind: JobKind;
   upload: Upload;
+  options?: JobOptions;
 }
 
+/** One face as an app instance reports it: a 100 px box at (10, 20) by default, matched to the given candidates. */
+export function faceReport(candidates: Candidate[] = [], box = { x: 10, y: 20, width: 100, height: 120 }): FaceReport {
+  const { x, y, width } = box;
+  return {
+    box,
+    score: 0.99,
+    landmarks: [
+      [x + width * 0.3, y + 40],
+      [x + width * 0.7, y + 40],
+      [x + width * 0.5, y + 60],
+      [x + width * 0.35, y + 85],
+      [x + width * 0.65, y + 85],
+    ],
+    quality: { sharpness: 0.8, brightness: 0.5, size: Math.min(box.width, box.height) },
+    candidates,
+  };
+}
+
+/** A faces job's result on a 400x300 image. */
+export function facesResult(faces: FaceReport[], extra: Partial<FacesResult> = {}): FacesResult {
+  return { width: 400, height: 300, threshold: 0.9, faces, timings: { decode: 1, detect: 2, align: 3, embed: 4, match: 0.5, total: 11 }, ...extra };
+}
+
+const PAUL = [{ subject: "Paul", similarity: 0.95 }];
+
 /**
- * A job submitter that stores nothing and asks no app: it records each submission and answers from `answer`, which
- * may throw what the real submitter throws (JobRefusedError, JobTimeoutError, a storage fault).
+ * A job submitter that stores nothing and asks no app: it records each submission and answers from `answer` (and
+ * faces jobs from `facesAnswer`), which may throw what the real submitter throws (JobRefusedError, JobTimeoutError, a
+ * storage fault).
  */
 export function fakeJobs(
   answer: (kind: JobKind, jobId: string) => SuccessfulReplyTo<JobKind> = (kind, jobId) =>
     kind === "recognize" ? { ok: true, jobId, person: "Paul", faces: 1 } : { ok: true, jobId, faces: 1, embeddingKey: `embeddings/${jobId}.f32` },
+  facesAnswer: (options: FacesOptions, jobId: string, upload: Upload) => FacesResult = () => facesResult([faceReport(PAUL)]),
 ) {
   const submitted: Submission[] = [];
   const jobs: JobSubmitter = {
-    async submit<K extends JobKind>(jobId: string, kind: K, upload: Upload) {
-      submitted.push({ jobId, kind, upload });
+    async submit<K extends JobKind>(jobId: string, kind: K, upload: Upload, options?: JobOptions) {
+      submitted.push({ jobId, kind, upload, ...(options ? { options } : {}) });
       return answer(kind, jobId) as SuccessfulReplyTo<K>;
+    },
+    async faces(jobId, upload, options) {
+      submitted.push({ jobId, kind: "faces", upload, options: { faces: options } });
+      return facesAnswer(options, jobId, upload);
     },
   };
   return { jobs, submitted };
