@@ -26,6 +26,16 @@ const CLIENT_REFUSAL_STATUS: Record<string, number> = {
   low_quality: 422,
 };
 
+/** A failure that is the client's to fix, as the answer it gets; undefined for a fault. */
+export function refusalOf(error: unknown): HttpError | undefined {
+  if (error instanceof HttpError && error.status < 500) return error;
+  if (error instanceof JobRefusedError) {
+    const status = CLIENT_REFUSAL_STATUS[error.code];
+    if (status !== undefined) return new HttpError(status, error.code, error.message);
+  }
+  return undefined;
+}
+
 export function errorMapping(log: Logger) {
   return new Elysia().use(requestId).onError({ as: "global" }, ({ error, code, request }) => {
     const id = requestIdOf(request);
@@ -58,8 +68,8 @@ function toHttpError(error: unknown, code: string | number, request: Request): H
     return new HttpError(504, "timeout", `no answer within ${error.timeoutMs} ms; the job still completes and its result lands in the output bucket`);
   }
   if (error instanceof JobRefusedError) {
-    const status = CLIENT_REFUSAL_STATUS[error.code];
-    if (status !== undefined) return new HttpError(status, error.code, error.message);
+    const refusal = refusalOf(error);
+    if (refusal) return refusal;
     if (error.code === "job_failed") return new HttpError(500, "job_failed", "the job failed on every try and was set aside", { cause: error });
     return new HttpError(500, "internal_error", "internal error", { cause: error });
   }

@@ -8,7 +8,10 @@ import { classicContract } from "./classic.ts";
 import { errorMapping } from "./errors.ts";
 import { health } from "./health.ts";
 import type { JobSubmitter } from "./jobs.ts";
+import { detectApi } from "./detect.ts";
 import { recognizeApi } from "./recognize.ts";
+import { searchApi } from "./search.ts";
+import { verifyApi } from "./verify.ts";
 import { requestId } from "./request-id.ts";
 import { subjectsApi, type SubjectStore } from "./subjects.ts";
 import type { ImageInspector } from "./upload.ts";
@@ -35,5 +38,8 @@ export function createWebServer(deps: WebDependencies) {
     .use(health(deps.health))
     .use(classicContract({ jobs, inspect, log, maxUploadBytes, token: deps.classicAuth ? deps.token : undefined }))
     .use(recognizeApi({ jobs, inspect, maxUploadBytes, token: deps.token }))
+    .use(detectApi({ jobs, inspect, maxUploadBytes, token: deps.token }))
+    .use(verifyApi({ jobs, inspect, maxUploadBytes, gallery: deps.gallery, token: deps.token }))
+    .use(searchApi({ gallery: deps.gallery, token: deps.token }))
     .use(subjectsApi({ jobs, inspect, maxUploadBytes, gallery: deps.gallery, token: deps.token }));
 }

@@ -1,0 +1,98 @@
+/**
+ * 1:1 checks on the largest face of each photo: `POST /v1/verify` (two photos) and `POST /v1/subjects/{name}/verify`
+ * (a photo against an enrolled subject's best-matching face). The app role embeds; the web role only takes one dot
+ * product, or asks the gallery it holds.
+ */
+import { Elysia, t } from "elysia";
+import type { FacesResult } from "../messages.ts";
+import { apiGuard, API_PATH } from "./api-guard.ts";
+import { BoxSchema, ErrorAnswerSchema } from "./api-schemas.ts";
+import { HttpError } from "./http-error.ts";
+import type { JobSubmitter } from "./jobs.ts";
+import { requestId } from "./request-id.ts";
+import { SubjectName, unknownSubject, type SubjectStore } from "./subjects.ts";
+import { readUpload, type ImageInspector } from "./upload.ts";
+
+export interface VerifyOptions {
+  jobs: JobSubmitter;
+  gallery: Pick<SubjectStore, "subjectSimilarity" | "faceCount">;
+  inspect: ImageInspector;
+  maxUploadBytes: number;
+  token: () => string;
+}
+
+const threshold = t.Number({ description: "the similarity at or above which the faces are the same person (the open-set threshold, chosen for a false-accept rate of 1e-3 on lfw-devtrain pairs)" });
+export const VerifyAnswerSchema = t.Object({
+  same: t.Boolean(),
+  similarity: t.Number({ description: "cosine similarity of the two largest faces" }),
+  threshold,
+  faces: t.Object({ image1: BoxSchema, image2: BoxSchema }),
+});
+export const SubjectVerifyAnswerSchema = t.Object({
+  subject: t.String(),
+  same: t.Boolean(),
+  similarity: t.Number({ description: "to the subject's best-matching face" }),
+  threshold,
+  face: BoxSchema,
+});
+const errors = { 400: ErrorAnswerSchema, 401: ErrorAnswerSchema, 404: ErrorAnswerSchema, 413: ErrorAnswerSchema, 415: ErrorAnswerSchema, 422: ErrorAnswerSchema };
+const tags = ["verification"];
+
+/** The largest face of a photo and its embedding. */
+async function largestFace(jobs: JobSubmitter, jobId: string, field: string, file: File, options: VerifyOptions) {
+  const upload = await readUpload(file, field, options.maxUploadBytes, options.inspect);
+  const result: FacesResult = await jobs.faces(jobId, upload, { k: 0, maxFaces: 1, minScore: 0, embedding: true });
+  const face = result.faces[0];
+  if (!face || !result.embedding) throw new HttpError(422, "no_face", `no face found in ${field}`);
+  const bytes = Buffer.from(result.embedding, "base64");
+  return { box: face.box, embedding: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)), threshold: result.threshold };
+}
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`embeddings of ${a.length} and ${b.length} dimensions`);
+  let dot = 0;
+  for (let i = 0; i < a.length; i++) dot += a[i]! * b[i]!;
+  return dot;
+}
+
+const round = (x: number) => Math.round(x * 10_000) / 10_000;
+
+export function verifyApi(options: VerifyOptions) {
+  const { jobs, gallery } = options;
+  return new Elysia({ name: "verify-api" })
+    .use(requestId)
+    .use(apiGuard(options.token))
+    .post(
+      `${API_PATH}/verify`,
+      async ({ body, requestId }) => {
+        const [first, second] = await Promise.all([
+          largestFace(jobs, `${requestId}-1`, "image1", body.image1, options),
+          largestFace(jobs, `${requestId}-2`, "image2", body.image2, options),
+        ]);
+        const similarity = round(cosine(first.embedding, second.embedding));
+        return { same: similarity >= first.threshold, similarity, threshold: first.threshold, faces: { image1: first.box, image2: second.box } };
+      },
+      {
+        body: t.Object({ image1: t.File(), image2: t.File() }),
+        response: { 200: VerifyAnswerSchema, ...errors },
+        detail: { summary: "Are the largest faces of two photos the same person?", tags },
+      },
+    )
+    .post(
+      `${API_PATH}/subjects/:name/verify`,
+      async ({ params, body, requestId }) => {
+        if (gallery.faceCount(params.name) === 0) throw unknownSubject(params.name);
+        const face = await largestFace(jobs, requestId, "image", body.image, options);
+        const similarity = gallery.subjectSimilarity(params.name, face.embedding);
+        if (similarity === undefined) throw unknownSubject(params.name);
+        const rounded = round(similarity);
+        return { subject: params.name, same: rounded >= face.threshold, similarity: rounded, threshold: face.threshold, face: face.box };
+      },
+      {
+        params: t.Object({ name: SubjectName }),
+        body: t.Object({ image: t.File() }),
+        response: { 200: SubjectVerifyAnswerSchema, ...errors },
+        detail: { summary: "Is the largest face of a photo this subject?", tags },
+      },
+    );
+}
