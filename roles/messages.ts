@@ -99,7 +99,7 @@ export const FaceReportSchema = Type.Object({
   /** Left eye, right eye, nose tip, left and right mouth corners. */
   landmarks: Type.Array(PointSchema, { minItems: 5, maxItems: 5 }),
   quality: QualitySchema,
-  /** Best subjects first, each with its best-matching face's similarity; empty when nothing was matched. */
+  /** Best subjects first, one entry per subject; empty when nothing was matched. */
   candidates: Type.Array(CandidateSchema),
 });
 export type FaceReport = Static<typeof FaceReportSchema>;

@@ -38,7 +38,7 @@ export const RecognizeAnswerSchema = t.Object({
       PlacedFaceSchema,
       t.Object({
         match: t.Union([CandidateSchema, t.Null()], { description: "the best candidate, or null (open mode, under the threshold)" }),
-        candidates: t.Array(CandidateSchema, { description: "best subjects first, each scored by its best-matching face" }),
+        candidates: t.Array(CandidateSchema, { description: "best subjects first, one entry per subject (scored by its template: the mean of its faces)" }),
       }),
     ]),
     { description: "every face, largest first" },

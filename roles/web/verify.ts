@@ -1,6 +1,6 @@
 /**
  * 1:1 checks on the largest face of each photo: `POST /v1/verify` (two photos) and `POST /v1/subjects/{name}/verify`
- * (a photo against an enrolled subject's best-matching face). The app role embeds; the web role only takes one dot
+ * (a photo against an enrolled subject, scored as recognition scores subjects). The app role embeds; the web role only takes one dot
  * product, or asks the gallery it holds.
  */
 import { Elysia, t } from "elysia";
@@ -31,7 +31,7 @@ export const VerifyAnswerSchema = t.Object({
 export const SubjectVerifyAnswerSchema = t.Object({
   subject: t.String(),
   same: t.Boolean(),
-  similarity: t.Number({ description: "to the subject's best-matching face" }),
+  similarity: t.Number({ description: "to the subject, scored as recognition scores it (its template: the mean of its faces)" }),
   threshold,
   face: BoxSchema,
 });

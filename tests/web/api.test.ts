@@ -114,13 +114,16 @@ describe("POST /v1/verify", () => {
     await expectError(await call("POST", "/v1/verify", form(["image1", "ada.jpg"])), 400, "missing_field");
   });
 
-  test("against a subject: its best face; an unknown subject 404 before any job", async () => {
+  test("against a subject: scored as search scores it (its template); an unknown subject 404 before any job", async () => {
     const { call, form, enroll, submitted } = await api();
     await enroll("Ada", "ada.jpg");
-    await enroll("Ada", "bob.jpg");
-    const body = await (await call("POST", "/v1/subjects/Ada/verify", form(["image", "ada2.jpg"]))).json();
+    await enroll("Ada", "ada2.jpg");
+    await enroll("Bob", "bob.jpg");
+    const body = await (await call("POST", "/v1/subjects/Ada/verify", form(["image", "ada.jpg"]))).json();
     expect(Value.Check(SubjectVerifyAnswerSchema, body)).toBe(true);
-    expect(body).toEqual({ subject: "Ada", same: true, similarity: 0.96, threshold: 0.9, face: faceReport().box });
+    // Ada's template is the normalised mean of (1, 0) and (0.96, 0.28): (0.9899, 0.1414).
+    expect(body).toEqual({ subject: "Ada", same: true, similarity: 0.9899, threshold: 0.9, face: faceReport().box });
+    expect(await (await call("POST", "/v1/subjects/Bob/verify", form(["image", "ada.jpg"]))).json()).toMatchObject({ same: false, similarity: 0 });
     const jobs = submitted.length;
     await expectError(await call("POST", "/v1/subjects/Nobody/verify", form(["image", "ada.jpg"])), 404, "unknown_subject");
     await expectError(await call("POST", "/v1/subjects/Ada/verify", form(["image", "nobody.jpg"])), 422, "no_face");
@@ -137,7 +140,7 @@ describe("POST /v1/search", () => {
     await enroll("Bob", "bob.jpg");
     expect(await (await call("POST", "/v1/search", { embedding: [2, 0, 0, 0], k: 5 })).json()).toEqual({
       candidates: [
-        { subject: "Ada", similarity: 1 },
+        { subject: "Ada", similarity: 0.9899 },
         { subject: "Bob", similarity: 0 },
       ],
     });
