@@ -46,8 +46,8 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
       expect(response.status).toBe(201);
       expect(await response.json()).toMatchObject({ subject: image.person });
     }
-    const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { subject: string; faces: number }[] };
-    expect(listed.subjects.map((s) => s.subject).sort()).toEqual([...new Set(images.slice(0, 10).map((i) => i.person))].sort());
+    const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { name: string; faces: number }[] };
+    expect(listed.subjects.map((s) => s.name).sort()).toEqual([...new Set(images.slice(0, 10).map((i) => i.person))].sort());
   });
 
   test("classic contract: text/plain <name>:<person>, and the result lands in the output bucket", async () => {
@@ -111,8 +111,8 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
     expect((await fetch(`${service.url}/v1/subjects/Nobody`, { method: "DELETE", headers: auth })).status).toBe(404);
     const removed = await fetch(`${service.url}/v1/subjects/Paul`, { method: "DELETE", headers: auth });
     expect(removed.status).toBe(200);
-    const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { subject: string }[] };
-    expect(listed.subjects.map((s) => s.subject)).not.toContain("Paul");
+    const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { name: string }[] };
+    expect(listed.subjects.map((s) => s.name)).not.toContain("Paul");
   });
 
   test("health", async () => {
