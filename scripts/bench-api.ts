@@ -3,8 +3,8 @@
  *   bun run scripts/bench-api.ts --url URL --dir DIR [--subjects N] [--requests N] [--concurrency 1,50] [--rounds R] [--token T]
  * DIR is an LFW-layout folder (one folder per person). The first photo of each of the first --subjects people with two
  * or more photos is enrolled (largest face); their other photos are the queries. At each concurrency the two routes
- * take turns, --rounds rounds of --requests requests each (classic, then /v1/recognize, then again), so load from
- * anything else on the machine falls on both alike. Run the service with the analysis cache off
+ * take turns, --rounds rounds of --requests requests each (classic then /v1/recognize, then the other way round), so
+ * load from anything else on the machine, and a fleet scaled in, fall on both alike. Run the service with the analysis cache off
  * (FACEFLEET_ANALYSIS_CACHE_ENTRIES=0): otherwise the second route would get the first one's analysis for free.
  * Last line: one JSON object.
  */
@@ -87,7 +87,9 @@ for (const concurrency of args.concurrency.split(",").map(Number)) {
   const latencies: Record<Route, number[]> = { classic: [], recognize: [] };
   const correct: Record<Route, number> = { classic: 0, recognize: 0 };
   for (let r = 0; r < Number(args.rounds); r++) {
-    for (const route of ["classic", "recognize"] as const) correct[route] += await round(route, requests, concurrency, r * requests, latencies[route]);
+    // The first route of a round may meet a fleet scaled in; each route goes first every other round.
+    const order = r % 2 === 0 ? (["classic", "recognize"] as const) : (["recognize", "classic"] as const);
+    for (const route of order) correct[route] += await round(route, requests, concurrency, r * requests, latencies[route]);
   }
   const summary = Object.fromEntries(
     (["classic", "recognize"] as const).map((route) => {
