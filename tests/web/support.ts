@@ -84,6 +84,7 @@ export interface WebHarness {
   app: ReturnType<typeof createWebServer>;
   logs: LogCapture;
   inBucket: Bucket;
+  outBucket: Bucket;
   galleryBucket: Bucket;
   requestQueue: JobQueue;
   gallery: GalleryWriter;
@@ -100,7 +101,7 @@ export const AUTH = { authorization: `Bearer ${TOKEN}` };
  * leaves a 4-d embedding in the gallery bucket).
  */
 export async function startWebHarness(
-  options: { answer?: FakeApp; maxUploadBytes?: number; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket } = {},
+  options: { answer?: (job: JobMessage, buckets: { out: Bucket }) => ReplyMessage | Promise<ReplyMessage>; maxUploadBytes?: number; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket } = {},
 ): Promise<WebHarness> {
   const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-web-")));
   const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 30, maxReceives: 3, deadLetterQueue: "dlq" });
@@ -110,7 +111,8 @@ export async function startWebHarness(
   const logs = captureLogs();
   const poller = new ReplyPoller(queues.queue("replies"), logs.logger);
   const gallery = await GalleryWriter.open(galleryBucket);
-  const jobs = createJobSubmitter({ inBucket, outBucket: blobs.bucket("out"), requestQueue, replyQueueName: "replies", poller, timeoutMs: options.timeoutMs ?? 10_000, mode: "closed" });
+  const outBucket = blobs.bucket("out");
+  const jobs = createJobSubmitter({ inBucket, outBucket, requestQueue, replyQueueName: "replies", poller, timeoutMs: options.timeoutMs ?? 10_000, mode: "closed" });
   const answer = options.answer ?? recognizeAs("Paul");
   const jobsTaken: JobMessage[] = [];
   const abort = new AbortController();
@@ -120,7 +122,7 @@ export async function startWebHarness(
       for (const message of messages) {
         const job = decodeMessage(JobMessageSchema, message.body);
         jobsTaken.push(job);
-        const reply = await answer(job);
+        const reply = await answer(job, { out: outBucket });
         if (reply.ok && "embeddingKey" in reply) await galleryBucket.put(reply.embeddingKey, new Uint8Array(new Float32Array([1, 0, 0, 0]).buffer));
         await queues.queue(job.replyTo).send(JSON.stringify(reply));
         await requestQueue.delete(message.receiptHandle);
@@ -142,6 +144,7 @@ export async function startWebHarness(
     app,
     logs,
     inBucket,
+    outBucket,
     galleryBucket,
     requestQueue,
     gallery,
