@@ -63,6 +63,35 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
     expect(Object.keys(record.timingsMs)).toEqual(expect.arrayContaining(["decodeMs", "detectMs", "alignMs", "embedMs"]));
   });
 
+  test("the JSON API with the real model: recognize, detect and verify agree with the classic answer and with each other", async () => {
+    const image = images[0]!;
+    const bytes = await Bun.file(image.file).bytes();
+    const recognized = (await (
+      await fetch(`${service.url}/v1/recognize?mode=closed&k=2`, { method: "POST", body: upload("image", bytes, "a.jpg"), headers: auth })
+    ).json()) as { width: number; height: number; faces: { box: { x: number; y: number; width: number; height: number }; landmarks: number[][]; match: { subject: string }; candidates: unknown[] }[] };
+    expect(recognized).toMatchObject({ width: 64, height: 64 });
+    const [face] = recognized.faces;
+    expect(face!.match.subject).toBe(image.person);
+    expect(face!.candidates.length).toBeLessThanOrEqual(2);
+    expect(face!.landmarks).toHaveLength(5);
+    // Pixel coordinates of the image: the box and every landmark lie within its 64x64 pixels.
+    expect(face!.box.x).toBeGreaterThanOrEqual(0);
+    expect(face!.box.x + face!.box.width).toBeLessThanOrEqual(64.5);
+    for (const [x, y] of face!.landmarks) expect(x! >= 0 && x! <= 64 && y! >= 0 && y! <= 64).toBe(true);
+
+    const detected = (await (await fetch(`${service.url}/v1/detect`, { method: "POST", body: upload("image", bytes, "a.jpg"), headers: auth })).json()) as {
+      faces: { box: unknown; quality: { sharpness: number; brightness: number; size: number } }[];
+    };
+    expect(detected.faces[0]!.box).toEqual(face!.box);
+    expect(detected.faces[0]!.quality.size).toBeCloseTo(Math.min(face!.box.width, face!.box.height), 0);
+
+    const pair = new FormData();
+    pair.append("image1", new File([bytes], "a.jpg"));
+    pair.append("image2", new File([bytes], "b.jpg"));
+    const verified = await (await fetch(`${service.url}/v1/verify`, { method: "POST", body: pair, headers: auth })).json();
+    expect(verified).toMatchObject({ same: true, faces: { image1: face!.box, image2: face!.box } });
+  });
+
   test("a long file name in any script is cut to fit the job message, never split mid-character", async () => {
     const longName = "名".repeat(150);
     const response = await postImage(service.url, images[0]!.file, `${longName}.jpg`);
