@@ -75,8 +75,8 @@ export function createJobSubmitter(deps: {
         throw error;
       }
       if (!answer.ok) {
-        // A refused photo (no face, say) is not kept.
-        await deps.inBucket.delete(inputKey).catch(() => {});
+        // A refused enrollment keeps nothing; other jobs' images stay, as the record of what was asked.
+        if (kind === "embed") await deps.inBucket.delete(inputKey).catch(() => {});
         throw new JobRefusedError(answer.error.code, answer.error.message);
       }
       return answer as SuccessfulReplyTo<typeof kind>;
