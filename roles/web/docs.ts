@@ -1,0 +1,34 @@
+/**
+ * The API's documentation: OpenAPI 3 generated from the routes' TypeBox schemas at `/openapi/json`, and Swagger UI
+ * at `/docs` with its script and style served from the `swagger-ui-dist` package, so the page works offline.
+ */
+import { openapi } from "@elysiajs/openapi";
+import { Elysia } from "elysia";
+import packageJson from "../../package.json" with { type: "json" };
+import { packageFile, staticFiles } from "./assets.ts";
+
+export const OPENAPI_PATH = "/openapi/json";
+const VIEWER_SCRIPT = "/docs/assets/swagger-ui-bundle.js";
+const VIEWER_STYLE = "/docs/assets/swagger-ui.css";
+
+export function apiDocs() {
+  return new Elysia({ name: "api-docs" })
+    .use(
+      openapi({
+        path: "/docs",
+        specPath: OPENAPI_PATH,
+        provider: "swagger-ui",
+        swagger: { cdn: VIEWER_SCRIPT, theme: VIEWER_STYLE, autoDarkMode: false, persistAuthorization: true },
+        documentation: {
+          info: {
+            title: "facefleet",
+            version: packageJson.version,
+            description:
+              "Face recognition through a queue to an elastic fleet. The classic contract (`POST /`) answers text; everything under `/v1` needs the bearer token.",
+          },
+          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+        },
+      }),
+    )
+    .use(staticFiles("docs", { [VIEWER_SCRIPT]: packageFile("swagger-ui-dist/swagger-ui-bundle.js"), [VIEWER_STYLE]: packageFile("swagger-ui-dist/swagger-ui.css") }));
+}

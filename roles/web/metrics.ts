@@ -1,0 +1,91 @@
+/**
+ * Prometheus at `/metrics` and the operator's page's figures at `/stats`, both open: they carry counts and
+ * durations, never a name or an image, and the service's one token is the admin token, which a scraper should not
+ * hold (README, "Metrics"). Also times every request by its route template and status.
+ */
+import { Elysia, StatusMap, t, type Static } from "elysia";
+import type { ServiceMetrics } from "../metrics.ts";
+import type { JobSubmitter } from "./jobs.ts";
+
+/** For requests that matched no route: one series, whatever the path. */
+const UNMATCHED_ROUTE = "unmatched";
+
+const Count = t.Integer({ minimum: 0 });
+export const StatsSchema = t.Object(
+  {
+    queue: t.Union([t.Object({ visible: Count, inFlight: Count }), t.Null()], { description: "The request queue as the controller last saw it; null where no controller runs." }),
+    instances: t.Union([t.Record(t.String(), Count), t.Null()], { description: "App instances by state; null where no controller runs." }),
+    latencyMs: t.Object(
+      { count: Count, p50: t.Number(), p90: t.Number(), p99: t.Number() },
+      { description: "POST requests answered in the last minute: how many, and their duration percentiles." },
+    ),
+    requestsInFlight: Count,
+    subjects: Count,
+    faces: Count,
+  },
+  { examples: [{ queue: { visible: 3, inFlight: 4 }, instances: { pending: 1, running: 2, stopping: 0, stopped: 12, "shutting-down": 0 }, latencyMs: { count: 120, p50: 410, p90: 650, p99: 1200 }, requestsInFlight: 7, subjects: 100, faces: 500 }] },
+);
+
+export type Stats = Static<typeof StatsSchema>;
+
+export function liveStats(metrics: ServiceMetrics): Stats {
+  const observed = metrics.lastFleetObservation();
+  return {
+    queue: observed?.queue ?? null,
+    instances: observed?.instances ?? null,
+    latencyMs: metrics.latency.percentiles(Date.now()),
+    requestsInFlight: metrics.requestsInFlightNow(),
+    ...metrics.gallerySize(),
+  };
+}
+
+const PROMETHEUS_EXAMPLE = `# HELP facefleet_http_requests_in_flight HTTP requests arrived and not yet answered.
+# TYPE facefleet_http_requests_in_flight gauge
+facefleet_http_requests_in_flight 1
+`;
+
+export function metricsEndpoint(metrics: ServiceMetrics) {
+  const arrivals = new WeakMap<Request, number>();
+  return new Elysia({ name: "metrics" })
+    .onRequest(({ request }) => {
+      arrivals.set(request, performance.now());
+      metrics.requestStarted();
+    })
+    .onAfterResponse({ as: "global" }, ({ request, route, set, ...context }) => {
+      const arrived = arrivals.get(request);
+      if (arrived === undefined) return;
+      arrivals.delete(request);
+      // A handler's own Response carries its status; otherwise set.status holds it (the error mapping sets it too).
+      const response = "responseValue" in context ? context.responseValue : undefined;
+      const status = response instanceof Response ? response.status : typeof set.status === "number" ? set.status : StatusMap[set.status ?? "OK"];
+      metrics.requestFinished({ method: request.method, route: route || UNMATCHED_ROUTE, status, ms: performance.now() - arrived, now: Date.now() });
+    })
+    .get(
+      "/metrics",
+      async () => new Response(await metrics.registry.metrics(), { headers: { "content-type": metrics.registry.contentType } }),
+      {
+        response: { 200: t.String({ description: "Prometheus text exposition format", examples: [PROMETHEUS_EXAMPLE] }) },
+        detail: { summary: "Prometheus metrics", tags: ["operations"] },
+      },
+    )
+    .get(
+      "/stats",
+      () => liveStats(metrics),
+      { response: { 200: StatsSchema }, detail: { summary: "Live figures for the operator's page", tags: ["operations"] } },
+    );
+}
+
+/** The job submitter, recording the stage timings each reply reports (in milliseconds, under `timings`). */
+export function timedJobs(jobs: JobSubmitter, metrics: ServiceMetrics): JobSubmitter {
+  return {
+    async submit(jobId, kind, upload) {
+      const reply = await jobs.submit(jobId, kind, upload);
+      if ("timings" in reply && isTimings(reply.timings)) metrics.stagesTimed(reply.timings);
+      return reply;
+    },
+  };
+}
+
+function isTimings(value: unknown): value is Record<string, number> {
+  return typeof value === "object" && value !== null && Object.values(value).every((ms) => typeof ms === "number");
+}
