@@ -7,8 +7,11 @@ import { Elysia, StatusMap, t, type Static } from "elysia";
 import type { ServiceMetrics } from "../metrics.ts";
 import type { JobSubmitter } from "./jobs.ts";
 
-/** For requests that matched no route: one series, whatever the path. */
-const UNMATCHED_ROUTE = "unmatched";
+/**
+ * For requests answered before routing (no such route, or refused when they arrived: a missing token, too large an
+ * upload): one series, whatever the path.
+ */
+const UNROUTED = "unrouted";
 
 const Count = t.Integer({ minimum: 0 });
 export const StatsSchema = t.Object(
@@ -58,7 +61,7 @@ export function metricsEndpoint(metrics: ServiceMetrics) {
       // A handler's own Response carries its status; otherwise set.status holds it (the error mapping sets it too).
       const response = "responseValue" in context ? context.responseValue : undefined;
       const status = response instanceof Response ? response.status : typeof set.status === "number" ? set.status : StatusMap[set.status ?? "OK"];
-      metrics.requestFinished({ method: request.method, route: route || UNMATCHED_ROUTE, status, ms: performance.now() - arrived, now: Date.now() });
+      metrics.requestFinished({ method: request.method, route: route || UNROUTED, status, ms: performance.now() - arrived, now: Date.now() });
     })
     .get(
       "/metrics",
