@@ -78,17 +78,14 @@ export function metricsEndpoint(metrics: ServiceMetrics) {
     );
 }
 
-/** The job submitter, recording the stage timings each reply reports (in milliseconds, under `timings`). */
+/** The job submitter, recording the stage timings (milliseconds) each faces job's result reports. */
 export function timedJobs(jobs: JobSubmitter, metrics: ServiceMetrics): JobSubmitter {
   return {
-    async submit(jobId, kind, upload) {
-      const reply = await jobs.submit(jobId, kind, upload);
-      if ("timings" in reply && isTimings(reply.timings)) metrics.stagesTimed(reply.timings);
-      return reply;
+    submit: (jobId, kind, upload, options) => jobs.submit(jobId, kind, upload, options),
+    async faces(jobId, upload, options) {
+      const result = await jobs.faces(jobId, upload, options);
+      metrics.stagesTimed(result.timings);
+      return result;
     },
   };
-}
-
-function isTimings(value: unknown): value is Record<string, number> {
-  return typeof value === "object" && value !== null && Object.values(value).every((ms) => typeof ms === "number");
 }

@@ -13,7 +13,7 @@ import { Controller } from "../../roles/controller/controller.ts";
 import { GalleryReader } from "../../roles/gallery-store.ts";
 import type { JobMessage } from "../../roles/messages.ts";
 import { LatencyWindow, ServiceMetrics } from "../../roles/metrics.ts";
-import { AUTH, captureLogs, multipart, startWebHarness, testImages, type WebHarness } from "./support.ts";
+import { AUTH, captureLogs, faceReport, facesResult, multipart, startWebHarness, testImages, type WebHarness } from "./support.ts";
 
 interface Sample {
   name: string;
@@ -69,20 +69,24 @@ describe("/metrics", () => {
   test("a real scrape: requests by route template and status (answers before routing under one label), the gallery, stage timings from replies, process memory; no token needed", async () => {
     const images = await testImages();
     harness = await startWebHarness({
-      answer: (job) => {
-        const timed = { ok: true as const, jobId: job.jobId, person: "Paul", faces: 1, timings: { decode: 4, detect: 20, embed: 30 } };
-        return job.kind === "recognize" ? timed : { ok: true, jobId: job.jobId, faces: 1, embeddingKey: `embeddings/${job.jobId}.f32` };
-      },
+      answer: (job) =>
+        job.kind === "faces"
+          ? { ok: true, jobId: job.jobId, result: facesResult([faceReport([{ subject: "Paul", similarity: 0.95 }])]) }
+          : job.kind === "recognize"
+            ? { ok: true, jobId: job.jobId, person: "Paul", faces: 1 }
+            : { ok: true, jobId: job.jobId, faces: 1, embeddingKey: `embeddings/${job.jobId}.f32` },
     });
     const url = await listen(harness);
     expect((await fetch(`${url}/`, { method: "POST", body: multipart("inputFile", images.jpeg, "a.jpg") })).status).toBe(200);
+    expect((await fetch(`${url}/v1/recognize`, { method: "POST", body: multipart("image", images.jpeg, "a.jpg"), headers: AUTH })).status).toBe(200);
     expect((await fetch(`${url}/v1/subjects/Paul%20Smith/faces`, { method: "POST", body: multipart("image", images.jpeg, "p.jpg"), headers: AUTH })).status).toBe(201);
     expect((await fetch(`${url}/v1/subjects/Someone/faces`, { method: "POST", body: multipart("image", images.jpeg, "p.jpg") })).status).toBe(401);
     expect((await fetch(`${url}/no/such/page`)).status).toBe(404);
 
-    const samples = await scrapeAfter(url, 4);
+    const samples = await scrapeAfter(url, 5);
     const count = "facefleet_http_request_duration_seconds_count";
     expect(value(samples, count, { method: "POST", route: "/", status: "200" })).toBe(1);
+    expect(value(samples, count, { method: "POST", route: "/v1/recognize", status: "200" })).toBe(1);
     expect(value(samples, count, { method: "POST", route: "/v1/subjects/:name/faces", status: "201" })).toBe(1);
     expect(value(samples, count, { method: "POST", route: "/v1/subjects/:name/faces", status: "401" })).toBeUndefined();
     expect(value(samples, count, { method: "POST", route: "unrouted", status: "401" })).toBe(1);
@@ -92,7 +96,7 @@ describe("/metrics", () => {
     expect(value(samples, "facefleet_gallery_subjects")).toBe(1);
     expect(value(samples, "facefleet_gallery_faces")).toBe(1);
     expect(value(samples, "facefleet_inference_stage_duration_seconds_count", { stage: "detect" })).toBe(1);
-    expect(value(samples, "facefleet_inference_stage_duration_seconds_sum", { stage: "embed" })).toBeCloseTo(0.03);
+    expect(value(samples, "facefleet_inference_stage_duration_seconds_sum", { stage: "embed" })).toBeCloseTo(0.004);
     expect(value(samples, "process_resident_memory_bytes")).toBeGreaterThan(0);
   });
 
