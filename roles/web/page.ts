@@ -14,6 +14,7 @@ export const PAGE_CSP = "default-src 'self'; img-src 'self' blob:; object-src 'n
 const ASSETS = {
   "/page/operator.js": join(import.meta.dir, "page", "operator.js"),
   "/page/operator.css": join(import.meta.dir, "page", "operator.css"),
+  "/page/favicon.svg": join(import.meta.dir, "page", "favicon.svg"),
   "/page/uPlot.iife.min.js": packageFile("uplot/dist/uPlot.iife.min.js"),
   "/page/uPlot.min.css": packageFile("uplot/dist/uPlot.min.css"),
 };
@@ -34,6 +35,7 @@ export function renderPage(stats: Stats): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>facefleet</title>
+<link rel="icon" href="/page/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/page/uPlot.min.css">
 <link rel="stylesheet" href="/page/operator.css">
 <script src="/page/uPlot.iife.min.js" defer></script>

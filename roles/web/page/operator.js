@@ -188,8 +188,10 @@ async function enroll(event) {
   for (const file of files) form.append("image", file);
   status.textContent = `enrolling ${files.length} photo(s) of ${name}…`;
   try {
-    await api(`/v1/subjects/${encodeURIComponent(name)}/faces?face=largest`, { method: "POST", body: form });
-    status.textContent = `enrolled ${name}`;
+    const answer = await api(`/v1/subjects/${encodeURIComponent(name)}/faces?face=largest`, { method: "POST", body: form });
+    // Several photos are answered part by part: say which were refused and why.
+    const refused = (answer.results ?? []).filter((part) => part.error).map((part) => `${part.file}: ${part.message}`);
+    status.textContent = [`enrolled ${name} (${answer.faces} face(s))`, ...refused].join("; ");
     byId("enroll-form").reset();
   } catch (error) {
     status.textContent = `${name}: ${error.message}`;
