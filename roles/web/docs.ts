@@ -18,7 +18,8 @@ export function apiDocs() {
         path: "/docs",
         specPath: OPENAPI_PATH,
         provider: "swagger-ui",
-        swagger: { cdn: VIEWER_SCRIPT, theme: VIEWER_STYLE, autoDarkMode: false, persistAuthorization: true },
+        // validatorUrl "none": Swagger UI would otherwise load a badge from validator.swagger.io (for any host but localhost).
+        swagger: { cdn: VIEWER_SCRIPT, theme: VIEWER_STYLE, autoDarkMode: false, persistAuthorization: true, validatorUrl: "none" },
         documentation: {
           info: {
             title: "facefleet",

@@ -1,6 +1,6 @@
 // The operator's page in a real browser (Debian's chromium through playwright-core, one launch): the token asked
-// once, two people enrolled by upload, a photo of both answered with two named boxes, one deleted; and no request
-// the page made went anywhere but the service.
+// once, two people enrolled by upload, a photo of both answered with two named boxes, one deleted, the docs page
+// rendered; and no request either page made went anywhere but the service.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -46,7 +46,7 @@ afterAll(async () => {
 });
 
 test.skipIf(!ready)(
-  "enroll two people, recognize both in one photo, delete one, and every request stays on the service",
+  "enroll two people, recognize both in one photo, delete one, open the docs, and every request stays on the service",
   async () => {
     // One photo with both people side by side, neither of the photos enrolled.
     const both = join(folder, "both.jpg");
@@ -94,10 +94,14 @@ test.skipIf(!ready)(
     await page.locator(`#subjects-list tr[data-subject="${PEOPLE[1]}"]`).waitFor();
     await page.locator("#fleet-size", { hasNotText: "–" }).waitFor({ timeout: 10_000 });
 
+    // The docs page renders every route from the local spec with the local viewer.
+    await page.goto(`${service.url}/docs`);
+    await page.locator(".opblock-summary-path", { hasText: "/v1/recognize" }).waitFor({ timeout: 15_000 });
+
     const origin = new URL(service.url).origin;
     const elsewhere = requested.filter((url) => !url.startsWith(`${origin}/`) && !url.startsWith(`blob:${origin}/`));
     expect(elsewhere).toEqual([]);
-    expect(requested).toEqual(expect.arrayContaining([`${origin}/page/uPlot.iife.min.js`, `${origin}/v1/recognize`, `${origin}/stats`]));
+    expect(requested).toEqual(expect.arrayContaining([`${origin}/page/uPlot.iife.min.js`, `${origin}/v1/recognize`, `${origin}/stats`, `${origin}/openapi/json`]));
     expect(problems).toEqual([]);
   },
   90_000,
