@@ -77,5 +77,7 @@ describe("API docs", () => {
       expect((await asset.arrayBuffer()).byteLength, url).toBeGreaterThan(0);
     }
     expect(loadedUrls).toEqual(["/openapi/json"]);
+    // Left on, Swagger UI loads a validation badge from validator.swagger.io for any host but localhost.
+    expect(html).toContain(`"validatorUrl":"none"`);
   });
 });
