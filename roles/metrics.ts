@@ -66,7 +66,7 @@ export interface FleetObservation {
 
 export class ServiceMetrics {
   readonly registry = new Registry();
-  /** Requests that analyse images (POST), for the operator's page. */
+  /** Recent durations of the requests the web role picks (those that analyse images), for the operator's page. */
   readonly latency = new LatencyWindow();
   private gallery: (() => SubjectSummary[]) | undefined;
   private fleet: FleetObservation | undefined;
@@ -163,10 +163,9 @@ export class ServiceMetrics {
   }
 
   /** `route` is the route's template (`/v1/subjects/:name`), never the path, so names do not become series. */
-  requestFinished(request: { method: string; route: string; status: number; ms: number; now: number }): void {
+  requestFinished(request: { method: string; route: string; status: number; ms: number }): void {
     this.inFlight--;
     this.requestDuration.observe({ method: request.method, route: request.route, status: String(request.status) }, request.ms / 1000);
-    if (request.method === "POST") this.latency.add(request.now, request.ms);
   }
 
   jobTried(kind: JobKind, outcome: JobOutcome): void {

@@ -61,7 +61,10 @@ export function metricsEndpoint(metrics: ServiceMetrics) {
       // A handler's own Response carries its status; otherwise set.status holds it (the error mapping sets it too).
       const response = "responseValue" in context ? context.responseValue : undefined;
       const status = response instanceof Response ? response.status : typeof set.status === "number" ? set.status : StatusMap[set.status ?? "OK"];
-      metrics.requestFinished({ method: request.method, route: route || UNROUTED, status, ms: performance.now() - arrived, now: Date.now() });
+      const ms = performance.now() - arrived;
+      metrics.requestFinished({ method: request.method, route: route || UNROUTED, status, ms });
+      // The routes that analyse images are the POSTs: their latency is the one the operator's page shows.
+      if (request.method === "POST") metrics.latency.add(Date.now(), ms);
     })
     .get(
       "/metrics",

@@ -98,6 +98,10 @@ describe("/metrics", () => {
     expect(value(samples, "facefleet_inference_stage_duration_seconds_count", { stage: "detect" })).toBe(1);
     expect(value(samples, "facefleet_inference_stage_duration_seconds_sum", { stage: "embed" })).toBeCloseTo(0.004);
     expect(value(samples, "process_resident_memory_bytes")).toBeGreaterThan(0);
+    // The page's percentiles count the POSTs only (four above), not the scrapes and the 404.
+    const stats = (await (await fetch(`${url}/stats`)).json()) as { latencyMs: { count: number; p50: number; p99: number } };
+    expect(stats.latencyMs.count).toBe(4);
+    expect(stats.latencyMs.p99).toBeGreaterThanOrEqual(stats.latencyMs.p50);
   });
 
   test("/stats: the controller's last look at the queue and the fleet, POST latency percentiles, the gallery", async () => {
