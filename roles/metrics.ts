@@ -180,9 +180,9 @@ export class ServiceMetrics {
     this.deadLettered.inc({ reason });
   }
 
-  /** Stage times in milliseconds, as a reply carries them. */
+  /** Stage times in milliseconds, as a reply carries them. A stage of 0 ms did not run (the analysis came from the cache). */
   stagesTimed(timingsMs: Record<string, number>): void {
-    for (const [stage, ms] of Object.entries(timingsMs)) this.stageDuration.observe({ stage }, ms / 1000);
+    for (const [stage, ms] of Object.entries(timingsMs)) if (ms > 0) this.stageDuration.observe({ stage }, ms / 1000);
   }
 
   fleetObserved(queue: QueueDepth, instances: AppInstance[]): void {

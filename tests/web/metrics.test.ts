@@ -132,6 +132,15 @@ describe("/metrics", () => {
   });
 });
 
+test("stage timings: a stage of 0 ms (an analysis from the cache) is not observed", async () => {
+  const metrics = new ServiceMetrics();
+  metrics.stagesTimed({ decode: 12, detect: 30, match: 0.4 });
+  metrics.stagesTimed({ decode: 0, detect: 0, match: 0.3 });
+  const samples = parseExposition(await metrics.registry.metrics());
+  const count = (stage: string) => value(samples, "facefleet_inference_stage_duration_seconds_count", { stage });
+  expect([count("decode"), count("detect"), count("match")]).toEqual([1, 1, 2]);
+});
+
 describe("latency window", () => {
   const cases: [string, [number, number][], number, { count: number; p50: number; p90: number; p99: number }][] = [
     ["empty", [], 0, { count: 0, p50: 0, p90: 0, p99: 0 }],
