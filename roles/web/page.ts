@@ -81,6 +81,7 @@ export function renderPage(stats: Stats): string {
   </form>
   <p class="status" id="subjects-status" role="status"></p>
   <table><thead><tr><th>name</th><th>faces</th><th></th></tr></thead><tbody id="subjects-list"></tbody></table>
+  <p class="pager"><button type="button" id="subjects-previous" disabled>previous</button> <span id="subjects-page"></span> <button type="button" id="subjects-next" disabled>next</button></p>
 </section>
 </main>
 </body>

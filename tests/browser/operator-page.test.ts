@@ -92,6 +92,7 @@ test.skipIf(!ready)(
     await page.locator(`#subjects-list button.delete[data-subject="${PEOPLE[0]}"]`).click();
     await page.locator(`#subjects-list tr[data-subject="${PEOPLE[0]}"]`).waitFor({ state: "detached", timeout: 10_000 });
     await page.locator(`#subjects-list tr[data-subject="${PEOPLE[1]}"]`).waitFor();
+    expect(await page.locator("#subjects-page").textContent()).toBe("page 1 of 1, 1 subject(s)");
     await page.locator("#fleet-size", { hasNotText: "–" }).waitFor({ timeout: 10_000 });
 
     // The docs page renders every route from the local spec with the local viewer.

@@ -153,14 +153,26 @@ async function recognize(event) {
   }
 }
 
-// --- Subjects: list, enroll by upload, delete. ---
+// --- Subjects: list (a page at a time), enroll by upload, delete. ---
+
+const PAGE_SIZE = 50;
+let subjectsPage = 1;
 
 async function loadSubjects() {
   const status = byId("subjects-status");
   try {
-    const answer = await api("/v1/subjects");
+    let answer = await api(`/v1/subjects?page=${subjectsPage}&size=${PAGE_SIZE}`);
+    const pages = Math.max(1, Math.ceil(answer.total / PAGE_SIZE));
+    if (subjectsPage > pages) {
+      // The last page emptied (a delete): show the one before.
+      subjectsPage = pages;
+      answer = await api(`/v1/subjects?page=${subjectsPage}&size=${PAGE_SIZE}`);
+    }
+    byId("subjects-page").textContent = `page ${subjectsPage} of ${pages}, ${answer.total} subject(s)`;
+    byId("subjects-previous").disabled = subjectsPage <= 1;
+    byId("subjects-next").disabled = subjectsPage >= pages;
     const rows = answer.subjects.map((subject) => {
-      const name = subject.name ?? subject.subject;
+      const name = subject.name;
       const row = element("tr");
       row.dataset.subject = name;
       row.append(element("td", "", name), element("td", "", String(subject.faces)));
@@ -226,6 +238,14 @@ document.addEventListener("DOMContentLoaded", () => {
   byId("recognize-form").addEventListener("submit", recognize);
   byId("enroll-form").addEventListener("submit", enroll);
   byId("subjects-list").addEventListener("click", removeSubject);
+  byId("subjects-previous").addEventListener("click", () => {
+    subjectsPage--;
+    void loadSubjects();
+  });
+  byId("subjects-next").addEventListener("click", () => {
+    subjectsPage++;
+    void loadSubjects();
+  });
   if (token()) void loadSubjects();
   else askForToken();
   void pollStats();
