@@ -4,8 +4,10 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fixedThreshold } from "../../model/open-set.ts";
 import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
 import { Consumer } from "../../roles/app/consumer.ts";
+import { BucketJobReports, localReportKey } from "../../roles/cloud/job-reports.ts";
 import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
 import { LocalFleet } from "../../roles/cloud/local/process-fleet.ts";
@@ -112,7 +114,8 @@ describe("/metrics", () => {
     await queue.receive({ maxMessages: 1, waitSeconds: 0 });
     const fleet = new LocalFleet(async () => ({ stop: async () => {} }));
     const scaling = { maxInstances: 2, slotsPerInstance: 1, poolPolicy: "warm" as const, scaleInAfterMs: 1000 };
-    const controller = new Controller({ queue, fleet, scaling, intervalMs: 100, log: captureLogs().logger, metrics: harness.metrics });
+    const reports = new BucketJobReports(new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-reports-"))).bucket("reports"), localReportKey);
+    const controller = new Controller({ queue, fleet, reports, scaling, intervalMs: 100, log: captureLogs().logger, metrics: harness.metrics });
     await controller.step();
     await fleet.settled();
     await controller.step();
@@ -180,7 +183,7 @@ describe("the app role's job series", () => {
         inBucket,
         outBucket: blobs.bucket("out"),
         galleryBucket: blobs.bucket("gallery"),
-        threshold: 0.5,
+        threshold: fixedThreshold(0.5),
       },
     });
     const job = (jobId: string, inputKey: string): JobMessage => ({ kind: "recognize", jobId, replyTo: "replies", inputKey, name: jobId, sha256: "0".repeat(64), mode: "open" });
