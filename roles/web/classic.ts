@@ -28,6 +28,10 @@ export function classicContract(options: ClassicOptions) {
         options.log.info("recognized", { requestId, name: upload.name, person: reply.person, ms: Math.round(performance.now() - started) });
         return new Response(`${upload.name}:${reply.person}`, { headers: { "content-type": "text/plain; charset=utf-8" } });
       },
-      { body: t.Object({ inputFile: t.File() }) },
+      {
+        body: t.Object({ inputFile: t.File() }),
+        response: { 200: t.String({ description: "`<file name without extension>:<person>` as text/plain", examples: ["test_00:Paul"] }) },
+        detail: { summary: "The classic contract: the person in the photo, as text", tags: ["classic"] },
+      },
     );
 }

@@ -37,12 +37,13 @@ export function refusalOf(error: unknown): HttpError | undefined {
 }
 
 export function errorMapping(log: Logger) {
-  return new Elysia().use(requestId).onError({ as: "global" }, ({ error, code, request }) => {
+  return new Elysia().use(requestId).onError({ as: "global" }, ({ error, code, request, set }) => {
     const id = requestIdOf(request);
     const answer = toHttpError(error, code, request);
     const fields = { requestId: id, method: request.method, path: new URL(request.url).pathname, status: answer.status, code: answer.code };
     if (answer.status >= 500) log.error("request_failed", { ...fields, ...details(error) });
     else log.info("request_rejected", fields);
+    set.status = answer.status; // what the hooks after the answer (request timing) see
     return answer.render(id);
   });
 }

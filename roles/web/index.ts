@@ -22,7 +22,7 @@ export interface WebRoleOptions {
   tokenSource: "data-dir" | "input-bucket";
 }
 
-export async function startWebRole({ config, names, cloud, log: rootLog, health }: RoleContext<WebConfig>, options: WebRoleOptions): Promise<RunningWebRole> {
+export async function startWebRole({ config, names, cloud, log: rootLog, health, metrics }: RoleContext<WebConfig>, options: WebRoleOptions): Promise<RunningWebRole> {
   const log = rootLog.child({ role: "web" });
   const tls = readTls(config);
   const inBucket = cloud.blobs.bucket(names.inBucket);
@@ -33,6 +33,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health 
       : await bucketApiToken(inBucket, log);
   const poller = new ReplyPoller(cloud.queues.queue(names.respQueue), log);
   const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket));
+  metrics.readGalleryFrom(() => gallery.list());
   const jobs = createJobSubmitter({
     inBucket,
     outBucket: cloud.blobs.bucket(names.outBucket),
@@ -47,6 +48,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health 
     gallery,
     inspect: options.inspect,
     log,
+    metrics,
     maxUploadBytes: config.maxUploadBytes,
     token: () => token.current(),
     classicAuth: config.classicAuth,

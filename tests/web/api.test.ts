@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
 import { GalleryWriter } from "../../roles/gallery-store.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
 import type { FacesResult, JobKind, SuccessfulReplyTo } from "../../roles/messages.ts";
 import { imageInspector } from "../../roles/start.ts";
 import { DetectAnswerSchema } from "../../roles/web/detect.ts";
@@ -51,6 +52,7 @@ async function api() {
     gallery,
     inspect: imageInspector(40_000_000),
     log: captureLogs().logger,
+    metrics: new ServiceMetrics(),
     maxUploadBytes: 64 * 1024,
     token: () => "a-test-token",
     classicAuth: false,

@@ -10,6 +10,7 @@ import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
 import type { Bucket, JobQueue } from "../../roles/cloud/types.ts";
 import { GalleryWriter } from "../../roles/gallery-store.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
 import { captureLogs, type LogCapture } from "../support/logs.ts";
 import {
   decodeMessage,
@@ -88,6 +89,7 @@ export interface WebHarness {
   galleryBucket: Bucket;
   requestQueue: JobQueue;
   gallery: GalleryWriter;
+  metrics: ServiceMetrics;
   jobsTaken: JobMessage[];
   stop(): Promise<void>;
 }
@@ -130,11 +132,14 @@ export async function startWebHarness(
     }
   })();
   poller.start();
+  const metrics = new ServiceMetrics();
+  metrics.readGalleryFrom(() => gallery.list());
   const app = createWebServer({
     jobs,
     gallery,
     inspect: imageInspector(40_000_000),
     log: logs.logger,
+    metrics,
     maxUploadBytes: options.maxUploadBytes ?? 256 * 1024,
     token: () => TOKEN,
     classicAuth: options.classicAuth ?? false,
@@ -148,6 +153,7 @@ export async function startWebHarness(
     galleryBucket,
     requestQueue,
     gallery,
+    metrics,
     jobsTaken,
     async stop() {
       abort.abort();
