@@ -1,11 +1,46 @@
 /** The pieces every JSON API answer shares, as TypeBox schemas (they feed the OpenAPI document), and their making. */
+import type { Static, TSchema } from "@sinclair/typebox";
 import { t } from "elysia";
-import { BoxSchema, CandidateSchema, PointSchema, QualitySchema, type FaceReport } from "../messages.ts";
+import { BoxSchema, CandidateSchema, PointSchema, QualitySchema, type Candidate, type FaceReport } from "../messages.ts";
 
 export { BoxSchema, CandidateSchema, QualitySchema };
 
+/** The schema with its example for the docs, typed by the schema (tests/web/docs.test.ts checks each one against it). */
+export function withExample<T extends TSchema>(schema: T, example: Static<T>): T {
+  return { ...schema, examples: [example] };
+}
+
+export const EXAMPLE_REQUEST_ID = "3f0c9a52-8d1e-4b7a-9c61-2e5d7f4a8b10";
+
 /** Every error answer: a stable code, a sentence for the client, the request id. */
-export const ErrorAnswerSchema = t.Object({ error: t.String(), message: t.String(), requestId: t.String() });
+const ErrorAnswerSchema = t.Object({ error: t.String(), message: t.String(), requestId: t.String() });
+
+/** One answer the API gives under each 4xx status, for the docs. */
+const ERROR_EXAMPLES = {
+  400: { error: "missing_field", message: "multipart field 'image' with a file is required" },
+  401: { error: "unauthorized", message: "a valid bearer token is required" },
+  404: { error: "unknown_subject", message: "no subject named 'Jane_Doe'" },
+  409: { error: "subject_exists", message: "a subject named 'Aaron_Sorkin' exists; add ?merge=true to merge into it" },
+  413: { error: "file_too_large", message: "the file in 'image' has 12582912 bytes; the limit is 10485760" },
+  415: { error: "unsupported_format", message: "gif images are not supported; send JPEG, PNG or WebP" },
+  422: { error: "no_face", message: "no face found in image" },
+} as const;
+type ErrorStatus = keyof typeof ERROR_EXAMPLES;
+
+/**
+ * The error answers a route documents: the shared schema under each status, with that status's example, or the
+ * route's own where the usual one is not what it answers.
+ */
+export function errorAnswers<S extends ErrorStatus>(
+  statuses: S[],
+  examples: Partial<Record<S, { error: string; message: string }>> = {},
+): Record<S, typeof ErrorAnswerSchema> {
+  const answers = {} as Record<S, typeof ErrorAnswerSchema>;
+  for (const status of statuses) {
+    answers[status] = withExample(ErrorAnswerSchema, { ...(examples[status] ?? ERROR_EXAMPLES[status]), requestId: EXAMPLE_REQUEST_ID });
+  }
+  return answers;
+}
 
 export const BoxRatioSchema = t.Object(
   { left: t.Number(), top: t.Number(), width: t.Number(), height: t.Number() },
@@ -30,6 +65,35 @@ export function placedFace(face: FaceReport, width: number, height: number) {
     landmarks: face.landmarks,
   };
 }
+
+/**
+ * What every face example in the docs is made from: the face of a 250x250 LFW photo (Aaron_Sorkin_0001.jpg) as the
+ * default pipeline reports it, matched against a gallery holding Aaron_Sorkin_0002.jpg (similarity 0.9557).
+ */
+export const EXAMPLE_IMAGE = { width: 250, height: 250 };
+/** The open-set threshold of the default embedder for one subject (README, "The verification threshold"). */
+export const EXAMPLE_THRESHOLD = 0.93;
+/** The photo's own subject, over the threshold. */
+export const EXAMPLE_MATCH: Candidate = { subject: "Aaron_Sorkin", similarity: 0.9557 };
+export const EXAMPLE_CANDIDATES: Candidate[] = [
+  EXAMPLE_MATCH,
+  { subject: "John_Travolta", similarity: 0.8841 },
+  { subject: "Kevin_Spacey", similarity: 0.8712 },
+];
+export const EXAMPLE_FACE: FaceReport = {
+  box: { x: 48.2, y: 79.4, width: 125.8, height: 125.7 },
+  score: 0.935,
+  landmarks: [
+    [101.2, 107.2],
+    [148, 106.7],
+    [131.4, 136],
+    [101.4, 158.8],
+    [148.6, 157.2],
+  ],
+  quality: { sharpness: 0.306, brightness: 0.487, size: 125.7 },
+  candidates: EXAMPLE_CANDIDATES,
+};
+export const EXAMPLE_PLACED_FACE = placedFace(EXAMPLE_FACE, EXAMPLE_IMAGE.width, EXAMPLE_IMAGE.height);
 
 /** Query numbers arrive as text: these coerce them. */
 export const QueryInteger = (options: { minimum: number; maximum: number; description: string }) => t.Optional(t.Integer(options));

@@ -2,17 +2,32 @@
 import { Elysia, t } from "elysia";
 import { MAX_FACES } from "../messages.ts";
 import { apiGuard, API_PATH } from "./api-guard.ts";
-import { ErrorAnswerSchema, PlacedFaceSchema, placedFace, QualitySchema, QueryInteger, QueryNumber } from "./api-schemas.ts";
+import {
+  errorAnswers,
+  EXAMPLE_FACE,
+  EXAMPLE_IMAGE,
+  EXAMPLE_PLACED_FACE,
+  EXAMPLE_REQUEST_ID,
+  PlacedFaceSchema,
+  placedFace,
+  QualitySchema,
+  QueryInteger,
+  QueryNumber,
+  withExample,
+} from "./api-schemas.ts";
 import { DEFAULT_MAX_FACES, type FaceRouteOptions } from "./recognize.ts";
 import { requestId } from "./request-id.ts";
 import { readUpload } from "./upload.ts";
 
-export const DetectAnswerSchema = t.Object({
-  requestId: t.String(),
-  width: t.Integer(),
-  height: t.Integer(),
-  faces: t.Array(t.Composite([PlacedFaceSchema, t.Object({ quality: QualitySchema })]), { description: "every face, largest first" }),
-});
+export const DetectAnswerSchema = withExample(
+  t.Object({
+    requestId: t.String(),
+    width: t.Integer(),
+    height: t.Integer(),
+    faces: t.Array(t.Composite([PlacedFaceSchema, t.Object({ quality: QualitySchema })]), { description: "every face, largest first" }),
+  }),
+  { requestId: EXAMPLE_REQUEST_ID, ...EXAMPLE_IMAGE, faces: [{ ...EXAMPLE_PLACED_FACE, quality: EXAMPLE_FACE.quality }] },
+);
 
 export function detectApi(options: FaceRouteOptions) {
   const { jobs, inspect, maxUploadBytes } = options;
@@ -37,7 +52,7 @@ export function detectApi(options: FaceRouteOptions) {
           maxFaces: QueryInteger({ minimum: 1, maximum: MAX_FACES, description: `most faces answered, largest first (default ${DEFAULT_MAX_FACES})` }),
           minScore: QueryNumber({ minimum: 0, maximum: 1, description: "faces the detector scored lower are left out" }),
         }),
-        response: { 200: DetectAnswerSchema, 400: ErrorAnswerSchema, 401: ErrorAnswerSchema, 413: ErrorAnswerSchema, 415: ErrorAnswerSchema },
+        response: { 200: DetectAnswerSchema, ...errorAnswers([400, 401, 413, 415]) },
         detail: { summary: "Find every face in a photo, with its quality", tags: ["recognition"] },
       },
     );

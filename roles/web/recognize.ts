@@ -2,7 +2,21 @@
 import { Elysia, t } from "elysia";
 import { MAX_CANDIDATES, MAX_FACES } from "../messages.ts";
 import { apiGuard, API_PATH } from "./api-guard.ts";
-import { CandidateSchema, ErrorAnswerSchema, PlacedFaceSchema, placedFace, QueryInteger, QueryNumber } from "./api-schemas.ts";
+import {
+  CandidateSchema,
+  errorAnswers,
+  EXAMPLE_IMAGE,
+  EXAMPLE_PLACED_FACE,
+  EXAMPLE_REQUEST_ID,
+  EXAMPLE_CANDIDATES,
+  EXAMPLE_MATCH,
+  EXAMPLE_THRESHOLD,
+  PlacedFaceSchema,
+  placedFace,
+  QueryInteger,
+  QueryNumber,
+  withExample,
+} from "./api-schemas.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
 import { readUpload, type ImageInspector } from "./upload.ts";
@@ -28,26 +42,35 @@ export const RecognizeQuerySchema = t.Object({
   minScore: QueryNumber({ minimum: 0, maximum: 1, description: "faces the detector scored lower are left out" }),
 });
 
-export const RecognizeAnswerSchema = t.Object({
-  requestId: t.String(),
-  width: t.Integer({ description: "of the upright (EXIF-rotated) image" }),
-  height: t.Integer(),
-  threshold: t.Number({ description: "similarity at or above which a candidate is the match in open mode" }),
-  faces: t.Array(
-    t.Composite([
-      PlacedFaceSchema,
-      t.Object({
-        match: t.Union([CandidateSchema, t.Null()], { description: "the best candidate, or null (open mode, under the threshold)" }),
-        candidates: t.Array(CandidateSchema, { description: "best subjects first, one entry per subject (scored by its template: the mean of its faces)" }),
-      }),
-    ]),
-    { description: "every face, largest first" },
-  ),
-  timings: t.Object(
-    { decode: t.Number(), detect: t.Number(), align: t.Number(), embed: t.Number(), match: t.Number(), queue: t.Number(), total: t.Number() },
-    { description: "milliseconds; queue is the time outside the app instance's work (queues, storage); stages are 0 for a photo analysed before" },
-  ),
-});
+export const RecognizeAnswerSchema = withExample(
+  t.Object({
+    requestId: t.String(),
+    width: t.Integer({ description: "of the upright (EXIF-rotated) image" }),
+    height: t.Integer(),
+    threshold: t.Number({ description: "similarity at or above which a candidate is the match in open mode" }),
+    faces: t.Array(
+      t.Composite([
+        PlacedFaceSchema,
+        t.Object({
+          match: t.Union([CandidateSchema, t.Null()], { description: "the best candidate, or null (open mode, under the threshold)" }),
+          candidates: t.Array(CandidateSchema, { description: "best subjects first, one entry per subject (scored by its template: the mean of its faces)" }),
+        }),
+      ]),
+      { description: "every face, largest first" },
+    ),
+    timings: t.Object(
+      { decode: t.Number(), detect: t.Number(), align: t.Number(), embed: t.Number(), match: t.Number(), queue: t.Number(), total: t.Number() },
+      { description: "milliseconds; queue is the time outside the app instance's work (queues, storage); stages are 0 for a photo analysed before" },
+    ),
+  }),
+  {
+    requestId: EXAMPLE_REQUEST_ID,
+    ...EXAMPLE_IMAGE,
+    threshold: EXAMPLE_THRESHOLD,
+    faces: [{ ...EXAMPLE_PLACED_FACE, match: EXAMPLE_MATCH, candidates: EXAMPLE_CANDIDATES }],
+    timings: { decode: 3.148, detect: 4.641, align: 8.232, embed: 32.125, match: 0.412, queue: 6.87, total: 55.428 },
+  },
+);
 
 export function recognizeApi(options: FaceRouteOptions) {
   const { jobs, inspect, maxUploadBytes } = options;
@@ -87,7 +110,7 @@ export function recognizeApi(options: FaceRouteOptions) {
       {
         body: t.Object({ image: t.File({ description: "a JPEG, PNG or WebP photo" }) }),
         query: RecognizeQuerySchema,
-        response: { 200: RecognizeAnswerSchema, 400: ErrorAnswerSchema, 401: ErrorAnswerSchema, 413: ErrorAnswerSchema, 415: ErrorAnswerSchema },
+        response: { 200: RecognizeAnswerSchema, ...errorAnswers([400, 401, 413, 415]) },
         detail: { summary: "Recognize every face in a photo", tags: ["recognition"] },
       },
     );

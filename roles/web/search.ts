@@ -2,7 +2,7 @@
 import { Elysia, t } from "elysia";
 import { MAX_CANDIDATES } from "../messages.ts";
 import { apiGuard, API_PATH } from "./api-guard.ts";
-import { CandidateSchema, ErrorAnswerSchema } from "./api-schemas.ts";
+import { CandidateSchema, errorAnswers, EXAMPLE_CANDIDATES, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
 import { DEFAULT_CANDIDATES } from "./recognize.ts";
 import { requestId } from "./request-id.ts";
@@ -12,7 +12,9 @@ export const SearchBodySchema = t.Object({
   embedding: t.Array(t.Number(), { minItems: 1, maxItems: 4096, description: "an embedding from the same model as the gallery's (L2-normalised here)" }),
   k: t.Optional(t.Integer({ minimum: 1, maximum: MAX_CANDIDATES, description: `candidates (default ${DEFAULT_CANDIDATES})` })),
 });
-export const SearchAnswerSchema = t.Object({ candidates: t.Array(CandidateSchema, { description: "best subjects first; empty while nobody is enrolled" }) });
+export const SearchAnswerSchema = withExample(t.Object({ candidates: t.Array(CandidateSchema, { description: "best subjects first; empty while nobody is enrolled" }) }), {
+  candidates: EXAMPLE_CANDIDATES,
+});
 
 export function searchApi(options: { gallery: Pick<SubjectStore, "search" | "dimensions">; token: () => string }) {
   const { gallery } = options;
@@ -36,7 +38,7 @@ export function searchApi(options: { gallery: Pick<SubjectStore, "search" | "dim
       },
       {
         body: SearchBodySchema,
-        response: { 200: SearchAnswerSchema, 400: ErrorAnswerSchema, 401: ErrorAnswerSchema },
+        response: { 200: SearchAnswerSchema, ...errorAnswers([400, 401]) },
         detail: { summary: "The nearest subjects to an embedding you computed", tags: ["recognition"] },
       },
     );

@@ -3,7 +3,7 @@ import { Elysia, t } from "elysia";
 import type { GalleryWriter } from "../gallery-store.ts";
 import { EnrollFaceSchema, type EnrollFace } from "../messages.ts";
 import { apiGuard, API_PATH } from "./api-guard.ts";
-import { ErrorAnswerSchema, QueryInteger } from "./api-schemas.ts";
+import { errorAnswers, EXAMPLE_CANDIDATES, EXAMPLE_MATCH, QueryInteger, withExample } from "./api-schemas.ts";
 import { refusalOf } from "./errors.ts";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
@@ -31,31 +31,69 @@ const Name = t.Object({ name: SubjectName });
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 
-export const SubjectListSchema = t.Object({
-  subjects: t.Array(t.Object({ name: t.String(), faces: t.Integer() })),
-  page: t.Integer(),
-  size: t.Integer(),
-  total: t.Integer({ description: "subjects in the gallery" }),
+/** The docs' subjects: the gallery the recognize examples were matched against. */
+const EXAMPLE_SUBJECT = EXAMPLE_MATCH.subject;
+const EXAMPLE_FACE_ID = "f7";
+
+export const SubjectListSchema = withExample(
+  t.Object({
+    subjects: t.Array(t.Object({ name: t.String(), faces: t.Integer() })),
+    page: t.Integer(),
+    size: t.Integer(),
+    total: t.Integer({ description: "subjects in the gallery" }),
+  }),
+  {
+    subjects: EXAMPLE_CANDIDATES.map(({ subject }) => ({ name: subject, faces: subject === EXAMPLE_SUBJECT ? 2 : 1 })),
+    page: 1,
+    size: DEFAULT_PAGE_SIZE,
+    total: EXAMPLE_CANDIDATES.length,
+  },
+);
+export const SubjectFacesSchema = withExample(
+  t.Object({
+    name: t.String(),
+    faces: t.Array(t.Object({ faceId: t.String(), createdAt: t.String({ description: "ISO 8601" }), source: t.String({ description: "the uploaded file's name" }) })),
+  }),
+  {
+    name: EXAMPLE_SUBJECT,
+    faces: [
+      { faceId: "f6", createdAt: "2026-12-01T09:12:04.518Z", source: `${EXAMPLE_SUBJECT}_0001.jpg` },
+      { faceId: EXAMPLE_FACE_ID, createdAt: "2026-12-01T09:12:05.027Z", source: `${EXAMPLE_SUBJECT}_0002.jpg` },
+    ],
+  },
+);
+export const EnrolledSchema = withExample(t.Object({ subject: t.String(), faceId: t.String(), faces: t.Integer({ description: "the subject's faces now" }) }), {
+  subject: EXAMPLE_SUBJECT,
+  faceId: EXAMPLE_FACE_ID,
+  faces: 2,
 });
-export const SubjectFacesSchema = t.Object({
-  name: t.String(),
-  faces: t.Array(t.Object({ faceId: t.String(), createdAt: t.String({ description: "ISO 8601" }), source: t.String({ description: "the uploaded file's name" }) })),
-});
-export const EnrolledSchema = t.Object({ subject: t.String(), faceId: t.String(), faces: t.Integer({ description: "the subject's faces now" }) });
 const PartResultSchema = t.Union([
   t.Object({ file: t.String(), status: t.Literal(201), faceId: t.String() }),
   t.Object({ file: t.String(), status: t.Integer({ minimum: 400 }), error: t.String(), message: t.String() }),
 ]);
 type PartResult = { file: string; status: 201; faceId: string } | { file: string; status: number; error: string; message: string };
-export const EnrolledPartsSchema = t.Object({
-  subject: t.String(),
-  faces: t.Integer(),
-  results: t.Array(PartResultSchema, { description: "one per image part, in order" }),
-});
+export const EnrolledPartsSchema = withExample(
+  t.Object({
+    subject: t.String(),
+    faces: t.Integer(),
+    results: t.Array(PartResultSchema, { description: "one per image part, in order" }),
+  }),
+  {
+    subject: EXAMPLE_SUBJECT,
+    faces: 2,
+    results: [
+      { file: `${EXAMPLE_SUBJECT}_0001.jpg`, status: 201, faceId: "f6" },
+      { file: "group.jpg", status: 422, error: "multiple_faces", message: "the photo has 3 faces; send a photo of one person, or ask for ?face=largest" },
+      { file: `${EXAMPLE_SUBJECT}_0002.jpg`, status: 201, faceId: EXAMPLE_FACE_ID },
+    ],
+  },
+);
+const RenamedSchema = withExample(t.Object({ name: t.String(), faces: t.Integer() }), { name: EXAMPLE_SUBJECT, faces: 2 });
+const RemovedSubjectSchema = withExample(t.Object({ subject: t.String(), removedFaces: t.Integer() }), { subject: EXAMPLE_SUBJECT, removedFaces: 2 });
+const RemovedFaceSchema = withExample(t.Object({ subject: t.String(), faceId: t.String(), faces: t.Integer() }), { subject: EXAMPLE_SUBJECT, faceId: EXAMPLE_FACE_ID, faces: 1 });
 export const EnrollQuerySchema = t.Object({
   face: t.Optional(t.Union(EnrollFaceSchema.anyOf, { description: "single (default): a photo with several faces is refused; largest: its largest face is enrolled" })),
 });
-const errors = { 400: ErrorAnswerSchema, 401: ErrorAnswerSchema, 404: ErrorAnswerSchema, 409: ErrorAnswerSchema, 413: ErrorAnswerSchema, 415: ErrorAnswerSchema, 422: ErrorAnswerSchema };
 const tags = ["subjects"];
 
 export function subjectsApi(options: SubjectsOptions) {
@@ -91,7 +129,7 @@ export function subjectsApi(options: SubjectsOptions) {
           page: QueryInteger({ minimum: 1, maximum: 1_000_000, description: "from 1" }),
           size: QueryInteger({ minimum: 1, maximum: MAX_PAGE_SIZE, description: `subjects per page (default ${DEFAULT_PAGE_SIZE})` }),
         }),
-        response: { 200: SubjectListSchema, ...errors },
+        response: { 200: SubjectListSchema, ...errorAnswers([400, 401]) },
         detail: { summary: "List subjects, by name", tags },
       },
     )
@@ -102,7 +140,7 @@ export function subjectsApi(options: SubjectsOptions) {
         if (faces.length === 0) throw unknownSubject(params.name);
         return { name: params.name, faces };
       },
-      { params: Name, response: { 200: SubjectFacesSchema, ...errors }, detail: { summary: "A subject's faces", tags } },
+      { params: Name, response: { 200: SubjectFacesSchema, ...errorAnswers([400, 401, 404]) }, detail: { summary: "A subject's faces", tags } },
     )
     .post(
       `${API_PATH}/subjects/:name/faces`,
@@ -124,7 +162,10 @@ export function subjectsApi(options: SubjectsOptions) {
         params: Name,
         query: EnrollQuerySchema,
         body: t.Object({ image: t.Files({ description: "one photo (answered 201 or a 4xx), or several (answered 200, part by part)" }) }),
-        response: { 200: EnrolledPartsSchema, 201: EnrolledSchema, ...errors },
+        response: { 200: EnrolledPartsSchema, 201: EnrolledSchema, ...errorAnswers([400, 401, 409, 413, 415, 422], {
+          409: { error: "embedding_mismatch", message: "the gallery holds 128-d embeddings but the model gives 512-d ones: re-enroll after changing the embedder" },
+          422: { error: "face_too_small", message: "the face is 14 pixels across; at least 20 are needed" },
+        }) },
         detail: { summary: "Enroll a subject's face from a photo; unusable photos are refused with a reason and nothing is stored", tags },
       },
     )
@@ -140,7 +181,7 @@ export function subjectsApi(options: SubjectsOptions) {
         params: Name,
         body: Name,
         query: t.Object({ merge: t.Optional(t.Union([t.Literal("true"), t.Literal("false")], { description: "merge into an existing subject" })) }),
-        response: { 200: t.Object({ name: t.String(), faces: t.Integer() }), ...errors },
+        response: { 200: RenamedSchema, ...errorAnswers([400, 401, 404, 409]) },
         detail: { summary: "Rename a subject (or merge it into another with ?merge=true)", tags },
       },
     )
@@ -151,7 +192,7 @@ export function subjectsApi(options: SubjectsOptions) {
         if (removed === 0) throw unknownSubject(params.name);
         return { subject: params.name, removedFaces: removed };
       },
-      { params: Name, response: { 200: t.Object({ subject: t.String(), removedFaces: t.Integer() }), ...errors }, detail: { summary: "Remove a subject", tags } },
+      { params: Name, response: { 200: RemovedSubjectSchema, ...errorAnswers([400, 401, 404]) }, detail: { summary: "Remove a subject", tags } },
     )
     .delete(
       `${API_PATH}/subjects/:name/faces/:faceId`,
@@ -163,7 +204,7 @@ export function subjectsApi(options: SubjectsOptions) {
       },
       {
         params: t.Object({ name: SubjectName, faceId: t.String({ minLength: 1, maxLength: 64 }) }),
-        response: { 200: t.Object({ subject: t.String(), faceId: t.String(), faces: t.Integer() }), ...errors },
+        response: { 200: RemovedFaceSchema, ...errorAnswers([400, 401, 404], { 404: { error: "unknown_face", message: "subject 'Aaron_Sorkin' has no face 'f9'" } }) },
         detail: { summary: "Remove one face of a subject", tags },
       },
     );

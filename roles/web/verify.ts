@@ -6,7 +6,7 @@
 import { Elysia, t } from "elysia";
 import type { FacesResult } from "../messages.ts";
 import { apiGuard, API_PATH } from "./api-guard.ts";
-import { BoxSchema, ErrorAnswerSchema } from "./api-schemas.ts";
+import { BoxSchema, errorAnswers, EXAMPLE_FACE, EXAMPLE_MATCH, EXAMPLE_THRESHOLD, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
@@ -22,20 +22,26 @@ export interface VerifyOptions {
 }
 
 const threshold = t.Number({ description: "the similarity at or above which the faces are the same person (the open-set threshold, chosen for a false-accept rate of 1e-3 on lfw-devtrain pairs)" });
-export const VerifyAnswerSchema = t.Object({
-  same: t.Boolean(),
-  similarity: t.Number({ description: "cosine similarity of the two largest faces" }),
-  threshold,
-  faces: t.Object({ image1: BoxSchema, image2: BoxSchema }),
-});
-export const SubjectVerifyAnswerSchema = t.Object({
-  subject: t.String(),
-  same: t.Boolean(),
-  similarity: t.Number({ description: "to the subject, scored as recognition scores it (its template: the mean of its faces)" }),
-  threshold,
-  face: BoxSchema,
-});
-const errors = { 400: ErrorAnswerSchema, 401: ErrorAnswerSchema, 404: ErrorAnswerSchema, 413: ErrorAnswerSchema, 415: ErrorAnswerSchema, 422: ErrorAnswerSchema };
+export const VerifyAnswerSchema = withExample(
+  t.Object({
+    same: t.Boolean(),
+    similarity: t.Number({ description: "cosine similarity of the two largest faces" }),
+    threshold,
+    faces: t.Object({ image1: BoxSchema, image2: BoxSchema }),
+  }),
+  // Aaron_Sorkin_0001.jpg and _0002.jpg.
+  { same: true, similarity: EXAMPLE_MATCH.similarity, threshold: EXAMPLE_THRESHOLD, faces: { image1: EXAMPLE_FACE.box, image2: { x: 70.9, y: 83.4, width: 113.9, height: 113.8 } } },
+);
+export const SubjectVerifyAnswerSchema = withExample(
+  t.Object({
+    subject: t.String(),
+    same: t.Boolean(),
+    similarity: t.Number({ description: "to the subject, scored as recognition scores it (its template: the mean of its faces)" }),
+    threshold,
+    face: BoxSchema,
+  }),
+  { ...EXAMPLE_MATCH, same: true, threshold: EXAMPLE_THRESHOLD, face: EXAMPLE_FACE.box },
+);
 const tags = ["verification"];
 
 /** The largest face of a photo and its embedding. */
@@ -74,7 +80,7 @@ export function verifyApi(options: VerifyOptions) {
       },
       {
         body: t.Object({ image1: t.File(), image2: t.File() }),
-        response: { 200: VerifyAnswerSchema, ...errors },
+        response: { 200: VerifyAnswerSchema, ...errorAnswers([400, 401, 413, 415, 422], { 422: { error: "no_face", message: "no face found in image2" } }) },
         detail: { summary: "Are the largest faces of two photos the same person?", tags },
       },
     )
@@ -91,7 +97,7 @@ export function verifyApi(options: VerifyOptions) {
       {
         params: t.Object({ name: SubjectName }),
         body: t.Object({ image: t.File() }),
-        response: { 200: SubjectVerifyAnswerSchema, ...errors },
+        response: { 200: SubjectVerifyAnswerSchema, ...errorAnswers([400, 401, 404, 413, 415, 422]) },
         detail: { summary: "Is the largest face of a photo this subject?", tags },
       },
     );

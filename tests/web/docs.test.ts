@@ -1,6 +1,8 @@
 // The API docs: OpenAPI 3 listing every route with its schemas and an example, and a docs page that loads nothing
 // from outside the service.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Kind, type TSchema } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
 import { request, startWebHarness, type WebHarness } from "./support.ts";
 
 let harness: WebHarness;
@@ -22,6 +24,13 @@ async function fetchSpec(): Promise<Spec> {
   const response = await harness.app.handle(request("/openapi/json"));
   expect(response.status).toBe(200);
   return (await response.json()) as Spec;
+}
+
+/** Every TypeBox schema carrying examples anywhere inside `value` (a schema, or a record of them by status). */
+function examplesIn(value: unknown, at: string): { at: string; schema: TSchema }[] {
+  if (typeof value !== "object" || value === null) return [];
+  const own = Kind in value && Array.isArray((value as TSchema).examples) ? [{ at, schema: value as TSchema }] : [];
+  return [...own, ...Object.entries(value).flatMap(([key, inner]) => examplesIn(inner, `${at}/${key}`))];
 }
 
 const documentedRoutes = () => harness.app.routes.filter((route) => !(route.hooks.detail as { hide?: boolean } | undefined)?.hide);
@@ -57,9 +66,40 @@ describe("API docs", () => {
     expect(await withoutExample(documentedRoutes().filter((route) => !route.path.startsWith("/v1")))).toEqual([]);
   });
 
-  // The /v1 routes are the api branch's: a todo until each of their answer schemas carries an example.
-  test.todo("every /v1 route has an answer schema with an example", async () => {
+  test("every /v1 route has an answer schema with an example", async () => {
     expect(await withoutExample(documentedRoutes().filter((route) => route.path.startsWith("/v1")))).toEqual([]);
+  });
+
+  test("every /v1 route documents its 4xx answers with the error schema and an example of each", async () => {
+    const spec = await fetchSpec();
+    for (const route of documentedRoutes().filter((route) => route.path.startsWith("/v1"))) {
+      const responses = spec.paths[openApiPath(route.path)]![route.method.toLowerCase()]!.responses ?? {};
+      const errors = Object.entries(responses).filter(([status]) => status.startsWith("4"));
+      expect(errors.map(([status]) => status), `${route.method} ${route.path}`).toEqual(expect.arrayContaining(["400", "401"]));
+      for (const [status, answer] of errors) {
+        const example = answer.content?.["application/json"]?.schema.examples?.[0] as { error?: string } | undefined;
+        expect(example?.error, `${route.method} ${route.path} ${status}`).toEqual(expect.any(String));
+      }
+    }
+  });
+
+  test("every example validates against the schema it documents, on every route", () => {
+    const failures: string[] = [];
+    let checked = 0;
+    for (const route of documentedRoutes()) {
+      const { body, query, params, response } = route.hooks as Record<string, unknown>;
+      for (const [part, schema] of Object.entries({ body, query, params, response })) {
+        for (const { at, schema: annotated } of examplesIn(schema, part)) {
+          for (const example of annotated.examples as unknown[]) {
+            checked++;
+            const error = Value.Errors(annotated, example).First();
+            if (error) failures.push(`${route.method} ${route.path} ${at}${error.path}: ${error.message}`);
+          }
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+    expect(checked).toBeGreaterThanOrEqual(documentedRoutes().length);
   });
 
   test("/docs references only the service's own URLs, and each of them answers 200", async () => {
