@@ -12,11 +12,12 @@ export interface ImageInfo {
   height: number;
 }
 
-/** Checks format and size from the header, then decodes fully (discarding the pixels) so a truncated file is caught. */
+/**
+ * Checks format, size and the pixel cap from the header alone: no pixel is decoded, so `bytes` may be just the start
+ * of a file. A file cut inside its header is `truncated`; one cut after it passes here and is caught by `decodeImage`.
+ */
 export async function inspectImage(bytes: Uint8Array, maxPixels: number): Promise<ImageInfo> {
-  const info = await readHeader(bytes, maxPixels);
-  await run(() => open(bytes, maxPixels).raw().toBuffer());
-  return info;
+  return readHeader(bytes, maxPixels);
 }
 
 /** Decodes to upright RGB (alpha dropped, greyscale expanded). */

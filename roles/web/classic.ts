@@ -1,16 +1,15 @@
 /** The classic contract: `POST /` with multipart `inputFile`, answered `200 text/plain` `<name>:<person>`. */
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
 import type { Logger } from "../log.ts";
 import { bearerGuard } from "./bearer.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
-import { readUpload, type ImageInspector } from "./upload.ts";
+import type { UploadReader } from "./upload.ts";
 
 export interface ClassicOptions {
   jobs: JobSubmitter;
-  inspect: ImageInspector;
+  uploads: UploadReader;
   log: Logger;
-  maxUploadBytes: number;
   /** Set when the classic contract needs the bearer token too (FACEFLEET_CLASSIC_AUTH); open otherwise, as the course's grader expects. */
   token?: () => string;
 }
@@ -21,13 +20,14 @@ export function classicContract(options: ClassicOptions) {
     .use(options.token ? bearerGuard((method, pathname) => method === "POST" && pathname === "/", options.token) : new Elysia())
     .post(
       "/",
-      async ({ body, requestId }) => {
-        const upload = await readUpload(body.inputFile, "inputFile", options.maxUploadBytes, options.inspect);
+      async ({ request, requestId }) => {
+        const upload = await options.uploads.readOne(request, requestId, "inputFile");
         const started = performance.now();
         const reply = await options.jobs.submit(requestId, "recognize", upload);
         options.log.info("recognized", { requestId, name: upload.name, person: reply.person, ms: Math.round(performance.now() - started) });
         return new Response(`${upload.name}:${reply.person}`, { headers: { "content-type": "text/plain; charset=utf-8" } });
       },
-      { body: t.Object({ inputFile: t.File() }) },
+      // The body is read as a stream by the upload reader, never parsed whole by Elysia.
+      { parse: "none" },
     );
 }

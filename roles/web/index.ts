@@ -7,7 +7,7 @@ import { createJobSubmitter } from "./jobs.ts";
 import { ReplyPoller } from "./reply-poller.ts";
 import { createWebServer } from "./server.ts";
 import { readTls } from "./tls.ts";
-import type { ImageInspector } from "./upload.ts";
+import { createUploadReader, type ImageInspector } from "./upload.ts";
 
 export interface RunningWebRole extends RunningRole {
   port: number;
@@ -41,22 +41,35 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health 
     timeoutMs: config.requestTimeoutMs,
     mode: config.answerMode,
   });
+  const uploads = createUploadReader({
+    bucket: inBucket,
+    inspect: options.inspect,
+    limits: {
+      maxFileBytes: config.maxUploadBytes,
+      concurrentBodies: config.concurrentUploads,
+      slotWaitMs: config.uploadWaitMs,
+      bodyTimeoutMs: config.bodyTimeoutMs,
+    },
+  });
   const app = createWebServer({
     jobs,
     gallery,
-    inspect: options.inspect,
+    uploads,
     log,
-    maxUploadBytes: config.maxUploadBytes,
     token: () => token.current(),
     classicAuth: config.classicAuth,
     health: () => ({
       role: "web",
       waitingRequests: poller.pending.size,
+      uploadsReading: uploads.slots.reading,
+      uploadsQueued: uploads.slots.queued,
       subjects: gallery.list().length,
       ...Object.fromEntries([...(health ?? [])].map(([role, read]) => [role, read()])),
     }),
   });
   try {
+    // Bun's own limit answers a bare 413 from content-length before any handler runs: it stays above the upload
+    // reader's, which refuses with a code, declared or chunked, as soon as a body passes it.
     app.listen({ hostname: config.host, port: config.port, maxRequestBodySize: config.maxUploadBytes + 1024 * 1024, ...(tls ? { tls } : {}) });
   } catch (error) {
     token.stop();

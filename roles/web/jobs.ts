@@ -1,10 +1,10 @@
-/** Submits one job for an upload and waits for its reply: image to the input bucket, ids on the request queue. */
+/** Submits one job for a stored upload and waits for its reply: ids and keys on the request queue, never bytes. */
 import type { Bucket, JobQueue } from "../cloud/types.ts";
 import type { AnswerMode } from "../deployment.ts";
 import type { JobKind, JobMessage, SuccessfulReplyTo } from "../messages.ts";
 import { ReplyTimeoutError } from "./correlation.ts";
 import type { ReplyPoller } from "./reply-poller.ts";
-import type { Upload } from "./upload.ts";
+import { IMAGE_PROBLEM_STATUS, type Upload } from "./upload.ts";
 
 export interface JobSubmitter {
   submit<K extends JobKind>(jobId: string, kind: K, upload: Upload): Promise<SuccessfulReplyTo<K>>;
@@ -39,8 +39,7 @@ export function createJobSubmitter(deps: {
 }): JobSubmitter {
   return {
     async submit(jobId, kind, upload) {
-      const inputKey = `${jobId}/${upload.safeFileName}`;
-      await deps.inBucket.put(inputKey, upload.bytes, { contentType: upload.contentType });
+      const inputKey = upload.key;
       const job: JobMessage = {
         kind,
         jobId,
@@ -66,7 +65,11 @@ export function createJobSubmitter(deps: {
         if (error instanceof ReplyTimeoutError) throw new JobTimeoutError(deps.timeoutMs);
         throw error;
       }
-      if (!answer.ok) throw new JobRefusedError(answer.error.code, answer.error.message);
+      if (!answer.ok) {
+        // The web role reads only headers; an image damaged past its header is the app's to find, and is not kept.
+        if (Object.hasOwn(IMAGE_PROBLEM_STATUS, answer.error.code)) await deps.inBucket.delete(inputKey).catch(() => {});
+        throw new JobRefusedError(answer.error.code, answer.error.message);
+      }
       return answer as SuccessfulReplyTo<typeof kind>;
     },
   };

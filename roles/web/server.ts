@@ -10,15 +10,14 @@ import { health } from "./health.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
 import { subjectsApi, type SubjectStore } from "./subjects.ts";
-import type { ImageInspector } from "./upload.ts";
+import type { UploadReader } from "./upload.ts";
 import { uploadLimit } from "./upload-limit.ts";
 
 export interface WebDependencies {
   jobs: JobSubmitter;
   gallery: SubjectStore;
-  inspect: ImageInspector;
+  uploads: UploadReader;
   log: Logger;
-  maxUploadBytes: number;
   /** The bearer token requests to the admin routes must carry (and the classic contract's, with `classicAuth`). */
   token: () => string;
   classicAuth: boolean;
@@ -26,12 +25,12 @@ export interface WebDependencies {
 }
 
 export function createWebServer(deps: WebDependencies) {
-  const { jobs, inspect, log, maxUploadBytes } = deps;
+  const { jobs, uploads, log } = deps;
   return new Elysia()
     .use(requestId)
     .use(errorMapping(log))
-    .use(uploadLimit(maxUploadBytes))
+    .use(uploadLimit(uploads.limits.maxFileBytes))
     .use(health(deps.health))
-    .use(classicContract({ jobs, inspect, log, maxUploadBytes, token: deps.classicAuth ? deps.token : undefined }))
-    .use(subjectsApi({ jobs, inspect, maxUploadBytes, gallery: deps.gallery, token: deps.token }));
+    .use(classicContract({ jobs, uploads, log, token: deps.classicAuth ? deps.token : undefined }))
+    .use(subjectsApi({ jobs, uploads, gallery: deps.gallery, token: deps.token }));
 }

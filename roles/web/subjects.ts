@@ -5,7 +5,7 @@ import { bearerGuard } from "./bearer.ts";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
-import { readUpload, type ImageInspector } from "./upload.ts";
+import type { UploadReader } from "./upload.ts";
 
 /** The gallery as the subjects API uses it (`GalleryWriter`). */
 export interface SubjectStore {
@@ -20,8 +20,7 @@ export interface SubjectStore {
 export interface SubjectsOptions {
   jobs: JobSubmitter;
   gallery: SubjectStore;
-  inspect: ImageInspector;
-  maxUploadBytes: number;
+  uploads: UploadReader;
   token: () => string;
 }
 
@@ -32,21 +31,21 @@ export const ADMIN_PATH = "/v1";
 const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: "^[^/\\\\\\u0000-\\u001f]+$" });
 
 export function subjectsApi(options: SubjectsOptions) {
-  const { jobs, gallery, inspect, maxUploadBytes } = options;
+  const { jobs, gallery, uploads } = options;
   return new Elysia({ name: "subjects-api" })
     .use(requestId)
     .use(bearerGuard((_method, pathname) => pathname === ADMIN_PATH || pathname.startsWith(`${ADMIN_PATH}/`), options.token))
     .get(`${ADMIN_PATH}/subjects`, () => ({ subjects: gallery.list() }))
     .post(
       `${ADMIN_PATH}/subjects/:name/faces`,
-      async ({ params, body, requestId, set }) => {
-        const upload = await readUpload(body.image, "image", maxUploadBytes, inspect);
+      async ({ params, request, requestId, set }) => {
+        const upload = await uploads.readOne(request, requestId, "image");
         const reply = await jobs.submit(requestId, "embed", upload);
         const faceId = await gallery.enrollFromKey(params.name, reply.embeddingKey);
         set.status = 201;
         return { subject: params.name, faceId, faces: gallery.faceCount(params.name) };
       },
-      { params: t.Object({ name: SubjectName }), body: t.Object({ image: t.File() }) },
+      { params: t.Object({ name: SubjectName }), parse: "none" },
     )
     .delete(
       `${ADMIN_PATH}/subjects/:name`,

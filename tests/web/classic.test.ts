@@ -4,8 +4,7 @@ import { Elysia } from "elysia";
 import { classicContract } from "../../roles/web/classic.ts";
 import { errorMapping } from "../../roles/web/errors.ts";
 import { JobRefusedError } from "../../roles/web/jobs.ts";
-import { imageInspector } from "../../roles/start.ts";
-import { captureLogs, fakeJobs, multipart, request, testImages, TOKEN } from "./support.ts";
+import { captureLogs, fakeJobs, multipart, request, testImages, testUploadReader, TOKEN } from "./support.ts";
 
 let images: Awaited<ReturnType<typeof testImages>>;
 beforeAll(async () => {
@@ -20,9 +19,8 @@ function classic(options: { classicAuth?: boolean; answer?: Parameters<typeof fa
     .use(
       classicContract({
         jobs,
-        inspect: imageInspector(40_000_000),
+        uploads: testUploadReader({ maxFileBytes: 64 * 1024 }),
         log: logs.logger,
-        maxUploadBytes: 64 * 1024,
         token: options.classicAuth ? () => TOKEN : undefined,
       }),
     );

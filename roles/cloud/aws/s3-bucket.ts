@@ -1,7 +1,10 @@
 /** A bucket on S3. Keys go to S3 as they are, once checked. */
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NoSuchKey, NotFound, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
 import { checkObjectKey } from "../object-key.ts";
 import type { BlobStore, Bucket, PutOptions } from "../types.ts";
+
+const MIN_PART_BYTES = 5 * 1024 * 1024;
 
 class S3Bucket implements Bucket {
   constructor(
@@ -11,6 +14,18 @@ class S3Bucket implements Bucket {
 
   async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<void> {
     await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: checkObjectKey(key), Body: body, ContentType: options.contentType, Metadata: options.metadata }));
+  }
+
+  async putStream(key: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<void> {
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.name, Key: checkObjectKey(key), Body: body, ContentType: options.contentType, Metadata: options.metadata },
+      // S3's smallest part, one part in flight: each stream holds at most two parts (the one sent, the one filling).
+      // A stream shorter than a part goes as one PutObject; a failed stream aborts its multipart upload.
+      partSize: MIN_PART_BYTES,
+      queueSize: 1,
+    });
+    await upload.done();
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
