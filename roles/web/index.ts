@@ -22,6 +22,15 @@ export interface WebRoleOptions {
   tokenSource: "data-dir" | "input-bucket";
 }
 
+/**
+ * Bun's own body limit, a backstop only: it answers a bare 413 (no code, no request id), from content-length before
+ * any handler runs, or once it has received that much of a chunked body. It reads ahead of what the upload reader has
+ * taken, so it stays well above the reader's limit, which refuses with a code as soon as a body passes it.
+ */
+export function bodySizeBackstop(maxUploadBytes: number): number {
+  return 2 * maxUploadBytes + 1024 * 1024;
+}
+
 export async function startWebRole({ config, names, cloud, log: rootLog, health }: RoleContext<WebConfig>, options: WebRoleOptions): Promise<RunningWebRole> {
   const log = rootLog.child({ role: "web" });
   const tls = readTls(config);
@@ -68,9 +77,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health 
     }),
   });
   try {
-    // Bun's own limit answers a bare 413 from content-length before any handler runs: it stays above the upload
-    // reader's, which refuses with a code, declared or chunked, as soon as a body passes it.
-    app.listen({ hostname: config.host, port: config.port, maxRequestBodySize: config.maxUploadBytes + 1024 * 1024, ...(tls ? { tls } : {}) });
+    app.listen({ hostname: config.host, port: config.port, maxRequestBodySize: bodySizeBackstop(config.maxUploadBytes), ...(tls ? { tls } : {}) });
   } catch (error) {
     token.stop();
     if (!tls) throw error;

@@ -64,14 +64,14 @@ describe("refusals, each with its code, from decode and inspect alike (inspect: 
   }
 
   test("a file cut in its pixel data: decode refuses it as truncated; inspect, which reads the header only, does not", async () => {
-    const noise = sharp(Buffer.from(crypto.getRandomValues(new Uint8Array(64 * 48 * 3))), { raw: { width: 64, height: 48, channels: 3 } });
+    const noise = sharp(Buffer.from(crypto.getRandomValues(new Uint8Array(128 * 96 * 3))), { raw: { width: 128, height: 96, channels: 3 } });
     for (const encoded of [await noise.clone().jpeg().toBuffer(), await noise.clone().png().toBuffer()]) {
       const cut = encoded.subarray(0, Math.floor(encoded.length * 0.7));
       expect(await refusal(decodeImage(cut, LIMIT))).toBe("truncated");
-      expect(await inspectImage(cut, LIMIT)).toEqual({ format: expect.any(String), width: 64, height: 48 });
+      expect(await inspectImage(cut, LIMIT)).toEqual({ format: expect.any(String), width: 128, height: 96 });
       // Its first KiB (of several) is header enough.
       expect(encoded.length).toBeGreaterThan(4096);
-      expect((await inspectImage(encoded.subarray(0, 1024), LIMIT)).width).toBe(64);
+      expect((await inspectImage(encoded.subarray(0, 1024), LIMIT)).width).toBe(128);
     }
   });
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
-import type { Bucket, JobQueue } from "../../roles/cloud/types.ts";
+import type { Bucket, JobQueue, QueueService } from "../../roles/cloud/types.ts";
 import { GalleryWriter } from "../../roles/gallery-store.ts";
 import { captureLogs, type LogCapture } from "../support/logs.ts";
 import { decodeMessage, JobMessageSchema, type JobKind, type JobMessage, type ReplyMessage, type SuccessfulReplyTo } from "../../roles/messages.ts";
@@ -122,22 +122,9 @@ export async function startWebHarness(
   const poller = new ReplyPoller(queues.queue("replies"), logs.logger);
   const gallery = await GalleryWriter.open(galleryBucket);
   const jobs = createJobSubmitter({ inBucket, requestQueue, replyQueueName: "replies", poller, timeoutMs: options.timeoutMs ?? 10_000, mode: "closed" });
-  const answer = options.answer ?? recognizeAs("Paul");
   const jobsTaken: JobMessage[] = [];
   const abort = new AbortController();
-  const fakeApp = (async () => {
-    while (!abort.signal.aborted) {
-      const messages = await requestQueue.receive({ maxMessages: 10, waitSeconds: 1, signal: abort.signal }).catch(() => []);
-      for (const message of messages) {
-        const job = decodeMessage(JobMessageSchema, message.body);
-        jobsTaken.push(job);
-        const reply = (await imageRefusal(job, inBucket)) ?? (await answer(job));
-        if (reply.ok && "embeddingKey" in reply) await galleryBucket.put(reply.embeddingKey, new Uint8Array(new Float32Array([1, 0, 0, 0]).buffer));
-        await queues.queue(job.replyTo).send(JSON.stringify(reply));
-        await requestQueue.delete(message.receiptHandle);
-      }
-    }
-  })();
+  const fakeApp = answerJobs({ queues, requestQueue, inBucket, galleryBucket, jobsTaken, signal: abort.signal, answer: options.answer, decode: true });
   poller.start();
   const app = createWebServer({
     jobs,
@@ -162,6 +149,34 @@ export async function startWebHarness(
       await poller.stop();
     },
   };
+}
+
+/**
+ * A fake app instance until `signal` aborts: takes each job, refuses an image its full decode rejects when `decode`
+ * (as `handleJob` does), else answers with `answer` (everyone is "Paul"; an embed job leaves a 4-d embedding).
+ */
+export async function answerJobs(deps: {
+  queues: QueueService;
+  requestQueue: JobQueue;
+  inBucket: Bucket;
+  galleryBucket: Bucket;
+  signal: AbortSignal;
+  answer?: FakeApp;
+  decode: boolean;
+  jobsTaken?: JobMessage[];
+}): Promise<void> {
+  const answer = deps.answer ?? recognizeAs("Paul");
+  while (!deps.signal.aborted) {
+    const messages = await deps.requestQueue.receive({ maxMessages: 10, waitSeconds: 1, signal: deps.signal }).catch(() => []);
+    for (const message of messages) {
+      const job = decodeMessage(JobMessageSchema, message.body);
+      deps.jobsTaken?.push(job);
+      const reply = (deps.decode ? await imageRefusal(job, deps.inBucket) : undefined) ?? (await answer(job));
+      if (reply.ok && "embeddingKey" in reply) await deps.galleryBucket.put(reply.embeddingKey, new Uint8Array(new Float32Array([1, 0, 0, 0]).buffer));
+      await deps.queues.queue(job.replyTo).send(JSON.stringify(reply));
+      await deps.requestQueue.delete(message.receiptHandle);
+    }
+  }
 }
 
 /** The refusal an app instance sends for an image its full decode rejects (a truncated scan, say), as `handleJob` does. */
