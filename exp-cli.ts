@@ -1,0 +1,16 @@
+import { readFileSync } from "node:fs";
+const slots = process.argv[2] ?? "16";
+const dir = `/tmp/exp-web-${process.pid}`;
+const child = Bun.spawn(["bun", "tests/web/upload-server.ts"], { env: { ...process.env, FACEFLEET_DATA_DIR: dir, FACEFLEET_API_TOKEN: "t", FACEFLEET_CONCURRENT_UPLOADS: slots, FACEFLEET_UPLOAD_WAIT_MS: "60000" }, stdout: "pipe", stderr: "inherit" });
+const reader = child.stdout.getReader(); const { value } = await reader.read();
+const { port, pid } = JSON.parse(new TextDecoder().decode(value));
+const rss = () => Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)![1]) / 1024;
+const { noiseJpeg } = await import("./tests/web/support.ts");
+const body = await noiseJpeg(2688, 1792, 96);
+const base = rss(); let max = base; const iv = setInterval(() => { max = Math.max(max, rss()); }, 10);
+const t = performance.now();
+const st = await Promise.all(Array.from({ length: 100 }, (_, i) => { const f = new FormData(); f.append("inputFile", new File([body], `a${i}.jpg`, { type: "image/jpeg" })); return fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: f }).then((r) => r.status); }));
+clearInterval(iv);
+console.log(slots, "size", body.length, "ms", Math.round(performance.now() - t), "statuses", [...new Set(st)], "base", base.toFixed(0), "peak", max.toFixed(0), "after", rss().toFixed(0));
+child.kill(); await child.exited;
+Bun.spawnSync(["rm", "-rf", dir]);
