@@ -88,8 +88,7 @@ export function bucketContract(makeBucket: BucketFactory): void {
     expect(bodies).toContain(text(await bucket.get("contested"))!);
     expect(await bucket.count()).toBe(1);
   });
-}
-export function streamingBucketContract(makeBucket: BucketFactory): void {
+
   test("putStream stores every chunk in order, past S3's 5 MiB part size", async () => {
     const bucket = await makeBucket();
     await bucket.putStream("streamed.jpg", chunks(13, 512 * 1024), { contentType: "image/jpeg" });
