@@ -132,13 +132,16 @@ interface FormRead {
 
 async function readForm(body: ReadableStream<Uint8Array>, contentType: string, read: FormRead): Promise<UploadForm> {
   const { limits, field, maxFiles } = read;
-  // The first failure wins; everything in progress (the body, each file's store) stops at it.
+  // The first failure wins; everything in progress (the body, each file's store) stops at it. The files' streams are
+  // destroyed with it rather than raced against it: a race per chunk would keep every chunk reachable until the end.
   const failed = Promise.withResolvers<never>();
   failed.promise.catch(() => {});
   let failure: Error | undefined;
+  const files: BusboyFileStream[] = [];
   const fail = (error: unknown) => {
     failure ??= error as Error;
     failed.reject(failure);
+    for (const file of files) file.destroy(failure);
   };
   const deadline = setTimeout(
     () => fail(new HttpError(408, "body_timeout", `the body did not arrive within ${limits.bodyTimeoutMs} ms`)),
@@ -156,7 +159,8 @@ async function readForm(body: ReadableStream<Uint8Array>, contentType: string, r
     if (name !== field || failure) return void stream.resume();
     if (storing.length === maxFiles) return fail(new HttpError(400, "too_many_files", `at most ${maxFiles} file(s) in '${field}'`));
     stream.on("limit", () => fail(tooLarge()));
-    const stored = storeFile(stream, fileName, mimeType || "application/octet-stream", storing.length, read, failed.promise);
+    files.push(stream);
+    const stored = storeFile(stream, fileName, mimeType || "application/octet-stream", storing.length, read);
     stored.catch(fail);
     storing.push(stored);
   });
@@ -204,7 +208,6 @@ async function storeFile(
   contentType: string,
   index: number,
   read: FormRead,
-  failed: Promise<never>,
 ): Promise<Upload> {
   const { name, safeFileName } = uploadNames(fileName);
   const key = index === 0 ? `${read.requestId}/${safeFileName}` : `${read.requestId}/${index}-${safeFileName}`;
@@ -212,7 +215,7 @@ async function storeFile(
   const hash = new Bun.CryptoHasher("sha256");
   let bytes = 0;
   const next = async (): Promise<Uint8Array | undefined> => {
-    const { done, value } = await Promise.race([chunks.next(), failed]);
+    const { done, value } = await chunks.next();
     if (done) return undefined;
     bytes += value.byteLength;
     hash.update(value);
