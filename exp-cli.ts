@@ -9,7 +9,7 @@ const { noiseJpeg } = await import("./tests/web/support.ts");
 const body = await noiseJpeg(2688, 1792, 96);
 const base = rss(); let max = base; const iv = setInterval(() => { max = Math.max(max, rss()); }, 10);
 const t = performance.now();
-const st = await Promise.all(Array.from({ length: 100 }, (_, i) => { const f = new FormData(); f.append("inputFile", new File([body], `a${i}.jpg`, { type: "image/jpeg" })); return fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: f }).then((r) => r.status); }));
+const limit = Number(process.env.CLIENTS ?? 100); let nextI = 0; const st: number[] = []; await Promise.all(Array.from({ length: limit }, async () => { while (nextI < 100) { const i = nextI++; st.push(await (async () => { const f = new FormData(); f.append("inputFile", new File([body], `a${i}.jpg`, { type: "image/jpeg" })); return fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: f }).then((r) => r.status); })()); } }));
 clearInterval(iv);
 console.log(slots, "size", body.length, "ms", Math.round(performance.now() - t), "statuses", [...new Set(st)], "base", base.toFixed(0), "peak", max.toFixed(0), "after", rss().toFixed(0));
 child.kill(); await child.exited;

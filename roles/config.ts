@@ -43,6 +43,7 @@ export const ConfigSchema = Type.Object({
   maxUploadBytes: Type.Integer({ minimum: 1, default: 10 * 1024 * 1024 }),
   concurrentUploads: Type.Integer({ minimum: 1, default: 16, description: "Upload bodies the web role reads at once; more wait for a slot" }),
   uploadWaitMs: Type.Integer({ minimum: 0, default: 10_000, description: "How long a request waits for an upload slot before it gets 503 busy" }),
+  uploadQueueLength: Type.Integer({ minimum: 0, default: 200, description: "Requests that may wait for an upload slot; one more gets 503 busy at once" }),
   bodyTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: "How long an upload's body may take once its reading starts, before 408 body_timeout" }),
   requestTimeoutMs: Type.Integer({ minimum: 1, default: 60_000, description: "A request waiting longer gets 504" }),
   answerMode: Type.Union(AnswerModeSchema.anyOf, {

@@ -57,6 +57,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health 
       maxFileBytes: config.maxUploadBytes,
       concurrentBodies: config.concurrentUploads,
       slotWaitMs: config.uploadWaitMs,
+      maxQueued: config.uploadQueueLength,
       bodyTimeoutMs: config.bodyTimeoutMs,
     },
   });

@@ -1,4 +1,7 @@
-/** A cap on how many request bodies are read at once. The rest wait their turn, first come first served, for a bounded time. */
+/**
+ * A cap on how many request bodies are read at once. The rest wait their turn, first come first served, for a bounded
+ * time, and only so many of them: each waiting request costs the server its connection's read-ahead buffer.
+ */
 export type ReleaseSlot = () => void;
 
 export class UploadSlots {
@@ -8,6 +11,7 @@ export class UploadSlots {
   constructor(
     readonly capacity: number,
     private readonly maxWaitMs: number,
+    readonly maxQueued: number,
   ) {}
 
   /** Bodies being read now. */
@@ -20,12 +24,13 @@ export class UploadSlots {
     return this.waiting.length;
   }
 
-  /** A slot's release once one is free; undefined when none came free within the wait. */
+  /** A slot's release once one is free; undefined when none came free within the wait, or too many wait already. */
   acquire(): Promise<ReleaseSlot | undefined> {
     if (this.active < this.capacity) {
       this.active++;
       return Promise.resolve(this.releaser());
     }
+    if (this.waiting.length >= this.maxQueued) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const grant = (release: ReleaseSlot) => {
         clearTimeout(timer);

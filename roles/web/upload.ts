@@ -70,6 +70,8 @@ export interface UploadLimits {
   concurrentBodies: number;
   /** How long a request waits for a slot before it gets 503. */
   slotWaitMs: number;
+  /** Requests that may wait for a slot; one more gets 503 at once. */
+  maxQueued: number;
   /** How long a body may take to arrive once its reading starts, before it gets 408. */
   bodyTimeoutMs: number;
 }
@@ -94,7 +96,7 @@ const HEADER_BYTES = 64 * 1024;
 const MAX_HEADER_BYTES = 1024 * 1024;
 
 export function createUploadReader(deps: { bucket: Bucket; inspect: ImageInspector; limits: UploadLimits }): UploadReader {
-  const slots = new UploadSlots(deps.limits.concurrentBodies, deps.limits.slotWaitMs);
+  const slots = new UploadSlots(deps.limits.concurrentBodies, deps.limits.slotWaitMs, deps.limits.maxQueued);
   const reader: UploadReader = {
     limits: deps.limits,
     slots,
@@ -109,7 +111,7 @@ export function createUploadReader(deps: { bucket: Bucket; inspect: ImageInspect
       }
       const release = await slots.acquire();
       if (!release) {
-        throw new HttpError(503, "busy", `${slots.capacity} uploads are being read and none finished within ${deps.limits.slotWaitMs} ms; try again`);
+        throw new HttpError(503, "busy", `${slots.capacity} uploads are being read and ${slots.queued} wait; try again in a few seconds`);
       }
       try {
         return await readForm(request.body, contentType, { ...deps, requestId, field, maxFiles });
