@@ -76,7 +76,7 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>;
 
 /** The settings each role reads: a role is handed its slice of the configuration, not the whole of it. */
-const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "concurrentUploads", "uploadWaitMs", "bodyTimeoutMs", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
+const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
 const APP_SETTINGS = ["visibilityTimeoutSeconds", "maxReceives"] as const;
 const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs"] as const;
 export type WebConfig = Pick<Config, (typeof WEB_SETTINGS)[number]>;
