@@ -3,7 +3,7 @@
  * (checked from its header first, hashed on the way), or a clear 4xx with nothing stored. A bounded number of bodies
  * is read at once, each within a deadline, so memory does not grow with the number or the size of uploads.
  */
-import Busboy, { type BusboyFileStream } from "@fastify/busboy";
+import Busboy, { type BusboyFileStream, type BusboyInstance } from "@fastify/busboy";
 import type { Bucket } from "../cloud/types.ts";
 import { MAX_NAME_BYTES } from "../deployment.ts";
 import { HttpError } from "./http-error.ts";
@@ -134,6 +134,15 @@ interface FormRead {
 
 async function readForm(body: ReadableStream<Uint8Array>, contentType: string, read: FormRead): Promise<UploadForm> {
   const { limits, field, maxFiles } = read;
+  let parser: BusboyInstance;
+  try {
+    parser = new Busboy({
+      headers: { "content-type": contentType },
+      limits: { fileSize: limits.maxFileBytes, files: maxFiles + 1, fields: MAX_TEXT_FIELDS, parts: maxFiles + 1 + MAX_TEXT_FIELDS },
+    });
+  } catch (error) {
+    throw new HttpError(400, "unreadable_body", "the body must be multipart/form-data with a boundary", { cause: error });
+  }
   // The first failure wins; everything in progress (the body, each file's store) stops at it. The files' streams are
   // destroyed with it rather than raced against it: a race per chunk would keep every chunk reachable until the end.
   const failed = Promise.withResolvers<never>();
@@ -151,10 +160,6 @@ async function readForm(body: ReadableStream<Uint8Array>, contentType: string, r
   );
   const tooLarge = () => new HttpError(413, "file_too_large", `a file in '${field}' has more than ${limits.maxFileBytes} bytes, the limit`);
 
-  const parser = new Busboy({
-    headers: { "content-type": contentType },
-    limits: { fileSize: limits.maxFileBytes, files: maxFiles + 1, fields: MAX_TEXT_FIELDS, parts: maxFiles + 1 + MAX_TEXT_FIELDS },
-  });
   const storing: Promise<Upload>[] = [];
   const fields: Record<string, string> = {};
   parser.on("file", (name, stream, fileName, _encoding, mimeType) => {

@@ -81,10 +81,12 @@ describe("classic contract", () => {
       });
     }
 
-    test("a body that is not multipart", async () => {
+    test("a body that is not multipart, or multipart without a boundary, or cut short: 400 unreadable_body", async () => {
       const { post, submitted } = classic();
-      const response = await post("hello", { "content-type": "text/plain" });
-      expect(response.status).toBe(400);
+      await expectError(await post("hello", { "content-type": "text/plain" }), 400, "unreadable_body");
+      await expectError(await post("hello", { "content-type": "multipart/form-data; charset=utf-8" }), 400, "unreadable_body");
+      const cut = "--b\r\nContent-Disposition: form-data; name=\"inputFile\"; filename=\"a.jpg\"\r\n\r\n";
+      await expectError(await post(cut, { "content-type": "multipart/form-data; boundary=b" }), 400, "unreadable_body");
       expect(submitted).toHaveLength(0);
     });
   });
