@@ -41,7 +41,7 @@ export const ConfigSchema = Type.Object({
   port: Type.Integer({ minimum: 0, maximum: 65535, default: WEB_PORT }),
   dataDir: Type.String({ default: "./data", description: "Embedded mode: where local buckets live" }),
   maxUploadBytes: Type.Integer({ minimum: 1, default: 10 * 1024 * 1024 }),
-  concurrentUploads: Type.Integer({ minimum: 1, default: 32, description: "Upload bodies the web role reads at once; more wait for a slot" }),
+  concurrentUploads: Type.Integer({ minimum: 1, default: 16, description: "Upload bodies the web role reads at once; more wait for a slot" }),
   uploadWaitMs: Type.Integer({ minimum: 0, default: 60_000, description: "How long a request waits for an upload slot before it gets 503 busy" }),
   uploadQueueLength: Type.Integer({ minimum: 0, default: 200, description: "Requests that may wait for an upload slot; one more gets 503 busy at once" }),
   bodyTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: "How long an upload's body may take once its reading starts, before 408 body_timeout" }),
