@@ -25,6 +25,16 @@ export interface Match {
  */
 export type SubjectScoring = "template" | "best-face";
 
+/** Where an enrolled face came from, kept for the people who curate the gallery. */
+export interface FaceDetails {
+  /** ISO 8601. */
+  createdAt: string;
+  /** The uploaded file's name. */
+  source: string;
+}
+
+const NO_DETAILS: FaceDetails = { createdAt: "", source: "" };
+
 const MAGIC = 0x46464731; // "FFG1"
 const FORMAT_VERSION = 1;
 
@@ -36,6 +46,7 @@ export class Gallery {
   private readonly kernel: DotKernel;
   private faceIds: string[] = [];
   private subjects: string[] = [];
+  private details: FaceDetails[] = [];
   private nextFace = 1;
 
   constructor(readonly dimensions: number, capacity = 64) {
@@ -47,7 +58,7 @@ export class Gallery {
     return this.faceIds.length;
   }
 
-  enroll(subject: string, embedding: Float32Array): string {
+  enroll(subject: string, embedding: Float32Array, details: FaceDetails = NO_DETAILS): string {
     this.checkDimensions(embedding);
     this.kernel.reserve(this.size + 1);
     this.codes = undefined;
@@ -55,7 +66,38 @@ export class Gallery {
     this.kernel.setRow(this.size, embedding);
     this.faceIds.push(faceId);
     this.subjects.push(subject);
+    this.details.push(details);
     return faceId;
+  }
+
+  /** A subject's faces, oldest first. */
+  facesOf(subject: string): (FaceDetails & { faceId: string })[] {
+    const faces: (FaceDetails & { faceId: string })[] = [];
+    for (let row = 0; row < this.size; row++) if (this.subjects[row] === subject) faces.push({ faceId: this.faceIds[row]!, ...this.details[row]! });
+    return faces.sort((a, b) => Number(a.faceId.slice(1)) - Number(b.faceId.slice(1)));
+  }
+
+  /** Gives every face of `from` to `to` (merging when `to` has faces); returns how many moved. */
+  renameSubject(from: string, to: string): number {
+    let moved = 0;
+    for (let row = 0; row < this.size; row++) {
+      if (this.subjects[row] !== from) continue;
+      this.subjects[row] = to;
+      moved++;
+    }
+    if (moved > 0) this.codes = undefined;
+    return moved;
+  }
+
+  /** The similarity of `embedding` to one subject, scored as `search` scores it; undefined when the subject has no face. */
+  subjectSimilarity(subject: string, embedding: Float32Array, scoring: SubjectScoring = "template"): number | undefined {
+    this.checkDimensions(embedding);
+    const row = this.subjects.indexOf(subject);
+    if (row < 0) return undefined;
+    const codes = this.subjectCodes();
+    const code = codes.ofRow[row]!;
+    if (scoring === "template") return this.templateKernel(codes).dot(embedding, code);
+    return Math.max(...codes.rowsOf[code]!.map((face) => this.kernel.dot(embedding, face)));
   }
 
   removeFace(faceId: string): boolean {
@@ -161,7 +203,7 @@ export class Gallery {
 
   serialize(): Uint8Array {
     const encoder = new TextEncoder();
-    const labels = encoder.encode(JSON.stringify({ faceIds: this.faceIds, subjects: this.subjects, nextFace: this.nextFace }));
+    const labels = encoder.encode(JSON.stringify({ faceIds: this.faceIds, subjects: this.subjects, details: this.details, nextFace: this.nextFace }));
     const header = 16;
     const matrixBytes = this.size * this.dimensions * 4;
     const bytes = new Uint8Array(header + matrixBytes + labels.byteLength);
@@ -189,7 +231,7 @@ export class Gallery {
     const gallery = new Gallery(dimensions, Math.max(size, 1));
     const packed = new Float32Array(bytes.slice(16, 16 + matrixBytes).buffer);
     for (let row = 0; row < size; row++) gallery.kernel.setRow(row, packed.subarray(row * dimensions, (row + 1) * dimensions));
-    let labels: { faceIds: string[]; subjects: string[]; nextFace: number };
+    let labels: { faceIds: string[]; subjects: string[]; details?: FaceDetails[]; nextFace: number };
     try {
       labels = JSON.parse(new TextDecoder().decode(bytes.subarray(16 + matrixBytes)));
     } catch {
@@ -198,6 +240,8 @@ export class Gallery {
     if (labels.faceIds?.length !== size || labels.subjects?.length !== size) throw new GalleryFormatError("gallery labels do not match its embeddings");
     gallery.faceIds = labels.faceIds;
     gallery.subjects = labels.subjects;
+    // Galleries saved before faces had details still load.
+    gallery.details = labels.details?.length === size ? labels.details : labels.faceIds.map(() => NO_DETAILS);
     gallery.nextFace = labels.nextFace;
     return gallery;
   }
@@ -209,9 +253,11 @@ export class Gallery {
       this.kernel.copyRow(last, row);
       this.faceIds[row] = this.faceIds[last]!;
       this.subjects[row] = this.subjects[last]!;
+      this.details[row] = this.details[last]!;
     }
     this.faceIds.pop();
     this.subjects.pop();
+    this.details.pop();
   }
 
   private checkDimensions(embedding: Float32Array): void {

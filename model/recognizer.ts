@@ -2,6 +2,7 @@
 import { alignFace, flipHorizontal, templateOverImage } from "./align.ts";
 import { decodeImage } from "./decode.ts";
 import { l2Normalise } from "./embedders/l2-normalise.ts";
+import { faceQuality } from "./quality.ts";
 import type { PipelineParts } from "./registry.ts";
 import type { DetectedFace, EmbeddedFace, ImageAnalysis, RgbImage, StageTimings } from "./types.ts";
 
@@ -49,7 +50,11 @@ export class Recognizer {
     timings.alignMs = lap();
 
     const vectors = await embedder.embed(batch);
-    const embedded: EmbeddedFace[] = faces.map((face, i) => ({ ...face, embedding: this.options.flip ? sumNormalised(vectors[i]!, vectors[i + faces.length]!) : vectors[i]! }));
+    const embedded: EmbeddedFace[] = faces.map((face, i) => ({
+      ...face,
+      embedding: this.options.flip ? sumNormalised(vectors[i]!, vectors[i + faces.length]!) : vectors[i]!,
+      quality: faceQuality(crops[i]!, face.box),
+    }));
     timings.embedMs = lap();
     return { width: image.width, height: image.height, faces: embedded, timings };
   }

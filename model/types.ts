@@ -18,9 +18,20 @@ export interface DetectedFace {
   wholeImage: boolean;
 }
 
+/** How usable a face is (model/quality.ts). */
+export interface FaceQuality {
+  /** 0 (blurred) to 1 (sharp): the Laplacian variance of the aligned crop's luma, squashed to 0..1. */
+  sharpness: number;
+  /** Mean luma of the aligned crop, 0 (black) to 1 (white). */
+  brightness: number;
+  /** The shorter side of the detected box, in image pixels. */
+  size: number;
+}
+
 export interface EmbeddedFace extends DetectedFace {
   /** L2-normalised embedding. */
   embedding: Float32Array;
+  quality: FaceQuality;
 }
 
 export interface StageTimings {

@@ -2,6 +2,7 @@
 import type { Cloud } from "./cloud/types.ts";
 import type { Config, ResourceNames } from "./config.ts";
 import type { Logger } from "./log.ts";
+import type { ServiceMetrics } from "./metrics.ts";
 
 /** `C`: the slice of the configuration the role reads (`WebConfig`, `AppConfig`, `ControllerConfig`). */
 export interface RoleContext<C = Config> {
@@ -11,6 +12,8 @@ export interface RoleContext<C = Config> {
   log: Logger;
   /** Each role's health by role name, for the web role's /healthz. */
   health?: Map<string, () => Record<string, unknown>>;
+  /** This process's Prometheus series: each role records into it, the web role serves it. */
+  metrics: ServiceMetrics;
 }
 
 export interface RunningRole {

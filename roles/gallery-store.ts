@@ -2,7 +2,7 @@
  * The gallery persisted through the blob store. The web role is its one writer (mutations in order, saved
  * after each); app processes read it and pick up a new version without a restart.
  */
-import { Gallery, type SubjectSummary } from "../model/gallery.ts";
+import { Gallery, type FaceDetails, type Match, type SubjectSummary } from "../model/gallery.ts";
 import type { Bucket } from "./cloud/types.ts";
 import { GALLERY_KEY } from "./deployment.ts";
 
@@ -44,8 +44,25 @@ export class GalleryWriter {
     return this.list().find((summary) => summary.subject === subject)?.faces ?? 0;
   }
 
+  /** The embeddings' length; undefined while nobody is enrolled. */
+  get dimensions(): number | undefined {
+    return this.gallery?.dimensions;
+  }
+
+  facesOf(subject: string): (FaceDetails & { faceId: string })[] {
+    return this.gallery?.facesOf(subject) ?? [];
+  }
+
+  search(embedding: Float32Array, k: number): Match[] {
+    return this.gallery && this.gallery.size > 0 ? this.gallery.search(embedding, k) : [];
+  }
+
+  subjectSimilarity(subject: string, embedding: Float32Array): number | undefined {
+    return this.gallery?.subjectSimilarity(subject, embedding);
+  }
+
   /** Enrolls the embedding an app instance left at `key`, then removes it. */
-  enrollFromKey(subject: string, key: string): Promise<string> {
+  enrollFromKey(subject: string, key: string, details?: FaceDetails): Promise<string> {
     return this.inOrder(async () => {
       const bytes = await this.bucket.get(key);
       if (!bytes) throw new GalleryError("embedding_missing", "the app role's embedding is missing");
@@ -54,7 +71,7 @@ export class GalleryWriter {
       if (embedding.length !== this.gallery.dimensions) {
         throw new GalleryError("embedding_mismatch", `the gallery holds ${this.gallery.dimensions}-d embeddings but the model gives ${embedding.length}-d ones: re-enroll after changing the embedder`);
       }
-      const faceId = this.gallery.enroll(subject, embedding);
+      const faceId = this.gallery.enroll(subject, embedding, details);
       await this.save();
       // The face is enrolled: an embedding object left behind is harmless, a 500 now would invite a second enrollment.
       await this.bucket.delete(key).catch(() => {});
@@ -68,6 +85,27 @@ export class GalleryWriter {
       const removed = this.gallery?.removeSubject(subject) ?? 0;
       if (removed > 0) await this.save();
       return removed;
+    });
+  }
+
+  /** Removes one face if it is the subject's; returns whether it was. */
+  removeFace(subject: string, faceId: string): Promise<boolean> {
+    return this.inOrder(async () => {
+      if (!this.gallery?.facesOf(subject).some((face) => face.faceId === faceId)) return false;
+      this.gallery.removeFace(faceId);
+      await this.save();
+      return true;
+    });
+  }
+
+  /** Renames a subject; into an existing one only when `merge` is set. */
+  renameSubject(from: string, to: string, merge: boolean): Promise<"renamed" | "unknown_subject" | "subject_exists"> {
+    return this.inOrder(async () => {
+      if (!this.gallery || this.faceCount(from) === 0) return "unknown_subject";
+      if (from !== to && this.faceCount(to) > 0 && !merge) return "subject_exists";
+      this.gallery.renameSubject(from, to);
+      await this.save();
+      return "renamed";
     });
   }
 

@@ -4,8 +4,29 @@ import { Value } from "@sinclair/typebox/value";
 
 import { AnswerModeSchema, MAX_NAME_BYTES } from "./deployment.ts";
 
-export const JobKindSchema = Type.Union([Type.Literal("recognize"), Type.Literal("embed")]);
+/** recognize: the classic answer; embed: one face's embedding for enrollment; faces: every face, for the JSON API. */
+export const JobKindSchema = Type.Union([Type.Literal("recognize"), Type.Literal("embed"), Type.Literal("faces")]);
 export type JobKind = Static<typeof JobKindSchema>;
+
+/** Most candidates per face and most faces per image a faces job may ask for. */
+export const MAX_CANDIDATES = 20;
+export const MAX_FACES = 100;
+
+/** What a faces job asks for. */
+export const FacesOptionsSchema = Type.Object({
+  /** Candidates per face; 0 skips matching. */
+  k: Type.Integer({ minimum: 0, maximum: MAX_CANDIDATES }),
+  maxFaces: Type.Integer({ minimum: 1, maximum: MAX_FACES }),
+  /** Faces the detector scored lower are left out. */
+  minScore: Type.Number({ minimum: 0, maximum: 1 }),
+  /** Send back the largest face's embedding (for a 1:1 check in the web role). */
+  embedding: Type.Boolean(),
+});
+export type FacesOptions = Static<typeof FacesOptionsSchema>;
+
+/** single: a photo with more than one face is refused; largest: the largest face is enrolled. */
+export const EnrollFaceSchema = Type.Union([Type.Literal("single"), Type.Literal("largest")]);
+export type EnrollFace = Static<typeof EnrollFaceSchema>;
 
 export const JobMessageSchema = Type.Object({
   kind: JobKindSchema,
@@ -18,6 +39,10 @@ export const JobMessageSchema = Type.Object({
   /** SHA-256 of the image bytes, for the result cache. */
   sha256: Type.String({ pattern: "^[0-9a-f]{64}$" }),
   mode: AnswerModeSchema,
+  /** Kind faces only. */
+  faces: Type.Optional(FacesOptionsSchema),
+  /** Kind embed only: which face of the photo is enrolled (single when absent). */
+  enrollFace: Type.Optional(EnrollFaceSchema),
 });
 export type JobMessage = Static<typeof JobMessageSchema>;
 
@@ -55,10 +80,60 @@ export const EmbeddedReplySchema = Type.Object({
   embeddingKey: Type.String({ minLength: 1 }),
 });
 
+const Num = Type.Number();
+
+export const BoxSchema = Type.Object({ x: Num, y: Num, width: Num, height: Num }, { description: "pixels of the upright (EXIF-rotated) image" });
+export const PointSchema = Type.Tuple([Num, Num]);
+export const CandidateSchema = Type.Object({ subject: Type.String(), similarity: Num });
+export type Candidate = Static<typeof CandidateSchema>;
+export const QualitySchema = Type.Object({
+  sharpness: Type.Number({ minimum: 0, maximum: 1 }),
+  brightness: Type.Number({ minimum: 0, maximum: 1 }),
+  size: Type.Number({ minimum: 0, description: "shorter side of the box, in pixels" }),
+});
+
+/** One face as an app instance reports it. */
+export const FaceReportSchema = Type.Object({
+  box: BoxSchema,
+  score: Num,
+  /** Left eye, right eye, nose tip, left and right mouth corners. */
+  landmarks: Type.Array(PointSchema, { minItems: 5, maxItems: 5 }),
+  quality: QualitySchema,
+  /** Best subjects first, one entry per subject; empty when nothing was matched. */
+  candidates: Type.Array(CandidateSchema),
+});
+export type FaceReport = Static<typeof FaceReportSchema>;
+
+/** The app instance's share of the work, in milliseconds. */
+export const AppTimingsSchema = Type.Object({ decode: Num, detect: Num, align: Num, embed: Num, match: Num, total: Num });
+
+export const FacesResultSchema = Type.Object({
+  width: Type.Integer(),
+  height: Type.Integer(),
+  /** The open-set threshold in force. */
+  threshold: Num,
+  /** Largest first. */
+  faces: Type.Array(FaceReportSchema),
+  /** The largest face's embedding, little-endian float32, base64, when asked for. */
+  embedding: Type.Optional(Type.String()),
+  timings: AppTimingsSchema,
+});
+export type FacesResult = Static<typeof FacesResultSchema>;
+
+/**
+ * A faces job's answer: inline when the reply fits in MAX_JOB_MESSAGE_BYTES (the smallest queue limit anywhere:
+ * the embedded queues apply it to replies too), else in the output bucket under `resultKey`.
+ */
+export const FacesReplySchema = Type.Union([
+  Type.Object({ ok: Type.Literal(true), jobId: Type.String(), result: FacesResultSchema }),
+  Type.Object({ ok: Type.Literal(true), jobId: Type.String(), resultKey: Type.String({ minLength: 1 }) }),
+]);
+
 /** The reply schema of each job kind: the web role decodes a reply with the schema of the kind it submitted. */
 export const ReplySchemas = {
   recognize: Type.Union([RecognizedReplySchema, FailedReplySchema]),
   embed: Type.Union([EmbeddedReplySchema, FailedReplySchema]),
+  faces: Type.Union([FacesReplySchema, FailedReplySchema]),
 } satisfies Record<JobKind, TSchema>;
 export type ReplyTo<K extends JobKind> = Static<(typeof ReplySchemas)[K]>;
 export type SuccessfulReplyTo<K extends JobKind> = Exclude<ReplyTo<K>, FailedReply>;

@@ -11,6 +11,7 @@ import { appConfig, controllerConfig, resourceNames, webConfig, type Config } fr
 import type { RoleContext, RunningRole } from "./context.ts";
 import { startControllerRole } from "./controller/index.ts";
 import type { Logger } from "./log.ts";
+import { ServiceMetrics } from "./metrics.ts";
 import { startWebRole } from "./web/index.ts";
 import type { ImageInspector } from "./web/upload.ts";
 
@@ -22,7 +23,7 @@ export interface RunningRoles extends RunningRole {
 
 export async function startRoles(config: Config, resolution: RoleResolution, log: Logger): Promise<RunningRoles> {
   if (resolution.roles.includes("all")) return startEmbedded(config, log);
-  const context: RoleContext = { config, names: resourceNames(config), cloud: awsCloud(config), log, health: new Map() };
+  const context: RoleContext = { config, names: resourceNames(config), cloud: awsCloud(config), log, health: new Map(), metrics: new ServiceMetrics() };
   const running: RunningRole[] = [];
   let port: number | undefined;
   if (resolution.roles.includes("app")) {
@@ -58,7 +59,7 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
     async (instanceId) => startAppRole({ ...context, config: appConfig(config) }, { analyzer: pool, cache, threshold, slots: config.slotsPerInstance, instanceId }),
     log,
   );
-  const context: RoleContext = { config, names: resourceNames(config), cloud, log, health: new Map() };
+  const context: RoleContext = { config, names: resourceNames(config), cloud, log, health: new Map(), metrics: new ServiceMetrics() };
   const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
   const controller = startControllerRole({ ...context, config: controllerConfig(config) });
   log.info("embedded_started", { port: web.port, dataDir: config.dataDir, inferenceWorkers: pool.stats().workers });

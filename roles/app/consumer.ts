@@ -7,6 +7,7 @@
 import type { JobQueue, QueueService, ReceivedMessage } from "../cloud/types.ts";
 import { decodeMessage, JobMessageSchema, MessageFormatError, type FailedReply } from "../messages.ts";
 import { errorFields, type Logger } from "../log.ts";
+import type { ServiceMetrics } from "../metrics.ts";
 import { handleJob, type JobDependencies } from "./handle-job.ts";
 
 export interface ConsumerOptions {
@@ -18,6 +19,7 @@ export interface ConsumerOptions {
   /** Receives before the queue moves a job to the dead-letter queue (its redrive policy's maxReceiveCount). */
   maxReceives: number;
   log: Logger;
+  metrics: ServiceMetrics;
   job: JobDependencies;
   /** Told the number of jobs held (received, not yet answered) each time it changes. */
   onHolding?(jobs: number): void;
@@ -89,8 +91,9 @@ export class Consumer {
   }
 
   private async process(message: ReceivedMessage): Promise<void> {
-    const { requestQueue, deadLetterQueue, queues, visibilityTimeoutSeconds, log } = this.options;
+    const { requestQueue, deadLetterQueue, queues, visibilityTimeoutSeconds, log, metrics } = this.options;
     const started = performance.now();
+    if (message.receiveCount > 1) metrics.jobRedelivered();
     let job;
     try {
       job = decodeMessage(JobMessageSchema, message.body);
@@ -99,6 +102,7 @@ export class Consumer {
       log.warn("job_malformed", { messageId: message.messageId, ...errorFields(error) });
       await deadLetterQueue.send(message.body);
       await requestQueue.delete(message.receiptHandle);
+      metrics.jobDeadLettered("malformed");
       return;
     }
     // Long jobs keep their message invisible, so no second consumer starts on them.
@@ -110,6 +114,7 @@ export class Consumer {
       await queues.queue(job.replyTo).send(JSON.stringify(reply));
       await requestQueue.delete(message.receiptHandle);
       this.jobsDone++;
+      metrics.jobTried(job.kind, reply.ok ? "answered" : "refused");
       log.info("job_done", {
         jobId: job.jobId,
         kind: job.kind,
@@ -120,7 +125,9 @@ export class Consumer {
       });
     } catch (error) {
       log.error("job_failed", { jobId: job.jobId, receiveCount: message.receiveCount, ...errorFields(error) });
+      metrics.jobTried(job.kind, "failed");
       if (message.receiveCount >= this.options.maxReceives) {
+        metrics.jobDeadLettered("retries_exhausted");
         // Its last try: the job goes to the dead-letter queue next, so its caller hears now rather than at its timeout.
         const reply: FailedReply = {
           ok: false,

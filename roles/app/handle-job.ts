@@ -2,9 +2,10 @@
 import { ImageError, type EmbeddedFace, type ImageAnalysis } from "../../model/types.ts";
 import type { OpenSetThreshold } from "../../model/index.ts";
 import type { Bucket } from "../cloud/types.ts";
-import { EMBEDDING_KEY_PREFIX } from "../deployment.ts";
-import type { FaceResult, FailedReply, JobMessage, ReplyMessage } from "../messages.ts";
+import { EMBEDDING_KEY_PREFIX, MAX_JOB_MESSAGE_BYTES } from "../deployment.ts";
+import type { FaceReport, FaceResult, FacesOptions, FacesResult, FailedReply, JobMessage, ReplyMessage } from "../messages.ts";
 import type { AnalysisCache } from "./analysis-cache.ts";
+import { chooseEnrollmentFace, detectedLargestFirst } from "./enrollment.ts";
 import type { GalleryReader } from "../gallery-store.ts";
 
 export interface ImageAnalyzer {
@@ -26,9 +27,11 @@ const UNKNOWN_PERSON = "Unknown";
 
 /** Returns the reply to send. Throws only on faults worth a retry (storage unreachable and the like). */
 export async function handleJob(job: JobMessage, deps: JobDependencies): Promise<ReplyMessage> {
+  const started = performance.now();
   const fail = (code: string, message: string): FailedReply => ({ ok: false, jobId: job.jobId, error: { code, message } });
 
   let analysis = deps.cache.get(job.sha256);
+  const cached = analysis !== undefined;
   if (!analysis) {
     const image = await deps.inBucket.get(job.inputKey);
     if (!image) return fail("input_missing", `no object ${job.inputKey} in the input bucket`);
@@ -40,14 +43,20 @@ export async function handleJob(job: JobMessage, deps: JobDependencies): Promise
     }
     deps.cache.set(job.sha256, analysis);
   }
-  const main = mostProminent(analysis.faces);
-  if (!main) return fail("no_face", "no face found in the image");
-
+  if (job.kind === "faces") {
+    const options = job.faces ?? { k: 0, maxFaces: 20, minScore: 0, embedding: false };
+    return answerFaces(job.jobId, options, analysis, cached, started, deps);
+  }
   if (job.kind === "embed") {
+    const choice = chooseEnrollmentFace(analysis.faces, job.enrollFace ?? "single");
+    if ("refusal" in choice) return fail(choice.refusal, choice.message);
     const embeddingKey = `${EMBEDDING_KEY_PREFIX}${job.jobId}.f32`;
-    await deps.galleryBucket.put(embeddingKey, new Uint8Array(main.embedding.buffer, main.embedding.byteOffset, main.embedding.byteLength));
+    await deps.galleryBucket.put(embeddingKey, float32Bytes(choice.face.embedding));
     return { ok: true, jobId: job.jobId, faces: analysis.faces.length, embeddingKey };
   }
+
+  const main = mostProminent(analysis.faces);
+  if (!main) return fail("no_face", "no face found in the image");
 
   const gallery = await deps.gallery.current();
   if (!gallery || gallery.size === 0) return fail("no_subjects_enrolled", "nobody is enrolled yet: add faces with POST /v1/subjects/{name}/faces");
@@ -69,6 +78,64 @@ export async function handleJob(job: JobMessage, deps: JobDependencies): Promise
   const person = job.mode === "closed" || mainResult.known ? (mainResult.person ?? UNKNOWN_PERSON) : UNKNOWN_PERSON;
   await deps.outBucket.put(job.name, person, { contentType: "text/plain", metadata: { result: resultRecord(results, analysis.faces.indexOf(main), analysis, threshold) } });
   return { ok: true, jobId: job.jobId, person, faces: results.length };
+}
+
+const float32Bytes = (vector: Float32Array) => new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength);
+const rounded = (digits: number) => (x: number) => Math.round(x * 10 ** digits) / 10 ** digits;
+const tenths = rounded(1);
+const thousandths = rounded(3);
+
+/**
+ * Every detected face, largest first, with its candidates when asked. The reply carries the result when it fits in
+ * a job-sized message; otherwise the result goes to the output bucket and the reply carries its key.
+ */
+async function answerFaces(
+  jobId: string,
+  options: FacesOptions,
+  analysis: ImageAnalysis,
+  cached: boolean,
+  started: number,
+  deps: JobDependencies,
+): Promise<ReplyMessage> {
+  const matchStarted = performance.now();
+  const faces = detectedLargestFirst(analysis.faces)
+    .filter((face) => face.score >= options.minScore)
+    .slice(0, options.maxFaces);
+  const gallery = options.k > 0 ? await deps.gallery.current() : undefined;
+  const reports: FaceReport[] = faces.map((face) => ({
+    box: { x: tenths(face.box.x), y: tenths(face.box.y), width: tenths(face.box.width), height: tenths(face.box.height) },
+    score: thousandths(face.score),
+    landmarks: face.landmarks.map(([x, y]) => [tenths(x), tenths(y)] as [number, number]),
+    quality: { sharpness: thousandths(face.quality.sharpness), brightness: thousandths(face.quality.brightness), size: tenths(face.quality.size) },
+    candidates:
+      gallery && gallery.size > 0
+        ? gallery.search(face.embedding, options.k).map(({ subject, similarity }) => ({ subject, similarity: rounded(4)(similarity) }))
+        : [],
+  }));
+  const stage = (ms: number) => (cached ? 0 : thousandths(ms));
+  const { decodeMs, detectMs, alignMs, embedMs } = analysis.timings;
+  const largest = faces[0];
+  const result: FacesResult = {
+    width: analysis.width,
+    height: analysis.height,
+    // 1:N for recognition, held to the false-alarm target for the gallery's size; 1:1 (a verification) without one.
+    threshold: deps.threshold.at(gallery?.subjectCount ?? 1),
+    faces: reports,
+    ...(options.embedding && largest ? { embedding: Buffer.from(float32Bytes(largest.embedding)).toString("base64") } : {}),
+    timings: {
+      decode: stage(decodeMs),
+      detect: stage(detectMs),
+      align: stage(alignMs),
+      embed: stage(embedMs),
+      match: thousandths(performance.now() - matchStarted),
+      total: thousandths(performance.now() - started),
+    },
+  };
+  const inline = { ok: true as const, jobId, result };
+  if (Buffer.byteLength(JSON.stringify(inline)) <= MAX_JOB_MESSAGE_BYTES) return inline;
+  const resultKey = `api/${jobId}.json`;
+  await deps.outBucket.put(resultKey, JSON.stringify(result), { contentType: "application/json" });
+  return { ok: true, jobId, resultKey };
 }
 
 /** S3 allows 2 KB of user metadata in all; the record keeps clear of it with room for the key's name. */

@@ -17,7 +17,7 @@ export interface AppRoleOptions {
   instanceId?: string;
 }
 
-export function startAppRole({ config, names, cloud, log: rootLog }: RoleContext<AppConfig>, options: AppRoleOptions): RunningRole {
+export function startAppRole({ config, names, cloud, log: rootLog, metrics }: RoleContext<AppConfig>, options: AppRoleOptions): RunningRole {
   const log = rootLog.child({ role: "app", ...(options.instanceId ? { instanceId: options.instanceId } : {}) });
   // The controller scales in only once every instance reports holding no job; an instance without an id has no report.
   const reporter = options.instanceId ? new JobReporter(cloud.reports, options.instanceId, log) : undefined;
@@ -29,6 +29,7 @@ export function startAppRole({ config, names, cloud, log: rootLog }: RoleContext
     visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
     maxReceives: config.maxReceives,
     log,
+    metrics,
     job: {
       analyzer: options.analyzer,
       cache: options.cache,

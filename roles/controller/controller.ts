@@ -6,6 +6,7 @@
  */
 import { CapacityError, type AppInstance, type Fleet, type JobQueue, type JobReports } from "../cloud/types.ts";
 import { errorFields, type Logger } from "../log.ts";
+import type { ServiceMetrics } from "../metrics.ts";
 import { capacityLimit, nextCapacityCap, type CapacityCap } from "./capacity.ts";
 import { applyExpectations, type Expectation } from "./expectations.ts";
 import { decideScaling, liveHeldJobs, nextIdleSpell, type IdleSpell, type ScalingConfig, type ScalingDecision } from "./policy.ts";
@@ -17,6 +18,7 @@ export interface ControllerOptions {
   scaling: ScalingConfig;
   intervalMs: number;
   log: Logger;
+  metrics: ServiceMetrics;
   now?: () => number;
 }
 
@@ -63,11 +65,12 @@ export class Controller {
 
   /** One observation, decision and action; exposed for tests. */
   async step(): Promise<ScalingDecision> {
-    const { queue, fleet, reports, scaling, log } = this.options;
+    const { queue, fleet, reports, scaling, log, metrics } = this.options;
     const now = this.clock();
     const [depth, listed] = await Promise.all([queue.depth(), fleet.list()]);
     const { instances, outstanding } = applyExpectations(listed, this.expectations, now);
     this.expectations = outstanding;
+    metrics.fleetObserved(depth, instances);
     const active = instances.filter((instance) => instance.state === "pending" || instance.state === "running");
     // The reports are read only when the queue reads empty: that is when a scale-in could follow.
     const heldJobs =

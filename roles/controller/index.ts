@@ -3,7 +3,7 @@ import type { ControllerConfig } from "../config.ts";
 import type { RoleContext, RunningRole } from "../context.ts";
 import { Controller } from "./controller.ts";
 
-export function startControllerRole({ config, names, cloud, log, health }: RoleContext<ControllerConfig>): RunningRole {
+export function startControllerRole({ config, names, cloud, log, health, metrics }: RoleContext<ControllerConfig>): RunningRole {
   const controller = new Controller({
     queue: cloud.queues.queue(names.reqQueue),
     fleet: cloud.fleet,
@@ -16,6 +16,7 @@ export function startControllerRole({ config, names, cloud, log, health }: RoleC
     },
     intervalMs: config.controllerIntervalMs,
     log: log.child({ role: "controller" }),
+    metrics,
   });
   controller.start();
   health?.set("controller", () => controller.health());

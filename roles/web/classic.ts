@@ -1,10 +1,10 @@
 /** The classic contract: `POST /` with multipart `inputFile`, answered `200 text/plain` `<name>:<person>`. */
-import { Elysia } from "elysia";
+import { Elysia, t } from "elysia";
 import type { Logger } from "../log.ts";
 import { bearerGuard } from "./bearer.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
-import type { UploadReader } from "./upload.ts";
+import { streamedBody, type UploadReader } from "./upload.ts";
 
 export interface ClassicOptions {
   jobs: JobSubmitter;
@@ -27,7 +27,9 @@ export function classicContract(options: ClassicOptions) {
         options.log.info("recognized", { requestId, name: upload.name, person: reply.person, ms: Math.round(performance.now() - started) });
         return new Response(`${upload.name}:${reply.person}`, { headers: { "content-type": "text/plain; charset=utf-8" } });
       },
-      // The body is read as a stream by the upload reader, never parsed whole by Elysia.
-      { parse: "none" },
+      {
+        ...streamedBody(t.Object({ inputFile: t.File() }), { summary: "The classic contract: the person in the photo, as text", tags: ["classic"] }),
+        response: { 200: t.String({ description: "`<file name without extension>:<person>` as text/plain", examples: ["test_00:Paul"] }) },
+      },
     );
 }

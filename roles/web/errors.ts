@@ -21,24 +21,47 @@ const CLIENT_REFUSAL_STATUS: Record<string, number> = {
   ...IMAGE_PROBLEM_STATUS,
   no_subjects_enrolled: 409,
   no_face: 422,
+  multiple_faces: 422,
+  face_too_small: 422,
+  low_quality: 422,
 };
 
+/** A failure that is the client's to fix, as the answer it gets; undefined for a fault. */
+export function refusalOf(error: unknown): HttpError | undefined {
+  if (error instanceof HttpError && error.status < 500) return error;
+  if (error instanceof JobRefusedError) {
+    const status = CLIENT_REFUSAL_STATUS[error.code];
+    if (status !== undefined) return new HttpError(status, error.code, error.message);
+  }
+  return undefined;
+}
+
 export function errorMapping(log: Logger) {
-  return new Elysia().use(requestId).onError({ as: "global" }, ({ error, code, request }) => {
+  return new Elysia().use(requestId).onError({ as: "global" }, ({ error, code, request, set }) => {
     const id = requestIdOf(request);
-    const answer = toHttpError(error, code);
+    const answer = toHttpError(error, code, request);
     const fields = { requestId: id, method: request.method, path: new URL(request.url).pathname, status: answer.status, code: answer.code };
     if (answer.status >= 500) log.error("request_failed", { ...fields, ...details(error) });
     else log.info("request_rejected", fields);
+    set.status = answer.status; // what the hooks after the answer (request timing) see
     return answer.render(id);
   });
 }
 
-function toHttpError(error: unknown, code: string | number): HttpError {
+const isJson = (request: Request) => (request.headers.get("content-type") ?? "").startsWith("application/json");
+
+function toHttpError(error: unknown, code: string | number, request: Request): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof ValidationError) {
     const field = error.valueError?.path.replace(/^\//, "") ?? "";
-    if (error.type === "params") return new HttpError(400, "invalid_parameter", `invalid path parameter '${field}': ${error.valueError?.message ?? "invalid"}`);
+    const reason = error.valueError?.message ?? "invalid";
+    if (error.type === "params") return new HttpError(400, "invalid_parameter", `invalid path parameter '${field}': ${reason}`);
+    if (error.type === "query") return new HttpError(400, "invalid_parameter", `invalid query parameter '${field}': ${reason}`);
+    // A number parsed from the query and then out of its bounds: Elysia does not say which parameter it was.
+    if (error.type === "property") return new HttpError(400, "invalid_parameter", `invalid query parameter: ${reason}`);
+    if (error.type === "body" && isJson(request)) {
+      return new HttpError(400, "invalid_body", `invalid field '${field}' in the JSON body: ${reason}`);
+    }
     return new HttpError(400, "missing_field", `multipart field '${field}' with a file is required`);
   }
   if (error instanceof GalleryError) return new HttpError(GALLERY_ERROR_STATUS[error.code], error.code, error.message);
@@ -46,13 +69,13 @@ function toHttpError(error: unknown, code: string | number): HttpError {
     return new HttpError(504, "timeout", `no answer within ${error.timeoutMs} ms; the job still completes and its result lands in the output bucket`);
   }
   if (error instanceof JobRefusedError) {
-    const status = CLIENT_REFUSAL_STATUS[error.code];
-    if (status !== undefined) return new HttpError(status, error.code, error.message);
+    const refusal = refusalOf(error);
+    if (refusal) return refusal;
     if (error.code === "job_failed") return new HttpError(500, "job_failed", "the job failed on every try and was set aside", { cause: error });
     return new HttpError(500, "internal_error", "internal error", { cause: error });
   }
   if (code === "NOT_FOUND") return new HttpError(404, "not_found", "no such route");
-  if (code === "PARSE") return new HttpError(400, "unreadable_body", "the body must be multipart/form-data");
+  if (code === "PARSE") return new HttpError(400, "unreadable_body", isJson(request) ? "the body is not valid JSON" : "the body must be multipart/form-data");
   return new HttpError(500, "internal_error", "internal error", { cause: error });
 }
 

@@ -31,7 +31,7 @@ export function bodySizeBackstop(maxUploadBytes: number): number {
   return 2 * maxUploadBytes + 1024 * 1024;
 }
 
-export async function startWebRole({ config, names, cloud, log: rootLog, health }: RoleContext<WebConfig>, options: WebRoleOptions): Promise<RunningWebRole> {
+export async function startWebRole({ config, names, cloud, log: rootLog, health, metrics }: RoleContext<WebConfig>, options: WebRoleOptions): Promise<RunningWebRole> {
   const log = rootLog.child({ role: "web" });
   const tls = readTls(config);
   const inBucket = cloud.blobs.bucket(names.inBucket);
@@ -42,8 +42,10 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health 
       : await bucketApiToken(inBucket, log);
   const poller = new ReplyPoller(cloud.queues.queue(names.respQueue), log);
   const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket));
+  metrics.readGalleryFrom(() => gallery.list());
   const jobs = createJobSubmitter({
     inBucket,
+    outBucket: cloud.blobs.bucket(names.outBucket),
     requestQueue: cloud.queues.queue(names.reqQueue),
     replyQueueName: names.respQueue,
     poller,
@@ -66,6 +68,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health 
     gallery,
     uploads,
     log,
+    metrics,
     token: () => token.current(),
     classicAuth: config.classicAuth,
     health: () => ({

@@ -1,13 +1,18 @@
 /** Submits one job for a stored upload and waits for its reply: ids and keys on the request queue, never bytes. */
 import type { Bucket, JobQueue } from "../cloud/types.ts";
 import type { AnswerMode } from "../deployment.ts";
-import type { JobKind, JobMessage, SuccessfulReplyTo } from "../messages.ts";
+import { decodeMessage, FacesResultSchema, type FacesOptions, type FacesResult, type JobKind, type JobMessage, type SuccessfulReplyTo } from "../messages.ts";
 import { ReplyTimeoutError } from "./correlation.ts";
 import type { ReplyPoller } from "./reply-poller.ts";
 import { IMAGE_PROBLEM_STATUS, type Upload } from "./upload.ts";
 
+/** What a job asks for beyond its image: a faces job's options, an enrollment's choice of face. */
+export type JobOptions = Pick<JobMessage, "faces" | "enrollFace">;
+
 export interface JobSubmitter {
-  submit<K extends JobKind>(jobId: string, kind: K, upload: Upload): Promise<SuccessfulReplyTo<K>>;
+  submit<K extends JobKind>(jobId: string, kind: K, upload: Upload, options?: JobOptions): Promise<SuccessfulReplyTo<K>>;
+  /** A faces job, its result read from the output bucket when it did not fit in the reply. */
+  faces(jobId: string, upload: Upload, options: FacesOptions): Promise<FacesResult>;
 }
 
 /** An app instance answered that it could not do the job: its code and message, as it sent them. */
@@ -31,14 +36,16 @@ export class JobTimeoutError extends Error {
 
 export function createJobSubmitter(deps: {
   inBucket: Bucket;
+  /** Where an app instance leaves a faces result too large for its reply. */
+  outBucket: Bucket;
   requestQueue: JobQueue;
   replyQueueName: string;
   poller: ReplyPoller;
   timeoutMs: number;
   mode: AnswerMode;
 }): JobSubmitter {
-  return {
-    async submit(jobId, kind, upload) {
+  const submitter: JobSubmitter = {
+    async submit(jobId, kind, upload, options = {}) {
       const inputKey = upload.key;
       const job: JobMessage = {
         kind,
@@ -48,6 +55,7 @@ export function createJobSubmitter(deps: {
         name: upload.name,
         sha256: upload.sha256,
         mode: deps.mode,
+        ...options,
       };
       const reply = deps.poller.waitFor(jobId, kind, deps.timeoutMs);
       reply.catch(() => {}); // settled below; this only keeps an early rejection from going unhandled
@@ -66,11 +74,22 @@ export function createJobSubmitter(deps: {
         throw error;
       }
       if (!answer.ok) {
-        // The web role reads only headers; an image damaged past its header is the app's to find, and is not kept.
-        if (Object.hasOwn(IMAGE_PROBLEM_STATUS, answer.error.code)) await deps.inBucket.delete(inputKey).catch(() => {});
+        // A refused enrollment keeps nothing; other jobs' images stay, as the record of what was asked. The web role
+        // reads only headers, so an image damaged past its header is the app's to find, and is not kept either.
+        if (kind === "embed" || Object.hasOwn(IMAGE_PROBLEM_STATUS, answer.error.code)) await deps.inBucket.delete(inputKey).catch(() => {});
         throw new JobRefusedError(answer.error.code, answer.error.message);
       }
       return answer as SuccessfulReplyTo<typeof kind>;
     },
+
+    async faces(jobId, upload, options) {
+      const reply = await submitter.submit(jobId, "faces", upload, { faces: options });
+      if ("result" in reply) return reply.result;
+      const stored = await deps.outBucket.get(reply.resultKey);
+      if (!stored) throw new Error(`the faces result ${reply.resultKey} is missing from the output bucket`);
+      await deps.outBucket.delete(reply.resultKey).catch(() => {});
+      return decodeMessage(FacesResultSchema, new TextDecoder().decode(stored));
+    },
   };
+  return submitter;
 }

@@ -1,13 +1,22 @@
 /**
  * The web role's HTTP surface (Elysia), one plugin per concern: the request id first (every answer carries it), the
- * error mapping, the upload limit, then the features: health, the classic contract, the subjects API.
+ * request timing (so that requests refused before routing are timed too), the error mapping, the upload limit, then
+ * the features: the API docs, health, the operator's page, the classic contract, the JSON API under /v1.
  */
 import { Elysia } from "elysia";
 import type { Logger } from "../log.ts";
+import type { ServiceMetrics } from "../metrics.ts";
 import { classicContract } from "./classic.ts";
+import { apiDocs } from "./docs.ts";
 import { errorMapping } from "./errors.ts";
 import { health } from "./health.ts";
 import type { JobSubmitter } from "./jobs.ts";
+import { detectApi } from "./detect.ts";
+import { liveStats, metricsEndpoint, timedJobs } from "./metrics.ts";
+import { operatorPage } from "./page.ts";
+import { recognizeApi } from "./recognize.ts";
+import { searchApi } from "./search.ts";
+import { verifyApi } from "./verify.ts";
 import { requestId } from "./request-id.ts";
 import { subjectsApi, type SubjectStore } from "./subjects.ts";
 import type { UploadReader } from "./upload.ts";
@@ -18,6 +27,7 @@ export interface WebDependencies {
   gallery: SubjectStore;
   uploads: UploadReader;
   log: Logger;
+  metrics: ServiceMetrics;
   /** The bearer token requests to the admin routes must carry (and the classic contract's, with `classicAuth`). */
   token: () => string;
   classicAuth: boolean;
@@ -25,12 +35,20 @@ export interface WebDependencies {
 }
 
 export function createWebServer(deps: WebDependencies) {
-  const { jobs, uploads, log } = deps;
+  const { uploads, log, metrics } = deps;
+  const jobs = timedJobs(deps.jobs, metrics);
   return new Elysia()
     .use(requestId)
+    .use(metricsEndpoint(metrics))
     .use(errorMapping(log))
     .use(uploadLimit(uploads.limits.maxFileBytes))
+    .use(apiDocs())
     .use(health(deps.health))
+    .use(operatorPage(() => liveStats(metrics)))
     .use(classicContract({ jobs, uploads, log, token: deps.classicAuth ? deps.token : undefined }))
+    .use(recognizeApi({ jobs, uploads, token: deps.token }))
+    .use(detectApi({ jobs, uploads, token: deps.token }))
+    .use(verifyApi({ jobs, uploads, gallery: deps.gallery, token: deps.token }))
+    .use(searchApi({ gallery: deps.gallery, token: deps.token }))
     .use(subjectsApi({ jobs, uploads, gallery: deps.gallery, token: deps.token }));
 }

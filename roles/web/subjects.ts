@@ -1,21 +1,20 @@
-/** The subjects API (`/v1/subjects`): enroll, list and remove people, always behind the bearer token. */
+/** The subjects API (`/v1/subjects`): enroll, list, rename and remove people and their faces, behind the bearer token. */
 import { Elysia, t } from "elysia";
-import type { SubjectSummary } from "../../model/gallery.ts";
-import { bearerGuard } from "./bearer.ts";
+import type { GalleryWriter } from "../gallery-store.ts";
+import { EnrollFaceSchema, type EnrollFace } from "../messages.ts";
+import { apiGuard, API_PATH } from "./api-guard.ts";
+import { ErrorAnswerSchema, QueryInteger, UPLOAD_ERRORS } from "./api-schemas.ts";
+import { refusalOf } from "./errors.ts";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
-import type { UploadReader } from "./upload.ts";
+import { streamedBody, type RefusedFile, type Upload, type UploadReader } from "./upload.ts";
 
-/** The gallery as the subjects API uses it (`GalleryWriter`). */
-export interface SubjectStore {
-  list(): SubjectSummary[];
-  faceCount(subject: string): number;
-  /** Enrolls the embedding an app instance left at `key`; returns the new face's id. */
-  enrollFromKey(subject: string, key: string): Promise<string>;
-  /** Returns how many faces were removed. */
-  removeSubject(subject: string): Promise<number>;
-}
+/** The gallery as the subjects API uses it. */
+export type SubjectStore = Pick<
+  GalleryWriter,
+  "list" | "faceCount" | "facesOf" | "enrollFromKey" | "removeSubject" | "removeFace" | "renameSubject" | "search" | "subjectSimilarity" | "dimensions"
+>;
 
 export interface SubjectsOptions {
   jobs: JobSubmitter;
@@ -24,36 +23,154 @@ export interface SubjectsOptions {
   token: () => string;
 }
 
-/** The path under which every admin route lives, all of it behind the bearer token. */
-export const ADMIN_PATH = "/v1";
-
 /** Any printable name without slashes (it travels in URLs and object keys). */
-const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: "^[^/\\\\\\u0000-\\u001f]+$" });
+export const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: "^[^/\\\\\\u0000-\\u001f]+$" });
+const Name = t.Object({ name: SubjectName });
+
+export const DEFAULT_PAGE_SIZE = 100;
+/** Image parts one enrollment request may carry. */
+export const MAX_ENROLL_IMAGES = 20;
+export const MAX_PAGE_SIZE = 1000;
+
+export const SubjectListSchema = t.Object({
+  subjects: t.Array(t.Object({ name: t.String(), faces: t.Integer() })),
+  page: t.Integer(),
+  size: t.Integer(),
+  total: t.Integer({ description: "subjects in the gallery" }),
+});
+export const SubjectFacesSchema = t.Object({
+  name: t.String(),
+  faces: t.Array(t.Object({ faceId: t.String(), createdAt: t.String({ description: "ISO 8601" }), source: t.String({ description: "the uploaded file's name" }) })),
+});
+export const EnrolledSchema = t.Object({ subject: t.String(), faceId: t.String(), faces: t.Integer({ description: "the subject's faces now" }) });
+const PartResultSchema = t.Union([
+  t.Object({ file: t.String(), status: t.Literal(201), faceId: t.String() }),
+  t.Object({ file: t.String(), status: t.Integer({ minimum: 400 }), error: t.String(), message: t.String() }),
+]);
+type PartResult = { file: string; status: 201; faceId: string } | { file: string; status: number; error: string; message: string };
+export const EnrolledPartsSchema = t.Object({
+  subject: t.String(),
+  faces: t.Integer(),
+  results: t.Array(PartResultSchema, { description: "one per image part, in order" }),
+});
+export const EnrollQuerySchema = t.Object({
+  face: t.Optional(t.Union(EnrollFaceSchema.anyOf, { description: "single (default): a photo with several faces is refused; largest: its largest face is enrolled" })),
+});
+const errors = { ...UPLOAD_ERRORS, 404: ErrorAnswerSchema, 409: ErrorAnswerSchema, 422: ErrorAnswerSchema };
+const tags = ["subjects"];
 
 export function subjectsApi(options: SubjectsOptions) {
   const { jobs, gallery, uploads } = options;
+
+  /** One image part: its face enrolled, or the client's reason it was not (anything else is a fault, thrown). */
+  async function enrollPart(requestId: string, subject: string, part: Upload | RefusedFile, face: EnrollFace): Promise<PartResult> {
+    const file = part.fileName;
+    try {
+      if ("refusal" in part) throw part.refusal;
+      const reply = await jobs.submit(requestId, "embed", part, { enrollFace: face });
+      const faceId = await gallery.enrollFromKey(subject, reply.embeddingKey, { createdAt: new Date().toISOString(), source: file });
+      return { file, status: 201, faceId };
+    } catch (error) {
+      const refusal = refusalOf(error);
+      if (!refusal) throw error;
+      return { file, status: refusal.status, error: refusal.code, message: refusal.message };
+    }
+  }
+
   return new Elysia({ name: "subjects-api" })
     .use(requestId)
-    .use(bearerGuard((_method, pathname) => pathname === ADMIN_PATH || pathname.startsWith(`${ADMIN_PATH}/`), options.token))
-    .get(`${ADMIN_PATH}/subjects`, () => ({ subjects: gallery.list() }))
-    .post(
-      `${ADMIN_PATH}/subjects/:name/faces`,
-      async ({ params, request, requestId, set }) => {
-        const upload = await uploads.readOne(request, requestId, "image");
-        const reply = await jobs.submit(requestId, "embed", upload);
-        const faceId = await gallery.enrollFromKey(params.name, reply.embeddingKey);
-        set.status = 201;
-        return { subject: params.name, faceId, faces: gallery.faceCount(params.name) };
+    .use(apiGuard(options.token))
+    .get(
+      `${API_PATH}/subjects`,
+      ({ query }) => {
+        const page = query.page ?? 1;
+        const size = query.size ?? DEFAULT_PAGE_SIZE;
+        const all = gallery.list();
+        return { subjects: all.slice((page - 1) * size, page * size).map(({ subject, faces }) => ({ name: subject, faces })), page, size, total: all.length };
       },
-      { params: t.Object({ name: SubjectName }), parse: "none" },
+      {
+        query: t.Object({
+          page: QueryInteger({ minimum: 1, maximum: 1_000_000, description: "from 1" }),
+          size: QueryInteger({ minimum: 1, maximum: MAX_PAGE_SIZE, description: `subjects per page (default ${DEFAULT_PAGE_SIZE})` }),
+        }),
+        response: { 200: SubjectListSchema, ...errors },
+        detail: { summary: "List subjects, by name", tags },
+      },
+    )
+    .get(
+      `${API_PATH}/subjects/:name`,
+      ({ params }) => {
+        const faces = gallery.facesOf(params.name);
+        if (faces.length === 0) throw unknownSubject(params.name);
+        return { name: params.name, faces };
+      },
+      { params: Name, response: { 200: SubjectFacesSchema, ...errors }, detail: { summary: "A subject's faces", tags } },
+    )
+    .post(
+      `${API_PATH}/subjects/:name/faces`,
+      async ({ params, request, query, requestId, set }) => {
+        const files = await uploads.readEach(request, requestId, "image", MAX_ENROLL_IMAGES);
+        const face = query.face ?? "single";
+        if (files.length === 1) {
+          const result = await enrollPart(requestId, params.name, files[0]!, face);
+          if ("error" in result) throw new HttpError(result.status, result.error, result.message);
+          set.status = 201;
+          return { subject: params.name, faceId: result.faceId, faces: gallery.faceCount(params.name) };
+        }
+        const results = [];
+        // One at a time, each under its own job id: the parts share the request's id as a prefix.
+        for (const [index, file] of files.entries()) results.push(await enrollPart(`${requestId}-${index + 1}`, params.name, file, face));
+        return { subject: params.name, faces: gallery.faceCount(params.name), results };
+      },
+      {
+        params: Name,
+        query: EnrollQuerySchema,
+        ...streamedBody(
+          t.Object({ image: t.Files({ maxItems: MAX_ENROLL_IMAGES, description: "one photo (answered 201 or a 4xx), or several (answered 200, part by part)" }) }),
+          { summary: "Enroll a subject's face from a photo; unusable photos are refused with a reason and nothing is stored", tags },
+        ),
+        response: { 200: EnrolledPartsSchema, 201: EnrolledSchema, ...errors },
+      },
+    )
+    .patch(
+      `${API_PATH}/subjects/:name`,
+      async ({ params, body, query }) => {
+        const outcome = await gallery.renameSubject(params.name, body.name, query.merge === "true");
+        if (outcome === "unknown_subject") throw unknownSubject(params.name);
+        if (outcome === "subject_exists") throw new HttpError(409, "subject_exists", `a subject named '${body.name}' exists; add ?merge=true to merge into it`);
+        return { name: body.name, faces: gallery.faceCount(body.name) };
+      },
+      {
+        params: Name,
+        body: Name,
+        query: t.Object({ merge: t.Optional(t.Union([t.Literal("true"), t.Literal("false")], { description: "merge into an existing subject" })) }),
+        response: { 200: t.Object({ name: t.String(), faces: t.Integer() }), ...errors },
+        detail: { summary: "Rename a subject (or merge it into another with ?merge=true)", tags },
+      },
     )
     .delete(
-      `${ADMIN_PATH}/subjects/:name`,
+      `${API_PATH}/subjects/:name`,
       async ({ params }) => {
         const removed = await gallery.removeSubject(params.name);
-        if (removed === 0) throw new HttpError(404, "unknown_subject", `no subject named '${params.name}'`);
+        if (removed === 0) throw unknownSubject(params.name);
         return { subject: params.name, removedFaces: removed };
       },
-      { params: t.Object({ name: SubjectName }) },
+      { params: Name, response: { 200: t.Object({ subject: t.String(), removedFaces: t.Integer() }), ...errors }, detail: { summary: "Remove a subject", tags } },
+    )
+    .delete(
+      `${API_PATH}/subjects/:name/faces/:faceId`,
+      async ({ params }) => {
+        if (!(await gallery.removeFace(params.name, params.faceId))) {
+          throw new HttpError(404, "unknown_face", `subject '${params.name}' has no face '${params.faceId}'`);
+        }
+        return { subject: params.name, faceId: params.faceId, faces: gallery.faceCount(params.name) };
+      },
+      {
+        params: t.Object({ name: SubjectName, faceId: t.String({ minLength: 1, maxLength: 64 }) }),
+        response: { 200: t.Object({ subject: t.String(), faceId: t.String(), faces: t.Integer() }), ...errors },
+        detail: { summary: "Remove one face of a subject", tags },
+      },
     );
 }
+
+export const unknownSubject = (name: string) => new HttpError(404, "unknown_subject", `no subject named '${name}'`);

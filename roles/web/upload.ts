@@ -4,6 +4,7 @@
  * is read at once, each within a deadline, so memory does not grow with the number or the size of uploads.
  */
 import Busboy, { type BusboyFileStream, type BusboyInstance } from "@fastify/busboy";
+import type { TSchema } from "@sinclair/typebox";
 import type { Bucket } from "../cloud/types.ts";
 import { MAX_NAME_BYTES } from "../deployment.ts";
 import { HttpError } from "./http-error.ts";
@@ -13,6 +14,10 @@ import { UploadSlots } from "./upload-slots.ts";
 export interface Upload {
   /** Its key in the input bucket: `<request id>/<safe file name>`. */
   key: string;
+  /** The multipart field it came in. */
+  field: string;
+  /** The file name as sent (only for answers and records, never a key). */
+  fileName: string;
   /** The file name without directories or extension: the classic answer's prefix and the output key. */
   name: string;
   contentType: string;
@@ -20,7 +25,17 @@ export interface Upload {
   bytes: number;
 }
 
-/** What a multipart body held: the files of the asked-for field, stored, and its text fields. */
+/** A file refused on its own (its header, its size) while the rest of its body was read: nothing of it is stored. */
+export interface RefusedFile {
+  field: string;
+  fileName: string;
+  refusal: HttpError;
+}
+
+/** The files a route takes: each field's most files. Every field named must hold at least one. */
+export type FileFields = Record<string, number>;
+
+/** What a multipart body held: the files of the asked-for fields, stored, and its text fields. */
 export interface UploadForm {
   uploads: Upload[];
   fields: Record<string, string>;
@@ -80,12 +95,17 @@ export interface UploadReader {
   readonly limits: UploadLimits;
   readonly slots: UploadSlots;
   /**
-   * Reads `request`'s multipart body: at least one and at most `maxFiles` files in `field`, each stored as it arrives,
-   * and the text fields. Any refusal (a file's header, size, the deadline, a malformed body) removes what was stored.
+   * Reads `request`'s multipart body: the files of `files`' fields, each stored as it arrives, and the text fields.
+   * Any refusal (a file's header, size, the deadline, a malformed body) removes what was stored.
    */
-  read(request: Request, requestId: string, field: string, maxFiles?: number): Promise<UploadForm>;
+  read(request: Request, requestId: string, files: FileFields): Promise<UploadForm>;
   /** `read` of exactly one file. */
   readOne(request: Request, requestId: string, field: string): Promise<Upload>;
+  /**
+   * Up to `maxFiles` files of `field`, in order, each stored or refused on its own (its header, its size), so a route
+   * can answer part by part. A failure of the body itself (deadline, malformed, too large) still refuses them all.
+   */
+  readEach(request: Request, requestId: string, field: string, maxFiles: number): Promise<(Upload | RefusedFile)[]>;
 }
 
 /** Multipart overhead (boundaries, part headers, small text fields) allowed on top of the files themselves. */
@@ -97,27 +117,34 @@ const MAX_HEADER_BYTES = 1024 * 1024;
 
 export function createUploadReader(deps: { bucket: Bucket; inspect: ImageInspector; limits: UploadLimits }): UploadReader {
   const slots = new UploadSlots(deps.limits.concurrentBodies, deps.limits.slotWaitMs, deps.limits.maxQueued);
+  const readParts = async (request: Request, requestId: string, files: FileFields, each: boolean) => {
+    const contentType = request.headers.get("content-type") ?? "";
+    if (!/^multipart\/form-data\s*;/i.test(contentType) || !request.body) {
+      throw new HttpError(400, "unreadable_body", "the body must be multipart/form-data");
+    }
+    const release = await slots.acquire();
+    if (!release) {
+      throw new HttpError(503, "busy", `${slots.capacity} uploads are being read and ${slots.queued} wait; try again in a few seconds`);
+    }
+    try {
+      return await readForm(request.body, contentType, { ...deps, requestId, files, each });
+    } finally {
+      release();
+    }
+  };
   const reader: UploadReader = {
     limits: deps.limits,
     slots,
+    async read(request, requestId, files) {
+      const { parts, fields } = await readParts(request, requestId, files, false);
+      return { uploads: parts.filter((part): part is Upload => "key" in part), fields };
+    },
     async readOne(request, requestId, field) {
-      const { uploads } = await reader.read(request, requestId, field, 1);
+      const { uploads } = await reader.read(request, requestId, { [field]: 1 });
       return uploads[0]!;
     },
-    async read(request, requestId, field, maxFiles = 1) {
-      const contentType = request.headers.get("content-type") ?? "";
-      if (!/^multipart\/form-data\s*;/i.test(contentType) || !request.body) {
-        throw new HttpError(400, "unreadable_body", "the body must be multipart/form-data");
-      }
-      const release = await slots.acquire();
-      if (!release) {
-        throw new HttpError(503, "busy", `${slots.capacity} uploads are being read and ${slots.queued} wait; try again in a few seconds`);
-      }
-      try {
-        return await readForm(request.body, contentType, { ...deps, requestId, field, maxFiles });
-      } finally {
-        release();
-      }
+    async readEach(request, requestId, field, maxFiles) {
+      return (await readParts(request, requestId, { [field]: maxFiles }, true)).parts;
     },
   };
   return reader;
@@ -128,17 +155,26 @@ interface FormRead {
   inspect: ImageInspector;
   limits: UploadLimits;
   requestId: string;
-  field: string;
-  maxFiles: number;
+  files: FileFields;
+  /** Each file refused on its own rather than the whole body. */
+  each: boolean;
 }
 
-async function readForm(body: ReadableStream<Uint8Array>, contentType: string, read: FormRead): Promise<UploadForm> {
-  const { limits, field, maxFiles } = read;
+const fileTooLarge = (field: string, maxFileBytes: number) =>
+  new HttpError(413, "file_too_large", `a file in '${field}' has more than ${maxFileBytes} bytes, the limit`);
+
+async function readForm(
+  body: ReadableStream<Uint8Array>,
+  contentType: string,
+  read: FormRead,
+): Promise<{ parts: (Upload | RefusedFile)[]; fields: Record<string, string> }> {
+  const { limits, files: wanted } = read;
+  const totalFiles = Object.values(wanted).reduce((sum, count) => sum + count, 0);
   let parser: BusboyInstance;
   try {
     parser = new Busboy({
       headers: { "content-type": contentType },
-      limits: { fileSize: limits.maxFileBytes, files: maxFiles + 1, fields: MAX_TEXT_FIELDS, parts: maxFiles + 1 + MAX_TEXT_FIELDS },
+      limits: { fileSize: limits.maxFileBytes, files: totalFiles + 1, fields: MAX_TEXT_FIELDS, parts: totalFiles + 1 + MAX_TEXT_FIELDS },
     });
   } catch (error) {
     throw new HttpError(400, "unreadable_body", "the body must be multipart/form-data with a boundary", { cause: error });
@@ -148,26 +184,35 @@ async function readForm(body: ReadableStream<Uint8Array>, contentType: string, r
   const failed = Promise.withResolvers<never>();
   failed.promise.catch(() => {});
   let failure: Error | undefined;
-  const files: BusboyFileStream[] = [];
+  const streams: BusboyFileStream[] = [];
   const fail = (error: unknown) => {
     failure ??= error as Error;
     failed.reject(failure);
-    for (const file of files) file.destroy(failure);
+    for (const stream of streams) stream.destroy(failure);
   };
   const deadline = setTimeout(
     () => fail(new HttpError(408, "body_timeout", `the body did not arrive within ${limits.bodyTimeoutMs} ms`)),
     limits.bodyTimeoutMs,
   );
-  const tooLarge = () => new HttpError(413, "file_too_large", `a file in '${field}' has more than ${limits.maxFileBytes} bytes, the limit`);
 
-  const storing: Promise<Upload>[] = [];
+  const storing: Promise<Upload | RefusedFile>[] = [];
+  const received = new Map<string, number>();
   const fields: Record<string, string> = {};
-  parser.on("file", (name, stream, fileName, _encoding, mimeType) => {
-    if (name !== field || failure) return void stream.resume();
-    if (storing.length === maxFiles) return fail(new HttpError(400, "too_many_files", `at most ${maxFiles} file(s) in '${field}'`));
-    stream.on("limit", () => fail(tooLarge()));
-    files.push(stream);
-    const stored = storeFile(stream, fileName, mimeType || "application/octet-stream", storing.length, read);
+  parser.on("file", (field, stream, fileName, _encoding, mimeType) => {
+    const most = Object.hasOwn(wanted, field) ? wanted[field]! : 0;
+    if (most === 0 || failure) return void stream.resume();
+    const count = received.get(field) ?? 0;
+    if (count === most) return fail(new HttpError(400, "too_many_files", `at most ${most} file(s) in '${field}'`));
+    received.set(field, count + 1);
+    // Refused on its own, a file too large is cut by busboy and removed once stored; otherwise the body stops at once.
+    if (!read.each) stream.on("limit", () => fail(fileTooLarge(field, limits.maxFileBytes)));
+    streams.push(stream);
+    const stored: Promise<Upload | RefusedFile> = storeFile(stream, field, fileName, mimeType || "application/octet-stream", storing.length, read).catch(
+      (error: unknown) => {
+        if (read.each && !failure && error instanceof HttpError && error.status < 500) return { field, fileName, refusal: error };
+        throw error;
+      },
+    );
     stored.catch(fail);
     storing.push(stored);
   });
@@ -179,13 +224,13 @@ async function readForm(body: ReadableStream<Uint8Array>, contentType: string, r
 
   const reader = body.getReader();
   const pump = async () => {
-    let received = 0;
+    let bytes = 0;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      received += value.byteLength;
+      bytes += value.byteLength;
       // A chunked body has no length to refuse it by up front: it is refused as soon as it passes the limit.
-      if (received > maxFiles * limits.maxFileBytes + MULTIPART_SLACK_BYTES) throw tooLarge();
+      if (bytes > totalFiles * limits.maxFileBytes + MULTIPART_SLACK_BYTES) throw fileTooLarge(Object.keys(wanted).join("', '"), limits.maxFileBytes);
       if (!parser.write(value)) await new Promise((resolve) => parser.once("drain", resolve));
     }
     parser.end();
@@ -193,15 +238,18 @@ async function readForm(body: ReadableStream<Uint8Array>, contentType: string, r
   };
   try {
     await Promise.race([pump(), failed.promise]);
-    const uploads = await Promise.race([Promise.all(storing), failed.promise]);
-    if (uploads.length === 0) throw new HttpError(400, "missing_field", `multipart field '${field}' with a file is required`);
-    return { uploads, fields };
+    const parts = await Promise.race([Promise.all(storing), failed.promise]);
+    const missing = Object.keys(wanted).find((field) => !received.has(field));
+    if (missing !== undefined) throw new HttpError(400, "missing_field", `multipart field '${missing}' with a file is required`);
+    return { parts, fields };
   } catch (error) {
     fail(error);
     await reader.cancel().catch(() => {});
     parser.destroy();
     const settled = await Promise.allSettled(storing);
-    await Promise.all(settled.map((result) => (result.status === "fulfilled" ? read.bucket.delete(result.value.key).catch(() => {}) : undefined)));
+    await Promise.all(
+      settled.map((result) => (result.status === "fulfilled" && "key" in result.value ? read.bucket.delete(result.value.key).catch(() => {}) : undefined)),
+    );
     throw failure;
   } finally {
     clearTimeout(deadline);
@@ -211,6 +259,7 @@ async function readForm(body: ReadableStream<Uint8Array>, contentType: string, r
 /** Streams one file into the bucket, header first: a file refused from its header is never stored. */
 async function storeFile(
   stream: BusboyFileStream,
+  field: string,
   fileName: string,
   contentType: string,
   index: number,
@@ -237,7 +286,7 @@ async function storeFile(
       if (chunk) head.push(chunk);
       else ended = true;
     }
-    if (bytes === 0) throw new HttpError(400, "empty_file", `the file in '${read.field}' is empty`);
+    if (bytes === 0) throw new HttpError(400, "empty_file", `the file in '${field}' is empty`);
     const problem = await read.inspect(Buffer.concat(head));
     if (!problem) break;
     // A header that goes on past what was read: read on. Past the cap, the app's full decode judges the file.
@@ -245,6 +294,8 @@ async function storeFile(
       if (wanted < MAX_HEADER_BYTES) continue;
       break;
     }
+    // Refused on its own, the rest of the file is read past, so the parser goes on to the next part.
+    if (read.each) while (!(await chunks.next()).done);
     throw new HttpError(IMAGE_PROBLEM_STATUS[problem.code], problem.code, problem.message);
   }
 
@@ -256,7 +307,11 @@ async function storeFile(
     },
   });
   await read.bucket.putStream(key, body, { contentType });
-  return { key, name, contentType, sha256: hash.digest("hex"), bytes };
+  if (stream.truncated) {
+    await read.bucket.delete(key).catch(() => {});
+    throw fileTooLarge(field, read.limits.maxFileBytes);
+  }
+  return { key, field, fileName, name, contentType, sha256: hash.digest("hex"), bytes };
 }
 
 /** The answer's name and the object key's segment, from an untrusted file name. */
@@ -267,4 +322,15 @@ function uploadNames(fileName: string): { name: string; safeFileName: string } {
   // A name of dots only would be a path segment, not a key, once it reaches an HTTP client.
   const name = /^\.*$/.test(withoutExtension) ? "upload" : truncateUtf8(withoutExtension, MAX_NAME_BYTES);
   return { name, safeFileName: baseName.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_").slice(0, 120) || "upload" };
+}
+
+/**
+ * The hooks of a route whose body the upload reader takes: Elysia leaves the body unparsed (its parser would build
+ * every file in memory first), and the OpenAPI document still lists the multipart body, from its TypeBox schema.
+ */
+export function streamedBody(body: TSchema, detail: { summary: string; tags: string[] }) {
+  return {
+    parse: "none" as const,
+    detail: { ...detail, requestBody: { required: true, content: { "multipart/form-data": { schema: body } } } },
+  };
 }

@@ -5,6 +5,7 @@ import { LocalFleet } from "../../roles/cloud/local/process-fleet.ts";
 import { Controller } from "../../roles/controller/controller.ts";
 import { JOB_REPORT_EXPIRY_MS } from "../../roles/deployment.ts";
 import { captureLogs } from "../service/support.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
 
 describe("controller loop", () => {
   test("scales a local fleet 0 -> N -> 0 from the queue's depth, logging each decision with its inputs", async () => {
@@ -23,6 +24,7 @@ describe("controller loop", () => {
       scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 1000 },
       intervalMs: 100,
       log: logs.logger,
+      metrics: new ServiceMetrics(),
       now: () => clock,
     });
     const running = async () => (await fleet.list()).filter((i) => i.state === "running").length;
@@ -68,6 +70,7 @@ describe("controller loop", () => {
       scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "cold", scaleInAfterMs: 1000 },
       intervalMs: 100,
       log: logs.logger,
+      metrics: new ServiceMetrics(),
       now: () => clock,
     });
     for (; clock < 3000; clock += 100) await controller.step();
@@ -101,6 +104,7 @@ function controllerOf(options: { depth: QueueDepth; fleet: Fleet; reports?: JobR
     scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: options.poolPolicy, scaleInAfterMs: 1000 },
     intervalMs: 250,
     log: options.logger ?? captureLogs().logger,
+    metrics: new ServiceMetrics(),
     now: options.now,
   });
 }

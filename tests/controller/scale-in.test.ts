@@ -14,6 +14,7 @@ import { resourceNames } from "../../roles/config.ts";
 import type { RoleContext } from "../../roles/context.ts";
 import { startControllerRole } from "../../roles/controller/index.ts";
 import type { JobMessage } from "../../roles/messages.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
 import { freshConfig, startAwsTestRegion, type AwsTestRegion } from "../cloud/clouds.ts";
 import { captureLogs } from "../service/support.ts";
 import { waitFor } from "../support/waiting.ts";
@@ -63,7 +64,7 @@ test("SQS counts that read 0 while jobs are in hand do not stop the instances ho
       };
     }),
   };
-  const context: RoleContext = { config, names, cloud, log: captureLogs().logger };
+  const context: RoleContext = { config, names, cloud, log: captureLogs().logger, metrics: new ServiceMetrics() };
   await cloud.blobs.bucket(names.inBucket).put("job/image.jpg", "not really an image");
   const requests = cloud.queues.queue(names.reqQueue);
   for (let i = 0; i < 2; i++) {

@@ -46,7 +46,7 @@ test("answers on its port through a launched app instance, takes the caller's ad
     await waitFor("the web tier", () => fetch(`${url}/healthz`).then((response) => (response.ok ? true : undefined), () => undefined), 60_000);
     const subjects = await fetch(`${url}/v1/subjects`, { headers: { authorization: `Bearer ${API_TOKEN}` } });
     expect(subjects.status).toBe(200);
-    expect(await subjects.json()).toEqual({ subjects: [] });
+    expect(await subjects.json()).toEqual({ subjects: [], page: 1, size: 100, total: 0 });
     const image = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 150, b: 120 } } }).jpeg().toBuffer();
     const form = new FormData();
     form.append("inputFile", new File([image], "probe.jpg", { type: "image/jpeg" }));

@@ -8,18 +8,23 @@ interface Enrollment {
   subject: string;
   field: string;
   fileName: string;
+  face: string | null;
   bytes: string;
   authorization: string | null;
 }
 
-/** A stand-in for the subjects API: records every enrollment, refuses images whose content is "bad". */
+/**
+ * A stand-in for the subjects API: records every enrollment, refuses images whose content is "bad" (415), "blurred"
+ * (422 low_quality), or "group" (422 multiple_faces, unless the largest face is asked for).
+ */
 function startStub() {
   const enrollments: Enrollment[] = [];
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     async fetch(request) {
-      const match = /^\/v1\/subjects\/([^/]+)\/faces$/.exec(new URL(request.url).pathname);
+      const url = new URL(request.url);
+      const match = /^\/v1\/subjects\/([^/]+)\/faces$/.exec(url.pathname);
       if (request.method !== "POST" || !match) return new Response("not found", { status: 404 });
       if (request.headers.get("authorization") === "Bearer refused") return Response.json({ error: "unauthorized" }, { status: 401 });
       const form = await request.formData();
@@ -27,10 +32,15 @@ function startStub() {
         if (!(value instanceof Blob)) continue;
         const bytes = await value.text();
         if (bytes === "bad") return Response.json({ error: "not_an_image" }, { status: 415 });
+        if (bytes === "blurred") return Response.json({ error: "low_quality", message: "the face is too blurred" }, { status: 422 });
+        if (bytes === "group" && url.searchParams.get("face") !== "largest") {
+          return Response.json({ error: "multiple_faces", message: "the photo has 2 faces" }, { status: 422 });
+        }
         enrollments.push({
           subject: decodeURIComponent(match[1]!),
           field,
           fileName: (value as File).name,
+          face: url.searchParams.get("face"),
           bytes,
           authorization: request.headers.get("authorization"),
         });
@@ -68,7 +78,7 @@ describe("enrollment client", () => {
     expect(run.exitCode).toBe(0);
     expect(bySubject(stub.enrollments)).toEqual(["Emily<-test_01.png:one", "Paul<-test_00.jpg:zero", "Paul<-test_02.jpg:two"]);
     expect(stub.enrollments.every((e) => e.field === "image" && e.authorization === "Bearer s3cret")).toBe(true);
-    expect(run.summary).toEqual({ faces: 3, enrolled: 3, failed: 0, subjects: 2 });
+    expect(run.summary).toEqual({ faces: 3, enrolled: 3, refused: 0, failed: 0, subjects: 2 });
   });
 
   test("--dir enrolls folders named after people (LFW layout), escaping names in the path, and reports failures", async () => {
@@ -87,7 +97,7 @@ describe("enrollment client", () => {
       "José Martí<-José Martí_0001.jpg:jose",
     ]);
     expect(stub.enrollments.every((e) => e.authorization === null)).toBe(true);
-    expect(run.summary).toEqual({ faces: 4, enrolled: 3, failed: 1, subjects: 3 });
+    expect(run.summary).toEqual({ faces: 4, enrolled: 3, refused: 0, failed: 1, subjects: 3 });
     expect(run.stderr).toContain("HTTP 415");
     expect(run.exitCode).toBe(1);
   });
@@ -119,5 +129,23 @@ describe("enrollment client", () => {
     expect(run.exitCode).toBe(1);
     expect(run.stderr).toContain("HTTP 401");
     expect(run.stderr).toContain("the service refused the bearer token from FACEFLEET_API_TOKEN");
+  });
+
+  test("asks for the largest face by default; a refused photo is reported with its reason and the run still exits 0, unless --strict", async () => {
+    stub = startStub();
+    const folder = temporaryFolder({ "Ada/Ada_1.jpg": "group", "Ada/Ada_2.jpg": "blurred", "Bob/Bob_1.jpg": "bob" });
+    const run = await runScript("enroll.ts", ["--url", stub.url, "--dir", folder, "--token", "t"]);
+    expect(run.exitCode).toBe(0);
+    expect(stub.enrollments.map((e) => e.face)).toEqual(["largest", "largest"]);
+    expect(run.summary).toEqual({ faces: 3, enrolled: 2, refused: 1, failed: 0, subjects: 2 });
+    expect(run.stderr).toContain("Ada_2.jpg: refused (low_quality): the face is too blurred");
+
+    const single = await runScript("enroll.ts", ["--url", stub.url, "--dir", folder, "--token", "t", "--face", "single"]);
+    expect(single.summary).toMatchObject({ enrolled: 1, refused: 2 });
+    expect(single.stderr).toContain("Ada_1.jpg: refused (multiple_faces)");
+    expect(single.exitCode).toBe(0);
+
+    const strict = await runScript("enroll.ts", ["--url", stub.url, "--dir", folder, "--token", "t", "--strict"]);
+    expect(strict.exitCode).toBe(1);
   });
 });

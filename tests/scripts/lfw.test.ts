@@ -42,6 +42,7 @@ test("centralFace picks the face nearest the image centre", () => {
     box: { x, y, width: side, height: side },
     score: 1,
     landmarks: [],
+    quality: { sharpness: 1, brightness: 0.5, size: side },
     wholeImage: false,
     embedding: new Float32Array(1),
   });

@@ -46,8 +46,8 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
       expect(response.status).toBe(201);
       expect(await response.json()).toMatchObject({ subject: image.person });
     }
-    const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { subject: string; faces: number }[] };
-    expect(listed.subjects.map((s) => s.subject).sort()).toEqual([...new Set(images.slice(0, 10).map((i) => i.person))].sort());
+    const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { name: string; faces: number }[] };
+    expect(listed.subjects.map((s) => s.name).sort()).toEqual([...new Set(images.slice(0, 10).map((i) => i.person))].sort());
   });
 
   test("classic contract: text/plain <name>:<person>, and the result lands in the output bucket", async () => {
@@ -61,6 +61,35 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
     expect(record).toMatchObject({ faceCount: 1, faces: [{ person: images[0]!.person, known: expect.any(Boolean) }] });
     expect(record.faces[0].similarity).toBeGreaterThan(0.9);
     expect(Object.keys(record.timingsMs)).toEqual(expect.arrayContaining(["decodeMs", "detectMs", "alignMs", "embedMs"]));
+  });
+
+  test("the JSON API with the real model: recognize, detect and verify agree with the classic answer and with each other", async () => {
+    const image = images[0]!;
+    const bytes = await Bun.file(image.file).bytes();
+    const recognized = (await (
+      await fetch(`${service.url}/v1/recognize?mode=closed&k=2`, { method: "POST", body: upload("image", bytes, "a.jpg"), headers: auth })
+    ).json()) as { width: number; height: number; faces: { box: { x: number; y: number; width: number; height: number }; landmarks: number[][]; match: { subject: string }; candidates: unknown[] }[] };
+    expect(recognized).toMatchObject({ width: 64, height: 64 });
+    const [face] = recognized.faces;
+    expect(face!.match.subject).toBe(image.person);
+    expect(face!.candidates.length).toBeLessThanOrEqual(2);
+    expect(face!.landmarks).toHaveLength(5);
+    // Pixel coordinates of the image: the box and every landmark lie within its 64x64 pixels.
+    expect(face!.box.x).toBeGreaterThanOrEqual(0);
+    expect(face!.box.x + face!.box.width).toBeLessThanOrEqual(64.5);
+    for (const [x, y] of face!.landmarks) expect(x! >= 0 && x! <= 64 && y! >= 0 && y! <= 64).toBe(true);
+
+    const detected = (await (await fetch(`${service.url}/v1/detect`, { method: "POST", body: upload("image", bytes, "a.jpg"), headers: auth })).json()) as {
+      faces: { box: unknown; quality: { sharpness: number; brightness: number; size: number } }[];
+    };
+    expect(detected.faces[0]!.box).toEqual(face!.box);
+    expect(detected.faces[0]!.quality.size).toBeCloseTo(Math.min(face!.box.width, face!.box.height), 0);
+
+    const pair = new FormData();
+    pair.append("image1", new File([bytes], "a.jpg"));
+    pair.append("image2", new File([bytes], "b.jpg"));
+    const verified = await (await fetch(`${service.url}/v1/verify`, { method: "POST", body: pair, headers: auth })).json();
+    expect(verified).toMatchObject({ same: true, faces: { image1: face!.box, image2: face!.box } });
   });
 
   test("a long file name in any script is cut to fit the job message, never split mid-character", async () => {
@@ -111,8 +140,8 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
     expect((await fetch(`${service.url}/v1/subjects/Nobody`, { method: "DELETE", headers: auth })).status).toBe(404);
     const removed = await fetch(`${service.url}/v1/subjects/Paul`, { method: "DELETE", headers: auth });
     expect(removed.status).toBe(200);
-    const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { subject: string }[] };
-    expect(listed.subjects.map((s) => s.subject)).not.toContain("Paul");
+    const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { name: string }[] };
+    expect(listed.subjects.map((s) => s.name)).not.toContain("Paul");
   });
 
   test("health", async () => {

@@ -12,6 +12,7 @@ import type { RoleContext } from "../../roles/context.ts";
 import { imageInspector } from "../../roles/start.ts";
 import { startWebRole } from "../../roles/web/index.ts";
 import { captureLogs, courseImages, DATASETS, HAVE_COURSE, postImage, startService, upload, type EmbeddedService } from "./support.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -41,7 +42,7 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
     const config = loadConfig({}, { host: "127.0.0.1", port: 0, dataDir, visibilityTimeoutSeconds: 1 });
     const logs = captureLogs();
     const cloud = localCloud(config, async () => ({ stop: async () => {} }));
-    const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger };
+    const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger , metrics: new ServiceMetrics() };
     const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
     const answer = postImage(`http://127.0.0.1:${web.port}`, images[3]!.file);
     // A consumer takes the job and dies: no reply, no delete, no heartbeat, as after a SIGKILL.
@@ -64,7 +65,7 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
     const config = loadConfig({}, { host: "127.0.0.1", port: 0, dataDir, maxReceives: 2, requestTimeoutMs: 20_000, analysisCacheEntries: 0 });
     const logs = captureLogs();
     const cloud = localCloud(config, async () => ({ stop: async () => {} }));
-    const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger };
+    const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger , metrics: new ServiceMetrics() };
     const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
     const broken = { analyze: () => Promise.reject(new Error("the model is broken")) };
     const app = startAppRole(context, { analyzer: broken, cache: new AnalysisCache(0), threshold: { at: () => 0.5 }, slots: 1, instanceId: "broken" });

@@ -16,6 +16,7 @@ import { startWebRole, type RunningWebRole } from "../../roles/web/index.ts";
 import { freshConfig, startAwsTestRegion, type AwsTestRegion } from "../cloud/clouds.ts";
 import { waitFor } from "../support/waiting.ts";
 import { captureLogs, multipart, testImages } from "./support.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -44,6 +45,7 @@ describe("embedded mode", () => {
       names: resourceNames(config),
       cloud: localCloud(config, async () => ({ stop: async () => {} })),
       log: captureLogs().logger,
+      metrics: new ServiceMetrics(),
     };
     const web = await startWebRole(context, { inspect, tokenSource: "data-dir" });
     try {
@@ -76,7 +78,7 @@ describe("on EC2: the input bucket's private object", () => {
     if (names.outBucket !== names.inBucket) await s3().send(new CreateBucketCommand({ Bucket: names.outBucket }));
     const sqs = new SQSClient({});
     for (const queue of [names.reqQueue, names.respQueue]) await sqs.send(new CreateQueueCommand({ QueueName: queue }));
-    return { config, names, cloud: awsCloud(config), log: captureLogs().logger };
+    return { config, names, cloud: awsCloud(config), log: captureLogs().logger, metrics: new ServiceMetrics() };
   }
   const putToken = (context: RoleContext, token: string) =>
     s3().send(new PutObjectCommand({ Bucket: context.names.inBucket, Key: API_TOKEN_KEY, Body: `${token}\n` }));

@@ -1,7 +1,7 @@
 // The composed HTTP surface over the local stand-ins, with a fake app instance answering jobs: the README's
 // "Bad input" paragraph code by code, and nothing stored for any of them. No model, no datasets.
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { AUTH, multipart, request, startWebHarness, testImages, type WebHarness } from "./support.ts";
+import { AUTH, faceReport, facesResult, multipart, request, startWebHarness, testImages, type WebHarness } from "./support.ts";
 
 let images: Awaited<ReturnType<typeof testImages>>;
 beforeAll(async () => {
@@ -51,6 +51,33 @@ describe("web server", () => {
     expect(await response.json()).toMatchObject({ subject: "Paul", faces: 1 });
     expect(harness.gallery.list()).toEqual([{ subject: "Paul", faces: 1 }]);
     expect(await harness.galleryBucket.get(`embeddings/${response.headers.get("x-request-id")}.f32`)).toBeUndefined();
+  });
+
+  test("/v1/recognize through the queue, its result too large for the reply: read from the output bucket, then removed", async () => {
+    const result = facesResult(Array.from({ length: 8 }, (_, i) => faceReport([{ subject: "Paul", similarity: 0.95 }], { x: i * 40, y: 0, width: 40 - i, height: 40 - i })));
+    harness = await startWebHarness({
+      answer: async (job, buckets) => {
+        await buckets.out.put(`api/${job.jobId}.json`, JSON.stringify(result));
+        return { ok: true, jobId: job.jobId, resultKey: `api/${job.jobId}.json` };
+      },
+    });
+    const response = await harness.app.handle(request("/v1/recognize", { method: "POST", body: multipart("image", images.jpeg, "group.jpg"), headers: AUTH }));
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { faces: { match: unknown }[] };
+    expect(body.faces).toHaveLength(8);
+    expect(body.faces[0]!.match).toEqual({ subject: "Paul", similarity: 0.95 });
+    expect(harness.jobsTaken[0]).toMatchObject({ kind: "faces", faces: { k: 3, maxFaces: 20, minScore: 0, embedding: false } });
+    expect(await harness.outBucket.count()).toBe(0);
+  });
+
+  test("an enrollment the app refuses (no face): 422, and neither the photo nor an embedding is kept", async () => {
+    harness = await startWebHarness({ answer: (job) => ({ ok: false, jobId: job.jobId, error: { code: "no_face", message: "no face found in the photo" } }) });
+    const response = await harness.app.handle(request("/v1/subjects/Paul/faces", { method: "POST", body: multipart("image", images.jpeg, "p.jpg"), headers: AUTH }));
+    await expectError(response, 422, "no_face");
+    expect(harness.jobsTaken).toHaveLength(1);
+    expect(await harness.inBucket.count()).toBe(0);
+    expect(await harness.galleryBucket.count()).toBe(0);
+    expect(harness.gallery.list()).toEqual([]);
   });
 
   describe("bad input: its code, and nothing stored", () => {

@@ -28,7 +28,7 @@ async function subjects(bucket: Bucket = new FileBucket(mkdtempSync(join(tmpdir(
     .use(errorMapping(logs.logger))
     .use(
       subjectsApi({
-        jobs: { submit: async (jobId, kind, upload) => (await embeddingsLeft(jobId), jobs.submit(jobId, kind, upload)) },
+        jobs: { ...jobs, submit: async (jobId, kind, upload, options) => (await embeddingsLeft(jobId), jobs.submit(jobId, kind, upload, options)) },
         gallery,
         uploads: testUploadReader({ maxFileBytes: 64 * 1024 }),
         token: () => TOKEN,
@@ -46,11 +46,11 @@ describe("subjects API", () => {
     expect(response.status).toBe(201);
     expect(await response.json()).toEqual({ subject: "Ada Lovelace", faceId: expect.any(String), faces: 1 });
     expect(submitted.map((s) => s.kind)).toEqual(["embed"]);
-    expect(await (await app.handle(request("/v1/subjects", { headers: AUTH }))).json()).toEqual({ subjects: [{ subject: "Ada Lovelace", faces: 1 }] });
+    expect(await (await app.handle(request("/v1/subjects", { headers: AUTH }))).json()).toEqual({ subjects: [{ name: "Ada Lovelace", faces: 1 }], page: 1, size: 100, total: 1 });
     expect((await app.handle(request("/v1/subjects/Nobody", { method: "DELETE", headers: AUTH }))).status).toBe(404);
     const removed = await app.handle(request("/v1/subjects/Ada%20Lovelace", { method: "DELETE", headers: AUTH }));
     expect(await removed.json()).toEqual({ subject: "Ada Lovelace", removedFaces: 1 });
-    expect(await (await app.handle(request("/v1/subjects", { headers: AUTH }))).json()).toEqual({ subjects: [] });
+    expect(await (await app.handle(request("/v1/subjects", { headers: AUTH }))).json()).toEqual({ subjects: [], page: 1, size: 100, total: 0 });
   });
 
   test("every route needs the token, checked before anything else about the request", async () => {

@@ -10,10 +10,22 @@ import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
 import type { Bucket, JobQueue, QueueService } from "../../roles/cloud/types.ts";
 import { GalleryWriter } from "../../roles/gallery-store.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
 import { captureLogs, type LogCapture } from "../support/logs.ts";
-import { decodeMessage, JobMessageSchema, type JobKind, type JobMessage, type ReplyMessage, type SuccessfulReplyTo } from "../../roles/messages.ts";
+import {
+  decodeMessage,
+  JobMessageSchema,
+  type Candidate,
+  type FaceReport,
+  type FacesOptions,
+  type FacesResult,
+  type JobKind,
+  type JobMessage,
+  type ReplyMessage,
+  type SuccessfulReplyTo,
+} from "../../roles/messages.ts";
 import { imageInspector } from "../../roles/start.ts";
-import { createJobSubmitter, type JobSubmitter } from "../../roles/web/jobs.ts";
+import { createJobSubmitter, type JobOptions, type JobSubmitter } from "../../roles/web/jobs.ts";
 import { ReplyPoller } from "../../roles/web/reply-poller.ts";
 import { createWebServer } from "../../roles/web/server.ts";
 import { createUploadReader, type Upload, type UploadLimits, type UploadReader } from "../../roles/web/upload.ts";
@@ -82,7 +94,7 @@ export function testUploadReader(limits: Partial<UploadLimits> = {}, bucket: Buc
 }
 
 /** Answers jobs as an app instance would: `answer` decides the reply to each job it takes. */
-export type FakeApp = (job: JobMessage) => ReplyMessage | Promise<ReplyMessage>;
+export type FakeApp = (job: JobMessage, buckets: { out: Bucket }) => ReplyMessage | Promise<ReplyMessage>;
 
 const recognizeAs =
   (person: string): FakeApp =>
@@ -95,9 +107,11 @@ export interface WebHarness {
   app: ReturnType<typeof createWebServer>;
   logs: LogCapture;
   inBucket: Bucket;
+  outBucket: Bucket;
   galleryBucket: Bucket;
   requestQueue: JobQueue;
   gallery: GalleryWriter;
+  metrics: ServiceMetrics;
   jobsTaken: JobMessage[];
   stop(): Promise<void>;
 }
@@ -121,16 +135,20 @@ export async function startWebHarness(
   const logs = captureLogs();
   const poller = new ReplyPoller(queues.queue("replies"), logs.logger);
   const gallery = await GalleryWriter.open(galleryBucket);
-  const jobs = createJobSubmitter({ inBucket, requestQueue, replyQueueName: "replies", poller, timeoutMs: options.timeoutMs ?? 10_000, mode: "closed" });
+  const outBucket = blobs.bucket("out");
+  const jobs = createJobSubmitter({ inBucket, outBucket, requestQueue, replyQueueName: "replies", poller, timeoutMs: options.timeoutMs ?? 10_000, mode: "closed" });
   const jobsTaken: JobMessage[] = [];
   const abort = new AbortController();
-  const fakeApp = answerJobs({ queues, requestQueue, inBucket, galleryBucket, jobsTaken, signal: abort.signal, answer: options.answer, decode: true });
+  const fakeApp = answerJobs({ queues, requestQueue, inBucket, outBucket, galleryBucket, jobsTaken, signal: abort.signal, answer: options.answer, decode: true });
   poller.start();
+  const metrics = new ServiceMetrics();
+  metrics.readGalleryFrom(() => gallery.list());
   const app = createWebServer({
     jobs,
     gallery,
     uploads: testUploadReader(options.limits, inBucket),
     log: logs.logger,
+    metrics,
     token: () => TOKEN,
     classicAuth: options.classicAuth ?? false,
     health: () => ({ role: "web" }),
@@ -139,9 +157,11 @@ export async function startWebHarness(
     app,
     logs,
     inBucket,
+    outBucket,
     galleryBucket,
     requestQueue,
     gallery,
+    metrics,
     jobsTaken,
     async stop() {
       abort.abort();
@@ -159,6 +179,7 @@ export async function answerJobs(deps: {
   queues: QueueService;
   requestQueue: JobQueue;
   inBucket: Bucket;
+  outBucket: Bucket;
   galleryBucket: Bucket;
   signal: AbortSignal;
   answer?: FakeApp;
@@ -171,7 +192,7 @@ export async function answerJobs(deps: {
     for (const message of messages) {
       const job = decodeMessage(JobMessageSchema, message.body);
       deps.jobsTaken?.push(job);
-      const reply = (deps.decode ? await imageRefusal(job, deps.inBucket) : undefined) ?? (await answer(job));
+      const reply = (deps.decode ? await imageRefusal(job, deps.inBucket) : undefined) ?? (await answer(job, { out: deps.outBucket }));
       if (reply.ok && "embeddingKey" in reply) await deps.galleryBucket.put(reply.embeddingKey, new Uint8Array(new Float32Array([1, 0, 0, 0]).buffer));
       await deps.queues.queue(job.replyTo).send(JSON.stringify(reply));
       await deps.requestQueue.delete(message.receiptHandle);
@@ -194,21 +215,53 @@ export interface Submission {
   jobId: string;
   kind: JobKind;
   upload: Upload;
+  options?: JobOptions;
 }
 
+/** One face as an app instance reports it: a 100 px box at (10, 20) by default, matched to the given candidates. */
+export function faceReport(candidates: Candidate[] = [], box = { x: 10, y: 20, width: 100, height: 120 }): FaceReport {
+  const { x, y, width } = box;
+  return {
+    box,
+    score: 0.99,
+    landmarks: [
+      [x + width * 0.3, y + 40],
+      [x + width * 0.7, y + 40],
+      [x + width * 0.5, y + 60],
+      [x + width * 0.35, y + 85],
+      [x + width * 0.65, y + 85],
+    ],
+    quality: { sharpness: 0.8, brightness: 0.5, size: Math.min(box.width, box.height) },
+    candidates,
+  };
+}
+
+/** A faces job's result on a 400x300 image. */
+export function facesResult(faces: FaceReport[], extra: Partial<FacesResult> = {}): FacesResult {
+  return { width: 400, height: 300, threshold: 0.9, faces, timings: { decode: 1, detect: 2, align: 3, embed: 4, match: 0.5, total: 11 }, ...extra };
+}
+
+const PAUL = [{ subject: "Paul", similarity: 0.95 }];
+
 /**
- * A job submitter that stores nothing and asks no app: it records each submission and answers from `answer`, which
- * may throw what the real submitter throws (JobRefusedError, JobTimeoutError, a storage fault).
+ * A job submitter that stores nothing and asks no app: it records each submission and answers from `answer` (and
+ * faces jobs from `facesAnswer`), which may throw what the real submitter throws (JobRefusedError, JobTimeoutError, a
+ * storage fault).
  */
 export function fakeJobs(
   answer: (kind: JobKind, jobId: string) => SuccessfulReplyTo<JobKind> = (kind, jobId) =>
     kind === "recognize" ? { ok: true, jobId, person: "Paul", faces: 1 } : { ok: true, jobId, faces: 1, embeddingKey: `embeddings/${jobId}.f32` },
+  facesAnswer: (options: FacesOptions, jobId: string, upload: Upload) => FacesResult = () => facesResult([faceReport(PAUL)]),
 ) {
   const submitted: Submission[] = [];
   const jobs: JobSubmitter = {
-    async submit<K extends JobKind>(jobId: string, kind: K, upload: Upload) {
-      submitted.push({ jobId, kind, upload });
+    async submit<K extends JobKind>(jobId: string, kind: K, upload: Upload, options?: JobOptions) {
+      submitted.push({ jobId, kind, upload, ...(options ? { options } : {}) });
       return answer(kind, jobId) as SuccessfulReplyTo<K>;
+    },
+    async faces(jobId, upload, options) {
+      submitted.push({ jobId, kind: "faces", upload, options: { faces: options } });
+      return facesAnswer(options, jobId, upload);
     },
   };
   return { jobs, submitted };

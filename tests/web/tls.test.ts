@@ -9,6 +9,7 @@ import type { RoleContext } from "../../roles/context.ts";
 import { imageInspector } from "../../roles/start.ts";
 import { startWebRole, type RunningWebRole } from "../../roles/web/index.ts";
 import { captureLogs } from "./support.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -19,7 +20,7 @@ const key = join(folder, "key.pem");
 
 function context(overrides: Partial<Config>): RoleContext {
   const config = loadConfig({}, { host: "127.0.0.1", port: 0, dataDir: join(folder, "data"), apiToken: "t", ...overrides });
-  return { config, names: resourceNames(config), cloud: localCloud(config, async () => ({ stop: async () => {} })), log: captureLogs().logger };
+  return { config, names: resourceNames(config), cloud: localCloud(config, async () => ({ stop: async () => {} })), log: captureLogs().logger , metrics: new ServiceMetrics() };
 }
 const start = (overrides: Partial<Config>) => startWebRole(context(overrides), { inspect: imageInspector(40_000_000), tokenSource: "data-dir" });
 

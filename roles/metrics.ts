@@ -1,0 +1,209 @@
+/**
+ * Every Prometheus series the service exports, defined in this one place. The roles record what they see (the web
+ * role its requests and the replies' timings, the app role its jobs, the controller its last look at the queue and
+ * the fleet); the gallery is read when scraped. Each process has one; the web role serves it at `/metrics`.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { SubjectSummary } from "../model/gallery.ts";
+import type { AppInstance, InstanceState, QueueDepth } from "./cloud/types.ts";
+import type { JobKind } from "./messages.ts";
+
+/** Seconds, from a fast rejection to a request that waited for a cold fleet. */
+const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Seconds per inference stage: a few milliseconds (match) to a second (a large image's decode on a busy core). */
+const STAGE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const INSTANCE_STATES: InstanceState[] = ["pending", "running", "stopping", "stopped", "shutting-down"];
+/** How far back the operator's page's latency percentiles look. */
+const LATENCY_WINDOW_MS = 60_000;
+
+/** How a job's try ended at the app role: answered (ok or refused with a reason), or failed (retried, or set aside). */
+export type JobOutcome = "answered" | "refused" | "failed";
+/** Why a job went to the dead-letter queue. */
+export type DeadLetterReason = "retries_exhausted" | "malformed";
+
+export interface LatencyPercentiles {
+  /** Requests in the window. */
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+/**
+ * Durations of recent requests, for percentiles over the last minute. No timers: the caller passes the clock, and
+ * old entries go when the next one is added or the percentiles are read.
+ */
+export class LatencyWindow {
+  private readonly entries: { at: number; ms: number }[] = [];
+
+  constructor(private readonly spanMs = LATENCY_WINDOW_MS) {}
+
+  add(now: number, ms: number): void {
+    this.entries.push({ at: now, ms });
+    this.forget(now);
+  }
+
+  /** Nearest-rank percentiles in milliseconds; zeros when nothing is in the window. */
+  percentiles(now: number): LatencyPercentiles {
+    this.forget(now);
+    const sorted = this.entries.map((entry) => entry.ms).sort((a, b) => a - b);
+    const rank = (p: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!);
+    return { count: sorted.length, p50: rank(0.5), p90: rank(0.9), p99: rank(0.99) };
+  }
+
+  private forget(now: number): void {
+    let old = 0;
+    while (old < this.entries.length && this.entries[old]!.at <= now - this.spanMs) old++;
+    this.entries.splice(0, old);
+  }
+}
+
+/** What the controller saw last: the request queue and the fleet's instances by state. */
+export interface FleetObservation {
+  queue: QueueDepth;
+  instances: Record<InstanceState, number>;
+}
+
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  /** Recent durations of the requests the web role picks (those that analyse images), for the operator's page. */
+  readonly latency = new LatencyWindow();
+  private gallery: (() => SubjectSummary[]) | undefined;
+  private fleet: FleetObservation | undefined;
+  private inFlight = 0;
+
+  private readonly requestDuration = new Histogram({
+    name: "facefleet_http_request_duration_seconds",
+    help: "HTTP requests by method, route template and status, from arrival to the answer sent.",
+    labelNames: ["method", "route", "status"] as const,
+    buckets: REQUEST_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly jobs = new Counter({
+    name: "facefleet_jobs_total",
+    help: "Tries of jobs at the app role by kind and outcome: answered, refused (an answer with a reason, e.g. no_face) or failed (a fault; tried again).",
+    labelNames: ["kind", "outcome"] as const,
+    registers: [this.registry],
+  });
+  private readonly redelivered = new Counter({
+    name: "facefleet_jobs_redelivered_total",
+    help: "Job messages received again after an earlier receipt (a failed try, a lost consumer, an expired visibility timeout).",
+    registers: [this.registry],
+  });
+  private readonly deadLettered = new Counter({
+    name: "facefleet_jobs_dead_lettered_total",
+    help: "Job messages set aside for the dead-letter queue, by reason.",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  private readonly stageDuration = new Histogram({
+    name: "facefleet_inference_stage_duration_seconds",
+    help: "Time of each inference stage of a job, as the app instance's reply reports it.",
+    labelNames: ["stage"] as const,
+    buckets: STAGE_BUCKETS,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    const metrics = this;
+    new Gauge({
+      name: "facefleet_http_requests_in_flight",
+      help: "HTTP requests arrived and not yet answered.",
+      registers: [this.registry],
+      collect() {
+        this.set(metrics.inFlight);
+      },
+    });
+    new Gauge({
+      name: "facefleet_request_queue_messages",
+      help: "Messages on the request queue as the controller last saw them: visible (waiting) and in_flight (taken, not yet deleted).",
+      labelNames: ["state"] as const,
+      registers: [this.registry],
+      collect() {
+        if (!metrics.fleet) return;
+        this.set({ state: "visible" }, metrics.fleet.queue.visible);
+        this.set({ state: "in_flight" }, metrics.fleet.queue.inFlight);
+      },
+    });
+    new Gauge({
+      name: "facefleet_app_instances",
+      help: "App instances by state as the controller last saw them.",
+      labelNames: ["state"] as const,
+      registers: [this.registry],
+      collect() {
+        if (!metrics.fleet) return;
+        for (const state of INSTANCE_STATES) this.set({ state }, metrics.fleet.instances[state]);
+      },
+    });
+    new Gauge({
+      name: "facefleet_gallery_subjects",
+      help: "Subjects enrolled in the gallery.",
+      registers: [this.registry],
+      collect() {
+        this.set(metrics.gallerySize().subjects);
+      },
+    });
+    new Gauge({
+      name: "facefleet_gallery_faces",
+      help: "Faces enrolled in the gallery, all subjects together.",
+      registers: [this.registry],
+      collect() {
+        this.set(metrics.gallerySize().faces);
+      },
+    });
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  requestStarted(): void {
+    this.inFlight++;
+  }
+
+  requestsInFlightNow(): number {
+    return this.inFlight;
+  }
+
+  /** `route` is the route's template (`/v1/subjects/:name`), never the path, so names do not become series. */
+  requestFinished(request: { method: string; route: string; status: number; ms: number }): void {
+    this.inFlight--;
+    this.requestDuration.observe({ method: request.method, route: request.route, status: String(request.status) }, request.ms / 1000);
+  }
+
+  jobTried(kind: JobKind, outcome: JobOutcome): void {
+    this.jobs.inc({ kind, outcome });
+  }
+
+  jobRedelivered(): void {
+    this.redelivered.inc();
+  }
+
+  jobDeadLettered(reason: DeadLetterReason): void {
+    this.deadLettered.inc({ reason });
+  }
+
+  /** Stage times in milliseconds, as a reply carries them. A stage of 0 ms did not run (the analysis came from the cache). */
+  stagesTimed(timingsMs: Record<string, number>): void {
+    for (const [stage, ms] of Object.entries(timingsMs)) if (ms > 0) this.stageDuration.observe({ stage }, ms / 1000);
+  }
+
+  fleetObserved(queue: QueueDepth, instances: AppInstance[]): void {
+    const counts = Object.fromEntries(INSTANCE_STATES.map((state) => [state, 0])) as Record<InstanceState, number>;
+    for (const { state } of instances) if (state !== "terminated") counts[state]++;
+    this.fleet = { queue, instances: counts };
+  }
+
+  /** The controller's last observation, if this process runs it. */
+  lastFleetObservation(): FleetObservation | undefined {
+    return this.fleet;
+  }
+
+  /** Zeros in a process that holds no gallery. */
+  gallerySize(): { subjects: number; faces: number } {
+    const subjects = this.gallery?.() ?? [];
+    return { subjects: subjects.length, faces: subjects.reduce((sum, subject) => sum + subject.faces, 0) };
+  }
+
+  /** Where the gallery gauges read from when scraped: the web role's gallery. */
+  readGalleryFrom(list: () => SubjectSummary[]): void {
+    this.gallery = list;
+  }
+}

@@ -1,0 +1,43 @@
+/** `POST /v1/detect`: every face with its box, landmarks and quality; nobody is matched. */
+import { Elysia, t } from "elysia";
+import { MAX_FACES } from "../messages.ts";
+import { apiGuard, API_PATH } from "./api-guard.ts";
+import { PlacedFaceSchema, placedFace, QualitySchema, QueryInteger, QueryNumber, UPLOAD_ERRORS } from "./api-schemas.ts";
+import { DEFAULT_MAX_FACES, type FaceRouteOptions } from "./recognize.ts";
+import { requestId } from "./request-id.ts";
+import { streamedBody } from "./upload.ts";
+
+export const DetectAnswerSchema = t.Object({
+  requestId: t.String(),
+  width: t.Integer(),
+  height: t.Integer(),
+  faces: t.Array(t.Composite([PlacedFaceSchema, t.Object({ quality: QualitySchema })]), { description: "every face, largest first" }),
+});
+
+export function detectApi(options: FaceRouteOptions) {
+  const { jobs, uploads } = options;
+  return new Elysia({ name: "detect-api" })
+    .use(requestId)
+    .use(apiGuard(options.token))
+    .post(
+      `${API_PATH}/detect`,
+      async ({ request, query, requestId }) => {
+        const upload = await uploads.readOne(request, requestId, "image");
+        const result = await jobs.faces(requestId, upload, { k: 0, maxFaces: query.maxFaces ?? DEFAULT_MAX_FACES, minScore: query.minScore ?? 0, embedding: false });
+        return {
+          requestId,
+          width: result.width,
+          height: result.height,
+          faces: result.faces.map((face) => ({ ...placedFace(face, result.width, result.height), quality: face.quality })),
+        };
+      },
+      {
+        ...streamedBody(t.Object({ image: t.File({ description: "a JPEG, PNG or WebP photo" }) }), { summary: "Find every face in a photo, with its quality", tags: ["recognition"] }),
+        query: t.Object({
+          maxFaces: QueryInteger({ minimum: 1, maximum: MAX_FACES, description: `most faces answered, largest first (default ${DEFAULT_MAX_FACES})` }),
+          minScore: QueryNumber({ minimum: 0, maximum: 1, description: "faces the detector scored lower are left out" }),
+        }),
+        response: { 200: DetectAnswerSchema, ...UPLOAD_ERRORS },
+      },
+    );
+}

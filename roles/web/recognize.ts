@@ -1,0 +1,94 @@
+/** `POST /v1/recognize`: every face in a photo, largest first, with its box, its best match and the top candidates. */
+import { Elysia, t } from "elysia";
+import { MAX_CANDIDATES, MAX_FACES } from "../messages.ts";
+import { apiGuard, API_PATH } from "./api-guard.ts";
+import { CandidateSchema, PlacedFaceSchema, placedFace, QueryInteger, QueryNumber, UPLOAD_ERRORS } from "./api-schemas.ts";
+import type { JobSubmitter } from "./jobs.ts";
+import { requestId } from "./request-id.ts";
+import { streamedBody, type UploadReader } from "./upload.ts";
+
+export interface FaceRouteOptions {
+  jobs: JobSubmitter;
+  uploads: UploadReader;
+  token: () => string;
+}
+
+export const DEFAULT_CANDIDATES = 3;
+export const DEFAULT_MAX_FACES = 20;
+
+export const RecognizeQuerySchema = t.Object({
+  k: QueryInteger({ minimum: 1, maximum: MAX_CANDIDATES, description: `candidates per face (default ${DEFAULT_CANDIDATES})` }),
+  mode: t.Optional(
+    t.Union([t.Literal("open"), t.Literal("closed")], {
+      description: "open (default): match is null below the threshold; closed: the nearest subject is always the match",
+    }),
+  ),
+  maxFaces: QueryInteger({ minimum: 1, maximum: MAX_FACES, description: `most faces answered, largest first (default ${DEFAULT_MAX_FACES})` }),
+  minScore: QueryNumber({ minimum: 0, maximum: 1, description: "faces the detector scored lower are left out" }),
+});
+
+export const RecognizeAnswerSchema = t.Object({
+  requestId: t.String(),
+  width: t.Integer({ description: "of the upright (EXIF-rotated) image" }),
+  height: t.Integer(),
+  threshold: t.Number({ description: "similarity at or above which a candidate is the match in open mode" }),
+  faces: t.Array(
+    t.Composite([
+      PlacedFaceSchema,
+      t.Object({
+        match: t.Union([CandidateSchema, t.Null()], { description: "the best candidate, or null (open mode, under the threshold)" }),
+        candidates: t.Array(CandidateSchema, { description: "best subjects first, one entry per subject (scored by its template: the mean of its faces)" }),
+      }),
+    ]),
+    { description: "every face, largest first" },
+  ),
+  timings: t.Object(
+    { decode: t.Number(), detect: t.Number(), align: t.Number(), embed: t.Number(), match: t.Number(), queue: t.Number(), total: t.Number() },
+    { description: "milliseconds; queue is the time outside the app instance's work (queues, storage); stages are 0 for a photo analysed before" },
+  ),
+});
+
+export function recognizeApi(options: FaceRouteOptions) {
+  const { jobs, uploads } = options;
+  return new Elysia({ name: "recognize-api" })
+    .use(requestId)
+    .use(apiGuard(options.token))
+    .post(
+      `${API_PATH}/recognize`,
+      async ({ request, query, requestId }) => {
+        const started = performance.now();
+        const upload = await uploads.readOne(request, requestId, "image");
+        const result = await jobs.faces(requestId, upload, {
+          k: query.k ?? DEFAULT_CANDIDATES,
+          maxFaces: query.maxFaces ?? DEFAULT_MAX_FACES,
+          minScore: query.minScore ?? 0,
+          embedding: false,
+        });
+        const open = (query.mode ?? "open") === "open";
+        const total = performance.now() - started;
+        const { total: appTotal, ...stages } = result.timings;
+        return {
+          requestId,
+          width: result.width,
+          height: result.height,
+          threshold: result.threshold,
+          faces: result.faces.map((face) => {
+            const best = face.candidates[0];
+            return {
+              ...placedFace(face, result.width, result.height),
+              match: best && (!open || best.similarity >= result.threshold) ? best : null,
+              candidates: face.candidates,
+            };
+          }),
+          timings: { ...stages, queue: round(Math.max(0, total - appTotal)), total: round(total) },
+        };
+      },
+      {
+        ...streamedBody(t.Object({ image: t.File({ description: "a JPEG, PNG or WebP photo" }) }), { summary: "Recognize every face in a photo", tags: ["recognition"] }),
+        query: RecognizeQuerySchema,
+        response: { 200: RecognizeAnswerSchema, ...UPLOAD_ERRORS },
+      },
+    );
+}
+
+const round = (ms: number) => Math.round(ms * 1000) / 1000;

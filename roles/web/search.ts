@@ -1,0 +1,43 @@
+/** `POST /v1/search`: the nearest subjects to an embedding the caller computed, from the gallery the web role holds. */
+import { Elysia, t } from "elysia";
+import { MAX_CANDIDATES } from "../messages.ts";
+import { apiGuard, API_PATH } from "./api-guard.ts";
+import { CandidateSchema, ErrorAnswerSchema } from "./api-schemas.ts";
+import { HttpError } from "./http-error.ts";
+import { DEFAULT_CANDIDATES } from "./recognize.ts";
+import { requestId } from "./request-id.ts";
+import type { SubjectStore } from "./subjects.ts";
+
+export const SearchBodySchema = t.Object({
+  embedding: t.Array(t.Number(), { minItems: 1, maxItems: 4096, description: "an embedding from the same model as the gallery's (L2-normalised here)" }),
+  k: t.Optional(t.Integer({ minimum: 1, maximum: MAX_CANDIDATES, description: `candidates (default ${DEFAULT_CANDIDATES})` })),
+});
+export const SearchAnswerSchema = t.Object({ candidates: t.Array(CandidateSchema, { description: "best subjects first; empty while nobody is enrolled" }) });
+
+export function searchApi(options: { gallery: Pick<SubjectStore, "search" | "dimensions">; token: () => string }) {
+  const { gallery } = options;
+  return new Elysia({ name: "search-api" })
+    .use(requestId)
+    .use(apiGuard(options.token))
+    .post(
+      `${API_PATH}/search`,
+      ({ body }) => {
+        const dimensions = gallery.dimensions;
+        if (dimensions === undefined) return { candidates: [] };
+        if (body.embedding.length !== dimensions) {
+          throw new HttpError(400, "wrong_dimensions", `the embedding has ${body.embedding.length} dimensions; the gallery's have ${dimensions}`);
+        }
+        const norm = Math.hypot(...body.embedding);
+        if (!(norm > 0) || !Number.isFinite(norm)) throw new HttpError(400, "invalid_embedding", "the embedding must be finite and not all zeros");
+        const embedding = Float32Array.from(body.embedding, (value) => value / norm);
+        return {
+          candidates: gallery.search(embedding, body.k ?? DEFAULT_CANDIDATES).map(({ subject, similarity }) => ({ subject, similarity: Math.round(similarity * 10_000) / 10_000 })),
+        };
+      },
+      {
+        body: SearchBodySchema,
+        response: { 200: SearchAnswerSchema, 400: ErrorAnswerSchema, 401: ErrorAnswerSchema },
+        detail: { summary: "The nearest subjects to an embedding you computed", tags: ["recognition"] },
+      },
+    );
+}

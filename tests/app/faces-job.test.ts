@@ -1,0 +1,93 @@
+// The app role's side of the JSON API: which face an enrollment takes (a table), and a faces job's reply (inline when
+// small, through the output bucket when not), with a fake analyzer and buckets in a temporary folder.
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Gallery } from "../../model/gallery.ts";
+import { fixedThreshold } from "../../model/open-set.ts";
+import type { EmbeddedFace, ImageAnalysis } from "../../model/types.ts";
+import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
+import { chooseEnrollmentFace } from "../../roles/app/enrollment.ts";
+import { handleJob } from "../../roles/app/handle-job.ts";
+import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
+import type { GalleryReader } from "../../roles/gallery-store.ts";
+import { decodeMessage, FacesResultSchema, type FacesOptions, type JobMessage } from "../../roles/messages.ts";
+
+function face(side: number, options: { x?: number; sharpness?: number; brightness?: number; wholeImage?: boolean; embedding?: number[] } = {}): EmbeddedFace {
+  return {
+    box: { x: options.x ?? 0, y: 0, width: side, height: side },
+    score: 0.9,
+    landmarks: [[1, 1], [2, 1], [1.5, 2], [1, 3], [2, 3]],
+    wholeImage: options.wholeImage ?? false,
+    embedding: new Float32Array(options.embedding ?? [1, 0, 0, 0]),
+    quality: { sharpness: options.sharpness ?? 0.8, brightness: options.brightness ?? 0.5, size: side },
+  };
+}
+
+describe("which face an enrollment takes", () => {
+  const cases: [string, EmbeddedFace[], "single" | "largest", string][] = [
+    ["one good face", [face(100)], "single", "enrolled"],
+    ["nothing detected (the whole-image stand-in is no face)", [face(250, { wholeImage: true })], "single", "no_face"],
+    ["two faces", [face(100), face(60, { x: 120 })], "single", "multiple_faces"],
+    ["two faces, the largest asked for", [face(60, { x: 120 }), face(100)], "largest", "enrolled"],
+    ["a 16 px face", [face(16)], "single", "face_too_small"],
+    ["a 24 px face, as in the course's 64x64 crops", [face(24)], "single", "enrolled"],
+    ["blurred", [face(100, { sharpness: 0.005 })], "single", "low_quality"],
+    ["soft, as the course's crops are", [face(100, { sharpness: 0.02 })], "single", "enrolled"],
+    ["too dark", [face(100, { brightness: 0.05 })], "single", "low_quality"],
+    ["washed out", [face(100, { brightness: 0.97 })], "single", "low_quality"],
+  ];
+  for (const [what, faces, which, outcome] of cases) {
+    test(`${what}: ${outcome}`, () => {
+      const choice = chooseEnrollmentFace(faces, which);
+      if (outcome === "enrolled") expect(choice).toEqual({ face: faces.reduce((a, b) => (b.box.width > a.box.width ? b : a)) });
+      else expect(choice).toMatchObject({ refusal: outcome });
+    });
+  }
+});
+
+describe("a faces job", () => {
+  async function run(faces: EmbeddedFace[], options: FacesOptions) {
+    const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-faces-")));
+    const [inBucket, outBucket, galleryBucket] = [blobs.bucket("in"), blobs.bucket("out"), blobs.bucket("gallery")];
+    await inBucket.put("j/a.jpg", new Uint8Array([1]));
+    const gallery = new Gallery(4);
+    gallery.enroll("Ada", new Float32Array([1, 0, 0, 0]));
+    gallery.enroll("Ada", new Float32Array([0.8, 0.6, 0, 0]));
+    gallery.enroll("Bob", new Float32Array([0, 1, 0, 0]));
+    const analysis: ImageAnalysis = { width: 640, height: 480, faces, timings: { decodeMs: 1, detectMs: 2, alignMs: 3, embedMs: 4 } };
+    const job: JobMessage = { kind: "faces", jobId: "j", replyTo: "r", inputKey: "j/a.jpg", name: "a", sha256: "0".repeat(64), mode: "open", faces: options };
+    const reply = await handleJob(job, {
+      analyzer: { analyze: async () => analysis },
+      cache: new AnalysisCache(0),
+      gallery: { current: async () => gallery } as unknown as GalleryReader,
+      inBucket,
+      outBucket,
+      galleryBucket,
+      threshold: fixedThreshold(0.9),
+    });
+    return { reply, outBucket };
+  }
+
+  test("detected faces only, largest first, minScore and maxFaces applied, candidates by subject; small enough to travel inline", async () => {
+    const low = { ...face(80, { x: 300 }), score: 0.3 };
+    const { reply } = await run([face(50, { x: 200, embedding: [0, 1, 0, 0] }), face(250, { wholeImage: true }), low, face(120)], { k: 2, maxFaces: 2, minScore: 0.5, embedding: false });
+    if (!reply.ok || !("result" in reply)) throw new Error(`expected an inline result, got ${JSON.stringify(reply)}`);
+    expect(reply.result.faces.map((f) => f.box.width)).toEqual([120, 50]);
+    expect(reply.result.faces[0]!.candidates).toEqual([
+      { subject: "Ada", similarity: 0.9487 }, // the normalised mean of Ada's two faces
+      { subject: "Bob", similarity: 0 },
+    ]);
+    expect(reply.result).toMatchObject({ width: 640, height: 480, threshold: 0.9, timings: { decode: 1, detect: 2, align: 3, embed: 4 } });
+  });
+
+  test("a reply too large for a job-sized message: the result goes to the output bucket, the reply carries its key", async () => {
+    const many = Array.from({ length: 12 }, (_, i) => face(100 - i, { x: i * 100 }));
+    const { reply, outBucket } = await run(many, { k: 3, maxFaces: 20, minScore: 0, embedding: true });
+    if (!reply.ok || !("resultKey" in reply)) throw new Error(`expected a result key, got ${JSON.stringify(reply)}`);
+    const result = decodeMessage(FacesResultSchema, new TextDecoder().decode((await outBucket.get(reply.resultKey))!));
+    expect(result.faces).toHaveLength(12);
+    expect(new Float32Array(Uint8Array.from(Buffer.from(result.embedding!, "base64")).buffer)).toEqual(new Float32Array([1, 0, 0, 0]));
+  });
+});

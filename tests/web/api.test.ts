@@ -1,0 +1,258 @@
+// detect, verify, search and the subjects routes over the real gallery writer (files in a temporary folder) and a fake
+// job submitter: answers, bad input (each a 4xx with its code), and nothing stored when refused. No model, no datasets.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Value } from "@sinclair/typebox/value";
+import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
+import { GalleryWriter } from "../../roles/gallery-store.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
+import type { FacesResult, JobKind, SuccessfulReplyTo } from "../../roles/messages.ts";
+import { DetectAnswerSchema } from "../../roles/web/detect.ts";
+import { JobRefusedError } from "../../roles/web/jobs.ts";
+import { createWebServer } from "../../roles/web/server.ts";
+import { SubjectFacesSchema, SubjectListSchema } from "../../roles/web/subjects.ts";
+import { SubjectVerifyAnswerSchema, VerifyAnswerSchema } from "../../roles/web/verify.ts";
+import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, request, testImages, testUploadReader } from "./support.ts";
+
+let images: Awaited<ReturnType<typeof testImages>>;
+beforeAll(async () => {
+  images = await testImages();
+});
+
+const base64 = (vector: number[]) => Buffer.from(new Float32Array(vector).buffer).toString("base64");
+/** The embedding the fake app gives each uploaded file, by its name. */
+const EMBEDDINGS: Record<string, number[]> = { "ada.jpg": [1, 0, 0, 0], "ada2.jpg": [0.96, 0.28, 0, 0], "bob.jpg": [0, 1, 0, 0] };
+
+/** Refusals the fake app gives, by file name (as the app role would for an enrollment). */
+const REFUSALS: Record<string, string> = { "empty.jpg": "no_face", "group.jpg": "multiple_faces", "tiny.jpg": "face_too_small", "blur.jpg": "low_quality" };
+
+async function api() {
+  const bucket = new FileBucket(mkdtempSync(join(tmpdir(), "facefleet-api-")), "gallery");
+  const gallery = await GalleryWriter.open(bucket);
+  const { jobs, submitted } = fakeJobs(
+    (_kind: JobKind, jobId: string) => ({ ok: true, jobId, faces: 1, embeddingKey: `embeddings/${jobId}.f32` }) as SuccessfulReplyTo<JobKind>,
+    (options, _jobId, upload): FacesResult => {
+      const file = `${upload.name}.jpg`;
+      if (!EMBEDDINGS[file]) return facesResult([]);
+      return facesResult([faceReport(), faceReport([], { x: 300, y: 10, width: 30, height: 30 })].slice(0, options.maxFaces), options.embedding ? { embedding: base64(EMBEDDINGS[file]!) } : {});
+    },
+  );
+  const submit = jobs.submit;
+  jobs.submit = async (jobId, kind, upload, options) => {
+    const refusal = REFUSALS[`${upload.name}.jpg`];
+    if (refusal) throw new JobRefusedError(refusal, `refused: ${refusal}`);
+    await bucket.put(`embeddings/${jobId}.f32`, new Uint8Array(new Float32Array(EMBEDDINGS[`${upload.name}.jpg`] ?? [1, 0, 0, 0]).buffer));
+    return submit(jobId, kind, upload, options);
+  };
+  const app = createWebServer({
+    jobs,
+    gallery,
+    uploads: testUploadReader({ maxFileBytes: 64 * 1024 }),
+    log: captureLogs().logger,
+    metrics: new ServiceMetrics(),
+    token: () => "a-test-token",
+    classicAuth: false,
+    health: () => ({}),
+  });
+  const call = (method: string, path: string, body?: FormData | object) =>
+    app.handle(
+      request(path, {
+        method,
+        headers: body && !(body instanceof FormData) ? { ...AUTH, "content-type": "application/json" } : AUTH,
+        body: body instanceof FormData ? body : body ? JSON.stringify(body) : undefined,
+      }),
+    );
+  const form = (...parts: [string, string][]) => {
+    const data = new FormData();
+    for (const [field, name] of parts) data.append(field, new File([images.jpeg], name, { type: "image/jpeg" }));
+    return data;
+  };
+  const enroll = (name: string, ...files: string[]) => call("POST", `/v1/subjects/${name}/faces`, form(...files.map((file): [string, string] => ["image", file])));
+  return { app, call, form, enroll, gallery, submitted, bucket };
+}
+
+async function expectError(response: Response, status: number, code: string) {
+  expect(response.status).toBe(status);
+  expect(await response.json()).toEqual({ error: code, message: expect.any(String), requestId: expect.any(String) });
+}
+
+describe("POST /v1/detect", () => {
+  test("faces with box, ratio, landmarks and quality; no matching asked for", async () => {
+    const { call, form, submitted } = await api();
+    const response = await call("POST", "/v1/detect?maxFaces=1", form(["image", "ada.jpg"]));
+    const body = (await response.json()) as { faces: unknown[] };
+    expect(Value.Check(DetectAnswerSchema, body)).toBe(true);
+    expect(body.faces).toEqual([expect.objectContaining({ box: faceReport().box, quality: faceReport().quality })]);
+    expect(submitted[0]!.options).toEqual({ faces: { k: 0, maxFaces: 1, minScore: 0, embedding: false } });
+  });
+
+  test("bad input: missing image 400, bad maxFaces 400", async () => {
+    const { call, form, submitted } = await api();
+    await expectError(await call("POST", "/v1/detect", form(["file", "ada.jpg"])), 400, "missing_field");
+    await expectError(await call("POST", "/v1/detect?maxFaces=1000", form(["image", "ada.jpg"])), 400, "invalid_parameter");
+    expect(submitted).toEqual([]);
+  });
+});
+
+describe("POST /v1/verify", () => {
+  test("same person above the threshold, with both largest faces' boxes", async () => {
+    const { call, form } = await api();
+    const body = await (await call("POST", "/v1/verify", form(["image1", "ada.jpg"], ["image2", "ada2.jpg"]))).json();
+    expect(Value.Check(VerifyAnswerSchema, body)).toBe(true);
+    expect(body).toEqual({ same: true, similarity: 0.96, threshold: 0.9, faces: { image1: faceReport().box, image2: faceReport().box } });
+    const other = await (await call("POST", "/v1/verify", form(["image1", "ada.jpg"], ["image2", "bob.jpg"]))).json();
+    expect(other).toMatchObject({ same: false, similarity: 0 });
+  });
+
+  test("no face in one image: 422 no_face naming it; a missing image: 400", async () => {
+    const { call, form } = await api();
+    const response = await call("POST", "/v1/verify", form(["image1", "ada.jpg"], ["image2", "nobody.jpg"]));
+    expect(response.status).toBe(422);
+    expect(await response.json()).toMatchObject({ error: "no_face", message: "no face found in image2" });
+    await expectError(await call("POST", "/v1/verify", form(["image1", "ada.jpg"])), 400, "missing_field");
+  });
+
+  test("against a subject: scored as search scores it (its template); an unknown subject 404 before any job", async () => {
+    const { call, form, enroll, submitted } = await api();
+    await enroll("Ada", "ada.jpg");
+    await enroll("Ada", "ada2.jpg");
+    await enroll("Bob", "bob.jpg");
+    const body = await (await call("POST", "/v1/subjects/Ada/verify", form(["image", "ada.jpg"]))).json();
+    expect(Value.Check(SubjectVerifyAnswerSchema, body)).toBe(true);
+    // Ada's template is the normalised mean of (1, 0) and (0.96, 0.28): (0.9899, 0.1414).
+    expect(body).toEqual({ subject: "Ada", same: true, similarity: 0.9899, threshold: 0.9, face: faceReport().box });
+    expect(await (await call("POST", "/v1/subjects/Bob/verify", form(["image", "ada.jpg"]))).json()).toMatchObject({ same: false, similarity: 0 });
+    const jobs = submitted.length;
+    await expectError(await call("POST", "/v1/subjects/Nobody/verify", form(["image", "ada.jpg"])), 404, "unknown_subject");
+    await expectError(await call("POST", "/v1/subjects/Ada/verify", form(["image", "nobody.jpg"])), 422, "no_face");
+    expect(submitted.length).toBe(jobs + 1);
+  });
+});
+
+describe("POST /v1/search", () => {
+  test("candidates by subject, best first; the embedding is normalised; nobody enrolled: none", async () => {
+    const { call, enroll } = await api();
+    expect(await (await call("POST", "/v1/search", { embedding: [1, 0, 0, 0] })).json()).toEqual({ candidates: [] });
+    await enroll("Ada", "ada.jpg");
+    await enroll("Ada", "ada2.jpg");
+    await enroll("Bob", "bob.jpg");
+    expect(await (await call("POST", "/v1/search", { embedding: [2, 0, 0, 0], k: 5 })).json()).toEqual({
+      candidates: [
+        { subject: "Ada", similarity: 0.9899 },
+        { subject: "Bob", similarity: 0 },
+      ],
+    });
+  });
+
+  test("bad input: wrong dimension, zeros, not numbers, k out of range, not JSON", async () => {
+    const { call, enroll } = await api();
+    await enroll("Ada", "ada.jpg");
+    await expectError(await call("POST", "/v1/search", { embedding: [1, 0, 0] }), 400, "wrong_dimensions");
+    await expectError(await call("POST", "/v1/search", { embedding: [0, 0, 0, 0] }), 400, "invalid_embedding");
+    await expectError(await call("POST", "/v1/search", { embedding: ["a", 0, 0, 0] }), 400, "invalid_body");
+    await expectError(await call("POST", "/v1/search", { embedding: [1, 0, 0, 0], k: 99 }), 400, "invalid_body");
+    const notJson = await (await api()).app.handle(request("/v1/search", { method: "POST", body: "{embedding", headers: { ...AUTH, "content-type": "application/json" } }));
+    await expectError(notJson, 400, "unreadable_body");
+  });
+});
+
+describe("subjects", () => {
+  test("pages of subjects by name, a subject's faces with when and from what", async () => {
+    const { call, enroll } = await api();
+    for (const name of ["Cy", "Ada", "Bob"]) expect((await enroll(name, "ada.jpg")).status).toBe(201);
+    const page = await (await call("GET", "/v1/subjects?page=2&size=2")).json();
+    expect(Value.Check(SubjectListSchema, page)).toBe(true);
+    expect(page).toEqual({ subjects: [{ name: "Cy", faces: 1 }], page: 2, size: 2, total: 3 });
+    const faces = await (await call("GET", "/v1/subjects/Ada")).json();
+    expect(Value.Check(SubjectFacesSchema, faces)).toBe(true);
+    expect(faces).toEqual({ name: "Ada", faces: [{ faceId: expect.any(String), createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), source: "ada.jpg" }] });
+    await expectError(await call("GET", "/v1/subjects/Nobody"), 404, "unknown_subject");
+    await expectError(await call("GET", "/v1/subjects?size=0"), 400, "invalid_parameter");
+  });
+
+  test("rename; into an existing subject only with ?merge=true", async () => {
+    const { call, enroll, gallery } = await api();
+    await enroll("Ada", "ada.jpg");
+    await enroll("Bob", "bob.jpg");
+    await expectError(await call("PATCH", "/v1/subjects/Ada", { name: "Bob" }), 409, "subject_exists");
+    await expectError(await call("PATCH", "/v1/subjects/Nobody", { name: "X" }), 404, "unknown_subject");
+    await expectError(await call("PATCH", "/v1/subjects/Ada", { name: "a/b" }), 400, "invalid_body");
+    expect(gallery.list()).toEqual([
+      { subject: "Ada", faces: 1 },
+      { subject: "Bob", faces: 1 },
+    ]);
+    expect(await (await call("PATCH", "/v1/subjects/Ada", { name: "Ada L" })).json()).toEqual({ name: "Ada L", faces: 1 });
+    expect(await (await call("PATCH", "/v1/subjects/Ada%20L?merge=true", { name: "Bob" })).json()).toEqual({ name: "Bob", faces: 2 });
+    expect(gallery.list()).toEqual([{ subject: "Bob", faces: 2 }]);
+  });
+
+  test("remove one face; another subject's face or an unknown one: 404", async () => {
+    const { call, enroll, gallery } = await api();
+    const { faceId } = (await (await enroll("Ada", "ada.jpg")).json()) as { faceId: string };
+    await enroll("Ada", "ada2.jpg");
+    await enroll("Bob", "bob.jpg");
+    await expectError(await call("DELETE", `/v1/subjects/Bob/faces/${faceId}`), 404, "unknown_face");
+    await expectError(await call("DELETE", "/v1/subjects/Ada/faces/f999"), 404, "unknown_face");
+    expect(await (await call("DELETE", `/v1/subjects/Ada/faces/${faceId}`)).json()).toEqual({ subject: "Ada", faceId, faces: 1 });
+    expect(gallery.facesOf("Ada").map((face) => face.source)).toEqual(["ada2.jpg"]);
+  });
+
+  describe("enrollment refusals: 422 with the reason, nothing stored", () => {
+    for (const [file, code] of Object.entries(REFUSALS)) {
+      test(code, async () => {
+        const { enroll, gallery, bucket } = await api();
+        await expectError(await enroll("Ada", file), 422, code);
+        expect(gallery.list()).toEqual([]);
+        expect(await bucket.count()).toBe(0);
+      });
+    }
+  });
+
+  test("?face=largest goes to the app; a bad value is a 400 before any job", async () => {
+    const { call, form, submitted } = await api();
+    expect((await call("POST", "/v1/subjects/Ada/faces?face=largest", form(["image", "ada.jpg"]))).status).toBe(201);
+    expect(submitted[0]!.options).toEqual({ enrollFace: "largest" });
+    await expectError(await call("POST", "/v1/subjects/Ada/faces?face=all", form(["image", "ada.jpg"])), 400, "invalid_parameter");
+    expect(submitted).toHaveLength(1);
+  });
+
+  test("several image parts: answered part by part, the good ones enrolled", async () => {
+    const { enroll, gallery } = await api();
+    const response = await enroll("Ada", "ada.jpg", "group.jpg", "ada2.jpg");
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      subject: "Ada",
+      faces: 2,
+      results: [
+        { file: "ada.jpg", status: 201, faceId: expect.any(String) },
+        { file: "group.jpg", status: 422, error: "multiple_faces", message: expect.any(String) },
+        { file: "ada2.jpg", status: 201, faceId: expect.any(String) },
+      ],
+    });
+    expect(gallery.faceCount("Ada")).toBe(2);
+  });
+});
+
+test("every /v1 route needs the token: 401, and no job", async () => {
+  const { app, form, submitted } = await api();
+  const routes: [string, string][] = [
+    ["POST", "/v1/recognize"],
+    ["POST", "/v1/detect"],
+    ["POST", "/v1/verify"],
+    ["POST", "/v1/search"],
+    ["GET", "/v1/subjects"],
+    ["GET", "/v1/subjects/Ada"],
+    ["PATCH", "/v1/subjects/Ada"],
+    ["DELETE", "/v1/subjects/Ada"],
+    ["DELETE", "/v1/subjects/Ada/faces/f1"],
+    ["POST", "/v1/subjects/Ada/faces"],
+    ["POST", "/v1/subjects/Ada/verify"],
+  ];
+  for (const [method, path] of routes) {
+    const body = method === "POST" || method === "PATCH" ? form(["image", "ada.jpg"]) : undefined;
+    await expectError(await app.handle(request(path, { method, body })), 401, "unauthorized");
+  }
+  expect(submitted).toEqual([]);
+});

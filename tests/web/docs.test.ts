@@ -1,0 +1,83 @@
+// The API docs: OpenAPI 3 listing every route with its schemas and an example, and a docs page that loads nothing
+// from outside the service.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { request, startWebHarness, type WebHarness } from "./support.ts";
+
+let harness: WebHarness;
+beforeAll(async () => {
+  harness = await startWebHarness();
+});
+afterAll(() => harness.stop());
+
+interface Operation {
+  requestBody?: { content: Record<string, { schema: unknown }> };
+  parameters?: { name: string; in: string; schema: unknown }[];
+  responses?: Record<string, { content?: Record<string, { schema: { examples?: unknown[] } }> }>;
+}
+type Spec = { openapi: string; paths: Record<string, Record<string, Operation>> };
+
+const openApiPath = (path: string) => path.replace(/:(\w+)/g, "{$1}");
+
+async function fetchSpec(): Promise<Spec> {
+  const response = await harness.app.handle(request("/openapi/json"));
+  expect(response.status).toBe(200);
+  return (await response.json()) as Spec;
+}
+
+const documentedRoutes = () => harness.app.routes.filter((route) => !(route.hooks.detail as { hide?: boolean } | undefined)?.hide);
+
+describe("API docs", () => {
+  test("/openapi/json is OpenAPI 3 and lists every route but the docs' and the page's own, with its parameters and body", async () => {
+    const spec = await fetchSpec();
+    expect(spec.openapi).toMatch(/^3\./);
+    const documented = documentedRoutes();
+    expect(documented.map((route) => `${route.method} ${route.path}`)).toEqual(expect.arrayContaining(["GET /metrics", "GET /stats", "GET /healthz", "POST /", "POST /v1/recognize"]));
+    for (const route of documented) {
+      const operation = spec.paths[openApiPath(route.path)]?.[route.method.toLowerCase()];
+      expect(operation, `${route.method} ${route.path}`).toBeDefined();
+      if (route.hooks.body) expect(operation!.requestBody?.content["multipart/form-data"] ?? operation!.requestBody?.content["application/json"], `${route.method} ${route.path} body`).toBeDefined();
+      for (const name of route.path.match(/:(\w+)/g) ?? []) {
+        expect(operation!.parameters?.map((parameter) => parameter.name), `${route.method} ${route.path}`).toContain(name.slice(1));
+      }
+    }
+  });
+
+  const withoutExample = async (routes: ReturnType<typeof documentedRoutes>) => {
+    const spec = await fetchSpec();
+    return routes
+      .filter((route) => {
+        const answers = Object.entries(spec.paths[openApiPath(route.path)]?.[route.method.toLowerCase()]?.responses ?? {}).filter(([status]) => status.startsWith("2"));
+        const schemas = answers.flatMap(([, answer]) => Object.values(answer.content ?? {}));
+        return schemas.length === 0 || schemas.some(({ schema }) => !schema.examples?.length);
+      })
+      .map((route) => `${route.method} ${route.path}`);
+  };
+
+  test("the operations routes and the classic contract each have an answer schema with an example", async () => {
+    expect(await withoutExample(documentedRoutes().filter((route) => !route.path.startsWith("/v1")))).toEqual([]);
+  });
+
+  // The /v1 routes are the api branch's: a todo until each of their answer schemas carries an example.
+  test.todo("every /v1 route has an answer schema with an example", async () => {
+    expect(await withoutExample(documentedRoutes().filter((route) => route.path.startsWith("/v1")))).toEqual([]);
+  });
+
+  test("/docs references only the service's own URLs, and each of them answers 200", async () => {
+    const response = await harness.app.handle(request("/docs"));
+    expect(response.status).toBe(200);
+    const html = await response.text();
+    const references = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((match) => match[1]!);
+    const loadedUrls = [...html.matchAll(/"url":"([^"]+)"/g)].map((match) => new URL(match[1]!, "http://localhost/docs").pathname);
+    expect(references.length).toBeGreaterThanOrEqual(2);
+    expect(html).not.toMatch(/https?:\/\//);
+    for (const url of [...references, ...loadedUrls]) {
+      expect(url.startsWith("/"), url).toBe(true);
+      const asset = await harness.app.handle(request(url));
+      expect(asset.status, url).toBe(200);
+      expect((await asset.arrayBuffer()).byteLength, url).toBeGreaterThan(0);
+    }
+    expect(loadedUrls).toEqual(["/openapi/json"]);
+    // Left on, Swagger UI loads a validation badge from validator.swagger.io for any host but localhost.
+    expect(html).toContain(`"validatorUrl":"none"`);
+  });
+});

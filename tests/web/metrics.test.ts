@@ -1,0 +1,213 @@
+// /metrics scraped over real HTTP and parsed as Prometheus text; /stats; the latency window; what the app role's
+// consumer and the controller record.
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fixedThreshold } from "../../model/open-set.ts";
+import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
+import { Consumer } from "../../roles/app/consumer.ts";
+import { BucketJobReports, localReportKey } from "../../roles/cloud/job-reports.ts";
+import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
+import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
+import { LocalFleet } from "../../roles/cloud/local/process-fleet.ts";
+import { Controller } from "../../roles/controller/controller.ts";
+import { GalleryReader } from "../../roles/gallery-store.ts";
+import type { JobMessage } from "../../roles/messages.ts";
+import { LatencyWindow, ServiceMetrics } from "../../roles/metrics.ts";
+import { AUTH, captureLogs, faceReport, facesResult, multipart, startWebHarness, testImages, type WebHarness } from "./support.ts";
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The Prometheus text exposition format, line by line: `name{label="value",…} number`; a line it cannot read fails the test. */
+function parseExposition(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match) throw new Error(`not Prometheus text: ${line}`);
+    const labels = Object.fromEntries([...(match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((label) => [label[1]!, label[2]!]));
+    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+const value = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
+  samples.find((sample) => sample.name === name && Object.entries(labels).every(([key, wanted]) => sample.labels[key] === wanted))?.value;
+
+let harness: WebHarness | undefined;
+let server: { stop(): unknown } | undefined;
+afterEach(async () => {
+  server?.stop();
+  await harness?.stop();
+  harness = server = undefined;
+});
+
+async function listen(h: WebHarness): Promise<string> {
+  h.app.listen({ hostname: "127.0.0.1", port: 0 });
+  server = h.app;
+  return `http://127.0.0.1:${h.app.server!.port}`;
+}
+
+/** The after-answer hooks run once the answer is sent: wait until the scrape shows `count` requests timed. */
+async function scrapeAfter(url: string, timed: number): Promise<Sample[]> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const response = await fetch(`${url}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
+    const samples = parseExposition(await response.text());
+    const counted = samples.filter((sample) => sample.name === "facefleet_http_request_duration_seconds_count").reduce((sum, sample) => sum + sample.value, 0);
+    if (counted >= timed) return samples;
+    await Bun.sleep(20);
+  }
+  throw new Error(`fewer than ${timed} requests timed`);
+}
+
+describe("/metrics", () => {
+  test("a real scrape: requests by route template and status (answers before routing under one label), the gallery, stage timings from replies, process memory; no token needed", async () => {
+    const images = await testImages();
+    harness = await startWebHarness({
+      answer: (job) =>
+        job.kind === "faces"
+          ? { ok: true, jobId: job.jobId, result: facesResult([faceReport([{ subject: "Paul", similarity: 0.95 }])]) }
+          : job.kind === "recognize"
+            ? { ok: true, jobId: job.jobId, person: "Paul", faces: 1 }
+            : { ok: true, jobId: job.jobId, faces: 1, embeddingKey: `embeddings/${job.jobId}.f32` },
+    });
+    const url = await listen(harness);
+    expect((await fetch(`${url}/`, { method: "POST", body: multipart("inputFile", images.jpeg, "a.jpg") })).status).toBe(200);
+    expect((await fetch(`${url}/v1/recognize`, { method: "POST", body: multipart("image", images.jpeg, "a.jpg"), headers: AUTH })).status).toBe(200);
+    expect((await fetch(`${url}/v1/subjects/Paul%20Smith/faces`, { method: "POST", body: multipart("image", images.jpeg, "p.jpg"), headers: AUTH })).status).toBe(201);
+    expect((await fetch(`${url}/v1/subjects/Someone/faces`, { method: "POST", body: multipart("image", images.jpeg, "p.jpg") })).status).toBe(401);
+    expect((await fetch(`${url}/no/such/page`)).status).toBe(404);
+
+    const samples = await scrapeAfter(url, 5);
+    const count = "facefleet_http_request_duration_seconds_count";
+    expect(value(samples, count, { method: "POST", route: "/", status: "200" })).toBe(1);
+    expect(value(samples, count, { method: "POST", route: "/v1/recognize", status: "200" })).toBe(1);
+    expect(value(samples, count, { method: "POST", route: "/v1/subjects/:name/faces", status: "201" })).toBe(1);
+    expect(value(samples, count, { method: "POST", route: "/v1/subjects/:name/faces", status: "401" })).toBeUndefined();
+    expect(value(samples, count, { method: "POST", route: "unrouted", status: "401" })).toBe(1);
+    expect(value(samples, count, { method: "GET", route: "unrouted", status: "404" })).toBe(1);
+    expect(samples.some((sample) => Object.values(sample.labels).some((label) => label.includes("Paul") || label.includes("/no/such")))).toBe(false);
+    expect(value(samples, "facefleet_http_requests_in_flight")).toBe(1); // the scrape itself
+    expect(value(samples, "facefleet_gallery_subjects")).toBe(1);
+    expect(value(samples, "facefleet_gallery_faces")).toBe(1);
+    expect(value(samples, "facefleet_inference_stage_duration_seconds_count", { stage: "detect" })).toBe(1);
+    expect(value(samples, "facefleet_inference_stage_duration_seconds_sum", { stage: "embed" })).toBeCloseTo(0.004);
+    expect(value(samples, "process_resident_memory_bytes")).toBeGreaterThan(0);
+    // The page's percentiles count the POSTs only (four above), not the scrapes and the 404.
+    const stats = (await (await fetch(`${url}/stats`)).json()) as { latencyMs: { count: number; p50: number; p99: number } };
+    expect(stats.latencyMs.count).toBe(4);
+    expect(stats.latencyMs.p99).toBeGreaterThanOrEqual(stats.latencyMs.p50);
+  });
+
+  test("/stats: the controller's last look at the queue and the fleet, POST latency percentiles, the gallery", async () => {
+    harness = await startWebHarness();
+    const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 30, maxReceives: 3, deadLetterQueue: "dlq" });
+    const queue = queues.queue("requests");
+    for (let i = 0; i < 3; i++) await queue.send(`job ${i}`);
+    await queue.receive({ maxMessages: 1, waitSeconds: 0 });
+    const fleet = new LocalFleet(async () => ({ stop: async () => {} }));
+    const scaling = { maxInstances: 2, slotsPerInstance: 1, poolPolicy: "warm" as const, scaleInAfterMs: 1000 };
+    const reports = new BucketJobReports(new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-reports-"))).bucket("reports"), localReportKey);
+    const controller = new Controller({ queue, fleet, reports, scaling, intervalMs: 100, log: captureLogs().logger, metrics: harness.metrics });
+    await controller.step();
+    await fleet.settled();
+    await controller.step();
+    const url = await listen(harness);
+    const stats = await (await fetch(`${url}/stats`)).json();
+    expect(stats).toEqual({
+      queue: { visible: 2, inFlight: 1 },
+      instances: { pending: 0, running: 2, stopping: 0, stopped: 0, "shutting-down": 0 },
+      latencyMs: { count: 0, p50: 0, p90: 0, p99: 0 },
+      requestsInFlight: 1,
+      subjects: 0,
+      faces: 0,
+    });
+    const samples = parseExposition(await (await fetch(`${url}/metrics`)).text());
+    expect(value(samples, "facefleet_request_queue_messages", { state: "visible" })).toBe(2);
+    expect(value(samples, "facefleet_app_instances", { state: "running" })).toBe(2);
+  });
+});
+
+test("stage timings: a stage of 0 ms (an analysis from the cache) is not observed", async () => {
+  const metrics = new ServiceMetrics();
+  metrics.stagesTimed({ decode: 12, detect: 30, match: 0.4 });
+  metrics.stagesTimed({ decode: 0, detect: 0, match: 0.3 });
+  const samples = parseExposition(await metrics.registry.metrics());
+  const count = (stage: string) => value(samples, "facefleet_inference_stage_duration_seconds_count", { stage });
+  expect([count("decode"), count("detect"), count("match")]).toEqual([1, 1, 2]);
+});
+
+describe("latency window", () => {
+  const cases: [string, [number, number][], number, { count: number; p50: number; p90: number; p99: number }][] = [
+    ["empty", [], 0, { count: 0, p50: 0, p90: 0, p99: 0 }],
+    ["one request", [[0, 40]], 1000, { count: 1, p50: 40, p90: 40, p99: 40 }],
+    ["nearest rank over ten", Array.from({ length: 10 }, (_, i): [number, number] => [i, (i + 1) * 10]), 100, { count: 10, p50: 50, p90: 90, p99: 100 }],
+    ["older than the span is forgotten", [[0, 5000], [30_000, 10], [59_000, 20]], 60_000, { count: 2, p50: 10, p90: 20, p99: 20 }],
+  ];
+  for (const [what, entries, now, expected] of cases) {
+    test(what, () => {
+      const window = new LatencyWindow(60_000);
+      for (const [at, ms] of entries) window.add(at, ms);
+      expect(window.percentiles(now)).toEqual(expected);
+    });
+  }
+});
+
+describe("the app role's job series", () => {
+  test("answered, refused, failed, redelivered and dead-lettered, as the consumer sees them", async () => {
+    const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-metrics-")));
+    const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 1, maxReceives: 2, deadLetterQueue: "dlq" });
+    const requestQueue = queues.queue("requests");
+    const inBucket = blobs.bucket("in");
+    const metrics = new ServiceMetrics();
+    const consumer = new Consumer({
+      requestQueue,
+      deadLetterQueue: queues.queue("dlq"),
+      queues,
+      slots: 2,
+      visibilityTimeoutSeconds: 1,
+      maxReceives: 2,
+      log: captureLogs().logger,
+      metrics,
+      job: {
+        analyzer: { analyze: () => Promise.reject(new Error("the model is broken")) },
+        cache: new AnalysisCache(0),
+        gallery: new GalleryReader(blobs.bucket("gallery")),
+        inBucket,
+        outBucket: blobs.bucket("out"),
+        galleryBucket: blobs.bucket("gallery"),
+        threshold: fixedThreshold(0.5),
+      },
+    });
+    const job = (jobId: string, inputKey: string): JobMessage => ({ kind: "recognize", jobId, replyTo: "replies", inputKey, name: jobId, sha256: "0".repeat(64), mode: "open" });
+    await inBucket.put("present.jpg", new Uint8Array([1, 2, 3]));
+    await requestQueue.send(JSON.stringify(job("missing", "absent.jpg"))); // refused: input_missing
+    await requestQueue.send(JSON.stringify(job("broken", "present.jpg"))); // fails twice, then set aside
+    await requestQueue.send("not a job");
+    consumer.start();
+    const replies = queues.queue("replies");
+    const received: string[] = [];
+    for (let attempt = 0; attempt < 50 && received.length < 2; attempt++) {
+      for (const message of await replies.receive({ maxMessages: 10, waitSeconds: 1 })) {
+        received.push(JSON.parse(message.body).jobId);
+        await replies.delete(message.receiptHandle);
+      }
+    }
+    await consumer.stop();
+    expect(received.sort()).toEqual(["broken", "missing"]);
+    const samples = parseExposition(await metrics.registry.metrics());
+    expect(value(samples, "facefleet_jobs_total", { kind: "recognize", outcome: "refused" })).toBe(1);
+    expect(value(samples, "facefleet_jobs_total", { kind: "recognize", outcome: "failed" })).toBe(2);
+    expect(value(samples, "facefleet_jobs_total", { kind: "recognize", outcome: "answered" })).toBeUndefined();
+    expect(value(samples, "facefleet_jobs_redelivered_total")).toBe(1);
+    expect(value(samples, "facefleet_jobs_dead_lettered_total", { reason: "retries_exhausted" })).toBe(1);
+    expect(value(samples, "facefleet_jobs_dead_lettered_total", { reason: "malformed" })).toBe(1);
+  }, 15_000);
+});
