@@ -294,8 +294,12 @@ async function storeFile(
       if (wanted < MAX_HEADER_BYTES) continue;
       break;
     }
-    // Refused on its own, the rest of the file is read past, so the parser goes on to the next part.
-    if (read.each) while (!(await chunks.next()).done);
+    if (read.each) {
+      // Refused on its own, the rest of the file is read past, so the parser goes on to the next part; its size is
+      // then known, and a file over the limit is refused for that first, as a whole body would be.
+      while (!(await chunks.next()).done);
+      if (stream.truncated) throw fileTooLarge(field, read.limits.maxFileBytes);
+    }
     throw new HttpError(IMAGE_PROBLEM_STATUS[problem.code], problem.code, problem.message);
   }
 

@@ -233,6 +233,25 @@ describe("subjects", () => {
     });
     expect(gallery.faceCount("Ada")).toBe(2);
   });
+
+  test("several image parts read as a stream: a part refused from its header or its size is answered on its own, the parts after it still read", async () => {
+    const { call, gallery, submitted } = await api();
+    const data = new FormData();
+    data.append("image", new File([images.jpeg], "ada.jpg", { type: "image/jpeg" }));
+    data.append("image", new File([images.notAnImage], "note.jpg", { type: "image/jpeg" }));
+    data.append("image", new File([new Uint8Array(64 * 1024 + 1)], "huge.jpg", { type: "image/jpeg" }));
+    data.append("image", new File([images.jpeg], "ada2.jpg", { type: "image/jpeg" }));
+    const response = await call("POST", "/v1/subjects/Ada/faces", data);
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { results: unknown[] }).results).toEqual([
+      { file: "ada.jpg", status: 201, faceId: expect.any(String) },
+      { file: "note.jpg", status: 400, error: "not_an_image", message: expect.any(String) },
+      { file: "huge.jpg", status: 413, error: "file_too_large", message: expect.any(String) },
+      { file: "ada2.jpg", status: 201, faceId: expect.any(String) },
+    ]);
+    expect(submitted.map((submission) => submission.upload.fileName)).toEqual(["ada.jpg", "ada2.jpg"]);
+    expect(gallery.faceCount("Ada")).toBe(2);
+  });
 });
 
 test("every /v1 route needs the token: 401, and no job", async () => {
