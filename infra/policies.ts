@@ -155,8 +155,8 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
   const statements: PolicyStatement[] = [
     listBuckets(scope),
     // An upload is put before its job is sent, and deleted if the send fails (roles/web/jobs.ts).
-    { Sid: "PutUploads", Effect: "Allow", Action: ["s3:PutObject", "s3:DeleteObject"], Resource: arn.object(names.inBucket, "*") },
-    { Sid: "NeverWriteTokenOrBake", Effect: "Deny", Action: ["s3:PutObject", "s3:DeleteObject"], Resource: arn.privateInputs },
+    { Sid: "PutUploads", Effect: "Allow", Action: ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], Resource: arn.object(names.inBucket, "*") },
+    { Sid: "NeverWriteTokenOrBake", Effect: "Deny", Action: ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], Resource: arn.privateInputs },
     { Sid: "ReadApiToken", Effect: "Allow", Action: "s3:GetObject", Resource: arn.object(names.inBucket, API_TOKEN_KEY) },
     { Sid: "ReadWriteGallery", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: gallery },
     // An enrollment reads the embedding an app instance wrote, then deletes it (roles/gallery-store.ts).

@@ -41,6 +41,10 @@ export const ConfigSchema = Type.Object({
   port: Type.Integer({ minimum: 0, maximum: 65535, default: WEB_PORT }),
   dataDir: Type.String({ default: "./data", description: "Embedded mode: where local buckets live" }),
   maxUploadBytes: Type.Integer({ minimum: 1, default: 10 * 1024 * 1024 }),
+  concurrentUploads: Type.Integer({ minimum: 1, default: 16, description: "Upload bodies the web role reads at once; more wait for a slot" }),
+  uploadWaitMs: Type.Integer({ minimum: 0, default: 60_000, description: "How long a request waits for an upload slot before it gets 503 busy" }),
+  uploadQueueLength: Type.Integer({ minimum: 0, default: 200, description: "Requests that may wait for an upload slot; one more gets 503 busy at once" }),
+  bodyTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: "How long an upload's body may take once its reading starts, before 408 body_timeout" }),
   requestTimeoutMs: Type.Integer({ minimum: 1, default: 60_000, description: "A request waiting longer gets 504" }),
   answerMode: Type.Union(AnswerModeSchema.anyOf, {
     default: "closed",
@@ -72,7 +76,7 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>;
 
 /** The settings each role reads: a role is handed its slice of the configuration, not the whole of it. */
-const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
+const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
 const APP_SETTINGS = ["visibilityTimeoutSeconds", "maxReceives"] as const;
 const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs"] as const;
 export type WebConfig = Pick<Config, (typeof WEB_SETTINGS)[number]>;

@@ -7,6 +7,12 @@ export type { JobReport };
 export interface Bucket {
   readonly name: string;
   put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<void>;
+  /**
+   * Stores what `body` yields as it arrives, reading it no faster than the store takes it, and holding no more of it
+   * than one write needs. The object exists only once the stream has ended: if the stream errors, nothing is stored
+   * (any partial write is removed) and the stream's error is thrown.
+   */
+  putStream(key: string, body: ReadableStream<Uint8Array>, options?: PutOptions): Promise<void>;
   /** undefined when the key does not exist. */
   get(key: string): Promise<Uint8Array | undefined>;
   /** A version tag that changes whenever the object changes; undefined when it does not exist. */

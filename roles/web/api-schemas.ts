@@ -22,8 +22,10 @@ const ERROR_EXAMPLES = {
   404: { error: "unknown_subject", message: "no subject named 'Jane_Doe'" },
   409: { error: "subject_exists", message: "a subject named 'Aaron_Sorkin' exists; add ?merge=true to merge into it" },
   413: { error: "file_too_large", message: "the file in 'image' has 12582912 bytes; the limit is 10485760" },
+  408: { error: "body_timeout", message: "the upload was not received within 30000 ms" },
   415: { error: "unsupported_format", message: "gif images are not supported; send JPEG, PNG or WebP" },
   422: { error: "no_face", message: "no face found in image" },
+  503: { error: "busy", message: "too many uploads are waiting; try again shortly" },
 } as const;
 type ErrorStatus = keyof typeof ERROR_EXAMPLES;
 
@@ -41,6 +43,9 @@ export function errorAnswers<S extends ErrorStatus>(
   }
   return answers;
 }
+
+/** The refusals of a route that takes an upload: bad input, no token, the body's deadline, its size, its format, no upload slot. */
+export const UPLOAD_REFUSALS = [400, 401, 408, 413, 415, 503] as const;
 
 export const BoxRatioSchema = t.Object(
   { left: t.Number(), top: t.Number(), width: t.Number(), height: t.Number() },

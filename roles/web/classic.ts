@@ -4,13 +4,12 @@ import type { Logger } from "../log.ts";
 import { bearerGuard } from "./bearer.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
-import { readUpload, type ImageInspector } from "./upload.ts";
+import { streamedBody, type UploadReader } from "./upload.ts";
 
 export interface ClassicOptions {
   jobs: JobSubmitter;
-  inspect: ImageInspector;
+  uploads: UploadReader;
   log: Logger;
-  maxUploadBytes: number;
   /** Set when the classic contract needs the bearer token too (FACEFLEET_CLASSIC_AUTH); open otherwise, as the course's grader expects. */
   token?: () => string;
 }
@@ -21,17 +20,16 @@ export function classicContract(options: ClassicOptions) {
     .use(options.token ? bearerGuard((method, pathname) => method === "POST" && pathname === "/", options.token) : new Elysia())
     .post(
       "/",
-      async ({ body, requestId }) => {
-        const upload = await readUpload(body.inputFile, "inputFile", options.maxUploadBytes, options.inspect);
+      async ({ request, requestId }) => {
+        const upload = await options.uploads.readOne(request, requestId, "inputFile");
         const started = performance.now();
         const reply = await options.jobs.submit(requestId, "recognize", upload);
         options.log.info("recognized", { requestId, name: upload.name, person: reply.person, ms: Math.round(performance.now() - started) });
         return new Response(`${upload.name}:${reply.person}`, { headers: { "content-type": "text/plain; charset=utf-8" } });
       },
       {
-        body: t.Object({ inputFile: t.File() }),
+        ...streamedBody(t.Object({ inputFile: t.File() }), { summary: "The classic contract: the person in the photo, as text", tags: ["classic"] }),
         response: { 200: t.String({ description: "`<file name without extension>:<person>` as text/plain", examples: ["test_00:Paul"] }) },
-        detail: { summary: "The classic contract: the person in the photo, as text", tags: ["classic"] },
       },
     );
 }

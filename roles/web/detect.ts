@@ -13,11 +13,12 @@ import {
   QualitySchema,
   QueryInteger,
   QueryNumber,
+  UPLOAD_REFUSALS,
   withExample,
 } from "./api-schemas.ts";
 import { DEFAULT_MAX_FACES, type FaceRouteOptions } from "./recognize.ts";
 import { requestId } from "./request-id.ts";
-import { readUpload } from "./upload.ts";
+import { streamedBody } from "./upload.ts";
 
 export const DetectAnswerSchema = withExample(
   t.Object({
@@ -30,14 +31,14 @@ export const DetectAnswerSchema = withExample(
 );
 
 export function detectApi(options: FaceRouteOptions) {
-  const { jobs, inspect, maxUploadBytes } = options;
+  const { jobs, uploads } = options;
   return new Elysia({ name: "detect-api" })
     .use(requestId)
     .use(apiGuard(options.token))
     .post(
       `${API_PATH}/detect`,
-      async ({ body, query, requestId }) => {
-        const upload = await readUpload(body.image, "image", maxUploadBytes, inspect);
+      async ({ request, query, requestId }) => {
+        const upload = await uploads.readOne(request, requestId, "image");
         const result = await jobs.faces(requestId, upload, { k: 0, maxFaces: query.maxFaces ?? DEFAULT_MAX_FACES, minScore: query.minScore ?? 0, embedding: false });
         return {
           requestId,
@@ -47,13 +48,12 @@ export function detectApi(options: FaceRouteOptions) {
         };
       },
       {
-        body: t.Object({ image: t.File({ description: "a JPEG, PNG or WebP photo" }) }),
+        ...streamedBody(t.Object({ image: t.File({ description: "a JPEG, PNG or WebP photo" }) }), { summary: "Find every face in a photo, with its quality", tags: ["recognition"] }),
         query: t.Object({
           maxFaces: QueryInteger({ minimum: 1, maximum: MAX_FACES, description: `most faces answered, largest first (default ${DEFAULT_MAX_FACES})` }),
           minScore: QueryNumber({ minimum: 0, maximum: 1, description: "faces the detector scored lower are left out" }),
         }),
-        response: { 200: DetectAnswerSchema, ...errorAnswers([400, 401, 413, 415]) },
-        detail: { summary: "Find every face in a photo, with its quality", tags: ["recognition"] },
+        response: { 200: DetectAnswerSchema, ...errorAnswers([...UPLOAD_REFUSALS]) },
       },
     );
 }

@@ -7,7 +7,7 @@ import { createJobSubmitter } from "./jobs.ts";
 import { ReplyPoller } from "./reply-poller.ts";
 import { createWebServer } from "./server.ts";
 import { readTls } from "./tls.ts";
-import type { ImageInspector } from "./upload.ts";
+import { createUploadReader, type ImageInspector } from "./upload.ts";
 
 export interface RunningWebRole extends RunningRole {
   port: number;
@@ -20,6 +20,15 @@ export interface WebRoleOptions {
    * mode), or the private object of the input bucket (EC2, where a missing one stops the boot).
    */
   tokenSource: "data-dir" | "input-bucket";
+}
+
+/**
+ * Bun's own body limit, a backstop only: it answers a bare 413 (no code, no request id), from content-length before
+ * any handler runs, or once it has received that much of a chunked body. It reads ahead of what the upload reader has
+ * taken, so it stays well above the reader's limit, which refuses with a code as soon as a body passes it.
+ */
+export function bodySizeBackstop(maxUploadBytes: number): number {
+  return 2 * maxUploadBytes + 1024 * 1024;
 }
 
 export async function startWebRole({ config, names, cloud, log: rootLog, health, metrics }: RoleContext<WebConfig>, options: WebRoleOptions): Promise<RunningWebRole> {
@@ -43,24 +52,36 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     timeoutMs: config.requestTimeoutMs,
     mode: config.answerMode,
   });
+  const uploads = createUploadReader({
+    bucket: inBucket,
+    inspect: options.inspect,
+    limits: {
+      maxFileBytes: config.maxUploadBytes,
+      concurrentBodies: config.concurrentUploads,
+      slotWaitMs: config.uploadWaitMs,
+      maxQueued: config.uploadQueueLength,
+      bodyTimeoutMs: config.bodyTimeoutMs,
+    },
+  });
   const app = createWebServer({
     jobs,
     gallery,
-    inspect: options.inspect,
+    uploads,
     log,
     metrics,
-    maxUploadBytes: config.maxUploadBytes,
     token: () => token.current(),
     classicAuth: config.classicAuth,
     health: () => ({
       role: "web",
       waitingRequests: poller.pending.size,
+      uploadsReading: uploads.slots.reading,
+      uploadsQueued: uploads.slots.queued,
       subjects: gallery.list().length,
       ...Object.fromEntries([...(health ?? [])].map(([role, read]) => [role, read()])),
     }),
   });
   try {
-    app.listen({ hostname: config.host, port: config.port, maxRequestBodySize: config.maxUploadBytes + 1024 * 1024, ...(tls ? { tls } : {}) });
+    app.listen({ hostname: config.host, port: config.port, maxRequestBodySize: bodySizeBackstop(config.maxUploadBytes), ...(tls ? { tls } : {}) });
   } catch (error) {
     token.stop();
     if (!tls) throw error;

@@ -1,10 +1,10 @@
-/** Submits one job for an upload and waits for its reply: image to the input bucket, ids on the request queue. */
+/** Submits one job for a stored upload and waits for its reply: ids and keys on the request queue, never bytes. */
 import type { Bucket, JobQueue } from "../cloud/types.ts";
 import type { AnswerMode } from "../deployment.ts";
 import { decodeMessage, FacesResultSchema, type FacesOptions, type FacesResult, type JobKind, type JobMessage, type SuccessfulReplyTo } from "../messages.ts";
 import { ReplyTimeoutError } from "./correlation.ts";
 import type { ReplyPoller } from "./reply-poller.ts";
-import type { Upload } from "./upload.ts";
+import { IMAGE_PROBLEM_STATUS, type Upload } from "./upload.ts";
 
 /** What a job asks for beyond its image: a faces job's options, an enrollment's choice of face. */
 export type JobOptions = Pick<JobMessage, "faces" | "enrollFace">;
@@ -46,8 +46,7 @@ export function createJobSubmitter(deps: {
 }): JobSubmitter {
   const submitter: JobSubmitter = {
     async submit(jobId, kind, upload, options = {}) {
-      const inputKey = `${jobId}/${upload.safeFileName}`;
-      await deps.inBucket.put(inputKey, upload.bytes, { contentType: upload.contentType });
+      const inputKey = upload.key;
       const job: JobMessage = {
         kind,
         jobId,
@@ -75,8 +74,9 @@ export function createJobSubmitter(deps: {
         throw error;
       }
       if (!answer.ok) {
-        // A refused enrollment keeps nothing; other jobs' images stay, as the record of what was asked.
-        if (kind === "embed") await deps.inBucket.delete(inputKey).catch(() => {});
+        // A refused enrollment keeps nothing; other jobs' images stay, as the record of what was asked. The web role
+        // reads only headers, so an image damaged past its header is the app's to find, and is not kept either.
+        if (kind === "embed" || Object.hasOwn(IMAGE_PROBLEM_STATUS, answer.error.code)) await deps.inBucket.delete(inputKey).catch(() => {});
         throw new JobRefusedError(answer.error.code, answer.error.message);
       }
       return answer as SuccessfulReplyTo<typeof kind>;

@@ -15,16 +15,16 @@ import {
   placedFace,
   QueryInteger,
   QueryNumber,
+  UPLOAD_REFUSALS,
   withExample,
 } from "./api-schemas.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
-import { readUpload, type ImageInspector } from "./upload.ts";
+import { streamedBody, type UploadReader } from "./upload.ts";
 
 export interface FaceRouteOptions {
   jobs: JobSubmitter;
-  inspect: ImageInspector;
-  maxUploadBytes: number;
+  uploads: UploadReader;
   token: () => string;
 }
 
@@ -73,15 +73,15 @@ export const RecognizeAnswerSchema = withExample(
 );
 
 export function recognizeApi(options: FaceRouteOptions) {
-  const { jobs, inspect, maxUploadBytes } = options;
+  const { jobs, uploads } = options;
   return new Elysia({ name: "recognize-api" })
     .use(requestId)
     .use(apiGuard(options.token))
     .post(
       `${API_PATH}/recognize`,
-      async ({ body, query, requestId }) => {
+      async ({ request, query, requestId }) => {
         const started = performance.now();
-        const upload = await readUpload(body.image, "image", maxUploadBytes, inspect);
+        const upload = await uploads.readOne(request, requestId, "image");
         const result = await jobs.faces(requestId, upload, {
           k: query.k ?? DEFAULT_CANDIDATES,
           maxFaces: query.maxFaces ?? DEFAULT_MAX_FACES,
@@ -108,10 +108,9 @@ export function recognizeApi(options: FaceRouteOptions) {
         };
       },
       {
-        body: t.Object({ image: t.File({ description: "a JPEG, PNG or WebP photo" }) }),
+        ...streamedBody(t.Object({ image: t.File({ description: "a JPEG, PNG or WebP photo" }) }), { summary: "Recognize every face in a photo", tags: ["recognition"] }),
         query: RecognizeQuerySchema,
-        response: { 200: RecognizeAnswerSchema, ...errorAnswers([400, 401, 413, 415]) },
-        detail: { summary: "Recognize every face in a photo", tags: ["recognition"] },
+        response: { 200: RecognizeAnswerSchema, ...errorAnswers([...UPLOAD_REFUSALS]) },
       },
     );
 }

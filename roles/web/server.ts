@@ -19,16 +19,15 @@ import { searchApi } from "./search.ts";
 import { verifyApi } from "./verify.ts";
 import { requestId } from "./request-id.ts";
 import { subjectsApi, type SubjectStore } from "./subjects.ts";
-import type { ImageInspector } from "./upload.ts";
+import type { UploadReader } from "./upload.ts";
 import { uploadLimit } from "./upload-limit.ts";
 
 export interface WebDependencies {
   jobs: JobSubmitter;
   gallery: SubjectStore;
-  inspect: ImageInspector;
+  uploads: UploadReader;
   log: Logger;
   metrics: ServiceMetrics;
-  maxUploadBytes: number;
   /** The bearer token requests to the admin routes must carry (and the classic contract's, with `classicAuth`). */
   token: () => string;
   classicAuth: boolean;
@@ -36,20 +35,20 @@ export interface WebDependencies {
 }
 
 export function createWebServer(deps: WebDependencies) {
-  const { inspect, log, maxUploadBytes, metrics } = deps;
+  const { uploads, log, metrics } = deps;
   const jobs = timedJobs(deps.jobs, metrics);
   return new Elysia()
     .use(requestId)
     .use(metricsEndpoint(metrics))
     .use(errorMapping(log))
-    .use(uploadLimit(maxUploadBytes))
+    .use(uploadLimit(uploads.limits.maxFileBytes))
     .use(apiDocs())
     .use(health(deps.health))
     .use(operatorPage(() => liveStats(metrics)))
-    .use(classicContract({ jobs, inspect, log, maxUploadBytes, token: deps.classicAuth ? deps.token : undefined }))
-    .use(recognizeApi({ jobs, inspect, maxUploadBytes, token: deps.token }))
-    .use(detectApi({ jobs, inspect, maxUploadBytes, token: deps.token }))
-    .use(verifyApi({ jobs, inspect, maxUploadBytes, gallery: deps.gallery, token: deps.token }))
+    .use(classicContract({ jobs, uploads, log, token: deps.classicAuth ? deps.token : undefined }))
+    .use(recognizeApi({ jobs, uploads, token: deps.token }))
+    .use(detectApi({ jobs, uploads, token: deps.token }))
+    .use(verifyApi({ jobs, uploads, gallery: deps.gallery, token: deps.token }))
     .use(searchApi({ gallery: deps.gallery, token: deps.token }))
-    .use(subjectsApi({ jobs, inspect, maxUploadBytes, gallery: deps.gallery, token: deps.token }));
+    .use(subjectsApi({ jobs, uploads, gallery: deps.gallery, token: deps.token }));
 }

@@ -3,12 +3,12 @@ import { Elysia, t } from "elysia";
 import type { GalleryWriter } from "../gallery-store.ts";
 import { EnrollFaceSchema, type EnrollFace } from "../messages.ts";
 import { apiGuard, API_PATH } from "./api-guard.ts";
-import { errorAnswers, EXAMPLE_CANDIDATES, EXAMPLE_MATCH, QueryInteger, withExample } from "./api-schemas.ts";
+import { errorAnswers, EXAMPLE_CANDIDATES, EXAMPLE_MATCH, QueryInteger, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
 import { refusalOf } from "./errors.ts";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
-import { readUpload, type ImageInspector } from "./upload.ts";
+import { streamedBody, type RefusedFile, type Upload, type UploadReader } from "./upload.ts";
 
 /** The gallery as the subjects API uses it. */
 export type SubjectStore = Pick<
@@ -19,8 +19,7 @@ export type SubjectStore = Pick<
 export interface SubjectsOptions {
   jobs: JobSubmitter;
   gallery: SubjectStore;
-  inspect: ImageInspector;
-  maxUploadBytes: number;
+  uploads: UploadReader;
   token: () => string;
 }
 
@@ -29,6 +28,8 @@ export const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: "^[
 const Name = t.Object({ name: SubjectName });
 
 export const DEFAULT_PAGE_SIZE = 100;
+/** Image parts one enrollment request may carry. */
+export const MAX_ENROLL_IMAGES = 20;
 export const MAX_PAGE_SIZE = 1000;
 
 /** The docs' subjects: the gallery the recognize examples were matched against. */
@@ -97,19 +98,20 @@ export const EnrollQuerySchema = t.Object({
 const tags = ["subjects"];
 
 export function subjectsApi(options: SubjectsOptions) {
-  const { jobs, gallery, inspect, maxUploadBytes } = options;
+  const { jobs, gallery, uploads } = options;
 
   /** One image part: its face enrolled, or the client's reason it was not (anything else is a fault, thrown). */
-  async function enrollPart(requestId: string, subject: string, file: File, face: EnrollFace): Promise<PartResult> {
+  async function enrollPart(requestId: string, subject: string, part: Upload | RefusedFile, face: EnrollFace): Promise<PartResult> {
+    const file = part.fileName;
     try {
-      const upload = await readUpload(file, "image", maxUploadBytes, inspect);
-      const reply = await jobs.submit(requestId, "embed", upload, { enrollFace: face });
-      const faceId = await gallery.enrollFromKey(subject, reply.embeddingKey, { createdAt: new Date().toISOString(), source: file.name });
-      return { file: file.name, status: 201, faceId };
+      if ("refusal" in part) throw part.refusal;
+      const reply = await jobs.submit(requestId, "embed", part, { enrollFace: face });
+      const faceId = await gallery.enrollFromKey(subject, reply.embeddingKey, { createdAt: new Date().toISOString(), source: file });
+      return { file, status: 201, faceId };
     } catch (error) {
       const refusal = refusalOf(error);
       if (!refusal) throw error;
-      return { file: file.name, status: refusal.status, error: refusal.code, message: refusal.message };
+      return { file, status: refusal.status, error: refusal.code, message: refusal.message };
     }
   }
 
@@ -144,8 +146,8 @@ export function subjectsApi(options: SubjectsOptions) {
     )
     .post(
       `${API_PATH}/subjects/:name/faces`,
-      async ({ params, body, query, requestId, set }) => {
-        const files = Array.isArray(body.image) ? body.image : [body.image];
+      async ({ params, request, query, requestId, set }) => {
+        const files = await uploads.readEach(request, requestId, "image", MAX_ENROLL_IMAGES);
         const face = query.face ?? "single";
         if (files.length === 1) {
           const result = await enrollPart(requestId, params.name, files[0]!, face);
@@ -161,12 +163,14 @@ export function subjectsApi(options: SubjectsOptions) {
       {
         params: Name,
         query: EnrollQuerySchema,
-        body: t.Object({ image: t.Files({ description: "one photo (answered 201 or a 4xx), or several (answered 200, part by part)" }) }),
-        response: { 200: EnrolledPartsSchema, 201: EnrolledSchema, ...errorAnswers([400, 401, 409, 413, 415, 422], {
+        ...streamedBody(
+          t.Object({ image: t.Files({ maxItems: MAX_ENROLL_IMAGES, description: "one photo (answered 201 or a 4xx), or several (answered 200, part by part)" }) }),
+          { summary: "Enroll a subject's face from a photo; unusable photos are refused with a reason and nothing is stored", tags },
+        ),
+        response: { 200: EnrolledPartsSchema, 201: EnrolledSchema, ...errorAnswers([...UPLOAD_REFUSALS, 409, 422], {
           409: { error: "embedding_mismatch", message: "the gallery holds 128-d embeddings but the model gives 512-d ones: re-enroll after changing the embedder" },
           422: { error: "face_too_small", message: "the face is 14 pixels across; at least 20 are needed" },
         }) },
-        detail: { summary: "Enroll a subject's face from a photo; unusable photos are refused with a reason and nothing is stored", tags },
       },
     )
     .patch(

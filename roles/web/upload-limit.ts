@@ -1,9 +1,7 @@
 /** Refuses a body over the upload limit from its `content-length`, before a byte of it is read. */
 import { Elysia } from "elysia";
 import { HttpError } from "./http-error.ts";
-
-/** Multipart overhead allowed on top of the file itself before a request is refused unread. */
-const MULTIPART_SLACK_BYTES = 64 * 1024;
+import { MULTIPART_SLACK_BYTES } from "./upload.ts";
 
 export function uploadLimit(maxUploadBytes: number) {
   return new Elysia({ name: "upload-limit", seed: maxUploadBytes }).onRequest(({ request }) => {

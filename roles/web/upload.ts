@@ -1,15 +1,44 @@
-/** Turns an untrusted multipart file into validated image bytes, or a clear 4xx. */
+/**
+ * The one way uploads are read: an untrusted multipart body, each file streamed into the input bucket as it arrives
+ * (checked from its header first, hashed on the way), or a clear 4xx with nothing stored. A bounded number of bodies
+ * is read at once, each within a deadline, so memory does not grow with the number or the size of uploads.
+ */
+import Busboy, { type BusboyFileStream, type BusboyInstance } from "@fastify/busboy";
+import type { TSchema } from "@sinclair/typebox";
+import type { Bucket } from "../cloud/types.ts";
 import { MAX_NAME_BYTES } from "../deployment.ts";
 import { HttpError } from "./http-error.ts";
+import { UploadSlots } from "./upload-slots.ts";
 
+/** An image stored in the input bucket; its bytes are not held. */
 export interface Upload {
-  bytes: Uint8Array;
+  /** Its key in the input bucket: `<request id>/<safe file name>`. */
+  key: string;
+  /** The multipart field it came in. */
+  field: string;
+  /** The file name as sent (only for answers and records, never a key). */
+  fileName: string;
   /** The file name without directories or extension: the classic answer's prefix and the output key. */
   name: string;
-  /** A safe object-key segment derived from the file name. */
-  safeFileName: string;
   contentType: string;
   sha256: string;
+  bytes: number;
+}
+
+/** A file refused on its own (its header, its size) while the rest of its body was read: nothing of it is stored. */
+export interface RefusedFile {
+  field: string;
+  fileName: string;
+  refusal: HttpError;
+}
+
+/** The files a route takes: each field's most files. Every field named must hold at least one. */
+export type FileFields = Record<string, number>;
+
+/** What a multipart body held: the files of the asked-for fields, stored, and its text fields. */
+export interface UploadForm {
+  uploads: Upload[];
+  fields: Record<string, string>;
 }
 
 export type ImageProblemCode = "empty" | "not_an_image" | "truncated" | "unsupported_format" | "too_many_pixels";
@@ -50,24 +79,262 @@ function truncateUtf8(text: string, maxBytes: number): string {
   return text.slice(0, end);
 }
 
-export async function readUpload(file: File, field: string, maxBytes: number, inspect: ImageInspector): Promise<Upload> {
-  if (file.size === 0) throw new HttpError(400, "empty_file", `the file in '${field}' is empty`);
-  if (file.size > maxBytes) {
-    throw new HttpError(413, "file_too_large", `the file in '${field}' has ${file.size} bytes; the limit is ${maxBytes}`);
+export interface UploadLimits {
+  maxFileBytes: number;
+  /** Bodies read at once; further requests wait for one of these slots. */
+  concurrentBodies: number;
+  /** How long a request waits for a slot before it gets 503. */
+  slotWaitMs: number;
+  /** Requests that may wait for a slot; one more gets 503 at once. */
+  maxQueued: number;
+  /** How long a body may take to arrive once its reading starts, before it gets 408. */
+  bodyTimeoutMs: number;
+}
+
+export interface UploadReader {
+  readonly limits: UploadLimits;
+  readonly slots: UploadSlots;
+  /**
+   * Reads `request`'s multipart body: the files of `files`' fields, each stored as it arrives, and the text fields.
+   * Any refusal (a file's header, size, the deadline, a malformed body) removes what was stored.
+   */
+  read(request: Request, requestId: string, files: FileFields): Promise<UploadForm>;
+  /** `read` of exactly one file. */
+  readOne(request: Request, requestId: string, field: string): Promise<Upload>;
+  /**
+   * Up to `maxFiles` files of `field`, in order, each stored or refused on its own (its header, its size), so a route
+   * can answer part by part. A failure of the body itself (deadline, malformed, too large) still refuses them all.
+   */
+  readEach(request: Request, requestId: string, field: string, maxFiles: number): Promise<(Upload | RefusedFile)[]>;
+}
+
+/** Multipart overhead (boundaries, part headers, small text fields) allowed on top of the files themselves. */
+export const MULTIPART_SLACK_BYTES = 64 * 1024;
+const MAX_TEXT_FIELDS = 16;
+/** Bytes read before a file's header is inspected; a longer header (JPEG metadata before its frame) is read on, up to the cap. */
+const HEADER_BYTES = 64 * 1024;
+const MAX_HEADER_BYTES = 1024 * 1024;
+
+export function createUploadReader(deps: { bucket: Bucket; inspect: ImageInspector; limits: UploadLimits }): UploadReader {
+  const slots = new UploadSlots(deps.limits.concurrentBodies, deps.limits.slotWaitMs, deps.limits.maxQueued);
+  const readParts = async (request: Request, requestId: string, files: FileFields, each: boolean) => {
+    const contentType = request.headers.get("content-type") ?? "";
+    if (!/^multipart\/form-data\s*;/i.test(contentType) || !request.body) {
+      throw new HttpError(400, "unreadable_body", "the body must be multipart/form-data");
+    }
+    const release = await slots.acquire();
+    if (!release) {
+      throw new HttpError(503, "busy", `${slots.capacity} uploads are being read and ${slots.queued} wait; try again in a few seconds`);
+    }
+    try {
+      return await readForm(request.body, contentType, { ...deps, requestId, files, each });
+    } finally {
+      release();
+    }
+  };
+  const reader: UploadReader = {
+    limits: deps.limits,
+    slots,
+    async read(request, requestId, files) {
+      const { parts, fields } = await readParts(request, requestId, files, false);
+      return { uploads: parts.filter((part): part is Upload => "key" in part), fields };
+    },
+    async readOne(request, requestId, field) {
+      const { uploads } = await reader.read(request, requestId, { [field]: 1 });
+      return uploads[0]!;
+    },
+    async readEach(request, requestId, field, maxFiles) {
+      return (await readParts(request, requestId, { [field]: maxFiles }, true)).parts;
+    },
+  };
+  return reader;
+}
+
+interface FormRead {
+  bucket: Bucket;
+  inspect: ImageInspector;
+  limits: UploadLimits;
+  requestId: string;
+  files: FileFields;
+  /** Each file refused on its own rather than the whole body. */
+  each: boolean;
+}
+
+const fileTooLarge = (field: string, maxFileBytes: number) =>
+  new HttpError(413, "file_too_large", `a file in '${field}' has more than ${maxFileBytes} bytes, the limit`);
+
+async function readForm(
+  body: ReadableStream<Uint8Array>,
+  contentType: string,
+  read: FormRead,
+): Promise<{ parts: (Upload | RefusedFile)[]; fields: Record<string, string> }> {
+  const { limits, files: wanted } = read;
+  const totalFiles = Object.values(wanted).reduce((sum, count) => sum + count, 0);
+  let parser: BusboyInstance;
+  try {
+    parser = new Busboy({
+      headers: { "content-type": contentType },
+      limits: { fileSize: limits.maxFileBytes, files: totalFiles + 1, fields: MAX_TEXT_FIELDS, parts: totalFiles + 1 + MAX_TEXT_FIELDS },
+    });
+  } catch (error) {
+    throw new HttpError(400, "unreadable_body", "the body must be multipart/form-data with a boundary", { cause: error });
   }
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  const problem = await inspect(bytes);
-  if (problem) throw new HttpError(IMAGE_PROBLEM_STATUS[problem.code], problem.code, problem.message);
-  const baseName = file.name.split(/[\\/]/).pop() ?? "";
+  // The first failure wins; everything in progress (the body, each file's store) stops at it. The files' streams are
+  // destroyed with it rather than raced against it: a race per chunk would keep every chunk reachable until the end.
+  const failed = Promise.withResolvers<never>();
+  failed.promise.catch(() => {});
+  let failure: Error | undefined;
+  const streams: BusboyFileStream[] = [];
+  const fail = (error: unknown) => {
+    failure ??= error as Error;
+    failed.reject(failure);
+    for (const stream of streams) stream.destroy(failure);
+  };
+  const deadline = setTimeout(
+    () => fail(new HttpError(408, "body_timeout", `the body did not arrive within ${limits.bodyTimeoutMs} ms`)),
+    limits.bodyTimeoutMs,
+  );
+
+  const storing: Promise<Upload | RefusedFile>[] = [];
+  const received = new Map<string, number>();
+  const fields: Record<string, string> = {};
+  parser.on("file", (field, stream, fileName, _encoding, mimeType) => {
+    const most = Object.hasOwn(wanted, field) ? wanted[field]! : 0;
+    if (most === 0 || failure) return void stream.resume();
+    const count = received.get(field) ?? 0;
+    if (count === most) return fail(new HttpError(400, "too_many_files", `at most ${most} file(s) in '${field}'`));
+    received.set(field, count + 1);
+    // Refused on its own, a file too large is cut by busboy and removed once stored; otherwise the body stops at once.
+    if (!read.each) stream.on("limit", () => fail(fileTooLarge(field, limits.maxFileBytes)));
+    streams.push(stream);
+    const stored: Promise<Upload | RefusedFile> = storeFile(stream, field, fileName, mimeType || "application/octet-stream", storing.length, read).catch(
+      (error: unknown) => {
+        if (read.each && !failure && error instanceof HttpError && error.status < 500) return { field, fileName, refusal: error };
+        throw error;
+      },
+    );
+    stored.catch(fail);
+    storing.push(stored);
+  });
+  parser.on("field", (name, value) => {
+    fields[name] = value;
+  });
+  parser.on("error", (error) => fail(new HttpError(400, "unreadable_body", "the multipart body is malformed", { cause: error })));
+  const parsed = new Promise<void>((resolve) => parser.on("finish", resolve));
+
+  const reader = body.getReader();
+  const pump = async () => {
+    let bytes = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+      // A chunked body has no length to refuse it by up front: it is refused as soon as it passes the limit.
+      if (bytes > totalFiles * limits.maxFileBytes + MULTIPART_SLACK_BYTES) throw fileTooLarge(Object.keys(wanted).join("', '"), limits.maxFileBytes);
+      if (!parser.write(value)) await new Promise((resolve) => parser.once("drain", resolve));
+    }
+    parser.end();
+    await parsed;
+  };
+  try {
+    await Promise.race([pump(), failed.promise]);
+    const parts = await Promise.race([Promise.all(storing), failed.promise]);
+    const missing = Object.keys(wanted).find((field) => !received.has(field));
+    if (missing !== undefined) throw new HttpError(400, "missing_field", `multipart field '${missing}' with a file is required`);
+    return { parts, fields };
+  } catch (error) {
+    fail(error);
+    await reader.cancel().catch(() => {});
+    parser.destroy();
+    const settled = await Promise.allSettled(storing);
+    await Promise.all(
+      settled.map((result) => (result.status === "fulfilled" && "key" in result.value ? read.bucket.delete(result.value.key).catch(() => {}) : undefined)),
+    );
+    throw failure;
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+/** Streams one file into the bucket, header first: a file refused from its header is never stored. */
+async function storeFile(
+  stream: BusboyFileStream,
+  field: string,
+  fileName: string,
+  contentType: string,
+  index: number,
+  read: FormRead,
+): Promise<Upload> {
+  const { name, safeFileName } = uploadNames(fileName);
+  const key = index === 0 ? `${read.requestId}/${safeFileName}` : `${read.requestId}/${index}-${safeFileName}`;
+  const chunks: AsyncIterator<Uint8Array> = stream[Symbol.asyncIterator]();
+  const hash = new Bun.CryptoHasher("sha256");
+  let bytes = 0;
+  const next = async (): Promise<Uint8Array | undefined> => {
+    const { done, value } = await chunks.next();
+    if (done) return undefined;
+    bytes += value.byteLength;
+    hash.update(value);
+    return value;
+  };
+
+  const head: Uint8Array[] = [];
+  let ended = false;
+  for (let wanted = HEADER_BYTES; ; wanted *= 4) {
+    while (!ended && bytes < wanted) {
+      const chunk = await next();
+      if (chunk) head.push(chunk);
+      else ended = true;
+    }
+    if (bytes === 0) throw new HttpError(400, "empty_file", `the file in '${field}' is empty`);
+    const problem = await read.inspect(Buffer.concat(head));
+    if (!problem) break;
+    // A header that goes on past what was read: read on. Past the cap, the app's full decode judges the file.
+    if (problem.code === "truncated" && !ended) {
+      if (wanted < MAX_HEADER_BYTES) continue;
+      break;
+    }
+    if (read.each) {
+      // Refused on its own, the rest of the file is read past, so the parser goes on to the next part; its size is
+      // then known, and a file over the limit is refused for that first, as a whole body would be.
+      while (!(await chunks.next()).done);
+      if (stream.truncated) throw fileTooLarge(field, read.limits.maxFileBytes);
+    }
+    throw new HttpError(IMAGE_PROBLEM_STATUS[problem.code], problem.code, problem.message);
+  }
+
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const chunk = head.shift() ?? (await next());
+      if (chunk) controller.enqueue(chunk);
+      else controller.close();
+    },
+  });
+  await read.bucket.putStream(key, body, { contentType });
+  if (stream.truncated) {
+    await read.bucket.delete(key).catch(() => {});
+    throw fileTooLarge(field, read.limits.maxFileBytes);
+  }
+  return { key, field, fileName, name, contentType, sha256: hash.digest("hex"), bytes };
+}
+
+/** The answer's name and the object key's segment, from an untrusted file name. */
+function uploadNames(fileName: string): { name: string; safeFileName: string } {
+  const baseName = fileName.split(/[\\/]/).pop() ?? "";
   // Control characters would grow sixfold as JSON escapes in the job message, and break the text/plain answer.
   const withoutExtension = baseName.replace(/\.[^.]*$/, "").replace(/[\u0000-\u001f\u007f]/g, "_");
   // A name of dots only would be a path segment, not a key, once it reaches an HTTP client.
   const name = /^\.*$/.test(withoutExtension) ? "upload" : truncateUtf8(withoutExtension, MAX_NAME_BYTES);
+  return { name, safeFileName: baseName.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_").slice(0, 120) || "upload" };
+}
+
+/**
+ * The hooks of a route whose body the upload reader takes: Elysia leaves the body unparsed (its parser would build
+ * every file in memory first), and the OpenAPI document still lists the multipart body, from its TypeBox schema.
+ */
+export function streamedBody(body: TSchema, detail: { summary: string; tags: string[] }) {
   return {
-    bytes,
-    name,
-    safeFileName: baseName.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_").slice(0, 120) || "upload",
-    contentType: file.type || "application/octet-stream",
-    sha256: new Bun.CryptoHasher("sha256").update(bytes).digest("hex"),
+    parse: "none" as const,
+    detail: { ...detail, requestBody: { required: true, content: { "multipart/form-data": { schema: body } } } },
   };
 }

@@ -6,18 +6,17 @@
 import { Elysia, t } from "elysia";
 import type { FacesResult } from "../messages.ts";
 import { apiGuard, API_PATH } from "./api-guard.ts";
-import { BoxSchema, errorAnswers, EXAMPLE_FACE, EXAMPLE_MATCH, EXAMPLE_THRESHOLD, withExample } from "./api-schemas.ts";
+import { BoxSchema, errorAnswers, EXAMPLE_FACE, EXAMPLE_MATCH, EXAMPLE_THRESHOLD, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
 import { SubjectName, unknownSubject, type SubjectStore } from "./subjects.ts";
-import { readUpload, type ImageInspector } from "./upload.ts";
+import { streamedBody, type Upload, type UploadReader } from "./upload.ts";
 
 export interface VerifyOptions {
   jobs: JobSubmitter;
   gallery: Pick<SubjectStore, "subjectSimilarity" | "faceCount">;
-  inspect: ImageInspector;
-  maxUploadBytes: number;
+  uploads: UploadReader;
   token: () => string;
 }
 
@@ -44,9 +43,9 @@ export const SubjectVerifyAnswerSchema = withExample(
 );
 const tags = ["verification"];
 
-/** The largest face of a photo and its embedding. */
-async function largestFace(jobs: JobSubmitter, jobId: string, field: string, file: File, options: VerifyOptions) {
-  const upload = await readUpload(file, field, options.maxUploadBytes, options.inspect);
+/** The largest face of a stored photo and its embedding. */
+async function largestFace(jobs: JobSubmitter, jobId: string, upload: Upload) {
+  const field = upload.field;
   const result: FacesResult = await jobs.faces(jobId, upload, { k: 0, maxFaces: 1, minScore: 0, embedding: true });
   const face = result.faces[0];
   if (!face || !result.embedding) throw new HttpError(422, "no_face", `no face found in ${field}`);
@@ -70,25 +69,26 @@ export function verifyApi(options: VerifyOptions) {
     .use(apiGuard(options.token))
     .post(
       `${API_PATH}/verify`,
-      async ({ body, requestId }) => {
+      async ({ request, requestId }) => {
+        const { uploads } = await options.uploads.read(request, requestId, { image1: 1, image2: 1 });
+        const stored = (field: string) => uploads.find((upload) => upload.field === field)!;
         const [first, second] = await Promise.all([
-          largestFace(jobs, `${requestId}-1`, "image1", body.image1, options),
-          largestFace(jobs, `${requestId}-2`, "image2", body.image2, options),
+          largestFace(jobs, `${requestId}-1`, stored("image1")),
+          largestFace(jobs, `${requestId}-2`, stored("image2")),
         ]);
         const similarity = round(cosine(first.embedding, second.embedding));
         return { same: similarity >= first.threshold, similarity, threshold: first.threshold, faces: { image1: first.box, image2: second.box } };
       },
       {
-        body: t.Object({ image1: t.File(), image2: t.File() }),
-        response: { 200: VerifyAnswerSchema, ...errorAnswers([400, 401, 413, 415, 422], { 422: { error: "no_face", message: "no face found in image2" } }) },
-        detail: { summary: "Are the largest faces of two photos the same person?", tags },
+        ...streamedBody(t.Object({ image1: t.File(), image2: t.File() }), { summary: "Are the largest faces of two photos the same person?", tags }),
+        response: { 200: VerifyAnswerSchema, ...errorAnswers([...UPLOAD_REFUSALS, 422], { 422: { error: "no_face", message: "no face found in image2" } }) },
       },
     )
     .post(
       `${API_PATH}/subjects/:name/verify`,
-      async ({ params, body, requestId }) => {
+      async ({ params, request, requestId }) => {
         if (gallery.faceCount(params.name) === 0) throw unknownSubject(params.name);
-        const face = await largestFace(jobs, requestId, "image", body.image, options);
+        const face = await largestFace(jobs, requestId, await options.uploads.readOne(request, requestId, "image"));
         const similarity = gallery.subjectSimilarity(params.name, face.embedding);
         if (similarity === undefined) throw unknownSubject(params.name);
         const rounded = round(similarity);
@@ -96,9 +96,8 @@ export function verifyApi(options: VerifyOptions) {
       },
       {
         params: t.Object({ name: SubjectName }),
-        body: t.Object({ image: t.File() }),
-        response: { 200: SubjectVerifyAnswerSchema, ...errorAnswers([400, 401, 404, 413, 415, 422]) },
-        detail: { summary: "Is the largest face of a photo this subject?", tags },
+        ...streamedBody(t.Object({ image: t.File() }), { summary: "Is the largest face of a photo this subject?", tags }),
+        response: { 200: SubjectVerifyAnswerSchema, ...errorAnswers([...UPLOAD_REFUSALS, 404, 422]) },
       },
     );
 }

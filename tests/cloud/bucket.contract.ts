@@ -7,6 +7,17 @@ export type BucketFactory = () => Promise<Bucket>;
 
 const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
 
+/** A stream of `count` chunks of `size` bytes, each filled with its index; then it ends, or errors with `failWith`. */
+function chunks(count: number, size: number, failWith?: Error): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (sent === count) return failWith ? controller.error(failWith) : controller.close();
+      controller.enqueue(new Uint8Array(size).fill(sent++));
+    },
+  });
+}
+
 export function bucketContract(makeBucket: BucketFactory): void {
   test("put, get, version, metadata, delete, count", async () => {
     const bucket = await makeBucket();
@@ -76,5 +87,26 @@ export function bucketContract(makeBucket: BucketFactory): void {
     await Promise.all(bodies.map((body) => bucket.put("contested", body)));
     expect(bodies).toContain(text(await bucket.get("contested"))!);
     expect(await bucket.count()).toBe(1);
+  });
+
+  test("putStream stores every chunk in order, past S3's 5 MiB part size", async () => {
+    const bucket = await makeBucket();
+    await bucket.putStream("streamed.jpg", chunks(13, 512 * 1024), { contentType: "image/jpeg" });
+    const stored = await bucket.get("streamed.jpg");
+    expect(stored?.byteLength).toBe(13 * 512 * 1024);
+    for (let index = 0; index < 13; index++) expect(stored![index * 512 * 1024]).toBe(index);
+    await bucket.putStream("small", chunks(2, 10));
+    expect(await bucket.get("small")).toEqual(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]));
+    expect(await bucket.count()).toBe(2);
+  });
+
+  test("a stream that errors stores nothing, short or past a part, and its error is thrown", async () => {
+    const bucket = await makeBucket();
+    const refusal = new Error("the body went over the limit");
+    await expect(bucket.putStream("short", chunks(2, 1000, refusal))).rejects.toBe(refusal);
+    await expect(bucket.putStream("long", chunks(12, 512 * 1024, refusal))).rejects.toBe(refusal);
+    expect(await bucket.get("short")).toBeUndefined();
+    expect(await bucket.get("long")).toBeUndefined();
+    expect(await bucket.count()).toBe(0);
   });
 }

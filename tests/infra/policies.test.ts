@@ -185,6 +185,8 @@ describe("the web+controller instance", () => {
   test("puts uploads (never over the token or the bake), reads the admin token, keeps the gallery", () => {
     expect(may("web", "s3:PutObject", upload)).toBe(true);
     expect(may("web", "s3:DeleteObject", upload)).toBe(true);
+    expect(may("web", "s3:AbortMultipartUpload", upload)).toBe(true);
+    expect(may("web", "s3:AbortMultipartUpload", token)).toBe(false);
     expect(may("web", "s3:GetObject", upload)).toBe(false);
     expect(may("web", "s3:GetObject", token)).toBe(true);
     expect(may("web", "s3:PutObject", token)).toBe(false);
@@ -274,7 +276,14 @@ test("account and partition come from the role ARN", () => {
 });
 
 /** The IAM action of each SDK command, where its name is not service:CommandName. */
-const ACTION_OF: Record<string, string> = { "s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket" };
+const ACTION_OF: Record<string, string> = {
+  "s3:HeadObject": "s3:GetObject",
+  "s3:ListObjectsV2": "s3:ListBucket",
+  // A multipart upload is authorised as s3:PutObject, all but its abort.
+  "s3:CreateMultipartUpload": "s3:PutObject",
+  "s3:UploadPart": "s3:PutObject",
+  "s3:CompleteMultipartUpload": "s3:PutObject",
+};
 
 /**
  * Which instance role makes each AWS call of the service's code (read from roles/). A call no instance makes on AWS
@@ -285,6 +294,8 @@ const CALLERS: Record<string, InstanceRole[]> = {
   "s3:GetObject": ["web", "app"],
   // The app instances delete their own job report when they stop (roles/app/job-reporter.ts).
   "s3:DeleteObject": ["web", "app"],
+  // The web role streams uploads longer than a part as multipart uploads, and aborts one whose body failed.
+  "s3:AbortMultipartUpload": ["web"],
   // Bucket.count() is only called by scripts/cloud-sim.ts and infra/watch.ts, but S3 answers a read of a missing
   // object 404 only to a caller that may list the bucket (403 otherwise), and the roles read objects that may be missing.
   "s3:ListBucket": ["web", "app"],

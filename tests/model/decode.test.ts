@@ -46,19 +46,13 @@ async function refusal(promise: Promise<unknown>): Promise<ImageErrorCode> {
   throw new Error("the image was accepted");
 }
 
-describe("refusals, each with its code, from decode and inspect alike", () => {
+describe("refusals, each with its code, from decode and inspect alike (inspect: truncation inside the header only)", () => {
   const cases: [string, () => Promise<Uint8Array>, ImageErrorCode][] = [
     ["no bytes", async () => new Uint8Array(0), "empty"],
     ["text", async () => new TextEncoder().encode("name,person\ntest_00,Paul\n"), "not_an_image"],
     ["a GIF", async () => (await halves()).gif().toBuffer(), "unsupported_format"],
-    ["a truncated JPEG", async () => {
-      const jpeg = await (await halves()).jpeg().toBuffer();
-      return jpeg.subarray(0, Math.floor(jpeg.length * 0.7));
-    }, "truncated"],
-    ["a truncated PNG", async () => {
-      const png = await (await halves()).png({ compressionLevel: 0 }).toBuffer();
-      return png.subarray(0, Math.floor(png.length * 0.7));
-    }, "truncated"],
+    ["a JPEG cut inside its header", async () => (await (await halves()).jpeg().toBuffer()).subarray(0, 100), "truncated"],
+    ["a PNG cut inside its header", async () => (await (await halves()).png().toBuffer()).subarray(0, 20), "truncated"],
     ["a PNG header claiming 100000 x 100000 pixels", async () => pngClaiming(100_000, 100_000), "too_many_pixels"],
   ];
   for (const [name, bytes, code] of cases) {
@@ -68,6 +62,18 @@ describe("refusals, each with its code, from decode and inspect alike", () => {
       expect(await refusal(inspectImage(input, LIMIT))).toBe(code);
     });
   }
+
+  test("a file cut in its pixel data: decode refuses it as truncated; inspect, which reads the header only, does not", async () => {
+    const noise = sharp(Buffer.from(crypto.getRandomValues(new Uint8Array(128 * 96 * 3))), { raw: { width: 128, height: 96, channels: 3 } });
+    for (const encoded of [await noise.clone().jpeg().toBuffer(), await noise.clone().png().toBuffer()]) {
+      const cut = encoded.subarray(0, Math.floor(encoded.length * 0.7));
+      expect(await refusal(decodeImage(cut, LIMIT))).toBe("truncated");
+      expect(await inspectImage(cut, LIMIT)).toEqual({ format: expect.any(String), width: 128, height: 96 });
+      // Its first KiB (of several) is header enough.
+      expect(encoded.length).toBeGreaterThan(4096);
+      expect((await inspectImage(encoded.subarray(0, 1024), LIMIT)).width).toBe(128);
+    }
+  });
 
   test("the pixel limit is the configured one", async () => {
     const png = await (await halves()).png().toBuffer();

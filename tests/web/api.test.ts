@@ -9,13 +9,12 @@ import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
 import { GalleryWriter } from "../../roles/gallery-store.ts";
 import { ServiceMetrics } from "../../roles/metrics.ts";
 import type { FacesResult, JobKind, SuccessfulReplyTo } from "../../roles/messages.ts";
-import { imageInspector } from "../../roles/start.ts";
 import { DetectAnswerSchema } from "../../roles/web/detect.ts";
 import { JobRefusedError } from "../../roles/web/jobs.ts";
 import { createWebServer } from "../../roles/web/server.ts";
 import { SubjectFacesSchema, SubjectListSchema } from "../../roles/web/subjects.ts";
 import { SubjectVerifyAnswerSchema, VerifyAnswerSchema } from "../../roles/web/verify.ts";
-import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, request, testImages } from "./support.ts";
+import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, request, testImages, testUploadReader } from "./support.ts";
 
 let images: Awaited<ReturnType<typeof testImages>>;
 beforeAll(async () => {
@@ -50,10 +49,9 @@ async function api() {
   const app = createWebServer({
     jobs,
     gallery,
-    inspect: imageInspector(40_000_000),
+    uploads: testUploadReader({ maxFileBytes: 64 * 1024 }),
     log: captureLogs().logger,
     metrics: new ServiceMetrics(),
-    maxUploadBytes: 64 * 1024,
     token: () => "a-test-token",
     classicAuth: false,
     health: () => ({}),
@@ -233,6 +231,25 @@ describe("subjects", () => {
         { file: "ada2.jpg", status: 201, faceId: expect.any(String) },
       ],
     });
+    expect(gallery.faceCount("Ada")).toBe(2);
+  });
+
+  test("several image parts read as a stream: a part refused from its header or its size is answered on its own, the parts after it still read", async () => {
+    const { call, gallery, submitted } = await api();
+    const data = new FormData();
+    data.append("image", new File([images.jpeg], "ada.jpg", { type: "image/jpeg" }));
+    data.append("image", new File([images.notAnImage], "note.jpg", { type: "image/jpeg" }));
+    data.append("image", new File([new Uint8Array(64 * 1024 + 1)], "huge.jpg", { type: "image/jpeg" }));
+    data.append("image", new File([images.jpeg], "ada2.jpg", { type: "image/jpeg" }));
+    const response = await call("POST", "/v1/subjects/Ada/faces", data);
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { results: unknown[] }).results).toEqual([
+      { file: "ada.jpg", status: 201, faceId: expect.any(String) },
+      { file: "note.jpg", status: 400, error: "not_an_image", message: expect.any(String) },
+      { file: "huge.jpg", status: 413, error: "file_too_large", message: expect.any(String) },
+      { file: "ada2.jpg", status: 201, faceId: expect.any(String) },
+    ]);
+    expect(submitted.map((submission) => submission.upload.fileName)).toEqual(["ada.jpg", "ada2.jpg"]);
     expect(gallery.faceCount("Ada")).toBe(2);
   });
 });

@@ -4,8 +4,7 @@ import { Elysia } from "elysia";
 import { classicContract } from "../../roles/web/classic.ts";
 import { errorMapping } from "../../roles/web/errors.ts";
 import { JobRefusedError } from "../../roles/web/jobs.ts";
-import { imageInspector } from "../../roles/start.ts";
-import { captureLogs, fakeJobs, multipart, request, testImages, TOKEN } from "./support.ts";
+import { captureLogs, fakeJobs, multipart, request, testImages, testUploadReader, TOKEN } from "./support.ts";
 
 let images: Awaited<ReturnType<typeof testImages>>;
 beforeAll(async () => {
@@ -20,9 +19,8 @@ function classic(options: { classicAuth?: boolean; answer?: Parameters<typeof fa
     .use(
       classicContract({
         jobs,
-        inspect: imageInspector(40_000_000),
+        uploads: testUploadReader({ maxFileBytes: 64 * 1024 }),
         log: logs.logger,
-        maxUploadBytes: 64 * 1024,
         token: options.classicAuth ? () => TOKEN : undefined,
       }),
     );
@@ -83,10 +81,12 @@ describe("classic contract", () => {
       });
     }
 
-    test("a body that is not multipart", async () => {
+    test("a body that is not multipart, or multipart without a boundary, or cut short: 400 unreadable_body", async () => {
       const { post, submitted } = classic();
-      const response = await post("hello", { "content-type": "text/plain" });
-      expect(response.status).toBe(400);
+      await expectError(await post("hello", { "content-type": "text/plain" }), 400, "unreadable_body");
+      await expectError(await post("hello", { "content-type": "multipart/form-data; charset=utf-8" }), 400, "unreadable_body");
+      const cut = "--b\r\nContent-Disposition: form-data; name=\"inputFile\"; filename=\"a.jpg\"\r\n\r\n";
+      await expectError(await post(cut, { "content-type": "multipart/form-data; boundary=b" }), 400, "unreadable_body");
       expect(submitted).toHaveLength(0);
     });
   });

@@ -2,10 +2,9 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { Value } from "@sinclair/typebox/value";
 import { Elysia } from "elysia";
-import { imageInspector } from "../../roles/start.ts";
 import { errorMapping } from "../../roles/web/errors.ts";
 import { RecognizeAnswerSchema, recognizeApi } from "../../roles/web/recognize.ts";
-import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, multipart, request, testImages, TOKEN } from "./support.ts";
+import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, multipart, request, testImages, testUploadReader, TOKEN } from "./support.ts";
 
 let images: Awaited<ReturnType<typeof testImages>>;
 beforeAll(async () => {
@@ -17,7 +16,7 @@ const JOHN = { subject: "John", similarity: 0.6 };
 
 function recognizer(result = facesResult([faceReport([PAUL, JOHN]), faceReport([JOHN], { x: 200, y: 50, width: 40, height: 48 })])) {
   const { jobs, submitted } = fakeJobs(undefined, () => result);
-  const app = new Elysia().use(errorMapping(captureLogs().logger)).use(recognizeApi({ jobs, inspect: imageInspector(40_000_000), maxUploadBytes: 64 * 1024, token: () => TOKEN }));
+  const app = new Elysia().use(errorMapping(captureLogs().logger)).use(recognizeApi({ jobs, uploads: testUploadReader({ maxFileBytes: 64 * 1024 }), token: () => TOKEN }));
   const recognize = (query = "", form = multipart("image", images.jpeg, "a.jpg"), headers: Record<string, string> = AUTH) =>
     app.handle(request(`/v1/recognize${query}`, { method: "POST", body: form, headers }));
   return { recognize, submitted };

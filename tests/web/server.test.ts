@@ -97,8 +97,15 @@ describe("web server", () => {
       });
     }
 
+    test("truncated past its header: the app instance's decode refuses it, 400 truncated, and its stored image is removed", async () => {
+      harness = await startWebHarness();
+      await expectError(await post(multipart("inputFile", images.truncatedAfterHeader, "cut.jpg")), 400, "truncated");
+      expect(harness.jobsTaken).toHaveLength(1);
+      expect(await harness.inBucket.count()).toBe(0);
+    });
+
     test("over the upload limit: refused from content-length, before the body is read", async () => {
-      harness = await startWebHarness({ maxUploadBytes: 1024 });
+      harness = await startWebHarness({ limits: { maxFileBytes: 1024 } });
       let pulled = 0;
       const body = new ReadableStream({
         pull(controller) {

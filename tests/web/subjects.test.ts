@@ -7,10 +7,9 @@ import { Elysia } from "elysia";
 import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
 import type { Bucket } from "../../roles/cloud/types.ts";
 import { GalleryWriter } from "../../roles/gallery-store.ts";
-import { imageInspector } from "../../roles/start.ts";
 import { errorMapping } from "../../roles/web/errors.ts";
 import { subjectsApi } from "../../roles/web/subjects.ts";
-import { AUTH, captureLogs, fakeJobs, multipart, request, testImages, TOKEN } from "./support.ts";
+import { AUTH, captureLogs, fakeJobs, multipart, request, testImages, testUploadReader, TOKEN } from "./support.ts";
 
 let images: Awaited<ReturnType<typeof testImages>>;
 beforeAll(async () => {
@@ -31,8 +30,7 @@ async function subjects(bucket: Bucket = new FileBucket(mkdtempSync(join(tmpdir(
       subjectsApi({
         jobs: { ...jobs, submit: async (jobId, kind, upload, options) => (await embeddingsLeft(jobId), jobs.submit(jobId, kind, upload, options)) },
         gallery,
-        inspect: imageInspector(40_000_000),
-        maxUploadBytes: 64 * 1024,
+        uploads: testUploadReader({ maxFileBytes: 64 * 1024 }),
         token: () => TOKEN,
       }),
     );

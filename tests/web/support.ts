@@ -8,7 +8,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
-import type { Bucket, JobQueue } from "../../roles/cloud/types.ts";
+import type { Bucket, JobQueue, QueueService } from "../../roles/cloud/types.ts";
 import { GalleryWriter } from "../../roles/gallery-store.ts";
 import { ServiceMetrics } from "../../roles/metrics.ts";
 import { captureLogs, type LogCapture } from "../support/logs.ts";
@@ -28,21 +28,35 @@ import { imageInspector } from "../../roles/start.ts";
 import { createJobSubmitter, type JobOptions, type JobSubmitter } from "../../roles/web/jobs.ts";
 import { ReplyPoller } from "../../roles/web/reply-poller.ts";
 import { createWebServer } from "../../roles/web/server.ts";
-import type { Upload } from "../../roles/web/upload.ts";
+import { createUploadReader, type Upload, type UploadLimits, type UploadReader } from "../../roles/web/upload.ts";
+import { decodeImage } from "../../model/decode.ts";
+import { ImageError } from "../../model/types.ts";
 
 export { captureLogs };
 
 const solid = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: "#7a5" } });
 
+/** A JPEG of random pixels: it does not compress away, so its bytes are mostly scan data after the header. */
+export async function noiseJpeg(width: number, height: number, quality = 90): Promise<Uint8Array> {
+  const pixels = new Uint8Array(width * height * 3);
+  // getRandomValues fills at most 64 KiB a call.
+  for (let offset = 0; offset < pixels.length; offset += 65536) crypto.getRandomValues(pixels.subarray(offset, offset + 65536));
+  return new Uint8Array(await sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer());
+}
+
 /** One image of each kind the README's "Bad input" paragraph names, and the three formats that are taken. */
 export async function testImages() {
   const jpeg = new Uint8Array(await solid(32, 24).jpeg().toBuffer());
+  const noise = await noiseJpeg(64, 64);
   return {
     jpeg,
     png: new Uint8Array(await solid(32, 24).png().toBuffer()),
     webp: new Uint8Array(await solid(32, 24).webp().toBuffer()),
     gif: new Uint8Array(await solid(8, 8).gif().toBuffer()),
+    /** Cut inside its header: the web role refuses it itself. */
     truncated: jpeg.subarray(0, Math.floor(jpeg.length / 2)),
+    /** Cut in its pixel data, header whole: only a full decode (the app's) finds it. */
+    truncatedAfterHeader: noise.subarray(0, Math.floor(noise.length * 0.7)),
     empty: new Uint8Array(),
     notAnImage: new TextEncoder().encode("this is not a picture at all"),
     bomb: await pngClaiming(100_000, 100_000),
@@ -71,8 +85,16 @@ export function request(path: string, init: RequestInit = {}): Request {
   return new Request(`http://localhost${path}`, init);
 }
 
+/** The limits of the tests' upload readers, unless a test says otherwise: small files, generous times. */
+export const TEST_UPLOAD_LIMITS: UploadLimits = { maxFileBytes: 256 * 1024, concurrentBodies: 4, slotWaitMs: 5_000, maxQueued: 100, bodyTimeoutMs: 5_000 };
+
+/** The upload reader over `bucket` (a fresh folder by default) with the model's real header inspector. */
+export function testUploadReader(limits: Partial<UploadLimits> = {}, bucket: Bucket = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-uploads-"))).bucket("in")): UploadReader {
+  return createUploadReader({ bucket, inspect: imageInspector(40_000_000), limits: { ...TEST_UPLOAD_LIMITS, ...limits } });
+}
+
 /** Answers jobs as an app instance would: `answer` decides the reply to each job it takes. */
-export type FakeApp = (job: JobMessage) => ReplyMessage | Promise<ReplyMessage>;
+export type FakeApp = (job: JobMessage, buckets: { out: Bucket }) => ReplyMessage | Promise<ReplyMessage>;
 
 const recognizeAs =
   (person: string): FakeApp =>
@@ -103,7 +125,7 @@ export const AUTH = { authorization: `Bearer ${TOKEN}` };
  * leaves a 4-d embedding in the gallery bucket).
  */
 export async function startWebHarness(
-  options: { answer?: (job: JobMessage, buckets: { out: Bucket }) => ReplyMessage | Promise<ReplyMessage>; maxUploadBytes?: number; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket } = {},
+  options: { answer?: FakeApp; limits?: Partial<UploadLimits>; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket } = {},
 ): Promise<WebHarness> {
   const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-web-")));
   const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 30, maxReceives: 3, deadLetterQueue: "dlq" });
@@ -115,32 +137,18 @@ export async function startWebHarness(
   const gallery = await GalleryWriter.open(galleryBucket);
   const outBucket = blobs.bucket("out");
   const jobs = createJobSubmitter({ inBucket, outBucket, requestQueue, replyQueueName: "replies", poller, timeoutMs: options.timeoutMs ?? 10_000, mode: "closed" });
-  const answer = options.answer ?? recognizeAs("Paul");
   const jobsTaken: JobMessage[] = [];
   const abort = new AbortController();
-  const fakeApp = (async () => {
-    while (!abort.signal.aborted) {
-      const messages = await requestQueue.receive({ maxMessages: 10, waitSeconds: 1, signal: abort.signal }).catch(() => []);
-      for (const message of messages) {
-        const job = decodeMessage(JobMessageSchema, message.body);
-        jobsTaken.push(job);
-        const reply = await answer(job, { out: outBucket });
-        if (reply.ok && "embeddingKey" in reply) await galleryBucket.put(reply.embeddingKey, new Uint8Array(new Float32Array([1, 0, 0, 0]).buffer));
-        await queues.queue(job.replyTo).send(JSON.stringify(reply));
-        await requestQueue.delete(message.receiptHandle);
-      }
-    }
-  })();
+  const fakeApp = answerJobs({ queues, requestQueue, inBucket, outBucket, galleryBucket, jobsTaken, signal: abort.signal, answer: options.answer, decode: true });
   poller.start();
   const metrics = new ServiceMetrics();
   metrics.readGalleryFrom(() => gallery.list());
   const app = createWebServer({
     jobs,
     gallery,
-    inspect: imageInspector(40_000_000),
+    uploads: testUploadReader(options.limits, inBucket),
     log: logs.logger,
     metrics,
-    maxUploadBytes: options.maxUploadBytes ?? 256 * 1024,
     token: () => TOKEN,
     classicAuth: options.classicAuth ?? false,
     health: () => ({ role: "web" }),
@@ -161,6 +169,46 @@ export async function startWebHarness(
       await poller.stop();
     },
   };
+}
+
+/**
+ * A fake app instance until `signal` aborts: takes each job, refuses an image its full decode rejects when `decode`
+ * (as `handleJob` does), else answers with `answer` (everyone is "Paul"; an embed job leaves a 4-d embedding).
+ */
+export async function answerJobs(deps: {
+  queues: QueueService;
+  requestQueue: JobQueue;
+  inBucket: Bucket;
+  outBucket: Bucket;
+  galleryBucket: Bucket;
+  signal: AbortSignal;
+  answer?: FakeApp;
+  decode: boolean;
+  jobsTaken?: JobMessage[];
+}): Promise<void> {
+  const answer = deps.answer ?? recognizeAs("Paul");
+  while (!deps.signal.aborted) {
+    const messages = await deps.requestQueue.receive({ maxMessages: 10, waitSeconds: 1, signal: deps.signal }).catch(() => []);
+    for (const message of messages) {
+      const job = decodeMessage(JobMessageSchema, message.body);
+      deps.jobsTaken?.push(job);
+      const reply = (deps.decode ? await imageRefusal(job, deps.inBucket) : undefined) ?? (await answer(job, { out: deps.outBucket }));
+      if (reply.ok && "embeddingKey" in reply) await deps.galleryBucket.put(reply.embeddingKey, new Uint8Array(new Float32Array([1, 0, 0, 0]).buffer));
+      await deps.queues.queue(job.replyTo).send(JSON.stringify(reply));
+      await deps.requestQueue.delete(message.receiptHandle);
+    }
+  }
+}
+
+/** The refusal an app instance sends for an image its full decode rejects (a truncated scan, say), as `handleJob` does. */
+async function imageRefusal(job: JobMessage, inBucket: Bucket): Promise<ReplyMessage | undefined> {
+  try {
+    await decodeImage((await inBucket.get(job.inputKey)) ?? new Uint8Array(), 40_000_000);
+    return undefined;
+  } catch (error) {
+    if (error instanceof ImageError) return { ok: false, jobId: job.jobId, error: { code: error.code, message: error.message } };
+    throw error;
+  }
 }
 
 export interface Submission {

@@ -46,6 +46,8 @@ export function s3Access(method: string, url: URL): AccessRequest {
     const bucketAction: Record<string, string> = { GET: "s3:ListBucket", HEAD: "s3:ListBucket", PUT: "s3:CreateBucket", DELETE: "s3:DeleteBucket", POST: "s3:DeleteObject" };
     return { action: bucket ? (bucketAction[method] ?? "s3:Unknown") : "s3:ListAllMyBuckets", resource: bucket ? bucketArn : "*" };
   }
+  // DELETE with an uploadId aborts a multipart upload, an action of its own.
+  if (method === "DELETE" && url.searchParams.has("uploadId")) return { action: "s3:AbortMultipartUpload", resource: `${bucketArn}/${key}` };
   const objectAction: Record<string, string> = { GET: "s3:GetObject", HEAD: "s3:GetObject", PUT: "s3:PutObject", POST: "s3:PutObject", DELETE: "s3:DeleteObject" };
   return { action: objectAction[method] ?? "s3:Unknown", resource: `${bucketArn}/${key}` };
 }

@@ -1,5 +1,5 @@
 /** A bucket as a folder of files. Keys are untrusted: each maps to one file name inside the folder, never outside. */
-import { mkdir, readFile, rename, rm, stat, readdir, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat, readdir, writeFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { checkObjectKey } from "../object-key.ts";
@@ -34,12 +34,29 @@ export class FileBucket implements Bucket {
   }
 
   async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<void> {
+    await this.putWith(key, options, (temp) => writeFile(temp, body));
+  }
+
+  async putStream(key: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<void> {
+    await this.putWith(key, options, async (temp) => {
+      const file = await open(temp, "w");
+      try {
+        // One chunk in hand at a time: the next is read only once this one is written.
+        for await (const chunk of body) await file.write(chunk);
+      } finally {
+        await file.close();
+      }
+    });
+  }
+
+  /** Writes the object through `write` into a temporary file, then renames it into place: all of it, or nothing. */
+  private async putWith(key: string, options: PutOptions, write: (temp: string) => Promise<void>): Promise<void> {
     this.ready ??= Promise.all([mkdir(this.folder, { recursive: true }), mkdir(this.metadataFolder, { recursive: true })]);
     await this.ready;
     const paths = this.pathsOf(key);
-    if (options.metadata) await this.writeAtomically(paths.metadata, JSON.stringify(options.metadata));
+    if (options.metadata) await this.writeAtomically(paths.metadata, (temp) => writeFile(temp, JSON.stringify(options.metadata)));
     else await rm(paths.metadata, { force: true });
-    await this.writeAtomically(paths.object, body);
+    await this.writeAtomically(paths.object, write);
   }
 
   async metadata(key: string): Promise<Record<string, string> | undefined> {
@@ -52,10 +69,15 @@ export class FileBucket implements Bucket {
     }
   }
 
-  private async writeAtomically(path: string, body: Uint8Array | string): Promise<void> {
+  private async writeAtomically(path: string, write: (temp: string) => Promise<void>): Promise<void> {
     const temp = `${path}.${process.pid}.${this.tempCounter++}.tmp`;
-    await writeFile(temp, body);
-    await rename(temp, path);
+    try {
+      await write(temp);
+      await rename(temp, path);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
