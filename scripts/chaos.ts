@@ -117,7 +117,7 @@ for (const person of people) {
   const form = new FormData();
   form.append("image", new File([readFileSync(person.enrolled)], "enroll.jpg", { type: "image/jpeg" }));
   for (let attempt = 1; ; attempt++) {
-    const response = await fetch(`${webUrl}/v1/subjects/${encodeURIComponent(person.name)}/faces`, { method: "POST", body: form, headers: auth });
+    const response = await fetch(`${webUrl}/v1/subjects/${encodeURIComponent(person.name)}/faces?face=largest`, { method: "POST", body: form, headers: auth });
     if (response.status === 201) break;
     if (attempt === 3) throw new Error(`enrolling ${person.name}: ${response.status} ${await response.text()}`);
   }
