@@ -1,7 +1,7 @@
 /** Reads what exists of a deployment, read-only, into the shape the plan compares against. */
 import { DescribeLaunchTemplatesCommand, DescribeLaunchTemplateVersionsCommand, DescribeSecurityGroupsCommand } from "@aws-sdk/client-ec2";
 import { GetInstanceProfileCommand, GetRoleCommand, GetRolePolicyCommand } from "@aws-sdk/client-iam";
-import { GetBucketEncryptionCommand, GetBucketTaggingCommand, GetObjectCommand, GetPublicAccessBlockCommand, HeadBucketCommand } from "@aws-sdk/client-s3";
+import { GetBucketEncryptionCommand, GetBucketLifecycleConfigurationCommand, GetBucketTaggingCommand, GetObjectCommand, GetPublicAccessBlockCommand, HeadBucketCommand } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueueTagsCommand } from "@aws-sdk/client-sqs";
 import { fromTagList, isAwsError, NO_SUCH_QUEUE, unlessMissing, type AwsClients } from "./aws.ts";
 import { sha256Hex, type ActualState, type BucketActual, type DesiredState, type IngressRule, type LaunchTemplateActual, type QueueActual, type RoleActual, type SecurityGroupActual } from "./plan.ts";
@@ -48,16 +48,20 @@ async function readBucket(aws: AwsClients, Bucket: string): Promise<BucketActual
     if (status === 301) throw new Error(`bucket ${Bucket} is in another region than ${aws.region}: set AWS_REGION to it, or another prefix`);
     throw error;
   }
-  const [block, encryption, tagging] = await Promise.all([
+  const [block, encryption, tagging, lifecycle] = await Promise.all([
     unlessMissing(() => aws.s3.send(new GetPublicAccessBlockCommand({ Bucket })), "NoSuchPublicAccessBlockConfiguration"),
     unlessMissing(() => aws.s3.send(new GetBucketEncryptionCommand({ Bucket })), "ServerSideEncryptionConfigurationNotFoundError"),
     unlessMissing(() => aws.s3.send(new GetBucketTaggingCommand({ Bucket })), "NoSuchTagSet"),
+    unlessMissing(() => aws.s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket })), "NoSuchLifecycleConfiguration"),
   ]);
   const settings = block?.PublicAccessBlockConfiguration;
   return {
     publicAccessBlocked: Boolean(settings?.BlockPublicAcls && settings.IgnorePublicAcls && settings.BlockPublicPolicy && settings.RestrictPublicBuckets),
     encrypted: (encryption?.ServerSideEncryptionConfiguration?.Rules ?? []).some((rule) => rule.ApplyServerSideEncryptionByDefault?.SSEAlgorithm),
     tags: fromTagList(tagging?.TagSet),
+    expirations: (lifecycle?.Rules ?? []).flatMap((rule) =>
+      rule.Status === "Enabled" && rule.Expiration?.Days !== undefined ? [{ prefix: rule.Filter?.Prefix ?? rule.Prefix ?? "", days: rule.Expiration.Days }] : [],
+    ),
   };
 }
 

@@ -18,6 +18,7 @@ import {
 import {
   CreateBucketCommand,
   PutBucketEncryptionCommand,
+  PutBucketLifecycleConfigurationCommand,
   PutBucketTaggingCommand,
   PutObjectCommand,
   PutPublicAccessBlockCommand,
@@ -181,6 +182,15 @@ const handlers: ChangeHandlers = {
       new PutBucketEncryptionCommand({
         Bucket: change.name,
         ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }] },
+      }),
+    );
+  },
+  "expire-objects": async ({ aws }, change) => {
+    // The whole configuration is replaced: the deployment's buckets carry no other rule.
+    await aws.s3.send(
+      new PutBucketLifecycleConfigurationCommand({
+        Bucket: change.name,
+        LifecycleConfiguration: { Rules: [{ ID: "facefleet-expire-embeddings", Status: "Enabled", Filter: { Prefix: change.prefix }, Expiration: { Days: change.days } }] },
       }),
     );
   },

@@ -4,9 +4,14 @@
  * An empty plan is what makes a second bootstrap a no-op.
  */
 import { resourceNames, type Config, type ResourceNames } from "../roles/config.ts";
-import { API_TOKEN_KEY, DEPLOYMENT_TAG, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
+import { API_TOKEN_KEY, DEPLOYMENT_TAG, EMBEDDING_KEY_PREFIX, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
 import type { Network } from "./network.ts";
 import { INSTANCE_ROLES, instanceRoleNames, instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type InstanceRole, type PolicyDocument, type RoleNames } from "./policies.ts";
+/**
+ * An enrollment's embedding waits under EMBEDDING_KEY_PREFIX for the web role to take it into the gallery, which
+ * takes seconds; one left there (the enrollment was abandoned) is removed by S3 after this many days, its least.
+ */
+export const EMBEDDING_EXPIRY_DAYS = 1;
 /** Dead letters are kept as long as SQS allows, for inspection. */
 export const DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600;
 
@@ -24,6 +29,8 @@ export interface DesiredState {
   tags: Tags;
   names: ResourceNames;
   buckets: string[];
+  /** Objects S3 removes after `days` by a lifecycle rule: embeddings left by abandoned enrollments. */
+  expiry: ObjectExpiry;
   /** Dead-letter queue first: the request queue's redrive policy names it. */
   queues: QueueSpec[];
   securityGroup: { name: string; description: string; port: number; cidr: string };
@@ -38,10 +45,18 @@ export interface DesiredState {
   network?: Network;
 }
 
+export interface ObjectExpiry {
+  bucket: string;
+  prefix: string;
+  days: number;
+}
+
 export interface BucketActual {
   publicAccessBlocked: boolean;
   encrypted: boolean;
   tags: Tags;
+  /** The bucket's enabled lifecycle expirations by prefix; undefined: none. */
+  expirations?: { prefix: string; days: number }[];
 }
 
 export interface QueueActual {
@@ -112,6 +127,7 @@ export type Change =
   | { kind: "tag"; resource: ResourceKind; name: string }
   | { kind: "block-public-access"; name: string }
   | { kind: "encrypt-bucket"; name: string }
+  | { kind: "expire-objects"; name: string; prefix: string; days: number }
   | { kind: "set-queue-attributes"; name: string; attributes: string[] }
   | { kind: "authorize-ingress"; name: string; rule: IngressRule }
   | { kind: "revoke-ingress"; name: string; rule: IngressRule }
@@ -143,6 +159,7 @@ export function desiredState(config: Config, options: DesiredOptions): DesiredSt
     tags: { [DEPLOYMENT_TAG]: prefix },
     names,
     buckets: [...new Set([names.inBucket, names.outBucket, names.galleryBucket, names.reportsBucket])],
+    expiry: { bucket: names.galleryBucket, prefix: EMBEDDING_KEY_PREFIX, days: EMBEDDING_EXPIRY_DAYS },
     queues: [
       { name: names.deadLetterQueue, attributes: { MessageRetentionPeriod: String(DEAD_LETTER_RETENTION_SECONDS) } },
       {
@@ -202,6 +219,11 @@ export function planChanges(desired: DesiredState, actual: ActualState): Change[
     if (!bucket?.publicAccessBlocked) changes.push({ kind: "block-public-access", name });
     if (!bucket?.encrypted) changes.push({ kind: "encrypt-bucket", name });
     if (!bucket || !hasTags(bucket.tags, tags)) changes.push({ kind: "tag", resource: "bucket", name });
+  }
+  const { expiry } = desired;
+  const expirations = actual.buckets[expiry.bucket]?.expirations ?? [];
+  if (!expirations.some((rule) => rule.prefix === expiry.prefix && rule.days === expiry.days)) {
+    changes.push({ kind: "expire-objects", name: expiry.bucket, prefix: expiry.prefix, days: expiry.days });
   }
   const token = desired.apiToken;
   if (!actual.apiToken) changes.push({ kind: "put-api-token", name: token.bucket, key: token.key, reason: "create" });
@@ -293,6 +315,8 @@ export function describeChange(change: Change): string {
       return `block public access to bucket ${change.name}`;
     case "encrypt-bucket":
       return `turn on default encryption (SSE-S3) of bucket ${change.name}`;
+    case "expire-objects":
+      return `expire objects under ${change.prefix} of bucket ${change.name} after ${change.days} day(s) (embeddings of abandoned enrollments)`;
     case "set-queue-attributes":
       return `set ${change.attributes.join(", ")} of queue ${change.name}`;
     case "authorize-ingress":

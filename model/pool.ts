@@ -1,4 +1,8 @@
-/** A pool of inference worker threads: one image per worker at a time, a FIFO queue, crashed workers replaced. */
+/**
+ * A pool of inference worker threads: one image per worker at a time, a FIFO queue, crashed workers replaced. A caller
+ * may abandon an image (its signal aborts): queued, it is dropped; running, its worker is terminated and replaced, as a
+ * hung worker never answers.
+ */
 import { availableParallelism } from "node:os";
 import type { ModelConfig } from "./config.ts";
 import { ONNX_DIR } from "./onnx-session.ts";
@@ -65,11 +69,21 @@ export class InferencePool {
     return pool;
   }
 
-  analyze(image: Uint8Array): Promise<ImageAnalysis> {
+  analyze(image: Uint8Array, signal?: AbortSignal): Promise<ImageAnalysis> {
     if (this.closed) return Promise.reject(new Error("the inference pool is closed"));
     if (this.unavailable) return Promise.reject(this.unavailable);
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, image, resolve, reject });
+      const abandon = () => this.abandon(job, signal!.reason);
+      const settle = () => signal?.removeEventListener("abort", abandon);
+      const job: Job = {
+        id: this.nextId++,
+        image,
+        resolve: (analysis) => (settle(), resolve(analysis)),
+        reject: (error) => (settle(), reject(error)),
+      };
+      signal?.addEventListener("abort", abandon, { once: true });
+      this.queue.push(job);
       this.dispatch();
     });
   }
@@ -102,17 +116,34 @@ export class InferencePool {
       else if (message.type === "analysis-failed") job.reject(fromWorkerError(message.error));
       this.dispatch();
     };
-    const crashed = (reason: string) => {
-      const index = this.slots.indexOf(slot);
-      if (index < 0) return;
-      this.slots.splice(index, 1);
-      slot.job?.reject(new WorkerCrashError(`an inference worker crashed (${reason}) while analysing an image`));
-      worker.terminate();
-      if (!this.closed) this.replace();
-    };
+    const crashed = (reason: string) => this.retire(slot, new WorkerCrashError(`an inference worker crashed (${reason}) while analysing an image`));
     worker.onerror = (event) => crashed(event.message);
     worker.addEventListener("close", (event) => crashed(`exit code ${(event as CloseEvent).code}`));
     this.dispatch();
+  }
+
+  /** Terminates a slot's worker, fails its job with `error` and starts a replacement. */
+  private retire(slot: Slot, error: Error): void {
+    const index = this.slots.indexOf(slot);
+    if (index < 0) return;
+    this.slots.splice(index, 1);
+    const job = slot.job;
+    slot.job = undefined;
+    job?.reject(error);
+    slot.worker.terminate();
+    if (!this.closed) this.replace();
+  }
+
+  private abandon(job: Job, reason: unknown): void {
+    const error = reason instanceof Error ? reason : new Error(String(reason));
+    const queued = this.queue.indexOf(job);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+      job.reject(error);
+      return;
+    }
+    const slot = this.slots.find((candidate) => candidate.job === job);
+    if (slot) this.retire(slot, error);
   }
 
   /** Starts a worker in place of a crashed one, trying again with backoff for as long as its loading fails. */

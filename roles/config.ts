@@ -59,7 +59,12 @@ export const ConfigSchema = Type.Object({
   classicAuth: Type.Boolean({ default: false, description: "true: the classic POST / needs the bearer token too (the course's grader sends none)" }),
   tlsCertFile: Type.Optional(Type.String({ minLength: 1, description: "PEM certificate the web role serves HTTPS with; needs tlsKeyFile" })),
   tlsKeyFile: Type.Optional(Type.String({ minLength: 1, description: "PEM private key of tlsCertFile" })),
-  visibilityTimeoutSeconds: Type.Integer({ minimum: 1, default: 30 }),
+  visibilityTimeoutSeconds: Type.Integer({
+    minimum: 1,
+    default: 10,
+    description: "A job held by an instance that died (no heartbeat, every half of this) is delivered again after this long",
+  }),
+  jobDeadlineMs: Type.Integer({ minimum: 1, default: 60_000, description: "An app instance abandons a job it has worked on this long (its inference worker is replaced) and hands it back for another instance" }),
   maxReceives: Type.Integer({ minimum: 1, default: 3, description: "Receives before a job goes to the dead-letter queue" }),
   maxAppInstances: Type.Integer({ minimum: 0, maximum: 15, default: 15 }),
   slotsPerInstance: Type.Integer({ minimum: 1, default: 1, description: "Jobs one app instance works on at once" }),
@@ -69,6 +74,11 @@ export const ConfigSchema = Type.Object({
   }),
   controllerIntervalMs: Type.Integer({ minimum: 10, default: 250 }),
   scaleInAfterMs: Type.Integer({ minimum: 0, default: 1000, description: "An empty queue for this long scales the fleet to 0" }),
+  noProgressAfterMs: Type.Integer({
+    minimum: 1,
+    default: 180_000,
+    description: "The controller replaces the whole fleet when no job has been answered for this long while the queue holds jobs",
+  }),
   analysisCacheEntries: Type.Integer({ minimum: 0, default: 10_000, description: "Images remembered by content hash so identical ones are not recomputed; 0 = off" }),
   model: ModelConfigSchema,
 });
@@ -77,8 +87,8 @@ export type Config = Static<typeof ConfigSchema>;
 
 /** The settings each role reads: a role is handed its slice of the configuration, not the whole of it. */
 const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
-const APP_SETTINGS = ["visibilityTimeoutSeconds", "maxReceives"] as const;
-const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs"] as const;
+const APP_SETTINGS = ["visibilityTimeoutSeconds", "maxReceives", "jobDeadlineMs"] as const;
+const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs", "noProgressAfterMs"] as const;
 export type WebConfig = Pick<Config, (typeof WEB_SETTINGS)[number]>;
 export type AppConfig = Pick<Config, (typeof APP_SETTINGS)[number]>;
 export type ControllerConfig = Pick<Config, (typeof CONTROLLER_SETTINGS)[number]>;

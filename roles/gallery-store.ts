@@ -2,9 +2,10 @@
  * The gallery persisted through the blob store. The web role is its one writer (mutations in order, saved
  * after each); app processes read it and pick up a new version without a restart.
  */
-import { Gallery, type FaceDetails, type Match, type SubjectSummary } from "../model/gallery.ts";
+import { Gallery, GalleryFormatError, type FaceDetails, type Match, type SubjectSummary } from "../model/gallery.ts";
 import type { Bucket } from "./cloud/types.ts";
 import { GALLERY_KEY } from "./deployment.ts";
+import type { Logger } from "./log.ts";
 
 export type GalleryErrorCode = "embedding_missing" | "embedding_mismatch";
 
@@ -32,8 +33,22 @@ export class GalleryWriter {
     private gallery: Gallery | undefined,
   ) {}
 
-  static async open(bucket: Bucket): Promise<GalleryWriter> {
-    return new GalleryWriter(bucket, await loadGallery(bucket));
+  /**
+   * A stored gallery that cannot be read does not keep the web role from starting (nor the routes that would repair
+   * it): its bytes are kept aside, the log says where, and the gallery starts empty; the next enrollment replaces it.
+   */
+  static async open(bucket: Bucket, log?: Logger): Promise<GalleryWriter> {
+    const bytes = await bucket.get(GALLERY_KEY);
+    if (!bytes) return new GalleryWriter(bucket, undefined);
+    try {
+      return new GalleryWriter(bucket, Gallery.deserialize(bytes));
+    } catch (error) {
+      if (!(error instanceof GalleryFormatError)) throw error;
+      const keptAt = `${GALLERY_KEY}.unreadable-${Date.now()}`;
+      await bucket.put(keptAt, bytes, { contentType: "application/octet-stream" });
+      log?.error("gallery_unreadable", { reason: error.message, keptAt, now: "starting with an empty gallery; the next enrollment replaces the stored one" });
+      return new GalleryWriter(bucket, undefined);
+    }
   }
 
   list(): SubjectSummary[] {

@@ -148,6 +148,10 @@ export const JobReportSchema = Type.Object({
   instanceId: Type.String({ minLength: 1, maxLength: 64 }),
   jobs: Type.Integer({ minimum: 0 }),
   at: Type.Number(),
+  /** false: the instance cannot run jobs (its last ones all failed on a fault of its own) and has stopped taking them. */
+  healthy: Type.Optional(Type.Boolean()),
+  /** Jobs answered since the instance started: the controller sees progress in it. */
+  completed: Type.Optional(Type.Integer({ minimum: 0 })),
 });
 export type JobReport = Static<typeof JobReportSchema>;
 

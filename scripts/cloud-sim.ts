@@ -10,13 +10,8 @@
  * The admin token, as on AWS: FACEFLEET_API_TOKEN when the caller set it, else the one bootstrap creates and prints
  * (`export FACEFLEET_API_TOKEN=...`). Bootstrap stores it in the input bucket, where the web role reads it.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { awsCloud } from "../roles/cloud/index.ts";
-import { loadConfig, resourceNames } from "../roles/config.ts";
-import { REPO_ROOT, startRegion } from "../infra/sim/region.ts";
+import { startSimDeployment, type SimDeployment } from "./sim-deployment.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -29,66 +24,31 @@ const { values: args } = parseArgs({
 if (args.pool !== "warm" && args.pool !== "cold") throw new Error("--pool is warm or cold");
 const bootDelayMs = Number(args["boot-delay"]) * 1000;
 const startDelayMs = Number(args["start-delay"] ?? args["boot-delay"]) * 1000;
-const PREFIX = "facefleet-sim";
 const SAMPLE_MS = 100;
 
-/** The deployment's settings, as the AMI's /etc/facefleet.json would give them to every instance. */
-const settings: Record<string, string> = {
-  FACEFLEET_PREFIX: PREFIX,
-  FACEFLEET_PORT: args.port!,
-  FACEFLEET_HOST: "127.0.0.1",
-  // As the baked image sets it: an instance never falls back to the embedded mode.
-  FACEFLEET_INSTANCE_METADATA: "required",
-  FACEFLEET_POOL_POLICY: args.pool,
-};
-const work = mkdtempSync(join(tmpdir(), "facefleet-sim-"));
-const stateFile = join(work, `${PREFIX}.json`);
-
-const region = await startRegion({
-  bootDelayMs,
-  startDelayMs,
-  // Stopping takes EC2 a fraction of a boot.
-  stopDelayMs: bootDelayMs / 4,
-  logDir: join(work, "instances"),
-  instanceEnv: settings,
-});
-Object.assign(process.env, region.env, settings);
-const config = loadConfig();
-const names = resourceNames(config);
-const cloud = awsCloud(config);
-
-async function infra(script: string, ...extra: string[]): Promise<void> {
-  console.error(`$ bun run infra/${script}.ts ${extra.join(" ")}`);
-  const child = Bun.spawn([process.execPath, `infra/${script}.ts`, "--state-file", stateFile, ...extra], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, AWS_EC2_METADATA_DISABLED: "true" },
-    stdout: "inherit",
-    stderr: "inherit",
+/** Counted before the web tier can take a request, so `requests` misses none sent the moment it answers. */
+let inputsAtStart = 0;
+let deployment: SimDeployment;
+try {
+  deployment = await startSimDeployment({
+    bootDelayMs,
+    startDelayMs,
+    pool: args.pool,
+    port: Number(args.port),
+    beforeLaunch: async ({ cloud, names }) => {
+      inputsAtStart = await cloud.blobs.bucket(names.inBucket).count();
+    },
   });
-  if ((await child.exited) !== 0) throw new Error(`infra/${script}.ts failed`);
+} catch (error) {
+  console.error(String(error));
+  process.exit(1);
 }
-
+const { region, config, names, cloud, webUrl, infra } = deployment;
 const requestQueue = cloud.queues.queue(names.reqQueue);
 const responseQueue = cloud.queues.queue(names.respQueue);
 const deadLetterQueue = cloud.queues.queue(names.deadLetterQueue);
 const inputs = cloud.blobs.bucket(names.inBucket);
 const outputs = cloud.blobs.bucket(names.outBucket);
-/** Counted before the web tier can take a request, so `requests` misses none sent the moment it answers. */
-let inputsAtStart = 0;
-
-const webUrl = `http://127.0.0.1:${args.port}`;
-try {
-  // The web tier listens on loopback only.
-  await infra("bootstrap", "--ingress-cidr", "127.0.0.1/32");
-  await infra("bake-ami", "--image", Object.values(region.ec2.stockImages)[0]!);
-  inputsAtStart = await inputs.count();
-  await infra("launch", "--pool", args.pool);
-  while (!(await fetch(`${webUrl}/healthz`).then((r) => r.ok, () => false))) await Bun.sleep(200);
-} catch (error) {
-  console.error(String(error));
-  await region.stop();
-  process.exit(1);
-}
 console.error(`web tier answering on ${webUrl} (boot delay ${bootDelayMs / 1000} s, start delay ${startDelayMs / 1000} s, ${args.pool} pool); Ctrl-C tears down`);
 console.error(
   process.env.FACEFLEET_API_TOKEN

@@ -1,7 +1,8 @@
 /**
  * A loopback pass-through in front of one of the region's endpoints that shows the test each request before
  * forwarding it: who sent it (the access key id of its SigV4 signature; give each instance its own key to tell
- * instances apart), the method and the path. The listener may act first, e.g. kill the sender mid-job.
+ * instances apart), the method and the path. The listener may act first, e.g. kill the sender mid-job, or answer in
+ * the region's place (a Response), e.g. fail one instance's calls.
  */
 export interface TappedRequest {
   accessKeyId: string | undefined;
@@ -16,14 +17,15 @@ export interface RequestTap {
 
 const CREDENTIAL = /Credential=([^/,\s]+)\//;
 
-export function startRequestTap(upstream: string, listener: (request: TappedRequest) => void | Promise<void>): RequestTap {
+export function startRequestTap(upstream: string, listener: (request: TappedRequest) => void | Response | Promise<void | Response>): RequestTap {
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     async fetch(request) {
       const url = new URL(request.url);
       const path = decodeURIComponent(url.pathname);
-      await listener({ accessKeyId: CREDENTIAL.exec(request.headers.get("authorization") ?? "")?.[1], method: request.method, path });
+      const instead = await listener({ accessKeyId: CREDENTIAL.exec(request.headers.get("authorization") ?? "")?.[1], method: request.method, path });
+      if (instead) return instead;
       const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
       const answer = await fetch(`${upstream}${url.pathname}${url.search}`, { method: request.method, headers: request.headers, body, redirect: "manual", decompress: false });
       return new Response(answer.body, { status: answer.status, headers: answer.headers });

@@ -3,9 +3,17 @@
  * A message is deleted only after its reply is sent, so a crash mid-job loses nothing: the message
  * becomes visible again after its visibility timeout and another consumer answers it (and should the
  * delete itself fail, the job is answered twice, which the web role drops as a duplicate).
+ *
+ * A bad job (an image the model refuses) is answered. A fault (the model or storage failing, or the job's deadline
+ * passing) is this instance's, not the job's: the job is released at once (visibility 0) for a healthy instance, and
+ * this one pauses before it takes another (a circuit breaker: 1 s, 2 s, 4 s… while the faults go on; one job at a
+ * time until one succeeds). After SICK_AFTER_FAULTS faults in a row it reports itself unhealthy, and the controller
+ * replaces it. SQS counts every receive towards the dead-letter queue's maxReceiveCount, and app instances may not
+ * send jobs (least privilege), so a released job has spent one receive: the breaker is what keeps a sick instance
+ * from spending many. A fast-failing instance without it takes most deliveries, and a job two or three of its tries.
  */
 import type { JobQueue, QueueService, ReceivedMessage } from "../cloud/types.ts";
-import { decodeMessage, JobMessageSchema, MessageFormatError, type FailedReply } from "../messages.ts";
+import { decodeMessage, JobMessageSchema, MessageFormatError, type FailedReply, type JobMessage } from "../messages.ts";
 import { errorFields, type Logger } from "../log.ts";
 import type { ServiceMetrics } from "../metrics.ts";
 import { handleJob, type JobDependencies } from "./handle-job.ts";
@@ -18,16 +26,32 @@ export interface ConsumerOptions {
   visibilityTimeoutSeconds: number;
   /** Receives before the queue moves a job to the dead-letter queue (its redrive policy's maxReceiveCount). */
   maxReceives: number;
+  /** A job worked on this long is abandoned and handed back. */
+  jobDeadlineMs: number;
   log: Logger;
   metrics: ServiceMetrics;
   job: JobDependencies;
-  /** Told the number of jobs held (received, not yet answered) each time it changes. */
-  onHolding?(jobs: number): void;
+  /** Told what this instance's job report says, each time it changes. */
+  onStatus?(status: ConsumerStatus): void;
 }
 
+export interface ConsumerStatus {
+  /** Jobs held: received, not yet answered or handed back. */
+  jobs: number;
+  healthy: boolean;
+  /** Jobs answered. */
+  completed: number;
+}
+
+/** Faults in a row after which an instance calls itself unhealthy: one may be a passing fault (a throttled call), three is the instance. */
+const SICK_AFTER_FAULTS = 3;
+const FIRST_FAULT_PAUSE_MS = 1_000;
+const MAX_FAULT_PAUSE_MS = 30_000;
 const RETRY_PAUSE_MS = 500;
-/** A job that failed on a passing fault (storage unreachable, say) is tried again this soon, not a whole visibility timeout later. */
-const RETRY_AFTER_SECONDS = 2;
+
+export class JobDeadlineError extends Error {
+  override name = "JobDeadlineError";
+}
 /**
  * Short on purpose. A stopping consumer lets its last poll finish, and answers what it brings, rather than abort
  * it: an aborted poll can live on at the queue's side and take a message that nobody answers until its visibility
@@ -41,6 +65,9 @@ export class Consumer {
   private readonly running = new Set<Promise<void>>();
   private loop: Promise<void> | undefined;
   private slotFreed: (() => void) | undefined;
+  /** Faults in a row; 0 once a job succeeds. */
+  private faults = 0;
+  private pausedUntil = 0;
   jobsDone = 0;
 
   constructor(private readonly options: ConsumerOptions) {}
@@ -60,14 +87,21 @@ export class Consumer {
   private async run(): Promise<void> {
     const { requestQueue, slots, visibilityTimeoutSeconds, log } = this.options;
     while (!this.stopping) {
-      if (this.running.size >= slots) {
+      // After a fault, one job at a time: the next one shows whether the instance works again.
+      const room = this.faults > 0 ? 1 - this.running.size : slots - this.running.size;
+      if (room <= 0) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        continue;
+      }
+      const pause = this.pausedUntil - Date.now();
+      if (pause > 0) {
+        await Promise.race([Bun.sleep(pause), new Promise<void>((resolve) => (this.slotFreed = resolve))]);
         continue;
       }
       let messages: ReceivedMessage[];
       try {
         messages = await requestQueue.receive({
-          maxMessages: Math.min(10, slots - this.running.size),
+          maxMessages: Math.min(10, room),
           waitSeconds: POLL_SECONDS,
           visibilityTimeoutSeconds,
         });
@@ -81,13 +115,21 @@ export class Consumer {
           .catch((error) => log.error("job_crashed", { messageId: message.messageId, ...errorFields(error) }))
           .finally(() => {
             this.running.delete(task);
-            this.options.onHolding?.(this.running.size);
+            this.report();
             this.slotFreed?.();
           });
         this.running.add(task);
       }
-      if (messages.length > 0) this.options.onHolding?.(this.running.size);
+      if (messages.length > 0) this.report();
     }
+  }
+
+  status(): ConsumerStatus {
+    return { jobs: this.running.size, healthy: this.faults < SICK_AFTER_FAULTS, completed: this.jobsDone };
+  }
+
+  private report(): void {
+    this.options.onStatus?.(this.status());
   }
 
   private async process(message: ReceivedMessage): Promise<void> {
@@ -105,16 +147,22 @@ export class Consumer {
       metrics.jobDeadLettered("malformed");
       return;
     }
-    // Long jobs keep their message invisible, so no second consumer starts on them.
+    // Long jobs keep their message invisible, so no second consumer starts on them; up to the job's deadline.
     const heartbeat = setInterval(() => {
       requestQueue.changeVisibility(message.receiptHandle, visibilityTimeoutSeconds).catch(() => {});
     }, (visibilityTimeoutSeconds * 1000) / 2);
+    const abandon = new AbortController();
+    const deadline = setTimeout(
+      () => abandon.abort(new JobDeadlineError(`the job was abandoned after its deadline of ${this.options.jobDeadlineMs} ms`)),
+      this.options.jobDeadlineMs,
+    );
     try {
-      const reply = await handleJob(job, this.options.job);
+      const reply = await Promise.race([handleJob(job, this.options.job, abandon.signal), rejectOnAbort(abandon.signal)]);
       await queues.queue(job.replyTo).send(JSON.stringify(reply));
       await requestQueue.delete(message.receiptHandle);
       this.jobsDone++;
       metrics.jobTried(job.kind, reply.ok ? "answered" : "refused");
+      this.recovered();
       log.info("job_done", {
         jobId: job.jobId,
         kind: job.kind,
@@ -124,21 +172,54 @@ export class Consumer {
         ms: Math.round(performance.now() - started),
       });
     } catch (error) {
-      log.error("job_failed", { jobId: job.jobId, receiveCount: message.receiveCount, ...errorFields(error) });
+      clearInterval(heartbeat);
       metrics.jobTried(job.kind, "failed");
-      if (message.receiveCount >= this.options.maxReceives) {
-        metrics.jobDeadLettered("retries_exhausted");
-        // Its last try: the job goes to the dead-letter queue next, so its caller hears now rather than at its timeout.
-        const reply: FailedReply = {
-          ok: false,
-          jobId: job.jobId,
-          error: { code: "job_failed", message: `the job failed ${message.receiveCount} times and was set aside: ${errorFields(error).error}` },
-        };
-        await queues.queue(job.replyTo).send(JSON.stringify(reply)).catch(() => {});
-      }
-      await requestQueue.changeVisibility(message.receiptHandle, RETRY_AFTER_SECONDS).catch(() => {});
+      this.faulted();
+      await this.handBack(message, job, error);
     } finally {
       clearInterval(heartbeat);
+      clearTimeout(deadline);
     }
   }
+
+  private recovered(): void {
+    if (this.faults === 0) return;
+    this.options.log.info("instance_recovered", { afterFaults: this.faults });
+    this.faults = 0;
+    this.pausedUntil = 0;
+  }
+
+  private faulted(): void {
+    this.faults++;
+    const pauseMs = Math.min(MAX_FAULT_PAUSE_MS, FIRST_FAULT_PAUSE_MS * 2 ** (this.faults - 1));
+    this.pausedUntil = Date.now() + pauseMs;
+    if (this.faults === SICK_AFTER_FAULTS) this.options.log.warn("instance_unhealthy", { faults: this.faults });
+    this.report();
+  }
+
+  /**
+   * Releases the job at once (visibility 0) for another instance. On its last receive, its caller hears now: the queue
+   * moves it to the dead-letter queue at its next receive.
+   */
+  private async handBack(message: ReceivedMessage, job: JobMessage, error: unknown): Promise<void> {
+    const { requestQueue, queues, maxReceives, log, metrics } = this.options;
+    const fields = { jobId: job.jobId, receiveCount: message.receiveCount, faults: this.faults, ...errorFields(error) };
+    if (message.receiveCount >= maxReceives) {
+      log.error("job_failed", fields);
+      metrics.jobDeadLettered("retries_exhausted");
+      const reply: FailedReply = {
+        ok: false,
+        jobId: job.jobId,
+        error: { code: "job_failed", message: `the job failed ${message.receiveCount} times and was set aside: ${errorFields(error).error}` },
+      };
+      await queues.queue(job.replyTo).send(JSON.stringify(reply)).catch(() => {});
+    } else {
+      log.warn("job_handed_back", fields);
+    }
+    await requestQueue.changeVisibility(message.receiptHandle, 0).catch((releaseError) => log.warn("job_release_failed", { jobId: job.jobId, ...errorFields(releaseError) }));
+  }
+}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
 }

@@ -1,4 +1,5 @@
 /** One job, start to finish: image from the input bucket, analysis, gallery match, result to the output bucket, reply. */
+import { GalleryFormatError } from "../../model/gallery.ts";
 import { ImageError, type EmbeddedFace, type ImageAnalysis } from "../../model/types.ts";
 import type { OpenSetThreshold } from "../../model/index.ts";
 import type { Bucket } from "../cloud/types.ts";
@@ -9,7 +10,8 @@ import { chooseEnrollmentFace, detectedLargestFirst } from "./enrollment.ts";
 import type { GalleryReader } from "../gallery-store.ts";
 
 export interface ImageAnalyzer {
-  analyze(image: Uint8Array): Promise<ImageAnalysis>;
+  /** An aborted signal abandons the image (a pool replaces the worker that had it). */
+  analyze(image: Uint8Array, signal?: AbortSignal): Promise<ImageAnalysis>;
 }
 
 export interface JobDependencies {
@@ -26,7 +28,7 @@ export interface JobDependencies {
 const UNKNOWN_PERSON = "Unknown";
 
 /** Returns the reply to send. Throws only on faults worth a retry (storage unreachable and the like). */
-export async function handleJob(job: JobMessage, deps: JobDependencies): Promise<ReplyMessage> {
+export async function handleJob(job: JobMessage, deps: JobDependencies, signal?: AbortSignal): Promise<ReplyMessage> {
   const started = performance.now();
   const fail = (code: string, message: string): FailedReply => ({ ok: false, jobId: job.jobId, error: { code, message } });
 
@@ -36,7 +38,7 @@ export async function handleJob(job: JobMessage, deps: JobDependencies): Promise
     const image = await deps.inBucket.get(job.inputKey);
     if (!image) return fail("input_missing", `no object ${job.inputKey} in the input bucket`);
     try {
-      analysis = await deps.analyzer.analyze(image);
+      analysis = await deps.analyzer.analyze(image, signal);
     } catch (error) {
       if (error instanceof ImageError) return fail(error.code, error.message);
       throw error;
@@ -58,7 +60,14 @@ export async function handleJob(job: JobMessage, deps: JobDependencies): Promise
   const main = mostProminent(analysis.faces);
   if (!main) return fail("no_face", "no face found in the image");
 
-  const gallery = await deps.gallery.current();
+  let gallery;
+  try {
+    gallery = await deps.gallery.current();
+  } catch (error) {
+    // The stored gallery is damaged: no instance could do better, so this is an answer, not a fault of this one.
+    if (error instanceof GalleryFormatError) return fail("gallery_unreadable", "the stored gallery cannot be read: enroll again to replace it");
+    throw error;
+  }
   if (!gallery || gallery.size === 0) return fail("no_subjects_enrolled", "nobody is enrolled yet: add faces with POST /v1/subjects/{name}/faces");
 
   const threshold = deps.threshold.at(gallery.subjectCount);

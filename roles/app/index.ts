@@ -28,6 +28,7 @@ export function startAppRole({ config, names, cloud, log: rootLog, metrics }: Ro
     slots: options.slots,
     visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
     maxReceives: config.maxReceives,
+    jobDeadlineMs: config.jobDeadlineMs,
     log,
     metrics,
     job: {
@@ -39,7 +40,7 @@ export function startAppRole({ config, names, cloud, log: rootLog, metrics }: Ro
       galleryBucket: cloud.blobs.bucket(names.galleryBucket),
       threshold: options.threshold,
     },
-    onHolding: (jobs) => reporter?.holding(jobs),
+    onStatus: (status) => reporter?.update(status),
   });
   reporter?.start();
   consumer.start();

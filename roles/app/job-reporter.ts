@@ -1,14 +1,15 @@
 /**
- * Keeps this app instance's job report current: written whenever the number of jobs it holds changes (one write at a
- * time, the latest count last) and rewritten every JOB_REPORT_INTERVAL_MS so that a live instance's report never
+ * Keeps this app instance's job report current: written whenever the number of jobs it holds or its health changes
+ * (one write at a time, the latest status last) and rewritten every JOB_REPORT_INTERVAL_MS so that a live instance's report never
  * expires; removed when the instance stops.
  */
 import { JOB_REPORT_INTERVAL_MS } from "../deployment.ts";
 import type { JobReports } from "../cloud/types.ts";
 import { errorFields, type Logger } from "../log.ts";
+import type { ConsumerStatus } from "./consumer.ts";
 
 export class JobReporter {
-  private held = 0;
+  private status: ConsumerStatus = { jobs: 0, healthy: true, completed: 0 };
   private writing: Promise<void> | undefined;
   private again = false;
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -25,10 +26,10 @@ export class JobReporter {
     this.timer = setInterval(() => this.write(), this.intervalMs);
   }
 
-  holding(jobs: number): void {
-    if (jobs === this.held) return;
-    this.held = jobs;
-    this.write();
+  update(status: ConsumerStatus): void {
+    const changed = status.jobs !== this.status.jobs || status.healthy !== this.status.healthy;
+    this.status = status;
+    if (changed) this.write();
   }
 
   /** Waits for the write under way, if any (and the one queued behind it). */
@@ -48,8 +49,8 @@ export class JobReporter {
       return;
     }
     this.writing = this.reports
-      .write({ instanceId: this.instanceId, jobs: this.held, at: Date.now() })
-      .catch((error) => this.log.warn("job_report_failed", { jobs: this.held, ...errorFields(error) }))
+      .write({ instanceId: this.instanceId, ...this.status, at: Date.now() })
+      .catch((error) => this.log.warn("job_report_failed", { ...this.status, ...errorFields(error) }))
       .finally(() => {
         this.writing = undefined;
         if (this.again) {

@@ -2,13 +2,15 @@
  * The controller loop: every intervalMs read the queue and the fleet (and, when the queue reads empty, the jobs the
  * active instances report holding), ask the policy, apply its actions, and log the decision with its inputs as one
  * JSON line whenever it acts or its inputs change. A scale-out that EC2 cuts short (capacity) sets a cap with backoff
- * that the policy keeps to, the log and health tell.
+ * that the policy keeps to, the log and health tell. Instances that report themselves unhealthy, and a fleet that
+ * answers nothing while jobs wait, are replaced (fleet-health.ts).
  */
-import { CapacityError, type AppInstance, type Fleet, type JobQueue, type JobReports } from "../cloud/types.ts";
+import { CapacityError, type AppInstance, type Fleet, type JobQueue, type JobReport, type JobReports } from "../cloud/types.ts";
 import { errorFields, type Logger } from "../log.ts";
 import type { ServiceMetrics } from "../metrics.ts";
 import { capacityLimit, nextCapacityCap, type CapacityCap } from "./capacity.ts";
 import { applyExpectations, type Expectation } from "./expectations.ts";
+import { decideReplacements, nextProgressWatch, type FleetHealthDecision, type ProgressWatch } from "./fleet-health.ts";
 import { decideScaling, liveHeldJobs, nextIdleSpell, type IdleSpell, type ScalingConfig, type ScalingDecision } from "./policy.ts";
 
 export interface ControllerOptions {
@@ -17,10 +19,15 @@ export interface ControllerOptions {
   reports: JobReports;
   scaling: ScalingConfig;
   intervalMs: number;
+  /** The whole fleet is replaced when no job is answered for this long while jobs wait; undefined: never. */
+  noProgressAfterMs?: number;
   log: Logger;
   metrics: ServiceMetrics;
   now?: () => number;
 }
+
+/** While the queue holds jobs the reports are read this often (each is one GET per instance), not every tick. */
+const BUSY_REPORT_READ_MS = 1_000;
 
 export class Controller {
   private idle: IdleSpell | undefined;
@@ -30,6 +37,12 @@ export class Controller {
   private stopped = false;
   private lastInputs = "";
   private tick: Promise<void> = Promise.resolve();
+  private watch: ProgressWatch | undefined;
+  private reportsReadAt = -Infinity;
+  private replaced = { sick: 0, stalledFleets: 0 };
+  private lastHealth: FleetHealthDecision | undefined;
+  /** When this controller last started or launched each instance: a report written before then is its previous life's. */
+  private bootedAt = new Map<string, number>();
 
   constructor(private readonly options: ControllerOptions) {}
 
@@ -60,6 +73,8 @@ export class Controller {
       capacity: cap
         ? { limitedTo: cap.limit, reason: cap.reason, shortfalls: cap.shortfalls, retryInMs: Math.max(0, cap.retryAt - now) }
         : "unlimited",
+      progress: this.lastHealth?.stalledForMs ? { noJobAnsweredForMs: this.lastHealth.stalledForMs } : "ok",
+      replaced: this.replaced,
     };
   }
 
@@ -72,11 +87,15 @@ export class Controller {
     this.expectations = outstanding;
     metrics.fleetObserved(depth, instances);
     const active = instances.filter((instance) => instance.state === "pending" || instance.state === "running");
-    // The reports are read only when the queue reads empty: that is when a scale-in could follow.
-    const heldJobs =
-      depth.visible + depth.inFlight === 0 && active.length > 0 ? liveHeldJobs(await reports.read(active.map((instance) => instance.id)), now) : undefined;
+    const backlog = depth.visible + depth.inFlight;
+    // Every tick when the queue reads empty (a scale-in could follow), else once in a while for health and progress.
+    const readReports = active.length > 0 && (backlog === 0 || now - this.reportsReadAt >= BUSY_REPORT_READ_MS);
+    const read = readReports ? await reports.read(active.map((instance) => instance.id)) : undefined;
+    if (read) this.reportsReadAt = now;
+    const heldJobs = backlog === 0 && read ? liveHeldJobs(read, now) : undefined;
     this.idle = nextIdleSpell(this.idle, depth, heldJobs, now);
     const decision = decideScaling({ now, queue: depth, instances, heldJobs, idle: this.idle, capacityLimit: capacityLimit(this.cap, now) }, scaling);
+    if (read || backlog === 0) this.replaceUnhealthy(decision, active, read ?? [], backlog, now);
 
     const acts = decision.start.length + decision.launch + decision.stop.length + decision.terminate.length > 0;
     const states = countStates(instances);
@@ -103,11 +122,37 @@ export class Controller {
     return decision;
   }
 
+  /** Adds to the decision the instances to replace (fleet-health.ts) that it does not stop or terminate already. */
+  private replaceUnhealthy(decision: ScalingDecision, active: AppInstance[], read: JobReport[], backlog: number, now: number): void {
+    const { scaling, noProgressAfterMs, log } = this.options;
+    const current = read.filter((report) => report.at >= (this.bootedAt.get(report.instanceId) ?? -Infinity));
+    this.watch = nextProgressWatch(this.watch, current, backlog, now);
+    const health = decideReplacements({ now, active, reports: current, watch: this.watch }, noProgressAfterMs ?? Infinity);
+    this.lastHealth = health;
+    const leaving = new Set([...decision.stop, ...decision.terminate]);
+    // EC2 refuses to stop a pending instance: a warm pool replaces it once it runs.
+    const replace = health.replace.filter((id) => !leaving.has(id) && (scaling.poolPolicy === "cold" || active.find((instance) => instance.id === id)?.state === "running"));
+    if (replace.length === 0) return;
+    if (scaling.poolPolicy === "cold") decision.terminate.push(...replace);
+    else decision.stop.push(...replace);
+    decision.desired -= replace.length;
+    if (health.stalled) {
+      this.replaced.stalledFleets++;
+      // The new instances get the whole period again.
+      this.watch = { ...this.watch, since: now };
+      log.warn("no_progress", { noJobAnsweredForMs: health.stalledForMs, backlog, replace, reason: health.reason });
+    } else {
+      this.replaced.sick += replace.length;
+      log.warn("replace_unhealthy", { replace, reason: health.reason });
+    }
+  }
+
   /** Each action independently: one failing does not hold back the others' bookkeeping. */
   private async apply(decision: ScalingDecision, now: number): Promise<void> {
     const { fleet } = this.options;
     const expect = (ids: string[], state: Expectation["state"]) => {
       this.expectations.push(...ids.map((id) => ({ id, state, at: now })));
+      if (state === "pending") for (const id of ids) this.bootedAt.set(id, now);
       return ids.length;
     };
     const [started, launched, ...others] = await Promise.allSettled([

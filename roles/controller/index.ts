@@ -15,6 +15,7 @@ export function startControllerRole({ config, names, cloud, log, health, metrics
       scaleInAfterMs: config.scaleInAfterMs,
     },
     intervalMs: config.controllerIntervalMs,
+    noProgressAfterMs: config.noProgressAfterMs,
     log: log.child({ role: "controller" }),
     metrics,
   });

@@ -41,7 +41,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
       ? localApiToken(config.dataDir, log)
       : await bucketApiToken(inBucket, log);
   const poller = new ReplyPoller(cloud.queues.queue(names.respQueue), log);
-  const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket));
+  const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket), log);
   metrics.readGalleryFrom(() => gallery.list());
   const jobs = createJobSubmitter({
     inBucket,

@@ -96,13 +96,22 @@ describe("controller loop", () => {
 });
 
 /** A controller over a queue of fixed depth, stepped by the test on its own clock. */
-function controllerOf(options: { depth: QueueDepth; fleet: Fleet; reports?: JobReports; poolPolicy: "warm" | "cold"; now: () => number; logger?: ReturnType<typeof captureLogs>["logger"] }) {
+function controllerOf(options: {
+  depth: QueueDepth;
+  fleet: Fleet;
+  reports?: JobReports;
+  poolPolicy: "warm" | "cold";
+  now: () => number;
+  logger?: ReturnType<typeof captureLogs>["logger"];
+  noProgressAfterMs?: number;
+}) {
   return new Controller({
     queue: { depth: async () => options.depth } as Pick<JobQueue, "depth"> as JobQueue,
     fleet: options.fleet,
     reports: options.reports ?? new FixedReports(),
     scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: options.poolPolicy, scaleInAfterMs: 1000 },
     intervalMs: 250,
+    noProgressAfterMs: options.noProgressAfterMs,
     log: options.logger ?? captureLogs().logger,
     metrics: new ServiceMetrics(),
     now: options.now,
@@ -115,7 +124,7 @@ describe("controller and EC2's capacity", () => {
     let clock = 0;
     const logs = captureLogs();
     const controller = controllerOf({ depth: { visible: 1000, inFlight: 0 }, fleet, poolPolicy: "cold", now: () => clock, logger: logs.logger });
-    expect(controller.health()).toEqual({ capacity: "unlimited" });
+    expect(controller.health()).toMatchObject({ capacity: "unlimited" });
     for (; clock < 4_999; clock += 250) await controller.step();
     expect(fleet.launchCalls).toEqual([15]);
     expect(fleet.active()).toBe(10);
@@ -133,7 +142,7 @@ describe("controller and EC2's capacity", () => {
     await controller.step();
     expect(fleet.launchCalls).toEqual([15, 5, 5]);
     expect(fleet.active()).toBe(15);
-    expect(controller.health()).toEqual({ capacity: "unlimited" });
+    expect(controller.health()).toMatchObject({ capacity: "unlimited" });
     expect(logs.lines.some((line) => line.event === "capacity_cap_lifted")).toBe(true);
   });
 
@@ -177,6 +186,93 @@ describe("controller scale-in", () => {
     expect(stoppedAt).toBe(100_000 + JOB_REPORT_EXPIRY_MS + 1000);
   });
 });
+
+describe("controller and unhealthy instances", () => {
+  const busy: QueueDepth = { visible: 5, inFlight: 1 };
+
+  test("an instance that reports it cannot run jobs is stopped (warm) or terminated (cold) while the others keep working; the log and health say so", async () => {
+    for (const poolPolicy of ["warm", "cold"] as const) {
+      const clock = 100_000;
+      const logs = captureLogs();
+      const fleet = new RecordingFleet("i-a", "i-b");
+      const reports = new FixedReports([{ instanceId: "i-a", jobs: 0, at: clock, healthy: false, completed: 0 }, { instanceId: "i-b", jobs: 1, at: clock, healthy: true, completed: 3 }]);
+      const controller = controllerOf({ depth: busy, fleet, reports, poolPolicy, now: () => clock, logger: logs.logger });
+      const decision = await controller.step();
+      expect(poolPolicy === "warm" ? [decision.stop, decision.terminate] : [decision.terminate, decision.stop]).toEqual([["i-a"], []]);
+      expect(poolPolicy === "warm" ? fleet.stopped : fleet.terminated).toEqual(["i-a"]);
+      expect(logs.lines.find((line) => line.event === "replace_unhealthy")).toMatchObject({ replace: ["i-a"] });
+      expect(controller.health()).toMatchObject({ replaced: { sick: 1, stalledFleets: 0 } });
+    }
+  });
+
+  test("a report from before the controller started the instance again is its previous life's: not a reason to stop it", async () => {
+    let clock = 100_000;
+    const fleet = new RecordingFleet();
+    fleet.states.set("i-a", "stopped");
+    const reports = new FixedReports([{ instanceId: "i-a", jobs: 0, at: clock - 1_000, healthy: false }]);
+    const controller = controllerOf({ depth: busy, fleet, reports, poolPolicy: "warm", now: () => clock });
+    expect((await controller.step()).start).toEqual(["i-a"]);
+    for (clock += 1_000; clock < 105_000; clock += 250) expect((await controller.step()).stop).toEqual([]);
+  });
+
+  test("no job answered for noProgressAfterMs while jobs wait: the whole fleet is replaced once per period, logged, and health says how long", async () => {
+    let clock = 0;
+    const logs = captureLogs();
+    const fleet = new RecordingFleet("i-a", "i-b");
+    const reports = new FixedReports([{ instanceId: "i-a", jobs: 1, at: 0, completed: 4 }, { instanceId: "i-b", jobs: 1, at: 0, completed: 2 }]);
+    const controller = controllerOf({ depth: busy, fleet, reports, poolPolicy: "warm", now: () => clock, logger: logs.logger, noProgressAfterMs: 10_000 });
+    const stops: number[] = [];
+    for (; clock <= 25_000; clock += 250) {
+      for (const report of reports.reports) report.at = clock;
+      if ((await controller.step()).stop.length > 0) stops.push(clock);
+      if (clock === 5_000) expect(controller.health()).toMatchObject({ progress: { noJobAnsweredForMs: 5_000 } });
+    }
+    expect(stops).toEqual([10_000, 20_000]);
+    expect(fleet.stopped).toEqual(["i-a", "i-b", "i-a", "i-b"]);
+    expect(logs.lines.filter((line) => line.event === "no_progress")).toHaveLength(2);
+    expect(controller.health()).toMatchObject({ replaced: { sick: 0, stalledFleets: 2 } });
+  });
+
+  test("a fleet that answers jobs is never replaced, however long the backlog lasts", async () => {
+    let clock = 0;
+    const fleet = new RecordingFleet("i-a");
+    const reports = new FixedReports([{ instanceId: "i-a", jobs: 1, at: 0, completed: 0 }]);
+    const controller = controllerOf({ depth: busy, fleet, reports, poolPolicy: "warm", now: () => clock, noProgressAfterMs: 10_000 });
+    for (; clock <= 60_000; clock += 250) {
+      reports.reports[0]!.at = clock;
+      reports.reports[0]!.completed = Math.floor(clock / 5_000);
+      expect((await controller.step()).stop).toEqual([]);
+    }
+    expect(controller.health()).toMatchObject({ progress: "ok" });
+  });
+});
+
+/** Instances as set, their stops and terminations remembered (and applied). */
+class RecordingFleet implements Fleet {
+  readonly states = new Map<string, InstanceState>();
+  stopped: string[] = [];
+  terminated: string[] = [];
+  constructor(...running: string[]) {
+    for (const id of running) this.states.set(id, "running");
+  }
+  async list(): Promise<AppInstance[]> {
+    return [...this.states].filter(([, state]) => state !== "terminated").map(([id, state]) => ({ id, state }));
+  }
+  async launch(): Promise<string[]> {
+    return [];
+  }
+  async start(ids: string[]): Promise<string[]> {
+    for (const id of ids) this.states.set(id, "running");
+    return ids;
+  }
+  async stop(ids: string[]): Promise<void> {
+    this.stopped.push(...ids);
+    // Stopped and at once started again by a test that wants the same fleet back.
+  }
+  async terminate(ids: string[]): Promise<void> {
+    this.terminated.push(...ids);
+  }
+}
 
 /** Reports a test sets; every read is remembered. */
 class FixedReports implements JobReports {

@@ -132,7 +132,7 @@ describe("a deployment's life in the emulated region", () => {
 
   test("bootstrap creates the deployment: 1 KiB long-polled request queue with redrive, IMDSv2-only launch template, a new admin token printed once", async () => {
     const { stdout, mutations } = await runCounting("bootstrap", INGRESS);
-    expect(stdout).toContain("applying 31 changes");
+    expect(stdout).toContain("applying 32 changes");
     const printed = /export FACEFLEET_API_TOKEN=(\S+)/.exec(stdout)?.[1];
     expect(printed).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(await storedToken()).toBe(printed!);
@@ -140,6 +140,8 @@ describe("a deployment's life in the emulated region", () => {
     expect(mutations).toContain("CreateLaunchTemplate");
     expect(mutations).toContain("SQS CreateQueue");
     expect(mutations).toContain("S3 PUT /itest-in-bucket/?publicAccessBlock=");
+    // Embeddings of abandoned enrollments expire (S3 lifecycle; the emulator keeps the rule but does not run it).
+    expect(mutations).toContain("S3 PUT /itest-out-bucket/?lifecycle=");
     const request = await queueAttributes("itest-req-queue");
     expect(request.attributes.MaximumMessageSize).toBe("1024");
     expect(request.attributes.ReceiveMessageWaitTimeSeconds).toBe("20");

@@ -14,7 +14,9 @@ function converged(state: DesiredState): ActualState {
   const tags = { ...state.tags };
   const queueArn = (name: string) => `arn:aws:sqs:us-east-1:123456789012:${name}`;
   return {
-    buckets: Object.fromEntries(state.buckets.map((name) => [name, { publicAccessBlocked: true, encrypted: true, tags }])),
+    buckets: Object.fromEntries(
+      state.buckets.map((name) => [name, { publicAccessBlocked: true, encrypted: true, tags, expirations: name === state.expiry.bucket ? [{ prefix: state.expiry.prefix, days: state.expiry.days }] : [] }]),
+    ),
     queues: Object.fromEntries(
       state.queues.map((queue) => [
         queue.name,
@@ -87,6 +89,7 @@ describe("plan", () => {
       "block public access to bucket alpha-reports-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-reports-bucket",
       "tag bucket alpha-reports-bucket",
+      "expire objects under embeddings/ of bucket alpha-out-bucket after 1 day(s) (embeddings of abandoned enrollments)",
       "store the admin token as private object s3://alpha-in-bucket/_secrets/api-token (FACEFLEET_API_TOKEN, else a new one printed once)",
       "create queue alpha-dlq",
       "create queue alpha-req-queue",
@@ -135,7 +138,7 @@ describe("plan", () => {
     ]);
   });
 
-  test("a bucket that lost its encryption or public access block gets just that back", () => {
+  test("a bucket that lost its encryption, public access block or expiry rule gets just that back", () => {
     const actual = converged(desired);
     actual.buckets["alpha-in-bucket"] = { publicAccessBlocked: false, encrypted: true, tags: { Deployment: "alpha" } };
     actual.buckets["alpha-out-bucket"] = { publicAccessBlocked: true, encrypted: false, tags: {} };
@@ -143,6 +146,7 @@ describe("plan", () => {
       "block public access to bucket alpha-in-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-out-bucket",
       "tag bucket alpha-out-bucket",
+      "expire objects under embeddings/ of bucket alpha-out-bucket after 1 day(s) (embeddings of abandoned enrollments)",
     ]);
   });
 

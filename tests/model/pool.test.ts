@@ -57,6 +57,26 @@ describe("the pool's scheduling, with a stand-in worker", () => {
     }
   });
 
+  test("an abandoned image: queued, it is dropped; running, its hung worker is terminated and replaced", async () => {
+    const pool = await InferencePool.create({ config, workers: 1, onnxDir: "unused", workerUrl: echoWorker });
+    try {
+      const hung = new AbortController();
+      const queued = new AbortController();
+      const hanging = pool.analyze(image(0xfe), hung.signal);
+      const waiting = pool.analyze(image(5), queued.signal);
+      const after = pool.analyze(image(6));
+      queued.abort(new Error("gave up waiting"));
+      expect(((await waiting.catch((e: unknown) => e)) as Error).message).toBe("gave up waiting");
+      expect(pool.stats()).toEqual({ workers: 1, busy: 1, queued: 1 });
+      hung.abort(new Error("past its deadline"));
+      expect(((await hanging.catch((e: unknown) => e)) as Error).message).toBe("past its deadline");
+      expect((await after).width).toBe(6);
+      expect(pool.stats()).toEqual({ workers: 1, busy: 0, queued: 0 });
+    } finally {
+      await pool.close();
+    }
+  });
+
   test("when no worker runs and its replacement cannot load, jobs fail at once; the pool tries again and recovers", async () => {
     const models = mkdtempSync(join(tmpdir(), "pool-models-"));
     const pool = await InferencePool.create({ config, workers: 1, onnxDir: models, workerUrl: echoWorker });

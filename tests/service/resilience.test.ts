@@ -7,7 +7,8 @@ import { InferencePool, thresholdFor } from "../../model/index.ts";
 import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
 import { startAppRole } from "../../roles/app/index.ts";
 import { localCloud } from "../../roles/cloud/index.ts";
-import { loadConfig, resourceNames } from "../../roles/config.ts";
+import { loadConfig, resourceNames, type Config } from "../../roles/config.ts";
+import { GALLERY_KEY } from "../../roles/deployment.ts";
 import type { RoleContext } from "../../roles/context.ts";
 import { imageInspector } from "../../roles/start.ts";
 import { startWebRole } from "../../roles/web/index.ts";
@@ -26,6 +27,19 @@ async function enrollFirstTen({ url, auth }: EmbeddedService): Promise<void> {
   }
 }
 
+/** A web role on the local cloud, with no app instance yet: the test starts the ones it needs. */
+async function webRoleAlone(dataDir: string, overrides: Partial<Config>) {
+  const config = loadConfig({}, { host: "127.0.0.1", port: 0, dataDir, ...overrides });
+  const logs = captureLogs();
+  const cloud = localCloud(config, async () => ({ stop: async () => {} }));
+  const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger, metrics: new ServiceMetrics() };
+  const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
+  return { config, logs, cloud, context, web };
+}
+
+/** Fails at once, as a model whose worker cannot load. */
+const brokenModel = { analyze: () => Promise.reject(new Error("the model is broken")) };
+
 describe.skipIf(!HAVE_COURSE)("resilience", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "facefleet-resilience-"));
   let pool: InferencePool;
@@ -39,11 +53,7 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
   afterAll(() => pool?.close());
 
   test("an app instance that dies mid-job loses nothing: the job is redelivered and answered once", async () => {
-    const config = loadConfig({}, { host: "127.0.0.1", port: 0, dataDir, visibilityTimeoutSeconds: 1 });
-    const logs = captureLogs();
-    const cloud = localCloud(config, async () => ({ stop: async () => {} }));
-    const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger , metrics: new ServiceMetrics() };
-    const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
+    const { config, logs, cloud, context, web } = await webRoleAlone(dataDir, { visibilityTimeoutSeconds: 1 });
     const answer = postImage(`http://127.0.0.1:${web.port}`, images[3]!.file);
     // A consumer takes the job and dies: no reply, no delete, no heartbeat, as after a SIGKILL.
     const [taken] = await cloud.queues.queue(context.names.reqQueue).receive({ maxMessages: 1, waitSeconds: 5 });
@@ -61,14 +71,34 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
     await web.stop();
   }, 20_000);
 
+  test("a sick instance next to a healthy one hands its jobs back: 20 of 20 answered correctly, none dead-lettered", async () => {
+    const { config, logs, cloud, context, web } = await webRoleAlone(dataDir, { requestTimeoutMs: 20_000, analysisCacheEntries: 0 });
+    // Fails fast: it would take most deliveries.
+    const broken = startAppRole(context, { analyzer: brokenModel, cache: new AnalysisCache(0), threshold: { at: () => 0.5 }, slots: 1, instanceId: "broken" });
+    const healthy = startAppRole(context, { analyzer: pool, cache: new AnalysisCache(0), threshold: thresholdFor(config.model), slots: 1, instanceId: "healthy" });
+    try {
+      const asked = images.slice(0, 20);
+      const answers = await Promise.all(asked.map(async (image) => {
+        const response = await postImage(`http://127.0.0.1:${web.port}`, image.file);
+        return `${response.status} ${await response.text()}`;
+      }));
+      expect(answers).toEqual(asked.map((image) => `200 ${image.name}:${image.person}`));
+      expect(await cloud.queues.queue(context.names.deadLetterQueue).depth()).toEqual({ visible: 0, inFlight: 0 });
+      const handedBack = logs.lines.filter((line) => line.event === "job_handed_back");
+      expect(handedBack.length).toBeGreaterThan(0);
+      expect(handedBack.every((line) => line.instanceId === "broken")).toBe(true);
+      // The broken instance backs off (1 s, 2 s, ...): it does not take most deliveries.
+      expect(handedBack.length).toBeLessThan(10);
+    } finally {
+      await broken.stop();
+      await healthy.stop();
+      await web.stop();
+    }
+  });
+
   test("a job that fails on every try is set aside after maxReceives, and its caller hears at once (500), not at its timeout", async () => {
-    const config = loadConfig({}, { host: "127.0.0.1", port: 0, dataDir, maxReceives: 2, requestTimeoutMs: 20_000, analysisCacheEntries: 0 });
-    const logs = captureLogs();
-    const cloud = localCloud(config, async () => ({ stop: async () => {} }));
-    const context: RoleContext = { config, names: resourceNames(config), cloud, log: logs.logger , metrics: new ServiceMetrics() };
-    const web = await startWebRole(context, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
-    const broken = { analyze: () => Promise.reject(new Error("the model is broken")) };
-    const app = startAppRole(context, { analyzer: broken, cache: new AnalysisCache(0), threshold: { at: () => 0.5 }, slots: 1, instanceId: "broken" });
+    const { logs, context, web } = await webRoleAlone(dataDir, { maxReceives: 2, requestTimeoutMs: 20_000, analysisCacheEntries: 0 });
+    const app = startAppRole(context, { analyzer: brokenModel, cache: new AnalysisCache(0), threshold: { at: () => 0.5 }, slots: 1, instanceId: "broken" });
     try {
       const started = performance.now();
       const response = await postImage(`http://127.0.0.1:${web.port}`, images[2]!.file);
@@ -81,7 +111,33 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
       expect(failed).toMatchObject({ requestId: response.headers.get("x-request-id"), code: "job_failed" });
       expect(JSON.stringify(failed)).toContain("the model is broken");
       expect(performance.now() - started).toBeLessThan(10_000);
-      expect(logs.lines.filter((line) => line.event === "job_failed").map((line) => line.receiveCount)).toEqual([1, 2]);
+      // Released at once after the first fault, the second try a second later (the breaker's pause), not at a visibility timeout.
+      expect(logs.lines.filter((line) => line.event === "job_handed_back").map((line) => line.receiveCount)).toEqual([1]);
+      expect(logs.lines.filter((line) => line.event === "job_failed").map((line) => line.receiveCount)).toEqual([2]);
+    } finally {
+      await app.stop();
+      await web.stop();
+    }
+  });
+
+  test("a job past its deadline is abandoned and handed back, and a second try answers it", async () => {
+    const { config, logs, context, web } = await webRoleAlone(dataDir, { jobDeadlineMs: 500, requestTimeoutMs: 20_000, analysisCacheEntries: 0 });
+    let calls = 0;
+    const abandoned: unknown[] = [];
+    // The first image hangs for ever, as a stuck worker would; later ones are answered.
+    const hangsOnce = {
+      analyze(image: Uint8Array, signal?: AbortSignal) {
+        if (calls++ > 0) return pool.analyze(image, signal);
+        return new Promise<never>((_, reject) => signal?.addEventListener("abort", () => (abandoned.push(signal.reason), reject(signal.reason))));
+      },
+    };
+    const app = startAppRole(context, { analyzer: hangsOnce, cache: new AnalysisCache(0), threshold: thresholdFor(config.model), slots: 1, instanceId: "hangs" });
+    try {
+      const image = images[4]!;
+      const response = await postImage(`http://127.0.0.1:${web.port}`, image.file);
+      expect(await response.text()).toBe(`${image.name}:${image.person}`);
+      expect(abandoned).toHaveLength(1);
+      expect(logs.lines.find((line) => line.event === "job_handed_back")).toMatchObject({ receiveCount: 1, error: expect.stringContaining("deadline of 500 ms") });
     } finally {
       await app.stop();
       await web.stop();
@@ -105,6 +161,30 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
         if (!stored) await Bun.sleep(50);
       }
       expect(new TextDecoder().decode(stored)).toBe(image.person);
+    } finally {
+      await service.stop();
+    }
+  });
+
+  test("a damaged stored gallery does not stop the web role: it starts empty, keeps the damaged bytes aside, says so, and the next enrollment replaces it", async () => {
+    const damagedDir = mkdtempSync(join(tmpdir(), "facefleet-damaged-"));
+    const config = loadConfig({}, { dataDir: damagedDir });
+    const galleryBucket = localCloud(config, async () => ({ stop: async () => {} })).blobs.bucket(resourceNames(config).galleryBucket);
+    await galleryBucket.put(GALLERY_KEY, "not a gallery at all");
+    const service = await startService({ analysisCacheEntries: 0 }, damagedDir);
+    try {
+      const unreadable = service.logs.lines.find((line) => line.event === "gallery_unreadable");
+      const keptAt = String(unreadable?.keptAt);
+      expect(unreadable?.level).toBe("error");
+      expect(keptAt).toStartWith(`${GALLERY_KEY}.unreadable-`);
+      expect(new TextDecoder().decode(await galleryBucket.get(keptAt))).toBe("not a gallery at all");
+      expect(await (await fetch(`${service.url}/v1/subjects`, { headers: service.auth })).json()).toMatchObject({ subjects: [], total: 0 });
+      // An app instance answers, rather than calling itself sick: the damage is the gallery's.
+      const before = await postImage(service.url, images[0]!.file);
+      expect(before.status).toBe(500);
+      expect(service.logs.lines.filter((line) => line.event === "job_handed_back")).toHaveLength(0);
+      await enrollFirstTen(service);
+      expect(await (await postImage(service.url, images[0]!.file)).text()).toBe(`${images[0]!.name}:${images[0]!.person}`);
     } finally {
       await service.stop();
     }

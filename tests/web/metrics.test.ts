@@ -174,6 +174,7 @@ describe("the app role's job series", () => {
       slots: 2,
       visibilityTimeoutSeconds: 1,
       maxReceives: 2,
+      jobDeadlineMs: 60_000,
       log: captureLogs().logger,
       metrics,
       job: {

@@ -1,7 +1,7 @@
 /**
  * A stand-in inference worker for the pool's own tests: it speaks the real protocol, answers after a short delay with
  * the image's first byte as its width, fails the load when asked (onnxDir "fail", or a folder holding a file named
- * "fail"), and dies when an image starts with 0xFF.
+ * "fail"), dies when an image starts with 0xFF and hangs for ever on one that starts with 0xFE.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -19,6 +19,7 @@ self.onmessage = async ({ data: message }: MessageEvent<ToWorker>) => {
   }
   const first = message.image[0] ?? 0;
   if (first === 0xff) process.exit(3);
+  if (first === 0xfe) await new Promise(() => {});
   await Bun.sleep(30);
   if (first === 0) {
     reply({ type: "analysis-failed", id: message.id, error: { message: "empty", imageErrorCode: "empty" } });
