@@ -17,6 +17,7 @@
  * - SQS's `ApproximateNumberOf*` counts "may not achieve consistency until at least 1 minute after the producers stop
  *   sending": `sqs.approximateCounts` makes them lag (the counts as they were `lagMs` ago, 0 before that) and read
  *   low (0) for a `lowFraction` of the calls. Default: exact.
+ * - S3's conditional writes (If-Match, If-None-Match on PutObject), which fauxqs ignores.
  * Everything else goes to fauxqs unchanged.
  */
 import { accessKeyOf, s3Access, sqsAccess, type AccessControl } from "./iam/access.ts";
@@ -70,6 +71,23 @@ function approximate(settings: ApproximateCounts, history: { at: number; counts:
   return shown?.counts ?? zeros;
 }
 
+/** Runs tasks of one key in order, tasks of different keys at once. */
+class KeyedTurns {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  async inTurn<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const result = previous.then(task);
+    const tail = result.catch(() => {});
+    this.tails.set(key, tail);
+    try {
+      return await result;
+    } finally {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
+
 export interface FauxqsFront {
   address: string;
   /** Every request, in order, as `SQS <operation>` or `S3 <method> <path and query>`, so a test can tell which calls a client made. */
@@ -91,6 +109,8 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   const countHistory = new Map<string, { at: number; counts: Record<string, string> }[]>();
   /** Queue name -> when SQS takes it again. */
   const deletedQueues = new Map<string, number>();
+  /** Writes of one object, one at a time: a conditional put's check and its write are then atomic, as on S3. */
+  const objectWrites = new KeyedTurns();
   let origin = "";
   const server = Bun.serve({
     hostname: "127.0.0.1",
@@ -132,12 +152,15 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
         const stored = settings.get(key);
         return stored === undefined ? s3Error(SUBRESOURCES[subresource]!.missingCode, 404) : xml(stored);
       }
-      const forwarded = await fetch(new URL(url.pathname + url.search, upstream), {
-        method: request.method,
-        headers: request.headers,
-        body: request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer(),
-        redirect: "manual",
-      });
+      const forward = async () =>
+        fetch(new URL(url.pathname + url.search, upstream), {
+          method: request.method,
+          headers: request.headers,
+          body: request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer(),
+          redirect: "manual",
+        });
+      const writesObject = !sqsOperation && bucket.length > 1 && (request.method === "PUT" || request.method === "DELETE");
+      const forwarded = writesObject ? await objectWrites.inTurn(url.pathname, () => conditionally(request, url.pathname, forward)) : await forward();
       if (sqsOperation) {
         const headers = new Headers(forwarded.headers);
         headers.delete("content-length");
@@ -156,6 +179,24 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
       return forwarded;
     },
   });
+  /**
+   * fauxqs ignores If-Match and If-None-Match on PutObject (S3 has honoured both since 2024): the front checks them
+   * against the object's ETag and answers as S3 does, 412 PreconditionFailed, or 404 NoSuchKey for If-Match on a
+   * missing object.
+   */
+  async function conditionally(request: Request, path: string, forward: () => Promise<Response>): Promise<Response> {
+    const ifMatch = request.headers.get("if-match");
+    const ifNoneMatch = request.headers.get("if-none-match");
+    if (request.method !== "PUT" || (ifMatch === null && ifNoneMatch === null)) return forward();
+    const head = await fetch(new URL(path, upstream), { method: "HEAD" });
+    const etag = head.ok ? head.headers.get("etag") : null;
+    const unquoted = (tag: string) => tag.trim().replace(/^"|"$/g, "");
+    if (ifMatch !== null && etag === null) return s3Error("NoSuchKey", 404);
+    if (ifMatch !== null && unquoted(ifMatch) !== unquoted(etag!)) return s3Error("PreconditionFailed", 412);
+    if (ifNoneMatch === "*" && etag !== null) return s3Error("PreconditionFailed", 412);
+    return forward();
+  }
+
   function withRecentlyDeleted(prefix: string, body: string): string {
     const answer = JSON.parse(body) as { QueueUrls?: string[] };
     const urls = new Set(answer.QueueUrls ?? []);

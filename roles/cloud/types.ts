@@ -21,6 +21,20 @@ export interface Bucket {
   metadata(key: string): Promise<Record<string, string> | undefined>;
   delete(key: string): Promise<void>;
   count(): Promise<number>;
+  /** The object's bytes and the version they are, read together; undefined when it does not exist. */
+  read(key: string): Promise<VersionedObject | undefined>;
+  /**
+   * A compare-and-swap put: writes only while the object is still at version `expected` (S3's If-Match), or, with
+   * `expected` undefined, only if it does not exist (If-None-Match: *). Conditional puts of one key are atomic with
+   * respect to each other. Returns the new version, or undefined when the condition did not hold and nothing was
+   * written (another writer came first: read again).
+   */
+  putIf(key: string, body: Uint8Array | string, expected: string | undefined, options?: PutOptions): Promise<string | undefined>;
+}
+
+export interface VersionedObject {
+  body: Uint8Array;
+  version: string;
 }
 
 export interface PutOptions {

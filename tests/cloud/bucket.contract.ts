@@ -109,4 +109,45 @@ export function bucketContract(makeBucket: BucketFactory): void {
     expect(await bucket.get("long")).toBeUndefined();
     expect(await bucket.count()).toBe(0);
   });
+
+  test("conditional put: creates only what is missing, replaces only the version it names", async () => {
+    const bucket = await makeBucket();
+    const created = await bucket.putIf("lease", "first", undefined, { contentType: "application/json", metadata: { holder: "a" } });
+    expect(created).toBeString();
+    expect(await bucket.putIf("lease", "second", undefined)).toBeUndefined();
+    expect(await bucket.read("lease")).toEqual({ body: new TextEncoder().encode("first"), version: created! });
+    expect(await bucket.version("lease")).toBe(created!);
+    expect(await bucket.metadata("lease")).toEqual({ holder: "a" });
+    const replaced = await bucket.putIf("lease", "third", created);
+    expect(replaced).toBeString();
+    expect(replaced).not.toBe(created!);
+    expect(await bucket.putIf("lease", "stale", created)).toBeUndefined();
+    await bucket.put("lease", "plain");
+    expect(await bucket.putIf("lease", "stale again", replaced)).toBeUndefined();
+    expect(text(await bucket.get("lease"))).toBe("plain");
+    expect(await bucket.putIf("missing", "x", replaced)).toBeUndefined();
+    expect(await bucket.read("missing")).toBeUndefined();
+    expect(await bucket.count()).toBe(1);
+  });
+
+  test("conditional put: concurrent read-modify-write loops lose no update", async () => {
+    const bucket = await makeBucket();
+    const increment = async () => {
+      for (;;) {
+        const stored = await bucket.read("counter");
+        const next = String(Number(text(stored?.body) ?? "0") + 1);
+        if ((await bucket.putIf("counter", next, stored?.version)) !== undefined) return;
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      for (let round = 0; round < 5; round++) await increment();
+    }));
+    expect(text(await bucket.get("counter"))).toBe("40");
+  });
+
+  test("conditional put refuses keys with dot segments", async () => {
+    const bucket = await makeBucket();
+    await expect(bucket.putIf("../x", "hostile", undefined)).rejects.toBeInstanceOf(InvalidKeyError);
+    await expect(bucket.read("a/../b")).rejects.toBeInstanceOf(InvalidKeyError);
+  });
 }

@@ -15,7 +15,7 @@ import {
   type CompletedPart,
 } from "@aws-sdk/client-s3";
 import { checkObjectKey } from "../object-key.ts";
-import type { BlobStore, Bucket, PutOptions } from "../types.ts";
+import type { BlobStore, Bucket, PutOptions, VersionedObject } from "../types.ts";
 
 /** S3's smallest part of a multipart upload (but the last). */
 const PART_BYTES = 5 * 1024 * 1024;
@@ -72,11 +72,32 @@ class S3Bucket implements Bucket {
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
+    return (await this.read(key))?.body;
+  }
+
+  async read(key: string): Promise<VersionedObject | undefined> {
     try {
       const object = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: checkObjectKey(key) }));
-      return object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
+      return { body: object.Body ? await object.Body.transformToByteArray() : new Uint8Array(), version: object.ETag ?? "" };
     } catch (error) {
       if (error instanceof NoSuchKey) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * S3's conditional writes: 412 PreconditionFailed when the condition does not hold, 409 ConditionalRequestConflict
+   * when another conditional write of the key is under way, 404 for If-Match on a key that is gone.
+   */
+  async putIf(key: string, body: Uint8Array | string, expected: string | undefined, options: PutOptions = {}): Promise<string | undefined> {
+    const condition = expected === undefined ? { IfNoneMatch: "*" } : { IfMatch: expected };
+    try {
+      const answer = await this.client.send(
+        new PutObjectCommand({ Bucket: this.name, Key: checkObjectKey(key), Body: body, ContentType: options.contentType, Metadata: options.metadata, ...condition }),
+      );
+      return answer.ETag ?? "";
+    } catch (error) {
+      if ([404, 409, 412].includes(statusOf(error) ?? 0)) return undefined;
       throw error;
     }
   }
@@ -94,7 +115,7 @@ class S3Bucket implements Bucket {
     try {
       return await this.client.send(new HeadObjectCommand({ Bucket: this.name, Key: checkObjectKey(key) }));
     } catch (error) {
-      if (error instanceof NotFound || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      if (error instanceof NotFound || statusOf(error) === 404) return undefined;
       throw error;
     }
   }
@@ -121,4 +142,8 @@ export class S3BlobStore implements BlobStore {
   bucket(name: string): Bucket {
     return new S3Bucket(this.client, name);
   }
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }

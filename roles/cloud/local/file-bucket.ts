@@ -1,12 +1,16 @@
 /** A bucket as a folder of files. Keys are untrusted: each maps to one file name inside the folder, never outside. */
-import { mkdir, open, readFile, rename, rm, stat, readdir, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat, readdir, utimes, writeFile } from "node:fs/promises";
+import type { BigIntStats } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { checkObjectKey } from "../object-key.ts";
-import type { BlobStore, Bucket, PutOptions } from "../types.ts";
+import type { BlobStore, Bucket, PutOptions, VersionedObject } from "../types.ts";
 
 /** File systems allow 255 bytes per name; room is left for the temporary suffix of an atomic write. */
 const MAX_FILE_NAME = 200;
+/** A conditional put holds its key's lock for milliseconds; a lock this old was left by a process that died holding it. */
+const STALE_LOCK_MS = 10_000;
+const LOCK_RETRY_MS = 2;
 
 /**
  * A key as one safe file name: percent-encoded (no separators, no dot-only names), or, when that is too long for a
@@ -51,12 +55,76 @@ export class FileBucket implements Bucket {
 
   /** Writes the object through `write` into a temporary file, then renames it into place: all of it, or nothing. */
   private async putWith(key: string, options: PutOptions, write: (temp: string) => Promise<void>): Promise<void> {
-    this.ready ??= Promise.all([mkdir(this.folder, { recursive: true }), mkdir(this.metadataFolder, { recursive: true })]);
-    await this.ready;
+    await this.makeFolders();
     const paths = this.pathsOf(key);
     if (options.metadata) await this.writeAtomically(paths.metadata, (temp) => writeFile(temp, JSON.stringify(options.metadata)));
     else await rm(paths.metadata, { force: true });
     await this.writeAtomically(paths.object, write);
+  }
+
+  private async makeFolders(): Promise<void> {
+    this.ready ??= Promise.all([mkdir(this.folder, { recursive: true }), mkdir(this.metadataFolder, { recursive: true })]);
+    await this.ready;
+  }
+
+  /** The bytes and the version of one open file: a rename over the key while it is read does not mix the two. */
+  async read(key: string): Promise<VersionedObject | undefined> {
+    let file;
+    try {
+      file = await open(this.pathsOf(key).object, "r");
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+    try {
+      const info = await file.stat({ bigint: true });
+      return { body: new Uint8Array(await file.readFile()), version: versionOf(info) };
+    } finally {
+      await file.close();
+    }
+  }
+
+  /**
+   * Compare and swap under the key's lock file (created exclusively, beside the metadata, so it never counts as an
+   * object), which every conditional put of the key takes, in this process or another.
+   */
+  async putIf(key: string, body: Uint8Array | string, expected: string | undefined, options: PutOptions = {}): Promise<string | undefined> {
+    await this.makeFolders();
+    const paths = this.pathsOf(key);
+    return this.withLock(`${paths.metadata}.lock`, async () => {
+      const current = await statOrMissing(paths.object);
+      if ((current && versionOf(current)) !== expected) return undefined;
+      await this.putWith(key, options, (temp) => writeFile(temp, body));
+      let written = await stat(paths.object, { bigint: true });
+      // A version is the file's inode, size and modification time. The file system may hand the replaced file's
+      // inode to the next file and its clock is coarse (milliseconds): keep each conditional write's time after the
+      // one it replaced, so a version never comes back (no ABA).
+      if (current && written.mtimeNs <= current.mtimeNs) {
+        const after = Number(current.mtimeNs + 1000n) / 1e9;
+        await utimes(paths.object, after, after);
+        written = await stat(paths.object, { bigint: true });
+      }
+      return versionOf(written);
+    });
+  }
+
+  private async withLock<T>(lockPath: string, critical: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        await (await open(lockPath, "wx")).close();
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+        const held = await statOrMissing(lockPath);
+        if (held && Date.now() - Number(held.mtimeMs) > STALE_LOCK_MS) await rm(lockPath, { force: true });
+        else await Bun.sleep(LOCK_RETRY_MS);
+      }
+    }
+    try {
+      return await critical();
+    } finally {
+      await rm(lockPath, { force: true });
+    }
   }
 
   async metadata(key: string): Promise<Record<string, string> | undefined> {
@@ -90,13 +158,8 @@ export class FileBucket implements Bucket {
   }
 
   async version(key: string): Promise<string | undefined> {
-    try {
-      const info = await stat(this.pathsOf(key).object, { bigint: true });
-      return `${info.mtimeNs}-${info.size}-${info.ino}`;
-    } catch (error) {
-      if (isMissing(error)) return undefined;
-      throw error;
-    }
+    const info = await statOrMissing(this.pathsOf(key).object);
+    return info && versionOf(info);
   }
 
   async delete(key: string): Promise<void> {
@@ -129,6 +192,19 @@ export class FileBlobStore implements BlobStore {
     let bucket = this.buckets.get(name);
     if (!bucket) this.buckets.set(name, (bucket = new FileBucket(this.dataDir, name)));
     return bucket;
+  }
+}
+
+function versionOf(info: BigIntStats): string {
+  return `${info.mtimeNs}-${info.size}-${info.ino}`;
+}
+
+async function statOrMissing(path: string): Promise<BigIntStats | undefined> {
+  try {
+    return await stat(path, { bigint: true });
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
   }
 }
 
