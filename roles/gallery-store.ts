@@ -1,13 +1,14 @@
 /**
- * The gallery persisted through the blob store. The web role is its one writer (mutations in order, saved
- * after each); app processes read it and pick up a new version without a restart.
+ * The gallery persisted through the blob store. Web processes write it, each mutation a conditional put over the
+ * version it read (re-read, re-applied and retried when another writer came first), so no writer loses another's
+ * update; app processes read it and pick up a new version without a restart.
  */
 import { Gallery, GalleryFormatError, type FaceDetails, type Match, type SubjectSummary } from "../model/gallery.ts";
 import type { Bucket } from "./cloud/types.ts";
 import { GALLERY_KEY } from "./deployment.ts";
 import type { Logger } from "./log.ts";
 
-export type GalleryErrorCode = "embedding_missing" | "embedding_mismatch";
+export type GalleryErrorCode = "embedding_missing" | "embedding_mismatch" | "gallery_contended";
 
 /** An enrollment the gallery cannot take; what it means to a caller is the caller's to say. */
 export class GalleryError extends Error {
@@ -20,17 +21,49 @@ export class GalleryError extends Error {
   }
 }
 
-async function loadGallery(bucket: Bucket): Promise<Gallery | undefined> {
-  const bytes = await bucket.get(GALLERY_KEY);
-  return bytes ? Gallery.deserialize(bytes) : undefined;
+/** Conditional saves tried before a mutation gives up: each failure means another writer saved in between. */
+const MAX_SAVE_ATTEMPTS = 10;
+const RETRY_PAUSE_MS = 10;
+
+interface StoredGallery {
+  gallery: Gallery;
+  version: string;
 }
+
+/** A stored gallery that cannot be read counts as none: the next save replaces it (over its version). */
+function readable(bytes: Uint8Array): Gallery | undefined {
+  try {
+    return Gallery.deserialize(bytes);
+  } catch (error) {
+    if (error instanceof GalleryFormatError) return undefined;
+    throw error;
+  }
+}
+
+async function readStored(bucket: Bucket): Promise<StoredGallery | undefined> {
+  const stored = await bucket.read(GALLERY_KEY);
+  const gallery = stored && readable(stored.body);
+  return gallery && { gallery, version: stored!.version };
+}
+
+async function loadGallery(bucket: Bucket): Promise<Gallery | undefined> {
+  return (await readStored(bucket))?.gallery;
+}
+
+function faceCountIn(gallery: Gallery, subject: string): number {
+  return gallery.list().find((summary) => summary.subject === subject)?.faces ?? 0;
+}
+
+/** What a mutation does to the gallery as stored: the gallery to save (undefined: nothing to save) and its answer. */
+type Mutation<T> = (stored: Gallery | undefined) => { save: Gallery | undefined; result: T };
 
 export class GalleryWriter {
   private pending: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly bucket: Bucket,
-    private gallery: Gallery | undefined,
+    /** The gallery as last stored, by this writer or read from the bucket; never one whose save failed. */
+    private stored: StoredGallery | undefined,
   ) {}
 
   /**
@@ -38,42 +71,46 @@ export class GalleryWriter {
    * it): its bytes are kept aside, the log says where, and the gallery starts empty; the next enrollment replaces it.
    */
   static async open(bucket: Bucket, log?: Logger): Promise<GalleryWriter> {
-    const bytes = await bucket.get(GALLERY_KEY);
-    if (!bytes) return new GalleryWriter(bucket, undefined);
-    try {
-      return new GalleryWriter(bucket, Gallery.deserialize(bytes));
-    } catch (error) {
-      if (!(error instanceof GalleryFormatError)) throw error;
+    const stored = await bucket.read(GALLERY_KEY);
+    const gallery = stored && readable(stored.body);
+    if (stored && !gallery) {
       const keptAt = `${GALLERY_KEY}.unreadable-${Date.now()}`;
-      await bucket.put(keptAt, bytes, { contentType: "application/octet-stream" });
-      log?.error("gallery_unreadable", { reason: error.message, keptAt, now: "starting with an empty gallery; the next enrollment replaces the stored one" });
-      return new GalleryWriter(bucket, undefined);
+      await bucket.put(keptAt, stored.body, { contentType: "application/octet-stream" });
+      log?.error("gallery_unreadable", { keptAt, now: "starting with an empty gallery; the next enrollment replaces the stored one" });
     }
+    return new GalleryWriter(bucket, gallery && { gallery, version: stored!.version });
   }
 
+  /** Reads the stored gallery again when another writer changed it, so what is listed next includes their changes. */
+  latest(): Promise<void> {
+    return this.inOrder(() => this.refresh());
+  }
+
+  /** The subjects as this writer last read or saved them (`latest` reads them again). */
   list(): SubjectSummary[] {
-    return this.gallery?.list() ?? [];
+    return this.stored?.gallery.list() ?? [];
   }
 
   faceCount(subject: string): number {
-    return this.list().find((summary) => summary.subject === subject)?.faces ?? 0;
+    return this.stored ? faceCountIn(this.stored.gallery, subject) : 0;
   }
 
   /** The embeddings' length; undefined while nobody is enrolled. */
   get dimensions(): number | undefined {
-    return this.gallery?.dimensions;
+    return this.stored?.gallery.dimensions;
   }
 
   facesOf(subject: string): (FaceDetails & { faceId: string })[] {
-    return this.gallery?.facesOf(subject) ?? [];
+    return this.stored?.gallery.facesOf(subject) ?? [];
   }
 
   search(embedding: Float32Array, k: number): Match[] {
-    return this.gallery && this.gallery.size > 0 ? this.gallery.search(embedding, k) : [];
+    const gallery = this.stored?.gallery;
+    return gallery && gallery.size > 0 ? gallery.search(embedding, k) : [];
   }
 
   subjectSimilarity(subject: string, embedding: Float32Array): number | undefined {
-    return this.gallery?.subjectSimilarity(subject, embedding);
+    return this.stored?.gallery.subjectSimilarity(subject, embedding);
   }
 
   /** Enrolls the embedding an app instance left at `key`, then removes it. */
@@ -82,12 +119,13 @@ export class GalleryWriter {
       const bytes = await this.bucket.get(key);
       if (!bytes) throw new GalleryError("embedding_missing", "the app role's embedding is missing");
       const embedding = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-      this.gallery ??= new Gallery(embedding.length);
-      if (embedding.length !== this.gallery.dimensions) {
-        throw new GalleryError("embedding_mismatch", `the gallery holds ${this.gallery.dimensions}-d embeddings but the model gives ${embedding.length}-d ones: re-enroll after changing the embedder`);
-      }
-      const faceId = this.gallery.enroll(subject, embedding, details);
-      await this.save();
+      const faceId = await this.mutate((stored) => {
+        const gallery = stored ?? new Gallery(embedding.length);
+        if (embedding.length !== gallery.dimensions) {
+          throw new GalleryError("embedding_mismatch", `the gallery holds ${gallery.dimensions}-d embeddings but the model gives ${embedding.length}-d ones: re-enroll after changing the embedder`);
+        }
+        return { save: gallery, result: gallery.enroll(subject, embedding, details) };
+      });
       // The face is enrolled: an embedding object left behind is harmless, a 500 now would invite a second enrollment.
       await this.bucket.delete(key).catch(() => {});
       return faceId;
@@ -96,43 +134,74 @@ export class GalleryWriter {
 
   /** Returns how many faces were removed. */
   removeSubject(subject: string): Promise<number> {
-    return this.inOrder(async () => {
-      const removed = this.gallery?.removeSubject(subject) ?? 0;
-      if (removed > 0) await this.save();
-      return removed;
-    });
+    return this.inOrder(() =>
+      this.mutate((stored) => {
+        const removed = stored?.removeSubject(subject) ?? 0;
+        return { save: removed > 0 ? stored : undefined, result: removed };
+      }),
+    );
   }
 
   /** Removes one face if it is the subject's; returns whether it was. */
   removeFace(subject: string, faceId: string): Promise<boolean> {
-    return this.inOrder(async () => {
-      if (!this.gallery?.facesOf(subject).some((face) => face.faceId === faceId)) return false;
-      this.gallery.removeFace(faceId);
-      await this.save();
-      return true;
-    });
+    return this.inOrder(() =>
+      this.mutate((stored) => {
+        if (!stored?.facesOf(subject).some((face) => face.faceId === faceId)) return { save: undefined, result: false };
+        stored.removeFace(faceId);
+        return { save: stored, result: true };
+      }),
+    );
   }
 
   /** Renames a subject; into an existing one only when `merge` is set. */
   renameSubject(from: string, to: string, merge: boolean): Promise<"renamed" | "unknown_subject" | "subject_exists"> {
-    return this.inOrder(async () => {
-      if (!this.gallery || this.faceCount(from) === 0) return "unknown_subject";
-      if (from !== to && this.faceCount(to) > 0 && !merge) return "subject_exists";
-      this.gallery.renameSubject(from, to);
-      await this.save();
-      return "renamed";
-    });
+    return this.inOrder(() =>
+      this.mutate((stored) => {
+        if (!stored || faceCountIn(stored, from) === 0) return { save: undefined, result: "unknown_subject" as const };
+        if (from !== to && faceCountIn(stored, to) > 0 && !merge) return { save: undefined, result: "subject_exists" as const };
+        stored.renameSubject(from, to);
+        return { save: stored, result: "renamed" as const };
+      }),
+    );
   }
 
-  /** Stores the gallery; if that fails, goes back to the stored one, so what is listed is what the apps see. */
-  private async save(): Promise<void> {
-    if (!this.gallery) return;
-    try {
-      await this.bucket.put(GALLERY_KEY, this.gallery.serialize(), { contentType: "application/octet-stream" });
-    } catch (error) {
-      this.gallery = await loadGallery(this.bucket).catch(() => this.gallery);
-      throw error;
+  /**
+   * Applies `mutation` to a fresh copy of the stored gallery and saves it only over the version it was read at. When
+   * another writer saved in between, reads theirs and applies the mutation again, so both changes are kept. The
+   * listed gallery becomes the new one only once it is stored; when a save fails, it is the one stored.
+   */
+  private async mutate<T>(mutation: Mutation<T>): Promise<T> {
+    let tried: { bytes: Uint8Array; result: T } | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const stored = await this.bucket.read(GALLERY_KEY);
+      const current = stored && readable(stored.body);
+      this.stored = current && { gallery: current, version: stored!.version };
+      // The last try was stored after all: its answer was lost and the SDK's retry failed its own condition.
+      if (tried && stored && Buffer.from(stored.body).equals(tried.bytes)) return tried.result;
+      const { save, result } = mutation(stored && readable(stored.body));
+      if (!save) return result;
+      tried = { bytes: save.serialize(), result };
+      let version: string | undefined;
+      try {
+        version = await this.bucket.putIf(GALLERY_KEY, tried.bytes, stored?.version, { contentType: "application/octet-stream" });
+      } catch (error) {
+        await this.refresh().catch(() => {});
+        throw error;
+      }
+      if (version !== undefined) {
+        this.stored = { gallery: save, version };
+        return result;
+      }
+      if (attempt === MAX_SAVE_ATTEMPTS) {
+        await this.refresh().catch(() => {});
+        throw new GalleryError("gallery_contended", `other writers changed the gallery during each of ${MAX_SAVE_ATTEMPTS} tries: try again`);
+      }
+      await Bun.sleep(RETRY_PAUSE_MS * attempt * Math.random());
     }
+  }
+
+  private async refresh(): Promise<void> {
+    if ((await this.bucket.version(GALLERY_KEY)) !== this.stored?.version) this.stored = await readStored(this.bucket);
   }
 
   private inOrder<T>(mutation: () => Promise<T>): Promise<T> {

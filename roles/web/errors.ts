@@ -14,6 +14,7 @@ import { IMAGE_PROBLEM_STATUS } from "./upload.ts";
 const GALLERY_ERROR_STATUS: Record<GalleryErrorCode, number> = {
   embedding_missing: 502,
   embedding_mismatch: 409,
+  gallery_contended: 503,
 };
 
 /** What an app instance may refuse a job for that is the sender's to fix; its message is written for them. */

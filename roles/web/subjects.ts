@@ -13,7 +13,7 @@ import { streamedBody, type RefusedFile, type Upload, type UploadReader } from "
 /** The gallery as the subjects API uses it. */
 export type SubjectStore = Pick<
   GalleryWriter,
-  "list" | "faceCount" | "facesOf" | "enrollFromKey" | "removeSubject" | "removeFace" | "renameSubject" | "search" | "subjectSimilarity" | "dimensions"
+  "latest" | "list" | "faceCount" | "facesOf" | "enrollFromKey" | "removeSubject" | "removeFace" | "renameSubject" | "search" | "subjectSimilarity" | "dimensions"
 >;
 
 export interface SubjectsOptions {
@@ -120,9 +120,10 @@ export function subjectsApi(options: SubjectsOptions) {
     .use(apiGuard(options.token))
     .get(
       `${API_PATH}/subjects`,
-      ({ query }) => {
+      async ({ query }) => {
         const page = query.page ?? 1;
         const size = query.size ?? DEFAULT_PAGE_SIZE;
+        await gallery.latest();
         const all = gallery.list();
         return { subjects: all.slice((page - 1) * size, page * size).map(({ subject, faces }) => ({ name: subject, faces })), page, size, total: all.length };
       },
@@ -137,7 +138,8 @@ export function subjectsApi(options: SubjectsOptions) {
     )
     .get(
       `${API_PATH}/subjects/:name`,
-      ({ params }) => {
+      async ({ params }) => {
+        await gallery.latest();
         const faces = gallery.facesOf(params.name);
         if (faces.length === 0) throw unknownSubject(params.name);
         return { name: params.name, faces };

@@ -104,9 +104,8 @@ describe("subjects API", () => {
     const arn = "arn:aws:sts::123456789012:assumed-role/facefleet-web/i-0abc";
     const files = new FileBucket(mkdtempSync(join(tmpdir(), "facefleet-subjects-")), "gallery");
     const failingSaves: Bucket = Object.assign(Object.create(files) as Bucket, {
-      put: async (key: string, body: Uint8Array | string) => {
-        if (key.startsWith("gallery/")) throw Object.assign(new Error(`User: ${arn} is not authorized to perform: s3:PutObject`), { name: "AccessDenied" });
-        return files.put(key, body);
+      putIf: async () => {
+        throw Object.assign(new Error(`User: ${arn} is not authorized to perform: s3:PutObject`), { name: "AccessDenied" });
       },
     });
     const { enroll, logs } = await subjects(failingSaves);
