@@ -1,0 +1,87 @@
+// The lease on files and on S3 (fauxqs, conditional puts through the SDK), with the test's clock.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { awsCloud } from "../../roles/cloud/index.ts";
+import { Lease } from "../../roles/cloud/lease.ts";
+import type { Bucket } from "../../roles/cloud/types.ts";
+import { resourceNames } from "../../roles/config.ts";
+import { freshConfig, freshLocalCloud, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
+
+setDefaultTimeout(30_000);
+
+const TERM_MS = 15_000;
+
+function leaseContract(makeBucket: () => Promise<Bucket>): void {
+  const leases = async () => {
+    const bucket = await makeBucket();
+    const clock = { now: 0 };
+    const lease = (holder: string) => new Lease({ bucket, key: "leases/controller", holder, termMs: TERM_MS, now: () => clock.now });
+    return { bucket, clock, lease };
+  };
+
+  test("one holder at a time; a holder that stops renewing is replaced once a term has passed unrenewed", async () => {
+    const { clock, lease } = await leases();
+    const first = lease("first");
+    const second = lease("second");
+    expect(await first.tryAcquire()).toEqual({ held: true });
+    expect(first.holds()).toBe(true);
+    expect(await second.tryAcquire()).toMatchObject({ held: false, holder: "first", renewedSinceSeen: false, freeInMs: TERM_MS });
+    clock.now += 5_000;
+    expect(await first.tryAcquire()).toEqual({ held: true });
+    expect(await second.tryAcquire()).toMatchObject({ held: false, renewedSinceSeen: true, freeInMs: TERM_MS });
+    // The first dies here: no more renewals.
+    clock.now += TERM_MS - 1;
+    expect(await second.tryAcquire()).toMatchObject({ held: false, freeInMs: 1 });
+    expect(first.holds()).toBe(true);
+    clock.now += 1;
+    expect(first.holds()).toBe(false);
+    expect(await second.tryAcquire()).toEqual({ held: true });
+    expect(await first.tryAcquire()).toMatchObject({ held: false, holder: "second" });
+  });
+
+  test("a holder that stops releases the lease: the next takes it at once", async () => {
+    const { lease } = await leases();
+    const first = lease("first");
+    const second = lease("second");
+    await first.tryAcquire();
+    await first.stop();
+    expect(first.holds()).toBe(false);
+    expect(await second.tryAcquire()).toEqual({ held: true });
+  });
+
+  test("of contenders racing for a free lease, exactly one takes it", async () => {
+    const { lease } = await leases();
+    const contenders = Array.from({ length: 6 }, (_, index) => lease(`contender-${index}`));
+    const attempts = await Promise.all(contenders.map((contender) => contender.tryAcquire()));
+    expect(attempts.filter((attempt) => attempt.held)).toHaveLength(1);
+    expect(contenders.filter((contender) => contender.holds())).toHaveLength(1);
+  });
+
+  test("a lease object that is not a lease record does not block anyone", async () => {
+    const { bucket, lease } = await leases();
+    await bucket.put("leases/controller", "not json");
+    expect(await lease("first").tryAcquire()).toEqual({ held: true });
+  });
+}
+
+describe("lease on files", () => {
+  leaseContract(async () => {
+    const config = freshConfig();
+    return freshLocalCloud(config).blobs.bucket(resourceNames(config).reportsBucket);
+  });
+});
+
+describe("lease on S3", () => {
+  let aws: AwsTestRegion;
+  beforeAll(async () => {
+    aws = await startAwsTestRegion();
+  });
+  afterAll(() => aws?.stop());
+
+  leaseContract(async () => {
+    const config = freshConfig();
+    const name = resourceNames(config).reportsBucket;
+    await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
+    return awsCloud(config).blobs.bucket(name);
+  });
+});
