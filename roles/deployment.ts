@@ -39,3 +39,11 @@ export const JOB_REPORTS_PREFIX = "instance-reports/";
 export const JOB_REPORT_INTERVAL_MS = 5_000;
 /** A report older than this is from an instance that went silent (died): it no longer counts. */
 export const JOB_REPORT_EXPIRY_MS = 3 * JOB_REPORT_INTERVAL_MS;
+/**
+ * Leases in the reports bucket, one per part a deployment plays once: the controller (two would both launch), and the
+ * web role (the response queue's one consumer: a second would take and delete the first one's replies).
+ */
+export const LEASE_KEYS = { controller: "leases/controller", web: "leases/web" } as const;
+export const LEASE_KEY_PREFIX = "leases/";
+/** A lease unrenewed for this long is taken over: how long a crashed controller or web process goes unreplaced. */
+export const LEASE_TERM_MS = 15_000;

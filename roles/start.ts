@@ -38,11 +38,11 @@ export async function startRoles(config: Config, resolution: RoleResolution, log
     running.push({ stop: () => app.stop().then(() => pool.close()) });
   }
   if (resolution.roles.includes("web")) {
-    const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), tokenSource: "input-bucket" });
+    const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), tokenSource: "input-bucket", exclusive: true });
     port = web.port;
     running.push(web);
   }
-  if (resolution.roles.includes("controller")) running.push(startControllerRole({ ...context, config: controllerConfig(config) }));
+  if (resolution.roles.includes("controller")) running.push(startControllerRole({ ...context, config: controllerConfig(config) }, { exclusive: true }));
   return { context, port, stop: () => stopAll(running) };
 }
 

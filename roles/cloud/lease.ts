@@ -8,7 +8,10 @@
  * for the term from the moment it sent its last successful renewal's read, which came before any contender could see
  * that version, so the two never overlap.
  */
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import { Type, type Static } from "@sinclair/typebox";
+import { LEASE_KEYS, LEASE_TERM_MS } from "../deployment.ts";
 import { decodeMessage, MessageFormatError } from "../messages.ts";
 import { errorFields, type Logger } from "../log.ts";
 import type { Bucket } from "./types.ts";
@@ -157,4 +160,10 @@ function parseRecord(body: Uint8Array): LeaseRecord {
     if (error instanceof MessageFormatError) return { holder: "", termMs: 1, serial: 0, released: true };
     throw error;
   }
+}
+
+/** The lease of one part of the deployment, held by this process under a name that says where it runs. */
+export function deploymentLease(bucket: Bucket, part: keyof typeof LEASE_KEYS, log: Logger): Lease {
+  const holder = `${hostname()} pid ${process.pid} (${randomUUID().slice(0, 8)})`;
+  return new Lease({ bucket, key: LEASE_KEYS[part], holder, termMs: LEASE_TERM_MS, log });
 }

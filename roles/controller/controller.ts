@@ -24,6 +24,8 @@ export interface ControllerOptions {
   log: Logger;
   metrics: ServiceMetrics;
   now?: () => number;
+  /** The controller acts only while this says so: while it holds the deployment's controller lease. */
+  mayAct?: () => boolean;
 }
 
 /** While the queue holds jobs the reports are read this often (each is one GET per instance), not every tick. */
@@ -49,7 +51,7 @@ export class Controller {
   start(): void {
     const loop = async () => {
       if (this.stopped) return;
-      this.tick = this.step().then(
+      this.tick = (this.options.mayAct?.() === false ? Promise.resolve() : this.step()).then(
         () => {},
         (error) => this.options.log.error("controller_step_failed", errorFields(error)),
       );

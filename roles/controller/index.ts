@@ -1,9 +1,15 @@
 /** The controller role: scales the app fleet between 0 and maxAppInstances from the request queue's depth. */
+import { deploymentLease } from "../cloud/lease.ts";
 import type { ControllerConfig } from "../config.ts";
 import type { RoleContext, RunningRole } from "../context.ts";
 import { Controller } from "./controller.ts";
 
-export function startControllerRole({ config, names, cloud, log, health, metrics }: RoleContext<ControllerConfig>): RunningRole {
+/**
+ * `exclusive`: on a deployment, where other processes may run a controller too, act only while holding the controller
+ * lease (a standby takes over within a lease term of the holder's death). The embedded mode's fleet is its own.
+ */
+export function startControllerRole({ config, names, cloud, log, health, metrics }: RoleContext<ControllerConfig>, { exclusive = false }: { exclusive?: boolean } = {}): RunningRole {
+  const lease = exclusive ? deploymentLease(cloud.blobs.bucket(names.reportsBucket), "controller", log.child({ role: "controller" })) : undefined;
   const controller = new Controller({
     queue: cloud.queues.queue(names.reqQueue),
     fleet: cloud.fleet,
@@ -18,8 +24,15 @@ export function startControllerRole({ config, names, cloud, log, health, metrics
     noProgressAfterMs: config.noProgressAfterMs,
     log: log.child({ role: "controller" }),
     metrics,
+    mayAct: lease && (() => lease.holds()),
   });
+  lease?.start();
   controller.start();
-  health?.set("controller", () => controller.health());
-  return controller;
+  health?.set("controller", () => ({ ...controller.health(), ...(lease && { lease: lease.holds() ? "held" : "standby" }) }));
+  return {
+    async stop() {
+      await controller.stop();
+      await lease?.stop();
+    },
+  };
 }

@@ -1,6 +1,7 @@
 /** The web role: HTTP in front, jobs on the request queue, replies from the response queue. */
 import type { RoleContext, RunningRole } from "../context.ts";
 import { ConfigError, type WebConfig } from "../config.ts";
+import { deploymentLease } from "../cloud/lease.ts";
 import { GalleryWriter } from "../gallery-store.ts";
 import { bucketApiToken, fixedApiToken, localApiToken, type ApiToken } from "./api-token.ts";
 import { createJobSubmitter } from "./jobs.ts";
@@ -20,6 +21,12 @@ export interface WebRoleOptions {
    * mode), or the private object of the input bucket (EC2, where a missing one stops the boot).
    */
   tokenSource: "data-dir" | "input-bucket";
+  /**
+   * On a deployment, hold the web lease: the response queue has one consumer, and a second would take and delete the
+   * first one's replies. A second web process waits for a dead holder's lease to run out, and refuses to start while
+   * the holder renews it. The embedded mode's queues are in its own process.
+   */
+  exclusive?: boolean;
 }
 
 /**
@@ -40,6 +47,17 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     : options.tokenSource === "data-dir"
       ? localApiToken(config.dataDir, log)
       : await bucketApiToken(inBucket, log);
+  const lease = options.exclusive ? deploymentLease(cloud.blobs.bucket(names.reportsBucket), "web", log) : undefined;
+  if (lease) {
+    const taken = await lease.acquireOrRefuse();
+    if (!taken.held) {
+      token.stop();
+      throw new ConfigError(
+        `another web process of this deployment is running (${taken.holder}): it consumes the response queue ${names.respQueue}, and a second would take its replies. Stop it first, or start this one with another FACEFLEET_PREFIX.`,
+      );
+    }
+    lease.start();
+  }
   const poller = new ReplyPoller(cloud.queues.queue(names.respQueue), log);
   const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket), log);
   metrics.readGalleryFrom(() => gallery.list());
@@ -81,9 +99,14 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     }),
   });
   try {
-    app.listen({ hostname: config.host, port: config.port, maxRequestBodySize: bodySizeBackstop(config.maxUploadBytes), ...(tls ? { tls } : {}) });
+    // Elysia turns SO_REUSEPORT on by default: a second process on the port would then share it silently.
+    app.listen({ hostname: config.host, port: config.port, reusePort: false, maxRequestBodySize: bodySizeBackstop(config.maxUploadBytes), ...(tls ? { tls } : {}) });
   } catch (error) {
     token.stop();
+    await lease?.stop();
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      throw new ConfigError(`port ${config.port} on ${config.host} is in use by another process: stop it, or set FACEFLEET_PORT to a free port`);
+    }
     if (!tls) throw error;
     throw new ConfigError(`cannot serve HTTPS with tlsCertFile ${config.tlsCertFile} and tlsKeyFile ${config.tlsKeyFile}: ${(error as Error).message}`);
   }
@@ -95,6 +118,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     async stop() {
       await app.stop();
       await poller.stop();
+      await lease?.stop();
       token.stop();
     },
   };
