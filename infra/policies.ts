@@ -2,13 +2,13 @@
  * The IAM documents of a deployment's three instance roles, as pure functions of its names: the trust policy that
  * lets EC2 assume each role, and one least-privilege permissions policy per role.
  * - web (the web+controller instance, also `Role=web` and `Role=controller` apart): uploads into the input bucket,
- *   the admin token, the gallery, jobs out and replies in, and the app fleet: only instances of the deployment's
+ *   the admin token, the gallery, jobs out and replies in, its leases, and the app fleet: only instances of the deployment's
  *   launch template, of the app instance type, with the app profile, tagged as its app instances.
  * - app: input images (not the token, not the bake), the gallery (read), embeddings and results (write, never the
  *   gallery), jobs in, replies and dead letters out. No EC2, no IAM.
  * - builder (the AMI builder): its tarball (read) and its markers (write).
  */
-import { API_TOKEN_KEY, APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, EMBEDDING_KEY_PREFIX, GALLERY_KEY, JOB_REPORTS_PREFIX, ROLE_TAG } from "../roles/deployment.ts";
+import { API_TOKEN_KEY, APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, EMBEDDING_KEY_PREFIX, GALLERY_KEY, JOB_REPORTS_PREFIX, LEASE_KEY_PREFIX, ROLE_TAG } from "../roles/deployment.ts";
 import type { ResourceNames } from "../roles/config.ts";
 
 export interface PolicyStatement {
@@ -171,6 +171,8 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
     // The controller scales in only once the app instances' reports say they hold no job; a missing one is a 404.
     { Sid: "ReadJobReports", Effect: "Allow", Action: "s3:GetObject", Resource: arn.object(names.reportsBucket, `${JOB_REPORTS_PREFIX}*`) },
     { Sid: "TellMissingJobReports", Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:${scope.partition}:s3:::${names.reportsBucket}` },
+    // The web role and the controller each hold a lease, renewed with conditional puts (roles/cloud/lease.ts).
+    { Sid: "HoldLeases", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: arn.object(names.reportsBucket, `${LEASE_KEY_PREFIX}*`) },
   ];
   const appInstance = {
     [`aws:ResourceTag/${DEPLOYMENT_TAG}`]: prefix,

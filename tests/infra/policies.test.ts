@@ -137,6 +137,22 @@ describe("job reports", () => {
   });
 });
 
+describe("leases", () => {
+  const lease = (part: string) => s3(names.reportsBucket, `leases/${part}`);
+
+  test("the web+controller instance reads and writes its leases, nothing else of the reports bucket but reading reports; app instances none", () => {
+    for (const part of ["web", "controller"]) {
+      expect(may("web", "s3:GetObject", lease(part))).toBe(true);
+      expect(may("web", "s3:PutObject", lease(part))).toBe(true);
+      expect(may("web", "s3:DeleteObject", lease(part))).toBe(false);
+      expect(may("app", "s3:GetObject", lease(part))).toBe(false);
+      expect(may("app", "s3:PutObject", lease(part), { "ec2:SourceInstanceARN": ec2("instance/i-0aaaaaaaaaaaaaaaa") })).toBe(false);
+    }
+    expect(may("web", "s3:PutObject", s3(names.reportsBucket, "elsewhere"))).toBe(false);
+    expect(may("web", "s3:PutObject", s3(other.reportsBucket, "leases/web"))).toBe(false);
+  });
+});
+
 describe("app instances", () => {
   test("list the input and gallery buckets (so a missing object is a 404), not the output bucket when it is apart", () => {
     for (const role of ["app", "web"] as const) {
