@@ -3,13 +3,15 @@
  * `awsCloud(config)` exactly as the service builds them, reaching the emulated region only through the SDK's
  * standard environment settings (AWS_REGION, AWS_ENDPOINT_URL_*, credentials).
  */
+import { afterAll, beforeAll, describe } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { localCloud } from "../../roles/cloud/index.ts";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { awsCloud, localCloud } from "../../roles/cloud/index.ts";
 import type { MachineFactory } from "../../roles/cloud/local/process-fleet.ts";
-import type { Cloud } from "../../roles/cloud/types.ts";
-import { loadConfig, type Config } from "../../roles/config.ts";
+import type { Bucket, Cloud } from "../../roles/cloud/types.ts";
+import { loadConfig, resourceNames, type Config } from "../../roles/config.ts";
 import { startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
 
 /** Settings the contracts assume: 1 s visibility timeout, dead-letter queue after 2 receives. */
@@ -51,4 +53,27 @@ export async function startAwsTestRegion(): Promise<AwsTestRegion> {
       await region.stop();
     },
   };
+}
+
+/** Runs `suite` on fresh local buckets and on fresh S3 buckets of an emulated region, each under its own describe. */
+export function onLocalAndS3Buckets(subject: string, suite: (makeBucket: () => Promise<Bucket>) => void): void {
+  describe(`${subject} on files`, () => {
+    suite(async () => {
+      const config = freshConfig();
+      return freshLocalCloud(config).blobs.bucket(resourceNames(config).reportsBucket);
+    });
+  });
+  describe(`${subject} on S3`, () => {
+    let aws: AwsTestRegion;
+    beforeAll(async () => {
+      aws = await startAwsTestRegion();
+    });
+    afterAll(() => aws?.stop());
+    suite(async () => {
+      const config = freshConfig();
+      const name = resourceNames(config).reportsBucket;
+      await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
+      return awsCloud(config).blobs.bucket(name);
+    });
+  });
 }

@@ -1,11 +1,8 @@
 // The lease on files and on S3 (fauxqs, conditional puts through the SDK), with the test's clock.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { awsCloud } from "../../roles/cloud/index.ts";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { Lease } from "../../roles/cloud/lease.ts";
 import type { Bucket } from "../../roles/cloud/types.ts";
-import { resourceNames } from "../../roles/config.ts";
-import { freshConfig, freshLocalCloud, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
+import { onLocalAndS3Buckets } from "./clouds.ts";
 
 setDefaultTimeout(30_000);
 
@@ -64,24 +61,4 @@ function leaseContract(makeBucket: () => Promise<Bucket>): void {
   });
 }
 
-describe("lease on files", () => {
-  leaseContract(async () => {
-    const config = freshConfig();
-    return freshLocalCloud(config).blobs.bucket(resourceNames(config).reportsBucket);
-  });
-});
-
-describe("lease on S3", () => {
-  let aws: AwsTestRegion;
-  beforeAll(async () => {
-    aws = await startAwsTestRegion();
-  });
-  afterAll(() => aws?.stop());
-
-  leaseContract(async () => {
-    const config = freshConfig();
-    const name = resourceNames(config).reportsBucket;
-    await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
-    return awsCloud(config).blobs.bucket(name);
-  });
-});
+onLocalAndS3Buckets("lease", leaseContract);

@@ -1,13 +1,10 @@
 // Gallery writers on one bucket, files and S3 (fauxqs): conditional saves lose no enrollment, a failed save is not kept.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { Gallery } from "../../model/gallery.ts";
-import { awsCloud } from "../../roles/cloud/index.ts";
 import type { Bucket } from "../../roles/cloud/types.ts";
-import { resourceNames } from "../../roles/config.ts";
 import { GALLERY_KEY } from "../../roles/deployment.ts";
 import { GalleryWriter } from "../../roles/gallery-store.ts";
-import { freshConfig, freshLocalCloud, startAwsTestRegion, type AwsTestRegion } from "../cloud/clouds.ts";
+import { onLocalAndS3Buckets } from "../cloud/clouds.ts";
 
 setDefaultTimeout(30_000);
 
@@ -93,24 +90,4 @@ function galleryWriters(makeBucket: () => Promise<Bucket>): void {
   });
 }
 
-describe("gallery writers on files", () => {
-  galleryWriters(async () => {
-    const config = freshConfig();
-    return freshLocalCloud(config).blobs.bucket(resourceNames(config).galleryBucket);
-  });
-});
-
-describe("gallery writers on S3", () => {
-  let aws: AwsTestRegion;
-  beforeAll(async () => {
-    aws = await startAwsTestRegion();
-  });
-  afterAll(() => aws?.stop());
-
-  galleryWriters(async () => {
-    const config = freshConfig();
-    const name = resourceNames(config).galleryBucket;
-    await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
-    return awsCloud(config).blobs.bucket(name);
-  });
-});
+onLocalAndS3Buckets("gallery writers", galleryWriters);
