@@ -58,7 +58,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     }
     lease.start();
   }
-  const poller = new ReplyPoller(cloud.queues.queue(names.respQueue), log);
+  const poller = new ReplyPoller(cloud.queues.queue(names.respQueue), log, lease && (() => lease.holds()));
   const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket), log);
   metrics.readGalleryFrom(() => gallery.list());
   const jobs = createJobSubmitter({

@@ -18,6 +18,11 @@ export class ReplyPoller {
   constructor(
     private readonly queue: JobQueue,
     private readonly log: Logger,
+    /**
+     * The poller takes replies only while this says so: while its process holds the web lease. One that lost it (cut
+     * off from S3 for a lease term) may have been replaced, and two consumers would take each other's replies.
+     */
+    private readonly mayPoll: () => boolean = () => true,
   ) {}
 
   start(): void {
@@ -42,7 +47,16 @@ export class ReplyPoller {
 
   private async run(): Promise<void> {
     const signal = this.abort.signal;
+    let paused = false;
     while (!signal.aborted) {
+      if (!this.mayPoll()) {
+        if (!paused) this.log.error("reply_polling_paused", { reason: "this process no longer holds the web lease" });
+        paused = true;
+        await Bun.sleep(RETRY_PAUSE_MS);
+        continue;
+      }
+      if (paused) this.log.info("reply_polling_resumed");
+      paused = false;
       try {
         const messages = await this.queue.receive({ maxMessages: 10, waitSeconds: LONG_POLL_SECONDS, signal });
         await Promise.all(messages.map((message) => this.handle(message.body, message.receiptHandle)));

@@ -10,7 +10,9 @@ import { ConfigError, loadConfig, resourceNames, type Config } from "../../roles
 import type { RoleContext } from "../../roles/context.ts";
 import { ServiceMetrics } from "../../roles/metrics.ts";
 import { imageInspector } from "../../roles/start.ts";
+import { MemoryQueue } from "../../roles/cloud/local/memory-queue.ts";
 import { startWebRole } from "../../roles/web/index.ts";
+import { ReplyPoller } from "../../roles/web/reply-poller.ts";
 import { freshConfig, startAwsTestRegion, type AwsTestRegion } from "../cloud/clouds.ts";
 import { captureLogs } from "./support.ts";
 
@@ -49,6 +51,27 @@ describe("a port in use", () => {
       }
     } finally {
       other.stop(true);
+    }
+  });
+});
+
+describe("a web process that lost its lease", () => {
+  test("takes no replies until it holds the lease again", async () => {
+    const queue = new MemoryQueue("replies", { visibilityTimeoutSeconds: 30, maxReceives: 3 });
+    let holdsLease = false;
+    const logs = captureLogs();
+    const poller = new ReplyPoller(queue, logs.logger, () => holdsLease);
+    poller.start();
+    try {
+      const reply = poller.waitFor("job-1", "recognize", 10_000);
+      await queue.send(JSON.stringify({ ok: true, jobId: "job-1", person: "Paul", faces: 1 }));
+      await Bun.sleep(700);
+      expect(await queue.depth()).toEqual({ visible: 1, inFlight: 0 });
+      expect(logs.lines.some((line) => line.event === "reply_polling_paused")).toBe(true);
+      holdsLease = true;
+      expect(await reply).toMatchObject({ ok: true, person: "Paul" });
+    } finally {
+      await poller.stop();
     }
   });
 });
