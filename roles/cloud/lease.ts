@@ -65,10 +65,6 @@ export class Lease {
 
   constructor(private readonly options: LeaseOptions) {}
 
-  get holder(): string {
-    return this.options.holder;
-  }
-
   /** A holder renews this often: three tries before its term runs out. */
   get renewEveryMs(): number {
     return this.options.termMs / 3;
