@@ -189,6 +189,8 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
     const ifNoneMatch = request.headers.get("if-none-match");
     if (request.method !== "PUT" || (ifMatch === null && ifNoneMatch === null)) return forward();
     const head = await fetch(new URL(path, upstream), { method: "HEAD" });
+    // A fault injected into the check is the request's: answered as S3 would, so the caller retries the whole put.
+    if (!head.ok && head.status !== 404) return s3Error(head.status === 503 ? "SlowDown" : "InternalError", head.status);
     const etag = head.ok ? head.headers.get("etag") : null;
     const unquoted = (tag: string) => tag.trim().replace(/^"|"$/g, "");
     if (ifMatch !== null && etag === null) return s3Error("NoSuchKey", 404);

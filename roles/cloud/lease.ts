@@ -88,7 +88,7 @@ export class Lease {
       if (freeInMs > 0) return this.notHeld({ held: false, holder: record.holder, renewedSinceSeen, freeInMs });
     }
     const next: LeaseRecord = { holder, termMs, serial: (record?.serial ?? 0) + 1 };
-    const version = await bucket.putIf(key, JSON.stringify(next), stored?.version, { contentType: "application/json" });
+    const version = (await bucket.putIf(key, JSON.stringify(next), stored?.version, { contentType: "application/json" })) ?? (await this.ownWrite(next));
     if (version === undefined) return this.notHeld({ held: false, holder: "(another process, just now)", renewedSinceSeen: true, freeInMs: termMs });
     if (!this.holds()) this.options.log?.info("lease_acquired", { key, holder, termMs });
     this.held = { version, serial: next.serial };
@@ -134,6 +134,16 @@ export class Lease {
     const released: LeaseRecord = { holder, termMs, serial: this.held.serial + 1, released: true };
     await bucket.putIf(key, JSON.stringify(released), this.held.version, { contentType: "application/json" }).catch(() => undefined);
     this.options.log?.info("lease_released", { key, holder });
+  }
+
+  /**
+   * The version of `written` when it is what the object holds: the SDK retries a put whose answer was lost, and the
+   * retry of one that had been applied fails its own condition.
+   */
+  private async ownWrite(written: LeaseRecord): Promise<string | undefined> {
+    const stored = await this.options.bucket.read(this.options.key);
+    const record = stored && parseRecord(stored.body);
+    return record?.holder === written.holder && record.serial === written.serial && !record.released ? stored!.version : undefined;
   }
 
   private notHeld(attempt: LeaseAttempt): LeaseAttempt {

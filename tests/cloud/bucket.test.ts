@@ -58,4 +58,21 @@ describe("S3 bucket", () => {
     faults.clear();
     expect(faults.injected - before).toBe(4);
   });
+
+  test("a fault in the front's check of a conditional put fails the put as a whole (retried), never as a failed condition", async () => {
+    const config = freshConfig();
+    const name = resourceNames(config).inBucket;
+    await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
+    const bucket = awsCloud(config).blobs.bucket(name);
+    const version = await bucket.putIf("lease", "first", undefined);
+    const faults = aws.region.faults.s3;
+    for (const kind of ["throttle", "server-error"] as const) {
+      faults.set({ kind, count: 2, operations: ["HEAD"] });
+      const replaced = await bucket.putIf("lease", kind, (await bucket.read("lease"))!.version);
+      expect(replaced).toBeString();
+    }
+    faults.clear();
+    expect(version).toBeString();
+    expect(new TextDecoder().decode(await bucket.get("lease"))).toBe("server-error");
+  });
 });

@@ -54,6 +54,18 @@ function leaseContract(makeBucket: () => Promise<Bucket>): void {
     expect(contenders.filter((contender) => contender.holds())).toHaveLength(1);
   });
 
+  test("a renewal that was applied but answered as a failed condition (the SDK's retry of a lost answer) still holds", async () => {
+    const { bucket, clock } = await leases();
+    const lostAnswers: Bucket = Object.assign(Object.create(bucket) as Bucket, {
+      putIf: async (...args: Parameters<Bucket["putIf"]>) => (await bucket.putIf(...args), undefined),
+    });
+    const lease = new Lease({ bucket: lostAnswers, key: "leases/web", holder: "first", termMs: TERM_MS, now: () => clock.now });
+    expect(await lease.tryAcquire()).toEqual({ held: true });
+    clock.now += 5_000;
+    expect(await lease.tryAcquire()).toEqual({ held: true });
+    expect(await new Lease({ bucket, key: "leases/web", holder: "second", termMs: TERM_MS, now: () => clock.now }).tryAcquire()).toMatchObject({ held: false, holder: "first" });
+  });
+
   test("a lease object that is not a lease record does not block anyone", async () => {
     const { bucket, lease } = await leases();
     await bucket.put("leases/controller", "not json");
