@@ -74,6 +74,20 @@ function galleryWriters(makeBucket: () => Promise<Bucket>): void {
     expect(await stored(bucket)).toHaveLength(subjects.length - 1);
   });
 
+  test("a save that was stored but answered as a failed condition (the SDK's retry of a lost answer) is not made twice", async () => {
+    const bucket = await makeBucket();
+    let lost = 1;
+    const lostAnswer: Bucket = Object.assign(Object.create(bucket) as Bucket, {
+      putIf: async (...args: Parameters<Bucket["putIf"]>) => {
+        const version = await bucket.putIf(...args);
+        return lost-- > 0 ? undefined : version;
+      },
+    });
+    const writer = await GalleryWriter.open(lostAnswer);
+    await enroll(bucket, writer, "Paul", 1);
+    expect(Gallery.deserialize((await bucket.get(GALLERY_KEY))!).list()).toEqual([{ subject: "Paul", faces: 1 }]);
+  });
+
   test("a save that fails leaves the listed gallery as stored, and the next save does not carry the failed enrollment", async () => {
     const bucket = await makeBucket();
     const outage = outageOnSave(bucket);
