@@ -3,12 +3,10 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { awsCloud } from "../../roles/cloud/index.ts";
 import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
 import { resourceNames } from "../../roles/config.ts";
 import { bucketContract } from "./bucket.contract.ts";
-import { freshConfig, freshLocalCloud, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
+import { freshConfig, freshLocalCloud, freshS3Bucket, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -37,18 +35,10 @@ describe("S3 bucket", () => {
   });
   afterAll(() => aws?.stop());
 
-  bucketContract(async () => {
-    const config = freshConfig();
-    const name = resourceNames(config).inBucket;
-    await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
-    return awsCloud(config).blobs.bucket(name);
-  });
+  bucketContract(freshS3Bucket);
 
   test("S3 throttling and server errors are retried with backoff", async () => {
-    const config = freshConfig();
-    const name = resourceNames(config).inBucket;
-    await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
-    const bucket = awsCloud(config).blobs.bucket(name);
+    const bucket = await freshS3Bucket();
     const faults = aws.region.faults.s3;
     const before = faults.injected;
     faults.set({ kind: "throttle", count: 2, operations: ["PUT"] });
@@ -60,10 +50,7 @@ describe("S3 bucket", () => {
   });
 
   test("a fault in the front's check of a conditional put fails the put as a whole (retried), never as a failed condition", async () => {
-    const config = freshConfig();
-    const name = resourceNames(config).inBucket;
-    await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
-    const bucket = awsCloud(config).blobs.bucket(name);
+    const bucket = await freshS3Bucket();
     const version = await bucket.putIf("lease", "first", undefined);
     const faults = aws.region.faults.s3;
     for (const kind of ["throttle", "server-error"] as const) {

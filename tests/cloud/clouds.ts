@@ -69,11 +69,14 @@ export function onLocalAndS3Buckets(subject: string, suite: (makeBucket: () => P
       aws = await startAwsTestRegion();
     });
     afterAll(() => aws?.stop());
-    suite(async () => {
-      const config = freshConfig();
-      const name = resourceNames(config).reportsBucket;
-      await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
-      return awsCloud(config).blobs.bucket(name);
-    });
+    suite(freshS3Bucket);
   });
+}
+
+/** A new bucket of a fresh deployment in the emulated region (started by startAwsTestRegion), as awsCloud reaches it. */
+export async function freshS3Bucket(): Promise<Bucket> {
+  const config = freshConfig();
+  const name = resourceNames(config).inBucket;
+  await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: name }));
+  return awsCloud(config).blobs.bucket(name);
 }
