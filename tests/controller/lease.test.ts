@@ -11,6 +11,7 @@ import { LocalFleet } from "../../roles/cloud/local/process-fleet.ts";
 import type { Bucket, Fleet, JobReports } from "../../roles/cloud/types.ts";
 import { Controller } from "../../roles/controller/controller.ts";
 import { LEASE_KEYS } from "../../roles/deployment.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
 import { waitFor } from "../support/waiting.ts";
 import { captureLogs } from "../service/support.ts";
 
@@ -49,6 +50,7 @@ describe("controller lease", () => {
         scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 1000 },
         intervalMs: 20,
         log: captureLogs().logger,
+        metrics: new ServiceMetrics(),
         mayAct: () => lease.holds(),
       });
       return { name, lease, controller, steps, cut: link.cut };
