@@ -46,8 +46,10 @@ async function readStored(bucket: Bucket): Promise<StoredGallery | undefined> {
   return gallery && { gallery, version: stored!.version };
 }
 
+/** For readers: a damaged gallery throws GalleryFormatError, which the app answers as such. */
 async function loadGallery(bucket: Bucket): Promise<Gallery | undefined> {
-  return (await readStored(bucket))?.gallery;
+  const bytes = await bucket.get(GALLERY_KEY);
+  return bytes ? Gallery.deserialize(bytes) : undefined;
 }
 
 function faceCountIn(gallery: Gallery, subject: string): number {
