@@ -12,7 +12,7 @@ import { newDefaultVersion } from "./launch-template.ts";
 import { BAKE_KEY_PREFIX, BAKE_MARKERS, BAKE_TARBALL, instanceRoleNames } from "./policies.ts";
 import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import { runScript, UsageError, waitUntil, type ScriptContext } from "./script.ts";
-import { requireState, stateFilePath, writeState, type DeploymentState } from "./state.ts";
+import { appNetworkOf, requireState, stateFilePath, writeState, type DeploymentState } from "./state.ts";
 import { packProject } from "./project-tarball.ts";
 import { builderUserData } from "./user-data.ts";
 
@@ -72,7 +72,7 @@ async function bake(context: ScriptContext, state: DeploymentState, image: strin
     await out.step(`upload the project at ${commit} (${(project.bytes.byteLength / 1e6).toFixed(1)} MB, the files git tracks) to s3://${bucket}/${tarballKey}`, () =>
       aws.s3.send(new PutObjectCommand({ Bucket: bucket, Key: tarballKey, Body: project.bytes, ContentType: "application/gzip" })),
     );
-    const userData = builderUserData({ bucket, tarballKey, markerPrefix, region: aws.region, config: { ...config } });
+    const userData = builderUserData({ bucket, tarballKey, markerPrefix, region: aws.region, config: { ...config, appNetwork: config.appNetwork ?? appNetworkOf(state) } });
     builderId = await out.step(`boot a ${options.builderInstanceType} builder from ${image}`, async () => {
       const launch = new RunInstancesCommand({
         MinCount: 1,

@@ -7,7 +7,8 @@ import type { DesiredState } from "./plan.ts";
  * IMDSv2 only, with instance tags in metadata so that the service reads its Role tag without DescribeTags. The
  * template launches app instances (the controller's and launch's warm pool): it carries the app profile; launch and
  * bake-ami name the web and builder profiles in their own RunInstances.
- * With subnets, the instances' network interface is in the first (its VPC may have no default subnet for EC2 to pick).
+ * With subnets, the template's network interface is in the first (its VPC may have no default subnet for EC2 to pick);
+ * app instances are spread over all of them by replacing it in their RunInstances (launch and the controller).
  */
 export function launchTemplateData(desired: DesiredState, securityGroupId: string): RequestLaunchTemplateData {
   const tags = toTagList(desired.tags);

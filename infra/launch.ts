@@ -12,14 +12,16 @@ import { instanceRoleNames } from "./policies.ts";
 import { describeLaunchAction, planLaunch, type LaunchAction } from "./launch-plan.ts";
 import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import { runScript, sleep, type ScriptContext } from "./script.ts";
-import { requireState, stateFilePath, writeState } from "./state.ts";
+import { appNetworkOf, requireState, stateFilePath, writeState } from "./state.ts";
+import type { Config } from "../roles/config.ts";
+import { spreadOverSubnets, ZONE_CAPACITY_CODE } from "../roles/cloud/aws/zone-spread.ts";
 
 /** EC2's answers when it cannot give an instance now (the account's vCPU quota, or a zone out of machines). */
 const CAPACITY_ERRORS = ["VcpuLimitExceeded", "InsufficientInstanceCapacity", "InstanceLimitExceeded"];
 /** Refusals in a row before launch gives up (each waits twice as long as the one before, from 2 poll intervals). */
 const MAX_REFUSALS = 3;
 
-async function carryOut(aws: AwsClients, action: LaunchAction, launchTemplateId: string, context: ScriptContext): Promise<string[]> {
+async function carryOut(aws: AwsClients, action: LaunchAction, launchTemplateId: string, network: Config["appNetwork"], context: ScriptContext): Promise<string[]> {
   const { options } = context;
   const wait = { timeoutSeconds: 600, pollSeconds: options.pollSeconds };
   if (action.kind === "start") {
@@ -28,53 +30,79 @@ async function carryOut(aws: AwsClients, action: LaunchAction, launchTemplateId:
     await aws.ec2.send(new StartInstancesCommand({ InstanceIds: action.ids }));
     return action.ids;
   }
-  return launchInRounds(aws, action, launchTemplateId, context);
+  // App instances are spread over the subnets, as the controller spreads them; the web tier is in the template's.
+  return launchInRounds(aws, action, launchTemplateId, action.role === "app" ? network : undefined, context);
 }
 
 /**
  * MinCount 1: EC2 gives what its quota and capacity allow (MinCount = n gives nothing when it cannot give n). A warm
  * pool is launched in rounds: each round's instances are stopped, which frees their vCPUs, before the next round asks
- * for the rest. A refusal is waited out with backoff a few times, then named with what to do about it.
+ * for the rest. Over several subnets, each round gives each its share and leaves out a zone out of machines. A
+ * refusal of every subnet is waited out with backoff a few times, then named with what to do about it.
  */
-async function launchInRounds(aws: AwsClients, action: Extract<LaunchAction, { kind: "launch" }>, launchTemplateId: string, context: ScriptContext): Promise<string[]> {
+async function launchInRounds(
+  aws: AwsClients,
+  action: Extract<LaunchAction, { kind: "launch" }>,
+  launchTemplateId: string,
+  network: Config["appNetwork"],
+  context: ScriptContext,
+): Promise<string[]> {
   const { config, options, out } = context;
   const wait = { timeoutSeconds: 600, pollSeconds: options.pollSeconds };
   const launched: string[] = [];
+  const holding = new Map<string, number>();
+  let usable = network?.subnetIds ?? [];
+  const run = async (count: number, subnetId: string | undefined): Promise<string[]> => {
+    const command = new RunInstancesCommand({
+      MinCount: 1,
+      MaxCount: count,
+      LaunchTemplate: { LaunchTemplateId: launchTemplateId, Version: "$Default" },
+      // The template carries the app profile; the web tier gets its own role.
+      ...(action.role !== "app" && { InstanceType: options.webInstanceType as _InstanceType, IamInstanceProfile: { Name: instanceRoleNames(config.prefix).web.profileName } }),
+      ...(subnetId && network && { NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnetId, Groups: [network.securityGroupId] }] }),
+      TagSpecifications: [
+        {
+          ResourceType: "instance",
+          Tags: toTagList({ [DEPLOYMENT_TAG]: config.prefix, [ROLE_TAG]: action.role, Name: `${config.prefix}-${action.role.replace("+", "-")}` }),
+        },
+      ],
+    });
+    // The launch template's instance profile may be a few seconds old (launch right after bootstrap).
+    const { Instances } = await onceConsistent(() => aws.ec2.send(command), profileNotYetUsable, options.pollSeconds);
+    return (Instances ?? []).flatMap((instance) => (instance.InstanceId ? [instance.InstanceId] : []));
+  };
   for (let refusals = 0; launched.length < action.count; ) {
     const wanted = action.count - launched.length;
-    let ids: string[];
-    try {
-      const command = new RunInstancesCommand({
-        MinCount: 1,
-        MaxCount: wanted,
-        LaunchTemplate: { LaunchTemplateId: launchTemplateId, Version: "$Default" },
-        // The template carries the app profile; the web tier gets its own role.
-        ...(action.role !== "app" && { InstanceType: options.webInstanceType as _InstanceType, IamInstanceProfile: { Name: instanceRoleNames(config.prefix).web.profileName } }),
-        TagSpecifications: [
-          {
-            ResourceType: "instance",
-            Tags: toTagList({ [DEPLOYMENT_TAG]: config.prefix, [ROLE_TAG]: action.role, Name: `${config.prefix}-${action.role.replace("+", "-")}` }),
-          },
-        ],
-      });
-      // The launch template's instance profile may be a few seconds old (launch right after bootstrap).
-      const { Instances } = await onceConsistent(() => aws.ec2.send(command), profileNotYetUsable, options.pollSeconds);
-      ids = (Instances ?? []).flatMap((instance) => (instance.InstanceId ? [instance.InstanceId] : []));
-      refusals = 0;
-    } catch (error) {
-      if (!isAwsError(error, ...CAPACITY_ERRORS)) throw error;
+    const shares: [string | undefined, number][] = usable.length > 0 ? [...spreadOverSubnets(holding, usable, wanted)] : [[undefined, wanted]];
+    const ids: string[] = [];
+    let refusal: Error | undefined;
+    for (const [subnetId, count] of shares) {
+      try {
+        const got = await run(count, subnetId);
+        ids.push(...got);
+        if (subnetId) holding.set(subnetId, (holding.get(subnetId) ?? 0) + got.length);
+      } catch (error) {
+        if (!isAwsError(error, ...CAPACITY_ERRORS)) throw error;
+        refusal = error as Error;
+        if (subnetId && usable.length > 1 && isAwsError(error, ZONE_CAPACITY_CODE)) {
+          usable = usable.filter((other) => other !== subnetId);
+          out.line(`  ${subnetId}'s zone has no more ${action.role} instances (${refusal.name}); the other subnets take its share`);
+        }
+      }
+    }
+    if (ids.length === 0 && refusal) {
       refusals += 1;
-      const refusal = `${(error as Error).name}: ${(error as Error).message}`;
       if (refusals > MAX_REFUSALS) {
         throw new Error(
-          `EC2 gave ${launched.length} of ${action.count} ${action.role} instance(s) and refuses more (${refusal}). Raise the account's "Running On-Demand Standard instances" vCPU quota (Service Quotas) or launch fewer (--pool-size); launch again fills what is missing`,
+          `EC2 gave ${launched.length} of ${action.count} ${action.role} instance(s) and refuses more (${refusal.name}: ${refusal.message}). Raise the account's "Running On-Demand Standard instances" vCPU quota (Service Quotas) or launch fewer (--pool-size); launch again fills what is missing`,
         );
       }
       const pauseSeconds = 2 * options.pollSeconds * 2 ** (refusals - 1);
-      out.line(`  EC2 refused ${wanted} more ${action.role} instance(s) (${(error as Error).name}); trying again in ${pauseSeconds} s`);
+      out.line(`  EC2 refused ${wanted} more ${action.role} instance(s) (${refusal.name}); trying again in ${pauseSeconds} s`);
       await sleep(pauseSeconds * 1000);
       continue;
     }
+    refusals = 0;
     launched.push(...ids);
     if (ids.length < wanted) out.line(`  EC2 gave ${ids.length} of ${wanted} ${action.role} instance(s) (quota or capacity); the rest in another round`);
     if (action.thenStop) {
@@ -119,7 +147,7 @@ await runScript("launch", async (context) => {
     }
     const launched: Record<string, string[]> = {};
     for (const action of actions) {
-      launched[action.role] = await out.step(describeLaunchAction(action), () => carryOut(aws, action, launchTemplateId, context));
+      launched[action.role] = await out.step(describeLaunchAction(action), () => carryOut(aws, action, launchTemplateId, appNetworkOf(state), context));
     }
     const serviceIds = Object.entries(launched).flatMap(([role, ids]) => (role === "app" ? [] : ids));
     await out.step("wait for the web tier to run", () => waitForStates(aws, serviceIds, ["running"], { timeoutSeconds: 600, pollSeconds: options.pollSeconds }));

@@ -7,6 +7,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import type { Config } from "../roles/config.ts";
 
 export const DeploymentStateSchema = Type.Object({
   prefix: Type.String(),
@@ -25,6 +26,12 @@ export const DeploymentStateSchema = Type.Object({
   instances: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
 });
 export type DeploymentState = Static<typeof DeploymentStateSchema>;
+
+/** The subnets bootstrap chose (given with --vpc-id or --subnet-ids), over which app instances are spread. */
+export function appNetworkOf(state: DeploymentState): Config["appNetwork"] {
+  const { subnetIds = [], securityGroupId } = state;
+  return subnetIds.length > 0 && securityGroupId ? { subnetIds, securityGroupId } : undefined;
+}
 
 export function stateFilePath(prefix: string, override?: string): string {
   return override ?? join(".facefleet", `${prefix}.json`);

@@ -35,6 +35,15 @@ export const ConfigSchema = Type.Object({
   deadLetterQueue: name("Dead-letter queue; default <prefix>-dlq"),
   host: Type.String({ default: "0.0.0.0", description: "Address the web role listens on" }),
   launchTemplate: name("EC2 launch template for app instances; default <prefix>-instance"),
+  appNetwork: Type.Optional(
+    Type.Object(
+      {
+        subnetIds: Type.Array(Type.String({ pattern: "^subnet-[0-9a-z]+$" }), { minItems: 1, description: "Comma-separated in the environment" }),
+        securityGroupId: Type.String({ pattern: "^sg-[0-9a-z]+$", description: "The group each app instance's network interface names" }),
+      },
+      { description: "Subnets (one per availability zone) the controller spreads app instances over, evenly, leaving out a zone out of machines; bake-ami writes bootstrap's. Unset: the launch template's subnet" },
+    ),
+  ),
   appImageId: Type.Optional(Type.String({ minLength: 1, description: "AMI for app instances launched by the controller; default the launch template's" })),
   s3ForcePathStyle: Type.Boolean({ default: false, description: "Path-style S3 addressing (S3-compatible endpoints)" }),
   localBootDelayMs: Type.Integer({ minimum: 0, default: 0, description: "Embedded mode: how long a local app instance takes to start" }),
@@ -140,6 +149,8 @@ function fromEnvironment(schema: TObject, env: Record<string, string | undefined
     if (property[Kind] === "Object") {
       const nested = fromEnvironment(property as TObject, env, `${envName}_`);
       if (Object.keys(nested).length > 0) values[key] = nested;
+    } else if (property[Kind] === "Array" && env[envName] !== undefined) {
+      values[key] = env[envName].split(",").map((item) => item.trim()).filter((item) => item.length > 0);
     } else if (env[envName] !== undefined) {
       values[key] = env[envName];
     }

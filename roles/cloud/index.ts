@@ -28,7 +28,7 @@ export function awsCloud(config: Config): Cloud {
   return {
     blobs,
     queues: new SqsQueueService(new SQSClient(common)),
-    fleet: new Ec2Fleet(new EC2Client(common), { deployment: config.prefix, launchTemplateName: names.launchTemplate, imageId: config.appImageId }),
+    fleet: new Ec2Fleet(new EC2Client(common), { deployment: config.prefix, launchTemplateName: names.launchTemplate, imageId: config.appImageId, network: config.appNetwork }),
     reports: new BucketJobReports(blobs.bucket(names.reportsBucket), instanceArnReportKey()),
   };
 }

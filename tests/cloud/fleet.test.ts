@@ -1,6 +1,6 @@
 // The fleet contract against in-process machines and against EC2 (our emulator) through awsCloud(config).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { CreateLaunchTemplateCommand, EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
+import { CreateLaunchTemplateCommand, CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand, EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { vcpusInUse } from "../../infra/sim/ec2/capacity.ts";
 import { awsCloud } from "../../roles/cloud/index.ts";
 import { CapacityError } from "../../roles/cloud/types.ts";
@@ -170,6 +170,49 @@ describe("EC2 fleet", () => {
     } finally {
       capacity.vcpuQuota = Infinity;
       capacity.instancesAvailable = undefined;
+    }
+  });
+
+  test("over several subnets, launches keep the zones even and leave out a zone out of machines, and a start skips it", async () => {
+    aws.region.ec2.delays.bootDelayMs = 0;
+    const config = freshConfig();
+    await createLaunchTemplate(config);
+    const { Vpc } = await ec2.send(new CreateVpcCommand({ CidrBlock: "10.8.0.0/16" }));
+    const zones = ["a", "b", "c"].map((letter) => `${aws.region.region}${letter}`);
+    const subnetIds: string[] = [];
+    for (const [index, zone] of zones.entries()) {
+      const { Subnet } = await ec2.send(new CreateSubnetCommand({ VpcId: Vpc!.VpcId!, CidrBlock: `10.8.${index}.0/24`, AvailabilityZone: zone }));
+      subnetIds.push(Subnet!.SubnetId!);
+    }
+    const { GroupId } = await ec2.send(new CreateSecurityGroupCommand({ GroupName: `${config.prefix}-spread`, Description: "spread", VpcId: Vpc!.VpcId! }));
+    const fleet = awsCloud({ ...config, appNetwork: { subnetIds, securityGroupId: GroupId! } }).fleet;
+    const store = aws.region.ec2.store;
+    const perZone = (ids: string[]) => zones.map((zone) => ids.filter((id) => store.subnets.get(store.instances.get(id)!.subnetId)!.availabilityZone === zone).length);
+    const capacity = aws.region.ec2.capacity;
+    const all: string[] = [];
+    try {
+      all.push(...(await fleet.launch(4)));
+      expect(perZone(all)).toEqual([2, 1, 1]);
+      expect(all.every((id) => store.instances.get(id)!.securityGroupIds.includes(GroupId!))).toBe(true);
+      all.push(...(await fleet.launch(2)));
+      expect(perZone(all)).toEqual([2, 2, 2]);
+      capacity.exhaustedZones.add(zones[0]!);
+      all.push(...(await fleet.launch(4)));
+      expect(perZone(all)).toEqual([2, 4, 4]);
+
+      const inZone = (zone: number) => all.find((id) => perZone([id])[zone] === 1)!;
+      const stopping = [inZone(0), inZone(1)];
+      for (const id of stopping) await listUntil(fleet, id, (s) => s === "running");
+      await fleet.stop(stopping);
+      for (const id of stopping) await listUntil(fleet, id, (s) => s === "stopped");
+      await fleet.list();
+      expect(await fleet.start(stopping)).toEqual([stopping[1]!]);
+      capacity.exhaustedZones.add(zones[1]!).add(zones[2]!);
+      await expect(fleet.launch(1)).rejects.toMatchObject({ name: "CapacityError", code: "InsufficientInstanceCapacity" });
+      await expect(fleet.start([stopping[0]!])).rejects.toMatchObject({ name: "CapacityError", code: "InsufficientInstanceCapacity" });
+    } finally {
+      capacity.exhaustedZones.clear();
+      await fleet.terminate(all);
     }
   });
 

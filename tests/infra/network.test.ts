@@ -5,13 +5,15 @@ import { CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand, Desc
 import { IAMClient } from "@aws-sdk/client-iam";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readActualState } from "../../infra/actual-state.ts";
 import { destroyClients, type AwsClients } from "../../infra/aws.ts";
 import { resolveNetwork } from "../../infra/network.ts";
 import { desiredState } from "../../infra/plan.ts";
+import { newDefaultVersion } from "../../infra/launch-template.ts";
+import { appNetworkOf, type DeploymentState } from "../../infra/state.ts";
 import { startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
 import { Ec2Fleet } from "../../roles/cloud/aws/ec2-fleet.ts";
 import { loadConfig } from "../../roles/config.ts";
@@ -121,8 +123,45 @@ describe("an account without a default VPC", () => {
     const again = await runInfraScript(it.region, "bootstrap", ["--ingress-cidr", "203.0.113.0/24", "--vpc-id", vpcId, "--subnet-ids", subnets.join(",")], { prefix: "novpc", stateFile });
     expect(again.stdout).toContain("no changes");
 
-    const fleet = new Ec2Fleet(it.ec2, { deployment: "novpc", launchTemplateName: "novpc-instance", imageId: Object.values(it.region.ec2.stockImages)[0] });
+    const imageId = Object.values(it.region.ec2.stockImages)[0]!;
+    const fleet = new Ec2Fleet(it.ec2, { deployment: "novpc", launchTemplateName: "novpc-instance", imageId });
     const [id] = await fleet.launch(1);
     expect(it.region.ec2.store.instances.get(id!)).toMatchObject({ vpcId, subnetId: subnets[0], securityGroupIds: [state.securityGroupId] });
+    await fleet.terminate([id!]);
+  });
+
+  test("launch spreads the warm pool over the subnets, and the controller's launches keep them even, leaving out a zone out of machines", async () => {
+    const { Vpcs } = await it.ec2.send(new DescribeVpcsCommand({}));
+    const vpcId = Vpcs![0]!.VpcId!;
+    const subnets = await subnetsOf(it.ec2, vpcId);
+    const stateFile = join(dir, "c.json");
+    const bootstrap = await runInfraScript(it.region, "bootstrap", ["--ingress-cidr", "203.0.113.0/24", "--vpc-id", vpcId], { prefix: "spread", stateFile });
+    expect(bootstrap.code, bootstrap.output).toBe(0);
+    const imageId = Object.values(it.region.ec2.stockImages)[0]!;
+    // As if baked: launch needs the deployment's image in the state and the template; the stock one stands in.
+    const state = { ...(JSON.parse(readFileSync(stateFile, "utf8")) as DeploymentState), imageId };
+    writeFileSync(stateFile, JSON.stringify(state));
+    await newDefaultVersion(it.ec2, state.launchTemplateId!, { ImageId: imageId });
+    const store = it.region.ec2.store;
+    const subnetCounts = (ids: string[]) => subnets.map((subnet) => ids.filter((id) => store.instances.get(id)!.subnetId === subnet).length);
+    const launchRun = await runInfraScript(it.region, "launch", ["--pool", "warm", "--pool-size", "3"], { prefix: "spread", stateFile, env: { FACEFLEET_MAX_APP_INSTANCES: "3" } });
+    expect(launchRun.code, launchRun.output).toBe(0);
+    const tagged = (role: string) => [...store.instances.values()].filter((instance) => store.tagsOf(instance.id).Deployment === "spread" && store.tagsOf(instance.id).Role === role).map((instance) => instance.id);
+    expect(subnetCounts(tagged("app"))).toEqual([2, 1]);
+    expect(subnetCounts(tagged("web+controller"))).toEqual([1, 0]);
+
+    const network = appNetworkOf(state)!;
+    expect(network).toEqual({ subnetIds: subnets, securityGroupId: state.securityGroupId! });
+    const fleet = new Ec2Fleet(it.ec2, { deployment: "spread", launchTemplateName: "spread-instance", imageId, network });
+    // The stopped pool holds no machine: the even count is of pending and running instances.
+    const launched = await fleet.launch(3);
+    expect(subnetCounts(launched)).toEqual([2, 1]);
+    expect(subnetCounts(await fleet.launch(1))).toEqual([0, 1]);
+    it.region.ec2.capacity.exhaustedZones.add(store.subnets.get(subnets[1]!)!.availabilityZone);
+    try {
+      expect(subnetCounts(await fleet.launch(2))).toEqual([2, 0]);
+    } finally {
+      it.region.ec2.capacity.exhaustedZones.clear();
+    }
   });
 });

@@ -31,8 +31,10 @@ export const vcpusOf = (instanceType: string) => VCPUS[instanceType] ?? 2;
 export interface CapacitySettings {
   /** The Standard on-demand vCPU quota (new accounts often have 32); Infinity: none. */
   vcpuQuota: number;
-  /** Instances the zone can still give (launches and starts take from it); undefined: as many as asked. */
+  /** Instances the zones can still give (launches and starts take from it); undefined: as many as asked. */
   instancesAvailable?: number;
+  /** Availability zones out of machines for now: a launch or start there gets InsufficientInstanceCapacity. */
+  exhaustedZones: Set<string>;
 }
 
 const HOLDING_VCPUS: ReadonlySet<Instance["state"]> = new Set(["pending", "running"]);
@@ -49,28 +51,30 @@ const vcpuLimitExceeded = (quota: number) =>
     `You have requested more vCPU capacity than your current vCPU limit of ${quota} allows for the instance bucket that the specified instance type belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit.`,
   );
 
-const insufficientCapacity = (instanceType: string, region: string) =>
+const insufficientCapacity = (instanceType: string, zone: string) =>
   new QueryError(
     "InsufficientInstanceCapacity",
-    `We currently do not have sufficient ${instanceType} capacity in the Availability Zone you requested (${region}a). Our system will be working on provisioning additional capacity.`,
+    `We currently do not have sufficient ${instanceType} capacity in the Availability Zone you requested (${zone}). Our system will be working on provisioning additional capacity.`,
   );
 
-/** How many of `min..max` new instances of a type EC2 gives now (taking them from what the zone has), or its error. */
-export function grantLaunch(settings: CapacitySettings, inUse: number, instanceType: string, min: number, max: number, region: string): number {
+/** How many of `min..max` new instances of a type EC2 gives now in a zone (taking them from what it has), or its error. */
+export function grantLaunch(settings: CapacitySettings, inUse: number, instanceType: string, min: number, max: number, zone: string): number {
   const byQuota = Math.floor((settings.vcpuQuota - inUse) / vcpusOf(instanceType));
   if (byQuota < min) throw vcpuLimitExceeded(settings.vcpuQuota);
-  const available = settings.instancesAvailable ?? Infinity;
-  if (available < min) throw insufficientCapacity(instanceType, region);
+  const available = settings.exhaustedZones.has(zone) ? 0 : (settings.instancesAvailable ?? Infinity);
+  if (available < min) throw insufficientCapacity(instanceType, zone);
   const granted = Math.min(max, byQuota, available);
   if (settings.instancesAvailable !== undefined) settings.instancesAvailable -= granted;
   return granted;
 }
 
-/** A start of stopped instances: all of them, or an error. */
-export function grantStart(settings: CapacitySettings, inUse: number, starting: Instance[], region: string): void {
+/** A start of stopped instances (each in its zone): all of them, or an error. */
+export function grantStart(settings: CapacitySettings, inUse: number, starting: { instance: Instance; zone: string }[]): void {
   if (starting.length === 0) return;
-  const vcpus = starting.reduce((sum, instance) => sum + vcpusOf(instance.instanceType), 0);
+  const vcpus = starting.reduce((sum, { instance }) => sum + vcpusOf(instance.instanceType), 0);
   if (inUse + vcpus > settings.vcpuQuota) throw vcpuLimitExceeded(settings.vcpuQuota);
-  if ((settings.instancesAvailable ?? Infinity) < starting.length) throw insufficientCapacity(starting[0]!.instanceType, region);
+  const stuck = starting.find(({ zone }) => settings.exhaustedZones.has(zone));
+  if (stuck) throw insufficientCapacity(stuck.instance.instanceType, stuck.zone);
+  if ((settings.instancesAvailable ?? Infinity) < starting.length) throw insufficientCapacity(starting[0]!.instance.instanceType, starting[0]!.zone);
   if (settings.instancesAvailable !== undefined) settings.instancesAvailable -= starting.length;
 }

@@ -9,6 +9,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, ROLE_TAG } from "../../deployment.ts";
 import { CapacityError, type AppInstance, type Fleet, type InstanceState } from "../types.ts";
+import { spreadOverSubnets, ZONE_CAPACITY_CODE } from "./zone-spread.ts";
 
 export interface Ec2FleetOptions {
   /** The value of every instance's Deployment tag (the resource prefix). */
@@ -18,9 +19,15 @@ export interface Ec2FleetOptions {
   imageId?: string;
   /** DescribeInstances page size (EC2 allows 5..1000). */
   pageSize?: number;
+  /**
+   * Subnets (one per zone) new instances are spread over, with the security group their network interface names;
+   * none: the launch template's subnet.
+   */
+  network?: { subnetIds: string[]; securityGroupId: string };
 }
 
 const LIVE_STATES: InstanceState[] = ["pending", "running", "stopping", "stopped", "shutting-down"];
+const ACTIVE_STATES: ReadonlySet<InstanceState> = new Set(["pending", "running"]);
 
 /** EC2's answers when it cannot give an instance now. */
 const CAPACITY_CODES = new Set(["VcpuLimitExceeded", "InsufficientInstanceCapacity", "InstanceLimitExceeded"]);
@@ -37,6 +44,9 @@ async function capacityChecked<T>(call: () => Promise<T>): Promise<T> {
 }
 
 export class Ec2Fleet implements Fleet {
+  /** Each instance's subnet, as last listed. */
+  private readonly subnetOf = new Map<string, string>();
+
   constructor(
     private readonly client: EC2Client,
     private readonly options: Ec2FleetOptions,
@@ -59,7 +69,9 @@ export class Ec2Fleet implements Fleet {
       );
       for (const reservation of page.Reservations ?? []) {
         for (const instance of reservation.Instances ?? []) {
-          if (instance.InstanceId && instance.State?.Name) instances.push({ id: instance.InstanceId, state: instance.State.Name as InstanceState });
+          if (!instance.InstanceId || !instance.State?.Name) continue;
+          instances.push({ id: instance.InstanceId, state: instance.State.Name as InstanceState });
+          if (instance.SubnetId) this.subnetOf.set(instance.InstanceId, instance.SubnetId);
         }
       }
       token = page.NextToken;
@@ -67,12 +79,48 @@ export class Ec2Fleet implements Fleet {
     return instances;
   }
 
+  /**
+   * Over several subnets: each gets its share of the instances, so the zones stay even. A zone out of machines is left
+   * out and its share goes to the others; the account's quota (the same in every zone) ends the launch.
+   */
   async launch(count: number): Promise<string[]> {
     if (count <= 0) return [];
+    const subnets = this.options.network?.subnetIds ?? [];
+    if (subnets.length === 0) return this.runInstances(count);
+    const holding = new Map<string, number>();
+    for (const instance of await this.list()) {
+      const subnet = this.subnetOf.get(instance.id);
+      if (subnet && ACTIVE_STATES.has(instance.state)) holding.set(subnet, (holding.get(subnet) ?? 0) + 1);
+    }
+    const launched: string[] = [];
+    let usable = [...subnets];
+    let refusal: CapacityError | undefined;
+    spreading: while (launched.length < count && usable.length > 0) {
+      for (const [subnet, share] of spreadOverSubnets(holding, usable, count - launched.length)) {
+        let ids: string[] = [];
+        try {
+          ids = await this.runInstances(share, subnet);
+        } catch (error) {
+          if (!(error instanceof CapacityError)) throw error;
+          refusal = error;
+          if (error.code !== ZONE_CAPACITY_CODE) break spreading;
+        }
+        launched.push(...ids);
+        holding.set(subnet, (holding.get(subnet) ?? 0) + ids.length);
+        // A zone that gave fewer than asked has given what it has.
+        if (ids.length < share) usable = usable.filter((other) => other !== subnet);
+      }
+    }
+    if (launched.length === 0 && refusal) throw refusal;
+    return launched;
+  }
+
+  private async runInstances(count: number, subnetId?: string): Promise<string[]> {
     const tags = [
       { Key: DEPLOYMENT_TAG, Value: this.options.deployment },
       { Key: ROLE_TAG, Value: APP_ROLE_TAG_VALUE },
     ];
+    const groupId = this.options.network?.securityGroupId;
     // MinCount 1: EC2 launches as many as its quota and capacity allow, where MinCount = count would launch none.
     const result = await capacityChecked(() =>
       this.client.send(
@@ -81,16 +129,21 @@ export class Ec2Fleet implements Fleet {
           MaxCount: count,
           LaunchTemplate: { LaunchTemplateName: this.options.launchTemplateName, Version: "$Default" },
           ImageId: this.options.imageId,
+          // Replaces the template's network interface (its subnet is the first one).
+          ...(subnetId && groupId && { NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnetId, Groups: [groupId] }] }),
           TagSpecifications: [{ ResourceType: "instance", Tags: tags }],
         }),
       ),
     );
-    return (result.Instances ?? []).flatMap((instance) => (instance.InstanceId ? [instance.InstanceId] : []));
+    return (result.Instances ?? []).flatMap((instance) => {
+      if (instance.InstanceId && instance.SubnetId) this.subnetOf.set(instance.InstanceId, instance.SubnetId);
+      return instance.InstanceId ? [instance.InstanceId] : [];
+    });
   }
 
   /**
-   * EC2 starts all of a call's instances or none: when it cannot start them all, they are started one at a time until
-   * it refuses one, so the capacity there is gets used.
+   * EC2 starts all of a call's instances or none: when it cannot start them all, they are started one at a time, so
+   * the capacity there is gets used. A zone out of machines is skipped; the account's quota ends the start.
    */
   async start(ids: string[]): Promise<string[]> {
     if (ids.length === 0) return [];
@@ -104,14 +157,21 @@ export class Ec2Fleet implements Fleet {
       if (!(error instanceof CapacityError) || ids.length === 1) throw error;
     }
     const started: string[] = [];
+    const exhausted = new Set<string>();
+    let refusal: CapacityError | undefined;
     for (const id of ids) {
+      const subnet = this.subnetOf.get(id);
+      if (subnet !== undefined && exhausted.has(subnet)) continue;
       try {
         started.push(...(await startBatch([id])));
       } catch (error) {
-        if (error instanceof CapacityError && started.length > 0) break;
-        throw error;
+        if (!(error instanceof CapacityError)) throw error;
+        refusal = error;
+        if (error.code !== ZONE_CAPACITY_CODE || subnet === undefined) break;
+        exhausted.add(subnet);
       }
     }
+    if (started.length === 0 && refusal) throw refusal;
     return started;
   }
 

@@ -59,7 +59,7 @@ const runInstances: Ec2Handler = (params, context) => {
   const maxCount = Number(text(params, "MaxCount") ?? minCount);
   if (!(minCount >= 1 && maxCount >= minCount)) throw new QueryError("InvalidParameterValue", "MinCount and MaxCount must be at least 1, MinCount <= MaxCount");
   const instanceType = spec.instanceType ?? "m1.small";
-  const count = grantLaunch(context.capacity, vcpusInUse(store.instances.values()), instanceType, minCount, maxCount, context.region);
+  const count = grantLaunch(context.capacity, vcpusInUse(store.instances.values()), instanceType, minCount, maxCount, subnet.availabilityZone);
   const reservationId = store.newId("r");
   const instanceTags = Object.assign({}, ...(spec.tagSpecifications ?? []).filter((tags) => tags.resourceType === "instance").map((tags) => tags.tags));
   const instances: Instance[] = [];
@@ -155,8 +155,9 @@ const startInstances = transition(
     grantStart(
       context.capacity,
       vcpusInUse(context.store.instances.values()),
-      instances.filter((instance) => instance.state === "stopped"),
-      context.region,
+      instances
+        .filter((instance) => instance.state === "stopped")
+        .map((instance) => ({ instance, zone: context.store.subnets.get(instance.subnetId)?.availabilityZone ?? `${context.region}a` })),
     ),
 );
 // EC2 cannot stop an instance before it runs.
