@@ -143,6 +143,22 @@ export type ReplyMessage = ReplyTo<JobKind>;
 /** What every reply carries whatever its kind: enough to find the request waiting for it. */
 export const ReplyEnvelopeSchema = Type.Object({ jobId: Type.String({ minLength: 1 }) });
 
+/** How a job's try ended at the app role: answered (ok or refused with a reason), or failed (retried, or set aside). */
+export const JobOutcomeSchema = Type.Union([Type.Literal("answered"), Type.Literal("refused"), Type.Literal("failed")]);
+export type JobOutcome = Static<typeof JobOutcomeSchema>;
+/** Why a job went to the dead-letter queue. */
+export const DeadLetterReasonSchema = Type.Union([Type.Literal("retries_exhausted"), Type.Literal("malformed")]);
+export type DeadLetterReason = Static<typeof DeadLetterReasonSchema>;
+
+const Count = Type.Integer({ minimum: 0 });
+/** An app instance's job counters since its process started (the `facefleet_jobs_*` series); only counts above 0 are listed. */
+export const JobCountsSchema = Type.Object({
+  tries: Type.Array(Type.Object({ kind: JobKindSchema, outcome: JobOutcomeSchema, count: Count })),
+  redelivered: Count,
+  deadLettered: Type.Array(Type.Object({ reason: DeadLetterReasonSchema, count: Count })),
+});
+export type JobCounts = Static<typeof JobCountsSchema>;
+
 /** An app instance's report of the jobs it holds (received, not yet deleted), written at `at` (ms since the epoch). */
 export const JobReportSchema = Type.Object({
   instanceId: Type.String({ minLength: 1, maxLength: 64 }),
@@ -152,6 +168,8 @@ export const JobReportSchema = Type.Object({
   healthy: Type.Optional(Type.Boolean()),
   /** Jobs answered since the instance started: the controller sees progress in it. */
   completed: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** For the web role's /metrics on EC2, where the app processes serve no HTTP. */
+  counts: Type.Optional(JobCountsSchema),
 });
 export type JobReport = Static<typeof JobReportSchema>;
 

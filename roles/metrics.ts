@@ -2,11 +2,13 @@
  * Every Prometheus series the service exports, defined in this one place. The roles record what they see (the web
  * role its requests and the replies' timings, the app role its jobs, the controller its last look at the queue and
  * the fleet); the gallery is read when scraped. Each process has one; the web role serves it at `/metrics`.
+ * A process without an app role (the web+controller instance on EC2) shows the app instances' job counters from
+ * the job reports the controller reads, one series per instance (label `instance`), as Prometheus federation would.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { SubjectSummary } from "../model/gallery.ts";
 import type { AppInstance, InstanceState, QueueDepth } from "./cloud/types.ts";
-import type { JobKind } from "./messages.ts";
+import type { DeadLetterReason, JobCounts, JobKind, JobOutcome, JobReport } from "./messages.ts";
 
 /** Seconds, from a fast rejection to a request that waited for a cold fleet. */
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -16,10 +18,54 @@ const INSTANCE_STATES: InstanceState[] = ["pending", "running", "stopping", "sto
 /** How far back the operator's page's latency percentiles look. */
 const LATENCY_WINDOW_MS = 60_000;
 
-/** How a job's try ended at the app role: answered (ok or refused with a reason), or failed (retried, or set aside). */
-export type JobOutcome = "answered" | "refused" | "failed";
-/** Why a job went to the dead-letter queue. */
-export type DeadLetterReason = "retries_exhausted" | "malformed";
+/** What the app role's consumer records of its jobs. */
+export interface JobMetrics {
+  jobTried(kind: JobKind, outcome: JobOutcome): void;
+  jobRedelivered(): void;
+  jobDeadLettered(reason: DeadLetterReason): void;
+}
+
+/** Job counters as plain counts, passing each count on to `next` (an app instance's tally feeds its process's metrics). */
+export class JobTally implements JobMetrics {
+  private readonly tries = new Map<string, JobCounts["tries"][number]>();
+  private readonly deadLettered = new Map<DeadLetterReason, number>();
+  private redelivered = 0;
+
+  constructor(private readonly next?: JobMetrics) {}
+
+  jobTried(kind: JobKind, outcome: JobOutcome): void {
+    const key = `${kind}/${outcome}`;
+    const entry = this.tries.get(key) ?? { kind, outcome, count: 0 };
+    entry.count++;
+    this.tries.set(key, entry);
+    this.next?.jobTried(kind, outcome);
+  }
+
+  jobRedelivered(): void {
+    this.redelivered++;
+    this.next?.jobRedelivered();
+  }
+
+  jobDeadLettered(reason: DeadLetterReason): void {
+    this.deadLettered.set(reason, (this.deadLettered.get(reason) ?? 0) + 1);
+    this.next?.jobDeadLettered(reason);
+  }
+
+  counts(): JobCounts {
+    return {
+      tries: [...this.tries.values()].map((entry) => ({ ...entry })),
+      redelivered: this.redelivered,
+      deadLettered: [...this.deadLettered].map(([reason, count]) => ({ reason, count })),
+    };
+  }
+}
+
+/**
+ * Where a process's job series come from: `this-process` when an app role runs in it (embedded, every instance
+ * records into the one registry; an app instance on EC2), `job-reports` when none does (the web+controller instance on
+ * EC2), so no job is counted twice.
+ */
+export type JobCountsSource = "this-process" | "job-reports";
 
 export interface LatencyPercentiles {
   /** Requests in the window. */
@@ -64,36 +110,22 @@ export interface FleetObservation {
   instances: Record<InstanceState, number>;
 }
 
-export class ServiceMetrics {
+export class ServiceMetrics implements JobMetrics {
   readonly registry = new Registry();
   /** Recent durations of the requests the web role picks (those that analyse images), for the operator's page. */
   readonly latency = new LatencyWindow();
   private gallery: (() => SubjectSummary[]) | undefined;
   private fleet: FleetObservation | undefined;
   private inFlight = 0;
+  private readonly jobCounts = new JobTally();
+  /** The app instances' counters from the job reports the controller read last. */
+  private reportedJobCounts: { instance: string; counts: JobCounts }[] = [];
 
   private readonly requestDuration = new Histogram({
     name: "facefleet_http_request_duration_seconds",
     help: "HTTP requests by method, route template and status, from arrival to the answer sent.",
     labelNames: ["method", "route", "status"] as const,
     buckets: REQUEST_BUCKETS,
-    registers: [this.registry],
-  });
-  private readonly jobs = new Counter({
-    name: "facefleet_jobs_total",
-    help: "Tries of jobs at the app role by kind and outcome: answered, refused (an answer with a reason, e.g. no_face) or failed (a fault; tried again).",
-    labelNames: ["kind", "outcome"] as const,
-    registers: [this.registry],
-  });
-  private readonly redelivered = new Counter({
-    name: "facefleet_jobs_redelivered_total",
-    help: "Job messages received again after an earlier receipt (a failed try, a lost consumer, an expired visibility timeout).",
-    registers: [this.registry],
-  });
-  private readonly deadLettered = new Counter({
-    name: "facefleet_jobs_dead_lettered_total",
-    help: "Job messages set aside for the dead-letter queue, by reason.",
-    labelNames: ["reason"] as const,
     registers: [this.registry],
   });
   private readonly stageDuration = new Histogram({
@@ -104,8 +136,38 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  constructor(private readonly jobCountsSource: JobCountsSource = "this-process") {
     const metrics = this;
+    new Counter({
+      name: "facefleet_jobs_total",
+      help: "Tries of jobs at the app role by kind and outcome: answered, refused (an answer with a reason, e.g. no_face) or failed (a fault; tried again).",
+      labelNames: ["instance", "kind", "outcome"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { labels, counts } of metrics.jobCountSeries()) for (const { kind, outcome, count } of counts.tries) this.inc({ ...labels, kind, outcome }, count);
+      },
+    });
+    new Counter({
+      name: "facefleet_jobs_redelivered_total",
+      help: "Job messages received again after an earlier receipt (a failed try, a lost consumer, an expired visibility timeout).",
+      labelNames: ["instance"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { labels, counts } of metrics.jobCountSeries()) this.inc(labels, counts.redelivered);
+      },
+    });
+    new Counter({
+      name: "facefleet_jobs_dead_lettered_total",
+      help: "Job messages set aside for the dead-letter queue, by reason.",
+      labelNames: ["instance", "reason"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { labels, counts } of metrics.jobCountSeries()) for (const { reason, count } of counts.deadLettered) this.inc({ ...labels, reason }, count);
+      },
+    });
     new Gauge({
       name: "facefleet_http_requests_in_flight",
       help: "HTTP requests arrived and not yet answered.",
@@ -169,15 +231,25 @@ export class ServiceMetrics {
   }
 
   jobTried(kind: JobKind, outcome: JobOutcome): void {
-    this.jobs.inc({ kind, outcome });
+    this.jobCounts.jobTried(kind, outcome);
   }
 
   jobRedelivered(): void {
-    this.redelivered.inc();
+    this.jobCounts.jobRedelivered();
   }
 
   jobDeadLettered(reason: DeadLetterReason): void {
-    this.deadLettered.inc({ reason });
+    this.jobCounts.jobDeadLettered(reason);
+  }
+
+  /** The reports the controller read of the active app instances (none: no instance is active). */
+  jobReportsRead(reports: JobReport[]): void {
+    this.reportedJobCounts = reports.flatMap((report) => (report.counts ? [{ instance: report.instanceId, counts: report.counts }] : []));
+  }
+
+  private jobCountSeries(): { labels: { instance?: string }; counts: JobCounts }[] {
+    if (this.jobCountsSource === "this-process") return [{ labels: {}, counts: this.jobCounts.counts() }];
+    return this.reportedJobCounts.map(({ instance, counts }) => ({ labels: { instance }, counts }));
   }
 
   /** Stage times in milliseconds, as a reply carries them. A stage of 0 ms did not run (the analysis came from the cache). */

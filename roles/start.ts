@@ -23,7 +23,8 @@ export interface RunningRoles extends RunningRole {
 
 export async function startRoles(config: Config, resolution: RoleResolution, log: Logger): Promise<RunningRoles> {
   if (resolution.roles.includes("all")) return startEmbedded(config, log);
-  const context: RoleContext = { config, names: resourceNames(config), cloud: awsCloud(config), log, health: new Map(), metrics: new ServiceMetrics() };
+  const metrics = new ServiceMetrics(resolution.roles.includes("app") ? "this-process" : "job-reports");
+  const context: RoleContext = { config, names: resourceNames(config), cloud: awsCloud(config), log, health: new Map(), metrics };
   const running: RunningRole[] = [];
   let port: number | undefined;
   if (resolution.roles.includes("app")) {

@@ -15,7 +15,7 @@
 import type { JobQueue, QueueService, ReceivedMessage } from "../cloud/types.ts";
 import { decodeMessage, JobMessageSchema, MessageFormatError, type FailedReply, type JobMessage } from "../messages.ts";
 import { errorFields, type Logger } from "../log.ts";
-import type { ServiceMetrics } from "../metrics.ts";
+import type { JobMetrics } from "../metrics.ts";
 import { handleJob, type JobDependencies } from "./handle-job.ts";
 
 export interface ConsumerOptions {
@@ -29,7 +29,7 @@ export interface ConsumerOptions {
   /** A job worked on this long is abandoned and handed back. */
   jobDeadlineMs: number;
   log: Logger;
-  metrics: ServiceMetrics;
+  metrics: JobMetrics;
   job: JobDependencies;
   /** Told what this instance's job report says, each time it changes. */
   onStatus?(status: ConsumerStatus): void;

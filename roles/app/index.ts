@@ -3,6 +3,7 @@ import type { OpenSetThreshold } from "../../model/index.ts";
 import type { AppConfig } from "../config.ts";
 import type { RoleContext, RunningRole } from "../context.ts";
 import { GalleryReader } from "../gallery-store.ts";
+import { JobTally } from "../metrics.ts";
 import { AnalysisCache } from "./analysis-cache.ts";
 import { Consumer } from "./consumer.ts";
 import { JobReporter } from "./job-reporter.ts";
@@ -20,7 +21,9 @@ export interface AppRoleOptions {
 export function startAppRole({ config, names, cloud, log: rootLog, metrics }: RoleContext<AppConfig>, options: AppRoleOptions): RunningRole {
   const log = rootLog.child({ role: "app", ...(options.instanceId ? { instanceId: options.instanceId } : {}) });
   // The controller scales in only once every instance reports holding no job; an instance without an id has no report.
-  const reporter = options.instanceId ? new JobReporter(cloud.reports, options.instanceId, log) : undefined;
+  // This instance's own counts for its report; embedded, the process's metrics hold every instance's.
+  const jobs = new JobTally(metrics);
+  const reporter = options.instanceId ? new JobReporter(cloud.reports, options.instanceId, log, () => jobs.counts()) : undefined;
   const consumer = new Consumer({
     requestQueue: cloud.queues.queue(names.reqQueue),
     deadLetterQueue: cloud.queues.queue(names.deadLetterQueue),
@@ -30,7 +33,7 @@ export function startAppRole({ config, names, cloud, log: rootLog, metrics }: Ro
     maxReceives: config.maxReceives,
     jobDeadlineMs: config.jobDeadlineMs,
     log,
-    metrics,
+    metrics: jobs,
     job: {
       analyzer: options.analyzer,
       cache: options.cache,

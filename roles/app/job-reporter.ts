@@ -1,10 +1,12 @@
 /**
  * Keeps this app instance's job report current: written whenever the number of jobs it holds or its health changes
  * (one write at a time, the latest status last) and rewritten every JOB_REPORT_INTERVAL_MS so that a live instance's report never
- * expires; removed when the instance stops.
+ * expires; removed when the instance stops. Each write carries the instance's job counters as they are then: a job
+ * ends with a change in the jobs held, so the counters need no writes of their own.
  */
 import { JOB_REPORT_INTERVAL_MS } from "../deployment.ts";
 import type { JobReports } from "../cloud/types.ts";
+import type { JobCounts } from "../messages.ts";
 import { errorFields, type Logger } from "../log.ts";
 import type { ConsumerStatus } from "./consumer.ts";
 
@@ -18,6 +20,7 @@ export class JobReporter {
     private readonly reports: JobReports,
     private readonly instanceId: string,
     private readonly log: Logger,
+    private readonly counts: () => JobCounts,
     private readonly intervalMs = JOB_REPORT_INTERVAL_MS,
   ) {}
 
@@ -49,7 +52,7 @@ export class JobReporter {
       return;
     }
     this.writing = this.reports
-      .write({ instanceId: this.instanceId, ...this.status, at: Date.now() })
+      .write({ instanceId: this.instanceId, ...this.status, counts: this.counts(), at: Date.now() })
       .catch((error) => this.log.warn("job_report_failed", { ...this.status, ...errorFields(error) }))
       .finally(() => {
         this.writing = undefined;

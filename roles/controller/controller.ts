@@ -94,6 +94,7 @@ export class Controller {
     const readReports = active.length > 0 && (backlog === 0 || now - this.reportsReadAt >= BUSY_REPORT_READ_MS);
     const read = readReports ? await reports.read(active.map((instance) => instance.id)) : undefined;
     if (read) this.reportsReadAt = now;
+    if (read || active.length === 0) metrics.jobReportsRead(read ?? []);
     const heldJobs = backlog === 0 && read ? liveHeldJobs(read, now) : undefined;
     this.idle = nextIdleSpell(this.idle, depth, heldJobs, now);
     const decision = decideScaling({ now, queue: depth, instances, heldJobs, idle: this.idle, capacityLimit: capacityLimit(this.cap, now) }, scaling);

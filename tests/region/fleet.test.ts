@@ -1,7 +1,8 @@
 // Issue 4 end to end in the emulated region, for the warm and the cold app pool: the infra scripts as separate
 // processes, instances as real `bun index.ts` processes that find their role through instance metadata, a
-// 100-request burst through the classic endpoint scaling the app pool 0 -> 15 -> 0, then faults (a SIGKILLed app
-// instance, throttling and 5xx answers), then teardown. About 2 minutes on a busy 2-core machine.
+// 100-request burst through the classic endpoint scaling the app pool 0 -> 15 -> 0 (its jobs counted per app
+// instance on the web instance's /metrics), then faults (a SIGKILLed app instance, throttling and 5xx answers), then
+// teardown. About 2 minutes on a busy 2-core machine.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
@@ -135,6 +136,37 @@ function watchFleet() {
       watching = false;
       await done;
       return samples;
+    },
+  };
+}
+
+/**
+ * Scrapes the web instance's /metrics every 200 ms until stopped: the most each app instance's series of answered
+ * classic jobs showed (each instance's series lives while the instance is active), and any job series without an
+ * `instance` label (the web instance runs no app role, so it should have none).
+ */
+function watchJobCounters() {
+  const answered = new Map<string, number>();
+  const unlabelled: string[] = [];
+  let watching = true;
+  const done = (async () => {
+    while (watching) {
+      const text = await fetch(`${webUrl}/metrics`).then((response) => response.text(), () => "");
+      for (const line of text.split("\n").filter((line) => line.startsWith("facefleet_jobs_"))) {
+        const instance = /instance="([^"]+)"/.exec(line)?.[1];
+        if (!instance) unlabelled.push(line);
+        else if (line.startsWith("facefleet_jobs_total{") && line.includes('kind="recognize"') && line.includes('outcome="answered"')) {
+          answered.set(instance, Math.max(answered.get(instance) ?? 0, Number(line.split(" ").pop())));
+        }
+      }
+      await Bun.sleep(200);
+    }
+  })();
+  return {
+    async stop() {
+      watching = false;
+      await done;
+      return { answered, unlabelled };
     },
   };
 }
@@ -299,11 +331,13 @@ for (const pool of ["warm", "cold"] as const) {
       const { buckets } = deploymentState();
       const before = { input: await objectKeys(buckets.in!), output: await objectKeys(buckets.out!) };
       const watch = watchFleet();
+      const jobCounters = watchJobCounters();
       const started = performance.now();
       const answers = await Promise.all(people.map(ask));
       const lastReply = Math.max(...answers.map((answer) => answer.at));
       await waitFor("scale-in to 0", async () => (watch.samples.some((sample) => sample.at > lastReply && sample.active === 0) ? true : undefined), 10_000);
       const samples = await watch.stop();
+      const counted = await jobCounters.stop();
 
       const wrong = answers.filter((answer) => answer.body !== expected(answer.person)).map((answer) => `${answer.status} ${answer.body}`);
       const firstReply = Math.min(...answers.map((answer) => answer.at));
@@ -319,6 +353,14 @@ for (const pool of ["warm", "cold"] as const) {
       expect(counts[0]).toBe(0);
       expect(Math.max(...counts)).toBe(MAX_APP_INSTANCES);
       expect(scaleIn.at - lastReply).toBeLessThanOrEqual(2000);
+
+      // The app instances' job counters reach the web instance's /metrics through their job reports, one series each.
+      const countedAnswers = [...counted.answered.values()].reduce((sum, count) => sum + count, 0);
+      console.log(`web /metrics: answered classic jobs by instance ${JSON.stringify(Object.fromEntries(counted.answered))}, ${countedAnswers} in all`);
+      const appIds = new Set((await appInstances()).map((instance) => instance.id));
+      expect([...counted.answered.keys()].every((id) => appIds.has(id))).toBe(true);
+      expect(countedAnswers).toBeGreaterThanOrEqual(PEOPLE);
+      expect(counted.unlabelled).toEqual([]);
 
       expect(Object.values(await queueDepths())).toEqual([0, 0, 0]);
       expect(newKeys(before.input, await objectKeys(buckets.in!))).toHaveLength(PEOPLE);

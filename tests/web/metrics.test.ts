@@ -1,5 +1,5 @@
 // /metrics scraped over real HTTP and parsed as Prometheus text; /stats; the latency window; what the app role's
-// consumer and the controller record.
+// consumer and the controller record; the app instances' job counters carried in their job reports.
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,14 +7,20 @@ import { join } from "node:path";
 import { fixedThreshold } from "../../model/open-set.ts";
 import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
 import { Consumer } from "../../roles/app/consumer.ts";
+import { startAppRole } from "../../roles/app/index.ts";
 import { BucketJobReports, localReportKey } from "../../roles/cloud/job-reports.ts";
 import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
 import { LocalFleet } from "../../roles/cloud/local/process-fleet.ts";
 import { Controller } from "../../roles/controller/controller.ts";
 import { GalleryReader } from "../../roles/gallery-store.ts";
-import type { JobMessage } from "../../roles/messages.ts";
-import { LatencyWindow, ServiceMetrics } from "../../roles/metrics.ts";
+import type { Cloud } from "../../roles/cloud/types.ts";
+import { appConfig, controllerConfig, resourceNames } from "../../roles/config.ts";
+import { startControllerRole } from "../../roles/controller/index.ts";
+import type { JobCounts, JobMessage, JobReport } from "../../roles/messages.ts";
+import { JobTally, LatencyWindow, ServiceMetrics } from "../../roles/metrics.ts";
+import { freshConfig, freshLocalCloud } from "../cloud/clouds.ts";
+import { waitFor } from "../support/waiting.ts";
 import { AUTH, captureLogs, faceReport, facesResult, multipart, startWebHarness, testImages, type WebHarness } from "./support.ts";
 
 interface Sample {
@@ -211,4 +217,87 @@ describe("the app role's job series", () => {
     expect(value(samples, "facefleet_jobs_dead_lettered_total", { reason: "retries_exhausted" })).toBe(1);
     expect(value(samples, "facefleet_jobs_dead_lettered_total", { reason: "malformed" })).toBe(1);
   }, 15_000);
+});
+
+describe("job counters from the app instances' job reports (EC2: the app processes serve no HTTP)", () => {
+  const counts = (answered: number, redelivered: number): JobCounts => ({
+    tries: [{ kind: "recognize", outcome: "answered", count: answered }],
+    redelivered,
+    deadLettered: [{ reason: "retries_exhausted", count: 1 }],
+  });
+  const report = (instanceId: string, jobCounts?: JobCounts): JobReport => ({ instanceId, jobs: 0, at: 0, ...(jobCounts && { counts: jobCounts }) });
+
+  test("a process without an app role shows each reported instance's counters under its `instance` label, and only the instances last read", async () => {
+    const metrics = new ServiceMetrics("job-reports");
+    metrics.jobReportsRead([report("i-1", counts(4, 1)), report("i-2", counts(2, 0)), report("i-3")]);
+    let samples = parseExposition(await metrics.registry.metrics());
+    expect(value(samples, "facefleet_jobs_total", { instance: "i-1", kind: "recognize", outcome: "answered" })).toBe(4);
+    expect(value(samples, "facefleet_jobs_total", { instance: "i-2", kind: "recognize", outcome: "answered" })).toBe(2);
+    expect(value(samples, "facefleet_jobs_redelivered_total", { instance: "i-1" })).toBe(1);
+    expect(value(samples, "facefleet_jobs_redelivered_total", { instance: "i-2" })).toBe(0);
+    expect(value(samples, "facefleet_jobs_dead_lettered_total", { instance: "i-2", reason: "retries_exhausted" })).toBe(1);
+    expect(samples.filter((sample) => sample.name.startsWith("facefleet_jobs_")).every((sample) => sample.labels.instance === "i-1" || sample.labels.instance === "i-2")).toBe(true);
+
+    metrics.jobReportsRead([report("i-2", counts(3, 0))]);
+    samples = parseExposition(await metrics.registry.metrics());
+    expect(value(samples, "facefleet_jobs_total", { instance: "i-2", kind: "recognize", outcome: "answered" })).toBe(3);
+    expect(samples.some((sample) => sample.labels.instance === "i-1")).toBe(false);
+  });
+
+  test("a process with an app role (embedded) shows its own counters once, whatever the reports say", async () => {
+    const metrics = new ServiceMetrics();
+    const instance = new JobTally(metrics);
+    instance.jobTried("recognize", "answered");
+    instance.jobTried("recognize", "answered");
+    metrics.jobReportsRead([report("local-1", instance.counts())]);
+    const samples = parseExposition(await metrics.registry.metrics());
+    const jobs = samples.filter((sample) => sample.name === "facefleet_jobs_total");
+    expect(jobs).toEqual([{ name: "facefleet_jobs_total", labels: { kind: "recognize", outcome: "answered" }, value: 2 }]);
+    expect(value(samples, "facefleet_jobs_redelivered_total")).toBe(0);
+  });
+
+  test("app instances with their own metrics, as on EC2: the controller's process shows their jobs per instance from their reports", async () => {
+    const config = freshConfig({ controllerIntervalMs: 50, scaleInAfterMs: 60_000, maxAppInstances: 2, slotsPerInstance: 1 });
+    const names = resourceNames(config);
+    const log = captureLogs().logger;
+    const webMetrics = new ServiceMetrics("job-reports");
+    const cloud: Cloud = freshLocalCloud(config, async (instanceId) =>
+      startAppRole(
+        // Each instance its own process, so its own metrics, which nothing serves.
+        { config: appConfig(config), names, cloud, log, metrics: new ServiceMetrics() },
+        {
+          analyzer: { analyze: async () => ({ faces: [], width: 1, height: 1, timings: { decodeMs: 0, detectMs: 0, alignMs: 0, embedMs: 0 } }) },
+          cache: new AnalysisCache(0),
+          threshold: fixedThreshold(0.5),
+          slots: 1,
+          instanceId,
+        },
+      ),
+    );
+    await cloud.blobs.bucket(names.inBucket).put("job/image.jpg", "bytes");
+    const requests = cloud.queues.queue(names.reqQueue);
+    const jobs = 4;
+    for (let i = 0; i < jobs; i++) {
+      const job: JobMessage = { kind: "recognize", jobId: `job-${i}`, replyTo: names.respQueue, inputKey: "job/image.jpg", name: `n${i}`, sha256: `${i}`.repeat(64), mode: "closed" };
+      await requests.send(JSON.stringify(job));
+    }
+    const controller = startControllerRole({ config: controllerConfig(config), names, cloud, log, metrics: webMetrics });
+    try {
+      // No face in the image: each job is answered with its reason (refused).
+      const answered = (samples: Sample[]) => samples.filter((sample) => sample.name === "facefleet_jobs_total" && sample.labels.outcome === "refused");
+      const perInstance = await waitFor(
+        "every job counted on the controller's /metrics",
+        async () => {
+          const series = answered(parseExposition(await webMetrics.registry.metrics()));
+          return series.reduce((sum, sample) => sum + sample.value, 0) === jobs ? series : undefined;
+        },
+        15_000,
+      );
+      const instances = (await cloud.fleet.list()).map((instance) => instance.id);
+      expect(perInstance.every((sample) => instances.includes(sample.labels.instance!) && sample.labels.kind === "recognize")).toBe(true);
+    } finally {
+      await controller.stop();
+      await cloud.fleet.terminate((await cloud.fleet.list()).map((instance) => instance.id));
+    }
+  }, 20_000);
 });
