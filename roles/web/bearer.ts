@@ -1,6 +1,8 @@
 /**
  * Bearer-token middleware mounted on the paths it protects. It runs when the request arrives, before routing and
  * before the body is read, so a stranger's upload is never taken in and a bad path parameter never tells them more.
+ * Its 401 says how to authenticate (RFC 6750 section 3): `WWW-Authenticate: Bearer realm="facefleet"`, with
+ * `error="invalid_token"` when a bearer token was sent and is not the one.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
@@ -15,10 +17,14 @@ function sameToken(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
+const CHALLENGE = 'Bearer realm="facefleet"';
+
 export function bearerGuard(protects: Protects, token: () => string) {
   return new Elysia().onRequest(({ request }) => {
     if (!protects(request.method, new URL(request.url).pathname)) return;
     const match = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "");
-    if (!match || !sameToken(match[1]!, token())) throw new HttpError(401, "unauthorized", "a valid bearer token is required");
+    if (match && sameToken(match[1]!, token())) return;
+    const challenge = match ? `${CHALLENGE}, error="invalid_token"` : CHALLENGE;
+    throw new HttpError(401, "unauthorized", "a valid bearer token is required", { headers: { "www-authenticate": challenge } });
   });
 }

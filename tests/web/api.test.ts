@@ -254,7 +254,7 @@ describe("subjects", () => {
   });
 });
 
-test("every /v1 route needs the token: 401, and no job", async () => {
+test("every /v1 route needs the token: 401 with a Bearer challenge, and no job", async () => {
   const { app, form, submitted } = await api();
   const routes: [string, string][] = [
     ["POST", "/v1/recognize"],
@@ -271,7 +271,9 @@ test("every /v1 route needs the token: 401, and no job", async () => {
   ];
   for (const [method, path] of routes) {
     const body = method === "POST" || method === "PATCH" ? form(["image", "ada.jpg"]) : undefined;
-    await expectError(await app.handle(request(path, { method, body })), 401, "unauthorized");
+    const response = await app.handle(request(path, { method, body }));
+    expect(response.headers.get("www-authenticate"), `${method} ${path}`).toBe('Bearer realm="facefleet"');
+    await expectError(response, 401, "unauthorized");
   }
   expect(submitted).toEqual([]);
 });

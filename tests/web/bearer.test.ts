@@ -42,6 +42,15 @@ describe("bearer guard", () => {
     expect(await (await get("/admin/list", `Bearer ${token}`)).text()).toBe("listed");
   });
 
+  test("every 401 says how to authenticate (RFC 6750): the realm, and invalid_token when a bearer token was wrong", async () => {
+    const challenge = async (authorization?: string) => (await get("/admin/list", authorization)).headers.get("www-authenticate");
+    for (const authorization of [undefined, `Basic ${token}`, `bearer ${token}`, "Bearer "]) expect(await challenge(authorization)).toBe('Bearer realm="facefleet"');
+    for (const authorization of ["Bearer wrong", "Bearer first", `Bearer ${token}-and-more`]) expect(await challenge(authorization)).toBe('Bearer realm="facefleet", error="invalid_token"');
+    const accepted = await get("/admin/list", `Bearer ${token}`);
+    expect(accepted.status).toBe(200);
+    expect(accepted.headers.get("www-authenticate")).toBeNull();
+  });
+
   test("a refused upload is never read", async () => {
     let pulled = 0;
     const body = new ReadableStream({
