@@ -49,7 +49,8 @@ export const ConfigSchema = Type.Object({
   localBootDelayMs: Type.Integer({ minimum: 0, default: 0, description: "Embedded mode: how long a local app instance takes to start" }),
   port: Type.Integer({ minimum: 0, maximum: 65535, default: WEB_PORT }),
   dataDir: Type.String({ default: "./data", description: "Embedded mode: where local buckets live" }),
-  maxUploadBytes: Type.Integer({ minimum: 1, default: 10 * 1024 * 1024 }),
+  maxUploadBytes: Type.Integer({ minimum: 1, default: 10 * 1024 * 1024, description: "Most bytes of one uploaded file; in an enrollment of several photos, each photo on its own" }),
+  maxBodyBytes: Type.Integer({ minimum: 1, default: 50 * 1024 * 1024, description: "Most bytes of one request body, all its files together; a body past it is refused whole" }),
   concurrentUploads: Type.Integer({ minimum: 1, default: 16, description: "Upload bodies the web role reads at once; more wait for a slot" }),
   uploadWaitMs: Type.Integer({ minimum: 0, default: 60_000, description: "How long a request waits for an upload slot before it gets 503 busy" }),
   uploadQueueLength: Type.Integer({ minimum: 0, default: 200, description: "Requests that may wait for an upload slot; one more gets 503 busy at once" }),
@@ -95,7 +96,7 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>;
 
 /** The settings each role reads: a role is handed its slice of the configuration, not the whole of it. */
-const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
+const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "maxBodyBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
 const APP_SETTINGS = ["visibilityTimeoutSeconds", "maxReceives", "jobDeadlineMs"] as const;
 const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs", "noProgressAfterMs"] as const;
 export type WebConfig = Pick<Config, (typeof WEB_SETTINGS)[number]>;

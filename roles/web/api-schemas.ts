@@ -21,7 +21,7 @@ const ERROR_EXAMPLES = {
   401: { error: "unauthorized", message: "a valid bearer token is required" },
   404: { error: "unknown_subject", message: "no subject named 'Jane_Doe'" },
   409: { error: "subject_exists", message: "a subject named 'Aaron_Sorkin' exists; add ?merge=true to merge into it" },
-  413: { error: "file_too_large", message: "the file in 'image' has 12582912 bytes; the limit is 10485760" },
+  413: { error: "file_too_large", message: "a file in 'image' has more than 10485760 bytes, the limit" },
   408: { error: "body_timeout", message: "the upload was not received within 30000 ms" },
   415: { error: "unsupported_format", message: "gif images are not supported; send JPEG, PNG or WebP" },
   422: { error: "no_face", message: "no face found in image" },

@@ -5,13 +5,15 @@
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { packageFile, staticFiles } from "./assets.ts";
+import type { UploadLimits } from "./upload.ts";
 
 export const OPENAPI_PATH = "/openapi/json";
 const VIEWER_SCRIPT = "/docs/assets/swagger-ui-bundle.js";
 const VIEWER_STYLE = "/docs/assets/swagger-ui.css";
 
-export function apiDocs() {
-  return new Elysia({ name: "api-docs" })
+/** `limits`: the upload limits in force, which the document states. */
+export function apiDocs(limits: Pick<UploadLimits, "maxFileBytes" | "maxBodyBytes">) {
+  return new Elysia({ name: "api-docs", seed: limits })
     .use(
       openapi({
         path: "/docs",
@@ -25,7 +27,9 @@ export function apiDocs() {
             // The API's version, as in its /v1 prefix (the runtime imports nothing outside roles/ and model/).
             version: "1",
             description:
-              "Face recognition through a queue to an elastic fleet. The classic contract (`POST /`) answers text; everything under `/v1` needs the bearer token.",
+              "Face recognition through a queue to an elastic fleet. The classic contract (`POST /`) answers text; everything under `/v1` needs the bearer token. " +
+              `Uploads: each file at most ${limits.maxFileBytes} bytes (FACEFLEET_MAX_UPLOAD_BYTES; past it 413 file_too_large, for that part alone in a multi-part enrollment), ` +
+              `each request body at most ${limits.maxBodyBytes} bytes (FACEFLEET_MAX_BODY_BYTES; past it 413 body_too_large), both refused from content-length before the body is read, or as a chunked body passes them.`,
           },
           components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
         },

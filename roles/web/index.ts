@@ -32,10 +32,10 @@ export interface WebRoleOptions {
 /**
  * Bun's own body limit, a backstop only: it answers a bare 413 (no code, no request id), from content-length before
  * any handler runs, or once it has received that much of a chunked body. It reads ahead of what the upload reader has
- * taken, so it stays well above the reader's limit, which refuses with a code as soon as a body passes it.
+ * taken, so it stays well above the reader's body bound, which refuses with a code as soon as a body passes it.
  */
-export function bodySizeBackstop(maxUploadBytes: number): number {
-  return 2 * maxUploadBytes + 1024 * 1024;
+export function bodySizeBackstop(maxBodyBytes: number): number {
+  return 2 * maxBodyBytes + 1024 * 1024;
 }
 
 export async function startWebRole({ config, names, cloud, log: rootLog, health, metrics }: RoleContext<WebConfig>, options: WebRoleOptions): Promise<RunningWebRole> {
@@ -75,6 +75,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     inspect: options.inspect,
     limits: {
       maxFileBytes: config.maxUploadBytes,
+      maxBodyBytes: config.maxBodyBytes,
       concurrentBodies: config.concurrentUploads,
       slotWaitMs: config.uploadWaitMs,
       maxQueued: config.uploadQueueLength,
@@ -100,7 +101,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
   });
   try {
     // Elysia turns SO_REUSEPORT on by default: a second process on the port would then share it silently.
-    app.listen({ hostname: config.host, port: config.port, reusePort: false, maxRequestBodySize: bodySizeBackstop(config.maxUploadBytes), ...(tls ? { tls } : {}) });
+    app.listen({ hostname: config.host, port: config.port, reusePort: false, maxRequestBodySize: bodySizeBackstop(config.maxBodyBytes), ...(tls ? { tls } : {}) });
   } catch (error) {
     token.stop();
     await lease?.stop();

@@ -85,6 +85,7 @@ export const EnrolledPartsSchema = withExample(
     results: [
       { file: `${EXAMPLE_SUBJECT}_0001.jpg`, status: 201, faceId: "f6" },
       { file: "group.jpg", status: 422, error: "multiple_faces", message: "the photo has 3 faces; send a photo of one person, or ask for ?face=largest" },
+      { file: "scan.jpg", status: 413, error: "file_too_large", message: "a file in 'image' has more than 10485760 bytes, the limit" },
       { file: `${EXAMPLE_SUBJECT}_0002.jpg`, status: 201, faceId: EXAMPLE_FACE_ID },
     ],
   },
@@ -166,11 +167,18 @@ export function subjectsApi(options: SubjectsOptions) {
         params: Name,
         query: EnrollQuerySchema,
         ...streamedBody(
-          t.Object({ image: t.Files({ maxItems: MAX_ENROLL_IMAGES, description: "one photo (answered 201 or a 4xx), or several (answered 200, part by part)" }) }),
+          t.Object({
+            image: t.Files({
+              maxItems: MAX_ENROLL_IMAGES,
+              description:
+                "one photo (answered 201 or a 4xx), or several (answered 200, part by part). The file limit is per photo: a photo past it is answered 413 file_too_large on its own; a body past the body bound is refused whole, 413 body_too_large",
+            }),
+          }),
           { summary: "Enroll a subject's face from a photo; unusable photos are refused with a reason and nothing is stored", tags },
         ),
         response: { 200: EnrolledPartsSchema, 201: EnrolledSchema, ...errorAnswers([...UPLOAD_REFUSALS, 409, 422], {
           409: { error: "embedding_mismatch", message: "the gallery holds 128-d embeddings but the model gives 512-d ones: re-enroll after changing the embedder" },
+          413: { error: "body_too_large", message: "the request body has more than 52428800 bytes, the limit for a whole body" },
           422: { error: "face_too_small", message: "the face is 14 pixels across; at least 20 are needed" },
         }) },
       },

@@ -1,13 +1,12 @@
-/** Refuses a body over the upload limit from its `content-length`, before a byte of it is read. */
+/**
+ * Refuses a body past the body bound from its `content-length`, before a byte of it is read, whatever the route. The
+ * upload reader refuses the rest: a body more than its route's files can hold, and a chunked body as it passes them.
+ */
 import { Elysia } from "elysia";
-import { HttpError } from "./http-error.ts";
-import { MULTIPART_SLACK_BYTES } from "./upload.ts";
+import { bodyTooLarge } from "./upload.ts";
 
-export function uploadLimit(maxUploadBytes: number) {
-  return new Elysia({ name: "upload-limit", seed: maxUploadBytes }).onRequest(({ request }) => {
-    const length = Number(request.headers.get("content-length") ?? 0);
-    if (length > maxUploadBytes + MULTIPART_SLACK_BYTES) {
-      throw new HttpError(413, "file_too_large", `the request has ${length} bytes; the file limit is ${maxUploadBytes}`);
-    }
+export function uploadLimit(maxBodyBytes: number) {
+  return new Elysia({ name: "upload-limit", seed: maxBodyBytes }).onRequest(({ request }) => {
+    if (Number(request.headers.get("content-length") ?? 0) > maxBodyBytes) throw bodyTooLarge(maxBodyBytes);
   });
 }

@@ -80,7 +80,10 @@ function truncateUtf8(text: string, maxBytes: number): string {
 }
 
 export interface UploadLimits {
+  /** Most bytes of one file; a file past it is refused on its own where a route answers part by part. */
   maxFileBytes: number;
+  /** Most bytes of a whole body, its files and multipart framing together; a body past it is refused whole. */
+  maxBodyBytes: number;
   /** Bodies read at once; further requests wait for one of these slots. */
   concurrentBodies: number;
   /** How long a request waits for a slot before it gets 503. */
@@ -103,7 +106,8 @@ export interface UploadReader {
   readOne(request: Request, requestId: string, field: string): Promise<Upload>;
   /**
    * Up to `maxFiles` files of `field`, in order, each stored or refused on its own (its header, its size), so a route
-   * can answer part by part. A failure of the body itself (deadline, malformed, too large) still refuses them all.
+   * can answer part by part. A failure of the body itself (deadline, malformed, past the body bound) still refuses
+   * them all.
    */
   readEach(request: Request, requestId: string, field: string, maxFiles: number): Promise<(Upload | RefusedFile)[]>;
 }
@@ -115,6 +119,20 @@ const MAX_TEXT_FIELDS = 16;
 const HEADER_BYTES = 64 * 1024;
 const MAX_HEADER_BYTES = 1024 * 1024;
 
+/**
+ * The most a body may hold for a route taking `files` files: the body bound, or less where that many files within
+ * the file limit (and their framing) come to less; a body past it is refused as soon as that is known, from its
+ * `content-length` before it is read, or, chunked, when it passes it.
+ */
+export function bodyBound(limits: UploadLimits, files: FileFields): { bytes: number; refusal: HttpError } {
+  const fields = Object.keys(files);
+  const filesBytes = fields.reduce((sum, field) => sum + files[field]!, 0) * limits.maxFileBytes + MULTIPART_SLACK_BYTES;
+  if (filesBytes < limits.maxBodyBytes) return { bytes: filesBytes, refusal: fileTooLarge(fields.join("', '"), limits.maxFileBytes) };
+  return { bytes: limits.maxBodyBytes, refusal: bodyTooLarge(limits.maxBodyBytes) };
+}
+
+export const bodyTooLarge = (maxBodyBytes: number) => new HttpError(413, "body_too_large", `the request body has more than ${maxBodyBytes} bytes, the limit for a whole body`);
+
 export function createUploadReader(deps: { bucket: Bucket; inspect: ImageInspector; limits: UploadLimits }): UploadReader {
   const slots = new UploadSlots(deps.limits.concurrentBodies, deps.limits.slotWaitMs, deps.limits.maxQueued);
   const readParts = async (request: Request, requestId: string, files: FileFields, each: boolean) => {
@@ -122,12 +140,14 @@ export function createUploadReader(deps: { bucket: Bucket; inspect: ImageInspect
     if (!/^multipart\/form-data\s*;/i.test(contentType) || !request.body) {
       throw new HttpError(400, "unreadable_body", "the body must be multipart/form-data");
     }
+    const bound = bodyBound(deps.limits, files);
+    if (Number(request.headers.get("content-length") ?? 0) > bound.bytes) throw bound.refusal;
     const release = await slots.acquire();
     if (!release) {
       throw new HttpError(503, "busy", `${slots.capacity} uploads are being read and ${slots.queued} wait; try again in a few seconds`);
     }
     try {
-      return await readForm(request.body, contentType, { ...deps, requestId, files, each });
+      return await readForm(request.body, contentType, { ...deps, requestId, files, each, bound });
     } finally {
       release();
     }
@@ -158,6 +178,7 @@ interface FormRead {
   files: FileFields;
   /** Each file refused on its own rather than the whole body. */
   each: boolean;
+  bound: ReturnType<typeof bodyBound>;
 }
 
 const fileTooLarge = (field: string, maxFileBytes: number) =>
@@ -204,7 +225,7 @@ async function readForm(
     const count = received.get(field) ?? 0;
     if (count === most) return fail(new HttpError(400, "too_many_files", `at most ${most} file(s) in '${field}'`));
     received.set(field, count + 1);
-    // Refused on its own, a file too large is cut by busboy and removed once stored; otherwise the body stops at once.
+    // Refused on its own, a file too large is cut by busboy and its store abandoned; otherwise the body stops at once.
     if (!read.each) stream.on("limit", () => fail(fileTooLarge(field, limits.maxFileBytes)));
     streams.push(stream);
     const stored: Promise<Upload | RefusedFile> = storeFile(stream, field, fileName, mimeType || "application/octet-stream", storing.length, read).catch(
@@ -229,8 +250,8 @@ async function readForm(
       const { done, value } = await reader.read();
       if (done) break;
       bytes += value.byteLength;
-      // A chunked body has no length to refuse it by up front: it is refused as soon as it passes the limit.
-      if (bytes > totalFiles * limits.maxFileBytes + MULTIPART_SLACK_BYTES) throw fileTooLarge(Object.keys(wanted).join("', '"), limits.maxFileBytes);
+      // A chunked body has no length to refuse it by up front: it is refused as soon as it passes the bound.
+      if (bytes > read.bound.bytes) throw read.bound.refusal;
       if (!parser.write(value)) await new Promise((resolve) => parser.once("drain", resolve));
     }
     parser.end();
@@ -303,18 +324,17 @@ async function storeFile(
     throw new HttpError(IMAGE_PROBLEM_STATUS[problem.code], problem.code, problem.message);
   }
 
+  // A file past the limit ends cut short (busboy's `truncated`): the stream then fails, so its store is abandoned
+  // (the temporary file removed, the multipart upload aborted) and nothing of it is stored.
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const chunk = head.shift() ?? (await next());
       if (chunk) controller.enqueue(chunk);
+      else if (stream.truncated) controller.error(fileTooLarge(field, read.limits.maxFileBytes));
       else controller.close();
     },
   });
   await read.bucket.putStream(key, body, { contentType });
-  if (stream.truncated) {
-    await read.bucket.delete(key).catch(() => {});
-    throw fileTooLarge(field, read.limits.maxFileBytes);
-  }
   return { key, field, fileName, name, contentType, sha256: hash.digest("hex"), bytes };
 }
 

@@ -14,6 +14,7 @@ import { JobRefusedError } from "../../roles/web/jobs.ts";
 import { createWebServer } from "../../roles/web/server.ts";
 import { SubjectFacesSchema, SubjectListSchema } from "../../roles/web/subjects.ts";
 import { SubjectVerifyAnswerSchema, VerifyAnswerSchema } from "../../roles/web/verify.ts";
+import type { UploadLimits } from "../../roles/web/upload.ts";
 import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, request, testImages, testUploadReader } from "./support.ts";
 
 let images: Awaited<ReturnType<typeof testImages>>;
@@ -28,7 +29,19 @@ const EMBEDDINGS: Record<string, number[]> = { "ada.jpg": [1, 0, 0, 0], "ada2.jp
 /** Refusals the fake app gives, by file name (as the app role would for an enrollment). */
 const REFUSALS: Record<string, string> = { "empty.jpg": "no_face", "group.jpg": "multiple_faces", "tiny.jpg": "face_too_small", "blur.jpg": "low_quality" };
 
-async function api() {
+/** The upload reader's bucket, recording each object it finished storing (a store abandoned part way is not one). */
+class RecordingBucket extends FileBucket {
+  readonly stored: string[] = [];
+  override async putStream(...args: Parameters<FileBucket["putStream"]>): Promise<void> {
+    await super.putStream(...args);
+    this.stored.push(args[0]);
+  }
+}
+
+const FILE_LIMIT = 64 * 1024;
+
+async function api(limits: Partial<UploadLimits> = {}) {
+  const uploadBucket = new RecordingBucket(mkdtempSync(join(tmpdir(), "facefleet-api-uploads-")), "in");
   const bucket = new FileBucket(mkdtempSync(join(tmpdir(), "facefleet-api-")), "gallery");
   const gallery = await GalleryWriter.open(bucket);
   const { jobs, submitted } = fakeJobs(
@@ -49,7 +62,7 @@ async function api() {
   const app = createWebServer({
     jobs,
     gallery,
-    uploads: testUploadReader({ maxFileBytes: 64 * 1024 }),
+    uploads: testUploadReader({ maxFileBytes: FILE_LIMIT, ...limits }, uploadBucket),
     log: captureLogs().logger,
     metrics: new ServiceMetrics(),
     token: () => "a-test-token",
@@ -70,7 +83,14 @@ async function api() {
     return data;
   };
   const enroll = (name: string, ...files: string[]) => call("POST", `/v1/subjects/${name}/faces`, form(...files.map((file): [string, string] => ["image", file])));
-  return { app, call, form, enroll, gallery, submitted, bucket };
+  return { app, call, form, enroll, gallery, submitted, bucket, uploadBucket };
+}
+
+/** `image` followed by zeros up to `bytes`: the header inspector reads only the start, so it stays a valid JPEG. */
+function padded(image: Uint8Array, bytes: number): Uint8Array {
+  const file = new Uint8Array(bytes);
+  file.set(image);
+  return file;
 }
 
 async function expectError(response: Response, status: number, code: string) {
@@ -239,7 +259,7 @@ describe("subjects", () => {
     const data = new FormData();
     data.append("image", new File([images.jpeg], "ada.jpg", { type: "image/jpeg" }));
     data.append("image", new File([images.notAnImage], "note.jpg", { type: "image/jpeg" }));
-    data.append("image", new File([new Uint8Array(64 * 1024 + 1)], "huge.jpg", { type: "image/jpeg" }));
+    data.append("image", new File([padded(images.jpeg, FILE_LIMIT + 1)], "huge.jpg", { type: "image/jpeg" }));
     data.append("image", new File([images.jpeg], "ada2.jpg", { type: "image/jpeg" }));
     const response = await call("POST", "/v1/subjects/Ada/faces", data);
     expect(response.status).toBe(200);
@@ -251,6 +271,101 @@ describe("subjects", () => {
     ]);
     expect(submitted.map((submission) => submission.upload.fileName)).toEqual(["ada.jpg", "ada2.jpg"]);
     expect(gallery.faceCount("Ada")).toBe(2);
+  });
+
+  describe("the file limit is per file, the body bound for the whole body", () => {
+    /** `count` photos of `bytes` each (a JPEG padded past its end), as one enrollment's parts. */
+    const photos = (count: number, bytes: number) => {
+      const data = new FormData();
+      for (let i = 0; i < count; i++) data.append("image", new File([padded(images.jpeg, bytes)], `photo${i}.jpg`, { type: "image/jpeg" }));
+      return data;
+    };
+    /** The same body, sent chunked: no content-length, only the bytes as they come. */
+    const chunked = async (data: FormData) => {
+      const encoded = new Response(data);
+      const type = encoded.headers.get("content-type")!;
+      const bytes = new Uint8Array(await encoded.arrayBuffer());
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent >= bytes.length) return controller.close();
+          controller.enqueue(bytes.subarray(sent, sent + 16 * 1024));
+          sent += 16 * 1024;
+        },
+      });
+      return { body, type, sent: () => sent };
+    };
+
+    /** The body with its content-length, as an HTTP client sends a form (a Request made from FormData has none). */
+    const declared = async (data: FormData) => {
+      const encoded = new Response(data);
+      const type = encoded.headers.get("content-type")!;
+      const body = new Uint8Array(await encoded.arrayBuffer());
+      return { body, headers: { ...AUTH, "content-type": type, "content-length": String(body.byteLength) } };
+    };
+
+    test("five photos each within the file limit, together well past it: every one enrolled", async () => {
+      const { app, gallery, uploadBucket } = await api();
+      const response = await app.handle(request("/v1/subjects/Ada/faces", { method: "POST", ...(await declared(photos(5, FILE_LIMIT - 1000))) }));
+      expect(response.status).toBe(200);
+      expect(((await response.json()) as { results: { status: number }[] }).results.map((result) => result.status)).toEqual([201, 201, 201, 201, 201]);
+      expect(gallery.faceCount("Ada")).toBe(5);
+      expect(uploadBucket.stored).toHaveLength(5);
+    });
+
+    test("one photo past the file limit among good ones: 413 file_too_large for that part alone, nothing of it stored", async () => {
+      const { call, gallery, uploadBucket } = await api();
+      const data = photos(2, 1000);
+      data.append("image", new File([padded(images.jpeg, FILE_LIMIT * 3)], "huge.jpg", { type: "image/jpeg" }));
+      for (const part of photos(1, 1000).getAll("image")) data.append("image", part);
+      const response = await call("POST", "/v1/subjects/Ada/faces", data);
+      expect(response.status).toBe(200);
+      const { results } = (await response.json()) as { results: { file: string; status: number; error?: string }[] };
+      expect(results.map((result) => [result.file, result.status, result.error])).toEqual([
+        ["photo0.jpg", 201, undefined],
+        ["photo1.jpg", 201, undefined],
+        ["huge.jpg", 413, "file_too_large"],
+        ["photo0.jpg", 201, undefined],
+      ]);
+      expect(gallery.faceCount("Ada")).toBe(3);
+      expect(uploadBucket.stored.filter((key) => key.includes("huge"))).toEqual([]);
+      expect(uploadBucket.stored).toHaveLength(3);
+    });
+
+    test("a declared body past the body bound: 413 body_too_large before it is read, nothing stored", async () => {
+      const { app, gallery, uploadBucket } = await api({ maxBodyBytes: 3 * FILE_LIMIT });
+      const { headers } = await declared(photos(4, FILE_LIMIT - 1000));
+      let pulled = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          pulled++;
+          controller.enqueue(new Uint8Array(16 * 1024));
+        },
+      });
+      const response = await app.handle(request("/v1/subjects/Ada/faces", { method: "POST", body, headers }));
+      await expectError(response, 413, "body_too_large");
+      expect(pulled).toBeLessThanOrEqual(1);
+      expect(gallery.list()).toEqual([]);
+      expect(uploadBucket.stored).toEqual([]);
+    });
+
+    test("a chunked body past the body bound: 413 body_too_large once it passes it, every part refused, nothing stored", async () => {
+      const { app, gallery, uploadBucket } = await api({ maxBodyBytes: 3 * FILE_LIMIT });
+      const upload = await chunked(photos(4, FILE_LIMIT - 1000));
+      const response = await app.handle(request("/v1/subjects/Ada/faces", { method: "POST", body: upload.body, headers: { ...AUTH, "content-type": upload.type } }));
+      await expectError(response, 413, "body_too_large");
+      expect(upload.sent()).toBeLessThan(4 * FILE_LIMIT);
+      expect(gallery.list()).toEqual([]);
+      expect(await uploadBucket.count()).toBe(0);
+    });
+
+    test("a chunked body within the body bound is read as a declared one: every part enrolled", async () => {
+      const { app, gallery } = await api({ maxBodyBytes: 3 * FILE_LIMIT });
+      const upload = await chunked(photos(2, FILE_LIMIT - 1000));
+      const response = await app.handle(request("/v1/subjects/Ada/faces", { method: "POST", body: upload.body, headers: { ...AUTH, "content-type": upload.type } }));
+      expect(response.status).toBe(200);
+      expect(gallery.faceCount("Ada")).toBe(2);
+    });
   });
 });
 

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Kind, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
-import { request, startWebHarness, type WebHarness } from "./support.ts";
+import { request, startWebHarness, TEST_UPLOAD_LIMITS, type WebHarness } from "./support.ts";
 
 let harness: WebHarness;
 beforeAll(async () => {
@@ -16,7 +16,7 @@ interface Operation {
   parameters?: { name: string; in: string; schema: unknown }[];
   responses?: Record<string, { content?: Record<string, { schema: { examples?: unknown[] } }> }>;
 }
-type Spec = { openapi: string; paths: Record<string, Record<string, Operation>> };
+type Spec = { openapi: string; info: { description: string }; paths: Record<string, Record<string, Operation>> };
 
 const openApiPath = (path: string) => path.replace(/:(\w+)/g, "{$1}");
 
@@ -38,6 +38,13 @@ const streamsBody = (route: { hooks: { parse?: unknown } }) => Array.isArray(rou
 const documentedRoutes = () => harness.app.routes.filter((route) => !(route.hooks.detail as { hide?: boolean } | undefined)?.hide);
 
 describe("API docs", () => {
+  test("the document states the upload limits in force: per file, and per body", async () => {
+    const { info } = await fetchSpec();
+    const { maxFileBytes, maxBodyBytes } = TEST_UPLOAD_LIMITS;
+    expect(info.description).toContain(`each file at most ${maxFileBytes} bytes`);
+    expect(info.description).toContain(`each request body at most ${maxBodyBytes} bytes`);
+  });
+
   test("/openapi/json is OpenAPI 3 and lists every route but the docs' and the page's own, with its parameters and body", async () => {
     const spec = await fetchSpec();
     expect(spec.openapi).toMatch(/^3\./);

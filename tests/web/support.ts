@@ -86,7 +86,7 @@ export function request(path: string, init: RequestInit = {}): Request {
 }
 
 /** The limits of the tests' upload readers, unless a test says otherwise: small files, generous times. */
-export const TEST_UPLOAD_LIMITS: UploadLimits = { maxFileBytes: 256 * 1024, concurrentBodies: 4, slotWaitMs: 5_000, maxQueued: 100, bodyTimeoutMs: 5_000 };
+export const TEST_UPLOAD_LIMITS: UploadLimits = { maxFileBytes: 256 * 1024, maxBodyBytes: 4 * 1024 * 1024, concurrentBodies: 4, slotWaitMs: 5_000, maxQueued: 100, bodyTimeoutMs: 5_000 };
 
 /** The upload reader over `bucket` (a fresh folder by default) with the model's real header inspector. */
 export function testUploadReader(limits: Partial<UploadLimits> = {}, bucket: Bucket = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-uploads-"))).bucket("in")): UploadReader {

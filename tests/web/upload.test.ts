@@ -1,6 +1,7 @@
 // Bounded uploads, over real HTTP against the web role in a process of its own (tests/web/upload-server.ts): a cap on
-// bodies read at once, a chunked body refused as soon as it passes the limit, the slow-body deadline, nothing stored
-// on a refusal, and the process's memory bounded while many large uploads arrive at once.
+// bodies read at once, a chunked body refused as soon as it passes the limit, the file limit per file and the body
+// bound per body, the slow-body deadline, nothing stored on a refusal, and the process's memory bounded while many
+// large uploads arrive at once.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -151,6 +152,53 @@ describe("bounded uploads (at most 2 bodies read at once, 8 MiB each, 2 s to arr
     expect(performance.now() - started).toBeGreaterThanOrEqual(1900);
     expect(await server.stored()).toBe(before);
     expect(await server.health()).toMatchObject({ uploadsReading: 0, uploadsQueued: 0 });
+  });
+});
+
+describe("the file limit per file, the body bound per body (8 MiB and 20 MiB, set in the environment)", () => {
+  const BODY_BOUND = 20 * 1024 * 1024;
+  let server: UploadServer;
+  let photo: Uint8Array;
+  beforeAll(async () => {
+    // A JPEG padded with zeros to 3 MB: the web role reads only its header.
+    photo = new Uint8Array(3_000_000);
+    photo.set(await noiseJpeg(64, 64));
+    server = await startUploadServer({
+      FACEFLEET_MAX_UPLOAD_BYTES: String(MAX_FILE_BYTES),
+      FACEFLEET_MAX_BODY_BYTES: String(BODY_BOUND),
+      // The fake app instance leaves each enrolled photo's embedding in the input bucket: the gallery's, here.
+      FACEFLEET_GALLERY_BUCKET: "uploads-in-bucket",
+    });
+  });
+  afterAll(() => server?.stop());
+
+  const enroll = (body: FormData | ReadableStream<Uint8Array>, headers: Record<string, string> = {}) =>
+    fetch(`${server.url}/v1/subjects/Ada/faces`, { method: "POST", body, headers: { authorization: "Bearer t", ...headers } });
+  const photos = (count: number) => {
+    const form = new FormData();
+    for (let i = 0; i < count; i++) form.append("image", new File([photo], `ada_${i}.jpg`, { type: "image/jpeg" }));
+    return form;
+  };
+
+  test("an enrollment of five 3 MB photos (15 MB, past the file limit together): every photo enrolled", async () => {
+    const response = await enroll(photos(5));
+    expect(response.status).toBe(200);
+    const { results } = (await response.json()) as { results: { status: number }[] };
+    expect(results.map((result) => result.status)).toEqual([201, 201, 201, 201, 201]);
+  });
+
+  test("eight of them (24 MB, past the body bound): 413 body_too_large from content-length, nothing stored", async () => {
+    const before = await server.stored();
+    await expectRefusal(await enroll(photos(8)), 413, "body_too_large");
+    expect(await server.stored()).toBe(before);
+  });
+
+  test("a chunked body past the body bound: 413 body_too_large while it is still being sent, nothing stored", async () => {
+    const before = await server.stored();
+    const upload = endlessUpload(photo, "more");
+    await expectRefusal(await enroll(upload.body, MULTIPART), 413, "body_too_large");
+    expect(upload.sent()).toBeGreaterThan(BODY_BOUND);
+    expect(await server.stored()).toBe(before);
   });
 });
 
