@@ -138,36 +138,33 @@ export class ServiceMetrics implements JobMetrics {
 
   constructor(private readonly jobCountsSource: JobCountsSource = "this-process") {
     const metrics = this;
-    new Counter({
-      name: "facefleet_jobs_total",
-      help: "Tries of jobs at the app role by kind and outcome: answered, refused (an answer with a reason, e.g. no_face) or failed (a fault; tried again).",
-      labelNames: ["instance", "kind", "outcome"] as const,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const { labels, counts } of metrics.jobCountSeries()) for (const { kind, outcome, count } of counts.tries) this.inc({ ...labels, kind, outcome }, count);
-      },
-    });
-    new Counter({
-      name: "facefleet_jobs_redelivered_total",
-      help: "Job messages received again after an earlier receipt (a failed try, a lost consumer, an expired visibility timeout).",
-      labelNames: ["instance"] as const,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const { labels, counts } of metrics.jobCountSeries()) this.inc(labels, counts.redelivered);
-      },
-    });
-    new Counter({
-      name: "facefleet_jobs_dead_lettered_total",
-      help: "Job messages set aside for the dead-letter queue, by reason.",
-      labelNames: ["instance", "reason"] as const,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const { labels, counts } of metrics.jobCountSeries()) for (const { reason, count } of counts.deadLettered) this.inc({ ...labels, reason }, count);
-      },
-    });
+    /** A job counter: `samples` reads its values and own labels from a set of counts, one set per series source. */
+    const jobCounter = (name: string, help: string, labelNames: string[], samples: (counts: JobCounts) => [Record<string, string>, number][]) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ["instance", ...labelNames],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const { labels, counts } of metrics.jobCountSeries()) for (const [own, value] of samples(counts)) this.inc({ ...labels, ...own }, value);
+        },
+      });
+    jobCounter(
+      "facefleet_jobs_total",
+      "Tries of jobs at the app role by kind and outcome: answered, refused (an answer with a reason, e.g. no_face) or failed (a fault; tried again).",
+      ["kind", "outcome"],
+      (counts) => counts.tries.map(({ kind, outcome, count }) => [{ kind, outcome }, count]),
+    );
+    jobCounter(
+      "facefleet_jobs_redelivered_total",
+      "Job messages received again after an earlier receipt (a failed try, a lost consumer, an expired visibility timeout).",
+      [],
+      (counts) => [[{}, counts.redelivered]],
+    );
+    jobCounter("facefleet_jobs_dead_lettered_total", "Job messages set aside for the dead-letter queue, by reason.", ["reason"], (counts) =>
+      counts.deadLettered.map(({ reason, count }) => [{ reason }, count]),
+    );
     new Gauge({
       name: "facefleet_http_requests_in_flight",
       help: "HTTP requests arrived and not yet answered.",
