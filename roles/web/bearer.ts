@@ -22,7 +22,8 @@ const CHALLENGE = 'Bearer realm="facefleet"';
 export function bearerGuard(protects: Protects, token: () => string) {
   return new Elysia().onRequest(({ request }) => {
     if (!protects(request.method, new URL(request.url).pathname)) return;
-    const match = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "");
+    // The scheme's name is case-insensitive (RFC 7235 section 2.1); the token is not.
+    const match = /^bearer +(\S+)$/i.exec(request.headers.get("authorization") ?? "");
     if (match && sameToken(match[1]!, token())) return;
     const challenge = match ? `${CHALLENGE}, error="invalid_token"` : CHALLENGE;
     throw new HttpError(401, "unauthorized", "a valid bearer token is required", { headers: { "www-authenticate": challenge } });

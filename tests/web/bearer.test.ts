@@ -34,7 +34,7 @@ describe("bearer guard", () => {
   });
 
   test("no header, another scheme, a wrong token, a prefix or an extension of it: 401 unauthorized", async () => {
-    for (const authorization of [undefined, `Basic ${token}`, "Bearer wrong", "Bearer first", "Bearer first-token-and-more", `bearer ${token}`, "Bearer "]) {
+    for (const authorization of [undefined, `Basic ${token}`, "Bearer wrong", "Bearer first", "Bearer first-token-and-more", `Bearer ${token.toUpperCase()}`, `Bearer ${token} x`, "Bearer "]) {
       const response = await get("/admin/list", authorization);
       expect(response.status).toBe(401);
       expect(await response.json()).toMatchObject({ error: "unauthorized" });
@@ -42,9 +42,14 @@ describe("bearer guard", () => {
     expect(await (await get("/admin/list", `Bearer ${token}`)).text()).toBe("listed");
   });
 
+  test("the scheme's name is case-insensitive (RFC 7235), the token is not", async () => {
+    for (const authorization of [`bearer ${token}`, `BEARER ${token}`, `Bearer  ${token}`]) expect((await get("/admin/list", authorization)).status).toBe(200);
+    expect((await get("/admin/list", `bearer ${token.toUpperCase()}`)).status).toBe(401);
+  });
+
   test("every 401 says how to authenticate (RFC 6750): the realm, and invalid_token when a bearer token was wrong", async () => {
     const challenge = async (authorization?: string) => (await get("/admin/list", authorization)).headers.get("www-authenticate");
-    for (const authorization of [undefined, `Basic ${token}`, `bearer ${token}`, "Bearer "]) expect(await challenge(authorization)).toBe('Bearer realm="facefleet"');
+    for (const authorization of [undefined, `Basic ${token}`, "Bearer "]) expect(await challenge(authorization)).toBe('Bearer realm="facefleet"');
     for (const authorization of ["Bearer wrong", "Bearer first", `Bearer ${token}-and-more`]) expect(await challenge(authorization)).toBe('Bearer realm="facefleet", error="invalid_token"');
     const accepted = await get("/admin/list", `Bearer ${token}`);
     expect(accepted.status).toBe(200);
