@@ -1,0 +1,53 @@
+// The sample set in tests/fixtures does what the README's quick start says, with the real model in open mode: every
+// photo of people/ enrolls, each query photo is named as its person, the strangers are Unknown, and both people of
+// the photo of two are named.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { enrollmentPhotos, queryPhotos, STRANGERS, TWO_FACES } from "../support/fixtures.ts";
+import { postImage, startService, upload, type EmbeddedService } from "./support.ts";
+
+// Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
+setDefaultTimeout(30_000);
+
+interface RecognizedFace {
+  match: { subject: string; similarity: number } | null;
+  candidates: { subject: string; similarity: number }[];
+}
+
+describe("the sample set", () => {
+  let service: EmbeddedService;
+  const recognize = async (file: string) => {
+    const response = await fetch(`${service.url}/v1/recognize?mode=open`, { method: "POST", body: upload("image", await Bun.file(file).bytes(), "x.jpg"), headers: service.auth });
+    expect(response.status).toBe(200);
+    return ((await response.json()) as { faces: RecognizedFace[] }).faces;
+  };
+
+  beforeAll(async () => {
+    service = await startService({ answerMode: "open" });
+  });
+  afterAll(() => service?.stop());
+
+  test("every photo of people/ enrolls under its folder's name", async () => {
+    for (const photo of enrollmentPhotos()) {
+      const form = upload("image", await Bun.file(photo.file).bytes(), `${photo.name}.jpg`);
+      const response = await fetch(`${service.url}/v1/subjects/${photo.person}/faces?face=largest`, { method: "POST", body: form, headers: service.auth });
+      expect({ photo: photo.name, status: response.status }).toEqual({ photo: photo.name, status: 201 });
+    }
+  });
+
+  test("each query photo is named as its person, by the classic route and by recognize", async () => {
+    for (const query of queryPhotos()) {
+      expect(await (await postImage(service.url, query.file)).text()).toBe(`${query.name}:${query.person}`);
+      const [face] = await recognize(query.file);
+      expect(face!.match?.subject).toBe(query.person);
+    }
+  });
+
+  test("strangers are Unknown in open mode", async () => {
+    for (const stranger of STRANGERS) expect(await (await postImage(service.url, stranger)).text()).toEndWith(":Unknown");
+  });
+
+  test("both faces of the photo of two people are named", async () => {
+    const faces = await recognize(TWO_FACES.file);
+    expect(faces.map((face) => face.match?.subject).sort()).toEqual([...TWO_FACES.people]);
+  });
+});
