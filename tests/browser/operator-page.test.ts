@@ -2,25 +2,23 @@
 // once, two people enrolled by upload, a photo of both answered with two named boxes, one deleted, the docs page
 // rendered; and no request either page made went anywhere but the service.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
-import sharp from "sharp";
-import { DATASETS, startService, type EmbeddedService } from "../service/support.ts";
+import { startService, type EmbeddedService } from "../service/support.ts";
+import { enrollmentPhotos, TWO_FACES } from "../support/fixtures.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
-const LFW = join(DATASETS, "lfw-devtrain", "images");
-const PEOPLE = ["Colin_Powell", "Tony_Blair"] as const;
-/** A person's n-th photo in the folder (LFW numbers are not contiguous in the dev-train subset). */
-const photo = (person: string, n: number) => join(LFW, person, readdirSync(join(LFW, person)).sort()[n]!);
-const ready = existsSync(CHROMIUM) && PEOPLE.every((person) => existsSync(join(LFW, person)) && readdirSync(join(LFW, person)).length >= 2);
-if (!ready) console.warn(`skipping the browser test: it needs ${CHROMIUM} (apt-get install chromium) and ${LFW}`);
+/** The two people of the sample set's photo of two, enrolled from their photos in people/ (the photo of two is not among them). */
+const PEOPLE = TWO_FACES.people;
+const photosOf = (person: string) => enrollmentPhotos().filter((photo) => photo.person === person).map((photo) => photo.file);
+const ready = existsSync(CHROMIUM);
+if (!ready) console.warn(`skipping the browser test: it needs ${CHROMIUM} (apt-get install chromium)`);
 
 let service: EmbeddedService;
 /** A fresh profile in a temporary folder. */
 let browser: BrowserContext;
-const folder = mkdtempSync(join(tmpdir(), "facefleet-browser-"));
 
 beforeAll(async () => {
   if (!ready) return;
@@ -48,11 +46,6 @@ afterAll(async () => {
 test.skipIf(!ready)(
   "enroll two people, recognize both in one photo, delete one, open the docs, and every request stays on the service",
   async () => {
-    // One photo with both people side by side, neither of the photos enrolled.
-    const both = join(folder, "both.jpg");
-    const [left, right] = await Promise.all(PEOPLE.map((person) => Bun.file(photo(person, 1)).bytes()));
-    writeFileSync(both, await sharp({ create: { width: 500, height: 250, channels: 3, background: "#fff" } }).composite([{ input: Buffer.from(left!), left: 0, top: 0 }, { input: Buffer.from(right!), left: 250, top: 0 }]).jpeg().toBuffer());
-
     const page = await browser.newPage();
     const requested: string[] = [];
     const problems: string[] = [];
@@ -69,14 +62,14 @@ test.skipIf(!ready)(
 
     for (const person of PEOPLE) {
       await page.locator("#enroll-name").fill(person);
-      await page.locator("#enroll-files").setInputFiles([photo(person, 0)]);
+      await page.locator("#enroll-files").setInputFiles(photosOf(person));
       await page.locator("#enroll-form button").click();
       await page.locator("#subjects-status", { hasText: new RegExp(`^(enrolled )?${person}[ :]`) }).waitFor({ timeout: 20_000 });
-      expect(await page.locator("#subjects-status").textContent()).toStartWith(`enrolled ${person}`);
+      expect(await page.locator("#subjects-status").textContent()).toBe(`enrolled ${person} (${photosOf(person).length} face(s))`);
       await page.locator(`#subjects-list tr[data-subject="${person}"]`).waitFor();
     }
 
-    await page.locator("#recognize-file").setInputFiles(both);
+    await page.locator("#recognize-file").setInputFiles(TWO_FACES.file);
     await page.locator("#recognize-form button").click();
     const named = page.locator(".face-box.known");
     await named.nth(1).waitFor({ timeout: 20_000 });

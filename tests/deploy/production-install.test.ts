@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { packProject } from "../../infra/project-tarball.ts";
 import { PROJECT_INSTALL_STEPS, systemdUnit } from "../../infra/user-data.ts";
-import { courseImages, HAVE_COURSE, type LabelledImage } from "../service/support.ts";
+import { enrollSampleSet, postImage } from "../service/support.ts";
+import { queryPhotos } from "../support/fixtures.ts";
 import { freePort, waitFor } from "../support/waiting.ts";
 
 setDefaultTimeout(60_000);
@@ -40,13 +41,7 @@ function unitEnvironment(cacheDir: string): Record<string, string> {
   return Object.fromEntries(line.slice("Environment=".length).split(" ").map((pair) => [pair.split("=")[0]!, cacheDir]));
 }
 
-/** The first images of the course set with distinct labels: each is enrolled as its label, then asked about. */
-function distinctPeople(count: number): LabelledImage[] {
-  const seen = new Set<string>();
-  return courseImages("100").filter((image) => !seen.has(image.person) && seen.add(image.person)).slice(0, count);
-}
-
-describe.skipIf(!HAVE_COURSE)("the project installed as the image installs it, production dependencies only (course images)", () => {
+describe("the project installed as the image installs it, production dependencies only", () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), "facefleet-production-"));
     projectDir = join(work, "facefleet");
@@ -87,19 +82,9 @@ describe.skipIf(!HAVE_COURSE)("the project installed as the image installs it, p
     const ready = await Promise.race([waitFor("the service's health", () => fetch(`${url}/healthz`).then((r) => (r.ok ? "ready" : undefined), () => undefined), 30_000), exited]);
     expect(ready).toBe("ready");
 
-    const people = distinctPeople(3);
-    for (const person of people) {
-      const form = new FormData();
-      form.append("image", Bun.file(person.file), `${person.name}.jpg`);
-      const enrolled = await fetch(`${url}/v1/subjects/${encodeURIComponent(person.person)}/faces`, { method: "POST", body: form, headers: { authorization: `Bearer ${TOKEN}` } });
-      expect(enrolled.status, await enrolled.clone().text()).toBe(201);
-    }
-    for (const person of people) {
-      const form = new FormData();
-      form.append("inputFile", Bun.file(person.file), `${person.name}.jpg`);
-      const answer = await fetch(`${url}/`, { method: "POST", body: form });
-      expect(await answer.text()).toBe(`${person.name}:${person.person}`);
-    }
+    // The sample set of tests/fixtures: its people enrolled, another photo of each asked.
+    await enrollSampleSet({ url, auth: { authorization: `Bearer ${TOKEN}` } });
+    for (const query of queryPhotos()) expect(await (await postImage(url, query.file)).text()).toBe(`${query.name}:${query.person}`);
     // The unit leaves the service one writable directory, its cache: Bun and onnxruntime write there, the project
     // directory stays as the install left it (the data directory is the embedded mode's, which the image never runs).
     expect(readdirSync(cacheDir).length).toBeGreaterThan(0);

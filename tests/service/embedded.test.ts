@@ -1,17 +1,20 @@
 // The embedded default over HTTP with the real model: the classic contract, correlation under load, the subjects API,
 // and the local fleet scaled 0 -> N -> 0 by the controller. Bad input, code by code, is tested without datasets in
-// tests/web/.
+// tests/web/. The photos are the sample set of tests/fixtures.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { courseImages, HAVE_COURSE, postImage, startService, upload, type EmbeddedService } from "./support.ts";
+import sharp from "sharp";
+import { enrollmentPhotos, queryPhotos, queryRequests } from "../support/fixtures.ts";
+import { postImage, startService, upload, type EmbeddedService } from "./support.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
 
 const TOKEN = "test-token";
 
-describe.skipIf(!HAVE_COURSE)("embedded service", () => {
+describe("embedded service", () => {
   let service: EmbeddedService;
-  const images = HAVE_COURSE ? courseImages("100") : [];
+  const images = queryPhotos();
+  const enrolled = enrollmentPhotos();
   const auth = { authorization: `Bearer ${TOKEN}` };
 
   beforeAll(async () => {
@@ -30,8 +33,8 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
 
   test("the subjects API needs the bearer token", async () => {
     expect((await fetch(`${service.url}/v1/subjects`)).status).toBe(401);
-    const form = upload("image", await Bun.file(images[0]!.file).bytes(), "x.jpg");
-    expect((await fetch(`${service.url}/v1/subjects/Paul/faces`, { method: "POST", body: form })).status).toBe(401);
+    const form = upload("image", await Bun.file(enrolled[0]!.file).bytes(), "x.jpg");
+    expect((await fetch(`${service.url}/v1/subjects/${enrolled[0]!.person}/faces`, { method: "POST", body: form })).status).toBe(401);
     // The token is checked before anything else about the request.
     expect((await fetch(`${service.url}/v1/subjects/%00`, { method: "DELETE" })).status).toBe(401);
     const wrong = await fetch(`${service.url}/v1/subjects`, { headers: { authorization: "Bearer wrong-token" } });
@@ -39,15 +42,15 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
     expect(wrong.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  test("enrolls the course images through the subjects API", async () => {
-    for (const image of images.slice(0, 10)) {
+  test("enrolls the sample set's people through the subjects API", async () => {
+    for (const image of enrolled) {
       const form = upload("image", await Bun.file(image.file).bytes(), `${image.name}.jpg`);
       const response = await fetch(`${service.url}/v1/subjects/${image.person}/faces`, { method: "POST", body: form, headers: auth });
       expect(response.status).toBe(201);
       expect(await response.json()).toMatchObject({ subject: image.person });
     }
     const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { name: string; faces: number }[] };
-    expect(listed.subjects.map((s) => s.name).sort()).toEqual([...new Set(images.slice(0, 10).map((i) => i.person))].sort());
+    expect(listed.subjects.map((s) => s.name).sort()).toEqual([...new Set(enrolled.map((i) => i.person))].sort());
   });
 
   test("classic contract: text/plain <name>:<person>, and the result lands in the output bucket", async () => {
@@ -66,18 +69,19 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
   test("the JSON API with the real model: recognize, detect and verify agree with the classic answer and with each other", async () => {
     const image = images[0]!;
     const bytes = await Bun.file(image.file).bytes();
+    const { width, height } = await sharp(bytes).metadata();
     const recognized = (await (
       await fetch(`${service.url}/v1/recognize?mode=closed&k=2`, { method: "POST", body: upload("image", bytes, "a.jpg"), headers: auth })
     ).json()) as { width: number; height: number; faces: { box: { x: number; y: number; width: number; height: number }; landmarks: number[][]; match: { subject: string }; candidates: unknown[] }[] };
-    expect(recognized).toMatchObject({ width: 64, height: 64 });
+    expect(recognized).toMatchObject({ width, height });
     const [face] = recognized.faces;
     expect(face!.match.subject).toBe(image.person);
     expect(face!.candidates.length).toBeLessThanOrEqual(2);
     expect(face!.landmarks).toHaveLength(5);
-    // Pixel coordinates of the image: the box and every landmark lie within its 64x64 pixels.
+    // Pixel coordinates of the image: the box and every landmark lie within its pixels.
     expect(face!.box.x).toBeGreaterThanOrEqual(0);
-    expect(face!.box.x + face!.box.width).toBeLessThanOrEqual(64.5);
-    for (const [x, y] of face!.landmarks) expect(x! >= 0 && x! <= 64 && y! >= 0 && y! <= 64).toBe(true);
+    expect(face!.box.x + face!.box.width).toBeLessThanOrEqual(width + 0.5);
+    for (const [x, y] of face!.landmarks) expect(x! >= 0 && x! <= width && y! >= 0 && y! <= height).toBe(true);
 
     const detected = (await (await fetch(`${service.url}/v1/detect`, { method: "POST", body: upload("image", bytes, "a.jpg"), headers: auth })).json()) as {
       faces: { box: unknown; quality: { sharpness: number; brightness: number; size: number } }[];
@@ -117,8 +121,8 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
       }
     })();
     const answers = await Promise.all(
-      images.map(async (image) => {
-        const response = await postImage(service.url, image.file);
+      queryRequests(100).map(async (image) => {
+        const response = await postImage(service.url, image.file, `${image.name}.jpg`);
         return { status: response.status, body: await response.text(), expected: `${image.name}:${image.person}` };
       }),
     );
@@ -138,10 +142,11 @@ describe.skipIf(!HAVE_COURSE)("embedded service", () => {
 
   test("removing a subject: 404 for an unknown one, gone from the list after", async () => {
     expect((await fetch(`${service.url}/v1/subjects/Nobody`, { method: "DELETE", headers: auth })).status).toBe(404);
-    const removed = await fetch(`${service.url}/v1/subjects/Paul`, { method: "DELETE", headers: auth });
+    const person = enrolled[0]!.person;
+    const removed = await fetch(`${service.url}/v1/subjects/${person}`, { method: "DELETE", headers: auth });
     expect(removed.status).toBe(200);
     const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: auth })).json()) as { subjects: { name: string }[] };
-    expect(listed.subjects.map((s) => s.name)).not.toContain("Paul");
+    expect(listed.subjects.map((s) => s.name)).not.toContain(person);
   });
 
   test("health", async () => {

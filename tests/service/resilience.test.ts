@@ -1,4 +1,5 @@
-// What must survive: an app instance dying mid-job, a request outliving its timeout, strangers in open-set mode.
+// What must survive: an app instance dying mid-job, a request outliving its timeout, a damaged stored gallery. The
+// photos are the sample set of tests/fixtures (strangers in open-set mode: tests/service/sample-set.test.ts).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,20 +13,14 @@ import { GALLERY_KEY } from "../../roles/deployment.ts";
 import type { RoleContext } from "../../roles/context.ts";
 import { imageInspector } from "../../roles/start.ts";
 import { startWebRole } from "../../roles/web/index.ts";
-import { captureLogs, courseImages, DATASETS, HAVE_COURSE, postImage, startService, upload, type EmbeddedService } from "./support.ts";
+import { queryPhotos, queryRequests } from "../support/fixtures.ts";
+import { captureLogs, enrollSampleSet, postImage, startService } from "./support.ts";
 import { ServiceMetrics } from "../../roles/metrics.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
 
-const images = HAVE_COURSE ? courseImages("100") : [];
-
-async function enrollFirstTen({ url, auth }: EmbeddedService): Promise<void> {
-  for (const image of images.slice(0, 10)) {
-    const response = await fetch(`${url}/v1/subjects/${image.person}/faces`, { method: "POST", body: upload("image", await Bun.file(image.file).bytes(), "x.jpg"), headers: auth });
-    expect(response.status).toBe(201);
-  }
-}
+const images = queryPhotos();
 
 /** A web role on the local cloud, with no app instance yet: the test starts the ones it needs. */
 async function webRoleAlone(dataDir: string, overrides: Partial<Config>) {
@@ -40,13 +35,13 @@ async function webRoleAlone(dataDir: string, overrides: Partial<Config>) {
 /** Fails at once, as a model whose worker cannot load. */
 const brokenModel = { analyze: () => Promise.reject(new Error("the model is broken")) };
 
-describe.skipIf(!HAVE_COURSE)("resilience", () => {
+describe("resilience", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "facefleet-resilience-"));
   let pool: InferencePool;
 
   beforeAll(async () => {
     const service = await startService({}, dataDir);
-    await enrollFirstTen(service);
+    await enrollSampleSet(service);
     await service.stop();
     pool = await InferencePool.create({ config: loadConfig({}).model, workers: 1 });
   });
@@ -77,9 +72,9 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
     const broken = startAppRole(context, { analyzer: brokenModel, cache: new AnalysisCache(0), threshold: { at: () => 0.5 }, slots: 1, instanceId: "broken" });
     const healthy = startAppRole(context, { analyzer: pool, cache: new AnalysisCache(0), threshold: thresholdFor(config.model), slots: 1, instanceId: "healthy" });
     try {
-      const asked = images.slice(0, 20);
+      const asked = queryRequests(20);
       const answers = await Promise.all(asked.map(async (image) => {
-        const response = await postImage(`http://127.0.0.1:${web.port}`, image.file);
+        const response = await postImage(`http://127.0.0.1:${web.port}`, image.file, `${image.name}.jpg`);
         return `${response.status} ${await response.text()}`;
       }));
       expect(answers).toEqual(asked.map((image) => `200 ${image.name}:${image.person}`));
@@ -183,27 +178,10 @@ describe.skipIf(!HAVE_COURSE)("resilience", () => {
       const before = await postImage(service.url, images[0]!.file);
       expect(before.status).toBe(500);
       expect(service.logs.lines.filter((line) => line.event === "job_handed_back")).toHaveLength(0);
-      await enrollFirstTen(service);
+      await enrollSampleSet(service);
       expect(await (await postImage(service.url, images[0]!.file)).text()).toBe(`${images[0]!.name}:${images[0]!.person}`);
     } finally {
       await service.stop();
     }
   });
-
-  test("open-set mode answers Unknown for a stranger and the name for an enrolled person", async () => {
-    const photo = (name: string, n: number) => join(DATASETS, "lfw-devtrain", "images", name, `${name}_000${n}.jpg`);
-    const enrolled = ["Aaron_Peirsol", "Aaron_Sorkin", "Abdullah", "Adam_Sandler"];
-    const service = await startService({ answerMode: "open" });
-    try {
-      for (const name of enrolled) {
-        const form = upload("image", await Bun.file(photo(name, 1)).bytes(), "x.jpg");
-        expect((await fetch(`${service.url}/v1/subjects/${name}/faces`, { method: "POST", body: form, headers: service.auth })).status).toBe(201);
-      }
-      for (const name of enrolled) expect(await (await postImage(service.url, photo(name, 2))).text()).toBe(`${name}_0002:${name}`);
-      expect(await (await postImage(service.url, photo("Adam_Scott", 1))).text()).toBe("Adam_Scott_0001:Unknown");
-    } finally {
-      await service.stop();
-    }
-  });
-
 });

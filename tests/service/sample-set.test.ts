@@ -3,7 +3,7 @@
 // the photo of two are named.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { enrollmentPhotos, queryPhotos, STRANGERS, TWO_FACES } from "../support/fixtures.ts";
-import { postImage, startService, upload, type EmbeddedService } from "./support.ts";
+import { enrollSampleSet, postImage, startService, upload, type EmbeddedService } from "./support.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -26,12 +26,11 @@ describe("the sample set", () => {
   });
   afterAll(() => service?.stop());
 
-  test("every photo of people/ enrolls under its folder's name", async () => {
-    for (const photo of enrollmentPhotos()) {
-      const form = upload("image", await Bun.file(photo.file).bytes(), `${photo.name}.jpg`);
-      const response = await fetch(`${service.url}/v1/subjects/${photo.person}/faces?face=largest`, { method: "POST", body: form, headers: service.auth });
-      expect({ photo: photo.name, status: response.status }).toEqual({ photo: photo.name, status: 201 });
-    }
+  test("every photo of people/ enrolls under its folder's name, each showing one face", async () => {
+    await enrollSampleSet(service);
+    const listed = (await (await fetch(`${service.url}/v1/subjects`, { headers: service.auth })).json()) as { subjects: { name: string; faces: number }[] };
+    const perPerson = Map.groupBy(enrollmentPhotos(), (photo) => photo.person);
+    expect(listed.subjects).toEqual([...perPerson].map(([name, photos]) => ({ name, faces: photos.length })));
   });
 
   test("each query photo is named as its person, by the classic route and by recognize", async () => {

@@ -1,39 +1,14 @@
-/** Shared scaffolding for service tests: the course images, a quiet logger, an embedded service on a free port. */
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+/** Shared scaffolding for service tests: a quiet logger, an embedded service on a free port, the sample set enrolled. */
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type Config } from "../../roles/config.ts";
 import { captureLogs, type LogCapture } from "../support/logs.ts";
 import { startEmbedded, type RunningRoles } from "../../roles/start.ts";
 import { apiTokenFile } from "../../roles/web/api-token.ts";
+import { enrollmentPhotos } from "../support/fixtures.ts";
 
 export { captureLogs };
-
-export const DATASETS = join(import.meta.dir, "..", "..", "..", "shared", "datasets");
-const COURSE_DIR = join(DATASETS, "cse546");
-export const HAVE_COURSE = existsSync(join(COURSE_DIR, "face_images_100"));
-if (!HAVE_COURSE) console.warn(`skipping service tests that need the course images: ${COURSE_DIR} is absent`);
-
-export interface LabelledImage {
-  name: string;
-  file: string;
-  person: string;
-}
-
-/** The course's labelled images: `Image,Results` rows joined with the files of one folder. */
-export function courseImages(set: "100" | "1000"): LabelledImage[] {
-  const labels = readFileSync(join(COURSE_DIR, `labels_${set}.csv`), "utf8")
-    .trim()
-    .split("\n")
-    .slice(1);
-  const folder = join(COURSE_DIR, `face_images_${set}`);
-  const files = new Set(readdirSync(folder));
-  return labels.map((row) => {
-    const [name, person] = row.trim().split(",") as [string, string];
-    if (!files.has(`${name}.jpg`)) throw new Error(`no image for ${name}`);
-    return { name, file: join(folder, `${name}.jpg`), person };
-  });
-}
 
 export interface EmbeddedService extends RunningRoles {
   url: string;
@@ -59,4 +34,13 @@ export function upload(field: string, bytes: Uint8Array | string, fileName: stri
 
 export async function postImage(url: string, file: string, fileName = file.split("/").pop()!): Promise<Response> {
   return fetch(`${url}/`, { method: "POST", body: upload("inputFile", await Bun.file(file).bytes(), fileName) });
+}
+
+/** Enrolls every photo of the sample set's people/ under its person through the subjects API; any refusal throws. */
+export async function enrollSampleSet({ url, auth }: Pick<EmbeddedService, "url" | "auth">): Promise<void> {
+  for (const photo of enrollmentPhotos()) {
+    const form = upload("image", await Bun.file(photo.file).bytes(), `${photo.name}.jpg`);
+    const response = await fetch(`${url}/v1/subjects/${photo.person}/faces`, { method: "POST", body: form, headers: auth });
+    if (response.status !== 201) throw new Error(`enrolling ${photo.name}: ${response.status} ${await response.text()}`);
+  }
 }

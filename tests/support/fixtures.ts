@@ -31,6 +31,15 @@ export function queryPhotos(): LabelledImage[] {
   return [...readCourseLabels(join(QUERIES_DIR, "labels.csv"))].map(([name, person]) => ({ name, file: join(QUERIES_DIR, `${name}.jpg`), person }));
 }
 
+/** `count` requests cycling over the query photos, each under its own name (`query_1-0`, `query_2-1`, ...), so each answer names its caller. */
+export function queryRequests(count: number): LabelledImage[] {
+  const queries = queryPhotos();
+  return Array.from({ length: count }, (_, index) => {
+    const query = queries[index % queries.length]!;
+    return { ...query, name: `${query.name}-${index}` };
+  });
+}
+
 /** People who are in no folder of `people/`. */
 export const STRANGERS = [join(FIXTURES, "strangers", "stranger_1.jpg"), join(FIXTURES, "strangers", "stranger_2.jpg")];
 
