@@ -43,5 +43,5 @@ export function queryRequests(count: number): LabelledImage[] {
 /** People who are in no folder of `people/`. */
 export const STRANGERS = [join(FIXTURES, "strangers", "stranger_1.jpg"), join(FIXTURES, "strangers", "stranger_2.jpg")];
 
-/** A photo of Family2_Lady and Family2_Man side by side, not among the enrolled ones. */
-export const TWO_FACES = { file: join(FIXTURES, "groups", "two_faces.jpg"), people: ["Family2_Lady", "Family2_Man"] } as const;
+/** A photo of Family2_Man (left) and Family2_Lady (right) side by side, not among the enrolled ones. */
+export const TWO_FACES = { file: join(FIXTURES, "groups", "two_faces.jpg"), leftToRight: ["Family2_Man", "Family2_Lady"] } as const;
