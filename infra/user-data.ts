@@ -107,8 +107,9 @@ export function builderUserData(input: BuilderUserDataInput): string {
   const s3 = `s3://${input.bucket}`;
   // The admin token lives in the input bucket, never in the image or the user data.
   const { role: _role, apiToken: _apiToken, ...deployment } = input.config;
-  // The image runs only on EC2: its instances wait for their metadata service rather than ever running embedded.
-  const config = { ...deployment, instanceMetadata: "required" };
+  // The image runs only on EC2: its instances wait for their metadata service rather than ever running embedded, and
+  // listen on every interface (the default is loopback), the security group saying who may reach them.
+  const config = { ...deployment, instanceMetadata: "required", host: "0.0.0.0" };
   const environment = { FACEFLEET_CONFIG: CONFIG_FILE, AWS_REGION: input.region };
   return `#!/bin/bash
 # facefleet AMI builder: runs once as root via cloud-init.

@@ -33,7 +33,7 @@ export const ConfigSchema = Type.Object({
   reqQueue: name("Request queue; default <prefix>-req-queue"),
   respQueue: name("Response queue; default <prefix>-resp-queue"),
   deadLetterQueue: name("Dead-letter queue; default <prefix>-dlq"),
-  host: Type.String({ default: "0.0.0.0", description: "Address the web role listens on" }),
+  host: Type.String({ default: "127.0.0.1", description: "Address the web role listens on: this machine only by default; 0.0.0.0 opens it to the network (the baked image sets 0.0.0.0, as on EC2 the security group says who may reach it)" }),
   launchTemplate: name("EC2 launch template for app instances; default <prefix>-instance"),
   appNetwork: Type.Optional(
     Type.Object(

@@ -155,6 +155,8 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
         AWS_ACCESS_KEY_ID: instanceAccessKey(instance.id),
         AWS_ENDPOINT_URL_EC2: ec2.endpoint,
         AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.get(instance.id)!.endpoint,
+        // The emulated instances' network is this machine's loopback (a baked image listens on every interface).
+        FACEFLEET_HOST: "127.0.0.1",
       };
       if (options.credentialsFromImds) {
         delete env.AWS_ACCESS_KEY_ID;

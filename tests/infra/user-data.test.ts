@@ -152,7 +152,9 @@ describe("AMI builder user data", () => {
     expect(baked.role).toBeUndefined();
     // Only ever booted on EC2: no instance of the image may fall back to the embedded mode.
     expect(baked.instanceMetadata).toBe("required");
-    expect(loadConfig({}, baked)).toEqual(loadConfig({}, { prefix: "alpha", maxReceives: 5, instanceMetadata: "required" }));
+    expect(loadConfig({}).host).toBe("127.0.0.1");
+    expect(baked.host).toBe("0.0.0.0");
+    expect(loadConfig({}, baked)).toEqual(loadConfig({}, { prefix: "alpha", maxReceives: 5, instanceMetadata: "required", host: "0.0.0.0" }));
   });
 
   test("refuses names that would break out of the script or the unit file", () => {
