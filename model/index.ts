@@ -1,5 +1,5 @@
 /** What the rest of facefleet uses from model/. */
-export { InferencePool, WorkerCrashError, type PoolOptions, type PoolStats } from "./pool.ts";
+export { InferencePool, WorkerCrashError, type ImageSource, type PoolOptions, type PoolStats } from "./pool.ts";
 export { decodeImage, inspectImage, SUPPORTED_FORMATS, type ImageInfo, type SupportedFormat } from "./decode.ts";
 export { thresholdFor } from "./registry.ts";
 export type { OpenSetThreshold } from "./open-set.ts";

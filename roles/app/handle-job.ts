@@ -1,7 +1,7 @@
 /** One job, start to finish: image from the input bucket, analysis, gallery match, result to the output bucket, reply. */
 import { GalleryFormatError } from "../../model/gallery.ts";
 import { ImageError, type EmbeddedFace, type ImageAnalysis } from "../../model/types.ts";
-import type { OpenSetThreshold } from "../../model/index.ts";
+import type { ImageSource, OpenSetThreshold } from "../../model/index.ts";
 import type { Bucket } from "../cloud/types.ts";
 import { EMBEDDING_KEY_PREFIX, MAX_JOB_MESSAGE_BYTES } from "../deployment.ts";
 import type { FaceReport, FaceResult, FacesOptions, FacesResult, FailedReply, JobMessage, ReplyMessage } from "../messages.ts";
@@ -10,8 +10,11 @@ import { chooseEnrollmentFace, detectedLargestFirst } from "./enrollment.ts";
 import type { GalleryReader } from "../gallery-store.ts";
 
 export interface ImageAnalyzer {
-  /** An aborted signal abandons the image (a pool replaces the worker that had it). */
-  analyze(image: Uint8Array, signal?: AbortSignal): Promise<ImageAnalysis>;
+  /**
+   * `image` is how to read the image: a pool reads it only once a worker can take it, so jobs waiting for the pool do
+   * not hold their images. An aborted signal abandons the image (a pool replaces the worker that had it).
+   */
+  analyze(image: ImageSource, signal?: AbortSignal): Promise<ImageAnalysis>;
 }
 
 export interface JobDependencies {
@@ -27,23 +30,30 @@ export interface JobDependencies {
 
 const UNKNOWN_PERSON = "Unknown";
 
+class InputMissingError extends Error {
+  override name = "InputMissingError";
+}
+
 /** Returns the reply to send. Throws only on faults worth a retry (storage unreachable and the like). */
 export async function handleJob(job: JobMessage, deps: JobDependencies, signal?: AbortSignal): Promise<ReplyMessage> {
   const started = performance.now();
   const fail = (code: string, message: string): FailedReply => ({ ok: false, jobId: job.jobId, error: { code, message } });
 
-  let analysis = deps.cache.get(job.sha256);
-  const cached = analysis !== undefined;
-  if (!analysis) {
+  const readInput = async () => {
     const image = await deps.inBucket.get(job.inputKey);
-    if (!image) return fail("input_missing", `no object ${job.inputKey} in the input bucket`);
-    try {
-      analysis = await deps.analyzer.analyze(image, signal);
-    } catch (error) {
-      if (error instanceof ImageError) return fail(error.code, error.message);
-      throw error;
-    }
-    deps.cache.set(job.sha256, analysis);
+    if (!image) throw new InputMissingError(`no object ${job.inputKey} in the input bucket`);
+    return image;
+  };
+  let analysis: ImageAnalysis;
+  let cached: boolean;
+  try {
+    const found = await deps.cache.analysis(job.sha256, (abandon) => deps.analyzer.analyze(readInput, abandon), signal);
+    analysis = found.analysis;
+    cached = !found.computed;
+  } catch (error) {
+    if (error instanceof ImageError) return fail(error.code, error.message);
+    if (error instanceof InputMissingError) return fail("input_missing", error.message);
+    throw error;
   }
   if (job.kind === "faces") {
     const options = job.faces ?? { k: 0, maxFaces: 20, minScore: 0, embedding: false };

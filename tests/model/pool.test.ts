@@ -25,9 +25,9 @@ describe("the pool's scheduling, with a stand-in worker", () => {
     const pool = await InferencePool.create({ config, workers: 2, onnxDir: "unused", workerUrl: echoWorker });
     try {
       const answers = [10, 20, 30, 40, 50, 60].map((n) => pool.analyze(image(n)));
-      expect(pool.stats()).toEqual({ workers: 2, busy: 2, queued: 4 });
+      expect(pool.stats()).toEqual({ workers: 2, busy: 2, queued: 4, admitted: 4 });
       expect((await Promise.all(answers)).map((a) => a.width)).toEqual([10, 20, 30, 40, 50, 60]);
-      expect(pool.stats()).toEqual({ workers: 2, busy: 0, queued: 0 });
+      expect(pool.stats()).toEqual({ workers: 2, busy: 0, queued: 0, admitted: 0 });
     } finally {
       await pool.close();
     }
@@ -68,11 +68,11 @@ describe("the pool's scheduling, with a stand-in worker", () => {
       const after = pool.analyze(image(6));
       queued.abort(new Error("gave up waiting"));
       expect(((await waiting.catch((e: unknown) => e)) as Error).message).toBe("gave up waiting");
-      expect(pool.stats()).toEqual({ workers: 1, busy: 1, queued: 1 });
+      expect(pool.stats()).toEqual({ workers: 1, busy: 1, queued: 1, admitted: 2 });
       hung.abort(new Error("past its deadline"));
       expect(((await hanging.catch((e: unknown) => e)) as Error).message).toBe("past its deadline");
       expect((await after).width).toBe(6);
-      expect(pool.stats()).toEqual({ workers: 1, busy: 0, queued: 0 });
+      expect(pool.stats()).toEqual({ workers: 1, busy: 0, queued: 0, admitted: 0 });
     } finally {
       await pool.close();
     }
@@ -111,6 +111,95 @@ describe("the pool's scheduling, with a stand-in worker", () => {
 
   test("a worker that cannot load its models fails the pool's creation", async () => {
     expect(await InferencePool.create({ config, workers: 2, onnxDir: "fail", workerUrl: echoWorker }).catch((e: unknown) => e)).toBeInstanceOf(Error);
+  });
+});
+
+describe("the pool's admission: images are read only when a worker can take them soon", () => {
+  /** Images in memory (read, not yet answered), at most, over every call. */
+  function tracked() {
+    let held = 0;
+    let maxHeld = 0;
+    const reads: number[] = [];
+    const source = (first: number) => async () => {
+      reads.push(first);
+      await Bun.sleep(5);
+      held++;
+      maxHeld = Math.max(maxHeld, held);
+      return image(first);
+    };
+    const answered = <T>(analysis: Promise<T>) => analysis.finally(() => held--);
+    return { reads, source, answered, maxHeld: () => maxHeld };
+  }
+
+  test("one worker: at most two images read (the one analysed and the next), the rest wait unread, every answer to its own caller", async () => {
+    const pool = await InferencePool.create({ config, workers: 1, onnxDir: "unused", workerUrl: echoWorker });
+    try {
+      const { reads, source, answered, maxHeld } = tracked();
+      const answers = [1, 2, 3, 4, 5, 6, 7, 8].map((n) => answered(pool.analyze(source(n))));
+      await Bun.sleep(20);
+      expect(reads).toEqual([1, 2]);
+      expect(pool.stats()).toMatchObject({ busy: 1, queued: 7, admitted: 2 });
+      expect((await Promise.all(answers)).map((a) => a.width)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(maxHeld()).toBe(2);
+      expect(pool.stats()).toEqual({ workers: 1, busy: 0, queued: 0, admitted: 0 });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("an image abandoned while it waits for admission is dropped unread; one abandoned while read frees its admission once read", async () => {
+    const pool = await InferencePool.create({ config, workers: 1, onnxDir: "unused", workerUrl: echoWorker });
+    try {
+      const reads: number[] = [];
+      let finishRead = () => {};
+      const slowRead = () => new Promise<Uint8Array>((resolve) => (reads.push(2), (finishRead = () => resolve(image(2)))));
+      const running = pool.analyze(image(1));
+      const beingRead = new AbortController();
+      const reading = pool.analyze(slowRead, beingRead.signal);
+      const waitingCaller = new AbortController();
+      const waiting = pool.analyze(async () => (reads.push(3), image(3)), waitingCaller.signal);
+      const after = pool.analyze(async () => (reads.push(4), image(4)));
+      await Bun.sleep(0);
+      waitingCaller.abort(new Error("gave up waiting"));
+      expect(((await waiting.catch((e: unknown) => e)) as Error).message).toBe("gave up waiting");
+      beingRead.abort(new Error("gave up reading"));
+      expect(((await reading.catch((e: unknown) => e)) as Error).message).toBe("gave up reading");
+      expect(pool.stats()).toMatchObject({ admitted: 2 }); // the read under way still holds its place
+      expect((await running).width).toBe(1);
+      finishRead();
+      expect((await after).width).toBe(4);
+      expect(reads).toEqual([2, 4]);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("a read that fails fails its own image only", async () => {
+    const pool = await InferencePool.create({ config, workers: 1, onnxDir: "unused", workerUrl: echoWorker });
+    try {
+      const failing = pool.analyze(async () => {
+        throw new Error("storage unreachable");
+      });
+      const next = pool.analyze(async () => image(6));
+      expect(((await failing.catch((e: unknown) => e)) as Error).message).toBe("storage unreachable");
+      expect((await next).width).toBe(6);
+      expect(pool.stats().admitted).toBe(0);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("bytes the pool read move to the worker without a copy; bytes a caller holds are copied", async () => {
+    const pool = await InferencePool.create({ config, workers: 1, onnxDir: "unused", workerUrl: echoWorker });
+    try {
+      const read = image(8);
+      const given = image(9);
+      expect((await pool.analyze(async () => read)).width).toBe(8);
+      expect((await pool.analyze(given)).width).toBe(9);
+      expect([read.byteLength, given.byteLength]).toEqual([0, 4]);
+    } finally {
+      await pool.close();
+    }
   });
 });
 

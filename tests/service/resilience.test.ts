@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { InferencePool, thresholdFor } from "../../model/index.ts";
+import { InferencePool, thresholdFor, type ImageSource } from "../../model/index.ts";
 import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
 import { startAppRole } from "../../roles/app/index.ts";
 import { localCloud } from "../../roles/cloud/index.ts";
@@ -121,7 +121,7 @@ describe("resilience", () => {
     const abandoned: unknown[] = [];
     // The first image hangs for ever, as a stuck worker would; later ones are answered.
     const hangsOnce = {
-      analyze(image: Uint8Array, signal?: AbortSignal) {
+      analyze(image: ImageSource, signal?: AbortSignal) {
         if (calls++ > 0) return pool.analyze(image, signal);
         return new Promise<never>((_, reject) => signal?.addEventListener("abort", () => (abandoned.push(signal.reason), reject(signal.reason))));
       },

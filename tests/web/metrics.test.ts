@@ -184,7 +184,8 @@ describe("the app role's job series", () => {
       log: captureLogs().logger,
       metrics,
       job: {
-        analyzer: { analyze: () => Promise.reject(new Error("the model is broken")) },
+        // Reads the image, as the pool does once it admits it, then fails.
+        analyzer: { analyze: async (image) => (typeof image === "function" && (await image()), Promise.reject(new Error("the model is broken"))) },
         cache: new AnalysisCache(0),
         gallery: new GalleryReader(blobs.bucket("gallery")),
         inBucket,
