@@ -78,7 +78,7 @@ export class FileBucket implements Bucket {
     }
     try {
       const info = await file.stat({ bigint: true });
-      return { body: new Uint8Array(await file.readFile()), version: versionOf(info) };
+      return { body: bytesOf(await file.readFile()), version: versionOf(info) };
     } finally {
       await file.close();
     }
@@ -150,7 +150,7 @@ export class FileBucket implements Bucket {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     try {
-      return new Uint8Array(await readFile(this.pathsOf(key).object));
+      return bytesOf(await readFile(this.pathsOf(key).object));
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;
@@ -211,3 +211,6 @@ async function statOrMissing(path: string): Promise<BigIntStats | undefined> {
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === "ENOENT";
 }
+
+/** A plain Uint8Array over a read file's bytes: `new Uint8Array(buffer)` would copy them. */
+const bytesOf = (buffer: Buffer) => new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
