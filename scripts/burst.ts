@@ -138,8 +138,8 @@ if (args.role === "all") {
   const names = resourceNames(loadConfig(env));
   const s3 = new S3Client({ ...region.clientConfig, endpoint: region.endpoints.s3, forcePathStyle: true });
   const sqs = new SQSClient({ ...region.clientConfig, endpoint: region.endpoints.sqs });
-  for (const bucket of new Set([names.inBucket, names.outBucket, names.galleryBucket])) await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-  for (const queue of [names.reqQueue, names.respQueue]) await sqs.send(new CreateQueueCommand({ QueueName: queue }));
+  for (const bucket of new Set([names.inBucket, names.outBucket, names.galleryBucket, names.reportsBucket])) await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  for (const queue of [names.reqQueue, names.respQueue, names.deadLetterQueue]) await sqs.send(new CreateQueueCommand({ QueueName: queue }));
   measured = startGroup(["bun", "index.ts", "--role", "web"], env);
   groups.push(measured, startGroup(["bun", "index.ts", "--role", "app"], env));
 }
