@@ -14,7 +14,7 @@
  * Last line: one JSON object {"role","requests","answered","failed","statuses","image_mb","megapixels","baseline_rss_mb","peak_rss_mb","after_rss_mb","seconds"}.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -129,8 +129,10 @@ const settings = { FACEFLEET_PORT: String(port), FACEFLEET_HOST: "127.0.0.1", FA
 let region: EmulatedRegion | undefined;
 const groups: ChildProcess[] = [];
 let measured: ChildProcess;
+// The local stand-ins' data (the burst stores about 1 GB of images), removed at the end.
+const dataDir = mkdtempSync(join(tmpdir(), "facefleet-burst-"));
 if (args.role === "all") {
-  measured = startGroup(["bun", "start"], { ...settings, FACEFLEET_DATA_DIR: mkdtempSync(join(tmpdir(), "facefleet-burst-")) });
+  measured = startGroup(["bun", "start"], { ...settings, FACEFLEET_DATA_DIR: dataDir });
   groups.push(measured);
 } else {
   region = await startRegion({ instanceProcess: () => undefined });
@@ -206,4 +208,5 @@ try {
 } finally {
   for (const group of groups) await stopGroup(group);
   await region?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
 }
