@@ -2,7 +2,8 @@
  * The IAM documents of a deployment's three instance roles, as pure functions of its names: the trust policy that
  * lets EC2 assume each role, and one least-privilege permissions policy per role.
  * - web (the web+controller instance, also `Role=web` and `Role=controller` apart): uploads into the input bucket,
- *   the admin token, the gallery, jobs out and replies in, its leases, and the app fleet: only instances of the deployment's
+ *   the admin token, the gallery, jobs out and replies in, its leases, the dead-letter queue's drain (jobs sent again,
+ *   job_failed answered), the job reports (read, and deleted once their instance is gone), and the app fleet: only instances of the deployment's
  *   launch template, of the app instance type, with the app profile, tagged as its app instances.
  * - app: input images (not the token, not the bake), the gallery (read), embeddings and results (write, never the
  *   gallery), jobs in, replies and dead letters out. No EC2, no IAM.
@@ -130,7 +131,7 @@ function appStatements(scope: PolicyScope): PolicyStatement[] {
       Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
       Resource: arn.queue(names.reqQueue),
     },
-    // A job that keeps failing is copied to the dead-letter queue with its reply (roles/app/consumer.ts).
+    // A message that is not a job is moved to the dead-letter queue (roles/app/consumer.ts).
     { Sid: "SendRepliesAndDeadLetters", Effect: "Allow", Action: "sqs:SendMessage", Resource: [arn.queue(names.respQueue), arn.queue(names.deadLetterQueue)] },
     {
       Sid: "FindQueues",
@@ -165,11 +166,21 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
     // The controller scales on the request queue's depth.
     { Sid: "ReadJobQueueDepth", Effect: "Allow", Action: "sqs:GetQueueAttributes", Resource: arn.queue(names.reqQueue) },
     { Sid: "TakeReplies", Effect: "Allow", Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage"], Resource: arn.queue(names.respQueue) },
-    { Sid: "FindQueues", Effect: "Allow", Action: "sqs:GetQueueUrl", Resource: [arn.queue(names.reqQueue), arn.queue(names.respQueue)] },
+    // The controller drains the dead-letter queue (roles/controller/dead-letters.ts): a job goes back to the request
+    // queue (SendJobs); past its last redrive its caller gets job_failed and a marked copy is kept.
+    {
+      Sid: "DrainDeadLetters",
+      Effect: "Allow",
+      Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"],
+      Resource: arn.queue(names.deadLetterQueue),
+    },
+    { Sid: "AnswerFailedJobs", Effect: "Allow", Action: "sqs:SendMessage", Resource: arn.queue(names.respQueue) },
+    { Sid: "FindQueues", Effect: "Allow", Action: "sqs:GetQueueUrl", Resource: [names.reqQueue, names.respQueue, names.deadLetterQueue].map(arn.queue) },
     // EC2 Describe* actions support no resource-level permissions: AWS requires "*" here.
     { Sid: "ListFleet", Effect: "Allow", Action: "ec2:DescribeInstances", Resource: "*" },
-    // The controller scales in only once the app instances' reports say they hold no job; a missing one is a 404.
-    { Sid: "ReadJobReports", Effect: "Allow", Action: "s3:GetObject", Resource: arn.object(names.reportsBucket, `${JOB_REPORTS_PREFIX}*`) },
+    // The controller scales in only once the app instances' reports say they hold no job (a missing one is a 404),
+    // and deletes the reports of instances that are gone (roles/controller/gone-reports.ts).
+    { Sid: "ReadAndRemoveJobReports", Effect: "Allow", Action: ["s3:GetObject", "s3:DeleteObject"], Resource: arn.object(names.reportsBucket, `${JOB_REPORTS_PREFIX}*`) },
     { Sid: "TellMissingJobReports", Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:${scope.partition}:s3:::${names.reportsBucket}` },
     // The web role and the controller each hold a lease, renewed with conditional puts (roles/cloud/lease.ts).
     { Sid: "HoldLeases", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: arn.object(names.reportsBucket, `${LEASE_KEY_PREFIX}*`) },

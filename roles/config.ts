@@ -76,6 +76,11 @@ export const ConfigSchema = Type.Object({
   }),
   jobDeadlineMs: Type.Integer({ minimum: 1, default: 60_000, description: "An app instance abandons a job it has worked on this long (its inference worker is replaced) and hands it back for another instance" }),
   maxReceives: Type.Integer({ minimum: 1, default: 3, description: "Receives before a job goes to the dead-letter queue" }),
+  maxRedrives: Type.Integer({
+    minimum: 0,
+    default: 2,
+    description: "Times the controller sends a dead-lettered job (its holders died maxReceives times) to the request queue again before it answers job_failed and keeps it for the operator",
+  }),
   maxAppInstances: Type.Integer({ minimum: 0, maximum: 15, default: 15 }),
   slotsPerInstance: Type.Integer({ minimum: 1, default: 1, description: "Jobs one app instance works on at once" }),
   poolPolicy: Type.Union([Type.Literal("warm"), Type.Literal("cold")], {
@@ -98,7 +103,7 @@ export type Config = Static<typeof ConfigSchema>;
 /** The settings each role reads: a role is handed its slice of the configuration, not the whole of it. */
 const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "maxBodyBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
 const APP_SETTINGS = ["visibilityTimeoutSeconds", "maxReceives", "jobDeadlineMs"] as const;
-const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs", "noProgressAfterMs"] as const;
+const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs", "noProgressAfterMs", "maxRedrives"] as const;
 export type WebConfig = Pick<Config, (typeof WEB_SETTINGS)[number]>;
 export type AppConfig = Pick<Config, (typeof APP_SETTINGS)[number]>;
 export type ControllerConfig = Pick<Config, (typeof CONTROLLER_SETTINGS)[number]>;

@@ -43,6 +43,13 @@ export const JobMessageSchema = Type.Object({
   faces: Type.Optional(FacesOptionsSchema),
   /** Kind embed only: which face of the photo is enrolled (single when absent). */
   enrollFace: Type.Optional(EnrollFaceSchema),
+  /** Times the controller sent the job again after the dead-letter queue took it (its holders died); absent: none. */
+  redrives: Type.Optional(Type.Integer({ minimum: 0 })),
+  /**
+   * Set (ms since the epoch) on the copy the controller keeps in the dead-letter queue once it gave up on the job and
+   * answered job_failed: the operator's record, never redriven or answered again.
+   */
+  failedAt: Type.Optional(Type.Number()),
 });
 export type JobMessage = Static<typeof JobMessageSchema>;
 
@@ -146,8 +153,11 @@ export const ReplyEnvelopeSchema = Type.Object({ jobId: Type.String({ minLength:
 /** How a job's try ended at the app role: answered (ok or refused with a reason), or failed (retried, or set aside). */
 export const JobOutcomeSchema = Type.Union([Type.Literal("answered"), Type.Literal("refused"), Type.Literal("failed")]);
 export type JobOutcome = Static<typeof JobOutcomeSchema>;
-/** Why a job went to the dead-letter queue. */
-export const DeadLetterReasonSchema = Type.Union([Type.Literal("retries_exhausted"), Type.Literal("malformed")]);
+/**
+ * Why an app instance put a message in the dead-letter queue: it is not a job. A job that spends its receives is
+ * dead-lettered by the queue itself, and the controller redrives it (roles/controller/dead-letters.ts, its own series).
+ */
+export const DeadLetterReasonSchema = Type.Literal("malformed");
 export type DeadLetterReason = Static<typeof DeadLetterReasonSchema>;
 
 const Count = Type.Integer({ minimum: 0 });

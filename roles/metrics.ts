@@ -128,6 +128,12 @@ export class ServiceMetrics implements JobMetrics {
     buckets: REQUEST_BUCKETS,
     registers: [this.registry],
   });
+  private readonly deadLetters = new Counter({
+    name: "facefleet_dead_letters_total",
+    help: "Dead-lettered jobs the controller's drain dealt with: redriven (sent to the request queue again) or failed (past their last redrive: answered job_failed and kept for the operator).",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
   private readonly stageDuration = new Histogram({
     name: "facefleet_inference_stage_duration_seconds",
     help: "Time of each inference stage of a job, as the app instance's reply reports it.",
@@ -162,7 +168,7 @@ export class ServiceMetrics implements JobMetrics {
       [],
       (counts) => [[{}, counts.redelivered]],
     );
-    jobCounter("facefleet_jobs_dead_lettered_total", "Job messages set aside for the dead-letter queue, by reason.", ["reason"], (counts) =>
+    jobCounter("facefleet_jobs_dead_lettered_total", "Messages an app instance set aside in the dead-letter queue, by reason: malformed (not a job). Jobs the queue dead-letters are the controller's: facefleet_dead_letters_total.", ["reason"], (counts) =>
       counts.deadLettered.map(({ reason, count }) => [{ reason }, count]),
     );
     new Gauge({
@@ -237,6 +243,11 @@ export class ServiceMetrics implements JobMetrics {
 
   jobDeadLettered(reason: DeadLetterReason): void {
     this.jobCounts.jobDeadLettered(reason);
+  }
+
+  /** The controller's drain (roles/controller/dead-letters.ts): counted where it runs, not per app instance. */
+  deadLetterDealtWith(outcome: "redriven" | "failed"): void {
+    this.deadLetters.inc({ outcome });
   }
 
   /** The reports the controller read of the active app instances (none: no instance is active). */

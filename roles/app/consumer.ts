@@ -11,9 +11,10 @@
  * replaces it. SQS counts every receive towards the dead-letter queue's maxReceiveCount, and app instances may not
  * send jobs (least privilege), so a released job has spent one receive: the breaker is what keeps a sick instance
  * from spending many. A fast-failing instance without it takes most deliveries, and a job two or three of its tries.
+ * A job that spends them all is dead-lettered, and the controller sends it again (roles/controller/dead-letters.ts).
  */
 import type { JobQueue, QueueService, ReceivedMessage } from "../cloud/types.ts";
-import { decodeMessage, JobMessageSchema, MessageFormatError, type FailedReply, type JobMessage } from "../messages.ts";
+import { decodeMessage, JobMessageSchema, MessageFormatError, type JobMessage } from "../messages.ts";
 import { errorFields, type Logger } from "../log.ts";
 import type { JobMetrics } from "../metrics.ts";
 import { handleJob, type JobDependencies } from "./handle-job.ts";
@@ -198,24 +199,19 @@ export class Consumer {
   }
 
   /**
-   * Releases the job at once (visibility 0) for another instance. On its last receive, its caller hears now: the queue
-   * moves it to the dead-letter queue at its next receive.
+   * Releases the job at once (visibility 0) for another instance. After its last receive the queue dead-letters it at
+   * its next one, and the controller sends it again (roles/controller/dead-letters.ts): this instance's faults are
+   * not the job's, so it never answers job_failed itself.
    */
   private async handBack(message: ReceivedMessage, job: JobMessage, error: unknown): Promise<void> {
-    const { requestQueue, queues, maxReceives, log, metrics } = this.options;
-    const fields = { jobId: job.jobId, receiveCount: message.receiveCount, faults: this.faults, ...errorFields(error) };
-    if (message.receiveCount >= maxReceives) {
-      log.error("job_failed", fields);
-      metrics.jobDeadLettered("retries_exhausted");
-      const reply: FailedReply = {
-        ok: false,
-        jobId: job.jobId,
-        error: { code: "job_failed", message: `the job failed ${message.receiveCount} times and was set aside: ${errorFields(error).error}` },
-      };
-      await queues.queue(job.replyTo).send(JSON.stringify(reply)).catch(() => {});
-    } else {
-      log.warn("job_handed_back", fields);
-    }
+    const { requestQueue, maxReceives, log } = this.options;
+    log.warn("job_handed_back", {
+      jobId: job.jobId,
+      receiveCount: message.receiveCount,
+      lastReceive: message.receiveCount >= maxReceives,
+      faults: this.faults,
+      ...errorFields(error),
+    });
     await requestQueue.changeVisibility(message.receiptHandle, 0).catch((releaseError) => log.warn("job_release_failed", { jobId: job.jobId, ...errorFields(releaseError) }));
   }
 }

@@ -3,13 +3,15 @@
  * active instances report holding), ask the policy, apply its actions, and log the decision with its inputs as one
  * JSON line whenever it acts or its inputs change. A scale-out that EC2 cuts short (capacity) sets a cap with backoff
  * that the policy keeps to, the log and health tell. Instances that report themselves unhealthy, and a fleet that
- * answers nothing while jobs wait, are replaced (fleet-health.ts).
+ * answers nothing while jobs wait, are replaced (fleet-health.ts). The job reports of gone instances are deleted
+ * (gone-reports.ts).
  */
 import { CapacityError, type AppInstance, type Fleet, type JobQueue, type JobReport, type JobReports } from "../cloud/types.ts";
 import { errorFields, type Logger } from "../log.ts";
 import type { ServiceMetrics } from "../metrics.ts";
 import { capacityLimit, nextCapacityCap, type CapacityCap } from "./capacity.ts";
 import { applyExpectations, type Expectation } from "./expectations.ts";
+import { goneReports } from "./gone-reports.ts";
 import { decideReplacements, nextProgressWatch, type FleetHealthDecision, type ProgressWatch } from "./fleet-health.ts";
 import { decideScaling, liveHeldJobs, nextIdleSpell, type IdleSpell, type ScalingConfig, type ScalingDecision } from "./policy.ts";
 
@@ -45,6 +47,8 @@ export class Controller {
   private lastHealth: FleetHealthDecision | undefined;
   /** When this controller last started or launched each instance: a report written before then is its previous life's. */
   private bootedAt = new Map<string, number>();
+  /** Instances that may have a job report (gone-reports.ts); undefined before the first look. */
+  private mayHaveReport: Set<string> | undefined;
 
   constructor(private readonly options: ControllerOptions) {}
 
@@ -88,6 +92,7 @@ export class Controller {
     const { instances, outstanding } = applyExpectations(listed, this.expectations, now);
     this.expectations = outstanding;
     metrics.fleetObserved(depth, instances);
+    await this.removeGoneReports(instances);
     const active = instances.filter((instance) => instance.state === "pending" || instance.state === "running");
     const backlog = depth.visible + depth.inFlight;
     // Every tick when the queue reads empty (a scale-in could follow), else once in a while for health and progress.
@@ -148,6 +153,17 @@ export class Controller {
       this.replaced.sick += replace.length;
       log.warn("replace_unhealthy", { replace, reason: health.reason });
     }
+  }
+
+  /** A report that could not be deleted is tried again at the next tick. */
+  private async removeGoneReports(instances: AppInstance[]): Promise<void> {
+    const { remove, mayHaveReport } = goneReports(instances, this.mayHaveReport);
+    this.mayHaveReport = mayHaveReport;
+    if (remove.length === 0) return;
+    const results = await Promise.allSettled(remove.map((id) => this.options.reports.remove(id)));
+    const failed = remove.filter((_, index) => results[index]!.status === "rejected");
+    for (const id of failed) mayHaveReport.add(id);
+    this.options.log.info("job_reports_removed", { removed: remove.filter((id) => !failed.includes(id)), ...(failed.length > 0 && { failed }) });
   }
 
   /** Each action independently: one failing does not hold back the others' bookkeeping. */

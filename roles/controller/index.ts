@@ -1,8 +1,12 @@
-/** The controller role: scales the app fleet between 0 and maxAppInstances from the request queue's depth. */
+/**
+ * The controller role: scales the app fleet between 0 and maxAppInstances from the request queue's depth, and drains
+ * the dead-letter queue (dead-letters.ts).
+ */
 import { deploymentLease } from "../cloud/lease.ts";
 import type { ControllerConfig } from "../config.ts";
 import type { RoleContext, RunningRole } from "../context.ts";
 import { Controller } from "./controller.ts";
+import { DeadLetterDrain } from "./dead-letters.ts";
 
 /**
  * `exclusive`: on a deployment, where other processes may run a controller too, act only while holding the controller
@@ -26,12 +30,22 @@ export function startControllerRole({ config, names, cloud, log, health, metrics
     metrics,
     mayAct: lease && (() => lease.holds()),
   });
+  const drain = new DeadLetterDrain({
+    deadLetterQueue: cloud.queues.queue(names.deadLetterQueue),
+    requestQueue: cloud.queues.queue(names.reqQueue),
+    queues: cloud.queues,
+    maxRedrives: config.maxRedrives,
+    log: log.child({ role: "controller" }),
+    metrics,
+    mayAct: lease && (() => lease.holds()),
+  });
   lease?.start();
   controller.start();
+  drain.start();
   health?.set("controller", () => ({ ...controller.health(), ...(lease && { lease: lease.holds() ? "held" : "standby" }) }));
   return {
     async stop() {
-      await controller.stop();
+      await Promise.all([controller.stop(), drain.stop()]);
       await lease?.stop();
     },
   };

@@ -130,8 +130,10 @@ describe("job reports", () => {
     expect(may("web", "s3:PutObject", report(ownArn), asInstance)).toBe(false);
   });
 
-  test("the controller reads every report and may list the bucket (a missing report is then a 404)", () => {
+  test("the controller reads every report and may list the bucket (a missing report is then a 404), and deletes the reports of gone instances", () => {
     expect(may("web", "s3:GetObject", report(ownArn))).toBe(true);
+    expect(may("web", "s3:DeleteObject", report(ownArn))).toBe(true);
+    expect(may("web", "s3:DeleteObject", s3(other.reportsBucket, `instance-reports/${ownArn}`))).toBe(false);
     expect(may("web", "s3:ListBucket", `arn:aws:s3:::${names.reportsBucket}`)).toBe(true);
     expect(may("web", "s3:GetObject", s3(other.reportsBucket, `instance-reports/${ownArn}`))).toBe(false);
   });
@@ -215,13 +217,25 @@ describe("the web+controller instance", () => {
     expect(may("web", "s3:GetObject", result)).toBe(false);
   });
 
-  test("sends jobs, reads the job queue's depth, takes replies", () => {
+  test("sends jobs, reads the job queue's depth, takes replies; never takes jobs", () => {
     expect(may("web", "sqs:SendMessage", sqs(names.reqQueue))).toBe(true);
     expect(may("web", "sqs:GetQueueAttributes", sqs(names.reqQueue))).toBe(true);
     expect(may("web", "sqs:ReceiveMessage", sqs(names.respQueue))).toBe(true);
     expect(may("web", "sqs:DeleteMessage", sqs(names.respQueue))).toBe(true);
-    expect(may("web", "sqs:ReceiveMessage", sqs(names.reqQueue))).toBe(false);
-    expect(may("web", "sqs:SendMessage", sqs(names.respQueue))).toBe(false);
+    for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]) expect(may("web", action, sqs(names.reqQueue))).toBe(false);
+  });
+
+  test("the controller drains the dead-letter queue: takes, hides and deletes its messages, sends jobs back, answers job_failed, keeps a copy", () => {
+    for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage", "sqs:GetQueueUrl"]) {
+      expect(may("web", action, sqs(names.deadLetterQueue))).toBe(true);
+      expect(may("web", action, sqs(other.deadLetterQueue))).toBe(false);
+    }
+    expect(may("web", "sqs:SendMessage", sqs(names.reqQueue))).toBe(true);
+    expect(may("web", "sqs:SendMessage", sqs(names.respQueue))).toBe(true);
+    expect(may("web", "sqs:SendMessage", sqs(other.respQueue))).toBe(false);
+    // App instances still may not send jobs, nor take dead letters.
+    expect(may("app", "sqs:SendMessage", sqs(names.reqQueue))).toBe(false);
+    expect(may("app", "sqs:ReceiveMessage", sqs(names.deadLetterQueue))).toBe(false);
   });
 
   test("launches only app instances: from the deployment's template, of the app type, with the app profile and tags", () => {
@@ -308,7 +322,8 @@ const ACTION_OF: Record<string, string> = {
 const CALLERS: Record<string, InstanceRole[]> = {
   "s3:PutObject": ["web", "app"],
   "s3:GetObject": ["web", "app"],
-  // The app instances delete their own job report when they stop (roles/app/job-reporter.ts).
+  // The app instances delete their own job report when they stop (roles/app/job-reporter.ts), the controller those of
+  // gone instances (roles/controller/gone-reports.ts).
   "s3:DeleteObject": ["web", "app"],
   // The web role streams uploads longer than a part as multipart uploads, and aborts one whose body failed.
   "s3:AbortMultipartUpload": ["web"],
@@ -318,7 +333,8 @@ const CALLERS: Record<string, InstanceRole[]> = {
   "sqs:SendMessage": ["web", "app"],
   "sqs:ReceiveMessage": ["web", "app"],
   "sqs:DeleteMessage": ["web", "app"],
-  "sqs:ChangeMessageVisibility": ["app"],
+  // The app instances' heartbeats and releases; the controller hides the dead letters it keeps (roles/controller/dead-letters.ts).
+  "sqs:ChangeMessageVisibility": ["web", "app"],
   "sqs:GetQueueAttributes": ["web"],
   "sqs:GetQueueUrl": ["web", "app"],
   "ec2:DescribeInstances": ["web"],

@@ -224,7 +224,7 @@ describe("job counters from the app instances' job reports (EC2: the app process
   const counts = (answered: number, redelivered: number): JobCounts => ({
     tries: [{ kind: "recognize", outcome: "answered", count: answered }],
     redelivered,
-    deadLettered: [{ reason: "retries_exhausted", count: 1 }],
+    deadLettered: [{ reason: "malformed", count: 1 }],
   });
   const report = (instanceId: string, jobCounts?: JobCounts): JobReport => ({ instanceId, jobs: 0, at: 0, ...(jobCounts && { counts: jobCounts }) });
 
@@ -236,7 +236,7 @@ describe("job counters from the app instances' job reports (EC2: the app process
     expect(value(samples, "facefleet_jobs_total", { instance: "i-2", kind: "recognize", outcome: "answered" })).toBe(2);
     expect(value(samples, "facefleet_jobs_redelivered_total", { instance: "i-1" })).toBe(1);
     expect(value(samples, "facefleet_jobs_redelivered_total", { instance: "i-2" })).toBe(0);
-    expect(value(samples, "facefleet_jobs_dead_lettered_total", { instance: "i-2", reason: "retries_exhausted" })).toBe(1);
+    expect(value(samples, "facefleet_jobs_dead_lettered_total", { instance: "i-2", reason: "malformed" })).toBe(1);
     expect(samples.filter((sample) => sample.name.startsWith("facefleet_jobs_")).every((sample) => sample.labels.instance === "i-1" || sample.labels.instance === "i-2")).toBe(true);
 
     metrics.jobReportsRead([report("i-2", counts(3, 0))]);
