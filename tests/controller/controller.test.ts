@@ -5,9 +5,45 @@ import { LocalFleet } from "../../roles/cloud/local/process-fleet.ts";
 import { Controller } from "../../roles/controller/controller.ts";
 import { JOB_REPORT_EXPIRY_MS } from "../../roles/deployment.ts";
 import { captureLogs } from "../service/support.ts";
+import { BucketJobReports, localReportKey } from "../../roles/cloud/job-reports.ts";
+import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ServiceMetrics } from "../../roles/metrics.ts";
 
 describe("controller loop", () => {
+  test("deletes the job report of an instance that is gone (killed: stopped, or terminated and unlisted), once", async () => {
+    const reports = new BucketJobReports(new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-reports-"))).bucket("reports"), localReportKey);
+    for (const instanceId of ["i-a", "i-b"]) await reports.write({ instanceId, jobs: 1, at: 0 });
+    const states = new Map<string, InstanceState>([["i-a", "running"], ["i-b", "running"]]);
+    let removes = 0;
+    const fleet: Fleet = { list: async () => [...states].map(([id, state]) => ({ id, state })), launch: async () => [], start: async () => [], stop: async () => {}, terminate: async () => {} };
+    const counted: JobReports = { write: (report) => reports.write(report), read: (ids) => reports.read(ids), remove: (id) => (removes++, reports.remove(id)) };
+    const logs = captureLogs();
+    const controller = new Controller({
+      queue: new MemoryQueue("requests", { visibilityTimeoutSeconds: 30, maxReceives: 3 }),
+      fleet,
+      reports: counted,
+      scaling: { maxInstances: 2, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 60_000 },
+      intervalMs: 100,
+      log: logs.logger,
+      metrics: new ServiceMetrics(),
+    });
+    const present = async () => (await reports.read(["i-a", "i-b"])).map((report) => report.instanceId);
+    await controller.step();
+    expect(await present()).toEqual(["i-a", "i-b"]);
+    states.set("i-a", "stopped");
+    await controller.step();
+    expect(await present()).toEqual(["i-b"]);
+    states.delete("i-b");
+    await controller.step();
+    await controller.step();
+    expect(await present()).toEqual([]);
+    expect(removes).toBe(2);
+    expect(logs.lines.filter((line) => line.event === "job_reports_removed").map((line) => line.removed)).toEqual([["i-a"], ["i-b"]]);
+  });
+
   test("scales a local fleet 0 -> N -> 0 from the queue's depth, logging each decision with its inputs", async () => {
     let clock = 0;
     const queue = new MemoryQueue("requests", { visibilityTimeoutSeconds: 30, maxReceives: 3, now: () => clock });
