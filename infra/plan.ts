@@ -4,14 +4,9 @@
  * An empty plan is what makes a second bootstrap a no-op.
  */
 import { resourceNames, type Config, type ResourceNames } from "../roles/config.ts";
-import { API_TOKEN_KEY, DEPLOYMENT_TAG, EMBEDDING_KEY_PREFIX, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
+import { API_TOKEN_KEY, DEPLOYMENT_TAG, EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
 import type { Network } from "./network.ts";
 import { INSTANCE_ROLES, instanceRoleNames, instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type InstanceRole, type PolicyDocument, type RoleNames } from "./policies.ts";
-/**
- * An enrollment's embedding waits under EMBEDDING_KEY_PREFIX for the web role to take it into the gallery, which
- * takes seconds; one left there (the enrollment was abandoned) is removed by S3 after this many days, its least.
- */
-export const EMBEDDING_EXPIRY_DAYS = 1;
 /** Dead letters are kept as long as SQS allows, for inspection. */
 export const DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600;
 

@@ -17,6 +17,12 @@ export const LONG_POLL_SECONDS = 20;
 export const GALLERY_KEY = "gallery/gallery.bin";
 /** An app instance puts an enrollment's embedding under this prefix of the gallery bucket for the web role to take. */
 export const EMBEDDING_KEY_PREFIX = "embeddings/";
+/**
+ * An enrollment's embedding waits under EMBEDDING_KEY_PREFIX for the web role to take it into the gallery, which takes
+ * seconds; one left there (the enrollment was abandoned) is deleted after this many days, S3's least: by a lifecycle
+ * rule on AWS (infra/plan.ts), by the local bucket in the embedded mode (roles/cloud/local/file-bucket.ts).
+ */
+export const EMBEDDING_EXPIRY_DAYS = 1;
 /** An upload's name (file name without extension) is cut to this many UTF-8 bytes, so any script fits the job. */
 export const MAX_NAME_BYTES = 200;
 

@@ -3,6 +3,7 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { resourceNames, type Config } from "../config.ts";
+import { EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX } from "../deployment.ts";
 import type { Logger } from "../log.ts";
 import { S3BlobStore } from "./aws/s3-bucket.ts";
 import { SqsQueueService } from "./aws/sqs-queue.ts";
@@ -36,7 +37,8 @@ export function awsCloud(config: Config): Cloud {
 /** `log` hears about local instances whose machine failed to start or stop. */
 export function localCloud(config: Config, startMachine: MachineFactory, log?: Logger): Cloud {
   const names = resourceNames(config);
-  const blobs = new FileBlobStore(config.dataDir);
+  // The same expiry as the lifecycle rule infra/plan.ts puts on the gallery bucket.
+  const blobs = new FileBlobStore(config.dataDir, { [names.galleryBucket]: [{ prefix: EMBEDDING_KEY_PREFIX, days: EMBEDDING_EXPIRY_DAYS }] });
   return {
     blobs,
     queues: new MemoryQueueService({

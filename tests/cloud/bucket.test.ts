@@ -1,10 +1,13 @@
 // The bucket contract against files on disk and against S3 (fauxqs) through awsCloud(config).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
+import { localCloud } from "../../roles/cloud/index.ts";
+import { FileBlobStore, FileBucket } from "../../roles/cloud/local/file-bucket.ts";
 import { resourceNames } from "../../roles/config.ts";
+import { EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, GALLERY_KEY } from "../../roles/deployment.ts";
+import { waitFor } from "../support/waiting.ts";
 import { bucketContract } from "./bucket.contract.ts";
 import { freshConfig, freshLocalCloud, freshS3Bucket, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
 
@@ -25,6 +28,45 @@ describe("local bucket", () => {
     expect(readdirSync(root)).toEqual(["data"]);
     expect(readdirSync(join(root, "data")).sort()).toEqual(["b", "b.metadata"]);
     expect(readdirSync(join(root, "data", "b"))).toHaveLength(5);
+  });
+});
+
+describe("local bucket expiry (the lifecycle rule of infra/plan.ts, which fauxqs stores but does not apply)", () => {
+  const DAY_MS = 24 * 60 * 60_000;
+  const embedded = () => {
+    const config = { ...freshConfig(), dataDir: mkdtempSync(join(tmpdir(), "facefleet-expiry-")) };
+    const cloud = localCloud(config, async () => ({ stop: async () => {} }));
+    if (!(cloud.blobs instanceof FileBlobStore)) throw new Error("the local cloud keeps its buckets in files");
+    return { config, blobs: cloud.blobs, gallery: cloud.blobs.bucket(resourceNames(config).galleryBucket) };
+  };
+
+  test("the embedded gallery bucket deletes an abandoned enrollment's embedding once EMBEDDING_EXPIRY_DAYS have passed since it was written, and nothing else", async () => {
+    const { config, blobs, gallery } = embedded();
+    await gallery.put(`${EMBEDDING_KEY_PREFIX}abandoned.f32`, "e");
+    await gallery.put(GALLERY_KEY, "g");
+    await gallery.put("embeddings-lookalike", "x");
+    const inBucket = blobs.bucket(resourceNames(config).inBucket);
+    await inBucket.put(`${EMBEDDING_KEY_PREFIX}upload.jpg`, "u");
+    const now = Date.now();
+    expect(await gallery.expire(now + EMBEDDING_EXPIRY_DAYS * DAY_MS - 60_000)).toBe(0);
+    expect(await gallery.expire(now + EMBEDDING_EXPIRY_DAYS * DAY_MS + 60_000)).toBe(1);
+    expect(await gallery.get(`${EMBEDDING_KEY_PREFIX}abandoned.f32`)).toBeUndefined();
+    expect(await gallery.count()).toBe(2);
+    // Another bucket has no such rule.
+    expect(await inBucket.expire(now + 10 * DAY_MS)).toBe(0);
+    expect(await inBucket.get(`${EMBEDDING_KEY_PREFIX}upload.jpg`)).toBeDefined();
+  });
+
+  test("without being asked: the first write after a start sweeps what expired while the service was down", async () => {
+    const { config, gallery } = embedded();
+    await gallery.put(`${EMBEDDING_KEY_PREFIX}old.f32`, "e");
+    const folder = join(config.dataDir, resourceNames(config).galleryBucket);
+    const old = (Date.now() - (EMBEDDING_EXPIRY_DAYS + 1) * DAY_MS) / 1000;
+    for (const file of readdirSync(folder)) utimesSync(join(folder, file), old, old);
+    const restarted = localCloud(config, async () => ({ stop: async () => {} })).blobs.bucket(resourceNames(config).galleryBucket);
+    await restarted.put(`${EMBEDDING_KEY_PREFIX}new.f32`, "e");
+    await waitFor("the old embedding to expire", async () => ((await restarted.get(`${EMBEDDING_KEY_PREFIX}old.f32`)) === undefined ? true : undefined), 5_000);
+    expect(await restarted.get(`${EMBEDDING_KEY_PREFIX}new.f32`)).toBeDefined();
   });
 });
 

@@ -11,6 +11,15 @@ const MAX_FILE_NAME = 200;
 /** A conditional put holds its key's lock for milliseconds; a lock this old was left by a process that died holding it. */
 const STALE_LOCK_MS = 10_000;
 const LOCK_RETRY_MS = 2;
+/** How often, at most, a bucket with expiry rules looks for expired objects: on a write, as S3 runs its rules lazily. */
+const EXPIRY_SWEEP_MS = 60 * 60_000;
+const DAY_MS = 24 * 60 * 60_000;
+
+/** Objects under `prefix` are deleted `days` after they were last written, as under an S3 lifecycle expiration rule. */
+export interface ExpiryRule {
+  prefix: string;
+  days: number;
+}
 
 /**
  * A key as one safe file name: percent-encoded (no separators, no dot-only names), or, when that is too long for a
@@ -28,10 +37,12 @@ export class FileBucket implements Bucket {
   private readonly metadataFolder: string;
   private ready: Promise<unknown> | undefined;
   private tempCounter = 0;
+  private nextSweepAt = 0;
 
   constructor(
     dataDir: string,
     readonly name: string,
+    private readonly expiry: readonly ExpiryRule[] = [],
   ) {
     this.folder = join(dataDir, fileNameFor(name));
     this.metadataFolder = join(dataDir, `${fileNameFor(name)}.metadata`);
@@ -60,6 +71,37 @@ export class FileBucket implements Bucket {
     if (options.metadata) await this.writeAtomically(paths.metadata, (temp) => writeFile(temp, JSON.stringify(options.metadata)));
     else await rm(paths.metadata, { force: true });
     await this.writeAtomically(paths.object, write);
+    if (this.expiry.length > 0 && Date.now() >= this.nextSweepAt) {
+      this.nextSweepAt = Date.now() + EXPIRY_SWEEP_MS;
+      // Housekeeping on the side of a write: its failure is the next sweep's to retry, never the write's.
+      this.expire().catch(() => (this.nextSweepAt = 0));
+    }
+  }
+
+  /**
+   * Deletes the objects its expiry rules say have expired at `now` (by the time they were last written); returns how
+   * many. A rule covers the keys whose file name is their encoding (a key too long for one is never expired).
+   */
+  async expire(now = Date.now()): Promise<number> {
+    let files: string[];
+    try {
+      files = await readdir(this.folder);
+    } catch (error) {
+      if (isMissing(error)) return 0;
+      throw error;
+    }
+    let expired = 0;
+    for (const rule of this.expiry) {
+      const prefix = fileNameFor(rule.prefix);
+      for (const file of files.filter((name) => name.startsWith(prefix) && !name.endsWith(".tmp"))) {
+        const info = await statOrMissing(join(this.folder, file));
+        if (!info || now - Number(info.mtimeMs) < rule.days * DAY_MS) continue;
+        await rm(join(this.folder, file), { force: true });
+        await rm(join(this.metadataFolder, file), { force: true });
+        expired++;
+      }
+    }
+    return expired;
   }
 
   private async makeFolders(): Promise<void> {
@@ -186,11 +228,15 @@ export class FileBucket implements Bucket {
 export class FileBlobStore implements BlobStore {
   private readonly buckets = new Map<string, FileBucket>();
 
-  constructor(private readonly dataDir: string) {}
+  /** `expiry`: each bucket's expiry rules, by bucket name. */
+  constructor(
+    private readonly dataDir: string,
+    private readonly expiry: Record<string, readonly ExpiryRule[]> = {},
+  ) {}
 
-  bucket(name: string): Bucket {
+  bucket(name: string): FileBucket {
     let bucket = this.buckets.get(name);
-    if (!bucket) this.buckets.set(name, (bucket = new FileBucket(this.dataDir, name)));
+    if (!bucket) this.buckets.set(name, (bucket = new FileBucket(this.dataDir, name, this.expiry[name])));
     return bucket;
   }
 }
