@@ -11,7 +11,9 @@
  * carry the same bytes (the app's content-hash cache never answers one).
  * Figures: `answered` 200 answers; `correct` of those, the expected person; `failed` other HTTP answers; `lost`
  * requests that got no HTTP answer at all plus jobs still in the request queue after the run; `duplicates` replies
- * the web role dropped as answered already; `dead_lettered` the dead-letter queue's depth at the end; `max_running`
+ * the web role dropped as answered already; `dead_lettered` the messages set aside for good: what the dead-letter
+ * queue holds once the controller has drained it (it redrives a job whose holders died, and keeps only a job past its
+ * last redrive, answered job_failed, or a message that is not a job; roles/controller/dead-letters.ts); `max_running`
  * the most app instances pending or running at once; `peak_web_rss_mb` the web instance's resident memory.
  */
 import { readdirSync, readFileSync } from "node:fs";
@@ -248,7 +250,13 @@ const depthOf = async (queue: typeof requestQueue) => {
   const depth = await queue.depth();
   return depth.visible + depth.inFlight;
 };
-for (let waited = 0; waited < 60_000 && (await depthOf(requestQueue)) > 0; waited += 1000) await Bun.sleep(1000);
+// Drained: nothing queued and nothing in the dead-letter queue the controller has not looked at (what it keeps, it
+// hides), twice in a row, so a redrive under way (taken from the one queue, not yet in the other) is not missed.
+const drained = async () => (await depthOf(requestQueue)) === 0 && (await deadLetterQueue.depth()).visible === 0;
+for (let waited = 0, settled = 0; waited < 60_000 && settled < 2; waited += 1000) {
+  settled = (await drained()) ? settled + 1 : 0;
+  if (settled < 2) await Bun.sleep(1000);
+}
 figures.lost += await depthOf(requestQueue);
 figures.dead_lettered = await depthOf(deadLetterQueue);
 clearInterval(timers[0]);
@@ -258,7 +266,8 @@ figures.duplicates = webLines.filter((line) => line.includes('"reply_dropped"') 
 const replacements = webLines.filter((line) => line.includes('"replace_unhealthy"') && broken && line.includes(broken)).length;
 figures.exceeded_max = figures.max_running > config.maxAppInstances;
 if (failures.size > 0) log(`failures: ${JSON.stringify(Object.fromEntries(failures))}`);
-log(`broken instance: ${broken ?? "none took a job"}, replaced by the controller ${replacements} time(s); instance logs in ${region.logDir}`);
+const redriven = webLines.filter((line) => line.includes('"job_redriven"')).length;
+log(`broken instance: ${broken ?? "none took a job"}, replaced by the controller ${replacements} time(s); dead-lettered jobs redriven ${redriven} time(s); instance logs in ${region.logDir}`);
 await region.stop();
 await tap?.stop();
 console.log(JSON.stringify(figures));
