@@ -66,12 +66,15 @@ export interface DeadLetterDrainOptions {
 export const KEEP_HIDDEN_SECONDS = 12 * 60 * 60;
 /** A dead letter taken but not dealt with (the drain died) is back after this long. */
 const TAKEN_SECONDS = 30;
-/** Short, so a stop is prompt without aborting a poll (an aborted poll may still take a message at the queue's side). */
-const POLL_SECONDS = 2;
+/**
+ * A stop aborts the poll under way. An aborted SQS poll may still take a message at the queue's side; it is back
+ * TAKEN_SECONDS later for whichever drain runs then.
+ */
+const POLL_SECONDS = 20;
 const RETRY_PAUSE_MS = 1_000;
 
 export class DeadLetterDrain {
-  private stopped = false;
+  private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
 
   constructor(private readonly options: DeadLetterDrainOptions) {}
@@ -81,28 +84,38 @@ export class DeadLetterDrain {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.stopping.abort();
     await this.loop;
   }
 
   private async run(): Promise<void> {
-    while (!this.stopped) {
+    const { signal } = this.stopping;
+    while (!signal.aborted) {
       if (this.options.mayAct?.() === false) {
-        await Bun.sleep(RETRY_PAUSE_MS);
+        await this.pause();
         continue;
       }
       try {
-        await this.drainOnce();
+        await this.drainOnce(POLL_SECONDS, signal);
       } catch (error) {
+        if (signal.aborted) break;
         this.options.log.error("dead_letter_drain_failed", errorFields(error));
-        await Bun.sleep(RETRY_PAUSE_MS);
+        await this.pause();
       }
     }
   }
 
+  private pause(): Promise<void> {
+    const { signal } = this.stopping;
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, RETRY_PAUSE_MS);
+      signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+    });
+  }
+
   /** One poll of the dead-letter queue and a decision for each message it brings; exposed for tests. */
-  async drainOnce(waitSeconds = POLL_SECONDS): Promise<DeadLetterDecision[]> {
-    const messages = await this.options.deadLetterQueue.receive({ maxMessages: 10, waitSeconds, visibilityTimeoutSeconds: TAKEN_SECONDS });
+  async drainOnce(waitSeconds = POLL_SECONDS, signal?: AbortSignal): Promise<DeadLetterDecision[]> {
+    const messages = await this.options.deadLetterQueue.receive({ maxMessages: 10, waitSeconds, visibilityTimeoutSeconds: TAKEN_SECONDS, signal });
     const decisions: DeadLetterDecision[] = [];
     for (const message of messages) decisions.push(await this.handle(message));
     return decisions;
