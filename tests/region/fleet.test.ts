@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { ListBucketsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { GetQueueAttributesCommand, ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { GetQueueAttributesCommand, ListQueuesCommand, PurgeQueueCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -427,6 +427,47 @@ for (const pool of ["warm", "cold"] as const) {
       await queuesDrained();
       await poolAtZero();
     }, 120_000);
+
+    test("dead letters, drained by the web instance's controller under its role's grants: a job whose holders are SIGKILLed maxReceives times is redriven and answered correctly; past its last redrive one is answered job_failed and kept, as is a message that is not a job", async () => {
+      await poolAtZero();
+      const person = answeredCorrectly[60]!;
+      const kills: string[] = [];
+      // Each of the first three app processes that fetch the job's input dies before it can answer.
+      onS3Request = ({ accessKeyId, method, path }) => {
+        const instanceId = instanceByAccessKey.get(accessKeyId ?? "");
+        if (kills.length === 3 || !instanceId || region.ec2.store.tagsOf(instanceId).Role !== "app" || method !== "GET" || !path.startsWith(`/${PREFIX}-in-bucket/`)) return;
+        const process = `${instanceId}:${region.ec2.instances().find((instance) => instance.id === instanceId)?.pid}`;
+        if (kills.includes(process)) return;
+        kills.push(process);
+        region.ec2.killProcess(instanceId);
+      };
+      const webLog = webInstance()!.logPath;
+      const logged = () => readFileSync(webLog, "utf8").split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>);
+      const before = logged().length;
+      const since = () => logged().slice(before);
+      // Bytes no instance has seen, so no analysis cache answers it without reading the input.
+      const bytes = await Bun.file(person.asked).bytes();
+      const form = new FormData();
+      form.append("inputFile", new File([new Uint8Array([0xff, 0xd8, 0xff, 0xfe, 0x00, 0x07, ...new TextEncoder().encode("dead!"), ...bytes.subarray(2)])], person.asked.split("/").pop()!, { type: "image/jpeg" }));
+      const response = await fetch(`${webUrl}/`, { method: "POST", body: form }).finally(() => (onS3Request = undefined));
+      expect(kills).toHaveLength(3);
+      expect(`${response.status} ${await response.text()}`).toBe(`200 ${expected(person)}`);
+      expect(since().filter((line) => line.event === "job_redriven")).toMatchObject([{ redrives: 1, receiveCount: expect.any(Number) }]);
+
+      const deadLetterUrl = deploymentState().queueUrls.deadLetter!;
+      const lastRedrive = { kind: "recognize", jobId: "dead-letter-test", replyTo: `${PREFIX}-resp-queue`, inputKey: "x/y.jpg", name: "y", sha256: "0".repeat(64), mode: "closed", redrives: 2 };
+      await sqs.send(new SendMessageCommand({ QueueUrl: deadLetterUrl, MessageBody: JSON.stringify(lastRedrive) }));
+      await sqs.send(new SendMessageCommand({ QueueUrl: deadLetterUrl, MessageBody: "not a job" }));
+      await waitFor("the drain to keep both", async () => (since().filter((line) => line.event === "dead_letter_kept").length >= 2 ? true : undefined), 30_000);
+      expect(since().filter((line) => line.event === "job_failed")).toMatchObject([{ jobId: "dead-letter-test", redrives: 2, maxRedrives: 2 }]);
+      // The job_failed answer reached the response queue (nobody waits for it any more).
+      expect(since().filter((line) => line.event === "reply_dropped")).toMatchObject([{ jobId: "dead-letter-test" }]);
+      expect(since().filter((line) => line.event === "dead_letter_drain_failed")).toEqual([]);
+      const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: deadLetterUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }));
+      expect(Attributes).toEqual({ ApproximateNumberOfMessages: "0", ApproximateNumberOfMessagesNotVisible: "2" });
+      await sqs.send(new PurgeQueueCommand({ QueueUrl: deadLetterUrl }));
+      await queuesDrained();
+    }, 150_000);
 
     test("teardown --yes leaves nothing tagged with the deployment", async () => {
       await infra("teardown", "--yes");
