@@ -49,6 +49,8 @@ export class Controller {
   private bootedAt = new Map<string, number>();
   /** Instances that may have a job report (gone-reports.ts); undefined before the first look. */
   private mayHaveReport: Set<string> | undefined;
+  /** The deletion of gone instances' reports under way: off the tick's path, so a slow S3 never delays scaling. */
+  private removingReports: Promise<void> | undefined;
 
   constructor(private readonly options: ControllerOptions) {}
 
@@ -69,6 +71,7 @@ export class Controller {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.tick;
+    await this.removingReports;
   }
 
   /** For /healthz: whether EC2's capacity holds the fleet back, and until when. */
@@ -92,7 +95,7 @@ export class Controller {
     const { instances, outstanding } = applyExpectations(listed, this.expectations, now);
     this.expectations = outstanding;
     metrics.fleetObserved(depth, instances);
-    await this.removeGoneReports(instances);
+    this.removingReports ??= this.removeGoneReports(instances).finally(() => (this.removingReports = undefined));
     const active = instances.filter((instance) => instance.state === "pending" || instance.state === "running");
     const backlog = depth.visible + depth.inFlight;
     // Every tick when the queue reads empty (a scale-in could follow), else once in a while for health and progress.
@@ -155,14 +158,15 @@ export class Controller {
     }
   }
 
-  /** A report that could not be deleted is tried again at the next tick. */
+  /** A report that could not be deleted is tried again at a later tick. */
   private async removeGoneReports(instances: AppInstance[]): Promise<void> {
     const { remove, mayHaveReport } = goneReports(instances, this.mayHaveReport);
     this.mayHaveReport = mayHaveReport;
     if (remove.length === 0) return;
     const results = await Promise.allSettled(remove.map((id) => this.options.reports.remove(id)));
     const failed = remove.filter((_, index) => results[index]!.status === "rejected");
-    for (const id of failed) mayHaveReport.add(id);
+    // Whatever the listing says by then, these may still have a report.
+    for (const id of failed) this.mayHaveReport.add(id);
     this.options.log.info("job_reports_removed", { removed: remove.filter((id) => !failed.includes(id)), ...(failed.length > 0 && { failed }) });
   }
 
