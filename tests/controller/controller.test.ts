@@ -32,19 +32,15 @@ describe("controller loop", () => {
       metrics: new ServiceMetrics(),
     });
     const present = async () => (await reports.read(["i-a", "i-b"])).map((report) => report.instanceId);
-    // The deletions run beside the ticks, not in them.
-    const reportsLeft = (expected: string[]) =>
-      waitFor(`reports of ${expected.join(", ") || "none"} left`, async () => (JSON.stringify(await present()) === JSON.stringify(expected) ? true : undefined), 2_000);
-    await controller.step();
-    await Bun.sleep(50);
-    await reportsLeft(["i-a", "i-b"]);
+    // The deletions run beside the ticks, not in them: tick as the loop does until the reports are as expected.
+    const tickUntil = (expected: string[]) =>
+      waitFor(`reports of ${expected.join(", ") || "none"} left`, async () => (await controller.step(), JSON.stringify(await present()) === JSON.stringify(expected) ? true : undefined), 2_000);
+    await tickUntil(["i-a", "i-b"]);
     states.set("i-a", "stopped");
-    await controller.step();
-    await reportsLeft(["i-b"]);
+    await tickUntil(["i-b"]);
     states.delete("i-b");
-    await controller.step();
-    await reportsLeft([]);
-    await controller.step();
+    await tickUntil([]);
+    for (let tick = 0; tick < 5; tick++) await controller.step();
     await controller.stop();
     expect(removes).toBe(2);
     expect(logs.lines.filter((line) => line.event === "job_reports_removed").map((line) => line.removed)).toEqual([["i-a"], ["i-b"]]);

@@ -82,9 +82,8 @@ describe("the drain", () => {
     expect(await replies.receive({ maxMessages: 10, waitSeconds: 0 })).toEqual([]);
     expect(await requests.depth()).toEqual({ visible: 0, inFlight: 1 });
 
-    const counted = async (name: string) => (await metrics.registry.getSingleMetric(name)?.get())?.values.map((sample) => [sample.labels.reason, sample.value]);
-    expect(await counted("facefleet_jobs_redriven_total")).toEqual([[undefined, 1]]);
-    expect(await counted("facefleet_jobs_dead_lettered_total")).toEqual([["retries_exhausted", 1]]);
+    const counted = (await metrics.registry.getSingleMetric("facefleet_dead_letters_total")?.get())?.values.map((sample) => [sample.labels.outcome, sample.value]);
+    expect(counted).toEqual([["redriven", 1], ["failed", 1]]);
     const decisions = logs.lines.filter((line) => ["job_redriven", "job_failed", "dead_letter_kept"].includes(line.event as string));
     expect(decisions).toMatchObject([
       { event: "job_redriven", jobId: "job-1", redrives: 1, maxRedrives: 1, receiveCount: 1 },
