@@ -143,7 +143,7 @@ describe("resilience", () => {
     const { config, logs, cloud, context, web } = await webRoleAlone(dataDir, { visibilityTimeoutSeconds: 1, maxReceives: 2, requestTimeoutMs: 20_000 });
     const controller = startControllerRole({ ...context, config: controllerConfig(config) });
     try {
-      const image = images[6]!;
+      const image = images[1]!;
       const answer = postImage(`http://127.0.0.1:${web.port}`, image.file);
       expect(await dieHolding(cloud.queues.queue(context.names.reqQueue), 2)).toEqual([1, 2]);
       // The next receive dead-letters it; the controller sends it again as a new message.
@@ -168,7 +168,7 @@ describe("resilience", () => {
     const { logs, cloud, context, web } = await webRoleAlone(dataDir, { visibilityTimeoutSeconds: 1, maxReceives: 2, maxRedrives: 1, requestTimeoutMs: 20_000 });
     const controller = startControllerRole({ ...context, config: controllerConfig(context.config) });
     try {
-      const answer = postImage(`http://127.0.0.1:${web.port}`, images[7]!.file);
+      const answer = postImage(`http://127.0.0.1:${web.port}`, images[0]!.file);
       // Two receives, dead-lettered, redriven, two more receives; the next receive dead-letters it again.
       const requestQueue = cloud.queues.queue(context.names.reqQueue);
       expect(await dieHolding(requestQueue, 4)).toEqual([1, 2, 1, 2]);
