@@ -34,6 +34,13 @@ async function webRoleAlone(dataDir: string, overrides: Partial<Config>) {
   return { config, logs, cloud, context, web };
 }
 
+/** The same with the controller role beside it (it drains the dead-letter queue); `stop` stops both. */
+async function webAndController(dataDir: string, overrides: Partial<Config>) {
+  const alone = await webRoleAlone(dataDir, overrides);
+  const controller = startControllerRole({ ...alone.context, config: controllerConfig(alone.config) });
+  return { ...alone, stop: () => controller.stop().then(() => alone.web.stop()) };
+}
+
 /**
  * Takes the job `times` times and dies each time holding it (no reply, no delete, no heartbeat: a SIGKILL); a poll
  * that brings nothing has dead-lettered it. The receive counts of the deliveries.
@@ -114,8 +121,7 @@ describe("resilience", () => {
   });
 
   test("a job that fails on every try: dead-lettered after maxReceives, then answered job_failed by the controller (no redrives left), and kept", async () => {
-    const { logs, context, web } = await webRoleAlone(dataDir, { maxReceives: 2, maxRedrives: 0, requestTimeoutMs: 20_000, analysisCacheEntries: 0 });
-    const controller = startControllerRole({ ...context, config: controllerConfig(context.config) });
+    const { logs, context, web, stop } = await webAndController(dataDir, { maxReceives: 2, maxRedrives: 0, requestTimeoutMs: 20_000, analysisCacheEntries: 0 });
     const app = startAppRole(context, { analyzer: brokenModel, cache: new AnalysisCache(0), threshold: { at: () => 0.5 }, slots: 1, instanceId: "broken" });
     try {
       const started = performance.now();
@@ -134,14 +140,12 @@ describe("resilience", () => {
       await waitForKept(context);
     } finally {
       await app.stop();
-      await controller.stop();
-      await web.stop();
+      await stop();
     }
   });
 
   test("a job whose holders die maxReceives times is dead-lettered, redriven by the controller and answered correctly, once", async () => {
-    const { config, logs, cloud, context, web } = await webRoleAlone(dataDir, { visibilityTimeoutSeconds: 1, maxReceives: 2, requestTimeoutMs: 20_000 });
-    const controller = startControllerRole({ ...context, config: controllerConfig(config) });
+    const { config, logs, cloud, context, web, stop } = await webAndController(dataDir, { visibilityTimeoutSeconds: 1, maxReceives: 2, requestTimeoutMs: 20_000 });
     try {
       const image = images[1]!;
       const answer = postImage(`http://127.0.0.1:${web.port}`, image.file);
@@ -159,14 +163,12 @@ describe("resilience", () => {
       expect(logs.lines.filter((line) => line.event === "reply_dropped")).toHaveLength(0);
       expect(await cloud.queues.queue(context.names.deadLetterQueue).depth()).toEqual({ visible: 0, inFlight: 0 });
     } finally {
-      await controller.stop();
-      await web.stop();
+      await stop();
     }
   }, 30_000);
 
   test("a job whose holders die on every try of every redrive: its caller gets job_failed once, and the job is kept for the operator", async () => {
-    const { logs, cloud, context, web } = await webRoleAlone(dataDir, { visibilityTimeoutSeconds: 1, maxReceives: 2, maxRedrives: 1, requestTimeoutMs: 20_000 });
-    const controller = startControllerRole({ ...context, config: controllerConfig(context.config) });
+    const { logs, cloud, context, web, stop } = await webAndController(dataDir, { visibilityTimeoutSeconds: 1, maxReceives: 2, maxRedrives: 1, requestTimeoutMs: 20_000 });
     try {
       const answer = postImage(`http://127.0.0.1:${web.port}`, images[0]!.file);
       // Two receives, dead-lettered, redriven, two more receives; the next receive dead-letters it again.
@@ -184,8 +186,7 @@ describe("resilience", () => {
       expect(logs.lines.filter((line) => line.event === "job_failed")).toHaveLength(1);
       expect(await cloud.queues.queue(context.names.reqQueue).depth()).toEqual({ visible: 0, inFlight: 0 });
     } finally {
-      await controller.stop();
-      await web.stop();
+      await stop();
     }
   }, 30_000);
 
