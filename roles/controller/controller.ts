@@ -12,7 +12,7 @@ import type { ServiceMetrics } from "../metrics.ts";
 import { capacityLimit, nextCapacityCap, type CapacityCap } from "./capacity.ts";
 import { applyExpectations, type Expectation } from "./expectations.ts";
 import { goneReports } from "./gone-reports.ts";
-import { decideReplacements, nextProgressWatch, type FleetHealthDecision, type ProgressWatch } from "./fleet-health.ts";
+import { decideReplacements, nextProgressWatch, sickReplacement, type FleetHealthDecision, type ProgressWatch } from "./fleet-health.ts";
 import { decideScaling, liveHeldJobs, nextIdleSpell, type IdleSpell, type ScalingConfig, type ScalingDecision } from "./policy.ts";
 
 export interface ControllerOptions {
@@ -44,6 +44,8 @@ export class Controller {
   private watch: ProgressWatch | undefined;
   private reportsReadAt = -Infinity;
   private replaced = { sick: 0, stalledFleets: 0 };
+  /** Warm instances stopped for reporting sick: sick again once started, they are terminated. */
+  private readonly stoppedWhenSick = new Set<string>();
   private lastHealth: FleetHealthDecision | undefined;
   /** When this controller last started or launched each instance: a report written before then is its previous life's. */
   private bootedAt = new Map<string, number>();
@@ -145,7 +147,18 @@ export class Controller {
     const replace = health.replace.filter((id) => !leaving.has(id) && (scaling.poolPolicy === "cold" || active.find((instance) => instance.id === id)?.state === "running"));
     if (replace.length === 0) return;
     if (scaling.poolPolicy === "cold") decision.terminate.push(...replace);
-    else decision.stop.push(...replace);
+    else if (health.stalled) decision.stop.push(...replace);
+    else {
+      for (const id of replace) {
+        if (sickReplacement(id, this.stoppedWhenSick) === "terminate") {
+          decision.terminate.push(id);
+          this.stoppedWhenSick.delete(id);
+        } else {
+          decision.stop.push(id);
+          this.stoppedWhenSick.add(id);
+        }
+      }
+    }
     decision.desired -= replace.length;
     if (health.stalled) {
       this.replaced.stalledFleets++;

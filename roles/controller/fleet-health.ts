@@ -6,7 +6,8 @@
  *   stuck (a hang the instances' own deadlines did not catch), and the heartbeats that keep them invisible would keep
  *   the fleet up for the queue's whole retention.
  * Replacing is stopping (warm pool) or terminating (cold pool): the scaling policy then brings fresh instances for the
- * backlog. A stopped instance started again boots afresh.
+ * backlog. A stopped instance started again boots afresh, usually on other hardware; a warm instance that is sick
+ * again after that carries its fault with it (its volume, its image) and is terminated (`sickReplacement`).
  */
 import type { AppInstance, JobReport } from "../cloud/types.ts";
 import { JOB_REPORT_EXPIRY_MS } from "../deployment.ts";
@@ -64,4 +65,9 @@ export function decideReplacements(inputs: FleetHealthInputs, noProgressAfterMs:
     stalledForMs,
     reason: sick.length > 0 ? `${sick.length} instance(s) report they cannot run jobs: replace them` : "healthy",
   };
+}
+
+/** How a warm pool replaces a sick instance: stopped the first time, terminated when it was stopped for it before. */
+export function sickReplacement(instanceId: string, stoppedWhenSick: ReadonlySet<string>): "stop" | "terminate" {
+  return stoppedWhenSick.has(instanceId) ? "terminate" : "stop";
 }

@@ -243,6 +243,29 @@ describe("controller and unhealthy instances", () => {
     }
   });
 
+  test("a warm instance sick again after it was stopped for it and started afresh is terminated: its fault travels with it", async () => {
+    let clock = 100_000;
+    const logs = captureLogs();
+    const fleet = new RecordingFleet("i-a", "i-b");
+    const sick = (at: number): JobReport => ({ instanceId: "i-a", jobs: 0, at, healthy: false, completed: 0 });
+    const reports = new FixedReports([sick(clock), { instanceId: "i-b", jobs: 1, at: clock, healthy: true, completed: 3 }]);
+    const controller = controllerOf({ depth: busy, fleet, reports, poolPolicy: "warm", now: () => clock, logger: logs.logger });
+    expect((await controller.step()).stop).toEqual(["i-a"]);
+    fleet.states.set("i-a", "stopped");
+    for (clock += 250; !fleet.started.includes("i-a") && clock < 130_000; clock += 250) await controller.step();
+    expect(fleet.started).toEqual(["i-a"]);
+    reports.reports[0] = sick(clock + 1_000);
+    let decision = await controller.step();
+    for (clock += 250; decision.terminate.length === 0 && clock < 160_000; clock += 250) {
+      reports.reports[0] = sick(clock);
+      decision = await controller.step();
+    }
+    expect([decision.terminate, decision.stop]).toEqual([["i-a"], []]);
+    expect(fleet.stopped).toEqual(["i-a"]);
+    expect(fleet.terminated).toEqual(["i-a"]);
+    expect(controller.health()).toMatchObject({ replaced: { sick: 2 } });
+  });
+
   test("a report from before the controller started the instance again is its previous life's: not a reason to stop it", async () => {
     let clock = 100_000;
     const fleet = new RecordingFleet();
@@ -299,8 +322,10 @@ class RecordingFleet implements Fleet {
   async launch(): Promise<string[]> {
     return [];
   }
+  started: string[] = [];
   async start(ids: string[]): Promise<string[]> {
     for (const id of ids) this.states.set(id, "running");
+    this.started.push(...ids);
     return ids;
   }
   async stop(ids: string[]): Promise<void> {
