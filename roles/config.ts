@@ -78,8 +78,8 @@ export const ConfigSchema = Type.Object({
   maxReceives: Type.Integer({ minimum: 1, default: 3, description: "Receives before a job goes to the dead-letter queue" }),
   maxRedrives: Type.Integer({
     minimum: 0,
-    default: 2,
-    description: "Times the controller sends a dead-lettered job (its holders died maxReceives times) to the request queue again before it answers job_failed and keeps it for the operator",
+    default: 1,
+    description: "Times the controller sends a dead-lettered job (its holders died maxReceives times) to the request queue again before it answers job_failed and keeps it for the operator. Each try of a job that fails every time counts as a fault of the instance that held it: keep it low",
   }),
   maxAppInstances: Type.Integer({ minimum: 0, maximum: 15, default: 15 }),
   slotsPerInstance: Type.Integer({ minimum: 1, default: 1, description: "Jobs one app instance works on at once" }),

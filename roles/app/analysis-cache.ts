@@ -43,6 +43,8 @@ export class AnalysisCache {
         this.entries.set(sha256, remembered);
         return { analysis: remembered, computed: false };
       }
+      // Aborted already: no analysis is started that nobody would wait for.
+      if (signal.aborted) throw signal.reason;
       let flight = this.inFlight.get(sha256);
       const computed = !flight;
       flight ??= this.start(sha256, analyze);

@@ -139,6 +139,8 @@ export class Controller {
   private replaceUnhealthy(decision: ScalingDecision, active: AppInstance[], read: JobReport[], backlog: number, now: number): void {
     const { scaling, noProgressAfterMs, log } = this.options;
     const current = read.filter((report) => report.at >= (this.bootedAt.get(report.instanceId) ?? -Infinity));
+    // Started again and answering jobs: the instance has recovered, and a later fault is a new one.
+    for (const report of current) if (report.healthy !== false && (report.completed ?? 0) > 0) this.stoppedWhenSick.delete(report.instanceId);
     this.watch = nextProgressWatch(this.watch, current, backlog, now);
     const health = decideReplacements({ now, active, reports: current, watch: this.watch }, noProgressAfterMs ?? Infinity);
     this.lastHealth = health;

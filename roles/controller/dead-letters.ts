@@ -62,10 +62,13 @@ export interface DeadLetterDrainOptions {
   mayAct?: () => boolean;
 }
 
-/** SQS's longest visibility timeout: a kept message is looked at again after 12 hours. */
-export const KEEP_HIDDEN_SECONDS = 12 * 60 * 60;
 /** A dead letter taken but not dealt with (the drain died) is back after this long. */
-const TAKEN_SECONDS = 30;
+export const TAKEN_SECONDS = 30;
+/**
+ * A kept message is looked at again after about 12 hours. SQS refuses a visibility that would end more than 12 hours
+ * after the receive, which already gave it TAKEN_SECONDS; a minute more spares the clocks.
+ */
+export const KEEP_HIDDEN_SECONDS = 12 * 60 * 60 - TAKEN_SECONDS - 60;
 /**
  * A stop aborts the poll under way. An aborted SQS poll may still take a message at the queue's side; it is back
  * TAKEN_SECONDS later for whichever drain runs then.
@@ -117,7 +120,15 @@ export class DeadLetterDrain {
   async drainOnce(waitSeconds = POLL_SECONDS, signal?: AbortSignal): Promise<DeadLetterDecision[]> {
     const messages = await this.options.deadLetterQueue.receive({ maxMessages: 10, waitSeconds, visibilityTimeoutSeconds: TAKEN_SECONDS, signal });
     const decisions: DeadLetterDecision[] = [];
-    for (const message of messages) decisions.push(await this.handle(message));
+    // One message that cannot be dealt with now is back after TAKEN_SECONDS; the others go on.
+    for (const message of messages) {
+      try {
+        decisions.push(await this.handle(message));
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        this.options.log.error("dead_letter_failed", { messageId: message.messageId, ...errorFields(error) });
+      }
+    }
     return decisions;
   }
 
@@ -140,8 +151,12 @@ export class DeadLetterDrain {
         log.warn("job_redriven", fields);
         break;
       case "fail":
+        // A caller that cannot be answered (its reply queue gone) must not make the kept copy again at every look.
+        await queues
+          .queue(decision.job.replyTo)
+          .send(JSON.stringify(decision.reply))
+          .catch((error) => log.warn("job_failed_reply_lost", { jobId: decision.job.jobId, ...errorFields(error) }));
         await deadLetterQueue.send(JSON.stringify(decision.kept));
-        await queues.queue(decision.job.replyTo).send(JSON.stringify(decision.reply));
         await deadLetterQueue.delete(message.receiptHandle);
         metrics.deadLetterDealtWith("failed");
         log.error("job_failed", fields);

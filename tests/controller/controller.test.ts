@@ -266,6 +266,27 @@ describe("controller and unhealthy instances", () => {
     expect(controller.health()).toMatchObject({ replaced: { sick: 2 } });
   });
 
+  test("a warm instance that answered jobs again after its restart has recovered: its next fault stops it again", async () => {
+    let clock = 100_000;
+    const fleet = new RecordingFleet("i-a", "i-b");
+    const report = (at: number, healthy: boolean, completed: number): JobReport => ({ instanceId: "i-a", jobs: 0, at, healthy, completed });
+    const reports = new FixedReports([report(clock, false, 0), { instanceId: "i-b", jobs: 1, at: clock, healthy: true, completed: 3 }]);
+    const controller = controllerOf({ depth: busy, fleet, reports, poolPolicy: "warm", now: () => clock });
+    expect((await controller.step()).stop).toEqual(["i-a"]);
+    fleet.states.set("i-a", "stopped");
+    for (clock += 250; !fleet.started.includes("i-a") && clock < 130_000; clock += 250) await controller.step();
+    reports.reports[0] = report(clock + 1_000, true, 2);
+    clock += 1_000;
+    await controller.step();
+    let decision = await controller.step();
+    for (clock += 250; decision.stop.length === 0 && decision.terminate.length === 0 && clock < 160_000; clock += 250) {
+      reports.reports[0] = report(clock, false, 2);
+      decision = await controller.step();
+    }
+    expect([decision.stop, decision.terminate]).toEqual([["i-a"], []]);
+    expect(fleet.terminated).toEqual([]);
+  });
+
   test("a report from before the controller started the instance again is its previous life's: not a reason to stop it", async () => {
     let clock = 100_000;
     const fleet = new RecordingFleet();

@@ -158,7 +158,7 @@ describe("resilience", () => {
       } finally {
         await survivor.stop();
       }
-      expect(logs.lines.filter((line) => line.event === "job_redriven")).toMatchObject([{ redrives: 1, maxRedrives: 2, role: "controller" }]);
+      expect(logs.lines.filter((line) => line.event === "job_redriven")).toMatchObject([{ redrives: 1, maxRedrives: 1, role: "controller" }]);
       expect(logs.lines.filter((line) => line.event === "job_done")).toMatchObject([{ instanceId: "survivor", receiveCount: 1 }]);
       expect(logs.lines.filter((line) => line.event === "reply_dropped")).toHaveLength(0);
       expect(await cloud.queues.queue(context.names.deadLetterQueue).depth()).toEqual({ visible: 0, inFlight: 0 });

@@ -54,6 +54,7 @@ export class Ec2Fleet implements Fleet {
 
   async list(): Promise<AppInstance[]> {
     const instances: AppInstance[] = [];
+    this.subnetOf.clear();
     let token: string | undefined;
     do {
       const page = await this.client.send(
