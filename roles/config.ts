@@ -195,6 +195,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const setting = e.path.replace(/^\//, "").replaceAll("/", ".") || "(root)";
     return `${setting} (${ENV_PREFIX}${setting.replace(/[A-Z]/g, (c) => `_${c}`).replaceAll(".", "_").toUpperCase()}): ${e.message}`;
   });
+  const config = converted as Config;
+  if (problems.length === 0 && config.maxUploadBytes > config.maxBodyBytes) {
+    problems.push(`maxUploadBytes (${ENV_PREFIX}MAX_UPLOAD_BYTES): ${config.maxUploadBytes} is more than maxBodyBytes (${ENV_PREFIX}MAX_BODY_BYTES), ${config.maxBodyBytes}: no file that large could arrive`);
+  }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
-  return converted as Config;
+  return config;
 }
