@@ -455,11 +455,11 @@ for (const pool of ["warm", "cold"] as const) {
       expect(since().filter((line) => line.event === "job_redriven")).toMatchObject([{ redrives: 1, receiveCount: expect.any(Number) }]);
 
       const deadLetterUrl = deploymentState().queueUrls.deadLetter!;
-      const lastRedrive = { kind: "recognize", jobId: "dead-letter-test", replyTo: `${PREFIX}-resp-queue`, inputKey: "x/y.jpg", name: "y", sha256: "0".repeat(64), mode: "closed", redrives: 2 };
+      const lastRedrive = { kind: "recognize", jobId: "dead-letter-test", replyTo: `${PREFIX}-resp-queue`, inputKey: "x/y.jpg", name: "y", sha256: "0".repeat(64), mode: "closed", redrives: 1 };
       await sqs.send(new SendMessageCommand({ QueueUrl: deadLetterUrl, MessageBody: JSON.stringify(lastRedrive) }));
       await sqs.send(new SendMessageCommand({ QueueUrl: deadLetterUrl, MessageBody: "not a job" }));
       await waitFor("the drain to keep both", async () => (since().filter((line) => line.event === "dead_letter_kept").length >= 2 ? true : undefined), 30_000);
-      expect(since().filter((line) => line.event === "job_failed")).toMatchObject([{ jobId: "dead-letter-test", redrives: 2, maxRedrives: 2 }]);
+      expect(since().filter((line) => line.event === "job_failed")).toMatchObject([{ jobId: "dead-letter-test", redrives: 1, maxRedrives: 1 }]);
       // The job_failed answer reached the response queue (nobody waits for it any more).
       expect(since().filter((line) => line.event === "reply_dropped")).toMatchObject([{ jobId: "dead-letter-test" }]);
       expect(since().filter((line) => line.event === "dead_letter_drain_failed")).toEqual([]);
