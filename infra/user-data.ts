@@ -75,6 +75,8 @@ Group=${SERVICE_USER}
 WorkingDirectory=${PROJECT_DIR}
 EnvironmentFile=${ENVIRONMENT_FILE}
 Environment=HOME=${CACHE_DIR} XDG_CACHE_HOME=${CACHE_DIR}
+# Production mode: Bun's answer to an uncaught error is a bare 500, never its developer page with the source.
+Environment=NODE_ENV=production
 ExecStart=/usr/bin/env bun index.ts
 Restart=on-failure
 RestartSec=5

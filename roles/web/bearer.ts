@@ -1,15 +1,20 @@
 /**
- * Bearer-token middleware mounted on the paths it protects. It runs when the request arrives, before routing and
- * before the body is read, so a stranger's upload is never taken in and a bad path parameter never tells them more.
+ * The bearer guard: a request to a route that its policy (`access.ts`) says needs the admin token must carry it,
+ * whatever path reached the route. Bun's router matches the raw request target, while `request.url` (which Elysia's
+ * own router and everything else read) is normalised: backslashes turned into slashes, dot segments resolved. So the
+ * guard decides on route templates, never on a path, and twice:
+ * - when the request arrives, before the body is read (a stranger's upload is never taken in): on the template its
+ *   URL's path names, after checking that this is the route Bun's router matched with the same parameters (a raw
+ *   `..\..`, `%2e%2e` or `.` segment that made them differ is refused, 400 bad_request);
+ * - after routing, before the parameters are validated: on the template the router matched, the last word.
  * Its 401 says how to authenticate (RFC 6750 section 3): `WWW-Authenticate: Bearer realm="facefleet"`, with
  * `error="invalid_token"` when a bearer token was sent and is not the one.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
+import { paramsOf, templateOf, type AccessPolicy, type RouteTemplate } from "./access.ts";
 import { HttpError } from "./http-error.ts";
-
-/** Which requests need the token. */
-export type Protects = (method: string, pathname: string) => boolean;
+import { requestPath } from "./request-target.ts";
 
 /** Compares digests, so neither the token's bytes nor its length show in the time taken. */
 function sameToken(given: string, expected: string): boolean {
@@ -19,13 +24,43 @@ function sameToken(given: string, expected: string): boolean {
 
 const CHALLENGE = 'Bearer realm="facefleet"';
 
-export function bearerGuard(protects: Protects, token: () => string) {
-  return new Elysia().onRequest(({ request }) => {
-    if (!protects(request.method, new URL(request.url).pathname)) return;
+/** The parameters Bun's router matched the raw target with; undefined for a request it did not route. */
+function routedParams(request: Request): Record<string, string> | undefined {
+  const params: unknown = Reflect.get(request, "params");
+  return params !== null && typeof params === "object" ? Object.fromEntries(Object.entries(params)) : undefined;
+}
+
+const sameParams = (a: Record<string, string>, b: Record<string, string>) =>
+  Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([key, value]) => b[key] === value);
+
+export interface GuardOptions {
+  policy: AccessPolicy;
+  token: () => string;
+  /** The routes of the server it guards (read when requests arrive, so routes added after the guard count). */
+  routes: () => readonly RouteTemplate[];
+}
+
+export function bearerGuard({ policy, token, routes }: GuardOptions) {
+  function check(request: Request, template: string | undefined): void {
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    if (template === undefined || policy(method, template) === "none") return;
     // The scheme's name is case-insensitive (RFC 7235 section 2.1); the token is not.
     const match = /^bearer +(\S+)$/i.exec(request.headers.get("authorization") ?? "");
     if (match && sameToken(match[1]!, token())) return;
     const challenge = match ? `${CHALLENGE}, error="invalid_token"` : CHALLENGE;
     throw new HttpError(401, "unauthorized", "a valid bearer token is required", { headers: { "www-authenticate": challenge } });
-  });
+  }
+
+  return new Elysia({ name: "bearer-guard" })
+    .onRequest(({ request }) => {
+      const path = requestPath(request.url);
+      if (path === undefined) return; // refused by the request-target check
+      const template = templateOf(request.method, path, routes());
+      const routed = routedParams(request);
+      if (routed && !(template && sameParams(paramsOf(template, path), routed))) {
+        throw new HttpError(400, "bad_request", "the request path is not in canonical form: it names another route than the one it reached");
+      }
+      check(request, template);
+    })
+    .onTransform({ as: "global" }, ({ request, route }) => check(request, route));
 }

@@ -1,7 +1,7 @@
 /** `POST /v1/detect`: every face with its box, landmarks and quality; nobody is matched. */
 import { Elysia, t } from "elysia";
 import { MAX_FACES } from "../messages.ts";
-import { apiGuard, API_PATH } from "./api-guard.ts";
+import { API_PATH } from "./access.ts";
 import {
   errorAnswers,
   EXAMPLE_FACE,
@@ -34,7 +34,6 @@ export function detectApi(options: FaceRouteOptions) {
   const { jobs, uploads } = options;
   return new Elysia({ name: "detect-api" })
     .use(requestId)
-    .use(apiGuard(options.token))
     .post(
       `${API_PATH}/detect`,
       async ({ request, query, requestId }) => {

@@ -9,6 +9,7 @@ import type { Logger } from "../log.ts";
 import { HttpError } from "./http-error.ts";
 import { JobRefusedError, JobTimeoutError } from "./jobs.ts";
 import { requestId, requestIdOf } from "./request-id.ts";
+import { requestPath } from "./request-target.ts";
 import { IMAGE_PROBLEM_STATUS } from "./upload.ts";
 
 const GALLERY_ERROR_STATUS: Record<GalleryErrorCode, number> = {
@@ -40,14 +41,25 @@ export function refusalOf(error: unknown): HttpError | undefined {
 export function errorMapping(log: Logger) {
   return new Elysia().use(requestId).onError({ as: "global" }, ({ error, code, request, set }) => {
     const id = requestIdOf(request);
-    const answer = toHttpError(error, code, request);
-    const fields = { requestId: id, method: request.method, path: new URL(request.url).pathname, status: answer.status, code: answer.code };
-    if (answer.status >= 500) log.error("request_failed", { ...fields, ...details(error) });
-    else log.info("request_rejected", fields);
-    set.status = answer.status; // what the hooks after the answer (request timing) see
-    return answer.render(id);
+    try {
+      const answer = toHttpError(error, code, request);
+      // The URL as it came: a malformed one (refused by the request-target check) is logged, not parsed.
+      const fields = { requestId: id, method: request.method, path: requestPath(request.url) ?? request.url, status: answer.status, code: answer.code };
+      if (answer.status >= 500) log.error("request_failed", { ...fields, ...details(error) });
+      else log.info("request_rejected", fields);
+      set.status = answer.status; // what the hooks after the answer (request timing) see
+      return answer.render(id);
+    } catch {
+      // The mapping itself failed (a logger that cannot write, say): an error thrown here would reach Bun, whose
+      // answer is a bare 500 in production and its developer page otherwise, and the hooks after the answer
+      // (the in-flight gauge) would never run.
+      set.status = 500;
+      return INTERNAL_ERROR.render(id);
+    }
   });
 }
+
+const INTERNAL_ERROR = new HttpError(500, "internal_error", "internal error");
 
 const isJson = (request: Request) => (request.headers.get("content-type") ?? "").startsWith("application/json");
 

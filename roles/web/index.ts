@@ -100,8 +100,10 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     }),
   });
   try {
-    // Elysia turns SO_REUSEPORT on by default: a second process on the port would then share it silently.
-    app.listen({ hostname: config.host, port: config.port, reusePort: false, maxRequestBodySize: bodySizeBackstop(config.maxBodyBytes), ...(tls ? { tls } : {}) });
+    // Elysia turns SO_REUSEPORT on by default: a second process on the port would then share it silently. It also
+    // leaves Bun's development mode on unless NODE_ENV=production, whose answer to an uncaught error is a page with
+    // the source, its paths and the stack.
+    app.listen({ hostname: config.host, port: config.port, reusePort: false, development: false, maxRequestBodySize: bodySizeBackstop(config.maxBodyBytes), ...(tls ? { tls } : {}) });
   } catch (error) {
     token.stop();
     await lease?.stop();

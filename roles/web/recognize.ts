@@ -1,7 +1,7 @@
 /** `POST /v1/recognize`: every face in a photo, largest first, with its box, its best match and the top candidates. */
 import { Elysia, t } from "elysia";
 import { MAX_CANDIDATES, MAX_FACES } from "../messages.ts";
-import { apiGuard, API_PATH } from "./api-guard.ts";
+import { API_PATH } from "./access.ts";
 import {
   CandidateSchema,
   errorAnswers,
@@ -25,7 +25,6 @@ import { streamedBody, type UploadReader } from "./upload.ts";
 export interface FaceRouteOptions {
   jobs: JobSubmitter;
   uploads: UploadReader;
-  token: () => string;
 }
 
 export const DEFAULT_CANDIDATES = 3;
@@ -76,7 +75,6 @@ export function recognizeApi(options: FaceRouteOptions) {
   const { jobs, uploads } = options;
   return new Elysia({ name: "recognize-api" })
     .use(requestId)
-    .use(apiGuard(options.token))
     .post(
       `${API_PATH}/recognize`,
       async ({ request, query, requestId }) => {

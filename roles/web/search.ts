@@ -1,7 +1,7 @@
 /** `POST /v1/search`: the nearest subjects to an embedding the caller computed, from the gallery the web role holds. */
 import { Elysia, t } from "elysia";
 import { MAX_CANDIDATES } from "../messages.ts";
-import { apiGuard, API_PATH } from "./api-guard.ts";
+import { API_PATH } from "./access.ts";
 import { CandidateSchema, errorAnswers, EXAMPLE_CANDIDATES, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
 import { DEFAULT_CANDIDATES } from "./recognize.ts";
@@ -16,11 +16,10 @@ export const SearchAnswerSchema = withExample(t.Object({ candidates: t.Array(Can
   candidates: EXAMPLE_CANDIDATES,
 });
 
-export function searchApi(options: { gallery: Pick<SubjectStore, "search" | "dimensions">; token: () => string }) {
+export function searchApi(options: { gallery: Pick<SubjectStore, "search" | "dimensions"> }) {
   const { gallery } = options;
   return new Elysia({ name: "search-api" })
     .use(requestId)
-    .use(apiGuard(options.token))
     .post(
       `${API_PATH}/search`,
       ({ body }) => {

@@ -1,11 +1,14 @@
 /**
  * The web role's HTTP surface (Elysia), one plugin per concern: the request id first (every answer carries it), the
- * request timing (so that requests refused before routing are timed too), the error mapping, the upload limit, then
+ * request timing (so that requests refused before routing are timed too), the error mapping, the refusal of
+ * malformed and non-canonical requests, the upload limit, the bearer guard (over every route, by its template), then
  * the features: the API docs, health, the operator's page, the classic contract, the JSON API under /v1.
  */
 import { Elysia } from "elysia";
 import type { Logger } from "../log.ts";
 import type { ServiceMetrics } from "../metrics.ts";
+import { accessPolicy, type RouteTemplate } from "./access.ts";
+import { bearerGuard } from "./bearer.ts";
 import { classicContract } from "./classic.ts";
 import { apiDocs } from "./docs.ts";
 import { errorMapping } from "./errors.ts";
@@ -18,6 +21,7 @@ import { recognizeApi } from "./recognize.ts";
 import { searchApi } from "./search.ts";
 import { verifyApi } from "./verify.ts";
 import { requestId } from "./request-id.ts";
+import { requestTarget } from "./request-target.ts";
 import { subjectsApi, type SubjectStore } from "./subjects.ts";
 import type { UploadReader } from "./upload.ts";
 import { uploadLimit } from "./upload-limit.ts";
@@ -37,18 +41,24 @@ export interface WebDependencies {
 export function createWebServer(deps: WebDependencies) {
   const { uploads, log, metrics } = deps;
   const jobs = timedJobs(deps.jobs, metrics);
-  return new Elysia()
+  // Read by the guard when requests arrive, once every route below is in.
+  const routes: RouteTemplate[] = [];
+  const app = new Elysia()
     .use(requestId)
     .use(metricsEndpoint(metrics))
     .use(errorMapping(log))
+    .use(requestTarget)
     .use(uploadLimit(uploads.limits.maxBodyBytes))
+    .use(bearerGuard({ policy: accessPolicy({ classicAuth: deps.classicAuth }), token: deps.token, routes: () => routes }))
     .use(apiDocs(uploads.limits))
     .use(health(deps.health))
     .use(operatorPage(() => liveStats(metrics)))
-    .use(classicContract({ jobs, uploads, log, token: deps.classicAuth ? deps.token : undefined }))
-    .use(recognizeApi({ jobs, uploads, token: deps.token }))
-    .use(detectApi({ jobs, uploads, token: deps.token }))
-    .use(verifyApi({ jobs, uploads, gallery: deps.gallery, token: deps.token }))
-    .use(searchApi({ gallery: deps.gallery, token: deps.token }))
-    .use(subjectsApi({ jobs, uploads, gallery: deps.gallery, token: deps.token }));
+    .use(classicContract({ jobs, uploads, log }))
+    .use(recognizeApi({ jobs, uploads }))
+    .use(detectApi({ jobs, uploads }))
+    .use(verifyApi({ jobs, uploads, gallery: deps.gallery }))
+    .use(searchApi({ gallery: deps.gallery }))
+    .use(subjectsApi({ jobs, uploads, gallery: deps.gallery }));
+  routes.push(...app.routes);
+  return app;
 }

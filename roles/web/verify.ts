@@ -5,7 +5,7 @@
  */
 import { Elysia, t } from "elysia";
 import type { FacesResult } from "../messages.ts";
-import { apiGuard, API_PATH } from "./api-guard.ts";
+import { API_PATH } from "./access.ts";
 import { BoxSchema, errorAnswers, EXAMPLE_FACE, EXAMPLE_MATCH, EXAMPLE_THRESHOLD, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
@@ -17,7 +17,6 @@ export interface VerifyOptions {
   jobs: JobSubmitter;
   gallery: Pick<SubjectStore, "subjectSimilarity" | "faceCount">;
   uploads: UploadReader;
-  token: () => string;
 }
 
 const threshold = t.Number({ description: "the similarity at or above which the faces are the same person (the open-set threshold, chosen for a false-accept rate of 1e-3 on lfw-devtrain pairs)" });
@@ -66,7 +65,6 @@ export function verifyApi(options: VerifyOptions) {
   const { jobs, gallery } = options;
   return new Elysia({ name: "verify-api" })
     .use(requestId)
-    .use(apiGuard(options.token))
     .post(
       `${API_PATH}/verify`,
       async ({ request, requestId }) => {

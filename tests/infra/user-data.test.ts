@@ -105,7 +105,8 @@ describe("AMI builder user data", () => {
     const writable = ["ReadWritePaths", "StateDirectory", "LogsDirectory", "RuntimeDirectory", "ConfigurationDirectory", "CacheDirectory"].filter((name) => unit.Service![name]);
     expect(writable).toEqual(["CacheDirectory"]);
     expect(`/var/cache/${unit.Service!.CacheDirectory}`).toBe(CACHE_DIR);
-    expect(unit.Service!.Environment).toEqual([`HOME=${CACHE_DIR} XDG_CACHE_HOME=${CACHE_DIR}`]);
+    // Production mode: an uncaught error answers Bun's bare 500, never its developer page (source, paths, stack).
+    expect(unit.Service!.Environment).toEqual([`HOME=${CACHE_DIR} XDG_CACHE_HOME=${CACHE_DIR}`, "NODE_ENV=production"]);
     expect(unit.Service!.WorkingDirectory).toEqual([PROJECT_DIR]);
     // The project stays root's: nothing hands it to the service user.
     expect(script).not.toMatch(new RegExp(`chown[^\n]*${SERVICE_USER}[^\n]*${PROJECT_DIR}`));

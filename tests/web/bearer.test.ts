@@ -1,6 +1,7 @@
-// The bearer guard on its own: mounted on a path, checked before the body is read, the token read on every request.
+// The bearer guard on its own: a policy over route templates, checked before the body is read, the token read on every request.
 import { describe, expect, test } from "bun:test";
 import { Elysia } from "elysia";
+import type { RouteTemplate } from "../../roles/web/access.ts";
 import { bearerGuard } from "../../roles/web/bearer.ts";
 import { errorMapping } from "../../roles/web/errors.ts";
 import { captureLogs, request } from "./support.ts";
@@ -8,14 +9,10 @@ import { captureLogs, request } from "./support.ts";
 describe("bearer guard", () => {
   let token = "first-token";
   let bodiesRead = 0;
+  const routes: RouteTemplate[] = [];
   const app = new Elysia()
     .use(errorMapping(captureLogs().logger))
-    .use(
-      bearerGuard(
-        (_method, pathname) => pathname.startsWith("/admin/"),
-        () => token,
-      ),
-    )
+    .use(bearerGuard({ policy: (_method, template) => (template.startsWith("/admin/") ? "admin" : "none"), token: () => token, routes: () => routes }))
     .get("/open", () => "open")
     .get("/admin/list", () => "listed")
     .post(
@@ -26,10 +23,11 @@ describe("bearer guard", () => {
       },
       { parse: "none" },
     );
+  routes.push(...app.routes);
 
   const get = (path: string, authorization?: string) => app.handle(request(path, { headers: authorization ? { authorization } : {} }));
 
-  test("paths it is not mounted on stay open", async () => {
+  test("routes its policy leaves open stay open", async () => {
     expect((await get("/open")).status).toBe(200);
   });
 

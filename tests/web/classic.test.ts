@@ -1,10 +1,8 @@
 // The classic contract's plugin on its own: a fake job submitter, the model's real image inspector, no datasets.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { Elysia } from "elysia";
 import { classicContract } from "../../roles/web/classic.ts";
-import { errorMapping } from "../../roles/web/errors.ts";
 import { JobRefusedError } from "../../roles/web/jobs.ts";
-import { captureLogs, fakeJobs, multipart, request, testImages, testUploadReader, TOKEN } from "./support.ts";
+import { captureLogs, fakeJobs, guarded, multipart, request, testImages, testUploadReader, TOKEN } from "./support.ts";
 
 let images: Awaited<ReturnType<typeof testImages>>;
 beforeAll(async () => {
@@ -14,16 +12,10 @@ beforeAll(async () => {
 function classic(options: { classicAuth?: boolean; answer?: Parameters<typeof fakeJobs>[0] } = {}) {
   const logs = captureLogs();
   const { jobs, submitted } = fakeJobs(options.answer);
-  const app = new Elysia()
-    .use(errorMapping(logs.logger))
-    .use(
-      classicContract({
-        jobs,
-        uploads: testUploadReader({ maxFileBytes: 64 * 1024 }),
-        log: logs.logger,
-        token: options.classicAuth ? () => TOKEN : undefined,
-      }),
-    );
+  const app = guarded(classicContract({ jobs, uploads: testUploadReader({ maxFileBytes: 64 * 1024 }), log: logs.logger }), {
+    log: logs.logger,
+    classicAuth: options.classicAuth ?? false,
+  });
   const post = (body: FormData | string, headers: Record<string, string> = {}) => app.handle(request("/", { method: "POST", body, headers }));
   return { app, post, submitted, logs };
 }

@@ -1,10 +1,8 @@
 // The recognize plugin on its own: a fake job submitter (no model, no datasets), the real error mapping.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { Value } from "@sinclair/typebox/value";
-import { Elysia } from "elysia";
-import { errorMapping } from "../../roles/web/errors.ts";
 import { RecognizeAnswerSchema, recognizeApi } from "../../roles/web/recognize.ts";
-import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, multipart, request, testImages, testUploadReader, TOKEN } from "./support.ts";
+import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, guarded, multipart, request, testImages, testUploadReader } from "./support.ts";
 
 let images: Awaited<ReturnType<typeof testImages>>;
 beforeAll(async () => {
@@ -16,7 +14,7 @@ const JOHN = { subject: "John", similarity: 0.6 };
 
 function recognizer(result = facesResult([faceReport([PAUL, JOHN]), faceReport([JOHN], { x: 200, y: 50, width: 40, height: 48 })])) {
   const { jobs, submitted } = fakeJobs(undefined, () => result);
-  const app = new Elysia().use(errorMapping(captureLogs().logger)).use(recognizeApi({ jobs, uploads: testUploadReader({ maxFileBytes: 64 * 1024 }), token: () => TOKEN }));
+  const app = guarded(recognizeApi({ jobs, uploads: testUploadReader({ maxFileBytes: 64 * 1024 }) }), { log: captureLogs().logger });
   const recognize = (query = "", form = multipart("image", images.jpeg, "a.jpg"), headers: Record<string, string> = AUTH) =>
     app.handle(request(`/v1/recognize${query}`, { method: "POST", body: form, headers }));
   return { recognize, submitted };

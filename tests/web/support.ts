@@ -5,6 +5,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Elysia, type AnyElysia } from "elysia";
 import sharp from "sharp";
 import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
@@ -12,6 +13,7 @@ import type { Bucket, JobQueue, QueueService } from "../../roles/cloud/types.ts"
 import { GalleryWriter } from "../../roles/gallery-store.ts";
 import { ServiceMetrics } from "../../roles/metrics.ts";
 import { captureLogs, type LogCapture } from "../support/logs.ts";
+import type { Logger } from "../../roles/log.ts";
 import {
   decodeMessage,
   JobMessageSchema,
@@ -28,6 +30,10 @@ import { imageInspector } from "../../roles/start.ts";
 import { createJobSubmitter, type JobOptions, type JobSubmitter } from "../../roles/web/jobs.ts";
 import { ReplyPoller } from "../../roles/web/reply-poller.ts";
 import { createWebServer } from "../../roles/web/server.ts";
+import { accessPolicy, type RouteTemplate } from "../../roles/web/access.ts";
+import { bearerGuard } from "../../roles/web/bearer.ts";
+import { errorMapping } from "../../roles/web/errors.ts";
+import { requestTarget } from "../../roles/web/request-target.ts";
 import { createUploadReader, type Upload, type UploadLimits, type UploadReader } from "../../roles/web/upload.ts";
 import { decodeImage } from "../../model/decode.ts";
 import { ImageError } from "../../model/types.ts";
@@ -118,6 +124,18 @@ export interface WebHarness {
 
 export const TOKEN = "a-test-token";
 export const AUTH = { authorization: `Bearer ${TOKEN}` };
+
+/** A feature's plugin behind what the server puts in front of it: the error mapping, the request-target check, the bearer guard (token TOKEN). */
+export function guarded<P extends AnyElysia>(plugin: P, options: { log: Logger; classicAuth?: boolean }) {
+  const routes: RouteTemplate[] = [];
+  const app = new Elysia()
+    .use(errorMapping(options.log))
+    .use(requestTarget)
+    .use(bearerGuard({ policy: accessPolicy({ classicAuth: options.classicAuth ?? false }), token: () => TOKEN, routes: () => routes }))
+    .use(plugin);
+  routes.push(...app.routes);
+  return app;
+}
 
 /**
  * The whole HTTP surface over files in a temporary folder and in-memory queues, with the real job submitter and reply
