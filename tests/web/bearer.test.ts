@@ -1,6 +1,6 @@
 // The bearer guard on its own: a policy over route templates, checked before the body is read, the token read on every request.
 import { describe, expect, test } from "bun:test";
-import { Elysia } from "elysia";
+import { Elysia, t } from "elysia";
 import type { RouteTemplate } from "../../roles/web/access.ts";
 import { bearerGuard } from "../../roles/web/bearer.ts";
 import { errorMapping } from "../../roles/web/errors.ts";
@@ -73,5 +73,18 @@ describe("bearer guard", () => {
     token = "second-token";
     expect((await get("/admin/list", "Bearer first-token")).status).toBe(401);
     expect((await get("/admin/list", "Bearer second-token")).status).toBe(200);
+  });
+
+  test("the decision after routing holds on its own: a route the arrival check found no template for, before its parameters are validated", async () => {
+    const routed = new Elysia()
+      .use(errorMapping(captureLogs().logger))
+      .use(bearerGuard({ policy: (_method, template) => (template.startsWith("/admin/") ? "admin" : "none"), token: () => token, routes: () => [] }))
+      .get("/admin/items/:id", ({ params }) => params.id, { params: t.Object({ id: t.String({ pattern: "^[0-9]+$" }) }) });
+    for (const path of ["/admin/items/7", "/admin/items/not-a-number"]) {
+      const response = await routed.handle(request(path));
+      expect(response.status).toBe(401);
+      expect(response.headers.get("www-authenticate")).toBe('Bearer realm="facefleet"');
+    }
+    expect(await (await routed.handle(request("/admin/items/7", { headers: { authorization: `Bearer ${token}` } }))).text()).toBe("7");
   });
 });

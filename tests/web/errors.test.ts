@@ -5,6 +5,7 @@ import { GalleryError } from "../../roles/gallery-store.ts";
 import { errorMapping } from "../../roles/web/errors.ts";
 import { HttpError } from "../../roles/web/http-error.ts";
 import { JobRefusedError, JobTimeoutError } from "../../roles/web/jobs.ts";
+import { createLogger } from "../../roles/log.ts";
 import { captureLogs, request } from "./support.ts";
 
 const ARN = "arn:aws:iam::123456789012:role/facefleet-web";
@@ -89,4 +90,32 @@ describe("error mapping", () => {
       expect(JSON.stringify(logged)).toContain(ARN);
     });
   }
+
+  test("the mapping cannot throw: with a logger that fails and a URL that does not parse, still 500 internal_error as JSON, and the hooks after the answer run", async () => {
+    const failing = createLogger({}, () => {
+      throw new Error("the log cannot be written");
+    });
+    let answered = 0;
+    const app = new Elysia()
+      .use(errorMapping(failing))
+      .onAfterResponse({ as: "global" }, () => {
+        answered++;
+      })
+      .get("/", () => {
+        throw new HttpError(404, "unknown_subject", "no subject named 'x'");
+      });
+    const response = await app.handle(request("/"));
+    expect(response.status).toBe(500);
+    expect(await response.json()).toEqual({ error: "internal_error", message: "internal error", requestId: response.headers.get("x-request-id")! });
+    await Bun.sleep(10);
+    expect(answered).toBe(1);
+    // request.url is the bare path when the Host header is malformed: logged as it is, never parsed.
+    const logs = captureLogs();
+    const relative = await new Elysia().use(errorMapping(logs.logger)).onRequest(({ request }) => {
+      Object.defineProperty(request, "url", { value: "/v1/subjects" });
+      throw new HttpError(400, "bad_request", "the request's Host or target is malformed");
+    }).handle(request("/x"));
+    expect(relative.status).toBe(400);
+    expect(logs.lines).toContainEqual(expect.objectContaining({ event: "request_rejected", path: "/v1/subjects", code: "bad_request" }));
+  });
 });

@@ -179,6 +179,19 @@ describe("no spelling of a guarded route's path reaches its handler without the 
     expect(await inFlightSettled()).toBe(0);
   });
 
+  test("the reported bypass, and a path Bun routes otherwise than its URL reads: 400 bad_request before the body is read", async () => {
+    // Bun's router matched /v1/subjects/:name/faces/:faceId on the raw path; request.url reads /.
+    const bypass = await send(port, "DELETE", "/v1/subjects/x/faces/..\\..\\..\\..");
+    expect(bypass.status).toBe(400);
+    expectErrorBody(bypass, "bad_request");
+    // Routed to PATCH /v1/subjects/:name with the name ..\Paul, read as /v1/Paul: a body that is not JSON is never parsed.
+    const body = "{not json";
+    const rename = await raw(port, `PATCH /v1/subjects/..\\Paul HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+    expect(rename.status).toBe(400);
+    expectErrorBody(rename, "bad_request");
+    expect(JSON.parse(rename.body).message).toContain("another route");
+  });
+
   test("the canonical spelling with the token still reaches the handler (the refusals above are not blanket ones)", async () => {
     const deleted = await send(port, "DELETE", "/v1/subjects/Nobody/faces/f1", { host: "localhost", ...AUTH });
     expect(deleted.status).toBe(404);
