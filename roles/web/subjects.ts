@@ -22,8 +22,8 @@ export interface SubjectsOptions {
   uploads: UploadReader;
 }
 
-/** Any printable name without slashes (it travels in URLs and object keys). */
-export const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: "^[^/\\\\\\u0000-\\u001f]+$" });
+/** Any printable name without slashes that is not a dot segment (it travels in URL paths and object keys). */
+export const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: "^(?!\\.\\.?$)[^/\\\\\\u0000-\\u001f\\u007f]+$" });
 const Name = t.Object({ name: SubjectName });
 /** A face's id as the gallery makes them (`model/gallery.ts`): `f` and a counter. */
 const FaceId = t.String({ pattern: "^f[0-9]{1,15}$", description: "as the enrollment answered it, `f7` say" });

@@ -86,7 +86,12 @@ describe("subjects API", () => {
       });
     }
     test("a name with a slash, a backslash or a control character: 400 bad_request before routing; a long one 400 invalid_parameter", async () => {
-      const { enroll, submitted } = await subjects();
+      const { app, enroll, submitted } = await subjects();
+      // A dot segment cannot travel in a path: no subject may be renamed to one either.
+      for (const name of [".", "..", "a/b", "a\u007f"]) {
+        const renamed = await app.handle(request("/v1/subjects/Paul", { method: "PATCH", body: JSON.stringify({ name }), headers: { ...AUTH, "content-type": "application/json" } }));
+        expect(await renamed.json()).toMatchObject({ error: "invalid_body" });
+      }
       for (const [name, code] of [["a%2Fb", "bad_request"], ["a%5Cb", "bad_request"], ["a%01b", "bad_request"], ["a".repeat(101), "invalid_parameter"]]) {
         const response = await enroll(name!, multipart("image", images.jpeg, "a.jpg"));
         expect(response.status).toBe(400);
