@@ -1,8 +1,8 @@
 /**
- * Refuses, before routing, a request whose URL the routers could read otherwise than the guard: a malformed Host, a
- * path that is not in canonical form. Bun's router matches the raw path and Elysia's own router (requests Bun's did
- * not match) a substring of `request.url`, where a URL parser would resolve backslashes, dot segments and
- * percent-encoded dots to another path. Once this passes, every reader of the path sees the same one.
+ * Refuses, before routing, a request whose URL is malformed (its Host) or whose path is not in canonical form:
+ * `400 bad_request`. Bun hands over `request.url` already normalised (backslashes made slashes, dot segments and
+ * `%2e%2e` resolved) while its router matched the raw target, so this sees what survives the normalisation (`//`, a
+ * trailing `/`, `%5c`, `%00`, `%2e` in a name...); the bearer guard compares the route Bun matched with this path.
  */
 import { Elysia } from "elysia";
 import { HttpError } from "./http-error.ts";

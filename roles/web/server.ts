@@ -41,7 +41,7 @@ export interface WebDependencies {
 export function createWebServer(deps: WebDependencies) {
   const { uploads, log, metrics } = deps;
   const jobs = timedJobs(deps.jobs, metrics);
-  // Read by the guard when requests arrive, once every route below is in.
+  // Every route the server answers, the guard's to decide on: filled once all are in.
   const routes: RouteTemplate[] = [];
   const app = new Elysia()
     .use(requestId)

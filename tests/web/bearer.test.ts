@@ -1,7 +1,7 @@
 // The bearer guard on its own: a policy over route templates, checked before the body is read, the token read on every request.
 import { describe, expect, test } from "bun:test";
 import { Elysia, t } from "elysia";
-import type { RouteTemplate } from "../../roles/web/access.ts";
+import type { AccessPolicy } from "../../roles/web/access.ts";
 import { bearerGuard } from "../../roles/web/bearer.ts";
 import { errorMapping } from "../../roles/web/errors.ts";
 import { captureLogs, request } from "./support.ts";
@@ -9,10 +9,8 @@ import { captureLogs, request } from "./support.ts";
 describe("bearer guard", () => {
   let token = "first-token";
   let bodiesRead = 0;
-  const routes: RouteTemplate[] = [];
-  const app = new Elysia()
-    .use(errorMapping(captureLogs().logger))
-    .use(bearerGuard({ policy: (_method, template) => (template.startsWith("/admin/") ? "admin" : "none"), token: () => token, routes: () => routes }))
+  const policy: AccessPolicy = (_method, template) => (template.startsWith("/admin/") ? "admin" : "none");
+  const features = new Elysia()
     .get("/open", () => "open")
     .get("/admin/list", () => "listed")
     .post(
@@ -23,7 +21,10 @@ describe("bearer guard", () => {
       },
       { parse: "none" },
     );
-  routes.push(...app.routes);
+  const app = new Elysia()
+    .use(errorMapping(captureLogs().logger))
+    .use(bearerGuard({ policy, token: () => token, routes: () => features.routes }))
+    .use(features);
 
   const get = (path: string, authorization?: string) => app.handle(request(path, { headers: authorization ? { authorization } : {} }));
 
@@ -78,7 +79,7 @@ describe("bearer guard", () => {
   test("the decision after routing holds on its own: a route the arrival check found no template for, before its parameters are validated", async () => {
     const routed = new Elysia()
       .use(errorMapping(captureLogs().logger))
-      .use(bearerGuard({ policy: (_method, template) => (template.startsWith("/admin/") ? "admin" : "none"), token: () => token, routes: () => [] }))
+      .use(bearerGuard({ policy, token: () => token, routes: () => [] }))
       .get("/admin/items/:id", ({ params }) => params.id, { params: t.Object({ id: t.String({ pattern: "^[0-9]+$" }) }) });
     for (const path of ["/admin/items/7", "/admin/items/not-a-number"]) {
       const response = await routed.handle(request(path));

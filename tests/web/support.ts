@@ -30,7 +30,7 @@ import { imageInspector } from "../../roles/start.ts";
 import { createJobSubmitter, type JobOptions, type JobSubmitter } from "../../roles/web/jobs.ts";
 import { ReplyPoller } from "../../roles/web/reply-poller.ts";
 import { createWebServer } from "../../roles/web/server.ts";
-import { accessPolicy, type RouteTemplate } from "../../roles/web/access.ts";
+import { accessPolicy } from "../../roles/web/access.ts";
 import { bearerGuard } from "../../roles/web/bearer.ts";
 import { errorMapping } from "../../roles/web/errors.ts";
 import { requestTarget } from "../../roles/web/request-target.ts";
@@ -127,14 +127,11 @@ export const AUTH = { authorization: `Bearer ${TOKEN}` };
 
 /** A feature's plugin behind what the server puts in front of it: the error mapping, the request-target check, the bearer guard (token TOKEN). */
 export function guarded<P extends AnyElysia>(plugin: P, options: { log: Logger; classicAuth?: boolean }) {
-  const routes: RouteTemplate[] = [];
-  const app = new Elysia()
+  return new Elysia()
     .use(errorMapping(options.log))
     .use(requestTarget)
-    .use(bearerGuard({ policy: accessPolicy({ classicAuth: options.classicAuth ?? false }), token: () => TOKEN, routes: () => routes }))
+    .use(bearerGuard({ policy: accessPolicy({ classicAuth: options.classicAuth ?? false }), token: () => TOKEN, routes: () => plugin.routes }))
     .use(plugin);
-  routes.push(...app.routes);
-  return app;
 }
 
 /**
