@@ -201,6 +201,18 @@ describe("no spelling of a guarded route's path reaches its handler without the 
     expect(JSON.parse(named.body).message).toContain("Ada Lovelace");
   });
 
+  test("every path parameter of the OpenAPI document carries a pattern: none is free-form text", async () => {
+    type Operation = { parameters?: { name: string; in: string; schema?: { pattern?: string } }[] };
+    const document = (await (await fetch(`http://127.0.0.1:${port}/openapi/json`)).json()) as { paths: Record<string, Record<string, Operation>> };
+    const parameters = Object.entries(document.paths).flatMap(([template, operations]) =>
+      Object.entries(operations).flatMap(([method, operation]) =>
+        (operation.parameters ?? []).filter((parameter) => parameter.in === "path").map((parameter) => ({ route: `${method} ${template}`, name: parameter.name, pattern: parameter.schema?.pattern })),
+      ),
+    );
+    expect(parameters.length).toBeGreaterThanOrEqual(7);
+    expect(parameters.filter(({ pattern }) => pattern === undefined)).toEqual([]);
+  });
+
   test("a face id that is not the gallery's f<digits>: 400 invalid_parameter, after the token", async () => {
     const answer = await send(port, "DELETE", "/v1/subjects/Paul/faces/x1", { host: "localhost", ...AUTH });
     expect(answer.status).toBe(400);
