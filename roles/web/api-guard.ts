@@ -4,10 +4,11 @@
  * every API plugin checks a request once.
  */
 import { Elysia } from "elysia";
-import { bearerGuard } from "./bearer.ts";
+import { bearerGuard, type RecognitionKeys } from "./bearer.ts";
 
 export const API_PATH = "/v1";
 
-export function apiGuard(token: () => string) {
-  return new Elysia({ name: "api-guard" }).use(bearerGuard((_method, pathname) => pathname === API_PATH || pathname.startsWith(`${API_PATH}/`), token));
+/** `keys`: the recognition keys, taken on the routes `key-scope.ts` names; without, only the admin token opens /v1. */
+export function apiGuard(token: () => string, keys?: RecognitionKeys) {
+  return new Elysia({ name: "api-guard" }).use(bearerGuard((_method, pathname) => pathname === API_PATH || pathname.startsWith(`${API_PATH}/`), token, keys));
 }

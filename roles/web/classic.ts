@@ -1,7 +1,7 @@
 /** The classic contract: `POST /` with multipart `inputFile`, answered `200 text/plain` `<name>:<person>`. */
 import { Elysia, t } from "elysia";
 import type { Logger } from "../log.ts";
-import { bearerGuard } from "./bearer.ts";
+import { bearerGuard, type RecognitionKeys } from "./bearer.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
 import { streamedBody, type UploadReader } from "./upload.ts";
@@ -12,12 +12,14 @@ export interface ClassicOptions {
   log: Logger;
   /** Set when the classic contract needs the bearer token too (FACEFLEET_CLASSIC_AUTH); open otherwise, as the course's grader expects. */
   token?: () => string;
+  /** The recognition keys, taken where key-scope.ts allows; without, only the admin token is. */
+  keys?: RecognitionKeys;
 }
 
 export function classicContract(options: ClassicOptions) {
   return new Elysia({ name: "classic-contract" })
     .use(requestId)
-    .use(options.token ? bearerGuard((method, pathname) => method === "POST" && pathname === "/", options.token) : new Elysia())
+    .use(options.token ? bearerGuard((method, pathname) => method === "POST" && pathname === "/", options.token, options.keys) : new Elysia())
     .post(
       "/",
       async ({ request, requestId }) => {

@@ -34,7 +34,7 @@ export function detectApi(options: FaceRouteOptions) {
   const { jobs, uploads } = options;
   return new Elysia({ name: "detect-api" })
     .use(requestId)
-    .use(apiGuard(options.token))
+    .use(apiGuard(options.token, options.keys))
     .post(
       `${API_PATH}/detect`,
       async ({ request, query, requestId }) => {

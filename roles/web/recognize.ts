@@ -2,6 +2,7 @@
 import { Elysia, t } from "elysia";
 import { MAX_CANDIDATES, MAX_FACES } from "../messages.ts";
 import { apiGuard, API_PATH } from "./api-guard.ts";
+import type { RecognitionKeys } from "./bearer.ts";
 import {
   CandidateSchema,
   errorAnswers,
@@ -26,6 +27,8 @@ export interface FaceRouteOptions {
   jobs: JobSubmitter;
   uploads: UploadReader;
   token: () => string;
+  /** The recognition keys, taken where key-scope.ts allows; without, only the admin token is. */
+  keys?: RecognitionKeys;
 }
 
 export const DEFAULT_CANDIDATES = 3;
@@ -76,7 +79,7 @@ export function recognizeApi(options: FaceRouteOptions) {
   const { jobs, uploads } = options;
   return new Elysia({ name: "recognize-api" })
     .use(requestId)
-    .use(apiGuard(options.token))
+    .use(apiGuard(options.token, options.keys))
     .post(
       `${API_PATH}/recognize`,
       async ({ request, query, requestId }) => {

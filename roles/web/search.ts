@@ -2,6 +2,7 @@
 import { Elysia, t } from "elysia";
 import { MAX_CANDIDATES } from "../messages.ts";
 import { apiGuard, API_PATH } from "./api-guard.ts";
+import type { RecognitionKeys } from "./bearer.ts";
 import { CandidateSchema, errorAnswers, EXAMPLE_CANDIDATES, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
 import { DEFAULT_CANDIDATES } from "./recognize.ts";
@@ -16,11 +17,11 @@ export const SearchAnswerSchema = withExample(t.Object({ candidates: t.Array(Can
   candidates: EXAMPLE_CANDIDATES,
 });
 
-export function searchApi(options: { gallery: Pick<SubjectStore, "search" | "dimensions">; token: () => string }) {
+export function searchApi(options: { gallery: Pick<SubjectStore, "search" | "dimensions">; token: () => string; keys?: RecognitionKeys }) {
   const { gallery } = options;
   return new Elysia({ name: "search-api" })
     .use(requestId)
-    .use(apiGuard(options.token))
+    .use(apiGuard(options.token, options.keys))
     .post(
       `${API_PATH}/search`,
       ({ body }) => {

@@ -5,6 +5,7 @@
  */
 import { Elysia } from "elysia";
 import type { Logger } from "../log.ts";
+import type { ApiKeyStore } from "./api-key-store.ts";
 import type { ServiceMetrics } from "../metrics.ts";
 import { classicContract } from "./classic.ts";
 import { apiDocs } from "./docs.ts";
@@ -13,6 +14,7 @@ import { health } from "./health.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { detectApi } from "./detect.ts";
 import { liveStats, metricsEndpoint, timedJobs } from "./metrics.ts";
+import { keysApi } from "./keys.ts";
 import { operatorPage } from "./page.ts";
 import { recognizeApi } from "./recognize.ts";
 import { searchApi } from "./search.ts";
@@ -30,12 +32,14 @@ export interface WebDependencies {
   metrics: ServiceMetrics;
   /** The bearer token requests to the admin routes must carry (and the classic contract's, with `classicAuth`). */
   token: () => string;
+  /** The recognition keys, made and revoked by the admin under /v1/keys; they may only recognize (key-scope.ts). */
+  keys: ApiKeyStore;
   classicAuth: boolean;
   health(): Record<string, unknown>;
 }
 
 export function createWebServer(deps: WebDependencies) {
-  const { uploads, log, metrics } = deps;
+  const { uploads, log, metrics, keys } = deps;
   const jobs = timedJobs(deps.jobs, metrics);
   return new Elysia()
     .use(requestId)
@@ -45,10 +49,11 @@ export function createWebServer(deps: WebDependencies) {
     .use(apiDocs(uploads.limits))
     .use(health(deps.health))
     .use(operatorPage(() => liveStats(metrics)))
-    .use(classicContract({ jobs, uploads, log, token: deps.classicAuth ? deps.token : undefined }))
-    .use(recognizeApi({ jobs, uploads, token: deps.token }))
-    .use(detectApi({ jobs, uploads, token: deps.token }))
-    .use(verifyApi({ jobs, uploads, gallery: deps.gallery, token: deps.token }))
-    .use(searchApi({ gallery: deps.gallery, token: deps.token }))
-    .use(subjectsApi({ jobs, uploads, gallery: deps.gallery, token: deps.token }));
+    .use(classicContract({ jobs, uploads, log, token: deps.classicAuth ? deps.token : undefined, keys }))
+    .use(recognizeApi({ jobs, uploads, token: deps.token, keys }))
+    .use(detectApi({ jobs, uploads, token: deps.token, keys }))
+    .use(verifyApi({ jobs, uploads, gallery: deps.gallery, token: deps.token, keys }))
+    .use(searchApi({ gallery: deps.gallery, token: deps.token, keys }))
+    .use(subjectsApi({ jobs, uploads, gallery: deps.gallery, token: deps.token, keys }))
+    .use(keysApi({ keys, token: deps.token }));
 }

@@ -3,6 +3,7 @@ import { Elysia, t } from "elysia";
 import type { GalleryWriter } from "../gallery-store.ts";
 import { EnrollFaceSchema, type EnrollFace } from "../messages.ts";
 import { apiGuard, API_PATH } from "./api-guard.ts";
+import type { RecognitionKeys } from "./bearer.ts";
 import { errorAnswers, EXAMPLE_CANDIDATES, EXAMPLE_MATCH, QueryInteger, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
 import { refusalOf } from "./errors.ts";
 import { HttpError } from "./http-error.ts";
@@ -21,6 +22,8 @@ export interface SubjectsOptions {
   gallery: SubjectStore;
   uploads: UploadReader;
   token: () => string;
+  /** The recognition keys, taken where key-scope.ts allows; without, only the admin token is. */
+  keys?: RecognitionKeys;
 }
 
 /** Any printable name without slashes (it travels in URLs and object keys). */
@@ -118,7 +121,7 @@ export function subjectsApi(options: SubjectsOptions) {
 
   return new Elysia({ name: "subjects-api" })
     .use(requestId)
-    .use(apiGuard(options.token))
+    .use(apiGuard(options.token, options.keys))
     .get(
       `${API_PATH}/subjects`,
       async ({ query }) => {
@@ -133,7 +136,7 @@ export function subjectsApi(options: SubjectsOptions) {
           page: QueryInteger({ minimum: 1, maximum: 1_000_000, description: "from 1" }),
           size: QueryInteger({ minimum: 1, maximum: MAX_PAGE_SIZE, description: `subjects per page (default ${DEFAULT_PAGE_SIZE})` }),
         }),
-        response: { 200: SubjectListSchema, ...errorAnswers([400, 401]) },
+        response: { 200: SubjectListSchema, ...errorAnswers([400, 401, 403]) },
         detail: { summary: "List subjects, by name", tags },
       },
     )
@@ -145,7 +148,7 @@ export function subjectsApi(options: SubjectsOptions) {
         if (faces.length === 0) throw unknownSubject(params.name);
         return { name: params.name, faces };
       },
-      { params: Name, response: { 200: SubjectFacesSchema, ...errorAnswers([400, 401, 404]) }, detail: { summary: "A subject's faces", tags } },
+      { params: Name, response: { 200: SubjectFacesSchema, ...errorAnswers([400, 401, 403, 404]) }, detail: { summary: "A subject's faces", tags } },
     )
     .post(
       `${API_PATH}/subjects/:name/faces`,
@@ -176,7 +179,7 @@ export function subjectsApi(options: SubjectsOptions) {
           }),
           { summary: "Enroll a subject's face from a photo; unusable photos are refused with a reason and nothing is stored", tags },
         ),
-        response: { 200: EnrolledPartsSchema, 201: EnrolledSchema, ...errorAnswers([...UPLOAD_REFUSALS, 409, 422], {
+        response: { 200: EnrolledPartsSchema, 201: EnrolledSchema, ...errorAnswers([...UPLOAD_REFUSALS, 403, 409, 422], {
           409: { error: "embedding_mismatch", message: "the gallery holds 128-d embeddings but the model gives 512-d ones: re-enroll after changing the embedder" },
           413: { error: "body_too_large", message: "the request body has more than 52428800 bytes, the limit for a whole body" },
           422: { error: "face_too_small", message: "the face is 14 pixels across; at least 20 are needed" },
@@ -195,7 +198,7 @@ export function subjectsApi(options: SubjectsOptions) {
         params: Name,
         body: Name,
         query: t.Object({ merge: t.Optional(t.Union([t.Literal("true"), t.Literal("false")], { description: "merge into an existing subject" })) }),
-        response: { 200: RenamedSchema, ...errorAnswers([400, 401, 404, 409]) },
+        response: { 200: RenamedSchema, ...errorAnswers([400, 401, 403, 404, 409]) },
         detail: { summary: "Rename a subject (or merge it into another with ?merge=true)", tags },
       },
     )
@@ -206,7 +209,7 @@ export function subjectsApi(options: SubjectsOptions) {
         if (removed === 0) throw unknownSubject(params.name);
         return { subject: params.name, removedFaces: removed };
       },
-      { params: Name, response: { 200: RemovedSubjectSchema, ...errorAnswers([400, 401, 404]) }, detail: { summary: "Remove a subject", tags } },
+      { params: Name, response: { 200: RemovedSubjectSchema, ...errorAnswers([400, 401, 403, 404]) }, detail: { summary: "Remove a subject", tags } },
     )
     .delete(
       `${API_PATH}/subjects/:name/faces/:faceId`,
@@ -218,7 +221,7 @@ export function subjectsApi(options: SubjectsOptions) {
       },
       {
         params: t.Object({ name: SubjectName, faceId: t.String({ minLength: 1, maxLength: 64 }) }),
-        response: { 200: RemovedFaceSchema, ...errorAnswers([400, 401, 404], { 404: { error: "unknown_face", message: "subject 'Aaron_Sorkin' has no face 'f9'" } }) },
+        response: { 200: RemovedFaceSchema, ...errorAnswers([400, 401, 403, 404], { 404: { error: "unknown_face", message: "subject 'Aaron_Sorkin' has no face 'f9'" } }) },
         detail: { summary: "Remove one face of a subject", tags },
       },
     );

@@ -6,6 +6,7 @@
 import { Elysia, t } from "elysia";
 import type { FacesResult } from "../messages.ts";
 import { apiGuard, API_PATH } from "./api-guard.ts";
+import type { RecognitionKeys } from "./bearer.ts";
 import { BoxSchema, errorAnswers, EXAMPLE_FACE, EXAMPLE_MATCH, EXAMPLE_THRESHOLD, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
@@ -18,6 +19,8 @@ export interface VerifyOptions {
   gallery: Pick<SubjectStore, "subjectSimilarity" | "faceCount">;
   uploads: UploadReader;
   token: () => string;
+  /** The recognition keys, taken where key-scope.ts allows; without, only the admin token is. */
+  keys?: RecognitionKeys;
 }
 
 const threshold = t.Number({ description: "the similarity at or above which the faces are the same person (the open-set threshold, chosen for a false-accept rate of 1e-3 on lfw-devtrain pairs)" });
@@ -66,7 +69,7 @@ export function verifyApi(options: VerifyOptions) {
   const { jobs, gallery } = options;
   return new Elysia({ name: "verify-api" })
     .use(requestId)
-    .use(apiGuard(options.token))
+    .use(apiGuard(options.token, options.keys))
     .post(
       `${API_PATH}/verify`,
       async ({ request, requestId }) => {
