@@ -1,16 +1,16 @@
 // Recognition keys: made, listed and revoked by the admin; a key may recognize and nothing else; only its hash is
 // stored; a revoked key is refused at once by the process that revoked it, and within the refresh bound elsewhere.
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
 import { API_KEYS_KEY } from "../../roles/deployment.ts";
 import { ApiKeyStore, MAX_KEYS } from "../../roles/web/api-key-store.ts";
 import { recognitionKeyMay, RECOGNITION_KEY_ROUTES } from "../../roles/web/key-scope.ts";
+import { onLocalAndS3Buckets } from "../cloud/clouds.ts";
 import { waitFor } from "../support/waiting.ts";
 import { AUTH, captureLogs, faceReport, facesResult, multipart, request, startWebHarness, testImages, type WebHarness } from "./support.ts";
+
+// The S3 half runs against the emulated region: seconds on a loaded machine.
+setDefaultTimeout(30_000);
 
 let images: Awaited<ReturnType<typeof testImages>>;
 beforeAll(async () => {
@@ -174,11 +174,26 @@ describe("recognition keys over HTTP", () => {
   });
 });
 
-describe("the key store", () => {
-  const bucket = () => new FileBucket(mkdtempSync(join(tmpdir(), "facefleet-keys-")), "in");
+onLocalAndS3Buckets("the key store", (bucket) => {
+  test("only the SHA-256 is stored; a revoked key is refused by the process that revoked it as soon as it returns", async () => {
+    const shared = await bucket();
+    const store = await ApiKeyStore.open(shared, captureLogs().logger);
+    try {
+      const { key, summary } = await store.create("kiosk");
+      const stored = new TextDecoder().decode((await shared.get(API_KEYS_KEY))!);
+      expect(JSON.parse(stored)).toEqual({ keys: [{ id: summary.id, name: "kiosk", sha256: hashOf(key), createdAt: summary.createdAt }] });
+      expect(stored).not.toContain(key.slice(`ffk_${summary.id}_`.length));
+      expect(store.verify(key)).toBe(summary.id);
+      expect(await store.revoke(summary.id)).toBe(true);
+      expect(store.verify(key)).toBeUndefined();
+      expect(JSON.parse(new TextDecoder().decode((await shared.get(API_KEYS_KEY))!))).toEqual({ keys: [] });
+    } finally {
+      store.stop();
+    }
+  });
 
   test("a key revoked by another process is refused here within the refresh bound", async () => {
-    const shared = bucket();
+    const shared = await bucket();
     const here = await ApiKeyStore.open(shared, captureLogs().logger, 50);
     const there = await ApiKeyStore.open(shared, captureLogs().logger, 50);
     try {
@@ -196,7 +211,7 @@ describe("the key store", () => {
   });
 
   test("two writers at once lose neither key", async () => {
-    const shared = bucket();
+    const shared = await bucket();
     const [first, second] = await Promise.all([ApiKeyStore.open(shared, captureLogs().logger), ApiKeyStore.open(shared, captureLogs().logger)]);
     try {
       const made = await Promise.all([...Array.from({ length: 5 }, (_, i) => first.create(`a${i}`)), ...Array.from({ length: 5 }, (_, i) => second.create(`b${i}`))]);
@@ -210,7 +225,7 @@ describe("the key store", () => {
   });
 
   test("a stored document that is not the keys: every key refused, the fault logged, the next write replaces it", async () => {
-    const shared = bucket();
+    const shared = await bucket();
     await shared.put(API_KEYS_KEY, '{"keys":[{"id":"0123456789ab","name":"x","sha256":"not-a-hash","createdAt":"now"}]}');
     const logs = captureLogs();
     const store = await ApiKeyStore.open(shared, logs.logger);
@@ -225,7 +240,7 @@ describe("the key store", () => {
   });
 
   test(`at most ${MAX_KEYS} keys`, async () => {
-    const shared = bucket();
+    const shared = await bucket();
     const keys = Array.from({ length: MAX_KEYS }, (_, i) => ({ id: i.toString(16).padStart(12, "0"), name: `k${i}`, sha256: "0".repeat(64), createdAt: "2026-01-01T00:00:00.000Z" }));
     await shared.put(API_KEYS_KEY, JSON.stringify({ keys }));
     const store = await ApiKeyStore.open(shared, captureLogs().logger);
