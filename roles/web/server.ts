@@ -1,7 +1,8 @@
 /**
  * The web role's HTTP surface (Elysia), one plugin per concern: the request id first (every answer carries it), the
- * request timing (so that requests refused before routing are timed too), the error mapping, the upload limit, then
- * the features: the API docs, health, the operator's page, the classic contract, the JSON API under /v1.
+ * headers every answer carries, the request timing (so that requests refused before routing are timed too), the error
+ * mapping, the upload limit, then the features: the API docs, health, the operator's page, the classic contract, the
+ * JSON API under /v1.
  */
 import { Elysia } from "elysia";
 import type { Logger } from "../log.ts";
@@ -20,6 +21,7 @@ import { recognizeApi } from "./recognize.ts";
 import { searchApi } from "./search.ts";
 import { verifyApi } from "./verify.ts";
 import { requestId } from "./request-id.ts";
+import { securityHeaders } from "./security-headers.ts";
 import { subjectsApi, type SubjectStore } from "./subjects.ts";
 import type { UploadReader } from "./upload.ts";
 import { uploadLimit } from "./upload-limit.ts";
@@ -43,6 +45,7 @@ export function createWebServer(deps: WebDependencies) {
   const jobs = timedJobs(deps.jobs, metrics);
   return new Elysia()
     .use(requestId)
+    .use(securityHeaders)
     .use(metricsEndpoint(metrics))
     .use(errorMapping(log))
     .use(uploadLimit(uploads.limits.maxBodyBytes))
