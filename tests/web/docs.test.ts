@@ -138,4 +138,21 @@ describe("API docs", () => {
     // Left on, Swagger UI loads a validation badge from validator.swagger.io for any host but localhost.
     expect(html).toContain(`"validatorUrl":"none"`);
   });
+
+  test("/docs has a CSP: this origin's scripts only, no inline script, no framing; the viewer keeps no token past the tab", async () => {
+    const response = await harness.app.handle(request("/docs"));
+    const csp = response.headers.get("content-security-policy") ?? "";
+    const directives = new Map(csp.split(";").map((directive) => directive.trim().split(/\s+/)).map(([name, ...values]) => [name!, values]));
+    expect(directives.get("default-src")).toEqual(["'self'"]);
+    expect(directives.has("script-src")).toBe(false); // default-src 'self': no inline script, no eval
+    expect(directives.get("frame-ancestors")).toEqual(["'none'"]);
+    expect(directives.get("object-src")).toEqual(["'none'"]);
+    const html = await response.text();
+    // Every script is a file of the service's; the one inline block is JSON, which no browser runs.
+    for (const [tag] of html.matchAll(/<script[^>]*>/g)) expect(tag).toMatch(/ src="\/|type="application\/json"/);
+    const viewer = await (await harness.app.handle(request("/docs/assets/viewer.js"))).text();
+    expect(viewer).toContain("SwaggerUIBundle");
+    // persistAuthorization would keep the admin token in localStorage; it is off by default, and not turned on.
+    expect(`${html}${viewer}`).not.toContain("persistAuthorization");
+  });
 });
