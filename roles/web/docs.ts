@@ -54,7 +54,8 @@ export function apiDocs(limits: Pick<UploadLimits, "maxFileBytes" | "maxBodyByte
             // The API's version, as in its /v1 prefix (the runtime imports nothing outside roles/ and model/).
             version: "1",
             description:
-              "Face recognition through a queue to an elastic fleet. The classic contract (`POST /`) answers text; everything under `/v1` needs the bearer token. " +
+              "Face recognition through a queue to an elastic fleet. The classic contract (`POST /`) answers text; everything under `/v1` needs a bearer token: " +
+              "the admin token for everything, or a recognition key (made by the admin at `POST /v1/keys`) for recognize, detect, verify and search only (elsewhere 403 insufficient_scope). " +
               `Uploads: each file at most ${limits.maxFileBytes} bytes (FACEFLEET_MAX_UPLOAD_BYTES; past it 413 file_too_large, for that part alone in a multi-part enrollment), ` +
               `each request body at most ${limits.maxBodyBytes} bytes (FACEFLEET_MAX_BODY_BYTES; past it 413 body_too_large), both refused from content-length before the body is read, or as a chunked body passes them.`,
           },

@@ -2,6 +2,16 @@
 // stored; a revoked key is refused at once by the process that revoked it, and within the refresh bound elsewhere.
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { localCloud } from "../../roles/cloud/index.ts";
+import { loadConfig, resourceNames } from "../../roles/config.ts";
+import type { RoleContext } from "../../roles/context.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
+import { imageInspector } from "../../roles/start.ts";
+import { apiTokenFile } from "../../roles/web/api-token.ts";
+import { startWebRole } from "../../roles/web/index.ts";
 import { API_KEYS_KEY } from "../../roles/deployment.ts";
 import { ApiKeyStore, MAX_KEYS } from "../../roles/web/api-key-store.ts";
 import { recognitionKeyMay, RECOGNITION_KEY_ROUTES } from "../../roles/web/key-scope.ts";
@@ -171,6 +181,34 @@ describe("recognition keys over HTTP", () => {
     await expectError(await call("DELETE", "/v1/keys/0123456789ab", AUTH), 404, "unknown_key");
     expect(await harness.inBucket.get(API_KEYS_KEY)).toBeUndefined();
     await expectError(await call("GET", "/v1/keys", {}), 401, "unauthorized");
+  });
+});
+
+describe("embedded mode", () => {
+  test("keys live in the data directory, hashed, mode 0600, and outlive a restart; the file's admin token manages them", async () => {
+    const config = loadConfig({}, { host: "127.0.0.1", port: 0, dataDir: mkdtempSync(join(tmpdir(), "facefleet-keys-")) });
+    const context = (): RoleContext => ({ config, names: resourceNames(config), cloud: localCloud(config, async () => ({ stop: async () => {} })), log: captureLogs().logger, metrics: new ServiceMetrics() });
+    const start = () => startWebRole(context(), { inspect: imageInspector(40_000_000), tokenSource: "data-dir" });
+    let web = await start();
+    try {
+      const url = `http://127.0.0.1:${web.port}`;
+      const admin = { authorization: `Bearer ${readFileSync(apiTokenFile(config.dataDir), "utf8").trim()}`, "content-type": "application/json" };
+      const created = (await (await fetch(`${url}/v1/keys`, { method: "POST", headers: admin, body: JSON.stringify({ name: "kiosk" }) })).json()) as { id: string; key: string };
+      const search = (base: string) => fetch(`${base}/v1/search`, { method: "POST", headers: { authorization: `Bearer ${created.key}`, "content-type": "application/json" }, body: '{"embedding":[1,0]}' });
+      expect((await search(url)).status).toBe(200);
+      const file = join(config.dataDir, resourceNames(config).inBucket, encodeURIComponent(API_KEYS_KEY).replaceAll(".", "%2E"));
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect(readFileSync(file, "utf8")).toContain(hashOf(created.key));
+      expect(readFileSync(file, "utf8")).not.toContain(created.key.slice(17));
+      await web.stop();
+      web = await start();
+      const again = `http://127.0.0.1:${web.port}`;
+      expect((await search(again)).status).toBe(200);
+      expect((await fetch(`${again}/v1/keys/${created.id}`, { method: "DELETE", headers: admin })).status).toBe(200);
+      expect((await search(again)).status).toBe(401);
+    } finally {
+      await web.stop();
+    }
   });
 });
 
