@@ -45,7 +45,7 @@ export interface KeySummary {
   id: string;
   name: string;
   createdAt: string;
-  /** The last request this process accepted with the key (ISO time), null if none since it started. */
+  /** The last request this process saw carry the key (ISO time; refused for its route or not), null if none since it started. */
   lastUsedAt: string | null;
 }
 
@@ -123,7 +123,6 @@ export class ApiKeyStore {
       return found ? keys.filter((key) => key.id !== id) : undefined;
     });
     if (found) {
-      this.lastUsed.delete(id);
       this.log.info("api_key_revoked", { keyId: id });
     }
     return found;
@@ -165,6 +164,7 @@ export class ApiKeyStore {
   private take(keys: StoredKey[], version: string | undefined): void {
     this.keys = new Map(keys.map((key) => [key.id, key]));
     this.version = version;
+    for (const id of this.lastUsed.keys()) if (!this.keys.has(id)) this.lastUsed.delete(id);
   }
 
   /** A document that is not the stored keys counts as none (every key refused) until the next write replaces it. */

@@ -16,7 +16,7 @@ const KeySummarySchema = t.Object({
   id: KeyIdSchema,
   name: t.String(),
   createdAt: t.String({ format: "date-time" }),
-  lastUsedAt: t.Union([t.String({ format: "date-time" }), t.Null()], { description: "the last request this web process took with the key; null if none since it started" }),
+  lastUsedAt: t.Union([t.String({ format: "date-time" }), t.Null()], { description: "the last request this web process saw carry the key (refused for its route or not); null if none since it started" }),
 });
 export const CreateKeyBodySchema = t.Object({ name: KeyNameSchema });
 export const CreatedKeySchema = withExample(
