@@ -122,9 +122,7 @@ export class ApiKeyStore {
       found = keys.some((key) => key.id === id);
       return found ? keys.filter((key) => key.id !== id) : undefined;
     });
-    if (found) {
-      this.log.info("api_key_revoked", { keyId: id });
-    }
+    if (found) this.log.info("api_key_revoked", { keyId: id });
     return found;
   }
 
