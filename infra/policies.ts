@@ -2,14 +2,14 @@
  * The IAM documents of a deployment's three instance roles, as pure functions of its names: the trust policy that
  * lets EC2 assume each role, and one least-privilege permissions policy per role.
  * - web (the web+controller instance, also `Role=web` and `Role=controller` apart): uploads into the input bucket,
- *   the admin token, the gallery, jobs out and replies in, its leases, the dead-letter queue's drain (jobs sent again,
+ *   the admin token (read), the recognition keys' hashes (read and rewrite), the gallery, jobs out and replies in, its leases, the dead-letter queue's drain (jobs sent again,
  *   job_failed answered), the job reports (read, and deleted once their instance is gone), and the app fleet: only instances of the deployment's
  *   launch template, of the app instance type, with the app profile, tagged as its app instances.
- * - app: input images (not the token, not the bake), the gallery (read), embeddings and results (write, never the
+ * - app: input images (not the token, the keys or the bake), the gallery (read), embeddings and results (write, never the
  *   gallery), jobs in, replies and dead letters out. No EC2, no IAM.
  * - builder (the AMI builder): its tarball (read) and its markers (write).
  */
-import { API_TOKEN_KEY, APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, EMBEDDING_KEY_PREFIX, GALLERY_KEY, JOB_REPORTS_PREFIX, LEASE_KEY_PREFIX, ROLE_TAG } from "../roles/deployment.ts";
+import { API_KEYS_KEY, API_TOKEN_KEY, APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, EMBEDDING_KEY_PREFIX, GALLERY_KEY, JOB_REPORTS_PREFIX, LEASE_KEY_PREFIX, ROLE_TAG } from "../roles/deployment.ts";
 import type { ResourceNames } from "../roles/config.ts";
 
 export interface PolicyStatement {
@@ -73,7 +73,7 @@ export function parseRoleArn(arn: string): { partition: string; accountId: strin
   return { partition: match[1]!, accountId: match[2]! };
 }
 
-/** Only the token's prefix of the input bucket is secret; bootstrap alone writes there. */
+/** Only the secrets' prefix of the input bucket is private: the admin token (bootstrap's) and the recognition keys (the web role's). */
 const SECRETS_PREFIX = API_TOKEN_KEY.slice(0, API_TOKEN_KEY.lastIndexOf("/") + 1);
 
 function arns(scope: PolicyScope) {
@@ -86,8 +86,10 @@ function arns(scope: PolicyScope) {
     image: `arn:${partition}:ec2:${region}::image/*`,
     role: (name: string) => `arn:${partition}:iam::${accountId}:role/${name}`,
     profile: (name: string) => `arn:${partition}:iam::${accountId}:instance-profile/${name}`,
-    /** What only bootstrap and bake-ami put in the input bucket. */
+    /** What no instance but the web role may read in the input bucket: the secrets and the bake. */
     privateInputs: [object(names.inBucket, `${SECRETS_PREFIX}*`), object(names.inBucket, `${BAKE_KEY_PREFIX}*`)],
+    /** What only bootstrap and bake-ami put in the input bucket: the admin token and the bake. */
+    operatorInputs: [object(names.inBucket, API_TOKEN_KEY), object(names.inBucket, `${BAKE_KEY_PREFIX}*`)],
   };
 }
 
@@ -115,7 +117,7 @@ function appStatements(scope: PolicyScope): PolicyStatement[] {
   return [
     listBuckets(scope),
     { Sid: "ReadInputImages", Effect: "Allow", Action: "s3:GetObject", Resource: arn.object(names.inBucket, "*") },
-    { Sid: "NeverTheTokenOrTheBake", Effect: "Deny", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: arn.privateInputs },
+    { Sid: "NeverTheSecretsOrTheBake", Effect: "Deny", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: arn.privateInputs },
     { Sid: "ReadGallery", Effect: "Allow", Action: "s3:GetObject", Resource: gallery },
     {
       Sid: "WriteResultsAndEmbeddings",
@@ -157,8 +159,10 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
     listBuckets(scope),
     // An upload is put before its job is sent, and deleted if the send fails (roles/web/jobs.ts).
     { Sid: "PutUploads", Effect: "Allow", Action: ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], Resource: arn.object(names.inBucket, "*") },
-    { Sid: "NeverWriteTokenOrBake", Effect: "Deny", Action: ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], Resource: arn.privateInputs },
+    { Sid: "NeverWriteTokenOrBake", Effect: "Deny", Action: ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], Resource: arn.operatorInputs },
     { Sid: "ReadApiToken", Effect: "Allow", Action: "s3:GetObject", Resource: arn.object(names.inBucket, API_TOKEN_KEY) },
+    // The recognition keys' document: re-read, and rewritten with conditional puts (roles/web/api-key-store.ts).
+    { Sid: "ReadWriteRecognitionKeys", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: arn.object(names.inBucket, API_KEYS_KEY) },
     { Sid: "ReadWriteGallery", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: gallery },
     // An enrollment reads the embedding an app instance wrote, then deletes it (roles/gallery-store.ts).
     { Sid: "TakeEmbeddings", Effect: "Allow", Action: ["s3:GetObject", "s3:DeleteObject"], Resource: arn.object(names.galleryBucket, `${EMBEDDING_KEY_PREFIX}*`) },

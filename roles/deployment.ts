@@ -35,6 +35,11 @@ export type AnswerMode = Static<typeof AnswerModeSchema>;
  */
 export const API_TOKEN_KEY = "_secrets/api-token";
 /**
+ * The recognition keys (roles/web/api-key-store.ts): one JSON document of their SHA-256 hashes beside the admin token,
+ * in the input bucket's private prefix. The web role reads and rewrites it (never the token); the app role may not read it.
+ */
+export const API_KEYS_KEY = "_secrets/api-keys.json";
+/**
  * Each app instance keeps a report of the jobs it holds at this prefix of the reports bucket (apart from the data
  * buckets, whose object counts stay those of the requests), one object per instance
  * that only that instance may write (on AWS the rest of the key is the instance's ARN, which IAM can name as

@@ -75,32 +75,80 @@ export interface LatencyPercentiles {
   p99: number;
 }
 
+/** The latency histogram's buckets: each bound this much above the one before, from 0.1 ms to 10 min (321 buckets). */
+export const LATENCY_BUCKET_RATIO = 1.05;
+const LATENCY_LOWEST_BOUND_MS = 0.1;
+const LATENCY_BUCKETS = Math.ceil(Math.log(600_000 / LATENCY_LOWEST_BOUND_MS) / Math.log(LATENCY_BUCKET_RATIO)) + 1;
+/** The window moves by this much: it holds the requests of the last `spanMs`, to this. */
+const LATENCY_SLOT_MS = 1_000;
+
+/** The histogram bucket of a duration: bucket i holds (bound(i-1), bound(i)]; the last one everything above. */
+function latencyBucket(ms: number): number {
+  if (!(ms > LATENCY_LOWEST_BOUND_MS)) return 0;
+  return Math.min(LATENCY_BUCKETS - 1, Math.ceil(Math.log(ms / LATENCY_LOWEST_BOUND_MS) / Math.log(LATENCY_BUCKET_RATIO)));
+}
+
+const latencyBound = (bucket: number) => LATENCY_LOWEST_BOUND_MS * LATENCY_BUCKET_RATIO ** bucket;
+
 /**
- * Durations of recent requests, for percentiles over the last minute. No timers: the caller passes the clock, and
- * old entries go when the next one is added or the percentiles are read.
+ * Durations of recent requests, for percentiles over the last minute, in a fixed memory whatever the request rate: one
+ * histogram of log-spaced buckets (5% apart) per second of the window, in a ring. A percentile is the upper bound of
+ * the bucket holding its rank (never above the largest duration seen), so it is at most one bucket's width above the
+ * exact one (the first bucket is 0 to 0.1 ms wide; past 10 min, the largest duration); adding is O(1), reading O(seconds × buckets). No timers: the caller passes the clock.
  */
 export class LatencyWindow {
-  private readonly entries: { at: number; ms: number }[] = [];
+  private readonly slots: number;
+  /** slots × buckets counts; a slot is the histogram of one second. */
+  private readonly counts: Uint32Array;
+  /** The second each slot holds (-1: none yet), and the largest duration it saw. */
+  private readonly slotSecond: Float64Array;
+  private readonly slotMax: Float64Array;
+  private readonly totals = new Float64Array(LATENCY_BUCKETS);
 
-  constructor(private readonly spanMs = LATENCY_WINDOW_MS) {}
+  constructor(spanMs = LATENCY_WINDOW_MS) {
+    this.slots = Math.max(1, Math.round(spanMs / LATENCY_SLOT_MS));
+    this.counts = new Uint32Array(this.slots * LATENCY_BUCKETS);
+    this.slotSecond = new Float64Array(this.slots).fill(-1);
+    this.slotMax = new Float64Array(this.slots);
+  }
 
   add(now: number, ms: number): void {
-    this.entries.push({ at: now, ms });
-    this.forget(now);
+    const second = Math.floor(now / LATENCY_SLOT_MS);
+    const slot = second % this.slots;
+    if (this.slotSecond[slot] !== second) {
+      this.counts.fill(0, slot * LATENCY_BUCKETS, (slot + 1) * LATENCY_BUCKETS);
+      this.slotSecond[slot] = second;
+      this.slotMax[slot] = 0;
+    }
+    this.counts[slot * LATENCY_BUCKETS + latencyBucket(ms)]!++;
+    this.slotMax[slot] = Math.max(this.slotMax[slot]!, ms);
   }
 
-  /** Nearest-rank percentiles in milliseconds; zeros when nothing is in the window. */
+  /** Nearest-rank percentiles in milliseconds, to a bucket's width; zeros when nothing is in the window. */
   percentiles(now: number): LatencyPercentiles {
-    this.forget(now);
-    const sorted = this.entries.map((entry) => entry.ms).sort((a, b) => a - b);
-    const rank = (p: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!);
-    return { count: sorted.length, p50: rank(0.5), p90: rank(0.9), p99: rank(0.99) };
-  }
-
-  private forget(now: number): void {
-    let old = 0;
-    while (old < this.entries.length && this.entries[old]!.at <= now - this.spanMs) old++;
-    this.entries.splice(0, old);
+    const second = Math.floor(now / LATENCY_SLOT_MS);
+    this.totals.fill(0);
+    let count = 0;
+    let max = 0;
+    for (let slot = 0; slot < this.slots; slot++) {
+      const age = second - this.slotSecond[slot]!;
+      if (this.slotSecond[slot]! < 0 || age < 0 || age >= this.slots) continue;
+      for (let bucket = 0; bucket < LATENCY_BUCKETS; bucket++) this.totals[bucket]! += this.counts[slot * LATENCY_BUCKETS + bucket]!;
+      max = Math.max(max, this.slotMax[slot]!);
+    }
+    for (const n of this.totals) count += n;
+    const rank = (p: number) => {
+      if (count === 0) return 0;
+      const wanted = Math.max(1, Math.ceil(p * count));
+      let seen = 0;
+      for (let bucket = 0; bucket < LATENCY_BUCKETS; bucket++) {
+        seen += this.totals[bucket]!;
+        // The last bucket has no upper bound: its largest duration is the one known.
+        if (seen >= wanted) return bucket === LATENCY_BUCKETS - 1 ? max : Math.min(latencyBound(bucket), max);
+      }
+      return max;
+    };
+    return { count, p50: rank(0.5), p90: rank(0.9), p99: rank(0.99) };
   }
 }
 

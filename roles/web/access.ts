@@ -4,18 +4,20 @@
  * recognize, verify and search tell who is enrolled, detect spends the fleet's compute, the subjects routes change
  * the gallery. The classic `POST /` only with `classicAuth` (the course's grader sends no credentials).
  */
+import { recognitionKeyMay } from "./key-scope.ts";
 
 export const API_PATH = "/v1";
 
-export type Credential = "none" | "admin";
+/** `recognition`: the admin token or a recognition key (`key-scope.ts`). */
+export type Credential = "none" | "recognition" | "admin";
 
 export type AccessPolicy = (method: string, template: string) => Credential;
 
 export function accessPolicy(options: { classicAuth: boolean }): AccessPolicy {
   return (method, template) => {
-    if (template === API_PATH || template.startsWith(`${API_PATH}/`)) return "admin";
-    if (method === "POST" && template === "/" && options.classicAuth) return "admin";
-    return "none";
+    const guarded = template === API_PATH || template.startsWith(`${API_PATH}/`) || (method === "POST" && template === "/" && options.classicAuth);
+    if (!guarded) return "none";
+    return recognitionKeyMay(method, template) ? "recognition" : "admin";
   };
 }
 

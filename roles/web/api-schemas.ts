@@ -19,6 +19,7 @@ const ErrorAnswerSchema = t.Object({ error: t.String(), message: t.String(), req
 const ERROR_EXAMPLES = {
   400: { error: "missing_field", message: "multipart field 'image' with a file is required" },
   401: { error: "unauthorized", message: "a valid bearer token is required" },
+  403: { error: "insufficient_scope", message: "a recognition key may only recognize, detect, verify and search; this route needs the admin token" },
   404: { error: "unknown_subject", message: "no subject named 'Jane_Doe'" },
   409: { error: "subject_exists", message: "a subject named 'Aaron_Sorkin' exists; add ?merge=true to merge into it" },
   413: { error: "file_too_large", message: "a file in 'image' has more than 10485760 bytes, the limit" },

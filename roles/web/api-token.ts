@@ -35,7 +35,7 @@ export function localApiToken(dataDir: string, log: Logger): ApiToken {
   let token = readToken(path);
   if (token === undefined) {
     token = randomBytes(32).toString("base64url");
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     try {
       writeFileSync(path, `${token}\n`, { mode: 0o600, flag: "wx" });
       log.info("api_token_created", { path });

@@ -8,7 +8,9 @@
  *   `..\..`, `%2e%2e` or `.` segment that made them differ is refused, 400 bad_request);
  * - after routing, before the parameters are validated: on the template the router matched, the last word.
  * Its 401 says how to authenticate (RFC 6750 section 3): `WWW-Authenticate: Bearer realm="facefleet"`, with
- * `error="invalid_token"` when a bearer token was sent and is not the one.
+ * `error="invalid_token"` when a bearer token was sent and is not the one. A live recognition key is taken on the
+ * routes the policy says need only one (`key-scope.ts`); elsewhere it gets 403 insufficient_scope (section 3.1), never
+ * 401: it is valid, only not for that route.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
@@ -33,20 +35,33 @@ function routedParams(request: Request): Record<string, string> | undefined {
 const sameParams = (a: Record<string, string>, b: Record<string, string>) =>
   Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([key, value]) => b[key] === value);
 
+/** The recognition keys in force: `verify` answers the id of the live key a bearer token is, else undefined. */
+export interface RecognitionKeys {
+  verify(presented: string): string | undefined;
+}
+
 export interface GuardOptions {
   policy: AccessPolicy;
   token: () => string;
+  keys: RecognitionKeys;
   /** The routes of the server it guards (read when requests arrive, so routes added after the guard count). */
   routes: () => readonly RouteTemplate[];
 }
 
-export function bearerGuard({ policy, token, routes }: GuardOptions) {
+export function bearerGuard({ policy, token, keys, routes }: GuardOptions) {
   function check(request: Request, template: string | undefined): void {
     const method = request.method === "HEAD" ? "GET" : request.method;
-    if (template === undefined || policy(method, template) === "none") return;
+    const needed = template === undefined ? "none" : policy(method, template);
+    if (needed === "none") return;
     // The scheme's name is case-insensitive (RFC 7235 section 2.1); the token is not.
     const match = /^bearer +(\S+)$/i.exec(request.headers.get("authorization") ?? "");
     if (match && sameToken(match[1]!, token())) return;
+    if (match && keys.verify(match[1]!) !== undefined) {
+      if (needed === "recognition") return;
+      throw new HttpError(403, "insufficient_scope", "a recognition key may only recognize, detect, verify and search; this route needs the admin token", {
+        headers: { "www-authenticate": `${CHALLENGE}, error="insufficient_scope"` },
+      });
+    }
     const challenge = match ? `${CHALLENGE}, error="invalid_token"` : CHALLENGE;
     throw new HttpError(401, "unauthorized", "a valid bearer token is required", { headers: { "www-authenticate": challenge } });
   }

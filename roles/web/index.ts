@@ -4,6 +4,7 @@ import { ConfigError, type WebConfig } from "../config.ts";
 import { deploymentLease } from "../cloud/lease.ts";
 import { GalleryWriter } from "../gallery-store.ts";
 import { bucketApiToken, fixedApiToken, localApiToken, type ApiToken } from "./api-token.ts";
+import { ApiKeyStore } from "./api-key-store.ts";
 import { createJobSubmitter } from "./jobs.ts";
 import { ReplyPoller } from "./reply-poller.ts";
 import { createWebServer } from "./server.ts";
@@ -47,11 +48,13 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     : options.tokenSource === "data-dir"
       ? localApiToken(config.dataDir, log)
       : await bucketApiToken(inBucket, log);
+  const keys = await ApiKeyStore.open(inBucket, log);
   const lease = options.exclusive ? deploymentLease(cloud.blobs.bucket(names.reportsBucket), "web", log) : undefined;
   if (lease) {
     const taken = await lease.acquireOrRefuse();
     if (!taken.held) {
       token.stop();
+      keys.stop();
       throw new ConfigError(
         `another web process of this deployment is running (${taken.holder}): it consumes the response queue ${names.respQueue}, and a second would take its replies. Stop it first, or start this one with another FACEFLEET_PREFIX.`,
       );
@@ -89,6 +92,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     log,
     metrics,
     token: () => token.current(),
+    keys,
     classicAuth: config.classicAuth,
     health: () => ({
       role: "web",
@@ -106,6 +110,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     app.listen({ hostname: config.host, port: config.port, reusePort: false, development: false, maxRequestBodySize: bodySizeBackstop(config.maxBodyBytes), ...(tls ? { tls } : {}) });
   } catch (error) {
     token.stop();
+    keys.stop();
     await lease?.stop();
     if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
       throw new ConfigError(`port ${config.port} on ${config.host} is in use by another process: stop it, or set FACEFLEET_PORT to a free port`);
@@ -123,6 +128,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
       await poller.stop();
       await lease?.stop();
       token.stop();
+      keys.stop();
     },
   };
 }

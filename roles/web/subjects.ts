@@ -133,7 +133,7 @@ export function subjectsApi(options: SubjectsOptions) {
           page: QueryInteger({ minimum: 1, maximum: 1_000_000, description: "from 1" }),
           size: QueryInteger({ minimum: 1, maximum: MAX_PAGE_SIZE, description: `subjects per page (default ${DEFAULT_PAGE_SIZE})` }),
         }),
-        response: { 200: SubjectListSchema, ...errorAnswers([400, 401]) },
+        response: { 200: SubjectListSchema, ...errorAnswers([400, 401, 403]) },
         detail: { summary: "List subjects, by name", tags },
       },
     )
@@ -145,7 +145,7 @@ export function subjectsApi(options: SubjectsOptions) {
         if (faces.length === 0) throw unknownSubject(params.name);
         return { name: params.name, faces };
       },
-      { params: Name, response: { 200: SubjectFacesSchema, ...errorAnswers([400, 401, 404]) }, detail: { summary: "A subject's faces", tags } },
+      { params: Name, response: { 200: SubjectFacesSchema, ...errorAnswers([400, 401, 403, 404]) }, detail: { summary: "A subject's faces", tags } },
     )
     .post(
       `${API_PATH}/subjects/:name/faces`,
@@ -176,7 +176,7 @@ export function subjectsApi(options: SubjectsOptions) {
           }),
           { summary: "Enroll a subject's face from a photo; unusable photos are refused with a reason and nothing is stored", tags },
         ),
-        response: { 200: EnrolledPartsSchema, 201: EnrolledSchema, ...errorAnswers([...UPLOAD_REFUSALS, 409, 422], {
+        response: { 200: EnrolledPartsSchema, 201: EnrolledSchema, ...errorAnswers([...UPLOAD_REFUSALS, 403, 409, 422], {
           409: { error: "embedding_mismatch", message: "the gallery holds 128-d embeddings but the model gives 512-d ones: re-enroll after changing the embedder" },
           413: { error: "body_too_large", message: "the request body has more than 52428800 bytes, the limit for a whole body" },
           422: { error: "face_too_small", message: "the face is 14 pixels across; at least 20 are needed" },
@@ -195,7 +195,7 @@ export function subjectsApi(options: SubjectsOptions) {
         params: Name,
         body: Name,
         query: t.Object({ merge: t.Optional(t.Union([t.Literal("true"), t.Literal("false")], { description: "merge into an existing subject" })) }),
-        response: { 200: RenamedSchema, ...errorAnswers([400, 401, 404, 409]) },
+        response: { 200: RenamedSchema, ...errorAnswers([400, 401, 403, 404, 409]) },
         detail: { summary: "Rename a subject (or merge it into another with ?merge=true)", tags },
       },
     )
@@ -206,7 +206,7 @@ export function subjectsApi(options: SubjectsOptions) {
         if (removed === 0) throw unknownSubject(params.name);
         return { subject: params.name, removedFaces: removed };
       },
-      { params: Name, response: { 200: RemovedSubjectSchema, ...errorAnswers([400, 401, 404]) }, detail: { summary: "Remove a subject", tags } },
+      { params: Name, response: { 200: RemovedSubjectSchema, ...errorAnswers([400, 401, 403, 404]) }, detail: { summary: "Remove a subject", tags } },
     )
     .delete(
       `${API_PATH}/subjects/:name/faces/:faceId`,
@@ -218,7 +218,7 @@ export function subjectsApi(options: SubjectsOptions) {
       },
       {
         params: t.Object({ name: SubjectName, faceId: FaceId }),
-        response: { 200: RemovedFaceSchema, ...errorAnswers([400, 401, 404], { 404: { error: "unknown_face", message: "subject 'Aaron_Sorkin' has no face 'f9'" } }) },
+        response: { 200: RemovedFaceSchema, ...errorAnswers([400, 401, 403, 404], { 404: { error: "unknown_face", message: "subject 'Aaron_Sorkin' has no face 'f9'" } }) },
         detail: { summary: "Remove one face of a subject", tags },
       },
     );

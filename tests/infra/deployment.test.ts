@@ -17,6 +17,10 @@ import { startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/
 import { runInfraScript } from "./run-script.ts";
 import type { ProcessSpec } from "../../infra/sim/ec2/process.ts";
 import { CONFIG_FILE, PROJECT_DIR } from "../../infra/user-data.ts";
+import { S3BlobStore } from "../../roles/cloud/aws/s3-bucket.ts";
+import { API_KEYS_KEY } from "../../roles/deployment.ts";
+import { ApiKeyStore } from "../../roles/web/api-key-store.ts";
+import { captureLogs } from "../support/logs.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -330,6 +334,17 @@ describe("a deployment's life in the emulated region", () => {
 
       expect(await (await web.s3.send(new GetObjectCommand({ Bucket: "itest-in-bucket", Key: TOKEN_KEY }))).Body!.transformToString()).toBe(await storedToken());
       await expect(web.s3.send(new PutObjectCommand({ Bucket: "itest-in-bucket", Key: TOKEN_KEY, Body: "mine" }))).rejects.toMatchObject(denied);
+      // The recognition keys' store, as the web role runs it over its own credentials; the app role may not read it.
+      const keys = await ApiKeyStore.open(new S3BlobStore(web.s3).bucket("itest-in-bucket"), captureLogs().logger);
+      try {
+        const { key, summary } = await keys.create("kiosk");
+        expect(keys.verify(key)).toBe(summary.id);
+        expect(await keys.revoke(summary.id)).toBe(true);
+      } finally {
+        keys.stop();
+      }
+      await expect(ApiKeyStore.open(new S3BlobStore(app.s3).bucket("itest-in-bucket"), captureLogs().logger)).rejects.toMatchObject(denied);
+      await expect(app.s3.send(new PutObjectCommand({ Bucket: "itest-in-bucket", Key: API_KEYS_KEY, Body: "{}" }))).rejects.toMatchObject(denied);
       await expect(web.sqs.send(new ReceiveMessageCommand({ QueueUrl: requestQueue, WaitTimeSeconds: 0 }))).rejects.toThrow(/not authorized/);
       await expect(web.ec2.send(launchApp({ InstanceType: "c7i.large" }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
       await expect(web.ec2.send(launchApp({ TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Deployment", Value: PREFIX }, { Key: "Role", Value: "web" }] }] }))).rejects.toMatchObject({

@@ -12,6 +12,7 @@ import {
   type PolicyDocument,
   type PolicyScope,
 } from "../../infra/policies.ts";
+import { accessControl, s3Access } from "../../infra/sim/iam/access.ts";
 import { isAllowed, type RequestContext } from "../../infra/sim/iam/evaluate.ts";
 import { loadConfig, resourceNames } from "../../roles/config.ts";
 
@@ -44,6 +45,7 @@ const profileArn = (name: string) => `arn:aws:iam::${ACCOUNT}:instance-profile/$
 const roleArn = (name: string) => `arn:aws:iam::${ACCOUNT}:role/${name}`;
 const upload = s3(names.inBucket, "0b6f3c1e-job/photo.jpg");
 const token = s3(names.inBucket, "_secrets/api-token");
+const recognitionKeys = s3(names.inBucket, "_secrets/api-keys.json");
 const tarball = s3(names.inBucket, "_bake/abc123-x/facefleet.tar.gz");
 const gallery = s3(names.galleryBucket, "gallery/gallery.bin");
 const embedding = s3(names.galleryBucket, "embeddings/job-1.f32");
@@ -215,6 +217,28 @@ describe("the web+controller instance", () => {
     expect(may("web", "s3:GetObject", embedding)).toBe(true);
     expect(may("web", "s3:DeleteObject", embedding)).toBe(true);
     expect(may("web", "s3:GetObject", result)).toBe(false);
+  });
+
+  test("reads and rewrites the recognition keys' document; no other role reads or writes it", () => {
+    expect(may("web", "s3:GetObject", recognitionKeys)).toBe(true);
+    expect(may("web", "s3:PutObject", recognitionKeys)).toBe(true);
+    expect(may("web", "s3:GetObject", s3(names.inBucket, "_secrets/other"))).toBe(false);
+    expect(may("web", "s3:GetObject", s3(other.inBucket, "_secrets/api-keys.json"))).toBe(false);
+    for (const action of ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]) {
+      expect(may("app", action, recognitionKeys)).toBe(false);
+      expect(may("builder", action, recognitionKeys)).toBe(false);
+    }
+  });
+
+  test("the emulated region, holding instances to their roles, lets the web role's keys requests through and the app's not", () => {
+    const roleOf: Record<string, InstanceRole> = { AKIAWEB: "web", AKIAAPP: "app" };
+    const access = accessControl((key) => [policies[roleOf[key]!]]);
+    const keysUrl = new URL(`http://s3.localhost/${names.inBucket}/_secrets/api-keys.json`);
+    for (const method of ["GET", "HEAD", "PUT"]) {
+      expect(access.denied("AKIAWEB", [s3Access(method, keysUrl)])).toBeUndefined();
+      expect(access.denied("AKIAAPP", [s3Access(method, keysUrl)])).toBeDefined();
+    }
+    expect(access.denied("AKIAWEB", [s3Access("PUT", new URL(`http://s3.localhost/${names.inBucket}/_secrets/api-token`))])).toBeDefined();
   });
 
   test("sends jobs, reads the job queue's depth, takes replies; never takes jobs", () => {

@@ -4,13 +4,13 @@ import { accessPolicy, paramsOf, templateOf, type Credential, type RouteTemplate
 
 describe("which credential a route needs, by method and template", () => {
   const cases: [string, string, boolean, Credential][] = [
-    ["POST", "/v1/recognize", false, "admin"],
+    ["POST", "/v1/recognize", false, "recognition"],
     ["GET", "/v1/subjects", false, "admin"],
     ["DELETE", "/v1/subjects/:name/faces/:faceId", false, "admin"],
     ["GET", "/v1", false, "admin"],
     ["GET", "/v1/a-route-to-come", false, "admin"],
     ["POST", "/", false, "none"],
-    ["POST", "/", true, "admin"],
+    ["POST", "/", true, "recognition"],
     ["GET", "/", true, "none"],
     ["GET", "/healthz", true, "none"],
     ["GET", "/metrics", false, "none"],

@@ -11,6 +11,7 @@ import { ServiceMetrics } from "../../roles/metrics.ts";
 import type { FacesResult, JobKind, SuccessfulReplyTo } from "../../roles/messages.ts";
 import { DetectAnswerSchema } from "../../roles/web/detect.ts";
 import { JobRefusedError } from "../../roles/web/jobs.ts";
+import { ApiKeyStore } from "../../roles/web/api-key-store.ts";
 import { createWebServer } from "../../roles/web/server.ts";
 import { SubjectFacesSchema, SubjectListSchema } from "../../roles/web/subjects.ts";
 import { SubjectVerifyAnswerSchema, VerifyAnswerSchema } from "../../roles/web/verify.ts";
@@ -62,6 +63,7 @@ async function api(limits: Partial<UploadLimits> = {}) {
   const app = createWebServer({
     jobs,
     gallery,
+    keys: await ApiKeyStore.open(bucket, captureLogs().logger),
     uploads: testUploadReader({ maxFileBytes: FILE_LIMIT, ...limits }, uploadBucket),
     log: captureLogs().logger,
     metrics: new ServiceMetrics(),

@@ -23,7 +23,7 @@ describe("bearer guard", () => {
     );
   const app = new Elysia()
     .use(errorMapping(captureLogs().logger))
-    .use(bearerGuard({ policy, token: () => token, routes: () => features.routes }))
+    .use(bearerGuard({ policy, token: () => token, keys: { verify: () => undefined }, routes: () => features.routes }))
     .use(features);
 
   const get = (path: string, authorization?: string) => app.handle(request(path, { headers: authorization ? { authorization } : {} }));
@@ -79,7 +79,7 @@ describe("bearer guard", () => {
   test("the decision after routing holds on its own: a route the arrival check found no template for, before its parameters are validated", async () => {
     const routed = new Elysia()
       .use(errorMapping(captureLogs().logger))
-      .use(bearerGuard({ policy, token: () => token, routes: () => [] }))
+      .use(bearerGuard({ policy, token: () => token, keys: { verify: () => undefined }, routes: () => [] }))
       .get("/admin/items/:id", ({ params }) => params.id, { params: t.Object({ id: t.String({ pattern: "^[0-9]+$" }) }) });
     for (const path of ["/admin/items/7", "/admin/items/not-a-number"]) {
       const response = await routed.handle(request(path));

@@ -18,7 +18,7 @@ import type { Cloud } from "../../roles/cloud/types.ts";
 import { appConfig, controllerConfig, resourceNames } from "../../roles/config.ts";
 import { startControllerRole } from "../../roles/controller/index.ts";
 import type { JobCounts, JobMessage, JobReport } from "../../roles/messages.ts";
-import { JobTally, LatencyWindow, ServiceMetrics } from "../../roles/metrics.ts";
+import { JobTally, LATENCY_BUCKET_RATIO, LatencyWindow, ServiceMetrics, type LatencyPercentiles } from "../../roles/metrics.ts";
 import { freshConfig, freshLocalCloud } from "../cloud/clouds.ts";
 import { waitFor } from "../support/waiting.ts";
 import { AUTH, captureLogs, faceReport, facesResult, multipart, startWebHarness, testImages, type WebHarness } from "./support.ts";
@@ -151,19 +151,62 @@ test("stage timings: a stage of 0 ms (an analysis from the cache) is not observe
 });
 
 describe("latency window", () => {
-  const cases: [string, [number, number][], number, { count: number; p50: number; p90: number; p99: number }][] = [
+  /** Within one bucket's width of the exact value: the histogram reports the upper bound of the bucket holding it. */
+  const withinABucket = (reported: number, exact: number) => reported >= exact && reported <= Math.max(exact * LATENCY_BUCKET_RATIO, 0.1) + 1e-9;
+  const expectPercentiles = (reported: LatencyPercentiles, exact: LatencyPercentiles) => {
+    expect(reported.count).toBe(exact.count);
+    for (const p of ["p50", "p90", "p99"] as const) expect(`${p} ${reported[p]} for ${exact[p]}: ${withinABucket(reported[p], exact[p])}`).toBe(`${p} ${reported[p]} for ${exact[p]}: true`);
+  };
+  /** Nearest rank over every sample, as the window did before it kept a histogram. */
+  const exactPercentiles = (samples: number[]): LatencyPercentiles => {
+    const sorted = [...samples].sort((a, b) => a - b);
+    const rank = (p: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!);
+    return { count: sorted.length, p50: rank(0.5), p90: rank(0.9), p99: rank(0.99) };
+  };
+
+  const cases: [string, [number, number][], number, LatencyPercentiles][] = [
     ["empty", [], 0, { count: 0, p50: 0, p90: 0, p99: 0 }],
     ["one request", [[0, 40]], 1000, { count: 1, p50: 40, p90: 40, p99: 40 }],
     ["nearest rank over ten", Array.from({ length: 10 }, (_, i): [number, number] => [i, (i + 1) * 10]), 100, { count: 10, p50: 50, p90: 90, p99: 100 }],
     ["older than the span is forgotten", [[0, 5000], [30_000, 10], [59_000, 20]], 60_000, { count: 2, p50: 10, p90: 20, p99: 20 }],
+    ["under 0.1 ms and over 10 min", [[0, 0.01], [0, 0.05], [0, 900_000]], 10, { count: 3, p50: 0.05, p90: 900_000, p99: 900_000 }],
   ];
   for (const [what, entries, now, expected] of cases) {
     test(what, () => {
       const window = new LatencyWindow(60_000);
       for (const [at, ms] of entries) window.add(at, ms);
-      expect(window.percentiles(now)).toEqual(expected);
+      expectPercentiles(window.percentiles(now), expected);
     });
   }
+
+  test("100,000 requests over a minute: percentiles within a bucket's width of the exact ones, the minute before forgotten", () => {
+    const window = new LatencyWindow(60_000);
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    // The minute before: slow requests that must no longer count.
+    for (let i = 0; i < 10_000; i++) window.add(i * 6, 50_000);
+    const samples: number[] = [];
+    for (let i = 0; i < 100_000; i++) {
+      // Log-normal around 400 ms, with a tail of slow ones.
+      const ms = Math.exp(Math.log(400) + 0.8 * Math.sqrt(-2 * Math.log(random() || 1e-9)) * Math.cos(2 * Math.PI * random()));
+      samples.push(ms);
+      window.add(60_000 + Math.floor((i * 60_000) / 100_000), ms);
+    }
+    expectPercentiles(window.percentiles(119_999), exactPercentiles(samples));
+  });
+
+  test("its memory does not grow with the requests it holds", () => {
+    const window = new LatencyWindow(60_000);
+    window.add(0, 1);
+    Bun.gc(true);
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 100_000; i++) window.add(Math.floor(i * 0.6), 1 + (i % 5000));
+    Bun.gc(true);
+    const grown = process.memoryUsage().heapUsed - before;
+    // Keeping each sample took about 5 MB here; the histogram is allocated once.
+    expect(grown).toBeLessThan(1_000_000);
+    expect(window.percentiles(59_999).count).toBe(100_001);
+  });
 });
 
 describe("the app role's job series", () => {

@@ -27,6 +27,7 @@ import {
   type SuccessfulReplyTo,
 } from "../../roles/messages.ts";
 import { imageInspector } from "../../roles/start.ts";
+import { ApiKeyStore } from "../../roles/web/api-key-store.ts";
 import { createJobSubmitter, type JobOptions, type JobSubmitter } from "../../roles/web/jobs.ts";
 import { ReplyPoller } from "../../roles/web/reply-poller.ts";
 import { createWebServer } from "../../roles/web/server.ts";
@@ -118,6 +119,8 @@ export interface WebHarness {
   requestQueue: JobQueue;
   gallery: GalleryWriter;
   metrics: ServiceMetrics;
+  /** The recognition keys, stored in the input bucket as the web role stores them. */
+  keys: ApiKeyStore;
   jobsTaken: JobMessage[];
   stop(): Promise<void>;
 }
@@ -130,7 +133,7 @@ export function guarded<P extends AnyElysia>(plugin: P, options: { log: Logger; 
   return new Elysia()
     .use(errorMapping(options.log))
     .use(requestTarget)
-    .use(bearerGuard({ policy: accessPolicy({ classicAuth: options.classicAuth ?? false }), token: () => TOKEN, routes: () => plugin.routes }))
+    .use(bearerGuard({ policy: accessPolicy({ classicAuth: options.classicAuth ?? false }), token: () => TOKEN, keys: { verify: () => undefined }, routes: () => plugin.routes }))
     .use(plugin);
 }
 
@@ -140,7 +143,7 @@ export function guarded<P extends AnyElysia>(plugin: P, options: { log: Logger; 
  * leaves a 4-d embedding in the gallery bucket).
  */
 export async function startWebHarness(
-  options: { answer?: FakeApp; limits?: Partial<UploadLimits>; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket } = {},
+  options: { answer?: FakeApp; limits?: Partial<UploadLimits>; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket; keyRefreshMs?: number } = {},
 ): Promise<WebHarness> {
   const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-web-")));
   const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 30, maxReceives: 3, deadLetterQueue: "dlq" });
@@ -158,9 +161,11 @@ export async function startWebHarness(
   poller.start();
   const metrics = new ServiceMetrics();
   metrics.readGalleryFrom(() => gallery.list());
+  const keys = await ApiKeyStore.open(inBucket, logs.logger, options.keyRefreshMs);
   const app = createWebServer({
     jobs,
     gallery,
+    keys,
     uploads: testUploadReader(options.limits, inBucket),
     log: logs.logger,
     metrics,
@@ -177,8 +182,10 @@ export async function startWebHarness(
     requestQueue,
     gallery,
     metrics,
+    keys,
     jobsTaken,
     async stop() {
+      keys.stop();
       abort.abort();
       await fakeApp;
       await poller.stop();

@@ -1,5 +1,9 @@
-/** A bucket as a folder of files. Keys are untrusted: each maps to one file name inside the folder, never outside. */
-import { mkdir, open, readFile, rename, rm, stat, readdir, utimes, writeFile } from "node:fs/promises";
+/**
+ * A bucket as a folder of files. Keys are untrusted: each maps to one file name inside the folder, never outside. The
+ * folders are the owner's only (0700; the data directory too when a bucket makes it) and so are the files (0600): they
+ * hold uploads, the gallery and the recognition keys' hashes.
+ */
+import { chmod, mkdir, open, readFile, rename, rm, stat, readdir, utimes, writeFile } from "node:fs/promises";
 import type { BigIntStats } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -14,6 +18,8 @@ const LOCK_RETRY_MS = 2;
 /** How often, at most, a bucket with expiry rules looks for expired objects: on a write, as S3 runs its rules lazily. */
 const EXPIRY_SWEEP_MS = 60 * 60_000;
 const DAY_MS = 24 * 60 * 60_000;
+const FOLDER_MODE = 0o700;
+const FILE_MODE = 0o600;
 
 /** Objects under `prefix` are deleted `days` after they were last written, as under an S3 lifecycle expiration rule. */
 export interface ExpiryRule {
@@ -49,12 +55,12 @@ export class FileBucket implements Bucket {
   }
 
   async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<void> {
-    await this.putWith(key, options, (temp) => writeFile(temp, body));
+    await this.putWith(key, options, (temp) => writeFile(temp, body, { mode: FILE_MODE }));
   }
 
   async putStream(key: string, body: ReadableStream<Uint8Array>, options: PutOptions = {}): Promise<void> {
     await this.putWith(key, options, async (temp) => {
-      const file = await open(temp, "w");
+      const file = await open(temp, "w", FILE_MODE);
       try {
         // One chunk in hand at a time: the next is read only once this one is written.
         for await (const chunk of body) await file.write(chunk);
@@ -68,7 +74,7 @@ export class FileBucket implements Bucket {
   private async putWith(key: string, options: PutOptions, write: (temp: string) => Promise<void>): Promise<void> {
     await this.makeFolders();
     const paths = this.pathsOf(key);
-    if (options.metadata) await this.writeAtomically(paths.metadata, (temp) => writeFile(temp, JSON.stringify(options.metadata)));
+    if (options.metadata) await this.writeAtomically(paths.metadata, (temp) => writeFile(temp, JSON.stringify(options.metadata), { mode: FILE_MODE }));
     else await rm(paths.metadata, { force: true });
     await this.writeAtomically(paths.object, write);
     if (this.expiry.length > 0 && Date.now() >= this.nextSweepAt) {
@@ -105,7 +111,12 @@ export class FileBucket implements Bucket {
   }
 
   private async makeFolders(): Promise<void> {
-    this.ready ??= Promise.all([mkdir(this.folder, { recursive: true }), mkdir(this.metadataFolder, { recursive: true })]);
+    // A folder made by an older version keeps its mode through mkdir: set it (the bucket's folders are the service's own).
+    const ownFolder = async (folder: string) => {
+      await mkdir(folder, { recursive: true, mode: FOLDER_MODE });
+      await chmod(folder, FOLDER_MODE);
+    };
+    this.ready ??= Promise.all([ownFolder(this.folder), ownFolder(this.metadataFolder)]);
     await this.ready;
   }
 
@@ -136,7 +147,7 @@ export class FileBucket implements Bucket {
     return this.withLock(`${paths.metadata}.lock`, async () => {
       const current = await statOrMissing(paths.object);
       if ((current && versionOf(current)) !== expected) return undefined;
-      await this.putWith(key, options, (temp) => writeFile(temp, body));
+      await this.putWith(key, options, (temp) => writeFile(temp, body, { mode: FILE_MODE }));
       let written = await stat(paths.object, { bigint: true });
       // A version is the file's inode, size and modification time. The file system may hand the replaced file's
       // inode to the next file and its clock is coarse (milliseconds): keep each conditional write's time after the
@@ -153,7 +164,7 @@ export class FileBucket implements Bucket {
   private async withLock<T>(lockPath: string, critical: () => Promise<T>): Promise<T> {
     for (;;) {
       try {
-        await (await open(lockPath, "wx")).close();
+        await (await open(lockPath, "wx", FILE_MODE)).close();
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
