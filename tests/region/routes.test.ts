@@ -240,6 +240,9 @@ async function keysUnder(bucket: string, prefix: string): Promise<string[]> {
   return keys;
 }
 
+/** The deployment's settings and the region's endpoints go into this process's environment: put it back afterwards. */
+const environmentBefore = { ...process.env };
+
 beforeAll(async () => {
   embedded = await startService();
   // Bootstrap (in the deployment's scripts) stores the operator's token; the instances read it from the input bucket.
@@ -263,6 +266,8 @@ afterAll(async () => {
   ec2?.destroy();
   await deployment?.region.stop();
   await embedded?.stop();
+  for (const name of Object.keys(process.env)) if (!(name in environmentBefore)) delete process.env[name];
+  Object.assign(process.env, environmentBefore);
 });
 
 describe("a deployment in the emulated region, each instance held to its role's policy", () => {
