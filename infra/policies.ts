@@ -2,14 +2,28 @@
  * The IAM documents of a deployment's three instance roles, as pure functions of its names: the trust policy that
  * lets EC2 assume each role, and one least-privilege permissions policy per role.
  * - web (the web+controller instance, also `Role=web` and `Role=controller` apart): uploads into the input bucket,
- *   the admin token (read), the recognition keys' hashes (read and rewrite), the gallery, jobs out and replies in, its leases, the dead-letter queue's drain (jobs sent again,
+ *   the admin token (read), the recognition keys' hashes (read and rewrite), the gallery (and a damaged one kept
+ *   aside), faces results too large for a reply (read and deleted), jobs out and replies in, its leases, the
+ *   dead-letter queue's drain (jobs sent again,
  *   job_failed answered), the job reports (read, and deleted once their instance is gone), and the app fleet: only instances of the deployment's
  *   launch template, of the app instance type, with the app profile, tagged as its app instances.
  * - app: input images (not the token, the keys or the bake), the gallery (read), embeddings and results (write, never the
  *   gallery), jobs in, replies and dead letters out. No EC2, no IAM.
  * - builder (the AMI builder): its tarball (read) and its markers (write).
  */
-import { API_KEYS_KEY, API_TOKEN_KEY, APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, EMBEDDING_KEY_PREFIX, GALLERY_KEY, JOB_REPORTS_PREFIX, LEASE_KEY_PREFIX, ROLE_TAG } from "../roles/deployment.ts";
+import {
+  API_KEYS_KEY,
+  API_RESULT_KEY_PREFIX,
+  API_TOKEN_KEY,
+  APP_ROLE_TAG_VALUE,
+  DEPLOYMENT_TAG,
+  EMBEDDING_KEY_PREFIX,
+  GALLERY_KEY,
+  JOB_REPORTS_PREFIX,
+  LEASE_KEY_PREFIX,
+  ROLE_TAG,
+  UNREADABLE_GALLERY_KEY_PREFIX,
+} from "../roles/deployment.ts";
 import type { ResourceNames } from "../roles/config.ts";
 
 export interface PolicyStatement {
@@ -164,8 +178,12 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
     // The recognition keys' document: re-read, and rewritten with conditional puts (roles/web/api-key-store.ts).
     { Sid: "ReadWriteRecognitionKeys", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: arn.object(names.inBucket, API_KEYS_KEY) },
     { Sid: "ReadWriteGallery", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: gallery },
+    // A stored gallery it cannot read is kept aside before the web role starts with an empty one (roles/gallery-store.ts).
+    { Sid: "KeepUnreadableGalleryAside", Effect: "Allow", Action: "s3:PutObject", Resource: arn.object(names.galleryBucket, `${UNREADABLE_GALLERY_KEY_PREFIX}*`) },
     // An enrollment reads the embedding an app instance wrote, then deletes it (roles/gallery-store.ts).
     { Sid: "TakeEmbeddings", Effect: "Allow", Action: ["s3:GetObject", "s3:DeleteObject"], Resource: arn.object(names.galleryBucket, `${EMBEDDING_KEY_PREFIX}*`) },
+    // A faces result too large for its reply is read, then deleted (roles/web/jobs.ts); nothing else of the output bucket.
+    { Sid: "TakeLargeResults", Effect: "Allow", Action: ["s3:GetObject", "s3:DeleteObject"], Resource: arn.object(names.outBucket, `${API_RESULT_KEY_PREFIX}*`) },
     { Sid: "SendJobs", Effect: "Allow", Action: "sqs:SendMessage", Resource: arn.queue(names.reqQueue) },
     // The controller scales on the request queue's depth.
     { Sid: "ReadJobQueueDepth", Effect: "Allow", Action: "sqs:GetQueueAttributes", Resource: arn.queue(names.reqQueue) },

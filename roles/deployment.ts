@@ -15,8 +15,22 @@ export const MAX_JOB_MESSAGE_BYTES = 1024;
 export const LONG_POLL_SECONDS = 20;
 /** The gallery object in the gallery bucket: the web role writes it, the app instances read it. */
 export const GALLERY_KEY = "gallery/gallery.bin";
+/**
+ * Where the web role keeps a stored gallery it cannot read, beside it in the gallery bucket (this prefix, then the time
+ * it found it), before it starts with an empty one: the next enrollment replaces the stored one.
+ */
+export const UNREADABLE_GALLERY_KEY_PREFIX = `${GALLERY_KEY}.unreadable-`;
 /** An app instance puts an enrollment's embedding under this prefix of the gallery bucket for the web role to take. */
 export const EMBEDDING_KEY_PREFIX = "embeddings/";
+/** The key of a job's embedding: the web role takes this key of its own job, and no other. */
+export const embeddingKey = (jobId: string): string => `${EMBEDDING_KEY_PREFIX}${jobId}.f32`;
+/**
+ * An app instance leaves a faces result too large for its reply under this prefix of the output bucket; the web role
+ * reads and deletes it, and may touch nothing else there.
+ */
+export const API_RESULT_KEY_PREFIX = "api/";
+/** The key of a job's faces result: the web role reads this key of its own job, and no other. */
+export const apiResultKey = (jobId: string): string => `${API_RESULT_KEY_PREFIX}${jobId}.json`;
 /**
  * An enrollment's embedding waits under EMBEDDING_KEY_PREFIX for the web role to take it into the gallery, which takes
  * seconds; one left there (the enrollment was abandoned) is deleted after this many days, S3's least: by a lifecycle

@@ -5,7 +5,7 @@
  */
 import { Gallery, GalleryFormatError, type FaceDetails, type Match, type SubjectSummary } from "../model/gallery.ts";
 import type { Bucket } from "./cloud/types.ts";
-import { GALLERY_KEY } from "./deployment.ts";
+import { GALLERY_KEY, UNREADABLE_GALLERY_KEY_PREFIX } from "./deployment.ts";
 import type { Logger } from "./log.ts";
 
 export type GalleryErrorCode = "embedding_missing" | "embedding_mismatch" | "gallery_contended";
@@ -76,7 +76,7 @@ export class GalleryWriter {
     const stored = await bucket.read(GALLERY_KEY);
     const gallery = stored && readable(stored.body);
     if (stored && !gallery) {
-      const keptAt = `${GALLERY_KEY}.unreadable-${Date.now()}`;
+      const keptAt = `${UNREADABLE_GALLERY_KEY_PREFIX}${Date.now()}`;
       await bucket.put(keptAt, stored.body, { contentType: "application/octet-stream" });
       log?.error("gallery_unreadable", { keptAt, now: "starting with an empty gallery; the next enrollment replaces the stored one" });
     }

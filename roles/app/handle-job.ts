@@ -3,7 +3,7 @@ import { GalleryFormatError } from "../../model/gallery.ts";
 import { ImageError, type EmbeddedFace, type ImageAnalysis } from "../../model/types.ts";
 import type { ImageSource, OpenSetThreshold } from "../../model/index.ts";
 import type { Bucket } from "../cloud/types.ts";
-import { EMBEDDING_KEY_PREFIX, MAX_JOB_MESSAGE_BYTES } from "../deployment.ts";
+import { apiResultKey, embeddingKey, MAX_JOB_MESSAGE_BYTES } from "../deployment.ts";
 import type { FaceReport, FaceResult, FacesOptions, FacesResult, FailedReply, JobMessage, ReplyMessage } from "../messages.ts";
 import type { AnalysisCache } from "./analysis-cache.ts";
 import { chooseEnrollmentFace, detectedLargestFirst } from "./enrollment.ts";
@@ -62,9 +62,9 @@ export async function handleJob(job: JobMessage, deps: JobDependencies, signal?:
   if (job.kind === "embed") {
     const choice = chooseEnrollmentFace(analysis.faces, job.enrollFace ?? "single");
     if ("refusal" in choice) return fail(choice.refusal, choice.message);
-    const embeddingKey = `${EMBEDDING_KEY_PREFIX}${job.jobId}.f32`;
-    await deps.galleryBucket.put(embeddingKey, float32Bytes(choice.face.embedding));
-    return { ok: true, jobId: job.jobId, faces: analysis.faces.length, embeddingKey };
+    const key = embeddingKey(job.jobId);
+    await deps.galleryBucket.put(key, float32Bytes(choice.face.embedding));
+    return { ok: true, jobId: job.jobId, faces: analysis.faces.length, embeddingKey: key };
   }
 
   const main = mostProminent(analysis.faces);
@@ -152,7 +152,7 @@ async function answerFaces(
   };
   const inline = { ok: true as const, jobId, result };
   if (Buffer.byteLength(JSON.stringify(inline)) <= MAX_JOB_MESSAGE_BYTES) return inline;
-  const resultKey = `api/${jobId}.json`;
+  const resultKey = apiResultKey(jobId);
   await deps.outBucket.put(resultKey, JSON.stringify(result), { contentType: "application/json" });
   return { ok: true, jobId, resultKey };
 }

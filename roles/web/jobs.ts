@@ -1,6 +1,6 @@
 /** Submits one job for a stored upload and waits for its reply: ids and keys on the request queue, never bytes. */
 import type { Bucket, JobQueue } from "../cloud/types.ts";
-import type { AnswerMode } from "../deployment.ts";
+import { apiResultKey, embeddingKey, type AnswerMode } from "../deployment.ts";
 import { decodeMessage, FacesResultSchema, type FacesOptions, type FacesResult, type JobKind, type JobMessage, type SuccessfulReplyTo } from "../messages.ts";
 import { ReplyTimeoutError } from "./correlation.ts";
 import type { ReplyPoller } from "./reply-poller.ts";
@@ -24,6 +24,16 @@ export class JobRefusedError extends Error {
     super(message);
     this.name = "JobRefusedError";
   }
+}
+
+/**
+ * The object a reply names for the web role to read (and delete): its own job's, at the one key the job's kind puts it,
+ * so an app instance (which decodes untrusted images) cannot point the web role at any other object.
+ */
+function namedObject(jobId: string, reply: SuccessfulReplyTo<JobKind>): { named: string; expected: string } | undefined {
+  if ("embeddingKey" in reply) return { named: reply.embeddingKey, expected: embeddingKey(jobId) };
+  if ("resultKey" in reply) return { named: reply.resultKey, expected: apiResultKey(jobId) };
+  return undefined;
 }
 
 /** No reply came in time; the job itself still completes. */
@@ -79,6 +89,8 @@ export function createJobSubmitter(deps: {
         if (kind === "embed" || Object.hasOwn(IMAGE_PROBLEM_STATUS, answer.error.code)) await deps.inBucket.delete(inputKey).catch(() => {});
         throw new JobRefusedError(answer.error.code, answer.error.message);
       }
+      const object = namedObject(jobId, answer);
+      if (object && object.named !== object.expected) throw new Error(`the reply to job ${jobId} names the object ${object.named}, not its own ${object.expected}`);
       return answer as SuccessfulReplyTo<typeof kind>;
     },
 

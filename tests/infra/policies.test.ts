@@ -15,6 +15,7 @@ import {
 import { accessControl, s3Access } from "../../infra/sim/iam/access.ts";
 import { isAllowed, type RequestContext } from "../../infra/sim/iam/evaluate.ts";
 import { loadConfig, resourceNames } from "../../roles/config.ts";
+import { apiResultKey, embeddingKey, UNREADABLE_GALLERY_KEY_PREFIX } from "../../roles/deployment.ts";
 
 const ACCOUNT = "123456789012";
 const TEMPLATE_ID = "lt-0123456789abcdef0";
@@ -48,8 +49,12 @@ const token = s3(names.inBucket, "_secrets/api-token");
 const recognitionKeys = s3(names.inBucket, "_secrets/api-keys.json");
 const tarball = s3(names.inBucket, "_bake/abc123-x/facefleet.tar.gz");
 const gallery = s3(names.galleryBucket, "gallery/gallery.bin");
-const embedding = s3(names.galleryBucket, "embeddings/job-1.f32");
+const embedding = s3(names.galleryBucket, embeddingKey("job-1"));
+/** A classic result: the upload's name, its person. */
 const result = s3(names.outBucket, "photo");
+/** A faces result too large for its reply. */
+const largeResult = s3(names.outBucket, apiResultKey("job-1"));
+const galleryAside = s3(names.galleryBucket, `${UNREADABLE_GALLERY_KEY_PREFIX}1796605945822`);
 
 const may = (role: InstanceRole, action: string, resource: string, context?: RequestContext) => isAllowed(policies[role], { action, resource, context });
 
@@ -174,9 +179,12 @@ describe("app instances", () => {
     expect(may("app", "s3:GetObject", tarball)).toBe(false);
   });
 
-  test("write results and embeddings, never the gallery; delete nothing", () => {
-    expect(may("app", "s3:PutObject", result)).toBe(true);
-    expect(may("app", "s3:PutObject", embedding)).toBe(true);
+  test("write results and embeddings, never the gallery; read and delete none of them", () => {
+    for (const written of [result, largeResult, embedding]) {
+      expect(may("app", "s3:PutObject", written)).toBe(true);
+      expect(may("app", "s3:GetObject", written)).toBe(false);
+      expect(may("app", "s3:DeleteObject", written)).toBe(false);
+    }
     expect(may("app", "s3:PutObject", gallery)).toBe(false);
     expect(may("app", "s3:DeleteObject", gallery)).toBe(false);
     expect(may("app", "s3:PutObject", upload)).toBe(false);
@@ -214,9 +222,38 @@ describe("the web+controller instance", () => {
     expect(may("web", "s3:GetObject", tarball)).toBe(false);
     expect(may("web", "s3:GetObject", gallery)).toBe(true);
     expect(may("web", "s3:PutObject", gallery)).toBe(true);
-    expect(may("web", "s3:GetObject", embedding)).toBe(true);
-    expect(may("web", "s3:DeleteObject", embedding)).toBe(true);
-    expect(may("web", "s3:GetObject", result)).toBe(false);
+  });
+
+  test("takes the app's embeddings and large faces results (read, then delete), writes neither, and touches no other result", () => {
+    for (const taken of [embedding, largeResult]) {
+      expect(may("web", "s3:GetObject", taken)).toBe(true);
+      expect(may("web", "s3:DeleteObject", taken)).toBe(true);
+      expect(may("web", "s3:PutObject", taken)).toBe(false);
+    }
+    for (const action of ["s3:GetObject", "s3:DeleteObject", "s3:PutObject"]) {
+      expect(may("web", action, result)).toBe(false);
+      expect(may("web", action, s3(names.outBucket, "api"))).toBe(false);
+      expect(may("web", action, s3(names.outBucket, "results/api/job-1.json"))).toBe(false);
+      expect(may("web", action, s3(other.outBucket, apiResultKey("job-1")))).toBe(false);
+    }
+    // The input bucket takes uploads under any key, but the web role reads none of them.
+    expect(may("web", "s3:GetObject", s3(names.inBucket, apiResultKey("job-1")))).toBe(false);
+    // With the gallery in a bucket of its own, the large results stay in the output bucket.
+    const apart = instanceRolePermissions("web", { ...scope, names: { ...names, galleryBucket: "alpha-gallery" } });
+    expect(isAllowed(apart, { action: "s3:GetObject", resource: largeResult })).toBe(true);
+    expect(isAllowed(apart, { action: "s3:GetObject", resource: s3("alpha-gallery", apiResultKey("job-1")) })).toBe(false);
+    expect(isAllowed(apart, { action: "s3:GetObject", resource: s3("alpha-gallery", embeddingKey("job-1")) })).toBe(true);
+    expect(isAllowed(apart, { action: "s3:GetObject", resource: s3(names.outBucket, embeddingKey("job-1")) })).toBe(false);
+  });
+
+  test("keeps a gallery it cannot read aside, beside the gallery, and writes nothing else there", () => {
+    expect(may("web", "s3:PutObject", galleryAside)).toBe(true);
+    expect(may("web", "s3:GetObject", galleryAside)).toBe(false);
+    expect(may("web", "s3:DeleteObject", galleryAside)).toBe(false);
+    expect(may("web", "s3:DeleteObject", gallery)).toBe(false);
+    expect(may("web", "s3:PutObject", s3(names.galleryBucket, "gallery/other.bin"))).toBe(false);
+    expect(may("web", "s3:PutObject", s3(names.galleryBucket, "gallery.bin.unreadable-1"))).toBe(false);
+    expect(may("web", "s3:PutObject", s3(other.galleryBucket, `${UNREADABLE_GALLERY_KEY_PREFIX}1`))).toBe(false);
   });
 
   test("reads and rewrites the recognition keys' document; no other role reads or writes it", () => {

@@ -155,6 +155,32 @@ describe("web server", () => {
     expect(harness.gallery.list()).toEqual([]);
   });
 
+  describe("a reply naming an object that is not its own job's: a fault; the object is neither read, taken nor deleted", () => {
+    test("a faces result under another key of the output bucket", async () => {
+      for (const key of ["api/another-job.json", "photo", "gallery/gallery.bin"]) {
+        harness = await startWebHarness({
+          answer: async (job, buckets) => {
+            await buckets.out.put(key, JSON.stringify(facesResult([faceReport()])));
+            return { ok: true, jobId: job.jobId, resultKey: key };
+          },
+        });
+        const response = await harness.app.handle(request("/v1/detect", { method: "POST", body: multipart("image", images.jpeg, "a.jpg"), headers: AUTH }));
+        await expectError(response, 500, "internal_error");
+        expect(await harness.outBucket.get(key)).toBeDefined();
+        await harness.stop();
+        harness = undefined;
+      }
+    });
+
+    test("an enrollment's embedding under another job's key", async () => {
+      harness = await startWebHarness({ answer: (job) => ({ ok: true, jobId: job.jobId, faces: 1, embeddingKey: "embeddings/another-job.f32" }) });
+      const response = await harness.app.handle(request("/v1/subjects/Paul/faces", { method: "POST", body: multipart("image", images.jpeg, "a.jpg"), headers: AUTH }));
+      await expectError(response, 500, "internal_error");
+      expect(harness.gallery.list()).toEqual([]);
+      expect(await harness.galleryBucket.get("embeddings/another-job.f32")).toBeDefined();
+    });
+  });
+
   test("health", async () => {
     harness = await startWebHarness();
     expect(await (await harness.app.handle(request("/healthz"))).json()).toEqual({ status: "ok", role: "web" });
