@@ -136,7 +136,7 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
   const volumeDir = options.volumeDir ?? join(options.logDir, "volumes");
   const volumeOf = (instance: Instance) => store.images.get(instance.imageId)?.rootDir ?? join(volumeDir, instance.id);
   const faults = new FaultSwitch();
-  const capacity: CapacitySettings = { vcpuQuota: options.vcpuQuota ?? Infinity, exhaustedZones: new Set() };
+  const capacity: CapacitySettings = { vcpuQuota: options.vcpuQuota ?? Infinity, exhaustedZones: new Set(), unofferedTypes: new Map() };
   const context: Ec2Context = {
     volumeOf,
     store,
