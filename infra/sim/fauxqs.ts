@@ -16,6 +16,7 @@ export interface S3SqsEmulator {
   /** See `FauxqsFront.takenBuckets` and `FauxqsFront.sqs`. */
   takenBuckets: Set<string>;
   sqs: FauxqsFront["sqs"];
+  s3: FauxqsFront["s3"];
   stop(): Promise<void>;
 }
 
@@ -76,6 +77,7 @@ export async function startS3AndSqs(access?: FrontAccess): Promise<S3SqsEmulator
     requests: front.requests,
     takenBuckets: front.takenBuckets,
     sqs: front.sqs,
+    s3: front.s3,
     async stop() {
       await front.stop();
       await app.close();

@@ -91,7 +91,10 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
   /** Access key -> instance id: the instances' callers. */
   const instanceKeys = new Map<string, string>();
   // The emulators are started below; the control reads them only once requests arrive.
-  const roleInProfile = (profileName: string) => iam.store.roles.get(iam.roleOf(profileName) ?? "");
+  const roleInProfile = (profileName: string) => {
+    iam.store.settle();
+    return iam.store.roles.get(iam.roleOf(profileName) ?? "");
+  };
   const control: AccessControl = accessControl((accessKeyId) => {
     const instance = ec2.store.instances.get(instanceKeys.get(accessKeyId) ?? "");
     if (!instance) return undefined;
