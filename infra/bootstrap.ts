@@ -8,6 +8,7 @@
 import { readActualState } from "./actual-state.ts";
 import { applyChanges, knownResources, type KnownResources } from "./apply.ts";
 import { awsClients, destroyClients, type AwsClients } from "./aws.ts";
+import { ebsDefaultCustomerKey } from "./ebs-encryption.ts";
 import { resolveNetwork } from "./network.ts";
 import { describeChange, desiredState, planChanges, type Change, type DesiredState } from "./plan.ts";
 import { INSTANCE_ROLES } from "./policies.ts";
@@ -79,7 +80,9 @@ await runScript("bootstrap", async ({ config, options, out }) => {
   try {
     const network = await out.step("find the VPC and subnets", () => resolveNetwork(aws, { vpcId: options.vpcId, subnetIds: options.subnetIds?.split(",") }));
     out.line(`VPC ${network.vpcId}${network.subnetIds.length > 0 ? `, subnets ${network.subnetIds.join(", ")}` : " (default subnets)"}`);
-    const desired = desiredState(config, { ...options, region: aws.region, ingressCidr, apiToken: config.apiToken, network });
+    const ebsKmsKeyArn = await out.step("read the account's EBS encryption by default", () => ebsDefaultCustomerKey(aws));
+    if (ebsKmsKeyArn) out.line(`new volumes are encrypted with the customer managed key ${ebsKmsKeyArn}: the web role may let EC2 use it (kms:CreateGrant)`);
+    const desired = desiredState(config, { ...options, region: aws.region, ingressCidr, apiToken: config.apiToken, network, ebsKmsKeyArn });
     const actual = await out.step(`read deployment '${desired.prefix}' in ${aws.region}`, () => readActualState(aws, desired));
     const changes = planChanges(desired, actual);
     const path = stateFilePath(desired.prefix, options.stateFile);

@@ -43,6 +43,8 @@ export interface DesiredState {
   apiToken: { bucket: string; key: string; sha256?: string };
   /** The VPC and subnets found for the deployment; undefined where none is needed (teardown). */
   network?: Network;
+  /** The customer managed key of the account's EBS encryption by default, which the web role may grant EC2. */
+  ebsKmsKeyArn?: string;
 }
 
 export interface ObjectExpiry {
@@ -148,6 +150,7 @@ export interface DesiredOptions {
   /** FACEFLEET_API_TOKEN, when set. */
   apiToken?: string;
   network?: Network;
+  ebsKmsKeyArn?: string;
 }
 
 export const sha256Hex = (text: string) => new Bun.CryptoHasher("sha256").update(text).digest("hex");
@@ -182,6 +185,7 @@ export function desiredState(config: Config, options: DesiredOptions): DesiredSt
     launchTemplate: { name: names.launchTemplate, instanceType: options.appInstanceType },
     apiToken: { bucket: names.inBucket, key: API_TOKEN_KEY, ...(options.apiToken !== undefined && { sha256: sha256Hex(options.apiToken) }) },
     ...(options.network && { network: options.network }),
+    ...(options.ebsKmsKeyArn && { ebsKmsKeyArn: options.ebsKmsKeyArn }),
   };
 }
 
@@ -197,6 +201,7 @@ export function desiredPermissions(desired: DesiredState, role: InstanceRole, ro
     roles: desired.roles,
     appInstanceType: desired.launchTemplate.instanceType,
     launchTemplateId,
+    ebsKmsKeyArn: desired.ebsKmsKeyArn,
   });
 }
 

@@ -130,6 +130,13 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
     vcpuQuota: options.vcpuQuota,
     defaultVpc: options.defaultVpc,
     instanceProfileCreatedAt: (name) => iam.store.instanceProfiles.get(name)?.createDate.getTime(),
+    // EC2 creates the grant on the volume's key as the caller, through EC2, for an AWS resource.
+    mayCreateGrant: enforce
+      ? (request, keyArn) =>
+          !control.denied(accessKeyOf(request), [
+            { action: "kms:CreateGrant", resource: keyArn, context: { "kms:ViaService": `ec2.${region}.amazonaws.com`, "kms:GrantIsForAWSResource": "true" } },
+          ])
+      : undefined,
     logDir,
     volumeDir,
     stockImages: options.stockImages,

@@ -4,12 +4,16 @@
  * policy attached by hand, an upload left open).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { AttachRolePolicyCommand, CreateRoleCommand, DeleteRoleCommand, GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand } from "@aws-sdk/client-ec2";
+import { AttachRolePolicyCommand, CreateRoleCommand, DeleteRoleCommand, GetRoleCommand, GetRolePolicyCommand, IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
 import { CreateMultipartUploadCommand, GetBucketLifecycleConfigurationCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
+import { ACCOUNT_ID } from "../../infra/sim/ec2/model.ts";
+import { instanceAccessKey } from "../../infra/sim/iam/access.ts";
+import { startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
+import { Ec2Fleet } from "../../roles/cloud/aws/ec2-fleet.ts";
 import type { DeploymentState } from "../../infra/state.ts";
 import { runInfraScript } from "./run-script.ts";
 
@@ -21,6 +25,7 @@ let region: EmulatedRegion;
 let dir: string;
 let iam: IAMClient;
 let s3: S3Client;
+let ec2: EC2Client;
 
 const stateFile = (prefix: string) => join(dir, `${prefix}.json`);
 const readState = (prefix: string) => JSON.parse(readFileSync(stateFile(prefix), "utf8")) as DeploymentState;
@@ -39,10 +44,11 @@ beforeAll(async () => {
   region = await startRegion({ logDir: join(dir, "instances"), instanceProcess: () => undefined });
   iam = new IAMClient({ ...region.clientConfig, endpoint: region.endpoints.iam });
   s3 = new S3Client({ ...region.clientConfig, endpoint: region.endpoints.s3, forcePathStyle: true });
+  ec2 = new EC2Client({ ...region.clientConfig, endpoint: region.endpoints.ec2 });
 });
 
 afterAll(async () => {
-  for (const client of [iam, s3]) client?.destroy();
+  for (const client of [iam, s3, ec2]) client?.destroy();
   await region?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -120,5 +126,55 @@ describe("what an operator leaves in the account, and teardown", () => {
     ]);
     await expect(iam.send(new GetRoleCommand({ RoleName: "handmade-web-role" }))).rejects.toMatchObject({ name: "NoSuchEntityException" });
     expect(existsSync(stateFile("handmade"))).toBe(false);
+  });
+});
+
+describe("EBS encryption by default under a customer managed KMS key", () => {
+  const KEY = `arn:aws:kms:us-east-1:${ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+
+  test("bootstrap grants the web role kms:CreateGrant through EC2; without it the controller's start goes pending, then stopped with Client.InternalError, as on AWS", async () => {
+    propagation({ newQueue: 0, lag: 0 });
+    region.ec2.ebsEncryption.byDefault = true;
+    region.ec2.ebsEncryption.kmsKeyArn = KEY;
+    try {
+      const bootstrap = await run("bootstrap", "kms", INGRESS);
+      expect(bootstrap.code, bootstrap.output).toBe(0);
+      expect(bootstrap.stdout).toContain(`encrypted with the customer managed key ${KEY}`);
+      const state = readState("kms");
+      const imageId = Object.values(region.ec2.stockImages)[0]!;
+      const appTags = [{ ResourceType: "instance" as const, Tags: [{ Key: "Deployment", Value: "kms" }, { Key: "Role", Value: "app" }] }];
+      // A stopped app instance of the warm pool, and the web+controller instance whose role starts it.
+      const run1 = await ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ImageId: imageId, LaunchTemplate: { LaunchTemplateId: state.launchTemplateId, Version: "$Default" }, TagSpecifications: appTags }));
+      const appId = run1.Instances![0]!.InstanceId!;
+      const run2 = await ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ImageId: imageId, InstanceType: "t3.micro", IamInstanceProfile: { Name: "kms-web-profile" } }));
+      const webId = run2.Instances![0]!.InstanceId!;
+      await region.ec2.waitForState(appId, "running");
+      await ec2.send(new StopInstancesCommand({ InstanceIds: [appId] }));
+      await region.ec2.waitForState(appId, "stopped");
+      const asWeb = new EC2Client({ region: region.region, credentials: { ...TEST_CREDENTIALS, accessKeyId: instanceAccessKey(webId) }, endpoint: region.endpoints.ec2 });
+      const fleet = new Ec2Fleet(asWeb, { deployment: "kms", launchTemplateName: "kms-instance" });
+      try {
+        expect(await fleet.start([appId])).toEqual([appId]);
+        await region.ec2.waitForState(appId, "running");
+        await ec2.send(new StopInstancesCommand({ InstanceIds: [appId] }));
+        await region.ec2.waitForState(appId, "stopped");
+
+        // The role as it was before this change: everything but the grant.
+        const { PolicyDocument } = await iam.send(new GetRolePolicyCommand({ RoleName: "kms-web-role", PolicyName: "kms-web-policy" }));
+        const document = JSON.parse(decodeURIComponent(PolicyDocument!)) as { Statement: { Action: string | string[] }[] };
+        expect(JSON.stringify(document)).toContain("kms:CreateGrant");
+        document.Statement = document.Statement.filter((statement) => statement.Action !== "kms:CreateGrant");
+        await iam.send(new PutRolePolicyCommand({ RoleName: "kms-web-role", PolicyName: "kms-web-policy", PolicyDocument: JSON.stringify(document) }));
+        const started = await asWeb.send(new StartInstancesCommand({ InstanceIds: [appId] }));
+        expect(started.StartingInstances![0]!.CurrentState!.Name).toBe("pending");
+        await region.ec2.waitForState(appId, "stopped");
+        expect(await fleet.list()).toEqual([{ id: appId, state: "stopped", stateReason: "Client.InternalError" }]);
+      } finally {
+        asWeb.destroy();
+      }
+    } finally {
+      region.ec2.ebsEncryption.byDefault = false;
+      delete region.ec2.ebsEncryption.kmsKeyArn;
+    }
   });
 });

@@ -71,7 +71,9 @@ export class Ec2Fleet implements Fleet {
       for (const reservation of page.Reservations ?? []) {
         for (const instance of reservation.Instances ?? []) {
           if (!instance.InstanceId || !instance.State?.Name) continue;
-          instances.push({ id: instance.InstanceId, state: instance.State.Name as InstanceState });
+          const state = instance.State.Name as InstanceState;
+          const stateReason = state === "stopped" ? instance.StateReason?.Code : undefined;
+          instances.push({ id: instance.InstanceId, state, ...(stateReason && { stateReason }) });
           if (instance.SubnetId) this.subnetOf.set(instance.InstanceId, instance.SubnetId);
         }
       }
