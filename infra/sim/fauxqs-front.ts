@@ -23,10 +23,15 @@
  *   (`sqs.attributeLagMs`; up to 60 s, MessageRetentionPeriod up to 15 minutes), a bucket's lifecycle configuration
  *   read back as it was (`s3.lifecycleLagMs`; "a few minutes").
  * - ListMultipartUploads, which fauxqs lacks: the front keeps the open uploads it saw created.
+ * - Bucket owners: every bucket is the region's account's (ACCOUNT_ID) unless `bucketOwners` names another account,
+ *   whose bucket lets anyone in (the worst case of a name claimed after a teardown); a request whose
+ *   `x-amz-expected-bucket-owner` names another owner than the bucket's answers 403 AccessDenied, as on S3. STS
+ *   GetCallerIdentity answers the region's account (fauxqs's own STS answers another).
  * Everything else goes to fauxqs unchanged.
  */
 import { accessKeyOf, s3Access, sqsAccess, type AccessControl } from "./iam/access.ts";
 import type { AccessRequest } from "./iam/evaluate.ts";
+import { ACCOUNT_ID } from "./ec2/model.ts";
 import { OpenUploads } from "./multipart-uploads.ts";
 import { LaggingReads } from "./propagation.ts";
 const SUBRESOURCES: Record<string, { missingCode: string }> = {
@@ -50,6 +55,12 @@ const nonExistentQueue = () =>
     status: 400,
     headers: { "content-type": "application/x-amz-json-1.0", "x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender" },
   });
+
+const callerIdentity = () =>
+  new Response(
+    `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::${ACCOUNT_ID}:user/operator</Arn><UserId>AIDAEMULATEDOPERATOR</UserId><Account>${ACCOUNT_ID}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>${crypto.randomUUID()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+    { headers: { "content-type": "text/xml" } },
+  );
 
 const sqsAccessDenied = (denied: AccessRequest) =>
   new Response(JSON.stringify({ __type: "com.amazonaws.sqs#AccessDenied", message: `not authorized to perform ${denied.action} on ${denied.resource}` }), {
@@ -107,6 +118,8 @@ export interface FauxqsFront {
   requests: string[];
   /** Bucket names another AWS account owns. */
   takenBuckets: Set<string>;
+  /** Bucket name -> the account that owns it, when not the region's: such a bucket lets everyone in. */
+  bucketOwners: Map<string, string>;
   sqs: { queueNameReuseDelayMs: number; deletedQueueListedMs: number; approximateCounts: ApproximateCounts; newQueueUnknownMs: number; attributeLagMs: number };
   s3: { lifecycleLagMs: number };
   stop(): Promise<void>;
@@ -116,6 +129,7 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   const settings = new Map<string, string>();
   const requests: string[] = [];
   const takenBuckets = new Set<string>();
+  const bucketOwners = new Map<string, string>();
   const sqs = { queueNameReuseDelayMs: 0, deletedQueueListedMs: 0, approximateCounts: { lagMs: 0, lowFraction: 0 }, newQueueUnknownMs: 0, attributeLagMs: 0 };
   const s3 = { lifecycleLagMs: 0 };
   /** Queue name -> when a queue created just now becomes usable. */
@@ -142,6 +156,9 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
       requests.push(sqsOperation ? `SQS ${sqsOperation}` : `S3 ${request.method} ${url.pathname}${url.search}`);
       const bucket = url.pathname.split("/").filter(Boolean);
       if (!sqsOperation && takenBuckets.has(bucket[0] ?? "")) return s3AccessDenied(request.method);
+      const expectedOwner = request.headers.get("x-amz-expected-bucket-owner");
+      if (!sqsOperation && bucket[0] && expectedOwner !== null && expectedOwner !== (bucketOwners.get(bucket[0]) ?? ACCOUNT_ID)) return s3AccessDenied(request.method);
+      if (!sqsOperation && bucket.length === 0 && request.method === "POST" && /(^|&)Action=GetCallerIdentity(&|$)/.test(await request.clone().text())) return callerIdentity();
       const accessKeyId = accessKeyOf(request);
       if (access) {
         const body = sqsOperation ? ((await request.clone().json().catch(() => ({}))) as { QueueUrl?: string; QueueName?: string }) : {};
@@ -294,5 +311,5 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   }
 
   origin = `http://127.0.0.1:${server.port}`;
-  return { address: origin, requests, takenBuckets, sqs, s3, stop: () => server.stop(true) };
+  return { address: origin, requests, takenBuckets, bucketOwners, sqs, s3, stop: () => server.stop(true) };
 }

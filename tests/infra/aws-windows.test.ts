@@ -6,13 +6,23 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand } from "@aws-sdk/client-ec2";
 import { AttachRolePolicyCommand, CreateRoleCommand, DeleteRoleCommand, GetRoleCommand, GetRolePolicyCommand, IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
-import { CreateMultipartUploadCommand, GetBucketLifecycleConfigurationCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
+import {
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  GetBucketLifecycleConfigurationCommand,
+  ListBucketsCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ACCOUNT_ID } from "../../infra/sim/ec2/model.ts";
 import { instanceAccessKey } from "../../infra/sim/iam/access.ts";
 import { startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
+import { expectBucketOwner } from "../../roles/cloud/aws/bucket-owner.ts";
 import { Ec2Fleet } from "../../roles/cloud/aws/ec2-fleet.ts";
 import type { DeploymentState } from "../../infra/state.ts";
 import { runInfraScript } from "./run-script.ts";
@@ -176,5 +186,36 @@ describe("EBS encryption by default under a customer managed KMS key", () => {
       region.ec2.ebsEncryption.byDefault = false;
       delete region.ec2.ebsEncryption.kmsKeyArn;
     }
+  });
+});
+
+describe("ExpectedBucketOwner: the deployment's bucket names claimed by a stranger after a teardown", () => {
+  const STRANGER = "999988887777";
+
+  test("every S3 call but the listing and the creation names the account; S3 answers 403 when the bucket is another's", async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: "owned-bucket" }));
+    const ours = new S3Client({ ...region.clientConfig, endpoint: region.endpoints.s3, forcePathStyle: true });
+    const wrong = new S3Client({ ...region.clientConfig, endpoint: region.endpoints.s3, forcePathStyle: true });
+    expectBucketOwner(ours, async () => ACCOUNT_ID);
+    expectBucketOwner(wrong, async () => STRANGER);
+    try {
+      await ours.send(new PutObjectCommand({ Bucket: "owned-bucket", Key: "a", Body: "x" }));
+      await expect(wrong.send(new PutObjectCommand({ Bucket: "owned-bucket", Key: "a", Body: "x" }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
+      expect((await wrong.send(new ListBucketsCommand({}))).Buckets?.some((bucket) => bucket.Name === "owned-bucket")).toBe(true);
+    } finally {
+      ours.destroy();
+      wrong.destroy();
+    }
+  });
+
+  test("bootstrap stops at a bucket of the deployment's name that a stranger owns (and lets anyone write): nothing written there, not even the token", async () => {
+    propagation({ newQueue: 0, lag: 0 });
+    region.s3sqs.bucketOwners.set("claimed-in-bucket", STRANGER);
+    await s3.send(new CreateBucketCommand({ Bucket: "claimed-in-bucket" }));
+    const before = region.s3sqs.requests.length;
+    const result = await run("bootstrap", "claimed", INGRESS);
+    expect(result.code, result.output).toBe(1);
+    expect(result.stderr).toContain("bucket name claimed-in-bucket is taken by another AWS account");
+    expect(region.s3sqs.requests.slice(before).filter((request) => /^S3 (PUT|POST|DELETE) \/claimed-in-bucket/.test(request))).toEqual([]);
   });
 });
