@@ -53,11 +53,16 @@ async function readBack(aws: AwsClients, desired: DesiredState, out: Output, opt
   let left: Change[] = [];
   let said = "";
   let saidAt = started;
+  let readFailed = false;
   try {
     await waitUntil(
       "the deployment to read back as applied",
       async () => {
-        left = planChanges(desired, await readActualState(aws, desired));
+        const actual = await readActualState(aws, desired).catch((error: unknown) => {
+          readFailed = true;
+          throw error;
+        });
+        left = planChanges(desired, actual);
         const now = left.map(describeChange).join("; ");
         if (left.length > 0 && (now !== said || Date.now() - saidAt >= PROGRESS_EVERY_SECONDS * 1000)) {
           out.line(`  ... ${Math.round((Date.now() - started) / 1000)} s: AWS does not read back yet (it propagates for up to ${options.convergeSeconds} s): ${now}`);
@@ -68,7 +73,8 @@ async function readBack(aws: AwsClients, desired: DesiredState, out: Output, opt
       { timeoutSeconds: options.convergeSeconds, pollSeconds: Math.min(options.pollSeconds, 2) },
     );
   } catch (error) {
-    if (left.length === 0) throw error;
+    // Only the wait running out is an answer; a read that fails is the script's failure.
+    if (readFailed || left.length === 0) throw error;
   }
   return left;
 }
