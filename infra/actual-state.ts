@@ -55,13 +55,14 @@ async function readBucket(aws: AwsClients, Bucket: string): Promise<BucketActual
     unlessMissing(() => aws.s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket })), "NoSuchLifecycleConfiguration"),
   ]);
   const settings = block?.PublicAccessBlockConfiguration;
+  const enabled = (lifecycle?.Rules ?? []).filter((rule) => rule.Status === "Enabled");
+  const wholeBucket = (rule: (typeof enabled)[number]) => (rule.Filter?.Prefix ?? rule.Prefix ?? "") === "" && !rule.Filter?.Tag && !rule.Filter?.And;
   return {
     publicAccessBlocked: Boolean(settings?.BlockPublicAcls && settings.IgnorePublicAcls && settings.BlockPublicPolicy && settings.RestrictPublicBuckets),
     encrypted: (encryption?.ServerSideEncryptionConfiguration?.Rules ?? []).some((rule) => rule.ApplyServerSideEncryptionByDefault?.SSEAlgorithm),
     tags: fromTagList(tagging?.TagSet),
-    expirations: (lifecycle?.Rules ?? []).flatMap((rule) =>
-      rule.Status === "Enabled" && rule.Expiration?.Days !== undefined ? [{ prefix: rule.Filter?.Prefix ?? rule.Prefix ?? "", days: rule.Expiration.Days }] : [],
-    ),
+    expirations: enabled.flatMap((rule) => (rule.Expiration?.Days !== undefined ? [{ prefix: rule.Filter?.Prefix ?? rule.Prefix ?? "", days: rule.Expiration.Days }] : [])),
+    abortIncompleteUploadsAfterDays: enabled.find((rule) => wholeBucket(rule) && rule.AbortIncompleteMultipartUpload)?.AbortIncompleteMultipartUpload?.DaysAfterInitiation,
   };
 }
 

@@ -25,7 +25,7 @@ import {
   type BucketLocationConstraint,
 } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand, TagQueueCommand } from "@aws-sdk/client-sqs";
-import { groupNotYetKnown, onceConsistent, profileNotYetUsable, toTagList, unlessMissing, type AwsClients } from "./aws.ts";
+import { groupNotYetKnown, isAwsError, NO_SUCH_QUEUE, onceConsistent, profileNotYetUsable, toTagList, unlessMissing, type AwsClients } from "./aws.ts";
 import { describeChange, desiredPermissions, redrivePolicy, type ActualState, type Change, type DesiredState, type IngressRule, type QueueSpec, type ResourceKind } from "./plan.ts";
 import { launchTemplateData, newDefaultVersion } from "./launch-template.ts";
 import { INSTANCE_ROLES, instanceRoleTrustPolicy } from "./policies.ts";
@@ -40,6 +40,18 @@ export interface ApplyOptions {
   apiToken?: string;
 }
 
+/** The ids of the deployment's resources, found or created: what the state file records. */
+export interface KnownResources {
+  /** By queue name. */
+  queueUrls: Map<string, string>;
+  securityGroupId?: string;
+  /** By role name. */
+  roleArns: Map<string, string>;
+  /** By instance profile name. */
+  instanceProfileArns: Map<string, string>;
+  launchTemplateId?: string;
+}
+
 export interface Applied {
   /** The admin token bootstrap made up because none was stored and FACEFLEET_API_TOKEN was not set: print it once. */
   createdApiToken?: string;
@@ -47,16 +59,12 @@ export interface Applied {
 
 /** What the handlers share: the plan's inputs, and the ids of resources found or created so far. */
 interface Apply {
+  known: KnownResources;
   aws: AwsClients;
   desired: DesiredState;
   actual: ActualState;
   options: ApplyOptions;
-  applied: Applied;
-  queueUrls: Map<string, string>;
-  securityGroupId?: string;
-  /** By role name. */
-  roleArns: Map<string, string>;
-  launchTemplateId?: string;
+  createdApiToken?: string;
 }
 
 /** 32 random bytes, URL-safe: nothing to quote in a shell or a header. */
@@ -71,14 +79,17 @@ function known<T>(value: T | undefined, what: string): T {
   return value;
 }
 
-const queueUrl = (run: Apply, name: string) => known(run.queueUrls.get(name), `queue ${name}`);
-const securityGroupId = (run: Apply) => known(run.securityGroupId, "security group id");
+const queueUrl = (run: Apply, name: string) => known(run.known.queueUrls.get(name), `queue ${name}`);
+const securityGroupId = (run: Apply) => known(run.known.securityGroupId, "security group id");
 const queueSpec = (run: Apply, name: string) => run.desired.queues.find((queue) => queue.name === name)!;
+
+/** A queue SQS created a moment ago: "wait at least one second after creating a queue before using it" (CreateQueue). */
+const queueNotYetKnown = (error: unknown) => isAwsError(error, ...NO_SUCH_QUEUE);
 
 async function queueAttributes(run: Apply, spec: QueueSpec): Promise<Record<string, string>> {
   if (!spec.redrive) return spec.attributes;
-  const dlqUrl = queueUrl(run, spec.redrive.deadLetterQueue);
-  const { Attributes } = await run.aws.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ["QueueArn"] }));
+  const command = new GetQueueAttributesCommand({ QueueUrl: queueUrl(run, spec.redrive.deadLetterQueue), AttributeNames: ["QueueArn"] });
+  const { Attributes } = await onceConsistent(() => run.aws.sqs.send(command), queueNotYetKnown, run.options.pollSeconds);
   const dlqArn = known(Attributes?.QueueArn, `ARN of ${spec.redrive.deadLetterQueue}`);
   return { ...spec.attributes, RedrivePolicy: redrivePolicy(dlqArn, spec.redrive.maxReceiveCount) };
 }
@@ -103,7 +114,7 @@ const create: ResourceHandlers = {
       async () => (await unlessMissing(() => run.aws.sqs.send(command), "QueueDeletedRecently"))?.QueueUrl,
       { timeoutSeconds: QUEUE_NAME_REUSE_TIMEOUT_SECONDS, pollSeconds: run.options.pollSeconds },
     );
-    run.queueUrls.set(name, url);
+    run.known.queueUrls.set(name, url);
   },
   "security-group": async (run, name) => {
     const { GroupId } = await run.aws.ec2.send(
@@ -114,7 +125,7 @@ const create: ResourceHandlers = {
         TagSpecifications: [{ ResourceType: "security-group", Tags: toTagList(run.desired.tags) }],
       }),
     );
-    run.securityGroupId = GroupId;
+    run.known.securityGroupId = GroupId;
   },
   role: async (run, name) => {
     const role = INSTANCE_ROLES.find((candidate) => run.desired.roles[candidate].name === name);
@@ -126,10 +137,11 @@ const create: ResourceHandlers = {
         Tags: toTagList(run.desired.tags),
       }),
     );
-    if (Role?.Arn) run.roleArns.set(name, Role.Arn);
+    if (Role?.Arn) run.known.roleArns.set(name, Role.Arn);
   },
-  "instance-profile": async ({ aws, desired }, name) => {
-    await aws.iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags: toTagList(desired.tags) }));
+  "instance-profile": async (run, name) => {
+    const { InstanceProfile } = await run.aws.iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags: toTagList(run.desired.tags) }));
+    if (InstanceProfile?.Arn) run.known.instanceProfileArns.set(name, InstanceProfile.Arn);
   },
   "launch-template": async (run, name) => {
     const command = new CreateLaunchTemplateCommand({
@@ -139,7 +151,7 @@ const create: ResourceHandlers = {
     });
     // The template names an instance profile created a moment ago, which EC2 may refuse for some seconds.
     const { LaunchTemplate } = await onceConsistent(() => run.aws.ec2.send(command), profileNotYetUsable, run.options.pollSeconds);
-    run.launchTemplateId = LaunchTemplate?.LaunchTemplateId;
+    run.known.launchTemplateId = LaunchTemplate?.LaunchTemplateId;
   },
 };
 
@@ -156,7 +168,7 @@ const tag: ResourceHandlers = {
     await onceConsistent(() => run.aws.ec2.send(command), groupNotYetKnown, run.options.pollSeconds);
   },
   "launch-template": async (run) => {
-    await run.aws.ec2.send(new CreateTagsCommand({ Resources: [known(run.launchTemplateId, "launch template id")], Tags: toTagList(run.desired.tags) }));
+    await run.aws.ec2.send(new CreateTagsCommand({ Resources: [known(run.known.launchTemplateId, "launch template id")], Tags: toTagList(run.desired.tags) }));
   },
   role: async ({ aws, desired }, name) => {
     await aws.iam.send(new TagRoleCommand({ RoleName: name, Tags: toTagList(desired.tags) }));
@@ -185,14 +197,11 @@ const handlers: ChangeHandlers = {
       }),
     );
   },
-  "expire-objects": async ({ aws }, change) => {
+  "set-lifecycle": async ({ aws }, change) => {
     // The whole configuration is replaced: the deployment's buckets carry no other rule.
-    await aws.s3.send(
-      new PutBucketLifecycleConfigurationCommand({
-        Bucket: change.name,
-        LifecycleConfiguration: { Rules: [{ ID: "facefleet-expire-embeddings", Status: "Enabled", Filter: { Prefix: change.prefix }, Expiration: { Days: change.days } }] },
-      }),
-    );
+    const abort = { ID: "facefleet-abort-incomplete-uploads", Status: "Enabled" as const, Filter: { Prefix: "" }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: change.abortIncompleteUploadsAfterDays } };
+    const expiry = change.expiry && { ID: "facefleet-expire-embeddings", Status: "Enabled" as const, Filter: { Prefix: change.expiry.prefix }, Expiration: { Days: change.expiry.days } };
+    await aws.s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: change.name, LifecycleConfiguration: { Rules: expiry ? [expiry, abort] : [abort] } }));
   },
   "set-queue-attributes": async (run, change) => {
     const Attributes = await queueAttributes(run, queueSpec(run, change.name));
@@ -210,7 +219,7 @@ const handlers: ChangeHandlers = {
     await aws.iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: change.name, PolicyDocument: JSON.stringify(instanceRoleTrustPolicy()) }));
   },
   "put-role-policy": async (run, change) => {
-    const document = desiredPermissions(run.desired, change.role, known(run.roleArns.get(change.name), `ARN of role ${change.name}`), run.launchTemplateId);
+    const document = desiredPermissions(run.desired, change.role, known(run.known.roleArns.get(change.name), `ARN of role ${change.name}`), run.known.launchTemplateId);
     await run.aws.iam.send(new PutRolePolicyCommand({ RoleName: change.name, PolicyName: change.policyName, PolicyDocument: JSON.stringify(document) }));
   },
   "add-role-to-instance-profile": async ({ aws }, change) => {
@@ -218,14 +227,14 @@ const handlers: ChangeHandlers = {
   },
   "update-launch-template": async (run) => {
     // Based on the default version, so the image id bake-ami put there stays.
-    await newDefaultVersion(run.aws.ec2, known(run.launchTemplateId, "launch template id"), launchTemplateData(run.desired, securityGroupId(run)));
+    await newDefaultVersion(run.aws.ec2, known(run.known.launchTemplateId, "launch template id"), launchTemplateData(run.desired, securityGroupId(run)));
   },
   "put-api-token": async (run, change) => {
     const token = run.options.apiToken ?? newApiToken();
     await run.aws.s3.send(
       new PutObjectCommand({ Bucket: change.name, Key: change.key, Body: token, ContentType: "text/plain", ServerSideEncryption: "AES256" }),
     );
-    if (run.options.apiToken === undefined) run.applied.createdApiToken = token;
+    if (run.options.apiToken === undefined) run.createdApiToken = token;
   },
 };
 
@@ -235,18 +244,17 @@ const handle = (run: Apply, change: Change) => (handlers[change.kind] as (run: A
 const presentUrls = <T extends { url?: string; arn?: string }>(entries: Record<string, T | undefined>, field: "url" | "arn") =>
   new Map(Object.entries(entries).flatMap(([name, entry]) => (entry?.[field] ? [[name, entry[field]] as const] : [])));
 
-export async function applyChanges(aws: AwsClients, desired: DesiredState, actual: ActualState, changes: Change[], out: Output, options: ApplyOptions): Promise<Applied> {
-  const run: Apply = {
-    aws,
-    desired,
-    actual,
-    options,
-    applied: {},
-    queueUrls: presentUrls(actual.queues, "url"),
-    securityGroupId: actual.securityGroup?.id,
-    roleArns: presentUrls(actual.roles, "arn"),
-    launchTemplateId: actual.launchTemplate?.id,
-  };
+export const knownResources = (actual: ActualState): KnownResources => ({
+  queueUrls: presentUrls(actual.queues, "url"),
+  securityGroupId: actual.securityGroup?.id,
+  roleArns: presentUrls(actual.roles, "arn"),
+  instanceProfileArns: presentUrls(actual.instanceProfiles, "arn"),
+  launchTemplateId: actual.launchTemplate?.id,
+});
+
+/** `known` starts as what was found (`knownResources(actual)`) and gains each resource as it is created, failure or not. */
+export async function applyChanges(aws: AwsClients, desired: DesiredState, actual: ActualState, changes: Change[], out: Output, options: ApplyOptions, known: KnownResources): Promise<Applied> {
+  const run: Apply = { known, aws, desired, actual, options };
   for (const change of changes) await out.step(describeChange(change), () => handle(run, change));
-  return run.applied;
+  return { createdApiToken: run.createdApiToken };
 }

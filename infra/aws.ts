@@ -6,6 +6,8 @@ import { EC2Client, type Filter } from "@aws-sdk/client-ec2";
 import { IAMClient } from "@aws-sdk/client-iam";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import { expectBucketOwner } from "../roles/cloud/aws/bucket-owner.ts";
 import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import type { Tags } from "./plan.ts";
 
@@ -17,9 +19,27 @@ export interface AwsClients {
   region: string;
 }
 
+/** The account the credentials belong to (STS), asked once: every S3 call expects the bucket to be its. */
+function callerAccount(): () => Promise<string> {
+  let account: Promise<string> | undefined;
+  return () =>
+    (account ??= (async () => {
+      const sts = new STSClient({});
+      try {
+        const { Account } = await sts.send(new GetCallerIdentityCommand({}));
+        if (!Account) throw new Error("STS GetCallerIdentity named no account");
+        return Account;
+      } finally {
+        sts.destroy();
+      }
+    })());
+}
+
 export async function awsClients(): Promise<AwsClients> {
   const ec2 = new EC2Client({});
-  return { s3: new S3Client({}), sqs: new SQSClient({}), ec2, iam: new IAMClient({}), region: await ec2.config.region() };
+  const s3 = new S3Client({});
+  expectBucketOwner(s3, callerAccount());
+  return { s3, sqs: new SQSClient({}), ec2, iam: new IAMClient({}), region: await ec2.config.region() };
 }
 
 export function destroyClients(clients: AwsClients): void {

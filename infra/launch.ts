@@ -14,10 +14,10 @@ import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import { runScript, sleep, type ScriptContext } from "./script.ts";
 import { appNetworkOf, requireState, stateFilePath, writeState } from "./state.ts";
 import type { Config } from "../roles/config.ts";
-import { spreadOverSubnets, ZONE_CAPACITY_CODE } from "../roles/cloud/aws/zone-spread.ts";
+import { refusedByZone, spreadOverSubnets, ZONE_REFUSAL_CODES } from "../roles/cloud/aws/zone-spread.ts";
 
-/** EC2's answers when it cannot give an instance now (the account's vCPU quota, or a zone out of machines). */
-const CAPACITY_ERRORS = ["VcpuLimitExceeded", "InsufficientInstanceCapacity", "InstanceLimitExceeded"];
+/** EC2's answers when it cannot give an instance now (the account's vCPU quota, a zone out of machines or without the type). */
+const CAPACITY_ERRORS = ["VcpuLimitExceeded", "InstanceLimitExceeded", ...ZONE_REFUSAL_CODES];
 /** Refusals in a row before launch gives up (each waits twice as long as the one before, from 2 poll intervals). */
 const MAX_REFUSALS = 3;
 
@@ -84,18 +84,19 @@ async function launchInRounds(
       } catch (error) {
         if (!isAwsError(error, ...CAPACITY_ERRORS)) throw error;
         refusal = error as Error;
-        if (subnetId && usable.length > 1 && isAwsError(error, ZONE_CAPACITY_CODE)) {
+        if (subnetId && usable.length > 1 && refusedByZone(refusal.name)) {
           usable = usable.filter((other) => other !== subnetId);
-          out.line(`  ${subnetId}'s zone has no more ${action.role} instances (${refusal.name}); the other subnets take its share`);
+          out.line(`  ${subnetId}'s zone gives no more ${action.role} instances (${refusal.name}); the other subnets take its share`);
         }
       }
     }
     if (ids.length === 0 && refusal) {
       refusals += 1;
       if (refusals > MAX_REFUSALS) {
-        throw new Error(
-          `EC2 gave ${launched.length} of ${action.count} ${action.role} instance(s) and refuses more (${refusal.name}: ${refusal.message}). Raise the account's "Running On-Demand Standard instances" vCPU quota (Service Quotas) or launch fewer (--pool-size); launch again fills what is missing`,
-        );
+        const remedy = isAwsError(refusal, "Unsupported")
+          ? "Run bootstrap with --subnet-ids in zones that offer the type, or another --app-instance-type"
+          : `Raise the account's "Running On-Demand Standard instances" vCPU quota (Service Quotas) or launch fewer (--pool-size)`;
+        throw new Error(`EC2 gave ${launched.length} of ${action.count} ${action.role} instance(s) and refuses more (${refusal.name}: ${refusal.message}). ${remedy}; launch again fills what is missing`);
       }
       const pauseSeconds = 2 * options.pollSeconds * 2 ** (refusals - 1);
       out.line(`  EC2 refused ${wanted} more ${action.role} instance(s) (${refusal.name}); trying again in ${pauseSeconds} s`);

@@ -7,6 +7,9 @@ import { resourceNames, type Config, type ResourceNames } from "../roles/config.
 import { API_TOKEN_KEY, DEPLOYMENT_TAG, EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
 import type { Network } from "./network.ts";
 import { INSTANCE_ROLES, instanceRoleNames, instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type InstanceRole, type PolicyDocument, type RoleNames } from "./policies.ts";
+/** Parts of a multipart upload whose writer died (a web process killed mid-upload) are billed until aborted. */
+export const ABORT_INCOMPLETE_UPLOADS_AFTER_DAYS = 1;
+
 /** Dead letters are kept as long as SQS allows, for inspection. */
 export const DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600;
 
@@ -26,6 +29,8 @@ export interface DesiredState {
   buckets: string[];
   /** Objects S3 removes after `days` by a lifecycle rule: embeddings left by abandoned enrollments. */
   expiry: ObjectExpiry;
+  /** Every bucket's lifecycle also aborts multipart uploads left incomplete this many days. */
+  abortIncompleteUploadsAfterDays: number;
   /** Dead-letter queue first: the request queue's redrive policy names it. */
   queues: QueueSpec[];
   securityGroup: { name: string; description: string; port: number; cidr: string };
@@ -38,6 +43,8 @@ export interface DesiredState {
   apiToken: { bucket: string; key: string; sha256?: string };
   /** The VPC and subnets found for the deployment; undefined where none is needed (teardown). */
   network?: Network;
+  /** The customer managed key of the account's EBS encryption by default, which the web role may grant EC2. */
+  ebsKmsKeyArn?: string;
 }
 
 export interface ObjectExpiry {
@@ -52,6 +59,8 @@ export interface BucketActual {
   tags: Tags;
   /** The bucket's enabled lifecycle expirations by prefix; undefined: none. */
   expirations?: { prefix: string; days: number }[];
+  /** The days of its enabled whole-bucket AbortIncompleteMultipartUpload rule, if any. */
+  abortIncompleteUploadsAfterDays?: number;
 }
 
 export interface QueueActual {
@@ -122,7 +131,8 @@ export type Change =
   | { kind: "tag"; resource: ResourceKind; name: string }
   | { kind: "block-public-access"; name: string }
   | { kind: "encrypt-bucket"; name: string }
-  | { kind: "expire-objects"; name: string; prefix: string; days: number }
+  /** The bucket's whole lifecycle configuration: the abort rule, and the expiry on the gallery's bucket. */
+  | { kind: "set-lifecycle"; name: string; abortIncompleteUploadsAfterDays: number; expiry?: Omit<ObjectExpiry, "bucket"> }
   | { kind: "set-queue-attributes"; name: string; attributes: string[] }
   | { kind: "authorize-ingress"; name: string; rule: IngressRule }
   | { kind: "revoke-ingress"; name: string; rule: IngressRule }
@@ -140,6 +150,7 @@ export interface DesiredOptions {
   /** FACEFLEET_API_TOKEN, when set. */
   apiToken?: string;
   network?: Network;
+  ebsKmsKeyArn?: string;
 }
 
 export const sha256Hex = (text: string) => new Bun.CryptoHasher("sha256").update(text).digest("hex");
@@ -155,6 +166,7 @@ export function desiredState(config: Config, options: DesiredOptions): DesiredSt
     names,
     buckets: [...new Set([names.inBucket, names.outBucket, names.galleryBucket, names.reportsBucket])],
     expiry: { bucket: names.galleryBucket, prefix: EMBEDDING_KEY_PREFIX, days: EMBEDDING_EXPIRY_DAYS },
+    abortIncompleteUploadsAfterDays: ABORT_INCOMPLETE_UPLOADS_AFTER_DAYS,
     queues: [
       { name: names.deadLetterQueue, attributes: { MessageRetentionPeriod: String(DEAD_LETTER_RETENTION_SECONDS) } },
       {
@@ -173,6 +185,7 @@ export function desiredState(config: Config, options: DesiredOptions): DesiredSt
     launchTemplate: { name: names.launchTemplate, instanceType: options.appInstanceType },
     apiToken: { bucket: names.inBucket, key: API_TOKEN_KEY, ...(options.apiToken !== undefined && { sha256: sha256Hex(options.apiToken) }) },
     ...(options.network && { network: options.network }),
+    ...(options.ebsKmsKeyArn && { ebsKmsKeyArn: options.ebsKmsKeyArn }),
   };
 }
 
@@ -188,6 +201,7 @@ export function desiredPermissions(desired: DesiredState, role: InstanceRole, ro
     roles: desired.roles,
     appInstanceType: desired.launchTemplate.instanceType,
     launchTemplateId,
+    ebsKmsKeyArn: desired.ebsKmsKeyArn,
   });
 }
 
@@ -214,11 +228,12 @@ export function planChanges(desired: DesiredState, actual: ActualState): Change[
     if (!bucket?.publicAccessBlocked) changes.push({ kind: "block-public-access", name });
     if (!bucket?.encrypted) changes.push({ kind: "encrypt-bucket", name });
     if (!bucket || !hasTags(bucket.tags, tags)) changes.push({ kind: "tag", resource: "bucket", name });
-  }
-  const { expiry } = desired;
-  const expirations = actual.buckets[expiry.bucket]?.expirations ?? [];
-  if (!expirations.some((rule) => rule.prefix === expiry.prefix && rule.days === expiry.days)) {
-    changes.push({ kind: "expire-objects", name: expiry.bucket, prefix: expiry.prefix, days: expiry.days });
+    const { bucket: expiringBucket, ...expiry } = desired.expiry;
+    const expires = name === expiringBucket;
+    const expiring = (bucket?.expirations ?? []).some((rule) => rule.prefix === expiry.prefix && rule.days === expiry.days);
+    if (bucket?.abortIncompleteUploadsAfterDays !== desired.abortIncompleteUploadsAfterDays || (expires && !expiring)) {
+      changes.push({ kind: "set-lifecycle", name, abortIncompleteUploadsAfterDays: desired.abortIncompleteUploadsAfterDays, ...(expires && { expiry }) });
+    }
   }
   const token = desired.apiToken;
   if (!actual.apiToken) changes.push({ kind: "put-api-token", name: token.bucket, key: token.key, reason: "create" });
@@ -310,8 +325,11 @@ export function describeChange(change: Change): string {
       return `block public access to bucket ${change.name}`;
     case "encrypt-bucket":
       return `turn on default encryption (SSE-S3) of bucket ${change.name}`;
-    case "expire-objects":
-      return `expire objects under ${change.prefix} of bucket ${change.name} after ${change.days} day(s) (embeddings of abandoned enrollments)`;
+    case "set-lifecycle":
+      return (
+        `set the lifecycle of bucket ${change.name}: abort multipart uploads left incomplete after ${change.abortIncompleteUploadsAfterDays} day(s)` +
+        (change.expiry ? `; expire objects under ${change.expiry.prefix} after ${change.expiry.days} day(s) (embeddings of abandoned enrollments)` : "")
+      );
     case "set-queue-attributes":
       return `set ${change.attributes.join(", ")} of queue ${change.name}`;
     case "authorize-ingress":

@@ -71,6 +71,8 @@ export interface PolicyScope {
   appInstanceType: string;
   /** The launch template the controller launches from; until it exists the web role may launch nothing. */
   launchTemplateId?: string;
+  /** The customer managed KMS key of the account's EBS encryption by default, if it has one. */
+  ebsKmsKeyArn?: string;
 }
 
 export function instanceRoleTrustPolicy(): PolicyDocument {
@@ -220,6 +222,16 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
     Resource: arn.ec2("instance/*"),
     Condition: { StringEquals: appInstance, ArnEquals: appProfile },
   });
+  if (scope.ebsKmsKeyArn !== undefined) {
+    // EC2 creates a grant on the key for each volume, as the caller of a start or launch: only through EC2, for its volumes.
+    statements.push({
+      Sid: "EncryptAppVolumesByDefault",
+      Effect: "Allow",
+      Action: "kms:CreateGrant",
+      Resource: scope.ebsKmsKeyArn,
+      Condition: { StringEquals: { "kms:ViaService": `ec2.${scope.region}.amazonaws.com` }, Bool: { "kms:GrantIsForAWSResource": "true" } },
+    });
+  }
   if (scope.launchTemplateId === undefined) return statements;
   // RunInstances authorizes every resource of the launch. The key ec2:LaunchTemplate is set on each of them when the
   // launch uses a template; the new instance must also be of the app type, with the app profile and the app tags.

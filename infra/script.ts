@@ -26,6 +26,11 @@ export const InfraOptionsSchema = Type.Object({
   colocateController: Type.Boolean({ default: true, description: "launch: run the controller on the web instance (Role=web+controller)" }),
   bakeTimeoutSeconds: Type.Integer({ minimum: 1, default: 1800 }),
   pollSeconds: Type.Number({ minimum: 0, default: 5 }),
+  convergeSeconds: Type.Number({
+    minimum: 0,
+    default: 900,
+    description: "bootstrap: how long to read back what it changed (SQS documents up to 15 minutes for MessageRetentionPeriod)",
+  }),
 });
 export type InfraOptions = Static<typeof InfraOptionsSchema>;
 
@@ -45,6 +50,7 @@ const FLAGS = {
   "colocate-controller": { type: "string" },
   "bake-timeout-seconds": { type: "string" },
   "poll-seconds": { type: "string" },
+  "converge-seconds": { type: "string" },
 } as const;
 
 export class UsageError extends Error {

@@ -24,6 +24,11 @@ export const DeploymentStateSchema = Type.Object({
   launchTemplateName: Type.Optional(Type.String()),
   imageId: Type.Optional(Type.String()),
   instances: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+  /**
+   * What bootstrap applied but could not yet read back when it gave up waiting (AWS propagates some changes for
+   * minutes): the next bootstrap checks it again. Absent once everything read back.
+   */
+  readBackPending: Type.Optional(Type.Array(Type.String())),
 });
 export type DeploymentState = Static<typeof DeploymentStateSchema>;
 
@@ -47,10 +52,13 @@ export function readState(path: string): DeploymentState | undefined {
 export function requireState(path: string): DeploymentState {
   const state = readState(path);
   if (!state) throw new Error(`no state file at ${path}: run infra/bootstrap.ts first`);
+  if (state.readBackPending?.length) {
+    process.stderr.write(`note: bootstrap could not yet read back: ${state.readBackPending.join("; ")}. AWS may still be propagating it; infra/bootstrap.ts again checks (and changes nothing if it has)\n`);
+  }
   return state;
 }
 
-/** Merges the update into the file's current contents. */
+/** Merges the update into the file's current contents (a field set to undefined is removed). */
 export function writeState(path: string, update: Partial<DeploymentState> & Pick<DeploymentState, "prefix" | "region">): DeploymentState {
   const current = readState(path);
   const next = { buckets: {}, queueUrls: {}, ...current, ...update };

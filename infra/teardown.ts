@@ -1,7 +1,8 @@
 /**
  * `bun run infra/teardown.ts [--yes] [--dry-run]`
  * Deletes everything tagged Deployment=<prefix>: instances, images with their snapshots, launch templates,
- * security groups, queues, buckets with all their objects, and the web, app and builder roles and profiles. It finds them by
+ * security groups, queues, buckets with all their objects and open multipart uploads, and the web, app and builder
+ * roles (with any managed policy attached to them by hand) and profiles. It finds them by
  * the tag, not from the state file, asks first unless --yes, and checks at the end that nothing is left.
  */
 import {
@@ -17,12 +18,22 @@ import {
   DeleteInstanceProfileCommand,
   DeleteRoleCommand,
   DeleteRolePolicyCommand,
+  DetachRolePolicyCommand,
   GetInstanceProfileCommand,
   GetRoleCommand,
+  ListAttachedRolePoliciesCommand,
   ListRolePoliciesCommand,
   RemoveRoleFromInstanceProfileCommand,
 } from "@aws-sdk/client-iam";
-import { DeleteBucketCommand, DeleteObjectsCommand, GetBucketTaggingCommand, ListBucketsCommand, paginateListObjectsV2 } from "@aws-sdk/client-s3";
+import {
+  AbortMultipartUploadCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  GetBucketTaggingCommand,
+  ListBucketsCommand,
+  ListMultipartUploadsCommand,
+  paginateListObjectsV2,
+} from "@aws-sdk/client-s3";
 import { DeleteQueueCommand, ListQueueTagsCommand, ListQueuesCommand } from "@aws-sdk/client-sqs";
 import { awsClients, deploymentFilter, destroyClients, fromTagList, isAwsError, NO_SUCH_QUEUE, unlessMissing, type AwsClients } from "./aws.ts";
 import { listDeploymentInstances, waitForStates } from "./instances.ts";
@@ -98,7 +109,23 @@ async function takeInventory(aws: AwsClients, context: ScriptContext): Promise<I
 
 const inventorySize = (inventory: Inventory) => Object.values(inventory).reduce((sum, items: string[]) => sum + items.length, 0);
 
-async function emptyAndDeleteBucket(aws: AwsClients, Bucket: string): Promise<number> {
+/** Multipart uploads left open (a web process killed mid-upload): their parts are billed until aborted. */
+async function abortOpenUploads(aws: AwsClients, Bucket: string): Promise<number> {
+  let aborted = 0;
+  let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+  for (;;) {
+    const page = await aws.s3.send(new ListMultipartUploadsCommand({ Bucket, ...markers }));
+    for (const { Key, UploadId } of page.Uploads ?? []) {
+      await unlessMissing(() => aws.s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })), "NoSuchUpload");
+      aborted += 1;
+    }
+    if (!page.IsTruncated) return aborted;
+    markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
+  }
+}
+
+async function emptyAndDeleteBucket(aws: AwsClients, Bucket: string): Promise<{ deleted: number; aborted: number }> {
+  const aborted = await abortOpenUploads(aws, Bucket);
   let deleted = 0;
   for await (const page of paginateListObjectsV2({ client: aws.s3 }, { Bucket })) {
     const objects = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
@@ -107,13 +134,25 @@ async function emptyAndDeleteBucket(aws: AwsClients, Bucket: string): Promise<nu
     deleted += objects.length;
   }
   await aws.s3.send(new DeleteBucketCommand({ Bucket }));
-  return deleted;
+  return { deleted, aborted };
 }
 
-async function deleteRole(aws: AwsClients, RoleName: string): Promise<void> {
+/** DeleteRole answers DeleteConflict while the role has inline policies or attached managed ones (AmazonSSMManagedInstanceCore, say). */
+async function deleteRole(aws: AwsClients, RoleName: string): Promise<string[]> {
   const { PolicyNames } = await aws.iam.send(new ListRolePoliciesCommand({ RoleName }));
   for (const PolicyName of PolicyNames ?? []) await aws.iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName }));
+  const detached: string[] = [];
+  let Marker: string | undefined;
+  do {
+    const page = await aws.iam.send(new ListAttachedRolePoliciesCommand({ RoleName, Marker }));
+    for (const { PolicyArn } of page.AttachedPolicies ?? []) {
+      await aws.iam.send(new DetachRolePolicyCommand({ RoleName, PolicyArn }));
+      detached.push(PolicyArn ?? "");
+    }
+    Marker = page.IsTruncated ? page.Marker : undefined;
+  } while (Marker);
   await aws.iam.send(new DeleteRoleCommand({ RoleName }));
+  return detached;
 }
 
 async function deleteInstanceProfile(aws: AwsClients, InstanceProfileName: string): Promise<void> {
@@ -162,12 +201,15 @@ async function tearDown(aws: AwsClients, inventory: Inventory, context: ScriptCo
   }
   for (const bucket of inventory.buckets) {
     await out.step(`empty and delete bucket ${bucket}`, async () => {
-      const count = await emptyAndDeleteBucket(aws, bucket);
-      out.line(`        (${count} objects deleted)`);
+      const { deleted, aborted } = await emptyAndDeleteBucket(aws, bucket);
+      out.line(`        (${deleted} objects deleted${aborted > 0 ? `, ${aborted} incomplete multipart uploads aborted` : ""})`);
     });
   }
   for (const name of inventory.instanceProfiles) await out.step(`delete instance profile ${name}`, () => deleteInstanceProfile(aws, name));
-  for (const name of inventory.roles) await out.step(`delete role ${name} and its inline policies`, () => deleteRole(aws, name));
+  for (const name of inventory.roles) {
+    const detached = await out.step(`delete role ${name}, its inline policies and the managed policies attached to it`, () => deleteRole(aws, name));
+    if (detached.length > 0) out.line(`        (detached ${detached.join(", ")})`);
+  }
 }
 
 await runScript("teardown", async (context) => {

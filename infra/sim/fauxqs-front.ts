@@ -18,10 +18,22 @@
  *   sending": `sqs.approximateCounts` makes them lag (the counts as they were `lagMs` ago, 0 before that) and read
  *   low (0) for a `lowFraction` of the calls. Default: exact.
  * - S3's conditional writes (If-Match, If-None-Match on PutObject), which fauxqs ignores.
+ * - AWS's propagation windows (infra/sim/propagation.ts), default off: a new queue unknown for a moment
+ *   (`sqs.newQueueUnknownMs`; CreateQueue's reference: wait at least a second), SetQueueAttributes read back as it was
+ *   (`sqs.attributeLagMs`; up to 60 s, MessageRetentionPeriod up to 15 minutes), a bucket's lifecycle configuration
+ *   read back as it was (`s3.lifecycleLagMs`; "a few minutes").
+ * - ListMultipartUploads, which fauxqs lacks: the front keeps the open uploads it saw created.
+ * - Bucket owners: every bucket is the region's account's (ACCOUNT_ID) unless `bucketOwners` names another account,
+ *   whose bucket lets anyone in (the worst case of a name claimed after a teardown); a request whose
+ *   `x-amz-expected-bucket-owner` names another owner than the bucket's answers 403 AccessDenied, as on S3. STS
+ *   GetCallerIdentity answers the region's account (fauxqs's own STS answers another).
  * Everything else goes to fauxqs unchanged.
  */
 import { accessKeyOf, s3Access, sqsAccess, type AccessControl } from "./iam/access.ts";
 import type { AccessRequest } from "./iam/evaluate.ts";
+import { ACCOUNT_ID } from "./ec2/model.ts";
+import { OpenUploads } from "./multipart-uploads.ts";
+import { LaggingReads } from "./propagation.ts";
 const SUBRESOURCES: Record<string, { missingCode: string }> = {
   publicAccessBlock: { missingCode: "NoSuchPublicAccessBlockConfiguration" },
   encryption: { missingCode: "ServerSideEncryptionConfigurationNotFoundError" },
@@ -37,6 +49,18 @@ const queueDeletedRecently = () =>
     status: 400,
     headers: { "content-type": "application/x-amz-json-1.0", "x-amzn-query-error": "AWS.SimpleQueueService.QueueDeletedRecently;Sender" },
   });
+
+const nonExistentQueue = () =>
+  new Response(JSON.stringify({ __type: "com.amazonaws.sqs#QueueDoesNotExist", message: "The specified queue does not exist." }), {
+    status: 400,
+    headers: { "content-type": "application/x-amz-json-1.0", "x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender" },
+  });
+
+const callerIdentity = () =>
+  new Response(
+    `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::${ACCOUNT_ID}:user/operator</Arn><UserId>AIDAEMULATEDOPERATOR</UserId><Account>${ACCOUNT_ID}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>${crypto.randomUUID()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+    { headers: { "content-type": "text/xml" } },
+  );
 
 const sqsAccessDenied = (denied: AccessRequest) =>
   new Response(JSON.stringify({ __type: "com.amazonaws.sqs#AccessDenied", message: `not authorized to perform ${denied.action} on ${denied.resource}` }), {
@@ -94,7 +118,10 @@ export interface FauxqsFront {
   requests: string[];
   /** Bucket names another AWS account owns. */
   takenBuckets: Set<string>;
-  sqs: { queueNameReuseDelayMs: number; deletedQueueListedMs: number; approximateCounts: ApproximateCounts };
+  /** Bucket name -> the account that owns it, when not the region's: such a bucket lets everyone in. */
+  bucketOwners: Map<string, string>;
+  sqs: { queueNameReuseDelayMs: number; deletedQueueListedMs: number; approximateCounts: ApproximateCounts; newQueueUnknownMs: number; attributeLagMs: number };
+  s3: { lifecycleLagMs: number };
   stop(): Promise<void>;
 }
 
@@ -102,7 +129,15 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   const settings = new Map<string, string>();
   const requests: string[] = [];
   const takenBuckets = new Set<string>();
-  const sqs = { queueNameReuseDelayMs: 0, deletedQueueListedMs: 0, approximateCounts: { lagMs: 0, lowFraction: 0 } };
+  const bucketOwners = new Map<string, string>();
+  const sqs = { queueNameReuseDelayMs: 0, deletedQueueListedMs: 0, approximateCounts: { lagMs: 0, lowFraction: 0 }, newQueueUnknownMs: 0, attributeLagMs: 0 };
+  const s3 = { lifecycleLagMs: 0 };
+  /** Queue name -> when a queue created just now becomes usable. */
+  const newQueues = new Map<string, number>();
+  /** `<queue name>\n<attribute>` and bucket names -> what reads back while a change propagates. */
+  const laggingAttributes = new LaggingReads<string>();
+  const laggingLifecycles = new LaggingReads<string>();
+  const uploads = new OpenUploads();
   /** Deleted queues' URLs -> until when ListQueues still lists them. */
   const stillListed = new Map<string, number>();
   /** Exact counts read so far, by queue URL, for lagging answers. */
@@ -121,23 +156,42 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
       requests.push(sqsOperation ? `SQS ${sqsOperation}` : `S3 ${request.method} ${url.pathname}${url.search}`);
       const bucket = url.pathname.split("/").filter(Boolean);
       if (!sqsOperation && takenBuckets.has(bucket[0] ?? "")) return s3AccessDenied(request.method);
+      const expectedOwner = request.headers.get("x-amz-expected-bucket-owner");
+      if (!sqsOperation && bucket[0] && expectedOwner !== null && expectedOwner !== (bucketOwners.get(bucket[0]) ?? ACCOUNT_ID)) return s3AccessDenied(request.method);
+      if (!sqsOperation && bucket.length === 0 && request.method === "POST" && /(^|&)Action=GetCallerIdentity(&|$)/.test(await request.clone().text())) return callerIdentity();
       const accessKeyId = accessKeyOf(request);
       if (access) {
         const body = sqsOperation ? ((await request.clone().json().catch(() => ({}))) as { QueueUrl?: string; QueueName?: string }) : {};
         const denied = access.control.denied(accessKeyId, [sqsOperation ? sqsAccess(sqsOperation, body, access.region) : s3Access(request.method, url)]);
         if (denied) return sqsOperation ? sqsAccessDenied(denied) : s3AccessDenied(request.method);
       }
-      if (sqsOperation === "CreateQueue" || sqsOperation === "DeleteQueue") {
-        const body = (await request.clone().json()) as { QueueName?: string; QueueUrl?: string };
-        const name = body.QueueName ?? body.QueueUrl?.split("/").pop() ?? "";
-        if (sqsOperation === "DeleteQueue") {
-          deletedQueues.set(name, Date.now() + sqs.queueNameReuseDelayMs);
-          if (body.QueueUrl) stillListed.set(body.QueueUrl, Date.now() + sqs.deletedQueueListedMs);
-        }
-        else if ((deletedQueues.get(name) ?? 0) > Date.now()) return queueDeletedRecently();
+      const queue = sqsOperation ? ((await request.clone().json().catch(() => ({}))) as { QueueName?: string; QueueUrl?: string; Attributes?: Record<string, string> }) : {};
+      const queueName = queue.QueueName ?? queue.QueueUrl?.split("/").pop() ?? "";
+      if (sqsOperation && sqsOperation !== "CreateQueue" && (newQueues.get(queueName) ?? 0) > Date.now()) return nonExistentQueue();
+      if (sqsOperation === "DeleteQueue") {
+        deletedQueues.set(queueName, Date.now() + sqs.queueNameReuseDelayMs);
+        newQueues.delete(queueName);
+        laggingAttributes.forget(`${queueName}\n`);
+        if (queue.QueueUrl) stillListed.set(queue.QueueUrl, Date.now() + sqs.deletedQueueListedMs);
+      }
+      if (sqsOperation === "CreateQueue" && (deletedQueues.get(queueName) ?? 0) > Date.now()) return queueDeletedRecently();
+      if (sqsOperation === "SetQueueAttributes" && sqs.attributeLagMs > 0 && queue.QueueUrl) {
+        const before = await upstreamQueueAttributes(queue.QueueUrl);
+        for (const name of Object.keys(queue.Attributes ?? {})) laggingAttributes.changed(`${queueName}\n${name}`, before[name], sqs.attributeLagMs, Date.now());
       }
       const listPrefix = sqsOperation === "ListQueues" ? (((await request.clone().json()) as { QueueNamePrefix?: string }).QueueNamePrefix ?? "") : undefined;
       const countsOf = sqsOperation === "GetQueueAttributes" ? ((await request.clone().json()) as { QueueUrl?: string }).QueueUrl ?? "" : undefined;
+      if (!sqsOperation && bucket.length === 1 && url.searchParams.has("lifecycle")) {
+        const lagging = request.method === "GET" ? laggingLifecycles.shown(bucket[0]!, Date.now()) : undefined;
+        if (lagging) return lagging.value === undefined ? s3Error("NoSuchLifecycleConfiguration", 404) : xml(lagging.value);
+        if (request.method === "PUT" && s3.lifecycleLagMs > 0) {
+          const before = await fetch(new URL(url.pathname + url.search, upstream));
+          laggingLifecycles.changed(bucket[0]!, before.ok ? await before.text() : undefined, s3.lifecycleLagMs, Date.now());
+        }
+      }
+      if (!sqsOperation && bucket.length === 1 && request.method === "GET" && url.searchParams.has("uploads")) {
+        return xml(uploads.listXml(bucket[0]!, url.searchParams.get("prefix") ?? ""));
+      }
       const subresource = Object.keys(SUBRESOURCES).find((name) => url.searchParams.has(name));
       if (bucket.length === 1 && subresource) {
         const key = `${bucket[0]}?${subresource}`;
@@ -165,7 +219,8 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
         const headers = new Headers(forwarded.headers);
         headers.delete("content-length");
         let body = (await forwarded.text()).replace(FAUXQS_QUEUE_ORIGIN, origin);
-        if (countsOf !== undefined && forwarded.ok) body = approximateAnswer(countsOf, body);
+        if (countsOf !== undefined && forwarded.ok) body = laggingAnswer(queueName, approximateAnswer(countsOf, body));
+        if (sqsOperation === "CreateQueue" && forwarded.ok && !newQueues.has(queueName)) newQueues.set(queueName, Date.now() + sqs.newQueueUnknownMs);
         if (listPrefix !== undefined && forwarded.ok) body = withRecentlyDeleted(listPrefix, body);
         return new Response(body, { status: forwarded.status, headers });
       }
@@ -175,7 +230,10 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
       }
       if (request.method === "DELETE" && bucket.length === 1 && forwarded.ok) {
         for (const name of Object.keys(SUBRESOURCES)) settings.delete(`${bucket[0]}?${name}`);
+        laggingLifecycles.forget(bucket[0]!);
+        uploads.forgetBucket(bucket[0]!);
       }
+      if (bucket.length > 1 && forwarded.ok) return uploads.track(request.method, url, forwarded);
       return forwarded;
     },
   });
@@ -197,6 +255,31 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
     if (ifMatch !== null && unquoted(ifMatch) !== unquoted(etag!)) return s3Error("PreconditionFailed", 412);
     if (ifNoneMatch === "*" && etag !== null) return s3Error("PreconditionFailed", 412);
     return forward();
+  }
+
+  /** The queue's attributes as fauxqs holds them now (the front's own read: no fault, no lag). */
+  async function upstreamQueueAttributes(queueUrl: string): Promise<Record<string, string>> {
+    const answer = await fetch(upstream, {
+      method: "POST",
+      headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.GetQueueAttributes" },
+      body: JSON.stringify({ QueueUrl: queueUrl, AttributeNames: ["All"] }),
+    });
+    return answer.ok ? (((await answer.json()) as { Attributes?: Record<string, string> }).Attributes ?? {}) : {};
+  }
+
+  /** GetQueueAttributes while a SetQueueAttributes propagates: the changed attributes as they were. */
+  function laggingAnswer(queueName: string, body: string): string {
+    const answer = JSON.parse(body) as { Attributes?: Record<string, string> };
+    const attributes = { ...answer.Attributes };
+    let lagging = false;
+    for (const name of Object.keys(attributes)) {
+      const shown = laggingAttributes.shown(`${queueName}\n${name}`, Date.now());
+      if (!shown) continue;
+      lagging = true;
+      if (shown.value === undefined) delete attributes[name];
+      else attributes[name] = shown.value;
+    }
+    return lagging ? JSON.stringify({ ...answer, Attributes: attributes }) : body;
   }
 
   function withRecentlyDeleted(prefix: string, body: string): string {
@@ -228,5 +311,5 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   }
 
   origin = `http://127.0.0.1:${server.port}`;
-  return { address: origin, requests, takenBuckets, sqs, stop: () => server.stop(true) };
+  return { address: origin, requests, takenBuckets, bucketOwners, sqs, s3, stop: () => server.stop(true) };
 }

@@ -15,7 +15,9 @@ export interface S3SqsEmulator {
   requests: string[];
   /** See `FauxqsFront.takenBuckets` and `FauxqsFront.sqs`. */
   takenBuckets: Set<string>;
+  bucketOwners: Map<string, string>;
   sqs: FauxqsFront["sqs"];
+  s3: FauxqsFront["s3"];
   stop(): Promise<void>;
 }
 
@@ -75,7 +77,9 @@ export async function startS3AndSqs(access?: FrontAccess): Promise<S3SqsEmulator
     faults,
     requests: front.requests,
     takenBuckets: front.takenBuckets,
+    bucketOwners: front.bucketOwners,
     sqs: front.sqs,
+    s3: front.s3,
     async stop() {
       await front.stop();
       await app.close();

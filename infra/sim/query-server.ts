@@ -4,7 +4,8 @@ import { parseQuery, QueryError, type Params, type XmlValue } from "./query-prot
 
 export interface QueryService<Context> {
   name: string;
-  handlers: Record<string, (params: Params, context: Context) => XmlValue | Promise<XmlValue>>;
+  /** `request`: the signed request, for what depends on who calls. */
+  handlers: Record<string, (params: Params, context: Context, request: Request) => XmlValue | Promise<XmlValue>>;
   context: Context;
   faults: FaultSwitch;
   /** The error each fault kind answers, as the service names it. */
@@ -40,7 +41,7 @@ export function serveQuery<Context>(service: QueryService<Context>): QueryServer
         const handler = service.handlers[action];
         if (!handler) throw new QueryError("InvalidAction", `The action ${action} is not valid for this web service (${service.name} emulator).`);
         service.authorize?.(action, params, request);
-        return reply(service.success(action, await handler(params, service.context), requestId));
+        return reply(service.success(action, await handler(params, service.context, request), requestId));
       } catch (error) {
         if (!(error instanceof QueryError)) throw error;
         return reply(service.error(error, requestId), error.status);

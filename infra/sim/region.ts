@@ -91,7 +91,10 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
   /** Access key -> instance id: the instances' callers. */
   const instanceKeys = new Map<string, string>();
   // The emulators are started below; the control reads them only once requests arrive.
-  const roleInProfile = (profileName: string) => iam.store.roles.get(iam.roleOf(profileName) ?? "");
+  const roleInProfile = (profileName: string) => {
+    iam.store.settle();
+    return iam.store.roles.get(iam.roleOf(profileName) ?? "");
+  };
   const control: AccessControl = accessControl((accessKeyId) => {
     const instance = ec2.store.instances.get(instanceKeys.get(accessKeyId) ?? "");
     if (!instance) return undefined;
@@ -127,6 +130,13 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
     vcpuQuota: options.vcpuQuota,
     defaultVpc: options.defaultVpc,
     instanceProfileCreatedAt: (name) => iam.store.instanceProfiles.get(name)?.createDate.getTime(),
+    // EC2 creates the grant on the volume's key as the caller, through EC2, for an AWS resource.
+    mayCreateGrant: enforce
+      ? (request, keyArn) =>
+          !control.denied(accessKeyOf(request), [
+            { action: "kms:CreateGrant", resource: keyArn, context: { "kms:ViaService": `ec2.${region}.amazonaws.com`, "kms:GrantIsForAWSResource": "true" } },
+          ])
+      : undefined,
     logDir,
     volumeDir,
     stockImages: options.stockImages,

@@ -5,6 +5,8 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { resourceNames, type Config } from "../config.ts";
 import { EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX } from "../deployment.ts";
 import type { Logger } from "../log.ts";
+import { expectBucketOwner } from "./aws/bucket-owner.ts";
+import { instanceIdentity } from "./aws/instance-identity.ts";
 import { S3BlobStore } from "./aws/s3-bucket.ts";
 import { SqsQueueService } from "./aws/sqs-queue.ts";
 import { Ec2Fleet } from "./aws/ec2-fleet.ts";
@@ -25,7 +27,10 @@ const MAX_ATTEMPTS = 8;
 export function awsCloud(config: Config): Cloud {
   const names = resourceNames(config);
   const common = { maxAttempts: MAX_ATTEMPTS, retryMode: "standard" } as const;
-  const blobs = new S3BlobStore(new S3Client({ ...common, forcePathStyle: config.s3ForcePathStyle }));
+  const s3 = new S3Client({ ...common, forcePathStyle: config.s3ForcePathStyle });
+  // On EC2 the account is the instance's own; elsewhere (tests, a laptop) nothing says which it is.
+  if (config.instanceMetadata === "required") expectBucketOwner(s3, async () => (await instanceIdentity()).accountId);
+  const blobs = new S3BlobStore(s3);
   return {
     blobs,
     queues: new SqsQueueService(new SQSClient(common)),

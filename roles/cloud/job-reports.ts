@@ -3,7 +3,7 @@
  * consistent: a read after a write sees it), files locally. Only the key differs: on AWS it ends with the instance's
  * ARN, so IAM can let each app instance write its own report and no other.
  */
-import { MetadataService } from "@aws-sdk/ec2-metadata-service";
+import { instanceIdentity } from "./aws/instance-identity.ts";
 import { JOB_REPORTS_PREFIX } from "../deployment.ts";
 import { decodeMessage, JobReportSchema, MessageFormatError, type JobReport } from "../messages.ts";
 import type { Bucket, JobReports } from "./types.ts";
@@ -49,7 +49,7 @@ export const localReportKey: ReportKey = async (instanceId) => `${JOB_REPORTS_PR
  * `instance-reports/arn:<partition>:ec2:<region>:<account>:instance/<id>`: the account and region are this instance's
  * own (from its identity document), which the deployment's app instances share with it.
  */
-export function instanceArnReportKey(arnPrefix: () => Promise<string> = instanceArnPrefixFromMetadata()): ReportKey {
+export function instanceArnReportKey(arnPrefix: () => Promise<string> = instanceArnPrefix): ReportKey {
   return async (instanceId) => `${JOB_REPORTS_PREFIX}${await arnPrefix()}${instanceId}`;
 }
 
@@ -59,18 +59,7 @@ function partitionOf(region: string): string {
   return "aws";
 }
 
-/** Read once from the instance metadata service, on first use. */
-function instanceArnPrefixFromMetadata(): () => Promise<string> {
-  let prefix: Promise<string> | undefined;
-  return () =>
-    (prefix ??= (async () => {
-      const document = JSON.parse(await new MetadataService({ ec2MetadataV1Disabled: true }).request("/latest/dynamic/instance-identity/document", {})) as {
-        accountId: string;
-        region: string;
-      };
-      return `arn:${partitionOf(document.region)}:ec2:${document.region}:${document.accountId}:instance/`;
-    })().catch((error) => {
-      prefix = undefined;
-      throw error;
-    }));
+async function instanceArnPrefix(): Promise<string> {
+  const { accountId, region } = await instanceIdentity();
+  return `arn:${partitionOf(region)}:ec2:${region}:${accountId}:instance/`;
 }

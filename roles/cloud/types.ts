@@ -80,6 +80,8 @@ export type InstanceState = "pending" | "running" | "stopping" | "stopped" | "sh
 export interface AppInstance {
   id: string;
   state: InstanceState;
+  /** Why a stopped instance stopped, as EC2 names it (StateReason code, e.g. Client.InternalError); local fleets: none. */
+  stateReason?: string;
 }
 
 /**

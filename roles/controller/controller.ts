@@ -9,7 +9,7 @@
 import { CapacityError, type AppInstance, type Fleet, type JobQueue, type JobReport, type JobReports } from "../cloud/types.ts";
 import { errorFields, type Logger } from "../log.ts";
 import type { ServiceMetrics } from "../metrics.ts";
-import { capacityLimit, nextCapacityCap, type CapacityCap } from "./capacity.ts";
+import { bootFailureCap, capacityLimit, failedBoots, nextCapacityCap, type CapacityCap } from "./capacity.ts";
 import { applyExpectations, type Expectation } from "./expectations.ts";
 import { goneReports } from "./gone-reports.ts";
 import { decideReplacements, nextProgressWatch, sickReplacement, type FleetHealthDecision, type ProgressWatch } from "./fleet-health.ts";
@@ -49,6 +49,10 @@ export class Controller {
   private lastHealth: FleetHealthDecision | undefined;
   /** When this controller last started or launched each instance: a report written before then is its previous life's. */
   private bootedAt = new Map<string, number>();
+  /** Instances this controller started or launched, not yet seen running or stopped again. */
+  private readonly booting = new Set<string>();
+  /** Rounds in a row whose started instances stopped again as they booted. */
+  private bootFailureStreak = 0;
   /** Instances that may have a job report (gone-reports.ts); undefined before the first look. */
   private mayHaveReport: Set<string> | undefined;
   /** The deletion of gone instances' reports under way: off the tick's path, so a slow S3 never delays scaling. */
@@ -99,6 +103,7 @@ export class Controller {
     metrics.fleetObserved(depth, instances);
     this.removingReports ??= this.removeGoneReports(instances).finally(() => (this.removingReports = undefined));
     const active = instances.filter((instance) => instance.state === "pending" || instance.state === "running");
+    this.noteBoots(instances, active.length, now);
     const backlog = depth.visible + depth.inFlight;
     // Every tick when the queue reads empty (a scale-in could follow), else once in a while for health and progress.
     const readReports = active.length > 0 && (backlog === 0 || now - this.reportsReadAt >= BUSY_REPORT_READ_MS);
@@ -190,7 +195,12 @@ export class Controller {
     const { fleet } = this.options;
     const expect = (ids: string[], state: Expectation["state"]) => {
       this.expectations.push(...ids.map((id) => ({ id, state, at: now })));
-      if (state === "pending") for (const id of ids) this.bootedAt.set(id, now);
+      if (state === "pending") {
+        for (const id of ids) {
+          this.bootedAt.set(id, now);
+          this.booting.add(id);
+        }
+      }
       return ids.length;
     };
     const [started, launched, ...others] = await Promise.allSettled([
@@ -206,6 +216,23 @@ export class Controller {
     const got = scaleOut.reduce((sum, result) => sum + (result.status === "fulfilled" ? result.value : 0), 0);
     const capacityError = scaleOut.find((result) => result.status === "rejected")?.reason as CapacityError | undefined;
     this.noteCapacity({ asked, got, active: decision.desired - asked + got, error: capacityError?.code, capped: decision.capped }, now);
+  }
+
+  /** Started instances that stopped again as they booted are a capacity refusal, backed off like one. */
+  private noteBoots(instances: AppInstance[], active: number, now: number): void {
+    const failed = failedBoots(instances, this.booting);
+    const listed = new Map(instances.map((instance) => [instance.id, instance.state]));
+    for (const id of this.booting) {
+      const state = listed.get(id);
+      // Running: the boots work again. Gone (a launch that failed, or terminated by someone): no longer booting.
+      if (state === "running") this.bootFailureStreak = 0;
+      if (state === "running" || state === undefined) this.booting.delete(id);
+    }
+    if (failed.length === 0) return;
+    for (const instance of failed) this.booting.delete(instance.id);
+    this.bootFailureStreak += 1;
+    this.cap = bootFailureCap(failed, this.bootFailureStreak, active, now);
+    this.options.log.warn("capacity_cap", { limitedTo: this.cap.limit, reason: this.cap.reason, shortfalls: this.cap.shortfalls, retryInMs: this.cap.retryAt - now, failed: failed.map((instance) => instance.id) });
   }
 
   private noteCapacity(outcome: Parameters<typeof nextCapacityCap>[1], now: number): void {

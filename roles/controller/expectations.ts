@@ -36,7 +36,8 @@ export function applyExpectations(
     if (now - expectation.at >= graceMs) continue;
     const seen = instances.get(expectation.id);
     // Missing from the listing: just launched (not visible yet), or gone for good.
-    const behind = seen ? BEHIND[expectation.state].has(seen.state) : expectation.state === "pending";
+    // A start that ended stopped with a reason (a boot failure) is the start's outcome, not a listing behind it.
+    const behind = seen ? BEHIND[expectation.state].has(seen.state) && seen.stateReason === undefined : expectation.state === "pending";
     if (!behind) continue;
     instances.set(expectation.id, { id: expectation.id, state: expectation.state });
     outstanding.push(expectation);

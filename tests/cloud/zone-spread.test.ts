@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { spreadOverSubnets } from "../../roles/cloud/aws/zone-spread.ts";
+import { refusedByZone, spreadOverSubnets } from "../../roles/cloud/aws/zone-spread.ts";
 
 describe("spreadOverSubnets", () => {
   const cases: { name: string; holding: Record<string, number>; subnets: string[]; count: number; planned: Record<string, number> }[] = [
@@ -16,4 +16,17 @@ describe("spreadOverSubnets", () => {
       expect(Object.fromEntries(spreadOverSubnets(new Map(Object.entries(holding)), subnets, count))).toEqual(planned);
     });
   }
+});
+
+describe("refusedByZone: which EC2 refusals leave the subnet out, the others taking its share", () => {
+  const cases: [string, boolean][] = [
+    ["InsufficientInstanceCapacity", true],
+    // The zone does not offer the type at all (us-east-1e has no t3): no use asking it again.
+    ["Unsupported", true],
+    // The account's quota is the same in every zone.
+    ["VcpuLimitExceeded", false],
+    ["InstanceLimitExceeded", false],
+    ["InvalidParameterValue", false],
+  ];
+  for (const [code, leftOut] of cases) test(`${code}: ${leftOut ? "left out" : "kept"}`, () => expect(refusedByZone(code)).toBe(leftOut));
 });

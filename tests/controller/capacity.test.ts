@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { backoffMs, capacityLimit, nextCapacityCap, type ScaleOutOutcome } from "../../roles/controller/capacity.ts";
+import { backoffMs, bootFailureCap, capacityLimit, failedBoots, nextCapacityCap, type ScaleOutOutcome } from "../../roles/controller/capacity.ts";
 
 const outcome = (overrides: Partial<ScaleOutOutcome>): ScaleOutOutcome => ({ asked: 5, got: 5, active: 5, capped: false, ...overrides });
 
@@ -30,5 +30,29 @@ describe("capacity cap", () => {
     expect(capacityLimit(cap, 5_999)).toBe(12);
     expect(capacityLimit(cap, 6_000)).toBeUndefined();
     expect(capacityLimit(undefined, 0)).toBeUndefined();
+  });
+});
+
+describe("boots that fail", () => {
+  const booting = new Set(["i-a", "i-b", "i-c"]);
+  test("only instances this controller started, stopped again with a boot failure reason, count", () => {
+    const failed = failedBoots(
+      [
+        { id: "i-a", state: "stopped", stateReason: "Client.InternalError" },
+        { id: "i-b", state: "stopped", stateReason: "Client.UserInitiatedShutdown" },
+        { id: "i-c", state: "pending" },
+        { id: "i-d", state: "stopped", stateReason: "Client.InternalError" },
+      ],
+      booting,
+    );
+    expect(failed.map((instance) => instance.id)).toEqual(["i-a"]);
+  });
+
+  test("the cap holds the fleet at its active instances, names the KMS grant, and backs off longer with each round", () => {
+    const failed = [{ id: "i-a", state: "stopped" as const, stateReason: "Client.InternalError" }];
+    const first = bootFailureCap(failed, 1, 2, 1_000);
+    expect(first).toMatchObject({ limit: 2, retryAt: 6_000, shortfalls: 1 });
+    expect(first.reason).toContain("kms:CreateGrant");
+    expect(bootFailureCap(failed, 3, 2, 1_000).retryAt).toBe(21_000);
   });
 });

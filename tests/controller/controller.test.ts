@@ -195,6 +195,44 @@ describe("controller and EC2's capacity", () => {
   });
 });
 
+describe("instances that stop again as they boot", () => {
+  test("a warm pool whose starts stop again with Client.InternalError (a KMS key the role may not use) is a capacity refusal: named in health, backed off, not retried every tick", async () => {
+    const starts: number[] = [];
+    let clock = 0;
+    const states = new Map<string, AppInstance>(["i-a", "i-b"].map((id) => [id, { id, state: "stopped" }]));
+    const fleet: Fleet = {
+      list: async () => [...states.values()],
+      launch: async () => [],
+      // EC2 takes the start; the instance goes pending, then stopped, with the reason.
+      start: async (ids) => {
+        starts.push(clock);
+        for (const id of ids) states.set(id, { id, state: "stopped", stateReason: "Client.InternalError" });
+        return ids;
+      },
+      stop: async () => {},
+      terminate: async () => {},
+    };
+    const logs = captureLogs();
+    const controller = controllerOf({ depth: { visible: 2, inFlight: 0 }, fleet, poolPolicy: "warm", now: () => clock, logger: logs.logger });
+    for (; clock < 120_000; clock += 250) await controller.step();
+    // 0, then after 5, 10, 20 and 40 s of backoff: five rounds in two minutes, not one a tick.
+    expect(starts.length).toBe(5);
+    expect(controller.health()).toMatchObject({ capacity: { limitedTo: 0, shortfalls: 5 } });
+    expect(JSON.stringify(controller.health())).toContain("kms:CreateGrant");
+    expect(logs.lines.filter((line) => line.event === "capacity_cap").length).toBeGreaterThanOrEqual(5);
+
+    // The role gets its grant: the next round's instances run, and the cap is lifted.
+    fleet.start = async (ids) => {
+      starts.push(clock);
+      for (const id of ids) states.set(id, { id, state: "running" });
+      return ids;
+    };
+    for (const end = clock + 90_000; clock < end; clock += 250) await controller.step();
+    expect(starts.length).toBe(6);
+    expect(controller.health()).toMatchObject({ capacity: "unlimited" });
+  });
+});
+
 describe("controller scale-in", () => {
   const running = (...ids: string[]) => ({ list: async () => ids.map((id) => ({ id, state: "running" as const })), stop: async () => {} }) as Pick<Fleet, "list" | "stop"> as Fleet;
 

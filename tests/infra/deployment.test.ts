@@ -136,7 +136,7 @@ describe("a deployment's life in the emulated region", () => {
 
   test("bootstrap creates the deployment: 1 KiB long-polled request queue with redrive, IMDSv2-only launch template, a new admin token printed once", async () => {
     const { stdout, mutations } = await runCounting("bootstrap", INGRESS);
-    expect(stdout).toContain("applying 32 changes");
+    expect(stdout).toContain("applying 34 changes");
     const printed = /export FACEFLEET_API_TOKEN=(\S+)/.exec(stdout)?.[1];
     expect(printed).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(await storedToken()).toBe(printed!);

@@ -130,20 +130,25 @@ describe("an account without a default VPC", () => {
     await fleet.terminate([id!]);
   });
 
-  test("launch spreads the warm pool over the subnets, and the controller's launches keep them even, leaving out a zone out of machines", async () => {
+  /** Bootstrap over the VPC's subnets, then as if baked: launch needs the deployment's image in the state and the template; the stock one stands in. */
+  async function bootstrappedAsBaked(prefix: string, stateFileName: string) {
     const { Vpcs } = await it.ec2.send(new DescribeVpcsCommand({}));
     const vpcId = Vpcs![0]!.VpcId!;
     const subnets = await subnetsOf(it.ec2, vpcId);
-    const stateFile = join(dir, "c.json");
-    const bootstrap = await runInfraScript(it.region, "bootstrap", ["--ingress-cidr", "203.0.113.0/24", "--vpc-id", vpcId], { prefix: "spread", stateFile });
+    const stateFile = join(dir, stateFileName);
+    const bootstrap = await runInfraScript(it.region, "bootstrap", ["--ingress-cidr", "203.0.113.0/24", "--vpc-id", vpcId], { prefix, stateFile });
     expect(bootstrap.code, bootstrap.output).toBe(0);
     const imageId = Object.values(it.region.ec2.stockImages)[0]!;
-    // As if baked: launch needs the deployment's image in the state and the template; the stock one stands in.
     const state = { ...(JSON.parse(readFileSync(stateFile, "utf8")) as DeploymentState), imageId };
     writeFileSync(stateFile, JSON.stringify(state));
     await newDefaultVersion(it.ec2, state.launchTemplateId!, { ImageId: imageId });
     const store = it.region.ec2.store;
     const subnetCounts = (ids: string[]) => subnets.map((subnet) => ids.filter((id) => store.instances.get(id)!.subnetId === subnet).length);
+    return { subnets, stateFile, imageId, state, store, subnetCounts };
+  }
+
+  test("launch spreads the warm pool over the subnets, and the controller's launches keep them even, leaving out a zone out of machines", async () => {
+    const { subnets, stateFile, imageId, state, store, subnetCounts } = await bootstrappedAsBaked("spread", "c.json");
     const launchRun = await runInfraScript(it.region, "launch", ["--pool", "warm", "--pool-size", "3"], { prefix: "spread", stateFile, env: { FACEFLEET_MAX_APP_INSTANCES: "3" } });
     expect(launchRun.code, launchRun.output).toBe(0);
     const tagged = (role: string) => [...store.instances.values()].filter((instance) => store.tagsOf(instance.id).Deployment === "spread" && store.tagsOf(instance.id).Role === role).map((instance) => instance.id);
@@ -164,4 +169,40 @@ describe("an account without a default VPC", () => {
       it.region.ec2.capacity.exhaustedZones.clear();
     }
   });
+
+  test("a zone that does not offer the app type (Unsupported) is left out by launch and by the controller's launches and starts", async () => {
+    const { subnets, stateFile, imageId, state, store, subnetCounts } = await bootstrappedAsBaked("unoffered", "d.json");
+    const unoffered = it.region.ec2.capacity.unofferedTypes;
+    unoffered.set(store.subnets.get(subnets[1]!)!.availabilityZone, new Set(["t3.small"]));
+    try {
+      const launchRun = await runInfraScript(it.region, "launch", ["--pool", "warm", "--pool-size", "3"], { prefix: "unoffered", stateFile, env: { FACEFLEET_MAX_APP_INSTANCES: "3" } });
+      expect(launchRun.code, launchRun.output).toBe(0);
+      expect(launchRun.stdout).toContain("(Unsupported); the other subnets take its share");
+      const pool = [...store.instances.values()].filter((instance) => store.tagsOf(instance.id).Deployment === "unoffered" && store.tagsOf(instance.id).Role === "app");
+      expect(subnetCounts(pool.map((instance) => instance.id))).toEqual([3, 0]);
+      const fleet = new Ec2Fleet(it.ec2, { deployment: "unoffered", launchTemplateName: "unoffered-instance", imageId, network: appNetworkOf(state)! });
+      const launched = await fleet.launch(3);
+      expect(subnetCounts(launched)).toEqual([3, 0]);
+      // A stopped instance in the zone (the type withdrawn since): its start is refused as capacity, the others start.
+      const [inOffered] = launched;
+      await fleet.stop(launched);
+      unoffered.clear();
+      const [inUnoffered] = await fleet.launch(2).then((ids) => ids.filter((id) => store.instances.get(id)!.subnetId === subnets[1]));
+      await fleet.stop([inUnoffered!]);
+      for (const id of [inOffered!, inUnoffered!]) await until(() => store.instances.get(id)!.state === "stopped");
+      unoffered.set(store.subnets.get(subnets[1]!)!.availabilityZone, new Set(["t3.small"]));
+      await fleet.list();
+      expect(await fleet.start([inUnoffered!, inOffered!])).toEqual([inOffered!]);
+      await expect(fleet.start([inUnoffered!])).rejects.toMatchObject({ name: "CapacityError", code: "Unsupported" });
+    } finally {
+      unoffered.clear();
+    }
+  });
 });
+
+async function until(check: () => boolean): Promise<void> {
+  for (let tries = 0; !check(); tries++) {
+    if (tries > 200) throw new Error("timed out");
+    await Bun.sleep(25);
+  }
+}

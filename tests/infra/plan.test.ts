@@ -15,7 +15,7 @@ function converged(state: DesiredState): ActualState {
   const queueArn = (name: string) => `arn:aws:sqs:us-east-1:123456789012:${name}`;
   return {
     buckets: Object.fromEntries(
-      state.buckets.map((name) => [name, { publicAccessBlocked: true, encrypted: true, tags, expirations: name === state.expiry.bucket ? [{ prefix: state.expiry.prefix, days: state.expiry.days }] : [] }]),
+      state.buckets.map((name) => [name, { publicAccessBlocked: true, encrypted: true, tags, expirations: name === state.expiry.bucket ? [{ prefix: state.expiry.prefix, days: state.expiry.days }] : [], abortIncompleteUploadsAfterDays: 1 }]),
     ),
     queues: Object.fromEntries(
       state.queues.map((queue) => [
@@ -81,15 +81,17 @@ describe("plan", () => {
       "block public access to bucket alpha-in-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-in-bucket",
       "tag bucket alpha-in-bucket",
+      "set the lifecycle of bucket alpha-in-bucket: abort multipart uploads left incomplete after 1 day(s)",
       "create bucket alpha-out-bucket",
       "block public access to bucket alpha-out-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-out-bucket",
       "tag bucket alpha-out-bucket",
+      "set the lifecycle of bucket alpha-out-bucket: abort multipart uploads left incomplete after 1 day(s); expire objects under embeddings/ after 1 day(s) (embeddings of abandoned enrollments)",
       "create bucket alpha-reports-bucket",
       "block public access to bucket alpha-reports-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-reports-bucket",
       "tag bucket alpha-reports-bucket",
-      "expire objects under embeddings/ of bucket alpha-out-bucket after 1 day(s) (embeddings of abandoned enrollments)",
+      "set the lifecycle of bucket alpha-reports-bucket: abort multipart uploads left incomplete after 1 day(s)",
       "store the admin token as private object s3://alpha-in-bucket/_secrets/api-token (FACEFLEET_API_TOKEN, else a new one printed once)",
       "create queue alpha-dlq",
       "create queue alpha-req-queue",
@@ -140,14 +142,24 @@ describe("plan", () => {
 
   test("a bucket that lost its encryption, public access block or expiry rule gets just that back", () => {
     const actual = converged(desired);
-    actual.buckets["alpha-in-bucket"] = { publicAccessBlocked: false, encrypted: true, tags: { Deployment: "alpha" } };
-    actual.buckets["alpha-out-bucket"] = { publicAccessBlocked: true, encrypted: false, tags: {} };
+    actual.buckets["alpha-in-bucket"] = { publicAccessBlocked: false, encrypted: true, tags: { Deployment: "alpha" }, abortIncompleteUploadsAfterDays: 1 };
+    actual.buckets["alpha-out-bucket"] = { publicAccessBlocked: true, encrypted: false, tags: {}, abortIncompleteUploadsAfterDays: 1 };
     expect(planChanges(desired, actual).map(describeChange)).toEqual([
       "block public access to bucket alpha-in-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-out-bucket",
       "tag bucket alpha-out-bucket",
-      "expire objects under embeddings/ of bucket alpha-out-bucket after 1 day(s) (embeddings of abandoned enrollments)",
+      "set the lifecycle of bucket alpha-out-bucket: abort multipart uploads left incomplete after 1 day(s); expire objects under embeddings/ after 1 day(s) (embeddings of abandoned enrollments)",
     ]);
+  });
+
+  test("every bucket aborts multipart uploads left incomplete after a day (a web process killed mid-upload leaves its parts billed); the gallery's bucket keeps its expiry beside", () => {
+    const actual = converged(desired);
+    for (const bucket of Object.values(actual.buckets)) delete bucket!.abortIncompleteUploadsAfterDays;
+    actual.buckets["alpha-reports-bucket"]!.abortIncompleteUploadsAfterDays = 7;
+    const changes = planChanges(desired, actual);
+    expect(changes).toEqual(
+      desired.buckets.map((name) => ({ kind: "set-lifecycle", name, abortIncompleteUploadsAfterDays: 1, ...(name === "alpha-out-bucket" && { expiry: { prefix: "embeddings/", days: 1 } }) })),
+    );
   });
 
   test("a widened permissions policy or trust policy is put back", () => {

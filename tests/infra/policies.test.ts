@@ -430,3 +430,25 @@ test("each role is granted exactly the AWS calls its code makes, and every call 
     expect(new Set(granted)).toEqual(new Set(needed));
   }
 });
+
+describe("EBS encryption by default under a customer managed key", () => {
+  const key = `arn:aws:kms:us-east-1:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+  const withKey = Object.fromEntries(INSTANCE_ROLES.map((role) => [role, instanceRolePermissions(role, { ...scope, ebsKmsKeyArn: key })])) as Record<InstanceRole, PolicyDocument>;
+  const grant = (role: InstanceRole, resource: string, context: RequestContext) => isAllowed(withKey[role], { action: "kms:CreateGrant", resource, context });
+  const viaEc2 = { "kms:ViaService": "ec2.us-east-1.amazonaws.com", "kms:GrantIsForAWSResource": "true" };
+
+  test("the web role (it starts and launches app instances) may let EC2 use the key for the volumes, and nothing else", () => {
+    expect(grant("web", key, viaEc2)).toBe(true);
+    expect(grant("web", key, { ...viaEc2, "kms:ViaService": "s3.us-east-1.amazonaws.com" })).toBe(false);
+    expect(grant("web", key, { ...viaEc2, "kms:ViaService": "ec2.eu-west-1.amazonaws.com" })).toBe(false);
+    expect(grant("web", key, { ...viaEc2, "kms:GrantIsForAWSResource": "false" })).toBe(false);
+    expect(grant("web", key, {})).toBe(false);
+    expect(grant("web", `arn:aws:kms:us-east-1:${ACCOUNT}:key/another`, viaEc2)).toBe(false);
+    expect(grant("app", key, viaEc2)).toBe(false);
+    expect(grant("builder", key, viaEc2)).toBe(false);
+  });
+
+  test("without such a key, no role has any KMS permission", () => {
+    expect(JSON.stringify(policies)).not.toContain("kms:");
+  });
+});

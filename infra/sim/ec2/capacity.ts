@@ -2,7 +2,8 @@
  * What EC2 can give right now. The account's Standard on-demand quota counts the vCPUs of its pending and running
  * instances (stopped ones hold none); past it, RunInstances launches the most that fit above MinCount, or answers
  * VcpuLimitExceeded, and StartInstances answers VcpuLimitExceeded. Apart from the quota, a zone may simply have no
- * more machines of a type for a while: InsufficientInstanceCapacity, on a start as on a launch.
+ * more machines of a type for a while: InsufficientInstanceCapacity, on a start as on a launch. And a zone may not offer
+ * a type at all: Unsupported (not every zone of a region has every type, us-east-1e has no t3).
  */
 import { QueryError } from "../query-protocol.ts";
 import type { Instance } from "./model.ts";
@@ -35,6 +36,8 @@ export interface CapacitySettings {
   instancesAvailable?: number;
   /** Availability zones out of machines for now: a launch or start there gets InsufficientInstanceCapacity. */
   exhaustedZones: Set<string>;
+  /** Zone -> the instance types it does not offer: a launch or start of one there gets Unsupported. */
+  unofferedTypes: Map<string, Set<string>>;
 }
 
 const HOLDING_VCPUS: ReadonlySet<Instance["state"]> = new Set(["pending", "running"]);
@@ -57,8 +60,19 @@ const insufficientCapacity = (instanceType: string, zone: string) =>
     `We currently do not have sufficient ${instanceType} capacity in the Availability Zone you requested (${zone}). Our system will be working on provisioning additional capacity.`,
   );
 
+const unsupported = (instanceType: string, zone: string) =>
+  new QueryError(
+    "Unsupported",
+    `Your requested instance type (${instanceType}) is not supported in your requested Availability Zone (${zone}). Please retry your request by not specifying an Availability Zone or choosing another one.`,
+  );
+
+function refuseUnoffered(settings: CapacitySettings, instanceType: string, zone: string): void {
+  if (settings.unofferedTypes.get(zone)?.has(instanceType)) throw unsupported(instanceType, zone);
+}
+
 /** How many of `min..max` new instances of a type EC2 gives now in a zone (taking them from what it has), or its error. */
 export function grantLaunch(settings: CapacitySettings, inUse: number, instanceType: string, min: number, max: number, zone: string): number {
+  refuseUnoffered(settings, instanceType, zone);
   const byQuota = Math.floor((settings.vcpuQuota - inUse) / vcpusOf(instanceType));
   if (byQuota < min) throw vcpuLimitExceeded(settings.vcpuQuota);
   const available = settings.exhaustedZones.has(zone) ? 0 : (settings.instancesAvailable ?? Infinity);
@@ -71,6 +85,7 @@ export function grantLaunch(settings: CapacitySettings, inUse: number, instanceT
 /** A start of stopped instances (each in its zone): all of them, or an error. */
 export function grantStart(settings: CapacitySettings, inUse: number, starting: { instance: Instance; zone: string }[]): void {
   if (starting.length === 0) return;
+  for (const { instance, zone } of starting) refuseUnoffered(settings, instance.instanceType, zone);
   const vcpus = starting.reduce((sum, { instance }) => sum + vcpusOf(instance.instanceType), 0);
   if (inUse + vcpus > settings.vcpuQuota) throw vcpuLimitExceeded(settings.vcpuQuota);
   const stuck = starting.find(({ zone }) => settings.exhaustedZones.has(zone));

@@ -25,6 +25,22 @@ export interface Ec2Context {
   volumeOf(instance: Instance): string;
   /** Called for each instance RunInstances creates, before it boots (the region starts its metadata service). */
   onLaunch(instanceId: string): void;
+  /** The account's EBS encryption by default; tests change it while the emulator runs. */
+  ebsEncryption: EbsEncryption;
+  /** Whether the caller may create a grant on the KMS key for EC2 (kms:CreateGrant); without it, every caller may. */
+  mayCreateGrant?(request: Request, keyArn: string): boolean;
 }
 
-export type Ec2Handler = (params: Params, context: Ec2Context) => XmlValue | Promise<XmlValue>;
+/**
+ * EBS encryption by default (an account and region setting). With a customer managed key, EC2 creates a grant on the
+ * key for each volume it attaches, as the caller of RunInstances or StartInstances: a caller that may not
+ * (kms:CreateGrant) sees its instance go pending, then terminated (launch) or stopped (start) with
+ * Client.InternalError.
+ */
+export interface EbsEncryption {
+  byDefault: boolean;
+  /** The default key's ARN; undefined: the AWS managed key alias/aws/ebs, which needs no grant from the caller. */
+  kmsKeyArn?: string;
+}
+
+export type Ec2Handler = (params: Params, context: Ec2Context, request?: Request) => XmlValue | Promise<XmlValue>;

@@ -44,6 +44,20 @@ export class InstanceLifecycle {
     this.boot(instance, this.options.startDelayMs);
   }
 
+  /**
+   * A launch (then `terminated`) or start (then `stopped`) EC2 accepts but cannot carry out, as when the volume's KMS
+   * key refuses it: pending, then shut down with the reason, no process ever run.
+   */
+  failBoot(instance: Instance, final: "stopped" | "terminated", reason: NonNullable<Instance["stateReason"]>): void {
+    if (final === "stopped" && instance.state !== "stopped") return;
+    const generation = this.enter(instance, "pending");
+    this.track(
+      Bun.sleep(final === "stopped" ? this.options.startDelayMs : this.options.bootDelayMs).then(() => {
+        if (this.current(instance, generation)) this.shutDown(instance, final === "stopped" ? "stopping" : "shutting-down", final, reason);
+      }),
+    );
+  }
+
   stop(instance: Instance): void {
     if (instance.state !== "running") return;
     this.shutDown(instance, "stopping", "stopped", { code: "Client.UserInitiatedShutdown", message: "Client.UserInitiatedShutdown: User initiated shutdown" });

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { FaultSwitch } from "../faults.ts";
 import { QueryError, toXml, type Params } from "../query-protocol.ts";
 import { serveQuery } from "../query-server.ts";
+import { accountActions } from "./actions/account.ts";
 import { imageActions } from "./actions/images.ts";
 import { instanceActions } from "./actions/instances.ts";
 import { launchTemplateActions } from "./actions/launch-templates.ts";
@@ -14,7 +15,7 @@ import { createDefaultVpc, networkActions } from "./actions/networks.ts";
 import { securityGroupActions } from "./actions/security-groups.ts";
 import { tagActions } from "./actions/tags.ts";
 import type { CapacitySettings } from "./capacity.ts";
-import type { Ec2Context } from "./context.ts";
+import type { EbsEncryption, Ec2Context } from "./context.ts";
 import { InstanceLifecycle } from "./lifecycle.ts";
 import { Ec2Store, type Instance, type InstanceStateName } from "./model.ts";
 import type { ProcessSpec } from "./process.ts";
@@ -55,6 +56,8 @@ export interface Ec2EmulatorOptions {
   onLaunch?(instance: Instance): void;
   /** Refuses a call its caller may not make (see infra/sim/iam/access.ts). */
   authorize?(action: string, params: Params, request: Request, store: Ec2Store): void;
+  /** Whether the caller may create a grant on a KMS key for EC2 (see EbsEncryption); without it, everyone may. */
+  mayCreateGrant?(request: Request, keyArn: string): boolean;
 }
 
 export interface InstanceSummary {
@@ -77,6 +80,8 @@ export interface Ec2Emulator {
   stockImages: Record<string, string>;
   /** The vCPU quota and the instances the zone can still give (InsufficientInstanceCapacity past them); change at will. */
   capacity: CapacitySettings;
+  /** The account's EBS encryption by default: `{ byDefault: true, kmsKeyArn }` plays a customer managed key. */
+  ebsEncryption: EbsEncryption;
   /** The delays can change while the emulator runs (a simulation compares them). */
   delays: { bootDelayMs: number; startDelayMs?: number; stopDelayMs: number; readAfterCreateLagMs: number; securityGroupLagMs: number; instanceProfileLagMs: number };
   instances(): InstanceSummary[];
@@ -136,7 +141,8 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
   const volumeDir = options.volumeDir ?? join(options.logDir, "volumes");
   const volumeOf = (instance: Instance) => store.images.get(instance.imageId)?.rootDir ?? join(volumeDir, instance.id);
   const faults = new FaultSwitch();
-  const capacity: CapacitySettings = { vcpuQuota: options.vcpuQuota ?? Infinity, exhaustedZones: new Set() };
+  const capacity: CapacitySettings = { vcpuQuota: options.vcpuQuota ?? Infinity, exhaustedZones: new Set(), unofferedTypes: new Map() };
+  const ebsEncryption: EbsEncryption = { byDefault: false };
   const context: Ec2Context = {
     volumeOf,
     store,
@@ -153,11 +159,13 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
       return delays.instanceProfileLagMs;
     },
     instanceProfileCreatedAt: options.instanceProfileCreatedAt,
+    ebsEncryption,
+    mayCreateGrant: options.mayCreateGrant,
     onLaunch: (id) => options.onLaunch?.(store.instances.get(id)!),
   };
   const server = serveQuery({
     name: "EC2",
-    handlers: { ...networkActions, ...instanceActions, ...tagActions, ...imageActions, ...securityGroupActions, ...launchTemplateActions },
+    handlers: { ...networkActions, ...instanceActions, ...tagActions, ...imageActions, ...securityGroupActions, ...launchTemplateActions, ...accountActions },
     context,
     faults,
     faultErrors: {
@@ -190,6 +198,7 @@ export function startEc2Emulator(options: Ec2EmulatorOptions): Ec2Emulator {
     actions: server.actions,
     stockImages,
     capacity,
+    ebsEncryption,
     delays,
     instances,
     volumeOf,

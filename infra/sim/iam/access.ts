@@ -44,6 +44,7 @@ export function s3Access(method: string, url: URL): AccessRequest {
   const bucketArn = `arn:aws:s3:::${bucket}`;
   if (!key) {
     const bucketAction: Record<string, string> = { GET: "s3:ListBucket", HEAD: "s3:ListBucket", PUT: "s3:CreateBucket", DELETE: "s3:DeleteBucket", POST: "s3:DeleteObject" };
+    if (method === "GET" && url.searchParams.has("uploads")) return { action: "s3:ListBucketMultipartUploads", resource: bucketArn };
     return { action: bucket ? (bucketAction[method] ?? "s3:Unknown") : "s3:ListAllMyBuckets", resource: bucket ? bucketArn : "*" };
   }
   // DELETE with an uploadId aborts a multipart upload, an action of its own.

@@ -1,6 +1,9 @@
-/** The IAM actions the infra scripts make: roles, inline role policies, instance profiles, tags. */
+/** The IAM actions the infra scripts make: roles, inline and attached role policies, instance profiles, tags. */
 import { QueryError, tagParams, text, texts, type Params, type XmlValue } from "../query-protocol.ts";
 import { instanceProfileArn, roleArn, type IamStore, type InstanceProfile, type Role } from "./model.ts";
+
+/** An AWS managed policy (`arn:aws:iam::aws:policy/...`) or one of an account. */
+const MANAGED_POLICY_ARN = /^arn:aws:iam::(aws|\d{12}):policy\/[\w+=,.@\/-]+$/;
 
 export type IamHandler = (params: Params, store: IamStore) => XmlValue;
 
@@ -76,6 +79,7 @@ export const iamActions: Record<string, IamHandler> = {
       description: text(params, "Description"),
       assumeRolePolicyDocument: policyDocument(params, "AssumeRolePolicyDocument"),
       policies: new Map(),
+      attachedPolicies: new Set(),
       tags: new Map(),
     };
     addTags(role.tags, params);
@@ -90,6 +94,7 @@ export const iamActions: Record<string, IamHandler> = {
   DeleteRole(params, store) {
     const role = roleOf(params, store);
     if (role.policies.size) throw new QueryError("DeleteConflict", "Cannot delete entity, must delete policies first.", 409);
+    if (role.attachedPolicies.size) throw new QueryError("DeleteConflict", "Cannot delete entity, must detach all policies first.", 409);
     if ([...store.instanceProfiles.values()].some((profile) => profile.roleNames.includes(role.name))) {
       throw new QueryError("DeleteConflict", "Cannot delete entity, must remove roles from instance profile first.", 409);
     }
@@ -97,9 +102,25 @@ export const iamActions: Record<string, IamHandler> = {
     return {};
   },
   PutRolePolicy(params, store) {
-    roleOf(params, store).policies.set(required(params, "PolicyName"), policyDocument(params, "PolicyDocument"));
+    store.putRolePolicy(roleOf(params, store), required(params, "PolicyName"), policyDocument(params, "PolicyDocument"));
     return {};
   },
+  AttachRolePolicy(params, store) {
+    const role = roleOf(params, store);
+    const arn = required(params, "PolicyArn");
+    if (!MANAGED_POLICY_ARN.test(arn)) throw new QueryError("InvalidInput", `ARN ${arn} is not valid.`);
+    role.attachedPolicies.add(arn);
+    return {};
+  },
+  DetachRolePolicy(params, store) {
+    const arn = required(params, "PolicyArn");
+    if (!roleOf(params, store).attachedPolicies.delete(arn)) throw new QueryError("NoSuchEntity", `Policy ${arn} was not found.`, 404);
+    return {};
+  },
+  ListAttachedRolePolicies: (params, store) => ({
+    AttachedPolicies: [...roleOf(params, store).attachedPolicies].map((arn) => ({ PolicyName: arn.split("/").pop(), PolicyArn: arn })),
+    IsTruncated: false,
+  }),
   GetRolePolicy(params, store) {
     const role = roleOf(params, store);
     const name = required(params, "PolicyName");

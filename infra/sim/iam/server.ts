@@ -28,7 +28,8 @@ export function startIamEmulator(options: IamEmulatorOptions = {}): IamEmulator 
   const faults = new FaultSwitch();
   const server = serveQuery({
     name: "IAM",
-    handlers: iamActions,
+    // A policy put some time ago takes effect before any call reads or checks it.
+    handlers: Object.fromEntries(Object.entries(iamActions).map(([action, handle]) => [action, (params: Params, context: IamStore) => (context.settle(), handle(params, context))])),
     context: store,
     faults,
     faultErrors: {

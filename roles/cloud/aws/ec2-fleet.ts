@@ -9,7 +9,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { APP_ROLE_TAG_VALUE, DEPLOYMENT_TAG, ROLE_TAG } from "../../deployment.ts";
 import { CapacityError, type AppInstance, type Fleet, type InstanceState } from "../types.ts";
-import { spreadOverSubnets, ZONE_CAPACITY_CODE } from "./zone-spread.ts";
+import { refusedByZone, spreadOverSubnets, ZONE_REFUSAL_CODES } from "./zone-spread.ts";
 
 export interface Ec2FleetOptions {
   /** The value of every instance's Deployment tag (the resource prefix). */
@@ -29,8 +29,8 @@ export interface Ec2FleetOptions {
 const LIVE_STATES: InstanceState[] = ["pending", "running", "stopping", "stopped", "shutting-down"];
 const ACTIVE_STATES: ReadonlySet<InstanceState> = new Set(["pending", "running"]);
 
-/** EC2's answers when it cannot give an instance now. */
-const CAPACITY_CODES = new Set(["VcpuLimitExceeded", "InsufficientInstanceCapacity", "InstanceLimitExceeded"]);
+/** EC2's answers when it cannot give an instance now (or not in that zone). */
+const CAPACITY_CODES = new Set(["VcpuLimitExceeded", "InstanceLimitExceeded", ...ZONE_REFUSAL_CODES]);
 
 /** Runs one EC2 call, turning its capacity errors into a CapacityError. */
 async function capacityChecked<T>(call: () => Promise<T>): Promise<T> {
@@ -71,7 +71,9 @@ export class Ec2Fleet implements Fleet {
       for (const reservation of page.Reservations ?? []) {
         for (const instance of reservation.Instances ?? []) {
           if (!instance.InstanceId || !instance.State?.Name) continue;
-          instances.push({ id: instance.InstanceId, state: instance.State.Name as InstanceState });
+          const state = instance.State.Name as InstanceState;
+          const stateReason = state === "stopped" ? instance.StateReason?.Code : undefined;
+          instances.push({ id: instance.InstanceId, state, ...(stateReason && { stateReason }) });
           if (instance.SubnetId) this.subnetOf.set(instance.InstanceId, instance.SubnetId);
         }
       }
@@ -81,8 +83,8 @@ export class Ec2Fleet implements Fleet {
   }
 
   /**
-   * Over several subnets: each gets its share of the instances, so the zones stay even. A zone out of machines is left
-   * out and its share goes to the others; the account's quota (the same in every zone) ends the launch.
+   * Over several subnets: each gets its share of the instances, so the zones stay even. A zone out of machines or
+   * without the type is left out and its share goes to the others; the account's quota (the same in every zone) ends the launch.
    */
   async launch(count: number): Promise<string[]> {
     if (count <= 0) return [];
@@ -104,7 +106,7 @@ export class Ec2Fleet implements Fleet {
         } catch (error) {
           if (!(error instanceof CapacityError)) throw error;
           refusal = error;
-          if (error.code !== ZONE_CAPACITY_CODE) break spreading;
+          if (!refusedByZone(error.code)) break spreading;
         }
         launched.push(...ids);
         holding.set(subnet, (holding.get(subnet) ?? 0) + ids.length);
@@ -144,7 +146,7 @@ export class Ec2Fleet implements Fleet {
 
   /**
    * EC2 starts all of a call's instances or none: when it cannot start them all, they are started one at a time, so
-   * the capacity there is gets used. A zone out of machines is skipped; the account's quota ends the start.
+   * the capacity there is gets used. A zone out of machines or without the type is skipped; the account's quota ends the start.
    */
   async start(ids: string[]): Promise<string[]> {
     if (ids.length === 0) return [];
@@ -168,7 +170,7 @@ export class Ec2Fleet implements Fleet {
       } catch (error) {
         if (!(error instanceof CapacityError)) throw error;
         refusal = error;
-        if (error.code !== ZONE_CAPACITY_CODE || subnet === undefined) break;
+        if (!refusedByZone(error.code) || subnet === undefined) break;
         exhausted.add(subnet);
       }
     }

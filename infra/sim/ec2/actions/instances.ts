@@ -43,7 +43,16 @@ function launchSubnet(spec: LaunchSpec, { store }: Ec2Context): Subnet {
   return fallback;
 }
 
-const runInstances: Ec2Handler = (params, context) => {
+const KMS_REFUSED = { code: "Client.InternalError", message: "Client.InternalError: Client error on launch" };
+
+/** Whether EC2 can create the grant on the account's default EBS key for this caller (see EbsEncryption). */
+function volumeKeyUsable(context: Ec2Context, request: Request | undefined): boolean {
+  const { byDefault, kmsKeyArn } = context.ebsEncryption;
+  if (!byDefault || kmsKeyArn === undefined || !request || !context.mayCreateGrant) return true;
+  return context.mayCreateGrant(request, kmsKeyArn);
+}
+
+const runInstances: Ec2Handler = (params, context, request) => {
   const { store } = context;
   const fromTemplate = templateSpec(params, context);
   const spec = mergeLaunchSpecs(fromTemplate.spec, parseLaunchSpec(params));
@@ -63,6 +72,7 @@ const runInstances: Ec2Handler = (params, context) => {
   const reservationId = store.newId("r");
   const instanceTags = Object.assign({}, ...(spec.tagSpecifications ?? []).filter((tags) => tags.resourceType === "instance").map((tags) => tags.tags));
   const instances: Instance[] = [];
+  const keyUsable = volumeKeyUsable(context, request);
   for (let launchIndex = 0; launchIndex < count; launchIndex += 1) {
     const id = store.newId("i");
     const serial = store.instances.size + 1;
@@ -90,7 +100,8 @@ const runInstances: Ec2Handler = (params, context) => {
     store.instances.set(id, instance);
     store.addTags(id, instanceTags);
     context.onLaunch(id);
-    context.lifecycle.launch(instance);
+    if (keyUsable) context.lifecycle.launch(instance);
+    else context.lifecycle.failBoot(instance, "terminated", KMS_REFUSED);
     instances.push(instance);
   }
   return reservationXml(reservationId, instances.map((instance) => instanceXml(store, instance, context.region)));
@@ -133,8 +144,12 @@ const describeInstances: Ec2Handler = (params, context) => {
  * one's previous and current state.
  */
 const transition =
-  (blockedFrom: Instance["state"][], change: (context: Ec2Context, instance: Instance) => void, check?: (context: Ec2Context, instances: Instance[]) => void): Ec2Handler =>
-  (params, context) => {
+  (
+    blockedFrom: Instance["state"][],
+    change: (context: Ec2Context, instance: Instance, request: Request | undefined) => void,
+    check?: (context: Ec2Context, instances: Instance[]) => void,
+  ): Ec2Handler =>
+  (params, context, request) => {
     const instances = instancesById(params, context);
     const blocked = instances.find((instance) => blockedFrom.includes(instance.state));
     if (blocked) throw new QueryError("IncorrectInstanceState", `The instance '${blocked.id}' is not in a state from which the request can be performed (${blocked.state}).`);
@@ -142,7 +157,7 @@ const transition =
     return {
       instancesSet: instances.map((instance) => {
         const previousState = stateXml(instance.state);
-        change(context, instance);
+        change(context, instance, request);
         return { instanceId: instance.id, currentState: stateXml(instance.state), previousState };
       }),
     };
@@ -150,7 +165,7 @@ const transition =
 
 const startInstances = transition(
   ["terminated", "shutting-down", "stopping"],
-  (context, instance) => context.lifecycle.start(instance),
+  (context, instance, request) => (volumeKeyUsable(context, request) ? context.lifecycle.start(instance) : context.lifecycle.failBoot(instance, "stopped", KMS_REFUSED)),
   (context, instances) =>
     grantStart(
       context.capacity,
