@@ -113,7 +113,11 @@ async function faceIdsOf(target: Target, subject: string): Promise<string[]> {
   return listed.faces.map((face) => face.faceId);
 }
 
-/** The calls, in order: an empty gallery, the sample set enrolled, every question, then renames and removals. */
+/** The recognition key each target's admin made (keys are per deployment): its id and the key itself. */
+const keyOf = new Map<string, { id: string; key: string }>();
+const withKey = (target: Target): Target => ({ url: target.url, auth: { authorization: `Bearer ${keyOf.get(target.url)?.key}` } });
+
+/** The calls, in order: an empty gallery, the sample set enrolled, every question, a recognition key, then renames and removals. */
 function steps(): Step[] {
   const recognize = (image: Image, what: string, status = 200, spills = false): Step => ({
     route: "POST /v1/recognize",
@@ -194,6 +198,23 @@ function steps(): Step[] {
     ].map(({ what, embedding, status }): Step => ({ route: "POST /v1/search", what, status, send: (target) => call(target, "POST", "/v1/search", { embedding, k: 3 }) })),
     classic(ONE, "one face", 200),
     classic(NONE, "no face", 200),
+    {
+      route: "POST /v1/keys",
+      what: "a recognition key, shown once",
+      status: 201,
+      send: async (target) => {
+        const response = await call(target, "POST", "/v1/keys", { name: "kiosk" });
+        const made = (await response.clone().json()) as { id: string; key: string };
+        keyOf.set(target.url, { id: made.id, key: made.key });
+        return response;
+      },
+      view: async (response) => Object.keys((await response.json()) as object).sort(),
+    },
+    { route: "GET /v1/keys", what: "the key, without its secret", status: 200, send: (target) => call(target, "GET", "/v1/keys"), view: async (response) => ((await response.json()) as { keys: { name: string; key?: string }[] }).keys.map((key) => [key.name, key.key]) },
+    { ...recognize(ONE, "with the recognition key"), send: (target) => call(withKey(target), "POST", "/v1/recognize", parts(["image", ONE])) },
+    { ...enroll("Keyed", [ONE], "with the recognition key", 403), send: (target) => call(withKey(target), "POST", "/v1/subjects/Keyed/faces", parts(["image", ONE])) },
+    { route: "DELETE /v1/keys/{id}", what: "revoked", status: 200, send: (target) => call(target, "DELETE", `/v1/keys/${keyOf.get(target.url)!.id}`), view: async (response) => ((await response.json()) as { revoked: boolean }).revoked },
+    { ...recognize(ONE, "with the revoked key", 401), send: (target) => call(withKey(target), "POST", "/v1/recognize", parts(["image", ONE])) },
     { route: "PATCH /v1/subjects/{name}", what: "renamed", status: 200, send: (target) => call(target, "PATCH", "/v1/subjects/Pair", { name: "Couple" }) },
     { route: "PATCH /v1/subjects/{name}", what: "onto another subject", status: 409, send: (target) => call(target, "PATCH", "/v1/subjects/Couple", { name: query.person }) },
     {
