@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { loadConfig, resourceNames } from "../../roles/config.ts";
 import { noiseJpeg } from "./support.ts";
+import { pngTextBomb } from "../support/hostile-images.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(60_000);
@@ -133,6 +134,36 @@ describe("bounded uploads (at most 2 bodies read at once, 8 MiB each, 2 s to arr
     expect(30 * large.byteLength).toBeGreaterThan(120_000_000);
     expect(peak - baseline).toBeLessThan(120);
     expect(await server.stored()).toBe(30);
+  });
+
+  test("zTXt bombs (1x1 PNGs under 1 MB, 50 compressed text chunks of 20 MB each), one per upload slot: 400 metadata_too_large, the process's memory flat, nothing stored", async () => {
+    const bomb = pngTextBomb();
+    expect(bomb.byteLength).toBeLessThan(1_000_000);
+    const stored = await server.stored();
+    const baseline = rssMb(server.pid);
+    let peak = baseline;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        peak = Math.max(peak, rssMb(server.pid));
+        await Bun.sleep(10);
+      }
+    })();
+    const answers = await Promise.all(
+      Array.from({ length: 2 }, async (_, index) => {
+        const form = new FormData();
+        form.append("inputFile", new File([bomb], `bomb_${index}.png`, { type: "image/png" }));
+        const response = await fetch(`${server.url}/`, { method: "POST", body: form });
+        return [response.status, ((await response.json()) as { error: string }).error];
+      }),
+    );
+    sampling = false;
+    await sampler;
+    expect(answers).toEqual([[400, "metadata_too_large"], [400, "metadata_too_large"]]);
+    // Read with libvips, each took the process up by about 4 GB.
+    console.log(`web process RSS under the zTXt bombs: ${baseline.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB`);
+    expect(peak - baseline).toBeLessThan(100);
+    expect(await server.stored()).toBe(stored);
   });
 
   test("a chunked body over the limit: 413 file_too_large with its request id while it is still being sent, nothing stored", async () => {
