@@ -83,6 +83,34 @@ function rssMb(pid: number): number {
   return Number(line![1]) / 1024;
 }
 
+/** Runs `work` to its end, calling `sample` every 10 ms meanwhile. */
+async function sampledWhile<T>(work: Promise<T>, sample: () => unknown): Promise<T> {
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      await sample();
+      await Bun.sleep(10);
+    }
+  })();
+  try {
+    return await work;
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+}
+
+/** `count` uploads of `bytes` to the classic route at once, as `<name>_<index>`, each answer read by `read`. */
+function postFiles<T>(url: string, count: number, bytes: Uint8Array, name: string, type: string, read: (response: Response) => Promise<T>): Promise<T[]> {
+  return Promise.all(
+    Array.from({ length: count }, async (_, index) => {
+      const form = new FormData();
+      form.append("inputFile", new File([bytes], `${name}_${index}.${type.split("/")[1]}`, { type }));
+      return read(await fetch(`${url}/`, { method: "POST", body: form }));
+    }),
+  );
+}
+
 const MAX_FILE_BYTES = 8 * 1024 * 1024;
 
 describe("bounded uploads (at most 2 bodies read at once, 8 MiB each, 2 s to arrive)", () => {
@@ -105,26 +133,13 @@ describe("bounded uploads (at most 2 bodies read at once, 8 MiB each, 2 s to arr
     let peak = baseline;
     let mostReading = 0;
     let mostQueued = 0;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        peak = Math.max(peak, rssMb(server.pid));
-        const health = await server.health();
-        mostReading = Math.max(mostReading, health.uploadsReading as number);
-        mostQueued = Math.max(mostQueued, health.uploadsQueued as number);
-        await Bun.sleep(20);
-      }
-    })();
-    const answers = await Promise.all(
-      Array.from({ length: 30 }, async (_, index) => {
-        const form = new FormData();
-        form.append("inputFile", new File([large], `large_${index}.jpg`, { type: "image/jpeg" }));
-        const response = await fetch(`${server.url}/`, { method: "POST", body: form });
-        return `${response.status} ${await response.text()}`;
-      }),
-    );
-    sampling = false;
-    await sampler;
+    const sample = async () => {
+      peak = Math.max(peak, rssMb(server.pid));
+      const health = await server.health();
+      mostReading = Math.max(mostReading, health.uploadsReading as number);
+      mostQueued = Math.max(mostQueued, health.uploadsQueued as number);
+    };
+    const answers = await sampledWhile(postFiles(server.url, 30, large, "large", "image/jpeg", async (response) => `${response.status} ${await response.text()}`), sample);
     expect(answers).toEqual(Array.from({ length: 30 }, (_, index) => `200 large_${index}:Paul`));
     expect(mostReading).toBeLessThanOrEqual(2);
     expect(mostQueued).toBeGreaterThan(0);
@@ -142,23 +157,10 @@ describe("bounded uploads (at most 2 bodies read at once, 8 MiB each, 2 s to arr
     const stored = await server.stored();
     const baseline = rssMb(server.pid);
     let peak = baseline;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        peak = Math.max(peak, rssMb(server.pid));
-        await Bun.sleep(10);
-      }
-    })();
-    const answers = await Promise.all(
-      Array.from({ length: 2 }, async (_, index) => {
-        const form = new FormData();
-        form.append("inputFile", new File([bomb], `bomb_${index}.png`, { type: "image/png" }));
-        const response = await fetch(`${server.url}/`, { method: "POST", body: form });
-        return [response.status, ((await response.json()) as { error: string }).error];
-      }),
+    const answers = await sampledWhile(
+      postFiles(server.url, 2, bomb, "bomb", "image/png", async (response) => [response.status, ((await response.json()) as { error: string }).error]),
+      () => (peak = Math.max(peak, rssMb(server.pid))),
     );
-    sampling = false;
-    await sampler;
     expect(answers).toEqual([[400, "metadata_too_large"], [400, "metadata_too_large"]]);
     // Read with libvips, each took the process up by about 4 GB.
     console.log(`web process RSS under the zTXt bombs: ${baseline.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB`);
