@@ -1,7 +1,7 @@
 // The header walk that stands between untrusted bytes and libvips: its answers match sharp's on real photos (and on
 // PNG and WebP transcodes of them, with every EXIF orientation), it bounds metadata and scans, and it stays linear
 // and in bounds on broken input.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import sharp, { type Sharp } from "sharp";
@@ -13,6 +13,9 @@ import * as hostile from "../support/hostile-images.ts";
 import { HAVE_LFW, LFW_DIR } from "./support/lfw.ts";
 
 const LIMIT = 40_000_000;
+
+// 80 transcodes with sharp: seconds on a loaded 2-core machine.
+setDefaultTimeout(30_000);
 
 async function sharpAnswer(bytes: Uint8Array): Promise<Record<string, unknown>> {
   const metadata = await sharp(bytes).metadata();
@@ -46,12 +49,14 @@ describe("the header walk answers as sharp does", () => {
     await expectSameAsSharp([...enrollmentPhotos(), ...queryPhotos()].map((photo) => photo.file).concat(STRANGERS, [TWO_FACES.file]));
   });
 
-  test.skipIf(!HAVE_LFW)("on 300 LFW photos", async () => {
+  test.skipIf(!HAVE_LFW)("on 300 LFW photos and the course's 100 images", async () => {
     const people = readdirSync(join(LFW_DIR, "images")).sort().slice(0, 300);
     await expectSameAsSharp(people.map((person) => join(LFW_DIR, "images", person, readdirSync(join(LFW_DIR, "images", person))[0]!)));
+    const course = join(LFW_DIR, "..", "cse546", "face_images_100");
+    await expectSameAsSharp(readdirSync(course).map((file) => join(course, file)));
   });
 
-  test("on JPEG (baseline, progressive), PNG and WebP (lossy, lossless) transcodes of a photo, at every EXIF orientation", async () => {
+  test("on JPEG (baseline, progressive, CMYK), PNG (RGB, grey interlaced, palette, 16-bit) and WebP (lossy, lossless, with alpha) transcodes of a photo, at every EXIF orientation", async () => {
     const photo = sharp(await Bun.file(queryPhotos()[0]!.file).bytes());
     for (let orientation = 1; orientation <= 8; orientation++) {
       for (const encode of [
@@ -60,6 +65,11 @@ describe("the header walk answers as sharp does", () => {
         (s: Sharp) => s.png(),
         (s: Sharp) => s.webp(),
         (s: Sharp) => s.webp({ lossless: true }),
+        (s: Sharp) => s.ensureAlpha(0.5).webp(),
+        (s: Sharp) => s.greyscale().png({ progressive: true }),
+        (s: Sharp) => s.png({ palette: true }),
+        (s: Sharp) => s.toColourspace("rgb16").png(),
+        (s: Sharp) => s.toColourspace("cmyk").jpeg(),
       ]) {
         const bytes = await encode(photo.clone().withMetadata({ orientation, icc: "p3" })).toBuffer();
         const header = readImageHeader(bytes, { maxPixels: LIMIT, whole: true });
