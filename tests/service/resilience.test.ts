@@ -280,30 +280,31 @@ describe("resilience", () => {
 });
 
 describe("corrupt images on the embedded service: the image's failure, not the instance's", () => {
-  test("three WebPs with garbage after their header, JPEGs naming undefined tables, a 12-bit JPEG, an inconsistent progressive JPEG: each 400 on the first try, nothing handed back, no instance unhealthy or replaced", async () => {
+  test("metadata bombs, three WebPs with garbage after their header, JPEGs naming undefined tables, a 12-bit JPEG, an inconsistent progressive JPEG: each 400 on the first try, nothing handed back, no instance unhealthy or replaced", async () => {
     const service = await startService({ requestTimeoutMs: 20_000 });
     try {
       const webp = hostile.webpWithGarbage();
-      const corrupt: [string, Uint8Array][] = [
-        ["webp-1.webp", webp],
-        ["webp-2.webp", Buffer.concat([webp.subarray(0, -1), Buffer.from([1])])],
-        ["webp-3.webp", Buffer.concat([webp.subarray(0, -1), Buffer.from([2])])],
-        ["quant.jpg", await hostile.jpegWithUndefinedQuantTable()],
-        ["huffman.jpg", await hostile.jpegWithUndefinedHuffmanTable()],
-        ["twelve-bit.jpg", await hostile.jpeg12Bit()],
-        ["progression.jpg", await hostile.jpegInconsistentProgression()],
+      // Every hostile image the web role reads whole before it answers, and two more WebPs like the first (three of
+      // them replaced every instance). The larger ones (the zTXt bomb, a 2 MB EXIF chunk) are refused from their first
+      // 64 KiB, and a body the client is still sending after its answer can hold the embedded service's stop (a Bun
+      // server waits for it): tests/web/upload.test.ts sends them to a web role of its own.
+      const all = await Promise.all(hostile.HOSTILE_IMAGES.map(async (image, index): Promise<[string, Uint8Array, string]> => [`hostile-${index}`, await image.make(), image.refusal]));
+      const sent: [string, Uint8Array, string][] = [
+        ...all.filter(([, bytes]) => bytes.byteLength < 64 * 1024),
+        ["webp-2", Buffer.concat([webp.subarray(0, -1), Buffer.from([1])]), "undecodable"],
+        ["webp-3", Buffer.concat([webp.subarray(0, -1), Buffer.from([2])]), "undecodable"],
       ];
       const started = performance.now();
-      const answers = await Promise.all(corrupt.map(async ([name, bytes]) => {
-        const response = await fetch(`${service.url}/`, { method: "POST", body: upload("inputFile", bytes, name) });
-        return [name, response.status, ((await response.json()) as { error: string }).error];
+      const answers = await Promise.all(sent.map(async ([name, bytes]) => {
+        const response = await fetch(`${service.url}/`, { method: "POST", body: upload("inputFile", bytes, `${name}.img`) });
+        const answer = [name, response.status, ((await response.json()) as { error: string }).error];
+        return answer;
       }));
-      expect(answers).toEqual(corrupt.map(([name]) => [name, 400, "undecodable"]));
+      expect(answers).toEqual(sent.map(([name, , refusal]) => [name, 400, refusal]));
       expect(performance.now() - started).toBeLessThan(8_000);
-      // Every job that reached an instance was answered on its first receive.
+      // The ones the web role's header check passed reached an instance and were answered on their first receive.
       const done = service.logs.lines.filter((line) => line.event === "job_done");
-      expect(done.length).toBeGreaterThanOrEqual(corrupt.length - 1);
-      expect(done.every((line) => line.receiveCount === 1 && line.code === "undecodable")).toBe(true);
+      expect(done.map((line) => [line.receiveCount, line.code])).toEqual(Array.from({ length: 6 }, () => [1, "undecodable"]));
       // Give the controller a few of its health readings (every 50 ms here, reports every second).
       await Bun.sleep(1_500);
       for (const event of ["job_handed_back", "instance_unhealthy", "replace_unhealthy", "job_redriven", "job_failed"]) {

@@ -4,6 +4,7 @@
  */
 import sharp from "sharp";
 import { crc32, deflateSync } from "node:zlib";
+import type { ImageErrorCode } from "../../model/types.ts";
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -173,3 +174,24 @@ export async function webpWithChunk(type: "EXIF" | "XMP " | "ICCP", bytes: numbe
   const body = Buffer.concat(chunks);
   return Buffer.concat([Buffer.from("RIFF", "latin1"), u32le(4 + body.length), Buffer.from("WEBP", "latin1"), body]);
 }
+
+export interface HostileImage {
+  name: string;
+  make(): Promise<Uint8Array> | Uint8Array;
+  /** What the service answers it with, on the first try: the web role from its header, else the app's decode. */
+  refusal: ImageErrorCode;
+}
+
+/** Every hostile image above with the refusal it gets (tests/model/image-header.test.ts checks each against decodeImage). */
+export const HOSTILE_IMAGES: HostileImage[] = [
+  { name: "a 1x1 PNG with 50 zTXt chunks of 20 MB each", make: () => pngTextBomb(), refusal: "metadata_too_large" },
+  { name: "a PNG with 65 small zTXt chunks", make: () => pngTextBomb(65, 10), refusal: "metadata_too_large" },
+  { name: "a JPEG with 65 comments", make: () => jpegWithComments(65, 100), refusal: "metadata_too_large" },
+  { name: "a WebP with a 2 MB EXIF chunk", make: () => webpWithChunk("EXIF", 2 * 1024 * 1024), refusal: "metadata_too_large" },
+  { name: "a progressive JPEG of 33 scans", make: () => jpegWithScans(33), refusal: "too_many_scans" },
+  { name: "an 84-byte WebP with garbage after its header", make: webpWithGarbage, refusal: "undecodable" },
+  { name: "a JPEG naming an undefined quantisation table", make: jpegWithUndefinedQuantTable, refusal: "undecodable" },
+  { name: "a JPEG naming an undefined Huffman table", make: jpegWithUndefinedHuffmanTable, refusal: "undecodable" },
+  { name: "a 12-bit JPEG", make: jpeg12Bit, refusal: "undecodable" },
+  { name: "a progressive JPEG with an inconsistent scan sequence", make: jpegInconsistentProgression, refusal: "undecodable" },
+];
