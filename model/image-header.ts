@@ -51,13 +51,13 @@ export interface HeaderOptions {
 /** Reads the header and walks the metadata; throws an ImageError for anything refused. */
 export function readImageHeader(bytes: Uint8Array, options: HeaderOptions): ImageHeader {
   if (bytes.byteLength === 0) throw new ImageError("empty", "the image is empty");
-  const view = new Walk(bytes, options.whole);
+  const walk = new Walk(bytes, options.whole);
   const header = startsWith(bytes, PNG_SIGNATURE)
-    ? readPng(view)
+    ? readPng(walk)
     : bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff
-      ? readJpeg(view)
+      ? readJpeg(walk)
       : ascii(bytes, 0, 4) === "RIFF" && ascii(bytes, 8, 4) === "WEBP"
-        ? readWebp(view)
+        ? readWebp(walk)
         : refuseUnknown(bytes);
   if (header.width === 0 || header.height === 0) throw new ImageError("not_an_image", "the image has no size");
   if (header.width * header.height > options.maxPixels) {
