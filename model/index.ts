@@ -1,6 +1,6 @@
 /** What the rest of facefleet uses from model/. */
 export { InferencePool, WorkerCrashError, type ImageSource, type PoolOptions, type PoolStats } from "./pool.ts";
-export { decodeImage, inspectImage, SUPPORTED_FORMATS, type ImageInfo, type SupportedFormat } from "./decode.ts";
+export { decodeImage, inspectImage, type ImageInfo, type SupportedFormat } from "./decode.ts";
 export { thresholdFor } from "./registry.ts";
 export type { OpenSetThreshold } from "./open-set.ts";
 export { ONNX_DIR, ModelFileMissingError } from "./onnx-session.ts";

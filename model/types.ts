@@ -48,7 +48,15 @@ export interface ImageAnalysis {
   timings: StageTimings;
 }
 
-export type ImageErrorCode = "empty" | "not_an_image" | "unsupported_format" | "truncated" | "too_many_pixels";
+export type ImageErrorCode =
+  | "empty"
+  | "not_an_image"
+  | "unsupported_format"
+  | "truncated"
+  | "too_many_pixels"
+  | "metadata_too_large"
+  | "too_many_scans"
+  | "undecodable";
 
 /** A problem with the caller's image (a 4xx), never a fault of ours. */
 export class ImageError extends Error {

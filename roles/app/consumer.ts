@@ -7,8 +7,12 @@
  * A bad job (an image the model refuses) is answered. A fault (the model or storage failing, or the job's deadline
  * passing) is this instance's, not the job's: the job is released at once (visibility 0) for a healthy instance, and
  * this one pauses before it takes another (a circuit breaker: 1 s, 2 s, 4 s… while the faults go on; one job at a
- * time until one succeeds). After SICK_AFTER_FAULTS faults in a row it reports itself unhealthy, and the controller
- * replaces it. SQS counts every receive towards the dead-letter queue's maxReceiveCount, and app instances may not
+ * time until one succeeds). After SICK_AFTER_FAULTS faults in a row on jobs' first tries it reports itself
+ * unhealthy, and the controller replaces it. A fault on a job that was tried before (received again, or redriven)
+ * still trips the breaker but does not count toward the instance's health: a job that fails on every try (one that
+ * crashes its worker, say) would otherwise mark every instance it meets, and a sick instance shows itself on the fresh
+ * jobs it takes. Whatever goes wrong decoding the image is not a fault at all: the model answers it as an ImageError,
+ * a refusal sent to the caller on the first try (roles/app/handle-job.ts). SQS counts every receive towards the dead-letter queue's maxReceiveCount, and app instances may not
  * send jobs (least privilege), so a released job has spent one receive: the breaker is what keeps a sick instance
  * from spending many. A fast-failing instance without it takes most deliveries, and a job two or three of its tries.
  * A job that spends them all is dead-lettered, and the controller sends it again (roles/controller/dead-letters.ts).
@@ -68,6 +72,8 @@ export class Consumer {
   private slotFreed: (() => void) | undefined;
   /** Faults in a row; 0 once a job succeeds. */
   private faults = 0;
+  /** Of those, the ones on jobs' first tries: the instance's health. */
+  private firstTryFaults = 0;
   private pausedUntil = 0;
   jobsDone = 0;
 
@@ -126,7 +132,7 @@ export class Consumer {
   }
 
   status(): ConsumerStatus {
-    return { jobs: this.running.size, healthy: this.faults < SICK_AFTER_FAULTS, completed: this.jobsDone };
+    return { jobs: this.running.size, healthy: this.firstTryFaults < SICK_AFTER_FAULTS, completed: this.jobsDone };
   }
 
   private report(): void {
@@ -175,7 +181,7 @@ export class Consumer {
     } catch (error) {
       clearInterval(heartbeat);
       metrics.jobTried(job.kind, "failed");
-      this.faulted();
+      this.faulted(message.receiveCount === 1 && !job.redrives);
       await this.handBack(message, job, error);
     } finally {
       clearInterval(heartbeat);
@@ -187,14 +193,16 @@ export class Consumer {
     if (this.faults === 0) return;
     this.options.log.info("instance_recovered", { afterFaults: this.faults });
     this.faults = 0;
+    this.firstTryFaults = 0;
     this.pausedUntil = 0;
   }
 
-  private faulted(): void {
+  private faulted(firstTry: boolean): void {
     this.faults++;
     const pauseMs = Math.min(MAX_FAULT_PAUSE_MS, FIRST_FAULT_PAUSE_MS * 2 ** (this.faults - 1));
     this.pausedUntil = Date.now() + pauseMs;
-    if (this.faults === SICK_AFTER_FAULTS) this.options.log.warn("instance_unhealthy", { faults: this.faults });
+    if (firstTry) this.firstTryFaults++;
+    if (firstTry && this.firstTryFaults === SICK_AFTER_FAULTS) this.options.log.warn("instance_unhealthy", { faults: this.faults, firstTryFaults: this.firstTryFaults });
     this.report();
   }
 

@@ -41,7 +41,15 @@ export interface UploadForm {
   fields: Record<string, string>;
 }
 
-export type ImageProblemCode = "empty" | "not_an_image" | "truncated" | "unsupported_format" | "too_many_pixels";
+export type ImageProblemCode =
+  | "empty"
+  | "not_an_image"
+  | "truncated"
+  | "unsupported_format"
+  | "too_many_pixels"
+  | "metadata_too_large"
+  | "too_many_scans"
+  | "undecodable";
 
 /** Why bytes are not an image this service takes: a code and a sentence for the sender. */
 export interface ImageProblem {
@@ -62,6 +70,9 @@ export const IMAGE_PROBLEM_STATUS: Record<ImageProblemCode, number> = {
   truncated: 400,
   unsupported_format: 415,
   too_many_pixels: 413,
+  metadata_too_large: 400,
+  too_many_scans: 400,
+  undecodable: 400,
 };
 
 /**

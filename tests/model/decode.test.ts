@@ -1,9 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import sharp, { type Sharp } from "sharp";
-import { crc32, deflateSync } from "node:zlib";
+import { deflateSync } from "node:zlib";
 import { decodeImage, inspectImage } from "../../model/decode.ts";
 import { ImageError, type ImageErrorCode } from "../../model/types.ts";
 import { queryPhotos } from "../support/fixtures.ts";
+import { pngChunk } from "../support/hostile-images.ts";
 
 const LIMIT = 40_000_000;
 
@@ -12,15 +13,6 @@ async function halves(): Promise<Sharp> {
   const data = Buffer.alloc(40 * 20 * 3);
   for (let i = 0; i < 40 * 20; i++) data.set((i % 40) < 20 ? [255, 0, 0] : [0, 0, 255], i * 3);
   return sharp(data, { raw: { width: 40, height: 20, channels: 3 } });
-}
-
-function pngChunk(type: string, data: Uint8Array): Buffer {
-  const chunk = Buffer.alloc(12 + data.length);
-  chunk.writeUInt32BE(data.length, 0);
-  chunk.write(type, 4, "latin1");
-  chunk.set(data, 8);
-  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)) >>> 0, 8 + data.length);
-  return chunk;
 }
 
 /** A small, well-formed PNG whose header claims a huge RGB image: a decompression bomb. */

@@ -16,7 +16,8 @@ import type { RoleContext } from "../../roles/context.ts";
 import { imageInspector } from "../../roles/start.ts";
 import { startWebRole } from "../../roles/web/index.ts";
 import { queryPhotos, queryRequests } from "../support/fixtures.ts";
-import { captureLogs, enrollSampleSet, postImage, startService } from "./support.ts";
+import { captureLogs, enrollSampleSet, postImage, startService, upload } from "./support.ts";
+import * as hostile from "../support/hostile-images.ts";
 import { ServiceMetrics } from "../../roles/metrics.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
@@ -144,6 +145,23 @@ describe("resilience", () => {
     }
   });
 
+  test("a job that fails on every try of every redrive is answered job_failed by the controller, and marks no instance unhealthy", async () => {
+    const { logs, context, web, stop } = await webAndController(dataDir, { maxReceives: 2, maxRedrives: 1, requestTimeoutMs: 25_000, analysisCacheEntries: 0 });
+    const app = startAppRole(context, { analyzer: brokenModel, cache: new AnalysisCache(0), threshold: { at: () => 0.5 }, slots: 1, instanceId: "lone" });
+    try {
+      const response = await postImage(`http://127.0.0.1:${web.port}`, images[2]!.file);
+      expect(response.status).toBe(500);
+      expect(((await response.json()) as { error: string }).error).toBe("job_failed");
+      // Four tries on the one instance: only the first counts toward its health.
+      expect(logs.lines.filter((line) => line.event === "job_handed_back").map((line) => line.receiveCount)).toEqual([1, 2, 1, 2]);
+      expect(logs.lines.filter((line) => line.event === "instance_unhealthy")).toEqual([]);
+      await waitForKept(context);
+    } finally {
+      await app.stop();
+      await stop();
+    }
+  });
+
   test("a job whose holders die maxReceives times is dead-lettered, redriven by the controller and answered correctly, once", async () => {
     const { config, logs, cloud, context, web, stop } = await webAndController(dataDir, { visibilityTimeoutSeconds: 1, maxReceives: 2, requestTimeoutMs: 20_000 });
     try {
@@ -255,6 +273,43 @@ describe("resilience", () => {
       expect(service.logs.lines.filter((line) => line.event === "job_handed_back")).toHaveLength(0);
       await enrollSampleSet(service);
       expect(await (await postImage(service.url, images[0]!.file)).text()).toBe(`${images[0]!.name}:${images[0]!.person}`);
+    } finally {
+      await service.stop();
+    }
+  });
+});
+
+describe("corrupt images on the embedded service: the image's failure, not the instance's", () => {
+  test("metadata bombs, three WebPs with garbage after their header, JPEGs naming undefined tables, a 12-bit JPEG, an inconsistent progressive JPEG: each 400 on the first try, nothing handed back, no instance unhealthy or replaced", async () => {
+    const service = await startService({ requestTimeoutMs: 20_000 });
+    try {
+      const webp = hostile.webpWithGarbage();
+      // Every hostile image the web role reads whole before it answers, and two more WebPs like the first (three of
+      // them replaced every instance). The larger ones (the zTXt bomb, a 2 MB EXIF chunk) are refused from their first
+      // 64 KiB, and a body the client is still sending after its answer can hold the embedded service's stop (a Bun
+      // server waits for it): tests/web/upload.test.ts sends them to a web role of its own.
+      const all = await Promise.all(hostile.HOSTILE_IMAGES.map(async (image, index): Promise<[string, Uint8Array, string]> => [`hostile-${index}`, await image.make(), image.refusal]));
+      const sent: [string, Uint8Array, string][] = [
+        ...all.filter(([, bytes]) => bytes.byteLength < 64 * 1024),
+        ["webp-2", Buffer.concat([webp.subarray(0, -1), Buffer.from([1])]), "undecodable"],
+        ["webp-3", Buffer.concat([webp.subarray(0, -1), Buffer.from([2])]), "undecodable"],
+      ];
+      const started = performance.now();
+      const answers = await Promise.all(sent.map(async ([name, bytes]) => {
+        const response = await fetch(`${service.url}/`, { method: "POST", body: upload("inputFile", bytes, `${name}.img`) });
+        const answer = [name, response.status, ((await response.json()) as { error: string }).error];
+        return answer;
+      }));
+      expect(answers).toEqual(sent.map(([name, , refusal]) => [name, 400, refusal]));
+      expect(performance.now() - started).toBeLessThan(8_000);
+      // The ones the web role's header check passed reached an instance and were answered on their first receive.
+      const done = service.logs.lines.filter((line) => line.event === "job_done");
+      expect(done.map((line) => [line.receiveCount, line.code])).toEqual(Array.from({ length: 6 }, () => [1, "undecodable"]));
+      // Give the controller a few of its health readings (every 50 ms here, reports every second).
+      await Bun.sleep(1_500);
+      for (const event of ["job_handed_back", "instance_unhealthy", "replace_unhealthy", "job_redriven", "job_failed"]) {
+        expect({ event, lines: service.logs.lines.filter((line) => line.event === event) }).toEqual({ event, lines: [] });
+      }
     } finally {
       await service.stop();
     }

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { loadConfig, resourceNames } from "../../roles/config.ts";
 import { noiseJpeg } from "./support.ts";
+import { pngTextBomb } from "../support/hostile-images.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(60_000);
@@ -82,6 +83,34 @@ function rssMb(pid: number): number {
   return Number(line![1]) / 1024;
 }
 
+/** Runs `work` to its end, calling `sample` every 10 ms meanwhile. */
+async function sampledWhile<T>(work: Promise<T>, sample: () => unknown): Promise<T> {
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      await sample();
+      await Bun.sleep(10);
+    }
+  })();
+  try {
+    return await work;
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+}
+
+/** `count` uploads of `bytes` to the classic route at once, as `<name>_<index>`, each answer read by `read`. */
+function postFiles<T>(url: string, count: number, bytes: Uint8Array, name: string, type: string, read: (response: Response) => Promise<T>): Promise<T[]> {
+  return Promise.all(
+    Array.from({ length: count }, async (_, index) => {
+      const form = new FormData();
+      form.append("inputFile", new File([bytes], `${name}_${index}.${type.split("/")[1]}`, { type }));
+      return read(await fetch(`${url}/`, { method: "POST", body: form }));
+    }),
+  );
+}
+
 const MAX_FILE_BYTES = 8 * 1024 * 1024;
 
 describe("bounded uploads (at most 2 bodies read at once, 8 MiB each, 2 s to arrive)", () => {
@@ -104,26 +133,13 @@ describe("bounded uploads (at most 2 bodies read at once, 8 MiB each, 2 s to arr
     let peak = baseline;
     let mostReading = 0;
     let mostQueued = 0;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        peak = Math.max(peak, rssMb(server.pid));
-        const health = await server.health();
-        mostReading = Math.max(mostReading, health.uploadsReading as number);
-        mostQueued = Math.max(mostQueued, health.uploadsQueued as number);
-        await Bun.sleep(20);
-      }
-    })();
-    const answers = await Promise.all(
-      Array.from({ length: 30 }, async (_, index) => {
-        const form = new FormData();
-        form.append("inputFile", new File([large], `large_${index}.jpg`, { type: "image/jpeg" }));
-        const response = await fetch(`${server.url}/`, { method: "POST", body: form });
-        return `${response.status} ${await response.text()}`;
-      }),
-    );
-    sampling = false;
-    await sampler;
+    const sample = async () => {
+      peak = Math.max(peak, rssMb(server.pid));
+      const health = await server.health();
+      mostReading = Math.max(mostReading, health.uploadsReading as number);
+      mostQueued = Math.max(mostQueued, health.uploadsQueued as number);
+    };
+    const answers = await sampledWhile(postFiles(server.url, 30, large, "large", "image/jpeg", async (response) => `${response.status} ${await response.text()}`), sample);
     expect(answers).toEqual(Array.from({ length: 30 }, (_, index) => `200 large_${index}:Paul`));
     expect(mostReading).toBeLessThanOrEqual(2);
     expect(mostQueued).toBeGreaterThan(0);
@@ -133,6 +149,23 @@ describe("bounded uploads (at most 2 bodies read at once, 8 MiB each, 2 s to arr
     expect(30 * large.byteLength).toBeGreaterThan(120_000_000);
     expect(peak - baseline).toBeLessThan(120);
     expect(await server.stored()).toBe(30);
+  });
+
+  test("zTXt bombs (1x1 PNGs under 1 MB, 50 compressed text chunks of 20 MB each), one per upload slot: 400 metadata_too_large, the process's memory flat, nothing stored", async () => {
+    const bomb = pngTextBomb();
+    expect(bomb.byteLength).toBeLessThan(1_000_000);
+    const stored = await server.stored();
+    const baseline = rssMb(server.pid);
+    let peak = baseline;
+    const answers = await sampledWhile(
+      postFiles(server.url, 2, bomb, "bomb", "image/png", async (response) => [response.status, ((await response.json()) as { error: string }).error]),
+      () => (peak = Math.max(peak, rssMb(server.pid))),
+    );
+    expect(answers).toEqual([[400, "metadata_too_large"], [400, "metadata_too_large"]]);
+    // Read with libvips, each took the process up by about 4 GB.
+    console.log(`web process RSS under the zTXt bombs: ${baseline.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB`);
+    expect(peak - baseline).toBeLessThan(100);
+    expect(await server.stored()).toBe(stored);
   });
 
   test("a chunked body over the limit: 413 file_too_large with its request id while it is still being sent, nothing stored", async () => {
