@@ -194,7 +194,10 @@ export class Consumer {
     this.faults++;
     const pauseMs = Math.min(MAX_FAULT_PAUSE_MS, FIRST_FAULT_PAUSE_MS * 2 ** (this.faults - 1));
     this.pausedUntil = Date.now() + pauseMs;
-    if (this.faults === SICK_AFTER_FAULTS) this.options.log.warn("instance_unhealthy", { faults: this.faults });
+    if (this.faults === SICK_AFTER_FAULTS) {
+      this.options.log.warn("instance_unhealthy", { faults: this.faults });
+      this.options.metrics.instanceMarkedUnhealthy();
+    }
     this.report();
   }
 
