@@ -290,9 +290,10 @@ function withPng(seed: Seed, change: (chunks: PngChunk[]) => void): Uint8Array {
   return writePng(chunks);
 }
 
-/** Inserts chunks just after IHDR (where ancillary chunks are read before any pixel). */
-function afterHeader(chunks: PngChunk[], added: PngChunk[]): void {
-  chunks.splice(1, 0, ...added);
+/** Inserts metadata chunks just after IHDR (read before any pixel) or just before IEND (read after the pixels). */
+function insertMetadata(chunks: PngChunk[], added: PngChunk[], rng: Prng): void {
+  const end = chunks.findIndex((chunk) => chunk.type === "IEND");
+  chunks.splice(rng.chance(0.5) || end < 0 ? 1 : end, 0, ...added);
 }
 
 /** Chunk sizes of inflated zeros for a bomb, each chunk at least 1 MB, all together at most `bombBytes`. */
@@ -308,9 +309,10 @@ const pngMutations: Mutation[] = [
     format: "png",
     apply: (seed, rng, limits) =>
       withPng(seed, (chunks) =>
-        afterHeader(
+        insertMetadata(
           chunks,
           bombChunkSizes(rng, limits.bombBytes).map((size, index) => ({ type: "zTXt", data: concat([ascii(`Comment${index}`), new Uint8Array([0, 0]), compressedZeros(size)]) })),
+          rng,
         ),
       ),
   },
@@ -320,10 +322,14 @@ const pngMutations: Mutation[] = [
     apply: (seed, rng, limits) =>
       withPng(seed, (chunks) => {
         const [first, ...rest] = bombChunkSizes(rng, limits.bombBytes);
-        afterHeader(chunks, [
-          { type: "iCCP", data: concat([ascii("icc"), new Uint8Array([0, 0]), compressedZeros(first!)]) },
-          ...rest.map((size) => ({ type: "iTXt", data: concat([ascii("XML:com.adobe.xmp"), new Uint8Array([0, 1, 0, 0, 0]), compressedZeros(size)]) })),
-        ]);
+        insertMetadata(
+          chunks,
+          [
+            { type: "iCCP", data: concat([ascii("icc"), new Uint8Array([0, 0]), compressedZeros(first!)]) },
+            ...rest.map((size) => ({ type: "iTXt", data: concat([ascii("XML:com.adobe.xmp"), new Uint8Array([0, 1, 0, 0, 0]), compressedZeros(size)]) })),
+          ],
+          rng,
+        );
       }),
   },
   {
@@ -334,7 +340,7 @@ const pngMutations: Mutation[] = [
         const size = rng.pick([8, 1000, 100_000]);
         const count = Math.max(1, Math.min(rng.between(1000, 100_000), Math.floor((limits.maxFileBytes - seed.bytes.length) / (size + 12))));
         const data = concat([ascii("k"), new Uint8Array([0]), rng.bytes(size)]);
-        afterHeader(chunks, Array.from({ length: count }, () => ({ type: "tEXt", data })));
+        insertMetadata(chunks, Array.from({ length: count }, () => ({ type: "tEXt", data })), rng);
       }),
   },
   {
