@@ -12,7 +12,8 @@
  * compressed metadata inflates to at most --bomb-mb in all. The run stops by itself after --minutes (cases under way
  * finish, each bounded by --timeout-seconds), after --cases, or at once when the service's memory passes
  * --rss-limit-mb (the embedded service is then killed: a failure).
- * Prints each 5xx, timeout, well-formed request closed without an answer and anonymous 2xx under /v1 on stderr, then
+ * Prints each 5xx, timeout, well-formed request closed without an answer and anonymous answer from past the bearer
+ * guard (under /v1: not 401, not a routing 404) on stderr, then
  * on stdout a line `findings {…}` (those counts, and the statuses by case kind) and, last, one JSON object:
  *   {"cases","answered_2xx","answered_4xx","answered_5xx","timeouts","unhealthy_marks","instances_replaced","peak_web_rss_mb","peak_total_rss_mb"}
  */
@@ -207,7 +208,7 @@ const healthz = (await (await fetch(`${url}/healthz`)).json()) as { uploads?: { 
 if (typeof healthz.uploads?.slots === "number") target.uploadSlots = healthz.uploads.slots;
 console.error(`fuzzing ${url} (seed ${seed}, ${minutes} min, ${concurrency} at once), routes: ${routes.map((route) => `${route.method} ${route.path}`).join(", ")}; ${subjects.length} subjects${dataDir ? `; service log ${dataDir}/service.log` : ""}`);
 
-const tally = { cases: 0, answered_2xx: 0, answered_4xx: 0, answered_5xx: 0, timeouts: 0, other: 0, dropped: 0, closedOnMalformed: 0, anonymousV1Ok: 0 };
+const tally = { cases: 0, answered_2xx: 0, answered_4xx: 0, answered_5xx: 0, timeouts: 0, other: 0, dropped: 0, closedOnMalformed: 0, pastGuard: 0 };
 interface KindTally {
   cases: number;
   statuses: Record<string, number>;
@@ -215,6 +216,14 @@ interface KindTally {
 const byKind = new Map<string, KindTally>();
 const kindTally = (kind: string) => byKind.get(kind) ?? byKind.set(kind, { cases: 0, statuses: {} }).get(kind)!;
 let printed = 0;
+
+/** An anonymous answer under /v1 that did not come from the guard (401), the router (404 not_found) or the HTTP parser. */
+function pastGuard(outcome: CaseOutcome): boolean {
+  if (outcome.status === undefined || outcome.status === 401) return false;
+  if (outcome.status >= 200 && outcome.status < 300) return true;
+  const code = /"error":"([a-z_]+)"/.exec(outcome.head)?.[1];
+  return code !== undefined && code !== "not_found";
+}
 
 function record(fuzz: FuzzCase, outcome: CaseOutcome): void {
   const kind = kindTally(fuzz.kind);
@@ -232,13 +241,12 @@ function record(fuzz: FuzzCase, outcome: CaseOutcome): void {
     tally.answered_5xx++;
     failure = `${outcome.status}`;
   } else if (outcome.status >= 400) tally.answered_4xx++;
-  else if (outcome.status >= 200 && outcome.status < 300) {
-    tally.answered_2xx++;
-    if (outcome.protectedAnonymous) {
-      tally.anonymousV1Ok++;
-      failure = `${outcome.status} WITHOUT A TOKEN under /v1`;
-    }
-  } else tally.other++;
+  else if (outcome.status >= 200 && outcome.status < 300) tally.answered_2xx++;
+  else tally.other++;
+  if (outcome.protectedAnonymous && pastGuard(outcome)) {
+    tally.pastGuard++;
+    failure = `${outcome.status} WITHOUT A TOKEN under /v1: past the bearer guard`;
+  }
   if (failure && printed++ < PRINTED_FAILURES) {
     const body = outcome.head.split("\r\n\r\n").slice(1).join(" ").replace(/\s+/g, " ").slice(0, 160);
     console.error(`case ${fuzz.index} [${fuzz.kind}] ${fuzz.description}: ${failure} after ${outcome.ms} ms ${body}`);
@@ -286,7 +294,7 @@ if (dataDir && !stoppedEarly) rmSync(dataDir, { recursive: true, force: true });
 console.error(`${tally.cases} cases in ${Math.round((Date.now() - started) / 1000)} s; ${printed > PRINTED_FAILURES ? `${printed - PRINTED_FAILURES} more failures not printed` : ""}`);
 const findings = {
   stopped_early: stoppedEarly ?? null,
-  anonymous_v1_2xx: tally.anonymousV1Ok,
+  anonymous_past_guard: tally.pastGuard,
   dropped: tally.dropped,
   closed_on_malformed: tally.closedOnMalformed,
   other_statuses: tally.other,

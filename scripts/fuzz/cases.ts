@@ -33,7 +33,8 @@ export interface FuzzTarget {
 }
 
 export interface CaseOutcome extends RawOutcome {
-  /** Sent without the token to a route under /v1 (or a spelling of one): any 2xx there went past the bearer guard. */
+  /** Sent without the token to a route under /v1 (or a spelling of one): anything but 401, a routing 404 or a parser's
+   *  400 there went past the bearer guard. */
   protectedAnonymous: boolean;
   /** A valid HTTP request (whatever its image holds, however slowly it came): closing it without an answer is a failure. */
   wellFormed: boolean;
@@ -159,6 +160,14 @@ function nonCanonical(path: string, rng: Prng, port: number): string {
     () => `${rng.pick(["//", "/./", "/x/../", "/%2e%2e/", "\\", "/%5c", "/..;/"])}${path.slice(1)}`,
     () => path.replace("/v1", rng.pick(["/V1", "/%76%31", "/v%31", "/v1%00", "/v1%20", "/v1.", "/v1;x=1"])),
     () => `${path}${rng.pick(["/", "%00", "%20", ";", "#x", "/.", "/..", "%2f"])}`,
+    // Dot segments after backslashes inside one segment: a WHATWG URL parser reads them as climbing out of /v1, a router
+    // that splits on "/" alone sees one odd segment.
+    () => {
+      const segments = path.split("/");
+      const at = rng.between(2, segments.length - 1);
+      segments[at] += rng.pick(["\\..", "%5c..", "\\%2e%2e"]).repeat(at + rng.int(2));
+      return segments.join("/");
+    },
     () => `http://127.0.0.1:${port}${path}`,
     () => `http://evil.example${path}`,
   ];
@@ -168,7 +177,7 @@ function nonCanonical(path: string, rng: Prng, port: number): string {
 function pathCase(index: number, rng: Prng, target: FuzzTarget): FuzzCase {
   const subject = rng.pick(target.subjects.length > 0 ? target.subjects : ["nobody"]);
   const upload = rng.chance(0.3);
-  const base = upload ? rng.pick(["/v1/recognize", "/v1/detect", `/v1/subjects/${subject}/verify`]) : rng.pick(PROTECTED_TARGETS).replace("{subject}", subject);
+  const base = upload ? rng.pick(["/v1/recognize", "/v1/detect", `/v1/subjects/${subject}/verify`, "/v1/subjects/fuzz_subject/faces"]) : rng.pick(PROTECTED_TARGETS).replace("{subject}", subject);
   const path = nonCanonical(base, rng, target.port);
   const boundary = `path${index}`;
   const headers: [string, string][] = [hostHeader(target), close];
