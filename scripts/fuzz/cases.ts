@@ -151,6 +151,17 @@ function badHostCase(index: number, rng: Prng, target: FuzzTarget): FuzzCase {
   };
 }
 
+/**
+ * A segment (a path parameter's, when there is one) followed by as many `\..` as climb back to the root: a WHATWG URL
+ * parser reads each `\` as `/` and leaves /v1, a router that splits on `/` alone sees one odd segment.
+ */
+function climbOut(path: string, rng: Prng): string {
+  const segments = path.split("/");
+  const at = segments.length > 3 && rng.chance(0.8) ? 3 : rng.between(2, segments.length - 1);
+  segments[at] += rng.pick(["\\..", "\\..", "%5c..", "\\%2e%2e"]).repeat(at + rng.int(2));
+  return segments.join("/");
+}
+
 /** Spellings of a path under /v1 that a normalising server may route while a prefix check misses them. */
 function nonCanonical(path: string, rng: Prng, port: number): string {
   const separator = () => rng.pick(["\\", "%5c", "%5C", "%2f", "%2F", "//", "/./", "/x/../", "/%2e/", "/%2E%2e/", "\\\\", "/;/"]);
@@ -162,12 +173,9 @@ function nonCanonical(path: string, rng: Prng, port: number): string {
     () => `${path}${rng.pick(["/", "%00", "%20", ";", "#x", "/.", "/..", "%2f"])}`,
     // Dot segments after backslashes inside one segment: a WHATWG URL parser reads them as climbing out of /v1, a router
     // that splits on "/" alone sees one odd segment.
-    () => {
-      const segments = path.split("/");
-      const at = rng.between(2, segments.length - 1);
-      segments[at] += rng.pick(["\\..", "%5c..", "\\%2e%2e"]).repeat(at + rng.int(2));
-      return segments.join("/");
-    },
+    () => climbOut(path, rng),
+    () => climbOut(path, rng),
+    () => climbOut(path, rng),
     () => `http://127.0.0.1:${port}${path}`,
     () => `http://evil.example${path}`,
   ];
