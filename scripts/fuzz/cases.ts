@@ -5,7 +5,8 @@
  */
 import { mutateImage, type ImageFormat, type ImageLimits, type Seed } from "./images.ts";
 import { Prng } from "./prng.ts";
-import { bytesOf, concatBytes, multipartBody, rawExchange, requestBytes, type Part, type RawOutcome, type RawRequest, type RawStep } from "./raw-http.ts";
+import { bytesOf, concatBytes } from "./bytes.ts";
+import { multipartBody, rawExchange, requestBytes, type Part, type RawOutcome, type RawRequest, type RawStep } from "./raw-http.ts";
 
 /** A route that takes images, as the OpenAPI document lists it. */
 export interface UploadRoute {

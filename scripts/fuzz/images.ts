@@ -6,6 +6,7 @@
  */
 import { deflateSync } from "node:zlib";
 import sharp from "sharp";
+import { bytesOf, concatBytes } from "./bytes.ts";
 import type { Prng } from "./prng.ts";
 
 export type ImageFormat = "jpeg" | "png" | "webp";
@@ -60,17 +61,6 @@ export async function makeSeeds(photos: string[]): Promise<Seed[]> {
   return seeds;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
-const ascii = (text: string) => new TextEncoder().encode(text);
 const be16 = (value: number) => new Uint8Array([(value >> 8) & 0xff, value & 0xff]);
 const be32 = (value: number) => new Uint8Array([(value >>> 24) & 0xff, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff]);
 const le32 = (value: number) => new Uint8Array([value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, (value >>> 24) & 0xff]);
@@ -141,7 +131,7 @@ function writeJpeg({ segments, tail }: Jpeg): Uint8Array {
     else parts.push(new Uint8Array([0xff, segment.marker]), be16(segment.length ?? Math.min(0xffff, segment.body.length + 2)), segment.body.subarray(0, 0xfffd));
   }
   parts.push(tail);
-  return concat(parts);
+  return concatBytes(parts);
 }
 
 /** The tail cut at each marker that starts a segment (not stuffing, restart markers or fill). */
@@ -168,9 +158,8 @@ const jpegMutations: Mutation[] = [
     format: "jpeg",
     apply: (seed, rng, limits) =>
       withJpeg(seed, (jpeg) => {
-        const room = limits.maxFileBytes - seed.bytes.length - 1024;
         const size = rng.pick([16, 256, 4096, 65533]);
-        const count = Math.max(1, Math.min(rng.between(100, 20_000), Math.floor(room / (size + 4))));
+        const count = copiesWithin(rng.between(100, 20_000), size + 4, seed, limits);
         const body = rng.bytes(size);
         const added = Array.from({ length: count }, () => ({ marker: rng.pick([0xe0, 0xe1, 0xe2, 0xed, 0xee, 0xef, 0xfe]), body }));
         jpeg.segments.splice(rng.int(jpeg.segments.length + 1), 0, ...added);
@@ -248,7 +237,7 @@ const jpegMutations: Mutation[] = [
         if (repeated.length === 0) return;
         const perRound = repeated.reduce((sum, piece) => sum + piece.length, 0);
         const rounds = Math.max(1, Math.min(Math.floor(limits.maxScans / repeated.length), Math.floor((limits.maxFileBytes - seed.bytes.length) / perRound)));
-        jpeg.tail = concat([...pieces.filter((piece) => piece[1] !== 0xd9), ...Array.from({ length: rounds }, () => repeated).flat(), new Uint8Array([0xff, 0xd9])]);
+        jpeg.tail = concatBytes([...pieces.filter((piece) => piece[1] !== 0xd9), ...Array.from({ length: rounds }, () => repeated).flat(), new Uint8Array([0xff, 0xd9])]);
       }),
   },
 ];
@@ -278,10 +267,10 @@ function parsePng(bytes: Uint8Array): PngChunk[] {
 function writePng(chunks: PngChunk[]): Uint8Array {
   const parts: Uint8Array[] = [PNG_SIGNATURE];
   for (const chunk of chunks) {
-    const typed = concat([ascii(chunk.type), chunk.data]);
+    const typed = concatBytes([bytesOf(chunk.type), chunk.data]);
     parts.push(be32(chunk.length ?? chunk.data.length), typed, be32(chunk.crc ?? Bun.hash.crc32(typed)));
   }
-  return concat(parts);
+  return concatBytes(parts);
 }
 
 function withPng(seed: Seed, change: (chunks: PngChunk[]) => void): Uint8Array {
@@ -311,7 +300,7 @@ const pngMutations: Mutation[] = [
       withPng(seed, (chunks) =>
         insertMetadata(
           chunks,
-          bombChunkSizes(rng, limits.bombBytes).map((size, index) => ({ type: "zTXt", data: concat([ascii(`Comment${index}`), new Uint8Array([0, 0]), compressedZeros(size)]) })),
+          bombChunkSizes(rng, limits.bombBytes).map((size, index) => ({ type: "zTXt", data: concatBytes([bytesOf(`Comment${index}`), new Uint8Array([0, 0]), compressedZeros(size)]) })),
           rng,
         ),
       ),
@@ -325,8 +314,8 @@ const pngMutations: Mutation[] = [
         insertMetadata(
           chunks,
           [
-            { type: "iCCP", data: concat([ascii("icc"), new Uint8Array([0, 0]), compressedZeros(first!)]) },
-            ...rest.map((size) => ({ type: "iTXt", data: concat([ascii("XML:com.adobe.xmp"), new Uint8Array([0, 1, 0, 0, 0]), compressedZeros(size)]) })),
+            { type: "iCCP", data: concatBytes([bytesOf("icc"), new Uint8Array([0, 0]), compressedZeros(first!)]) },
+            ...rest.map((size) => ({ type: "iTXt", data: concatBytes([bytesOf("XML:com.adobe.xmp"), new Uint8Array([0, 1, 0, 0, 0]), compressedZeros(size)]) })),
           ],
           rng,
         );
@@ -338,8 +327,8 @@ const pngMutations: Mutation[] = [
     apply: (seed, rng, limits) =>
       withPng(seed, (chunks) => {
         const size = rng.pick([8, 1000, 100_000]);
-        const count = Math.max(1, Math.min(rng.between(1000, 100_000), Math.floor((limits.maxFileBytes - seed.bytes.length) / (size + 12))));
-        const data = concat([ascii("k"), new Uint8Array([0]), rng.bytes(size)]);
+        const count = copiesWithin(rng.between(1000, 100_000), size + 14, seed, limits);
+        const data = concatBytes([bytesOf("k"), new Uint8Array([0]), rng.bytes(size)]);
         insertMetadata(chunks, Array.from({ length: count }, () => ({ type: "tEXt", data })), rng);
       }),
   },
@@ -359,7 +348,7 @@ const pngMutations: Mutation[] = [
     // Within the pixel cap, and inflating to what the bomb bound allows: a decoder must hold it all.
     apply: (_seed, rng, limits) => {
       const side = Math.min(6000, Math.floor(Math.sqrt(limits.bombBytes / 3)));
-      const ihdr = concat([be32(side), be32(side), new Uint8Array([8, 2, 0, 0, 0])]);
+      const ihdr = concatBytes([be32(side), be32(side), new Uint8Array([8, 2, 0, 0, 0])]);
       const chunks: PngChunk[] = [{ type: "IHDR", data: ihdr }, { type: "IDAT", data: compressedZeros(side * (side * 3 + 1)) }, { type: "IEND", data: new Uint8Array(0) }];
       if (rng.chance(0.5)) chunks.splice(2, 1); // no IEND
       return writePng(chunks);
@@ -436,13 +425,13 @@ function parseWebp(bytes: Uint8Array): Riff {
 }
 
 function writeWebp({ chunks, size }: Riff): Uint8Array {
-  const body: Uint8Array[] = [ascii("WEBP")];
+  const body: Uint8Array[] = [bytesOf("WEBP")];
   for (const chunk of chunks) {
-    body.push(ascii(chunk.fourcc), le32(chunk.size ?? chunk.data.length), chunk.data);
+    body.push(bytesOf(chunk.fourcc), le32(chunk.size ?? chunk.data.length), chunk.data);
     if (chunk.data.length & 1) body.push(new Uint8Array(1));
   }
-  const payload = concat(body);
-  return concat([ascii("RIFF"), le32(size ?? payload.length), payload]);
+  const payload = concatBytes(body);
+  return concatBytes([bytesOf("RIFF"), le32(size ?? payload.length), payload]);
 }
 
 function withWebp(seed: Seed, change: (riff: Riff) => void): Uint8Array {
@@ -455,7 +444,7 @@ function withWebp(seed: Seed, change: (riff: Riff) => void): Uint8Array {
 function extendedHeader(riff: Riff, seed: Seed, flags: number): RiffChunk {
   let vp8x = riff.chunks.find((chunk) => chunk.fourcc === "VP8X");
   if (!vp8x) {
-    vp8x = { fourcc: "VP8X", data: concat([new Uint8Array([0, 0, 0, 0]), le24(seed.width - 1), le24(seed.height - 1)]) };
+    vp8x = { fourcc: "VP8X", data: concatBytes([new Uint8Array([0, 0, 0, 0]), le24(seed.width - 1), le24(seed.height - 1)]) };
     riff.chunks.unshift(vp8x);
   }
   vp8x.data[0] = vp8x.data[0]! | flags;
@@ -475,9 +464,9 @@ const webpMutations: Mutation[] = [
         const room = limits.maxFileBytes - seed.bytes.length - 64;
         const exifSize = rng.between(1, Math.floor(room / 2));
         // A TIFF header whose first directory claims 65,535 entries, then noise.
-        const exif = concat([ascii("II*\0"), le32(8), new Uint8Array([0xff, 0xff]), rng.bytes(Math.min(exifSize, 4096))]);
-        const padded = concat([exif, new Uint8Array(Math.max(0, exifSize - exif.length)).fill(0x41)]);
-        const xmp = concat([ascii('<x:xmpmeta xmlns:x="adobe:ns:meta/">'), new Uint8Array(rng.between(1, Math.floor(room / 2))).fill(0x3c)]);
+        const exif = concatBytes([bytesOf("II*\0"), le32(8), new Uint8Array([0xff, 0xff]), rng.bytes(Math.min(exifSize, 4096))]);
+        const padded = concatBytes([exif, new Uint8Array(Math.max(0, exifSize - exif.length)).fill(0x41)]);
+        const xmp = concatBytes([bytesOf('<x:xmpmeta xmlns:x="adobe:ns:meta/">'), new Uint8Array(rng.between(1, Math.floor(room / 2))).fill(0x3c)]);
         riff.chunks.push({ fourcc: "EXIF", data: padded }, { fourcc: "XMP ", data: xmp });
         if (rng.chance(0.3)) riff.chunks.push({ fourcc: "EXIF", data: padded });
       }),
@@ -530,7 +519,7 @@ const webpMutations: Mutation[] = [
     apply: (seed, rng, limits) =>
       withWebp(seed, (riff) => {
         const size = rng.pick([0, 1, 100, 10_000]);
-        const count = Math.max(1, Math.min(rng.between(1000, 200_000), Math.floor((limits.maxFileBytes - seed.bytes.length) / (size + 9))));
+        const count = copiesWithin(rng.between(1000, 200_000), size + 9, seed, limits);
         const data = rng.bytes(size);
         riff.chunks.splice(rng.int(riff.chunks.length + 1), 0, ...Array.from({ length: count }, () => ({ fourcc: rng.pick(["ZZZZ", "ICCP", "ALPH", "ANMF"]), data })));
       }),
@@ -573,14 +562,14 @@ const blindMutations: Mutation[] = [
       const range = seed.bytes.subarray(start, Math.min(seed.bytes.length, start + rng.between(1, 65_536)));
       const copies = copiesWithin(rng.pick([1, 10, 1000]), range.length, seed, limits);
       const at = anyOffset(rng, seed.bytes.length);
-      return concat([seed.bytes.subarray(0, at), ...Array.from({ length: copies }, () => range), seed.bytes.subarray(at)]);
+      return concatBytes([seed.bytes.subarray(0, at), ...Array.from({ length: copies }, () => range), seed.bytes.subarray(at)]);
     },
   },
   {
     name: "inserted-noise",
     apply: (seed, rng) => {
       const at = anyOffset(rng, seed.bytes.length);
-      return concat([seed.bytes.subarray(0, at), rng.bytes(rng.between(1, 4096)), seed.bytes.subarray(at)]);
+      return concatBytes([seed.bytes.subarray(0, at), rng.bytes(rng.between(1, 4096)), seed.bytes.subarray(at)]);
     },
   },
 ];

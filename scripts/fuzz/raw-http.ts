@@ -3,6 +3,7 @@
  * and their answers read as far as the status line and a little more. Loopback only.
  */
 import { connect } from "node:net";
+import { bytesOf, concatBytes } from "./bytes.ts";
 
 /** Bytes to write, or a pause before the next ones (a body that trickles). */
 export type RawStep = Uint8Array | { pauseMs: number };
@@ -15,19 +16,6 @@ export interface RawOutcome {
   /** The first bytes of the answer, for the report. */
   head: string;
   ms: number;
-}
-
-const encoder = new TextEncoder();
-export const bytesOf = (text: string) => encoder.encode(text);
-
-export function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /** What an answer's head says, once its first line has come; the head is kept up to this many bytes. */
