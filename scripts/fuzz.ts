@@ -22,6 +22,7 @@ import { mkdtempSync, openSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { loadConfig } from "../roles/config.ts";
 import { fuzzCase, type CaseOutcome, type FuzzCase, type FuzzTarget, type UploadRoute } from "./fuzz/cases.ts";
 import { makeSeeds } from "./fuzz/images.ts";
 import { healthCounters, MemoryWatch, type HealthCounters } from "./fuzz/watch.ts";
@@ -202,10 +203,9 @@ const target: FuzzTarget = {
   seeds: await makeSeeds(SEED_PHOTOS),
   limits: { maxFileBytes: Math.floor(Number(args["max-file-mb"]) * 1024 * 1024), bombBytes: Number(args["bomb-mb"]) * 1_000_000, maxScans: Number(args["max-scans"]) },
   timeoutMs,
-  uploadSlots: 16,
+  // The embedded service's, from the same environment; a service behind --url is assumed to have the same.
+  uploadSlots: loadConfig(process.env).concurrentUploads,
 };
-const healthz = (await (await fetch(`${url}/healthz`)).json()) as { uploads?: { slots?: number } };
-if (typeof healthz.uploads?.slots === "number") target.uploadSlots = healthz.uploads.slots;
 console.error(`fuzzing ${url} (seed ${seed}, ${minutes} min, ${concurrency} at once), routes: ${routes.map((route) => `${route.method} ${route.path}`).join(", ")}; ${subjects.length} subjects${dataDir ? `; service log ${dataDir}/service.log` : ""}`);
 
 const tally = { cases: 0, answered_2xx: 0, answered_4xx: 0, answered_5xx: 0, timeouts: 0, other: 0, dropped: 0, closedOnMalformed: 0, pastGuard: 0 };
