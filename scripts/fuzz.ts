@@ -14,7 +14,8 @@
  * --rss-limit-mb (the embedded service is then killed: a failure).
  * Prints each 5xx, timeout, well-formed request closed without an answer and anonymous answer from past the bearer
  * guard (under /v1: not 401, not a routing 404) on stderr, then
- * on stdout a line `findings {…}` (those counts, and the statuses by case kind) and, last, one JSON object:
+ * on stdout a line `findings {…}` (those counts, the slowest answer to an ordinary upload sent while more bodies
+ * trickle than the service has upload slots, and the statuses by case kind) and, last, one JSON object:
  *   {"cases","answered_2xx","answered_4xx","answered_5xx","timeouts","unhealthy_marks","instances_replaced","peak_web_rss_mb","peak_total_rss_mb"}
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -208,7 +209,7 @@ const target: FuzzTarget = {
 };
 console.error(`fuzzing ${url} (seed ${seed}, ${minutes} min, ${concurrency} at once), routes: ${routes.map((route) => `${route.method} ${route.path}`).join(", ")}; ${subjects.length} subjects${dataDir ? `; service log ${dataDir}/service.log` : ""}`);
 
-const tally = { cases: 0, answered_2xx: 0, answered_4xx: 0, answered_5xx: 0, timeouts: 0, other: 0, dropped: 0, closedOnMalformed: 0, pastGuard: 0 };
+const tally = { cases: 0, answered_2xx: 0, answered_4xx: 0, answered_5xx: 0, timeouts: 0, other: 0, dropped: 0, closedOnMalformed: 0, pastGuard: 0, slowestBesideTricklesMs: 0 };
 interface KindTally {
   cases: number;
   statuses: Record<string, number>;
@@ -243,6 +244,7 @@ function record(fuzz: FuzzCase, outcome: CaseOutcome): void {
   } else if (outcome.status >= 400) tally.answered_4xx++;
   else if (outcome.status >= 200 && outcome.status < 300) tally.answered_2xx++;
   else tally.other++;
+  if (outcome.besideTrickles) tally.slowestBesideTricklesMs = Math.max(tally.slowestBesideTricklesMs, outcome.ms);
   if (outcome.protectedAnonymous && pastGuard(outcome)) {
     tally.pastGuard++;
     failure = `${outcome.status} WITHOUT A TOKEN under /v1: past the bearer guard`;
@@ -297,6 +299,7 @@ const findings = {
   anonymous_past_guard: tally.pastGuard,
   dropped: tally.dropped,
   closed_on_malformed: tally.closedOnMalformed,
+  slowest_beside_trickles_ms: tally.slowestBesideTricklesMs,
   other_statuses: tally.other,
   by_kind: Object.fromEntries([...byKind].sort(([a], [b]) => a.localeCompare(b))),
 };

@@ -39,6 +39,8 @@ export interface CaseOutcome extends RawOutcome {
   protectedAnonymous: boolean;
   /** A valid HTTP request (whatever its image holds, however slowly it came): closing it without an answer is a failure. */
   wellFormed: boolean;
+  /** An ordinary upload sent while more trickling bodies than upload slots are open: its time tells whether they starve it. */
+  besideTrickles?: boolean;
 }
 
 export interface FuzzCase {
@@ -299,10 +301,11 @@ function starvationCase(index: number, rng: Prng, target: FuzzTarget): FuzzCase 
         return send(target, tricklingSteps(target, rng, "/", boundary, body, false), wellFormed(false));
       });
       await Bun.sleep(2000);
-      const normal = Array.from({ length: ordinary }, (_, i) => {
+      const normal = Array.from({ length: ordinary }, async (_, i): Promise<CaseOutcome> => {
         const boundary = `ordinary${index}x${i}`;
         const headers: [string, string][] = [hostHeader(target), close, ["Content-Type", `multipart/form-data; boundary=${boundary}`]];
-        return send(target, { method: "POST", target: "/", headers, body: multipartBody(boundary, [validImage(target, rng).part("inputFile")]) }, wellFormed(false));
+        const outcome = await send(target, { method: "POST", target: "/", headers, body: multipartBody(boundary, [validImage(target, rng).part("inputFile")]) }, wellFormed(false));
+        return { ...outcome, besideTrickles: true };
       });
       return Promise.all([...slow, ...normal]);
     },
