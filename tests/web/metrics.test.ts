@@ -223,7 +223,8 @@ describe("the app role's job series", () => {
 
   test("an instance that calls itself unhealthy after faults in a row is counted once, carried in its job counts", async () => {
     const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-metrics-")));
-    const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 1, maxReceives: 10, deadLetterQueue: "dlq" });
+    // One receive each: every fault is a job's first try, which is what makes an instance call itself unhealthy.
+    const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 1, maxReceives: 1, deadLetterQueue: "dlq" });
     const requestQueue = queues.queue("requests");
     const metrics = new ServiceMetrics();
     const tally = new JobTally(metrics);
@@ -233,7 +234,7 @@ describe("the app role's job series", () => {
       queues,
       slots: 1,
       visibilityTimeoutSeconds: 1,
-      maxReceives: 10,
+      maxReceives: 1,
       jobDeadlineMs: 60_000,
       log: captureLogs().logger,
       metrics: tally,
@@ -248,7 +249,9 @@ describe("the app role's job series", () => {
       },
     });
     await blobs.bucket("in").put("present.jpg", new Uint8Array([1, 2, 3]));
-    await requestQueue.send(JSON.stringify({ kind: "recognize", jobId: "broken", replyTo: "replies", inputKey: "present.jpg", name: "broken", sha256: "0".repeat(64), mode: "open" } satisfies JobMessage));
+    for (const jobId of ["broken-1", "broken-2", "broken-3"]) {
+      await requestQueue.send(JSON.stringify({ kind: "recognize", jobId, replyTo: "replies", inputKey: "present.jpg", name: jobId, sha256: "0".repeat(64), mode: "open" } satisfies JobMessage));
+    }
     consumer.start();
     // Faults 1 and 2 pause 1 s and 2 s; the third marks the instance unhealthy.
     await waitFor("the third fault", () => (consumer.status().healthy ? undefined : true), 10_000);
