@@ -166,6 +166,8 @@ export const JobCountsSchema = Type.Object({
   tries: Type.Array(Type.Object({ kind: JobKindSchema, outcome: JobOutcomeSchema, count: Count })),
   redelivered: Count,
   deadLettered: Type.Array(Type.Object({ reason: DeadLetterReasonSchema, count: Count })),
+  /** Times the instance called itself unhealthy. */
+  unhealthyMarks: Type.Optional(Count),
 });
 export type JobCounts = Static<typeof JobCountsSchema>;
 

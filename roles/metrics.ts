@@ -23,6 +23,8 @@ export interface JobMetrics {
   jobTried(kind: JobKind, outcome: JobOutcome): void;
   jobRedelivered(): void;
   jobDeadLettered(reason: DeadLetterReason): void;
+  /** The instance calls itself unhealthy (faults in a row, roles/app/consumer.ts): the controller will replace it. */
+  instanceMarkedUnhealthy(): void;
 }
 
 /** Job counters as plain counts, passing each count on to `next` (an app instance's tally feeds its process's metrics). */
@@ -30,6 +32,7 @@ export class JobTally implements JobMetrics {
   private readonly tries = new Map<string, JobCounts["tries"][number]>();
   private readonly deadLettered = new Map<DeadLetterReason, number>();
   private redelivered = 0;
+  private unhealthyMarks = 0;
 
   constructor(private readonly next?: JobMetrics) {}
 
@@ -51,11 +54,17 @@ export class JobTally implements JobMetrics {
     this.next?.jobDeadLettered(reason);
   }
 
+  instanceMarkedUnhealthy(): void {
+    this.unhealthyMarks++;
+    this.next?.instanceMarkedUnhealthy();
+  }
+
   counts(): JobCounts {
     return {
       tries: [...this.tries.values()].map((entry) => ({ ...entry })),
       redelivered: this.redelivered,
       deadLettered: [...this.deadLettered].map(([reason, count]) => ({ reason, count })),
+      ...(this.unhealthyMarks > 0 && { unhealthyMarks: this.unhealthyMarks }),
     };
   }
 }
@@ -182,6 +191,12 @@ export class ServiceMetrics implements JobMetrics {
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
+  private readonly instancesReplacedTotal = new Counter({
+    name: "facefleet_instances_replaced_total",
+    help: "App instances the controller stopped or terminated to replace them: unhealthy (the instance reported it cannot run jobs) or no_progress (the whole fleet answered nothing while jobs waited).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
   private readonly stageDuration = new Histogram({
     name: "facefleet_inference_stage_duration_seconds",
     help: "Time of each inference stage of a job, as the app instance's reply reports it.",
@@ -218,6 +233,12 @@ export class ServiceMetrics implements JobMetrics {
     );
     jobCounter("facefleet_jobs_dead_lettered_total", "Messages an app instance set aside in the dead-letter queue, by reason: malformed (not a job). Jobs the queue dead-letters are the controller's: facefleet_dead_letters_total.", ["reason"], (counts) =>
       counts.deadLettered.map(({ reason, count }) => [{ reason }, count]),
+    );
+    jobCounter(
+      "facefleet_instance_unhealthy_marks_total",
+      "Times an app instance called itself unhealthy after faults in a row (its job report then says healthy: false, and the controller replaces it).",
+      [],
+      (counts) => [[{}, counts.unhealthyMarks ?? 0]],
     );
     new Gauge({
       name: "facefleet_http_requests_in_flight",
@@ -291,6 +312,15 @@ export class ServiceMetrics implements JobMetrics {
 
   jobDeadLettered(reason: DeadLetterReason): void {
     this.jobCounts.jobDeadLettered(reason);
+  }
+
+  instanceMarkedUnhealthy(): void {
+    this.jobCounts.instanceMarkedUnhealthy();
+  }
+
+  /** Counted where the controller runs (roles/controller/controller.ts). */
+  instancesReplaced(reason: "unhealthy" | "no_progress", count: number): void {
+    this.instancesReplacedTotal.inc({ reason }, count);
   }
 
   /** The controller's drain (roles/controller/dead-letters.ts): counted where it runs, not per app instance. */

@@ -202,7 +202,10 @@ export class Consumer {
     const pauseMs = Math.min(MAX_FAULT_PAUSE_MS, FIRST_FAULT_PAUSE_MS * 2 ** (this.faults - 1));
     this.pausedUntil = Date.now() + pauseMs;
     if (firstTry) this.firstTryFaults++;
-    if (firstTry && this.firstTryFaults === SICK_AFTER_FAULTS) this.options.log.warn("instance_unhealthy", { faults: this.faults, firstTryFaults: this.firstTryFaults });
+    if (firstTry && this.firstTryFaults === SICK_AFTER_FAULTS) {
+      this.options.log.warn("instance_unhealthy", { faults: this.faults, firstTryFaults: this.firstTryFaults });
+      this.options.metrics.instanceMarkedUnhealthy();
+    }
     this.report();
   }
 

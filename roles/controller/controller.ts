@@ -142,7 +142,7 @@ export class Controller {
 
   /** Adds to the decision the instances to replace (fleet-health.ts) that it does not stop or terminate already. */
   private replaceUnhealthy(decision: ScalingDecision, active: AppInstance[], read: JobReport[], backlog: number, now: number): void {
-    const { scaling, noProgressAfterMs, log } = this.options;
+    const { scaling, noProgressAfterMs, log, metrics } = this.options;
     const current = read.filter((report) => report.at >= (this.bootedAt.get(report.instanceId) ?? -Infinity));
     // Started again and answering jobs: the instance has recovered, and a later fault is a new one.
     for (const report of current) if (report.healthy !== false && (report.completed ?? 0) > 0) this.stoppedWhenSick.delete(report.instanceId);
@@ -169,11 +169,13 @@ export class Controller {
     decision.desired -= replace.length;
     if (health.stalled) {
       this.replaced.stalledFleets++;
+      metrics.instancesReplaced("no_progress", replace.length);
       // The new instances get the whole period again.
       this.watch = { ...this.watch, since: now };
       log.warn("no_progress", { noJobAnsweredForMs: health.stalledForMs, backlog, replace, reason: health.reason });
     } else {
       this.replaced.sick += replace.length;
+      metrics.instancesReplaced("unhealthy", replace.length);
       log.warn("replace_unhealthy", { replace, reason: health.reason });
     }
   }

@@ -142,6 +142,7 @@ function controllerOf(options: {
   now: () => number;
   logger?: ReturnType<typeof captureLogs>["logger"];
   noProgressAfterMs?: number;
+  metrics?: ServiceMetrics;
 }) {
   return new Controller({
     queue: { depth: async () => options.depth } as Pick<JobQueue, "depth"> as JobQueue,
@@ -151,9 +152,15 @@ function controllerOf(options: {
     intervalMs: 250,
     noProgressAfterMs: options.noProgressAfterMs,
     log: options.logger ?? captureLogs().logger,
-    metrics: new ServiceMetrics(),
+    metrics: options.metrics ?? new ServiceMetrics(),
     now: options.now,
   });
+}
+
+/** facefleet_instances_replaced_total as [reason, count] pairs. */
+async function replacedCounts(metrics: ServiceMetrics): Promise<[string | number | undefined, number][]> {
+  const counter = await metrics.registry.getSingleMetric("facefleet_instances_replaced_total")?.get();
+  return (counter?.values ?? []).map((sample) => [sample.labels.reason, sample.value]);
 }
 
 describe("controller and EC2's capacity", () => {
@@ -272,12 +279,14 @@ describe("controller and unhealthy instances", () => {
       const logs = captureLogs();
       const fleet = new RecordingFleet("i-a", "i-b");
       const reports = new FixedReports([{ instanceId: "i-a", jobs: 0, at: clock, healthy: false, completed: 0 }, { instanceId: "i-b", jobs: 1, at: clock, healthy: true, completed: 3 }]);
-      const controller = controllerOf({ depth: busy, fleet, reports, poolPolicy, now: () => clock, logger: logs.logger });
+      const metrics = new ServiceMetrics();
+      const controller = controllerOf({ depth: busy, fleet, reports, poolPolicy, now: () => clock, logger: logs.logger, metrics });
       const decision = await controller.step();
       expect(poolPolicy === "warm" ? [decision.stop, decision.terminate] : [decision.terminate, decision.stop]).toEqual([["i-a"], []]);
       expect(poolPolicy === "warm" ? fleet.stopped : fleet.terminated).toEqual(["i-a"]);
       expect(logs.lines.find((line) => line.event === "replace_unhealthy")).toMatchObject({ replace: ["i-a"] });
       expect(controller.health()).toMatchObject({ replaced: { sick: 1, stalledFleets: 0 } });
+      expect(await replacedCounts(metrics)).toEqual([["unhealthy", 1]]);
     }
   });
 
@@ -340,7 +349,8 @@ describe("controller and unhealthy instances", () => {
     const logs = captureLogs();
     const fleet = new RecordingFleet("i-a", "i-b");
     const reports = new FixedReports([{ instanceId: "i-a", jobs: 1, at: 0, completed: 4 }, { instanceId: "i-b", jobs: 1, at: 0, completed: 2 }]);
-    const controller = controllerOf({ depth: busy, fleet, reports, poolPolicy: "warm", now: () => clock, logger: logs.logger, noProgressAfterMs: 10_000 });
+    const metrics = new ServiceMetrics();
+    const controller = controllerOf({ depth: busy, fleet, reports, poolPolicy: "warm", now: () => clock, logger: logs.logger, noProgressAfterMs: 10_000, metrics });
     const stops: number[] = [];
     for (; clock <= 25_000; clock += 250) {
       for (const report of reports.reports) report.at = clock;
@@ -351,6 +361,7 @@ describe("controller and unhealthy instances", () => {
     expect(fleet.stopped).toEqual(["i-a", "i-b", "i-a", "i-b"]);
     expect(logs.lines.filter((line) => line.event === "no_progress")).toHaveLength(2);
     expect(controller.health()).toMatchObject({ replaced: { sick: 0, stalledFleets: 2 } });
+    expect(await replacedCounts(metrics)).toEqual([["no_progress", 4]]);
   });
 
   test("a fleet that answers jobs is never replaced, however long the backlog lasts", async () => {

@@ -261,6 +261,47 @@ describe("the app role's job series", () => {
     expect(value(samples, "facefleet_jobs_total", { kind: "recognize", outcome: "answered" })).toBeUndefined();
     expect(value(samples, "facefleet_jobs_redelivered_total")).toBe(1);
     expect(value(samples, "facefleet_jobs_dead_lettered_total", { reason: "malformed" })).toBe(1);
+    expect(value(samples, "facefleet_instance_unhealthy_marks_total")).toBe(0);
+  }, 15_000);
+
+  test("an instance that calls itself unhealthy after faults in a row is counted once, carried in its job counts", async () => {
+    const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-metrics-")));
+    // One receive each: every fault is a job's first try, which is what makes an instance call itself unhealthy.
+    const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 1, maxReceives: 1, deadLetterQueue: "dlq" });
+    const requestQueue = queues.queue("requests");
+    const metrics = new ServiceMetrics();
+    const tally = new JobTally(metrics);
+    const consumer = new Consumer({
+      requestQueue,
+      deadLetterQueue: queues.queue("dlq"),
+      queues,
+      slots: 1,
+      visibilityTimeoutSeconds: 1,
+      maxReceives: 1,
+      jobDeadlineMs: 60_000,
+      log: captureLogs().logger,
+      metrics: tally,
+      job: {
+        analyzer: { analyze: async (image) => (typeof image === "function" && (await image()), Promise.reject(new Error("the model is broken"))) },
+        cache: new AnalysisCache(0),
+        gallery: new GalleryReader(blobs.bucket("gallery")),
+        inBucket: blobs.bucket("in"),
+        outBucket: blobs.bucket("out"),
+        galleryBucket: blobs.bucket("gallery"),
+        threshold: fixedThreshold(0.5),
+      },
+    });
+    await blobs.bucket("in").put("present.jpg", new Uint8Array([1, 2, 3]));
+    for (const jobId of ["broken-1", "broken-2", "broken-3"]) {
+      await requestQueue.send(JSON.stringify({ kind: "recognize", jobId, replyTo: "replies", inputKey: "present.jpg", name: jobId, sha256: "0".repeat(64), mode: "open" } satisfies JobMessage));
+    }
+    consumer.start();
+    // Faults 1 and 2 pause 1 s and 2 s; the third marks the instance unhealthy.
+    await waitFor("the third fault", () => (consumer.status().healthy ? undefined : true), 10_000);
+    await consumer.stop();
+    const samples = parseExposition(await metrics.registry.metrics());
+    expect(value(samples, "facefleet_instance_unhealthy_marks_total")).toBe(1);
+    expect(tally.counts().unhealthyMarks).toBe(1);
   }, 15_000);
 });
 
