@@ -218,12 +218,15 @@ const byKind = new Map<string, KindTally>();
 const kindTally = (kind: string) => byKind.get(kind) ?? byKind.set(kind, { cases: 0, statuses: {} }).get(kind)!;
 let printed = 0;
 
-/** An anonymous answer under /v1 that did not come from the guard (401), the router (404 not_found) or the HTTP parser. */
+/**
+ * An anonymous answer under /v1 that did not come from the guard (401), the router (404 not_found), the refusal of a
+ * malformed or non-canonical request before routing (400 bad_request, roles/web/request-target.ts) or the HTTP parser.
+ */
 function pastGuard(outcome: CaseOutcome): boolean {
   if (outcome.status === undefined || outcome.status === 401) return false;
   if (outcome.status >= 200 && outcome.status < 300) return true;
   const code = /"error":"([a-z_]+)"/.exec(outcome.head)?.[1];
-  return code !== undefined && code !== "not_found";
+  return code !== undefined && code !== "not_found" && !(outcome.status === 400 && code === "bad_request");
 }
 
 function record(fuzz: FuzzCase, outcome: CaseOutcome): void {

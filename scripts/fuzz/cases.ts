@@ -34,8 +34,8 @@ export interface FuzzTarget {
 }
 
 export interface CaseOutcome extends RawOutcome {
-  /** Sent without the token to a route under /v1 (or a spelling of one): anything but 401, a routing 404 or a parser's
-   *  400 there went past the bearer guard. */
+  /** Sent without the token to a route under /v1 (or a spelling of one): anything but 401, a routing 404, the 400
+   *  bad_request of a request refused before routing or a parser's 400 there went past the bearer guard. */
   protectedAnonymous: boolean;
   /** A valid HTTP request (whatever its image holds, however slowly it came): closing it without an answer is a failure. */
   wellFormed: boolean;
