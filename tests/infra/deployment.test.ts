@@ -84,6 +84,15 @@ const queueUrls = async () => (await sqs.send(new ListQueuesCommand({}))).QueueU
 const alive = (prefix: string) => region.ec2.instances().filter((instance) => instance.tags.Deployment === prefix && instance.state !== "terminated");
 const taggedWith = (prefix: string, tagsOf: (id: string) => Record<string, string>, ids: Iterable<string>) => [...ids].filter((id) => tagsOf(id).Deployment === prefix);
 const iamTags = (tags: Map<string, string>) => Object.fromEntries(tags);
+/** An app instance from the deployment's launch template, as the controller asks for one, with `overrides`. */
+const launchApp = (overrides: Partial<ConstructorParameters<typeof RunInstancesCommand>[0]> = {}) =>
+  new RunInstancesCommand({
+    MinCount: 1,
+    MaxCount: 1,
+    LaunchTemplate: { LaunchTemplateName: "itest-instance", Version: "$Default" },
+    TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Deployment", Value: PREFIX }, { Key: "Role", Value: "app" }] }],
+    ...overrides,
+  });
 const storedToken = async (prefix = PREFIX) => (await (await s3.send(new GetObjectCommand({ Bucket: `${prefix}-in-bucket`, Key: TOKEN_KEY }))).Body!.transformToString()).trim();
 
 async function defaultLaunchTemplateData(launchTemplateId: string) {
@@ -321,14 +330,6 @@ describe("a deployment's life in the emulated region", () => {
     const web = signedAs(webId);
     const app = signedAs(appId);
     const { url: requestQueue } = await queueAttributes("itest-req-queue");
-    const launchApp = (overrides: Partial<ConstructorParameters<typeof RunInstancesCommand>[0]> = {}) =>
-      new RunInstancesCommand({
-        MinCount: 1,
-        MaxCount: 1,
-        LaunchTemplate: { LaunchTemplateName: "itest-instance", Version: "$Default" },
-        TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Deployment", Value: PREFIX }, { Key: "Role", Value: "app" }] }],
-        ...overrides,
-      });
     try {
       const denied = { name: "AccessDenied" };
       await expect(app.s3.send(new PutObjectCommand({ Bucket: "itest-out-bucket", Key: "gallery/gallery.bin", Body: "forged" }))).rejects.toMatchObject(denied);
@@ -366,17 +367,9 @@ describe("a deployment's life in the emulated region", () => {
     const { GroupId: otherGroup } = await ec2.send(new CreateSecurityGroupCommand({ GroupName: "itest-open-to-all", Description: "not the deployment's" }));
     const { Subnets } = await ec2.send(new DescribeSubnetsCommand({}));
     const subnet = Subnets![1]!.SubnetId!;
-    const launch = (overrides: Partial<ConstructorParameters<typeof RunInstancesCommand>[0]>) =>
-      new RunInstancesCommand({
-        MinCount: 1,
-        MaxCount: 1,
-        LaunchTemplate: { LaunchTemplateName: "itest-instance", Version: "$Default" },
-        TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Deployment", Value: PREFIX }, { Key: "Role", Value: "app" }] }],
-        ...overrides,
-      });
     const launched: string[] = [];
     try {
-      const { Instances } = await web.send(launch({ UserData: userData }));
+      const { Instances } = await web.send(launchApp({ UserData: userData }));
       launched.push(Instances![0]!.InstanceId!);
       await region.ec2.waitForState(launched[0]!, "running");
       expect(region.ec2.store.instances.get(launched[0]!)!.userData).toBe(userData);
@@ -384,9 +377,9 @@ describe("a deployment's life in the emulated region", () => {
 
       // The subnet is the caller's to pick (the controller spreads over zones), with the deployment's group only.
       const denied = { name: "UnauthorizedOperation" };
-      await expect(web.send(launch({ NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnet, Groups: [otherGroup!] }] }))).rejects.toMatchObject(denied);
-      await expect(web.send(launch({ SecurityGroupIds: [otherGroup!] }))).rejects.toMatchObject(denied);
-      const spread = await web.send(launch({ NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnet, Groups: [deploymentState().securityGroupId] }] }));
+      await expect(web.send(launchApp({ NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnet, Groups: [otherGroup!] }] }))).rejects.toMatchObject(denied);
+      await expect(web.send(launchApp({ SecurityGroupIds: [otherGroup!] }))).rejects.toMatchObject(denied);
+      const spread = await web.send(launchApp({ NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnet, Groups: [deploymentState().securityGroupId] }] }));
       launched.push(spread.Instances![0]!.InstanceId!);
       expect(spread.Instances![0]!.SubnetId).toBe(subnet);
     } finally {

@@ -120,7 +120,8 @@ export class InstanceLifecycle {
       if (!stillUp()) return;
       if (spec.service) {
         const next = afterExit(spec.service, exit, startsMs, Date.now());
-        if ("restartInMs" in next) this.track(Bun.sleep(next.restartInMs).then(() => stillUp() && this.spawn(instance, spec, startsMs)));
+        // Not tracked: a shutdown need not wait out RestartSec, and the instance is no longer up when it ends.
+        if ("restartInMs" in next) void Bun.sleep(next.restartInMs).then(() => stillUp() && this.spawn(instance, spec, startsMs));
         return;
       }
       const reason = { code: "Client.InstanceInitiatedShutdown", message: "Client.InstanceInitiatedShutdown: Instance initiated shutdown" };
