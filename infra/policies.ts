@@ -218,7 +218,12 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
       Sid: "LaunchWithTemplateResources",
       Effect: "Allow",
       Action: "ec2:RunInstances",
-      Resource: [arn.ec2(`launch-template/${scope.launchTemplateId}`), arn.ec2("subnet/*"), arn.ec2("network-interface/*"), arn.ec2("volume/*")],
+      Resource: [
+        arn.ec2(`launch-template/${scope.launchTemplateId}`),
+        arn.ec2("subnet/*"),
+        arn.ec2("network-interface/*"),
+        arn.ec2("volume/*"),
+      ],
       Condition: { ArnLike: fromTemplate },
     },
     // The caller picks the subnet (the controller spreads over zones by replacing the template's network interface),
