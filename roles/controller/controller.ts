@@ -12,7 +12,7 @@ import type { ServiceMetrics } from "../metrics.ts";
 import { capacityLimit, nextCapacityCap, type CapacityCap } from "./capacity.ts";
 import { applyExpectations, type Expectation } from "./expectations.ts";
 import { goneReports } from "./gone-reports.ts";
-import { decideReplacements, nextProgressWatch, sickReplacement, type FleetHealthDecision, type ProgressWatch } from "./fleet-health.ts";
+import { decideReplacements, nextProgressWatch, nextRunningSince, sickReplacement, type FleetHealthDecision, type ProgressWatch } from "./fleet-health.ts";
 import { decideScaling, liveHeldJobs, nextIdleSpell, type IdleSpell, type ScalingConfig, type ScalingDecision } from "./policy.ts";
 
 export interface ControllerOptions {
@@ -42,6 +42,8 @@ export class Controller {
   private lastInputs = "";
   private tick: Promise<void> = Promise.resolve();
   private watch: ProgressWatch | undefined;
+  /** Since when each instance has been listed running. */
+  private runningSince: Record<string, number> = {};
   private reportsReadAt = -Infinity;
   private replaced = { sick: 0, stalledFleets: 0 };
   /** Warm instances stopped for reporting sick: sick again once started, they are terminated. */
@@ -99,6 +101,7 @@ export class Controller {
     metrics.fleetObserved(depth, instances);
     this.removingReports ??= this.removeGoneReports(instances).finally(() => (this.removingReports = undefined));
     const active = instances.filter((instance) => instance.state === "pending" || instance.state === "running");
+    this.runningSince = nextRunningSince(this.runningSince, active, now);
     const backlog = depth.visible + depth.inFlight;
     // Every tick when the queue reads empty (a scale-in could follow), else once in a while for health and progress.
     const readReports = active.length > 0 && (backlog === 0 || now - this.reportsReadAt >= BUSY_REPORT_READ_MS);
@@ -142,7 +145,7 @@ export class Controller {
     // Started again and answering jobs: the instance has recovered, and a later fault is a new one.
     for (const report of current) if (report.healthy !== false && (report.completed ?? 0) > 0) this.stoppedWhenSick.delete(report.instanceId);
     this.watch = nextProgressWatch(this.watch, current, backlog, now);
-    const health = decideReplacements({ now, active, reports: current, watch: this.watch }, noProgressAfterMs ?? Infinity);
+    const health = decideReplacements({ now, active, reports: current, watch: this.watch, runningSince: this.runningSince }, noProgressAfterMs ?? Infinity);
     this.lastHealth = health;
     const leaving = new Set([...decision.stop, ...decision.terminate]);
     // EC2 refuses to stop a pending instance: a warm pool replaces it once it runs.
