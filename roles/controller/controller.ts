@@ -101,7 +101,6 @@ export class Controller {
     metrics.fleetObserved(depth, instances);
     this.removingReports ??= this.removeGoneReports(instances).finally(() => (this.removingReports = undefined));
     const active = instances.filter((instance) => instance.state === "pending" || instance.state === "running");
-    this.runningSince = nextRunningSince(this.runningSince, active, now);
     const backlog = depth.visible + depth.inFlight;
     // Every tick when the queue reads empty (a scale-in could follow), else once in a while for health and progress.
     const readReports = active.length > 0 && (backlog === 0 || now - this.reportsReadAt >= BUSY_REPORT_READ_MS);
@@ -145,6 +144,8 @@ export class Controller {
     // Started again and answering jobs: the instance has recovered, and a later fault is a new one.
     for (const report of current) if (report.healthy !== false && (report.completed ?? 0) > 0) this.stoppedWhenSick.delete(report.instanceId);
     this.watch = nextProgressWatch(this.watch, current, backlog, now);
+    // At each reading of the reports, which is at least once a second while there are instances.
+    this.runningSince = nextRunningSince(this.runningSince, active, now);
     const health = decideReplacements({ now, active, reports: current, watch: this.watch, runningSince: this.runningSince }, noProgressAfterMs ?? Infinity);
     this.lastHealth = health;
     const leaving = new Set([...decision.stop, ...decision.terminate]);
