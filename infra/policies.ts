@@ -254,12 +254,20 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
       Action: "ec2:RunInstances",
       Resource: [
         arn.ec2(`launch-template/${scope.launchTemplateId}`),
-        arn.ec2("security-group/*"),
         arn.ec2("subnet/*"),
         arn.ec2("network-interface/*"),
         arn.ec2("volume/*"),
       ],
       Condition: { ArnLike: fromTemplate },
+    },
+    // The caller picks the subnet (the controller spreads over zones by replacing the template's network interface),
+    // never the group: only the deployment's, which bootstrap tags. No condition key bounds UserData: the image ignores it.
+    {
+      Sid: "LaunchInDeploymentGroup",
+      Effect: "Allow",
+      Action: "ec2:RunInstances",
+      Resource: arn.ec2("security-group/*"),
+      Condition: { ArnLike: fromTemplate, StringEquals: { [`aws:ResourceTag/${DEPLOYMENT_TAG}`]: prefix } },
     },
     {
       Sid: "LaunchDeploymentImage",

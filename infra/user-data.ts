@@ -12,6 +12,7 @@ export const ENVIRONMENT_FILE = "/etc/facefleet.env";
 /** The deployment's whole configuration as the baking machine resolved it (roles/config.ts reads it via FACEFLEET_CONFIG). */
 export const CONFIG_FILE = "/etc/facefleet.json";
 export const SERVICE_NAME = "facefleet";
+export const SYSTEMD_UNIT_FILE = `/etc/systemd/system/${SERVICE_NAME}.service`;
 /** The unprivileged user the service runs as: it owns nothing but its cache directory. */
 export const SERVICE_USER = "facefleet";
 /**
@@ -20,6 +21,19 @@ export const SERVICE_USER = "facefleet";
  * embedded mode, which the image never runs.
  */
 export const CACHE_DIR = `/var/cache/${SERVICE_NAME}`;
+
+/**
+ * The image takes nothing from user data. Whoever may launch from it (the controller's RunInstances grant, which no IAM
+ * condition key can keep from passing UserData) would otherwise have cloud-init run their script, or their
+ * cloud-config's bootcmd, write_files and runcmd, as root at first boot. `allow_userdata: false` (cloud-init 19.3 and
+ * later; AL2023 ships 22.2) discards all of it; scripts-user is also left out of the final stage, so that a shell
+ * script would not run even under a cloud-init that ignored the first setting. The instance's role comes from its
+ * Role tag, never from user data.
+ */
+export const CLOUD_INIT_DROP_IN = "/etc/cloud/cloud.cfg.d/99-facefleet-no-user-data.cfg";
+export const CLOUD_INIT_CONFIG = `allow_userdata: false
+cloud_final_modules: [scripts-vendor, scripts-per-once, scripts-per-boot, scripts-per-instance, ssh-authkey-fingerprints, keys-to-console, final-message]
+`;
 
 /** The Bun version the project is tested with: package.json's `packageManager`, its one home. CI and the image install this one. */
 export const BUN_VERSION = bunVersionOf(packageJson.packageManager);
@@ -150,10 +164,13 @@ chmod 600 ${ENVIRONMENT_FILE}
 # The service reads its configuration; systemd (as root) reads the environment file.
 chown root:${SERVICE_USER} ${CONFIG_FILE}
 chmod 640 ${CONFIG_FILE}
-cat > /etc/systemd/system/${SERVICE_NAME}.service <<'FACEFLEET_UNIT'
+cat > ${SYSTEMD_UNIT_FILE} <<'FACEFLEET_UNIT'
 ${systemdUnit()}FACEFLEET_UNIT
 systemctl daemon-reload
 systemctl enable ${SERVICE_NAME}.service
+# Last, so that this boot's cloud-init has consumed this script already: instances of the image get no user data run.
+cat > ${CLOUD_INIT_DROP_IN} <<'FACEFLEET_CLOUD_CFG'
+${CLOUD_INIT_CONFIG}FACEFLEET_CLOUD_CFG
 
 echo ok | aws s3 cp - ${s3}/${input.markerPrefix}done
 shutdown -h now

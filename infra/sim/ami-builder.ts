@@ -11,9 +11,7 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3
 import { mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { PROJECT_DIR, PROJECT_INSTALL_STEPS } from "../user-data.ts";
-
-/** A file the user data writes with a quoted here-document: `cat > /etc/x <<'DELIMITER'` ... `DELIMITER`. */
-const HERE_DOCUMENT = /^cat > (\/\S+) <<'(\w+)'\n([\s\S]*?)^\2$/gm;
+import { hereDocuments } from "./ec2/cloud-init.ts";
 
 /** The S3 object a line of the user data names, by the pattern that precedes and follows its `s3://` URL. */
 function objectNamed(userData: string, pattern: RegExp): { Bucket: string; Key: string } {
@@ -49,7 +47,7 @@ try {
   await run(["tar", "-xzf", download, "-C", projectDir, "--no-same-owner"], projectDir, log);
   rmSync(download);
   await run(["bash", "-euo", "pipefail", "-c", PROJECT_INSTALL_STEPS.join("\n")], projectDir, log);
-  for (const [, path, , content] of userData.matchAll(HERE_DOCUMENT)) await Bun.write(join(process.cwd(), path!), content!);
+  for (const { path, content } of hereDocuments(userData)) await Bun.write(join(process.cwd(), path), content);
   await s3.send(new PutObjectCommand({ ...done, Body: "ok" }));
   console.log(log.join("\n"));
 } catch (error) {

@@ -2,9 +2,11 @@
  * The emulated AWS region on loopback, in one call: S3 + SQS (fauxqs), EC2 (instances are local processes, each with
  * its own IMDSv2 service) and IAM. Processes reach it through the SDK's standard settings only (`env`).
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { cloudConfigOf, hereDocuments, userScript } from "./ec2/cloud-init.ts";
+import { serviceRestartOf } from "./ec2/systemd.ts";
 import { startEc2Emulator, type Ec2Emulator } from "./ec2/server.ts";
 import { ACCOUNT_ID, type Instance } from "./ec2/model.ts";
 import type { ProcessSpec } from "./ec2/process.ts";
@@ -16,7 +18,7 @@ import { roleArn } from "./iam/model.ts";
 import { startIamEmulator, type IamEmulator } from "./iam/server.ts";
 import { startImds, type ImdsServer } from "./imds/server.ts";
 import { startS3AndSqs, type S3SqsEmulator } from "./fauxqs.ts";
-import { CONFIG_FILE, PROJECT_DIR } from "../user-data.ts";
+import { CONFIG_FILE, PROJECT_DIR, SYSTEMD_UNIT_FILE } from "../user-data.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "../..");
 
@@ -39,8 +41,12 @@ export interface RegionOptions {
   volumeDir?: string;
   /**
    * What an instance runs (default: what its image runs, `fromImage`); undefined runs nothing. An instance of an image
-   * baked in the region runs `bun index.ts` from the image's project directory with the image's configuration file;
-   * one of a stock image given user data runs the emulated AMI builder (infra/sim/ami-builder.ts); any other, nothing.
+   * baked in the region runs `bun index.ts` from the image's project directory with the image's configuration file,
+   * as the service its unit file describes (restarted as that unit says); one of a stock image given a user script
+   * runs the emulated AMI builder (infra/sim/ami-builder.ts), which powers the instance off when it ends; any other,
+   * nothing. Before either, at an instance's first boot, cloud-init runs its user script where the image's cloud-init
+   * configuration lets it (infra/sim/ec2/cloud-init.ts): on a baked image, by writing the script's here-documents
+   * into the root volume.
    */
   instanceProcess?(instance: Instance, fromImage: ProcessSpec | undefined): ProcessSpec | undefined;
   /** Extra environment for every instance process. */
@@ -175,13 +181,25 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
       return { ...spec, env: { ...env, ...options.instanceEnv, ...spec.env } };
     },
   });
+  /** cloud-init runs user data once per instance. */
+  const bootedOnce = new Set<string>();
   function imageProcess(instance: Instance): ProcessSpec | undefined {
     const volume = ec2.volumeOf(instance);
-    if (ec2.store.images.get(instance.imageId)?.rootDir) {
+    const rootDir = ec2.store.images.get(instance.imageId)?.rootDir;
+    const userData = instance.userData === undefined || bootedOnce.has(instance.id) ? undefined : Buffer.from(instance.userData, "base64").toString();
+    bootedOnce.add(instance.id);
+    const script = userScript(userData, cloudConfigOf(rootDir));
+    if (rootDir) {
+      for (const { path, content } of script ? hereDocuments(script) : []) {
+        mkdirSync(dirname(join(volume, path)), { recursive: true });
+        writeFileSync(join(volume, path), content);
+      }
+      const unitFile = join(volume, SYSTEMD_UNIT_FILE);
+      if (!existsSync(unitFile)) return undefined;
       // As the image's environment file names it for the unit.
-      return { command: [process.execPath, "index.ts"], cwd: join(volume, PROJECT_DIR), env: { FACEFLEET_CONFIG: join(volume, CONFIG_FILE) } };
+      return { command: [process.execPath, "index.ts"], cwd: join(volume, PROJECT_DIR), env: { FACEFLEET_CONFIG: join(volume, CONFIG_FILE) }, service: serviceRestartOf(readFileSync(unitFile, "utf8")) };
     }
-    if (instance.userData === undefined) return undefined;
+    if (script === undefined) return undefined;
     mkdirSync(volume, { recursive: true });
     return { command: [process.execPath, AMI_BUILDER], cwd: volume };
   }

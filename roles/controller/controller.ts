@@ -12,7 +12,7 @@ import type { ServiceMetrics } from "../metrics.ts";
 import { bootFailureCap, capacityLimit, failedBoots, nextCapacityCap, type CapacityCap } from "./capacity.ts";
 import { applyExpectations, type Expectation } from "./expectations.ts";
 import { goneReports } from "./gone-reports.ts";
-import { decideReplacements, nextProgressWatch, sickReplacement, type FleetHealthDecision, type ProgressWatch } from "./fleet-health.ts";
+import { decideReplacements, nextProgressWatch, nextRunningSince, sickReplacement, type FleetHealthDecision, type ProgressWatch } from "./fleet-health.ts";
 import { decideScaling, liveHeldJobs, nextIdleSpell, type IdleSpell, type ScalingConfig, type ScalingDecision } from "./policy.ts";
 
 export interface ControllerOptions {
@@ -42,6 +42,8 @@ export class Controller {
   private lastInputs = "";
   private tick: Promise<void> = Promise.resolve();
   private watch: ProgressWatch | undefined;
+  /** Since when each instance has been listed running. */
+  private runningSince: Record<string, number> = {};
   private reportsReadAt = -Infinity;
   private replaced = { sick: 0, stalledFleets: 0 };
   /** Warm instances stopped for reporting sick: sick again once started, they are terminated. */
@@ -147,7 +149,9 @@ export class Controller {
     // Started again and answering jobs: the instance has recovered, and a later fault is a new one.
     for (const report of current) if (report.healthy !== false && (report.completed ?? 0) > 0) this.stoppedWhenSick.delete(report.instanceId);
     this.watch = nextProgressWatch(this.watch, current, backlog, now);
-    const health = decideReplacements({ now, active, reports: current, watch: this.watch }, noProgressAfterMs ?? Infinity);
+    // At each reading of the reports, which is at least once a second while there are instances.
+    this.runningSince = nextRunningSince(this.runningSince, active, now);
+    const health = decideReplacements({ now, active, reports: current, watch: this.watch, runningSince: this.runningSince }, noProgressAfterMs ?? Infinity);
     this.lastHealth = health;
     const leaving = new Set([...decision.stop, ...decision.terminate]);
     // EC2 refuses to stop a pending instance: a warm pool replaces it once it runs.

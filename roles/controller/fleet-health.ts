@@ -2,6 +2,9 @@
  * Which app instances to replace, a pure function of their job reports, the backlog and the clock:
  * - an instance whose live report says it is unhealthy (it cannot run jobs and has stopped taking them, see
  *   roles/app/consumer.ts) is replaced on its own;
+ * - so is an instance listed running for silentAfterMs that has written no report for as long: its service is not up
+ *   (on EC2 a service that dies is restarted by systemd while the instance runs on, so one failing at every start, or
+ *   a boot that hangs, keeps a running instance that answers nothing);
  * - a fleet that has answered no job for noProgressAfterMs while the queue holds jobs is replaced whole: its jobs are
  *   stuck (a hang the instances' own deadlines did not catch), and the heartbeats that keep them invisible would keep
  *   the fleet up for the queue's whole retention.
@@ -25,7 +28,16 @@ export interface FleetHealthInputs {
   active: AppInstance[];
   reports: JobReport[];
   watch: ProgressWatch;
+  /** Since when each instance has been listed running (nextRunningSince). */
+  runningSince: Record<string, number>;
 }
+
+/**
+ * How long a running instance may go without writing a report: a boot that waits 30 s for instance metadata and
+ * loads the models on a busy t3.small, or a service restarted after a crash (RestartSec=5, then the same boot), writes
+ * one well within it.
+ */
+export const SILENT_AFTER_MS = 120_000;
 
 export interface FleetHealthDecision {
   /** Instances to stop or terminate. */
@@ -46,8 +58,13 @@ export function nextProgressWatch(watch: ProgressWatch | undefined, reports: Job
   return { since: progressed ? now : watch.since, completed };
 }
 
-export function decideReplacements(inputs: FleetHealthInputs, noProgressAfterMs: number): FleetHealthDecision {
-  const { now, active, reports, watch } = inputs;
+/** Since when each instance has been listed running, as of this listing: kept while it runs, forgotten once it does not. */
+export function nextRunningSince(previous: Record<string, number>, active: AppInstance[], now: number): Record<string, number> {
+  return Object.fromEntries(active.filter((instance) => instance.state === "running").map((instance) => [instance.id, previous[instance.id] ?? now]));
+}
+
+export function decideReplacements(inputs: FleetHealthInputs, noProgressAfterMs: number, silentAfterMs = SILENT_AFTER_MS): FleetHealthDecision {
+  const { now, active, reports, watch, runningSince } = inputs;
   const stalledForMs = now - watch.since;
   if (active.length > 0 && stalledForMs >= noProgressAfterMs) {
     return {
@@ -59,11 +76,19 @@ export function decideReplacements(inputs: FleetHealthInputs, noProgressAfterMs:
   }
   const activeIds = new Set(active.map((instance) => instance.id));
   const sick = reports.filter((report) => activeIds.has(report.instanceId) && report.healthy === false && live(report, now)).map((report) => report.instanceId);
+  const lastReport = new Map(reports.map((report) => [report.instanceId, report.at]));
+  const silent = Object.entries(runningSince)
+    .filter(([id, since]) => activeIds.has(id) && !sick.includes(id) && now - since >= silentAfterMs && now - (lastReport.get(id) ?? -Infinity) >= silentAfterMs)
+    .map(([id]) => id);
+  const reasons = [
+    ...(sick.length > 0 ? [`${sick.length} instance(s) report they cannot run jobs`] : []),
+    ...(silent.length > 0 ? [`${silent.length} running instance(s) wrote no report for ${silentAfterMs} ms`] : []),
+  ];
   return {
-    replace: sick,
+    replace: [...sick, ...silent],
     stalled: false,
     stalledForMs,
-    reason: sick.length > 0 ? `${sick.length} instance(s) report they cannot run jobs: replace them` : "healthy",
+    reason: reasons.length > 0 ? `${reasons.join("; ")}: replace them` : "healthy",
   };
 }
 

@@ -3,6 +3,7 @@ import { CapacityError, type AppInstance, type Fleet, type InstanceState, type J
 import { MemoryQueue } from "../../roles/cloud/local/memory-queue.ts";
 import { LocalFleet } from "../../roles/cloud/local/process-fleet.ts";
 import { Controller } from "../../roles/controller/controller.ts";
+import { SILENT_AFTER_MS } from "../../roles/controller/fleet-health.ts";
 import { JOB_REPORT_EXPIRY_MS } from "../../roles/deployment.ts";
 import { captureLogs } from "../service/support.ts";
 import { waitFor } from "../support/waiting.ts";
@@ -332,6 +333,22 @@ describe("controller and unhealthy instances", () => {
     }
     expect([decision.stop, decision.terminate]).toEqual([["i-a"], []]);
     expect(fleet.terminated).toEqual([]);
+  });
+
+  test("a running instance whose service never reports (its unit fails at every start, as systemd restarts it on EC2) is replaced once silentAfterMs has passed", async () => {
+    let clock = 100_000;
+    const logs = captureLogs();
+    const fleet = new RecordingFleet("i-a", "i-b");
+    const reports = new FixedReports([{ instanceId: "i-b", jobs: 1, at: clock, healthy: true, completed: 3 }]);
+    const controller = controllerOf({ depth: busy, fleet, reports, poolPolicy: "warm", now: () => clock, logger: logs.logger });
+    let decision = await controller.step();
+    for (; decision.stop.length === 0 && clock < 100_000 + 2 * SILENT_AFTER_MS; clock += 1_000) {
+      reports.reports[0] = { instanceId: "i-b", jobs: 1, at: clock, healthy: true, completed: 3 + clock };
+      decision = await controller.step();
+    }
+    expect(decision.stop).toEqual(["i-a"]);
+    expect(clock - 1_000 - 100_000).toBe(SILENT_AFTER_MS);
+    expect(logs.lines.find((line) => line.event === "replace_unhealthy")).toMatchObject({ replace: ["i-a"] });
   });
 
   test("a report from before the controller started the instance again is its previous life's: not a reason to stop it", async () => {

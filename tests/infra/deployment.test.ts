@@ -4,7 +4,16 @@
  * part infra/sim/ami-builder.ts plays: it installs the project into the image for real.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { DescribeLaunchTemplateVersionsCommand, EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import {
+  CreateSecurityGroupCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  DescribeSubnetsCommand,
+  EC2Client,
+  RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+} from "@aws-sdk/client-ec2";
 import { CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { GetObjectCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, ReceiveMessageCommand, SendMessageCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
@@ -78,6 +87,15 @@ const queueUrls = async () => (await sqs.send(new ListQueuesCommand({}))).QueueU
 const alive = (prefix: string) => region.ec2.instances().filter((instance) => instance.tags.Deployment === prefix && instance.state !== "terminated");
 const taggedWith = (prefix: string, tagsOf: (id: string) => Record<string, string>, ids: Iterable<string>) => [...ids].filter((id) => tagsOf(id).Deployment === prefix);
 const iamTags = (tags: Map<string, string>) => Object.fromEntries(tags);
+/** An app instance from the deployment's launch template, as the controller asks for one, with `overrides`. */
+const launchApp = (overrides: Partial<ConstructorParameters<typeof RunInstancesCommand>[0]> = {}) =>
+  new RunInstancesCommand({
+    MinCount: 1,
+    MaxCount: 1,
+    LaunchTemplate: { LaunchTemplateName: "itest-instance", Version: "$Default" },
+    TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Deployment", Value: PREFIX }, { Key: "Role", Value: "app" }] }],
+    ...overrides,
+  });
 const storedToken = async (prefix = PREFIX) => (await (await s3.send(new GetObjectCommand({ Bucket: `${prefix}-in-bucket`, Key: TOKEN_KEY }))).Body!.transformToString()).trim();
 
 async function defaultLaunchTemplateData(launchTemplateId: string) {
@@ -286,9 +304,11 @@ describe("a deployment's life in the emulated region", () => {
     expect(instances.every((i) => i.imageId === deploymentState().imageId)).toBe(true);
     const profileOf = (id: string) => region.ec2.store.instances.get(id)!.iamInstanceProfile?.name;
     expect(instances.map((i) => `${i.tags.Role} ${profileOf(i.id)}`).sort()).toEqual(["app itest-app-profile", "app itest-app-profile", "app itest-app-profile", "web+controller itest-web-profile"]);
-    // Instances of the baked image boot the service from the image's project directory, not from the repository.
+    // Instances of the baked image boot the service from the image's project directory, not from the repository, and
+    // restart it as the unit the builder wrote into the image says (tests/sim/systemd.test.ts reads the same).
     const image = region.ec2.store.images.get(deploymentState().imageId)!;
-    const baked = { command: [process.execPath, "index.ts"], cwd: join(image.rootDir!, PROJECT_DIR), env: { FACEFLEET_CONFIG: join(image.rootDir!, CONFIG_FILE) } };
+    const service = { restart: "on-failure" as const, restartDelayMs: 5000, startLimitIntervalMs: 0, startLimitBurst: 5 };
+    const baked = { command: [process.execPath, "index.ts"], cwd: join(image.rootDir!, PROJECT_DIR), env: { FACEFLEET_CONFIG: join(image.rootDir!, CONFIG_FILE) }, service };
     for (const instance of instances) expect(imageProcesses.get(instance.id)).toEqual(baked);
 
     const second = await runCounting("launch", ["--pool-size", "3"]);
@@ -312,14 +332,6 @@ describe("a deployment's life in the emulated region", () => {
     const web = signedAs(webId);
     const app = signedAs(appId);
     const { url: requestQueue } = await queueAttributes("itest-req-queue");
-    const launchApp = (overrides: Partial<ConstructorParameters<typeof RunInstancesCommand>[0]> = {}) =>
-      new RunInstancesCommand({
-        MinCount: 1,
-        MaxCount: 1,
-        LaunchTemplate: { LaunchTemplateName: "itest-instance", Version: "$Default" },
-        TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Deployment", Value: PREFIX }, { Key: "Role", Value: "app" }] }],
-        ...overrides,
-      });
     try {
       const denied = { name: "AccessDenied" };
       await expect(app.s3.send(new PutObjectCommand({ Bucket: "itest-out-bucket", Key: "gallery/gallery.bin", Body: "forged" }))).rejects.toMatchObject(denied);
@@ -357,6 +369,36 @@ describe("a deployment's life in the emulated region", () => {
       await region.ec2.waitForState(Instances![0]!.InstanceId!, "terminated");
     } finally {
       for (const client of [...Object.values(web), ...Object.values(app)]) client.destroy();
+    }
+  }, SCRIPT_TIMEOUT_MS);
+
+  test("the web role runs no code elsewhere: an app instance it launches with user data ignores it, and it may not pick another security group", async () => {
+    const webId = alive(PREFIX).find((instance) => instance.tags.Role === "web+controller")!.id;
+    const web = new EC2Client({ region: region.region, endpoint: region.endpoints.ec2, credentials: { ...TEST_CREDENTIALS, accessKeyId: instanceAccessKey(webId) } });
+    const marker = "/var/lib/facefleet-owned";
+    const userData = Buffer.from(`#!/bin/bash\ncat > ${marker} <<'OWNED'\nroot\nOWNED\n`).toString("base64");
+    const { GroupId: otherGroup } = await ec2.send(new CreateSecurityGroupCommand({ GroupName: "itest-open-to-all", Description: "not the deployment's" }));
+    const { Subnets } = await ec2.send(new DescribeSubnetsCommand({}));
+    const subnet = Subnets![1]!.SubnetId!;
+    const launched: string[] = [];
+    try {
+      const { Instances } = await web.send(launchApp({ UserData: userData }));
+      launched.push(Instances![0]!.InstanceId!);
+      await region.ec2.waitForState(launched[0]!, "running");
+      expect(region.ec2.store.instances.get(launched[0]!)!.userData).toBe(userData);
+      expect(existsSync(join(region.ec2.volumeOf(region.ec2.store.instances.get(launched[0]!)!), marker))).toBe(false);
+
+      // The subnet is the caller's to pick (the controller spreads over zones), with the deployment's group only.
+      const denied = { name: "UnauthorizedOperation" };
+      await expect(web.send(launchApp({ NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnet, Groups: [otherGroup!] }] }))).rejects.toMatchObject(denied);
+      await expect(web.send(launchApp({ SecurityGroupIds: [otherGroup!] }))).rejects.toMatchObject(denied);
+      const spread = await web.send(launchApp({ NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnet, Groups: [deploymentState().securityGroupId] }] }));
+      launched.push(spread.Instances![0]!.InstanceId!);
+      expect(spread.Instances![0]!.SubnetId).toBe(subnet);
+    } finally {
+      if (launched.length) await ec2.send(new TerminateInstancesCommand({ InstanceIds: launched }));
+      for (const id of launched) await region.ec2.waitForState(id, "terminated");
+      web.destroy();
     }
   }, SCRIPT_TIMEOUT_MS);
 

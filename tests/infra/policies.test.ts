@@ -308,10 +308,16 @@ describe("the web+controller instance", () => {
     expect(may("web", "ec2:RunInstances", instance, appLaunch({ "aws:RequestTag/Role": "web+controller" }))).toBe(false);
     expect(may("web", "ec2:RunInstances", instance, appLaunch({ "aws:RequestTag/Deployment": "beta" }))).toBe(false);
     const fromTemplate = { "ec2:LaunchTemplate": ec2(`launch-template/${TEMPLATE_ID}`) };
-    for (const resource of [ec2(`launch-template/${TEMPLATE_ID}`), ec2("security-group/sg-1"), ec2("subnet/subnet-1"), ec2("volume/vol-1"), ec2("network-interface/eni-1")]) {
+    for (const resource of [ec2(`launch-template/${TEMPLATE_ID}`), ec2("subnet/subnet-1"), ec2("volume/vol-1"), ec2("network-interface/eni-1")]) {
       expect(may("web", "ec2:RunInstances", resource, fromTemplate)).toBe(true);
       expect(may("web", "ec2:RunInstances", resource)).toBe(false);
     }
+    // The caller may pick a subnet, never a group but the deployment's.
+    const group = ec2("security-group/sg-1");
+    expect(may("web", "ec2:RunInstances", group, { ...fromTemplate, "aws:ResourceTag/Deployment": "alpha" })).toBe(true);
+    expect(may("web", "ec2:RunInstances", group, fromTemplate)).toBe(false);
+    expect(may("web", "ec2:RunInstances", group, { ...fromTemplate, "aws:ResourceTag/Deployment": "beta" })).toBe(false);
+    expect(may("web", "ec2:RunInstances", group, { "aws:ResourceTag/Deployment": "alpha" })).toBe(false);
     expect(may("web", "ec2:RunInstances", ec2("launch-template/lt-0other"), { "ec2:LaunchTemplate": ec2("launch-template/lt-0other") })).toBe(false);
     const image = "arn:aws:ec2:us-east-1::image/ami-0abc";
     expect(may("web", "ec2:RunInstances", image, { ...fromTemplate, "aws:ResourceTag/Deployment": "alpha" })).toBe(true);

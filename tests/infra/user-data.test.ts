@@ -9,6 +9,8 @@ import {
   bunVersionOf,
   builderUserData,
   CACHE_DIR,
+  CLOUD_INIT_CONFIG,
+  CLOUD_INIT_DROP_IN,
   CONFIG_FILE,
   ENVIRONMENT_FILE,
   environmentFile,
@@ -156,6 +158,16 @@ describe("AMI builder user data", () => {
     expect(loadConfig({}).host).toBe("127.0.0.1");
     expect(baked.host).toBe("0.0.0.0");
     expect(loadConfig({}, baked)).toEqual(loadConfig({}, { prefix: "alpha", maxReceives: 5, instanceMetadata: "required", host: "0.0.0.0" }));
+  });
+
+  test("the image runs no user data: cloud-init's drop-in is written after the install, once this boot's user data has run", () => {
+    expect(hereDocument("FACEFLEET_CLOUD_CFG")).toBe(CLOUD_INIT_CONFIG);
+    expect(lines).toContain(`cat > ${CLOUD_INIT_DROP_IN} <<'FACEFLEET_CLOUD_CFG'`);
+    expect(CLOUD_INIT_DROP_IN).toMatch(/^\/etc\/cloud\/cloud\.cfg\.d\/99-[\w-]+\.cfg$/);
+    expect(Bun.YAML.parse(CLOUD_INIT_CONFIG)).toMatchObject({ allow_userdata: false });
+    const finalModules = (Bun.YAML.parse(CLOUD_INIT_CONFIG) as { cloud_final_modules: string[] }).cloud_final_modules;
+    expect(finalModules.map((module) => module.replaceAll("_", "-"))).not.toContain("scripts-user");
+    expect(lines.findIndex((line) => line.startsWith(`cat > ${CLOUD_INIT_DROP_IN}`))).toBeGreaterThan(lines.indexOf("systemctl enable facefleet.service"));
   });
 
   test("refuses names that would break out of the script or the unit file", () => {

@@ -20,6 +20,10 @@ import {
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
 import type { PolicyDocument, PolicyStatement } from "../../infra/policies.ts";
+import { createDefaultVpc } from "../../infra/sim/ec2/actions/networks.ts";
+import { Ec2Store } from "../../infra/sim/ec2/model.ts";
+import { ec2Access } from "../../infra/sim/iam/access.ts";
+import { parseQuery } from "../../infra/sim/query-protocol.ts";
 import { evaluate, isAllowed, type RequestContext } from "../../infra/sim/iam/evaluate.ts";
 import { startIamEmulator, type IamEmulator } from "../../infra/sim/iam/server.ts";
 
@@ -125,5 +129,32 @@ describe("the policy evaluator", () => {
   test("an operator it does not know is an error, never a silent allow or deny", () => {
     const odd = policy({ Sid: "Odd", Effect: "Allow", Action: "s3:GetObject", Resource: "*", Condition: { IpAddress: { "aws:SourceIp": "10.0.0.0/8" } } });
     expect(() => evaluate([odd], { action: "s3:GetObject", resource: "arn:aws:s3:::bucket/a" })).toThrow("IpAddress");
+  });
+});
+
+describe("the authorizations of a RunInstances", () => {
+  const store = new Ec2Store();
+  createDefaultVpc(store, "us-east-1");
+  const [subnet] = [...store.subnets.keys()];
+  for (const [id, deployment] of [["sg-deployment", "alpha"], ["sg-other", undefined]] as const) {
+    store.securityGroups.set(id, { id, name: id, description: id, vpcId: "vpc-0emulated0000000", ingress: [], createdAt: 0 });
+    if (deployment) store.addTags(id, { Deployment: deployment });
+  }
+  store.launchTemplates.set("lt-1", { id: "lt-1", name: "alpha-instance", createTime: new Date(), defaultVersion: 1, versions: new Map([[1, { spec: { securityGroupIds: ["sg-deployment"] }, createTime: new Date() }]]) });
+  const access = (query: string) => ec2Access("RunInstances", parseQuery(`MinCount=1&MaxCount=1&LaunchTemplate.LaunchTemplateId=lt-1&${query}`), { store, region: "us-east-1", roleArnOfProfile: () => undefined });
+  const groupsAsked = (query: string) => access(query).filter((request) => request.resource.includes(":security-group/")).map((request) => [request.resource.split("/").pop(), request.context?.["aws:ResourceTag/Deployment"]]);
+  const arn = (resource: string) => `arn:aws:ec2:us-east-1:123456789012:${resource}`;
+
+  test("the groups checked are the ones the instance gets, with their tags: a network interface's replace the template's", () => {
+    expect(groupsAsked("")).toEqual([["sg-deployment", "alpha"]]);
+    expect(groupsAsked(`NetworkInterface.1.DeviceIndex=0&NetworkInterface.1.SubnetId=${subnet}&NetworkInterface.1.SecurityGroupId.1=sg-other`)).toEqual([["sg-other", undefined]]);
+    expect(groupsAsked("SecurityGroupId.1=sg-other")).toEqual([["sg-other", undefined]]);
+  });
+
+  test("the subnet and the network interface are checked, with the subnet's VPC", () => {
+    const requests = access(`NetworkInterface.1.DeviceIndex=0&NetworkInterface.1.SubnetId=${subnet}&NetworkInterface.1.SecurityGroupId.1=sg-deployment`);
+    const template = { "ec2:LaunchTemplate": arn("launch-template/lt-1") };
+    expect(requests).toContainEqual({ action: "ec2:RunInstances", resource: arn(`subnet/${subnet}`), context: { ...template, "ec2:Vpc": arn("vpc/vpc-0emulated0000000") } });
+    expect(requests).toContainEqual({ action: "ec2:RunInstances", resource: arn("network-interface/*"), context: { ...template, "ec2:Subnet": arn(`subnet/${subnet}`), "ec2:Vpc": arn("vpc/vpc-0emulated0000000") } });
   });
 });

@@ -1,7 +1,7 @@
 /**
  * A tiny instance program for the emulator tests: it reads its metadata with the SDK's own metadata client (IMDSv2
  * through AWS_EC2_METADATA_SERVICE_ENDPOINT), resolves credentials through the SDK's default chain, calls EC2, writes
- * what it found to PROBE_OUT, then waits for SIGTERM (or exits at once with PROBE_EXIT=1).
+ * what it found to PROBE_OUT, then waits for SIGTERM (or exits at once with the code PROBE_EXIT_CODE names).
  */
 import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { MetadataService } from "@aws-sdk/ec2-metadata-service";
@@ -26,7 +26,7 @@ await Bun.write(
     stateSeenByEc2: described.Reservations?.[0]?.Instances?.[0]?.State?.Name,
   }),
 );
-if (process.env.PROBE_EXIT === "1") process.exit(0);
+if (process.env.PROBE_EXIT_CODE !== undefined) process.exit(Number(process.env.PROBE_EXIT_CODE));
 process.on("SIGTERM", () => {
   Bun.write(`${out}.sigterm`, "SIGTERM").then(() => process.exit(0));
 });

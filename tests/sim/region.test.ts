@@ -3,9 +3,10 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { startRegion, type EmulatedRegion } from "../../infra/sim/region.ts";
+import { SYSTEMD_UNIT_FILE, systemdUnit } from "../../infra/user-data.ts";
 
 // Servers, processes or networks: a test may take seconds on a loaded 2-core CI machine.
 setDefaultTimeout(30_000);
@@ -34,10 +35,10 @@ async function waitForFile(path: string, timeoutMs = 10_000): Promise<string> {
   return Bun.file(path).text();
 }
 
-async function launch(tags: Record<string, string>, extra: { metadataTags?: "enabled" | "disabled"; profile?: string } = {}): Promise<string> {
+async function launch(tags: Record<string, string>, extra: { metadataTags?: "enabled" | "disabled"; profile?: string; imageId?: string } = {}): Promise<string> {
   const { Instances } = await ec2.send(
     new RunInstancesCommand({
-      ImageId: image,
+      ImageId: extra.imageId ?? image,
       MinCount: 1,
       MaxCount: 1,
       MetadataOptions: { HttpTokens: "required", InstanceMetadataTags: extra.metadataTags ?? "enabled" },
@@ -53,10 +54,16 @@ beforeAll(async () => {
     // These instances have no instance profile, so no permissions: the calls they make are not what is tested here.
     enforceInstanceRoles: false,
     killGraceMs: 3000,
-    instanceProcess: (instance) => ({
-      command: [process.execPath, PROBE],
-      env: { PROBE_OUT: join(region.logDir, `${instance.id}.probe.json`), PROBE_EXIT: region.ec2.store.tagsOf(instance.id).Exit ?? "0" },
-    }),
+    // The probe in place of `bun index.ts`, run as its image's unit says (a stock image has none: the probe then plays a
+    // script that powers the instance off when it ends).
+    instanceProcess: (instance, fromImage) => {
+      const exitCode = region.ec2.store.tagsOf(instance.id).Exit;
+      return {
+        command: [process.execPath, PROBE],
+        env: { PROBE_OUT: join(region.logDir, `${instance.id}.probe.json`), ...(exitCode !== undefined && { PROBE_EXIT_CODE: exitCode }) },
+        service: fromImage?.service,
+      };
+    },
   });
   ec2 = new EC2Client({ ...region.clientConfig, endpoint: region.endpoints.ec2 });
   image = Object.values(region.ec2.stockImages)[0]!;
@@ -66,6 +73,27 @@ afterAll(async () => {
   ec2.destroy();
   await region.stop();
 });
+
+/** An image as the bake leaves one, as far as systemd is concerned: its root volume holds `unit` as the service's unit file. */
+function bakedImage(unit: string): string {
+  const rootDir = mkdtempSync(join(region.logDir, "image-"));
+  mkdirSync(dirname(join(rootDir, SYSTEMD_UNIT_FILE)), { recursive: true });
+  writeFileSync(join(rootDir, SYSTEMD_UNIT_FILE), unit);
+  const id = region.ec2.store.newId("ami");
+  region.ec2.store.images.set(id, { id, name: `baked-${id}`, state: "available", creationDate: new Date(), rootDir });
+  return id;
+}
+
+/** How many times the probe has started on the instance whose log this is. */
+const probeStarts = (logPath: string) => (existsSync(logPath) ? readFileSync(logPath, "utf8").split("\n").filter((line) => /^probe \d+ up$/.test(line)).length : 0);
+
+async function waitFor(what: string, done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await Bun.sleep(20);
+  }
+}
 
 const probeOf = (instanceId: string) => waitForFile(join(region.logDir, `${instanceId}.probe.json`)).then((text) => JSON.parse(text) as Record<string, string>);
 
@@ -101,7 +129,7 @@ describe("an instance process", () => {
     expect(isAlive(restarted)).toBe(false);
   });
 
-  test("a process that exits by itself stops its instance; a SIGKILLed one too", async () => {
+  test("a script (no unit: a stock image's) that exits powers its instance off; a SIGKILLed one too", async () => {
     const exiting = await launch({ Role: "app", Exit: "1" });
     await region.ec2.waitForState(exiting, "stopped");
     const { Reservations } = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [exiting] }));
@@ -112,6 +140,41 @@ describe("an instance process", () => {
     expect(region.ec2.killProcess(killed)).toBe(true);
     await region.ec2.waitForState(killed, "stopped");
     expect(existsSync(join(region.logDir, `${killed}.probe.json.sigterm`))).toBe(false);
+  });
+
+  test("a service SIGKILLed is restarted by its unit (the one the bake writes) after RestartSec, and the instance stays running", async () => {
+    const id = await launch({ Role: "app" }, { imageId: bakedImage(systemdUnit()) });
+    await probeOf(id);
+    const { pid, logPath } = region.ec2.instances().find((instance) => instance.id === id)!;
+    const killedAt = performance.now();
+    expect(region.ec2.killProcess(id)).toBe(true);
+    await waitFor("the service started again", () => probeStarts(logPath) === 2, 15_000);
+    const restartedAfterMs = performance.now() - killedAt;
+    expect(region.ec2.store.instances.get(id)!.state).toBe("running");
+    expect(restartedAfterMs).toBeGreaterThanOrEqual(4500);
+    const restarted = region.ec2.instances().find((instance) => instance.id === id)!.pid!;
+    expect(restarted).not.toBe(pid);
+    expect(isAlive(restarted)).toBe(true);
+  });
+
+  test("a service that exits 0 under Restart=on-failure is not restarted: the instance stays running without it", async () => {
+    const id = await launch({ Role: "app", Exit: "0" }, { imageId: bakedImage(systemdUnit().replace("RestartSec=5", "RestartSec=0.1")) });
+    await probeOf(id);
+    const { logPath } = region.ec2.instances().find((instance) => instance.id === id)!;
+    await waitFor("the service gone", () => region.ec2.instances().find((instance) => instance.id === id)!.pid === undefined, 10_000);
+    await Bun.sleep(1000);
+    expect(probeStarts(logPath)).toBe(1);
+    expect(region.ec2.store.instances.get(id)!.state).toBe("running");
+  });
+
+  test("a service failing again and again is started StartLimitBurst times within StartLimitIntervalSec, then left failed; the instance runs on", async () => {
+    const unit = systemdUnit().replace("StartLimitIntervalSec=0", "StartLimitIntervalSec=60\nStartLimitBurst=3").replace("RestartSec=5", "RestartSec=0.1");
+    const id = await launch({ Role: "app", Exit: "3" }, { imageId: bakedImage(unit) });
+    const { logPath } = region.ec2.instances().find((instance) => instance.id === id)!;
+    await waitFor("three starts", () => probeStarts(logPath) === 3, 15_000);
+    await Bun.sleep(1500);
+    expect(probeStarts(logPath)).toBe(3);
+    expect(region.ec2.store.instances.get(id)!.state).toBe("running");
   });
 
   test("stop() of the region ends every instance process", async () => {

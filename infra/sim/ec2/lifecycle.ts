@@ -1,11 +1,14 @@
 /**
  * Instance state machine: pending -> running -> stopping -> stopped, and shutting-down -> terminated, with the boot,
- * start and stop delays of the region. Entering `running` starts the instance's process; stop and terminate end it; a
- * process that ends by itself is an instance-initiated shutdown (stop, or terminate if the instance says so).
+ * start and stop delays of the region. Entering `running` starts the instance's process; stop and terminate end it. A
+ * service's process that ends by itself leaves the instance running (and billing) while its unit restarts it or not,
+ * as systemd would (systemd.ts); a script's is an instance-initiated shutdown (stop, or terminate if the instance
+ * says so).
  */
 import { join } from "node:path";
 import type { Instance, InstanceStateName } from "./model.ts";
 import { spawnInstanceProcess, type InstanceProcess, type ProcessSpec } from "./process.ts";
+import { afterExit } from "./systemd.ts";
 
 export interface LifecycleOptions {
   /** pending -> running after RunInstances. */
@@ -72,7 +75,7 @@ export class InstanceLifecycle {
     return join(this.options.logDir, `${instanceId}.log`);
   }
 
-  /** Sends a signal to the instance's process, as a fault would (SIGKILL: the process dies, the instance shuts down). */
+  /** Sends a signal to the instance's process, as a fault would (SIGKILL: the process dies, its unit restarts it). */
   signal(instanceId: string, signal: NodeJS.Signals): boolean {
     const process = this.processes.get(instanceId);
     process?.signal(signal);
@@ -118,15 +121,23 @@ export class InstanceLifecycle {
     );
   }
 
-  private spawn(instance: Instance): void {
-    const spec = this.options.processFor(instance);
+  /** Starts the instance's process; a service's again, under the same boot, with the times it was started before. */
+  private spawn(instance: Instance, spec = this.options.processFor(instance), startsMs: number[] = []): void {
     if (!spec) return;
     const process = spawnInstanceProcess(spec, this.logPath(instance.id));
+    startsMs.push(Date.now());
     this.processes.set(instance.id, process);
     const generation = this.generations.get(instance.id)!;
-    void process.exited.then(() => {
+    const stillUp = () => this.current(instance, generation) && instance.state === "running";
+    void process.exited.then((exit) => {
       if (this.processes.get(instance.id) === process) this.processes.delete(instance.id);
-      if (!this.current(instance, generation) || instance.state !== "running") return;
+      if (!stillUp()) return;
+      if (spec.service) {
+        const next = afterExit(spec.service, exit, startsMs, Date.now());
+        // Not tracked: a shutdown need not wait out RestartSec, and the instance is no longer up when it ends.
+        if ("restartInMs" in next) void Bun.sleep(next.restartInMs).then(() => stillUp() && this.spawn(instance, spec, startsMs));
+        return;
+      }
       const reason = { code: "Client.InstanceInitiatedShutdown", message: "Client.InstanceInitiatedShutdown: Instance initiated shutdown" };
       if (instance.shutdownBehavior === "terminate") this.shutDown(instance, "shutting-down", "terminated", reason);
       else this.shutDown(instance, "stopping", "stopped", reason);

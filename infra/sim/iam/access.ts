@@ -136,7 +136,15 @@ function runInstancesAccess(params: Params, source: Ec2AccessSource, arn: (resou
     requests.push({ action: "ec2:RunInstances", resource: image, context: { ...context, ...tagContext("aws:ResourceTag", store.tagsOf(spec.imageId)) } });
   }
   if (context["ec2:LaunchTemplate"]) requests.push({ action: "ec2:RunInstances", resource: context["ec2:LaunchTemplate"] as string, context });
-  for (const group of spec.securityGroupIds ?? []) requests.push({ action: "ec2:RunInstances", resource: arn(`security-group/${group}`), context });
+  // The groups and subnet the instance gets, as RunInstances picks them: a network interface's replace the rest.
+  for (const group of spec.networkInterface?.groupIds ?? spec.securityGroupIds ?? []) {
+    requests.push({ action: "ec2:RunInstances", resource: arn(`security-group/${group}`), context: { ...context, ...tagContext("aws:ResourceTag", store.tagsOf(group)) } });
+  }
+  const subnetId = spec.networkInterface?.subnetId ?? spec.subnetId;
+  const subnet = subnetId === undefined ? undefined : store.subnets.get(subnetId);
+  const placement: RequestContext = subnet ? { "ec2:Subnet": arn(`subnet/${subnet.id}`), "ec2:Vpc": arn(`vpc/${subnet.vpcId}`) } : {};
+  if (subnet) requests.push({ action: "ec2:RunInstances", resource: arn(`subnet/${subnet.id}`), context: { ...context, "ec2:Vpc": placement["ec2:Vpc"] } });
+  requests.push({ action: "ec2:RunInstances", resource: arn("network-interface/*"), context: { ...context, ...placement } });
   for (const type of ["instance", "volume"]) {
     const tags = tagsFor(type);
     if (Object.keys(tags).length) requests.push({ action: "ec2:CreateTags", resource: arn(`${type}/*`), context: { ...tagContext("aws:RequestTag", tags), "ec2:CreateAction": "RunInstances" } });
