@@ -153,12 +153,15 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
     async fetch(request) {
       const url = new URL(request.url);
       const sqsOperation = request.headers.get("x-amz-target")?.match(/^AmazonSQS\.(\w+)$/)?.[1];
-      requests.push(sqsOperation ? `SQS ${sqsOperation}` : `S3 ${request.method} ${url.pathname}${url.search}`);
       const bucket = url.pathname.split("/").filter(Boolean);
+      if (!sqsOperation && bucket.length === 0 && request.method === "POST" && /(^|&)Action=GetCallerIdentity(&|$)/.test(await request.clone().text())) {
+        requests.push("STS GetCallerIdentity");
+        return callerIdentity();
+      }
+      requests.push(sqsOperation ? `SQS ${sqsOperation}` : `S3 ${request.method} ${url.pathname}${url.search}`);
       if (!sqsOperation && takenBuckets.has(bucket[0] ?? "")) return s3AccessDenied(request.method);
       const expectedOwner = request.headers.get("x-amz-expected-bucket-owner");
       if (!sqsOperation && bucket[0] && expectedOwner !== null && expectedOwner !== (bucketOwners.get(bucket[0]) ?? ACCOUNT_ID)) return s3AccessDenied(request.method);
-      if (!sqsOperation && bucket.length === 0 && request.method === "POST" && /(^|&)Action=GetCallerIdentity(&|$)/.test(await request.clone().text())) return callerIdentity();
       const accessKeyId = accessKeyOf(request);
       if (access) {
         const body = sqsOperation ? ((await request.clone().json().catch(() => ({}))) as { QueueUrl?: string; QueueName?: string }) : {};
