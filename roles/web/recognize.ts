@@ -1,5 +1,6 @@
 /** `POST /v1/recognize`: every face in a photo, largest first, with its box, its best match and the top candidates. */
 import { Elysia, t } from "elysia";
+import type { FarCalibration } from "../../model/index.ts";
 import { MAX_CANDIDATES, MAX_FACES } from "../messages.ts";
 import { API_PATH } from "./access.ts";
 import {
@@ -18,7 +19,6 @@ import {
   UPLOAD_REFUSALS,
   withExample,
 } from "./api-schemas.ts";
-import type { FarCalibration } from "../../model/index.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { answeredPoint, FarAnswerSchema, farQuery, requestedPoint } from "./operating-point.ts";
 import { requestId } from "./request-id.ts";

@@ -4,9 +4,9 @@
  * product, or asks the gallery it holds.
  */
 import { Elysia, t } from "elysia";
+import type { FarCalibration } from "../../model/index.ts";
 import type { FacesResult } from "../messages.ts";
 import { API_PATH } from "./access.ts";
-import type { FarCalibration } from "../../model/index.ts";
 import { BoxSchema, errorAnswers, EXAMPLE_FACE, EXAMPLE_MATCH, EXAMPLE_OPERATING_POINT, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
