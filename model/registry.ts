@@ -6,7 +6,7 @@ import { CustomOnnxEmbedder } from "./embedders/custom-onnx.ts";
 import { DlibResNetEmbedder } from "./embedders/dlib-resnet.ts";
 import { FaceMeshLandmarker } from "./landmarkers/facemesh.ts";
 import { Landmark68 } from "./landmarkers/landmark68.ts";
-import { falseAlarmThreshold, fixedThreshold, type FarCalibration, type OpenSetThreshold } from "./open-set.ts";
+import { calibratedPoint, DEFAULT_FAR, falseAlarmThreshold, fixedThreshold, type FarCalibration, type OpenSetThreshold } from "./open-set.ts";
 import type { FaceDetector, FaceEmbedder, FaceLandmarker } from "./types.ts";
 
 type Loader<T> = (onnxDir: string, config: ModelConfig) => Promise<T>;
@@ -27,9 +27,11 @@ export const LANDMARKERS: Record<string, Loader<FaceLandmarker>> = {
 
 export interface EmbedderEntry {
   load: Loader<FaceEmbedder>;
-  /** Open-set cosine-similarity threshold calibrated on lfw-devtrain: the one at a false accept rate of 1e-3 (see model/README.md). */
-  threshold?: number;
-  /** Its different-person similarities on lfw-devtrain, for a false-alarm target (model.falseAlarmRate). */
+  /**
+   * Its different-person similarities on lfw-devtrain (see model/README.md): the operating points a request may name
+   * (`far`), the default threshold (the one at DEFAULT_FAR, which it must hold), and a false-alarm target's
+   * (model.falseAlarmRate). Without one, the embedder has only the threshold configured for it.
+   */
   calibration?: FarCalibration;
 }
 
@@ -47,7 +49,7 @@ const DLIB_RESNET_CALIBRATION: FarCalibration = [
 ];
 
 export const EMBEDDERS: Record<string, EmbedderEntry> = {
-  "dlib-resnet": { load: (onnxDir) => DlibResNetEmbedder.load(onnxDir), threshold: 0.93, calibration: DLIB_RESNET_CALIBRATION },
+  "dlib-resnet": { load: (onnxDir) => DlibResNetEmbedder.load(onnxDir), calibration: DLIB_RESNET_CALIBRATION },
   custom: {
     load: (_, config) => {
       if (!config.customEmbedder) throw new Error("model.embedder is 'custom' but model.customEmbedder is not set");
@@ -58,7 +60,7 @@ export const EMBEDDERS: Record<string, EmbedderEntry> = {
 
 /**
  * The open-set threshold in force: the configured one; else, with model.falseAlarmRate, the one that holds that rate for
- * the gallery's size; else the custom embedder's, else the embedder's calibrated one.
+ * the gallery's size; else the custom embedder's, else the embedder's calibrated one at DEFAULT_FAR.
  */
 export function thresholdFor(config: ModelConfig): OpenSetThreshold {
   if (config.threshold !== undefined) return fixedThreshold(config.threshold);
@@ -70,8 +72,13 @@ export function thresholdFor(config: ModelConfig): OpenSetThreshold {
     return falseAlarmThreshold(entry.calibration, config.falseAlarmRate);
   }
   if (custom && config.customEmbedder) return fixedThreshold(config.customEmbedder.threshold);
-  if (entry.threshold === undefined) throw new Error(`embedder '${config.embedder}' has no calibrated threshold; set model.threshold`);
-  return fixedThreshold(entry.threshold);
+  if (!entry.calibration) throw new Error(`embedder '${config.embedder}' has no calibrated threshold; set model.threshold`);
+  return calibratedPoint(entry.calibration, DEFAULT_FAR);
+}
+
+/** The false accept rates a request may ask for, with their thresholds: the configured embedder's calibration (none for a custom one). */
+export function operatingPointsFor(config: ModelConfig): FarCalibration {
+  return EMBEDDERS[config.embedder]?.calibration ?? [];
 }
 
 export interface PipelineParts {

@@ -1,4 +1,5 @@
-/** Verification thresholds on scored pairs (the accuracy-maximising threshold, the 10-fold protocol, TAR at a given FAR) and identification metrics (rank-k, DIR at a false-alarm rate). */
+/** Verification thresholds on scored pairs (the accuracy-maximising threshold, the 10-fold protocol, TAR at a given FAR, an embedder's calibration) and identification metrics (rank-k, DIR at a false-alarm rate). */
+import type { FarCalibration } from "./open-set.ts";
 
 export interface ScoredPair {
   /** Similarity: higher means more alike. */
@@ -84,9 +85,23 @@ export function tarAtFar(pairs: readonly ScoredPair[], far: number): { tar: numb
   const impostors = pairs.filter((p) => !p.same).map((p) => p.score).sort((x, y) => y - x);
   const genuine = pairs.filter((p) => p.same).map((p) => p.score);
   if (impostors.length === 0 || genuine.length === 0) throw new Error("TAR@FAR needs both same and different pairs");
-  const allowed = Math.floor(far * impostors.length);
-  const threshold = impostors[Math.min(allowed, impostors.length - 1)]!;
+  const threshold = thresholdLettingThrough(impostors, far);
   return { tar: genuine.filter((s) => s > threshold).length / genuine.length, threshold };
+}
+
+/** The lowest threshold that lets at most far * (scores) of these scores, sorted highest first, through (accepting only scores strictly above it). */
+function thresholdLettingThrough(highestFirst: ArrayLike<number>, far: number): number {
+  return highestFirst[Math.min(Math.floor(far * highestFirst.length), highestFirst.length - 1)]!;
+}
+
+/**
+ * An embedder's calibration (open-set.ts): the threshold at each rate over its different-person similarities, chosen
+ * as tarAtFar chooses it, rates falling.
+ */
+export function farCalibration(impostors: ArrayLike<number>, rates: readonly number[]): FarCalibration {
+  if (impostors.length === 0) throw new Error("a calibration needs different-person similarities");
+  const highestFirst = Float64Array.from(impostors).sort().reverse();
+  return [...rates].sort((a, b) => b - a).map((far) => [far, thresholdLettingThrough(highestFirst, far)] as const);
 }
 
 function mean(values: readonly number[]): number {
@@ -115,7 +130,7 @@ export function detectionAndIdentificationAtFar(probes: readonly IdentificationP
   const strangers = probes.filter((probe) => probe.subject === undefined).map(bestSimilarity).sort((x, y) => y - x);
   const known = probes.filter((probe) => probe.subject !== undefined);
   if (strangers.length === 0 || known.length === 0) throw new Error("DIR@FAR needs probes of strangers and of enrolled people");
-  const threshold = strangers[Math.min(Math.floor(far * strangers.length), strangers.length - 1)]!;
+  const threshold = thresholdLettingThrough(strangers, far);
   const identified = known.filter((probe) => probe.candidates[0]?.subject === probe.subject && bestSimilarity(probe) > threshold);
   return { dir: identified.length / known.length, threshold };
 }

@@ -119,6 +119,8 @@ export const FacesResultSchema = Type.Object({
   height: Type.Integer(),
   /** The open-set threshold in force. */
   threshold: Num,
+  /** The pairwise false accept rate it was calibrated for; absent: a threshold set by hand (model.threshold, a custom embedder's). */
+  far: Type.Optional(Num),
   /** Largest first. */
   faces: Type.Array(FaceReportSchema),
   /** The largest face's embedding, little-endian float32, base64, when asked for. */

@@ -1,6 +1,6 @@
 /** Starts the resolved roles: on EC2 against AWS, or all of them embedded on the local stand-ins. */
 import { availableParallelism } from "node:os";
-import { inspectImage, InferencePool, thresholdFor } from "../model/index.ts";
+import { inspectImage, InferencePool, operatingPointsFor, thresholdFor } from "../model/index.ts";
 import { ImageError } from "../model/types.ts";
 import { AnalysisCache } from "./app/analysis-cache.ts";
 import { startAppRole } from "./app/index.ts";
@@ -39,7 +39,7 @@ export async function startRoles(config: Config, resolution: RoleResolution, log
     running.push({ stop: () => app.stop().then(() => pool.close()) });
   }
   if (resolution.roles.includes("web")) {
-    const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), tokenSource: "input-bucket", exclusive: true });
+    const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), operatingPoints: operatingPointsFor(config.model), tokenSource: "input-bucket", exclusive: true });
     port = web.port;
     running.push(web);
   }
@@ -61,7 +61,7 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
     log,
   );
   const context: RoleContext = { config, names: resourceNames(config), cloud, log, health: new Map(), metrics: new ServiceMetrics() };
-  const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), tokenSource: "data-dir" });
+  const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), operatingPoints: operatingPointsFor(config.model), tokenSource: "data-dir" });
   const controller = startControllerRole({ ...context, config: controllerConfig(config) });
   log.info("embedded_started", { port: web.port, dataDir: config.dataDir, inferenceWorkers: pool.stats().workers });
   return {

@@ -4,8 +4,10 @@
  *     [--false-alarm-rate R] [--cache FILE] [--detector D] [--landmarker L] [--embedder E] [--flip true|false]
  * The gallery is the first N photos (default 1) of each person who has more than N; the probes are their other photos
  * (at most --probes per person); people with one photo are strangers, never enrolled. Prints closed-set rank-1 and
- * rank-5, open-set DIR at false-alarm rates 1e-2 and 1e-3, and how the false-alarm rate grows with the gallery at the
- * configured threshold and at a false-alarm target. Progress goes to stderr; the last line is JSON.
+ * rank-5, open-set DIR at false-alarm rates 1e-2 and 1e-3, how the false-alarm rate grows with the gallery at the
+ * configured threshold and at a false-alarm target, and the embedder's calibration (the threshold at pairwise false
+ * accept rates 1e-1 to 1e-6 over every pair of images of two different people: registry.ts's `calibration`). Progress
+ * goes to stderr; the last line is JSON.
  * --cache FILE keeps the embeddings (and the images/s they were made at) for runs with the same pipeline and images.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -14,8 +16,8 @@ import { Gallery, type SubjectScoring } from "../model/gallery.ts";
 import { falseAlarmThreshold } from "../model/open-set.ts";
 import { InferencePool } from "../model/pool.ts";
 import { EMBEDDERS, thresholdFor } from "../model/registry.ts";
-import { detectionAndIdentificationAtFar, falseAlarmRate, rankAccuracy, type IdentificationProbe } from "../model/threshold.ts";
-import { centralFace, identificationSplit, readLfwPeople } from "./lfw.ts";
+import { detectionAndIdentificationAtFar, falseAlarmRate, farCalibration, rankAccuracy, type IdentificationProbe } from "../model/threshold.ts";
+import { centralFace, differentPersonSimilarities, identificationSplit, readLfwPeople } from "./lfw.ts";
 import { PIPELINE_OPTIONS, PIPELINE_USAGE, pipelineConfig } from "./pipeline-options.ts";
 
 const { values: args } = parseArgs({
@@ -68,6 +70,10 @@ for (const { far, dir, threshold } of openSet) console.log(`open set: DIR ${perc
 
 if (strangers.length > 0) reportGalleryGrowth();
 
+const impostors = differentPersonSimilarities(embeddings);
+const calibration = impostors.length > 0 ? farCalibration(impostors, [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6]).map(([far, threshold]) => [far, round(threshold, 4)] as const) : [];
+if (impostors.length > 0) console.log(`calibration over ${impostors.length} different-person pairs: ${calibration.map(([far, threshold]) => `${far} -> ${threshold}`).join(", ")}`);
+
 console.log(
   JSON.stringify({
     people: gallery.subjectCount,
@@ -77,6 +83,7 @@ console.log(
     "dir_at_far_1e-2": openSet[0] ? round(openSet[0].dir) : null,
     "dir_at_far_1e-3": openSet[1] ? round(openSet[1].dir) : null,
     "threshold_at_far_1e-3": openSet[1] ? round(openSet[1].threshold) : null,
+    calibration,
     images_per_s: round(imagesPerSecond, 2),
   }),
 );

@@ -1,6 +1,6 @@
 /** LFW pairs files and image folders, shared by the evaluation and benchmark scripts. */
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { EmbeddedFace } from "../model/types.ts";
 
 export interface LfwPair {
@@ -96,4 +96,27 @@ export function identificationSplit(people: readonly LfwPerson[], galleryPhotos:
     probes: enrolled.flatMap(({ name, photos }) => photos.slice(galleryPhotos, galleryPhotos + probesPerPerson).map((photo) => ({ subject: name, photo }))),
     strangers: people.filter((person) => person.photos.length === 1).map((person) => person.photos[0]!),
   };
+}
+
+/**
+ * The similarity (dot product of the normalised embeddings) of every pair of images of two different people, an image's
+ * person being its folder (LFW's layout): what an embedder's calibration is measured on.
+ */
+export function differentPersonSimilarities(embeddings: ReadonlyMap<string, Float32Array>): Float32Array {
+  const images = [...embeddings].map(([path, embedding]) => ({ person: basename(dirname(path)), embedding }));
+  let pairs = 0;
+  for (let i = 0; i < images.length; i++) for (let j = i + 1; j < images.length; j++) if (images[i]!.person !== images[j]!.person) pairs++;
+  const similarities = new Float32Array(pairs);
+  let next = 0;
+  for (let i = 0; i < images.length; i++) {
+    const { person, embedding: a } = images[i]!;
+    for (let j = i + 1; j < images.length; j++) {
+      if (images[j]!.person === person) continue;
+      const b = images[j]!.embedding;
+      let dot = 0;
+      for (let d = 0; d < a.length; d++) dot += a[d]! * b[d]!;
+      similarities[next++] = dot;
+    }
+  }
+  return similarities;
 }

@@ -134,11 +134,13 @@ async function answerFaces(
   const stage = (ms: number) => (cached ? 0 : thousandths(ms));
   const { decodeMs, detectMs, alignMs, embedMs } = analysis.timings;
   const largest = faces[0];
+  // 1:N for recognition, held to the false-alarm target for the gallery's size; 1:1 (a verification) without one.
+  const subjects = gallery?.subjectCount ?? 1;
   const result: FacesResult = {
     width: analysis.width,
     height: analysis.height,
-    // 1:N for recognition, held to the false-alarm target for the gallery's size; 1:1 (a verification) without one.
-    threshold: deps.threshold.at(gallery?.subjectCount ?? 1),
+    threshold: deps.threshold.at(subjects),
+    ...(deps.threshold.farAt ? { far: deps.threshold.farAt(subjects) } : {}),
     faces: reports,
     ...(options.embedding && largest ? { embedding: Buffer.from(float32Bytes(largest.embedding)).toString("base64") } : {}),
     timings: {

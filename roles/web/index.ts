@@ -1,4 +1,5 @@
 /** The web role: HTTP in front, jobs on the request queue, replies from the response queue. */
+import type { FarCalibration } from "../../model/index.ts";
 import type { RoleContext, RunningRole } from "../context.ts";
 import { ConfigError, type WebConfig } from "../config.ts";
 import { deploymentLease } from "../cloud/lease.ts";
@@ -17,6 +18,8 @@ export interface RunningWebRole extends RunningRole {
 
 export interface WebRoleOptions {
   inspect: ImageInspector;
+  /** The embedder's calibrated false accept rates, which a request may name (`far`); absent: none, so every `far` is refused. */
+  operatingPoints?: FarCalibration;
   /**
    * Where the bearer token comes from when none is configured: a file generated in the data directory (embedded
    * mode), or the private object of the input bucket (EC2, where a missing one stops the boot).
@@ -94,6 +97,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     token: () => token.current(),
     keys,
     classicAuth: config.classicAuth,
+    operatingPoints: options.operatingPoints ?? [],
     health: () => ({
       role: "web",
       waitingRequests: poller.pending.size,

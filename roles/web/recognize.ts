@@ -1,5 +1,6 @@
 /** `POST /v1/recognize`: every face in a photo, largest first, with its box, its best match and the top candidates. */
 import { Elysia, t } from "elysia";
+import type { FarCalibration } from "../../model/index.ts";
 import { MAX_CANDIDATES, MAX_FACES } from "../messages.ts";
 import { API_PATH } from "./access.ts";
 import {
@@ -10,7 +11,7 @@ import {
   EXAMPLE_REQUEST_ID,
   EXAMPLE_CANDIDATES,
   EXAMPLE_MATCH,
-  EXAMPLE_THRESHOLD,
+  EXAMPLE_OPERATING_POINT,
   PlacedFaceSchema,
   placedFace,
   QueryInteger,
@@ -19,6 +20,7 @@ import {
   withExample,
 } from "./api-schemas.ts";
 import type { JobSubmitter } from "./jobs.ts";
+import { answeredPoint, FarAnswerSchema, farQuery, requestedPoint } from "./operating-point.ts";
 import { requestId } from "./request-id.ts";
 import { streamedBody, type UploadReader } from "./upload.ts";
 
@@ -30,7 +32,7 @@ export interface FaceRouteOptions {
 export const DEFAULT_CANDIDATES = 3;
 export const DEFAULT_MAX_FACES = 20;
 
-export const RecognizeQuerySchema = t.Object({
+export const recognizeQuery = (operatingPoints: FarCalibration) => t.Object({
   k: QueryInteger({ minimum: 1, maximum: MAX_CANDIDATES, description: `candidates per face (default ${DEFAULT_CANDIDATES})` }),
   mode: t.Optional(
     t.Union([t.Literal("open"), t.Literal("closed")], {
@@ -39,6 +41,7 @@ export const RecognizeQuerySchema = t.Object({
   ),
   maxFaces: QueryInteger({ minimum: 1, maximum: MAX_FACES, description: `most faces answered, largest first (default ${DEFAULT_MAX_FACES})` }),
   minScore: QueryNumber({ minimum: 0, maximum: 1, description: "faces the detector scored lower are left out" }),
+  far: farQuery(operatingPoints),
 });
 
 export const RecognizeAnswerSchema = withExample(
@@ -47,6 +50,7 @@ export const RecognizeAnswerSchema = withExample(
     width: t.Integer({ description: "of the upright (EXIF-rotated) image" }),
     height: t.Integer(),
     threshold: t.Number({ description: "similarity at or above which a candidate is the match in open mode" }),
+    far: FarAnswerSchema,
     faces: t.Array(
       t.Composite([
         PlacedFaceSchema,
@@ -65,20 +69,21 @@ export const RecognizeAnswerSchema = withExample(
   {
     requestId: EXAMPLE_REQUEST_ID,
     ...EXAMPLE_IMAGE,
-    threshold: EXAMPLE_THRESHOLD,
+    ...EXAMPLE_OPERATING_POINT,
     faces: [{ ...EXAMPLE_PLACED_FACE, match: EXAMPLE_MATCH, candidates: EXAMPLE_CANDIDATES }],
     timings: { decode: 3.148, detect: 4.641, align: 8.232, embed: 32.125, match: 0.412, queue: 6.87, total: 55.428 },
   },
 );
 
-export function recognizeApi(options: FaceRouteOptions) {
-  const { jobs, uploads } = options;
+export function recognizeApi(options: FaceRouteOptions & { operatingPoints: FarCalibration }) {
+  const { jobs, uploads, operatingPoints } = options;
   return new Elysia({ name: "recognize-api" })
     .use(requestId)
     .post(
       `${API_PATH}/recognize`,
       async ({ request, query, requestId }) => {
         const started = performance.now();
+        const requested = requestedPoint(operatingPoints, query.far);
         const upload = await uploads.readOne(request, requestId, "image");
         const result = await jobs.faces(requestId, upload, {
           k: query.k ?? DEFAULT_CANDIDATES,
@@ -87,18 +92,20 @@ export function recognizeApi(options: FaceRouteOptions) {
           embedding: false,
         });
         const open = (query.mode ?? "open") === "open";
+        const { threshold, far } = answeredPoint(requested, result);
         const total = performance.now() - started;
         const { total: appTotal, ...stages } = result.timings;
         return {
           requestId,
           width: result.width,
           height: result.height,
-          threshold: result.threshold,
+          threshold,
+          far,
           faces: result.faces.map((face) => {
             const best = face.candidates[0];
             return {
               ...placedFace(face, result.width, result.height),
-              match: best && (!open || best.similarity >= result.threshold) ? best : null,
+              match: best && (!open || best.similarity >= threshold) ? best : null,
               candidates: face.candidates,
             };
           }),
@@ -107,7 +114,7 @@ export function recognizeApi(options: FaceRouteOptions) {
       },
       {
         ...streamedBody(t.Object({ image: t.File({ description: "a JPEG, PNG or WebP photo" }) }), { summary: "Recognize every face in a photo", tags: ["recognition"] }),
-        query: RecognizeQuerySchema,
+        query: recognizeQuery(operatingPoints),
         response: { 200: RecognizeAnswerSchema, ...errorAnswers([...UPLOAD_REFUSALS]) },
       },
     );

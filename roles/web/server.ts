@@ -6,6 +6,7 @@
  * under /v1 with its keys.
  */
 import { Elysia } from "elysia";
+import type { FarCalibration } from "../../model/index.ts";
 import type { Logger } from "../log.ts";
 import type { ApiKeyStore } from "./api-key-store.ts";
 import type { ServiceMetrics } from "../metrics.ts";
@@ -41,11 +42,13 @@ export interface WebDependencies {
   /** The recognition keys, made and revoked by the admin under /v1/keys; they may only recognize (key-scope.ts). */
   keys: ApiKeyStore;
   classicAuth: boolean;
+  /** The embedder's calibrated false accept rates, which recognize and verify take as `far`. */
+  operatingPoints: FarCalibration;
   health(): Record<string, unknown>;
 }
 
 export function createWebServer(deps: WebDependencies) {
-  const { uploads, log, metrics, keys } = deps;
+  const { uploads, log, metrics, keys, operatingPoints } = deps;
   const jobs = timedJobs(deps.jobs, metrics);
   // Every route the server answers, the guard's to decide on: filled once all are in.
   const routes: RouteTemplate[] = [];
@@ -61,9 +64,9 @@ export function createWebServer(deps: WebDependencies) {
     .use(health(deps.health))
     .use(operatorPage(() => liveStats(metrics)))
     .use(classicContract({ jobs, uploads, log }))
-    .use(recognizeApi({ jobs, uploads }))
+    .use(recognizeApi({ jobs, uploads, operatingPoints }))
     .use(detectApi({ jobs, uploads }))
-    .use(verifyApi({ jobs, uploads, gallery: deps.gallery }))
+    .use(verifyApi({ jobs, uploads, gallery: deps.gallery, operatingPoints }))
     .use(searchApi({ gallery: deps.gallery }))
     .use(subjectsApi({ jobs, uploads, gallery: deps.gallery }))
     .use(keysApi({ keys }));

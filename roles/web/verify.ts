@@ -4,11 +4,13 @@
  * product, or asks the gallery it holds.
  */
 import { Elysia, t } from "elysia";
+import type { FarCalibration } from "../../model/index.ts";
 import type { FacesResult } from "../messages.ts";
 import { API_PATH } from "./access.ts";
-import { BoxSchema, errorAnswers, EXAMPLE_FACE, EXAMPLE_MATCH, EXAMPLE_THRESHOLD, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
+import { BoxSchema, errorAnswers, EXAMPLE_FACE, EXAMPLE_MATCH, EXAMPLE_OPERATING_POINT, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
 import type { JobSubmitter } from "./jobs.ts";
+import { answeredPoint, FarAnswerSchema, farQuery, requestedPoint } from "./operating-point.ts";
 import { requestId } from "./request-id.ts";
 import { SubjectName, unknownSubject, type SubjectStore } from "./subjects.ts";
 import { streamedBody, type Upload, type UploadReader } from "./upload.ts";
@@ -17,18 +19,21 @@ export interface VerifyOptions {
   jobs: JobSubmitter;
   gallery: Pick<SubjectStore, "subjectSimilarity" | "faceCount">;
   uploads: UploadReader;
+  /** The embedder's calibrated false accept rates, for `far`. */
+  operatingPoints: FarCalibration;
 }
 
-const threshold = t.Number({ description: "the similarity at or above which the faces are the same person (the open-set threshold, chosen for a false-accept rate of 1e-3 on lfw-devtrain pairs)" });
+const threshold = t.Number({ description: "the similarity at or above which the faces are the same person: the one calibrated at the far asked for, else the service's (by default the one at a false accept rate of 1e-3 on lfw-devtrain pairs)" });
 export const VerifyAnswerSchema = withExample(
   t.Object({
     same: t.Boolean(),
     similarity: t.Number({ description: "cosine similarity of the two largest faces" }),
     threshold,
+    far: FarAnswerSchema,
     faces: t.Object({ image1: BoxSchema, image2: BoxSchema }),
   }),
   // Aaron_Sorkin_0001.jpg and _0002.jpg.
-  { same: true, similarity: EXAMPLE_MATCH.similarity, threshold: EXAMPLE_THRESHOLD, faces: { image1: EXAMPLE_FACE.box, image2: { x: 70.9, y: 83.4, width: 113.9, height: 113.8 } } },
+  { same: true, similarity: EXAMPLE_MATCH.similarity, ...EXAMPLE_OPERATING_POINT, faces: { image1: EXAMPLE_FACE.box, image2: { x: 70.9, y: 83.4, width: 113.9, height: 113.8 } } },
 );
 export const SubjectVerifyAnswerSchema = withExample(
   t.Object({
@@ -36,9 +41,10 @@ export const SubjectVerifyAnswerSchema = withExample(
     same: t.Boolean(),
     similarity: t.Number({ description: "to the subject, scored as recognition scores it (its template: the mean of its faces)" }),
     threshold,
+    far: FarAnswerSchema,
     face: BoxSchema,
   }),
-  { ...EXAMPLE_MATCH, same: true, threshold: EXAMPLE_THRESHOLD, face: EXAMPLE_FACE.box },
+  { ...EXAMPLE_MATCH, same: true, ...EXAMPLE_OPERATING_POINT, face: EXAMPLE_FACE.box },
 );
 const tags = ["verification"];
 
@@ -49,7 +55,7 @@ async function largestFace(jobs: JobSubmitter, jobId: string, upload: Upload) {
   const face = result.faces[0];
   if (!face || !result.embedding) throw new HttpError(422, "no_face", `no face found in ${field}`);
   const bytes = Buffer.from(result.embedding, "base64");
-  return { box: face.box, embedding: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)), threshold: result.threshold };
+  return { box: face.box, embedding: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)), inForce: result };
 }
 
 function cosine(a: Float32Array, b: Float32Array): number {
@@ -62,12 +68,14 @@ function cosine(a: Float32Array, b: Float32Array): number {
 const round = (x: number) => Math.round(x * 10_000) / 10_000;
 
 export function verifyApi(options: VerifyOptions) {
-  const { jobs, gallery } = options;
+  const { jobs, gallery, operatingPoints } = options;
+  const query = t.Object({ far: farQuery(operatingPoints) });
   return new Elysia({ name: "verify-api" })
     .use(requestId)
     .post(
       `${API_PATH}/verify`,
-      async ({ request, requestId }) => {
+      async ({ query, request, requestId }) => {
+        const requested = requestedPoint(operatingPoints, query.far);
         const { uploads } = await options.uploads.read(request, requestId, { image1: 1, image2: 1 });
         const stored = (field: string) => uploads.find((upload) => upload.field === field)!;
         const [first, second] = await Promise.all([
@@ -75,25 +83,30 @@ export function verifyApi(options: VerifyOptions) {
           largestFace(jobs, `${requestId}-2`, stored("image2")),
         ]);
         const similarity = round(cosine(first.embedding, second.embedding));
-        return { same: similarity >= first.threshold, similarity, threshold: first.threshold, faces: { image1: first.box, image2: second.box } };
+        const point = answeredPoint(requested, first.inForce);
+        return { same: similarity >= point.threshold, similarity, ...point, faces: { image1: first.box, image2: second.box } };
       },
       {
+        query,
         ...streamedBody(t.Object({ image1: t.File(), image2: t.File() }), { summary: "Are the largest faces of two photos the same person?", tags }),
         response: { 200: VerifyAnswerSchema, ...errorAnswers([...UPLOAD_REFUSALS, 422], { 422: { error: "no_face", message: "no face found in image2" } }) },
       },
     )
     .post(
       `${API_PATH}/subjects/:name/verify`,
-      async ({ params, request, requestId }) => {
+      async ({ params, query, request, requestId }) => {
+        const requested = requestedPoint(operatingPoints, query.far);
         if (gallery.faceCount(params.name) === 0) throw unknownSubject(params.name);
         const face = await largestFace(jobs, requestId, await options.uploads.readOne(request, requestId, "image"));
         const similarity = gallery.subjectSimilarity(params.name, face.embedding);
         if (similarity === undefined) throw unknownSubject(params.name);
         const rounded = round(similarity);
-        return { subject: params.name, same: rounded >= face.threshold, similarity: rounded, threshold: face.threshold, face: face.box };
+        const point = answeredPoint(requested, face.inForce);
+        return { subject: params.name, same: rounded >= point.threshold, similarity: rounded, ...point, face: face.box };
       },
       {
         params: t.Object({ name: SubjectName }),
+        query,
         ...streamedBody(t.Object({ image: t.File() }), { summary: "Is the largest face of a photo this subject?", tags }),
         response: { 200: SubjectVerifyAnswerSchema, ...errorAnswers([...UPLOAD_REFUSALS, 404, 422]) },
       },

@@ -5,7 +5,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Gallery } from "../../model/gallery.ts";
-import { fixedThreshold } from "../../model/open-set.ts";
+import { calibratedPoint, falseAlarmThreshold, fixedThreshold, type OpenSetThreshold } from "../../model/open-set.ts";
 import type { EmbeddedFace, ImageAnalysis } from "../../model/types.ts";
 import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
 import { chooseEnrollmentFace } from "../../roles/app/enrollment.ts";
@@ -48,7 +48,7 @@ describe("which face an enrollment takes", () => {
 });
 
 describe("a faces job", () => {
-  async function run(faces: EmbeddedFace[], options: FacesOptions) {
+  async function run(faces: EmbeddedFace[], options: FacesOptions, threshold: OpenSetThreshold = fixedThreshold(0.9)) {
     const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-faces-")));
     const [inBucket, outBucket, galleryBucket] = [blobs.bucket("in"), blobs.bucket("out"), blobs.bucket("gallery")];
     await inBucket.put("j/a.jpg", new Uint8Array([1]));
@@ -65,7 +65,7 @@ describe("a faces job", () => {
       inBucket,
       outBucket,
       galleryBucket,
-      threshold: fixedThreshold(0.9),
+      threshold,
     });
     return { reply, outBucket };
   }
@@ -80,6 +80,25 @@ describe("a faces job", () => {
       { subject: "Bob", similarity: 0 },
     ]);
     expect(reply.result).toMatchObject({ width: 640, height: 480, threshold: 0.9, timings: { decode: 1, detect: 2, align: 3, embed: 4 } });
+  });
+
+  test("the threshold in force travels with the rate it was calibrated for: for the gallery's size when matching, for one subject when not; none when set by hand", async () => {
+    const calibration = [
+      [1e-2, 0.9],
+      [1e-3, 0.93],
+      [1e-4, 0.95],
+    ] as const;
+    const farOf = async (threshold: OpenSetThreshold, k: number) => {
+      const { reply } = await run([face(120)], { k, maxFaces: 1, minScore: 0, embedding: false }, threshold);
+      if (!reply.ok || !("result" in reply)) throw new Error(`expected an inline result, got ${JSON.stringify(reply)}`);
+      return [reply.result.threshold, reply.result.far];
+    };
+    expect(await farOf(calibratedPoint(calibration, 1e-3), 2)).toEqual([0.93, 1e-3]);
+    // Two subjects (Ada, Bob) at a 1% false-alarm target: about 0.5% a pair.
+    const target = falseAlarmThreshold(calibration, 1e-2);
+    expect(await farOf(target, 2)).toEqual([target.at(2), 0.00501]);
+    expect(await farOf(target, 0)).toEqual([0.9, 1e-2]);
+    expect(await farOf(fixedThreshold(0.9), 2)).toEqual([0.9, undefined]);
   });
 
   test("a reply too large for a job-sized message: the result goes to the output bucket, the reply carries its key", async () => {

@@ -1,8 +1,8 @@
-import { expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Value } from "@sinclair/typebox/value";
 import { ModelConfigSchema, type ModelConfig } from "../../model/config.ts";
-import { falseAlarmThreshold, fixedThreshold, pairwiseFar, thresholdAtFar, type FarCalibration } from "../../model/open-set.ts";
-import { thresholdFor } from "../../model/registry.ts";
+import { calibratedPoint, calibratedThreshold, DEFAULT_FAR, falseAlarmThreshold, fixedThreshold, pairwiseFar, thresholdAtFar, type FarCalibration } from "../../model/open-set.ts";
+import { EMBEDDERS, operatingPointsFor, thresholdFor } from "../../model/registry.ts";
 
 const CALIBRATION: FarCalibration = [
   [1e-2, 0.9],
@@ -25,6 +25,40 @@ test("thresholdAtFar: the calibration's points, log-linear between them, its end
   expect(thresholdAtFar(CALIBRATION, 1e-9)).toBe(0.95);
 });
 
+describe("calibratedThreshold: a measured point by its exact rate, nothing between or beyond", () => {
+  const cases: [string, FarCalibration, number, number | undefined][] = [
+    ["a point", CALIBRATION, 1e-3, 0.93],
+    ["the first", CALIBRATION, 1e-2, 0.9],
+    ["the last", CALIBRATION, 1e-4, 0.95],
+    ["the same rate written otherwise", CALIBRATION, Number("0.0010"), 0.93],
+    ["between two points", CALIBRATION, 5e-3, undefined],
+    ["above the first", CALIBRATION, 0.1, undefined],
+    ["below the last", CALIBRATION, 1e-5, undefined],
+    ["a hair off a point", CALIBRATION, 1e-3 + 1e-15, undefined],
+    ["no calibration", [], 1e-3, undefined],
+    ["not a rate", CALIBRATION, Number.NaN, undefined],
+  ];
+  for (const [what, calibration, far, expected] of cases) test(what, () => expect(calibratedThreshold(calibration, far)).toBe(expected));
+});
+
+test("a calibrated point is fixed and knows its rate; one not in the calibration cannot be made", () => {
+  const point = calibratedPoint(CALIBRATION, 1e-4);
+  expect([point.at(1), point.at(1e6), point.farAt?.(1), point.farAt?.(1e6)]).toEqual([0.95, 0.95, 1e-4, 1e-4]);
+  expect(() => calibratedPoint(CALIBRATION, 2e-3)).toThrow(/no point/);
+  expect(fixedThreshold(0.5).farAt).toBeUndefined();
+});
+
+test("a false-alarm target's threshold states the pairwise rate it holds, kept within the calibration's ends", () => {
+  const target = falseAlarmThreshold(CALIBRATION, 1e-2);
+  expect(target.farAt?.(1)).toBe(0.01);
+  expect(target.farAt?.(10)).toBe(0.001);
+  expect(target.farAt?.(7)).toBe(Number(pairwiseFar(1e-2, 7).toPrecision(3)));
+  // Past the calibration the threshold stays at its end, and so does the rate it claims.
+  expect(target.farAt?.(1e6)).toBe(1e-4);
+  expect(target.at(1e6)).toBe(0.95);
+  expect(falseAlarmThreshold(CALIBRATION, 0.5).farAt?.(1)).toBe(1e-2);
+});
+
 test("a false-alarm target raises the threshold as the gallery grows; a fixed one does not", () => {
   const target = falseAlarmThreshold(CALIBRATION, 1e-2);
   expect(target.at(1)).toBeCloseTo(0.9, 6);
@@ -44,4 +78,25 @@ test("thresholdFor: model.falseAlarmRate follows dlib-resnet's calibration; mode
   expect(target.at(1000)).toBeGreaterThan(0.95);
   expect(thresholdFor({ ...config, falseAlarmRate: 1e-2, threshold: 0.8 }).at(1000)).toBe(0.8);
   expect(() => thresholdFor({ ...config, embedder: "custom", falseAlarmRate: 1e-2 })).toThrow(/no calibration/);
+});
+
+test("thresholdFor: by default the embedder's calibrated point at DEFAULT_FAR, which states its rate; set by hand, none", () => {
+  const config = Value.Default(ModelConfigSchema, {}) as ModelConfig;
+  const byDefault = thresholdFor(config);
+  expect([byDefault.at(1), byDefault.at(1000), byDefault.farAt?.(1000)]).toEqual([0.9305, 0.9305, 1e-3]);
+  expect(thresholdFor({ ...config, threshold: 0.8 }).farAt).toBeUndefined();
+  expect(thresholdFor({ ...config, falseAlarmRate: 1e-2 }).farAt?.(1)).toBe(1e-2);
+});
+
+test("operatingPointsFor: the embedder's calibration, none for a custom or unknown one; every calibration holds DEFAULT_FAR, rates falling", () => {
+  const config = Value.Default(ModelConfigSchema, {}) as ModelConfig;
+  expect(operatingPointsFor(config).map(([far]) => far)).toEqual([1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6]);
+  expect(operatingPointsFor({ ...config, embedder: "custom" })).toEqual([]);
+  expect(operatingPointsFor({ ...config, embedder: "nobody" })).toEqual([]);
+  for (const [name, entry] of Object.entries(EMBEDDERS)) {
+    if (!entry.calibration) continue;
+    expect(calibratedThreshold(entry.calibration, DEFAULT_FAR), name).toBeDefined();
+    const rates = entry.calibration.map(([far]) => far);
+    expect(rates, name).toEqual([...rates].sort((a, b) => b - a));
+  }
 });

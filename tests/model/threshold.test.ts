@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { accuracyAt, bestThreshold, crossValidate, splitIntoFolds, tarAtFar, type ScoredPair } from "../../model/threshold.ts";
+import { accuracyAt, bestThreshold, crossValidate, farCalibration, splitIntoFolds, tarAtFar, type ScoredPair } from "../../model/threshold.ts";
 
 const same = (score: number): ScoredPair => ({ score, same: true });
 const different = (score: number): ScoredPair => ({ score, same: false });
@@ -72,4 +72,19 @@ test("tarAtFar lets through at most the allowed share of different pairs", () =>
   expect(threshold).toBe(0.998);
   expect(tar).toBe(0.75);
   expect(tarAtFar([...impostors, ...genuine], 0).tar).toBe(0.5);
+});
+
+test("farCalibration: each rate's threshold as tarAtFar chooses it, rates falling; below one pair's share, the highest score", () => {
+  const scores = Array.from({ length: 1000 }, (_, i) => ((i * 7919) % 1000) / 1000); // 0 .. 0.999, shuffled
+  const calibration = farCalibration(scores, [1e-3, 1e-1, 1e-6, 1e-2, 1]);
+  expect(calibration).toEqual([
+    [1, 0],
+    [1e-1, 0.899],
+    [1e-2, 0.989],
+    [1e-3, 0.998],
+    [1e-6, 0.999],
+  ]);
+  const pairs = [...scores.map(different), same(1)];
+  for (const [far, threshold] of calibration) expect(tarAtFar(pairs, far).threshold).toBe(threshold);
+  expect(() => farCalibration([], [1e-3])).toThrow(/different-person/);
 });

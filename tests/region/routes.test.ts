@@ -107,6 +107,16 @@ beforeAll(async () => {
 const answerBody = async (response: Response) => (response.headers.get("content-type")?.startsWith("application/json") ? shape(await response.json()) : response.text());
 const contentType = async (response: Response) => response.headers.get("content-type")?.split(";")[0];
 
+/**
+ * A call with `far`: its operating point (both modes must hold the same calibration, so the numbers are compared, not
+ * only their shape) and what it decided, after checking the rate answered is the one asked for.
+ */
+const operatingPoint = (far: number) => async (response: Response) => {
+  const body = (await response.json()) as { threshold: number; far: number | null; same?: boolean; faces?: { match: { subject: string } | null }[] };
+  expect(body.far).toBe(far);
+  return { threshold: body.threshold, far: body.far, decided: body.same ?? body.faces?.map((face) => face.match?.subject ?? null) };
+};
+
 /** The faces of a subject, as the target lists them. */
 async function faceIdsOf(target: Target, subject: string): Promise<string[]> {
   const listed = (await (await call(target, "GET", `/v1/subjects/${subject}`)).json()) as { faces: { faceId: string }[] };
@@ -164,6 +174,9 @@ function steps(): Step[] {
     recognize(TWO, "two faces"),
     recognize(FOUR, "four faces", 200, true),
     recognize(NONE, "no face"),
+    { ...recognize(ONE, "one face, the service's operating point"), view: operatingPoint(1e-3) },
+    { ...recognize(ONE, "one face at far 1e-2"), send: (target) => call(target, "POST", "/v1/recognize?far=1e-2", parts(["image", ONE])), view: operatingPoint(1e-2) },
+    { ...recognize(ONE, "a far that was not calibrated", 400), send: (target) => call(target, "POST", "/v1/recognize?far=0.002", parts(["image", ONE])) },
     detect(ONE, "one face"),
     detect(TWO, "two faces"),
     detect(FOUR, "four faces", true),
@@ -180,6 +193,14 @@ function steps(): Step[] {
       spills: status === 200,
       send: (target) => call(target, "POST", "/v1/verify", parts(["image1", images[0]!], ["image2", images[1]!])),
     })),
+    {
+      route: "POST /v1/verify",
+      what: "the same person at far 1e-4",
+      status: 200,
+      spills: true,
+      send: (target) => call(target, "POST", "/v1/verify?far=0.0001", parts(["image1", ONE], ["image2", photo(enrolledOfQuery.file)])),
+      view: operatingPoint(1e-4),
+    },
     ...[
       { what: "the subject's own photo", subject: query.person, image: ONE, status: 200 },
       { what: "another person", subject: query.person, image: photo(otherQuery.file), status: 200 },
@@ -192,6 +213,20 @@ function steps(): Step[] {
       spills: status === 200,
       send: (target) => call(target, "POST", `/v1/subjects/${subject}/verify`, parts(["image", image])),
     })),
+    {
+      route: "POST /v1/subjects/{name}/verify",
+      what: "the subject's own photo at far 1e-2",
+      status: 200,
+      spills: true,
+      send: (target) => call(target, "POST", `/v1/subjects/${query.person}/verify?far=0.01`, parts(["image", ONE])),
+      view: operatingPoint(1e-2),
+    },
+    {
+      route: "POST /v1/subjects/{name}/verify",
+      what: "a far that was not calibrated",
+      status: 400,
+      send: (target) => call(target, "POST", `/v1/subjects/${query.person}/verify?far=0.5`, parts(["image", ONE])),
+    },
     ...[
       { what: "an embedding", embedding: Array.from({ length: EMBEDDING_DIMENSIONS }, (_, i) => (i % 7) - 3), status: 200 },
       { what: "the wrong dimensions", embedding: [1, 0, 0], status: 400 },

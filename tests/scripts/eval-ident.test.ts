@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { detectionAndIdentificationAtFar, falseAlarmRate, rankAccuracy, type IdentificationProbe } from "../../model/threshold.ts";
-import { identificationSplit, readLfwPeople, type LfwPerson } from "../../scripts/lfw.ts";
+import { differentPersonSimilarities, identificationSplit, readLfwPeople, type LfwPerson } from "../../scripts/lfw.ts";
 import { HAVE_LFW, LFW_DIR } from "../model/support/lfw.ts";
 import { runScript } from "./support.ts";
 
@@ -52,6 +52,18 @@ describe("the identification split", () => {
       { name: "Zed", photos: [join(dir, "Zed", "Zed_0001.jpg"), join(dir, "Zed", "Zed_0002.jpg")] },
     ]);
   });
+});
+
+test("differentPersonSimilarities: every pair of images of two different people (an image's folder), none of one person", () => {
+  const embeddings = new Map([
+    ["/d/Ann/Ann_0001.jpg", new Float32Array([1, 0])],
+    ["/d/Ann/Ann_0002.jpg", new Float32Array([0.6, 0.8])],
+    ["/d/Bob/Bob_0001.jpg", new Float32Array([0, 1])],
+    ["/d/Cy/Cy_0001.jpg", new Float32Array([-1, 0])],
+  ]);
+  // Ann1-Bob, Ann1-Cy, Ann2-Bob, Ann2-Cy, Bob-Cy; not Ann1-Ann2.
+  expect(Array.from(differentPersonSimilarities(embeddings), (x) => Math.round(x * 100) / 100)).toEqual([0, -1, 0.8, -0.6, 0]);
+  expect(differentPersonSimilarities(new Map([["/d/Ann/1.jpg", new Float32Array([1])]])).length).toBe(0);
 });
 
 describe("identification metrics", () => {
@@ -103,7 +115,13 @@ describe.skipIf(!HAVE_LFW)("eval-ident on a few LFW folders", () => {
     const run = await runScript("eval-ident.ts", ["--images", dir, "--gallery-photos", "1", "--workers", "1"]);
     expect(run.exitCode).toBe(0);
     const split = identificationSplit(people, 1);
-    expect(Object.keys(run.summary)).toEqual(["people", "probes", "rank1", "rank5", "dir_at_far_1e-2", "dir_at_far_1e-3", "threshold_at_far_1e-3", "images_per_s"]);
+    expect(Object.keys(run.summary)).toEqual(["people", "probes", "rank1", "rank5", "dir_at_far_1e-2", "dir_at_far_1e-3", "threshold_at_far_1e-3", "calibration", "images_per_s"]);
+    // The calibration: rates falling, thresholds rising, over every pair of images of two different people.
+    const calibration = run.summary.calibration as [number, number][];
+    expect(calibration.map(([far]) => far)).toEqual([1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6]);
+    const thresholds = calibration.map(([, threshold]) => threshold);
+    expect(thresholds).toEqual([...thresholds].sort((a, b) => a - b));
+    expect(run.stdout).toMatch(/calibration over \d+ different-person pairs: 0\.1 -> /);
     expect(run.summary.people).toBe(split.gallery.length);
     expect(run.summary.probes).toBe(split.probes.length);
     expect(run.summary.rank1 as number).toBeGreaterThanOrEqual(0.8);

@@ -5,6 +5,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Value } from "@sinclair/typebox/value";
+import type { FarCalibration } from "../../model/index.ts";
 import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
 import { GalleryWriter } from "../../roles/gallery-store.ts";
 import { ServiceMetrics } from "../../roles/metrics.ts";
@@ -26,6 +27,13 @@ beforeAll(async () => {
 const base64 = (vector: number[]) => Buffer.from(new Float32Array(vector).buffer).toString("base64");
 /** The embedding the fake app gives each uploaded file, by its name. */
 const EMBEDDINGS: Record<string, number[]> = { "ada.jpg": [1, 0, 0, 0], "ada2.jpg": [0.96, 0.28, 0, 0], "bob.jpg": [0, 1, 0, 0] };
+
+/** Calibrated rates of the service under test: ada and ada2 (0.96) are the same person at 1e-2, not at 1e-3. */
+const OPERATING_POINTS: FarCalibration = [
+  [1e-2, 0.5],
+  [1e-3, 0.97],
+  [1e-4, 0.995],
+];
 
 /** Refusals the fake app gives, by file name (as the app role would for an enrollment). */
 const REFUSALS: Record<string, string> = { "empty.jpg": "no_face", "group.jpg": "multiple_faces", "tiny.jpg": "face_too_small", "blur.jpg": "low_quality" };
@@ -69,6 +77,7 @@ async function api(limits: Partial<UploadLimits> = {}) {
     metrics: new ServiceMetrics(),
     token: () => "a-test-token",
     classicAuth: false,
+    operatingPoints: OPERATING_POINTS,
     health: () => ({}),
   });
   const call = (method: string, path: string, body?: FormData | object) =>
@@ -123,7 +132,7 @@ describe("POST /v1/verify", () => {
     const { call, form } = await api();
     const body = await (await call("POST", "/v1/verify", form(["image1", "ada.jpg"], ["image2", "ada2.jpg"]))).json();
     expect(Value.Check(VerifyAnswerSchema, body)).toBe(true);
-    expect(body).toEqual({ same: true, similarity: 0.96, threshold: 0.9, faces: { image1: faceReport().box, image2: faceReport().box } });
+    expect(body).toEqual({ same: true, similarity: 0.96, threshold: 0.9, far: null, faces: { image1: faceReport().box, image2: faceReport().box } });
     const other = await (await call("POST", "/v1/verify", form(["image1", "ada.jpg"], ["image2", "bob.jpg"]))).json();
     expect(other).toMatchObject({ same: false, similarity: 0 });
   });
@@ -144,12 +153,45 @@ describe("POST /v1/verify", () => {
     const body = await (await call("POST", "/v1/subjects/Ada/verify", form(["image", "ada.jpg"]))).json();
     expect(Value.Check(SubjectVerifyAnswerSchema, body)).toBe(true);
     // Ada's template is the normalised mean of (1, 0) and (0.96, 0.28): (0.9899, 0.1414).
-    expect(body).toEqual({ subject: "Ada", same: true, similarity: 0.9899, threshold: 0.9, face: faceReport().box });
+    expect(body).toEqual({ subject: "Ada", same: true, similarity: 0.9899, threshold: 0.9, far: null, face: faceReport().box });
     expect(await (await call("POST", "/v1/subjects/Bob/verify", form(["image", "ada.jpg"]))).json()).toMatchObject({ same: false, similarity: 0 });
     const jobs = submitted.length;
     await expectError(await call("POST", "/v1/subjects/Nobody/verify", form(["image", "ada.jpg"])), 404, "unknown_subject");
     await expectError(await call("POST", "/v1/subjects/Ada/verify", form(["image", "nobody.jpg"])), 422, "no_face");
     expect(submitted.length).toBe(jobs + 1);
+  });
+});
+
+describe("far: the operating point of a verification", () => {
+  test("a calibrated far decides same with its threshold, both answered; the jobs are those of a verification without it", async () => {
+    const { call, form, enroll, submitted } = await api();
+    const verify = async (query: string) => (await (await call("POST", `/v1/verify${query}`, form(["image1", "ada.jpg"], ["image2", "ada2.jpg"]))).json()) as Record<string, unknown>;
+    expect(await verify("?far=0.01")).toMatchObject({ same: true, similarity: 0.96, threshold: 0.5, far: 0.01 });
+    expect(await verify("?far=1e-3")).toMatchObject({ same: false, similarity: 0.96, threshold: 0.97, far: 0.001 });
+    const body = await verify("?far=0.0001");
+    expect(Value.Check(VerifyAnswerSchema, body)).toBe(true);
+    await enroll("Ada", "ada.jpg");
+    await enroll("Ada", "ada2.jpg");
+    const againstAda = async (query: string) => (await (await call("POST", `/v1/subjects/Ada/verify${query}`, form(["image", "ada.jpg"]))).json()) as Record<string, unknown>;
+    expect(await againstAda("?far=0.001")).toMatchObject({ same: true, similarity: 0.9899, threshold: 0.97, far: 0.001 });
+    const strict = await againstAda("?far=0.0001");
+    expect(strict).toMatchObject({ same: false, similarity: 0.9899, threshold: 0.995, far: 0.0001 });
+    expect(Value.Check(SubjectVerifyAnswerSchema, strict)).toBe(true);
+    const verifications = submitted.filter((submission) => submission.kind === "faces");
+    expect(new Set(verifications.map((submission) => JSON.stringify(submission.options)))).toEqual(new Set([JSON.stringify({ faces: { k: 0, maxFaces: 1, minScore: 0, embedding: true } })]));
+  });
+
+  test("a far not calibrated: 400 uncalibrated_far naming the calibrated ones, before the subject is looked up, no job, nothing stored", async () => {
+    const { call, form, enroll, submitted, uploadBucket } = await api();
+    await enroll("Ada", "ada.jpg");
+    const [jobs, stored] = [submitted.length, uploadBucket.stored.length];
+    for (const path of ["/v1/verify?far=0.005", "/v1/subjects/Ada/verify?far=0.005", "/v1/subjects/Nobody/verify?far=0.005"]) {
+      const response = await call("POST", path, path.startsWith("/v1/verify") ? form(["image1", "ada.jpg"], ["image2", "ada2.jpg"]) : form(["image", "ada.jpg"]));
+      expect(response.status, path).toBe(400);
+      expect(await response.json()).toMatchObject({ error: "uncalibrated_far", message: "far 0.005 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001" });
+    }
+    await expectError(await call("POST", "/v1/verify?far=2", form(["image1", "ada.jpg"], ["image2", "ada2.jpg"])), 400, "invalid_parameter");
+    expect([submitted.length, uploadBucket.stored.length]).toEqual([jobs, stored]);
   });
 });
 

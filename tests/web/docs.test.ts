@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Kind, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { recognitionKeyMay } from "../../roles/web/key-scope.ts";
-import { request, startWebHarness, TEST_UPLOAD_LIMITS, type WebHarness } from "./support.ts";
+import { DEFAULT_OPERATING_POINTS, request, startWebHarness, TEST_UPLOAD_LIMITS, type WebHarness } from "./support.ts";
 
 let harness: WebHarness;
 beforeAll(async () => {
@@ -80,6 +80,19 @@ describe("API docs", () => {
 
   test("the operations routes and the classic contract each have an answer schema with an example", async () => {
     expect(await withoutExample(documentedRoutes().filter((route) => !route.path.startsWith("/v1")))).toEqual([]);
+  });
+
+  test("recognize and both verifications document far with an example and the calibrated rates, and answer threshold and far", async () => {
+    const spec = await fetchSpec();
+    const calibrated = DEFAULT_OPERATING_POINTS.map(([far]) => String(far)).join(", ");
+    for (const path of ["/v1/recognize", "/v1/verify", "/v1/subjects/{name}/verify"]) {
+      const operation = spec.paths[path]!.post!;
+      const far = operation.parameters?.find((parameter) => parameter.name === "far");
+      expect(far, path).toMatchObject({ in: "query", required: false, schema: { type: "number", examples: [0.01], description: expect.stringContaining(calibrated) } });
+      const answer = operation.responses?.["200"]?.content?.["application/json"]?.schema as { required?: string[]; examples?: Record<string, unknown>[] };
+      expect(answer.required, path).toEqual(expect.arrayContaining(["threshold", "far"]));
+      expect(answer.examples?.[0], path).toMatchObject({ threshold: expect.any(Number), far: 0.001 });
+    }
   });
 
   test("every /v1 route has an answer schema with an example", async () => {

@@ -1,6 +1,11 @@
 // The recognize plugin on its own: a fake job submitter (no model, no datasets), the real error mapping.
 import { beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Value } from "@sinclair/typebox/value";
+import type { FarCalibration } from "../../model/index.ts";
+import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { RecognizeAnswerSchema, recognizeApi } from "../../roles/web/recognize.ts";
 import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, guarded, multipart, request, testImages, testUploadReader } from "./support.ts";
 
@@ -11,13 +16,19 @@ beforeAll(async () => {
 
 const PAUL = { subject: "Paul", similarity: 0.95 };
 const JOHN = { subject: "John", similarity: 0.6 };
+/** Paul's 0.95 is the match at 1e-2 and at the app's 0.9, not at 1e-3. */
+const POINTS: FarCalibration = [
+  [1e-2, 0.5],
+  [1e-3, 0.97],
+];
 
 function recognizer(result = facesResult([faceReport([PAUL, JOHN]), faceReport([JOHN], { x: 200, y: 50, width: 40, height: 48 })])) {
   const { jobs, submitted } = fakeJobs(undefined, () => result);
-  const app = guarded(recognizeApi({ jobs, uploads: testUploadReader({ maxFileBytes: 64 * 1024 }) }), { log: captureLogs().logger });
+  const uploadBucket = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-recognize-"))).bucket("in");
+  const app = guarded(recognizeApi({ jobs, uploads: testUploadReader({ maxFileBytes: 64 * 1024 }, uploadBucket), operatingPoints: POINTS }), { log: captureLogs().logger });
   const recognize = (query = "", form = multipart("image", images.jpeg, "a.jpg"), headers: Record<string, string> = AUTH) =>
     app.handle(request(`/v1/recognize${query}`, { method: "POST", body: form, headers }));
-  return { recognize, submitted };
+  return { recognize, submitted, uploadBucket };
 }
 
 describe("POST /v1/recognize", () => {
@@ -32,6 +43,7 @@ describe("POST /v1/recognize", () => {
       width: 400,
       height: 300,
       threshold: 0.9,
+      far: null,
       faces: [
         {
           box: { x: 10, y: 20, width: 100, height: 120 },
@@ -55,6 +67,26 @@ describe("POST /v1/recognize", () => {
     expect(submitted[0]!.options).toEqual({ faces: { k: 5, maxFaces: 2, minScore: 0.5, embedding: false } });
   });
 
+  test("far picks a calibrated threshold, which decides the match and is answered with its rate; without far, the app's", async () => {
+    const { recognize, submitted } = recognizer();
+    const matches = async (query: string) => {
+      const body = (await (await recognize(query)).json()) as { threshold: number; far: number | null; faces: { match: unknown }[] };
+      return { threshold: body.threshold, far: body.far, matches: body.faces.map((face) => face.match) };
+    };
+    expect(await matches("")).toEqual({ threshold: 0.9, far: null, matches: [PAUL, null] });
+    expect(await matches("?far=0.001")).toEqual({ threshold: 0.97, far: 0.001, matches: [null, null] });
+    // The same rate however it is written.
+    expect(await matches("?far=1e-2")).toEqual({ threshold: 0.5, far: 0.01, matches: [PAUL, JOHN] });
+    expect(await matches("?far=1E-2")).toEqual({ threshold: 0.5, far: 0.01, matches: [PAUL, JOHN] });
+    // Given twice, the last counts, as for every query parameter; the answer says which.
+    expect(await matches("?far=0.01&far=0.001")).toEqual({ threshold: 0.97, far: 0.001, matches: [null, null] });
+    // The app's far, when its threshold was calibrated, is answered as it came.
+    const calibrated = recognizer(facesResult([faceReport([PAUL])], { threshold: 0.9305, far: 0.001 }));
+    expect(await (await calibrated.recognize()).json()).toMatchObject({ threshold: 0.9305, far: 0.001 });
+    // The job is the same whatever the far: the web role applies the threshold.
+    expect(new Set(submitted.map((submission) => JSON.stringify(submission.options))).size).toBe(1);
+  });
+
   test("no face: 200 with faces []", async () => {
     const { recognize } = recognizer(facesResult([]));
     const response = await recognize();
@@ -69,19 +101,39 @@ describe("POST /v1/recognize", () => {
       ["unknown mode", "?mode=fuzzy", () => multipart("image", images.jpeg, "a.jpg"), 400, "invalid_parameter"],
       ["maxFaces 0", "?maxFaces=0", () => multipart("image", images.jpeg, "a.jpg"), 400, "invalid_parameter"],
       ["minScore above 1", "?minScore=2", () => multipart("image", images.jpeg, "a.jpg"), 400, "invalid_parameter"],
+      ["a far that was not calibrated", "?far=0.005", () => multipart("image", images.jpeg, "a.jpg"), 400, "uncalibrated_far"],
+      ["a far near a calibrated one", "?far=0.0010001", () => multipart("image", images.jpeg, "a.jpg"), 400, "uncalibrated_far"],
+      ["far 0", "?far=0", () => multipart("image", images.jpeg, "a.jpg"), 400, "invalid_parameter"],
+      ["far 1", "?far=1", () => multipart("image", images.jpeg, "a.jpg"), 400, "invalid_parameter"],
+      ["far negative", "?far=-0.001", () => multipart("image", images.jpeg, "a.jpg"), 400, "invalid_parameter"],
+      ["far not a number", "?far=low", () => multipart("image", images.jpeg, "a.jpg"), 400, "invalid_parameter"],
+      ["far empty", "?far=", () => multipart("image", images.jpeg, "a.jpg"), 400, "invalid_parameter"],
+      ["far NaN", "?far=NaN", () => multipart("image", images.jpeg, "a.jpg"), 400, "invalid_parameter"],
       ["no image field", "", () => multipart("inputFile", images.jpeg, "a.jpg"), 400, "missing_field"],
       ["not an image", "", () => multipart("image", images.notAnImage, "a.jpg"), 400, "not_an_image"],
       ["GIF", "", () => multipart("image", images.gif, "a.gif", "image/gif"), 415, "unsupported_format"],
     ];
     for (const [what, query, form, status, code] of cases) {
       test(what, async () => {
-        const { recognize, submitted } = recognizer();
+        const { recognize, submitted, uploadBucket } = recognizer();
         const response = await recognize(query, form());
         expect(response.status).toBe(status);
         expect(await response.json()).toMatchObject({ error: code });
         expect(submitted).toEqual([]);
+        expect(await uploadBucket.count()).toBe(0);
       });
     }
+
+    test("an uncalibrated far is told the calibrated ones; an embedder without a calibration refuses every far", async () => {
+      const { recognize } = recognizer();
+      expect(await (await recognize("?far=0.005")).json()).toMatchObject({ error: "uncalibrated_far", message: "far 0.005 is not a calibrated operating point; calibrated: 0.01, 0.001" });
+      const { jobs, submitted } = fakeJobs();
+      const uncalibrated = guarded(recognizeApi({ jobs, uploads: testUploadReader(), operatingPoints: [] }), { log: captureLogs().logger });
+      const response = await uncalibrated.handle(request("/v1/recognize?far=0.001", { method: "POST", body: multipart("image", images.jpeg, "a.jpg"), headers: AUTH }));
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: "uncalibrated_far", message: expect.stringContaining("has none") });
+      expect(submitted).toEqual([]);
+    });
 
     test("no token: 401", async () => {
       const { recognize, submitted } = recognizer();

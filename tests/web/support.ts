@@ -5,6 +5,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Value } from "@sinclair/typebox/value";
 import { Elysia, type AnyElysia } from "elysia";
 import sharp from "sharp";
 import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
@@ -37,6 +38,7 @@ import { errorMapping } from "../../roles/web/errors.ts";
 import { requestTarget } from "../../roles/web/request-target.ts";
 import { createUploadReader, type Upload, type UploadLimits, type UploadReader } from "../../roles/web/upload.ts";
 import { decodeImage } from "../../model/decode.ts";
+import { ModelConfigSchema, operatingPointsFor, type FarCalibration, type ModelConfig } from "../../model/index.ts";
 import { ImageError } from "../../model/types.ts";
 
 export { captureLogs };
@@ -126,6 +128,8 @@ export interface WebHarness {
 }
 
 export const TOKEN = "a-test-token";
+/** The calibrated false accept rates of the default embedder, as the service has them. */
+export const DEFAULT_OPERATING_POINTS = operatingPointsFor(Value.Default(ModelConfigSchema, {}) as ModelConfig);
 export const AUTH = { authorization: `Bearer ${TOKEN}` };
 
 /** A feature's plugin behind what the server puts in front of it: the error mapping, the request-target check, the bearer guard (token TOKEN). */
@@ -143,7 +147,7 @@ export function guarded<P extends AnyElysia>(plugin: P, options: { log: Logger; 
  * leaves a 4-d embedding in the gallery bucket).
  */
 export async function startWebHarness(
-  options: { answer?: FakeApp; limits?: Partial<UploadLimits>; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket; keyRefreshMs?: number } = {},
+  options: { answer?: FakeApp; limits?: Partial<UploadLimits>; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket; keyRefreshMs?: number; operatingPoints?: FarCalibration } = {},
 ): Promise<WebHarness> {
   const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-web-")));
   const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 30, maxReceives: 3, deadLetterQueue: "dlq" });
@@ -171,6 +175,7 @@ export async function startWebHarness(
     metrics,
     token: () => TOKEN,
     classicAuth: options.classicAuth ?? false,
+    operatingPoints: options.operatingPoints ?? DEFAULT_OPERATING_POINTS,
     health: () => ({ role: "web" }),
   });
   return {
