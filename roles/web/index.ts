@@ -70,18 +70,23 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     timeoutMs: config.requestTimeoutMs,
     mode: config.answerMode,
   });
-  const uploads = createUploadReader({
-    bucket: inBucket,
-    inspect: options.inspect,
-    limits: {
-      maxFileBytes: config.maxUploadBytes,
-      maxBodyBytes: config.maxBodyBytes,
-      concurrentBodies: config.concurrentUploads,
-      slotWaitMs: config.uploadWaitMs,
-      maxQueued: config.uploadQueueLength,
-      bodyTimeoutMs: config.bodyTimeoutMs,
-    },
-  });
+  const uploadReader = () =>
+    createUploadReader({
+      bucket: inBucket,
+      inspect: options.inspect,
+      limits: {
+        maxFileBytes: config.maxUploadBytes,
+        maxBodyBytes: config.maxBodyBytes,
+        concurrentBodies: config.concurrentUploads,
+        perClient: config.uploadsPerClient,
+        slotWaitMs: config.uploadWaitMs,
+        maxQueued: config.uploadQueueLength,
+        bodyTimeoutMs: config.bodyTimeoutMs,
+        pace: { minBytesPerSecond: config.minBodyRate, graceMs: config.bodyRateGraceMs },
+      },
+    });
+  // Two pools, so that strangers' bodies on the open classic route never hold the slots of the authenticated API.
+  const uploads = { open: uploadReader(), authenticated: uploadReader() };
   const app = createWebServer({
     jobs,
     gallery,
@@ -90,11 +95,13 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     metrics,
     token: () => token.current(),
     classicAuth: config.classicAuth,
+    classicRateLimit: config.classicRateLimit,
+    trustProxy: config.trustProxy,
     health: () => ({
       role: "web",
       waitingRequests: poller.pending.size,
-      uploadsReading: uploads.slots.reading,
-      uploadsQueued: uploads.slots.queued,
+      uploadsReading: uploads.open.slots.reading + uploads.authenticated.slots.reading,
+      uploadsQueued: uploads.open.slots.queued + uploads.authenticated.slots.queued,
       subjects: gallery.list().length,
       ...Object.fromEntries([...(health ?? [])].map(([role, read]) => [role, read()])),
     }),

@@ -1,12 +1,13 @@
 /**
  * The web role's HTTP surface (Elysia), one plugin per concern: the request id first (every answer carries it), the
- * request timing (so that requests refused before routing are timed too), the error mapping, the upload limit, then
- * the features: the API docs, health, the operator's page, the classic contract, the JSON API under /v1.
+ * request timing (so that requests refused before routing are timed too), the client's address, the error mapping,
+ * the upload limit, then the features: the API docs, health, the operator's page, the classic contract, the JSON API under /v1.
  */
 import { Elysia } from "elysia";
 import type { Logger } from "../log.ts";
 import type { ServiceMetrics } from "../metrics.ts";
 import { classicContract } from "./classic.ts";
+import { clientAddress } from "./client-address.ts";
 import { apiDocs } from "./docs.ts";
 import { errorMapping } from "./errors.ts";
 import { health } from "./health.ts";
@@ -25,27 +26,34 @@ import { uploadLimit } from "./upload-limit.ts";
 export interface WebDependencies {
   jobs: JobSubmitter;
   gallery: SubjectStore;
-  uploads: UploadReader;
+  /** The classic route reads through `open`, the authenticated /v1 routes through `authenticated`: two pools of slots. */
+  uploads: { open: UploadReader; authenticated: UploadReader };
   log: Logger;
   metrics: ServiceMetrics;
   /** The bearer token requests to the admin routes must carry (and the classic contract's, with `classicAuth`). */
   token: () => string;
   classicAuth: boolean;
+  /** Requests a second per client on the classic route; 0: no limit. */
+  classicRateLimit: number;
+  /** A proxy in front: the client is the address it appended to X-Forwarded-For. */
+  trustProxy: boolean;
   health(): Record<string, unknown>;
 }
 
 export function createWebServer(deps: WebDependencies) {
-  const { uploads, log, metrics } = deps;
+  const { log, metrics } = deps;
+  const { open, authenticated: uploads } = deps.uploads;
   const jobs = timedJobs(deps.jobs, metrics);
   return new Elysia()
     .use(requestId)
     .use(metricsEndpoint(metrics))
+    .use(clientAddress(deps.trustProxy))
     .use(errorMapping(log))
     .use(uploadLimit(uploads.limits.maxBodyBytes))
     .use(apiDocs(uploads.limits))
     .use(health(deps.health))
     .use(operatorPage(() => liveStats(metrics)))
-    .use(classicContract({ jobs, uploads, log, token: deps.classicAuth ? deps.token : undefined }))
+    .use(classicContract({ jobs, uploads: open, log, token: deps.classicAuth ? deps.token : undefined, rateLimit: deps.classicRateLimit }))
     .use(recognizeApi({ jobs, uploads, token: deps.token }))
     .use(detectApi({ jobs, uploads, token: deps.token }))
     .use(verifyApi({ jobs, uploads, gallery: deps.gallery, token: deps.token }))

@@ -86,11 +86,25 @@ export function request(path: string, init: RequestInit = {}): Request {
 }
 
 /** The limits of the tests' upload readers, unless a test says otherwise: small files, generous times. */
-export const TEST_UPLOAD_LIMITS: UploadLimits = { maxFileBytes: 256 * 1024, maxBodyBytes: 4 * 1024 * 1024, concurrentBodies: 4, slotWaitMs: 5_000, maxQueued: 100, bodyTimeoutMs: 5_000 };
+export const TEST_UPLOAD_LIMITS: UploadLimits = {
+  maxFileBytes: 256 * 1024,
+  maxBodyBytes: 4 * 1024 * 1024,
+  concurrentBodies: 4,
+  perClient: 4,
+  slotWaitMs: 5_000,
+  maxQueued: 100,
+  bodyTimeoutMs: 5_000,
+  pace: { minBytesPerSecond: 0, graceMs: 0 },
+};
 
 /** The upload reader over `bucket` (a fresh folder by default) with the model's real header inspector. */
 export function testUploadReader(limits: Partial<UploadLimits> = {}, bucket: Bucket = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-uploads-"))).bucket("in")): UploadReader {
   return createUploadReader({ bucket, inspect: imageInspector(40_000_000), limits: { ...TEST_UPLOAD_LIMITS, ...limits } });
+}
+
+/** The web server's two upload pools (the open classic route's, the authenticated API's) over one bucket. */
+export function testUploadReaders(limits: Partial<UploadLimits> = {}, bucket?: Bucket): { open: UploadReader; authenticated: UploadReader } {
+  return { open: testUploadReader(limits, bucket), authenticated: testUploadReader(limits, bucket) };
 }
 
 /** Answers jobs as an app instance would: `answer` decides the reply to each job it takes. */
@@ -146,11 +160,13 @@ export async function startWebHarness(
   const app = createWebServer({
     jobs,
     gallery,
-    uploads: testUploadReader(options.limits, inBucket),
+    uploads: testUploadReaders(options.limits, inBucket),
     log: logs.logger,
     metrics,
     token: () => TOKEN,
     classicAuth: options.classicAuth ?? false,
+    classicRateLimit: 0,
+    trustProxy: false,
     health: () => ({ role: "web" }),
   });
   return {
