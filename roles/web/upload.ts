@@ -1,7 +1,8 @@
 /**
  * The one way uploads are read: an untrusted multipart body, each file streamed into the input bucket as it arrives
  * (checked from its header first, hashed on the way), or a clear 4xx with nothing stored. A bounded number of bodies
- * is read at once, each within a deadline, so memory does not grow with the number or the size of uploads.
+ * is read at once, a few per client, each within a deadline and at a minimum pace, so memory does not grow with the
+ * number or the size of uploads, and slow senders cannot hold the slots.
  */
 import Busboy, { type BusboyFileStream, type BusboyInstance } from "@fastify/busboy";
 import type { TSchema } from "@sinclair/typebox";
@@ -92,7 +93,7 @@ export interface UploadLimits {
   perClient: number;
   /** How long a request waits for a slot before it gets 503. */
   slotWaitMs: number;
-  /** Requests that may wait for a slot; one more gets 503 at once. */
+  /** Requests that may wait for a slot; one more takes a place of the client with the most waiting, or is refused (slot-policy.ts). */
   maxQueued: number;
   /** How long a body may take to arrive once its reading starts, before it gets 408. */
   bodyTimeoutMs: number;
