@@ -6,7 +6,7 @@ import { GalleryWriter } from "../gallery-store.ts";
 import { bucketApiToken, fixedApiToken, localApiToken, type ApiToken } from "./api-token.ts";
 import { createJobSubmitter } from "./jobs.ts";
 import { ReplyPoller } from "./reply-poller.ts";
-import { createWebServer } from "./server.ts";
+import { createWebServer, type UploadPools } from "./server.ts";
 import { readTls } from "./tls.ts";
 import { createUploadReader, type ImageInspector } from "./upload.ts";
 
@@ -86,7 +86,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
       },
     });
   // Two pools, so that strangers' bodies on the open classic route never hold the slots of the authenticated API.
-  const uploads = { open: uploadReader(), authenticated: uploadReader() };
+  const uploads: UploadPools = { classic: uploadReader(), api: uploadReader() };
   const app = createWebServer({
     jobs,
     gallery,
@@ -100,8 +100,8 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     health: () => ({
       role: "web",
       waitingRequests: poller.pending.size,
-      uploadsReading: uploads.open.slots.reading + uploads.authenticated.slots.reading,
-      uploadsQueued: uploads.open.slots.queued + uploads.authenticated.slots.queued,
+      uploadsReading: uploads.classic.slots.reading + uploads.api.slots.reading,
+      uploadsQueued: uploads.classic.slots.queued + uploads.api.slots.queued,
       subjects: gallery.list().length,
       ...Object.fromEntries([...(health ?? [])].map(([role, read]) => [role, read()])),
     }),

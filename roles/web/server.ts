@@ -21,13 +21,21 @@ import { verifyApi } from "./verify.ts";
 import { requestId } from "./request-id.ts";
 import { subjectsApi, type SubjectStore } from "./subjects.ts";
 import type { UploadReader } from "./upload.ts";
+
+export interface UploadPools {
+  classic: UploadReader;
+  api: UploadReader;
+}
 import { uploadLimit } from "./upload-limit.ts";
 
 export interface WebDependencies {
   jobs: JobSubmitter;
   gallery: SubjectStore;
-  /** The classic route reads through `open`, the authenticated /v1 routes through `authenticated`: two pools of slots. */
-  uploads: { open: UploadReader; authenticated: UploadReader };
+  /**
+   * Two pools of upload slots: the classic route's (open to anyone unless classicAuth) and the /v1 routes' (behind the
+   * bearer token), so strangers' slow bodies never hold the API's slots.
+   */
+  uploads: UploadPools;
   log: Logger;
   metrics: ServiceMetrics;
   /** The bearer token requests to the admin routes must carry (and the classic contract's, with `classicAuth`). */
@@ -42,7 +50,7 @@ export interface WebDependencies {
 
 export function createWebServer(deps: WebDependencies) {
   const { log, metrics } = deps;
-  const { open, authenticated: uploads } = deps.uploads;
+  const { classic, api: uploads } = deps.uploads;
   const jobs = timedJobs(deps.jobs, metrics);
   return new Elysia()
     .use(requestId)
@@ -53,7 +61,7 @@ export function createWebServer(deps: WebDependencies) {
     .use(apiDocs(uploads.limits))
     .use(health(deps.health))
     .use(operatorPage(() => liveStats(metrics)))
-    .use(classicContract({ jobs, uploads: open, log, token: deps.classicAuth ? deps.token : undefined, rateLimit: deps.classicRateLimit }))
+    .use(classicContract({ jobs, uploads: classic, log, token: deps.classicAuth ? deps.token : undefined, rateLimit: deps.classicRateLimit }))
     .use(recognizeApi({ jobs, uploads, token: deps.token }))
     .use(detectApi({ jobs, uploads, token: deps.token }))
     .use(verifyApi({ jobs, uploads, gallery: deps.gallery, token: deps.token }))

@@ -27,7 +27,7 @@ import {
 import { imageInspector } from "../../roles/start.ts";
 import { createJobSubmitter, type JobOptions, type JobSubmitter } from "../../roles/web/jobs.ts";
 import { ReplyPoller } from "../../roles/web/reply-poller.ts";
-import { createWebServer } from "../../roles/web/server.ts";
+import { createWebServer, type UploadPools } from "../../roles/web/server.ts";
 import { createUploadReader, type Upload, type UploadLimits, type UploadReader } from "../../roles/web/upload.ts";
 import { decodeImage } from "../../model/decode.ts";
 import { ImageError } from "../../model/types.ts";
@@ -102,9 +102,9 @@ export function testUploadReader(limits: Partial<UploadLimits> = {}, bucket: Buc
   return createUploadReader({ bucket, inspect: imageInspector(40_000_000), limits: { ...TEST_UPLOAD_LIMITS, ...limits } });
 }
 
-/** The web server's two upload pools (the open classic route's, the authenticated API's) over one bucket. */
-export function testUploadReaders(limits: Partial<UploadLimits> = {}, bucket?: Bucket): { open: UploadReader; authenticated: UploadReader } {
-  return { open: testUploadReader(limits, bucket), authenticated: testUploadReader(limits, bucket) };
+/** The web server's two upload pools (the classic route's, the API's) over one bucket. */
+export function testUploadReaders(limits: Partial<UploadLimits> = {}, bucket?: Bucket): UploadPools {
+  return { classic: testUploadReader(limits, bucket), api: testUploadReader(limits, bucket) };
 }
 
 /** Answers jobs as an app instance would: `answer` decides the reply to each job it takes. */
