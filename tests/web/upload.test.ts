@@ -1,7 +1,8 @@
 // Bounded uploads, over real HTTP against the web role in a process of its own (tests/web/upload-server.ts): a cap on
 // bodies read at once, a chunked body refused as soon as it passes the limit, the file limit per file and the body
 // bound per body, the slow-body deadline, nothing stored on a refusal, and the process's memory bounded while many
-// large uploads arrive at once.
+// large uploads arrive at once. Then fair slots, from several loopback addresses: slow anonymous bodies beside the
+// API, the minimum pace, the cap per address, the classic route's rate limit.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
