@@ -51,10 +51,34 @@ export const ConfigSchema = Type.Object({
   dataDir: Type.String({ default: "./data", description: "Embedded mode: where local buckets live" }),
   maxUploadBytes: Type.Integer({ minimum: 1, default: 10 * 1024 * 1024, description: "Most bytes of one uploaded file; in an enrollment of several photos, each photo on its own" }),
   maxBodyBytes: Type.Integer({ minimum: 1, default: 50 * 1024 * 1024, description: "Most bytes of one request body, all its files together; a body past it is refused whole" }),
-  concurrentUploads: Type.Integer({ minimum: 1, default: 16, description: "Upload bodies the web role reads at once; more wait for a slot" }),
+  concurrentUploads: Type.Integer({
+    minimum: 1,
+    default: 16,
+    description: "Upload bodies the web role reads at once, in each of its two pools (the open classic POST /, the authenticated /v1 routes); more wait for a slot",
+  }),
+  uploadsPerClient: Type.Integer({
+    minimum: 1,
+    default: 4,
+    description: "Upload bodies one client address reads at once; its further requests wait (other addresses' overtake them), they are not refused",
+  }),
   uploadWaitMs: Type.Integer({ minimum: 0, default: 60_000, description: "How long a request waits for an upload slot before it gets 503 busy" }),
   uploadQueueLength: Type.Integer({ minimum: 0, default: 200, description: "Requests that may wait for an upload slot; one more gets 503 busy at once" }),
   bodyTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: "How long an upload's body may take once its reading starts, before 408 body_timeout" }),
+  minBodyRate: Type.Integer({
+    minimum: 0,
+    default: 64 * 1024,
+    description: "Bytes a second an upload's body must average once bodyRateGraceMs has passed (less a 64 KiB allowance), else 408 body_timeout; 0: no minimum",
+  }),
+  bodyRateGraceMs: Type.Integer({ minimum: 0, default: 1000, description: "Time an upload's body has before minBodyRate applies" }),
+  trustProxy: Type.Boolean({
+    default: false,
+    description: "true: a proxy is in front, and the client of a request is the address it appended last to X-Forwarded-For; false: the connection's peer (X-Forwarded-For ignored)",
+  }),
+  classicRateLimit: Type.Number({
+    minimum: 0,
+    default: 0,
+    description: "Requests a second one client address may send to the classic POST / (bursts of a second's worth), past it 429 rate_limited; 0: no limit (the course's grader sends its whole workload from one address)",
+  }),
   requestTimeoutMs: Type.Integer({ minimum: 1, default: 60_000, description: "A request waiting longer gets 504" }),
   answerMode: Type.Union(AnswerModeSchema.anyOf, {
     default: "closed",
@@ -101,7 +125,7 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>;
 
 /** The settings each role reads: a role is handed its slice of the configuration, not the whole of it. */
-const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "maxBodyBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
+const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "maxBodyBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "uploadsPerClient", "minBodyRate", "bodyRateGraceMs", "trustProxy", "classicRateLimit", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
 const APP_SETTINGS = ["visibilityTimeoutSeconds", "maxReceives", "jobDeadlineMs"] as const;
 const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs", "noProgressAfterMs", "maxRedrives"] as const;
 export type WebConfig = Pick<Config, (typeof WEB_SETTINGS)[number]>;

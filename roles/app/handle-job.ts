@@ -1,6 +1,6 @@
 /** One job, start to finish: image from the input bucket, analysis, gallery match, result to the output bucket, reply. */
 import { GalleryFormatError } from "../../model/gallery.ts";
-import { ImageError, type EmbeddedFace, type ImageAnalysis } from "../../model/types.ts";
+import { ImageError, type ImageAnalysis } from "../../model/types.ts";
 import type { ImageSource, OpenSetThreshold } from "../../model/index.ts";
 import type { Bucket } from "../cloud/types.ts";
 import { apiResultKey, embeddingKey, MAX_JOB_MESSAGE_BYTES } from "../deployment.ts";
@@ -67,9 +67,6 @@ export async function handleJob(job: JobMessage, deps: JobDependencies, signal?:
     return { ok: true, jobId: job.jobId, faces: analysis.faces.length, embeddingKey: key };
   }
 
-  const main = mostProminent(analysis.faces);
-  if (!main) return fail("no_face", "no face found in the image");
-
   let gallery;
   try {
     gallery = await deps.gallery.current();
@@ -81,7 +78,10 @@ export async function handleJob(job: JobMessage, deps: JobDependencies, signal?:
   if (!gallery || gallery.size === 0) return fail("no_subjects_enrolled", "nobody is enrolled yet: add faces with POST /v1/subjects/{name}/faces");
 
   const threshold = deps.threshold.at(gallery.subjectCount);
-  const results: FaceResult[] = analysis.faces.map((face) => {
+  // Detected faces only, the classic answer's (the largest) first. An image with none is answered Unknown: the nearest
+  // subject to the whole image would name someone for any picture at all, and let anyone walk the gallery. None of the
+  // course's photos needs the whole image (BlazeFace finds a face in all ten distinct crops of face_images_100 and 1000).
+  const results: FaceResult[] = detectedLargestFirst(analysis.faces).map((face) => {
     const [best] = gallery.search(face.embedding, 1);
     const known = best !== undefined && best.similarity >= threshold;
     return {
@@ -93,9 +93,9 @@ export async function handleJob(job: JobMessage, deps: JobDependencies, signal?:
       known,
     };
   });
-  const mainResult = results[analysis.faces.indexOf(main)]!;
-  const person = job.mode === "closed" || mainResult.known ? (mainResult.person ?? UNKNOWN_PERSON) : UNKNOWN_PERSON;
-  await deps.outBucket.put(job.name, person, { contentType: "text/plain", metadata: { result: resultRecord(results, analysis.faces.indexOf(main), analysis, threshold) } });
+  const main = results[0];
+  const person = main && (job.mode === "closed" || main.known) ? (main.person ?? UNKNOWN_PERSON) : UNKNOWN_PERSON;
+  await deps.outBucket.put(job.name, person, { contentType: "text/plain", metadata: { result: resultRecord(results, main ? 0 : undefined, analysis, threshold) } });
   return { ok: true, jobId: job.jobId, person, faces: results.length };
 }
 
@@ -166,9 +166,10 @@ const RECORD_MAX_BYTES = 1900;
  * The JSON record stored with each result (URI-encoded, as S3 metadata must be ASCII): as many faces as fit,
  * the classic answer's face first.
  */
-export function resultRecord(faces: FaceResult[], main: number, analysis: ImageAnalysis, threshold: number): string {
+export function resultRecord(faces: FaceResult[], main: number | undefined, analysis: ImageAnalysis, threshold: number): string {
   const round = (x: number) => Math.round(x * 1000) / 1000;
-  const ordered = [faces[main]!, ...faces.filter((_, index) => index !== main)].map((face) => ({
+  const first = main === undefined ? [] : [faces[main]!];
+  const ordered = [...first, ...faces.filter((_, index) => index !== main)].map((face) => ({
     ...face,
     box: face.box.map(Math.round),
     score: round(face.score),
@@ -179,13 +180,4 @@ export function resultRecord(faces: FaceResult[], main: number, analysis: ImageA
     const encoded = encodeURIComponent(JSON.stringify({ faces: ordered.slice(0, kept), faceCount: faces.length, threshold, timingsMs }));
     if (encoded.length <= RECORD_MAX_BYTES || kept === 0) return encoded;
   }
-}
-
-/** The face the classic answer is about: the largest one. */
-function mostProminent(faces: EmbeddedFace[]): EmbeddedFace | undefined {
-  let best: EmbeddedFace | undefined;
-  for (const face of faces) {
-    if (!best || face.box.width * face.box.height > best.box.width * best.box.height) best = face;
-  }
-  return best;
 }

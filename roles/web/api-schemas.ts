@@ -26,6 +26,7 @@ const ERROR_EXAMPLES = {
   408: { error: "body_timeout", message: "the upload was not received within 30000 ms" },
   415: { error: "unsupported_format", message: "gif images are not supported; send JPEG, PNG or WebP" },
   422: { error: "no_face", message: "no face found in image" },
+  429: { error: "too_many_uploads", message: "this address has its share of the uploads being read (4 at once) and of the places to wait; send the next once one is answered" },
   503: { error: "busy", message: "too many uploads are waiting; try again shortly" },
 } as const;
 type ErrorStatus = keyof typeof ERROR_EXAMPLES;
@@ -45,8 +46,11 @@ export function errorAnswers<S extends ErrorStatus>(
   return answers;
 }
 
-/** The refusals of a route that takes an upload: bad input, no token, the body's deadline, its size, its format, no upload slot. */
-export const UPLOAD_REFUSALS = [400, 401, 408, 413, 415, 503] as const;
+/**
+ * The refusals of a route that takes an upload: bad input, no token, the body's deadline or pace, its size, its format,
+ * this address's share of the upload slots, no upload slot.
+ */
+export const UPLOAD_REFUSALS = [400, 401, 408, 413, 415, 429, 503] as const;
 
 export const BoxRatioSchema = t.Object(
   { left: t.Number(), top: t.Number(), width: t.Number(), height: t.Number() },

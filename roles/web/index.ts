@@ -8,7 +8,7 @@ import { bucketApiToken, fixedApiToken, localApiToken, type ApiToken } from "./a
 import { ApiKeyStore } from "./api-key-store.ts";
 import { createJobSubmitter } from "./jobs.ts";
 import { ReplyPoller } from "./reply-poller.ts";
-import { createWebServer } from "./server.ts";
+import { createWebServer, type UploadPools } from "./server.ts";
 import { readTls } from "./tls.ts";
 import { createUploadReader, type ImageInspector } from "./upload.ts";
 
@@ -76,18 +76,23 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     timeoutMs: config.requestTimeoutMs,
     mode: config.answerMode,
   });
-  const uploads = createUploadReader({
-    bucket: inBucket,
-    inspect: options.inspect,
-    limits: {
-      maxFileBytes: config.maxUploadBytes,
-      maxBodyBytes: config.maxBodyBytes,
-      concurrentBodies: config.concurrentUploads,
-      slotWaitMs: config.uploadWaitMs,
-      maxQueued: config.uploadQueueLength,
-      bodyTimeoutMs: config.bodyTimeoutMs,
-    },
-  });
+  const uploadReader = () =>
+    createUploadReader({
+      bucket: inBucket,
+      inspect: options.inspect,
+      limits: {
+        maxFileBytes: config.maxUploadBytes,
+        maxBodyBytes: config.maxBodyBytes,
+        concurrentBodies: config.concurrentUploads,
+        perClient: config.uploadsPerClient,
+        slotWaitMs: config.uploadWaitMs,
+        maxQueued: config.uploadQueueLength,
+        bodyTimeoutMs: config.bodyTimeoutMs,
+        pace: { minBytesPerSecond: config.minBodyRate, graceMs: config.bodyRateGraceMs },
+      },
+    });
+  // Two pools, so that strangers' bodies on the open classic route never hold the slots of the authenticated API.
+  const uploads: UploadPools = { classic: uploadReader(), api: uploadReader() };
   const app = createWebServer({
     jobs,
     gallery,
@@ -98,11 +103,13 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     keys,
     classicAuth: config.classicAuth,
     operatingPoints: options.operatingPoints ?? [],
+    classicRateLimit: config.classicRateLimit,
+    trustProxy: config.trustProxy,
     health: () => ({
       role: "web",
       waitingRequests: poller.pending.size,
-      uploadsReading: uploads.slots.reading,
-      uploadsQueued: uploads.slots.queued,
+      uploadsReading: uploads.classic.slots.reading + uploads.api.slots.reading,
+      uploadsQueued: uploads.classic.slots.queued + uploads.api.slots.queued,
       subjects: gallery.list().length,
       ...Object.fromEntries([...(health ?? [])].map(([role, read]) => [role, read()])),
     }),

@@ -1,12 +1,15 @@
 /**
  * The one way uploads are read: an untrusted multipart body, each file streamed into the input bucket as it arrives
  * (checked from its header first, hashed on the way), or a clear 4xx with nothing stored. A bounded number of bodies
- * is read at once, each within a deadline, so memory does not grow with the number or the size of uploads.
+ * is read at once, a few per client, each within a deadline and at a minimum pace, so memory does not grow with the
+ * number or the size of uploads, and slow senders cannot hold the slots.
  */
 import Busboy, { type BusboyFileStream, type BusboyInstance } from "@fastify/busboy";
 import type { TSchema } from "@sinclair/typebox";
 import type { Bucket } from "../cloud/types.ts";
 import { MAX_NAME_BYTES } from "../deployment.ts";
+import { behindPaceAt, type BodyPace } from "./body-pace.ts";
+import { clientOf } from "./client-address.ts";
 import { HttpError } from "./http-error.ts";
 import { UploadSlots } from "./upload-slots.ts";
 
@@ -97,12 +100,16 @@ export interface UploadLimits {
   maxBodyBytes: number;
   /** Bodies read at once; further requests wait for one of these slots. */
   concurrentBodies: number;
+  /** Bodies one client (address) reads at once; its further requests wait, and other clients' overtake them. */
+  perClient: number;
   /** How long a request waits for a slot before it gets 503. */
   slotWaitMs: number;
-  /** Requests that may wait for a slot; one more gets 503 at once. */
+  /** Requests that may wait for a slot; one more takes a place of the client with the most waiting, or is refused (slot-policy.ts). */
   maxQueued: number;
   /** How long a body may take to arrive once its reading starts, before it gets 408. */
   bodyTimeoutMs: number;
+  /** The slowest a body may arrive before it gets 408. */
+  pace: BodyPace;
 }
 
 export interface UploadReader {
@@ -152,7 +159,8 @@ export function bodyBound(limits: UploadLimits, files: FileFields): { bytes: num
 export const bodyTooLarge = (maxBodyBytes: number) => new HttpError(413, "body_too_large", `the request body has more than ${maxBodyBytes} bytes, the limit for a whole body`);
 
 export function createUploadReader(deps: { bucket: Bucket; inspect: ImageInspector; limits: UploadLimits }): UploadReader {
-  const slots = new UploadSlots(deps.limits.concurrentBodies, deps.limits.slotWaitMs, deps.limits.maxQueued);
+  const { limits } = deps;
+  const slots = new UploadSlots({ capacity: limits.concurrentBodies, perClient: limits.perClient, maxQueued: limits.maxQueued }, limits.slotWaitMs);
   let storedSinceCollection = 0;
   const stored = (parts: (Upload | RefusedFile)[]) => {
     for (const part of parts) if ("bytes" in part) storedSinceCollection += part.bytes;
@@ -167,10 +175,16 @@ export function createUploadReader(deps: { bucket: Bucket; inspect: ImageInspect
     }
     const bound = bodyBound(deps.limits, files);
     if (Number(request.headers.get("content-length") ?? 0) > bound.bytes) throw bound.refusal;
-    const release = await slots.acquire();
-    if (!release) {
-      throw new HttpError(503, "busy", `${slots.capacity} uploads are being read and ${slots.queued} wait; try again in a few seconds`);
+    const admission = await slots.acquire(clientOf(request));
+    if ("refused" in admission) {
+      if (admission.refused === "busy") {
+        throw new HttpError(503, "busy", `${slots.limits.capacity} uploads are being read and ${slots.queued} wait; try again in a few seconds`);
+      }
+      throw new HttpError(429, "too_many_uploads", `this address has its share of the uploads being read (${limits.perClient} at once) and of the places to wait; send the next once one is answered`, {
+        headers: { "retry-after": "1" },
+      });
     }
+    const { release } = admission;
     try {
       const form = await readForm(request.body, contentType, { ...deps, requestId, files, each, bound });
       stored(form.parts);
@@ -242,6 +256,25 @@ async function readForm(
     () => fail(new HttpError(408, "body_timeout", `the body did not arrive within ${limits.bodyTimeoutMs} ms`)),
     limits.bodyTimeoutMs,
   );
+  // The pace is judged on the sender's own time: the time this server held the body back (its store was slow, the
+  // parser full) does not count against it.
+  const started = performance.now();
+  let bodyBytes = 0;
+  let heldBackMs = 0;
+  let heldSince: number | undefined;
+  let arrived = false;
+  const sendersTime = () => performance.now() - started - heldBackMs - (heldSince === undefined ? 0 : performance.now() - heldSince);
+  let paceTimer: ReturnType<typeof setTimeout> | undefined;
+  const checkPace = () => {
+    if (arrived || failure) return;
+    const left = behindPaceAt(bodyBytes, limits.pace) - sendersTime();
+    if (left === Infinity) return;
+    if (left <= 0 && heldSince === undefined) {
+      return fail(new HttpError(408, "body_timeout", `the body arrived slower than ${limits.pace.minBytesPerSecond} bytes a second`));
+    }
+    paceTimer = setTimeout(checkPace, Math.max(left, 100));
+  };
+  checkPace();
 
   const storing: Promise<Upload | RefusedFile>[] = [];
   const received = new Map<string, number>();
@@ -272,15 +305,20 @@ async function readForm(
 
   const reader = body.getReader();
   const pump = async () => {
-    let bytes = 0;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      bytes += value.byteLength;
+      bodyBytes += value.byteLength;
       // A chunked body has no length to refuse it by up front: it is refused as soon as it passes the bound.
-      if (bytes > read.bound.bytes) throw read.bound.refusal;
-      if (!parser.write(value)) await new Promise((resolve) => parser.once("drain", resolve));
+      if (bodyBytes > read.bound.bytes) throw read.bound.refusal;
+      if (!parser.write(value)) {
+        heldSince = performance.now();
+        await new Promise((resolve) => parser.once("drain", resolve));
+        heldBackMs += performance.now() - heldSince;
+        heldSince = undefined;
+      }
     }
+    arrived = true;
     parser.end();
     await parsed;
   };
@@ -301,6 +339,7 @@ async function readForm(
     throw failure;
   } finally {
     clearTimeout(deadline);
+    clearTimeout(paceTimer);
   }
 }
 

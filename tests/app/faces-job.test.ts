@@ -47,28 +47,53 @@ describe("which face an enrollment takes", () => {
   }
 });
 
-describe("a faces job", () => {
-  async function run(faces: EmbeddedFace[], options: FacesOptions, threshold: OpenSetThreshold = fixedThreshold(0.9)) {
-    const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-faces-")));
-    const [inBucket, outBucket, galleryBucket] = [blobs.bucket("in"), blobs.bucket("out"), blobs.bucket("gallery")];
-    await inBucket.put("j/a.jpg", new Uint8Array([1]));
-    const gallery = new Gallery(4);
-    gallery.enroll("Ada", new Float32Array([1, 0, 0, 0]));
-    gallery.enroll("Ada", new Float32Array([0.8, 0.6, 0, 0]));
-    gallery.enroll("Bob", new Float32Array([0, 1, 0, 0]));
-    const analysis: ImageAnalysis = { width: 640, height: 480, faces, timings: { decodeMs: 1, detectMs: 2, alignMs: 3, embedMs: 4 } };
-    const job: JobMessage = { kind: "faces", jobId: "j", replyTo: "r", inputKey: "j/a.jpg", name: "a", sha256: "0".repeat(64), mode: "open", faces: options };
-    const reply = await handleJob(job, {
-      analyzer: { analyze: async () => analysis },
-      cache: new AnalysisCache(0),
-      gallery: { current: async () => gallery } as unknown as GalleryReader,
-      inBucket,
-      outBucket,
-      galleryBucket,
-      threshold,
+async function run(faces: EmbeddedFace[], options: FacesOptions, threshold: OpenSetThreshold = fixedThreshold(0.9), classic?: { mode: "open" | "closed" }) {
+  const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-faces-")));
+  const [inBucket, outBucket, galleryBucket] = [blobs.bucket("in"), blobs.bucket("out"), blobs.bucket("gallery")];
+  await inBucket.put("j/a.jpg", new Uint8Array([1]));
+  const gallery = new Gallery(4);
+  gallery.enroll("Ada", new Float32Array([1, 0, 0, 0]));
+  gallery.enroll("Ada", new Float32Array([0.8, 0.6, 0, 0]));
+  gallery.enroll("Bob", new Float32Array([0, 1, 0, 0]));
+  const analysis: ImageAnalysis = { width: 640, height: 480, faces, timings: { decodeMs: 1, detectMs: 2, alignMs: 3, embedMs: 4 } };
+  const job: JobMessage = classic
+    ? { kind: "recognize", jobId: "j", replyTo: "r", inputKey: "j/a.jpg", name: "a", sha256: "0".repeat(64), mode: classic.mode }
+    : { kind: "faces", jobId: "j", replyTo: "r", inputKey: "j/a.jpg", name: "a", sha256: "0".repeat(64), mode: "open", faces: options };
+  const reply = await handleJob(job, {
+    analyzer: { analyze: async () => analysis },
+    cache: new AnalysisCache(0),
+    gallery: { current: async () => gallery } as unknown as GalleryReader,
+    inBucket,
+    outBucket,
+    galleryBucket,
+    threshold,
+  });
+  return { reply, outBucket };
+}
+
+describe("a classic job: the person of the largest detected face, never of the whole image", () => {
+  const NO_FACES_OPTIONS: FacesOptions = { k: 0, maxFaces: 20, minScore: 0, embedding: false };
+  const nearAda = { embedding: [1, 0, 0, 0] };
+  const nearBob = { embedding: [0, 1, 0, 0] };
+  const cases: [string, EmbeddedFace[], "open" | "closed", string][] = [
+    ["one face, near Ada", [face(100, nearAda)], "closed", "Ada"],
+    ["two faces: the larger one's", [face(60, nearAda), face(100, { x: 120, ...nearBob })], "closed", "Bob"],
+    ["no face detected, the whole image near Bob (closed set)", [face(250, { wholeImage: true, ...nearBob })], "closed", "Unknown"],
+    ["no face detected, the whole image near Bob (open set)", [face(250, { wholeImage: true, ...nearBob })], "open", "Unknown"],
+    ["a small face near Bob beside the whole image near Ada", [face(250, { wholeImage: true, ...nearAda }), face(40, nearBob)], "closed", "Bob"],
+    ["nothing at all", [], "closed", "Unknown"],
+    ["open set, a face under the threshold", [face(100, { embedding: [0.6, 0.8, 0, 0] })], "open", "Unknown"],
+  ];
+  for (const [what, faces, mode, person] of cases) {
+    test(`${what}: ${person}`, async () => {
+      const { reply, outBucket } = await run(faces, NO_FACES_OPTIONS, undefined, { mode });
+      expect(reply).toMatchObject({ ok: true, person });
+      expect(new TextDecoder().decode((await outBucket.get("a"))!)).toBe(person);
     });
-    return { reply, outBucket };
   }
+});
+
+describe("a faces job", () => {
 
   test("detected faces only, largest first, minScore and maxFaces applied, candidates by subject; small enough to travel inline", async () => {
     const low = { ...face(80, { x: 300 }), score: 0.3 };

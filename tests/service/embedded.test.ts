@@ -107,6 +107,14 @@ describe("embedded service", () => {
     expect(person).toBe(images[0]!.person);
   });
 
+  test("a photo with no face: the classic answer is Unknown even closed-set, not the subject nearest to the whole image", async () => {
+    const grey = new Uint8Array(await sharp({ create: { width: 160, height: 160, channels: 3, background: { r: 120, g: 110, b: 100 } } }).jpeg().toBuffer());
+    const response = await fetch(`${service.url}/`, { method: "POST", body: upload("inputFile", grey, "wall.jpg") });
+    expect(`${response.status} ${await response.text()}`).toBe("200 wall:Unknown");
+    const recognized = await fetch(`${service.url}/v1/recognize`, { method: "POST", body: upload("image", grey, "wall.jpg"), headers: auth });
+    expect(((await recognized.json()) as { faces: unknown[] }).faces).toEqual([]);
+  });
+
   test("control characters in a file name become underscores in the answer", async () => {
     const response = await postImage(service.url, images[0]!.file, `a\u0001b\u0007c.jpg`);
     expect(await response.text()).toBe(`a_b_c:${images[0]!.person}`);

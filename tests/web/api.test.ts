@@ -17,7 +17,7 @@ import { createWebServer } from "../../roles/web/server.ts";
 import { SubjectFacesSchema, SubjectListSchema } from "../../roles/web/subjects.ts";
 import { SubjectVerifyAnswerSchema, VerifyAnswerSchema } from "../../roles/web/verify.ts";
 import type { UploadLimits } from "../../roles/web/upload.ts";
-import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, request, testImages, testUploadReader } from "./support.ts";
+import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, request, testImages, testUploadReaders } from "./support.ts";
 
 let images: Awaited<ReturnType<typeof testImages>>;
 beforeAll(async () => {
@@ -72,12 +72,14 @@ async function api(limits: Partial<UploadLimits> = {}) {
     jobs,
     gallery,
     keys: await ApiKeyStore.open(bucket, captureLogs().logger),
-    uploads: testUploadReader({ maxFileBytes: FILE_LIMIT, ...limits }, uploadBucket),
+    uploads: testUploadReaders({ maxFileBytes: FILE_LIMIT, ...limits }, uploadBucket),
     log: captureLogs().logger,
     metrics: new ServiceMetrics(),
     token: () => "a-test-token",
     classicAuth: false,
     operatingPoints: OPERATING_POINTS,
+    classicRateLimit: 0,
+    trustProxy: false,
     health: () => ({}),
   });
   const call = (method: string, path: string, body?: FormData | object) =>

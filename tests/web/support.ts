@@ -31,11 +31,11 @@ import { imageInspector } from "../../roles/start.ts";
 import { ApiKeyStore } from "../../roles/web/api-key-store.ts";
 import { createJobSubmitter, type JobOptions, type JobSubmitter } from "../../roles/web/jobs.ts";
 import { ReplyPoller } from "../../roles/web/reply-poller.ts";
-import { createWebServer } from "../../roles/web/server.ts";
 import { accessPolicy } from "../../roles/web/access.ts";
 import { bearerGuard } from "../../roles/web/bearer.ts";
 import { errorMapping } from "../../roles/web/errors.ts";
 import { requestTarget } from "../../roles/web/request-target.ts";
+import { createWebServer, type UploadPools } from "../../roles/web/server.ts";
 import { createUploadReader, type Upload, type UploadLimits, type UploadReader } from "../../roles/web/upload.ts";
 import { decodeImage } from "../../model/decode.ts";
 import { ModelConfigSchema, operatingPointsFor, type FarCalibration, type ModelConfig } from "../../model/index.ts";
@@ -95,11 +95,25 @@ export function request(path: string, init: RequestInit = {}): Request {
 }
 
 /** The limits of the tests' upload readers, unless a test says otherwise: small files, generous times. */
-export const TEST_UPLOAD_LIMITS: UploadLimits = { maxFileBytes: 256 * 1024, maxBodyBytes: 4 * 1024 * 1024, concurrentBodies: 4, slotWaitMs: 5_000, maxQueued: 100, bodyTimeoutMs: 5_000 };
+export const TEST_UPLOAD_LIMITS: UploadLimits = {
+  maxFileBytes: 256 * 1024,
+  maxBodyBytes: 4 * 1024 * 1024,
+  concurrentBodies: 4,
+  perClient: 4,
+  slotWaitMs: 5_000,
+  maxQueued: 100,
+  bodyTimeoutMs: 5_000,
+  pace: { minBytesPerSecond: 0, graceMs: 0 },
+};
 
 /** The upload reader over `bucket` (a fresh folder by default) with the model's real header inspector. */
 export function testUploadReader(limits: Partial<UploadLimits> = {}, bucket: Bucket = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-uploads-"))).bucket("in")): UploadReader {
   return createUploadReader({ bucket, inspect: imageInspector(40_000_000), limits: { ...TEST_UPLOAD_LIMITS, ...limits } });
+}
+
+/** The web server's two upload pools (the classic route's, the API's) over one bucket. */
+export function testUploadReaders(limits: Partial<UploadLimits> = {}, bucket?: Bucket): UploadPools {
+  return { classic: testUploadReader(limits, bucket), api: testUploadReader(limits, bucket) };
 }
 
 /** Answers jobs as an app instance would: `answer` decides the reply to each job it takes. */
@@ -170,12 +184,14 @@ export async function startWebHarness(
     jobs,
     gallery,
     keys,
-    uploads: testUploadReader(options.limits, inBucket),
+    uploads: testUploadReaders(options.limits, inBucket),
     log: logs.logger,
     metrics,
     token: () => TOKEN,
     classicAuth: options.classicAuth ?? false,
     operatingPoints: options.operatingPoints ?? DEFAULT_OPERATING_POINTS,
+    classicRateLimit: 0,
+    trustProxy: false,
     health: () => ({ role: "web" }),
   });
   return {

@@ -1,10 +1,12 @@
 // Bounded uploads, over real HTTP against the web role in a process of its own (tests/web/upload-server.ts): a cap on
 // bodies read at once, a chunked body refused as soon as it passes the limit, the file limit per file and the body
 // bound per body, the slow-body deadline, nothing stored on a refusal, and the process's memory bounded while many
-// large uploads arrive at once.
+// large uploads arrive at once. Then fair slots, from several loopback addresses: slow anonymous bodies beside the
+// API, the minimum pace, the cap per address, the classic route's rate limit.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { loadConfig, resourceNames } from "../../roles/config.ts";
@@ -252,4 +254,207 @@ describe("no slot free within the wait: 503 busy", () => {
     await expectRefusal(await stalled, 408, "body_timeout");
     expect(await server.stored()).toBe(0);
   });
+});
+
+/**
+ * A POST over a connection of its own from `from` (any 127.x.y.z: Linux answers the whole loopback /8), so that the
+ * server sees another client address. With `trickle`, the body (a multipart head, then JPEG bytes) comes 10 bytes every
+ * 200 ms and never ends; otherwise `body` is sent whole. `answer` is the status and the raw answer (status 0: the
+ * connection closed without one).
+ */
+function rawPost(url: string, from: string, path: string, headers: Record<string, string>, body: Uint8Array | { trickle: Uint8Array }) {
+  const { hostname, port } = new URL(url);
+  const socket = connect({ host: hostname, port: Number(port), localAddress: from });
+  let received = "";
+  let ticker: ReturnType<typeof setInterval> | undefined;
+  const answer = new Promise<{ status: number; text: string }>((resolve) => {
+    const settle = () => {
+      clearInterval(ticker);
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(received);
+      resolve({ status: status ? Number(status[1]) : 0, text: received });
+    };
+    socket.on("data", (chunk) => {
+      received += chunk.toString();
+      const [head, rest] = received.split("\r\n\r\n", 2);
+      const length = /content-length: (\d+)/i.exec(head ?? "");
+      if (rest !== undefined && length && Buffer.byteLength(rest) >= Number(length[1])) settle();
+    });
+    socket.on("close", settle);
+    socket.on("error", () => {});
+  });
+  socket.on("connect", () => {
+    const lengthHeader = "trickle" in body ? "transfer-encoding: chunked" : `content-length: ${body.byteLength}`;
+    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+    socket.write(`POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\n${head}${lengthHeader}\r\n\r\n`);
+    if (!("trickle" in body)) return void socket.write(body);
+    const bytes = Buffer.concat([partHead("slow.jpg"), body.trickle]);
+    let offset = 0;
+    ticker = setInterval(() => {
+      const piece = bytes.subarray(offset, offset + 10);
+      offset += 10;
+      if (piece.length > 0) socket.write(`${piece.length.toString(16)}\r\n${piece.toString("latin1")}\r\n`, "latin1");
+    }, 200);
+  });
+  return {
+    answer,
+    close() {
+      clearInterval(ticker);
+      socket.destroy();
+    },
+  };
+}
+
+const anonymousUpload = async (name: string) => {
+  const form = new FormData();
+  form.append("inputFile", new File([await noiseJpeg(64, 64)], `${name}.jpg`, { type: "image/jpeg" }));
+  return form;
+};
+
+/** A whole multipart body and its content type, to send over a raw connection. */
+async function multipartBytes(form: FormData): Promise<{ bytes: Uint8Array; type: string }> {
+  const encoded = new Response(form);
+  // Read before the body: Bun's Response forgets the type once its FormData body is read.
+  const type = encoded.headers.get("content-type")!;
+  return { bytes: new Uint8Array(await encoded.arrayBuffer()), type };
+}
+
+async function waitForHealth(server: UploadServer, wanted: Record<string, number>): Promise<void> {
+  for (let tries = 0; tries < 100; tries++) {
+    const health = await server.health();
+    if (Object.entries(wanted).every(([key, value]) => health[key] === value)) return;
+    await Bun.sleep(50);
+  }
+  expect(await server.health()).toMatchObject(wanted);
+}
+
+describe("slow anonymous bodies do not starve the authenticated API (no minimum rate, so they hold their slots)", () => {
+  let server: UploadServer;
+  beforeAll(async () => {
+    server = await startUploadServer({ FACEFLEET_MIN_BODY_RATE: "0", FACEFLEET_GALLERY_BUCKET: "uploads-in-bucket" });
+  });
+  afterAll(() => server?.stop());
+
+  test("20 trickling POST / from 20 addresses hold every open slot; an enrollment is still answered at once", async () => {
+    const jpeg = await noiseJpeg(200, 200);
+    const slow = Array.from({ length: 20 }, (_, i) => rawPost(server.url, `127.0.0.${10 + i}`, "/", MULTIPART, { trickle: jpeg }));
+    try {
+      await waitForHealth(server, { uploadsReading: 16, uploadsQueued: 4 });
+      const form = new FormData();
+      form.append("image", new File([await noiseJpeg(64, 64)], "ada.jpg", { type: "image/jpeg" }));
+      const started = performance.now();
+      const response = await fetch(`${server.url}/v1/subjects/Ada/faces`, { method: "POST", body: form, headers: { authorization: "Bearer t" }, signal: AbortSignal.timeout(5000) });
+      expect(response.status).toBe(201);
+      expect(performance.now() - started).toBeLessThan(3000);
+    } finally {
+      for (const connection of slow) connection.close();
+    }
+  });
+});
+
+describe("fair uploads with the defaults (64 KiB/s after 1 s, 4 bodies per address, no rate limit)", () => {
+  let server: UploadServer;
+  beforeAll(async () => {
+    server = await startUploadServer({});
+  });
+  afterAll(() => server?.stop());
+
+  test("a trickling body: 408 body_timeout within a few seconds, not at the 30 s deadline; nothing stored", async () => {
+    const before = await server.stored();
+    const started = performance.now();
+    const slow = rawPost(server.url, "127.0.0.50", "/", MULTIPART, { trickle: await noiseJpeg(200, 200) });
+    const answer = await Promise.race([slow.answer, Bun.sleep(8000).then(() => ({ status: 0, text: "no answer in 8 s" }))]);
+    slow.close();
+    expect(answer.status).toBe(408);
+    expect(answer.text).toContain('"error":"body_timeout"');
+    const seconds = (performance.now() - started) / 1000;
+    expect(seconds).toBeGreaterThan(1.5);
+    expect(seconds).toBeLessThan(5);
+    expect(await server.stored()).toBe(before);
+    await waitForHealth(server, { uploadsReading: 0, uploadsQueued: 0 });
+  });
+
+  test("no rate limit on the classic route by default: 30 requests at once from one address, all answered", async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, async (_, i) => {
+        const response = await fetch(`${server.url}/`, { method: "POST", body: await anonymousUpload(`burst_${i}`) });
+        return `${response.status} ${await response.text()}`;
+      }),
+    );
+    expect(answers).toEqual(Array.from({ length: 30 }, (_, i) => `200 burst_${i}:Paul`));
+  });
+});
+
+describe("one address past its share (2 bodies per address, 4 slots, 2 places to wait, no minimum rate)", () => {
+  let server: UploadServer;
+  beforeAll(async () => {
+    server = await startUploadServer({
+      FACEFLEET_MIN_BODY_RATE: "0",
+      FACEFLEET_UPLOADS_PER_CLIENT: "2",
+      FACEFLEET_CONCURRENT_UPLOADS: "4",
+      FACEFLEET_UPLOAD_QUEUE_LENGTH: "2",
+    });
+  });
+  afterAll(() => server?.stop());
+
+  test("its third body waits while another address is served; when it fills the queue, it is answered 429 and the other address still gets a place", async () => {
+    const jpeg = await noiseJpeg(200, 200);
+    const hog = (n: number) => Array.from({ length: n }, () => rawPost(server.url, "127.0.0.60", "/", MULTIPART, { trickle: jpeg }));
+    const slow = hog(3);
+    try {
+      await waitForHealth(server, { uploadsReading: 2, uploadsQueued: 1 });
+      const served = await fetch(`${server.url}/`, { method: "POST", body: await anonymousUpload("other"), signal: AbortSignal.timeout(5000) });
+      expect(`${served.status} ${await served.text()}`).toBe("200 other:Paul");
+
+      // Another address reads its two, so the slots are full: the hog's next one waits, and fills the queue.
+      slow.push(...Array.from({ length: 2 }, () => rawPost(server.url, "127.0.0.61", "/", MULTIPART, { trickle: jpeg })));
+      await waitForHealth(server, { uploadsReading: 4, uploadsQueued: 1 });
+      slow.push(...hog(1));
+      await waitForHealth(server, { uploadsReading: 4, uploadsQueued: 2 });
+      const [turnedAway] = hog(1);
+      expect((await turnedAway!.answer).status).toBe(429);
+      const { bytes, type } = await multipartBytes(await anonymousUpload("newcomer"));
+      const newcomer = rawPost(server.url, "127.0.0.62", "/", { "content-type": type }, bytes);
+      const evicted = await Promise.race([slow.at(-1)!.answer, Bun.sleep(3000).then(() => ({ status: 0, text: "" }))]);
+      expect(evicted.status).toBe(429);
+      expect(evicted.text).toContain('"error":"too_many_uploads"');
+      turnedAway!.close();
+      for (const connection of slow) connection.close();
+      expect((await newcomer.answer).text).toEndWith("newcomer:Paul");
+      newcomer.close();
+    } finally {
+      for (const connection of slow) connection.close();
+    }
+  });
+});
+
+describe("the classic route's rate limit per address (FACEFLEET_CLASSIC_RATE_LIMIT=1)", () => {
+  for (const trustProxy of [false, true]) {
+    describe(trustProxy ? "behind a trusted proxy: the address it appended to X-Forwarded-For" : "X-Forwarded-For not trusted: the peer's address", () => {
+      let server: UploadServer;
+      beforeAll(async () => {
+        server = await startUploadServer({ FACEFLEET_CLASSIC_RATE_LIMIT: "1", ...(trustProxy ? { FACEFLEET_TRUST_PROXY: "true" } : {}) });
+      });
+      afterAll(() => server?.stop());
+
+      test("a second request within the second: 429 rate_limited with Retry-After; another address is served", async () => {
+        const send = async (name: string, forwardedFor: string) => {
+          const response = await fetch(`${server.url}/`, { method: "POST", body: await anonymousUpload(name), headers: { "x-forwarded-for": forwardedFor } });
+          return { status: response.status, text: await response.text(), retryAfter: response.headers.get("retry-after") };
+        };
+        expect(await send("first", "203.0.113.1")).toMatchObject({ status: 200, text: "first:Paul" });
+        const limited = await send("second", "198.51.100.7, 203.0.113.1");
+        expect(limited).toMatchObject({ status: 429, retryAfter: "1" });
+        expect(JSON.parse(limited.text)).toMatchObject({ error: "rate_limited" });
+        // Another address: over the proxy, another last entry; without one, another connection's peer.
+        const other = trustProxy
+          ? await send("other", "203.0.113.1, 203.0.113.2")
+          : await (async () => {
+              const { bytes, type } = await multipartBytes(await anonymousUpload("other"));
+              const { status, text } = await rawPost(server.url, "127.0.0.70", "/", { "content-type": type, "x-forwarded-for": "203.0.113.1" }, bytes).answer;
+              return { status, text: text.split("\r\n\r\n")[1] };
+            })();
+        expect(other).toMatchObject({ status: 200, text: "other:Paul" });
+      });
+    });
+  }
 });
