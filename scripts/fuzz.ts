@@ -14,7 +14,7 @@
  * --rss-limit-mb (the embedded service is then killed: a failure).
  * Prints each 5xx, timeout, well-formed request closed without an answer and anonymous answer from past the bearer
  * guard (under /v1: not 401, not a routing 404) on stderr, then
- * on stdout a line `findings {…}` (those counts, the slowest answer to an ordinary upload sent while more bodies
+ * on stdout a line `findings {…}` (those counts, the requests Bun's HTTP parser refused before the service saw them, the slowest answer to an ordinary upload sent while more bodies
  * trickle than the service has upload slots, and the statuses by case kind) and, last, one JSON object:
  *   {"cases","answered_2xx","answered_4xx","answered_5xx","timeouts","unhealthy_marks","instances_replaced","peak_web_rss_mb","peak_total_rss_mb"}
  */
@@ -209,7 +209,7 @@ const target: FuzzTarget = {
 };
 console.error(`fuzzing ${url} (seed ${seed}, ${minutes} min, ${concurrency} at once), routes: ${routes.map((route) => `${route.method} ${route.path}`).join(", ")}; ${subjects.length} subjects${dataDir ? `; service log ${dataDir}/service.log` : ""}`);
 
-const tally = { cases: 0, answered_2xx: 0, answered_4xx: 0, answered_5xx: 0, timeouts: 0, other: 0, dropped: 0, closedOnMalformed: 0, pastGuard: 0, slowestBesideTricklesMs: 0 };
+const tally = { cases: 0, answered_2xx: 0, answered_4xx: 0, answered_5xx: 0, timeouts: 0, other: 0, dropped: 0, closedOnMalformed: 0, refusedByHttpParser: 0, pastGuard: 0, slowestBesideTricklesMs: 0 };
 interface KindTally {
   cases: number;
   statuses: Record<string, number>;
@@ -229,6 +229,15 @@ function pastGuard(outcome: CaseOutcome): boolean {
   return code !== undefined && code !== "not_found" && !(outcome.status === 400 && code === "bad_request");
 }
 
+/**
+ * Bun's HTTP parser refuses a request line it cannot parse (a raw space or NUL in the target or the method) with a bare
+ * 505 or 400 before any of the service's code runs: no `x-request-id`, no body. Counted apart from the service's answers.
+ */
+function refusedByHttpParser(outcome: CaseOutcome): boolean {
+  const [head = "", body = ""] = outcome.head.split("\r\n\r\n");
+  return outcome.status !== undefined && outcome.status >= 400 && !/^x-request-id:/im.test(head) && body.length === 0;
+}
+
 function record(fuzz: FuzzCase, outcome: CaseOutcome): void {
   const kind = kindTally(fuzz.kind);
   const label = outcome.status === undefined ? (outcome.timedOut ? "timeout" : "closed") : String(outcome.status);
@@ -241,6 +250,7 @@ function record(fuzz: FuzzCase, outcome: CaseOutcome): void {
     tally.dropped++;
     failure = "CLOSED WITHOUT AN ANSWER";
   } else if (outcome.status === undefined) tally.closedOnMalformed++;
+  else if (refusedByHttpParser(outcome)) tally.refusedByHttpParser++;
   else if (outcome.status >= 500) {
     tally.answered_5xx++;
     failure = `${outcome.status}`;
@@ -302,6 +312,7 @@ const findings = {
   anonymous_past_guard: tally.pastGuard,
   dropped: tally.dropped,
   closed_on_malformed: tally.closedOnMalformed,
+  refused_by_http_parser: tally.refusedByHttpParser,
   slowest_beside_trickles_ms: tally.slowestBesideTricklesMs,
   other_statuses: tally.other,
   by_kind: Object.fromEntries([...byKind].sort(([a], [b]) => a.localeCompare(b))),
