@@ -67,7 +67,8 @@ export async function startSimDeployment(options: SimDeploymentOptions): Promise
   Object.assign(process.env, region.env, settings);
   const config = loadConfig();
   const names = resourceNames(config);
-  const cloud = awsCloud(config);
+  // This process is the operator's, not an instance: it has no instance metadata to read its account from.
+  const cloud = awsCloud({ ...config, instanceMetadata: "optional" });
   const infra = async (script: string, ...extra: string[]): Promise<void> => {
     console.error(`$ bun run infra/${script}.ts ${extra.join(" ")}`);
     const child = Bun.spawn([process.execPath, `infra/${script}.ts`, "--state-file", stateFile, ...extra], {
