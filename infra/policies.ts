@@ -245,7 +245,14 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
       Condition: {
         ArnLike: fromTemplate,
         ArnEquals: appProfile,
-        StringEquals: { "ec2:InstanceType": scope.appInstanceType, [`aws:RequestTag/${DEPLOYMENT_TAG}`]: prefix, [`aws:RequestTag/${ROLE_TAG}`]: APP_ROLE_TAG_VALUE },
+        // The template's IMDSv2 only: a caller's MetadataOptions override it, and IMDSv1 would hand the app role's
+        // credentials to any request the instance can be made to send.
+        StringEquals: {
+          "ec2:InstanceType": scope.appInstanceType,
+          "ec2:MetadataHttpTokens": "required",
+          [`aws:RequestTag/${DEPLOYMENT_TAG}`]: prefix,
+          [`aws:RequestTag/${ROLE_TAG}`]: APP_ROLE_TAG_VALUE,
+        },
       },
     },
     {

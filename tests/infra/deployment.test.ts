@@ -392,6 +392,8 @@ describe("a deployment's life in the emulated region", () => {
       const denied = { name: "UnauthorizedOperation" };
       await expect(web.send(launchApp({ NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnet, Groups: [otherGroup!] }] }))).rejects.toMatchObject(denied);
       await expect(web.send(launchApp({ SecurityGroupIds: [otherGroup!] }))).rejects.toMatchObject(denied);
+      // Nor IMDSv1 over the template's IMDSv2.
+      await expect(web.send(launchApp({ MetadataOptions: { HttpTokens: "optional" } }))).rejects.toMatchObject(denied);
       const spread = await web.send(launchApp({ NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: subnet, Groups: [deploymentState().securityGroupId] }] }));
       launched.push(spread.Instances![0]!.InstanceId!);
       expect(spread.Instances![0]!.SubnetId).toBe(subnet);

@@ -140,7 +140,8 @@ describe("the authorizations of a RunInstances", () => {
     store.securityGroups.set(id, { id, name: id, description: id, vpcId: "vpc-0emulated0000000", ingress: [], createdAt: 0 });
     if (deployment) store.addTags(id, { Deployment: deployment });
   }
-  store.launchTemplates.set("lt-1", { id: "lt-1", name: "alpha-instance", createTime: new Date(), defaultVersion: 1, versions: new Map([[1, { spec: { securityGroupIds: ["sg-deployment"] }, createTime: new Date() }]]) });
+  const templateSpec = { securityGroupIds: ["sg-deployment"], metadataOptions: { httpTokens: "required" } };
+  store.launchTemplates.set("lt-1", { id: "lt-1", name: "alpha-instance", createTime: new Date(), defaultVersion: 1, versions: new Map([[1, { spec: templateSpec, createTime: new Date() }]]) });
   const access = (query: string) => ec2Access("RunInstances", parseQuery(`MinCount=1&MaxCount=1&LaunchTemplate.LaunchTemplateId=lt-1&${query}`), { store, region: "us-east-1", roleArnOfProfile: () => undefined });
   const groupsAsked = (query: string) => access(query).filter((request) => request.resource.includes(":security-group/")).map((request) => [request.resource.split("/").pop(), request.context?.["aws:ResourceTag/Deployment"]]);
   const arn = (resource: string) => `arn:aws:ec2:us-east-1:123456789012:${resource}`;
@@ -149,6 +150,13 @@ describe("the authorizations of a RunInstances", () => {
     expect(groupsAsked("")).toEqual([["sg-deployment", "alpha"]]);
     expect(groupsAsked(`NetworkInterface.1.DeviceIndex=0&NetworkInterface.1.SubnetId=${subnet}&NetworkInterface.1.SecurityGroupId.1=sg-other`)).toEqual([["sg-other", undefined]]);
     expect(groupsAsked("SecurityGroupId.1=sg-other")).toEqual([["sg-other", undefined]]);
+  });
+
+  test("the instance is checked with the IMDS tokens it gets: the caller's MetadataOptions over the template's", () => {
+    const tokensAsked = (query: string) => access(query).find((request) => request.resource === arn("instance/*"))?.context?.["ec2:MetadataHttpTokens"];
+    expect(tokensAsked("")).toBe("required");
+    expect(tokensAsked("MetadataOptions.HttpTokens=optional")).toBe("optional");
+    expect(ec2Access("RunInstances", parseQuery("MinCount=1&MaxCount=1&ImageId=ami-1"), { store, region: "us-east-1", roleArnOfProfile: () => undefined })[0]?.context?.["ec2:MetadataHttpTokens"]).toBe("optional");
   });
 
   test("the subnet and the network interface are checked, with the subnet's VPC", () => {

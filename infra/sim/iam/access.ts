@@ -127,6 +127,8 @@ function runInstancesAccess(params: Params, source: Ec2AccessSource, arn: (resou
         ...tagContext("aws:RequestTag", instanceTags),
         "ec2:InstanceType": spec.instanceType ?? "m1.small",
         "ec2:InstanceProfile": profileName && `arn:aws:iam::${ACCOUNT_ID}:instance-profile/${profileName}`,
+        // As the instance gets it: the caller's option over the template's, else EC2's default.
+        "ec2:MetadataHttpTokens": spec.metadataOptions?.httpTokens ?? "optional",
       },
     },
     { action: "ec2:RunInstances", resource: arn("volume/*"), context: { ...context, ...tagContext("aws:RequestTag", tagsFor("volume")) } },
