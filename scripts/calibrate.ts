@@ -1,0 +1,80 @@
+/**
+ * Measures the activation ranges the int8 networks quantise with, and writes them as model/build/calibration/<network>.json:
+ *   bun run scripts/calibrate.ts [--images 300] [--network dlib-resnet]
+ * Runs the default float32 pipeline (flip on) over every k-th photo of lfw-devtrain, so each network sees the inputs it
+ * sees in service (detector: the photo; landmarks: the face and its mirror; embedder: the aligned crop and its mirror),
+ * and records, per tensor that the int8 graph quantises, the min and max over all runs.
+ */
+import { readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import * as ort from "onnxruntime-node";
+import { buildModels } from "../model/build/index.ts";
+import { calibrationPath, INT8_NETWORKS, type Int8Network } from "../model/build/int8.ts";
+import { decodeModel, quantisedActivations, withTensorOutputs, type CalibrationTable } from "../model/build/quantize.ts";
+import { ONNX_DIR } from "../model/onnx-session.ts";
+import { Recognizer } from "../model/recognizer.ts";
+import { loadParts } from "../model/registry.ts";
+import { pipelineConfig } from "./pipeline-options.ts";
+
+const { values: args } = parseArgs({ options: { images: { type: "string", default: "300" }, network: { type: "string" } } });
+const imagesDir = join(import.meta.dir, "..", "..", "shared", "datasets", "lfw-devtrain", "images");
+const all = readdirSync(imagesDir).sort().flatMap((person) => readdirSync(join(imagesDir, person)).sort().map((f) => join(imagesDir, person, f)));
+const count = Number(args.images);
+const step = Math.max(1, Math.floor(all.length / count));
+const photos = all.filter((_, i) => i % step === 0).slice(0, count);
+
+await buildModels();
+const networks = INT8_NETWORKS.filter((n) => !args.network || n.network === args.network);
+
+interface Probe {
+  network: Int8Network;
+  session: ort.InferenceSession;
+  ranges: Map<string, [number, number]>;
+  runs: number;
+}
+const probes: Probe[] = [];
+for (const network of networks) {
+  const model = decodeModel(await Bun.file(join(ONNX_DIR, network.file)).bytes());
+  const names = quantisedActivations(model);
+  const session = await ort.InferenceSession.create(withTensorOutputs(model, names), { intraOpNumThreads: 1, graphOptimizationLevel: "disabled" });
+  probes.push({ network, session, ranges: new Map(names.map((n) => [n, [Infinity, -Infinity]])), runs: 0 });
+}
+
+// Every float32 run of the pipeline is repeated on the probe graph of the network with that input size.
+const sessionClass = Object.getPrototypeOf(probes[0]!.session) as { run: ort.InferenceSession["run"] };
+const run = sessionClass.run;
+sessionClass.run = async function (this: ort.InferenceSession, feeds: ort.InferenceSession.FeedsType, ...rest: unknown[]) {
+  const [input] = Object.values(feeds) as ort.Tensor[];
+  const probe = probes.find((p) => p.session !== this && input?.dims[1] === p.network.inputSize && input.dims[2] === p.network.inputSize);
+  if (probe) {
+    const outputs = await probe.session.run(feeds);
+    for (const [name, range] of probe.ranges) {
+      const values = outputs[name]!.data as Float32Array;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i]!;
+        if (v < range[0]) range[0] = v;
+        if (v > range[1]) range[1] = v;
+      }
+    }
+    probe.runs++;
+  }
+  return (run as (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType>).call(this, feeds, ...rest);
+} as typeof run;
+
+const config = { ...pipelineConfig({}), flip: true };
+const recognizer = new Recognizer(await loadParts(config, ONNX_DIR), config);
+for (const photo of photos) await recognizer.analyzeBytes(await Bun.file(photo).bytes());
+
+const significant = (x: number) => Number(x.toPrecision(6));
+for (const probe of probes) {
+  const table: CalibrationTable = {
+    network: probe.network.network,
+    source: `scripts/calibrate.ts --images ${photos.length}: min/max over ${probe.runs} runs on every ${step}th photo of lfw-devtrain, default pipeline with flip`,
+    tensors: Object.fromEntries([...probe.ranges].map(([name, [min, max]]) => [name, [significant(min), significant(max)]])),
+  };
+  const lines = Object.entries(table.tensors).map(([name, range]) => `    ${JSON.stringify(name)}: ${JSON.stringify(range)}`);
+  const head = `{\n  "network": ${JSON.stringify(table.network)},\n  "source": ${JSON.stringify(table.source)},\n  "tensors": {\n`;
+  writeFileSync(calibrationPath(probe.network.network), `${head}${lines.join(",\n")}\n  }\n}\n`);
+  console.log(`${probe.network.network}: ${probe.ranges.size} tensors, ${probe.runs} runs -> ${calibrationPath(probe.network.network)}`);
+}
