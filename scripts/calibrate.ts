@@ -16,6 +16,7 @@ import { ONNX_DIR } from "../model/onnx-session.ts";
 import { Recognizer } from "../model/recognizer.ts";
 import { loadParts } from "../model/registry.ts";
 import { pipelineConfig } from "./pipeline-options.ts";
+import { observeSessionRuns } from "./yardstick.ts";
 
 const { values: args } = parseArgs({ options: { images: { type: "string", default: "300" }, network: { type: "string" } } });
 const imagesDir = join(import.meta.dir, "..", "..", "shared", "datasets", "lfw-devtrain", "images");
@@ -42,25 +43,20 @@ for (const network of networks) {
 }
 
 // Every float32 run of the pipeline is repeated on the probe graph of the network with that input size.
-const sessionClass = Object.getPrototypeOf(probes[0]!.session) as { run: ort.InferenceSession["run"] };
-const run = sessionClass.run;
-sessionClass.run = async function (this: ort.InferenceSession, feeds: ort.InferenceSession.FeedsType, ...rest: unknown[]) {
-  const [input] = Object.values(feeds) as ort.Tensor[];
-  const probe = probes.find((p) => p.session !== this && input?.dims[1] === p.network.inputSize && input.dims[2] === p.network.inputSize);
-  if (probe) {
-    const outputs = await probe.session.run(feeds);
-    for (const [name, range] of probe.ranges) {
-      const values = outputs[name]!.data as Float32Array;
-      for (let i = 0; i < values.length; i++) {
-        const v = values[i]!;
-        if (v < range[0]) range[0] = v;
-        if (v > range[1]) range[1] = v;
-      }
+observeSessionRuns(probes[0]!.session, async (session, input) => {
+  const probe = probes.find((p) => p.session !== session && input.dims[1] === p.network.inputSize && input.dims[2] === p.network.inputSize);
+  if (!probe) return;
+  const outputs = await probe.session.run({ [probe.session.inputNames[0]!]: input });
+  for (const [name, range] of probe.ranges) {
+    const values = outputs[name]!.data as Float32Array;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      if (v < range[0]) range[0] = v;
+      if (v > range[1]) range[1] = v;
     }
-    probe.runs++;
   }
-  return (run as (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType>).call(this, feeds, ...rest);
-} as typeof run;
+  probe.runs++;
+});
 
 const config = { ...pipelineConfig({}), flip: true };
 const recognizer = new Recognizer(await loadParts(config, ONNX_DIR), config);
