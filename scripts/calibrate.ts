@@ -37,7 +37,7 @@ interface Probe {
 const probes: Probe[] = [];
 for (const network of networks) {
   const model = decodeModel(await Bun.file(join(ONNX_DIR, network.file)).bytes());
-  const names = quantisedActivations(model);
+  const names = quantisedActivations(model, network.quantisation);
   const session = await ort.InferenceSession.create(withTensorOutputs(model, names), { intraOpNumThreads: 1, graphOptimizationLevel: "disabled" });
   probes.push({ network, session, ranges: new Map(names.map((n) => [n, [Infinity, -Infinity]])), runs: 0 });
 }

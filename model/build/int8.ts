@@ -6,7 +6,7 @@ import { DLIB_RESNET_FILE } from "../embedders/dlib-resnet.ts";
 import { LANDMARK68_FILE } from "../landmarkers/landmark68.ts";
 import { int8File, ONNX_DIR } from "../onnx-session.ts";
 import type { BuildTarget } from "./targets.ts";
-import { decodeModel, quantiseModel, type CalibrationTable } from "./quantize.ts";
+import { decodeModel, quantiseModel, type CalibrationTable, type QuantisationOptions } from "./quantize.ts";
 
 export interface Int8Network {
   /** Also the calibration table's name: calibration/<network>.json. */
@@ -15,12 +15,13 @@ export interface Int8Network {
   file: string;
   /** Side of its square NHWC input, which tells its runs apart when calibrating. */
   inputSize: number;
+  quantisation: QuantisationOptions;
 }
 
 export const INT8_NETWORKS: Int8Network[] = [
-  { network: "dlib-resnet", file: DLIB_RESNET_FILE, inputSize: 150 },
-  { network: "landmark68", file: LANDMARK68_FILE, inputSize: 112 },
-  { network: "blazeface-front", file: BLAZEFACE_FRONT.file, inputSize: BLAZEFACE_FRONT.inputSize },
+  { network: "dlib-resnet", file: DLIB_RESNET_FILE, inputSize: 150, quantisation: { adds: false } },
+  { network: "landmark68", file: LANDMARK68_FILE, inputSize: 112, quantisation: { adds: true } },
+  { network: "blazeface-front", file: BLAZEFACE_FRONT.file, inputSize: BLAZEFACE_FRONT.inputSize, quantisation: { adds: true } },
 ];
 
 export const CALIBRATION_DIR = join(import.meta.dir, "calibration");
@@ -31,7 +32,7 @@ export function calibrationPath(network: string): string {
 
 export function buildInt8(network: Int8Network, onnxDir = ONNX_DIR): Uint8Array {
   const table = JSON.parse(readFileSync(calibrationPath(network.network), "utf8")) as CalibrationTable;
-  return quantiseModel(decodeModel(readFileSync(join(onnxDir, network.file))), table);
+  return quantiseModel(decodeModel(readFileSync(join(onnxDir, network.file))), table, network.quantisation);
 }
 
 export const INT8_TARGETS: BuildTarget[] = INT8_NETWORKS.map((network) => ({

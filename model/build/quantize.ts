@@ -16,22 +16,30 @@ export interface CalibrationTable {
 
 const DataType = onnx.TensorProto.DataType;
 
+export interface QuantisationOptions {
+  /** Also quantise residual Adds (two activation inputs), so they run as QLinearAdd instead of float between DQ and Q. */
+  adds: boolean;
+}
+
 /**
  * The activation tensors whose range the int8 graph needs: each convolution's input and its output, or, where the
- * convolution's only consumer is a Relu, the Relu's output (the optimiser folds that Relu into the quantisation).
+ * convolution's only consumer is a Relu, the Relu's output (the optimiser folds that Relu into the quantisation); with
+ * `adds`, each residual Add's inputs and output likewise.
  */
-export function quantisedActivations(model: onnx.IModelProto): string[] {
+export function quantisedActivations(model: onnx.IModelProto, options: QuantisationOptions): string[] {
   const graph = model.graph!;
   const constants = new Set(graph.initializer!.map((t) => t.name!));
   const consumers = consumersOf(graph);
   const names = new Set<string>();
-  for (const node of graph.node!) {
-    if (node.opType !== "Conv") continue;
-    const input = node.input![0]!;
-    if (!constants.has(input)) names.add(input);
-    const output = node.output![0]!;
+  const outputOrRelu = (output: string) => {
     const next = consumers.get(output) ?? [];
-    names.add(next.length === 1 && next[0]!.opType === "Relu" ? next[0]!.output![0]! : output);
+    return next.length === 1 && next[0]!.opType === "Relu" ? next[0]!.output![0]! : output;
+  };
+  for (const node of graph.node!) {
+    const residualAdd = options.adds && node.opType === "Add" && node.input!.every((input) => !constants.has(input));
+    if (node.opType !== "Conv" && !residualAdd) continue;
+    for (const input of residualAdd ? node.input! : [node.input![0]!]) if (!constants.has(input)) names.add(input);
+    names.add(outputOrRelu(node.output![0]!));
   }
   return [...names];
 }
@@ -50,10 +58,10 @@ export function decodeModel(bytes: Uint8Array): onnx.IModelProto {
 }
 
 /** The QDQ int8 graph of a float32 one. Deterministic: the same float graph and table give the same bytes. */
-export function quantiseModel(model: onnx.IModelProto, table: CalibrationTable): Uint8Array {
+export function quantiseModel(model: onnx.IModelProto, table: CalibrationTable, options: QuantisationOptions): Uint8Array {
   const graph = model.graph!;
   const initializers = new Map(graph.initializer!.map((t) => [t.name!, t]));
-  const wanted = quantisedActivations(model);
+  const wanted = quantisedActivations(model, options);
   const missing = wanted.filter((name) => !table.tensors[name]);
   if (missing.length > 0) throw new Error(`calibration table for ${table.network} lacks ${missing.length} tensors (${missing.slice(0, 3).join(", ")}…): re-run scripts/calibrate.ts`);
 

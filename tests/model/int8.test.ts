@@ -55,8 +55,8 @@ describe("int8 build", () => {
     const network = INT8_NETWORKS[0]!;
     const model = decodeModel(readFileSync(join(ONNX_DIR, network.file)));
     const table = JSON.parse(readFileSync(join(import.meta.dir, "..", "..", "model", "build", "calibration", `${network.network}.json`), "utf8")) as CalibrationTable;
-    delete table.tensors[quantisedActivations(model)[3]!];
-    expect(() => quantiseModel(model, table)).toThrow(/scripts\/calibrate\.ts/);
+    delete table.tensors[quantisedActivations(model, network.quantisation)[3]!];
+    expect(() => quantiseModel(model, table, network.quantisation)).toThrow(/scripts\/calibrate\.ts/);
   });
 });
 
