@@ -1,7 +1,7 @@
 /**
  * Speed of the configured pipeline next to face-api on tfjs-wasm, on the course's 64x64 crops and on 250x250 LFW photos:
  *   bun run scripts/bench-model.ts [--images N] [--face-api-images N] [--workers N] [--detector D] [--landmarker L] [--embedder E] [--flip true|false]
- *   bun run scripts/bench-model.ts --compare [--images N] [--rounds N]   (float32 next to int8, and the core's peak: compare-int8.ts)
+ *   bun run scripts/bench-model.ts --compare [--images N] [--rounds N] [--ghz G]   (float32 next to int8, and the core's peak: compare-int8.ts)
  * Per-stage milliseconds come from one thread; images/s from the worker pool with 1 and N workers. The last line is JSON.
  */
 import { readdirSync } from "node:fs";
@@ -27,6 +27,7 @@ const { values: args } = parseArgs({
     "gallery-size": { type: "string", default: "10000" },
     compare: { type: "boolean", default: false },
     rounds: { type: "string", default: "3" },
+    ghz: { type: "string" },
     ...PIPELINE_OPTIONS,
   },
 });
@@ -49,7 +50,7 @@ const sets = {
 
 await buildModels();
 if (args.compare) {
-  await compareInt8(config, sets.lfw, Number(args.rounds));
+  await compareInt8(config, sets.lfw, Number(args.rounds), args.ghz ? Number(args.ghz) : undefined);
   process.exit(0);
 }
 console.log(`pipeline: detector ${config.detector}, landmarker ${config.landmarker}, embedder ${config.embedder}, flip ${config.flip}`);

@@ -25,7 +25,8 @@ const median = (values: number[]) => {
 };
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
 
-export async function compareInt8(base: ModelConfig, images: Uint8Array[], rounds: number): Promise<void> {
+/** `ghz` overrides the clock /proc/cpuinfo reports (a VM's nominal clock; the core may boost above it). */
+export async function compareInt8(base: ModelConfig, images: Uint8Array[], rounds: number, ghz?: number): Promise<void> {
   const network = (name: string): Int8Network => INT8_NETWORKS.find((n) => n.network === name)!;
   const float32: ModelConfig = { ...base, detector: STAGE_NETWORK.detect, landmarker: STAGE_NETWORK.align, embedder: STAGE_NETWORK.embed };
   const allInt8: ModelConfig = { ...float32, detector: `${float32.detector}-int8`, landmarker: `${float32.landmarker}-int8`, embedder: `${float32.embedder}-int8` };
@@ -67,7 +68,7 @@ export async function compareInt8(base: ModelConfig, images: Uint8Array[], round
     }
   }
 
-  const peak = corePeak();
+  const peak = corePeak(undefined, ghz);
   const fp32Peak = peak.fp32MacsPerCycle * peak.ghz * 1e9;
   const int8Peak = peak.int8MacsPerCycle * peak.ghz * 1e9;
   console.log(`\ncore peak (upper bound): ${peak.description}`);
@@ -81,12 +82,15 @@ export async function compareInt8(base: ModelConfig, images: Uint8Array[], round
     const macsOf = (index: number) => floatMacs * (inputs[index]![name] ?? 0);
     const perImage = inputs.reduce((sum, counts) => sum + (counts[name] ?? 0), 0) / images.length;
     const macs = floatMacs * perImage;
-    const of = (pipeline: keyof typeof pipelines) => {
-      const { [stage]: times, image } = samples[pipeline]!;
+    const of = (...names: (keyof typeof pipelines)[]) => {
+      const times = names.flatMap((name) => samples[name]![stage]);
+      const image = names.flatMap((name) => samples[name]!.image);
       // The rate is taken per analysis (an image with two faces does twice the work), then its median.
       return { ms: median(times), rate: median(times.map((ms, i) => macsOf(image[i]!) / (ms / 1000))) };
     };
-    const [f32, def, all] = [of("float32"), of("int8"), of("all_int8")];
+    const [f32, def] = [of("float32"), of("int8")];
+    // The int8 figure pools every run of the int8 network: the all-int8 pipeline's, and the default's when it is int8 here.
+    const all = isInt8(base, stage) ? of("all_int8", "int8") : of("all_int8");
     const ms = { float32: f32.ms, int8: def.ms, all_int8: all.ms };
     const share = (rate: number, peakRate: number) => rate / peakRate;
     stages[stage] = {

@@ -62,10 +62,10 @@ export interface CorePeak {
  * Upper bounds from the instruction tables, not measurements: the FMA/VNNI pipes full every cycle, at the clock
  * /proc/cpuinfo reports (a core boosting above it makes the real peak higher and the shares lower).
  */
-export function corePeak(cpuinfo = readFileSync("/proc/cpuinfo", "utf8")): CorePeak {
+export function corePeak(cpuinfo = readFileSync("/proc/cpuinfo", "utf8"), clockGhz?: number): CorePeak {
   const field = (name: string) => cpuinfo.match(new RegExp(`^${name}\\s*:\\s*(.*)$`, "m"))?.[1] ?? "";
   const flags = new Set(field("flags").split(/\s+/));
-  const ghz = Number(field("cpu MHz")) / 1000;
+  const ghz = clockGhz ?? Number(field("cpu MHz")) / 1000;
   const model = field("model name");
   const amd = field("vendor_id") === "AuthenticAMD";
   if (flags.has("avx512_vnni") && amd) {
