@@ -19,9 +19,9 @@ export interface Int8Network {
 }
 
 export const INT8_NETWORKS: Int8Network[] = [
-  { network: "dlib-resnet", file: DLIB_RESNET_FILE, inputSize: 150, quantisation: { adds: false } },
-  { network: "landmark68", file: LANDMARK68_FILE, inputSize: 112, quantisation: { adds: true } },
-  { network: "blazeface-front", file: BLAZEFACE_FRONT.file, inputSize: BLAZEFACE_FRONT.inputSize, quantisation: { adds: true } },
+  { network: "dlib-resnet", file: DLIB_RESNET_FILE, inputSize: 150, quantisation: { ops: [] } },
+  { network: "landmark68", file: LANDMARK68_FILE, inputSize: 112, quantisation: { ops: ["Add"] } },
+  { network: "blazeface-front", file: BLAZEFACE_FRONT.file, inputSize: BLAZEFACE_FRONT.inputSize, quantisation: { ops: ["Add"] } },
 ];
 
 export const CALIBRATION_DIR = join(import.meta.dir, "calibration");

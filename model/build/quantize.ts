@@ -17,14 +17,17 @@ export interface CalibrationTable {
 const DataType = onnx.TensorProto.DataType;
 
 export interface QuantisationOptions {
-  /** Also quantise residual Adds (two activation inputs), so they run as QLinearAdd instead of float between DQ and Q. */
-  adds: boolean;
+  /**
+   * Other ops whose activation inputs and output are quantised too, so that they run in int8 between the convolutions
+   * (Add as QLinearAdd when both its inputs are activations, AveragePool as QLinearAveragePool, Pad on the quantised values).
+   */
+  ops: string[];
 }
 
 /**
  * The activation tensors whose range the int8 graph needs: each convolution's input and its output, or, where the
- * convolution's only consumer is a Relu, the Relu's output (the optimiser folds that Relu into the quantisation); with
- * `adds`, each residual Add's inputs and output likewise.
+ * convolution's only consumer is a Relu, the Relu's output (the optimiser folds that Relu into the quantisation); the
+ * `ops` likewise.
  */
 export function quantisedActivations(model: onnx.IModelProto, options: QuantisationOptions): string[] {
   const graph = model.graph!;
@@ -36,9 +39,10 @@ export function quantisedActivations(model: onnx.IModelProto, options: Quantisat
     return next.length === 1 && next[0]!.opType === "Relu" ? next[0]!.output![0]! : output;
   };
   for (const node of graph.node!) {
-    const residualAdd = options.adds && node.opType === "Add" && node.input!.every((input) => !constants.has(input));
-    if (node.opType !== "Conv" && !residualAdd) continue;
-    for (const input of residualAdd ? node.input! : [node.input![0]!]) if (!constants.has(input)) names.add(input);
+    const activations = node.input!.filter((input) => !constants.has(input));
+    const other = options.ops.includes(node.opType!) && activations.length > 0 && (node.opType !== "Add" || activations.length === node.input!.length);
+    if (node.opType !== "Conv" && !other) continue;
+    for (const input of other ? activations : [node.input![0]!]) if (!constants.has(input)) names.add(input);
     names.add(outputOrRelu(node.output![0]!));
   }
   return [...names];
