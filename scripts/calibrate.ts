@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { buildModels } from "../model/build/index.ts";
-import { calibrationPath, INT8_NETWORKS, type Int8Network } from "../model/build/int8.ts";
+import { calibrationPath, INT8_NETWORKS, INT8_TARGETS, type Int8Network } from "../model/build/int8.ts";
+import { BUILD_TARGETS } from "../model/build/targets.ts";
 import { decodeModel, quantisedActivations, withTensorOutputs, type CalibrationTable } from "../model/build/quantize.ts";
 import { ONNX_DIR } from "../model/onnx-session.ts";
 import { Recognizer } from "../model/recognizer.ts";
@@ -25,7 +26,8 @@ const count = Number(args.images);
 const step = Math.max(1, Math.floor(all.length / count));
 const photos = all.filter((_, i) => i % step === 0).slice(0, count);
 
-await buildModels();
+// The float32 networks only: the int8 ones are made from the tables this script writes.
+await buildModels(false, BUILD_TARGETS.filter((target) => !INT8_TARGETS.includes(target)));
 const networks = INT8_NETWORKS.filter((n) => !args.network || n.network === args.network);
 
 interface Probe {
@@ -58,7 +60,7 @@ observeSessionRuns(probes[0]!.session, async (session, input) => {
   probe.runs++;
 });
 
-const config = { ...pipelineConfig({}), flip: true };
+const config = { ...pipelineConfig({ detector: "blazeface-front", landmarker: "landmark68", embedder: "dlib-resnet" }), flip: true };
 const recognizer = new Recognizer(await loadParts(config, ONNX_DIR), config);
 for (const photo of photos) await recognizer.analyzeBytes(await Bun.file(photo).bytes());
 
@@ -74,3 +76,4 @@ for (const probe of probes) {
   writeFileSync(calibrationPath(probe.network.network), `${head}${lines.join(",\n")}\n  }\n}\n`);
   console.log(`${probe.network.network}: ${probe.ranges.size} tensors, ${probe.runs} runs -> ${calibrationPath(probe.network.network)}`);
 }
+await buildModels(false, INT8_TARGETS);
