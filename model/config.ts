@@ -22,9 +22,9 @@ export const CustomEmbedderSchema = Type.Object({
 export type CustomEmbedderConfig = Static<typeof CustomEmbedderSchema>;
 
 export const ModelConfigSchema = Type.Object({
-  detector: Type.String({ default: "blazeface-front", description: "Face detector name (blazeface-front, blazeface, tiny-face-detector); 'none' uses the whole image as the face" }),
-  landmarker: Type.String({ default: "landmark68", description: "Landmark refiner name (landmark68, facemesh); 'none' aligns on the detector's keypoints" }),
-  embedder: Type.String({ default: "dlib-resnet", description: "Face embedder name (dlib-resnet); 'custom' uses customEmbedder" }),
+  detector: Type.String({ default: "blazeface-front", description: "Face detector name (blazeface-front, blazeface-front-int8, blazeface, tiny-face-detector); 'none' uses the whole image as the face" }),
+  landmarker: Type.String({ default: "landmark68", description: "Landmark refiner name (landmark68, landmark68-int8, facemesh); 'none' aligns on the detector's keypoints" }),
+  embedder: Type.String({ default: "dlib-resnet-int8", description: "Face embedder name (dlib-resnet-int8: int8 weights and activations; dlib-resnet: float32); 'custom' uses customEmbedder" }),
   flip: Type.Boolean({ default: true, description: "Embed each face and its mirror image and sum the two (more accurate, twice the embedding work)" }),
   threshold: Type.Optional(Type.Number({ description: "Open-set similarity threshold; default the embedder's calibrated one" })),
   falseAlarmRate: Type.Optional(

@@ -24,3 +24,8 @@ export async function runFloat(session: OnnxSession, input: Float32Array, dims: 
   const outputs = await session.run({ [inputName!]: new ort.Tensor("float32", input, dims) });
   return outputs[outputName!]!.data as Float32Array;
 }
+
+/** The file model:build writes the int8 (QDQ) version of a float32 network to. */
+export function int8File(file: string): string {
+  return file.replace(/\.onnx$/, "-int8.onnx");
+}

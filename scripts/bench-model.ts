@@ -1,6 +1,7 @@
 /**
  * Speed of the configured pipeline next to face-api on tfjs-wasm, on the course's 64x64 crops and on 250x250 LFW photos:
  *   bun run scripts/bench-model.ts [--images N] [--face-api-images N] [--workers N] [--detector D] [--landmarker L] [--embedder E] [--flip true|false]
+ *   bun run scripts/bench-model.ts --compare [--images N] [--rounds N] [--ghz G]   (float32 next to int8, and the core's peak: compare-int8.ts)
  * Per-stage milliseconds come from one thread; images/s from the worker pool with 1 and N workers. The last line is JSON.
  */
 import { readdirSync } from "node:fs";
@@ -16,6 +17,7 @@ import { loadParts } from "../model/registry.ts";
 import type { RgbImage } from "../model/types.ts";
 import { PIPELINE_OPTIONS, pipelineConfig } from "./pipeline-options.ts";
 import { loadFaceApiWasm, type FaceApiAnalyzer } from "./face-api-wasm.ts";
+import { compareInt8 } from "./compare-int8.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -23,6 +25,9 @@ const { values: args } = parseArgs({
     "face-api-images": { type: "string", default: "20" },
     workers: { type: "string" },
     "gallery-size": { type: "string", default: "10000" },
+    compare: { type: "boolean", default: false },
+    rounds: { type: "string", default: "3" },
+    ghz: { type: "string" },
     ...PIPELINE_OPTIONS,
   },
 });
@@ -44,6 +49,10 @@ const sets = {
 };
 
 await buildModels();
+if (args.compare) {
+  await compareInt8(config, sets.lfw, Number(args.rounds), args.ghz ? Number(args.ghz) : undefined);
+  process.exit(0);
+}
 console.log(`pipeline: detector ${config.detector}, landmarker ${config.landmarker}, embedder ${config.embedder}, flip ${config.flip}`);
 console.log(`${availableParallelism()} cores; the machine is shared with other work, so every figure is noisy`);
 const recognizer = new Recognizer(await loadParts(config, ONNX_DIR), config);

@@ -19,9 +19,9 @@ export class DlibResNetEmbedder implements FaceEmbedder {
 
   private constructor(private readonly session: OnnxSession) {}
 
-  /** Opens the converted network from the model:build output folder. */
-  static async load(onnxDir: string): Promise<DlibResNetEmbedder> {
-    return new DlibResNetEmbedder(await openSession(join(onnxDir, DLIB_RESNET_FILE)));
+  /** Opens the converted network (or its int8 version, `int8File(DLIB_RESNET_FILE)`) from the model:build output folder. */
+  static async load(onnxDir: string, file = DLIB_RESNET_FILE): Promise<DlibResNetEmbedder> {
+    return new DlibResNetEmbedder(await openSession(join(onnxDir, file)));
   }
 
   /** All crops go through the network as one batch; the graph applies face-api's normalisation ((rgb - mean) / 255). */

@@ -29,7 +29,7 @@ export interface Landmark68Options {
  * The five-point framing is the median framing of a 121-pixel crop centred on deep-funneled LFW photos (400 people),
  * the fixed crop with which these landmarks gave the best LFW accuracy.
  */
-const DEFAULT_LANDMARK68_OPTIONS: Landmark68Options = {
+export const DEFAULT_LANDMARK68_OPTIONS: Landmark68Options = {
   boxScale: 1.1,
   centreTowardsMouth: 0.3,
   sidePerEyeDistance: 2.91,
@@ -46,8 +46,8 @@ export class Landmark68 implements FaceLandmarker {
     private readonly options: Landmark68Options,
   ) {}
 
-  static async load(onnxDir: string, options: Landmark68Options = DEFAULT_LANDMARK68_OPTIONS): Promise<Landmark68> {
-    return new Landmark68(await openSession(join(onnxDir, LANDMARK68_FILE)), options);
+  static async load(onnxDir: string, options: Landmark68Options = DEFAULT_LANDMARK68_OPTIONS, file = LANDMARK68_FILE): Promise<Landmark68> {
+    return new Landmark68(await openSession(join(onnxDir, file)), options);
   }
 
   async refine(image: RgbImage, face: DetectedFace): Promise<DetectedFace> {

@@ -72,7 +72,7 @@ test("a false-alarm target raises the threshold as the gallery grows; a fixed on
 
 test("thresholdFor: model.falseAlarmRate follows dlib-resnet's calibration; model.threshold still wins", () => {
   const config = Value.Default(ModelConfigSchema, {}) as ModelConfig;
-  const target = thresholdFor({ ...config, falseAlarmRate: 1e-2 });
+  const target = thresholdFor({ ...config, embedder: "dlib-resnet", falseAlarmRate: 1e-2 });
   expect(target.at(1)).toBeCloseTo(0.9121, 4);
   expect(target.at(10)).toBeCloseTo(0.9305, 2);
   expect(target.at(1000)).toBeGreaterThan(0.95);
