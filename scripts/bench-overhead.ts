@@ -6,7 +6,9 @@
  *   bun run scripts/bench-overhead.ts --dir DIR [--images 1000] [--rounds 3] [--concurrency 100] [--port P] [--baseline CHECKOUT] [--cpu-prof DIR]
  * DIR is an LFW-layout folder: the first --images photos (by path) are sent, each once a round, so with distinct photos
  * the analysis cache cannot answer any of them; the service runs with the cache off besides. The service's main thread
- * (HTTP, storage, queues, logs) and its other threads (inference) are timed apart from /proc. With --baseline, the service of
+ * (HTTP, storage, queues, logs) and its other threads (inference) are timed apart from /proc. On a machine others load,
+ * the answers/s ratio leans toward whichever side has more runnable threads; CPU per answer beside the pool's CPU per
+ * image (answers per CPU second over images per CPU second) does not. With --baseline, the service of
  * another checkout (the commit before a change, say) takes its turn in every round too. Last line: one JSON object.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -122,10 +124,13 @@ class Service {
 }
 
 let pool: InferencePool | undefined;
-async function pipelineRound(): Promise<{ perSecond: number }> {
+/** Every image once through the bare pool: images per second and this process's CPU per image (its workers'; the main thread idles). */
+async function pipelineRound(): Promise<{ perSecond: number; allCpuMs: number }> {
+  const cpu = process.cpuUsage();
   const started = performance.now();
   await Promise.all(images.map((image) => pool!.analyze(image.bytes).catch(() => undefined)));
-  return { perSecond: images.length / ((performance.now() - started) / 1000) };
+  const used = process.cpuUsage(cpu);
+  return { perSecond: images.length / ((performance.now() - started) / 1000), allCpuMs: (used.user + used.system) / 1000 / images.length };
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -141,31 +146,37 @@ try {
   // Warm every one (JIT, connections, the fleet's scale-out) before anything is timed.
   for (const service of services) await Promise.all(images.slice(0, 50).map((image) => service.ask(image)));
   await pipelineRound();
-  type Result = { per_s: number; ratio: number; main_cpu_ms?: number; all_cpu_ms?: number };
+  type Result = { per_s: number; ratio: number; all_cpu_ms: number; cpu_ratio: number; main_cpu_ms?: number };
   const rounds: Record<string, Result | string>[] = [];
   for (let r = 0; r < Number(args.rounds); r++) {
     // The order turns each round, so whatever else loads the machine falls on each alike.
     const contenders = [...services.map((service) => service.label), "pipeline"];
     const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]!);
-    const measured: Record<string, { perSecond: number; mainCpuMs?: number; allCpuMs?: number }> = {};
+    const measured: Record<string, { perSecond: number; allCpuMs: number; mainCpuMs?: number }> = {};
     for (const label of order) measured[label] = label === "pipeline" ? await pipelineRound() : await services.find((s) => s.label === label)!.round();
     const bare = measured.pipeline!.perSecond;
+    const bareCpuMs = measured.pipeline!.allCpuMs;
     const row: Record<string, Result | string> = { load: uptime() };
     const parts = [];
     for (const service of services) {
       const m = measured[service.label]!;
       const ratio = Math.round((m.perSecond / bare) * 1000) / 1000;
-      row[service.label] = { per_s: round1(m.perSecond), ratio, main_cpu_ms: round1(m.mainCpuMs!), all_cpu_ms: round1(m.allCpuMs!) };
-      parts.push(`${service.label} ${round1(m.perSecond)} answers/s, ratio ${ratio} (CPU per answer: main thread ${round1(m.mainCpuMs!)} ms, all threads ${round1(m.allCpuMs!)} ms)`);
+      const cpuRatio = Math.round((bareCpuMs / m.allCpuMs) * 1000) / 1000;
+      row[service.label] = { per_s: round1(m.perSecond), ratio, all_cpu_ms: round1(m.allCpuMs), cpu_ratio: cpuRatio, main_cpu_ms: round1(m.mainCpuMs!) };
+      parts.push(
+        `${service.label} ${round1(m.perSecond)} answers/s, ratio ${ratio}; CPU per answer ${round1(m.allCpuMs)} ms (main thread ${round1(m.mainCpuMs!)}), answers per CPU second over images per CPU second ${cpuRatio}`,
+      );
     }
-    row.pipeline = { per_s: round1(bare), ratio: 1 };
-    console.log(`round ${r + 1} (load ${row.load}): pipeline ${round1(bare)} images/s; ${parts.join("; ")}`);
+    row.pipeline = { per_s: round1(bare), ratio: 1, all_cpu_ms: round1(bareCpuMs), cpu_ratio: 1 };
+    console.log(`round ${r + 1} (load ${row.load}): pipeline ${round1(bare)} images/s, CPU per image ${round1(bareCpuMs)} ms; ${parts.join("; ")}`);
     rounds.push(row);
   }
-  const total = (label: string) => rounds.reduce((sum, row) => sum + (row[label] as Result).per_s, 0);
-  const ratios = Object.fromEntries(services.map((service) => [service.label, Math.round((total(service.label) / total("pipeline")) * 1000) / 1000]));
-  console.log(`all rounds: ${services.map((service) => `${service.label} ratio ${ratios[service.label]}`).join(", ")}`);
-  console.log(JSON.stringify({ images: images.length, concurrency, startup_ms: Object.fromEntries(services.map((service, i) => [service.label, Math.round(startups[i]!)])), ratios, rounds }));
+  const total = (label: string, field: "per_s" | "all_cpu_ms") => rounds.reduce((sum, row) => sum + (row[label] as Result)[field], 0);
+  const ratio = (x: number) => Math.round(x * 1000) / 1000;
+  const ratios = Object.fromEntries(services.map(({ label }) => [label, ratio(total(label, "per_s") / total("pipeline", "per_s"))]));
+  const cpuRatios = Object.fromEntries(services.map(({ label }) => [label, ratio(total("pipeline", "all_cpu_ms") / total(label, "all_cpu_ms"))]));
+  console.log(`all rounds: ${services.map(({ label }) => `${label} ratio ${ratios[label]}, per CPU second ${cpuRatios[label]}`).join("; ")}`);
+  console.log(JSON.stringify({ images: images.length, concurrency, startup_ms: Object.fromEntries(services.map((service, i) => [service.label, Math.round(startups[i]!)])), ratios, cpu_ratios: cpuRatios, rounds }));
 } finally {
   await pool?.close();
   await Promise.all(services.map((service) => service.stop()));
