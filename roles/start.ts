@@ -9,6 +9,7 @@ import { awsCloud, localCloud } from "./cloud/index.ts";
 import type { Cloud } from "./cloud/types.ts";
 import { appConfig, controllerConfig, resourceNames, webConfig, type Config } from "./config.ts";
 import type { RoleContext, RunningRole } from "./context.ts";
+import { GalleryReader } from "./gallery-store.ts";
 import { startControllerRole } from "./controller/index.ts";
 import type { Logger } from "./log.ts";
 import { ServiceMetrics } from "./metrics.ts";
@@ -49,7 +50,7 @@ export async function startRoles(config: Config, resolution: RoleResolution, log
 
 /**
  * Every role in this process on the local stand-ins. The app "instances" the controller starts share one
- * inference pool sized to the machine, so scaling is visible without oversubscribing the cores.
+ * inference pool sized to the machine, so scaling is visible without oversubscribing the cores, and one gallery reader.
  */
 export async function startEmbedded(config: Config, log: Logger): Promise<RunningRoles> {
   const pool = await InferencePool.create({ config: config.model });
@@ -57,10 +58,12 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
   const threshold = thresholdFor(config.model);
   const cloud: Cloud = localCloud(
     config,
-    async (instanceId) => startAppRole({ ...context, config: appConfig(config) }, { analyzer: pool, cache, threshold, slots: config.slotsPerInstance, instanceId }),
+    async (instanceId) => startAppRole({ ...context, config: appConfig(config) }, { analyzer: pool, cache, gallery, threshold, slots: config.slotsPerInstance, instanceId }),
     log,
   );
-  const context: RoleContext = { config, names: resourceNames(config), cloud, log, health: new Map(), metrics: new ServiceMetrics() };
+  const names = resourceNames(config);
+  const gallery = new GalleryReader(cloud.blobs.bucket(names.galleryBucket));
+  const context: RoleContext = { config, names, cloud, log, health: new Map(), metrics: new ServiceMetrics() };
   const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), operatingPoints: operatingPointsFor(config.model), tokenSource: "data-dir" });
   const controller = startControllerRole({ ...context, config: controllerConfig(config) });
   log.info("embedded_started", { port: web.port, dataDir: config.dataDir, inferenceWorkers: pool.stats().workers });

@@ -15,6 +15,11 @@ export interface AppRoleOptions {
   threshold: OpenSetThreshold;
   /** Jobs this instance works on at once. */
   slots: number;
+  /**
+   * The gallery as this instance reads it; default its own reader. Embedded, the instances share one: each reader
+   * loads the whole gallery when it starts, and the controller starts instances again after every scale-in.
+   */
+  gallery?: GalleryReader;
   instanceId?: string;
 }
 
@@ -37,7 +42,7 @@ export function startAppRole({ config, names, cloud, log: rootLog, metrics }: Ro
     job: {
       analyzer: options.analyzer,
       cache: options.cache,
-      gallery: new GalleryReader(cloud.blobs.bucket(names.galleryBucket)),
+      gallery: options.gallery ?? new GalleryReader(cloud.blobs.bucket(names.galleryBucket)),
       inBucket: cloud.blobs.bucket(names.inBucket),
       outBucket: cloud.blobs.bucket(names.outBucket),
       galleryBucket: cloud.blobs.bucket(names.galleryBucket),
