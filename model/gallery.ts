@@ -275,14 +275,17 @@ interface SubjectCodes {
 }
 
 /**
- * The k best subjects by their best row (codes.ofRow maps rows to subjects), most similar first. A coarse int8 pass
- * bounds every score; only rows that could still reach the top k are scored exactly, so the answer is the exact one.
+ * The k best subjects by their best row (codes.ofRow maps rows to subjects), most similar first, exactly as an exact
+ * float32 pass over every row would rank them (ties to the lower subject code, then the lower row).
+ *
+ * A coarse int8 pass scores every row within `error` of its exact score. Let c be the k-th best subject's coarse score:
+ * those k subjects score at least c - error exactly, so the exact k-th best is at least c - error, and a row that can
+ * reach it (ties included) scores at least c - 2 error coarsely. Only those candidates are scored exactly; every subject
+ * of the exact top k has its best row among them, and any other subject's partial best is no higher than its true one.
  */
 function bestRows(kernel: DotKernel, size: number, codes: Pick<SubjectCodes, "ofRow" | "count">, embedding: Float32Array, k: number): { code: number; row: number; score: number }[] {
   const coarse = kernel.coarseScores(embedding, size);
-  const threshold = kthValue(bestPerSubject(coarse.scores, codes), k) - 2 * coarse.error;
-  let candidates = 0;
-  for (let row = 0; row < size; row++) if (coarse.scores[row]! >= threshold) candidates++;
+  const threshold = kthSubjectScore(coarse.blocks, kernel.blockRows, codes, k) - 2 * coarse.error;
 
   const bestScore = new Float32Array(codes.count).fill(-Infinity);
   const bestRow = new Int32Array(codes.count);
@@ -293,31 +296,75 @@ function bestRows(kernel: DotKernel, size: number, codes: Pick<SubjectCodes, "of
       bestRow[code] = row;
     }
   };
-  if (candidates > size / EXACT_PASS_ABOVE) {
-    const scores = kernel.scores(embedding, size);
-    for (let row = 0; row < size; row++) consider(row, scores[row]!);
-  } else {
-    for (let row = 0; row < size; row++) if (coarse.scores[row]! >= threshold) consider(row, kernel.dot(embedding, row));
-  }
+  coarse.blocks.forEach((scores, block) => {
+    const first = block * kernel.blockRows;
+    let candidates = 0;
+    for (let at = 0; at < scores.length; at++) if (scores[at]! >= threshold) candidates++;
+    if (candidates > scores.length / EXACT_PASS_ABOVE) {
+      const exact = kernel.scores(embedding, first + scores.length)[block]!;
+      for (let at = 0; at < exact.length; at++) consider(first + at, exact[at]!);
+    } else {
+      for (let at = 0; at < scores.length; at++) if (scores[at]! >= threshold) consider(first + at, kernel.dot(embedding, first + at));
+    }
+  });
   return topK(bestScore, k).map((code) => ({ code, row: bestRow[code]!, score: bestScore[code]! }));
 }
 
-/** Above size / this many candidates, one exact pass over every face beats scoring candidates one by one. */
+/** Above a block's rows / this many candidates, one exact pass over the block beats scoring candidates one by one. */
 const EXACT_PASS_ABOVE = 16;
 
-function bestPerSubject(scores: Float32Array, codes: Pick<SubjectCodes, "ofRow" | "count">): Float32Array {
-  const best = new Float32Array(codes.count).fill(-Infinity);
-  for (let row = 0; row < scores.length; row++) {
-    const code = codes.ofRow[row]!;
-    if (scores[row]! > best[code]!) best[code] = scores[row]!;
+/**
+ * The k-th best subject's score, each subject scored by its best row; -Infinity when there are fewer than k subjects.
+ * Walking rows from the best down, a subject's first row is its best, so the answer is the row where the k-th distinct
+ * subject appears: the best few rows are kept in one pass (a comparison per row), and more only when they hold fewer
+ * than k subjects.
+ */
+function kthSubjectScore(blocks: Float32Array[], blockRows: number, codes: Pick<SubjectCodes, "ofRow" | "count">, k: number): number {
+  const rows = blocks.reduce((sum, scores) => sum + scores.length, 0);
+  if (!(k >= 1) || codes.count < k) return -Infinity;
+  for (let kept = Math.max(4 * k, 32); kept <= KEPT_AT_MOST && kept < 2 * rows; kept *= 2) {
+    const seen = new Set<number>();
+    for (const { row, score } of bestOf(blocks, blockRows, kept)) {
+      seen.add(codes.ofRow[row]!);
+      if (seen.size === k) return score;
+    }
   }
-  return best;
+  // A few subjects own the best rows: one pass keeping each subject's best.
+  const best = new Float32Array(codes.count).fill(-Infinity);
+  blocks.forEach((scores, b) => {
+    for (let at = 0; at < scores.length; at++) {
+      const code = codes.ofRow[b * blockRows + at]!;
+      if (scores[at]! > best[code]!) best[code] = scores[at]!;
+    }
+  });
+  const top = topK(best, k);
+  return top.length < k ? -Infinity : best[top[k - 1]!]!;
 }
 
-/** The k-th largest value; -Infinity when there are fewer than k. */
-function kthValue(values: Float32Array, k: number): number {
-  const top = topK(values, k);
-  return top.length < k ? -Infinity : values[top[top.length - 1]!]!;
+/** Kept best rows beyond which the per-subject pass is the cheaper (keeping is a sorted insertion). */
+const KEPT_AT_MOST = 1024;
+
+/** The `count` best rows over all blocks, best first. */
+function bestOf(blocks: Float32Array[], blockRows: number, count: number): { row: number; score: number }[] {
+  const scores = new Float32Array(count).fill(-Infinity);
+  const rows = new Int32Array(count).fill(-1);
+  blocks.forEach((block, b) => {
+    for (let at = 0; at < block.length; at++) {
+      const score = block[at]!;
+      if (score <= scores[count - 1]!) continue;
+      let i = count - 1;
+      while (i > 0 && scores[i - 1]! < score) {
+        scores[i] = scores[i - 1]!;
+        rows[i] = rows[i - 1]!;
+        i--;
+      }
+      scores[i] = score;
+      rows[i] = b * blockRows + at;
+    }
+  });
+  const out: { row: number; score: number }[] = [];
+  for (let i = 0; i < count && rows[i]! >= 0; i++) out.push({ row: rows[i]!, score: scores[i]! });
+  return out;
 }
 
 /** Indices of the k largest values, largest first: one pass keeping a small sorted list, as k is small. */
