@@ -195,10 +195,24 @@ class Block {
     this.scales().set(heldScales);
   }
 
+  private view = new Float32Array();
+
+  /** All of the memory as floats; recreated only after the memory grew. */
+  floats(): Float32Array {
+    if (this.view.buffer !== this.memory.buffer) this.view = new Float32Array(this.memory.buffer);
+    return this.view;
+  }
+
   setQuery(query: Float32Array): void {
-    const padded = new Float32Array(this.memory.buffer, 0, this.stride);
-    padded.fill(0);
-    padded.set(query);
+    const floats = this.floats();
+    floats.fill(0, 0, this.stride);
+    floats.set(query);
+  }
+
+  /** The exact score of row `at` against the query set last. */
+  dot(at: number): number {
+    this.exactOf(this.matrixOffset + at * this.stride * 4, 0, this.oneScoreOffset, 1, this.stride * 4);
+    return this.floats()[this.oneScoreOffset / 4]!;
   }
 
   matrix(): Float32Array {
@@ -315,8 +329,16 @@ export class DotKernel {
   dot(query: Float32Array, row: number): number {
     const [block, at] = this.locate(row);
     block.setQuery(query);
-    block.exactOf(block.matrixOffset + at * this.stride * 4, 0, block.oneScoreOffset, 1, this.stride * 4);
-    return new Float32Array(block.memory.buffer, block.oneScoreOffset, 1)[0]!;
+    return block.dot(at);
+  }
+
+  /** The exact scores of some rows of block `block` (its rows numbered from 0), as `dot` would give them one by one. */
+  blockDots(query: Float32Array, block: number, rows: Int32Array): Float32Array {
+    const held = this.blocks[block]!;
+    held.setQuery(query);
+    const scores = new Float32Array(rows.length);
+    for (let i = 0; i < rows.length; i++) scores[i] = held.dot(rows[i]!);
+    return scores;
   }
 
   private locate(row: number): [Block, number] {

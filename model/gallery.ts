@@ -298,14 +298,17 @@ function bestRows(kernel: DotKernel, size: number, codes: Pick<SubjectCodes, "of
   };
   coarse.blocks.forEach((scores, block) => {
     const first = block * kernel.blockRows;
-    let candidates = 0;
-    for (let at = 0; at < scores.length; at++) if (scores[at]! >= threshold) candidates++;
-    if (candidates > scores.length / EXACT_PASS_ABOVE) {
+    let count = 0;
+    for (let at = 0; at < scores.length; at++) if (scores[at]! >= threshold) count++;
+    if (count > scores.length / EXACT_PASS_ABOVE) {
       const exact = kernel.scores(embedding, first + scores.length)[block]!;
       for (let at = 0; at < exact.length; at++) consider(first + at, exact[at]!);
-    } else {
-      for (let at = 0; at < scores.length; at++) if (scores[at]! >= threshold) consider(first + at, kernel.dot(embedding, first + at));
+      return;
     }
+    const candidates = new Int32Array(count);
+    for (let at = 0, i = 0; i < count; at++) if (scores[at]! >= threshold) candidates[i++] = at;
+    const exact = kernel.blockDots(embedding, block, candidates);
+    for (let i = 0; i < count; i++) consider(first + candidates[i]!, exact[i]!);
   });
   return topK(bestScore, k).map((code) => ({ code, row: bestRow[code]!, score: bestScore[code]! }));
 }
