@@ -1,9 +1,10 @@
 /**
- * The gallery of enrolled faces: pure and storage-free. Embeddings live in one contiguous Float32 matrix
- * (row i = face i) with an int8 shadow, searched by brute force with WebAssembly SIMD kernels; removal swaps the last
- * row into the hole.
+ * The gallery of enrolled faces: pure and storage-free. Embeddings live in a Float32 matrix (row i = face i, in blocks
+ * of 2^20 rows) with an int8 shadow, searched with WebAssembly SIMD kernels: an int8 pass over every row, then an exact
+ * float32 re-rank of every row the int8 error bound cannot rule out, so the answer is the float32 brute force's.
+ * Removal swaps the last row into the hole.
  */
-import { DotKernel } from "./dot-kernel.ts";
+import { BLOCK_ROWS, DotKernel } from "./dot-kernel.ts";
 
 export interface SubjectSummary {
   subject: string;
@@ -49,9 +50,10 @@ export class Gallery {
   private details: FaceDetails[] = [];
   private nextFace = 1;
 
-  constructor(readonly dimensions: number, capacity = 64) {
+  /** `blockRows`: rows per kernel block (each its own wasm memory); smaller only to test searches across blocks. */
+  constructor(readonly dimensions: number, capacity = 64, private readonly blockRows = BLOCK_ROWS) {
     if (!Number.isInteger(dimensions) || dimensions <= 0) throw new Error(`invalid embedding dimensions ${dimensions}`);
-    this.kernel = new DotKernel(dimensions, capacity);
+    this.kernel = new DotKernel(dimensions, capacity, blockRows);
   }
 
   get size(): number {
@@ -189,7 +191,7 @@ export class Gallery {
 
   private templateKernel(codes: SubjectCodes): DotKernel {
     if (this.templates) return this.templates;
-    const templates = new DotKernel(this.dimensions, Math.max(codes.count, 1));
+    const templates = new DotKernel(this.dimensions, Math.max(codes.count, 1), this.blockRows);
     const sum = new Float64Array(this.dimensions);
     codes.rowsOf.forEach((rows, code) => {
       sum.fill(0);
