@@ -30,7 +30,7 @@ const name = (text: string) => [...leb128(text.length), ...new TextEncoder().enc
 // Opcodes used below (WebAssembly core and SIMD specifications).
 const I32 = 0x7f, V128 = 0x7b;
 const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22, I32_CONST = 0x41, I32_ADD = 0x6a, I32_SUB = 0x6b;
-const I32_LT_U = 0x49, I32_EQZ = 0x45, BR_IF = 0x0d, BLOCK = 0x02, LOOP = 0x03, END = 0x0b, VOID = 0x40;
+const I32_EQZ = 0x45, BR_IF = 0x0d, BLOCK = 0x02, LOOP = 0x03, END = 0x0b, VOID = 0x40;
 const F32_ADD = 0x92, F32_MUL = 0x94, F32_CONVERT_I32_S = 0xb2, F32_LOAD = [0x2a, 0x02, 0x00], F32_STORE = [0x38, 0x02, 0x00];
 const SIMD = 0xfd;
 const simd = (opcode: number) => [SIMD, ...leb128(opcode)];
@@ -41,27 +41,24 @@ const f32Lane = (lane: number) => [SIMD, 0x1f, lane];
 const i32Lane = (lane: number) => [SIMD, 0x1b, lane];
 
 // Both kernels: (matrix, query, out, rows, rowBytes) -> void, out[r] = dot(matrix row r, query); the coarse one finds
-// the row's scale in out[r] and the query's scale just after the int16 query (at query + 2 x rowBytes).
-// Parameters 0-4; locals j = 5, a = 6, b = 7.
-const [MATRIX, QUERY, OUT, ROWS, ROW_BYTES, J, A, B] = [0, 1, 2, 3, 4, 5, 6, 7];
+// the row's scale in out[r] and the query's scale just after the int16 query (at query + 2 x rowBytes). Each is built
+// for one row length, its loop over a row unrolled (constant offsets, no counter).
+// Parameters 0-4; locals a = 5, b = 6, row = 7.
+const [MATRIX, QUERY, OUT, ROWS, ROW_BYTES, A, B, ROW] = [0, 1, 2, 3, 4, 5, 6, 7];
 const get = (local: number) => [LOCAL_GET, local];
 const load = (offset: number) => [SIMD, 0x00, 0x00, ...leb128(offset)];
-const rowAt = (offset: number) => [...get(MATRIX), ...get(J), I32_ADD, ...load(offset)];
+const at = (base: number, offset: number) => [...get(base), ...load(offset)];
 
-/** The loop over rows, around `inner` (one step of `step` row bytes, accumulating into A and B) and `store` (A, B -> out). */
-function kernel(inner: number[], step: number, store: number[]): number[] {
+/** The loop over rows, around `body` (one row, accumulating into A and B) and `store` (A, B -> out). */
+function kernel(body: number[], store: number[]): number[] {
   return [
-    ...vector([[1, I32], [2, V128]]),
+    ...vector([[3, V128]]),
     BLOCK, VOID,
     ...get(ROWS), I32_EQZ, BR_IF, 0,
     LOOP, VOID,
     ...V128_ZERO, LOCAL_SET, A,
     ...V128_ZERO, LOCAL_SET, B,
-    I32_CONST, 0, LOCAL_SET, J,
-    LOOP, VOID,
-    ...inner,
-    ...get(J), I32_CONST, ...leb128(step), I32_ADD, LOCAL_TEE, J, ...get(ROW_BYTES), I32_LT_U, BR_IF, 0,
-    END,
+    ...body,
     ...get(OUT), ...store,
     ...get(OUT), I32_CONST, 4, I32_ADD, LOCAL_SET, OUT,
     ...get(MATRIX), ...get(ROW_BYTES), I32_ADD, LOCAL_SET, MATRIX,
@@ -72,47 +69,51 @@ function kernel(inner: number[], step: number, store: number[]): number[] {
   ];
 }
 
-const queryF32At = (offset: number) => [...get(QUERY), ...get(J), I32_ADD, ...load(offset)];
-const exact = kernel(
-  [
-    ...get(A), ...rowAt(0), ...queryF32At(0), ...F32X4_MUL, ...F32X4_ADD, LOCAL_SET, A,
-    ...get(B), ...rowAt(16), ...queryF32At(16), ...F32X4_MUL, ...F32X4_ADD, LOCAL_SET, B,
-  ],
-  32,
-  [
+/** The module for rows of `stride` values (a multiple of 16). */
+function moduleFor(stride: number): WebAssembly.Module {
+  const exactBody: number[] = [];
+  // Float32: chunks 0, 2, 4... into A, 1, 3, 5... into B, then A + B and its lanes in order.
+  for (let offset = 0; offset < stride * 4; offset += 32) {
+    exactBody.push(...get(A), ...at(MATRIX, offset), ...at(QUERY, offset), ...F32X4_MUL, ...F32X4_ADD, LOCAL_SET, A);
+    exactBody.push(...get(B), ...at(MATRIX, offset + 16), ...at(QUERY, offset + 16), ...F32X4_MUL, ...F32X4_ADD, LOCAL_SET, B);
+  }
+  const exact = kernel(exactBody, [
     ...get(A), ...get(B), ...F32X4_ADD, LOCAL_SET, A,
     ...get(A), ...f32Lane(0), ...get(A), ...f32Lane(1), F32_ADD, ...get(A), ...f32Lane(2), F32_ADD, ...get(A), ...f32Lane(3), F32_ADD,
     ...F32_STORE,
-  ],
-);
-
-// The int16 query sits at twice the row's byte offset: 16 int8 row values meet 32 bytes of query.
-const queryI16At = (offset: number) => [...get(QUERY), ...get(J), ...get(J), I32_ADD, I32_ADD, ...load(offset)];
-const coarse = kernel(
-  [
-    ...rowAt(0), LOCAL_SET, B,
-    ...get(A), ...get(B), ...I16X8_EXTEND_LOW_I8X16, ...queryI16At(0), ...I32X4_DOT_I16X8, ...I32X4_ADD, LOCAL_SET, A,
-    ...get(A), ...get(B), ...I16X8_EXTEND_HIGH_I8X16, ...queryI16At(16), ...I32X4_DOT_I16X8, ...I32X4_ADD, LOCAL_SET, A,
-  ],
-  16,
-  [
+  ]);
+  // int8 rows against the int16 query, which sits at twice the row's byte offset: 16 row values meet 32 query bytes.
+  const coarseBody: number[] = [];
+  for (let offset = 0; offset < stride; offset += 16) {
+    coarseBody.push(...at(MATRIX, offset), LOCAL_SET, ROW);
+    coarseBody.push(...get(A), ...get(ROW), ...I16X8_EXTEND_LOW_I8X16, ...at(QUERY, 2 * offset), ...I32X4_DOT_I16X8, ...I32X4_ADD, LOCAL_SET, A);
+    coarseBody.push(...get(B), ...get(ROW), ...I16X8_EXTEND_HIGH_I8X16, ...at(QUERY, 2 * offset + 16), ...I32X4_DOT_I16X8, ...I32X4_ADD, LOCAL_SET, B);
+  }
+  const coarse = kernel(coarseBody, [
+    ...get(A), ...get(B), ...I32X4_ADD, LOCAL_SET, A,
     ...get(A), ...i32Lane(0), ...get(A), ...i32Lane(1), I32_ADD, ...get(A), ...i32Lane(2), I32_ADD, ...get(A), ...i32Lane(3), I32_ADD,
     F32_CONVERT_I32_S, ...get(OUT), ...F32_LOAD, F32_MUL,
     ...get(QUERY), ...get(ROW_BYTES), ...get(ROW_BYTES), I32_ADD, I32_ADD, ...F32_LOAD, F32_MUL,
     ...F32_STORE,
-  ],
-);
+  ]);
+  return new WebAssembly.Module(
+    new Uint8Array([
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+      ...section(1, vector([[0x60, ...vector([[I32], [I32], [I32], [I32], [I32]]), 0x00]])),
+      ...section(3, vector([[0x00], [0x00]])),
+      ...section(5, vector([[0x00, 0x01]])),
+      ...section(7, vector([[...name("memory"), 0x02, 0x00], [...name("exact"), 0x00, 0x00], [...name("coarse"), 0x00, 0x01]])),
+      ...section(10, vector([[...leb128(exact.length), ...exact], [...leb128(coarse.length), ...coarse]])),
+    ]),
+  );
+}
 
-const MODULE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-  ...section(1, vector([[0x60, ...vector([[I32], [I32], [I32], [I32], [I32]]), 0x00]])),
-  ...section(3, vector([[0x00], [0x00]])),
-  ...section(5, vector([[0x00, 0x01]])),
-  ...section(7, vector([[...name("memory"), 0x02, 0x00], [...name("exact"), 0x00, 0x00], [...name("coarse"), 0x00, 0x01]])),
-  ...section(10, vector([[...leb128(exact.length), ...exact], [...leb128(coarse.length), ...coarse]])),
-]);
-
-const compiled = new WebAssembly.Module(MODULE);
+const modules = new Map<number, WebAssembly.Module>();
+function compiledFor(stride: number): WebAssembly.Module {
+  let compiled = modules.get(stride);
+  if (!compiled) modules.set(stride, (compiled = moduleFor(stride)));
+  return compiled;
+}
 
 type KernelFunction = (matrix: number, query: number, out: number, rows: number, rowBytes: number) => void;
 
@@ -147,7 +148,7 @@ class Block {
   largestRowL2 = 0;
 
   constructor(private readonly stride: number) {
-    const instance = new WebAssembly.Instance(compiled);
+    const instance = new WebAssembly.Instance(compiledFor(stride));
     this.memory = instance.exports.memory as WebAssembly.Memory;
     this.exactOf = instance.exports.exact as KernelFunction;
     this.coarseOf = instance.exports.coarse as KernelFunction;

@@ -144,8 +144,7 @@ export class Gallery {
   private searchTemplates(embedding: Float32Array, k: number): Match[] {
     const codes = this.subjectCodes();
     const templates = this.templateKernel(codes);
-    const identity = { ofRow: Int32Array.from({ length: codes.count }, (_, code) => code), count: codes.count };
-    return bestRows(templates, codes.count, identity, embedding, k).map(({ score, code }) => {
+    return bestRows(templates, codes.count, { ofRow: codes.identity, count: codes.count }, embedding, k).map(({ score, code }) => {
       let row = -1;
       let best = -Infinity;
       for (const face of codes.rowsOf[code]!) {
@@ -184,7 +183,9 @@ export class Gallery {
       ofRow[row] = code;
       rowsOf[code]!.push(row);
     }
-    this.codes = { ofRow, count: numbers.size, rowsOf };
+    const identity = new Int32Array(numbers.size);
+    for (let code = 0; code < identity.length; code++) identity[code] = code;
+    this.codes = { ofRow, count: numbers.size, rowsOf, identity };
     this.templates = undefined;
     return this.codes;
   }
@@ -274,6 +275,8 @@ interface SubjectCodes {
   count: number;
   /** Per subject, its rows. */
   rowsOf: number[][];
+  /** code -> code: the templates' rows are the subjects. */
+  identity: Int32Array;
 }
 
 /**
@@ -300,16 +303,15 @@ function bestRows(kernel: DotKernel, size: number, codes: Pick<SubjectCodes, "of
   };
   coarse.blocks.forEach((scores, block) => {
     const first = block * kernel.blockRows;
+    const candidates = new Int32Array(Math.ceil(scores.length / EXACT_PASS_ABOVE));
     let count = 0;
-    for (let at = 0; at < scores.length; at++) if (scores[at]! >= threshold) count++;
-    if (count > scores.length / EXACT_PASS_ABOVE) {
+    for (let at = 0; at < scores.length && count <= candidates.length; at++) if (scores[at]! >= threshold) candidates[count++] = at;
+    if (count > candidates.length) {
       const exact = kernel.scores(embedding, first + scores.length)[block]!;
       for (let at = 0; at < exact.length; at++) consider(first + at, exact[at]!);
       return;
     }
-    const candidates = new Int32Array(count);
-    for (let at = 0, i = 0; i < count; at++) if (scores[at]! >= threshold) candidates[i++] = at;
-    const exact = kernel.blockDots(embedding, block, candidates);
+    const exact = kernel.blockDots(embedding, block, candidates.subarray(0, count));
     for (let i = 0; i < count; i++) consider(first + candidates[i]!, exact[i]!);
   });
   return topK(bestScore, k).map((code) => ({ code, row: bestRow[code]!, score: bestScore[code]! }));
