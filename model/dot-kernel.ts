@@ -135,6 +135,8 @@ const ROUNDING_SLACK = 1e-5;
 
 /** Rows per block: 2^20 rows of 128-d take 650 MB of one module's memory, well inside wasm's 4 GiB. */
 export const BLOCK_ROWS = 1 << 20;
+/** What one block's memory may take: wasm's 4 GiB, less room for the header. */
+const BLOCK_BYTES = 2 ** 32 - 2 ** 24;
 
 /** One module instance: up to `blockRows` rows, their int8 shadow and scales, and the query and result buffers. */
 class Block {
@@ -234,9 +236,13 @@ export class DotKernel {
   private readonly blocks: Block[] = [];
   private capacity = 0;
 
-  constructor(readonly dimensions: number, capacity: number, readonly blockRows = BLOCK_ROWS) {
+  /** Rows per block: as asked, fewer when that many rows of this length would not fit in one wasm memory. */
+  readonly blockRows: number;
+
+  constructor(readonly dimensions: number, capacity: number, blockRows = BLOCK_ROWS) {
     if (!Number.isInteger(blockRows) || blockRows < 1) throw new Error(`invalid block rows ${blockRows}`);
     this.stride = Math.ceil(dimensions / 16) * 16;
+    this.blockRows = Math.min(blockRows, Math.floor(BLOCK_BYTES / (12 + 5 * this.stride)));
     this.reserve(capacity);
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { DotKernel } from "../../model/dot-kernel.ts";
+import { BLOCK_ROWS, DotKernel } from "../../model/dot-kernel.ts";
 import { Gallery, type SubjectScoring } from "../../model/gallery.ts";
 
 // A loaded 2-core CI machine.
@@ -99,6 +99,13 @@ describe("dot kernel", () => {
     const query = embedding(20, 3, 77, 0.5);
     expect(kernel.dot(query, 1)).toBe(kernel.dot(query, 10));
     expect(() => kernel.row(12)).toThrow(RangeError);
+  });
+
+  test("a block holds 2^20 rows of 128-d, and fewer long rows, always within one wasm memory's 4 GiB", () => {
+    expect(new DotKernel(128, 1).blockRows).toBe(BLOCK_ROWS);
+    const long = new DotKernel(1024, 1);
+    expect(long.blockRows).toBeGreaterThan(500_000);
+    expect(long.blockRows * (12 + 5 * 1024)).toBeLessThan(2 ** 32);
   });
 });
 
