@@ -64,9 +64,11 @@ describe("dot kernel", () => {
     const rows: Float32Array[] = [];
     for (let i = 0; i < 40; i++) rows.push(embedding(dimensions, i % 9, i, i % 4 === 0 ? 0.01 : 0.5));
     const query = embedding(dimensions, 3, 999, 0.3);
-    // Every value half a quantisation step off its code, in the direction that adds to the dot product with the query.
-    const step = Math.max(...query.map(Math.abs)) / 127;
-    rows.push(normalised(query.map((q) => (Math.round(q / step) + 0.49 * Math.sign(q)) * step)));
+    // A spike (code 127, so the row's scale is large) and every other value 0.49 of that scale off its code, in the
+    // direction that adds to the dot product with the query: the row's rounding all leans one way.
+    const spike = query.indexOf(Math.max(...query));
+    const steps = query.map((q, d) => (d === spike ? 127 : Math.round((4 * q) / query[spike]!) + 0.49 * Math.sign(q)));
+    rows.push(normalised(steps));
     kernel.reserve(rows.length);
     rows.forEach((row, i) => kernel.setRow(i, row));
     const coarse = kernel.coarseScores(query, rows.length);
@@ -82,8 +84,8 @@ describe("dot kernel", () => {
       }),
     );
     expect(largest).toBeLessThanOrEqual(coarse.error);
-    // The bound is a real one, not a wide guess: the leaning row (its own rounding only) comes within a factor 6 of it.
-    expect(largest).toBeGreaterThan(coarse.error / 6);
+    // The bound is a real one, not a wide guess: the leaning row comes within a factor 1.5 of it.
+    expect(largest).toBeGreaterThan(coarse.error / 1.5);
   });
 
   test("rows keep their values through growth across blocks and copies between blocks", () => {
@@ -121,6 +123,30 @@ interface Case {
 }
 
 const D = 128;
+
+/**
+ * Two rows sharing one scale (a spike at code 127), every other value 0.49 of a step off its code: in `over` against
+ * the query (its int8 score too high by ~0.49 scale |q|_1), in `under` with it (too low), and `under`'s codes a little
+ * lower, so that it wins exactly while losing in int8 by more than one error bound: a margin of one bound would miss it.
+ */
+function leaningPair(seed: number): { query: Float32Array; over: Float32Array; under: Float32Array } {
+  const query = normalised(Float32Array.from({ length: D }, random(seed)));
+  const spike = query.indexOf(Math.max(...query));
+  const codes = query.map((q, d) => (d === spike ? 127 : Math.round((4 * q) / query[spike]!)));
+  const lower = Float32Array.from(codes);
+  const others = [...query.keys()].filter((d) => d !== spike).sort((a, b) => Math.abs(query[b]!) - Math.abs(query[a]!));
+  const total = others.reduce((sum, d) => sum + Math.abs(query[d]!), 0);
+  let moved = 0;
+  for (const d of others) {
+    if (moved >= 0.85 * total) break;
+    lower[d] = codes[d]! - Math.sign(query[d]!);
+    moved += Math.abs(query[d]!);
+  }
+  const lean = (values: Float32Array, direction: number) => values.map((v, d) => (d === spike ? v : v + direction * 0.49 * Math.sign(query[d]!)) / 127);
+  return { query, over: lean(codes, -1), under: lean(lower, 1) };
+}
+const leaning = leaningPair(5);
+
 const nearTies = Array.from({ length: 60 }, (_, i) => ({ subject: `twin-${i}`, embedding: embedding(D, 0, i, 0.002) }));
 const cases: Case[] = [
   {
@@ -161,6 +187,16 @@ const cases: Case[] = [
     },
   },
   {
+    name: "rows whose int8 rounding leans apart: the int8 order reversed by more than one error bound",
+    dimensions: D,
+    faces: [
+      { subject: "over", embedding: leaning.over },
+      { subject: "under", embedding: leaning.under },
+      ...Array.from({ length: 20 }, (_, i) => ({ subject: `other-${i}`, embedding: embedding(D, 1 + i, i, 0.4) })),
+    ],
+    queries: [leaning.query],
+  },
+  {
     name: "fewer subjects than k",
     dimensions: 16,
     faces: Array.from({ length: 9 }, (_, i) => ({ subject: `p${i % 3}`, embedding: embedding(16, i % 3, i, 0.5) })),
@@ -190,5 +226,17 @@ describe("gallery search is the float32 brute force's", () => {
     const exact = kernel.scores(queries[0]!, faces.length)[0]!;
     const best = (scores: Float32Array) => scores.indexOf(Math.max(...scores));
     expect(best(coarse)).not.toBe(best(exact));
+  });
+
+  test("the leaning case does need a margin of twice the bound: one bound would leave the exact best out", () => {
+    const kernel = new DotKernel(D, 2);
+    kernel.setRow(0, leaning.over);
+    kernel.setRow(1, leaning.under);
+    const coarse = kernel.coarseScores(leaning.query, 2);
+    const [overCoarse, underCoarse] = coarse.blocks[0]!;
+    const [overExact, underExact] = kernel.scores(leaning.query, 2)[0]!;
+    expect(underExact!).toBeGreaterThan(overExact!);
+    expect(underCoarse!).toBeLessThan(overCoarse! - coarse.error);
+    expect(underCoarse!).toBeGreaterThanOrEqual(overCoarse! - 2 * coarse.error);
   });
 });
