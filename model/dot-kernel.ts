@@ -149,7 +149,7 @@ class Block {
   largestRowL1 = 0;
   largestRowL2 = 0;
 
-  constructor(private readonly stride: number) {
+  constructor(readonly stride: number) {
     const instance = new WebAssembly.Instance(compiledFor(stride));
     this.memory = instance.exports.memory as WebAssembly.Memory;
     this.exactOf = instance.exports.exact as KernelFunction;
@@ -229,6 +229,12 @@ class Block {
   }
 }
 
+function exactScores(block: Block, query: Float32Array, rows: number): Float32Array {
+  block.setQuery(query);
+  if (rows > 0) block.exactOf(block.matrixOffset, 0, block.scoresOffset, rows, block.stride * 4);
+  return new Float32Array(block.memory.buffer, block.scoresOffset, rows);
+}
+
 /** A matrix of `rows` x `dimensions` floats with room to grow, in blocks of `blockRows` rows, and its int8 shadow. */
 export class DotKernel {
   /** Values per row, padding included. */
@@ -297,11 +303,12 @@ export class DotKernel {
 
   /** Exact scores of the query against the first `rows` rows, one array per block. Valid until the next call. */
   scores(query: Float32Array, rows: number): Float32Array[] {
-    return this.eachBlock(rows, (block, count) => {
-      block.setQuery(query);
-      if (count > 0) block.exactOf(block.matrixOffset, 0, block.scoresOffset, count, this.stride * 4);
-      return new Float32Array(block.memory.buffer, block.scoresOffset, count);
-    });
+    return this.eachBlock(rows, (block, count) => exactScores(block, query, count));
+  }
+
+  /** Exact scores of the query against the first `rows` rows of block `block`. Valid until the next call. */
+  blockScores(query: Float32Array, block: number, rows: number): Float32Array {
+    return exactScores(this.blocks[block]!, query, rows);
   }
 
   /**

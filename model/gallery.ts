@@ -144,7 +144,7 @@ export class Gallery {
   private searchTemplates(embedding: Float32Array, k: number): Match[] {
     const codes = this.subjectCodes();
     const templates = this.templateKernel(codes);
-    return bestRows(templates, codes.count, { ofRow: codes.identity, count: codes.count }, embedding, k).map(({ score, code }) => {
+    return bestRows(templates, codes.count, { ofRow: codes.identity, count: codes.count, best: codes.best }, embedding, k).map(({ score, code }) => {
       let row = -1;
       let best = -Infinity;
       for (const face of codes.rowsOf[code]!) {
@@ -185,7 +185,8 @@ export class Gallery {
     }
     const identity = new Int32Array(numbers.size);
     for (let code = 0; code < identity.length; code++) identity[code] = code;
-    this.codes = { ofRow, count: numbers.size, rowsOf, identity };
+    const best = { score: new Float32Array(numbers.size).fill(-Infinity), row: new Int32Array(numbers.size) };
+    this.codes = { ofRow, count: numbers.size, rowsOf, identity, best };
     this.templates = undefined;
     return this.codes;
   }
@@ -277,6 +278,8 @@ interface SubjectCodes {
   rowsOf: number[][];
   /** code -> code: the templates' rows are the subjects. */
   identity: Int32Array;
+  /** Each subject's best exact score (-Infinity between searches) and row, reused by every search. */
+  best: { score: Float32Array; row: Int32Array };
 }
 
 /**
@@ -288,34 +291,51 @@ interface SubjectCodes {
  * reach it (ties included) scores at least c - 2 error coarsely. Only those candidates are scored exactly; every subject
  * of the exact top k has its best row among them, and any other subject's partial best is no higher than its true one.
  */
-function bestRows(kernel: DotKernel, size: number, codes: Pick<SubjectCodes, "ofRow" | "count">, embedding: Float32Array, k: number): { code: number; row: number; score: number }[] {
+function bestRows(kernel: DotKernel, size: number, codes: Pick<SubjectCodes, "ofRow" | "count" | "best">, embedding: Float32Array, k: number): { code: number; row: number; score: number }[] {
   const coarse = kernel.coarseScores(embedding, size);
   const threshold = kthSubjectScore(coarse.blocks, kernel.blockRows, codes, k) - 2 * coarse.error;
 
-  const bestScore = new Float32Array(codes.count).fill(-Infinity);
-  const bestRow = new Int32Array(codes.count);
+  const { score: bestScore, row: bestRow } = codes.best;
+  const touched: number[] = [];
   const consider = (row: number, score: number) => {
     const code = codes.ofRow[row]!;
     if (score > bestScore[code]!) {
+      if (bestScore[code] === -Infinity) touched.push(code);
       bestScore[code] = score;
       bestRow[code] = row;
     }
   };
-  coarse.blocks.forEach((scores, block) => {
+  try {
+    considerCandidates(kernel, coarse.blocks, threshold, embedding, consider);
+    // In subject order, so that ties go to the lower code as in a pass over every subject.
+    const order = Int32Array.from(touched).sort();
+    const top = topK(Float32Array.from(order, (code) => bestScore[code]!), k);
+    return top.map((i) => ({ code: order[i]!, row: bestRow[order[i]!]!, score: bestScore[order[i]!]! }));
+  } finally {
+    for (const code of touched) bestScore[code] = -Infinity;
+  }
+}
+
+/** Scores exactly every row whose int8 score reaches `threshold`, or every row of a block where those are too many. */
+function considerCandidates(kernel: DotKernel, blocks: Float32Array[], threshold: number, embedding: Float32Array, consider: (row: number, score: number) => void): void {
+  blocks.forEach((scores, block) => {
     const first = block * kernel.blockRows;
-    const candidates = new Int32Array(Math.ceil(scores.length / EXACT_PASS_ABOVE));
+    if (candidateRows.length < Math.ceil(scores.length / EXACT_PASS_ABOVE)) candidateRows = new Int32Array(Math.ceil(kernel.blockRows / EXACT_PASS_ABOVE));
+    const candidates = candidateRows.subarray(0, Math.ceil(scores.length / EXACT_PASS_ABOVE));
     let count = 0;
     for (let at = 0; at < scores.length && count <= candidates.length; at++) if (scores[at]! >= threshold) candidates[count++] = at;
     if (count > candidates.length) {
-      const exact = kernel.scores(embedding, first + scores.length)[block]!;
+      const exact = kernel.blockScores(embedding, block, scores.length);
       for (let at = 0; at < exact.length; at++) consider(first + at, exact[at]!);
       return;
     }
     const exact = kernel.blockDots(embedding, block, candidates.subarray(0, count));
     for (let i = 0; i < count; i++) consider(first + candidates[i]!, exact[i]!);
   });
-  return topK(bestScore, k).map((code) => ({ code, row: bestRow[code]!, score: bestScore[code]! }));
 }
+
+/** The candidates' row numbers, reused from query to query (a search runs start to end, never two at once). */
+let candidateRows = new Int32Array();
 
 /** Above a block's rows / this many candidates, one exact pass over the block beats scoring candidates one by one. */
 const EXACT_PASS_ABOVE = 16;

@@ -34,7 +34,7 @@ const subjects = Math.max(1, Math.round(faces / Number(args["faces-per-subject"]
 const DIMENSIONS = 128;
 const SCORINGS: SubjectScoring[] = ["template", "best-face"];
 /** Per gallery, for the brute force: each row's subject as a number (first seen, first numbered), and the subjects by number. */
-const codesOf = new WeakMap<Gallery, { ofRow: Int32Array; subjects: string[] }>();
+const codesOf = new WeakMap<Gallery, SubjectNumbers>();
 
 /** xorshift32: deterministic and fast enough for 10^9 draws. */
 let state = 0x9e3779b9;
@@ -143,13 +143,20 @@ interface GalleryInternals {
   faceIds: string[];
 }
 
-function subjectCodes(target: Gallery): { ofRow: Int32Array; subjects: string[] } {
+interface SubjectNumbers {
+  ofRow: Int32Array;
+  subjects: string[];
+  /** Per subject its best score and row, reused from probe to probe (10M faces would otherwise make 27 MB a probe). */
+  best: Float32Array;
+  bestRow: Int32Array;
+}
+function subjectCodes(target: Gallery): SubjectNumbers {
   const held = codesOf.get(target);
   if (held) return held;
   const numbers = new Map<string, number>();
   const rows = (target as unknown as GalleryInternals).subjects;
   const ofRow = Int32Array.from(rows, (subject) => numbers.get(subject) ?? numbers.set(subject, numbers.size).get(subject)!);
-  const codes = { ofRow, subjects: [...numbers.keys()] };
+  const codes = { ofRow, subjects: [...numbers.keys()], best: new Float32Array(numbers.size), bestRow: new Int32Array(numbers.size) };
   codesOf.set(target, codes);
   return codes;
 }
@@ -174,8 +181,8 @@ function topIndices(scores: Float32Array): number[] {
 function bruteForce(target: Gallery, probe: Float32Array, scoring: SubjectScoring): { subject: string; faceId?: string; similarity: number }[] {
   const internals = target as unknown as GalleryInternals;
   const codes = subjectCodes(target);
-  const best = new Float32Array(codes.subjects.length).fill(-Infinity);
-  const bestRow = new Int32Array(codes.subjects.length);
+  const { best, bestRow } = codes;
+  best.fill(-Infinity);
   const kernel = scoring === "template" ? internals.templates! : internals.kernel;
   let row = 0;
   for (const block of kernel.scores(probe, scoring === "template" ? codes.subjects.length : target.size)) {
