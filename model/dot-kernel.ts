@@ -149,7 +149,7 @@ class Block {
   largestRowL1 = 0;
   largestRowL2 = 0;
 
-  constructor(readonly stride: number) {
+  constructor(private readonly stride: number) {
     const instance = new WebAssembly.Instance(compiledFor(stride));
     this.memory = instance.exports.memory as WebAssembly.Memory;
     this.exactOf = instance.exports.exact as KernelFunction;
@@ -212,6 +212,13 @@ class Block {
     floats.set(query);
   }
 
+  /** Exact scores of the query against the first `rows` rows. Valid until the next call. */
+  scores(query: Float32Array, rows: number): Float32Array {
+    this.setQuery(query);
+    if (rows > 0) this.exactOf(this.matrixOffset, 0, this.scoresOffset, rows, this.stride * 4);
+    return new Float32Array(this.memory.buffer, this.scoresOffset, rows);
+  }
+
   /** The exact score of row `at` against the query set last. */
   dot(at: number): number {
     this.exactOf(this.matrixOffset + at * this.stride * 4, 0, this.oneScoreOffset, 1, this.stride * 4);
@@ -227,12 +234,6 @@ class Block {
   scales(): Float32Array {
     return new Float32Array(this.memory.buffer, this.scalesOffset, this.capacity);
   }
-}
-
-function exactScores(block: Block, query: Float32Array, rows: number): Float32Array {
-  block.setQuery(query);
-  if (rows > 0) block.exactOf(block.matrixOffset, 0, block.scoresOffset, rows, block.stride * 4);
-  return new Float32Array(block.memory.buffer, block.scoresOffset, rows);
 }
 
 /** A matrix of `rows` x `dimensions` floats with room to grow, in blocks of `blockRows` rows, and its int8 shadow. */
@@ -303,12 +304,12 @@ export class DotKernel {
 
   /** Exact scores of the query against the first `rows` rows, one array per block. Valid until the next call. */
   scores(query: Float32Array, rows: number): Float32Array[] {
-    return this.eachBlock(rows, (block, count) => exactScores(block, query, count));
+    return this.eachBlock(rows, (block, count) => block.scores(query, count));
   }
 
   /** Exact scores of the query against the first `rows` rows of block `block`. Valid until the next call. */
   blockScores(query: Float32Array, block: number, rows: number): Float32Array {
-    return exactScores(this.blocks[block]!, query, rows);
+    return this.blocks[block]!.scores(query, rows);
   }
 
   /**
