@@ -195,11 +195,13 @@ export class Gallery {
     if (this.templates) return this.templates;
     const templates = new DotKernel(this.dimensions, Math.max(codes.count, 1), this.blockRows);
     const sum = new Float64Array(this.dimensions);
+    const template = new Float32Array(this.dimensions);
     codes.rowsOf.forEach((rows, code) => {
       sum.fill(0);
       for (const row of rows) this.kernel.row(row).forEach((value, d) => (sum[d]! += value));
       const norm = Math.hypot(...sum) || 1;
-      templates.setRow(code, Float32Array.from(sum, (value) => value / norm));
+      for (let d = 0; d < template.length; d++) template[d] = sum[d]! / norm;
+      templates.setRow(code, template);
     });
     this.templates = templates;
     return templates;
