@@ -198,8 +198,12 @@ export class Gallery {
     const template = new Float32Array(this.dimensions);
     codes.rowsOf.forEach((rows, code) => {
       sum.fill(0);
-      for (const row of rows) this.kernel.row(row).forEach((value, d) => (sum[d]! += value));
-      const norm = Math.hypot(...sum) || 1;
+      for (const row of rows) {
+        const values = this.kernel.row(row);
+        for (let d = 0; d < values.length; d++) sum[d]! += values[d]!;
+      }
+      // Not Math.hypot(...sum): the spread made an array per subject, gigabytes of garbage at millions of subjects.
+      const norm = (Reflect.apply(Math.hypot, undefined, sum) as number) || 1;
       for (let d = 0; d < template.length; d++) template[d] = sum[d]! / norm;
       templates.setRow(code, template);
     });
