@@ -1,9 +1,10 @@
 /**
- * The gallery of enrolled faces: pure and storage-free. Embeddings live in one contiguous Float32 matrix
- * (row i = face i) with an int8 shadow, searched by brute force with WebAssembly SIMD kernels; removal swaps the last
- * row into the hole.
+ * The gallery of enrolled faces: pure and storage-free. Embeddings live in a Float32 matrix (row i = face i, in blocks
+ * of 2^20 rows) with an int8 shadow, searched with WebAssembly SIMD kernels: an int8 pass over every row, then an exact
+ * float32 re-rank of every row the int8 error bound cannot rule out, so the answer is the float32 brute force's.
+ * Removal swaps the last row into the hole.
  */
-import { DotKernel } from "./dot-kernel.ts";
+import { BLOCK_ROWS, DotKernel } from "./dot-kernel.ts";
 
 export interface SubjectSummary {
   subject: string;
@@ -49,9 +50,10 @@ export class Gallery {
   private details: FaceDetails[] = [];
   private nextFace = 1;
 
-  constructor(readonly dimensions: number, capacity = 64) {
+  /** `blockRows`: rows per kernel block (each its own wasm memory); smaller only to test searches across blocks. */
+  constructor(readonly dimensions: number, capacity = 64, private readonly blockRows = BLOCK_ROWS) {
     if (!Number.isInteger(dimensions) || dimensions <= 0) throw new Error(`invalid embedding dimensions ${dimensions}`);
-    this.kernel = new DotKernel(dimensions, capacity);
+    this.kernel = new DotKernel(dimensions, capacity, blockRows);
   }
 
   get size(): number {
@@ -142,8 +144,7 @@ export class Gallery {
   private searchTemplates(embedding: Float32Array, k: number): Match[] {
     const codes = this.subjectCodes();
     const templates = this.templateKernel(codes);
-    const identity = { ofRow: Int32Array.from({ length: codes.count }, (_, code) => code), count: codes.count };
-    return bestRows(templates, codes.count, identity, embedding, k).map(({ score, code }) => {
+    return bestRows(templates, codes.count, { ofRow: codes.identity, count: codes.count, best: codes.best }, embedding, k).map(({ score, code }) => {
       let row = -1;
       let best = -Infinity;
       for (const face of codes.rowsOf[code]!) {
@@ -182,20 +183,29 @@ export class Gallery {
       ofRow[row] = code;
       rowsOf[code]!.push(row);
     }
-    this.codes = { ofRow, count: numbers.size, rowsOf };
+    const identity = new Int32Array(numbers.size);
+    for (let code = 0; code < identity.length; code++) identity[code] = code;
+    const best = { score: new Float32Array(numbers.size).fill(-Infinity), row: new Int32Array(numbers.size) };
+    this.codes = { ofRow, count: numbers.size, rowsOf, identity, best };
     this.templates = undefined;
     return this.codes;
   }
 
   private templateKernel(codes: SubjectCodes): DotKernel {
     if (this.templates) return this.templates;
-    const templates = new DotKernel(this.dimensions, Math.max(codes.count, 1));
+    const templates = new DotKernel(this.dimensions, Math.max(codes.count, 1), this.blockRows);
     const sum = new Float64Array(this.dimensions);
+    const template = new Float32Array(this.dimensions);
     codes.rowsOf.forEach((rows, code) => {
       sum.fill(0);
-      for (const row of rows) this.kernel.row(row).forEach((value, d) => (sum[d]! += value));
-      const norm = Math.hypot(...sum) || 1;
-      templates.setRow(code, Float32Array.from(sum, (value) => value / norm));
+      for (const row of rows) {
+        const values = this.kernel.row(row);
+        for (let d = 0; d < values.length; d++) sum[d]! += values[d]!;
+      }
+      // Not Math.hypot(...sum): the spread made an array per subject, gigabytes of garbage at millions of subjects.
+      const norm = (Reflect.apply(Math.hypot, undefined, sum) as number) || 1;
+      for (let d = 0; d < template.length; d++) template[d] = sum[d]! / norm;
+      templates.setRow(code, template);
     });
     this.templates = templates;
     return templates;
@@ -272,52 +282,122 @@ interface SubjectCodes {
   count: number;
   /** Per subject, its rows. */
   rowsOf: number[][];
+  /** code -> code: the templates' rows are the subjects. */
+  identity: Int32Array;
+  /** Each subject's best exact score (-Infinity between searches) and row, reused by every search. */
+  best: { score: Float32Array; row: Int32Array };
 }
 
 /**
- * The k best subjects by their best row (codes.ofRow maps rows to subjects), most similar first. A coarse int8 pass
- * bounds every score; only rows that could still reach the top k are scored exactly, so the answer is the exact one.
+ * The k best subjects by their best row (codes.ofRow maps rows to subjects), most similar first, exactly as an exact
+ * float32 pass over every row would rank them (ties to the lower subject code, then the lower row).
+ *
+ * A coarse int8 pass scores every row within `error` of its exact score. Let c be the k-th best subject's coarse score:
+ * those k subjects score at least c - error exactly, so the exact k-th best is at least c - error, and a row that can
+ * reach it (ties included) scores at least c - 2 error coarsely. Only those candidates are scored exactly; every subject
+ * of the exact top k has its best row among them, and any other subject's partial best is no higher than its true one.
  */
-function bestRows(kernel: DotKernel, size: number, codes: Pick<SubjectCodes, "ofRow" | "count">, embedding: Float32Array, k: number): { code: number; row: number; score: number }[] {
+function bestRows(kernel: DotKernel, size: number, codes: Pick<SubjectCodes, "ofRow" | "count" | "best">, embedding: Float32Array, k: number): { code: number; row: number; score: number }[] {
   const coarse = kernel.coarseScores(embedding, size);
-  const threshold = kthValue(bestPerSubject(coarse.scores, codes), k) - 2 * coarse.error;
-  let candidates = 0;
-  for (let row = 0; row < size; row++) if (coarse.scores[row]! >= threshold) candidates++;
+  const threshold = kthSubjectScore(coarse.blocks, kernel.blockRows, codes, k) - 2 * coarse.error;
 
-  const bestScore = new Float32Array(codes.count).fill(-Infinity);
-  const bestRow = new Int32Array(codes.count);
+  const { score: bestScore, row: bestRow } = codes.best;
+  const touched: number[] = [];
   const consider = (row: number, score: number) => {
     const code = codes.ofRow[row]!;
     if (score > bestScore[code]!) {
+      if (bestScore[code] === -Infinity) touched.push(code);
       bestScore[code] = score;
       bestRow[code] = row;
     }
   };
-  if (candidates > size / EXACT_PASS_ABOVE) {
-    const scores = kernel.scores(embedding, size);
-    for (let row = 0; row < size; row++) consider(row, scores[row]!);
-  } else {
-    for (let row = 0; row < size; row++) if (coarse.scores[row]! >= threshold) consider(row, kernel.dot(embedding, row));
+  try {
+    considerCandidates(kernel, coarse.blocks, threshold, embedding, consider);
+    // In subject order, so that ties go to the lower code as in a pass over every subject.
+    const order = Int32Array.from(touched).sort();
+    const top = topK(Float32Array.from(order, (code) => bestScore[code]!), k);
+    return top.map((i) => ({ code: order[i]!, row: bestRow[order[i]!]!, score: bestScore[order[i]!]! }));
+  } finally {
+    for (const code of touched) bestScore[code] = -Infinity;
   }
-  return topK(bestScore, k).map((code) => ({ code, row: bestRow[code]!, score: bestScore[code]! }));
 }
 
-/** Above size / this many candidates, one exact pass over every face beats scoring candidates one by one. */
+/** Scores exactly every row whose int8 score reaches `threshold`, or every row of a block where those are too many. */
+function considerCandidates(kernel: DotKernel, blocks: Float32Array[], threshold: number, embedding: Float32Array, consider: (row: number, score: number) => void): void {
+  blocks.forEach((scores, block) => {
+    const first = block * kernel.blockRows;
+    if (candidateRows.length < Math.ceil(scores.length / EXACT_PASS_ABOVE)) candidateRows = new Int32Array(Math.ceil(kernel.blockRows / EXACT_PASS_ABOVE));
+    const candidates = candidateRows.subarray(0, Math.ceil(scores.length / EXACT_PASS_ABOVE));
+    let count = 0;
+    for (let at = 0; at < scores.length && count <= candidates.length; at++) if (scores[at]! >= threshold) candidates[count++] = at;
+    if (count > candidates.length) {
+      const exact = kernel.blockScores(embedding, block, scores.length);
+      for (let at = 0; at < exact.length; at++) consider(first + at, exact[at]!);
+      return;
+    }
+    const exact = kernel.blockDots(embedding, block, candidates.subarray(0, count));
+    for (let i = 0; i < count; i++) consider(first + candidates[i]!, exact[i]!);
+  });
+}
+
+/** The candidates' row numbers, reused from query to query (a search runs start to end, never two at once). */
+let candidateRows = new Int32Array();
+
+/** Above a block's rows / this many candidates, one exact pass over the block beats scoring candidates one by one. */
 const EXACT_PASS_ABOVE = 16;
 
-function bestPerSubject(scores: Float32Array, codes: Pick<SubjectCodes, "ofRow" | "count">): Float32Array {
-  const best = new Float32Array(codes.count).fill(-Infinity);
-  for (let row = 0; row < scores.length; row++) {
-    const code = codes.ofRow[row]!;
-    if (scores[row]! > best[code]!) best[code] = scores[row]!;
+/**
+ * The k-th best subject's score, each subject scored by its best row; -Infinity when there are fewer than k subjects.
+ * Walking rows from the best down, a subject's first row is its best, so the answer is the row where the k-th distinct
+ * subject appears: the best few rows are kept in one pass (a comparison per row), and more only when they hold fewer
+ * than k subjects.
+ */
+function kthSubjectScore(blocks: Float32Array[], blockRows: number, codes: Pick<SubjectCodes, "ofRow" | "count">, k: number): number {
+  const rows = blocks.reduce((sum, scores) => sum + scores.length, 0);
+  if (!(k >= 1) || codes.count < k) return -Infinity;
+  for (let kept = Math.max(4 * k, 32); kept <= KEPT_AT_MOST && kept < 2 * rows; kept *= 2) {
+    const seen = new Set<number>();
+    for (const { row, score } of bestOf(blocks, blockRows, kept)) {
+      seen.add(codes.ofRow[row]!);
+      if (seen.size === k) return score;
+    }
   }
-  return best;
+  // A few subjects own the best rows: one pass keeping each subject's best.
+  const best = new Float32Array(codes.count).fill(-Infinity);
+  blocks.forEach((scores, b) => {
+    for (let at = 0; at < scores.length; at++) {
+      const code = codes.ofRow[b * blockRows + at]!;
+      if (scores[at]! > best[code]!) best[code] = scores[at]!;
+    }
+  });
+  const top = topK(best, k);
+  return top.length < k ? -Infinity : best[top[k - 1]!]!;
 }
 
-/** The k-th largest value; -Infinity when there are fewer than k. */
-function kthValue(values: Float32Array, k: number): number {
-  const top = topK(values, k);
-  return top.length < k ? -Infinity : values[top[top.length - 1]!]!;
+/** Kept best rows beyond which the per-subject pass is the cheaper (keeping is a sorted insertion). */
+const KEPT_AT_MOST = 1024;
+
+/** The `count` best rows over all blocks, best first. */
+function bestOf(blocks: Float32Array[], blockRows: number, count: number): { row: number; score: number }[] {
+  const scores = new Float32Array(count).fill(-Infinity);
+  const rows = new Int32Array(count).fill(-1);
+  blocks.forEach((block, b) => {
+    for (let at = 0; at < block.length; at++) {
+      const score = block[at]!;
+      if (score <= scores[count - 1]!) continue;
+      let i = count - 1;
+      while (i > 0 && scores[i - 1]! < score) {
+        scores[i] = scores[i - 1]!;
+        rows[i] = rows[i - 1]!;
+        i--;
+      }
+      scores[i] = score;
+      rows[i] = b * blockRows + at;
+    }
+  });
+  const out: { row: number; score: number }[] = [];
+  for (let i = 0; i < count && rows[i]! >= 0; i++) out.push({ row: rows[i]!, score: scores[i]! });
+  return out;
 }
 
 /** Indices of the k largest values, largest first: one pass keeping a small sorted list, as k is small. */
