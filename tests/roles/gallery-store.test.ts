@@ -44,6 +44,7 @@ function outageOnSave(bucket: Bucket): { bucket: Bucket; recover(): void } {
       putStream: guarded(bucket.putStream.bind(bucket)),
       delete: guarded(bucket.delete.bind(bucket)),
       count: guarded(bucket.count.bind(bucket)),
+      list: guarded(bucket.list.bind(bucket)),
       putIf: async (...args) => {
         if (recovered) return bucket.putIf(...args);
         down = true;

@@ -30,7 +30,7 @@ export interface ExpiryRule {
 /**
  * A key as one safe file name: percent-encoded (no separators, no dot-only names), or, when that is too long for a
  * file name (S3 keys reach 1024 bytes), "#" (which the encoding never leaves bare) and a digest of the key.
- * Nothing lists keys back, so the name need not be reversible.
+ * `list` decodes the names back; a key long enough to need a digest is never listed.
  */
 function fileNameFor(key: string): string {
   const encoded = encodeURIComponent(key).replaceAll(".", "%2E").replaceAll("*", "%2A");
@@ -228,6 +228,21 @@ export class FileBucket implements Bucket {
       if (isMissing(error)) return 0;
       throw error;
     }
+  }
+
+  async list(prefix: string, startAfter = ""): Promise<string[]> {
+    let files: string[];
+    try {
+      files = await readdir(this.folder);
+    } catch (error) {
+      if (isMissing(error)) return [];
+      throw error;
+    }
+    const keys = files.filter((file) => !file.endsWith(".tmp") && !file.startsWith("#")).map(decodeURIComponent);
+    const bytes = (key: string) => Buffer.from(key, "utf8");
+    return keys
+      .filter((key) => key.startsWith(prefix) && Buffer.compare(bytes(key), bytes(startAfter)) > 0)
+      .sort((a, b) => Buffer.compare(bytes(a), bytes(b)));
   }
 
   private pathsOf(key: string): { object: string; metadata: string } {
