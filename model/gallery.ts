@@ -1,7 +1,8 @@
 /**
  * The gallery of enrolled faces: pure and storage-free. Embeddings live in one contiguous Float32 matrix
  * (row i = face i) with an int8 shadow, searched by brute force with WebAssembly SIMD kernels; removal swaps the last
- * row into the hole.
+ * row into the hole. A face-id index and a per-subject index make removing a face or listing a subject's faces
+ * independent of the gallery's size; the subjects are kept sorted as they come and go, so listing never sorts.
  */
 import { DotKernel } from "./dot-kernel.ts";
 
@@ -48,6 +49,10 @@ export class Gallery {
   private subjects: string[] = [];
   private details: FaceDetails[] = [];
   private nextFace = 1;
+  private readonly rowOfFace = new Map<string, number>();
+  private readonly facesOfSubject = new Map<string, Set<string>>();
+  /** Every subject with a face, in listing order. */
+  private readonly sortedSubjects: string[] = [];
 
   constructor(readonly dimensions: number, capacity = 64) {
     if (!Number.isInteger(dimensions) || dimensions <= 0) throw new Error(`invalid embedding dimensions ${dimensions}`);
@@ -59,41 +64,77 @@ export class Gallery {
   }
 
   enroll(subject: string, embedding: Float32Array, details: FaceDetails = NO_DETAILS): string {
+    const faceId = `f${this.nextFace}`;
+    this.insert(faceId, subject, embedding, details);
+    return faceId;
+  }
+
+  /**
+   * Adds a face under an id its caller chose (`f` and a number: the store's sequence number), replacing the face of
+   * that id if there is one.
+   */
+  insert(faceId: string, subject: string, embedding: Float32Array, details: FaceDetails = NO_DETAILS): void {
     this.checkDimensions(embedding);
+    this.removeFace(faceId);
     this.kernel.reserve(this.size + 1);
     this.codes = undefined;
-    const faceId = `f${this.nextFace++}`;
-    this.kernel.setRow(this.size, embedding);
+    const row = this.size;
+    this.kernel.setRow(row, embedding);
     this.faceIds.push(faceId);
     this.subjects.push(subject);
     this.details.push(details);
-    return faceId;
+    this.rowOfFace.set(faceId, row);
+    this.addToSubject(subject, faceId);
+    const number = Number(faceId.slice(1));
+    if (Number.isSafeInteger(number) && number >= this.nextFace) this.nextFace = number + 1;
+  }
+
+  /** Every face, in no particular order; each embedding a view of the matrix, valid until the next change. */
+  *faces(): Generator<FaceDetails & { faceId: string; subject: string; embedding: Float32Array }> {
+    for (let row = 0; row < this.size; row++) {
+      yield { faceId: this.faceIds[row]!, subject: this.subjects[row]!, embedding: this.kernel.row(row), ...this.details[row]! };
+    }
+  }
+
+  hasFace(faceId: string): boolean {
+    return this.rowOfFace.has(faceId);
+  }
+
+  subjectOf(faceId: string): string | undefined {
+    const row = this.rowOfFace.get(faceId);
+    return row === undefined ? undefined : this.subjects[row];
+  }
+
+  /** How many faces `subject` has. */
+  faceCount(subject: string): number {
+    return this.facesOfSubject.get(subject)?.size ?? 0;
   }
 
   /** A subject's faces, oldest first. */
   facesOf(subject: string): (FaceDetails & { faceId: string })[] {
-    const faces: (FaceDetails & { faceId: string })[] = [];
-    for (let row = 0; row < this.size; row++) if (this.subjects[row] === subject) faces.push({ faceId: this.faceIds[row]!, ...this.details[row]! });
+    const faces = [...(this.facesOfSubject.get(subject) ?? [])].map((faceId) => ({ faceId, ...this.details[this.rowOfFace.get(faceId)!]! }));
     return faces.sort((a, b) => Number(a.faceId.slice(1)) - Number(b.faceId.slice(1)));
   }
 
   /** Gives every face of `from` to `to` (merging when `to` has faces); returns how many moved. */
   renameSubject(from: string, to: string): number {
-    let moved = 0;
-    for (let row = 0; row < this.size; row++) {
-      if (this.subjects[row] !== from) continue;
-      this.subjects[row] = to;
-      moved++;
+    const moved = [...(this.facesOfSubject.get(from) ?? [])];
+    if (from === to) return moved.length;
+    for (const faceId of moved) {
+      this.subjects[this.rowOfFace.get(faceId)!] = to;
+      this.removeFromSubject(from, faceId);
+      this.addToSubject(to, faceId);
     }
-    if (moved > 0) this.codes = undefined;
-    return moved;
+    if (moved.length > 0) this.codes = undefined;
+    return moved.length;
   }
 
   /** The similarity of `embedding` to one subject, scored as `search` scores it; undefined when the subject has no face. */
   subjectSimilarity(subject: string, embedding: Float32Array, scoring: SubjectScoring = "template"): number | undefined {
     this.checkDimensions(embedding);
-    const row = this.subjects.indexOf(subject);
-    if (row < 0) return undefined;
+    const [faceId] = this.facesOfSubject.get(subject) ?? [];
+    if (faceId === undefined) return undefined;
+    const row = this.rowOfFace.get(faceId)!;
     const codes = this.subjectCodes();
     const code = codes.ofRow[row]!;
     if (scoring === "template") return this.templateKernel(codes).dot(embedding, code);
@@ -101,32 +142,55 @@ export class Gallery {
   }
 
   removeFace(faceId: string): boolean {
-    const row = this.faceIds.indexOf(faceId);
-    if (row < 0) return false;
+    const row = this.rowOfFace.get(faceId);
+    if (row === undefined) return false;
     this.removeRow(row);
     return true;
   }
 
   /** Returns how many faces were removed. */
   removeSubject(subject: string): number {
-    let removed = 0;
-    for (let row = this.size - 1; row >= 0; row--) {
-      if (this.subjects[row] !== subject) continue;
-      this.removeRow(row);
-      removed++;
-    }
-    return removed;
+    const faces = [...(this.facesOfSubject.get(subject) ?? [])];
+    for (const faceId of faces) this.removeFace(faceId);
+    return faces.length;
   }
 
   /** How many distinct subjects are enrolled. */
   get subjectCount(): number {
-    return this.subjectCodes().count;
+    return this.sortedSubjects.length;
   }
 
-  list(): SubjectSummary[] {
-    const counts = new Map<string, number>();
-    for (const subject of this.subjects) counts.set(subject, (counts.get(subject) ?? 0) + 1);
-    return [...counts].map(([subject, faces]) => ({ subject, faces })).sort((a, b) => a.subject.localeCompare(b.subject));
+  /** The subjects by name, `count` of them from the `offset`-th (all by default); no sorting. */
+  list(offset = 0, count = Infinity): SubjectSummary[] {
+    return this.sortedSubjects.slice(offset, offset + count).map((subject) => ({ subject, faces: this.faceCount(subject) }));
+  }
+
+  private addToSubject(subject: string, faceId: string): void {
+    let faces = this.facesOfSubject.get(subject);
+    if (!faces) {
+      this.facesOfSubject.set(subject, (faces = new Set()));
+      this.sortedSubjects.splice(this.sortedPosition(subject), 0, subject);
+    }
+    faces.add(faceId);
+  }
+
+  private removeFromSubject(subject: string, faceId: string): void {
+    const faces = this.facesOfSubject.get(subject);
+    if (!faces?.delete(faceId) || faces.size > 0) return;
+    this.facesOfSubject.delete(subject);
+    this.sortedSubjects.splice(this.sortedPosition(subject), 1);
+  }
+
+  /** Where `subject` is, or would go, in the sorted list: a binary search. */
+  private sortedPosition(subject: string): number {
+    let low = 0;
+    let high = this.sortedSubjects.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.sortedSubjects[middle]!.localeCompare(subject) < 0) low = middle + 1;
+      else high = middle;
+    }
+    return low;
   }
 
   /** The k most similar subjects, each with its most similar face, most similar first. */
@@ -230,7 +294,6 @@ export class Gallery {
     if (bytes.byteLength < 16 + matrixBytes) throw new GalleryFormatError("gallery data is truncated");
     const gallery = new Gallery(dimensions, Math.max(size, 1));
     const packed = new Float32Array(bytes.slice(16, 16 + matrixBytes).buffer);
-    for (let row = 0; row < size; row++) gallery.kernel.setRow(row, packed.subarray(row * dimensions, (row + 1) * dimensions));
     let labels: { faceIds: string[]; subjects: string[]; details?: FaceDetails[]; nextFace: number };
     try {
       labels = JSON.parse(new TextDecoder().decode(bytes.subarray(16 + matrixBytes)));
@@ -238,22 +301,26 @@ export class Gallery {
       throw new GalleryFormatError("gallery labels are damaged");
     }
     if (labels.faceIds?.length !== size || labels.subjects?.length !== size) throw new GalleryFormatError("gallery labels do not match its embeddings");
-    gallery.faceIds = labels.faceIds;
-    gallery.subjects = labels.subjects;
     // Galleries saved before faces had details still load.
-    gallery.details = labels.details?.length === size ? labels.details : labels.faceIds.map(() => NO_DETAILS);
-    gallery.nextFace = labels.nextFace;
+    const details = labels.details?.length === size ? labels.details : undefined;
+    for (let row = 0; row < size; row++) {
+      gallery.insert(labels.faceIds[row]!, labels.subjects[row]!, packed.subarray(row * dimensions, (row + 1) * dimensions), details?.[row] ?? NO_DETAILS);
+    }
+    gallery.nextFace = Math.max(gallery.nextFace, labels.nextFace);
     return gallery;
   }
 
   private removeRow(row: number): void {
     this.codes = undefined;
     const last = this.size - 1;
+    this.rowOfFace.delete(this.faceIds[row]!);
+    this.removeFromSubject(this.subjects[row]!, this.faceIds[row]!);
     if (row !== last) {
       this.kernel.copyRow(last, row);
       this.faceIds[row] = this.faceIds[last]!;
       this.subjects[row] = this.subjects[last]!;
       this.details[row] = this.details[last]!;
+      this.rowOfFace.set(this.faceIds[row]!, row);
     }
     this.faceIds.pop();
     this.subjects.pop();
