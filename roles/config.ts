@@ -56,6 +56,11 @@ export const ConfigSchema = Type.Object({
   uploadQueueLength: Type.Integer({ minimum: 0, default: 200, description: "Requests that may wait for an upload slot; one more gets 503 busy at once" }),
   bodyTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: "How long an upload's body may take once its reading starts, before 408 body_timeout" }),
   requestTimeoutMs: Type.Integer({ minimum: 1, default: 60_000, description: "A request waiting longer gets 504" }),
+  galleryEraseWithinMs: Type.Integer({
+    minimum: 10 * 60_000,
+    default: 24 * 60 * 60_000,
+    description: "Most time a removed face's embedding stays in the gallery's storage (compaction rewrites the segments holding it); ?erase=now on a removal erases at once",
+  }),
   answerMode: Type.Union(AnswerModeSchema.anyOf, {
     default: "closed",
     description: "closed: the nearest enrolled person; open: Unknown below the model's threshold",
@@ -101,7 +106,7 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>;
 
 /** The settings each role reads: a role is handed its slice of the configuration, not the whole of it. */
-const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "maxBodyBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
+const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "maxBodyBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "requestTimeoutMs", "galleryEraseWithinMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
 const APP_SETTINGS = ["visibilityTimeoutSeconds", "maxReceives", "jobDeadlineMs"] as const;
 const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs", "noProgressAfterMs", "maxRedrives"] as const;
 export type WebConfig = Pick<Config, (typeof WEB_SETTINGS)[number]>;
