@@ -6,6 +6,9 @@
  */
 import { DotKernel } from "./dot-kernel.ts";
 
+/** One face as the gallery holds it. */
+export type StoredFace = FaceDetails & { faceId: string; subject: string; embedding: Float32Array };
+
 export interface SubjectSummary {
   subject: string;
   faces: number;
@@ -90,7 +93,7 @@ export class Gallery {
   }
 
   /** Every face, in no particular order; each embedding a view of the matrix, valid until the next change. */
-  *faces(): Generator<FaceDetails & { faceId: string; subject: string; embedding: Float32Array }> {
+  *faces(): Generator<StoredFace> {
     for (let row = 0; row < this.size; row++) {
       yield { faceId: this.faceIds[row]!, subject: this.subjects[row]!, embedding: this.kernel.row(row), ...this.details[row]! };
     }
@@ -283,6 +286,15 @@ export class Gallery {
   }
 
   static deserialize(bytes: Uint8Array): Gallery {
+    const stored = Gallery.read(bytes);
+    const gallery = new Gallery(stored.dimensions, Math.max(stored.faces.length, 1));
+    for (const face of stored.faces) gallery.insert(face.faceId, face.subject, face.embedding, { createdAt: face.createdAt, source: face.source });
+    gallery.nextFace = Math.max(gallery.nextFace, stored.nextFace);
+    return gallery;
+  }
+
+  /** The faces of serialized bytes, each embedding a view of one copy of the matrix: for merging into another gallery. */
+  static read(bytes: Uint8Array): { dimensions: number; nextFace: number; faces: StoredFace[] } {
     if (bytes.byteLength < 16) throw new GalleryFormatError("gallery data is too short");
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0) !== MAGIC) throw new GalleryFormatError("not a facefleet gallery");
@@ -291,8 +303,7 @@ export class Gallery {
     const dimensions = view.getUint32(8);
     const size = view.getUint32(12);
     const matrixBytes = size * dimensions * 4;
-    if (bytes.byteLength < 16 + matrixBytes) throw new GalleryFormatError("gallery data is truncated");
-    const gallery = new Gallery(dimensions, Math.max(size, 1));
+    if (dimensions === 0 || bytes.byteLength < 16 + matrixBytes) throw new GalleryFormatError("gallery data is truncated");
     const packed = new Float32Array(bytes.slice(16, 16 + matrixBytes).buffer);
     let labels: { faceIds: string[]; subjects: string[]; details?: FaceDetails[]; nextFace: number };
     try {
@@ -303,11 +314,13 @@ export class Gallery {
     if (labels.faceIds?.length !== size || labels.subjects?.length !== size) throw new GalleryFormatError("gallery labels do not match its embeddings");
     // Galleries saved before faces had details still load.
     const details = labels.details?.length === size ? labels.details : undefined;
-    for (let row = 0; row < size; row++) {
-      gallery.insert(labels.faceIds[row]!, labels.subjects[row]!, packed.subarray(row * dimensions, (row + 1) * dimensions), details?.[row] ?? NO_DETAILS);
-    }
-    gallery.nextFace = Math.max(gallery.nextFace, labels.nextFace);
-    return gallery;
+    const faces = labels.faceIds.map((faceId, row) => ({
+      faceId,
+      subject: labels.subjects[row]!,
+      embedding: packed.subarray(row * dimensions, (row + 1) * dimensions),
+      ...(details?.[row] ?? NO_DETAILS),
+    }));
+    return { dimensions, nextFace: labels.nextFace, faces };
   }
 
   private removeRow(row: number): void {

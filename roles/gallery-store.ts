@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
-import { Gallery, GalleryFormatError, type FaceDetails, type Match, type SubjectSummary } from "../model/gallery.ts";
+import { Gallery, GalleryFormatError, type FaceDetails, type Match, type StoredFace, type SubjectSummary } from "../model/gallery.ts";
 import type { Bucket } from "./cloud/types.ts";
 import { GALLERY_LOG_PREFIX, GALLERY_MANIFEST_KEY, GALLERY_SEGMENT_PREFIX, LEGACY_GALLERY_KEY, UNREADABLE_GALLERY_KEY_PREFIX } from "./deployment.ts";
 import type { Logger } from "./log.ts";
@@ -152,13 +152,13 @@ class Replica {
       const bytes = await bucket.get(key);
       if (!bytes) throw new MovedError(`segment ${key} is gone`);
       this.bytesRead += bytes.byteLength;
-      return { key, gallery: Gallery.deserialize(bytes) };
+      return { key, stored: Gallery.read(bytes) };
     });
-    for (const segment of segments) {
-      this.gallery ??= new Gallery(segment.gallery.dimensions, Math.max(1, manifest.segments.reduce((sum, { faces }) => sum + faces, 0)));
-      for (const face of segment.gallery.faces()) {
+    for (const { key, stored } of segments) {
+      this.gallery ??= new Gallery(stored.dimensions, Math.max(1, manifest.segments.reduce((sum, { faces }) => sum + faces, 0)));
+      for (const face of stored.faces) {
         this.gallery.insert(face.faceId, face.subject, face.embedding, { createdAt: face.createdAt, source: face.source });
-        this.segmentOfFace.set(face.faceId, segment.key);
+        this.segmentOfFace.set(face.faceId, key);
       }
     }
   }
@@ -259,8 +259,6 @@ async function migrateLegacy(bucket: Bucket, log?: Logger): Promise<void> {
   await bucket.delete(LEGACY_GALLERY_KEY);
   log?.info("gallery_migrated", { faces: faces.length, segments: segments.length });
 }
-
-type StoredFace = FaceDetails & { faceId: string; subject: string; embedding: Float32Array };
 
 async function writeSegments(bucket: Bucket, dimensions: number, faces: readonly StoredFace[], through: number): Promise<Manifest["segments"]> {
   const chunks: StoredFace[][] = [];

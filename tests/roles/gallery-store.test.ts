@@ -3,8 +3,9 @@
 // removals are gone at the next job and erased from storage by a compaction, and a legacy blob is migrated once.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Gallery } from "../../model/gallery.ts";
+import { countingBucket } from "../../roles/cloud/counting-bucket.ts";
 import type { Bucket } from "../../roles/cloud/types.ts";
-import { GALLERY_LOG_PREFIX, GALLERY_MANIFEST_KEY, GALLERY_SEGMENT_PREFIX, LEGACY_GALLERY_KEY } from "../../roles/deployment.ts";
+import { GALLERY_LOG_PREFIX, GALLERY_MANIFEST_KEY, GALLERY_PREFIX, GALLERY_SEGMENT_PREFIX, LEGACY_GALLERY_KEY } from "../../roles/deployment.ts";
 import { compactionDue, GalleryReader, GalleryWriter, logKey, SEAL_AFTER_CHANGES } from "../../roles/gallery-store.ts";
 import { onLocalAndS3Buckets } from "../cloud/clouds.ts";
 
@@ -24,34 +25,6 @@ async function enroll(bucket: Bucket, writer: GalleryWriter, subject: string, se
   const key = `embeddings/${subject}-${seed}.f32`;
   await bucket.put(key, bytesOf(vector(seed)));
   return writer.enrollFromKey(subject, key, { createdAt: "2026-12-07T00:00:00.000Z", source: `${subject}.jpg` });
-}
-
-/** The bucket, counting the bytes written to and read from the gallery's keys. */
-function counting(bucket: Bucket): { bucket: Bucket; written: () => number; read: () => number } {
-  let written = 0;
-  let read = 0;
-  const size = (body: Uint8Array | string) => (typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
-  const wrapped: Bucket = Object.assign(Object.create(bucket) as Bucket, {
-    put: async (key: string, body: Uint8Array | string, options?: Parameters<Bucket["put"]>[2]) => {
-      if (key.startsWith("gallery/")) written += size(body);
-      return bucket.put(key, body, options);
-    },
-    putIf: async (key: string, body: Uint8Array | string, expected: string | undefined, options?: Parameters<Bucket["put"]>[2]) => {
-      if (key.startsWith("gallery/")) written += size(body);
-      return bucket.putIf(key, body, expected, options);
-    },
-    get: async (key: string) => {
-      const body = await bucket.get(key);
-      if (key.startsWith("gallery/")) read += body?.byteLength ?? 0;
-      return body;
-    },
-    read: async (key: string) => {
-      const object = await bucket.read(key);
-      if (key.startsWith("gallery/")) read += object?.body.byteLength ?? 0;
-      return object;
-    },
-  });
-  return { bucket: wrapped, written: () => written, read: () => read };
 }
 
 /** Every stored byte of the gallery's objects, to look for an embedding in. */
@@ -118,7 +91,9 @@ function galleryStore(makeBucket: () => Promise<Bucket>): void {
 
   test("an enrollment writes one small object whatever the gallery's size, and a reader catches up by reading it alone", async () => {
     const plain = await makeBucket();
-    const { bucket, written, read } = counting(plain);
+    const { bucket, counts } = countingBucket(plain, GALLERY_PREFIX);
+    const written = () => counts.written;
+    const read = () => counts.read;
     const writer = await GalleryWriter.open(bucket);
     const reader = new GalleryReader(bucket, 60 * 60_000);
     const perEnrollment = async (seed: number) => {
