@@ -94,9 +94,13 @@ export class Gallery {
 
   /** Every face, in no particular order; each embedding a view of the matrix, valid until the next change. */
   *faces(): Generator<StoredFace> {
-    for (let row = 0; row < this.size; row++) {
-      yield { faceId: this.faceIds[row]!, subject: this.subjects[row]!, embedding: this.kernel.row(row), ...this.details[row]! };
-    }
+    for (const faceId of this.faceIds) yield this.face(faceId)!;
+  }
+
+  /** One face; its embedding a view of the matrix, valid until the next change. */
+  face(faceId: string): StoredFace | undefined {
+    const row = this.rowOfFace.get(faceId);
+    return row === undefined ? undefined : { faceId, subject: this.subjects[row]!, embedding: this.kernel.row(row), ...this.details[row]! };
   }
 
   hasFace(faceId: string): boolean {

@@ -34,6 +34,8 @@ export const SEAL_AFTER_CHANGES = 1024;
 const MAX_APPEND_ATTEMPTS = 100;
 /** Log entries and segments read at once. */
 const READ_CONCURRENCY = 16;
+/** Faces an export copies out of the gallery at a time. */
+const EXPORT_BATCH = 256;
 /** Loads retried when a compaction deleted a segment between reading the manifest and the segment. */
 const MAX_LOAD_ATTEMPTS = 5;
 
@@ -54,6 +56,10 @@ const ChangeSchema = Type.Union([
   Type.Object({ op: Type.Literal("removeFace"), at: At, writer: Text, faceId: Text }),
   Type.Object({ op: Type.Literal("removeSubject"), at: At, writer: Text, subject: Text }),
   Type.Object({ op: Type.Literal("rename"), at: At, writer: Text, from: Text, to: Text }),
+  /** The ids of the next `faces` sequence numbers (this one included) go to an import's faces; no entry takes them. */
+  Type.Object({ op: Type.Literal("reserve"), at: At, writer: Text, faces: Type.Integer({ minimum: 1, maximum: 1_000_000 }) }),
+  /** Segments written by an import, with faces under ids reserved before: they join the gallery as they are. */
+  Type.Object({ op: Type.Literal("import"), at: At, writer: Text, segments: Type.Array(Type.Object({ key: Text, faces: Type.Integer({ minimum: 0 }) })) }),
 ]);
 type Change = Static<typeof ChangeSchema>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -117,6 +123,8 @@ class Replica {
   readonly segmentOfFace = new Map<string, string>();
   /** Segments holding a face that was removed or renamed since the manifest: rewritten at the next compaction. */
   readonly dirtySegments = new Set<string>();
+  /** Segments imported since the manifest: the next manifest names them as they are. */
+  readonly importedSegments: Manifest["segments"] = [];
   /** Faces removed since the manifest: their logged embeddings are erased at the next compaction. */
   readonly removedFaces: string[] = [];
   /** When the oldest removal or rename after the manifest was made: the erasure clock runs from it. */
@@ -148,19 +156,7 @@ class Replica {
     const manifest = decodeStored(ManifestSchema, stored.body, "manifest");
     this.manifest = { body: manifest, version: stored.version };
     this.sequence = manifest.through;
-    const segments = await inParallel(manifest.segments, READ_CONCURRENCY, async ({ key }) => {
-      const bytes = await bucket.get(key);
-      if (!bytes) throw new MovedError(`segment ${key} is gone`);
-      this.bytesRead += bytes.byteLength;
-      return { key, stored: Gallery.read(bytes) };
-    });
-    for (const { key, stored } of segments) {
-      this.gallery ??= new Gallery(stored.dimensions, Math.max(1, manifest.segments.reduce((sum, { faces }) => sum + faces, 0)));
-      for (const face of stored.faces) {
-        this.gallery.insert(face.faceId, face.subject, face.embedding, { createdAt: face.createdAt, source: face.source });
-        this.segmentOfFace.set(face.faceId, key);
-      }
-    }
+    this.addSegments(await this.readSegments(bucket, manifest.segments), manifest.segments.reduce((sum, { faces }) => sum + faces, 0));
   }
 
   /** Applies the changes after the last one applied; returns how many. A log truncated past them throws MovedError. */
@@ -171,13 +167,35 @@ class Replica {
       const bytes = await bucket.get(key);
       if (!bytes) throw new MovedError(`log entry ${key} is gone`);
       this.bytesRead += bytes.byteLength;
-      return decodeStored(ChangeSchema, bytes, "log");
+      const change = decodeStored(ChangeSchema, bytes, "log");
+      return { change, imported: change.op === "import" ? await this.readSegments(bucket, change.segments) : [] };
     });
-    entries.forEach((change, index) => this.apply(sequenceOf(keys[index]!), change));
+    entries.forEach(({ change, imported }, index) => this.apply(sequenceOf(keys[index]!), change, imported));
     return entries.length;
   }
 
-  apply(sequence: number, change: Change): void {
+  private readSegments(bucket: Bucket, segments: Manifest["segments"]): Promise<{ key: string; stored: ReturnType<typeof Gallery.read> }[]> {
+    return inParallel(segments, READ_CONCURRENCY, async ({ key }) => {
+      const bytes = await bucket.get(key);
+      if (!bytes) throw new MovedError(`segment ${key} is gone`);
+      this.bytesRead += bytes.byteLength;
+      return { key, stored: Gallery.read(bytes) };
+    });
+  }
+
+  private addSegments(segments: Awaited<ReturnType<Replica["readSegments"]>>, capacity: number): void {
+    for (const { key, stored } of segments) {
+      this.gallery ??= new Gallery(stored.dimensions, Math.max(1, capacity));
+      if (stored.dimensions !== this.gallery.dimensions) throw new GalleryFormatError(`segment ${key} has ${stored.dimensions} dimensions, the gallery ${this.gallery.dimensions}`);
+      for (const face of stored.faces) {
+        this.gallery.insert(face.faceId, face.subject, face.embedding, { createdAt: face.createdAt, source: face.source });
+        this.segmentOfFace.set(face.faceId, key);
+      }
+    }
+  }
+
+  /** Applies one change; an import's segments were read by the caller. */
+  apply(sequence: number, change: Change, imported: Awaited<ReturnType<Replica["readSegments"]>> = []): void {
     if (sequence !== this.sequence + 1) throw new Error(`change ${sequence} applied after ${this.sequence}`);
     this.sequence = sequence;
     const touch = (faceIds: string[], removed: boolean) => {
@@ -214,6 +232,13 @@ class Replica {
       case "rename":
         touch(facesOf(change.from), false);
         this.gallery?.renameSubject(change.from, change.to);
+        return;
+      case "reserve":
+        this.sequence = sequence + change.faces - 1;
+        return;
+      case "import":
+        this.addSegments(imported, change.segments.reduce((sum, { faces }) => sum + faces, 0));
+        this.importedSegments.push(...change.segments);
     }
   }
 }
@@ -388,6 +413,40 @@ export class GalleryWriter {
     );
   }
 
+  /**
+   * Imports faces (already checked: one dimension, normalised) as one segment: the next `faces.length` sequence
+   * numbers are reserved for their ids, the segment is written, then one log entry names it. Returns their ids.
+   */
+  importFaces(faces: readonly { subject: string; embedding: Float32Array; source: string }[]): Promise<string[]> {
+    return this.inOrder(async () => {
+      const dimensions = faces[0]?.embedding.length;
+      if (dimensions === undefined) return [];
+      const first = await this.append((gallery) => {
+        if (gallery && gallery.dimensions !== dimensions) throw new GalleryError("embedding_mismatch", `the gallery holds ${gallery.dimensions}-d embeddings, not ${dimensions}-d ones`);
+        return { change: { op: "reserve", faces: faces.length }, result: this.replica.sequence + 1 };
+      });
+      const createdAt = new Date().toISOString();
+      const stored = faces.map((face, index) => ({ ...face, faceId: faceIdOf(first + index), createdAt }));
+      const segments = await writeSegments(this.bucket, dimensions, stored, first);
+      const imported = segments.map(({ key, faces: count }, index) => ({ key, stored: { dimensions, nextFace: 0, faces: stored.slice(index * SEGMENT_FACES, index * SEGMENT_FACES + count) } }));
+      await this.append(() => ({ change: { op: "import", segments }, result: undefined }), imported);
+      return stored.map(({ faceId }) => faceId);
+    });
+  }
+
+  /** Every face as this writer holds it now, read a few at a time (a face removed meanwhile is left out). */
+  async *exportFaces(): AsyncGenerator<StoredFace> {
+    const faceIds = [...(this.replica.gallery?.faces() ?? [])].map(({ faceId }) => faceId);
+    for (let start = 0; start < faceIds.length; start += EXPORT_BATCH) {
+      const gallery = this.replica.gallery;
+      const batch = faceIds.slice(start, start + EXPORT_BATCH).flatMap((faceId) => {
+        const face = gallery?.face(faceId);
+        return face ? [{ ...face, embedding: face.embedding.slice() }] : [];
+      });
+      yield* batch;
+    }
+  }
+
   /** Compacts when `compactionDue` says so (the lease holder's periodic check). */
   compactIfDue(now: number, eraseWithinMs: number, checkEveryMs: number): Promise<CompactionOutcome | undefined> {
     return this.inOrder(async () => {
@@ -425,7 +484,8 @@ export class GalleryWriter {
     const written = gallery ? await writeSegments(this.bucket, gallery.dimensions, faces, through) : [];
     const previous = replica.manifest;
     const kept = (previous?.body.segments ?? []).filter(({ key }) => !replica.dirtySegments.has(key));
-    const manifest: Manifest = { format: 1, through, segments: [...kept, ...written] };
+    const imported = replica.importedSegments.filter(({ key }) => !replica.dirtySegments.has(key));
+    const manifest: Manifest = { format: 1, through, segments: [...kept, ...imported, ...written] };
     const version = await this.bucket.putIf(GALLERY_MANIFEST_KEY, JSON.stringify(manifest), previous?.version, { contentType: "application/json" });
     if (version === undefined) {
       await Promise.all(written.map(({ key }) => this.bucket.delete(key)));
@@ -455,6 +515,7 @@ export class GalleryWriter {
     }, 0);
     replica.dirtySegments.clear();
     replica.removedFaces.length = 0;
+    replica.importedSegments.length = 0;
     replica.oldestRemovalAt = undefined;
     const done = { compacted: true, segmentsWritten: written.length, segmentsDeleted: replaced.length, entriesErased, entriesDeleted: covered.length };
     this.log?.info("gallery_compacted", { through, ...done });
@@ -467,7 +528,7 @@ export class GalleryWriter {
    * answer was lost and the SDK's retry failed its own condition), the change is done. The gallery changes only once
    * the change is stored.
    */
-  private async append<T>(decide: Decision<T>): Promise<T> {
+  private async append<T>(decide: Decision<T>, imported?: Parameters<Replica["apply"]>[2]): Promise<T> {
     for (let attempt = 1; attempt <= MAX_APPEND_ATTEMPTS; attempt++) {
       const sequence = this.replica.sequence + 1;
       const { change, result } = decide(this.replica.gallery, faceIdOf(sequence));
@@ -475,12 +536,12 @@ export class GalleryWriter {
       const entry = { ...change, at: Date.now(), writer: `${this.id}-${sequence}` } as Change;
       const body = JSON.stringify(entry);
       if ((await this.bucket.putIf(logKey(sequence), body, undefined, { contentType: "application/json" })) !== undefined) {
-        this.replica.apply(sequence, entry);
+        this.replica.apply(sequence, entry, imported);
         return result;
       }
       const stored = await this.bucket.get(logKey(sequence));
       if (stored && new TextDecoder().decode(stored) === body) {
-        this.replica.apply(sequence, entry);
+        this.replica.apply(sequence, entry, imported);
         return result;
       }
       await this.catchUp();

@@ -231,6 +231,26 @@ function steps(): Step[] {
     },
     { route: "DELETE /v1/subjects/{name}", what: "a subject", status: 200, send: (target) => call(target, "DELETE", "/v1/subjects/Couple") },
     { route: "DELETE /v1/subjects/{name}", what: "an unknown subject", status: 404, send: (target) => call(target, "DELETE", "/v1/subjects/Couple") },
+    {
+      route: "POST /v1/gallery/import",
+      what: "two faces and a line of the wrong dimension",
+      status: 200,
+      send: (target) =>
+        fetch(`${target.url}/v1/gallery/import`, {
+          method: "POST",
+          headers: { ...target.auth, "content-type": "application/x-ndjson" },
+          body: [1, 2, 3].map((seed) => JSON.stringify({ subject: "Imported", embedding: Array.from({ length: seed === 3 ? 3 : EMBEDDING_DIMENSIONS }, (_, i) => Math.sin(seed + i)) })).join("\n"),
+        }),
+    },
+    {
+      route: "GET /v1/gallery/export",
+      what: "every face",
+      status: 200,
+      send: (target) => call(target, "GET", "/v1/gallery/export"),
+      view: async (response) => (await response.text()).trim().split("\n").map((text) => (JSON.parse(text) as { subject: string }).subject).sort(),
+    },
+    // Compaction on the spot: segments rewritten, the log's embeddings erased, under the web role's grants.
+    { route: "DELETE /v1/subjects/{name}", what: "imported faces, erased now", status: 200, send: (target) => call(target, "DELETE", "/v1/subjects/Imported?erase=now") },
     { route: "GET /v1/subjects", what: "after the removals", status: 200, send: (target) => call(target, "GET", "/v1/subjects") },
     { route: "GET /metrics", what: "Prometheus", status: 200, send: (target) => call(target, "GET", "/metrics"), view: contentType },
     {
