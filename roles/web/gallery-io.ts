@@ -35,6 +35,14 @@ const ImportSummarySchema = withExample(
   { imported: 2, refused: 1, errors: [{ line: 2, error: "wrong_dimensions", message: "the embedding has 3 dimensions; the gallery's have 128" }] },
 );
 
+const ExportSchema = withExample(t.String({ description: 'NDJSON, one face a line: {"subject","embedding","source","faceId","createdAt"}' }), `${JSON.stringify({
+  subject: "Ada_Lovelace",
+  embedding: [0.6, 0.8],
+  source: "ada.jpg",
+  faceId: "f7",
+  createdAt: "2026-12-07T00:00:00.000Z",
+})}\n`);
+
 /** The lines of a byte stream, each with its number; a line past `MAX_LINE_BYTES` comes as undefined (and is skipped). */
 async function* lines(body: ReadableStream<Uint8Array>): AsyncGenerator<{ number: number; text: string | undefined }> {
   const decoder = new TextDecoder();
@@ -130,7 +138,7 @@ export function galleryIoApi(options: { gallery: Pick<GalleryWriter, "importFace
         return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
       },
       {
-        response: { 200: t.String({ description: 'NDJSON, one face a line: {"subject","embedding","source","faceId","createdAt"}' }), ...errorAnswers([401, 403]) },
+        response: { 200: ExportSchema, ...errorAnswers([401, 403]) },
         detail: { summary: "Export every face as NDJSON lines, as the import takes them", tags: ["subjects"] },
       },
     );
