@@ -2,7 +2,8 @@
  * The gallery of enrolled faces: pure and storage-free. Embeddings live in one contiguous Float32 matrix
  * (row i = face i) with an int8 shadow, searched by brute force with WebAssembly SIMD kernels; removal swaps the last
  * row into the hole. A face-id index and a per-subject index make removing a face or listing a subject's faces
- * independent of the gallery's size; the subjects are kept sorted as they come and go, so listing never sorts.
+ * independent of the gallery's size; the subjects are kept sorted as they come and go, so listing never sorts; subject
+ * codes are kept up to date by each change and only the templates of the subjects a change touched are recomputed.
  */
 import { DotKernel } from "./dot-kernel.ts";
 
@@ -60,6 +61,8 @@ export class Gallery {
   constructor(readonly dimensions: number, capacity = 64) {
     if (!Number.isInteger(dimensions) || dimensions <= 0) throw new Error(`invalid embedding dimensions ${dimensions}`);
     this.kernel = new DotKernel(dimensions, capacity);
+    this.codes = { ofRow: new Int32Array(capacity), count: 0, rowsOf: [] };
+    this.templates = new DotKernel(dimensions, 1);
   }
 
   get size(): number {
@@ -80,7 +83,6 @@ export class Gallery {
     this.checkDimensions(embedding);
     this.removeFace(faceId);
     this.kernel.reserve(this.size + 1);
-    this.codes = undefined;
     const row = this.size;
     this.kernel.setRow(row, embedding);
     this.faceIds.push(faceId);
@@ -88,6 +90,7 @@ export class Gallery {
     this.details.push(details);
     this.rowOfFace.set(faceId, row);
     this.addToSubject(subject, faceId);
+    this.codeRow(row, subject);
     const number = Number(faceId.slice(1));
     if (Number.isSafeInteger(number) && number >= this.nextFace) this.nextFace = number + 1;
   }
@@ -126,13 +129,14 @@ export class Gallery {
   /** Gives every face of `from` to `to` (merging when `to` has faces); returns how many moved. */
   renameSubject(from: string, to: string): number {
     const moved = [...(this.facesOfSubject.get(from) ?? [])];
-    if (from === to) return moved.length;
+    if (from === to || moved.length === 0) return moved.length;
+    const merged = this.facesOfSubject.has(to);
     for (const faceId of moved) {
       this.subjects[this.rowOfFace.get(faceId)!] = to;
       this.removeFromSubject(from, faceId);
       this.addToSubject(to, faceId);
     }
-    if (moved.length > 0) this.codes = undefined;
+    this.recodeSubject(from, to, merged);
     return moved.length;
   }
 
@@ -144,7 +148,7 @@ export class Gallery {
     const row = this.rowOfFace.get(faceId)!;
     const codes = this.subjectCodes();
     const code = codes.ofRow[row]!;
-    if (scoring === "template") return this.templateKernel(codes).dot(embedding, code);
+    if (scoring === "template") return this.templateKernel().dot(embedding, code);
     return Math.max(...codes.rowsOf[code]!.map((face) => this.kernel.dot(embedding, face)));
   }
 
@@ -207,12 +211,12 @@ export class Gallery {
   }
 
   /**
-   * The templates are rows of their own kernel (one per subject, rebuilt after a change), searched like faces; then each
+   * The templates are rows of their own kernel (one per subject, recomputed for the subjects a change touched), searched like faces; then each
    * of the k subjects' faces is scored exactly to name its most similar one.
    */
   private searchTemplates(embedding: Float32Array, k: number): Match[] {
     const codes = this.subjectCodes();
-    const templates = this.templateKernel(codes);
+    const templates = this.templateKernel();
     const identity = { ofRow: Int32Array.from({ length: codes.count }, (_, code) => code), count: codes.count };
     return bestRows(templates, codes.count, identity, embedding, k).map(({ score, code }) => {
       let row = -1;
@@ -233,43 +237,105 @@ export class Gallery {
     }));
   }
 
-  /** Each row's subject as a small integer, so the per-subject reduction needs no string hashing. Cached until the next change. */
-  private codes: SubjectCodes | undefined;
-  /** Row `code` = that subject's template. Cached with `codes`. */
-  private templates: DotKernel | undefined;
+  /**
+   * Each row's subject as a small integer, so the per-subject reduction needs no string hashing. Kept up to date by
+   * every change: a subject's code is taken by the last code when the subject leaves, so codes stay dense.
+   */
+  private readonly codes: SubjectCodes;
+  private readonly codeOf = new Map<string, number>();
+  private readonly subjectOfCode: string[] = [];
+  /** Row `code` = that subject's template: the normalised sum of its faces, recomputed for the subjects a change touched. */
+  private readonly templates: DotKernel;
+  private readonly staleTemplates = new Set<number>();
 
   private subjectCodes(): SubjectCodes {
-    if (this.codes) return this.codes;
-    const numbers = new Map<string, number>();
-    const ofRow = new Int32Array(this.size);
-    const rowsOf: number[][] = [];
-    for (let row = 0; row < this.size; row++) {
-      const subject = this.subjects[row]!;
-      let code = numbers.get(subject);
-      if (code === undefined) {
-        numbers.set(subject, (code = numbers.size));
-        rowsOf.push([]);
-      }
-      ofRow[row] = code;
-      rowsOf[code]!.push(row);
-    }
-    this.codes = { ofRow, count: numbers.size, rowsOf };
-    this.templates = undefined;
     return this.codes;
   }
 
-  private templateKernel(codes: SubjectCodes): DotKernel {
-    if (this.templates) return this.templates;
-    const templates = new DotKernel(this.dimensions, Math.max(codes.count, 1));
+  private templateKernel(): DotKernel {
     const sum = new Float64Array(this.dimensions);
-    codes.rowsOf.forEach((rows, code) => {
+    for (const code of this.staleTemplates) {
       sum.fill(0);
-      for (const row of rows) this.kernel.row(row).forEach((value, d) => (sum[d]! += value));
+      for (const row of this.codes.rowsOf[code]!) this.kernel.row(row).forEach((value, d) => (sum[d]! += value));
       const norm = Math.hypot(...sum) || 1;
-      templates.setRow(code, Float32Array.from(sum, (value) => value / norm));
-    });
-    this.templates = templates;
-    return templates;
+      this.templates.setRow(code, Float32Array.from(sum, (value) => value / norm));
+    }
+    this.staleTemplates.clear();
+    return this.templates;
+  }
+
+  /** Gives row `row` (just added) its subject's code, making one for a new subject. */
+  private codeRow(row: number, subject: string): void {
+    const codes = this.codes;
+    if (row >= codes.ofRow.length) {
+      const grown = new Int32Array(Math.max(16, codes.ofRow.length * 2));
+      grown.set(codes.ofRow);
+      codes.ofRow = grown;
+    }
+    let code = this.codeOf.get(subject);
+    if (code === undefined) {
+      code = codes.count++;
+      this.codeOf.set(subject, code);
+      this.subjectOfCode.push(subject);
+      codes.rowsOf.push([]);
+      this.templates.reserve(codes.count);
+    }
+    codes.ofRow[row] = code;
+    codes.rowsOf[code]!.push(row);
+    this.staleTemplates.add(code);
+  }
+
+  /** Row `row` leaves; row `last` (if another) moves into its place, as the kernel's rows just did. */
+  private uncodeRow(row: number, last: number): void {
+    const codes = this.codes;
+    const code = codes.ofRow[row]!;
+    const rows = codes.rowsOf[code]!;
+    rows.splice(rows.indexOf(row), 1);
+    if (row !== last) {
+      const moved = codes.rowsOf[codes.ofRow[last]!]!;
+      moved[moved.indexOf(last)] = row;
+      codes.ofRow[row] = codes.ofRow[last]!;
+    }
+    if (rows.length === 0) this.freeCode(code);
+    else this.staleTemplates.add(code);
+  }
+
+  /** After `from`'s faces became `to`'s: the code follows the name, or, into an existing subject, its rows do. */
+  private recodeSubject(from: string, to: string, merged: boolean): void {
+    const code = this.codeOf.get(from)!;
+    if (!merged) {
+      this.codeOf.delete(from);
+      this.codeOf.set(to, code);
+      this.subjectOfCode[code] = to;
+      return;
+    }
+    const into = this.codeOf.get(to)!;
+    for (const row of this.codes.rowsOf[code]!) {
+      this.codes.ofRow[row] = into;
+      this.codes.rowsOf[into]!.push(row);
+    }
+    this.codes.rowsOf[code] = [];
+    this.staleTemplates.add(into);
+    this.freeCode(code);
+  }
+
+  /** A subject with no face left gives its code to the last code (and that code's template row and rows). */
+  private freeCode(code: number): void {
+    const codes = this.codes;
+    const last = --codes.count;
+    this.codeOf.delete(this.subjectOfCode[code]!);
+    this.staleTemplates.delete(code);
+    if (code !== last) {
+      const lastSubject = this.subjectOfCode[last]!;
+      codes.rowsOf[code] = codes.rowsOf[last]!;
+      for (const row of codes.rowsOf[code]!) codes.ofRow[row] = code;
+      this.codeOf.set(lastSubject, code);
+      this.subjectOfCode[code] = lastSubject;
+      this.templates.copyRow(last, code);
+      if (this.staleTemplates.delete(last)) this.staleTemplates.add(code);
+    }
+    codes.rowsOf.pop();
+    this.subjectOfCode.pop();
   }
 
   serialize(): Uint8Array {
@@ -328,7 +394,6 @@ export class Gallery {
   }
 
   private removeRow(row: number): void {
-    this.codes = undefined;
     const last = this.size - 1;
     this.rowOfFace.delete(this.faceIds[row]!);
     this.removeFromSubject(this.subjects[row]!, this.faceIds[row]!);
@@ -339,6 +404,7 @@ export class Gallery {
       this.details[row] = this.details[last]!;
       this.rowOfFace.set(this.faceIds[row]!, row);
     }
+    this.uncodeRow(row, last);
     this.faceIds.pop();
     this.subjects.pop();
     this.details.pop();
