@@ -129,8 +129,6 @@ class Replica {
   readonly removedFaces: string[] = [];
   /** When the oldest removal or rename after the manifest was made: the erasure clock runs from it. */
   oldestRemovalAt: number | undefined;
-  /** Bytes read from the bucket since this replica was made. */
-  bytesRead = 0;
 
   get changesSinceManifest(): number {
     return this.sequence - (this.manifest?.body.through ?? 0);
@@ -152,7 +150,6 @@ class Replica {
   private async loadManifest(bucket: Bucket): Promise<void> {
     const stored = await bucket.read(GALLERY_MANIFEST_KEY);
     if (!stored) return;
-    this.bytesRead += stored.body.byteLength;
     const manifest = decodeStored(ManifestSchema, stored.body, "manifest");
     this.manifest = { body: manifest, version: stored.version };
     this.sequence = manifest.through;
@@ -166,7 +163,6 @@ class Replica {
     const entries = await inParallel(keys, READ_CONCURRENCY, async (key) => {
       const bytes = await bucket.get(key);
       if (!bytes) throw new MovedError(`log entry ${key} is gone`);
-      this.bytesRead += bytes.byteLength;
       const change = decodeStored(ChangeSchema, bytes, "log");
       return { change, imported: change.op === "import" ? await this.readSegments(bucket, change.segments) : [] };
     });
@@ -178,7 +174,6 @@ class Replica {
     return inParallel(segments, READ_CONCURRENCY, async ({ key }) => {
       const bytes = await bucket.get(key);
       if (!bytes) throw new MovedError(`segment ${key} is gone`);
-      this.bytesRead += bytes.byteLength;
       return { key, stored: Gallery.read(bytes) };
     });
   }
@@ -584,11 +579,6 @@ export class GalleryReader {
   /** The sequence number of the last change applied. */
   get version(): number {
     return this.replica?.sequence ?? 0;
-  }
-
-  /** Bytes read from the bucket since the last (re)load. */
-  get bytesRead(): number {
-    return this.replica?.bytesRead ?? 0;
   }
 
   /** The gallery with every change up to `atLeast` (a job's version) applied, when the store has them. */
