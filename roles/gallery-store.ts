@@ -337,6 +337,11 @@ export class GalleryWriter {
     return this.replica.gallery?.subjectCount ?? 0;
   }
 
+  /** Subjects and faces, counted as the gallery keeps them. */
+  get size(): { subjects: number; faces: number } {
+    return { subjects: this.subjectCount, faces: this.replica.gallery?.size ?? 0 };
+  }
+
   faceCount(subject: string): number {
     return this.replica.gallery?.faceCount(subject) ?? 0;
   }

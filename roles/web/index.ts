@@ -67,7 +67,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
   }
   const poller = new ReplyPoller(cloud.queues.queue(names.respQueue), log, lease && (() => lease.holds()));
   const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket), log);
-  metrics.readGalleryFrom(() => gallery.list());
+  metrics.readGalleryFrom(() => gallery.size);
   const jobs = createJobSubmitter({
     inBucket,
     outBucket: cloud.blobs.bucket(names.outBucket),

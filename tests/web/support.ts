@@ -160,7 +160,7 @@ export async function startWebHarness(
   const fakeApp = answerJobs({ queues, requestQueue, inBucket, outBucket, galleryBucket, jobsTaken, signal: abort.signal, answer: options.answer, decode: true });
   poller.start();
   const metrics = new ServiceMetrics();
-  metrics.readGalleryFrom(() => gallery.list());
+  metrics.readGalleryFrom(() => gallery.size);
   const keys = await ApiKeyStore.open(inBucket, logs.logger, options.keyRefreshMs);
   const app = createWebServer({
     jobs,
