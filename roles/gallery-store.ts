@@ -56,8 +56,17 @@ const ChangeSchema = Type.Union([
   Type.Object({ op: Type.Literal("removeFace"), at: At, writer: Text, faceId: Text }),
   Type.Object({ op: Type.Literal("removeSubject"), at: At, writer: Text, subject: Text }),
   Type.Object({ op: Type.Literal("rename"), at: At, writer: Text, from: Text, to: Text }),
-  /** The ids of the next `faces` sequence numbers (this one included) go to an import's faces; no entry takes them. */
-  Type.Object({ op: Type.Literal("reserve"), at: At, writer: Text, faces: Type.Integer({ minimum: 1, maximum: 1_000_000 }) }),
+  /**
+   * The ids of the next `faces` sequence numbers (this one included) go to an import's faces; no entry takes them.
+   * It fixes the gallery's dimensions as an enrollment does, so nothing of another dimension is logged meanwhile.
+   */
+  Type.Object({
+    op: Type.Literal("reserve"),
+    at: At,
+    writer: Text,
+    faces: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    dimensions: Type.Integer({ minimum: 1, maximum: 4096 }),
+  }),
   /** Segments written by an import, with faces under ids reserved before: they join the gallery as they are. */
   Type.Object({ op: Type.Literal("import"), at: At, writer: Text, segments: Type.Array(Type.Object({ key: Text, faces: Type.Integer({ minimum: 0 }) })) }),
 ]);
@@ -229,6 +238,7 @@ class Replica {
         this.gallery?.renameSubject(change.from, change.to);
         return;
       case "reserve":
+        this.gallery ??= new Gallery(change.dimensions);
         this.sequence = sequence + change.faces - 1;
         return;
       case "import":
@@ -423,7 +433,7 @@ export class GalleryWriter {
       if (dimensions === undefined) return [];
       const first = await this.append((gallery) => {
         if (gallery && gallery.dimensions !== dimensions) throw new GalleryError("embedding_mismatch", `the gallery holds ${gallery.dimensions}-d embeddings, not ${dimensions}-d ones`);
-        return { change: { op: "reserve", faces: faces.length }, result: this.replica.sequence + 1 };
+        return { change: { op: "reserve", faces: faces.length, dimensions }, result: this.replica.sequence + 1 };
       });
       const createdAt = new Date().toISOString();
       const stored = faces.map((face, index) => ({ ...face, faceId: faceIdOf(first + index), createdAt }));

@@ -178,6 +178,31 @@ function galleryStore(makeBucket: () => Promise<Bucket>): void {
     expect((await GalleryWriter.open(bucket)).facesOf("Emma")).toEqual([{ faceId: "f2", createdAt: "2026-12-07T00:00:00.000Z", source: "Emily.jpg" }]);
   });
 
+  test("an import's reserved ids fix the dimensions at once: another writer's enrollment of another dimension, logged meanwhile, is refused", async () => {
+    const bucket = await makeBucket();
+    let segmentWritten: () => void = () => {};
+    let resume: () => void = () => {};
+    const segmentPending = new Promise<void>((resolve) => (segmentWritten = resolve));
+    const held: Bucket = Object.assign(Object.create(bucket) as Bucket, {
+      put: async (...args: Parameters<Bucket["put"]>) => {
+        if (args[0].startsWith(GALLERY_SEGMENT_PREFIX)) {
+          segmentWritten();
+          await new Promise<void>((resolve) => (resume = resolve));
+        }
+        return bucket.put(...args);
+      },
+    });
+    const importer = await GalleryWriter.open(held);
+    const other = await GalleryWriter.open(bucket);
+    const imported = importer.importFaces([{ subject: "Ada", embedding: vector(1), source: "" }]);
+    await segmentPending;
+    await bucket.put("embeddings/small.f32", new Uint8Array(new Float32Array([1, 0, 0, 0]).buffer));
+    await expect(other.enrollFromKey("Bob", "embeddings/small.f32")).rejects.toMatchObject({ code: "embedding_mismatch" });
+    resume();
+    expect(await imported).toHaveLength(1);
+    expect((await new GalleryReader(bucket).current())?.list()).toEqual([{ subject: "Ada", faces: 1 }]);
+  });
+
   test("a legacy single-blob gallery is migrated once: its faces as segments, its ids kept, new ids after them, the blob deleted", async () => {
     const bucket = await makeBucket();
     const legacy = new Gallery(DIMENSIONS);

@@ -1,11 +1,15 @@
 // Bulk import and export of the gallery as NDJSON over the real writer on files: bad lines refused one by one, the
 // rest written as segments that every reader loads, the export the import's own format.
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { GALLERY_SEGMENT_PREFIX } from "../../roles/deployment.ts";
 import { GalleryReader, SEGMENT_FACES } from "../../roles/gallery-store.ts";
-import { AUTH, request, startWebHarness, type WebHarness } from "./support.ts";
+import { AUTH, multipart, request, startWebHarness, testImages, type WebHarness } from "./support.ts";
 
 let harness: WebHarness | undefined;
+let images: Awaited<ReturnType<typeof testImages>>;
+beforeAll(async () => {
+  images = await testImages();
+});
 afterEach(async () => {
   await harness?.stop();
   harness = undefined;
@@ -76,6 +80,16 @@ describe("gallery import and export", () => {
     harness = await startWebHarness();
     expect(await (await importBody(faces.map(line).join("\n"))).json()).toMatchObject({ imported: count, refused: 0 });
     expect(harness.gallery.list()).toEqual(listed);
+  });
+
+  test("an import fixes the gallery's dimensions: an enrollment of another dimension after it is refused, nothing logged", async () => {
+    harness = await startWebHarness();
+    const eightD = line({ subject: "Ada", embedding: [1, 0, 0, 0, 0, 0, 0, 0] });
+    expect(await (await importBody(eightD)).json()).toMatchObject({ imported: 1 });
+    // The harness's app instance leaves 4-d embeddings.
+    const enrolled = await harness.app.handle(request("/v1/subjects/Bob/faces", { method: "POST", body: multipart("image", images.png, "bob.png", "image/png"), headers: AUTH }));
+    expect(enrolled.status).toBe(409);
+    expect((await new GalleryReader(harness.galleryBucket).current())?.list()).toEqual([{ subject: "Ada", faces: 1 }]);
   });
 
   test("both need the admin token; a line past the length bound is refused without being held", async () => {
