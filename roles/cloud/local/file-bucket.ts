@@ -33,9 +33,11 @@ export interface ExpiryRule {
  * `list` decodes the names back; a key long enough to need a digest is never listed.
  */
 function fileNameFor(key: string): string {
-  const encoded = encodeURIComponent(key).replaceAll(".", "%2E").replaceAll("*", "%2A");
+  const encoded = encodeKey(key);
   return encoded.length <= MAX_FILE_NAME ? encoded : `#${createHash("sha256").update(key).digest("hex")}`;
 }
+
+const encodeKey = (key: string) => encodeURIComponent(key).replaceAll(".", "%2E").replaceAll("*", "%2A");
 
 export class FileBucket implements Bucket {
   private readonly folder: string;
@@ -238,7 +240,10 @@ export class FileBucket implements Bucket {
       if (isMissing(error)) return [];
       throw error;
     }
-    const keys = files.filter((file) => !file.endsWith(".tmp") && !file.startsWith("#")).map(decodeURIComponent);
+    // The encoding is character by character: a key starts with the prefix exactly when its file name starts with the
+    // prefix's encoding, so only those names are decoded (the folder may hold every classic result beside the gallery).
+    const encodedPrefix = encodeKey(prefix);
+    const keys = files.filter((file) => file.startsWith(encodedPrefix) && !file.endsWith(".tmp") && !file.startsWith("#")).map(decodeURIComponent);
     const bytes = (key: string) => Buffer.from(key, "utf8");
     return keys
       .filter((key) => key.startsWith(prefix) && Buffer.compare(bytes(key), bytes(startAfter)) > 0)
