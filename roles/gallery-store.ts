@@ -94,11 +94,12 @@ function decodeEmbedding(base64: string): Float32Array {
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }
 
-function decodeStored<T extends TSchema>(schema: T, bytes: Uint8Array, what: string): Static<T> {
+/** A stored object of the gallery, or GalleryFormatError naming the damaged key (an operator's to repair or restore). */
+function decodeStored<T extends TSchema>(schema: T, bytes: Uint8Array, key: string): Static<T> {
   try {
     return decodeMessage(schema, new TextDecoder().decode(bytes));
   } catch (error) {
-    if (error instanceof MessageFormatError) throw new GalleryFormatError(`the gallery's ${what} is damaged`);
+    if (error instanceof MessageFormatError) throw new GalleryFormatError(`the gallery object ${key} is damaged: restore it from a backup or a version of the bucket`);
     throw error;
   }
 }
@@ -159,7 +160,7 @@ class Replica {
   private async loadManifest(bucket: Bucket): Promise<void> {
     const stored = await bucket.read(GALLERY_MANIFEST_KEY);
     if (!stored) return;
-    const manifest = decodeStored(ManifestSchema, stored.body, "manifest");
+    const manifest = decodeStored(ManifestSchema, stored.body, GALLERY_MANIFEST_KEY);
     this.manifest = { body: manifest, version: stored.version };
     this.sequence = manifest.through;
     this.addSegments(await this.readSegments(bucket, manifest.segments), manifest.segments.reduce((sum, { faces }) => sum + faces, 0));
@@ -172,7 +173,7 @@ class Replica {
     const entries = await inParallel(keys, READ_CONCURRENCY, async (key) => {
       const bytes = await bucket.get(key);
       if (!bytes) throw new MovedError(`log entry ${key} is gone`);
-      const change = decodeStored(ChangeSchema, bytes, "log");
+      const change = decodeStored(ChangeSchema, bytes, key);
       return { change, imported: change.op === "import" ? await this.readSegments(bucket, change.segments) : [] };
     });
     entries.forEach(({ change, imported }, index) => this.apply(sequenceOf(keys[index]!), change, imported));
@@ -510,7 +511,7 @@ export class GalleryWriter {
     const erased = await inParallel(replica.removedFaces, READ_CONCURRENCY, async (faceId) => {
       const key = logKey(Number(faceId.slice(1)));
       const stored = await this.bucket.get(key);
-      const change = stored && decodeStored(ChangeSchema, stored, "log");
+      const change = stored && decodeStored(ChangeSchema, stored, key);
       if (change?.op !== "enroll" || change.embedding === undefined) return 0;
       const { embedding: _erased, ...entry } = change;
       await this.bucket.put(key, JSON.stringify(entry), { contentType: "application/json" });

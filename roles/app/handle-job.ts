@@ -75,7 +75,7 @@ export async function handleJob(job: JobMessage, deps: JobDependencies, signal?:
     gallery = await deps.gallery.current(job.galleryVersion);
   } catch (error) {
     // The stored gallery is damaged: no instance could do better, so this is an answer, not a fault of this one.
-    if (error instanceof GalleryFormatError) return fail("gallery_unreadable", "the stored gallery cannot be read: enroll again to replace it");
+    if (error instanceof GalleryFormatError) return fail("gallery_unreadable", "the stored gallery cannot be read: an object of it is damaged and must be restored");
     throw error;
   }
   if (!gallery || gallery.size === 0) return fail("no_subjects_enrolled", "nobody is enrolled yet: add faces with POST /v1/subjects/{name}/faces");
