@@ -2,7 +2,7 @@
 // hundred bytes whatever the size, readers catch up on the new changes only and see what a job's version names,
 // removals are gone at the next job and erased from storage by a compaction, and a legacy blob is migrated once.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { Gallery } from "../../model/gallery.ts";
+import { Gallery, GalleryFormatError } from "../../model/gallery.ts";
 import { countingBucket } from "../../roles/cloud/counting-bucket.ts";
 import type { Bucket } from "../../roles/cloud/types.ts";
 import { GALLERY_LOG_PREFIX, GALLERY_MANIFEST_KEY, GALLERY_PREFIX, GALLERY_SEGMENT_PREFIX, LEGACY_GALLERY_KEY } from "../../roles/deployment.ts";
@@ -217,6 +217,18 @@ function galleryStore(makeBucket: () => Promise<Bucket>): void {
     expect(writer!.facesOf("Emily").map(({ faceId }) => faceId)).toEqual(["f3"]);
     expect(await enroll(bucket, writer!, "Ada", 4)).toBe("f4");
     expect((await new GalleryReader(bucket).current())?.list()).toEqual([{ subject: "Ada", faces: 1 }, { subject: "Emily", faces: 1 }, { subject: "Paul", faces: 1 }]);
+  });
+
+  test("a damaged log entry or manifest is refused, naming its key: never read as an empty gallery", async () => {
+    const bucket = await makeBucket();
+    const writer = await GalleryWriter.open(bucket);
+    await enroll(bucket, writer, "Paul", 1);
+    await bucket.put(logKey(2), "{not json");
+    await expect(new GalleryReader(bucket).current()).rejects.toThrow(`the gallery object ${logKey(2)} is damaged`);
+    await expect(GalleryWriter.open(bucket)).rejects.toBeInstanceOf(GalleryFormatError);
+    await bucket.delete(logKey(2));
+    await bucket.put(GALLERY_MANIFEST_KEY, JSON.stringify({ format: 2 }));
+    await expect(new GalleryReader(bucket).current()).rejects.toThrow(`the gallery object ${GALLERY_MANIFEST_KEY} is damaged`);
   });
 
   test("a damaged legacy gallery is kept aside and the gallery starts empty", async () => {
