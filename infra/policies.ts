@@ -2,8 +2,9 @@
  * The IAM documents of a deployment's three instance roles, as pure functions of its names: the trust policy that
  * lets EC2 assume each role, and one least-privilege permissions policy per role.
  * - web (the web+controller instance, also `Role=web` and `Role=controller` apart): uploads into the input bucket,
- *   the admin token (read), the recognition keys' hashes (read and rewrite), the gallery (and a damaged one kept
- *   aside), faces results too large for a reply (read and deleted), jobs out and replies in, its leases, the
+ *   the admin token (read), the recognition keys' hashes (read and rewrite), the gallery's manifest, segments and log
+ *   (read and write; segments and log entries deleted by compaction; the legacy blob read, deleted once migrated, or
+ *   kept aside when damaged), faces results too large for a reply (read and deleted), jobs out and replies in, its leases, the
  *   dead-letter queue's drain (jobs sent again,
  *   job_failed answered), the job reports (read, and deleted once their instance is gone), and the app fleet: only instances of the deployment's
  *   launch template, of the app instance type, with the app profile, tagged as its app instances.
@@ -18,8 +19,12 @@ import {
   APP_ROLE_TAG_VALUE,
   DEPLOYMENT_TAG,
   EMBEDDING_KEY_PREFIX,
-  GALLERY_KEY,
+  GALLERY_LOG_PREFIX,
+  GALLERY_MANIFEST_KEY,
+  GALLERY_PREFIX,
+  GALLERY_SEGMENT_PREFIX,
   JOB_REPORTS_PREFIX,
+  LEGACY_GALLERY_KEY,
   LEASE_KEY_PREFIX,
   ROLE_TAG,
   UNREADABLE_GALLERY_KEY_PREFIX,
@@ -126,15 +131,21 @@ const listBuckets = (scope: PolicyScope): PolicyStatement => ({
   Resource: [...new Set([scope.names.inBucket, scope.names.galleryBucket])].map((bucket) => `arn:${scope.partition}:s3:::${bucket}`),
 });
 
+/** The objects of the segmented gallery (roles/gallery-store.ts): its manifest, its segments and its log. */
+function galleryObjects(scope: PolicyScope): { manifest: string; segments: string; log: string } {
+  const object = (key: string) => arns(scope).object(scope.names.galleryBucket, key);
+  return { manifest: object(GALLERY_MANIFEST_KEY), segments: object(`${GALLERY_SEGMENT_PREFIX}*`), log: object(`${GALLERY_LOG_PREFIX}*`) };
+}
+
 function appStatements(scope: PolicyScope): PolicyStatement[] {
   const { names } = scope;
   const arn = arns(scope);
-  const gallery = arn.object(names.galleryBucket, GALLERY_KEY);
+  const { manifest, segments, log } = galleryObjects(scope);
   return [
     listBuckets(scope),
     { Sid: "ReadInputImages", Effect: "Allow", Action: "s3:GetObject", Resource: arn.object(names.inBucket, "*") },
     { Sid: "NeverTheSecretsOrTheBake", Effect: "Deny", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: arn.privateInputs },
-    { Sid: "ReadGallery", Effect: "Allow", Action: "s3:GetObject", Resource: gallery },
+    { Sid: "ReadGallery", Effect: "Allow", Action: "s3:GetObject", Resource: [manifest, segments, log] },
     {
       Sid: "WriteResultsAndEmbeddings",
       Effect: "Allow",
@@ -142,7 +153,7 @@ function appStatements(scope: PolicyScope): PolicyStatement[] {
       Resource: [...new Set([arn.object(names.outBucket, "*"), arn.object(names.galleryBucket, `${EMBEDDING_KEY_PREFIX}*`)])],
     },
     // The gallery shares the output bucket by default: results may go anywhere in it except over the gallery.
-    { Sid: "NeverWriteGallery", Effect: "Deny", Action: ["s3:PutObject", "s3:DeleteObject"], Resource: gallery },
+    { Sid: "NeverWriteGallery", Effect: "Deny", Action: ["s3:PutObject", "s3:DeleteObject"], Resource: arn.object(names.galleryBucket, `${GALLERY_PREFIX}*`) },
     {
       Sid: "TakeJobs",
       Effect: "Allow",
@@ -170,7 +181,8 @@ function appStatements(scope: PolicyScope): PolicyStatement[] {
 function webStatements(scope: PolicyScope): PolicyStatement[] {
   const { names, prefix } = scope;
   const arn = arns(scope);
-  const gallery = arn.object(names.galleryBucket, GALLERY_KEY);
+  const { manifest, segments, log } = galleryObjects(scope);
+  const legacyGallery = arn.object(names.galleryBucket, LEGACY_GALLERY_KEY);
   const statements: PolicyStatement[] = [
     listBuckets(scope),
     // An upload is put before its job is sent, and deleted if the send fails (roles/web/jobs.ts).
@@ -179,8 +191,13 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
     { Sid: "ReadApiToken", Effect: "Allow", Action: "s3:GetObject", Resource: arn.object(names.inBucket, API_TOKEN_KEY) },
     // The recognition keys' document: re-read, and rewritten with conditional puts (roles/web/api-key-store.ts).
     { Sid: "ReadWriteRecognitionKeys", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: arn.object(names.inBucket, API_KEYS_KEY) },
-    { Sid: "ReadWriteGallery", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: gallery },
-    // A stored gallery it cannot read is kept aside before the web role starts with an empty one (roles/gallery-store.ts).
+    // Changes are appended to the log, the manifest rewritten at a compaction, which writes segments, deletes the
+    // segments it replaced and the log it covered, and erases removed faces' logged embeddings (roles/gallery-store.ts).
+    { Sid: "ReadWriteGallery", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: [manifest, segments, log] },
+    { Sid: "CompactGallery", Effect: "Allow", Action: "s3:DeleteObject", Resource: [segments, log] },
+    // The single-blob gallery of earlier versions: read once, written as segments, then deleted.
+    { Sid: "MigrateLegacyGallery", Effect: "Allow", Action: ["s3:GetObject", "s3:DeleteObject"], Resource: legacyGallery },
+    // A legacy gallery it cannot read is kept aside before the web role starts with an empty one (roles/gallery-store.ts).
     { Sid: "KeepUnreadableGalleryAside", Effect: "Allow", Action: "s3:PutObject", Resource: arn.object(names.galleryBucket, `${UNREADABLE_GALLERY_KEY_PREFIX}*`) },
     // An enrollment reads the embedding an app instance wrote, then deletes it (roles/gallery-store.ts).
     { Sid: "TakeEmbeddings", Effect: "Allow", Action: ["s3:GetObject", "s3:DeleteObject"], Resource: arn.object(names.galleryBucket, `${EMBEDDING_KEY_PREFIX}*`) },

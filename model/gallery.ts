@@ -2,9 +2,15 @@
  * The gallery of enrolled faces: pure and storage-free. Embeddings live in a Float32 matrix (row i = face i, in blocks
  * of 2^20 rows) with an int8 shadow, searched with WebAssembly SIMD kernels: an int8 pass over every row, then an exact
  * float32 re-rank of every row the int8 error bound cannot rule out, so the answer is the float32 brute force's.
- * Removal swaps the last row into the hole.
+ * Removal swaps the last row into the hole. A face-id index and a per-subject index make removing a face or listing a
+ * subject's faces independent of the gallery's size; the subjects are kept sorted as they come and go, so listing never
+ * sorts; subject codes are kept up to date by each change and only the templates of the subjects a change touched are
+ * recomputed, so the first search after a change costs what any search costs.
  */
 import { BLOCK_ROWS, DotKernel } from "./dot-kernel.ts";
+
+/** One face as the gallery holds it. */
+export type StoredFace = FaceDetails & { faceId: string; subject: string; embedding: Float32Array };
 
 export interface SubjectSummary {
   subject: string;
@@ -49,11 +55,19 @@ export class Gallery {
   private subjects: string[] = [];
   private details: FaceDetails[] = [];
   private nextFace = 1;
+  private readonly rowOfFace = new Map<string, number>();
+  private readonly facesOfSubject = new Map<string, Set<string>>();
+  /** Every subject with a face, in listing order. */
+  private readonly sortedSubjects: string[] = [];
 
   /** `blockRows`: rows per kernel block (each its own wasm memory); smaller only to test searches across blocks. */
-  constructor(readonly dimensions: number, capacity = 64, private readonly blockRows = BLOCK_ROWS) {
+  constructor(readonly dimensions: number, capacity = 64, blockRows = BLOCK_ROWS) {
     if (!Number.isInteger(dimensions) || dimensions <= 0) throw new Error(`invalid embedding dimensions ${dimensions}`);
     this.kernel = new DotKernel(dimensions, capacity, blockRows);
+    this.codes = { ofRow: new Int32Array(capacity), count: 0, rowsOf: [], identity: new Int32Array(), best: { score: new Float32Array(), row: new Int32Array() } };
+    this.templates = new DotKernel(dimensions, 1, blockRows);
+    this.templateSum = new Float64Array(dimensions);
+    this.template = new Float32Array(dimensions);
   }
 
   get size(): number {
@@ -61,74 +75,138 @@ export class Gallery {
   }
 
   enroll(subject: string, embedding: Float32Array, details: FaceDetails = NO_DETAILS): string {
+    const faceId = `f${this.nextFace}`;
+    this.insert(faceId, subject, embedding, details);
+    return faceId;
+  }
+
+  /**
+   * Adds a face under an id its caller chose (`f` and a number: the store's sequence number), replacing the face of
+   * that id if there is one.
+   */
+  insert(faceId: string, subject: string, embedding: Float32Array, details: FaceDetails = NO_DETAILS): void {
     this.checkDimensions(embedding);
+    this.removeFace(faceId);
     this.kernel.reserve(this.size + 1);
-    this.codes = undefined;
-    const faceId = `f${this.nextFace++}`;
-    this.kernel.setRow(this.size, embedding);
+    const row = this.size;
+    this.kernel.setRow(row, embedding);
     this.faceIds.push(faceId);
     this.subjects.push(subject);
     this.details.push(details);
-    return faceId;
+    this.rowOfFace.set(faceId, row);
+    this.addToSubject(subject, faceId);
+    this.codeRow(row, subject);
+    const number = Number(faceId.slice(1));
+    if (Number.isSafeInteger(number) && number >= this.nextFace) this.nextFace = number + 1;
+  }
+
+  /** Every face, in no particular order; each embedding a view of the matrix, valid until the next change. */
+  *faces(): Generator<StoredFace> {
+    for (const faceId of this.faceIds) yield this.face(faceId)!;
+  }
+
+  /** One face; its embedding a view of the matrix, valid until the next change. */
+  face(faceId: string): StoredFace | undefined {
+    const row = this.rowOfFace.get(faceId);
+    return row === undefined ? undefined : { faceId, subject: this.subjects[row]!, embedding: this.kernel.row(row), ...this.details[row]! };
+  }
+
+  hasFace(faceId: string): boolean {
+    return this.rowOfFace.has(faceId);
+  }
+
+  subjectOf(faceId: string): string | undefined {
+    const row = this.rowOfFace.get(faceId);
+    return row === undefined ? undefined : this.subjects[row];
+  }
+
+  /** How many faces `subject` has. */
+  faceCount(subject: string): number {
+    return this.facesOfSubject.get(subject)?.size ?? 0;
   }
 
   /** A subject's faces, oldest first. */
   facesOf(subject: string): (FaceDetails & { faceId: string })[] {
-    const faces: (FaceDetails & { faceId: string })[] = [];
-    for (let row = 0; row < this.size; row++) if (this.subjects[row] === subject) faces.push({ faceId: this.faceIds[row]!, ...this.details[row]! });
+    const faces = [...(this.facesOfSubject.get(subject) ?? [])].map((faceId) => ({ faceId, ...this.details[this.rowOfFace.get(faceId)!]! }));
     return faces.sort((a, b) => Number(a.faceId.slice(1)) - Number(b.faceId.slice(1)));
   }
 
   /** Gives every face of `from` to `to` (merging when `to` has faces); returns how many moved. */
   renameSubject(from: string, to: string): number {
-    let moved = 0;
-    for (let row = 0; row < this.size; row++) {
-      if (this.subjects[row] !== from) continue;
-      this.subjects[row] = to;
-      moved++;
+    const moved = [...(this.facesOfSubject.get(from) ?? [])];
+    if (from === to || moved.length === 0) return moved.length;
+    const merged = this.facesOfSubject.has(to);
+    for (const faceId of moved) {
+      this.subjects[this.rowOfFace.get(faceId)!] = to;
+      this.removeFromSubject(from, faceId);
+      this.addToSubject(to, faceId);
     }
-    if (moved > 0) this.codes = undefined;
-    return moved;
+    this.recodeSubject(from, to, merged);
+    return moved.length;
   }
 
   /** The similarity of `embedding` to one subject, scored as `search` scores it; undefined when the subject has no face. */
   subjectSimilarity(subject: string, embedding: Float32Array, scoring: SubjectScoring = "template"): number | undefined {
     this.checkDimensions(embedding);
-    const row = this.subjects.indexOf(subject);
-    if (row < 0) return undefined;
+    const [faceId] = this.facesOfSubject.get(subject) ?? [];
+    if (faceId === undefined) return undefined;
+    const row = this.rowOfFace.get(faceId)!;
     const codes = this.subjectCodes();
     const code = codes.ofRow[row]!;
-    if (scoring === "template") return this.templateKernel(codes).dot(embedding, code);
+    if (scoring === "template") return this.templateKernel().dot(embedding, code);
     return Math.max(...codes.rowsOf[code]!.map((face) => this.kernel.dot(embedding, face)));
   }
 
   removeFace(faceId: string): boolean {
-    const row = this.faceIds.indexOf(faceId);
-    if (row < 0) return false;
+    const row = this.rowOfFace.get(faceId);
+    if (row === undefined) return false;
     this.removeRow(row);
     return true;
   }
 
   /** Returns how many faces were removed. */
   removeSubject(subject: string): number {
-    let removed = 0;
-    for (let row = this.size - 1; row >= 0; row--) {
-      if (this.subjects[row] !== subject) continue;
-      this.removeRow(row);
-      removed++;
-    }
-    return removed;
+    const faces = [...(this.facesOfSubject.get(subject) ?? [])];
+    for (const faceId of faces) this.removeFace(faceId);
+    return faces.length;
   }
 
   /** How many distinct subjects are enrolled. */
   get subjectCount(): number {
-    return this.subjectCodes().count;
+    return this.sortedSubjects.length;
   }
 
-  list(): SubjectSummary[] {
-    const counts = new Map<string, number>();
-    for (const subject of this.subjects) counts.set(subject, (counts.get(subject) ?? 0) + 1);
-    return [...counts].map(([subject, faces]) => ({ subject, faces })).sort((a, b) => a.subject.localeCompare(b.subject));
+  /** The subjects by name, `count` of them from the `offset`-th (all by default); no sorting. */
+  list(offset = 0, count = Infinity): SubjectSummary[] {
+    return this.sortedSubjects.slice(offset, offset + count).map((subject) => ({ subject, faces: this.faceCount(subject) }));
+  }
+
+  private addToSubject(subject: string, faceId: string): void {
+    let faces = this.facesOfSubject.get(subject);
+    if (!faces) {
+      this.facesOfSubject.set(subject, (faces = new Set()));
+      this.sortedSubjects.splice(this.sortedPosition(subject), 0, subject);
+    }
+    faces.add(faceId);
+  }
+
+  private removeFromSubject(subject: string, faceId: string): void {
+    const faces = this.facesOfSubject.get(subject);
+    if (!faces?.delete(faceId) || faces.size > 0) return;
+    this.facesOfSubject.delete(subject);
+    this.sortedSubjects.splice(this.sortedPosition(subject), 1);
+  }
+
+  /** Where `subject` is, or would go, in the sorted list: a binary search. */
+  private sortedPosition(subject: string): number {
+    let low = 0;
+    let high = this.sortedSubjects.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.sortedSubjects[middle]!.localeCompare(subject) < 0) low = middle + 1;
+      else high = middle;
+    }
+    return low;
   }
 
   /** The k most similar subjects, each with its most similar face, most similar first. */
@@ -138,12 +216,12 @@ export class Gallery {
   }
 
   /**
-   * The templates are rows of their own kernel (one per subject, rebuilt after a change), searched like faces; then each
-   * of the k subjects' faces is scored exactly to name its most similar one.
+   * The templates are rows of their own kernel (one per subject, recomputed for the subjects a change touched), searched
+   * like faces; then each of the k subjects' faces is scored exactly to name its most similar one.
    */
   private searchTemplates(embedding: Float32Array, k: number): Match[] {
     const codes = this.subjectCodes();
-    const templates = this.templateKernel(codes);
+    const templates = this.templateKernel();
     return bestRows(templates, codes.count, { ofRow: codes.identity, count: codes.count, best: codes.best }, embedding, k).map(({ score, code }) => {
       let row = -1;
       let best = -Infinity;
@@ -163,52 +241,114 @@ export class Gallery {
     }));
   }
 
-  /** Each row's subject as a small integer, so the per-subject reduction needs no string hashing. Cached until the next change. */
-  private codes: SubjectCodes | undefined;
-  /** Row `code` = that subject's template. Cached with `codes`. */
-  private templates: DotKernel | undefined;
+  /**
+   * Each row's subject as a small integer, so the per-subject reduction needs no string hashing. Kept up to date by
+   * every change: a subject's code is taken by the last code when the subject leaves, so codes stay dense.
+   */
+  private readonly codes: SubjectCodes;
+  private readonly codeOf = new Map<string, number>();
+  private readonly subjectOfCode: string[] = [];
+  /** Row `code` = that subject's template: the normalised sum of its faces, recomputed for the subjects a change touched. */
+  private readonly templates: DotKernel;
+  private readonly staleTemplates = new Set<number>();
+  /** The template being computed, reused from template to template. */
+  private readonly templateSum: Float64Array;
+  private readonly template: Float32Array;
 
   private subjectCodes(): SubjectCodes {
-    if (this.codes) return this.codes;
-    const numbers = new Map<string, number>();
-    const ofRow = new Int32Array(this.size);
-    const rowsOf: number[][] = [];
-    for (let row = 0; row < this.size; row++) {
-      const subject = this.subjects[row]!;
-      let code = numbers.get(subject);
-      if (code === undefined) {
-        numbers.set(subject, (code = numbers.size));
-        rowsOf.push([]);
-      }
-      ofRow[row] = code;
-      rowsOf[code]!.push(row);
-    }
-    const identity = new Int32Array(numbers.size);
-    for (let code = 0; code < identity.length; code++) identity[code] = code;
-    const best = { score: new Float32Array(numbers.size).fill(-Infinity), row: new Int32Array(numbers.size) };
-    this.codes = { ofRow, count: numbers.size, rowsOf, identity, best };
-    this.templates = undefined;
     return this.codes;
   }
 
-  private templateKernel(codes: SubjectCodes): DotKernel {
-    if (this.templates) return this.templates;
-    const templates = new DotKernel(this.dimensions, Math.max(codes.count, 1), this.blockRows);
-    const sum = new Float64Array(this.dimensions);
-    const template = new Float32Array(this.dimensions);
-    codes.rowsOf.forEach((rows, code) => {
+  private templateKernel(): DotKernel {
+    const { templateSum: sum, template } = this;
+    for (const code of this.staleTemplates) {
       sum.fill(0);
-      for (const row of rows) {
+      for (const row of this.codes.rowsOf[code]!) {
         const values = this.kernel.row(row);
         for (let d = 0; d < values.length; d++) sum[d]! += values[d]!;
       }
       // Not Math.hypot(...sum): the spread made an array per subject, gigabytes of garbage at millions of subjects.
       const norm = (Reflect.apply(Math.hypot, undefined, sum) as number) || 1;
       for (let d = 0; d < template.length; d++) template[d] = sum[d]! / norm;
-      templates.setRow(code, template);
-    });
-    this.templates = templates;
-    return templates;
+      this.templates.setRow(code, template);
+    }
+    this.staleTemplates.clear();
+    return this.templates;
+  }
+
+  /** Gives row `row` (just added) its subject's code, making one for a new subject. */
+  private codeRow(row: number, subject: string): void {
+    const codes = this.codes;
+    if (row >= codes.ofRow.length) {
+      const grown = new Int32Array(Math.max(16, codes.ofRow.length * 2));
+      grown.set(codes.ofRow);
+      codes.ofRow = grown;
+    }
+    let code = this.codeOf.get(subject);
+    if (code === undefined) {
+      code = codes.count++;
+      this.codeOf.set(subject, code);
+      this.subjectOfCode.push(subject);
+      codes.rowsOf.push([]);
+      this.templates.reserve(codes.count);
+      if (code >= codes.identity.length) growPerCode(codes);
+    }
+    codes.ofRow[row] = code;
+    codes.rowsOf[code]!.push(row);
+    this.staleTemplates.add(code);
+  }
+
+  /** Row `row` leaves; row `last` (if another) moves into its place, as the kernel's rows just did. */
+  private uncodeRow(row: number, last: number): void {
+    const codes = this.codes;
+    const code = codes.ofRow[row]!;
+    const rows = codes.rowsOf[code]!;
+    rows.splice(rows.indexOf(row), 1);
+    if (row !== last) {
+      const moved = codes.rowsOf[codes.ofRow[last]!]!;
+      moved[moved.indexOf(last)] = row;
+      codes.ofRow[row] = codes.ofRow[last]!;
+    }
+    if (rows.length === 0) this.freeCode(code);
+    else this.staleTemplates.add(code);
+  }
+
+  /** After `from`'s faces became `to`'s: the code follows the name, or, into an existing subject, its rows do. */
+  private recodeSubject(from: string, to: string, merged: boolean): void {
+    const code = this.codeOf.get(from)!;
+    if (!merged) {
+      this.codeOf.delete(from);
+      this.codeOf.set(to, code);
+      this.subjectOfCode[code] = to;
+      return;
+    }
+    const into = this.codeOf.get(to)!;
+    for (const row of this.codes.rowsOf[code]!) {
+      this.codes.ofRow[row] = into;
+      this.codes.rowsOf[into]!.push(row);
+    }
+    this.codes.rowsOf[code] = [];
+    this.staleTemplates.add(into);
+    this.freeCode(code);
+  }
+
+  /** A subject with no face left gives its code to the last code (and that code's template row and rows). */
+  private freeCode(code: number): void {
+    const codes = this.codes;
+    const last = --codes.count;
+    this.codeOf.delete(this.subjectOfCode[code]!);
+    this.staleTemplates.delete(code);
+    if (code !== last) {
+      const lastSubject = this.subjectOfCode[last]!;
+      codes.rowsOf[code] = codes.rowsOf[last]!;
+      for (const row of codes.rowsOf[code]!) codes.ofRow[row] = code;
+      this.codeOf.set(lastSubject, code);
+      this.subjectOfCode[code] = lastSubject;
+      this.templates.copyRow(last, code);
+      if (this.staleTemplates.delete(last)) this.staleTemplates.add(code);
+    }
+    codes.rowsOf.pop();
+    this.subjectOfCode.pop();
   }
 
   serialize(): Uint8Array {
@@ -229,6 +369,15 @@ export class Gallery {
   }
 
   static deserialize(bytes: Uint8Array): Gallery {
+    const stored = Gallery.read(bytes);
+    const gallery = new Gallery(stored.dimensions, Math.max(stored.faces.length, 1));
+    for (const face of stored.faces) gallery.insert(face.faceId, face.subject, face.embedding, { createdAt: face.createdAt, source: face.source });
+    gallery.nextFace = Math.max(gallery.nextFace, stored.nextFace);
+    return gallery;
+  }
+
+  /** The faces of serialized bytes, each embedding a view of one copy of the matrix: for merging into another gallery. */
+  static read(bytes: Uint8Array): { dimensions: number; nextFace: number; faces: StoredFace[] } {
     if (bytes.byteLength < 16) throw new GalleryFormatError("gallery data is too short");
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0) !== MAGIC) throw new GalleryFormatError("not a facefleet gallery");
@@ -237,10 +386,8 @@ export class Gallery {
     const dimensions = view.getUint32(8);
     const size = view.getUint32(12);
     const matrixBytes = size * dimensions * 4;
-    if (bytes.byteLength < 16 + matrixBytes) throw new GalleryFormatError("gallery data is truncated");
-    const gallery = new Gallery(dimensions, Math.max(size, 1));
+    if (dimensions === 0 || bytes.byteLength < 16 + matrixBytes) throw new GalleryFormatError("gallery data is truncated");
     const packed = new Float32Array(bytes.slice(16, 16 + matrixBytes).buffer);
-    for (let row = 0; row < size; row++) gallery.kernel.setRow(row, packed.subarray(row * dimensions, (row + 1) * dimensions));
     let labels: { faceIds: string[]; subjects: string[]; details?: FaceDetails[]; nextFace: number };
     try {
       labels = JSON.parse(new TextDecoder().decode(bytes.subarray(16 + matrixBytes)));
@@ -248,23 +395,29 @@ export class Gallery {
       throw new GalleryFormatError("gallery labels are damaged");
     }
     if (labels.faceIds?.length !== size || labels.subjects?.length !== size) throw new GalleryFormatError("gallery labels do not match its embeddings");
-    gallery.faceIds = labels.faceIds;
-    gallery.subjects = labels.subjects;
     // Galleries saved before faces had details still load.
-    gallery.details = labels.details?.length === size ? labels.details : labels.faceIds.map(() => NO_DETAILS);
-    gallery.nextFace = labels.nextFace;
-    return gallery;
+    const details = labels.details?.length === size ? labels.details : undefined;
+    const faces = labels.faceIds.map((faceId, row) => ({
+      faceId,
+      subject: labels.subjects[row]!,
+      embedding: packed.subarray(row * dimensions, (row + 1) * dimensions),
+      ...(details?.[row] ?? NO_DETAILS),
+    }));
+    return { dimensions, nextFace: labels.nextFace, faces };
   }
 
   private removeRow(row: number): void {
-    this.codes = undefined;
     const last = this.size - 1;
+    this.rowOfFace.delete(this.faceIds[row]!);
+    this.removeFromSubject(this.subjects[row]!, this.faceIds[row]!);
     if (row !== last) {
       this.kernel.copyRow(last, row);
       this.faceIds[row] = this.faceIds[last]!;
       this.subjects[row] = this.subjects[last]!;
       this.details[row] = this.details[last]!;
+      this.rowOfFace.set(this.faceIds[row]!, row);
     }
+    this.uncodeRow(row, last);
     this.faceIds.pop();
     this.subjects.pop();
     this.details.pop();
@@ -282,10 +435,22 @@ interface SubjectCodes {
   count: number;
   /** Per subject, its rows. */
   rowsOf: number[][];
-  /** code -> code: the templates' rows are the subjects. */
+  /**
+   * code -> code: the templates' rows are the subjects. This and `best` have room for at least `count` codes (and keep
+   * it when codes are freed: entries past `count` are the same as fresh ones).
+   */
   identity: Int32Array;
   /** Each subject's best exact score (-Infinity between searches) and row, reused by every search. */
   best: { score: Float32Array; row: Int32Array };
+}
+
+/** Doubles the room of the per-code arrays: identity as ever, best scores at -Infinity as between searches. */
+function growPerCode(codes: SubjectCodes): void {
+  const room = Math.max(16, codes.identity.length * 2);
+  const identity = new Int32Array(room);
+  for (let code = 0; code < room; code++) identity[code] = code;
+  codes.identity = identity;
+  codes.best = { score: new Float32Array(room).fill(-Infinity), row: new Int32Array(room) };
 }
 
 /**

@@ -80,6 +80,11 @@ export const ConfigSchema = Type.Object({
     description: "Requests a second one client address may send to the classic POST / (bursts of a second's worth), past it 429 rate_limited; 0: no limit (the course's grader sends its whole workload from one address)",
   }),
   requestTimeoutMs: Type.Integer({ minimum: 1, default: 60_000, description: "A request waiting longer gets 504" }),
+  galleryEraseWithinMs: Type.Integer({
+    minimum: 10 * 60_000,
+    default: 24 * 60 * 60_000,
+    description: "Most time a removed face's embedding stays in the gallery's storage (compaction rewrites the segments holding it); ?erase=now on a removal erases at once",
+  }),
   answerMode: Type.Union(AnswerModeSchema.anyOf, {
     default: "closed",
     description: "closed: the nearest enrolled person; open: Unknown below the model's threshold",
@@ -125,7 +130,7 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>;
 
 /** The settings each role reads: a role is handed its slice of the configuration, not the whole of it. */
-const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "maxBodyBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "uploadsPerClient", "minBodyRate", "bodyRateGraceMs", "trustProxy", "classicRateLimit", "requestTimeoutMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
+const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "maxBodyBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "uploadsPerClient", "minBodyRate", "bodyRateGraceMs", "trustProxy", "classicRateLimit", "requestTimeoutMs", "galleryEraseWithinMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
 const APP_SETTINGS = ["visibilityTimeoutSeconds", "maxReceives", "jobDeadlineMs"] as const;
 const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs", "noProgressAfterMs", "maxRedrives"] as const;
 export type WebConfig = Pick<Config, (typeof WEB_SETTINGS)[number]>;

@@ -13,13 +13,21 @@ export const WEB_PORT = 8000;
 export const MAX_JOB_MESSAGE_BYTES = 1024;
 /** SQS's longest long poll, set as the queues' ReceiveMessageWaitTimeSeconds and used by the reply poller. */
 export const LONG_POLL_SECONDS = 20;
-/** The gallery object in the gallery bucket: the web role writes it, the app instances read it. */
-export const GALLERY_KEY = "gallery/gallery.bin";
 /**
- * Where the web role keeps a stored gallery it cannot read, beside it in the gallery bucket (this prefix, then the time
- * it found it), before it starts with an empty one: the next enrollment replaces the stored one.
+ * The gallery in the gallery bucket (roles/gallery-store.ts): a manifest naming immutable segments, and a log of
+ * changes after them, one create-only object per change. The web role writes all three; the app instances read them.
  */
-export const UNREADABLE_GALLERY_KEY_PREFIX = `${GALLERY_KEY}.unreadable-`;
+export const GALLERY_PREFIX = "gallery/";
+export const GALLERY_MANIFEST_KEY = `${GALLERY_PREFIX}manifest.json`;
+export const GALLERY_SEGMENT_PREFIX = `${GALLERY_PREFIX}segments/`;
+export const GALLERY_LOG_PREFIX = `${GALLERY_PREFIX}log/`;
+/** The gallery as one blob, as versions before the segmented store kept it: migrated once by the web role, then deleted. */
+export const LEGACY_GALLERY_KEY = `${GALLERY_PREFIX}gallery.bin`;
+/**
+ * Where the web role keeps a legacy gallery it cannot read, beside it in the gallery bucket (this prefix, then the time
+ * it found it), before it starts with an empty one.
+ */
+export const UNREADABLE_GALLERY_KEY_PREFIX = `${LEGACY_GALLERY_KEY}.unreadable-`;
 /** An app instance puts an enrollment's embedding under this prefix of the gallery bucket for the web role to take. */
 export const EMBEDDING_KEY_PREFIX = "embeddings/";
 /** The key of a job's embedding: the web role takes this key of its own job, and no other. */

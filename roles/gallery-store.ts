@@ -1,12 +1,17 @@
 /**
- * The gallery persisted through the blob store. Web processes write it, each mutation a conditional put over the
- * version it read (re-read, re-applied and retried when another writer came first), so no writer loses another's
- * update; app processes read it and pick up a new version without a restart.
+ * The gallery persisted through the blob store as immutable segments, a log of small changes and a manifest
+ * (roles/README.md, "The gallery store"). Every change is one create-only object at the next sequence number, so two
+ * writers never lose an update; a process catches up by reading only the changes after the last one it applied; the
+ * lease holder folds the log into segments, rewriting the segments that hold removed faces, so a removed face's
+ * embedding leaves storage within a bound.
  */
-import { Gallery, GalleryFormatError, type FaceDetails, type Match, type SubjectSummary } from "../model/gallery.ts";
+import { randomUUID } from "node:crypto";
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { Gallery, GalleryFormatError, type FaceDetails, type Match, type StoredFace, type SubjectSummary } from "../model/gallery.ts";
 import type { Bucket } from "./cloud/types.ts";
-import { GALLERY_KEY, UNREADABLE_GALLERY_KEY_PREFIX } from "./deployment.ts";
+import { GALLERY_LOG_PREFIX, GALLERY_MANIFEST_KEY, GALLERY_SEGMENT_PREFIX, LEGACY_GALLERY_KEY, UNREADABLE_GALLERY_KEY_PREFIX } from "./deployment.ts";
 import type { Logger } from "./log.ts";
+import { decodeMessage, MessageFormatError } from "./messages.ts";
 
 export type GalleryErrorCode = "embedding_missing" | "embedding_mismatch" | "gallery_contended";
 
@@ -21,112 +26,366 @@ export class GalleryError extends Error {
   }
 }
 
-/** Conditional saves tried before a mutation gives up: each failure means another writer saved in between. */
-const MAX_SAVE_ATTEMPTS = 10;
-const RETRY_PAUSE_MS = 10;
+/** Faces per sealed segment: 4,096 faces of 128 dimensions is a 2 MiB object, read in one GET. */
+export const SEGMENT_FACES = 4096;
+/** Changes after the manifest at which the lease holder seals them into segments: what a cold reader reads one by one. */
+export const SEAL_AFTER_CHANGES = 1024;
+/** Tries of one change before giving up: each failed try means another writer appended in between. */
+const MAX_APPEND_ATTEMPTS = 100;
+/** Log entries and segments read at once. */
+const READ_CONCURRENCY = 16;
+/** Faces an export copies out of the gallery at a time. */
+const EXPORT_BATCH = 256;
+/** Loads retried when a compaction deleted a segment between reading the manifest and the segment. */
+const MAX_LOAD_ATTEMPTS = 5;
 
-interface StoredGallery {
-  gallery: Gallery;
-  version: string;
+const Text = Type.String();
+const At = Type.Number({ description: "ms since the epoch, when the change was made" });
+/** An enrolled face's id is `f` and its change's sequence number. */
+const ChangeSchema = Type.Union([
+  Type.Object({
+    op: Type.Literal("enroll"),
+    at: At,
+    writer: Text,
+    subject: Text,
+    createdAt: Text,
+    source: Text,
+    /** Base64 of the little-endian Float32 embedding; absent once the face was removed and the entry erased. */
+    embedding: Type.Optional(Text),
+  }),
+  Type.Object({ op: Type.Literal("removeFace"), at: At, writer: Text, faceId: Text }),
+  Type.Object({ op: Type.Literal("removeSubject"), at: At, writer: Text, subject: Text }),
+  Type.Object({ op: Type.Literal("rename"), at: At, writer: Text, from: Text, to: Text }),
+  /**
+   * The ids of the next `faces` sequence numbers (this one included) go to an import's faces; no entry takes them.
+   * It fixes the gallery's dimensions as an enrollment does, so nothing of another dimension is logged meanwhile.
+   */
+  Type.Object({
+    op: Type.Literal("reserve"),
+    at: At,
+    writer: Text,
+    faces: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    dimensions: Type.Integer({ minimum: 1, maximum: 4096 }),
+  }),
+  /** Segments written by an import, with faces under ids reserved before: they join the gallery as they are. */
+  Type.Object({ op: Type.Literal("import"), at: At, writer: Text, segments: Type.Array(Type.Object({ key: Text, faces: Type.Integer({ minimum: 0 }) })) }),
+]);
+type Change = Static<typeof ChangeSchema>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type ChangeRequest = DistributiveOmit<Change, "at" | "writer">;
+
+const ManifestSchema = Type.Object({
+  format: Type.Literal(1),
+  /** Every change up to this sequence number is in the segments; the log goes on after it. */
+  through: Type.Integer({ minimum: 0 }),
+  segments: Type.Array(Type.Object({ key: Text, faces: Type.Integer({ minimum: 0 }) })),
+});
+type Manifest = Static<typeof ManifestSchema>;
+
+const SEQUENCE_DIGITS = 16;
+export const logKey = (sequence: number): string => `${GALLERY_LOG_PREFIX}${String(sequence).padStart(SEQUENCE_DIGITS, "0")}`;
+const sequenceOf = (key: string): number => Number(key.slice(GALLERY_LOG_PREFIX.length));
+const faceIdOf = (sequence: number): string => `f${sequence}`;
+
+const encodeEmbedding = (embedding: Float32Array): string => Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength).toString("base64");
+function decodeEmbedding(base64: string): Float32Array {
+  const bytes = Buffer.from(base64, "base64");
+  if (bytes.byteLength % 4 !== 0) throw new GalleryFormatError("a logged embedding is damaged");
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }
 
-/** A stored gallery that cannot be read counts as none: the next save replaces it (over its version). */
-function readable(bytes: Uint8Array): Gallery | undefined {
+/** A stored object of the gallery, or GalleryFormatError naming the damaged key (an operator's to repair or restore). */
+function decodeStored<T extends TSchema>(schema: T, bytes: Uint8Array, key: string): Static<T> {
   try {
-    return Gallery.deserialize(bytes);
+    return decodeMessage(schema, new TextDecoder().decode(bytes));
   } catch (error) {
-    if (error instanceof GalleryFormatError) return undefined;
+    if (error instanceof MessageFormatError) throw new GalleryFormatError(`the gallery object ${key} is damaged: restore it from a backup or a version of the bucket`);
     throw error;
   }
 }
 
-async function readStored(bucket: Bucket): Promise<StoredGallery | undefined> {
-  const stored = await bucket.read(GALLERY_KEY);
-  const gallery = stored && readable(stored.body);
-  return gallery && { gallery, version: stored!.version };
+/** `work` on every item, at most `limit` at once; results in the items' order. */
+async function inParallel<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
-/** For readers: a damaged gallery throws GalleryFormatError, which the app answers as such. */
-async function loadGallery(bucket: Bucket): Promise<Gallery | undefined> {
-  const bytes = await bucket.get(GALLERY_KEY);
-  return bytes ? Gallery.deserialize(bytes) : undefined;
+/** A segment, a log entry or the manifest went missing under a load: a compaction ran meanwhile; load again. */
+class MovedError extends Error {}
+
+/**
+ * One process's copy of the stored gallery at a sequence number: the manifest it started from, then every change
+ * after it applied in order. It also knows where each face is stored (its segment, or the log) and what changed since
+ * the manifest, which is what a compaction needs.
+ */
+class Replica {
+  gallery: Gallery | undefined;
+  sequence = 0;
+  manifest: { body: Manifest; version: string } | undefined;
+  readonly segmentOfFace = new Map<string, string>();
+  /** Segments holding a face that was removed or renamed since the manifest: rewritten at the next compaction. */
+  readonly dirtySegments = new Set<string>();
+  /** Segments imported since the manifest: the next manifest names them as they are. */
+  readonly importedSegments: Manifest["segments"] = [];
+  /** Faces removed since the manifest: their logged embeddings are erased at the next compaction. */
+  readonly removedFaces: string[] = [];
+  /** When the oldest removal or rename after the manifest was made: the erasure clock runs from it. */
+  oldestRemovalAt: number | undefined;
+
+  get changesSinceManifest(): number {
+    return this.sequence - (this.manifest?.body.through ?? 0);
+  }
+
+  static async load(bucket: Bucket): Promise<Replica> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const replica = new Replica();
+        await replica.loadManifest(bucket);
+        await replica.catchUp(bucket);
+        return replica;
+      } catch (error) {
+        if (!(error instanceof MovedError) || attempt === MAX_LOAD_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  private async loadManifest(bucket: Bucket): Promise<void> {
+    const stored = await bucket.read(GALLERY_MANIFEST_KEY);
+    if (!stored) return;
+    const manifest = decodeStored(ManifestSchema, stored.body, GALLERY_MANIFEST_KEY);
+    this.manifest = { body: manifest, version: stored.version };
+    this.sequence = manifest.through;
+    this.addSegments(await this.readSegments(bucket, manifest.segments), manifest.segments.reduce((sum, { faces }) => sum + faces, 0));
+  }
+
+  /** Applies the changes after the last one applied; returns how many. A log truncated past them throws MovedError. */
+  async catchUp(bucket: Bucket): Promise<number> {
+    const keys = await bucket.list(GALLERY_LOG_PREFIX, logKey(this.sequence));
+    if (keys.length > 0 && sequenceOf(keys[0]!) !== this.sequence + 1) throw new MovedError("the log was compacted past this replica");
+    const entries = await inParallel(keys, READ_CONCURRENCY, async (key) => {
+      const bytes = await bucket.get(key);
+      if (!bytes) throw new MovedError(`log entry ${key} is gone`);
+      const change = decodeStored(ChangeSchema, bytes, key);
+      return { change, imported: change.op === "import" ? await this.readSegments(bucket, change.segments) : [] };
+    });
+    entries.forEach(({ change, imported }, index) => this.apply(sequenceOf(keys[index]!), change, imported));
+    return entries.length;
+  }
+
+  private readSegments(bucket: Bucket, segments: Manifest["segments"]): Promise<{ key: string; stored: ReturnType<typeof Gallery.read> }[]> {
+    return inParallel(segments, READ_CONCURRENCY, async ({ key }) => {
+      const bytes = await bucket.get(key);
+      if (!bytes) throw new MovedError(`segment ${key} is gone`);
+      return { key, stored: Gallery.read(bytes) };
+    });
+  }
+
+  private addSegments(segments: Awaited<ReturnType<Replica["readSegments"]>>, capacity: number): void {
+    for (const { key, stored } of segments) {
+      this.gallery ??= new Gallery(stored.dimensions, Math.max(1, capacity));
+      if (stored.dimensions !== this.gallery.dimensions) throw new GalleryFormatError(`segment ${key} has ${stored.dimensions} dimensions, the gallery ${this.gallery.dimensions}`);
+      for (const face of stored.faces) {
+        this.gallery.insert(face.faceId, face.subject, face.embedding, { createdAt: face.createdAt, source: face.source });
+        this.segmentOfFace.set(face.faceId, key);
+      }
+    }
+  }
+
+  /** Applies one change; an import's segments were read by the caller. */
+  apply(sequence: number, change: Change, imported: Awaited<ReturnType<Replica["readSegments"]>> = []): void {
+    if (sequence !== this.sequence + 1) throw new Error(`change ${sequence} applied after ${this.sequence}`);
+    this.sequence = sequence;
+    const touch = (faceIds: string[], removed: boolean) => {
+      if (removed) this.removedFaces.push(...faceIds);
+      for (const faceId of faceIds) {
+        const segment = this.segmentOfFace.get(faceId);
+        if (segment !== undefined) this.dirtySegments.add(segment);
+      }
+      this.oldestRemovalAt ??= change.at;
+    };
+    const facesOf = (subject: string) => this.gallery?.facesOf(subject).map(({ faceId }) => faceId) ?? [];
+    switch (change.op) {
+      case "enroll": {
+        // An erased entry's face was removed later in the log: it never reaches the gallery.
+        if (change.embedding === undefined) return;
+        const embedding = decodeEmbedding(change.embedding);
+        this.gallery ??= new Gallery(embedding.length);
+        if (embedding.length !== this.gallery.dimensions) throw new GalleryFormatError(`the log's change ${sequence} has ${embedding.length} dimensions, the gallery ${this.gallery.dimensions}`);
+        this.gallery.insert(faceIdOf(sequence), change.subject, embedding, { createdAt: change.createdAt, source: change.source });
+        return;
+      }
+      case "removeFace":
+        touch([change.faceId], true);
+        this.gallery?.removeFace(change.faceId);
+        this.segmentOfFace.delete(change.faceId);
+        return;
+      case "removeSubject": {
+        const faces = facesOf(change.subject);
+        touch(faces, true);
+        this.gallery?.removeSubject(change.subject);
+        for (const faceId of faces) this.segmentOfFace.delete(faceId);
+        return;
+      }
+      case "rename":
+        touch(facesOf(change.from), false);
+        this.gallery?.renameSubject(change.from, change.to);
+        return;
+      case "reserve":
+        this.gallery ??= new Gallery(change.dimensions);
+        this.sequence = sequence + change.faces - 1;
+        return;
+      case "import":
+        this.addSegments(imported, change.segments.reduce((sum, { faces }) => sum + faces, 0));
+        this.importedSegments.push(...change.segments);
+    }
+  }
 }
 
-function faceCountIn(gallery: Gallery, subject: string): number {
-  return gallery.list().find((summary) => summary.subject === subject)?.faces ?? 0;
+/** Whether the lease holder should compact now: a pure decision from what changed since the manifest. */
+export function compactionDue(state: { changes: number; oldestRemovalAt: number | undefined }, now: number, eraseWithinMs: number, checkEveryMs: number): boolean {
+  if (state.changes >= SEAL_AFTER_CHANGES) return true;
+  // Early enough that the next check's compaction still ends inside the bound.
+  return state.oldestRemovalAt !== undefined && now - state.oldestRemovalAt >= eraseWithinMs - 2 * checkEveryMs;
 }
 
-/** What a mutation does to the gallery as stored: the gallery to save (undefined: nothing to save) and its answer. */
-type Mutation<T> = (stored: Gallery | undefined) => { save: Gallery | undefined; result: T };
+/**
+ * Reads the pre-segment single-blob gallery once, if it is there: into an empty segmented store, writes its faces as
+ * segments under a manifest through its last face id (so new ids never meet old ones), then deletes the blob. A blob
+ * that cannot be read, or one found beside a segmented store that already holds changes (a stale copy), is kept aside
+ * and not read.
+ */
+async function migrateLegacy(bucket: Bucket, log?: Logger): Promise<void> {
+  const stored = await bucket.read(LEGACY_GALLERY_KEY);
+  if (!stored) return;
+  const setAside = async (event: string, level: "error" | "warn", now: string) => {
+    const keptAt = `${UNREADABLE_GALLERY_KEY_PREFIX}${Date.now()}`;
+    await bucket.put(keptAt, stored.body, { contentType: "application/octet-stream" });
+    await bucket.delete(LEGACY_GALLERY_KEY);
+    log?.[level](event, { keptAt, now });
+  };
+  let legacy: Gallery;
+  try {
+    legacy = Gallery.deserialize(stored.body);
+  } catch (error) {
+    if (!(error instanceof GalleryFormatError)) throw error;
+    return setAside("gallery_unreadable", "error", "the gallery goes on without it");
+  }
+  const storeInUse = (await bucket.version(GALLERY_MANIFEST_KEY)) !== undefined || (await bucket.list(GALLERY_LOG_PREFIX)).length > 0;
+  if (storeInUse) return setAside("gallery_legacy_ignored", "warn", "the segmented gallery already holds changes: the legacy blob is not read");
+  const faces = [...legacy.faces()];
+  const through = faces.reduce((highest, { faceId }) => Math.max(highest, Number(faceId.slice(1)) || 0), 0);
+  const segments = await writeSegments(bucket, legacy.dimensions, faces, through);
+  const manifest: Manifest = { format: 1, through, segments };
+  if ((await bucket.putIf(GALLERY_MANIFEST_KEY, JSON.stringify(manifest), undefined, { contentType: "application/json" })) === undefined) {
+    await Promise.all(segments.map(({ key }) => bucket.delete(key)));
+  }
+  await bucket.delete(LEGACY_GALLERY_KEY);
+  log?.info("gallery_migrated", { faces: faces.length, segments: segments.length });
+}
+
+async function writeSegments(bucket: Bucket, dimensions: number, faces: readonly StoredFace[], through: number): Promise<Manifest["segments"]> {
+  const chunks: StoredFace[][] = [];
+  for (let start = 0; start < faces.length; start += SEGMENT_FACES) chunks.push(faces.slice(start, start + SEGMENT_FACES));
+  return inParallel(chunks, READ_CONCURRENCY, async (chunk) => {
+    const segment = new Gallery(dimensions, chunk.length);
+    for (const face of chunk) segment.insert(face.faceId, face.subject, face.embedding, { createdAt: face.createdAt, source: face.source });
+    const key = `${GALLERY_SEGMENT_PREFIX}${String(through).padStart(SEQUENCE_DIGITS, "0")}-${randomUUID()}`;
+    await bucket.put(key, segment.serialize(), { contentType: "application/octet-stream" });
+    return { key, faces: chunk.length };
+  });
+}
+
+/** What a change does to the gallery as this writer holds it: the change to log (none: nothing to do) and its answer. */
+type Decision<T> = (gallery: Gallery | undefined, faceId: string) => { change?: ChangeRequest; result: T };
+
+export interface CompactionOutcome {
+  compacted: boolean;
+  segmentsWritten: number;
+  segmentsDeleted: number;
+  entriesErased: number;
+  entriesDeleted: number;
+}
 
 export class GalleryWriter {
   private pending: Promise<unknown> = Promise.resolve();
+  private readonly id = randomUUID();
 
   private constructor(
     private readonly bucket: Bucket,
-    /** The gallery as last stored, by this writer or read from the bucket; never one whose save failed. */
-    private stored: StoredGallery | undefined,
+    private replica: Replica,
+    private readonly log?: Logger,
   ) {}
 
-  /**
-   * A stored gallery that cannot be read does not keep the web role from starting (nor the routes that would repair
-   * it): its bytes are kept aside, the log says where, and the gallery starts empty; the next enrollment replaces it.
-   */
   static async open(bucket: Bucket, log?: Logger): Promise<GalleryWriter> {
-    const stored = await bucket.read(GALLERY_KEY);
-    const gallery = stored && readable(stored.body);
-    if (stored && !gallery) {
-      const keptAt = `${UNREADABLE_GALLERY_KEY_PREFIX}${Date.now()}`;
-      await bucket.put(keptAt, stored.body, { contentType: "application/octet-stream" });
-      log?.error("gallery_unreadable", { keptAt, now: "starting with an empty gallery; the next enrollment replaces the stored one" });
-    }
-    return new GalleryWriter(bucket, gallery && { gallery, version: stored!.version });
+    await migrateLegacy(bucket, log);
+    return new GalleryWriter(bucket, await Replica.load(bucket), log);
   }
 
-  /** Reads the stored gallery again when another writer changed it, so what is listed next includes their changes. */
+  /** The sequence number of the last change this writer applied: a job that carries it sees every change up to it. */
+  get version(): number {
+    return this.replica.sequence;
+  }
+
+  /** Applies the changes other writers made since, so what is listed next includes them. */
   latest(): Promise<void> {
-    return this.inOrder(() => this.refresh());
+    return this.inOrder(() => this.catchUp());
   }
 
-  /** The subjects as this writer last read or saved them (`latest` reads them again). */
-  list(): SubjectSummary[] {
-    return this.stored?.gallery.list() ?? [];
+  /** The subjects by name, `count` of them from the `offset`-th (all by default). */
+  list(offset?: number, count?: number): SubjectSummary[] {
+    return this.replica.gallery?.list(offset, count) ?? [];
+  }
+
+  get subjectCount(): number {
+    return this.replica.gallery?.subjectCount ?? 0;
+  }
+
+  /** Subjects and faces, counted as the gallery keeps them. */
+  get size(): { subjects: number; faces: number } {
+    return { subjects: this.subjectCount, faces: this.replica.gallery?.size ?? 0 };
   }
 
   faceCount(subject: string): number {
-    return this.stored ? faceCountIn(this.stored.gallery, subject) : 0;
+    return this.replica.gallery?.faceCount(subject) ?? 0;
   }
 
   /** The embeddings' length; undefined while nobody is enrolled. */
   get dimensions(): number | undefined {
-    return this.stored?.gallery.dimensions;
+    return this.replica.gallery?.dimensions;
   }
 
   facesOf(subject: string): (FaceDetails & { faceId: string })[] {
-    return this.stored?.gallery.facesOf(subject) ?? [];
+    return this.replica.gallery?.facesOf(subject) ?? [];
   }
 
   search(embedding: Float32Array, k: number): Match[] {
-    const gallery = this.stored?.gallery;
+    const gallery = this.replica.gallery;
     return gallery && gallery.size > 0 ? gallery.search(embedding, k) : [];
   }
 
   subjectSimilarity(subject: string, embedding: Float32Array): number | undefined {
-    return this.stored?.gallery.subjectSimilarity(subject, embedding);
+    return this.replica.gallery?.subjectSimilarity(subject, embedding);
   }
 
   /** Enrolls the embedding an app instance left at `key`, then removes it. */
-  enrollFromKey(subject: string, key: string, details?: FaceDetails): Promise<string> {
+  enrollFromKey(subject: string, key: string, details: FaceDetails = { createdAt: "", source: "" }): Promise<string> {
     return this.inOrder(async () => {
       const bytes = await this.bucket.get(key);
       if (!bytes) throw new GalleryError("embedding_missing", "the app role's embedding is missing");
       const embedding = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-      const faceId = await this.mutate((stored) => {
-        const gallery = stored ?? new Gallery(embedding.length);
-        if (embedding.length !== gallery.dimensions) {
+      const faceId = await this.append((gallery, faceId) => {
+        if (gallery && embedding.length !== gallery.dimensions) {
           throw new GalleryError("embedding_mismatch", `the gallery holds ${gallery.dimensions}-d embeddings but the model gives ${embedding.length}-d ones: re-enroll after changing the embedder`);
         }
-        return { save: gallery, result: gallery.enroll(subject, embedding, details) };
+        return { change: { op: "enroll", subject, ...details, embedding: encodeEmbedding(embedding) }, result: faceId };
       });
       // The face is enrolled: an embedding object left behind is harmless, a 500 now would invite a second enrollment.
       await this.bucket.delete(key).catch(() => {});
@@ -137,9 +396,9 @@ export class GalleryWriter {
   /** Returns how many faces were removed. */
   removeSubject(subject: string): Promise<number> {
     return this.inOrder(() =>
-      this.mutate((stored) => {
-        const removed = stored?.removeSubject(subject) ?? 0;
-        return { save: removed > 0 ? stored : undefined, result: removed };
+      this.append((gallery) => {
+        const removed = gallery?.faceCount(subject) ?? 0;
+        return { change: removed > 0 ? { op: "removeSubject", subject } : undefined, result: removed };
       }),
     );
   }
@@ -147,10 +406,9 @@ export class GalleryWriter {
   /** Removes one face if it is the subject's; returns whether it was. */
   removeFace(subject: string, faceId: string): Promise<boolean> {
     return this.inOrder(() =>
-      this.mutate((stored) => {
-        if (!stored?.facesOf(subject).some((face) => face.faceId === faceId)) return { save: undefined, result: false };
-        stored.removeFace(faceId);
-        return { save: stored, result: true };
+      this.append((gallery) => {
+        const removed = gallery?.subjectOf(faceId) === subject;
+        return { change: removed ? { op: "removeFace", faceId } : undefined, result: removed };
       }),
     );
   }
@@ -158,89 +416,210 @@ export class GalleryWriter {
   /** Renames a subject; into an existing one only when `merge` is set. */
   renameSubject(from: string, to: string, merge: boolean): Promise<"renamed" | "unknown_subject" | "subject_exists"> {
     return this.inOrder(() =>
-      this.mutate((stored) => {
-        if (!stored || faceCountIn(stored, from) === 0) return { save: undefined, result: "unknown_subject" as const };
-        if (from !== to && faceCountIn(stored, to) > 0 && !merge) return { save: undefined, result: "subject_exists" as const };
-        stored.renameSubject(from, to);
-        return { save: stored, result: "renamed" as const };
+      this.append((gallery) => {
+        if (!gallery || gallery.faceCount(from) === 0) return { result: "unknown_subject" as const };
+        if (from !== to && gallery.faceCount(to) > 0 && !merge) return { result: "subject_exists" as const };
+        return { change: from === to ? undefined : { op: "rename", from, to }, result: "renamed" as const };
       }),
     );
   }
 
   /**
-   * Applies `mutation` to a fresh copy of the stored gallery and saves it only over the version it was read at. When
-   * another writer saved in between, reads theirs and applies the mutation again, so both changes are kept. The
-   * listed gallery becomes the new one only once it is stored; when a save fails, it is the one stored.
+   * Imports faces (already checked: one dimension, normalised) as one segment: the next `faces.length` sequence
+   * numbers are reserved for their ids, the segment is written, then one log entry names it. Returns their ids.
    */
-  private async mutate<T>(mutation: Mutation<T>): Promise<T> {
-    let tried: { bytes: Uint8Array; result: T } | undefined;
-    for (let attempt = 1; ; attempt++) {
-      const stored = await this.bucket.read(GALLERY_KEY);
-      const current = stored && readable(stored.body);
-      this.stored = current && { gallery: current, version: stored!.version };
-      // The last try was stored after all: its answer was lost and the SDK's retry failed its own condition.
-      if (tried && stored && Buffer.from(stored.body).equals(tried.bytes)) return tried.result;
-      const { save, result } = mutation(stored && readable(stored.body));
-      if (!save) return result;
-      tried = { bytes: save.serialize(), result };
-      let version: string | undefined;
-      try {
-        version = await this.bucket.putIf(GALLERY_KEY, tried.bytes, stored?.version, { contentType: "application/octet-stream" });
-      } catch (error) {
-        await this.refresh().catch(() => {});
-        throw error;
-      }
-      if (version !== undefined) {
-        this.stored = { gallery: save, version };
-        return result;
-      }
-      if (attempt === MAX_SAVE_ATTEMPTS) {
-        await this.refresh().catch(() => {});
-        throw new GalleryError("gallery_contended", `other writers changed the gallery during each of ${MAX_SAVE_ATTEMPTS} tries: try again`);
-      }
-      await Bun.sleep(RETRY_PAUSE_MS * attempt * Math.random());
+  importFaces(faces: readonly { subject: string; embedding: Float32Array; source: string }[]): Promise<string[]> {
+    return this.inOrder(async () => {
+      const dimensions = faces[0]?.embedding.length;
+      if (dimensions === undefined) return [];
+      const first = await this.append((gallery) => {
+        if (gallery && gallery.dimensions !== dimensions) throw new GalleryError("embedding_mismatch", `the gallery holds ${gallery.dimensions}-d embeddings, not ${dimensions}-d ones`);
+        return { change: { op: "reserve", faces: faces.length, dimensions }, result: this.replica.sequence + 1 };
+      });
+      const createdAt = new Date().toISOString();
+      const stored = faces.map((face, index) => ({ ...face, faceId: faceIdOf(first + index), createdAt }));
+      const segments = await writeSegments(this.bucket, dimensions, stored, first);
+      const imported = segments.map(({ key, faces: count }, index) => ({ key, stored: { dimensions, nextFace: 0, faces: stored.slice(index * SEGMENT_FACES, index * SEGMENT_FACES + count) } }));
+      await this.append(() => ({ change: { op: "import", segments }, result: undefined }), imported);
+      return stored.map(({ faceId }) => faceId);
+    });
+  }
+
+  /** Every face as this writer holds it now, read a few at a time (a face removed meanwhile is left out). */
+  async *exportFaces(): AsyncGenerator<StoredFace> {
+    const faceIds = [...(this.replica.gallery?.faces() ?? [])].map(({ faceId }) => faceId);
+    for (let start = 0; start < faceIds.length; start += EXPORT_BATCH) {
+      const gallery = this.replica.gallery;
+      const batch = faceIds.slice(start, start + EXPORT_BATCH).flatMap((faceId) => {
+        const face = gallery?.face(faceId);
+        return face ? [{ ...face, embedding: face.embedding.slice() }] : [];
+      });
+      yield* batch;
     }
   }
 
-  private async refresh(): Promise<void> {
-    if ((await this.bucket.version(GALLERY_KEY)) !== this.stored?.version) this.stored = await readStored(this.bucket);
+  /** Compacts when `compactionDue` says so (the lease holder's periodic check). */
+  compactIfDue(now: number, eraseWithinMs: number, checkEveryMs: number): Promise<CompactionOutcome | undefined> {
+    return this.inOrder(async () => {
+      await this.catchUp();
+      const state = { changes: this.replica.changesSinceManifest, oldestRemovalAt: this.replica.oldestRemovalAt };
+      return compactionDue(state, now, eraseWithinMs, checkEveryMs) ? this.compactNow() : undefined;
+    });
   }
 
-  private inOrder<T>(mutation: () => Promise<T>): Promise<T> {
-    const result = this.pending.then(mutation);
+  /** Folds the log into segments now, rewriting every segment that holds a removed face (`?erase=now`). */
+  compact(): Promise<CompactionOutcome> {
+    return this.inOrder(async () => {
+      await this.catchUp();
+      return this.compactNow();
+    });
+  }
+
+  /**
+   * Writes the faces logged since the manifest, and the living faces of every segment that held a removed or renamed
+   * one, as new segments; commits a manifest naming them over the one read (a conditional put: of two compactions at
+   * once, one commits and the other deletes what it wrote). Then deletes the replaced segments, erases the logged
+   * embeddings of removed faces and deletes the log entries the previous manifest already covered (a reader that far
+   * behind loads the manifest again).
+   */
+  private async compactNow(): Promise<CompactionOutcome> {
+    const replica = this.replica;
+    const outcome: CompactionOutcome = { compacted: false, segmentsWritten: 0, segmentsDeleted: 0, entriesErased: 0, entriesDeleted: 0 };
+    if (replica.changesSinceManifest === 0 && replica.dirtySegments.size === 0) return outcome;
+    const gallery = replica.gallery;
+    const faces = gallery ? [...gallery.faces()].filter(({ faceId }) => {
+      const segment = replica.segmentOfFace.get(faceId);
+      return segment === undefined || replica.dirtySegments.has(segment);
+    }) : [];
+    const through = replica.sequence;
+    const written = gallery ? await writeSegments(this.bucket, gallery.dimensions, faces, through) : [];
+    const previous = replica.manifest;
+    const kept = (previous?.body.segments ?? []).filter(({ key }) => !replica.dirtySegments.has(key));
+    const imported = replica.importedSegments.filter(({ key }) => !replica.dirtySegments.has(key));
+    const manifest: Manifest = { format: 1, through, segments: [...kept, ...imported, ...written] };
+    const version = await this.bucket.putIf(GALLERY_MANIFEST_KEY, JSON.stringify(manifest), previous?.version, { contentType: "application/json" });
+    if (version === undefined) {
+      await Promise.all(written.map(({ key }) => this.bucket.delete(key)));
+      this.replica = await Replica.load(this.bucket);
+      return outcome;
+    }
+    const replaced = [...replica.dirtySegments];
+    await Promise.all(replaced.map((key) => this.bucket.delete(key)));
+    const covered = (await this.bucket.list(GALLERY_LOG_PREFIX)).filter((key) => sequenceOf(key) <= (previous?.body.through ?? 0));
+    await inParallel(covered, READ_CONCURRENCY, (key) => this.bucket.delete(key));
+    // A removed face's id names the entry that enrolled it: migrated faces, and entries just deleted, have none.
+    const erased = await inParallel(replica.removedFaces, READ_CONCURRENCY, async (faceId) => {
+      const key = logKey(Number(faceId.slice(1)));
+      const stored = await this.bucket.get(key);
+      const change = stored && decodeStored(ChangeSchema, stored, key);
+      if (change?.op !== "enroll" || change.embedding === undefined) return 0;
+      const { embedding: _erased, ...entry } = change;
+      await this.bucket.put(key, JSON.stringify(entry), { contentType: "application/json" });
+      return 1;
+    });
+    const entriesErased = erased.reduce<number>((sum, one) => sum + one, 0);
+
+    replica.manifest = { body: manifest, version };
+    written.reduce((offset, segment) => {
+      for (const face of faces.slice(offset, offset + segment.faces)) replica.segmentOfFace.set(face.faceId, segment.key);
+      return offset + segment.faces;
+    }, 0);
+    replica.dirtySegments.clear();
+    replica.removedFaces.length = 0;
+    replica.importedSegments.length = 0;
+    replica.oldestRemovalAt = undefined;
+    const done = { compacted: true, segmentsWritten: written.length, segmentsDeleted: replaced.length, entriesErased, entriesDeleted: covered.length };
+    this.log?.info("gallery_compacted", { through, ...done });
+    return done;
+  }
+
+  /**
+   * Logs the change `decide` makes at the next sequence number, create-only. When another writer took that number
+   * first, applies its changes and decides again, so both are kept; when the number holds this writer's own entry (its
+   * answer was lost and the SDK's retry failed its own condition), the change is done. The gallery changes only once
+   * the change is stored.
+   */
+  private async append<T>(decide: Decision<T>, imported?: Parameters<Replica["apply"]>[2]): Promise<T> {
+    for (let attempt = 1; attempt <= MAX_APPEND_ATTEMPTS; attempt++) {
+      const sequence = this.replica.sequence + 1;
+      const { change, result } = decide(this.replica.gallery, faceIdOf(sequence));
+      if (!change) return result;
+      const entry = { ...change, at: Date.now(), writer: `${this.id}-${sequence}` } as Change;
+      const body = JSON.stringify(entry);
+      if ((await this.bucket.putIf(logKey(sequence), body, undefined, { contentType: "application/json" })) !== undefined) {
+        this.replica.apply(sequence, entry, imported);
+        return result;
+      }
+      const stored = await this.bucket.get(logKey(sequence));
+      if (stored && new TextDecoder().decode(stored) === body) {
+        this.replica.apply(sequence, entry, imported);
+        return result;
+      }
+      await this.catchUp();
+    }
+    throw new GalleryError("gallery_contended", `other writers changed the gallery during each of ${MAX_APPEND_ATTEMPTS} tries: try again`);
+  }
+
+  private async catchUp(): Promise<void> {
+    try {
+      await this.replica.catchUp(this.bucket);
+    } catch (error) {
+      if (!(error instanceof MovedError)) throw error;
+      this.replica = await Replica.load(this.bucket);
+    }
+  }
+
+  private inOrder<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.pending.then(work);
     this.pending = result.catch(() => {});
     return result;
   }
 }
 
-/** An app process's view of the gallery, re-read when its stored version changes (checked at most every refreshMs). */
+/**
+ * An app process's view of the gallery: loaded once (the manifest, its segments in parallel, then the log), then kept
+ * up by applying only the changes after the last one it applied: at most every refreshMs, and at once for a job that
+ * must see a newer version than it holds.
+ */
 export class GalleryReader {
-  private gallery: Gallery | undefined;
-  private loadedVersion: string | undefined;
+  private replica: Replica | undefined;
   private checkedAt = -Infinity;
   private refreshing: Promise<void> | undefined;
 
   constructor(
     private readonly bucket: Bucket,
-    private readonly refreshMs = 500,
+    private readonly refreshMs = 2000,
     private readonly now: () => number = Date.now,
   ) {}
 
-  async current(): Promise<Gallery | undefined> {
-    // While nobody is enrolled, every job looks again: the first enrollment must count at once.
-    if (!this.gallery || this.now() - this.checkedAt >= this.refreshMs) {
+  /** The sequence number of the last change applied. */
+  get version(): number {
+    return this.replica?.sequence ?? 0;
+  }
+
+  /** The gallery with every change up to `atLeast` (a job's version) applied, when the store has them. */
+  async current(atLeast = 0): Promise<Gallery | undefined> {
+    const stale = !this.replica?.gallery || this.version < atLeast || this.now() - this.checkedAt >= this.refreshMs;
+    if (stale) {
       this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
       await this.refreshing;
+      // A job that asked for more than the refresh in flight had seen.
+      if (this.version < atLeast) await (this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined)));
     }
-    return this.gallery;
+    return this.replica?.gallery;
   }
 
   private async refresh(): Promise<void> {
-    const version = await this.bucket.version(GALLERY_KEY);
-    if (version !== this.loadedVersion) {
-      this.gallery = version === undefined ? undefined : await loadGallery(this.bucket);
-      this.loadedVersion = version;
+    const checkedAt = this.now();
+    if (!this.replica) this.replica = await Replica.load(this.bucket);
+    else {
+      try {
+        await this.replica.catchUp(this.bucket);
+      } catch (error) {
+        if (!(error instanceof MovedError)) throw error;
+        this.replica = await Replica.load(this.bucket);
+      }
     }
-    this.checkedAt = this.now();
+    this.checkedAt = checkedAt;
   }
 }

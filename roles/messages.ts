@@ -43,6 +43,11 @@ export const JobMessageSchema = Type.Object({
   faces: Type.Optional(FacesOptionsSchema),
   /** Kind embed only: which face of the photo is enrolled (single when absent). */
   enrollFace: Type.Optional(EnrollFaceSchema),
+  /**
+   * The gallery's version (its log's sequence number) the web role had when it sent the job: the app instance applies
+   * the changes up to it first, so a job sent after an enrollment was answered sees that enrollment. Absent: any.
+   */
+  galleryVersion: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   /** Times the controller sent the job again after the dead-letter queue took it (its holders died); absent: none. */
   redrives: Type.Optional(Type.Integer({ minimum: 0 })),
   /**

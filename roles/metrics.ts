@@ -6,9 +6,13 @@
  * the job reports the controller reads, one series per instance (label `instance`), as Prometheus federation would.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { SubjectSummary } from "../model/gallery.ts";
 import type { AppInstance, InstanceState, QueueDepth } from "./cloud/types.ts";
 import type { DeadLetterReason, JobCounts, JobKind, JobOutcome, JobReport } from "./messages.ts";
+
+export interface GallerySize {
+  subjects: number;
+  faces: number;
+}
 
 /** Seconds, from a fast rejection to a request that waited for a cold fleet. */
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -171,7 +175,7 @@ export class ServiceMetrics implements JobMetrics {
   readonly registry = new Registry();
   /** Recent durations of the requests the web role picks (those that analyse images), for the operator's page. */
   readonly latency = new LatencyWindow();
-  private gallery: (() => SubjectSummary[]) | undefined;
+  private gallery: (() => GallerySize) | undefined;
   private fleet: FleetObservation | undefined;
   private inFlight = 0;
   private readonly jobCounts = new JobTally();
@@ -355,13 +359,12 @@ export class ServiceMetrics implements JobMetrics {
   }
 
   /** Zeros in a process that holds no gallery. */
-  gallerySize(): { subjects: number; faces: number } {
-    const subjects = this.gallery?.() ?? [];
-    return { subjects: subjects.length, faces: subjects.reduce((sum, subject) => sum + subject.faces, 0) };
+  gallerySize(): GallerySize {
+    return this.gallery?.() ?? { subjects: 0, faces: 0 };
   }
 
-  /** Where the gallery gauges read from when scraped: the web role's gallery. */
-  readGalleryFrom(list: () => SubjectSummary[]): void {
-    this.gallery = list;
+  /** Where the gallery gauges read from when scraped: the web role's gallery (counts it keeps, nothing listed). */
+  readGalleryFrom(size: () => GallerySize): void {
+    this.gallery = size;
   }
 }

@@ -3,9 +3,10 @@
  * embeddings (subjects as random centres around a shared direction, so strangers score ~0.7 and a person's faces ~0.93),
  * then times `search` for probes (half new faces of enrolled subjects, half strangers) under both scorings, and checks
  * the top k against an exact float32 brute force over every row (every score by the exact kernel, then the same
- * per-subject reduction), on a sample of the probes. With --lfw-cache (an eval-ident --cache file) the same agreement
+ * per-subject reduction), on a sample of the probes. Then, --enrollments times, enrolls one more face of an enrolled
+ * subject and times the first search after it (only that subject's template is recomputed), and checks agreement again. With --lfw-cache (an eval-ident --cache file) the same agreement
  * check runs on the LFW identification splits (gallery photos 1 and 3, every probe and stranger).
- *   bun run scripts/bench-gallery-search.ts --faces N [--k 5] [--queries Q] [--agreement-queries A] [--faces-per-subject F]
+ *   bun run scripts/bench-gallery-search.ts --faces N [--k 5] [--queries Q] [--agreement-queries A] [--faces-per-subject F] [--enrollments E]
  *     [--lfw-cache .tmp/lfw-embeddings.json --lfw-images ../shared/datasets/lfw-devtrain/images]
  * Prints p50/p99 search ms (wall clock, and CPU time, which a shared machine's load disturbs less), RSS and agreement; the last line is one JSON object.
  */
@@ -22,6 +23,7 @@ const { values: args } = parseArgs({
     queries: { type: "string", default: "200" },
     "agreement-queries": { type: "string", default: "200" },
     "faces-per-subject": { type: "string", default: "3" },
+    enrollments: { type: "string", default: "20" },
     "lfw-cache": { type: "string" },
     "lfw-images": { type: "string", default: "../shared/datasets/lfw-devtrain/images" },
   },
@@ -122,6 +124,32 @@ for (const scoring of SCORINGS) {
   results[`cpu_p50_ms_${scoring}`] = round(cpuP50);
   results[`cpu_p99_ms_${scoring}`] = round(cpuP99);
   results[`agreement_${scoring}`] = round(agreement, 5);
+}
+
+// The first search after a change: each enrollment only touches its subject's code and template.
+const enrollments = Number(args.enrollments);
+for (const scoring of SCORINGS) {
+  const firstSearch: number[] = [];
+  const enrolling: number[] = [];
+  for (let i = 0; i < enrollments; i++) {
+    const subject = (i * 104729) % subjects;
+    const embedding = face(centre(subject));
+    const enrollBegun = performance.now();
+    gallery.enroll(names[subject]!, embedding);
+    enrolling.push(performance.now() - enrollBegun);
+    const begun = performance.now();
+    gallery.search(probes[i % probes.length]!, k, scoring);
+    firstSearch.push(performance.now() - begun);
+  }
+  const [p50] = percentiles(firstSearch);
+  // The brute force's subject numbers are taken again: the gallery grew.
+  codesOf.delete(gallery);
+  const agreement = agreementOf(gallery, probes.slice(0, Math.min(agreementQueries, 50)), scoring);
+  console.log(`${scoring}: the first search after one enrollment p50 ${p50!.toFixed(2)} ms, max ${Math.max(...firstSearch).toFixed(2)} ms over ${enrollments} (the enrollment itself: max ${Math.max(...enrolling).toFixed(2)} ms, the first one growing the matrix); agreement after them ${(100 * agreement).toFixed(2)}%`);
+  results[`first_search_after_enrollment_p50_ms_${scoring}`] = round(p50!);
+  results[`first_search_after_enrollment_max_ms_${scoring}`] = round(Math.max(...firstSearch));
+  results[`enroll_max_ms_${scoring}`] = round(Math.max(...enrolling));
+  results[`agreement_after_enrollments_${scoring}`] = round(agreement, 5);
 }
 Bun.gc(true);
 results.rss_gib = round(rssGb());

@@ -57,7 +57,7 @@ export async function handleJob(job: JobMessage, deps: JobDependencies, signal?:
   }
   if (job.kind === "faces") {
     const options = job.faces ?? { k: 0, maxFaces: 20, minScore: 0, embedding: false };
-    return answerFaces(job.jobId, options, analysis, cached, started, deps);
+    return answerFaces(job.jobId, job.galleryVersion, options, analysis, cached, started, deps);
   }
   if (job.kind === "embed") {
     const choice = chooseEnrollmentFace(analysis.faces, job.enrollFace ?? "single");
@@ -69,10 +69,10 @@ export async function handleJob(job: JobMessage, deps: JobDependencies, signal?:
 
   let gallery;
   try {
-    gallery = await deps.gallery.current();
+    gallery = await deps.gallery.current(job.galleryVersion);
   } catch (error) {
     // The stored gallery is damaged: no instance could do better, so this is an answer, not a fault of this one.
-    if (error instanceof GalleryFormatError) return fail("gallery_unreadable", "the stored gallery cannot be read: enroll again to replace it");
+    if (error instanceof GalleryFormatError) return fail("gallery_unreadable", "the stored gallery cannot be read: an object of it is damaged and must be restored");
     throw error;
   }
   if (!gallery || gallery.size === 0) return fail("no_subjects_enrolled", "nobody is enrolled yet: add faces with POST /v1/subjects/{name}/faces");
@@ -110,6 +110,8 @@ const thousandths = rounded(3);
  */
 async function answerFaces(
   jobId: string,
+  /** The gallery version the job must see. */
+  galleryVersion: number | undefined,
   options: FacesOptions,
   analysis: ImageAnalysis,
   cached: boolean,
@@ -120,7 +122,7 @@ async function answerFaces(
   const faces = detectedLargestFirst(analysis.faces)
     .filter((face) => face.score >= options.minScore)
     .slice(0, options.maxFaces);
-  const gallery = options.k > 0 ? await deps.gallery.current() : undefined;
+  const gallery = options.k > 0 ? await deps.gallery.current(galleryVersion) : undefined;
   const reports: FaceReport[] = faces.map((face) => ({
     box: { x: tenths(face.box.x), y: tenths(face.box.y), width: tenths(face.box.width), height: tenths(face.box.height) },
     score: thousandths(face.score),

@@ -21,6 +21,12 @@ export interface Bucket {
   metadata(key: string): Promise<Record<string, string> | undefined>;
   delete(key: string): Promise<void>;
   count(): Promise<number>;
+  /**
+   * The keys that start with `prefix` and sort after `startAfter` (S3's ListObjectsV2 Prefix and StartAfter), in
+   * ascending order of their UTF-8 bytes, every page of them. The file bucket lists only keys short enough to be their
+   * own file name (about 200 characters once percent-encoded); the gallery's keys are.
+   */
+  list(prefix: string, startAfter?: string): Promise<string[]>;
   /** The object's bytes and the version they are, read together; undefined when it does not exist. */
   read(key: string): Promise<VersionedObject | undefined>;
   /**

@@ -4,6 +4,7 @@ import type { RoleContext, RunningRole } from "../context.ts";
 import { ConfigError, type WebConfig } from "../config.ts";
 import { deploymentLease } from "../cloud/lease.ts";
 import { GalleryWriter } from "../gallery-store.ts";
+import { errorFields } from "../log.ts";
 import { bucketApiToken, fixedApiToken, localApiToken, type ApiToken } from "./api-token.ts";
 import { ApiKeyStore } from "./api-key-store.ts";
 import { createJobSubmitter } from "./jobs.ts";
@@ -42,6 +43,9 @@ export function bodySizeBackstop(maxBodyBytes: number): number {
   return 2 * maxBodyBytes + 1024 * 1024;
 }
 
+/** How often the web role asks whether the gallery is due a compaction. */
+const GALLERY_COMPACTION_CHECK_MS = 60_000;
+
 export async function startWebRole({ config, names, cloud, log: rootLog, health, metrics }: RoleContext<WebConfig>, options: WebRoleOptions): Promise<RunningWebRole> {
   const log = rootLog.child({ role: "web" });
   const tls = readTls(config);
@@ -66,7 +70,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
   }
   const poller = new ReplyPoller(cloud.queues.queue(names.respQueue), log, lease && (() => lease.holds()));
   const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket), log);
-  metrics.readGalleryFrom(() => gallery.list());
+  metrics.readGalleryFrom(() => gallery.size);
   const jobs = createJobSubmitter({
     inBucket,
     outBucket: cloud.blobs.bucket(names.outBucket),
@@ -75,7 +79,12 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     poller,
     timeoutMs: config.requestTimeoutMs,
     mode: config.answerMode,
+    galleryVersion: () => gallery.version,
   });
+  // This process is the gallery's one writer on a deployment (it holds the web lease): it compacts it too.
+  const compaction = setInterval(() => {
+    gallery.compactIfDue(Date.now(), config.galleryEraseWithinMs, GALLERY_COMPACTION_CHECK_MS).catch((error) => log.error("gallery_compaction_failed", errorFields(error)));
+  }, GALLERY_COMPACTION_CHECK_MS);
   const uploadReader = () =>
     createUploadReader({
       bucket: inBucket,
@@ -110,7 +119,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
       waitingRequests: poller.pending.size,
       uploadsReading: uploads.classic.slots.reading + uploads.api.slots.reading,
       uploadsQueued: uploads.classic.slots.queued + uploads.api.slots.queued,
-      subjects: gallery.list().length,
+      subjects: gallery.subjectCount,
       ...Object.fromEntries([...(health ?? [])].map(([role, read]) => [role, read()])),
     }),
   });
@@ -123,6 +132,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     token.stop();
     keys.stop();
     await lease?.stop();
+    clearInterval(compaction);
     if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
       throw new ConfigError(`port ${config.port} on ${config.host} is in use by another process: stop it, or set FACEFLEET_PORT to a free port`);
     }
@@ -135,6 +145,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
   return {
     port,
     async stop() {
+      clearInterval(compaction);
       await app.stop();
       await poller.stop();
       await lease?.stop();

@@ -53,6 +53,8 @@ export function createJobSubmitter(deps: {
   poller: ReplyPoller;
   timeoutMs: number;
   mode: AnswerMode;
+  /** The gallery version each job must see: every change this web process made or read. */
+  galleryVersion: () => number;
 }): JobSubmitter {
   const submitter: JobSubmitter = {
     async submit(jobId, kind, upload, options = {}) {
@@ -65,6 +67,7 @@ export function createJobSubmitter(deps: {
         name: upload.name,
         sha256: upload.sha256,
         mode: deps.mode,
+        galleryVersion: deps.galleryVersion(),
         ...options,
       };
       const reply = deps.poller.waitFor(jobId, kind, deps.timeoutMs);

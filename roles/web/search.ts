@@ -16,6 +16,14 @@ export const SearchAnswerSchema = withExample(t.Object({ candidates: t.Array(Can
   candidates: EXAMPLE_CANDIDATES,
 });
 
+/** A caller's embedding, L2-normalised, or why it cannot be compared with the gallery's. */
+export function normalisedEmbedding(values: readonly number[], dimensions: number): Float32Array | { error: "wrong_dimensions" | "invalid_embedding"; message: string } {
+  if (values.length !== dimensions) return { error: "wrong_dimensions", message: `the embedding has ${values.length} dimensions; the gallery's have ${dimensions}` };
+  const norm = Math.hypot(...values);
+  if (!(norm > 0) || !Number.isFinite(norm)) return { error: "invalid_embedding", message: "the embedding must be finite and not all zeros" };
+  return Float32Array.from(values, (value) => value / norm);
+}
+
 export function searchApi(options: { gallery: Pick<SubjectStore, "search" | "dimensions"> }) {
   const { gallery } = options;
   return new Elysia({ name: "search-api" })
@@ -25,12 +33,8 @@ export function searchApi(options: { gallery: Pick<SubjectStore, "search" | "dim
       ({ body }) => {
         const dimensions = gallery.dimensions;
         if (dimensions === undefined) return { candidates: [] };
-        if (body.embedding.length !== dimensions) {
-          throw new HttpError(400, "wrong_dimensions", `the embedding has ${body.embedding.length} dimensions; the gallery's have ${dimensions}`);
-        }
-        const norm = Math.hypot(...body.embedding);
-        if (!(norm > 0) || !Number.isFinite(norm)) throw new HttpError(400, "invalid_embedding", "the embedding must be finite and not all zeros");
-        const embedding = Float32Array.from(body.embedding, (value) => value / norm);
+        const embedding = normalisedEmbedding(body.embedding, dimensions);
+        if ("error" in embedding) throw new HttpError(400, embedding.error, embedding.message);
         return {
           candidates: gallery.search(embedding, body.k ?? DEFAULT_CANDIDATES).map(({ subject, similarity }) => ({ subject, similarity: Math.round(similarity * 10_000) / 10_000 })),
         };

@@ -23,6 +23,7 @@ import { liveStats, metricsEndpoint, timedJobs } from "./metrics.ts";
 import { keysApi } from "./keys.ts";
 import { operatorPage } from "./page.ts";
 import { recognizeApi } from "./recognize.ts";
+import { galleryIoApi } from "./gallery-io.ts";
 import { searchApi } from "./search.ts";
 import { verifyApi } from "./verify.ts";
 import { requestId } from "./request-id.ts";
@@ -85,6 +86,7 @@ export function createWebServer(deps: WebDependencies) {
     .use(verifyApi({ jobs, uploads, gallery: deps.gallery, operatingPoints }))
     .use(searchApi({ gallery: deps.gallery }))
     .use(subjectsApi({ jobs, uploads, gallery: deps.gallery }))
+    .use(galleryIoApi({ gallery: deps.gallery }))
     .use(keysApi({ keys }));
   routes.push(...app.routes);
   return app;

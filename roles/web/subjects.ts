@@ -13,7 +13,7 @@ import { streamedBody, type RefusedFile, type Upload, type UploadReader } from "
 /** The gallery as the subjects API uses it. */
 export type SubjectStore = Pick<
   GalleryWriter,
-  "latest" | "list" | "faceCount" | "facesOf" | "enrollFromKey" | "removeSubject" | "removeFace" | "renameSubject" | "search" | "subjectSimilarity" | "dimensions"
+  "latest" | "list" | "subjectCount" | "faceCount" | "facesOf" | "enrollFromKey" | "removeSubject" | "removeFace" | "renameSubject" | "compact" | "importFaces" | "exportFaces" | "search" | "subjectSimilarity" | "dimensions"
 >;
 
 export interface SubjectsOptions {
@@ -125,8 +125,8 @@ export function subjectsApi(options: SubjectsOptions) {
         const page = query.page ?? 1;
         const size = query.size ?? DEFAULT_PAGE_SIZE;
         await gallery.latest();
-        const all = gallery.list();
-        return { subjects: all.slice((page - 1) * size, page * size).map(({ subject, faces }) => ({ name: subject, faces })), page, size, total: all.length };
+        const subjects = gallery.list((page - 1) * size, size).map(({ subject, faces }) => ({ name: subject, faces }));
+        return { subjects, page, size, total: gallery.subjectCount };
       },
       {
         query: t.Object({
@@ -201,27 +201,35 @@ export function subjectsApi(options: SubjectsOptions) {
     )
     .delete(
       `${API_PATH}/subjects/:name`,
-      async ({ params }) => {
+      async ({ params, query }) => {
         const removed = await gallery.removeSubject(params.name);
         if (removed === 0) throw unknownSubject(params.name);
+        if (query.erase === "now") await gallery.compact();
         return { subject: params.name, removedFaces: removed };
       },
-      { params: Name, response: { 200: RemovedSubjectSchema, ...errorAnswers([400, 401, 403, 404]) }, detail: { summary: "Remove a subject", tags } },
+      { params: Name, query: EraseQuerySchema, response: { 200: RemovedSubjectSchema, ...errorAnswers([400, 401, 403, 404]) }, detail: { summary: "Remove a subject", tags } },
     )
     .delete(
       `${API_PATH}/subjects/:name/faces/:faceId`,
-      async ({ params }) => {
+      async ({ params, query }) => {
         if (!(await gallery.removeFace(params.name, params.faceId))) {
           throw new HttpError(404, "unknown_face", `subject '${params.name}' has no face '${params.faceId}'`);
         }
+        if (query.erase === "now") await gallery.compact();
         return { subject: params.name, faceId: params.faceId, faces: gallery.faceCount(params.name) };
       },
       {
         params: t.Object({ name: SubjectName, faceId: FaceId }),
+        query: EraseQuerySchema,
         response: { 200: RemovedFaceSchema, ...errorAnswers([400, 401, 403, 404], { 404: { error: "unknown_face", message: "subject 'Aaron_Sorkin' has no face 'f9'" } }) },
         detail: { summary: "Remove one face of a subject", tags },
       },
     );
 }
+
+/** A removal is gone from every answer at once; its embedding leaves storage within the erasure bound, or now. */
+const EraseQuerySchema = t.Object({
+  erase: t.Optional(t.Literal("now", { description: "rewrite the stored segments holding the removed faces before answering, rather than within the erasure bound (default 24 h)" })),
+});
 
 export const unknownSubject = (name: string) => new HttpError(404, "unknown_subject", `no subject named '${name}'`);

@@ -57,12 +57,18 @@ async function run(faces: EmbeddedFace[], options: FacesOptions, threshold: Open
   gallery.enroll("Bob", new Float32Array([0, 1, 0, 0]));
   const analysis: ImageAnalysis = { width: 640, height: 480, faces, timings: { decodeMs: 1, detectMs: 2, alignMs: 3, embedMs: 4 } };
   const job: JobMessage = classic
-    ? { kind: "recognize", jobId: "j", replyTo: "r", inputKey: "j/a.jpg", name: "a", sha256: "0".repeat(64), mode: classic.mode }
-    : { kind: "faces", jobId: "j", replyTo: "r", inputKey: "j/a.jpg", name: "a", sha256: "0".repeat(64), mode: "open", faces: options };
+    ? { kind: "recognize", jobId: "j", replyTo: "r", inputKey: "j/a.jpg", name: "a", sha256: "0".repeat(64), mode: classic.mode, galleryVersion: 7 }
+    : { kind: "faces", jobId: "j", replyTo: "r", inputKey: "j/a.jpg", name: "a", sha256: "0".repeat(64), mode: "open", faces: options, galleryVersion: 7 };
   const reply = await handleJob(job, {
     analyzer: { analyze: async () => analysis },
     cache: new AnalysisCache(0),
-    gallery: { current: async () => gallery } as unknown as GalleryReader,
+    gallery: {
+      current: async (atLeast?: number) => {
+        // The job's version reaches the gallery: it must see every change up to it.
+        expect(atLeast).toBe(7);
+        return gallery;
+      },
+    } as unknown as GalleryReader,
     inBucket,
     outBucket,
     galleryBucket,

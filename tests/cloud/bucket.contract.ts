@@ -145,6 +145,27 @@ export function bucketContract(makeBucket: BucketFactory): void {
     expect(text(await bucket.get("counter"))).toBe("40");
   });
 
+  test("conditional creates of one key at once: exactly one is stored, the others told it exists", async () => {
+    const bucket = await makeBucket();
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, writer) => bucket.putIf("log/0001", `writer ${writer}`, undefined)));
+    const winners = answers.flatMap((version, writer) => (version === undefined ? [] : [writer]));
+    expect(winners).toHaveLength(1);
+    expect(text(await bucket.get("log/0001"))).toBe(`writer ${winners[0]}`);
+  });
+
+  // Digits and lower-case letters only: the emulated S3 (fauxqs) sorts with localeCompare, not by UTF-8 bytes as S3 does.
+  test("list: the keys under a prefix after a key, in order", async () => {
+    const bucket = await makeBucket();
+    expect(await bucket.list("log/")).toEqual([]);
+    for (const key of ["log/0003", "log/0001", "log/0010", "logs", "other/0002", "log/0002", "log/z"]) await bucket.put(key, key);
+    expect(await bucket.list("log/")).toEqual(["log/0001", "log/0002", "log/0003", "log/0010", "log/z"]);
+    expect(await bucket.list("log/", "log/0002")).toEqual(["log/0003", "log/0010", "log/z"]);
+    expect(await bucket.list("log/", "log/0002x")).toEqual(["log/0003", "log/0010", "log/z"]);
+    expect(await bucket.list("log/", "log/z")).toEqual([]);
+    await bucket.delete("log/0003");
+    expect(await bucket.list("log/0")).toEqual(["log/0001", "log/0002", "log/0010"]);
+  });
+
   test("conditional put refuses keys with dot segments", async () => {
     const bucket = await makeBucket();
     await expect(bucket.putIf("../x", "hostile", undefined)).rejects.toBeInstanceOf(InvalidKeyError);

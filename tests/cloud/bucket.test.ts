@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { localCloud } from "../../roles/cloud/index.ts";
 import { FileBlobStore, FileBucket } from "../../roles/cloud/local/file-bucket.ts";
 import { resourceNames } from "../../roles/config.ts";
-import { EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, GALLERY_KEY } from "../../roles/deployment.ts";
+import { EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, GALLERY_MANIFEST_KEY } from "../../roles/deployment.ts";
 import { waitFor } from "../support/waiting.ts";
 import { bucketContract } from "./bucket.contract.ts";
 import { freshConfig, freshLocalCloud, freshS3Bucket, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
@@ -43,7 +43,7 @@ describe("local bucket expiry (the lifecycle rule of infra/plan.ts, which fauxqs
   test("the embedded gallery bucket deletes an abandoned enrollment's embedding once EMBEDDING_EXPIRY_DAYS have passed since it was written, and nothing else", async () => {
     const { config, blobs, gallery } = embedded();
     await gallery.put(`${EMBEDDING_KEY_PREFIX}abandoned.f32`, "e");
-    await gallery.put(GALLERY_KEY, "g");
+    await gallery.put(GALLERY_MANIFEST_KEY, "g");
     await gallery.put("embeddings-lookalike", "x");
     const inBucket = blobs.bucket(resourceNames(config).inBucket);
     await inBucket.put(`${EMBEDDING_KEY_PREFIX}upload.jpg`, "u");

@@ -15,7 +15,7 @@ import {
 import { accessControl, s3Access } from "../../infra/sim/iam/access.ts";
 import { isAllowed, type RequestContext } from "../../infra/sim/iam/evaluate.ts";
 import { loadConfig, resourceNames } from "../../roles/config.ts";
-import { apiResultKey, embeddingKey, UNREADABLE_GALLERY_KEY_PREFIX } from "../../roles/deployment.ts";
+import { apiResultKey, embeddingKey, GALLERY_LOG_PREFIX, GALLERY_MANIFEST_KEY, GALLERY_SEGMENT_PREFIX, LEGACY_GALLERY_KEY, UNREADABLE_GALLERY_KEY_PREFIX } from "../../roles/deployment.ts";
 
 const ACCOUNT = "123456789012";
 const TEMPLATE_ID = "lt-0123456789abcdef0";
@@ -48,7 +48,12 @@ const upload = s3(names.inBucket, "0b6f3c1e-job/photo.jpg");
 const token = s3(names.inBucket, "_secrets/api-token");
 const recognitionKeys = s3(names.inBucket, "_secrets/api-keys.json");
 const tarball = s3(names.inBucket, "_bake/abc123-x/facefleet.tar.gz");
-const gallery = s3(names.galleryBucket, "gallery/gallery.bin");
+const manifest = s3(names.galleryBucket, GALLERY_MANIFEST_KEY);
+const segment = s3(names.galleryBucket, `${GALLERY_SEGMENT_PREFIX}0000000000000040-0b6f3c1e`);
+const logEntry = s3(names.galleryBucket, `${GALLERY_LOG_PREFIX}0000000000000041`);
+/** The segmented gallery's objects. */
+const galleryObjects = [manifest, segment, logEntry];
+const legacyGallery = s3(names.galleryBucket, LEGACY_GALLERY_KEY);
 const embedding = s3(names.galleryBucket, embeddingKey("job-1"));
 /** A classic result: the upload's name, its person. */
 const result = s3(names.outBucket, "photo");
@@ -175,7 +180,8 @@ describe("app instances", () => {
 
   test("read input images and the gallery, never the admin token or the bake", () => {
     expect(may("app", "s3:GetObject", upload)).toBe(true);
-    expect(may("app", "s3:GetObject", gallery)).toBe(true);
+    for (const object of galleryObjects) expect(may("app", "s3:GetObject", object)).toBe(true);
+    expect(may("app", "s3:GetObject", legacyGallery)).toBe(false);
     expect(may("app", "s3:GetObject", token)).toBe(false);
     expect(may("app", "s3:GetObject", tarball)).toBe(false);
   });
@@ -186,8 +192,10 @@ describe("app instances", () => {
       expect(may("app", "s3:GetObject", written)).toBe(false);
       expect(may("app", "s3:DeleteObject", written)).toBe(false);
     }
-    expect(may("app", "s3:PutObject", gallery)).toBe(false);
-    expect(may("app", "s3:DeleteObject", gallery)).toBe(false);
+    for (const object of [...galleryObjects, legacyGallery, s3(names.galleryBucket, "gallery/anything")]) {
+      expect(may("app", "s3:PutObject", object)).toBe(false);
+      expect(may("app", "s3:DeleteObject", object)).toBe(false);
+    }
     expect(may("app", "s3:PutObject", upload)).toBe(false);
     expect(may("app", "s3:PutObject", token)).toBe(false);
     expect(may("app", "s3:DeleteObject", result)).toBe(false);
@@ -221,8 +229,20 @@ describe("the web+controller instance", () => {
     expect(may("web", "s3:PutObject", token)).toBe(false);
     expect(may("web", "s3:PutObject", tarball)).toBe(false);
     expect(may("web", "s3:GetObject", tarball)).toBe(false);
-    expect(may("web", "s3:GetObject", gallery)).toBe(true);
-    expect(may("web", "s3:PutObject", gallery)).toBe(true);
+  });
+
+  test("writes the gallery's log, segments and manifest, deletes only segments and log entries (compaction), and migrates the legacy blob", () => {
+    for (const object of galleryObjects) {
+      expect(may("web", "s3:GetObject", object)).toBe(true);
+      expect(may("web", "s3:PutObject", object)).toBe(true);
+    }
+    expect(may("web", "s3:DeleteObject", segment)).toBe(true);
+    expect(may("web", "s3:DeleteObject", logEntry)).toBe(true);
+    expect(may("web", "s3:DeleteObject", manifest)).toBe(false);
+    expect(may("web", "s3:GetObject", legacyGallery)).toBe(true);
+    expect(may("web", "s3:DeleteObject", legacyGallery)).toBe(true);
+    expect(may("web", "s3:PutObject", legacyGallery)).toBe(false);
+    expect(may("web", "s3:PutObject", s3(other.galleryBucket, GALLERY_MANIFEST_KEY))).toBe(false);
   });
 
   test("takes the app's embeddings and large faces results (read, then delete), writes neither, and touches no other result", () => {
@@ -251,7 +271,6 @@ describe("the web+controller instance", () => {
     expect(may("web", "s3:PutObject", galleryAside)).toBe(true);
     expect(may("web", "s3:GetObject", galleryAside)).toBe(false);
     expect(may("web", "s3:DeleteObject", galleryAside)).toBe(false);
-    expect(may("web", "s3:DeleteObject", gallery)).toBe(false);
     expect(may("web", "s3:PutObject", s3(names.galleryBucket, "gallery/other.bin"))).toBe(false);
     expect(may("web", "s3:PutObject", s3(names.galleryBucket, "gallery.bin.unreadable-1"))).toBe(false);
     expect(may("web", "s3:PutObject", s3(other.galleryBucket, `${UNREADABLE_GALLERY_KEY_PREFIX}1`))).toBe(false);
@@ -363,7 +382,7 @@ describe("the AMI builder", () => {
     expect(may("builder", "s3:PutObject", tarball)).toBe(false);
     expect(may("builder", "s3:GetObject", token)).toBe(false);
     expect(may("builder", "s3:GetObject", upload)).toBe(false);
-    expect(may("builder", "s3:GetObject", gallery)).toBe(false);
+    for (const object of galleryObjects) expect(may("builder", "s3:GetObject", object)).toBe(false);
     expect(may("builder", "sqs:ReceiveMessage", sqs(names.reqQueue))).toBe(false);
     expect(may("builder", "ec2:DescribeInstances", "*")).toBe(false);
     expect(may("builder", "s3:ListBucket", `arn:aws:s3:::${names.inBucket}`)).toBe(false);

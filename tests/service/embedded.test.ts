@@ -149,6 +149,31 @@ describe("embedded service", () => {
     expect(performance.now() - drainedAt).toBeLessThan(2000);
   });
 
+  test("read your writes on every app instance: a recognition sent after a removal or an enrollment was answered sees it", async () => {
+    const asked = images[0]!;
+    const other = images.find((image) => image.person !== asked.person)!;
+    // Other traffic keeps several instances running, each holding the gallery it last looked at.
+    let busy = true;
+    const background = (async () => {
+      while (busy) await Promise.all([1, 2, 3].map(() => postImage(service.url, other.file).then((response) => response.text())));
+    })();
+    const answers = async () => Promise.all(Array.from({ length: 6 }, async () => (await (await postImage(service.url, asked.file)).text()).split(":")[1]));
+    try {
+      expect(await answers()).toEqual(Array(6).fill(asked.person));
+      expect((await fetch(`${service.url}/v1/subjects/${asked.person}`, { method: "DELETE", headers: auth })).status).toBe(200);
+      expect((await answers()).filter((person) => person === asked.person)).toEqual([]);
+      for (const photo of enrolled.filter((photo) => photo.person === asked.person)) {
+        const form = upload("image", await Bun.file(photo.file).bytes(), `${photo.name}.jpg`);
+        expect((await fetch(`${service.url}/v1/subjects/${photo.person}/faces`, { method: "POST", body: form, headers: auth })).status).toBe(201);
+      }
+      expect(await answers()).toEqual(Array(6).fill(asked.person));
+      expect(await runningInstances()).toBeGreaterThan(1);
+    } finally {
+      busy = false;
+      await background;
+    }
+  });
+
   test("removing a subject: 404 for an unknown one, gone from the list after", async () => {
     expect((await fetch(`${service.url}/v1/subjects/Nobody`, { method: "DELETE", headers: auth })).status).toBe(404);
     const person = enrolled[0]!.person;

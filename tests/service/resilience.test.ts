@@ -11,7 +11,7 @@ import { localCloud } from "../../roles/cloud/index.ts";
 import type { JobQueue } from "../../roles/cloud/types.ts";
 import { controllerConfig, loadConfig, resourceNames, type Config } from "../../roles/config.ts";
 import { startControllerRole } from "../../roles/controller/index.ts";
-import { GALLERY_KEY } from "../../roles/deployment.ts";
+import { LEGACY_GALLERY_KEY } from "../../roles/deployment.ts";
 import type { RoleContext } from "../../roles/context.ts";
 import { imageInspector } from "../../roles/start.ts";
 import { startWebRole } from "../../roles/web/index.ts";
@@ -258,18 +258,18 @@ describe("resilience", () => {
     const damagedDir = mkdtempSync(join(tmpdir(), "facefleet-damaged-"));
     const config = loadConfig({}, { dataDir: damagedDir });
     const galleryBucket = localCloud(config, async () => ({ stop: async () => {} })).blobs.bucket(resourceNames(config).galleryBucket);
-    await galleryBucket.put(GALLERY_KEY, "not a gallery at all");
+    await galleryBucket.put(LEGACY_GALLERY_KEY, "not a gallery at all");
     const service = await startService({ analysisCacheEntries: 0 }, damagedDir);
     try {
       const unreadable = service.logs.lines.find((line) => line.event === "gallery_unreadable");
       const keptAt = String(unreadable?.keptAt);
       expect(unreadable?.level).toBe("error");
-      expect(keptAt).toStartWith(`${GALLERY_KEY}.unreadable-`);
+      expect(keptAt).toStartWith(`${LEGACY_GALLERY_KEY}.unreadable-`);
       expect(new TextDecoder().decode(await galleryBucket.get(keptAt))).toBe("not a gallery at all");
       expect(await (await fetch(`${service.url}/v1/subjects`, { headers: service.auth })).json()).toMatchObject({ subjects: [], total: 0 });
-      // An app instance answers, rather than calling itself sick: the damage is the gallery's.
+      // The damaged blob is aside before any app instance reads the gallery: they answer as for an empty one.
       const before = await postImage(service.url, images[0]!.file);
-      expect(before.status).toBe(500);
+      expect(before.status).toBe(409);
       expect(service.logs.lines.filter((line) => line.event === "job_handed_back")).toHaveLength(0);
       await enrollSampleSet(service);
       expect(await (await postImage(service.url, images[0]!.file)).text()).toBe(`${images[0]!.name}:${images[0]!.person}`);

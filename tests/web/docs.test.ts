@@ -52,13 +52,15 @@ describe("API docs", () => {
     const documented = documentedRoutes();
     expect(documented.map((route) => `${route.method} ${route.path}`)).toEqual(expect.arrayContaining(["GET /metrics", "GET /stats", "GET /healthz", "POST /", "POST /v1/recognize"]));
     const streamed = documented.filter(streamsBody).map((route) => `${route.method} ${route.path}`);
-    expect(streamed.sort()).toEqual(["POST /", "POST /v1/detect", "POST /v1/recognize", "POST /v1/subjects/:name/faces", "POST /v1/subjects/:name/verify", "POST /v1/verify"]);
+    expect(streamed.sort()).toEqual(["POST /", "POST /v1/detect", "POST /v1/gallery/import", "POST /v1/recognize", "POST /v1/subjects/:name/faces", "POST /v1/subjects/:name/verify", "POST /v1/verify"]);
     for (const route of documented) {
       const operation = spec.paths[openApiPath(route.path)]?.[route.method.toLowerCase()];
       expect(operation, `${route.method} ${route.path}`).toBeDefined();
-      // The routes that take images read their body as a stream (parse "none"); their docs still show the multipart body.
+      // The routes that take images, or an import's lines, read their body as a stream (parse "none"); their docs still
+      // show the body: multipart, or one NDJSON line.
       if (streamsBody(route)) {
-        expect(operation!.requestBody?.content["multipart/form-data"]?.schema, `${route.method} ${route.path} multipart body`).toMatchObject({ type: "object" });
+        const content = operation!.requestBody?.content;
+        expect((content?.["multipart/form-data"] ?? content?.["application/x-ndjson"])?.schema, `${route.method} ${route.path} streamed body`).toMatchObject({ type: "object" });
       }
       if (route.hooks.body) expect(operation!.requestBody?.content["multipart/form-data"] ?? operation!.requestBody?.content["application/json"], `${route.method} ${route.path} body`).toBeDefined();
       for (const name of route.path.match(/:(\w+)/g) ?? []) {

@@ -53,6 +53,19 @@ describe("web server", () => {
     expect(await harness.galleryBucket.get(`embeddings/${response.headers.get("x-request-id")}.f32`)).toBeUndefined();
   });
 
+  test("read your writes: a job sent after an enrollment was answered carries the gallery version that holds it", async () => {
+    harness = await startWebHarness();
+    expect((await post(multipart("inputFile", images.jpeg, "before.jpg"))).status).toBe(200);
+    const enrolled = await harness.app.handle(request("/v1/subjects/Paul/faces", { method: "POST", body: multipart("image", images.webp, "p.webp", "image/webp"), headers: AUTH }));
+    const { faceId } = (await enrolled.json()) as { faceId: string };
+    expect((await post(multipart("inputFile", images.jpeg, "after.jpg"))).status).toBe(200);
+    const [before, enrollment, after] = harness.jobsTaken;
+    expect(enrollment!.kind).toBe("embed");
+    // A face's id is the sequence number of the change that enrolled it.
+    expect(after!.galleryVersion).toBeGreaterThanOrEqual(Number(faceId.slice(1)));
+    expect(before!.galleryVersion).toBeLessThan(Number(faceId.slice(1)));
+  });
+
   test("/v1/recognize through the queue, its result too large for the reply: read from the output bucket, then removed", async () => {
     const result = facesResult(Array.from({ length: 8 }, (_, i) => faceReport([{ subject: "Paul", similarity: 0.95 }], { x: i * 40, y: 0, width: 40 - i, height: 40 - i })));
     harness = await startWebHarness({

@@ -49,6 +49,21 @@ describe("subjects API", () => {
     expect(await (await app.handle(request("/v1/subjects", { headers: AUTH }))).json()).toEqual({ subjects: [], page: 1, size: 100, total: 0 });
   });
 
+  test("a removal with ?erase=now leaves no trace of the embedding in storage; without it, the log keeps it until a compaction", async () => {
+    const { app, enroll, bucket } = await subjects();
+    const storedAnywhere = async () => {
+      const everything = Buffer.concat(await Promise.all((await bucket.list("gallery/")).map(async (key) => Buffer.from((await bucket.get(key))!))));
+      const raw = Buffer.from(EMBEDDING);
+      return everything.includes(raw) || everything.includes(Buffer.from(raw.toString("base64")));
+    };
+    for (const name of ["Ada", "Bob"]) expect((await enroll(name, multipart("image", images.png, `${name}.png`, "image/png"))).status).toBe(201);
+    expect((await app.handle(request("/v1/subjects/Ada", { method: "DELETE", headers: AUTH }))).status).toBe(200);
+    expect(await storedAnywhere()).toBe(true);
+    expect((await app.handle(request("/v1/subjects/Bob?erase=now", { method: "DELETE", headers: AUTH }))).status).toBe(200);
+    expect(await storedAnywhere()).toBe(false);
+    expect((await app.handle(request("/v1/subjects/Bob?erase=later", { method: "DELETE", headers: AUTH }))).status).toBe(400);
+  });
+
   test("every route needs the token, checked before anything else about the request", async () => {
     const { app, enroll, submitted, bucket } = await subjects();
     const anonymous: Request[] = [

@@ -172,13 +172,13 @@ export async function startWebHarness(
   const poller = new ReplyPoller(queues.queue("replies"), logs.logger);
   const gallery = await GalleryWriter.open(galleryBucket);
   const outBucket = blobs.bucket("out");
-  const jobs = createJobSubmitter({ inBucket, outBucket, requestQueue, replyQueueName: "replies", poller, timeoutMs: options.timeoutMs ?? 10_000, mode: "closed" });
+  const jobs = createJobSubmitter({ inBucket, outBucket, requestQueue, replyQueueName: "replies", poller, timeoutMs: options.timeoutMs ?? 10_000, mode: "closed", galleryVersion: () => gallery.version });
   const jobsTaken: JobMessage[] = [];
   const abort = new AbortController();
   const fakeApp = answerJobs({ queues, requestQueue, inBucket, outBucket, galleryBucket, jobsTaken, signal: abort.signal, answer: options.answer, decode: true });
   poller.start();
   const metrics = new ServiceMetrics();
-  metrics.readGalleryFrom(() => gallery.list());
+  metrics.readGalleryFrom(() => gallery.size);
   const keys = await ApiKeyStore.open(inBucket, logs.logger, options.keyRefreshMs);
   const app = createWebServer({
     jobs,

@@ -134,6 +134,17 @@ class S3Bucket implements Bucket {
     } while (token);
     return total;
   }
+
+  async list(prefix: string, startAfter?: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.name, Prefix: prefix, StartAfter: startAfter, ContinuationToken: token }));
+      for (const object of page.Contents ?? []) if (object.Key !== undefined) keys.push(object.Key);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return keys;
+  }
 }
 
 export class S3BlobStore implements BlobStore {

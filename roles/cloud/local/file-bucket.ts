@@ -30,12 +30,14 @@ export interface ExpiryRule {
 /**
  * A key as one safe file name: percent-encoded (no separators, no dot-only names), or, when that is too long for a
  * file name (S3 keys reach 1024 bytes), "#" (which the encoding never leaves bare) and a digest of the key.
- * Nothing lists keys back, so the name need not be reversible.
+ * `list` decodes the names back; a key long enough to need a digest is never listed.
  */
 function fileNameFor(key: string): string {
-  const encoded = encodeURIComponent(key).replaceAll(".", "%2E").replaceAll("*", "%2A");
+  const encoded = encodeKey(key);
   return encoded.length <= MAX_FILE_NAME ? encoded : `#${createHash("sha256").update(key).digest("hex")}`;
 }
+
+const encodeKey = (key: string) => encodeURIComponent(key).replaceAll(".", "%2E").replaceAll("*", "%2A");
 
 export class FileBucket implements Bucket {
   private readonly folder: string;
@@ -228,6 +230,24 @@ export class FileBucket implements Bucket {
       if (isMissing(error)) return 0;
       throw error;
     }
+  }
+
+  async list(prefix: string, startAfter = ""): Promise<string[]> {
+    let files: string[];
+    try {
+      files = await readdir(this.folder);
+    } catch (error) {
+      if (isMissing(error)) return [];
+      throw error;
+    }
+    // The encoding is character by character: a key starts with the prefix exactly when its file name starts with the
+    // prefix's encoding, so only those names are decoded (the folder may hold every classic result beside the gallery).
+    const encodedPrefix = encodeKey(prefix);
+    const keys = files.filter((file) => file.startsWith(encodedPrefix) && !file.endsWith(".tmp") && !file.startsWith("#")).map(decodeURIComponent);
+    const bytes = (key: string) => Buffer.from(key, "utf8");
+    return keys
+      .filter((key) => key.startsWith(prefix) && Buffer.compare(bytes(key), bytes(startAfter)) > 0)
+      .sort((a, b) => Buffer.compare(bytes(a), bytes(b)));
   }
 
   private pathsOf(key: string): { object: string; metadata: string } {
