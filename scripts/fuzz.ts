@@ -33,7 +33,7 @@ import { loadConfig } from "../roles/config.ts";
 import { fuzzCase, type CaseOutcome, type FuzzCase, type FuzzTarget, type UploadRoute } from "./fuzz/cases.ts";
 import { makeSeeds } from "./fuzz/images.ts";
 import { healthCounters, MemoryWatch, type HealthCounters } from "./fuzz/watch.ts";
-import { signalGroup, startGroup, startSplitService, waitForHealth, type SplitService } from "./service-processes.ts";
+import { signalGroup, startGroup, startSplitService, stopGroup, waitForHealth, type SplitService } from "./service-processes.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -102,13 +102,7 @@ function freePort(): number {
 const killService = (signal: NodeJS.Signals) => processes.forEach((child) => signalGroup(child, signal));
 async function stopService(): Promise<void> {
   if (split) await split.stop();
-  else {
-    const exited = processes.map((child) => (child.exitCode !== null || child.signalCode !== null ? undefined : new Promise((done) => child.once("exit", done))));
-    killService("SIGTERM");
-    const timer = setTimeout(() => killService("SIGKILL"), 10_000);
-    await Promise.all(exited);
-    clearTimeout(timer);
-  }
+  else for (const child of processes) await stopGroup(child);
 }
 process.on("exit", () => killService("SIGKILL"));
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
