@@ -13,16 +13,13 @@
  * Answered: any HTTP answer below 500. Failed: 5xx, a refused connection, no answer within 5 minutes.
  * Last line: one JSON object {"role","requests","answered","failed","statuses","image_mb","megapixels","baseline_rss_mb","peak_rss_mb","after_rss_mb","seconds"}.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import sharp from "sharp";
-import { startRegion, type EmulatedRegion } from "../infra/sim/region.ts";
-import { loadConfig, resourceNames } from "../roles/config.ts";
+import { startGroup, startSplitService, stopGroup, waitForHealth, type SplitService } from "./service-processes.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -37,7 +34,6 @@ if (args.role !== "all" && args.role !== "web") {
   console.error("usage: bun run scripts/burst.ts [--role all|web] [--requests 100] [--megabytes 9.6] [--distinct] [--face FILE]");
   process.exit(2);
 }
-const REPO_ROOT = resolve(import.meta.dir, "..");
 const WIDTH = 2688;
 const HEIGHT = 1792;
 const requests = Number(args.requests);
@@ -96,59 +92,20 @@ function groupRssMb(group: number): number {
   return (pages * 4096) / 1e6;
 }
 
-/** A process in a process group of its own (its pid is the group's id), so its children are measured and stopped with it. */
-function startGroup(command: string[], env: Record<string, string>): ChildProcess {
-  const child = spawn(command[0]!, command.slice(1), { cwd: REPO_ROOT, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "ignore", "inherit"] });
-  child.unref();
-  return child;
-}
-
-async function stopGroup(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  process.kill(-child.pid!, "SIGTERM");
-  const timer = setTimeout(() => process.kill(-child.pid!, "SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function waitForHealth(): Promise<void> {
-  const deadline = Date.now() + 180_000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await Bun.sleep(250);
-  }
-  throw new Error(`no answer from ${url}/healthz within 180 s`);
-}
-
 const settings = { FACEFLEET_PORT: String(port), FACEFLEET_HOST: "127.0.0.1", FACEFLEET_API_TOKEN: token };
-let region: EmulatedRegion | undefined;
-const groups: ChildProcess[] = [];
+let split: SplitService | undefined;
 let measured: ChildProcess;
 // The local stand-ins' data (the burst stores about 1 GB of images), removed at the end.
 const dataDir = mkdtempSync(join(tmpdir(), "facefleet-burst-"));
-if (args.role === "all") {
-  measured = startGroup(["bun", "start"], { ...settings, FACEFLEET_DATA_DIR: dataDir });
-  groups.push(measured);
-} else {
-  region = await startRegion({ instanceProcess: () => undefined });
-  const env = { ...settings, ...region.env, FACEFLEET_PREFIX: `burst${process.pid}`, FACEFLEET_S3_FORCE_PATH_STYLE: "true" };
-  const names = resourceNames(loadConfig(env));
-  const s3 = new S3Client({ ...region.clientConfig, endpoint: region.endpoints.s3, forcePathStyle: true });
-  const sqs = new SQSClient({ ...region.clientConfig, endpoint: region.endpoints.sqs });
-  for (const bucket of new Set([names.inBucket, names.outBucket, names.galleryBucket, names.reportsBucket])) await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-  for (const queue of [names.reqQueue, names.respQueue, names.deadLetterQueue]) await sqs.send(new CreateQueueCommand({ QueueName: queue }));
-  measured = startGroup(["bun", "index.ts", "--role", "web"], env);
-  groups.push(measured, startGroup(["bun", "index.ts", "--role", "app"], env));
+if (args.role === "all") measured = startGroup(["bun", "start"], { ...settings, FACEFLEET_DATA_DIR: dataDir }, "inherit");
+else {
+  split = await startSplitService({ settings, prefix: `burst${process.pid}`, webRoles: "web", output: { web: "inherit", app: "inherit" } });
+  measured = split.web;
 }
 
 try {
   const image = await largeJpeg(Number(args.megabytes), args.face);
-  await waitForHealth();
+  await waitForHealth(url, split ? [split.web, split.app] : [measured]);
   if (args.face) {
     const form = new FormData();
     form.append("image", new File([readFileSync(args.face)], "face.jpg", { type: "image/jpeg" }));
@@ -206,7 +163,7 @@ try {
     }),
   );
 } finally {
-  for (const group of groups) await stopGroup(group);
-  await region?.stop();
+  if (split) await split.stop();
+  else await stopGroup(measured);
   rmSync(dataDir, { recursive: true, force: true });
 }

@@ -1,25 +1,31 @@
 /**
  * A fuzzer for the service's inputs: hostile images on every route that takes one, and malformed requests, while the
  * service's memory, answers and health counters are watched.
- *   bun run scripts/fuzz.ts [--minutes 2] [--seed 1] [--url URL --token T [--pid PID]] [--concurrency 4]
+ *   bun run scripts/fuzz.ts [--minutes 2] [--seed 1] [--split | --url URL --token T [--pid PID]] [--concurrency 4]
  *     [--cases 100000] [--case N] [--timeout-seconds 35] [--rss-limit-mb 2048] [--bomb-mb 200] [--max-file-mb 9.5]
  *     [--max-scans 5000]
  * Without --url it starts the embedded service (`bun index.ts`, as `bun start` runs it) on a free loopback port with a
- * fresh data folder and enrolls the sample set's people (tests/fixtures/people). With --url it fuzzes that service
+ * fresh data folder and enrolls the sample set's people (tests/fixtures/people); its web figure is then the whole
+ * service's (every role is that one process). --split runs the service as on EC2 instead (scripts/service-processes.ts):
+ * `bun index.ts --role web+controller` (the web instance's roles) in its own process on the emulated region, with one
+ * `bun index.ts --role app` beside it answering the jobs; peak_web_rss_mb is then the web process's alone and
+ * peak_total_rss_mb the sum of both. That app process is not an EC2 instance of the region: it writes no job report and
+ * the controller has no fleet to scale or replace (FACEFLEET_MAX_APP_INSTANCES=0), so its unhealthy marks are counted
+ * from its log (`instance_unhealthy`) and instances_replaced is 0 by construction. With --url it fuzzes that service
  * (loopback only); --pid names its process for the memory figures (else they are 0).
  * Cases (scripts/fuzz/cases.ts) are a function of the seed and their index: `--case N` replays case N alone. Hostile
  * images start from the sample set's photos, converted to PNG and WebP with sharp (scripts/fuzz/images.ts); their
  * compressed metadata inflates to at most --bomb-mb in all. The run stops by itself after --minutes (cases under way
  * finish, each bounded by --timeout-seconds), after --cases, or at once when the service's memory passes
- * --rss-limit-mb (the embedded service is then killed: a failure).
+ * --rss-limit-mb (a service it started is then killed: a failure).
  * Prints each 5xx, timeout, well-formed request closed without an answer and anonymous answer from past the bearer
  * guard (under /v1: not 401, not a routing 404) on stderr, then
  * on stdout a line `findings {…}` (those counts, the requests Bun's HTTP parser refused before the service saw them, the slowest answer to an ordinary upload sent while more bodies
  * trickle than the service has upload slots, and the statuses by case kind) and, last, one JSON object:
  *   {"cases","answered_2xx","answered_4xx","answered_5xx","timeouts","unhealthy_marks","instances_replaced","peak_web_rss_mb","peak_total_rss_mb"}
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, openSync, readdirSync, rmSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -27,11 +33,13 @@ import { loadConfig } from "../roles/config.ts";
 import { fuzzCase, type CaseOutcome, type FuzzCase, type FuzzTarget, type UploadRoute } from "./fuzz/cases.ts";
 import { makeSeeds } from "./fuzz/images.ts";
 import { healthCounters, MemoryWatch, type HealthCounters } from "./fuzz/watch.ts";
+import { signalGroup, startGroup, startSplitService, stopGroup, waitForHealth, type SplitService } from "./service-processes.ts";
 
 const { values: args } = parseArgs({
   options: {
     minutes: { type: "string", default: "2" },
     seed: { type: "string", default: "1" },
+    split: { type: "boolean", default: false },
     url: { type: "string" },
     token: { type: "string" },
     pid: { type: "string" },
@@ -68,6 +76,10 @@ for (const [name, value] of Object.entries({ seed, minutes, timeoutMs, rssLimitM
     process.exit(2);
   }
 }
+if (args.url && args.split) {
+  console.error("--split starts its own service: give it or --url, not both");
+  process.exit(2);
+}
 if (args.url && !/^https?:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(args.url)) {
   console.error("--url must be a loopback address (http://127.0.0.1:PORT): the fuzzer sends traffic to this machine only");
   process.exit(2);
@@ -75,7 +87,9 @@ if (args.url && !/^https?:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(args.url
 
 // ---------------------------------------------------------------- the service.
 
-let service: ChildProcess | undefined;
+/** The processes this script started (none with --url). */
+let processes: ChildProcess[] = [];
+let split: SplitService | undefined;
 let dataDir: string | undefined;
 
 function freePort(): number {
@@ -85,57 +99,50 @@ function freePort(): number {
   return port;
 }
 
-function killService(signal: NodeJS.Signals): void {
-  if (service?.pid && service.exitCode === null && service.signalCode === null) {
-    try {
-      process.kill(-service.pid, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
-
+const killService = (signal: NodeJS.Signals) => processes.forEach((child) => signalGroup(child, signal));
 async function stopService(): Promise<void> {
-  if (!service || service.exitCode !== null || service.signalCode !== null) return;
-  const exited = new Promise((done) => service!.once("exit", done));
-  killService("SIGTERM");
-  const timer = setTimeout(() => killService("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
+  if (split) await split.stop();
+  else for (const child of processes) await stopGroup(child);
 }
 process.on("exit", () => killService("SIGKILL"));
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 
-async function waitForHealth(url: string): Promise<void> {
-  const deadline = Date.now() + 180_000;
-  while (Date.now() < deadline) {
-    if (service && service.exitCode !== null) throw new Error(`the service exited with code ${service.exitCode} before it answered (log: ${dataDir}/service.log)`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await Bun.sleep(250);
-  }
-  throw new Error(`no answer from ${url}/healthz within 180 s`);
+interface StartedService {
+  url: string;
+  token: string;
+  /** The web role's process, and the others beside it (their memory counts in the total). */
+  pid: number;
+  otherPids: number[];
 }
 
-/** `bun index.ts` in a process group of its own, so it is stopped with everything it starts. */
-async function startEmbedded(): Promise<{ url: string; token: string; pid: number }> {
+/** `bun index.ts` (every role) with a fresh data folder. */
+async function startEmbedded(): Promise<StartedService> {
   dataDir = mkdtempSync(join(tmpdir(), "facefleet-fuzz-"));
   const port = freePort();
   const token = crypto.randomUUID();
-  const log = openSync(join(dataDir, "service.log"), "w");
-  service = spawn("bun", ["index.ts"], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, FACEFLEET_HOST: "127.0.0.1", FACEFLEET_PORT: String(port), FACEFLEET_DATA_DIR: join(dataDir, "data"), FACEFLEET_API_TOKEN: token },
-    detached: true,
-    stdio: ["ignore", log, log],
-  });
+  const service = startGroup(["bun", "index.ts"], { FACEFLEET_HOST: "127.0.0.1", FACEFLEET_PORT: String(port), FACEFLEET_DATA_DIR: join(dataDir, "data"), FACEFLEET_API_TOKEN: token }, openSync(join(dataDir, "service.log"), "w"));
+  processes = [service];
   const url = `http://127.0.0.1:${port}`;
-  await waitForHealth(url);
-  return { url, token, pid: service.pid! };
+  await waitForHealth(url, processes, ` (log: ${dataDir}/service.log)`);
+  return { url, token, pid: service.pid!, otherPids: [] };
 }
+
+/** The web role (with the controller) and one app process on the emulated region. */
+async function startSplit(): Promise<StartedService> {
+  dataDir = mkdtempSync(join(tmpdir(), "facefleet-fuzz-"));
+  const port = freePort();
+  const token = crypto.randomUUID();
+  const settings = { FACEFLEET_HOST: "127.0.0.1", FACEFLEET_PORT: String(port), FACEFLEET_API_TOKEN: token, FACEFLEET_MAX_APP_INSTANCES: "0" };
+  const output = { web: openSync(join(dataDir, "web.log"), "w"), app: openSync(join(dataDir, "app.log"), "w") };
+  split = await startSplitService({ settings, prefix: `fuzz${process.pid}`, webRoles: "web+controller", output });
+  processes = [split.web, split.app];
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHealth(url, processes, ` (logs: ${dataDir}/web.log, app.log)`);
+  return { url, token, pid: split.web.pid!, otherPids: [split.app.pid!] };
+}
+
+/** The app process's unhealthy marks in the split mode, from its log (it writes no job report: see the top). */
+const appLogUnhealthyMarks = () => (split && dataDir ? readFileSync(join(dataDir, "app.log"), "utf8").split("\n").filter((line) => line.includes('"instance_unhealthy"')).length : 0);
 
 async function enrollSampleSet(url: string, token: string): Promise<string[]> {
   const people = readdirSync(PEOPLE_DIR).sort();
@@ -177,22 +184,22 @@ async function uploadRoutes(url: string): Promise<UploadRoute[]> {
 
 // ---------------------------------------------------------------- the run.
 
-const embedded = args.url === undefined;
-const { url, token, pid } = embedded
-  ? await startEmbedded()
-  : { url: args.url!.replace(/\/$/, ""), token: args.token ?? process.env.FACEFLEET_API_TOKEN ?? "", pid: args.pid ? Number(args.pid) : undefined };
+const started = args.url === undefined;
+const { url, token, pid, otherPids } = started
+  ? await (args.split ? startSplit() : startEmbedded())
+  : { url: args.url!.replace(/\/$/, ""), token: args.token ?? process.env.FACEFLEET_API_TOKEN ?? "", pid: args.pid ? Number(args.pid) : undefined, otherPids: [] };
 let stoppedEarly: string | undefined;
 const memory = pid
-  ? new MemoryWatch(pid, SAMPLE_MS, rssLimitMb, (totalMb) => {
+  ? new MemoryWatch(pid, otherPids, SAMPLE_MS, rssLimitMb, (totalMb) => {
       stoppedEarly = `the service's memory passed ${rssLimitMb} MB (${Math.round(totalMb)} MB)`;
       console.error(`STOPPED EARLY: ${stoppedEarly}`);
       // Protect the machine: a bomb that got through could take all of it.
-      if (embedded) killService("SIGKILL");
+      killService("SIGKILL");
     })
   : undefined;
 
 const routes = await uploadRoutes(url);
-const subjects = embedded ? await enrollSampleSet(url, token) : ((await (await fetch(`${url}/v1/subjects?size=100`, { headers: { authorization: `Bearer ${token}` } })).json()) as { subjects?: { name: string }[] }).subjects?.map((subject) => subject.name) ?? [];
+const subjects = started ? await enrollSampleSet(url, token) : ((await (await fetch(`${url}/v1/subjects?size=100`, { headers: { authorization: `Bearer ${token}` } })).json()) as { subjects?: { name: string }[] }).subjects?.map((subject) => subject.name) ?? [];
 const baseline: HealthCounters = await healthCounters(url);
 let lastCounters = baseline;
 const port = Number(new URL(url).port || 80);
@@ -204,10 +211,10 @@ const target: FuzzTarget = {
   seeds: await makeSeeds(SEED_PHOTOS),
   limits: { maxFileBytes: Math.floor(Number(args["max-file-mb"]) * 1024 * 1024), bombBytes: Number(args["bomb-mb"]) * 1_000_000, maxScans: Number(args["max-scans"]) },
   timeoutMs,
-  // The embedded service's, from the same environment; a service behind --url is assumed to have the same.
+  // The started service's, from the same environment; a service behind --url is assumed to have the same.
   uploadSlots: loadConfig(process.env).concurrentUploads,
 };
-console.error(`fuzzing ${url} (seed ${seed}, ${minutes} min, ${concurrency} at once), routes: ${routes.map((route) => `${route.method} ${route.path}`).join(", ")}; ${subjects.length} subjects${dataDir ? `; service log ${dataDir}/service.log` : ""}`);
+console.error(`fuzzing ${url} (seed ${seed}, ${minutes} min, ${concurrency} at once), routes: ${routes.map((route) => `${route.method} ${route.path}`).join(", ")}; ${subjects.length} subjects${dataDir ? `; service logs in ${dataDir}` : ""}`);
 
 const tally = { cases: 0, answered_2xx: 0, answered_4xx: 0, answered_5xx: 0, timeouts: 0, other: 0, dropped: 0, closedOnMalformed: 0, refusedByHttpParser: 0, pastGuard: 0, slowestBesideTricklesMs: 0 };
 interface KindTally {
@@ -272,7 +279,7 @@ const deadline = Date.now() + minutes * 60_000;
 const single = args.case === undefined ? undefined : Number(args.case);
 let next = single ?? 0;
 const last = single ?? maxCases - 1;
-const serviceGone = () => service !== undefined && (service.exitCode !== null || service.signalCode !== null);
+const serviceGone = () => processes.find((child) => child.exitCode !== null || child.signalCode !== null);
 async function worker(): Promise<void> {
   while (next <= last && (single !== undefined || Date.now() < deadline) && !stoppedEarly && !serviceGone()) {
     const fuzz = fuzzCase(seed, next++, target);
@@ -288,10 +295,11 @@ const counterPoll = setInterval(() => {
     () => {},
   );
 }, 5000);
-const started = Date.now();
+const fuzzingSince = Date.now();
 await Promise.all(Array.from({ length: single === undefined ? concurrency : 1 }, worker));
-if (serviceGone() && !stoppedEarly) {
-  stoppedEarly = `the service exited (code ${service!.exitCode}, signal ${service!.signalCode}); its log: ${dataDir}/service.log`;
+const gone = serviceGone();
+if (gone && !stoppedEarly) {
+  stoppedEarly = `the service process '${gone.spawnargs.slice(1).join(" ")}' exited (code ${gone.exitCode}, signal ${gone.signalCode}); its logs: ${dataDir}`;
   console.error(`STOPPED EARLY: ${stoppedEarly}`);
 }
 if (!stoppedEarly) await Bun.sleep(SETTLE_MS);
@@ -304,9 +312,10 @@ try {
 memory?.sample();
 memory?.stop();
 await stopService();
+const appUnhealthyMarks = appLogUnhealthyMarks();
 if (dataDir && !stoppedEarly) rmSync(dataDir, { recursive: true, force: true });
 
-console.error(`${tally.cases} cases in ${Math.round((Date.now() - started) / 1000)} s; ${printed > PRINTED_FAILURES ? `${printed - PRINTED_FAILURES} more failures not printed` : ""}`);
+console.error(`${tally.cases} cases in ${Math.round((Date.now() - fuzzingSince) / 1000)} s; ${printed > PRINTED_FAILURES ? `${printed - PRINTED_FAILURES} more failures not printed` : ""}`);
 const findings = {
   stopped_early: stoppedEarly ?? null,
   anonymous_past_guard: tally.pastGuard,
@@ -325,7 +334,7 @@ console.log(
     answered_4xx: tally.answered_4xx,
     answered_5xx: tally.answered_5xx,
     timeouts: tally.timeouts,
-    unhealthy_marks: lastCounters.unhealthyMarks - baseline.unhealthyMarks,
+    unhealthy_marks: lastCounters.unhealthyMarks - baseline.unhealthyMarks + appUnhealthyMarks,
     instances_replaced: lastCounters.instancesReplaced - baseline.instancesReplaced,
     peak_web_rss_mb: Math.round(memory?.peaks.webMb ?? 0),
     peak_total_rss_mb: Math.round(memory?.peaks.totalMb ?? 0),

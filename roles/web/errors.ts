@@ -60,6 +60,7 @@ export function errorMapping(log: Logger) {
 }
 
 const INTERNAL_ERROR = new HttpError(500, "internal_error", "internal error");
+const CLIENT_CLOSED = new HttpError(400, "client_closed", "the connection closed before the request's body arrived");
 
 const isJson = (request: Request) => (request.headers.get("content-type") ?? "").startsWith("application/json");
 
@@ -87,6 +88,9 @@ function toHttpError(error: unknown, code: string | number, request: Request): H
     if (error.code === "job_failed") return new HttpError(500, "job_failed", "the job failed on every try and was set aside", { cause: error });
     return new HttpError(500, "internal_error", "internal error", { cause: error });
   }
+  // The client went away while its body was read (Bun's body stream then fails with an AbortError): nobody gets this
+  // answer, but it is the client's doing, not a fault of the service to log and count as one.
+  if (request.signal.aborted && error instanceof Error && error.name === "AbortError") return CLIENT_CLOSED;
   if (code === "NOT_FOUND") return new HttpError(404, "not_found", "no such route");
   if (code === "PARSE") return new HttpError(400, "unreadable_body", isJson(request) ? "the body is not valid JSON" : "the body must be multipart/form-data");
   return new HttpError(500, "internal_error", "internal error", { cause: error });

@@ -301,6 +301,11 @@ async function readForm(
     fields[name] = value;
   });
   parser.on("error", (error) => fail(new HttpError(400, "unreadable_body", "the multipart body is malformed", { cause: error })));
+  // Past the parts a form of this route holds, the rest of the body is no form the service takes: refused there,
+  // rather than read to its end (busboy would skip every further part, one at a time).
+  const tooManyParts = () => fail(new HttpError(400, "too_many_parts", `the form has more than ${totalFiles + 1 + MAX_TEXT_FIELDS} parts or ${MAX_TEXT_FIELDS} text fields`));
+  parser.on("partsLimit", tooManyParts);
+  parser.on("fieldsLimit", tooManyParts);
   const parsed = new Promise<void>((resolve) => parser.on("finish", resolve));
 
   const reader = body.getReader();

@@ -36,11 +36,11 @@ function processTree(pid: number): number[] {
 export interface MemoryPeaks {
   /** The web role's process: the larger of its sampled VmRSS and its VmHWM. */
   webMb: number;
-  /** The sum of VmRSS over the process tree, at its largest sample. */
+  /** The sum of VmRSS over the process trees of the web role's process and those beside it, at its largest sample. */
   totalMb: number;
 }
 
-/** Samples every `everyMs`; calls `onLimit` once when the tree's memory passes `limitMb`. */
+/** Samples every `everyMs`; calls `onLimit` once when the trees' memory passes `limitMb`. */
 export class MemoryWatch {
   readonly peaks: MemoryPeaks = { webMb: 0, totalMb: 0 };
   private readonly timer: ReturnType<typeof setInterval>;
@@ -48,6 +48,7 @@ export class MemoryWatch {
 
   constructor(
     private readonly pid: number,
+    private readonly otherPids: number[],
     everyMs: number,
     private readonly limitMb: number,
     private readonly onLimit: (totalMb: number) => void,
@@ -58,7 +59,7 @@ export class MemoryWatch {
 
   sample(): void {
     const web = Math.max(statusMb(this.pid, "VmRSS") ?? 0, statusMb(this.pid, "VmHWM") ?? 0);
-    const total = processTree(this.pid).reduce((sum, pid) => sum + (statusMb(pid, "VmRSS") ?? 0), 0);
+    const total = [this.pid, ...this.otherPids].flatMap(processTree).reduce((sum, pid) => sum + (statusMb(pid, "VmRSS") ?? 0), 0);
     this.peaks.webMb = Math.max(this.peaks.webMb, web);
     this.peaks.totalMb = Math.max(this.peaks.totalMb, total);
     if (!this.tripped && total > this.limitMb) {

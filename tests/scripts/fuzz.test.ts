@@ -2,6 +2,7 @@
 // malformed requests for FACEFLEET_FUZZ_MINUTES (default 2) minutes. The targets: no 5xx, no timeout, no well-formed
 // request dropped without an answer, nothing answered from past the bearer guard, no instance marked unhealthy or
 // replaced, ordinary uploads not starved by trickling bodies, and the service's memory bounded. On a 2-core CI machine the default 2 minutes take about 3 with the start.
+// Then 24 cases in the --split mode (the web role's own process beside an app process on the emulated region).
 import { expect, test } from "bun:test";
 import { inflateSync } from "node:zlib";
 import { fuzzCase, type FuzzTarget } from "../../scripts/fuzz/cases.ts";
@@ -85,4 +86,19 @@ test(
     expect(figures.peak_web_rss_mb as number).toBeLessThan(RSS_BOUND_MB);
   },
   (MINUTES * 60 + 240) * 1000,
+);
+
+test(
+  "--split: the web role in its own process beside one app process on the emulated region; the web figure is that process's alone",
+  async () => {
+    const run = await runScript("fuzz.ts", ["--split", "--cases", "24", "--seed", "2"]);
+    const figures = run.summary;
+    console.log(JSON.stringify(figures));
+    expect({ cases: figures.cases, answered_5xx: figures.answered_5xx, timeouts: figures.timeouts, unhealthy_marks: figures.unhealthy_marks }).toEqual({ cases: 24, answered_5xx: 0, timeouts: 0, unhealthy_marks: 0 });
+    expect(figures.answered_2xx as number).toBeGreaterThan(0);
+    // The app process holds the models (about 200 MB); the web process does not.
+    expect(figures.peak_web_rss_mb as number).toBeGreaterThan(0);
+    expect((figures.peak_total_rss_mb as number) - (figures.peak_web_rss_mb as number)).toBeGreaterThan(100);
+  },
+  240_000,
 );

@@ -83,6 +83,20 @@ describe("classic contract", () => {
     });
   });
 
+  test("more parts than the form holds (a thousand text fields before the file): 400 too_many_parts at once, not at the body timeout", async () => {
+    const { post, submitted } = classic();
+    for (const fields of [1000, 100_000]) {
+      const form = new FormData();
+      for (let i = 0; i < fields; i++) form.append(`f${i}`, "x");
+      form.append("inputFile", new File([images.jpeg], "a.jpg", { type: "image/jpeg" }));
+      const started = performance.now();
+      await expectError(await post(form), 400, "too_many_parts");
+      // The test reader's body timeout is 5 s.
+      expect(performance.now() - started).toBeLessThan(2_000);
+    }
+    expect(submitted).toHaveLength(0);
+  });
+
   test("an app instance's refusal keeps its code: nobody enrolled is 409 no_subjects_enrolled", async () => {
     const { post } = classic({
       answer: () => {

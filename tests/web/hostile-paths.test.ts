@@ -220,3 +220,35 @@ describe("no spelling of a guarded route's path reaches its handler without the 
     expect((await send(port, "DELETE", "/v1/subjects/Paul/faces/x1")).status).toBe(401);
   });
 });
+
+describe("a client that closes its connection before its body has arrived", () => {
+  /** Headers that announce `announced` bytes, a part of them, then the connection closed. */
+  function closeMidBody(path: string, headers: Record<string, string>): Promise<void> {
+    return new Promise((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        const boundary = "cut";
+        const part = `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\xff\xe0`;
+        const head = Object.entries({ host: "localhost", "content-type": `multipart/form-data; boundary=${boundary}`, "content-length": "100000", ...headers })
+          .map(([name, value]) => `${name}: ${value}\r\n`)
+          .join("");
+        socket.write(Buffer.from(`POST ${path} HTTP/1.1\r\n${head}\r\n${part}`, "latin1"));
+        setTimeout(() => socket.destroy(), 300);
+      });
+      socket.on("error", () => {});
+      socket.on("close", () => resolve());
+    });
+  }
+
+  test("is the client's doing: logged as a rejected request (400 client_closed), never as a 500 the service failed", async () => {
+    const before = harness.logs.lines.length;
+    await closeMidBody("/v1/recognize", AUTH);
+    await closeMidBody("/", AUTH);
+    for (let attempt = 0; attempt < 100 && harness.logs.lines.slice(before).filter((line) => line.event === "request_rejected" || line.event === "request_failed").length < 2; attempt++) await Bun.sleep(20);
+    const ends = harness.logs.lines.slice(before).filter((line) => line.event === "request_rejected" || line.event === "request_failed");
+    expect(ends.map(({ event, status, code, path }) => ({ event, status, code, path })).sort((a, b) => String(a.path).localeCompare(String(b.path)))).toEqual([
+      { event: "request_rejected", status: 400, code: "client_closed", path: "/" },
+      { event: "request_rejected", status: 400, code: "client_closed", path: "/v1/recognize" },
+    ]);
+    expect(await inFlightSettled()).toBe(0);
+  });
+});
