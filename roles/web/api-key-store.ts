@@ -14,6 +14,7 @@ import { Value } from "@sinclair/typebox/value";
 import type { Bucket } from "../cloud/types.ts";
 import { API_KEYS_KEY } from "../deployment.ts";
 import { errorFields, type Logger } from "../log.ts";
+import { displayableName } from "./api-schemas.ts";
 
 /** How often a process looks at the stored keys again: the bound on a revocation made by another process. */
 export const KEY_REFRESH_MS = 5_000;
@@ -27,14 +28,15 @@ export const KeyIdSchema = Type.String({ pattern: "^[0-9a-f]{12}$", description:
 export const KeyNameSchema = Type.String({
   minLength: 1,
   maxLength: 64,
-  // Names go into logs and the operator's view: no control characters.
-  pattern: "^[^\\u0000-\\u001f\\u007f]+$",
+  // Names go into logs and the operator's view.
+  pattern: displayableName(),
   description: "what the key is for, e.g. the client's name",
 });
 
 const StoredKeySchema = Type.Object({
   id: KeyIdSchema,
-  name: KeyNameSchema,
+  // Not KeyNameSchema: a name stored under an older, looser pattern must not make every key unreadable.
+  name: Type.String({ minLength: 1, maxLength: 64 }),
   sha256: Type.String({ pattern: "^[0-9a-f]{64}$" }),
   createdAt: Type.String(),
 });

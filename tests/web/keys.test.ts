@@ -177,13 +177,15 @@ describe("recognition keys over HTTP", () => {
 
   test("bad requests to the key routes: 400 with a code, nothing stored", async () => {
     harness = await start();
-    for (const body of [{}, { name: "" }, { name: "x".repeat(65) }, { name: "line\nbreak" }, { name: 7 }]) {
+    for (const body of [{}, { name: "" }, { name: "x".repeat(65) }, { name: "line\nbreak" }, { name: 7 }, { name: "lone \ud800 surrogate" }, { name: "\udc00" }, { name: "invoice\u202egpj.exe" }, { name: "isolate\u2066" }, { name: "c1\u0085" }, { name: "bom\ufeff" }]) {
       await expectError(await call("POST", "/v1/keys", AUTH, body), 400, "invalid_body");
     }
     await expectError(await call("DELETE", "/v1/keys/not-an-id", AUTH), 400, "invalid_parameter");
     await expectError(await call("DELETE", "/v1/keys/0123456789ab", AUTH), 404, "unknown_key");
     expect(await harness.inBucket.get(API_KEYS_KEY)).toBeUndefined();
     await expectError(await call("GET", "/v1/keys", {}), 401, "unauthorized");
+    // Letters of any script, and emoji (a surrogate pair), are names.
+    for (const name of ["José's scanner", "王小明", "محمد", "kiosk 👍🏽"]) expect((await call("POST", "/v1/keys", AUTH, { name })).status).toBe(201);
   });
 });
 
