@@ -6,6 +6,7 @@ import { API_PATH } from "./access.ts";
 import { displayableName, errorAnswers, EXAMPLE_CANDIDATES, EXAMPLE_MATCH, QueryInteger, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
 import { refusalOf } from "./errors.ts";
 import { HttpError } from "./http-error.ts";
+import { JSON_ONLY, UNSUPPORTED_MEDIA_TYPE } from "./json-body.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
 import { streamedBody, type RefusedFile, type Upload, type UploadReader } from "./upload.ts";
@@ -194,9 +195,10 @@ export function subjectsApi(options: SubjectsOptions) {
       },
       {
         params: Name,
+        parse: JSON_ONLY,
         body: Name,
         query: t.Object({ merge: t.Optional(t.Union([t.Literal("true"), t.Literal("false")], { description: "merge into an existing subject" })) }),
-        response: { 200: RenamedSchema, ...errorAnswers([400, 401, 403, 404, 409]) },
+        response: { 200: RenamedSchema, ...errorAnswers([400, 401, 403, 404, 409, 415], { 415: UNSUPPORTED_MEDIA_TYPE }) },
         detail: { summary: "Rename a subject (or merge it into another with ?merge=true)", tags },
       },
     )

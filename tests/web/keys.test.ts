@@ -180,6 +180,15 @@ describe("recognition keys over HTTP", () => {
     for (const body of [{}, { name: "" }, { name: "x".repeat(65) }, { name: "line\nbreak" }, { name: 7 }, { name: "lone \ud800 surrogate" }, { name: "\udc00" }, { name: "invoice\u202egpj.exe" }, { name: "isolate\u2066" }, { name: "c1\u0085" }, { name: "bom\ufeff" }]) {
       await expectError(await call("POST", "/v1/keys", AUTH, body), 400, "invalid_body");
     }
+    // Only a JSON body, never one read as a form: 415, with the right words; JSON that is not: 400 unreadable_body.
+    const form = new FormData();
+    form.set("name", "scanner");
+    const raw = (type: string | undefined, body: string) => harness!.app.handle(request("/v1/keys", { method: "POST", headers: type ? { ...AUTH, "content-type": type } : AUTH, body }));
+    for (const response of [await call("POST", "/v1/keys", AUTH, form), await raw("text/plain", '{"name":"scanner"}'), await raw("application/x-www-form-urlencoded", "name=scanner"), await raw(undefined, '{"name":"scanner"}')]) {
+      await expectError(response, 415, "unsupported_media_type");
+    }
+    expect(((await (await raw("text/plain", '{"name":"scanner"}')).json()) as { message: string }).message).toBe("the body must be application/json");
+    await expectError(await raw("application/json", '{"name":'), 400, "unreadable_body");
     await expectError(await call("DELETE", "/v1/keys/not-an-id", AUTH), 400, "invalid_parameter");
     await expectError(await call("DELETE", "/v1/keys/0123456789ab", AUTH), 404, "unknown_key");
     expect(await harness.inBucket.get(API_KEYS_KEY)).toBeUndefined();
