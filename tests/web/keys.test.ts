@@ -306,32 +306,31 @@ onLocalAndS3Buckets("the key store", (bucket) => {
 });
 
 describe("which routes a key may call", () => {
+  // Route templates, as the guard finds them (templateOf, access.ts); a request path is never looked up here.
   test.each([
     ["POST", "/", true],
     ["POST", "/v1/recognize", true],
     ["POST", "/v1/detect", true],
     ["POST", "/v1/verify", true],
     ["POST", "/v1/search", true],
-    ["POST", "/v1/subjects/Paul/verify", true],
     ["POST", "/v1/subjects/:name/verify", true],
-    ["POST", "/v1/subjects/Paul/faces", false],
+    ["POST", "/v1/subjects/Paul/verify", false],
+    ["POST", "/v1/subjects/:name/faces", false],
     ["GET", "/v1/subjects", false],
-    ["GET", "/v1/subjects/Paul", false],
-    ["PATCH", "/v1/subjects/Paul", false],
-    ["DELETE", "/v1/subjects/Paul", false],
-    ["DELETE", "/v1/subjects/Paul/faces/f1", false],
+    ["GET", "/v1/subjects/:name", false],
+    ["PATCH", "/v1/subjects/:name", false],
+    ["DELETE", "/v1/subjects/:name", false],
+    ["DELETE", "/v1/subjects/:name/faces/:faceId", false],
     ["POST", "/v1/keys", false],
     ["GET", "/v1/keys", false],
-    ["DELETE", "/v1/keys/0123456789ab", false],
+    ["DELETE", "/v1/keys/:id", false],
     ["GET", "/v1/recognize", false],
     ["POST", "/v1/recognize/", false],
-    ["POST", "/v1//recognize", false],
-    ["POST", "/v1/subjects//verify", false],
-    ["POST", "/v1/subjects/verify", false],
+    ["POST", "/v1/subjects/:other/verify", false],
     ["POST", "/v2/recognize", false],
     ["post", "/v1/recognize", false],
-  ])("%s %s: %p", (method, path, may) => {
-    expect(recognitionKeyMay(method, path)).toBe(may);
+  ])("%s %s: %p", (method, template, may) => {
+    expect(recognitionKeyMay(method, template)).toBe(may);
   });
 
   test("every route in the table is one the service serves, by method and template", async () => {
