@@ -12,7 +12,7 @@ import { ImageError } from "./types.ts";
 
 export type SupportedFormat = "jpeg" | "png" | "webp";
 
-export interface ImageHeader {
+interface ImageHeader {
   format: SupportedFormat;
   /** As stored, before EXIF orientation. */
   width: number;
@@ -51,7 +51,7 @@ export const MAX_JPEG_SCANS = 32;
  */
 export const MAX_CHUNKS = 1000;
 
-export interface HeaderOptions {
+interface HeaderOptions {
   maxPixels: number;
   /** `bytes` is the whole file (else its start): chunks cut off by its end are then a truncation, not the end of what was read. */
   whole: boolean;
@@ -300,7 +300,7 @@ function webpFrameSize(type: string, walk: Walk, payload: number, length: number
 }
 
 /** The orientation in an EXIF block (a TIFF structure): tag 0x0112 of the first IFD; 1 when absent or unreadable. */
-export function exifOrientation(exif: Uint8Array): number {
+function exifOrientation(exif: Uint8Array): number {
   // WebP and PNG writers often keep JPEG's "Exif\0\0" before the TIFF structure.
   const tiff = ascii(exif, 0, 6) === "Exif\0\0" ? exif.subarray(6) : exif;
   if (tiff.byteLength < 8) return 1;

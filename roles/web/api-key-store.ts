@@ -17,7 +17,7 @@ import { errorFields, type Logger } from "../log.ts";
 import { displayableName } from "./api-schemas.ts";
 
 /** How often a process looks at the stored keys again: the bound on a revocation made by another process. */
-export const KEY_REFRESH_MS = 5_000;
+const KEY_REFRESH_MS = 5_000;
 /** Keys at most: each is under 200 bytes stored, and every request with a key reads the document's copy in memory. */
 export const MAX_KEYS = 1_000;
 const MAX_SAVE_ATTEMPTS = 10;
@@ -43,7 +43,7 @@ const StoredKeySchema = Type.Object({
 type StoredKey = Static<typeof StoredKeySchema>;
 const StoredKeysSchema = Type.Object({ keys: Type.Array(StoredKeySchema, { maxItems: MAX_KEYS }) });
 
-export interface KeySummary {
+interface KeySummary {
   id: string;
   name: string;
   createdAt: string;
