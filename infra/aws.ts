@@ -8,6 +8,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { expectBucketOwner } from "../roles/cloud/aws/bucket-owner.ts";
+import { rememberedUntilFailure } from "../roles/cloud/aws/remembered.ts";
 import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import type { Tags } from "./plan.ts";
 
@@ -19,20 +20,23 @@ export interface AwsClients {
   region: string;
 }
 
-/** The account the credentials belong to (STS), asked once: every S3 call expects the bucket to be its. */
-function callerAccount(): () => Promise<string> {
-  let account: Promise<string> | undefined;
-  return () =>
-    (account ??= (async () => {
-      const sts = new STSClient({});
-      try {
-        const { Account } = await sts.send(new GetCallerIdentityCommand({}));
-        if (!Account) throw new Error("STS GetCallerIdentity named no account");
-        return Account;
-      } finally {
-        sts.destroy();
-      }
-    })());
+async function stsAccount(): Promise<string> {
+  const sts = new STSClient({});
+  try {
+    const { Account } = await sts.send(new GetCallerIdentityCommand({}));
+    if (!Account) throw new Error("STS GetCallerIdentity named no account");
+    return Account;
+  } finally {
+    sts.destroy();
+  }
+}
+
+/**
+ * The account the credentials belong to (STS), asked once: every S3 call expects the bucket to be its. A failed
+ * lookup (STS throttled, the network down for a moment) is asked again by the next call, not kept for good.
+ */
+export function callerAccount(lookup: () => Promise<string> = stsAccount): () => Promise<string> {
+  return rememberedUntilFailure(lookup);
 }
 
 export async function awsClients(): Promise<AwsClients> {

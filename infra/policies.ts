@@ -263,13 +263,16 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
         ArnLike: fromTemplate,
         ArnEquals: appProfile,
         // The template's IMDSv2 only: a caller's MetadataOptions override it, and IMDSv1 would hand the app role's
-        // credentials to any request the instance can be made to send.
+        // credentials to any request the instance can be made to send; a hop limit above 1 would hand them to a
+        // container or a forwarding host on it. Shared tenancy only: dedicated hosts and instances bill by the host.
         StringEquals: {
           "ec2:InstanceType": scope.appInstanceType,
           "ec2:MetadataHttpTokens": "required",
+          "ec2:Tenancy": "default",
           [`aws:RequestTag/${DEPLOYMENT_TAG}`]: prefix,
           [`aws:RequestTag/${ROLE_TAG}`]: APP_ROLE_TAG_VALUE,
         },
+        NumericLessThanEquals: { "ec2:MetadataHttpPutResponseHopLimit": "1" },
       },
     },
     {

@@ -54,13 +54,12 @@ function open(bytes: Uint8Array, maxPixels: number): Sharp {
 
 /**
  * Whatever libvips says about bytes that passed the header walk, it is the image that cannot be decoded. sharp reports
- * only message text; these patterns are libvips' wording for a file that ends early and for the pixel limit.
+ * only message text; these patterns are libvips' wording for a file that ends early and for the pixel limit. The
+ * answer is one fixed message per code: libvips' text goes to the log only, as the error's detail.
  */
 function decodeFailure(error: unknown): ImageError {
-  const message = error instanceof Error ? error.message.trim() : String(error);
-  if (/pixel limit/i.test(message)) return new ImageError("too_many_pixels", "the image has too many pixels");
-  if (/premature end|truncated|unexpected end|not enough data|read error/i.test(message)) {
-    return new ImageError("truncated", `the image is truncated (${message})`);
-  }
-  return new ImageError("undecodable", `the image cannot be decoded (${message})`);
+  const detail = error instanceof Error ? error.message.trim() : String(error);
+  if (/pixel limit/i.test(detail)) return new ImageError("too_many_pixels", "the image has too many pixels", detail);
+  if (/premature end|truncated|unexpected end|not enough data|read error/i.test(detail)) return new ImageError("truncated", "the image is truncated", detail);
+  return new ImageError("undecodable", "the image cannot be decoded", detail);
 }

@@ -12,7 +12,7 @@ import { ImageError } from "./types.ts";
 
 export type SupportedFormat = "jpeg" | "png" | "webp";
 
-export interface ImageHeader {
+interface ImageHeader {
   format: SupportedFormat;
   /** As stored, before EXIF orientation. */
   width: number;
@@ -42,7 +42,16 @@ export const METADATA_LIMITS = {
  */
 export const MAX_JPEG_SCANS = 32;
 
-export interface HeaderOptions {
+/**
+ * Chunks in one WebP, and chunks other than IDAT in one PNG. A still photo has a handful (WebP: VP8X, ICCP, ALPH,
+ * the frame, EXIF, XMP; PNG: IHDR, PLTE, a few ancillary ones, IEND); past this bound a file is a flood of tiny
+ * chunks that each cost the walk and the decoder a step (a 10 MB WebP of 8-byte chunks is 1.3 million). IDAT is not
+ * counted: encoders split the pixel data at a fixed size (libpng and sharp at 8 KiB, so a 10 MB PNG has 1,280 of
+ * them), and libpng only feeds each one's bytes to zlib, as it would one big chunk's.
+ */
+export const MAX_CHUNKS = 1000;
+
+interface HeaderOptions {
   maxPixels: number;
   /** `bytes` is the whole file (else its start): chunks cut off by its end are then a truncation, not the end of what was read. */
   whole: boolean;
@@ -80,14 +89,20 @@ function refuseUnknown(bytes: Uint8Array): never {
 }
 
 const startsWith = (bytes: Uint8Array, prefix: number[]) => prefix.every((byte, index) => bytes[index] === byte);
-const ascii = (bytes: Uint8Array, offset: number, length: number) =>
-  offset + length <= bytes.byteLength ? String.fromCharCode(...bytes.subarray(offset, offset + length)) : "";
+/** A plain loop: spreading a subarray into fromCharCode allocated a view and an arguments list per chunk walked. */
+function ascii(bytes: Uint8Array, offset: number, length: number): string {
+  if (offset + length > bytes.byteLength) return "";
+  let text = "";
+  for (let index = offset; index < offset + length; index++) text += String.fromCharCode(bytes[index]!);
+  return text;
+}
 
 /** The bytes being walked and the metadata counted so far. */
 class Walk {
   readonly data: DataView;
   items = 0;
   metadataBytes = 0;
+  chunks = 0;
 
   constructor(
     readonly bytes: Uint8Array,
@@ -107,6 +122,11 @@ class Walk {
     if (this.items > METADATA_LIMITS.items) throw tooMuchMetadata(`more than ${METADATA_LIMITS.items} metadata chunks or segments`);
     if (size > METADATA_LIMITS.itemBytes) throw tooMuchMetadata(`a ${what} of ${size} bytes (at most ${METADATA_LIMITS.itemBytes})`);
     if (this.metadataBytes > METADATA_LIMITS.totalBytes) throw tooMuchMetadata(`more than ${METADATA_LIMITS.totalBytes} bytes of metadata`);
+  }
+
+  /** Counts one chunk against MAX_CHUNKS. */
+  chunk(format: string): void {
+    if (++this.chunks > MAX_CHUNKS) throw tooMuchMetadata(`more than ${MAX_CHUNKS} ${format} chunks`);
   }
 
   /** What may still be inflated for one item: past it, the item is refused whatever its real size. */
@@ -134,6 +154,7 @@ function readPng(walk: Walk): ImageHeader {
   while (offset + 8 <= walk.length) {
     const length = data.getUint32(offset);
     const type = ascii(bytes, offset + 4, 4);
+    if (type !== "IDAT") walk.chunk("PNG");
     const end = offset + 12 + length;
     if (end > walk.length) {
       if (walk.whole) throw walk.cutShort(`${type} chunk`);
@@ -244,6 +265,7 @@ function readWebp(walk: Walk): ImageHeader {
   let offset = 12;
   while (offset + 8 <= walk.length) {
     const type = ascii(bytes, offset, 4);
+    walk.chunk("WebP");
     const length = data.getUint32(offset + 4, true);
     const payload = offset + 8;
     const end = payload + length + (length & 1);
@@ -278,7 +300,7 @@ function webpFrameSize(type: string, walk: Walk, payload: number, length: number
 }
 
 /** The orientation in an EXIF block (a TIFF structure): tag 0x0112 of the first IFD; 1 when absent or unreadable. */
-export function exifOrientation(exif: Uint8Array): number {
+function exifOrientation(exif: Uint8Array): number {
   // WebP and PNG writers often keep JPEG's "Exif\0\0" before the TIFF structure.
   const tiff = ascii(exif, 0, 6) === "Exif\0\0" ? exif.subarray(6) : exif;
   if (tiff.byteLength < 8) return 1;

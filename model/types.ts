@@ -58,11 +58,16 @@ export type ImageErrorCode =
   | "too_many_scans"
   | "undecodable";
 
-/** A problem with the caller's image (a 4xx), never a fault of ours. */
+/**
+ * A problem with the caller's image (a 4xx), never a fault of ours. `message` is the caller's answer; `detail`, the
+ * decoder's own words, is for the log only (libvips keeps one error buffer per process, so its text may even be
+ * another image's).
+ */
 export class ImageError extends Error {
   constructor(
     readonly code: ImageErrorCode,
     message: string,
+    readonly detail?: string,
   ) {
     super(message);
     this.name = "ImageError";

@@ -16,13 +16,14 @@ export type FromWorker =
 export interface WorkerError {
   message: string;
   imageErrorCode?: ImageErrorCode;
+  imageErrorDetail?: string;
 }
 
 export function toWorkerError(error: unknown): WorkerError {
-  if (error instanceof ImageError) return { message: error.message, imageErrorCode: error.code };
+  if (error instanceof ImageError) return { message: error.message, imageErrorCode: error.code, imageErrorDetail: error.detail };
   return { message: error instanceof Error ? (error.stack ?? error.message) : String(error) };
 }
 
 export function fromWorkerError(error: WorkerError): Error {
-  return error.imageErrorCode ? new ImageError(error.imageErrorCode, error.message) : new Error(error.message);
+  return error.imageErrorCode ? new ImageError(error.imageErrorCode, error.message, error.imageErrorDetail) : new Error(error.message);
 }

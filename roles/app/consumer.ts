@@ -164,7 +164,7 @@ export class Consumer {
       this.options.jobDeadlineMs,
     );
     try {
-      const reply = await Promise.race([handleJob(job, this.options.job, abandon.signal), rejectOnAbort(abandon.signal)]);
+      const reply = await Promise.race([handleJob(job, this.options.job, log, abandon.signal), rejectOnAbort(abandon.signal)]);
       await queues.queue(job.replyTo).send(JSON.stringify(reply));
       await requestQueue.delete(message.receiptHandle);
       this.jobsDone++;

@@ -8,6 +8,7 @@ import type { FaceReport, FaceResult, FacesOptions, FacesResult, FailedReply, Jo
 import type { AnalysisCache } from "./analysis-cache.ts";
 import { chooseEnrollmentFace, detectedLargestFirst } from "./enrollment.ts";
 import type { GalleryReader } from "../gallery-store.ts";
+import type { Logger } from "../log.ts";
 
 export interface ImageAnalyzer {
   /**
@@ -34,8 +35,11 @@ class InputMissingError extends Error {
   override name = "InputMissingError";
 }
 
-/** Returns the reply to send. Throws only on faults worth a retry (storage unreachable and the like). */
-export async function handleJob(job: JobMessage, deps: JobDependencies, signal?: AbortSignal): Promise<ReplyMessage> {
+/**
+ * Returns the reply to send. Throws only on faults worth a retry (storage unreachable and the like). A decoder's
+ * detail of a refused image goes to `log`, never into the reply.
+ */
+export async function handleJob(job: JobMessage, deps: JobDependencies, log: Logger, signal?: AbortSignal): Promise<ReplyMessage> {
   const started = performance.now();
   const fail = (code: string, message: string): FailedReply => ({ ok: false, jobId: job.jobId, error: { code, message } });
 
@@ -51,7 +55,10 @@ export async function handleJob(job: JobMessage, deps: JobDependencies, signal?:
     analysis = found.analysis;
     cached = !found.computed;
   } catch (error) {
-    if (error instanceof ImageError) return fail(error.code, error.message);
+    if (error instanceof ImageError) {
+      if (error.detail !== undefined) log.info("image_refused", { jobId: job.jobId, code: error.code, detail: error.detail });
+      return fail(error.code, error.message);
+    }
     if (error instanceof InputMissingError) return fail("input_missing", error.message);
     throw error;
   }

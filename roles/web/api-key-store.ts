@@ -14,9 +14,10 @@ import { Value } from "@sinclair/typebox/value";
 import type { Bucket } from "../cloud/types.ts";
 import { API_KEYS_KEY } from "../deployment.ts";
 import { errorFields, type Logger } from "../log.ts";
+import { displayableName } from "./api-schemas.ts";
 
 /** How often a process looks at the stored keys again: the bound on a revocation made by another process. */
-export const KEY_REFRESH_MS = 5_000;
+const KEY_REFRESH_MS = 5_000;
 /** Keys at most: each is under 200 bytes stored, and every request with a key reads the document's copy in memory. */
 export const MAX_KEYS = 1_000;
 const MAX_SAVE_ATTEMPTS = 10;
@@ -27,21 +28,22 @@ export const KeyIdSchema = Type.String({ pattern: "^[0-9a-f]{12}$", description:
 export const KeyNameSchema = Type.String({
   minLength: 1,
   maxLength: 64,
-  // Names go into logs and the operator's view: no control characters.
-  pattern: "^[^\\u0000-\\u001f\\u007f]+$",
+  // Names go into logs and the operator's view.
+  pattern: displayableName(),
   description: "what the key is for, e.g. the client's name",
 });
 
 const StoredKeySchema = Type.Object({
   id: KeyIdSchema,
-  name: KeyNameSchema,
+  // Not KeyNameSchema: a name stored under an older, looser pattern must not make every key unreadable.
+  name: Type.String({ minLength: 1, maxLength: 64 }),
   sha256: Type.String({ pattern: "^[0-9a-f]{64}$" }),
   createdAt: Type.String(),
 });
 type StoredKey = Static<typeof StoredKeySchema>;
 const StoredKeysSchema = Type.Object({ keys: Type.Array(StoredKeySchema, { maxItems: MAX_KEYS }) });
 
-export interface KeySummary {
+interface KeySummary {
   id: string;
   name: string;
   createdAt: string;

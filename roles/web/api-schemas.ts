@@ -10,6 +10,20 @@ export function withExample<T extends TSchema>(schema: T, example: Static<T>): T
   return { ...schema, examples: [example] };
 }
 
+/**
+ * What a name shown in logs, listings and the page may not hold: C0 and C1 controls, the bidi controls (which reorder
+ * what follows), line and paragraph separators, the BOM and interlinear annotations. Zero-width joiners stay: some
+ * scripts need them. Written as UTF-16 code units: TypeBox compiles patterns without the `u` flag.
+ */
+const UNDISPLAYABLE = "\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028-\\u202e\\u2066-\\u2069\\ufeff\\ufff9-\\ufffb";
+/** A surrogate without its pair: no character, and nothing UTF-8 can encode. */
+const LONE_SURROGATE = "[\\ud800-\\udbff](?![\\udc00-\\udfff])|(?<![\\ud800-\\udbff])[\\udc00-\\udfff]";
+
+/** A pattern for a name of letters of any script and punctuation: none of the above, nor `excluded` (a character class body); `guard` is a lookahead of the caller's. */
+export function displayableName(excluded = "", guard = ""): string {
+  return `^${guard}(?![^]*(?:${LONE_SURROGATE}))[^${UNDISPLAYABLE}${excluded}]+$`;
+}
+
 export const EXAMPLE_REQUEST_ID = "3f0c9a52-8d1e-4b7a-9c61-2e5d7f4a8b10";
 
 /** Every error answer: a stable code, a sentence for the client, the request id. */

@@ -92,6 +92,7 @@ function toHttpError(error: unknown, code: string | number, request: Request): H
   // answer, but it is the client's doing, not a fault of the service to log and count as one.
   if (request.signal.aborted && error instanceof Error && error.name === "AbortError") return CLIENT_CLOSED;
   if (code === "NOT_FOUND") return new HttpError(404, "not_found", "no such route");
+  if (code === "PARSE" && error instanceof Error && error.cause instanceof HttpError) return error.cause;
   if (code === "PARSE") return new HttpError(400, "unreadable_body", isJson(request) ? "the body is not valid JSON" : "the body must be multipart/form-data");
   return new HttpError(500, "internal_error", "internal error", { cause: error });
 }

@@ -8,6 +8,7 @@ import { API_PATH } from "./access.ts";
 import { ApiKeyStore, KeyIdSchema, KeyNameSchema, TooManyKeysError } from "./api-key-store.ts";
 import { errorAnswers, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
+import { JSON_ONLY, UNSUPPORTED_MEDIA_TYPE } from "./json-body.ts";
 import { requestId } from "./request-id.ts";
 
 const EXAMPLE_KEY = { id: "3fa85f6457c1", name: "front-desk kiosk", createdAt: "2026-12-07T01:30:00.000Z" };
@@ -50,8 +51,9 @@ export function keysApi(options: { keys: ApiKeyStore }) {
         }
       },
       {
+        parse: JSON_ONLY,
         body: CreateKeyBodySchema,
-        response: { 201: CreatedKeySchema, ...errorAnswers([400, 401, 403, 409], { 409: { error: "too_many_keys", message: "there are 1000 keys already, the most there may be: revoke one first" } }) },
+        response: { 201: CreatedKeySchema, ...errorAnswers([400, 401, 403, 409, 415], { 415: UNSUPPORTED_MEDIA_TYPE, 409: { error: "too_many_keys", message: "there are 1000 keys already, the most there may be: revoke one first" } }) },
         detail: { summary: "Make a recognition key (admin): it may recognize, detect, verify and search, nothing else; the key is shown once", tags },
       },
     )

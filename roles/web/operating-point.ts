@@ -23,22 +23,29 @@ const EXAMPLE_FAR = 0.01;
 
 const listed = (points: FarCalibration) => points.map(([far]) => String(far)).join(", ");
 
-/** The `far` query parameter, its description listing this service's calibrated rates. */
+/**
+ * A decimal number as written, digits only: a number parameter read with `Number()` would take `0x1` as 1, ` 1e-1`
+ * (`%201e-1`) as 0.1, and `Infinity`.
+ */
+const DECIMAL = "^(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)(?:[eE][-+]?[0-9]+)?$";
+
+/** The `far` query parameter (a decimal, read by `requestedPoint`), its description listing this service's calibrated rates. */
 export function farQuery(points: FarCalibration) {
   const calibrated = points.length > 0 ? `one of ${listed(points)}` : "none here: the embedder has no calibration";
   return t.Optional(
-    t.Number({
-      exclusiveMinimum: 0,
-      exclusiveMaximum: 1,
-      description: `pairwise false accept rate (the share of different people called the same) whose calibrated threshold decides: ${calibrated}; absent: the service's threshold`,
-      examples: [EXAMPLE_FAR],
+    t.String({
+      pattern: DECIMAL,
+      description: `pairwise false accept rate (the share of different people called the same), a decimal between 0 and 1 exclusive, whose calibrated threshold decides: ${calibrated}; absent: the service's threshold`,
+      examples: [String(EXAMPLE_FAR)],
     }),
   );
 }
 
 /** The operating point a request asked for, or undefined for the service's; a rate not calibrated is refused with the calibrated ones. */
-export function requestedPoint(points: FarCalibration, far: number | undefined): OperatingPoint | undefined {
-  if (far === undefined) return undefined;
+export function requestedPoint(points: FarCalibration, farText: string | undefined): OperatingPoint | undefined {
+  if (farText === undefined) return undefined;
+  const far = Number(farText);
+  if (!(far > 0 && far < 1)) throw new HttpError(400, "invalid_parameter", `invalid query parameter 'far': ${farText} is not between 0 and 1 exclusive`);
   const threshold = calibratedThreshold(points, far);
   if (threshold !== undefined) return { threshold, far };
   throw new HttpError(

@@ -3,6 +3,8 @@
  * `400 bad_request`. Bun hands over `request.url` already normalised (backslashes made slashes, dot segments and
  * `%2e%2e` resolved) while its router matched the raw target, so this sees what survives the normalisation (`//`, a
  * trailing `/`, `%5c`, `%00`, `%2e` in a name...); the bearer guard compares the route Bun matched with this path.
+ * A query parameter named twice is refused too (`400 invalid_parameter`): the router keeps the last value, so
+ * `?far=1e-3&far=0.1` would be answered at 0.1 with nothing said; no route takes a list.
  */
 import { Elysia } from "elysia";
 import { HttpError } from "./http-error.ts";
@@ -65,9 +67,23 @@ function badEscape(segment: string): string | undefined {
   return undefined;
 }
 
+/** The first query parameter name given more than once, if any. */
+export function repeatedParameter(url: string): string | undefined {
+  const query = url.indexOf("?");
+  if (query === -1) return undefined;
+  const seen = new Set<string>();
+  for (const [name] of new URLSearchParams(url.slice(query + 1))) {
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
+}
+
 export const requestTarget = new Elysia({ name: "request-target" }).onRequest(({ request }) => {
   const path = requestPath(request.url);
   if (path === undefined) throw new HttpError(400, "bad_request", "the request's Host or target is malformed");
   const reason = nonCanonical(path);
   if (reason) throw new HttpError(400, "bad_request", `the request path is not in canonical form: ${reason}`);
+  const repeated = repeatedParameter(request.url);
+  if (repeated !== undefined) throw new HttpError(400, "invalid_parameter", `query parameter '${repeated.slice(0, 64)}' is given more than once`);
 });

@@ -4,6 +4,7 @@ import { MAX_CANDIDATES } from "../messages.ts";
 import { API_PATH } from "./access.ts";
 import { CandidateSchema, errorAnswers, EXAMPLE_CANDIDATES, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
+import { JSON_ONLY, UNSUPPORTED_MEDIA_TYPE } from "./json-body.ts";
 import { DEFAULT_CANDIDATES } from "./recognize.ts";
 import { requestId } from "./request-id.ts";
 import type { SubjectStore } from "./subjects.ts";
@@ -40,8 +41,9 @@ export function searchApi(options: { gallery: Pick<SubjectStore, "search" | "dim
         };
       },
       {
+        parse: JSON_ONLY,
         body: SearchBodySchema,
-        response: { 200: SearchAnswerSchema, ...errorAnswers([400, 401]) },
+        response: { 200: SearchAnswerSchema, ...errorAnswers([400, 401, 415], { 415: UNSUPPORTED_MEDIA_TYPE }) },
         detail: { summary: "The nearest subjects to an embedding you computed", tags: ["recognition"] },
       },
     );

@@ -5,7 +5,7 @@
  */
 import { Elysia } from "elysia";
 
-export const SECURITY_HEADERS = { "x-content-type-options": "nosniff" } as const;
+const SECURITY_HEADERS = { "x-content-type-options": "nosniff" } as const;
 
 export const securityHeaders = new Elysia({ name: "security-headers" }).onRequest(({ set }) => {
   Object.assign(set.headers, SECURITY_HEADERS);

@@ -3,9 +3,10 @@ import { Elysia, t } from "elysia";
 import type { GalleryWriter } from "../gallery-store.ts";
 import { EnrollFaceSchema, type EnrollFace } from "../messages.ts";
 import { API_PATH } from "./access.ts";
-import { errorAnswers, EXAMPLE_CANDIDATES, EXAMPLE_MATCH, QueryInteger, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
+import { displayableName, errorAnswers, EXAMPLE_CANDIDATES, EXAMPLE_MATCH, QueryInteger, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
 import { refusalOf } from "./errors.ts";
 import { HttpError } from "./http-error.ts";
+import { JSON_ONLY, UNSUPPORTED_MEDIA_TYPE } from "./json-body.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { requestId } from "./request-id.ts";
 import { streamedBody, type RefusedFile, type Upload, type UploadReader } from "./upload.ts";
@@ -23,7 +24,8 @@ export interface SubjectsOptions {
 }
 
 /** Any printable name without slashes that is not a dot segment (it travels in URL paths and object keys). */
-export const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: "^(?!\\.\\.?$)[^/\\\\\\u0000-\\u001f\\u007f]+$" });
+/** Letters of any script (LFW's folders: underscores, accents), no slash or backslash, not `.` or `..`. */
+export const SubjectName = t.String({ minLength: 1, maxLength: 100, pattern: displayableName("/\\\\", "(?!\\.\\.?$)") });
 const Name = t.Object({ name: SubjectName });
 /** A face's id as the gallery makes them (`model/gallery.ts`): `f` and a counter. */
 const FaceId = t.String({ pattern: "^f[0-9]{1,15}$", description: "as the enrollment answered it, `f7` say" });
@@ -193,9 +195,10 @@ export function subjectsApi(options: SubjectsOptions) {
       },
       {
         params: Name,
+        parse: JSON_ONLY,
         body: Name,
         query: t.Object({ merge: t.Optional(t.Union([t.Literal("true"), t.Literal("false")], { description: "merge into an existing subject" })) }),
-        response: { 200: RenamedSchema, ...errorAnswers([400, 401, 403, 404, 409]) },
+        response: { 200: RenamedSchema, ...errorAnswers([400, 401, 403, 404, 409, 415], { 415: UNSUPPORTED_MEDIA_TYPE }) },
         detail: { summary: "Rename a subject (or merge it into another with ?merge=true)", tags },
       },
     )

@@ -44,6 +44,8 @@ function countingInput(inner: Bucket) {
   return { bucket, analyzer, counts };
 }
 
+const silent = captureLogs().logger;
+
 async function setUp(cacheEntries: number) {
   const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-admission-")));
   const input = countingInput(blobs.bucket("in"));
@@ -105,9 +107,9 @@ describe("jobs sharing one inference pool", () => {
 
   test("a job that gives up while it waits for the pool ends at once, and its image is never read", async () => {
     const { deps, job, counts } = await setUp(0);
-    const ahead = [await job(1), await job(2), await job(3)].map((message) => handleJob(message, deps));
+    const ahead = [await job(1), await job(2), await job(3)].map((message) => handleJob(message, deps, silent));
     const gaveUp = new AbortController();
-    const waiting = handleJob(await job(4), deps, gaveUp.signal);
+    const waiting = handleJob(await job(4), deps, silent, gaveUp.signal);
     await Bun.sleep(10);
     gaveUp.abort(new Error("past its deadline"));
     expect(((await waiting.catch((e: unknown) => e)) as Error).message).toBe("past its deadline");
@@ -120,7 +122,7 @@ describe("jobs sharing one inference pool", () => {
     const sha256 = "b".repeat(64);
     const jobs = [];
     for (let index = 1; index <= 8; index++) jobs.push(await job(index, sha256));
-    const replies = await Promise.all(jobs.map((message) => handleJob(message, deps)));
+    const replies = await Promise.all(jobs.map((message) => handleJob(message, deps, silent)));
     expect(replies.map((reply) => reply.ok && "result" in reply && reply.result.width)).toEqual(Array(8).fill(1));
     expect(counts.reads).toBe(1);
   });

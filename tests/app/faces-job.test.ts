@@ -6,13 +6,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Gallery } from "../../model/gallery.ts";
 import { calibratedPoint, falseAlarmThreshold, fixedThreshold, type OpenSetThreshold } from "../../model/open-set.ts";
-import type { EmbeddedFace, ImageAnalysis } from "../../model/types.ts";
+import { ImageError, type EmbeddedFace, type ImageAnalysis } from "../../model/types.ts";
 import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
 import { chooseEnrollmentFace } from "../../roles/app/enrollment.ts";
 import { handleJob } from "../../roles/app/handle-job.ts";
 import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import type { GalleryReader } from "../../roles/gallery-store.ts";
 import { decodeMessage, FacesResultSchema, type FacesOptions, type JobMessage } from "../../roles/messages.ts";
+import { captureLogs } from "../support/logs.ts";
 
 function face(side: number, options: { x?: number; sharpness?: number; brightness?: number; wholeImage?: boolean; embedding?: number[] } = {}): EmbeddedFace {
   return {
@@ -73,7 +74,7 @@ async function run(faces: EmbeddedFace[], options: FacesOptions, threshold: Open
     outBucket,
     galleryBucket,
     threshold,
-  });
+  }, captureLogs().logger);
   return { reply, outBucket };
 }
 
@@ -139,5 +140,29 @@ describe("a faces job", () => {
     const result = decodeMessage(FacesResultSchema, new TextDecoder().decode((await outBucket.get(reply.resultKey))!));
     expect(result.faces).toHaveLength(12);
     expect(new Float32Array(Uint8Array.from(Buffer.from(result.embedding!, "base64")).buffer)).toEqual(new Float32Array([1, 0, 0, 0]));
+  });
+
+  test("a refused image: the reply has the code and a fixed message, the decoder's detail goes to the log with the job id", async () => {
+    const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-faces-")));
+    const [inBucket, outBucket, galleryBucket] = [blobs.bucket("in"), blobs.bucket("out"), blobs.bucket("gallery")];
+    await inBucket.put("j/a.jpg", new Uint8Array([1]));
+    const logs = captureLogs();
+    const job: JobMessage = { kind: "recognize", jobId: "job-7", replyTo: "r", inputKey: "j/a.jpg", name: "a", sha256: "1".repeat(64), mode: "open" };
+    const detail = "Input buffer has corrupt header: VipsJpeg: Bogus Huffman table definition";
+    const reply = await handleJob(
+      job,
+      {
+        analyzer: { analyze: async () => Promise.reject(new ImageError("undecodable", "the image cannot be decoded", detail)) },
+        cache: new AnalysisCache(0),
+        gallery: { current: async () => undefined } as unknown as GalleryReader,
+        inBucket,
+        outBucket,
+        galleryBucket,
+        threshold: fixedThreshold(0.9),
+      },
+      logs.logger,
+    );
+    expect(reply).toEqual({ ok: false, jobId: "job-7", error: { code: "undecodable", message: "the image cannot be decoded" } });
+    expect(logs.lines).toContainEqual(expect.objectContaining({ event: "image_refused", jobId: "job-7", code: "undecodable", detail }));
   });
 });

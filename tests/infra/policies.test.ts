@@ -69,6 +69,8 @@ const appLaunch = (overrides: RequestContext = {}): RequestContext => ({
   "ec2:InstanceType": "t3.small",
   "ec2:InstanceProfile": profileArn("alpha-app-profile"),
   "ec2:MetadataHttpTokens": "required",
+  "ec2:MetadataHttpPutResponseHopLimit": "1",
+  "ec2:Tenancy": "default",
   "aws:RequestTag/Deployment": "alpha",
   "aws:RequestTag/Role": "app",
   ...overrides,
@@ -329,6 +331,11 @@ describe("the web+controller instance", () => {
     expect(may("web", "ec2:RunInstances", instance, appLaunch({ "aws:RequestTag/Deployment": "beta" }))).toBe(false);
     // IMDSv2 as the template sets it: a caller's MetadataOptions may not open IMDSv1.
     expect(may("web", "ec2:RunInstances", instance, appLaunch({ "ec2:MetadataHttpTokens": "optional" }))).toBe(false);
+    // Nor a hop limit that lets a container or a forwarding host reach the role's credentials, nor dedicated tenancy.
+    expect(may("web", "ec2:RunInstances", instance, appLaunch({ "ec2:MetadataHttpPutResponseHopLimit": "2" }))).toBe(false);
+    expect(may("web", "ec2:RunInstances", instance, appLaunch({ "ec2:MetadataHttpPutResponseHopLimit": "one" }))).toBe(false);
+    expect(may("web", "ec2:RunInstances", instance, appLaunch({ "ec2:Tenancy": "dedicated" }))).toBe(false);
+    expect(may("web", "ec2:RunInstances", instance, appLaunch({ "ec2:Tenancy": "host" }))).toBe(false);
     const fromTemplate = { "ec2:LaunchTemplate": ec2(`launch-template/${TEMPLATE_ID}`) };
     for (const resource of [ec2(`launch-template/${TEMPLATE_ID}`), ec2("subnet/subnet-1"), ec2("volume/vol-1"), ec2("network-interface/eni-1")]) {
       expect(may("web", "ec2:RunInstances", resource, fromTemplate)).toBe(true);

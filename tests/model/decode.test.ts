@@ -56,6 +56,22 @@ describe("refusals, each with its code, from decode and inspect alike (inspect: 
     });
   }
 
+  test("a corrupt image: the answer's message is fixed, libvips' own text is only the error's detail (for the log)", async () => {
+    const header = Buffer.alloc(13);
+    header.writeUInt32BE(40, 0);
+    header.writeUInt32BE(20, 4);
+    header.set([8, 2, 0, 0, 0], 8);
+    const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    const png = Buffer.concat([signature, pngChunk("IHDR", header), pngChunk("IDAT", new Uint8Array(64).fill(0x5a)), pngChunk("IEND", new Uint8Array(0))]);
+    const error = await decodeImage(png, LIMIT).then(
+      () => undefined,
+      (failure: unknown) => failure,
+    );
+    if (!(error instanceof ImageError)) throw new Error(`expected an ImageError, got ${String(error)}`);
+    expect(error.detail).toMatch(/png/i);
+    expect(error.message).not.toMatch(/vips|png|\(/i);
+  });
+
   test("a file cut in its pixel data: decode refuses it as truncated; inspect, which reads the header only, does not", async () => {
     const noise = sharp(Buffer.from(crypto.getRandomValues(new Uint8Array(128 * 96 * 3))), { raw: { width: 128, height: 96, channels: 3 } });
     for (const encoded of [await noise.clone().jpeg().toBuffer(), await noise.clone().png().toBuffer()]) {

@@ -3,9 +3,10 @@
 // and in bounds on broken input.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readdirSync } from "node:fs";
+import { deflateSync } from "node:zlib";
 import { join } from "node:path";
 import sharp, { type Sharp } from "sharp";
-import { readImageHeader, MAX_JPEG_SCANS, METADATA_LIMITS } from "../../model/image-header.ts";
+import { readImageHeader, MAX_CHUNKS, MAX_JPEG_SCANS, METADATA_LIMITS } from "../../model/image-header.ts";
 import { decodeImage, inspectImage } from "../../model/decode.ts";
 import { ImageError, type ImageErrorCode } from "../../model/types.ts";
 import { enrollmentPhotos, queryPhotos, STRANGERS, TWO_FACES } from "../support/fixtures.ts";
@@ -115,6 +116,23 @@ describe("metadata is bounded before libvips sees it", () => {
       expect(readImageHeader(await hostile.webpWithChunk(type, 1000), LIMITS).width).toBe(16);
       expect(await refusal(async () => readImageHeader(await hostile.webpWithChunk(type, METADATA_LIMITS.itemBytes + 2), LIMITS))).toBe("metadata_too_large");
     }
+  });
+
+  test(`chunk floods: a WebP of more than ${MAX_CHUNKS} chunks, a PNG of more than ${MAX_CHUNKS} other than IDAT; IDAT split in many passes`, async () => {
+    // VP8X, the frame and an empty EXIF: three chunks before the flood.
+    expect(readImageHeader(await hostile.webpWithEmptyChunks(MAX_CHUNKS - 3), LIMITS).width).toBe(16);
+    expect(await refusal(async () => readImageHeader(await hostile.webpWithEmptyChunks(MAX_CHUNKS - 2), LIMITS))).toBe("metadata_too_large");
+    // IHDR, IDAT and IEND: two counted.
+    expect(readImageHeader(hostile.pngWithEmptyChunks(MAX_CHUNKS - 2), LIMITS).width).toBe(1);
+    expect(await refusal(() => readImageHeader(hostile.pngWithEmptyChunks(MAX_CHUNKS - 1), LIMITS))).toBe("metadata_too_large");
+    // 400x400 grey pixels, stored (not compressed), in IDAT chunks of 64 bytes: 2,500 of them.
+    const plain = hostile.pngWith([], 400, 400);
+    const pixels = deflateSync(Buffer.alloc(401 * 400), { level: 0 });
+    const split = Array.from({ length: Math.ceil(pixels.length / 64) }, (_, index) => hostile.pngChunk("IDAT", pixels.subarray(index * 64, index * 64 + 64)));
+    expect(split.length).toBeGreaterThan(MAX_CHUNKS);
+    const signatureAndHeader = plain.subarray(0, 33);
+    const many = Buffer.concat([signatureAndHeader, ...split, plain.subarray(plain.length - 12)]);
+    expect((await decodeImage(many, LIMIT)).width).toBe(400);
   });
 
   test(`a JPEG of more than ${MAX_JPEG_SCANS} scans is refused before decoding; one of 10 passes`, async () => {

@@ -140,7 +140,7 @@ describe("the authorizations of a RunInstances", () => {
     store.securityGroups.set(id, { id, name: id, description: id, vpcId: "vpc-0emulated0000000", ingress: [], createdAt: 0 });
     if (deployment) store.addTags(id, { Deployment: deployment });
   }
-  const templateSpec = { securityGroupIds: ["sg-deployment"], metadataOptions: { httpTokens: "required" } };
+  const templateSpec = { securityGroupIds: ["sg-deployment"], metadataOptions: { httpTokens: "required", httpPutResponseHopLimit: 1 } };
   store.launchTemplates.set("lt-1", { id: "lt-1", name: "alpha-instance", createTime: new Date(), defaultVersion: 1, versions: new Map([[1, { spec: templateSpec, createTime: new Date() }]]) });
   const access = (query: string) => ec2Access("RunInstances", parseQuery(`MinCount=1&MaxCount=1&LaunchTemplate.LaunchTemplateId=lt-1&${query}`), { store, region: "us-east-1", roleArnOfProfile: () => undefined });
   const groupsAsked = (query: string) => access(query).filter((request) => request.resource.includes(":security-group/")).map((request) => [request.resource.split("/").pop(), request.context?.["aws:ResourceTag/Deployment"]]);
@@ -157,6 +157,14 @@ describe("the authorizations of a RunInstances", () => {
     expect(tokensAsked("")).toBe("required");
     expect(tokensAsked("MetadataOptions.HttpTokens=optional")).toBe("optional");
     expect(ec2Access("RunInstances", parseQuery("MinCount=1&MaxCount=1&ImageId=ami-1"), { store, region: "us-east-1", roleArnOfProfile: () => undefined })[0]?.context?.["ec2:MetadataHttpTokens"]).toBe("optional");
+  });
+
+  test("the instance is checked with the hop limit and the tenancy it gets: the caller's over the template's, else EC2's", () => {
+    const asked = (query: string, key: string) => access(query).find((request) => request.resource === arn("instance/*"))?.context?.[key];
+    expect(asked("", "ec2:MetadataHttpPutResponseHopLimit")).toBe("1");
+    expect(asked("MetadataOptions.HttpPutResponseHopLimit=3", "ec2:MetadataHttpPutResponseHopLimit")).toBe("3");
+    expect(asked("", "ec2:Tenancy")).toBe("default");
+    expect(asked("Placement.Tenancy=dedicated", "ec2:Tenancy")).toBe("dedicated");
   });
 
   test("the subnet and the network interface are checked, with the subnet's VPC", () => {

@@ -175,6 +175,20 @@ export async function webpWithChunk(type: "EXIF" | "XMP " | "ICCP", bytes: numbe
   return Buffer.concat([Buffer.from("RIFF", "latin1"), u32le(4 + body.length), Buffer.from("WEBP", "latin1"), body]);
 }
 
+/** A 16x16 WebP (extended format) followed by `count` empty chunks of an unknown type: 8 bytes each. */
+export async function webpWithEmptyChunks(count: number): Promise<Buffer> {
+  const plain = await webpWithChunk("EXIF", 0);
+  const flood = Buffer.alloc(8 * count);
+  for (let index = 0; index < count; index++) flood.write("ZZZZ", index * 8, "latin1");
+  const body = Buffer.concat([plain.subarray(12), flood]);
+  return Buffer.concat([Buffer.from("RIFF", "latin1"), u32le(4 + body.length), Buffer.from("WEBP", "latin1"), body]);
+}
+
+/** A 1x1 PNG with `count` empty chunks of an unknown ancillary type before its IDAT. */
+export function pngWithEmptyChunks(count: number): Buffer {
+  return pngWith(Array.from({ length: count }, () => pngChunk("zzZz", new Uint8Array(0))));
+}
+
 export interface HostileImage {
   name: string;
   make(): Promise<Uint8Array> | Uint8Array;
@@ -188,6 +202,8 @@ export const HOSTILE_IMAGES: HostileImage[] = [
   { name: "a PNG with 65 small zTXt chunks", make: () => pngTextBomb(65, 10), refusal: "metadata_too_large" },
   { name: "a JPEG with 65 comments", make: () => jpegWithComments(65, 100), refusal: "metadata_too_large" },
   { name: "a WebP with a 2 MB EXIF chunk", make: () => webpWithChunk("EXIF", 2 * 1024 * 1024), refusal: "metadata_too_large" },
+  { name: "a WebP of 100,000 empty unknown chunks", make: () => webpWithEmptyChunks(100_000), refusal: "metadata_too_large" },
+  { name: "a PNG of 100,000 empty unknown chunks", make: () => pngWithEmptyChunks(100_000), refusal: "metadata_too_large" },
   { name: "a progressive JPEG of 33 scans", make: () => jpegWithScans(33), refusal: "too_many_scans" },
   { name: "an 84-byte WebP with garbage after its header", make: webpWithGarbage, refusal: "undecodable" },
   { name: "a JPEG naming an undefined quantisation table", make: jpegWithUndefinedQuantTable, refusal: "undecodable" },

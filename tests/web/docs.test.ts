@@ -90,7 +90,7 @@ describe("API docs", () => {
     for (const path of ["/v1/recognize", "/v1/verify", "/v1/subjects/{name}/verify"]) {
       const operation = spec.paths[path]!.post!;
       const far = operation.parameters?.find((parameter) => parameter.name === "far");
-      expect(far, path).toMatchObject({ in: "query", required: false, schema: { type: "number", examples: [0.01], description: expect.stringContaining(calibrated) } });
+      expect(far, path).toMatchObject({ in: "query", required: false, schema: { type: "string", pattern: expect.any(String), examples: ["0.01"], description: expect.stringContaining(calibrated) } });
       const answer = operation.responses?.["200"]?.content?.["application/json"]?.schema as { required?: string[]; examples?: Record<string, unknown>[] };
       expect(answer.required, path).toEqual(expect.arrayContaining(["threshold", "far"]));
       expect(answer.examples?.[0], path).toMatchObject({ threshold: expect.any(Number), far: 0.001 });

@@ -15,16 +15,16 @@ const POINTS: FarCalibration = [
 ];
 
 describe("the operating point answered", () => {
-  const cases: [string, FarCalibration, number | undefined, { threshold: number; far?: number }, OperatingPoint | string][] = [
+  const cases: [string, FarCalibration, string | undefined, { threshold: number; far?: number }, OperatingPoint | string][] = [
     ["no far: the app's threshold, calibrated", POINTS, undefined, { threshold: 0.93, far: 1e-3 }, { threshold: 0.93, far: 1e-3 }],
     ["no far: the app's threshold, set by hand", POINTS, undefined, { threshold: 0.5 }, { threshold: 0.5, far: null }],
-    ["a calibrated far wins over the app's threshold", POINTS, 1e-2, { threshold: 0.93, far: 1e-3 }, { threshold: 0.91, far: 1e-2 }],
-    ["a calibrated far wins over a threshold set by hand", POINTS, 1e-4, { threshold: 0.5 }, { threshold: 0.94, far: 1e-4 }],
-    ["the same number written otherwise", POINTS, Number("1E-4"), { threshold: 0.5 }, { threshold: 0.94, far: 1e-4 }],
-    ["between two calibrated rates: refused, not interpolated", POINTS, 5e-3, { threshold: 0.93 }, "far 0.005 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
-    ["past the calibration: refused, not its end", POINTS, 1e-6, { threshold: 0.93 }, "far 0.000001 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
-    ["a hair off a calibrated rate: refused", POINTS, 1e-3 * (1 + Number.EPSILON), { threshold: 0.93 }, "calibrated: 0.01, 0.001, 0.0001"],
-    ["no calibration: every far refused", [], 1e-3, { threshold: 0.3 }, "this embedder has none"],
+    ["a calibrated far wins over the app's threshold", POINTS, "1e-2", { threshold: 0.93, far: 1e-3 }, { threshold: 0.91, far: 1e-2 }],
+    ["a calibrated far wins over a threshold set by hand", POINTS, "1e-4", { threshold: 0.5 }, { threshold: 0.94, far: 1e-4 }],
+    ["the same number written otherwise", POINTS, "1E-4", { threshold: 0.5 }, { threshold: 0.94, far: 1e-4 }],
+    ["between two calibrated rates: refused, not interpolated", POINTS, "5e-3", { threshold: 0.93 }, "far 0.005 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
+    ["past the calibration: refused, not its end", POINTS, "1e-6", { threshold: 0.93 }, "far 0.000001 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
+    ["a hair off a calibrated rate: refused", POINTS, String(1e-3 * (1 + Number.EPSILON)), { threshold: 0.93 }, "calibrated: 0.01, 0.001, 0.0001"],
+    ["no calibration: every far refused", [], "1e-3", { threshold: 0.3 }, "this embedder has none"],
   ];
   for (const [what, points, far, inForce, expected] of cases) {
     test(what, () => {
@@ -84,5 +84,26 @@ describe("far over HTTP, with the default embedder's calibration", () => {
     const calibrated = DEFAULT_OPERATING_POINTS.map(([far]) => String(far)).join(", ");
     expect(await response.json()).toEqual({ error: "uncalibrated_far", message: `far 0.002 is not a calibrated operating point; calibrated: ${calibrated}`, requestId: expect.any(String) });
     expect([harness.jobsTaken.length, await harness.inBucket.count()]).toEqual([jobs, stored]);
+  });
+
+  test("a far not written as a plain decimal, or out of (0, 1): 400 invalid_parameter, no job", async () => {
+    const jobs = harness.jobsTaken.length;
+    for (const far of ["%201e-1", "0x1", "Infinity", "-1e-3", "%2B1e-3", "1e-3%20", "", "0", "1", "2"]) {
+      const response = await recognize(`?far=${far}`);
+      expect([far, response.status]).toEqual([far, 400]);
+      expect(await response.json()).toMatchObject({ error: "invalid_parameter", message: expect.stringContaining("far") });
+    }
+    expect(harness.jobsTaken.length).toBe(jobs);
+  });
+
+  test("a query parameter given twice: 400 invalid_parameter naming it, not the last value silently", async () => {
+    const jobs = harness.jobsTaken.length;
+    for (const query of ["?far=1e-3&far=0.1", "?far=1e-3&k=1&far=1e-3", "?k=1&k=2"]) {
+      const response = await recognize(query);
+      expect(response.status).toBe(400);
+      const name = query.includes("far") ? "far" : "k";
+      expect(await response.json()).toMatchObject({ error: "invalid_parameter", message: `query parameter '${name}' is given more than once` });
+    }
+    expect(harness.jobsTaken.length).toBe(jobs);
   });
 });

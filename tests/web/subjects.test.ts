@@ -103,7 +103,7 @@ describe("subjects API", () => {
     test("a name with a slash, a backslash or a control character: 400 bad_request before routing; a long one 400 invalid_parameter", async () => {
       const { app, enroll, submitted } = await subjects();
       // A dot segment cannot travel in a path: no subject may be renamed to one either.
-      for (const name of [".", "..", "a/b", "a\u007f"]) {
+      for (const name of [".", "..", "a/b", "a\u007f", "a\u202eb", "lone\ud800", "\udc00", "a\u0085", "a\u2067b", "\ufeffa"]) {
         const renamed = await app.handle(request("/v1/subjects/Paul", { method: "PATCH", body: JSON.stringify({ name }), headers: { ...AUTH, "content-type": "application/json" } }));
         expect(await renamed.json()).toMatchObject({ error: "invalid_body" });
       }

@@ -35,6 +35,7 @@ export function parseLaunchSpec(params: Params): LaunchSpec {
     subnetId: text(params, "SubnetId"),
     networkInterface: primary && defined({ subnetId: text(primary, "SubnetId"), groupIds: nicGroups.length ? nicGroups : undefined }),
     tagSpecifications: tagSpecifications.length ? tagSpecifications : undefined,
+    tenancy: text(record(params, "Placement"), "Tenancy"),
   });
 }
 
@@ -55,6 +56,7 @@ export function launchSpecXml(spec: LaunchSpec): XmlValue {
     instanceType: spec.instanceType,
     userData: spec.userData,
     instanceInitiatedShutdownBehavior: spec.instanceInitiatedShutdownBehavior,
+    placement: spec.tenancy && { tenancy: spec.tenancy },
     iamInstanceProfile: spec.iamInstanceProfile && { arn: spec.iamInstanceProfile.arn, name: spec.iamInstanceProfile.name },
     securityGroupIdSet: spec.securityGroupIds,
     networkInterfaceSet: spec.networkInterface && [

@@ -35,6 +35,8 @@ export interface LaunchSpec {
   networkInterface?: { subnetId?: string; groupIds?: string[] };
   tagSpecifications?: TagSpecification[];
   instanceInitiatedShutdownBehavior?: string;
+  /** `Placement.Tenancy`: default, dedicated or host. */
+  tenancy?: string;
 }
 
 export interface Instance {

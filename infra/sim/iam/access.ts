@@ -127,8 +127,10 @@ function runInstancesAccess(params: Params, source: Ec2AccessSource, arn: (resou
         ...tagContext("aws:RequestTag", instanceTags),
         "ec2:InstanceType": spec.instanceType ?? "m1.small",
         "ec2:InstanceProfile": profileName && `arn:aws:iam::${ACCOUNT_ID}:instance-profile/${profileName}`,
-        // As the instance gets it: the caller's option over the template's, else EC2's default.
+        // As the instance gets them: the caller's options over the template's, else EC2's defaults.
         "ec2:MetadataHttpTokens": spec.metadataOptions?.httpTokens ?? "optional",
+        "ec2:MetadataHttpPutResponseHopLimit": String(spec.metadataOptions?.httpPutResponseHopLimit ?? 1),
+        "ec2:Tenancy": spec.tenancy ?? "default",
       },
     },
     { action: "ec2:RunInstances", resource: arn("volume/*"), context: { ...context, ...tagContext("aws:RequestTag", tagsFor("volume")) } },

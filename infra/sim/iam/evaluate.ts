@@ -35,6 +35,8 @@ const COMPARISONS: Record<string, Comparison> = {
   ArnEquals: (actual, wanted) => actual === wanted,
   ArnLike: (actual, wanted) => arnLike(wanted, actual),
   Bool: (actual, wanted) => actual.toLowerCase() === wanted.toLowerCase(),
+  // A value that is not a number fails, as in AWS.
+  NumericLessThanEquals: (actual, wanted) => actual.trim() !== "" && Number(actual) <= Number(wanted),
 };
 
 const NEGATIONS: Record<string, string> = { StringNotEquals: "StringEquals", StringNotLike: "StringLike", ArnNotEquals: "ArnEquals", ArnNotLike: "ArnLike" };
