@@ -27,7 +27,7 @@ import { runInfraScript } from "./run-script.ts";
 import type { ProcessSpec } from "../../infra/sim/ec2/process.ts";
 import { CONFIG_FILE, PROJECT_DIR } from "../../infra/user-data.ts";
 import { S3BlobStore } from "../../roles/cloud/aws/s3-bucket.ts";
-import { API_KEYS_KEY } from "../../roles/deployment.ts";
+import { API_KEYS_KEY, GALLERY_MANIFEST_KEY } from "../../roles/deployment.ts";
 import { ApiKeyStore } from "../../roles/web/api-key-store.ts";
 import { captureLogs } from "../support/logs.ts";
 
@@ -334,10 +334,10 @@ describe("a deployment's life in the emulated region", () => {
     const { url: requestQueue } = await queueAttributes("itest-req-queue");
     try {
       const denied = { name: "AccessDenied" };
-      await expect(app.s3.send(new PutObjectCommand({ Bucket: "itest-out-bucket", Key: "gallery/gallery.bin", Body: "forged" }))).rejects.toMatchObject(denied);
+      await expect(app.s3.send(new PutObjectCommand({ Bucket: "itest-out-bucket", Key: GALLERY_MANIFEST_KEY, Body: "forged" }))).rejects.toMatchObject(denied);
       await expect(app.s3.send(new GetObjectCommand({ Bucket: "itest-in-bucket", Key: TOKEN_KEY }))).rejects.toMatchObject(denied);
       // Missing, and the app role may list the bucket: S3's 404, not a 403.
-      await expect(app.s3.send(new GetObjectCommand({ Bucket: "itest-out-bucket", Key: "gallery/gallery.bin" }))).rejects.toMatchObject({ name: "NoSuchKey" });
+      await expect(app.s3.send(new GetObjectCommand({ Bucket: "itest-out-bucket", Key: GALLERY_MANIFEST_KEY }))).rejects.toMatchObject({ name: "NoSuchKey" });
       await app.s3.send(new PutObjectCommand({ Bucket: "itest-out-bucket", Key: "photo", Body: "Someone" }));
       await expect(app.sqs.send(new SendMessageCommand({ QueueUrl: requestQueue, MessageBody: "{}" }))).rejects.toThrow(/not authorized/);
       await expect(app.ec2.send(launchApp())).rejects.toMatchObject({ name: "UnauthorizedOperation" });
