@@ -1,0 +1,216 @@
+/**
+ * The gallery at a size, through the embedded service's API: it starts `bun index.ts` (every role in one process, a
+ * temporary data directory, a random loopback port), fills the gallery with N synthetic faces through the NDJSON
+ * import (128-d unit vectors, 3 a subject, clustered round the subject's own direction), then measures
+ * - enrollment of a real photo (tests/fixtures/people, the analysis cache off so each runs the models) through `POST /v1/subjects/{name}/faces`, W writers at once;
+ * - the bytes those enrollments add to or rewrite in the gallery's storage (the data directory's gallery objects);
+ * - search (`POST /v1/search` with an embedding) and a listing page (`GET /v1/subjects?page=…`);
+ * - an app instance's cold load and its catch-up after the enrollments: a GalleryReader in this process over the same
+ *   bucket, as roles/gallery-store.ts reads it, counting the bytes read;
+ * - the service's RSS from /proc. Embedded, the web and app roles are one process: both figures are that process's.
+ *   bun run scripts/bench-gallery-scale.ts --faces N [--writers W] [--enrolls E] [--searches S]
+ * Last line: one JSON object.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { countingBucket } from "../roles/cloud/counting-bucket.ts";
+import { FileBucket } from "../roles/cloud/local/file-bucket.ts";
+import { loadConfig, resourceNames } from "../roles/config.ts";
+import { GALLERY_PREFIX } from "../roles/deployment.ts";
+import { GalleryReader, SEGMENT_FACES } from "../roles/gallery-store.ts";
+import { startGroup, stopGroup, waitForHealth } from "./service-processes.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    faces: { type: "string", default: "1000" },
+    writers: { type: "string", default: "2" },
+    enrolls: { type: "string", default: "40" },
+    searches: { type: "string", default: "200" },
+    port: { type: "string", default: String(20000 + Math.floor(Math.random() * 40000)) },
+  },
+});
+const faces = Number(args.faces);
+const writers = Number(args.writers);
+const enrolls = Number(args.enrolls);
+const searches = Number(args.searches);
+if (![faces, writers, enrolls, searches].every((n) => Number.isInteger(n) && n > 0)) {
+  console.error("usage: bun run scripts/bench-gallery-scale.ts --faces N [--writers W] [--enrolls E] [--searches S] [--port P]");
+  process.exit(2);
+}
+const DIMENSIONS = 128;
+const FACES_PER_SUBJECT = 3;
+const PEOPLE = join(import.meta.dir, "..", "tests", "fixtures", "people");
+
+const unit = (v: Float32Array) => {
+  const norm = Math.hypot(...v);
+  return v.map((x) => x / norm);
+};
+const randomUnit = () => unit(Float32Array.from({ length: DIMENSIONS }, () => Math.random() - 0.5));
+/** A face of a subject: its direction, moved a little, so a subject's faces cluster as a real person's do. */
+const nearby = (center: Float32Array) => unit(center.map((x) => x + (Math.random() - 0.5) * 0.05));
+const subjectName = (index: number) => `subject-${index}`;
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+const round = (x: number, places = 1) => Math.round(x * 10 ** places) / 10 ** places;
+
+const dataDir = mkdtempSync(join(tmpdir(), "bench-gallery-scale-"));
+const port = Number(args.port);
+const url = `http://127.0.0.1:${port}`;
+const token = crypto.randomUUID();
+const env = { NODE_ENV: "production", FACEFLEET_PORT: String(port), FACEFLEET_HOST: "127.0.0.1", FACEFLEET_DATA_DIR: dataDir, FACEFLEET_API_TOKEN: token, FACEFLEET_ANALYSIS_CACHE_ENTRIES: "0" };
+const authorization = { authorization: `Bearer ${token}` };
+const galleryBucketName = resourceNames(loadConfig(env)).galleryBucket;
+
+/** The gallery's objects in the data directory (as FileBucket names their files), each with its size and time. */
+function galleryFiles(): Map<string, { size: number; mtimeMs: number }> {
+  const folder = join(dataDir, encodeURIComponent(galleryBucketName));
+  const prefix = encodeURIComponent(GALLERY_PREFIX);
+  const files = new Map<string, { size: number; mtimeMs: number }>();
+  for (const name of readdirSync(folder).filter((file) => file.startsWith(prefix))) {
+    const { size, mtimeMs } = statSync(join(folder, name));
+    files.set(name, { size, mtimeMs });
+  }
+  return files;
+}
+/** The bytes of the objects written or rewritten since `before` (an object is written whole). */
+function bytesWrittenSince(before: Map<string, { size: number; mtimeMs: number }>): number {
+  let bytes = 0;
+  for (const [name, file] of galleryFiles()) {
+    const old = before.get(name);
+    if (!old || old.size !== file.size || old.mtimeMs !== file.mtimeMs) bytes += file.size;
+  }
+  return bytes;
+}
+
+const service = startGroup(["bun", "index.ts"], env, "inherit");
+const rssMb = () => round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, "utf8"))![1]) / 1024);
+
+async function call(path: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${url}${path}`, { ...init, headers: { ...authorization, ...init.headers } });
+}
+
+try {
+  await waitForHealth(url, [service]);
+
+  // Fill: one import request a segment's worth of lines, so each stays far below the body limit.
+  let started = performance.now();
+  let center = randomUnit();
+  for (let first = 0; first < faces; first += SEGMENT_FACES) {
+    const lines: string[] = [];
+    for (let i = first; i < Math.min(faces, first + SEGMENT_FACES); i++) {
+      const subject = Math.floor(i / FACES_PER_SUBJECT);
+      if (i % FACES_PER_SUBJECT === 0) center = randomUnit();
+      const embedding = Array.from(nearby(center), (x) => round(x, 5));
+      lines.push(JSON.stringify({ subject: subjectName(subject), embedding, source: `synthetic-${i}` }));
+    }
+    const response = await call("/v1/gallery/import", { method: "POST", body: lines.join("\n"), headers: { "content-type": "application/x-ndjson" } });
+    const summary = (await response.json()) as { imported?: number; refused?: number };
+    if (!response.ok || summary.imported !== lines.length) throw new Error(`import: HTTP ${response.status} ${JSON.stringify(summary)}`);
+  }
+  console.log(`filled ${faces} faces (${Math.ceil(faces / FACES_PER_SUBJECT)} subjects) through the import in ${round((performance.now() - started) / 1000)} s`);
+
+  // Enrollment of real photos (tests/fixtures/people); one first, untimed: the first inference pays for the models' first run.
+  const photos = readdirSync(PEOPLE)
+    .sort()
+    .flatMap((person) => readdirSync(join(PEOPLE, person)).sort().map((file) => join(PEOPLE, person, file)))
+    .filter((path) => /\.jpe?g$/i.test(path));
+  const photoBytes = await Promise.all(photos.map((path) => Bun.file(path).bytes()));
+  const enrollOnce = async (index: number): Promise<number | "contended"> => {
+    const form = new FormData();
+    form.append("image", new File([photoBytes[index % photoBytes.length]!], `photo-${index}.jpg`, { type: "image/jpeg" }));
+    const begun = performance.now();
+    const response = await call(`/v1/subjects/enrolled-${index}/faces?face=largest`, { method: "POST", body: form });
+    const body = await response.text();
+    if (response.status === 503 && body.includes("gallery_contended")) return "contended";
+    if (!response.ok) throw new Error(`enrollment ${index}: HTTP ${response.status} ${body}`);
+    return performance.now() - begun;
+  };
+  await enrollOnce(enrolls);
+
+  // An app instance's cold load of the filled gallery.
+  const { bucket, counts } = countingBucket(new FileBucket(dataDir, galleryBucketName), GALLERY_PREFIX);
+  const reader = new GalleryReader(bucket, 0);
+  started = performance.now();
+  if ((await reader.current())?.faceCount(subjectName(0)) !== FACES_PER_SUBJECT) throw new Error("the reader did not load the gallery");
+  const coldStartS = (performance.now() - started) / 1000;
+  const coldBytes = counts.read;
+  console.log(`app instance cold load: ${round(coldBytes / 1e6)} MB read in ${round(coldStartS, 2)} s`);
+
+  // Enrollment, `writers` at once.
+  const before = galleryFiles();
+  const latencies: number[] = [];
+  let contendedErrors = 0;
+  let next = 0;
+  started = performance.now();
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      while (next < enrolls) {
+        const outcome = await enrollOnce(next++);
+        if (outcome === "contended") contendedErrors++;
+        else latencies.push(outcome);
+      }
+    }),
+  );
+  const enrollSeconds = (performance.now() - started) / 1000;
+  const writtenPerEnroll = bytesWrittenSince(before) / enrolls;
+  latencies.sort((a, b) => a - b);
+  console.log(`${enrolls} enrollments, ${writers} writers: p50 ${round(percentile(latencies, 50))} ms, p99 ${round(percentile(latencies, 99))} ms, ${round(enrolls / enrollSeconds, 2)}/s; ${round(writtenPerEnroll)} gallery bytes written each; ${contendedErrors} contended`);
+
+  // The app instance catches up with them: what each enrollment costs every app instance to read.
+  const readBefore = counts.read;
+  started = performance.now();
+  if ((await reader.current())?.faceCount(`enrolled-${enrolls - 1}`) !== 1) throw new Error("the reader did not catch up with the enrollments");
+  const readPerEnroll = (counts.read - readBefore) / enrolls;
+  console.log(`app instance catch-up after them: ${round(readPerEnroll)} bytes read per enrollment, ${round(performance.now() - started)} ms in all`);
+
+  // Search, one at a time, for a face of a random subject.
+  const searchMs: number[] = [];
+  for (let i = 0; i < searches; i++) {
+    const body = JSON.stringify({ embedding: Array.from(randomUnit()) });
+    const begun = performance.now();
+    const response = await call("/v1/search", { method: "POST", body, headers: { "content-type": "application/json" } });
+    if (!response.ok) throw new Error(`search: HTTP ${response.status} ${await response.text()}`);
+    await response.arrayBuffer();
+    searchMs.push(performance.now() - begun);
+  }
+  searchMs.sort((a, b) => a - b);
+
+  // A listing page, spread over the gallery: the median of 20.
+  const subjects = Math.ceil(faces / FACES_PER_SUBJECT);
+  const firstPage = (await (await call("/v1/subjects?page=1")).json()) as { size: number };
+  const pages = Math.max(1, Math.ceil(subjects / firstPage.size));
+  const listMs: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const begun = performance.now();
+    const response = await call(`/v1/subjects?page=${1 + Math.floor((i / 20) * pages)}`);
+    if (!response.ok) throw new Error(`listing: HTTP ${response.status} ${await response.text()}`);
+    await response.arrayBuffer();
+    listMs.push(performance.now() - begun);
+  }
+  listMs.sort((a, b) => a - b);
+
+  const rss = rssMb();
+  console.log(`search p50 ${round(percentile(searchMs, 50), 2)} ms, p99 ${round(percentile(searchMs, 99), 2)} ms; listing page ${round(percentile(listMs, 50), 2)} ms; service RSS ${rss} MB (embedded: web and app roles are one process)`);
+  console.log(
+    JSON.stringify({
+      faces,
+      enroll_p50_ms: round(percentile(latencies, 50)),
+      enroll_p99_ms: round(percentile(latencies, 99)),
+      enrolls_per_s: round(enrolls / enrollSeconds, 2),
+      s3_bytes_written_per_enroll: Math.round(writtenPerEnroll),
+      s3_bytes_read_per_enroll_per_instance: Math.round(readPerEnroll),
+      search_p50_ms: round(percentile(searchMs, 50), 2),
+      search_p99_ms: round(percentile(searchMs, 99), 2),
+      list_page_ms: round(percentile(listMs, 50), 2),
+      app_cold_start_s: round(coldStartS, 3),
+      web_rss_mb: rss,
+      app_rss_mb: rss,
+      contended_errors: contendedErrors,
+    }),
+  );
+} finally {
+  await stopGroup(service);
+  rmSync(dataDir, { recursive: true, force: true });
+}
