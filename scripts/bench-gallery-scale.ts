@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { countingBucket } from "../roles/cloud/counting-bucket.ts";
-import { FileBucket } from "../roles/cloud/local/file-bucket.ts";
+import { FileBucket, fileNameFor } from "../roles/cloud/local/file-bucket.ts";
 import { loadConfig, resourceNames } from "../roles/config.ts";
 import { GALLERY_PREFIX } from "../roles/deployment.ts";
 import { GalleryReader, SEGMENT_FACES } from "../roles/gallery-store.ts";
@@ -61,12 +61,12 @@ const url = `http://127.0.0.1:${port}`;
 const token = crypto.randomUUID();
 const env = { NODE_ENV: "production", FACEFLEET_PORT: String(port), FACEFLEET_HOST: "127.0.0.1", FACEFLEET_DATA_DIR: dataDir, FACEFLEET_API_TOKEN: token, FACEFLEET_ANALYSIS_CACHE_ENTRIES: "0" };
 const authorization = { authorization: `Bearer ${token}` };
-const galleryBucketName = resourceNames(loadConfig(env)).galleryBucket;
+const galleryBucketName = resourceNames(loadConfig({ ...process.env, ...env })).galleryBucket;
 
 /** The gallery's objects in the data directory (as FileBucket names their files), each with its size and time. */
 function galleryFiles(): Map<string, { size: number; mtimeMs: number }> {
-  const folder = join(dataDir, encodeURIComponent(galleryBucketName));
-  const prefix = encodeURIComponent(GALLERY_PREFIX);
+  const folder = join(dataDir, fileNameFor(galleryBucketName));
+  const prefix = fileNameFor(GALLERY_PREFIX);
   const files = new Map<string, { size: number; mtimeMs: number }>();
   for (const name of readdirSync(folder).filter((file) => file.startsWith(prefix))) {
     const { size, mtimeMs } = statSync(join(folder, name));

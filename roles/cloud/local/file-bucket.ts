@@ -32,7 +32,7 @@ export interface ExpiryRule {
  * file name (S3 keys reach 1024 bytes), "#" (which the encoding never leaves bare) and a digest of the key.
  * `list` decodes the names back; a key long enough to need a digest is never listed.
  */
-function fileNameFor(key: string): string {
+export function fileNameFor(key: string): string {
   const encoded = encodeKey(key);
   return encoded.length <= MAX_FILE_NAME ? encoded : `#${createHash("sha256").update(key).digest("hex")}`;
 }
