@@ -1,26 +1,32 @@
 /**
- * The gallery at a size, through the embedded service's API: it starts `bun index.ts` (every role in one process, a
+ * The gallery at a size, through the service's API: it starts (by default) `bun index.ts` (every role in one process, a
  * temporary data directory, a random loopback port), fills the gallery with N synthetic faces through the NDJSON
  * import (128-d unit vectors, 3 a subject, clustered round the subject's own direction), then measures
  * - enrollment of a real photo (tests/fixtures/people, the analysis cache off so each runs the models) through `POST /v1/subjects/{name}/faces`, W writers at once;
- * - the bytes those enrollments add to or rewrite in the gallery's storage (the data directory's gallery objects);
+ * - the bytes of the gallery objects those enrollments add or rewrite (in the data directory's file bucket);
  * - search (`POST /v1/search` with an embedding) and a listing page (`GET /v1/subjects?page=…`);
  * - an app instance's cold load and its catch-up after the enrollments: a GalleryReader in this process over the same
  *   bucket, as roles/gallery-store.ts reads it, counting the bytes read;
  * - the service's RSS from /proc. Embedded, the web and app roles are one process: both figures are that process's.
- *   bun run scripts/bench-gallery-scale.ts --faces N [--writers W] [--enrolls E] [--searches S]
+ * With --region, the web and the app role run in processes of their own on the emulated region (scripts/service-processes.ts),
+ * the gallery in its S3: the bytes are S3 objects, the reader reads over S3, and each process has its own RSS.
+ *   bun run scripts/bench-gallery-scale.ts --faces N [--writers W] [--enrolls E] [--searches S] [--region]
  * Last line: one JSON object.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import type { ChildProcess } from "node:child_process";
+import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { S3BlobStore } from "../roles/cloud/aws/s3-bucket.ts";
 import { countingBucket } from "../roles/cloud/counting-bucket.ts";
 import { FileBucket, fileNameFor } from "../roles/cloud/local/file-bucket.ts";
+import type { Bucket } from "../roles/cloud/types.ts";
 import { loadConfig, resourceNames } from "../roles/config.ts";
 import { GALLERY_PREFIX } from "../roles/deployment.ts";
 import { GalleryReader, SEGMENT_FACES } from "../roles/gallery-store.ts";
-import { startGroup, stopGroup, waitForHealth } from "./service-processes.ts";
+import { startGroup, startSplitService, stopGroup, waitForHealth } from "./service-processes.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -28,6 +34,8 @@ const { values: args } = parseArgs({
     writers: { type: "string", default: "2" },
     enrolls: { type: "string", default: "40" },
     searches: { type: "string", default: "200" },
+    /** The split setup: web and app processes on the emulated region (roles enforced), the gallery in its S3. */
+    region: { type: "boolean", default: false },
     port: { type: "string", default: String(20000 + Math.floor(Math.random() * 40000)) },
   },
 });
@@ -36,7 +44,7 @@ const writers = Number(args.writers);
 const enrolls = Number(args.enrolls);
 const searches = Number(args.searches);
 if (![faces, writers, enrolls, searches].every((n) => Number.isInteger(n) && n > 0)) {
-  console.error("usage: bun run scripts/bench-gallery-scale.ts --faces N [--writers W] [--enrolls E] [--searches S] [--port P]");
+  console.error("usage: bun run scripts/bench-gallery-scale.ts --faces N [--writers W] [--enrolls E] [--searches S] [--region] [--port P]");
   process.exit(2);
 }
 const DIMENSIONS = 128;
@@ -55,44 +63,101 @@ const subjectName = (index: number) => `subject-${index}`;
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 const round = (x: number, places = 1) => Math.round(x * 10 ** places) / 10 ** places;
 
-const dataDir = mkdtempSync(join(tmpdir(), "bench-gallery-scale-"));
 const port = Number(args.port);
 const url = `http://127.0.0.1:${port}`;
 const token = crypto.randomUUID();
-const env = { NODE_ENV: "production", FACEFLEET_PORT: String(port), FACEFLEET_HOST: "127.0.0.1", FACEFLEET_DATA_DIR: dataDir, FACEFLEET_API_TOKEN: token, FACEFLEET_ANALYSIS_CACHE_ENTRIES: "0" };
+const settings = { NODE_ENV: "production", FACEFLEET_PORT: String(port), FACEFLEET_HOST: "127.0.0.1", FACEFLEET_API_TOKEN: token, FACEFLEET_ANALYSIS_CACHE_ENTRIES: "0" };
 const authorization = { authorization: `Bearer ${token}` };
-const galleryBucketName = resourceNames(loadConfig({ ...process.env, ...env })).galleryBucket;
 
-/** The gallery's objects in the data directory (as FileBucket names their files), each with its size and time. */
-function galleryFiles(): Map<string, { size: number; mtimeMs: number }> {
-  const folder = join(dataDir, fileNameFor(galleryBucketName));
-  const prefix = fileNameFor(GALLERY_PREFIX);
-  const files = new Map<string, { size: number; mtimeMs: number }>();
-  for (const name of readdirSync(folder).filter((file) => file.startsWith(prefix))) {
-    const { size, mtimeMs } = statSync(join(folder, name));
-    files.set(name, { size, mtimeMs });
-  }
-  return files;
+/** A gallery object's size, and what changes when it is rewritten (its time, its ETag). */
+type ObjectStates = Map<string, { size: number; version: string }>;
+
+/** The service under measure: its processes, and the gallery's storage as they see it. */
+interface Deployment {
+  processes: ChildProcess[];
+  /** The web and the app role's processes (the same one, embedded). */
+  web: ChildProcess;
+  app: ChildProcess;
+  /** The gallery bucket, for a reader in this process. */
+  galleryBucket: Bucket;
+  galleryObjects(): Promise<ObjectStates>;
+  stop(): Promise<void>;
 }
+
+/** `bun index.ts`, every role in one process, the gallery in its data directory's file bucket. */
+function embedded(): Deployment {
+  const dataDir = mkdtempSync(join(tmpdir(), "bench-gallery-scale-"));
+  const env = { ...settings, FACEFLEET_DATA_DIR: dataDir };
+  const bucketName = resourceNames(loadConfig({ ...process.env, ...env })).galleryBucket;
+  const service = startGroup(["bun", "index.ts"], env, "inherit");
+  return {
+    processes: [service],
+    web: service,
+    app: service,
+    galleryBucket: new FileBucket(dataDir, bucketName),
+    async galleryObjects() {
+      const folder = join(dataDir, fileNameFor(bucketName));
+      const objects: ObjectStates = new Map();
+      for (const name of readdirSync(folder).filter((file) => file.startsWith(fileNameFor(GALLERY_PREFIX)))) {
+        const { size, mtimeMs } = statSync(join(folder, name));
+        objects.set(name, { size, version: String(mtimeMs) });
+      }
+      return objects;
+    },
+    async stop() {
+      await stopGroup(service);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The web and the app role in processes of their own on the emulated region, the gallery in its S3. */
+async function onRegion(): Promise<Deployment> {
+  const split = await startSplitService({ settings, prefix: `scale${process.pid}`, webRoles: "web", output: { web: "inherit", app: "inherit" } });
+  const bucketName = resourceNames(loadConfig({ ...process.env, ...split.env })).galleryBucket;
+  const s3 = new S3Client({ ...split.region.clientConfig, endpoint: split.region.endpoints.s3, forcePathStyle: true });
+  return {
+    processes: [split.web, split.app],
+    web: split.web,
+    app: split.app,
+    galleryBucket: new S3BlobStore(s3).bucket(bucketName),
+    async galleryObjects() {
+      const objects: ObjectStates = new Map();
+      let token: string | undefined;
+      do {
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: bucketName, Prefix: GALLERY_PREFIX, ContinuationToken: token }));
+        for (const object of page.Contents ?? []) objects.set(object.Key!, { size: object.Size ?? 0, version: object.ETag ?? "" });
+        token = page.NextContinuationToken;
+      } while (token);
+      return objects;
+    },
+    async stop() {
+      s3.destroy();
+      await split.stop();
+    },
+  };
+}
+
 /** The bytes of the objects written or rewritten since `before` (an object is written whole). */
-function bytesWrittenSince(before: Map<string, { size: number; mtimeMs: number }>): number {
+function bytesWrittenSince(before: ObjectStates, after: ObjectStates): number {
   let bytes = 0;
-  for (const [name, file] of galleryFiles()) {
-    const old = before.get(name);
-    if (!old || old.size !== file.size || old.mtimeMs !== file.mtimeMs) bytes += file.size;
+  for (const [key, object] of after) {
+    const old = before.get(key);
+    if (!old || old.size !== object.size || old.version !== object.version) bytes += object.size;
   }
   return bytes;
 }
 
-const service = startGroup(["bun", "index.ts"], env, "inherit");
-const rssMb = () => round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, "utf8"))![1]) / 1024);
+const rssMb = (child: ChildProcess) => round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))![1]) / 1024);
+
+const deployment = args.region ? await onRegion() : embedded();
 
 async function call(path: string, init: RequestInit = {}): Promise<Response> {
   return fetch(`${url}${path}`, { ...init, headers: { ...authorization, ...init.headers } });
 }
 
 try {
-  await waitForHealth(url, [service]);
+  await waitForHealth(url, deployment.processes);
 
   // Fill: one import request a segment's worth of lines, so each stays far below the body limit.
   let started = performance.now();
@@ -130,7 +195,7 @@ try {
   await enrollOnce(enrolls);
 
   // An app instance's cold load of the filled gallery.
-  const { bucket, counts } = countingBucket(new FileBucket(dataDir, galleryBucketName), GALLERY_PREFIX);
+  const { bucket, counts } = countingBucket(deployment.galleryBucket, GALLERY_PREFIX);
   const reader = new GalleryReader(bucket, 0);
   started = performance.now();
   if ((await reader.current())?.faceCount(subjectName(0)) !== FACES_PER_SUBJECT) throw new Error("the reader did not load the gallery");
@@ -139,7 +204,7 @@ try {
   console.log(`app instance cold load: ${round(coldBytes / 1e6)} MB read in ${round(coldStartS, 2)} s`);
 
   // Enrollment, `writers` at once.
-  const before = galleryFiles();
+  const before = await deployment.galleryObjects();
   const latencies: number[] = [];
   let contendedErrors = 0;
   let next = 0;
@@ -154,7 +219,7 @@ try {
     }),
   );
   const enrollSeconds = (performance.now() - started) / 1000;
-  const writtenPerEnroll = bytesWrittenSince(before) / enrolls;
+  const writtenPerEnroll = bytesWrittenSince(before, await deployment.galleryObjects()) / enrolls;
   latencies.sort((a, b) => a - b);
   console.log(`${enrolls} enrollments, ${writers} writers: p50 ${round(percentile(latencies, 50))} ms, p99 ${round(percentile(latencies, 99))} ms, ${round(enrolls / enrollSeconds, 2)}/s; ${round(writtenPerEnroll)} gallery bytes written each; ${contendedErrors} contended`);
 
@@ -191,8 +256,9 @@ try {
   }
   listMs.sort((a, b) => a - b);
 
-  const rss = rssMb();
-  console.log(`search p50 ${round(percentile(searchMs, 50), 2)} ms, p99 ${round(percentile(searchMs, 99), 2)} ms; listing page ${round(percentile(listMs, 50), 2)} ms; service RSS ${rss} MB (embedded: web and app roles are one process)`);
+  const rss = { web: rssMb(deployment.web), app: rssMb(deployment.app) };
+  const memory = args.region ? `RSS: web process ${rss.web} MB, app process ${rss.app} MB` : `service RSS ${rss.web} MB (embedded: web and app roles are one process)`;
+  console.log(`search p50 ${round(percentile(searchMs, 50), 2)} ms, p99 ${round(percentile(searchMs, 99), 2)} ms; listing page ${round(percentile(listMs, 50), 2)} ms; ${memory}`);
   console.log(
     JSON.stringify({
       faces,
@@ -205,12 +271,11 @@ try {
       search_p99_ms: round(percentile(searchMs, 99), 2),
       list_page_ms: round(percentile(listMs, 50), 2),
       app_cold_start_s: round(coldStartS, 3),
-      web_rss_mb: rss,
-      app_rss_mb: rss,
+      web_rss_mb: rss.web,
+      app_rss_mb: rss.app,
       contended_errors: contendedErrors,
     }),
   );
 } finally {
-  await stopGroup(service);
-  rmSync(dataDir, { recursive: true, force: true });
+  await deployment.stop();
 }

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { resolve } from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { startRegion } from "../infra/sim/region.ts";
+import { startRegion, type EmulatedRegion } from "../infra/sim/region.ts";
 import { loadConfig, resourceNames } from "../roles/config.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
@@ -65,6 +65,10 @@ export interface SplitService {
   web: ChildProcess;
   /** The app process (`bun index.ts --role app`). */
   app: ChildProcess;
+  /** The emulated region both run on, for the caller's own SDK clients. */
+  region: EmulatedRegion;
+  /** Both processes' FACEFLEET_* and AWS settings. */
+  env: Record<string, string>;
   /** Stops both processes, then the region. */
   stop(): Promise<void>;
 }
@@ -95,6 +99,8 @@ export async function startSplitService(options: SplitOptions): Promise<SplitSer
   return {
     web,
     app,
+    region,
+    env,
     async stop() {
       await stopGroup(web);
       await stopGroup(app);

@@ -17,11 +17,22 @@ const FIGURES = [
   "contended_errors",
 ];
 
-test("bench-gallery-scale fills 1,000 faces, enrolls with two writers and prints every figure, none contended", async () => {
-  const run = await runScript("bench-gallery-scale.ts", ["--faces", "1000", "--writers", "2"]);
+async function expectFigures(args: string[]): Promise<Record<string, unknown>> {
+  const run = await runScript("bench-gallery-scale.ts", args);
   expect(run.exitCode).toBe(0);
   expect(Object.keys(run.summary).sort()).toEqual([...FIGURES].sort());
   expect(run.summary.faces).toBe(1000);
   expect(run.summary.contended_errors).toBe(0);
   for (const figure of FIGURES.filter((name) => name !== "contended_errors")) expect(run.summary[figure] as number).toBeGreaterThan(0);
+  return run.summary;
+}
+
+test("bench-gallery-scale fills 1,000 faces, enrolls with two writers and prints every figure, none contended", async () => {
+  const summary = await expectFigures(["--faces", "1000", "--writers", "2"]);
+  expect(summary.web_rss_mb).toBe(summary.app_rss_mb);
+}, 60_000);
+
+test("with --region, the web and the app role are processes of their own, each with its RSS", async () => {
+  const summary = await expectFigures(["--faces", "1000", "--writers", "2", "--region"]);
+  expect(summary.web_rss_mb).not.toBe(summary.app_rss_mb);
 }, 60_000);
