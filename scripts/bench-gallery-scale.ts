@@ -2,12 +2,14 @@
  * The gallery at a size, through the service's API: it starts (by default) `bun index.ts` (every role in one process, a
  * temporary data directory, a random loopback port), fills the gallery with N synthetic faces through the NDJSON
  * import (128-d unit vectors, 3 a subject, clustered round the subject's own direction), then measures
- * - enrollment of a real photo (tests/fixtures/people, the analysis cache off so each runs the models) through `POST /v1/subjects/{name}/faces`, W writers at once;
+ * - enrollment of a real photo (tests/fixtures/people; the analysis cache off, so each runs the models) through
+ *   `POST /v1/subjects/{name}/faces`, W writers at once;
  * - the bytes of the gallery objects those enrollments add or rewrite (in the data directory's file bucket);
  * - search (`POST /v1/search` with an embedding) and a listing page (`GET /v1/subjects?page=…`);
  * - an app instance's cold load and its catch-up after the enrollments: a GalleryReader in this process over the same
  *   bucket, as roles/gallery-store.ts reads it, counting the bytes read;
- * - the service's RSS from /proc. Embedded, the web and app roles are one process: both figures are that process's.
+ * - the service's RSS from /proc, after one recognition (`POST /`) so the app role holds the gallery. Embedded, the
+ *   web and app roles are one process: both figures are that process's.
  * With --region, the web and the app role run in processes of their own on the emulated region (scripts/service-processes.ts),
  * the gallery in its S3: the bytes are S3 objects, the reader reads over S3, and each process has its own RSS.
  *   bun run scripts/bench-gallery-scale.ts --faces N [--writers W] [--enrolls E] [--searches S] [--region]
@@ -256,6 +258,11 @@ try {
   }
   listMs.sort((a, b) => a - b);
 
+  // One recognition, so the app role holds the gallery when its memory is read.
+  const form = new FormData();
+  form.append("inputFile", new File([photoBytes[0]!], "photo.jpg", { type: "image/jpeg" }));
+  const recognized = await fetch(`${url}/`, { method: "POST", body: form });
+  if (!recognized.ok) throw new Error(`recognition: HTTP ${recognized.status} ${await recognized.text()}`);
   const rss = { web: rssMb(deployment.web), app: rssMb(deployment.app) };
   const memory = args.region ? `RSS: web process ${rss.web} MB, app process ${rss.app} MB` : `service RSS ${rss.web} MB (embedded: web and app roles are one process)`;
   console.log(`search p50 ${round(percentile(searchMs, 50), 2)} ms, p99 ${round(percentile(searchMs, 99), 2)} ms; listing page ${round(percentile(listMs, 50), 2)} ms; ${memory}`);
