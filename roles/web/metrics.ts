@@ -1,7 +1,7 @@
 /**
  * Prometheus at `/metrics` and the operator's page's figures at `/stats`, both open: they carry counts and
  * durations, never a name or an image, and neither the admin token nor a recognition key is for a scraper to hold
- * (README, "Metrics"). Also times every request by its route template and status.
+ * (roles/web/README.md, "Metrics"). Also times every request by its route template and status.
  */
 import { Elysia, StatusMap, t, type Static } from "elysia";
 import type { ServiceMetrics } from "../metrics.ts";

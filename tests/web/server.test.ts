@@ -1,4 +1,4 @@
-// The composed HTTP surface over the local stand-ins, with a fake app instance answering jobs: the README's
+// The composed HTTP surface over the local stand-ins, with a fake app instance answering jobs: roles/web/README.md's
 // "Bad input" paragraph code by code, and nothing stored for any of them. No model, no datasets.
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { AUTH, faceReport, facesResult, multipart, request, startWebHarness, testImages, type WebHarness } from "./support.ts";

@@ -53,7 +53,7 @@ export async function noiseJpeg(width: number, height: number, quality = 90): Pr
   return new Uint8Array(await sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer());
 }
 
-/** One image of each kind the README's "Bad input" paragraph names, and the three formats that are taken. */
+/** One image of each kind roles/web/README.md's "Bad input" paragraph names, and the three formats that are taken. */
 export async function testImages() {
   const jpeg = new Uint8Array(await solid(32, 24).jpeg().toBuffer());
   const noise = await noiseJpeg(64, 64);
