@@ -1,7 +1,10 @@
 // The gallery keeps its subject codes and templates up to date change by change: after any sequence of enrollments,
 // removals, renames and merges it answers exactly as a gallery built afresh from the same faces.
-import { expect, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { Gallery } from "../../model/gallery.ts";
+
+// A thousand changes, each checked against a rebuilt gallery: seconds of CPU, more on a loaded 2-core machine.
+setDefaultTimeout(60_000);
 
 const DIMENSIONS = 16;
 

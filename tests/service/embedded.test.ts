@@ -159,6 +159,11 @@ describe("embedded service", () => {
     })();
     const answers = async () => Promise.all(Array.from({ length: 6 }, async () => (await (await postImage(service.url, asked.file)).text()).split(":")[1]));
     try {
+      // With the analysis cache a round takes milliseconds, less than the controller needs to scale out: the rounds
+      // start once several instances run (instances of the previous test's scale-in may still answer a poll, too).
+      const deadline = performance.now() + 10_000;
+      while ((await runningInstances()) < 2 && performance.now() < deadline) await Bun.sleep(20);
+      expect(await runningInstances()).toBeGreaterThan(1);
       expect(await answers()).toEqual(Array(6).fill(asked.person));
       expect((await fetch(`${service.url}/v1/subjects/${asked.person}`, { method: "DELETE", headers: auth })).status).toBe(200);
       expect((await answers()).filter((person) => person === asked.person)).toEqual([]);
