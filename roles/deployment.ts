@@ -45,6 +45,12 @@ export const apiResultKey = (jobId: string): string => `${API_RESULT_KEY_PREFIX}
  * rule on AWS (infra/plan.ts), by the local bucket in the embedded mode (roles/cloud/local/file-bucket.ts).
  */
 export const EMBEDDING_EXPIRY_DAYS = 1;
+/**
+ * Every upload's key begins with its request id (roles/web/upload.ts), a lowercase UUID (roles/web/request-id.ts), so
+ * with one of these characters; the input bucket's private objects (`_secrets/`, `_bake/`) begin with "_". An S3
+ * lifecycle filter cannot say "all but a prefix", so the retention of uploads is one rule per character.
+ */
+export const UPLOAD_KEY_PREFIXES: readonly string[] = [..."0123456789abcdef"];
 /** An upload's name (file name without extension) is cut to this many UTF-8 bytes, so any script fits the job. */
 export const MAX_NAME_BYTES = 200;
 

@@ -15,8 +15,11 @@ const MAX_FILE_NAME = 200;
 /** A conditional put holds its key's lock for milliseconds; a lock this old was left by a process that died holding it. */
 const STALE_LOCK_MS = 10_000;
 const LOCK_RETRY_MS = 2;
-/** How often, at most, a bucket with expiry rules looks for expired objects: on a write, as S3 runs its rules lazily. */
-const EXPIRY_SWEEP_MS = 60 * 60_000;
+/**
+ * How often, at most, a bucket with expiry rules looks for expired objects on a write (as S3 runs its rules lazily);
+ * the embedded process also sweeps every bucket this often (roles/start.ts), so an idle service deletes them too.
+ */
+export const EXPIRY_SWEEP_MS = 60 * 60_000;
 const DAY_MS = 24 * 60 * 60_000;
 const FOLDER_MODE = 0o700;
 const FILE_MODE = 0o600;
@@ -262,8 +265,15 @@ export class FileBlobStore implements BlobStore {
   /** `expiry`: each bucket's expiry rules, by bucket name. */
   constructor(
     private readonly dataDir: string,
-    private readonly expiry: Record<string, readonly ExpiryRule[]> = {},
+    private readonly expiry: Partial<Record<string, readonly ExpiryRule[]>> = {},
   ) {}
+
+  /** Runs the expiry rules of every bucket that has some, at `now`; returns how many objects were deleted. */
+  async expire(now = Date.now()): Promise<number> {
+    let expired = 0;
+    for (const name of Object.keys(this.expiry)) expired += await this.bucket(name).expire(now);
+    return expired;
+  }
 
   bucket(name: string): FileBucket {
     let bucket = this.buckets.get(name);
