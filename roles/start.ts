@@ -71,7 +71,7 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
       (expired) => expired > 0 && log.info("objects_expired", { expired }),
       (error: Error) => log.warn("expiry_sweep_failed", { error: error.message }),
     );
-  }, EXPIRY_SWEEP_MS);
+  }, EXPIRY_SWEEP_MS).unref();
   log.info("embedded_started", { port: web.port, dataDir: config.dataDir, inferenceWorkers: pool.stats().workers });
   return {
     context,
