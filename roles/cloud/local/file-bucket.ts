@@ -30,14 +30,24 @@ export interface ExpiryRule {
   days: number;
 }
 
+/** How much of a long key's encoding its file name keeps, before the digest: enough for an expiry rule's prefix. */
+const DIGESTED_NAME_START = 100;
+
 /**
  * A key as one safe file name: percent-encoded (no separators, no dot-only names), or, when that is too long for a
- * file name (S3 keys reach 1024 bytes), "#" (which the encoding never leaves bare) and a digest of the key.
- * `list` decodes the names back; a key long enough to need a digest is never listed.
+ * file name (S3 keys reach 1024 bytes), "#" (which the encoding never leaves bare), the encoding's start, "#" and a
+ * digest of the key. `list` decodes the names back; a key long enough to need a digest is never listed.
  */
 export function fileNameFor(key: string): string {
   const encoded = encodeKey(key);
-  return encoded.length <= MAX_FILE_NAME ? encoded : `#${createHash("sha256").update(key).digest("hex")}`;
+  return encoded.length <= MAX_FILE_NAME ? encoded : `#${encoded.slice(0, DIGESTED_NAME_START)}#${createHash("sha256").update(key).digest("hex")}`;
+}
+
+/** The start of the encoded key a file name holds: all of it, what a digested name kept, or nothing (a digest alone, as versions before kept long keys). */
+function encodedStartOf(fileName: string): string {
+  if (!fileName.startsWith("#")) return fileName;
+  const end = fileName.indexOf("#", 1);
+  return end === -1 ? "" : fileName.slice(1, end);
 }
 
 const encodeKey = (key: string) => encodeURIComponent(key).replaceAll(".", "%2E").replaceAll("*", "%2A");
@@ -91,7 +101,7 @@ export class FileBucket implements Bucket {
 
   /**
    * Deletes the objects its expiry rules say have expired at `now` (by the time they were last written); returns how
-   * many. A rule covers the keys whose file name is their encoding (a key too long for one is never expired).
+   * many. A digested file name keeps the start of its key, so a long key (an upload's file name of many dots) expires too.
    */
   async expire(now = Date.now()): Promise<number> {
     let files: string[];
@@ -103,8 +113,8 @@ export class FileBucket implements Bucket {
     }
     let expired = 0;
     for (const rule of this.expiry) {
-      const prefix = fileNameFor(rule.prefix);
-      for (const file of files.filter((name) => name.startsWith(prefix) && !name.endsWith(".tmp"))) {
+      const prefix = encodeKey(rule.prefix);
+      for (const file of files.filter((name) => encodedStartOf(name).startsWith(prefix) && !name.endsWith(".tmp"))) {
         const info = await statOrMissing(join(this.folder, file));
         if (!info || now - Number(info.mtimeMs) < rule.days * DAY_MS) continue;
         await rm(join(this.folder, file), { force: true });
