@@ -348,11 +348,15 @@ export function describeChange(change: Change): string {
   }
 }
 
+const EXPIRING: Record<Exclude<ObjectExpiry["what"], "uploads">, string> = {
+  embeddings: "embeddings of abandoned enrollments",
+  "api-results": "faces results a web process died before reading",
+};
+
 function describeExpiries(expiries: Omit<ObjectExpiry, "bucket">[]): string[] {
-  const embeddings = expiries.filter((expiry) => expiry.what === "embeddings");
   const uploads = expiries.filter((expiry) => expiry.what === "uploads");
   return [
-    ...embeddings.map((expiry) => `expire objects under ${expiry.prefix} after ${expiry.days} day(s) (embeddings of abandoned enrollments)`),
+    ...expiries.flatMap(({ what, prefix, days }) => (what === "uploads" ? [] : [`expire objects under ${prefix} after ${days} day(s) (${EXPIRING[what]})`])),
     ...(uploads.length > 0
       ? [`expire uploaded photos (keys beginning with ${uploads.map((expiry) => expiry.prefix).join("")}, one rule each; not _secrets/ or _bake/) after ${uploads[0]!.days} day(s) (uploadRetentionDays)`]
       : []),

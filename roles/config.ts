@@ -7,7 +7,7 @@ import { Type, type Static, type TObject, type TSchema, Kind } from "@sinclair/t
 import { Value } from "@sinclair/typebox/value";
 import { readFileSync } from "node:fs";
 import { ModelConfigSchema } from "../model/config.ts";
-import { AnswerModeSchema, EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, UPLOAD_KEY_PREFIXES, WEB_PORT } from "./deployment.ts";
+import { AnswerModeSchema, API_RESULT_EXPIRY_DAYS, API_RESULT_KEY_PREFIX, EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, UPLOAD_KEY_PREFIXES, WEB_PORT } from "./deployment.ts";
 
 export const RoleSchema = Type.Union([Type.Literal("web"), Type.Literal("app"), Type.Literal("controller"), Type.Literal("all")]);
 export type Role = Static<typeof RoleSchema>;
@@ -180,14 +180,17 @@ export interface ObjectExpiry {
   bucket: string;
   prefix: string;
   days: number;
-  what: "embeddings" | "uploads";
+  what: "embeddings" | "api-results" | "uploads";
 }
 
 export function objectExpiries(config: Config): ObjectExpiry[] {
   const names = resourceNames(config);
-  const embeddings: ObjectExpiry = { bucket: names.galleryBucket, prefix: EMBEDDING_KEY_PREFIX, days: EMBEDDING_EXPIRY_DAYS, what: "embeddings" };
-  if (config.uploadRetentionDays === 0) return [embeddings];
-  return [embeddings, ...UPLOAD_KEY_PREFIXES.map((prefix): ObjectExpiry => ({ bucket: names.inBucket, prefix, days: config.uploadRetentionDays, what: "uploads" }))];
+  const always: ObjectExpiry[] = [
+    { bucket: names.galleryBucket, prefix: EMBEDDING_KEY_PREFIX, days: EMBEDDING_EXPIRY_DAYS, what: "embeddings" },
+    { bucket: names.outBucket, prefix: API_RESULT_KEY_PREFIX, days: API_RESULT_EXPIRY_DAYS, what: "api-results" },
+  ];
+  if (config.uploadRetentionDays === 0) return always;
+  return [...always, ...UPLOAD_KEY_PREFIXES.map((prefix): ObjectExpiry => ({ bucket: names.inBucket, prefix, days: config.uploadRetentionDays, what: "uploads" }))];
 }
 
 export class ConfigError extends Error {

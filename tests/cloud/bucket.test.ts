@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { localCloud } from "../../roles/cloud/index.ts";
 import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
 import { resourceNames, type Config } from "../../roles/config.ts";
-import { API_KEYS_KEY, apiResultKey, EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, GALLERY_MANIFEST_KEY } from "../../roles/deployment.ts";
+import { API_KEYS_KEY, API_RESULT_EXPIRY_DAYS, apiResultKey, EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, GALLERY_MANIFEST_KEY } from "../../roles/deployment.ts";
 import { waitFor } from "../support/waiting.ts";
 import { bucketContract } from "./bucket.contract.ts";
 import { freshConfig, freshLocalCloud, freshS3Bucket, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
@@ -39,18 +39,23 @@ describe("local bucket expiry (the lifecycle rule of infra/plan.ts, which fauxqs
     return { config, blobs: cloud.blobs, gallery: cloud.blobs.bucket(resourceNames(config).galleryBucket) };
   };
 
-  test("the embedded gallery bucket deletes an abandoned enrollment's embedding once EMBEDDING_EXPIRY_DAYS have passed since it was written, and nothing else", async () => {
+  test("the embedded output bucket (the gallery's) deletes an abandoned enrollment's embedding and a faces result left under api/ once a day has passed since they were written, and nothing else", async () => {
     const { config, blobs, gallery } = embedded();
+    expect(gallery.name).toBe(resourceNames(config).outBucket);
+    expect([EMBEDDING_EXPIRY_DAYS, API_RESULT_EXPIRY_DAYS]).toEqual([1, 1]);
     await gallery.put(`${EMBEDDING_KEY_PREFIX}abandoned.f32`, "e");
+    await gallery.put(apiResultKey("web-died-first"), "r");
     await gallery.put(GALLERY_MANIFEST_KEY, "g");
     await gallery.put("embeddings-lookalike", "x");
+    await gallery.put("api-lookalike", "classic result");
     const inBucket = blobs.bucket(resourceNames(config).inBucket);
     await inBucket.put(`${EMBEDDING_KEY_PREFIX}upload.jpg`, "u");
     const now = Date.now();
-    expect(await gallery.expire(now + EMBEDDING_EXPIRY_DAYS * DAY_MS - 60_000)).toBe(0);
-    expect(await gallery.expire(now + EMBEDDING_EXPIRY_DAYS * DAY_MS + 60_000)).toBe(1);
+    expect(await gallery.expire(now + DAY_MS - 60_000)).toBe(0);
+    expect(await gallery.expire(now + DAY_MS + 60_000)).toBe(2);
     expect(await gallery.get(`${EMBEDDING_KEY_PREFIX}abandoned.f32`)).toBeUndefined();
-    expect(await gallery.count()).toBe(2);
+    expect(await gallery.get(apiResultKey("web-died-first"))).toBeUndefined();
+    expect(await gallery.count()).toBe(3);
     // Another bucket has no such rule.
     expect(await inBucket.expire(now + 10 * DAY_MS)).toBe(0);
     expect(await inBucket.get(`${EMBEDDING_KEY_PREFIX}upload.jpg`)).toBeDefined();
@@ -72,7 +77,7 @@ describe("local bucket expiry (the lifecycle rule of infra/plan.ts, which fauxqs
       ];
       for (const key of uploads) await inBucket.put(key, "jpeg", { metadata: { name: "photo" } });
       for (const key of [API_KEYS_KEY, "_secrets/api-token", "_bake/1/project.tar.gz"]) await inBucket.put(key, "private");
-      for (const key of ["abc", "0photo", apiResultKey(crypto.randomUUID())]) await outBucket.put(key, "result");
+      for (const key of ["abc", "0photo", "f00d"]) await outBucket.put(key, "result");
       for (const key of [GALLERY_MANIFEST_KEY, "gallery/log/0000000000000001", "gallery/segments/1-a"]) await gallery.put(key, "gallery");
       return { inBucket, outBucket, uploads };
     };

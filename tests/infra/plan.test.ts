@@ -95,7 +95,7 @@ describe("plan", () => {
       "block public access to bucket alpha-out-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-out-bucket",
       "tag bucket alpha-out-bucket",
-      "set the lifecycle of bucket alpha-out-bucket: abort multipart uploads left incomplete after 1 day(s); expire objects under embeddings/ after 1 day(s) (embeddings of abandoned enrollments)",
+      "set the lifecycle of bucket alpha-out-bucket: abort multipart uploads left incomplete after 1 day(s); expire objects under embeddings/ after 1 day(s) (embeddings of abandoned enrollments); expire objects under api/ after 1 day(s) (faces results a web process died before reading)",
       "create bucket alpha-reports-bucket",
       "block public access to bucket alpha-reports-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-reports-bucket",
@@ -157,17 +157,28 @@ describe("plan", () => {
       "block public access to bucket alpha-in-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-out-bucket",
       "tag bucket alpha-out-bucket",
-      "set the lifecycle of bucket alpha-out-bucket: abort multipart uploads left incomplete after 1 day(s); expire objects under embeddings/ after 1 day(s) (embeddings of abandoned enrollments)",
+      "set the lifecycle of bucket alpha-out-bucket: abort multipart uploads left incomplete after 1 day(s); expire objects under embeddings/ after 1 day(s) (embeddings of abandoned enrollments); expire objects under api/ after 1 day(s) (faces results a web process died before reading)",
     ]);
   });
 
-  test("every bucket aborts multipart uploads left incomplete after a day (a web process killed mid-upload leaves its parts billed); the gallery's bucket keeps its expiry beside", () => {
+  test("every bucket aborts multipart uploads left incomplete after a day (a web process killed mid-upload leaves its parts billed); the output (gallery's) bucket keeps its expiries of embeddings/ and api/ beside", () => {
     const actual = converged(desired);
     for (const bucket of Object.values(actual.buckets)) delete bucket!.abortIncompleteUploadsAfterDays;
     actual.buckets["alpha-reports-bucket"]!.abortIncompleteUploadsAfterDays = 7;
     const changes = planChanges(desired, actual);
     expect(changes).toEqual(
-      desired.buckets.map((name) => ({ kind: "set-lifecycle", name, abortIncompleteUploadsAfterDays: 1, expiries: name === "alpha-out-bucket" ? [{ prefix: "embeddings/", days: 1, what: "embeddings" }] : [] })),
+      desired.buckets.map((name) => ({
+        kind: "set-lifecycle",
+        name,
+        abortIncompleteUploadsAfterDays: 1,
+        expiries:
+          name === "alpha-out-bucket"
+            ? [
+                { prefix: "embeddings/", days: 1, what: "embeddings" },
+                { prefix: "api/", days: 1, what: "api-results" },
+              ]
+            : [],
+      })),
     );
   });
 
@@ -193,11 +204,11 @@ describe("plan", () => {
       expect(planChanges(wanted, actual).map(describeChange)).toEqual([...plan]);
     });
 
-    test("only the input bucket gets them, never a key of _secrets/ or _bake/; the gallery's bucket keeps its expiry of embeddings alone", () => {
+    test("only the input bucket gets them, never a key of _secrets/ or _bake/; the output bucket keeps its expiries of embeddings/ and api/ alone", () => {
       const lifecycles = planChanges(retaining, { buckets: {}, queues: {}, roles: {}, instanceProfiles: {} }).filter((change) => change.kind === "set-lifecycle");
       expect(Object.fromEntries(lifecycles.map((change) => [change.name, change.expiries.map(({ prefix }) => prefix)]))).toEqual({
         "alpha-in-bucket": [..."0123456789abcdef"],
-        "alpha-out-bucket": ["embeddings/"],
+        "alpha-out-bucket": ["embeddings/", "api/"],
         "alpha-reports-bucket": [],
       });
       for (const key of ["_secrets/api-token", "_secrets/api-keys.json", "_bake/1/project.tar.gz"]) expect(lifecycles[0]!.expiries.some(({ prefix }) => key.startsWith(prefix))).toBe(false);
