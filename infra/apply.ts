@@ -200,8 +200,13 @@ const handlers: ChangeHandlers = {
   "set-lifecycle": async ({ aws }, change) => {
     // The whole configuration is replaced: the deployment's buckets carry no other rule.
     const abort = { ID: "facefleet-abort-incomplete-uploads", Status: "Enabled" as const, Filter: { Prefix: "" }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: change.abortIncompleteUploadsAfterDays } };
-    const expiry = change.expiry && { ID: "facefleet-expire-embeddings", Status: "Enabled" as const, Filter: { Prefix: change.expiry.prefix }, Expiration: { Days: change.expiry.days } };
-    await aws.s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: change.name, LifecycleConfiguration: { Rules: expiry ? [expiry, abort] : [abort] } }));
+    const expiries = change.expiries.map((expiry) => ({
+      ID: expiry.what === "uploads" ? `facefleet-expire-uploads-${expiry.prefix}` : `facefleet-expire-${expiry.what}`,
+      Status: "Enabled" as const,
+      Filter: { Prefix: expiry.prefix },
+      Expiration: { Days: expiry.days },
+    }));
+    await aws.s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: change.name, LifecycleConfiguration: { Rules: [...expiries, abort] } }));
   },
   "set-queue-attributes": async (run, change) => {
     const Attributes = await queueAttributes(run, queueSpec(run, change.name));

@@ -3,8 +3,8 @@
  * actual state as read from AWS, and the changes that turn one into the other, in the order they must be made.
  * An empty plan is what makes a second bootstrap a no-op.
  */
-import { resourceNames, type Config, type ResourceNames } from "../roles/config.ts";
-import { API_TOKEN_KEY, DEPLOYMENT_TAG, EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
+import { objectExpiries, resourceNames, type Config, type ObjectExpiry, type ResourceNames } from "../roles/config.ts";
+import { API_TOKEN_KEY, DEPLOYMENT_TAG, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
 import type { Network } from "./network.ts";
 import { INSTANCE_ROLES, instanceRoleNames, instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type InstanceRole, type PolicyDocument, type RoleNames } from "./policies.ts";
 /** Parts of a multipart upload whose writer died (a web process killed mid-upload) are billed until aborted. */
@@ -27,8 +27,11 @@ export interface DesiredState {
   tags: Tags;
   names: ResourceNames;
   buckets: string[];
-  /** Objects S3 removes after `days` by a lifecycle rule: embeddings left by abandoned enrollments. */
-  expiry: ObjectExpiry;
+  /**
+   * Objects S3 removes after `days` by lifecycle rules: embeddings left by abandoned enrollments, and uploaded photos
+   * when uploadRetentionDays is set.
+   */
+  expiries: ObjectExpiry[];
   /** Every bucket's lifecycle also aborts multipart uploads left incomplete this many days. */
   abortIncompleteUploadsAfterDays: number;
   /** Dead-letter queue first: the request queue's redrive policy names it. */
@@ -45,12 +48,6 @@ export interface DesiredState {
   network?: Network;
   /** The customer managed key of the account's EBS encryption by default, which the web role may grant EC2. */
   ebsKmsKeyArn?: string;
-}
-
-export interface ObjectExpiry {
-  bucket: string;
-  prefix: string;
-  days: number;
 }
 
 export interface BucketActual {
@@ -131,8 +128,8 @@ export type Change =
   | { kind: "tag"; resource: ResourceKind; name: string }
   | { kind: "block-public-access"; name: string }
   | { kind: "encrypt-bucket"; name: string }
-  /** The bucket's whole lifecycle configuration: the abort rule, and the expiry on the gallery's bucket. */
-  | { kind: "set-lifecycle"; name: string; abortIncompleteUploadsAfterDays: number; expiry?: Omit<ObjectExpiry, "bucket"> }
+  /** The bucket's whole lifecycle configuration: the abort rule, and the bucket's expiries (none, one or several). */
+  | { kind: "set-lifecycle"; name: string; abortIncompleteUploadsAfterDays: number; expiries: Omit<ObjectExpiry, "bucket">[] }
   | { kind: "set-queue-attributes"; name: string; attributes: string[] }
   | { kind: "authorize-ingress"; name: string; rule: IngressRule }
   | { kind: "revoke-ingress"; name: string; rule: IngressRule }
@@ -165,7 +162,7 @@ export function desiredState(config: Config, options: DesiredOptions): DesiredSt
     tags: { [DEPLOYMENT_TAG]: prefix },
     names,
     buckets: [...new Set([names.inBucket, names.outBucket, names.galleryBucket, names.reportsBucket])],
-    expiry: { bucket: names.galleryBucket, prefix: EMBEDDING_KEY_PREFIX, days: EMBEDDING_EXPIRY_DAYS },
+    expiries: objectExpiries(config),
     abortIncompleteUploadsAfterDays: ABORT_INCOMPLETE_UPLOADS_AFTER_DAYS,
     queues: [
       { name: names.deadLetterQueue, attributes: { MessageRetentionPeriod: String(DEAD_LETTER_RETENTION_SECONDS) } },
@@ -215,6 +212,9 @@ function redriveMatches(actual: string | undefined, redrive: NonNullable<QueueSp
   return parsed.deadLetterTargetArn?.endsWith(`:${redrive.deadLetterQueue}`) === true && Number(parsed.maxReceiveCount) === redrive.maxReceiveCount;
 }
 
+const expirationKeys = (rules: readonly { prefix: string; days: number }[]) => rules.map((rule) => `${rule.days} ${rule.prefix}`).sort();
+const sameExpirations = (actual: readonly { prefix: string; days: number }[], wanted: readonly { prefix: string; days: number }[]) =>
+  Bun.deepEquals(expirationKeys(actual), expirationKeys(wanted));
 const hasTags = (actual: Tags, wanted: Tags) => Object.entries(wanted).every(([key, value]) => actual[key] === value);
 const sameRule = (a: IngressRule, b: IngressRule) => a.protocol === b.protocol && a.fromPort === b.fromPort && a.toPort === b.toPort && a.cidr === b.cidr;
 
@@ -228,11 +228,11 @@ export function planChanges(desired: DesiredState, actual: ActualState): Change[
     if (!bucket?.publicAccessBlocked) changes.push({ kind: "block-public-access", name });
     if (!bucket?.encrypted) changes.push({ kind: "encrypt-bucket", name });
     if (!bucket || !hasTags(bucket.tags, tags)) changes.push({ kind: "tag", resource: "bucket", name });
-    const { bucket: expiringBucket, ...expiry } = desired.expiry;
-    const expires = name === expiringBucket;
-    const expiring = (bucket?.expirations ?? []).some((rule) => rule.prefix === expiry.prefix && rule.days === expiry.days);
-    if (bucket?.abortIncompleteUploadsAfterDays !== desired.abortIncompleteUploadsAfterDays || (expires && !expiring)) {
-      changes.push({ kind: "set-lifecycle", name, abortIncompleteUploadsAfterDays: desired.abortIncompleteUploadsAfterDays, ...(expires && { expiry }) });
+    const expiries = desired.expiries.filter((expiry) => expiry.bucket === name).map(({ bucket: _, ...expiry }) => expiry);
+    // The configuration is replaced whole, so an expiration no longer wanted (uploads kept again) goes too.
+    const expirationsMatch = sameExpirations(bucket?.expirations ?? [], expiries);
+    if (bucket?.abortIncompleteUploadsAfterDays !== desired.abortIncompleteUploadsAfterDays || !expirationsMatch) {
+      changes.push({ kind: "set-lifecycle", name, abortIncompleteUploadsAfterDays: desired.abortIncompleteUploadsAfterDays, expiries });
     }
   }
   const token = desired.apiToken;
@@ -326,10 +326,7 @@ export function describeChange(change: Change): string {
     case "encrypt-bucket":
       return `turn on default encryption (SSE-S3) of bucket ${change.name}`;
     case "set-lifecycle":
-      return (
-        `set the lifecycle of bucket ${change.name}: abort multipart uploads left incomplete after ${change.abortIncompleteUploadsAfterDays} day(s)` +
-        (change.expiry ? `; expire objects under ${change.expiry.prefix} after ${change.expiry.days} day(s) (embeddings of abandoned enrollments)` : "")
-      );
+      return [`set the lifecycle of bucket ${change.name}: abort multipart uploads left incomplete after ${change.abortIncompleteUploadsAfterDays} day(s)`, ...describeExpiries(change.expiries)].join("; ");
     case "set-queue-attributes":
       return `set ${change.attributes.join(", ")} of queue ${change.name}`;
     case "authorize-ingress":
@@ -349,4 +346,19 @@ export function describeChange(change: Change): string {
         ? `store the admin token as private object s3://${change.name}/${change.key} (FACEFLEET_API_TOKEN, else a new one printed once)`
         : `replace the admin token at s3://${change.name}/${change.key} with FACEFLEET_API_TOKEN`;
   }
+}
+
+const EXPIRING: Record<Exclude<ObjectExpiry["what"], "uploads">, string> = {
+  embeddings: "embeddings of abandoned enrollments",
+  "api-results": "faces results a web process died before reading",
+};
+
+function describeExpiries(expiries: Omit<ObjectExpiry, "bucket">[]): string[] {
+  const uploads = expiries.filter((expiry) => expiry.what === "uploads");
+  return [
+    ...expiries.flatMap(({ what, prefix, days }) => (what === "uploads" ? [] : [`expire objects under ${prefix} after ${days} day(s) (${EXPIRING[what]})`])),
+    ...(uploads.length > 0
+      ? [`expire uploaded photos (keys beginning with ${uploads.map((expiry) => expiry.prefix).join("")}, one rule each; not _secrets/ or _bake/) after ${uploads[0]!.days} day(s) (uploadRetentionDays)`]
+      : []),
+  ];
 }

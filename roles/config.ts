@@ -7,7 +7,7 @@ import { Type, type Static, type TObject, type TSchema, Kind } from "@sinclair/t
 import { Value } from "@sinclair/typebox/value";
 import { readFileSync } from "node:fs";
 import { ModelConfigSchema } from "../model/config.ts";
-import { AnswerModeSchema, WEB_PORT } from "./deployment.ts";
+import { AnswerModeSchema, API_RESULT_EXPIRY_DAYS, API_RESULT_KEY_PREFIX, EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, UPLOAD_KEY_PREFIXES, WEB_PORT } from "./deployment.ts";
 
 export const RoleSchema = Type.Union([Type.Literal("web"), Type.Literal("app"), Type.Literal("controller"), Type.Literal("all")]);
 export type Role = Static<typeof RoleSchema>;
@@ -84,6 +84,11 @@ export const ConfigSchema = Type.Object({
     minimum: 10 * 60_000,
     default: 24 * 60 * 60_000,
     description: "Most time a removed face's embedding stays in the gallery's storage (compaction rewrites the segments holding it); ?erase=now on a removal erases at once",
+  }),
+  uploadRetentionDays: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description: "Days an uploaded photo stays in the input bucket, then it is deleted (an S3 lifecycle rule set by bootstrap; embedded, a sweep of the data directory); 0: kept until removed. Results and the gallery are not touched",
   }),
   answerMode: Type.Union(AnswerModeSchema.anyOf, {
     default: "closed",
@@ -170,6 +175,24 @@ export function resourceNames(config: Config): ResourceNames {
   };
 }
 
+/** Objects deleted `days` after they were written: by S3 lifecycle rules on AWS (infra/plan.ts), by the file bucket's sweep embedded. */
+export interface ObjectExpiry {
+  bucket: string;
+  prefix: string;
+  days: number;
+  what: "embeddings" | "api-results" | "uploads";
+}
+
+export function objectExpiries(config: Config): ObjectExpiry[] {
+  const names = resourceNames(config);
+  const always: ObjectExpiry[] = [
+    { bucket: names.galleryBucket, prefix: EMBEDDING_KEY_PREFIX, days: EMBEDDING_EXPIRY_DAYS, what: "embeddings" },
+    { bucket: names.outBucket, prefix: API_RESULT_KEY_PREFIX, days: API_RESULT_EXPIRY_DAYS, what: "api-results" },
+  ];
+  if (config.uploadRetentionDays === 0) return always;
+  return [...always, ...UPLOAD_KEY_PREFIXES.map((prefix): ObjectExpiry => ({ bucket: names.inBucket, prefix, days: config.uploadRetentionDays, what: "uploads" }))];
+}
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -227,6 +250,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const config = converted as Config;
   if (problems.length === 0 && config.maxUploadBytes > config.maxBodyBytes) {
     problems.push(`maxUploadBytes (${ENV_PREFIX}MAX_UPLOAD_BYTES): ${config.maxUploadBytes} is more than maxBodyBytes (${ENV_PREFIX}MAX_BODY_BYTES), ${config.maxBodyBytes}: no file that large could arrive`);
+  }
+  if (problems.length === 0 && config.uploadRetentionDays > 0) {
+    const names = resourceNames(config);
+    // Result keys are file names and `api/`, `embeddings/` begin with hex characters: the uploads' rules would take them.
+    if (names.inBucket === names.outBucket || names.inBucket === names.galleryBucket) {
+      problems.push(`uploadRetentionDays (${ENV_PREFIX}UPLOAD_RETENTION_DAYS): the input bucket ${names.inBucket} also holds results or the gallery, which the retention of uploads would delete: give it a bucket of its own`);
+    }
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
   return config;

@@ -40,11 +40,23 @@ export const API_RESULT_KEY_PREFIX = "api/";
 /** The key of a job's faces result: the web role reads this key of its own job, and no other. */
 export const apiResultKey = (jobId: string): string => `${API_RESULT_KEY_PREFIX}${jobId}.json`;
 /**
+ * A faces result waits under API_RESULT_KEY_PREFIX for the web role, which reads and deletes it within its request's
+ * timeout; one left there (the web process died first; a verification's holds an embedding) is deleted after this many
+ * days, as the embeddings of abandoned enrollments are.
+ */
+export const API_RESULT_EXPIRY_DAYS = 1;
+/**
  * An enrollment's embedding waits under EMBEDDING_KEY_PREFIX for the web role to take it into the gallery, which takes
  * seconds; one left there (the enrollment was abandoned) is deleted after this many days, S3's least: by a lifecycle
  * rule on AWS (infra/plan.ts), by the local bucket in the embedded mode (roles/cloud/local/file-bucket.ts).
  */
 export const EMBEDDING_EXPIRY_DAYS = 1;
+/**
+ * Every upload's key begins with its request id (roles/web/upload.ts), a lowercase UUID (roles/web/request-id.ts), so
+ * with one of these characters; the input bucket's private objects (`_secrets/`, `_bake/`) begin with "_". An S3
+ * lifecycle filter cannot say "all but a prefix", so the retention of uploads is one rule per character.
+ */
+export const UPLOAD_KEY_PREFIXES: readonly string[] = [..."0123456789abcdef"];
 /** An upload's name (file name without extension) is cut to this many UTF-8 bytes, so any script fits the job. */
 export const MAX_NAME_BYTES = 200;
 

@@ -6,7 +6,7 @@ import { AnalysisCache } from "./app/analysis-cache.ts";
 import { startAppRole } from "./app/index.ts";
 import type { RoleResolution } from "./boot.ts";
 import { awsCloud, localCloud } from "./cloud/index.ts";
-import type { Cloud } from "./cloud/types.ts";
+import { EXPIRY_SWEEP_MS } from "./cloud/local/file-bucket.ts";
 import { appConfig, controllerConfig, resourceNames, webConfig, type Config } from "./config.ts";
 import type { RoleContext, RunningRole } from "./context.ts";
 import { GalleryReader } from "./gallery-store.ts";
@@ -56,7 +56,7 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
   const pool = await InferencePool.create({ config: config.model });
   const cache = new AnalysisCache(config.analysisCacheEntries);
   const threshold = thresholdFor(config.model);
-  const cloud: Cloud = localCloud(
+  const cloud = localCloud(
     config,
     async (instanceId) => startAppRole({ ...context, config: appConfig(config) }, { analyzer: pool, cache, gallery, threshold, slots: config.slotsPerInstance, instanceId }),
     log,
@@ -66,11 +66,18 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
   const context: RoleContext = { config, names, cloud, log, health: new Map(), metrics: new ServiceMetrics() };
   const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), operatingPoints: operatingPointsFor(config.model), tokenSource: "data-dir" });
   const controller = startControllerRole({ ...context, config: controllerConfig(config) });
+  const expirySweep = setInterval(() => {
+    cloud.blobs.expire().then(
+      (expired) => expired > 0 && log.info("objects_expired", { expired }),
+      (error: Error) => log.warn("expiry_sweep_failed", { error: error.message }),
+    );
+  }, EXPIRY_SWEEP_MS).unref();
   log.info("embedded_started", { port: web.port, dataDir: config.dataDir, inferenceWorkers: pool.stats().workers });
   return {
     context,
     port: web.port,
     async stop() {
+      clearInterval(expirySweep);
       await stopAll([web, controller]);
       const instances = await cloud.fleet.list();
       await cloud.fleet.terminate(instances.map((instance) => instance.id));

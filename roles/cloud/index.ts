@@ -2,8 +2,7 @@
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { resourceNames, type Config } from "../config.ts";
-import { EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX } from "../deployment.ts";
+import { objectExpiries, resourceNames, type Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { expectBucketOwner } from "./aws/bucket-owner.ts";
 import { instanceIdentity } from "./aws/instance-identity.ts";
@@ -39,11 +38,16 @@ export function awsCloud(config: Config): Cloud {
   };
 }
 
+/** The local stand-ins; the embedded process sweeps its file buckets' expired objects. */
+export interface LocalCloud extends Cloud {
+  blobs: FileBlobStore;
+}
+
 /** `log` hears about local instances whose machine failed to start or stop. */
-export function localCloud(config: Config, startMachine: MachineFactory, log?: Logger): Cloud {
+export function localCloud(config: Config, startMachine: MachineFactory, log?: Logger): LocalCloud {
   const names = resourceNames(config);
-  // The same expiry as the lifecycle rule infra/plan.ts puts on the gallery bucket.
-  const blobs = new FileBlobStore(config.dataDir, { [names.galleryBucket]: [{ prefix: EMBEDDING_KEY_PREFIX, days: EMBEDDING_EXPIRY_DAYS }] });
+  // The same expiries as the lifecycle rules infra/plan.ts puts on the deployment's buckets.
+  const blobs = new FileBlobStore(config.dataDir, Object.groupBy(objectExpiries(config), (expiry) => expiry.bucket));
   return {
     blobs,
     queues: new MemoryQueueService({

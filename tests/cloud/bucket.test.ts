@@ -4,9 +4,9 @@ import { existsSync, mkdtempSync, readdirSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { localCloud } from "../../roles/cloud/index.ts";
-import { FileBlobStore, FileBucket } from "../../roles/cloud/local/file-bucket.ts";
-import { resourceNames } from "../../roles/config.ts";
-import { EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, GALLERY_MANIFEST_KEY } from "../../roles/deployment.ts";
+import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
+import { resourceNames, type Config } from "../../roles/config.ts";
+import { API_KEYS_KEY, API_RESULT_EXPIRY_DAYS, apiResultKey, EMBEDDING_EXPIRY_DAYS, EMBEDDING_KEY_PREFIX, GALLERY_MANIFEST_KEY } from "../../roles/deployment.ts";
 import { waitFor } from "../support/waiting.ts";
 import { bucketContract } from "./bucket.contract.ts";
 import { freshConfig, freshLocalCloud, freshS3Bucket, startAwsTestRegion, type AwsTestRegion } from "./clouds.ts";
@@ -33,28 +33,88 @@ describe("local bucket", () => {
 
 describe("local bucket expiry (the lifecycle rule of infra/plan.ts, which fauxqs stores but does not apply)", () => {
   const DAY_MS = 24 * 60 * 60_000;
-  const embedded = () => {
-    const config = { ...freshConfig(), dataDir: mkdtempSync(join(tmpdir(), "facefleet-expiry-")) };
+  const embedded = (settings: Partial<Config> = {}) => {
+    const config = { ...freshConfig(), dataDir: mkdtempSync(join(tmpdir(), "facefleet-expiry-")), ...settings };
     const cloud = localCloud(config, async () => ({ stop: async () => {} }));
-    if (!(cloud.blobs instanceof FileBlobStore)) throw new Error("the local cloud keeps its buckets in files");
     return { config, blobs: cloud.blobs, gallery: cloud.blobs.bucket(resourceNames(config).galleryBucket) };
   };
 
-  test("the embedded gallery bucket deletes an abandoned enrollment's embedding once EMBEDDING_EXPIRY_DAYS have passed since it was written, and nothing else", async () => {
+  test("the embedded output bucket (the gallery's) deletes an abandoned enrollment's embedding and a faces result left under api/ once a day has passed since they were written, and nothing else", async () => {
     const { config, blobs, gallery } = embedded();
+    expect(gallery.name).toBe(resourceNames(config).outBucket);
+    expect([EMBEDDING_EXPIRY_DAYS, API_RESULT_EXPIRY_DAYS]).toEqual([1, 1]);
     await gallery.put(`${EMBEDDING_KEY_PREFIX}abandoned.f32`, "e");
+    await gallery.put(apiResultKey("web-died-first"), "r");
     await gallery.put(GALLERY_MANIFEST_KEY, "g");
     await gallery.put("embeddings-lookalike", "x");
+    await gallery.put("api-lookalike", "classic result");
     const inBucket = blobs.bucket(resourceNames(config).inBucket);
     await inBucket.put(`${EMBEDDING_KEY_PREFIX}upload.jpg`, "u");
     const now = Date.now();
-    expect(await gallery.expire(now + EMBEDDING_EXPIRY_DAYS * DAY_MS - 60_000)).toBe(0);
-    expect(await gallery.expire(now + EMBEDDING_EXPIRY_DAYS * DAY_MS + 60_000)).toBe(1);
+    expect(await gallery.expire(now + DAY_MS - 60_000)).toBe(0);
+    expect(await gallery.expire(now + DAY_MS + 60_000)).toBe(2);
     expect(await gallery.get(`${EMBEDDING_KEY_PREFIX}abandoned.f32`)).toBeUndefined();
-    expect(await gallery.count()).toBe(2);
+    expect(await gallery.get(apiResultKey("web-died-first"))).toBeUndefined();
+    expect(await gallery.count()).toBe(3);
     // Another bucket has no such rule.
     expect(await inBucket.expire(now + 10 * DAY_MS)).toBe(0);
     expect(await inBucket.get(`${EMBEDDING_KEY_PREFIX}upload.jpg`)).toBeDefined();
+  });
+
+  describe("uploaded photos (uploadRetentionDays)", () => {
+    const RETENTION_DAYS = 30;
+    /** Every kind of object the service keeps, at the keys it uses (names starting with hex characters, as uploads' do). */
+    const fill = async ({ config, blobs, gallery }: ReturnType<typeof embedded>) => {
+      const names = resourceNames(config);
+      const inBucket = blobs.bucket(names.inBucket);
+      const outBucket = blobs.bucket(names.outBucket);
+      const uploads = [
+        `${crypto.randomUUID()}/photo.jpg`,
+        `0${crypto.randomUUID().slice(1)}/1-second.png`,
+        `f${crypto.randomUUID().slice(1)}/x.webp`,
+        // Each dot encodes as "%2E": too long for a file name of its own encoding, so the file is named by a digest.
+        `${crypto.randomUUID()}/x${".".repeat(100)}jpg`,
+      ];
+      for (const key of uploads) await inBucket.put(key, "jpeg", { metadata: { name: "photo" } });
+      for (const key of [API_KEYS_KEY, "_secrets/api-token", "_bake/1/project.tar.gz"]) await inBucket.put(key, "private");
+      for (const key of ["abc", "0photo", "f00d"]) await outBucket.put(key, "result");
+      for (const key of [GALLERY_MANIFEST_KEY, "gallery/log/0000000000000001", "gallery/segments/1-a"]) await gallery.put(key, "gallery");
+      return { inBucket, outBucket, uploads };
+    };
+
+    test("off by default: nothing of the input bucket ever expires", async () => {
+      const deployment = embedded();
+      const { inBucket } = await fill(deployment);
+      expect(await deployment.blobs.expire(Date.now() + 10 * 365 * DAY_MS)).toBe(0);
+      expect(await inBucket.count()).toBe(7);
+    });
+
+    test("set: the sweep deletes the uploads (and their metadata) older than the setting, and no private object, result or gallery object", async () => {
+      const deployment = embedded({ uploadRetentionDays: RETENTION_DAYS });
+      const { inBucket, outBucket, uploads } = await fill(deployment);
+      const now = Date.now();
+      expect(await deployment.blobs.expire(now + RETENTION_DAYS * DAY_MS - 60_000)).toBe(0);
+      expect(await inBucket.count()).toBe(7);
+      expect(await deployment.blobs.expire(now + RETENTION_DAYS * DAY_MS + 60_000)).toBe(uploads.length);
+      for (const key of uploads) expect(await inBucket.read(key)).toBeUndefined();
+      expect((await inBucket.list("")).sort()).toEqual(["_bake/1/project.tar.gz", "_secrets/api-keys.json", "_secrets/api-token"]);
+      expect(readdirSync(join(deployment.config.dataDir, `${resourceNames(deployment.config).inBucket}.metadata`))).toEqual([]);
+      // The gallery shares the output bucket by default.
+      expect(deployment.gallery.name).toBe(outBucket.name);
+      expect(await outBucket.count()).toBe(6);
+    });
+
+    test("an upload younger than the setting stays while an older one goes", async () => {
+      const deployment = embedded({ uploadRetentionDays: RETENTION_DAYS });
+      const { inBucket, uploads } = await fill(deployment);
+      const folder = join(deployment.config.dataDir, resourceNames(deployment.config).inBucket);
+      const old = (Date.now() - (RETENTION_DAYS + 1) * DAY_MS) / 1000;
+      const oldFile = readdirSync(folder).find((file) => decodeURIComponent(file) === uploads[0])!;
+      utimesSync(join(folder, oldFile), old, old);
+      expect(await deployment.blobs.expire(Date.now())).toBe(1);
+      expect(await inBucket.read(uploads[0]!)).toBeUndefined();
+      expect(await inBucket.read(uploads[1]!)).toBeDefined();
+    });
   });
 
   test("without being asked: the first write after a start sweeps what expired while the service was down", async () => {

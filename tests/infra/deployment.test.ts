@@ -15,7 +15,7 @@ import {
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
-import { GetObjectCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { GetBucketLifecycleConfigurationCommand, GetObjectCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, ReceiveMessageCommand, SendMessageCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -234,6 +234,21 @@ describe("a deployment's life in the emulated region", () => {
     expect(fix.mutations).toEqual(["SQS SetQueueAttributes"]);
     expect((await queueAttributes("itest-req-queue")).attributes.MaximumMessageSize).toBe("1024");
   }, SCRIPT_TIMEOUT_MS);
+
+  test("bootstrap with FACEFLEET_UPLOAD_RETENTION_DAYS puts the uploads' rules beside the abort rule of the input bucket, reads them back, and removes them when it is unset", async () => {
+    const retaining = { env: { FACEFLEET_UPLOAD_RETENTION_DAYS: "30" } };
+    const lifecycle = async () => (await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: "itest-in-bucket" }))).Rules ?? [];
+    const set = await runCounting("bootstrap", INGRESS, retaining);
+    expect(set.stdout).toContain("expire uploaded photos (keys beginning with 0123456789abcdef, one rule each; not _secrets/ or _bake/) after 30 day(s)");
+    expect(set.mutations).toEqual(["S3 PUT /itest-in-bucket/?lifecycle="]);
+    const rules = await lifecycle();
+    expect(rules.filter((rule) => rule.Expiration?.Days === 30).map((rule) => rule.Filter?.Prefix)).toEqual([..."0123456789abcdef"]);
+    expect(rules.find((rule) => rule.AbortIncompleteMultipartUpload)?.AbortIncompleteMultipartUpload?.DaysAfterInitiation).toBe(1);
+    expect((await runCounting("bootstrap", INGRESS, retaining)).mutations).toEqual([]);
+    const unset = await runCounting("bootstrap", INGRESS);
+    expect(unset.mutations).toEqual(["S3 PUT /itest-in-bucket/?lifecycle="]);
+    expect((await lifecycle()).map((rule) => rule.ID)).toEqual(["facefleet-abort-incomplete-uploads"]);
+  }, 3 * SCRIPT_TIMEOUT_MS);
 
   test("a builder whose install fails reports its log, and bake-ami fails with the end of it and leaves no image", async () => {
     // No tar, no bash on the builder's PATH: the install cannot start.

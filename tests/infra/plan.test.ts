@@ -15,7 +15,16 @@ function converged(state: DesiredState): ActualState {
   const queueArn = (name: string) => `arn:aws:sqs:us-east-1:123456789012:${name}`;
   return {
     buckets: Object.fromEntries(
-      state.buckets.map((name) => [name, { publicAccessBlocked: true, encrypted: true, tags, expirations: name === state.expiry.bucket ? [{ prefix: state.expiry.prefix, days: state.expiry.days }] : [], abortIncompleteUploadsAfterDays: 1 }]),
+      state.buckets.map((name) => [
+        name,
+        {
+          publicAccessBlocked: true,
+          encrypted: true,
+          tags,
+          expirations: state.expiries.filter((expiry) => expiry.bucket === name).map(({ prefix, days }) => ({ prefix, days })),
+          abortIncompleteUploadsAfterDays: 1,
+        },
+      ]),
     ),
     queues: Object.fromEntries(
       state.queues.map((queue) => [
@@ -86,7 +95,7 @@ describe("plan", () => {
       "block public access to bucket alpha-out-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-out-bucket",
       "tag bucket alpha-out-bucket",
-      "set the lifecycle of bucket alpha-out-bucket: abort multipart uploads left incomplete after 1 day(s); expire objects under embeddings/ after 1 day(s) (embeddings of abandoned enrollments)",
+      "set the lifecycle of bucket alpha-out-bucket: abort multipart uploads left incomplete after 1 day(s); expire objects under embeddings/ after 1 day(s) (embeddings of abandoned enrollments); expire objects under api/ after 1 day(s) (faces results a web process died before reading)",
       "create bucket alpha-reports-bucket",
       "block public access to bucket alpha-reports-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-reports-bucket",
@@ -148,18 +157,71 @@ describe("plan", () => {
       "block public access to bucket alpha-in-bucket",
       "turn on default encryption (SSE-S3) of bucket alpha-out-bucket",
       "tag bucket alpha-out-bucket",
-      "set the lifecycle of bucket alpha-out-bucket: abort multipart uploads left incomplete after 1 day(s); expire objects under embeddings/ after 1 day(s) (embeddings of abandoned enrollments)",
+      "set the lifecycle of bucket alpha-out-bucket: abort multipart uploads left incomplete after 1 day(s); expire objects under embeddings/ after 1 day(s) (embeddings of abandoned enrollments); expire objects under api/ after 1 day(s) (faces results a web process died before reading)",
     ]);
   });
 
-  test("every bucket aborts multipart uploads left incomplete after a day (a web process killed mid-upload leaves its parts billed); the gallery's bucket keeps its expiry beside", () => {
+  test("every bucket aborts multipart uploads left incomplete after a day (a web process killed mid-upload leaves its parts billed); the output (gallery's) bucket keeps its expiries of embeddings/ and api/ beside", () => {
     const actual = converged(desired);
     for (const bucket of Object.values(actual.buckets)) delete bucket!.abortIncompleteUploadsAfterDays;
     actual.buckets["alpha-reports-bucket"]!.abortIncompleteUploadsAfterDays = 7;
     const changes = planChanges(desired, actual);
     expect(changes).toEqual(
-      desired.buckets.map((name) => ({ kind: "set-lifecycle", name, abortIncompleteUploadsAfterDays: 1, ...(name === "alpha-out-bucket" && { expiry: { prefix: "embeddings/", days: 1 } }) })),
+      desired.buckets.map((name) => ({
+        kind: "set-lifecycle",
+        name,
+        abortIncompleteUploadsAfterDays: 1,
+        expiries:
+          name === "alpha-out-bucket"
+            ? [
+                { prefix: "embeddings/", days: 1, what: "embeddings" },
+                { prefix: "api/", days: 1, what: "api-results" },
+              ]
+            : [],
+      })),
     );
+  });
+
+  describe("the retention of uploaded photos (uploadRetentionDays)", () => {
+    const retaining = desiredState({ ...config, uploadRetentionDays: 30 }, options);
+    const uploadRules = [..."0123456789abcdef"].map((prefix) => ({ prefix, days: 30 }));
+    const withUploadRules = "set the lifecycle of bucket alpha-in-bucket: abort multipart uploads left incomplete after 1 day(s); expire uploaded photos (keys beginning with 0123456789abcdef, one rule each; not _secrets/ or _bake/) after 30 day(s) (uploadRetentionDays)";
+    const inLifecycle = (expirations: { prefix: string; days: number }[], abortRule = true) => {
+      const actual = converged(desired);
+      actual.buckets["alpha-in-bucket"] = { ...actual.buckets["alpha-in-bucket"]!, expirations, abortIncompleteUploadsAfterDays: abortRule ? 1 : undefined };
+      return actual;
+    };
+    test.each([
+      ["off (the default), none there: nothing to do", desired, inLifecycle([]), []],
+      ["set, none there: the rules join the abort rule in the input bucket's one configuration", retaining, inLifecycle([]), [withUploadRules]],
+      ["set, all there: nothing to do (a second bootstrap)", retaining, inLifecycle(uploadRules), []],
+      ["set, all there but the abort rule: both put back", retaining, inLifecycle(uploadRules, false), [withUploadRules]],
+      ["set, one rule missing", retaining, inLifecycle(uploadRules.slice(1)), [withUploadRules]],
+      ["set to 30, rules of 7 there", retaining, inLifecycle(uploadRules.map((rule) => ({ ...rule, days: 7 }))), [withUploadRules]],
+      ["set, an extra rule there (someone's whole-bucket expiry, which would take the admin token)", retaining, inLifecycle([...uploadRules, { prefix: "", days: 30 }]), [withUploadRules]],
+      ["off again, the rules there: removed, the abort rule kept", desired, inLifecycle(uploadRules), ["set the lifecycle of bucket alpha-in-bucket: abort multipart uploads left incomplete after 1 day(s)"]],
+    ] as const)("%s", (_, wanted, actual, plan) => {
+      expect(planChanges(wanted, actual).map(describeChange)).toEqual([...plan]);
+    });
+
+    test("only the input bucket gets them, never a key of _secrets/ or _bake/; the output bucket keeps its expiries of embeddings/ and api/ alone", () => {
+      const lifecycles = planChanges(retaining, { buckets: {}, queues: {}, roles: {}, instanceProfiles: {} }).filter((change) => change.kind === "set-lifecycle");
+      expect(Object.fromEntries(lifecycles.map((change) => [change.name, change.expiries.map(({ prefix }) => prefix)]))).toEqual({
+        "alpha-in-bucket": [..."0123456789abcdef"],
+        "alpha-out-bucket": ["embeddings/", "api/"],
+        "alpha-reports-bucket": [],
+      });
+      for (const key of ["_secrets/api-token", "_secrets/api-keys.json", "_bake/1/project.tar.gz"]) expect(lifecycles[0]!.expiries.some(({ prefix }) => key.startsWith(prefix))).toBe(false);
+      const upload = `${crypto.randomUUID()}/photo.jpg`;
+      expect(lifecycles[0]!.expiries.some(({ prefix }) => upload.startsWith(prefix))).toBe(true);
+    });
+
+    test("an input bucket that also holds results or the gallery is refused, as the rules would delete them", () => {
+      expect(() => loadConfig({}, { prefix: "alpha", uploadRetentionDays: 30, outBucket: "alpha-in-bucket" })).toThrow(/uploadRetentionDays \(FACEFLEET_UPLOAD_RETENTION_DAYS\): the input bucket alpha-in-bucket also holds results or the gallery/);
+      expect(() => loadConfig({}, { prefix: "alpha", uploadRetentionDays: 30, galleryBucket: "alpha-in-bucket" })).toThrow(/give it a bucket of its own/);
+      expect(loadConfig({ FACEFLEET_UPLOAD_RETENTION_DAYS: "30" }, { prefix: "alpha" }).uploadRetentionDays).toBe(30);
+      expect(() => loadConfig({ FACEFLEET_UPLOAD_RETENTION_DAYS: "-1" })).toThrow(/uploadRetentionDays/);
+    });
   });
 
   test("a widened permissions policy or trust policy is put back", () => {

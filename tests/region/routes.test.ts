@@ -2,13 +2,14 @@
 // IAM policy (bootstrap, bake and launch as a user runs them), answers as the embedded mode answers the same calls:
 // the sample set's photos with one face, the photo of two, four faces (the photo of two twice, one above the other: a
 // reply over the 1 KiB a queue message holds) and none. Afterwards no object is left under `api/` or `embeddings/`.
-// Then a gallery that cannot be read: the web instance keeps it aside and starts with an empty one.
+// Then, with two app instances, read-your-writes after an enrollment and a removal on each, and ?erase=now's erasure
+// from every object. Then a gallery that cannot be read: the web instance keeps it aside and starts with an empty one.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { DescribeInstancesCommand, EC2Client, StartInstancesCommand, StopInstancesCommand } from "@aws-sdk/client-ec2";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { readFileSync } from "node:fs";
 import sharp from "sharp";
-import { API_RESULT_KEY_PREFIX, EMBEDDING_KEY_PREFIX, LEGACY_GALLERY_KEY, UNREADABLE_GALLERY_KEY_PREFIX } from "../../roles/deployment.ts";
+import { API_RESULT_KEY_PREFIX, EMBEDDING_KEY_PREFIX, GALLERY_LOG_PREFIX, LEGACY_GALLERY_KEY, UNREADABLE_GALLERY_KEY_PREFIX } from "../../roles/deployment.ts";
 import { OPENAPI_PATH } from "../../roles/web/docs.ts";
 import { startSimDeployment, type SimDeployment } from "../../scripts/sim-deployment.ts";
 import { enrollmentPhotos, queryPhotos, STRANGERS, TWO_FACES } from "../support/fixtures.ts";
@@ -328,10 +329,14 @@ beforeAll(async () => {
     startDelayMs: 0,
     pool: "cold",
     port: freePort(),
-    // One app instance, kept for the whole test once launched.
-    settings: { FACEFLEET_MAX_APP_INSTANCES: "1", FACEFLEET_SCALE_IN_AFTER_MS: "600000" },
+    // Two app instances, kept for the whole file once launched (the controller scales in only to 0).
+    settings: { FACEFLEET_MAX_APP_INSTANCES: "2", FACEFLEET_SCALE_IN_AFTER_MS: "600000" },
   });
   region = { url: deployment.webUrl, auth: { authorization: `Bearer ${API_TOKEN}` } };
+  // Two jobs waiting while no app instance runs: the controller launches both instances at once, so they boot together
+  // while the first job waits anyway (nobody is enrolled yet: both are answered 409).
+  const answers = await Promise.all([0, 1].map(() => call(region, "POST", "/", parts(["inputFile", ONE]))));
+  expect(answers.map((answer) => answer.status)).toEqual([409, 409]);
   const client = { ...deployment.region.clientConfig };
   s3 = new S3Client({ ...client, endpoint: deployment.region.endpoints.s3, forcePathStyle: true });
   ec2 = new EC2Client({ ...client, endpoint: deployment.region.endpoints.ec2 });
@@ -382,6 +387,82 @@ describe("a deployment in the emulated region, each instance held to its role's 
 
     expect(await keysUnder(outBucket, API_RESULT_KEY_PREFIX)).toEqual([]);
     expect(await keysUnder(deployment.names.galleryBucket, EMBEDDING_KEY_PREFIX)).toEqual([]);
+  });
+
+  test("two app instances: a recognition sent after an enrollment is answered sees it on each, after its removal none names it, and ?erase=now leaves its embedding in no object of the gallery's bucket", async () => {
+    const NEWCOMER = "Newcomer";
+    const asked = photo(STRANGERS[1]!);
+    const answerName = asked.name.replace(/\.jpg$/, "");
+    const appLogs = () => deployment.region.ec2.instances().filter((instance) => instance.tags.Role === "app" && instance.state === "running");
+    /** The app instance whose log says it did job `jobId` (a classic request's job id is its request id). */
+    const answeredBy = (jobId: string) =>
+      appLogs().find((instance) =>
+        readFileSync(instance.logPath, "utf8")
+          .split("\n")
+          .some((line) => line.includes('"event":"job_done"') && line.includes(`"jobId":"${jobId}"`)),
+      )?.id;
+    /** Classic requests of the photo, four at a time, until each running app instance answered one; every answer is `expected`'s. */
+    const askUntilEachAnswered = async (expected: (answer: string) => boolean) => {
+      const answered = new Set<string>();
+      const jobs: string[] = [];
+      const wrong: string[] = [];
+      await waitFor(
+        "each of two app instances to answer a recognition",
+        async () => {
+          const batch = await Promise.all(
+            Array.from({ length: 4 }, async () => {
+              const response = await call(region, "POST", "/", parts(["inputFile", asked]));
+              const answer = `${response.status} ${await response.text()}`;
+              if (!expected(answer)) wrong.push(answer);
+              return response.headers.get("x-request-id")!;
+            }),
+          );
+          jobs.push(...batch);
+          for (const jobId of jobs) {
+            const instance = answeredBy(jobId);
+            if (instance) answered.add(instance);
+          }
+          return appLogs().length === 2 && answered.size === 2 ? true : undefined;
+        },
+        90_000,
+        100,
+      );
+      expect(wrong).toEqual([]);
+    };
+
+    const phases: Record<string, number> = {};
+    let phaseStart = performance.now();
+    const phaseDone = (name: string) => {
+      phases[name] = Math.round(performance.now() - phaseStart);
+      phaseStart = performance.now();
+    };
+    /** Someone else named, or nobody enrolled at all (409): anything but the newcomer. */
+    const notNamingNewcomer = (answer: string) => /^(200|409) /.test(answer) && !answer.startsWith(`200 ${answerName}:${NEWCOMER}`);
+    // Both instances answer (launched before the first test); the subject is not enrolled yet.
+    await askUntilEachAnswered(notNamingNewcomer);
+    phaseDone("twoAnswering");
+
+    expect((await call(region, "POST", `/v1/subjects/${NEWCOMER}/faces`, parts(["image", asked]))).status).toBe(201);
+    await askUntilEachAnswered((answer) => answer === `200 ${answerName}:${NEWCOMER}`);
+    phaseDone("enrolledSeenByEach");
+
+    // The embedding as the gallery's log holds it, raw and in base64: the needles the erasure must leave nowhere.
+    const galleryBucket = deployment.names.galleryBucket;
+    const bodies = async (keys: string[]) =>
+      Promise.all(keys.map(async (key) => ({ key, bytes: Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: galleryBucket, Key: key }))).Body!.transformToByteArray()) })));
+    const entries = await bodies(await keysUnder(galleryBucket, GALLERY_LOG_PREFIX));
+    const enrollment = entries.map(({ bytes }) => JSON.parse(bytes.toString()) as { subject?: string; embedding?: string }).find((entry) => entry.subject === NEWCOMER && entry.embedding);
+    expect(enrollment).toBeDefined();
+    const needles = [Buffer.from(enrollment!.embedding!, "base64"), Buffer.from(enrollment!.embedding!)];
+    expect(needles[0]!.length).toBe(EMBEDDING_DIMENSIONS * 4);
+    const holding = async () => (await bodies(await keysUnder(galleryBucket, ""))).filter(({ bytes }) => needles.some((needle) => bytes.includes(needle))).map(({ key }) => key);
+    expect((await holding()).some((key) => key.startsWith(GALLERY_LOG_PREFIX))).toBe(true);
+
+    expect((await call(region, "DELETE", `/v1/subjects/${NEWCOMER}?erase=now`)).status).toBe(200);
+    await askUntilEachAnswered(notNamingNewcomer);
+    phaseDone("removedSeenByEach");
+    expect(await holding()).toEqual([]);
+    console.log(`two app instances, ms per phase: ${JSON.stringify(phases)}`);
   });
 
   test("a legacy gallery blob that cannot be read: the restarted web instance keeps it aside, stays up and answers with the gallery it had", async () => {

@@ -15,8 +15,11 @@ const MAX_FILE_NAME = 200;
 /** A conditional put holds its key's lock for milliseconds; a lock this old was left by a process that died holding it. */
 const STALE_LOCK_MS = 10_000;
 const LOCK_RETRY_MS = 2;
-/** How often, at most, a bucket with expiry rules looks for expired objects: on a write, as S3 runs its rules lazily. */
-const EXPIRY_SWEEP_MS = 60 * 60_000;
+/**
+ * How often, at most, a bucket with expiry rules looks for expired objects on a write (as S3 runs its rules lazily);
+ * the embedded process also sweeps every bucket this often (roles/start.ts), so an idle service deletes them too.
+ */
+export const EXPIRY_SWEEP_MS = 60 * 60_000;
 const DAY_MS = 24 * 60 * 60_000;
 const FOLDER_MODE = 0o700;
 const FILE_MODE = 0o600;
@@ -27,14 +30,24 @@ export interface ExpiryRule {
   days: number;
 }
 
+/** How much of a long key's encoding its file name keeps, before the digest: enough for an expiry rule's prefix. */
+const DIGESTED_NAME_START = 100;
+
 /**
  * A key as one safe file name: percent-encoded (no separators, no dot-only names), or, when that is too long for a
- * file name (S3 keys reach 1024 bytes), "#" (which the encoding never leaves bare) and a digest of the key.
- * `list` decodes the names back; a key long enough to need a digest is never listed.
+ * file name (S3 keys reach 1024 bytes), "#" (which the encoding never leaves bare), the encoding's start, "#" and a
+ * digest of the key. `list` decodes the names back; a key long enough to need a digest is never listed.
  */
 export function fileNameFor(key: string): string {
   const encoded = encodeKey(key);
-  return encoded.length <= MAX_FILE_NAME ? encoded : `#${createHash("sha256").update(key).digest("hex")}`;
+  return encoded.length <= MAX_FILE_NAME ? encoded : `#${encoded.slice(0, DIGESTED_NAME_START)}#${createHash("sha256").update(key).digest("hex")}`;
+}
+
+/** The start of the encoded key a file name holds: all of it, what a digested name kept, or nothing (a digest alone, as versions before kept long keys). */
+function encodedStartOf(fileName: string): string {
+  if (!fileName.startsWith("#")) return fileName;
+  const end = fileName.indexOf("#", 1);
+  return end === -1 ? "" : fileName.slice(1, end);
 }
 
 const encodeKey = (key: string) => encodeURIComponent(key).replaceAll(".", "%2E").replaceAll("*", "%2A");
@@ -88,7 +101,7 @@ export class FileBucket implements Bucket {
 
   /**
    * Deletes the objects its expiry rules say have expired at `now` (by the time they were last written); returns how
-   * many. A rule covers the keys whose file name is their encoding (a key too long for one is never expired).
+   * many. A digested file name keeps the start of its key, so a long key (an upload's file name of many dots) expires too.
    */
   async expire(now = Date.now()): Promise<number> {
     let files: string[];
@@ -100,8 +113,8 @@ export class FileBucket implements Bucket {
     }
     let expired = 0;
     for (const rule of this.expiry) {
-      const prefix = fileNameFor(rule.prefix);
-      for (const file of files.filter((name) => name.startsWith(prefix) && !name.endsWith(".tmp"))) {
+      const prefix = encodeKey(rule.prefix);
+      for (const file of files.filter((name) => encodedStartOf(name).startsWith(prefix) && !name.endsWith(".tmp"))) {
         const info = await statOrMissing(join(this.folder, file));
         if (!info || now - Number(info.mtimeMs) < rule.days * DAY_MS) continue;
         await rm(join(this.folder, file), { force: true });
@@ -262,8 +275,15 @@ export class FileBlobStore implements BlobStore {
   /** `expiry`: each bucket's expiry rules, by bucket name. */
   constructor(
     private readonly dataDir: string,
-    private readonly expiry: Record<string, readonly ExpiryRule[]> = {},
+    private readonly expiry: Partial<Record<string, readonly ExpiryRule[]>> = {},
   ) {}
+
+  /** Runs the expiry rules of every bucket that has some, at `now`; returns how many objects were deleted. */
+  async expire(now = Date.now()): Promise<number> {
+    let expired = 0;
+    for (const name of Object.keys(this.expiry)) expired += await this.bucket(name).expire(now);
+    return expired;
+  }
 
   bucket(name: string): FileBucket {
     let bucket = this.buckets.get(name);
