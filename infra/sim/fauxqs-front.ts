@@ -34,6 +34,8 @@ import type { AccessRequest } from "./iam/evaluate.ts";
 import { ACCOUNT_ID } from "./ec2/model.ts";
 import { OpenUploads } from "./multipart-uploads.ts";
 import { LaggingReads } from "./propagation.ts";
+import { putLifecycleRefusal } from "./s3-lifecycle.ts";
+import { escapeXml } from "./xml-tree.ts";
 const SUBRESOURCES: Record<string, { missingCode: string }> = {
   publicAccessBlock: { missingCode: "NoSuchPublicAccessBlockConfiguration" },
   encryption: { missingCode: "ServerSideEncryptionConfigurationNotFoundError" },
@@ -41,7 +43,8 @@ const SUBRESOURCES: Record<string, { missingCode: string }> = {
 };
 
 const xml = (body: string, status = 200) => new Response(body, { status, headers: { "content-type": "application/xml" } });
-const s3Error = (code: string, status: number) => xml(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`, status);
+const s3Error = (code: string, status: number, message = code) =>
+  xml(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${escapeXml(message)}</Message></Error>`, status);
 
 /** SQS's JSON protocol error, with the query-compatible header the SDK reads the code from. */
 const queueDeletedRecently = () =>
@@ -184,12 +187,16 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
       }
       const listPrefix = sqsOperation === "ListQueues" ? (((await request.clone().json()) as { QueueNamePrefix?: string }).QueueNamePrefix ?? "") : undefined;
       const countsOf = sqsOperation === "GetQueueAttributes" ? ((await request.clone().json()) as { QueueUrl?: string }).QueueUrl ?? "" : undefined;
+      /** The bucket's lifecycle configuration before this PUT or DELETE of it, read back until the change propagates. */
+      let lifecycleBefore: { value: string | undefined } | undefined;
       if (!sqsOperation && bucket.length === 1 && url.searchParams.has("lifecycle")) {
         const lagging = request.method === "GET" ? laggingLifecycles.shown(bucket[0]!, Date.now()) : undefined;
         if (lagging) return lagging.value === undefined ? s3Error("NoSuchLifecycleConfiguration", 404) : xml(lagging.value);
-        if (request.method === "PUT" && s3.lifecycleLagMs > 0) {
+        const refusal = request.method === "PUT" ? putLifecycleRefusal(request.headers, new Uint8Array(await request.clone().arrayBuffer())) : undefined;
+        if (refusal) return s3Error(refusal.code, 400, refusal.message);
+        if ((request.method === "PUT" || request.method === "DELETE") && s3.lifecycleLagMs > 0) {
           const before = await fetch(new URL(url.pathname + url.search, upstream));
-          laggingLifecycles.changed(bucket[0]!, before.ok ? await before.text() : undefined, s3.lifecycleLagMs, Date.now());
+          lifecycleBefore = { value: before.ok ? await before.text() : undefined };
         }
       }
       if (!sqsOperation && bucket.length === 1 && request.method === "GET" && url.searchParams.has("uploads")) {
@@ -236,6 +243,7 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
         laggingLifecycles.forget(bucket[0]!);
         uploads.forgetBucket(bucket[0]!);
       }
+      if (lifecycleBefore && forwarded.ok) laggingLifecycles.changed(bucket[0]!, lifecycleBefore.value, s3.lifecycleLagMs, Date.now());
       if (bucket.length > 1 && forwarded.ok) return uploads.track(request.method, url, forwarded);
       return forwarded;
     },

@@ -3,7 +3,7 @@
  * the front sees every upload created (`POST ?uploads`), completed (`POST ?uploadId`) and aborted (`DELETE ?uploadId`)
  * and answers the listing from that.
  */
-const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+import { escapeXml } from "./xml-tree.ts";
 
 interface OpenUpload {
   key: string;
