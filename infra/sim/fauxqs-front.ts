@@ -21,7 +21,8 @@
  * - AWS's propagation windows (infra/sim/propagation.ts), default off: a new queue unknown for a moment
  *   (`sqs.newQueueUnknownMs`; CreateQueue's reference: wait at least a second), SetQueueAttributes read back as it was
  *   (`sqs.attributeLagMs`; up to 60 s, MessageRetentionPeriod up to 15 minutes), a bucket's lifecycle configuration
- *   read back as it was (`s3.lifecycleLagMs`; "a few minutes").
+ *   read back whole as it was before a PUT or DELETE of it that succeeded (`s3.lifecycleLagMs`; "a few minutes").
+ * - PutBucketLifecycleConfiguration's checks (infra/sim/s3-lifecycle.ts): a refused body answers 400 and is not stored.
  * - ListMultipartUploads, which fauxqs lacks: the front keeps the open uploads it saw created.
  * - Bucket owners: every bucket is the region's account's (ACCOUNT_ID) unless `bucketOwners` names another account,
  *   whose bucket lets anyone in (the worst case of a name claimed after a teardown); a request whose
