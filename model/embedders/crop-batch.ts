@@ -7,11 +7,9 @@ export function cropBatch(embedder: string, crops: RgbImage[], size: number, pix
   const batch = new Float32Array(crops.length * pixelsPerCrop);
   crops.forEach((crop, i) => {
     if (crop.width !== size || crop.height !== size) throw new Error(`${embedder} takes ${size}x${size} crops, got ${crop.width}x${crop.height}`);
+    if (!pixel) return batch.set(crop.data, i * pixelsPerCrop);
     const offset = i * pixelsPerCrop;
-    const { data } = crop;
-    // A plain loop: Float32Array.set from a Uint8Array took 4x as long in Bun.
-    if (!pixel) for (let p = 0; p < pixelsPerCrop; p++) batch[offset + p] = data[p]!;
-    else for (let p = 0; p < pixelsPerCrop; p++) batch[offset + p] = pixel(data[p]!);
+    for (let p = 0; p < pixelsPerCrop; p++) batch[offset + p] = pixel(crop.data[p]!);
   });
   return batch;
 }
