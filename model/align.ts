@@ -49,11 +49,21 @@ export function warpSimilarity(image: RgbImage, imageToCrop: Similarity, size: n
   const { a, b, tx, ty } = invertSimilarity(imageToCrop);
   const { data: src, width, height } = image;
   const out = new Uint8Array(size * size * 3);
+  // a*u and b*u once per column: the same products, so the same sums, as computing them per pixel.
+  const au = new Float64Array(size);
+  const bu = new Float64Array(size);
+  for (let u = 0; u < size; u++) {
+    au[u] = a * u;
+    bu[u] = b * u;
+  }
+  const rowBytes = width * 3;
   for (let v = 0; v < size; v++) {
+    const bv = b * v;
+    const av = a * v;
     for (let u = 0; u < size; u++) {
       // Integer coordinates are pixel centres in both images, as in OpenCV's warpAffine.
-      const x = a * u - b * v + tx;
-      const y = b * u + a * v + ty;
+      const x = au[u]! - bv + tx;
+      const y = bu[u]! + av + ty;
       const x0 = Math.floor(x);
       const y0 = Math.floor(y);
       const wx = x - x0;
@@ -61,8 +71,8 @@ export function warpSimilarity(image: RgbImage, imageToCrop: Similarity, size: n
       const o = (v * size + u) * 3;
       if (x0 >= 0 && y0 >= 0 && x0 + 1 < width && y0 + 1 < height) {
         // Fast path, all four neighbours inside: the image's common case.
-        const i00 = (y0 * width + x0) * 3;
-        const i01 = i00 + width * 3;
+        const i00 = y0 * rowBytes + x0 * 3;
+        const i01 = i00 + rowBytes;
         for (let c = 0; c < 3; c++) {
           const top = src[i00 + c]! + (src[i00 + 3 + c]! - src[i00 + c]!) * wx;
           const bottom = src[i01 + c]! + (src[i01 + 3 + c]! - src[i01 + c]!) * wx;

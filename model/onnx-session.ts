@@ -25,15 +25,28 @@ const THREADS = { intraOpNumThreads: 1, interOpNumThreads: 1 } as const;
 const QUIET = 3;
 
 /**
- * Opens a network with every graph optimisation. The optimised graph is kept in `cacheDir`, and later sessions load
- * it with optimisation off, which is faster (dlib-resnet: 45 ms instead of 120). Its name holds a hash of the
- * network file, onnxruntime's version and the CPU (the "all" level may lay out tensors for this CPU's instructions),
- * so a changed network, runtime or machine never meets a graph optimised for another. A cache that cannot be written
- * or read only costs the optimisation.
+ * How far onnxruntime rewrites a graph. "all" adds the layout rewrites for this CPU (float convolutions in NCHWc
+ * blocks, int8 ones in NHWC with transposes around them), which a QDQ graph can run slower with (see model/README.md).
  */
-export async function openSession(path: string, cacheDir = OPTIMIZED_GRAPH_DIR): Promise<OnnxSession> {
+export type GraphOptimization = "all" | "extended";
+
+export interface SessionOptions {
+  optimization?: GraphOptimization;
+  /** Where the optimised graph is kept. */
+  cacheDir?: string;
+}
+
+/**
+ * Opens a network, optimised at `optimization` (default "all"). The optimised graph is kept in `cacheDir`, and later
+ * sessions load it with optimisation off, which is faster (dlib-resnet: 45 ms instead of 120). Its name holds a hash
+ * of the network file, the level, onnxruntime's version and the CPU (the "all" level may lay out tensors for this CPU's
+ * instructions), so a changed network, level, runtime or machine never meets a graph optimised for another. A cache
+ * that cannot be written or read only costs the optimisation.
+ */
+export async function openSession(path: string, { optimization = "all", cacheDir = OPTIMIZED_GRAPH_DIR }: SessionOptions = {}): Promise<OnnxSession> {
   if (!existsSync(path)) throw new ModelFileMissingError(`model file ${path} is missing: build the models with \`bun run model:build\``);
-  const cached = join(cacheDir, `${basename(path, ".onnx")}.${await optimizedGraphKey(path)}.onnx`);
+  const level = optimization === "all" ? "" : `.${optimization}`;
+  const cached = join(cacheDir, `${basename(path, ".onnx")}${level}.${await optimizedGraphKey(path)}.onnx`);
   if (existsSync(cached)) {
     try {
       return await ort.InferenceSession.create(cached, { ...THREADS, graphOptimizationLevel: "disabled" });
@@ -45,10 +58,10 @@ export async function openSession(path: string, cacheDir = OPTIMIZED_GRAPH_DIR):
   let session: OnnxSession;
   try {
     await mkdir(cacheDir, { recursive: true });
-    session = await ort.InferenceSession.create(path, { ...THREADS, graphOptimizationLevel: "all", optimizedModelFilePath: temp, logSeverityLevel: QUIET });
+    session = await ort.InferenceSession.create(path, { ...THREADS, graphOptimizationLevel: optimization, optimizedModelFilePath: temp, logSeverityLevel: QUIET });
   } catch {
     await rm(temp, { force: true }).catch(() => {});
-    return ort.InferenceSession.create(path, { ...THREADS, graphOptimizationLevel: "all" });
+    return ort.InferenceSession.create(path, { ...THREADS, graphOptimizationLevel: optimization });
   }
   // Whole or not at all, as other workers may be loading it.
   await rename(temp, cached).catch(() => rm(temp, { force: true }).catch(() => {}));

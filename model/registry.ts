@@ -63,7 +63,8 @@ const DLIB_RESNET_INT8_CALIBRATION: FarCalibration = [
 
 export const EMBEDDERS: Record<string, EmbedderEntry> = {
   "dlib-resnet": { load: (onnxDir) => DlibResNetEmbedder.load(onnxDir), calibration: DLIB_RESNET_CALIBRATION },
-  "dlib-resnet-int8": { load: (onnxDir) => DlibResNetEmbedder.load(onnxDir, int8File(DLIB_RESNET_FILE)), calibration: DLIB_RESNET_INT8_CALIBRATION },
+  // "extended": its QLinearConvs stay NCHW, without the layout transposes "all" puts between them (model/README.md).
+  "dlib-resnet-int8": { load: (onnxDir) => DlibResNetEmbedder.load(onnxDir, int8File(DLIB_RESNET_FILE), "extended"), calibration: DLIB_RESNET_INT8_CALIBRATION },
   custom: {
     load: (_, config) => {
       if (!config.customEmbedder) throw new Error("model.embedder is 'custom' but model.customEmbedder is not set");

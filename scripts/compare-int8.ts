@@ -52,17 +52,20 @@ export async function compareInt8(base: ModelConfig, images: Uint8Array[], round
   counting.image = -1;
 
   // Per analysis: each stage's milliseconds, and the image's index (for its multiply-adds).
-  const samples = Object.fromEntries(Object.keys(pipelines).map((name) => [name, { detect: [] as number[], align: [] as number[], embed: [] as number[], total: [] as number[], image: [] as number[] }]));
+  const samples = Object.fromEntries(Object.keys(pipelines).map((name) => [name, { detect: [] as number[], align: [] as number[], embed: [] as number[], total: [] as number[], cpu: [] as number[], image: [] as number[] }]));
   for (const bytes of images.slice(0, 5)) for (const recognizer of Object.values(recognizers)) await recognizer.analyzeBytes(bytes);
   for (let round = 0; round < rounds; round++) {
     for (const [index, bytes] of images.entries()) {
       for (const [name, recognizer] of Object.entries(recognizers)) {
         const started = performance.now();
+        const cpuBefore = process.cpuUsage();
         const { timings } = await recognizer.analyzeBytes(bytes);
+        const cpu = process.cpuUsage(cpuBefore);
         const total = performance.now() - started;
         const into = samples[name]!;
         for (const stage of STAGES) into[stage].push(timings[STAGE_TIMING[stage]]);
         into.total.push(total);
+        into.cpu.push((cpu.user + cpu.system) / 1000);
         into.image.push(index);
       }
     }
@@ -116,7 +119,9 @@ export async function compareInt8(base: ModelConfig, images: Uint8Array[], round
     );
   }
   const totals = { float32: median(samples.float32!.total), int8: median(samples.int8!.total), all_int8: median(samples.all_int8!.total) };
+  const cpu = { float32: median(samples.float32!.cpu), int8: median(samples.int8!.cpu), all_int8: median(samples.all_int8!.cpu) };
   console.log(`  total (decode included): float32 ${totals.float32.toFixed(2)} ms, default ${totals.int8.toFixed(2)} ms, all int8 ${totals.all_int8.toFixed(2)} ms`);
+  console.log(`  CPU time (this process, every thread; other work on the machine does not count): float32 ${cpu.float32.toFixed(2)} ms, default ${cpu.int8.toFixed(2)} ms, all int8 ${cpu.all_int8.toFixed(2)} ms`);
   const perSecond = (ms: number) => round(1000 / ms, 1);
   console.log(
     JSON.stringify({
@@ -124,6 +129,7 @@ export async function compareInt8(base: ModelConfig, images: Uint8Array[], round
       int8_images_per_s: perSecond(totals.int8),
       speedup: round(totals.float32 / totals.int8),
       all_int8_images_per_s: perSecond(totals.all_int8),
+      cpu: { float32_images_per_s: perSecond(cpu.float32), int8_images_per_s: perSecond(cpu.int8), speedup: round(cpu.float32 / cpu.int8), all_int8_images_per_s: perSecond(cpu.all_int8) },
       peak: { description: peak.description, fp32_gmac_per_s: round(fp32Peak / 1e9, 1), int8_gmac_per_s: round(int8Peak / 1e9, 1) },
       images: images.length,
       rounds,

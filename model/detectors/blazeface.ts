@@ -142,7 +142,8 @@ export class BlazeFaceDetector implements FaceDetector {
     const { inputSize } = this.options.model;
     const region: SquareRegion = { centreX: image.width / 2, centreY: image.height / 2, side: Math.max(image.width, image.height) };
     const pixels = sampleSquare(image, region, inputSize);
-    const [logits, regressors] = await this.infer(pixels.map((value) => value / 127.5 - 1));
+    for (let i = 0; i < pixels.length; i++) pixels[i] = pixels[i]! / 127.5 - 1;
+    const [logits, regressors] = await this.infer(pixels);
     const candidates = decodeCandidates(this.anchors, logits, regressors, this.options.minScore);
     const faces = weightedNms(candidates, this.options.iouThreshold, this.options.maxFaces);
     const scale = region.side / inputSize;

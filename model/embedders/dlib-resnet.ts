@@ -1,7 +1,7 @@
 /** dlib's ResNet face descriptor (face-api's face_recognition_model converted to ONNX): 150x150 dlib face chips -> 128-d. */
 import { join } from "node:path";
 import { dlibFaceChipTemplate } from "../face-geometry.ts";
-import { openSession, runFloat, type OnnxSession } from "../onnx-session.ts";
+import { openSession, runFloat, type GraphOptimization, type OnnxSession } from "../onnx-session.ts";
 import type { FaceEmbedder, Point, RgbImage } from "../types.ts";
 import { cropBatch } from "./crop-batch.ts";
 import { l2Normalise } from "./l2-normalise.ts";
@@ -20,8 +20,8 @@ export class DlibResNetEmbedder implements FaceEmbedder {
   private constructor(private readonly session: OnnxSession) {}
 
   /** Opens the converted network (or its int8 version, `int8File(DLIB_RESNET_FILE)`) from the model:build output folder. */
-  static async load(onnxDir: string, file = DLIB_RESNET_FILE): Promise<DlibResNetEmbedder> {
-    return new DlibResNetEmbedder(await openSession(join(onnxDir, file)));
+  static async load(onnxDir: string, file = DLIB_RESNET_FILE, optimization: GraphOptimization = "all"): Promise<DlibResNetEmbedder> {
+    return new DlibResNetEmbedder(await openSession(join(onnxDir, file), { optimization }));
   }
 
   /** All crops go through the network as one batch; the graph applies face-api's normalisation ((rgb - mean) / 255). */

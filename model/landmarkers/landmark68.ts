@@ -1,6 +1,6 @@
 /** face-api's 68-point landmark net (converted to ONNX) refining a detected face's five alignment points. */
 import { join } from "node:path";
-import { FIVE_POINT_SOURCES, sampleSquare, type SquareRegion } from "../face-geometry.ts";
+import { FIVE_POINT_SOURCES, sampleSquare, sampleSquareInto, type SquareRegion } from "../face-geometry.ts";
 import { openSession, runFloat, type OnnxSession } from "../onnx-session.ts";
 import type { Box, DetectedFace, FaceLandmarker, Point, RgbImage } from "../types.ts";
 
@@ -73,8 +73,7 @@ export class Landmark68 implements FaceLandmarker {
 
   /** Runs the net on one square region (zero outside the image, as face-api pads) and maps its points back to the image. */
   async predict(image: RgbImage, region: SquareRegion): Promise<Point[]> {
-    const crop = sampleSquare(image, region, INPUT_SIZE);
-    const fractions = this.options.mirror ? await this.predictMirrored(crop) : await runFloat(this.session, crop, [1, INPUT_SIZE, INPUT_SIZE, 3]);
+    const fractions = this.options.mirror ? await this.predictMirrored(image, region) : await runFloat(this.session, sampleSquare(image, region, INPUT_SIZE), [1, INPUT_SIZE, INPUT_SIZE, 3]);
     // The net's fractions start at the crop's corner; points put integers at pixel centres (as align.ts does).
     const left = region.centreX - region.side / 2 - 0.5;
     const top = region.centreY - region.side / 2 - 0.5;
@@ -82,10 +81,10 @@ export class Landmark68 implements FaceLandmarker {
   }
 
   /** The mean of the net's points on the crop and on its mirror image (with left and right points swapped back). */
-  private async predictMirrored(crop: Float32Array): Promise<Float32Array> {
-    const batch = new Float32Array(crop.length * 2);
-    batch.set(crop);
-    batch.set(mirrorRows(crop, INPUT_SIZE), crop.length);
+  private async predictMirrored(image: RgbImage, region: SquareRegion): Promise<Float32Array> {
+    const batch = new Float32Array(INPUT_SIZE * INPUT_SIZE * 3 * 2);
+    sampleSquareInto(image, region, INPUT_SIZE, batch, 0);
+    mirrorRows(batch, INPUT_SIZE);
     const output = await runFloat(this.session, batch, [2, INPUT_SIZE, INPUT_SIZE, 3]);
     const mean = new Float32Array(POINTS * 2);
     for (let i = 0; i < POINTS; i++) {
@@ -127,19 +126,19 @@ const MIRRORED_POINT: readonly number[] = (() => {
   return mirrored;
 })();
 
-/** A square NHWC RGB crop flipped left to right. */
-function mirrorRows(crop: Float32Array, size: number): Float32Array {
-  const out = new Float32Array(crop.length);
+/** Writes the mirror image of the square NHWC crop at the start of `batch` right after it. */
+function mirrorRows(batch: Float32Array, size: number): void {
+  const second = size * size * 3;
   for (let y = 0; y < size; y++) {
+    const row = y * size * 3;
     for (let x = 0; x < size; x++) {
-      const from = (y * size + x) * 3;
-      const to = (y * size + size - 1 - x) * 3;
-      out[to] = crop[from]!;
-      out[to + 1] = crop[from + 1]!;
-      out[to + 2] = crop[from + 2]!;
+      const from = row + x * 3;
+      const to = second + row + (size - 1 - x) * 3;
+      batch[to] = batch[from]!;
+      batch[to + 1] = batch[from + 1]!;
+      batch[to + 2] = batch[from + 2]!;
     }
   }
-  return out;
 }
 
 /** Eye centres (means of the eye contours), nose tip and mouth corners from the 68 points. */

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { ONNX_DIR } from "../../model/onnx-session.ts";
-import { sampleSquare } from "../../model/face-geometry.ts";
+import { sampleSquare, sampleSquareInto, type SquareRegion } from "../../model/face-geometry.ts";
 import { fivePoints, LANDMARK68_FILE, Landmark68 } from "../../model/landmarkers/landmark68.ts";
 import { openSession, runFloat } from "../../model/onnx-session.ts";
 import type { Box, DetectedFace, Point, RgbImage } from "../../model/types.ts";
@@ -26,6 +26,45 @@ describe("square sampling", () => {
 
   test("a region equal to the image at its own size copies the pixels", () => {
     expect(Array.from(sampleSquare(image, { centreX: 2, centreY: 2, side: 4 }, 4))).toEqual(Array.from(image.data));
+  });
+
+  test("equals the plain bilinear formula (neighbours outside read as 0) on regions inside, across and outside the image, and into a batch", () => {
+    const odd: RgbImage = { data: Uint8Array.from({ length: 7 * 5 * 3 }, (_, i) => (i * 37) % 256), width: 7, height: 5 };
+    const plain = (region: SquareRegion, size: number) => {
+      const out: number[] = [];
+      const step = region.side / size;
+      const at = (x: number, y: number, c: number) => (x < 0 || y < 0 || x >= odd.width || y >= odd.height ? 0 : odd.data[(y * odd.width + x) * 3 + c]!);
+      for (let v = 0; v < size; v++) {
+        for (let u = 0; u < size; u++) {
+          const sx = region.centreX - region.side / 2 + (u + 0.5) * step - 0.5;
+          const sy = region.centreY - region.side / 2 + (v + 0.5) * step - 0.5;
+          const [x0, y0] = [Math.floor(sx), Math.floor(sy)];
+          const [fx, fy] = [sx - x0, sy - y0];
+          for (let c = 0; c < 3; c++) {
+            const top = at(x0, y0, c) * (1 - fx) + at(x0 + 1, y0, c) * fx;
+            const bottom = at(x0, y0 + 1, c) * (1 - fx) + at(x0 + 1, y0 + 1, c) * fx;
+            out.push(Math.fround(top * (1 - fy) + bottom * fy));
+          }
+        }
+      }
+      return out;
+    };
+    const regions: SquareRegion[] = [
+      { centreX: 3.5, centreY: 2.5, side: 4.3 },
+      { centreX: 0.2, centreY: 4.9, side: 6.1 },
+      { centreX: 6.7, centreY: -0.4, side: 3 },
+      { centreX: -10, centreY: -10, side: 2 },
+      { centreX: 3.5, centreY: 2.5, side: 20 },
+    ];
+    for (const region of regions) {
+      for (const size of [1, 3, 8]) {
+        expect(Array.from(sampleSquare(odd, region, size))).toEqual(plain(region, size));
+        const batch = new Float32Array(2 * size * size * 3).fill(-1);
+        sampleSquareInto(odd, region, size, batch, size * size * 3);
+        expect(Array.from(batch.subarray(size * size * 3))).toEqual(plain(region, size));
+        expect(batch.subarray(0, size * size * 3).every((value) => value === -1)).toBe(true);
+      }
+    }
   });
 
   test("outside the image is black, as face-api pads", () => {
