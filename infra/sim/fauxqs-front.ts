@@ -22,7 +22,10 @@
  *   (`sqs.newQueueUnknownMs`; CreateQueue's reference: wait at least a second), SetQueueAttributes read back as it was
  *   (`sqs.attributeLagMs`; up to 60 s, MessageRetentionPeriod up to 15 minutes), a bucket's lifecycle configuration
  *   read back whole as it was before a PUT or DELETE of it that succeeded (`s3.lifecycleLagMs`; "a few minutes").
- * - PutBucketLifecycleConfiguration's checks (infra/sim/s3-lifecycle.ts): a refused body answers 400 and is not stored.
+ * - The integrity header (Content-MD5 or x-amz-checksum-*) S3 requires on PutBucketTagging, PutPublicAccessBlock,
+ *   PutBucketEncryption, PutBucketLifecycleConfiguration and DeleteObjects (infra/sim/s3-integrity.ts), and
+ *   PutBucketLifecycleConfiguration's checks of its body (infra/sim/s3-lifecycle.ts): a refused call answers 400 and
+ *   changes nothing.
  * - ListMultipartUploads, which fauxqs lacks: the front keeps the open uploads it saw created.
  * - Bucket owners: every bucket is the region's account's (ACCOUNT_ID) unless `bucketOwners` names another account,
  *   whose bucket lets anyone in (the worst case of a name claimed after a teardown); a request whose
@@ -35,7 +38,8 @@ import type { AccessRequest } from "./iam/evaluate.ts";
 import { ACCOUNT_ID } from "./ec2/model.ts";
 import { OpenUploads } from "./multipart-uploads.ts";
 import { LaggingReads } from "./propagation.ts";
-import { putLifecycleRefusal } from "./s3-lifecycle.ts";
+import { requestIntegrityRefusal } from "./s3-integrity.ts";
+import { lifecycleBodyRefusal } from "./s3-lifecycle.ts";
 import { escapeXml } from "./xml-tree.ts";
 const SUBRESOURCES: Record<string, { missingCode: string }> = {
   publicAccessBlock: { missingCode: "NoSuchPublicAccessBlockConfiguration" },
@@ -188,12 +192,14 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
       }
       const listPrefix = sqsOperation === "ListQueues" ? (((await request.clone().json()) as { QueueNamePrefix?: string }).QueueNamePrefix ?? "") : undefined;
       const countsOf = sqsOperation === "GetQueueAttributes" ? ((await request.clone().json()) as { QueueUrl?: string }).QueueUrl ?? "" : undefined;
+      const integrity = sqsOperation ? undefined : await requestIntegrityRefusal(request);
+      if (integrity) return s3Error(integrity.code, 400, integrity.message);
       /** The bucket's lifecycle configuration before this PUT or DELETE of it, read back until the change propagates. */
       let lifecycleBefore: { value: string | undefined } | undefined;
       if (!sqsOperation && bucket.length === 1 && url.searchParams.has("lifecycle")) {
         const lagging = request.method === "GET" ? laggingLifecycles.shown(bucket[0]!, Date.now()) : undefined;
         if (lagging) return lagging.value === undefined ? s3Error("NoSuchLifecycleConfiguration", 404) : xml(lagging.value);
-        const refusal = request.method === "PUT" ? putLifecycleRefusal(request.headers, new Uint8Array(await request.clone().arrayBuffer())) : undefined;
+        const refusal = request.method === "PUT" ? lifecycleBodyRefusal(new Uint8Array(await request.clone().arrayBuffer())) : undefined;
         if (refusal) return s3Error(refusal.code, 400, refusal.message);
         if ((request.method === "PUT" || request.method === "DELETE") && s3.lifecycleLagMs > 0) {
           const before = await fetch(new URL(url.pathname + url.search, upstream));

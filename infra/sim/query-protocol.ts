@@ -2,6 +2,8 @@
  * The AWS Query protocol both emulators speak (EC2's `ec2Query` and IAM's `awsQuery`): a form-encoded request body
  * with flattened names (`Filter.1.Value.2`, `Tags.member.1.Key`) in, XML out.
  */
+import { escapeXml } from "./xml-tree.ts";
+
 export type Params = { [name: string]: Param };
 export type Param = string | Params | Param[];
 
@@ -58,9 +60,6 @@ export class Repeated {
     readonly values: XmlValue[],
   ) {}
 }
-
-const escapeXml = (value: string) =>
-  value.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&apos;");
 
 /** Objects become elements named by their keys, arrays repeat `itemName` (EC2: `item`, IAM: `member`). */
 export function toXml(value: XmlValue, itemName: string): string {

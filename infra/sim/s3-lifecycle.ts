@@ -1,18 +1,13 @@
 /**
  * PutBucketLifecycleConfiguration's checks, which fauxqs skips (it stores any body): S3's API reference and user guide
- * ("Lifecycle configuration elements"), with the codes AWS answers. First the integrity header the call requires
- * (Content-MD5 or one x-amz-checksum-*; SDK v3 sends x-amz-checksum-crc32), then the configuration: well-formed, of the
- * published schema, 1 to 1,000 rules, unique IDs of at most 255 characters, Status Enabled or Disabled, exactly one
- * of Filter and Prefix, at least one action, positive day counts. Pure: the front answers a refusal with 400 and
- * stores nothing.
+ * ("Lifecycle configuration elements"), with the codes AWS answers. After the integrity header the call requires
+ * (s3-integrity.ts), the configuration: well-formed, of the published schema, 1 to 1,000 rules, unique IDs of at most
+ * 255 characters, Status Enabled or Disabled, exactly one of Filter and Prefix, at least one action, positive day
+ * counts. Pure: the front answers a refusal with 400 and stores nothing.
  */
 import { TransitionStorageClass } from "@aws-sdk/client-s3";
+import { invalidRequest, type S3Refusal } from "./s3-integrity.ts";
 import { parseXml, type XmlElement } from "./xml-tree.ts";
-
-export interface S3Refusal {
-  code: "MalformedXML" | "InvalidArgument" | "InvalidRequest" | "InvalidDigest" | "BadDigest";
-  message: string;
-}
 
 export const MAX_LIFECYCLE_RULES = 1000;
 export const MAX_RULE_ID_LENGTH = 255;
@@ -22,7 +17,6 @@ const malformed = (detail: string): S3Refusal => ({
   message: `The XML you provided was not well-formed or did not validate against our published schema: ${detail}`,
 });
 const invalidArgument = (message: string): S3Refusal => ({ code: "InvalidArgument", message });
-const invalidRequest = (message: string): S3Refusal => ({ code: "InvalidRequest", message });
 
 /** Each container element of the schema -> its children, `true` for those that may repeat. Any other element is a leaf. */
 const SCHEMA: Record<string, Record<string, boolean>> = {
@@ -166,53 +160,8 @@ export function lifecycleConfigurationRefusal(body: string): S3Refusal | undefin
   return undefined;
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const base64Bytes = (value: string) => (BASE64.test(value) ? Buffer.from(value, "base64") : undefined);
-const hashed = (algorithm: "md5" | "sha1" | "sha256") => (body: Uint8Array) => new Bun.CryptoHasher(algorithm).update(body).digest();
-
-/** The x-amz-checksum-* S3 takes, by name: its length, and its digest where the emulator computes it (CRC32C and CRC64NVME: length only). */
-const CHECKSUMS: Record<string, { bytes: number; digest?: (body: Uint8Array) => Buffer }> = {
-  crc32: {
-    bytes: 4,
-    digest: (body) => {
-      const crc = Buffer.alloc(4);
-      crc.writeUInt32BE(Bun.hash.crc32(body));
-      return crc;
-    },
-  },
-  crc32c: { bytes: 4 },
-  crc64nvme: { bytes: 8 },
-  sha1: { bytes: 20, digest: hashed("sha1") },
-  sha256: { bytes: 32, digest: hashed("sha256") },
-};
-
-/** The integrity header a call that requires one (PutBucketLifecycleConfiguration) must carry, checked against the body. */
-export function integrityRefusal(headers: Headers, body: Uint8Array): S3Refusal | undefined {
-  const md5 = headers.get("content-md5");
-  if (md5 !== null) {
-    const given = base64Bytes(md5);
-    if (given?.length !== 16) return { code: "InvalidDigest", message: "The Content-MD5 you specified was not valid." };
-    if (!given.equals(hashed("md5")(body))) return { code: "BadDigest", message: "The Content-MD5 you specified did not match what we received." };
-  }
-  const sent = Object.keys(CHECKSUMS).filter((name) => headers.has(`x-amz-checksum-${name}`));
-  if (sent.length > 1) return invalidRequest("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
-  if (sent.length === 0 && headers.has("x-amz-sdk-checksum-algorithm")) {
-    return invalidRequest("x-amz-sdk-checksum-algorithm specified, but no corresponding x-amz-checksum-* or x-amz-trailer headers were found.");
-  }
-  if (md5 === null && sent.length === 0) return invalidRequest("Missing required header for this request: Content-MD5 OR x-amz-checksum-*");
-  for (const name of sent) {
-    const { bytes, digest } = CHECKSUMS[name]!;
-    const given = base64Bytes(headers.get(`x-amz-checksum-${name}`)!);
-    if (given?.length !== bytes) return invalidRequest(`Value for x-amz-checksum-${name} header is invalid.`);
-    if (digest && !given.equals(digest(body))) return { code: "BadDigest", message: `The ${name.toUpperCase()} you specified did not match the calculated checksum.` };
-  }
-  return undefined;
-}
-
-/** A PutBucketLifecycleConfiguration request's refusal, undefined when S3 takes it. */
-export function putLifecycleRefusal(headers: Headers, body: Uint8Array): S3Refusal | undefined {
-  const integrity = integrityRefusal(headers, body);
-  if (integrity) return integrity;
+/** What S3 answers to a PutBucketLifecycleConfiguration body, undefined when it takes it (its integrity header: s3-integrity.ts). */
+export function lifecycleBodyRefusal(body: Uint8Array): S3Refusal | undefined {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(body);

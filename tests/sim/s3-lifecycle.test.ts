@@ -1,14 +1,25 @@
-// The emulated S3 checks PutBucketLifecycleConfiguration as AWS does (fauxqs alone stores any body): refusals as a
-// table, then over HTTP with the SDK: every configuration bootstrap puts is taken, a refused one stores nothing, and a
-// change of the configuration (a PUT replaces it whole, a DELETE removes it) reads back as it was while it propagates.
+// The emulated S3 checks PutBucketLifecycleConfiguration as AWS does (fauxqs alone stores any body), and the integrity
+// header it and the other calls of ours that need one require: refusals as tables, then over HTTP with the SDK: every
+// configuration bootstrap puts is taken, a refused one stores nothing, each call that requires the header is taken from
+// the SDK and changes nothing without it, and a change of the configuration (a PUT replaces it whole, a DELETE removes
+// it) reads back as it was while it propagates.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { IAMClient } from "@aws-sdk/client-iam";
 import {
   CreateBucketCommand,
   DeleteBucketLifecycleCommand,
+  DeleteObjectsCommand,
+  GetBucketEncryptionCommand,
   GetBucketLifecycleConfigurationCommand,
+  GetBucketTaggingCommand,
+  GetPublicAccessBlockCommand,
+  ListObjectsV2Command,
+  PutBucketEncryptionCommand,
   PutBucketLifecycleConfigurationCommand,
+  PutBucketTaggingCommand,
+  PutObjectCommand,
+  PutPublicAccessBlockCommand,
   S3Client,
   type LifecycleRule,
 } from "@aws-sdk/client-s3";
@@ -17,7 +28,8 @@ import { applyChanges, knownResources } from "../../infra/apply.ts";
 import { desiredState, planChanges, type ActualState } from "../../infra/plan.ts";
 import { consoleOutput } from "../../infra/script.ts";
 import { startS3AndSqs, type S3SqsEmulator } from "../../infra/sim/fauxqs.ts";
-import { integrityRefusal, lifecycleConfigurationRefusal, MAX_LIFECYCLE_RULES, MAX_RULE_ID_LENGTH, type S3Refusal } from "../../infra/sim/s3-lifecycle.ts";
+import { INTEGRITY_REQUIRED, integrityRefusal, integrityRequiredBy, type S3Refusal } from "../../infra/sim/s3-integrity.ts";
+import { lifecycleConfigurationRefusal, MAX_LIFECYCLE_RULES, MAX_RULE_ID_LENGTH } from "../../infra/sim/s3-lifecycle.ts";
 import { loadConfig } from "../../roles/config.ts";
 
 setDefaultTimeout(30_000);
@@ -72,7 +84,30 @@ describe("what the emulated S3 answers to a lifecycle configuration", () => {
   });
 });
 
-describe("the integrity header the call requires", () => {
+describe("the calls that require an integrity header", () => {
+  test.each([
+    ["PUT", "/b?lifecycle", "PutBucketLifecycleConfiguration"],
+    ["PUT", "/b/?tagging=", "PutBucketTagging"],
+    ["PUT", "/b?publicAccessBlock", "PutPublicAccessBlock"],
+    ["PUT", "/b?encryption", "PutBucketEncryption"],
+    ["POST", "/b/?delete=", "DeleteObjects"],
+    ["POST", "/b?x-id=DeleteObjects&delete", "DeleteObjects"],
+  ])("%s %s is %s", (method, path, call) => {
+    expect(integrityRequiredBy(method, new URL(path, "http://s3"))).toBe(call);
+  });
+
+  test.each([
+    ["GET", "/b?tagging", "GetBucketTagging"],
+    ["DELETE", "/b?encryption", "DeleteBucketEncryption"],
+    ["PUT", "/b", "CreateBucket"],
+    ["PUT", "/b/delete", "PutObject of a key named like a subresource"],
+    ["POST", "/b/k?uploads", "CreateMultipartUpload"],
+  ])("%s %s (%s) is not one", (method, path) => {
+    expect(integrityRequiredBy(method, new URL(path, "http://s3"))).toBeUndefined();
+  });
+});
+
+describe("the integrity header a call requires", () => {
   const body = new TextEncoder().encode(configuration(expiring("a")));
   const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
   const md5 = base64(new Bun.CryptoHasher("md5").update(body).digest());
@@ -140,6 +175,76 @@ describe("over HTTP", () => {
     expect(unsigned.status).toBe(400);
     expect(await unsigned.text()).toContain("<Code>InvalidRequest</Code>");
     expect(await lifecycleIds("refusals")).toEqual(["kept"]);
+  });
+
+  interface GuardedCall {
+    /** What the test reads back, before the call and after it. */
+    state: (Bucket: string) => Promise<unknown>;
+    before?: (Bucket: string) => Promise<unknown>;
+    /** The call without the SDK: a body that would change the state. */
+    raw: { method: "PUT" | "POST"; subresource: string; body: string };
+    sdk: (Bucket: string) => Promise<unknown>;
+    unchanged: unknown;
+    changed: unknown;
+  }
+  const absent = (read: () => Promise<unknown>) => read().catch((error: Error) => error.name);
+  const GUARDED: Record<string, GuardedCall> = {
+    PutBucketLifecycleConfiguration: {
+      state: (Bucket) => absent(() => lifecycleIds(Bucket)),
+      raw: { method: "PUT", subresource: "lifecycle", body: configuration(expiring("raw")) },
+      sdk: (Bucket) => put(Bucket, [expiry]),
+      unchanged: "NoSuchLifecycleConfiguration",
+      changed: ["kept"],
+    },
+    PutBucketTagging: {
+      state: (Bucket) => absent(async () => (await s3.send(new GetBucketTaggingCommand({ Bucket }))).TagSet),
+      raw: { method: "PUT", subresource: "tagging", body: "<Tagging><TagSet><Tag><Key>owner</Key><Value>raw</Value></Tag></TagSet></Tagging>" },
+      sdk: (Bucket) => s3.send(new PutBucketTaggingCommand({ Bucket, Tagging: { TagSet: [{ Key: "owner", Value: "sdk" }] } })),
+      unchanged: "NoSuchTagSet",
+      changed: [{ Key: "owner", Value: "sdk" }],
+    },
+    PutPublicAccessBlock: {
+      state: (Bucket) => absent(async () => (await s3.send(new GetPublicAccessBlockCommand({ Bucket }))).PublicAccessBlockConfiguration?.BlockPublicAcls),
+      raw: { method: "PUT", subresource: "publicAccessBlock", body: "<PublicAccessBlockConfiguration><BlockPublicAcls>false</BlockPublicAcls></PublicAccessBlockConfiguration>" },
+      sdk: (Bucket) => s3.send(new PutPublicAccessBlockCommand({ Bucket, PublicAccessBlockConfiguration: { BlockPublicAcls: true } })),
+      unchanged: "NoSuchPublicAccessBlockConfiguration",
+      changed: true,
+    },
+    PutBucketEncryption: {
+      state: (Bucket) =>
+        absent(async () => (await s3.send(new GetBucketEncryptionCommand({ Bucket }))).ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault?.SSEAlgorithm),
+      raw: { method: "PUT", subresource: "encryption", body: "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>" },
+      sdk: (Bucket) => s3.send(new PutBucketEncryptionCommand({ Bucket, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }] } })),
+      unchanged: "ServerSideEncryptionConfigurationNotFoundError",
+      changed: "AES256",
+    },
+    DeleteObjects: {
+      before: (Bucket) => s3.send(new PutObjectCommand({ Bucket, Key: "kept", Body: "x" })),
+      state: async (Bucket) => ((await s3.send(new ListObjectsV2Command({ Bucket }))).Contents ?? []).map((object) => object.Key),
+      raw: { method: "POST", subresource: "delete", body: "<Delete><Object><Key>kept</Key></Object></Delete>" },
+      sdk: (Bucket) => s3.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: [{ Key: "kept" }], Quiet: true } })),
+      unchanged: ["kept"],
+      changed: [],
+    },
+  };
+
+  test("the table of calls over HTTP covers every call that requires the header", () => {
+    expect(Object.keys(GUARDED).sort()).toEqual([...INTEGRITY_REQUIRED.values()].sort());
+  });
+
+  test.each(Object.entries(GUARDED))("%s: without the header or with a wrong one, 400 and nothing changes; the SDK's call is taken", async (call, guarded) => {
+    const Bucket = `guarded-${call.toLowerCase()}`;
+    await s3.send(new CreateBucketCommand({ Bucket }));
+    await guarded.before?.(Bucket);
+    const { method, subresource, body } = guarded.raw;
+    for (const [headers, code] of [[{}, "InvalidRequest"], [{ "x-amz-checksum-crc32": "AAAAAA==" }, "BadDigest"]] as const) {
+      const answer = await fetch(`${emulator.endpoint}/${Bucket}?${subresource}`, { method, headers, body });
+      expect(answer.status).toBe(400);
+      expect(await answer.text()).toContain(`<Code>${code}</Code>`);
+    }
+    expect(await guarded.state(Bucket)).toEqual(guarded.unchanged);
+    await guarded.sdk(Bucket);
+    expect(await guarded.state(Bucket)).toEqual(guarded.changed);
   });
 
   describe("while a change propagates, the whole configuration before it reads back", () => {
