@@ -1,6 +1,7 @@
 // The bucket contract against files on disk and against S3 (fauxqs) through awsCloud(config).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, utimesSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { localCloud } from "../../roles/cloud/index.ts";
@@ -28,6 +29,31 @@ describe("local bucket", () => {
     expect(readdirSync(root)).toEqual(["data"]);
     expect(readdirSync(join(root, "data")).sort()).toEqual(["b", "b.metadata"]);
     expect(readdirSync(join(root, "data", "b"))).toHaveLength(5);
+  });
+
+  test("an object a version before stored under a long key's old file name (the digest alone) is read, listed by count once, replaced and deleted by its key", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "facefleet-bucket-"));
+    // A classic result named in a non-Latin script: each byte encodes as %XX, too long for a file name of its own.
+    const key = "名".repeat(60);
+    const legacyName = `#${createHash("sha256").update(key).digest("hex")}`;
+    mkdirSync(join(dataDir, "b"), { recursive: true });
+    mkdirSync(join(dataDir, "b.metadata"), { recursive: true });
+    writeFileSync(join(dataDir, "b", legacyName), "before the upgrade");
+    writeFileSync(join(dataDir, "b.metadata", legacyName), JSON.stringify({ result: "{}" }));
+    const bucket = new FileBucket(dataDir, "b");
+    expect(new TextDecoder().decode(await bucket.get(key))).toBe("before the upgrade");
+    expect(await bucket.metadata(key)).toEqual({ result: "{}" });
+    expect(await bucket.count()).toBe(1);
+    await bucket.put(key, "after");
+    expect(new TextDecoder().decode((await bucket.read(key))!.body)).toBe("after");
+    expect(await bucket.count()).toBe(1);
+
+    const deleted = "名".repeat(61);
+    writeFileSync(join(dataDir, "b", `#${createHash("sha256").update(deleted).digest("hex")}`), "before the upgrade");
+    expect(await bucket.count()).toBe(2);
+    await bucket.delete(deleted);
+    expect(await bucket.count()).toBe(1);
+    expect(await bucket.version(deleted)).toBeUndefined();
   });
 });
 

@@ -3,7 +3,7 @@
  * folders are the owner's only (0700; the data directory too when a bucket makes it) and so are the files (0600): they
  * hold uploads, the gallery and the recognition keys' hashes.
  */
-import { chmod, mkdir, open, readFile, rename, rm, stat, readdir, utimes, writeFile } from "node:fs/promises";
+import { chmod, link, mkdir, open, readFile, rename, rm, stat, readdir, utimes, writeFile } from "node:fs/promises";
 import type { BigIntStats } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -40,8 +40,10 @@ const DIGESTED_NAME_START = 100;
  */
 export function fileNameFor(key: string): string {
   const encoded = encodeKey(key);
-  return encoded.length <= MAX_FILE_NAME ? encoded : `#${encoded.slice(0, DIGESTED_NAME_START)}#${createHash("sha256").update(key).digest("hex")}`;
+  return encoded.length <= MAX_FILE_NAME ? encoded : `#${encoded.slice(0, DIGESTED_NAME_START)}#${digestOf(key)}`;
 }
+
+const digestOf = (key: string) => createHash("sha256").update(key).digest("hex");
 
 /** The start of the encoded key a file name holds: all of it, what a digested name kept, or nothing (a digest alone, as versions before kept long keys). */
 function encodedStartOf(fileName: string): string {
@@ -88,7 +90,7 @@ export class FileBucket implements Bucket {
   /** Writes the object through `write` into a temporary file, then renames it into place: all of it, or nothing. */
   private async putWith(key: string, options: PutOptions, write: (temp: string) => Promise<void>): Promise<void> {
     await this.makeFolders();
-    const paths = this.pathsOf(key);
+    const paths = await this.pathsOf(key);
     if (options.metadata) await this.writeAtomically(paths.metadata, (temp) => writeFile(temp, JSON.stringify(options.metadata), { mode: FILE_MODE }));
     else await rm(paths.metadata, { force: true });
     await this.writeAtomically(paths.object, write);
@@ -139,7 +141,7 @@ export class FileBucket implements Bucket {
   async read(key: string): Promise<VersionedObject | undefined> {
     let file;
     try {
-      file = await open(this.pathsOf(key).object, "r");
+      file = await open((await this.pathsOf(key)).object, "r");
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;
@@ -158,7 +160,7 @@ export class FileBucket implements Bucket {
    */
   async putIf(key: string, body: Uint8Array | string, expected: string | undefined, options: PutOptions = {}): Promise<string | undefined> {
     await this.makeFolders();
-    const paths = this.pathsOf(key);
+    const paths = await this.pathsOf(key);
     return this.withLock(`${paths.metadata}.lock`, async () => {
       const current = await statOrMissing(paths.object);
       if ((current && versionOf(current)) !== expected) return undefined;
@@ -198,7 +200,7 @@ export class FileBucket implements Bucket {
   async metadata(key: string): Promise<Record<string, string> | undefined> {
     if ((await this.version(key)) === undefined) return undefined;
     try {
-      return JSON.parse(await readFile(this.pathsOf(key).metadata, "utf8")) as Record<string, string>;
+      return JSON.parse(await readFile((await this.pathsOf(key)).metadata, "utf8")) as Record<string, string>;
     } catch (error) {
       if (isMissing(error)) return {};
       throw error;
@@ -218,7 +220,7 @@ export class FileBucket implements Bucket {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     try {
-      return bytesOf(await readFile(this.pathsOf(key).object));
+      return bytesOf(await readFile((await this.pathsOf(key)).object));
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;
@@ -226,12 +228,12 @@ export class FileBucket implements Bucket {
   }
 
   async version(key: string): Promise<string | undefined> {
-    const info = await statOrMissing(this.pathsOf(key).object);
+    const info = await statOrMissing((await this.pathsOf(key)).object);
     return info && versionOf(info);
   }
 
   async delete(key: string): Promise<void> {
-    const paths = this.pathsOf(key);
+    const paths = await this.pathsOf(key);
     await rm(paths.object, { force: true });
     await rm(paths.metadata, { force: true });
   }
@@ -263,9 +265,35 @@ export class FileBucket implements Bucket {
       .sort((a, b) => Buffer.compare(bytes(a), bytes(b)));
   }
 
-  private pathsOf(key: string): { object: string; metadata: string } {
+  private async pathsOf(key: string): Promise<{ object: string; metadata: string }> {
     const fileName = fileNameFor(checkObjectKey(key));
+    if (fileName.startsWith("#")) await this.adoptLegacyName(key, fileName);
     return { object: join(this.folder, fileName), metadata: join(this.metadataFolder, fileName) };
+  }
+
+  /**
+   * Versions before this one named a long key's file "#" and the digest alone: such a file (and its metadata) takes its
+   * new name the first time its key is used, so a read finds it, a write replaces it and a delete removes it. A file
+   * already under the new name is the newer one; the old one just goes.
+   */
+  private async adoptLegacyName(key: string, fileName: string): Promise<void> {
+    const legacyName = `#${digestOf(key)}`;
+    /** Links the old name to the new one; false when there is no file of the old name. */
+    const adopt = async (folder: string): Promise<boolean> => {
+      try {
+        // link, not rename: it never replaces a file already at the new name (a concurrent adoption, a newer write).
+        await link(join(folder, legacyName), join(folder, fileName));
+      } catch (error) {
+        if (isMissing(error)) return false;
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      }
+      return true;
+    };
+    // The metadata first: a concurrent adopter that finds the object adopted may remove the old names at once.
+    await adopt(this.metadataFolder);
+    if (!(await adopt(this.folder))) return;
+    await rm(join(this.metadataFolder, legacyName), { force: true });
+    await rm(join(this.folder, legacyName), { force: true });
   }
 }
 
