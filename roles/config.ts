@@ -87,6 +87,8 @@ export const ConfigSchema = Type.Object({
   }),
   uploadRetentionDays: Type.Integer({
     minimum: 0,
+    // An S3 lifecycle rule's Days is an xs:int: more is refused (MalformedXML) by bootstrap's PutBucketLifecycleConfiguration.
+    maximum: 2 ** 31 - 1,
     default: 0,
     description: "Days an uploaded photo stays in the input bucket, then it is deleted (an S3 lifecycle rule set by bootstrap; embedded, a sweep of the data directory); 0: kept until removed. Results and the gallery are not touched",
   }),

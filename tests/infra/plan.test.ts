@@ -222,6 +222,11 @@ describe("plan", () => {
       expect(loadConfig({ FACEFLEET_UPLOAD_RETENTION_DAYS: "30" }, { prefix: "alpha" }).uploadRetentionDays).toBe(30);
       expect(() => loadConfig({ FACEFLEET_UPLOAD_RETENTION_DAYS: "-1" })).toThrow(/uploadRetentionDays/);
     });
+
+    test("more days than a lifecycle rule's Days (an int) takes are refused at start, not by S3 halfway through a bootstrap", () => {
+      expect(() => loadConfig({ FACEFLEET_UPLOAD_RETENTION_DAYS: String(2 ** 31) })).toThrow(/uploadRetentionDays/);
+      expect(loadConfig({ FACEFLEET_UPLOAD_RETENTION_DAYS: String(2 ** 31 - 1) }).uploadRetentionDays).toBe(2 ** 31 - 1);
+    });
   });
 
   test("a widened permissions policy or trust policy is put back", () => {
