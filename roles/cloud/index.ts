@@ -46,8 +46,11 @@ export interface LocalCloud extends Cloud {
 /** `log` hears about local instances whose machine failed to start or stop. */
 export function localCloud(config: Config, startMachine: MachineFactory, log?: Logger): LocalCloud {
   const names = resourceNames(config);
-  // The same expiries as the lifecycle rules infra/plan.ts puts on the deployment's buckets.
-  const blobs = new FileBlobStore(config.dataDir, Object.groupBy(objectExpiries(config), (expiry) => expiry.bucket));
+  // The same expiries as the lifecycle rules infra/plan.ts puts on the deployment's buckets. The input bucket's other
+  // keys (_secrets/, _bake/) are short, so a file there named by a digest alone (a long key, as versions before this
+  // one named it) is an upload: the retention of uploads takes it too.
+  const rules = objectExpiries(config).map((expiry) => ({ ...expiry, legacyDigestNames: expiry.what === "uploads" }));
+  const blobs = new FileBlobStore(config.dataDir, Object.groupBy(rules, (expiry) => expiry.bucket));
   return {
     blobs,
     queues: new MemoryQueueService({

@@ -143,6 +143,23 @@ describe("local bucket expiry (the lifecycle rule of infra/plan.ts, which fauxqs
     });
   });
 
+  test("uploadRetentionDays set: an upload a version before stored under a long key's old file name (the digest alone) expires too; a classic result of that form in the output bucket stays", async () => {
+    const deployment = embedded({ uploadRetentionDays: 30 });
+    const names = resourceNames(deployment.config);
+    const legacyFile = (bucket: string, key: string) => {
+      const path = join(deployment.config.dataDir, bucket, `#${createHash("sha256").update(key).digest("hex")}`);
+      mkdirSync(join(deployment.config.dataDir, bucket), { recursive: true });
+      writeFileSync(path, "before the upgrade");
+      return path;
+    };
+    const upload = legacyFile(names.inBucket, `${crypto.randomUUID()}/x${".".repeat(100)}jpg`);
+    const result = legacyFile(names.outBucket, "名".repeat(60));
+    const now = Date.now();
+    expect(await deployment.blobs.expire(now + 30 * DAY_MS - 60_000)).toBe(0);
+    expect(await deployment.blobs.expire(now + 30 * DAY_MS + 60_000)).toBe(1);
+    expect([existsSync(upload), existsSync(result)]).toEqual([false, true]);
+  });
+
   test("without being asked: the first write after a start sweeps what expired while the service was down", async () => {
     const { config, gallery } = embedded();
     await gallery.put(`${EMBEDDING_KEY_PREFIX}old.f32`, "e");

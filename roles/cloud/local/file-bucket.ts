@@ -28,6 +28,11 @@ const FILE_MODE = 0o600;
 export interface ExpiryRule {
   prefix: string;
   days: number;
+  /**
+   * Also the files named by a digest alone, as versions before this one named a long key's (its key, so its prefix, is
+   * unknown): for a rule whose bucket holds no other long keys.
+   */
+  legacyDigestNames?: boolean;
 }
 
 /** How much of a long key's encoding its file name keeps, before the digest: enough for an expiry rule's prefix. */
@@ -44,6 +49,8 @@ export function fileNameFor(key: string): string {
 }
 
 const digestOf = (key: string) => createHash("sha256").update(key).digest("hex");
+
+const LEGACY_DIGEST_NAME = /^#[0-9a-f]{64}$/;
 
 /** The start of the encoded key a file name holds: all of it, what a digested name kept, or nothing (a digest alone, as versions before kept long keys). */
 function encodedStartOf(fileName: string): string {
@@ -103,7 +110,8 @@ export class FileBucket implements Bucket {
 
   /**
    * Deletes the objects its expiry rules say have expired at `now` (by the time they were last written); returns how
-   * many. A digested file name keeps the start of its key, so a long key (an upload's file name of many dots) expires too.
+   * many. A digested file name keeps the start of its key, so a long key (an upload's file name of many dots) expires too;
+   * one named by a digest alone (versions before) only under a rule that says `legacyDigestNames`.
    */
   async expire(now = Date.now()): Promise<number> {
     let files: string[];
@@ -116,7 +124,8 @@ export class FileBucket implements Bucket {
     let expired = 0;
     for (const rule of this.expiry) {
       const prefix = encodeKey(rule.prefix);
-      for (const file of files.filter((name) => encodedStartOf(name).startsWith(prefix) && !name.endsWith(".tmp"))) {
+      const covered = (name: string) => encodedStartOf(name).startsWith(prefix) || (rule.legacyDigestNames === true && LEGACY_DIGEST_NAME.test(name));
+      for (const file of files.filter((name) => covered(name) && !name.endsWith(".tmp"))) {
         const info = await statOrMissing(join(this.folder, file));
         if (!info || now - Number(info.mtimeMs) < rule.days * DAY_MS) continue;
         await rm(join(this.folder, file), { force: true });
