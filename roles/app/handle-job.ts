@@ -113,7 +113,7 @@ const thousandths = rounded(3);
 
 /**
  * Every detected face, largest first, with its candidates when asked. The reply carries the result when it fits in
- * a job-sized message; otherwise the result goes to the output bucket and the reply carries its key.
+ * a job-sized message and holds no embedding; otherwise the result goes to the output bucket and the reply carries its key.
  */
 async function answerFaces(
   jobId: string,
@@ -162,7 +162,8 @@ async function answerFaces(
     },
   };
   const inline = { ok: true as const, jobId, result };
-  if (Buffer.byteLength(JSON.stringify(inline)) <= MAX_JOB_MESSAGE_BYTES) return inline;
+  // An embedding never travels in a queue message, however small: queues keep what they hold for days.
+  if (result.embedding === undefined && Buffer.byteLength(JSON.stringify(inline)) <= MAX_JOB_MESSAGE_BYTES) return inline;
   const resultKey = apiResultKey(jobId);
   await deps.outBucket.put(resultKey, JSON.stringify(result), { contentType: "application/json" });
   return { ok: true, jobId, resultKey };

@@ -142,6 +142,14 @@ describe("a faces job", () => {
     expect(new Float32Array(Uint8Array.from(Buffer.from(result.embedding!, "base64")).buffer)).toEqual(new Float32Array([1, 0, 0, 0]));
   });
 
+  test("a result with an embedding never travels in the reply, however small: it goes to the output bucket", async () => {
+    const { reply, outBucket } = await run([face(120)], { k: 0, maxFaces: 1, minScore: 0, embedding: true });
+    if (!reply.ok || !("resultKey" in reply)) throw new Error(`expected a result key, got ${JSON.stringify(reply)}`);
+    expect(JSON.stringify(reply)).not.toContain("embedding");
+    const result = decodeMessage(FacesResultSchema, new TextDecoder().decode((await outBucket.get(reply.resultKey))!));
+    expect(new Float32Array(Uint8Array.from(Buffer.from(result.embedding!, "base64")).buffer)).toEqual(new Float32Array([1, 0, 0, 0]));
+  });
+
   test("a refused image: the reply has the code and a fixed message, the decoder's detail goes to the log with the job id", async () => {
     const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-faces-")));
     const [inBucket, outBucket, galleryBucket] = [blobs.bucket("in"), blobs.bucket("out"), blobs.bucket("gallery")];
