@@ -136,7 +136,7 @@ export type FacesResult = Static<typeof FacesResultSchema>;
 
 /**
  * A faces job's answer: inline when the reply fits in MAX_JOB_MESSAGE_BYTES (the smallest queue limit anywhere:
- * the embedded queues apply it to replies too), else in the output bucket under `resultKey`.
+ * the embedded queues apply it to replies too) and holds no embedding, else in the output bucket under `resultKey`.
  */
 export const FacesReplySchema = Type.Union([
   Type.Object({ ok: Type.Literal(true), jobId: Type.String(), result: FacesResultSchema }),
