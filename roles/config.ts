@@ -254,10 +254,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push(`maxUploadBytes (${ENV_PREFIX}MAX_UPLOAD_BYTES): ${config.maxUploadBytes} is more than maxBodyBytes (${ENV_PREFIX}MAX_BODY_BYTES), ${config.maxBodyBytes}: no file that large could arrive`);
   }
   if (problems.length === 0 && config.uploadRetentionDays > 0) {
-    const names = resourceNames(config);
-    // Result keys are file names and `api/`, `embeddings/` begin with hex characters: the uploads' rules would take them.
-    if (names.inBucket === names.outBucket || names.inBucket === names.galleryBucket) {
-      problems.push(`uploadRetentionDays (${ENV_PREFIX}UPLOAD_RETENTION_DAYS): the input bucket ${names.inBucket} also holds results or the gallery, which the retention of uploads would delete: give it a bucket of its own`);
+    // The uploads' rules take every key beginning with a hex character, as result keys (file names), `api/` and
+    // `embeddings/` do: every other bucket of the deployment must be another bucket.
+    const { inBucket, ...others } = resourceNames(config);
+    for (const [setting, name] of Object.entries(others)) {
+      if (setting.endsWith("Bucket") && name === inBucket) {
+        problems.push(`uploadRetentionDays (${ENV_PREFIX}UPLOAD_RETENTION_DAYS): the input bucket ${inBucket} is also the ${setting}, whose objects the retention of uploads would delete: give it a bucket of its own`);
+      }
     }
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);

@@ -23,4 +23,29 @@ describe("loadConfig", () => {
     expect(refusal).toThrow("FACEFLEET_MAX_UPLOAD_BYTES");
     expect(refusal).toThrow("FACEFLEET_MAX_BODY_BYTES");
   });
+
+  describe("with uploadRetentionDays set, an input bucket that is also another bucket of the deployment is refused: the uploads' rules would delete its objects", () => {
+    test.each([
+      ["its own bucket", {}, []],
+      ["the output bucket", { outBucket: "alpha-in-bucket" }, ["outBucket", "galleryBucket"]], // the gallery follows the output bucket
+      ["the output bucket, the gallery elsewhere", { outBucket: "alpha-in-bucket", galleryBucket: "alpha-gallery" }, ["outBucket"]],
+      ["the gallery bucket", { galleryBucket: "alpha-in-bucket" }, ["galleryBucket"]],
+      ["the reports bucket", { reportsBucket: "alpha-in-bucket" }, ["reportsBucket"]],
+      ["the reports bucket, named by the input bucket's setting", { inBucket: "alpha-reports-bucket" }, ["reportsBucket"]],
+    ] as const)("%s", (_, buckets, refused) => {
+      const load = (uploadRetentionDays: number) => () => loadConfig({}, { prefix: "alpha", uploadRetentionDays, ...buckets });
+      expect(load(0)).not.toThrow();
+      if (refused.length === 0) return void expect(load(30)().uploadRetentionDays).toBe(30);
+      let message = "";
+      try {
+        load(30)();
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        message = (error as Error).message;
+      }
+      const named = [...message.matchAll(/uploadRetentionDays \(FACEFLEET_UPLOAD_RETENTION_DAYS\): the input bucket \S+ is also the (\w+),/g)].map((match) => match[1]);
+      expect(named).toEqual([...refused]);
+      expect(message).toContain("give it a bucket of its own");
+    });
+  });
 });
