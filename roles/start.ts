@@ -66,22 +66,40 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
   const context: RoleContext = { config, names, cloud, log, health: new Map(), metrics: new ServiceMetrics() };
   const web = await startWebRole({ ...context, config: webConfig(config) }, { inspect: imageInspector(config.model.maxPixels), operatingPoints: operatingPointsFor(config.model), tokenSource: "data-dir" });
   const controller = startControllerRole({ ...context, config: controllerConfig(config) });
-  const expirySweep = setInterval(() => {
-    cloud.blobs.expire().then(
-      (expired) => expired > 0 && log.info("objects_expired", { expired }),
-      (error: Error) => log.warn("expiry_sweep_failed", { error: error.message }),
-    );
-  }, EXPIRY_SWEEP_MS).unref();
+  const expirySweep = startExpirySweep(() => cloud.blobs.expire(), EXPIRY_SWEEP_MS, log);
   log.info("embedded_started", { port: web.port, dataDir: config.dataDir, inferenceWorkers: pool.stats().workers });
   return {
     context,
     port: web.port,
     async stop() {
-      clearInterval(expirySweep);
+      await expirySweep.stop();
       await stopAll([web, controller]);
       const instances = await cloud.fleet.list();
       await cloud.fleet.terminate(instances.map((instance) => instance.id));
       await pool.close();
+    },
+  };
+}
+
+/**
+ * Runs `sweep` every `everyMs`, one at a time (a sweep still running when the next is due skips it). `stop` clears the
+ * timer and resolves once a sweep under way has finished, so nothing touches the data directory after it.
+ */
+export function startExpirySweep(sweep: () => Promise<number>, everyMs: number, log: Logger): { stop(): Promise<void> } {
+  let running: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = sweep()
+      .then(
+        (expired) => void (expired > 0 && log.info("objects_expired", { expired })),
+        (error: Error) => log.warn("expiry_sweep_failed", { error: error.message }),
+      )
+      .finally(() => (running = undefined));
+  }, everyMs).unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
     },
   };
 }
