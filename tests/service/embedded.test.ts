@@ -149,7 +149,7 @@ describe("embedded service", () => {
     expect(performance.now() - drainedAt).toBeLessThan(2000);
   });
 
-  test("read your writes on every app instance: a recognition sent after a removal or an enrollment was answered sees it", async () => {
+  test("read your writes on every app instance: a recognition sent after a removal or an enrollment was answered sees it, on at least two instances", async () => {
     const asked = images[0]!;
     const other = images.find((image) => image.person !== asked.person)!;
     // Other traffic keeps several instances running, each holding the gallery it last looked at.
@@ -157,22 +157,43 @@ describe("embedded service", () => {
     const background = (async () => {
       while (busy) await Promise.all([1, 2, 3].map(() => postImage(service.url, other.file).then((response) => response.text())));
     })();
-    const answers = async () => Promise.all(Array.from({ length: 6 }, async () => (await (await postImage(service.url, asked.file)).text()).split(":")[1]));
+    /** The app instances whose log says they did one of `jobIds` (a classic request's job id is its request id). */
+    const answeredBy = (jobIds: Set<string>) =>
+      new Set(service.logs.lines.filter((line) => line.event === "job_done" && jobIds.has(line.jobId as string) && typeof line.instanceId === "string").map((line) => line.instanceId));
+    /**
+     * The person named in each answer to rounds of six classic requests of the asked photo, sent until at least two app
+     * instances answered them (one round's answers may all come from one instance).
+     */
+    const answers = async () => {
+      const persons: string[] = [];
+      const jobIds = new Set<string>();
+      const deadline = performance.now() + 10_000;
+      do {
+        await Promise.all(
+          Array.from({ length: 6 }, async () => {
+            const response = await postImage(service.url, asked.file);
+            jobIds.add(response.headers.get("x-request-id")!);
+            persons.push((await response.text()).split(":")[1]!);
+          }),
+        );
+      } while (answeredBy(jobIds).size < 2 && performance.now() < deadline);
+      expect(answeredBy(jobIds).size).toBeGreaterThan(1);
+      return persons;
+    };
     try {
       // With the analysis cache a round takes milliseconds, less than the controller needs to scale out: the rounds
       // start once several instances run (instances of the previous test's scale-in may still answer a poll, too).
       const deadline = performance.now() + 10_000;
       while ((await runningInstances()) < 2 && performance.now() < deadline) await Bun.sleep(20);
       expect(await runningInstances()).toBeGreaterThan(1);
-      expect(await answers()).toEqual(Array(6).fill(asked.person));
+      expect(new Set(await answers())).toEqual(new Set([asked.person]));
       expect((await fetch(`${service.url}/v1/subjects/${asked.person}`, { method: "DELETE", headers: auth })).status).toBe(200);
       expect((await answers()).filter((person) => person === asked.person)).toEqual([]);
       for (const photo of enrolled.filter((photo) => photo.person === asked.person)) {
         const form = upload("image", await Bun.file(photo.file).bytes(), `${photo.name}.jpg`);
         expect((await fetch(`${service.url}/v1/subjects/${photo.person}/faces`, { method: "POST", body: form, headers: auth })).status).toBe(201);
       }
-      expect(await answers()).toEqual(Array(6).fill(asked.person));
-      expect(await runningInstances()).toBeGreaterThan(1);
+      expect(new Set(await answers())).toEqual(new Set([asked.person]));
     } finally {
       busy = false;
       await background;
