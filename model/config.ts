@@ -23,7 +23,7 @@ export type CustomEmbedderConfig = Static<typeof CustomEmbedderSchema>;
 
 export const ModelConfigSchema = Type.Object({
   detector: Type.String({ default: "blazeface-front", description: "Face detector name (blazeface-front, blazeface-front-int8, blazeface, tiny-face-detector); 'none' uses the whole image as the face" }),
-  landmarker: Type.String({ default: "landmark68", description: "Landmark refiner name (landmark68, landmark68-int8, facemesh); 'none' aligns on the detector's keypoints" }),
+  landmarker: Type.String({ default: "landmark68", description: "Landmark refiner name (landmark68, landmark68-int8, facemesh; keypoint-template: no network, BlazeFace front's keypoints mapped by a fit learnt from landmark68); 'none' aligns on the detector's keypoints" }),
   embedder: Type.String({ default: "dlib-resnet-int8", description: "Face embedder name (dlib-resnet-int8: int8 weights and activations; dlib-resnet: float32); 'custom' uses customEmbedder" }),
   flip: Type.Boolean({ default: true, description: "Embed each face and its mirror image and sum the two (more accurate, twice the embedding work)" }),
   threshold: Type.Optional(Type.Number({ description: "Open-set similarity threshold; default the embedder's calibrated one" })),

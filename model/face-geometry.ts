@@ -61,6 +61,9 @@ export function dlibFaceChipTemplate(size: number, padding: number): Point[] {
   return dlibFaceChipPoints(FIVE_POINT_SOURCES, size, padding);
 }
 
+/** The five alignment points of dlib's mean face, in its own unit frame (a chip of size 1 without padding). */
+export const MEAN_FACE_FIVE_POINTS: readonly Point[] = dlibFaceChipTemplate(1, 0);
+
 /** Where a dlib face chip puts each of these points of the mean face, each the mean of some 68-point indices (17..67). */
 export function dlibFaceChipPoints(sources: readonly (readonly number[])[], size: number, padding: number): Point[] {
   const toChip = (mean: number) => (size * (padding + mean)) / (2 * padding + 1);

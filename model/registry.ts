@@ -5,6 +5,7 @@ import { TinyFaceDetector } from "./detectors/tiny-face-detector.ts";
 import { CustomOnnxEmbedder } from "./embedders/custom-onnx.ts";
 import { DLIB_RESNET_FILE, DlibResNetEmbedder } from "./embedders/dlib-resnet.ts";
 import { FaceMeshLandmarker } from "./landmarkers/facemesh.ts";
+import { KeypointTemplateLandmarker } from "./landmarkers/keypoint-template.ts";
 import { DEFAULT_LANDMARK68_OPTIONS, Landmark68, LANDMARK68_FILE } from "./landmarkers/landmark68.ts";
 import { int8File } from "./onnx-session.ts";
 import { calibratedPoint, DEFAULT_FAR, falseAlarmThreshold, fixedThreshold, type FarCalibration, type OpenSetThreshold } from "./open-set.ts";
@@ -26,6 +27,7 @@ export const LANDMARKERS: Record<string, Loader<FaceLandmarker>> = {
   landmark68: (onnxDir) => Landmark68.load(onnxDir),
   "landmark68-int8": (onnxDir) => Landmark68.load(onnxDir, DEFAULT_LANDMARK68_OPTIONS, int8File(LANDMARK68_FILE)),
   facemesh: (onnxDir) => FaceMeshLandmarker.load(onnxDir),
+  "keypoint-template": () => KeypointTemplateLandmarker.load(),
 };
 
 export interface EmbedderEntry {
