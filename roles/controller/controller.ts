@@ -2,9 +2,9 @@
  * The controller loop: every intervalMs read the queue and the fleet (and, when the queue reads empty, the jobs the
  * active instances report holding), ask the policy, apply its actions, and log the decision with its inputs as one
  * JSON line whenever it acts or its inputs change. A scale-out that EC2 cuts short (capacity), or whose instances stop
- * again or terminate as they boot, sets a cap with backoff that the policy keeps to, the log and health tell. Instances that report themselves unhealthy, and a fleet that
- * answers nothing while jobs wait, are replaced (fleet-health.ts). The job reports of gone instances are deleted
- * (gone-reports.ts).
+ * again or terminate as they boot, sets a cap with backoff that the policy keeps to, the log and health tell. Instances
+ * that report themselves unhealthy, and a fleet that answers nothing while jobs wait, are replaced (fleet-health.ts).
+ * The job reports of gone instances are deleted (gone-reports.ts).
  */
 import { CapacityError, type AppInstance, type Fleet, type JobQueue, type JobReport, type JobReports } from "../cloud/types.ts";
 import { errorFields, type Logger } from "../log.ts";
@@ -228,9 +228,8 @@ export class Controller {
   private noteBoots(instances: AppInstance[], active: number, now: number): void {
     const { failed, booted, settled } = judgeBoots(instances, this.booting, now);
     if (booted.length > 0) this.bootFailureStreak = 0;
-    for (const id of [...booted, ...settled]) this.booting.delete(id);
+    for (const id of [...booted, ...settled, ...failed.map((instance) => instance.id)]) this.booting.delete(id);
     if (failed.length === 0) return;
-    for (const instance of failed) this.booting.delete(instance.id);
     this.bootFailureStreak += 1;
     this.cap = bootFailureCap(failed, this.bootFailureStreak, active, now);
     this.options.log.warn("capacity_cap", { limitedTo: this.cap.limit, reason: this.cap.reason, shortfalls: this.cap.shortfalls, retryInMs: this.cap.retryAt - now, failed: failed.map((instance) => instance.id) });

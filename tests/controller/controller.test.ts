@@ -203,7 +203,7 @@ describe("controller and EC2's capacity", () => {
   });
 });
 
-describe("instances that stop again as they boot", () => {
+describe("instances that stop again or terminate as they boot", () => {
   test("a warm pool whose starts stop again with Client.InternalError (a KMS key the role may not use) is a capacity refusal: named in health, backed off, not retried every tick", async () => {
     const starts: number[] = [];
     let clock = 0;
