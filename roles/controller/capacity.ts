@@ -78,6 +78,7 @@ const BOOT_FAILURE_ADVICE: Readonly<Record<string, string>> = {
 
 const FAILED_STATES: ReadonlySet<InstanceState> = new Set(["stopped", "shutting-down", "terminated"]);
 
+/** Whether a StateReason code says the instance went down for a fault, not by someone's choice. */
 export function isBootFailure(stateReason: string | undefined): boolean {
   return stateReason !== undefined && /^(Client|Server)\./.test(stateReason) && !CHOSEN_SHUTDOWNS.has(stateReason);
 }
