@@ -86,7 +86,7 @@ export type InstanceState = "pending" | "running" | "stopping" | "stopped" | "sh
 export interface AppInstance {
   id: string;
   state: InstanceState;
-  /** Why a stopped instance stopped, as EC2 names it (StateReason code, e.g. Client.InternalError); local fleets: none. */
+  /** Why a stopped or shutting-down instance went down, as EC2 names it (StateReason code, e.g. Client.InternalError); local fleets: none. */
   stateReason?: string;
 }
 

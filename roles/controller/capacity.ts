@@ -2,9 +2,9 @@
  * When EC2 gives fewer instances than asked (the account's vCPU quota, or a zone out of machines), asking again every
  * tick only repeats the refusal. The controller holds the fleet at what it got and asks again after a backoff that
  * doubles with each shortfall in a row. A pure function of the previous cap and what the last scale-out got.
- * The same holds for instances EC2 accepts to start but that stop again as they boot (`failedBoots`).
+ * The same holds for instances EC2 accepts to start or launch but that stop again or terminate as they boot (`judgeBoots`).
  */
-import type { AppInstance } from "../cloud/types.ts";
+import type { AppInstance, InstanceState } from "../cloud/types.ts";
 export interface CapacityCap {
   /** Active instances (pending or running) EC2 let the fleet reach. */
   limit: number;
@@ -54,26 +54,64 @@ export function capacityLimit(cap: CapacityCap | undefined, now: number): number
 }
 
 /**
- * EC2's StateReason codes of an instance that could not boot ("instance terminates immediately" on a launch, stops
- * again on a start): Client.InternalError is what a volume encrypted under a KMS key the caller may not use
- * (kms:CreateGrant) gives, EBS encryption by default with a customer managed key being the usual way to get there.
+ * How long after its start or launch an instance that goes down with a failure reason is a boot that failed, even if it
+ * was listed running for a moment; an instance still running then has booted.
  */
-const BOOT_FAILURES: Readonly<Record<string, string>> = {
+export const BOOT_WINDOW_MS = 30_000;
+
+/** StateReason codes of a shutdown someone chose (through the API, from the instance's OS, a hibernation): not a failure. */
+const CHOSEN_SHUTDOWNS: ReadonlySet<string> = new Set(["Client.UserInitiatedShutdown", "Client.InstanceInitiatedShutdown", "Client.UserInitiatedHibernate"]);
+
+/**
+ * What to do about EC2's StateReason codes of an instance that could not boot, where the code alone says it ("instance
+ * terminates immediately" on a launch, stops again on a start). Client.InternalError is what a volume encrypted under a
+ * KMS key the caller may not use (kms:CreateGrant) gives, EBS encryption by default with a customer managed key being
+ * the usual way to get there. Any other Client.* or Server.* code but a chosen shutdown is a failure too.
+ */
+const BOOT_FAILURE_ADVICE: Readonly<Record<string, string>> = {
   "Client.InternalError":
-    "instances stop again as they boot (Client.InternalError); with EBS encryption by default under a customer managed KMS key, the role that starts them needs kms:CreateGrant on it: run infra/bootstrap.ts again",
-  "Client.VolumeLimitExceeded": "instances stop again as they boot (Client.VolumeLimitExceeded): the account's EBS volume quota is reached",
-  "Client.InvalidSnapshot.NotFound": "instances stop again as they boot (Client.InvalidSnapshot.NotFound): the image's snapshot is gone",
+    "with EBS encryption by default under a customer managed KMS key, the role that starts and launches them needs kms:CreateGrant on it: run infra/bootstrap.ts again",
+  "Client.VolumeLimitExceeded": "the account's EBS volume quota is reached",
+  "Client.InvalidSnapshot.NotFound": "the image's snapshot is gone",
+  "Server.InsufficientInstanceCapacity": "the zone has no machines of the type for now",
 };
 
-/** Of the instances started or launched and not yet seen running (`booting`), those stopped again for a boot failure. */
-export function failedBoots(instances: AppInstance[], booting: ReadonlySet<string>): AppInstance[] {
-  return instances.filter((instance) => booting.has(instance.id) && instance.state === "stopped" && instance.stateReason !== undefined && instance.stateReason in BOOT_FAILURES);
+const FAILED_STATES: ReadonlySet<InstanceState> = new Set(["stopped", "shutting-down", "terminated"]);
+
+/** Whether a StateReason code says the instance went down for a fault, not by someone's choice. */
+export function isBootFailure(stateReason: string | undefined): boolean {
+  return stateReason !== undefined && /^(Client|Server)\./.test(stateReason) && !CHOSEN_SHUTDOWNS.has(stateReason);
+}
+
+export interface BootVerdicts {
+  /** Stopped again, shutting down or terminated with a failure reason. */
+  failed: AppInstance[];
+  /** Running BOOT_WINDOW_MS after its start or launch: the boots work. */
+  booted: string[];
+  /** Past the window neither running nor failed (gone, stopped by choice): no longer watched. */
+  settled: string[];
+}
+
+/** The verdict on each instance this controller started or launched and still watches (`booting`: id to when). */
+export function judgeBoots(instances: AppInstance[], booting: ReadonlyMap<string, number>, now: number): BootVerdicts {
+  const listed = new Map(instances.map((instance) => [instance.id, instance]));
+  const verdicts: BootVerdicts = { failed: [], booted: [], settled: [] };
+  for (const [id, since] of booting) {
+    const instance = listed.get(id);
+    if (instance && FAILED_STATES.has(instance.state) && isBootFailure(instance.stateReason)) verdicts.failed.push(instance);
+    // Unlisted within the window may be a launch the listing does not show yet: it is watched until the window ends.
+    else if (now - since >= BOOT_WINDOW_MS) verdicts[instance?.state === "running" ? "booted" : "settled"].push(id);
+  }
+  return verdicts;
 }
 
 /**
- * The cap after a round of boots that failed: EC2 took the start but gave nothing, so the fleet stays at its active
- * instances until a backoff that doubles with each such round in a row (`streak`, reset once a booted instance runs).
+ * The cap after a round of boots that failed: EC2 took the start or launch but gave nothing, so the fleet stays at its
+ * active instances until a backoff that doubles with each such round in a row (`streak`, reset once a boot works).
  */
 export function bootFailureCap(failed: AppInstance[], streak: number, active: number, now: number): CapacityCap {
-  return { limit: active, retryAt: now + backoffMs(streak), shortfalls: streak, reason: BOOT_FAILURES[failed[0]!.stateReason!]! };
+  const { state, stateReason } = failed[0]!;
+  const what = state === "stopped" ? "started instances stop again" : "launched instances terminate";
+  const advice = BOOT_FAILURE_ADVICE[stateReason!];
+  return { limit: active, retryAt: now + backoffMs(streak), shortfalls: streak, reason: `${what} as they boot (${stateReason})${advice ? `: ${advice}` : ""}` };
 }

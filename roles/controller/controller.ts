@@ -1,15 +1,15 @@
 /**
  * The controller loop: every intervalMs read the queue and the fleet (and, when the queue reads empty, the jobs the
  * active instances report holding), ask the policy, apply its actions, and log the decision with its inputs as one
- * JSON line whenever it acts or its inputs change. A scale-out that EC2 cuts short (capacity) sets a cap with backoff
- * that the policy keeps to, the log and health tell. Instances that report themselves unhealthy, and a fleet that
- * answers nothing while jobs wait, are replaced (fleet-health.ts). The job reports of gone instances are deleted
- * (gone-reports.ts).
+ * JSON line whenever it acts or its inputs change. A scale-out that EC2 cuts short (capacity), or whose instances stop
+ * again or terminate as they boot, sets a cap with backoff that the policy keeps to, the log and health tell. Instances
+ * that report themselves unhealthy, and a fleet that answers nothing while jobs wait, are replaced (fleet-health.ts).
+ * The job reports of gone instances are deleted (gone-reports.ts).
  */
 import { CapacityError, type AppInstance, type Fleet, type JobQueue, type JobReport, type JobReports } from "../cloud/types.ts";
 import { errorFields, type Logger } from "../log.ts";
 import type { ServiceMetrics } from "../metrics.ts";
-import { bootFailureCap, capacityLimit, failedBoots, nextCapacityCap, type CapacityCap } from "./capacity.ts";
+import { bootFailureCap, capacityLimit, judgeBoots, nextCapacityCap, type CapacityCap } from "./capacity.ts";
 import { applyExpectations, type Expectation } from "./expectations.ts";
 import { goneReports } from "./gone-reports.ts";
 import { decideReplacements, nextProgressWatch, nextRunningSince, sickReplacement, type FleetHealthDecision, type ProgressWatch } from "./fleet-health.ts";
@@ -51,9 +51,9 @@ export class Controller {
   private lastHealth: FleetHealthDecision | undefined;
   /** When this controller last started or launched each instance: a report written before then is its previous life's. */
   private bootedAt = new Map<string, number>();
-  /** Instances this controller started or launched, not yet seen running or stopped again. */
-  private readonly booting = new Set<string>();
-  /** Rounds in a row whose started instances stopped again as they booted. */
+  /** Instances this controller started or launched whose boot is still judged (capacity.ts's judgeBoots), and when. */
+  private readonly booting = new Map<string, number>();
+  /** Rounds in a row whose started or launched instances stopped again or terminated as they booted. */
   private bootFailureStreak = 0;
   /** Instances that may have a job report (gone-reports.ts); undefined before the first look. */
   private mayHaveReport: Set<string> | undefined;
@@ -204,7 +204,7 @@ export class Controller {
       if (state === "pending") {
         for (const id of ids) {
           this.bootedAt.set(id, now);
-          this.booting.add(id);
+          this.booting.set(id, now);
         }
       }
       return ids.length;
@@ -224,18 +224,12 @@ export class Controller {
     this.noteCapacity({ asked, got, active: decision.desired - asked + got, error: capacityError?.code, capped: decision.capped }, now);
   }
 
-  /** Started instances that stopped again as they booted are a capacity refusal, backed off like one. */
+  /** Started or launched instances that stop again or terminate as they boot are a capacity refusal, backed off like one. */
   private noteBoots(instances: AppInstance[], active: number, now: number): void {
-    const failed = failedBoots(instances, this.booting);
-    const listed = new Map(instances.map((instance) => [instance.id, instance.state]));
-    for (const id of this.booting) {
-      const state = listed.get(id);
-      // Running: the boots work again. Gone (a launch that failed, or terminated by someone): no longer booting.
-      if (state === "running") this.bootFailureStreak = 0;
-      if (state === "running" || state === undefined) this.booting.delete(id);
-    }
+    const { failed, booted, settled } = judgeBoots(instances, this.booting, now);
+    if (booted.length > 0) this.bootFailureStreak = 0;
+    for (const id of [...booted, ...settled, ...failed.map((instance) => instance.id)]) this.booting.delete(id);
     if (failed.length === 0) return;
-    for (const instance of failed) this.booting.delete(instance.id);
     this.bootFailureStreak += 1;
     this.cap = bootFailureCap(failed, this.bootFailureStreak, active, now);
     this.options.log.warn("capacity_cap", { limitedTo: this.cap.limit, reason: this.cap.reason, shortfalls: this.cap.shortfalls, retryInMs: this.cap.retryAt - now, failed: failed.map((instance) => instance.id) });

@@ -5,6 +5,7 @@
  * state over a listing that has not caught up yet.
  */
 import type { AppInstance, InstanceState } from "../cloud/types.ts";
+import { isBootFailure } from "./capacity.ts";
 
 export interface Expectation {
   id: string;
@@ -36,8 +37,9 @@ export function applyExpectations(
     if (now - expectation.at >= graceMs) continue;
     const seen = instances.get(expectation.id);
     // Missing from the listing: just launched (not visible yet), or gone for good.
-    // A start that ended stopped with a reason (a boot failure) is the start's outcome, not a listing behind it.
-    const behind = seen ? BEHIND[expectation.state].has(seen.state) && seen.stateReason === undefined : expectation.state === "pending";
+    // A start that ended stopped with a boot failure is the start's outcome, not a listing behind it; a stopped
+    // instance listed with the reason of its last, chosen stop (Client.UserInitiatedShutdown) is a listing behind.
+    const behind = seen ? BEHIND[expectation.state].has(seen.state) && !isBootFailure(seen.stateReason) : expectation.state === "pending";
     if (!behind) continue;
     instances.set(expectation.id, { id: expectation.id, state: expectation.state });
     outstanding.push(expectation);

@@ -203,7 +203,7 @@ describe("controller and EC2's capacity", () => {
   });
 });
 
-describe("instances that stop again as they boot", () => {
+describe("instances that stop again or terminate as they boot", () => {
   test("a warm pool whose starts stop again with Client.InternalError (a KMS key the role may not use) is a capacity refusal: named in health, backed off, not retried every tick", async () => {
     const starts: number[] = [];
     let clock = 0;
@@ -237,6 +237,54 @@ describe("instances that stop again as they boot", () => {
     };
     for (const end = clock + 90_000; clock < end; clock += 250) await controller.step();
     expect(starts.length).toBe(6);
+    expect(controller.health()).toMatchObject({ capacity: "unlimited" });
+  });
+
+  test("a cold pool whose launches terminate at once with Client.InternalError (the same KMS key) is backed off the same way: no launch storm", async () => {
+    const launches: number[] = [];
+    let clock = 0;
+    let serial = 0;
+    const states = new Map<string, AppInstance>();
+    const fleet: Fleet = {
+      // A terminated instance is listed no more.
+      list: async () => {
+        const listed = [...states.values()];
+        for (const instance of listed) if (instance.state === "shutting-down") states.delete(instance.id);
+        return listed;
+      },
+      // EC2 takes the launch; the instance goes pending, then shutting-down and terminated, with the reason.
+      launch: async (count) => {
+        launches.push(clock);
+        const ids = Array.from({ length: count }, () => `i-${++serial}`);
+        for (const id of ids) states.set(id, { id, state: "shutting-down", stateReason: "Client.InternalError" });
+        return ids;
+      },
+      start: async () => [],
+      stop: async () => {},
+      terminate: async () => {},
+    };
+    const logs = captureLogs();
+    const controller = controllerOf({ depth: { visible: 2, inFlight: 0 }, fleet, poolPolicy: "cold", now: () => clock, logger: logs.logger });
+    for (; clock < 120_000; clock += 250) await controller.step();
+    // 0, then after 5, 10, 20 and 40 s of backoff: five rounds of two in two minutes, not one a tick.
+    expect(launches.length).toBe(5);
+    expect(serial).toBe(10);
+    expect(controller.health()).toMatchObject({ capacity: { limitedTo: 0, shortfalls: 5 } });
+    const reason = (controller.health().capacity as { reason: string }).reason;
+    expect(reason).toStartWith("launched instances terminate as they boot (Client.InternalError)");
+    expect(reason).toContain("kms:CreateGrant");
+    expect(logs.lines.filter((line) => line.event === "capacity_cap").length).toBeGreaterThanOrEqual(5);
+
+    // The role gets its grant: the next round's instances run, and the cap is lifted.
+    fleet.launch = async (count) => {
+      launches.push(clock);
+      const ids = Array.from({ length: count }, () => `i-${++serial}`);
+      for (const id of ids) states.set(id, { id, state: "running" });
+      return ids;
+    };
+    for (const end = clock + 90_000; clock < end; clock += 250) await controller.step();
+    expect(launches.length).toBe(6);
+    expect([...states.values()].filter((instance) => instance.state === "running")).toHaveLength(2);
     expect(controller.health()).toMatchObject({ capacity: "unlimited" });
   });
 });

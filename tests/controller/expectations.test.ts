@@ -32,6 +32,18 @@ describe("expected states over an eventually consistent listing", () => {
     expect(outstanding).toHaveLength(3);
   });
 
+  test("EC2 lists a stopped instance with the reason of its last stop: a chosen stop is a listing behind the start, a boot failure is the start's outcome", () => {
+    const started: Expectation[] = [
+      { id: "a", state: "pending", at },
+      { id: "b", state: "pending", at },
+    ];
+    const listed = [
+      { id: "a", state: "stopped" as const, stateReason: "Client.UserInitiatedShutdown" },
+      { id: "b", state: "stopped" as const, stateReason: "Client.InternalError" },
+    ];
+    expect(applyExpectations(listed, started, at + 100)).toEqual({ instances: [{ id: "a", state: "pending" }, listed[1]!], outstanding: [started[0]!] });
+  });
+
   test("the listing is believed again after the grace period, and a terminated instance may vanish", () => {
     const expectations: Expectation[] = [
       { id: "a", state: "pending", at },

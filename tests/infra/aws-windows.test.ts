@@ -4,7 +4,7 @@
  * policy attached by hand, an upload left open).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand } from "@aws-sdk/client-ec2";
+import { CreateImageCommand, DescribeInstancesCommand, EC2Client, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand } from "@aws-sdk/client-ec2";
 import { AttachRolePolicyCommand, CreateRoleCommand, DeleteRoleCommand, GetRoleCommand, GetRolePolicyCommand, IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
 import {
   CreateBucketCommand,
@@ -21,10 +21,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ACCOUNT_ID } from "../../infra/sim/ec2/model.ts";
 import { instanceAccessKey } from "../../infra/sim/iam/access.ts";
+import { newDefaultVersion } from "../../infra/launch-template.ts";
 import { startRegion, TEST_CREDENTIALS, type EmulatedRegion } from "../../infra/sim/region.ts";
 import { expectBucketOwner } from "../../roles/cloud/aws/bucket-owner.ts";
 import { Ec2Fleet } from "../../roles/cloud/aws/ec2-fleet.ts";
+import type { JobQueue } from "../../roles/cloud/types.ts";
+import { Controller } from "../../roles/controller/controller.ts";
+import { ServiceMetrics } from "../../roles/metrics.ts";
 import type { DeploymentState } from "../../infra/state.ts";
+import { captureLogs } from "../support/logs.ts";
+import { waitFor } from "../support/waiting.ts";
 import { runInfraScript } from "./run-script.ts";
 
 setDefaultTimeout(60_000);
@@ -142,7 +148,7 @@ describe("what an operator leaves in the account, and teardown", () => {
 describe("EBS encryption by default under a customer managed KMS key", () => {
   const KEY = `arn:aws:kms:us-east-1:${ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
 
-  test("bootstrap grants the web role kms:CreateGrant through EC2; without it the controller's start goes pending, then stopped with Client.InternalError, as on AWS", async () => {
+  test("bootstrap grants the web role kms:CreateGrant through EC2; without it the controller's start goes pending, then stopped, and its launch (cold pool) pending, then terminated, with Client.InternalError, as on AWS; the controller backs off", async () => {
     propagation({ newQueue: 0, lag: 0 });
     region.ec2.ebsEncryption.byDefault = true;
     region.ec2.ebsEncryption.kmsKeyArn = KEY;
@@ -179,10 +185,45 @@ describe("EBS encryption by default under a customer managed KMS key", () => {
         expect(started.StartingInstances![0]!.CurrentState!.Name).toBe("pending");
         await region.ec2.waitForState(appId, "stopped");
         expect(await fleet.list()).toEqual([{ id: appId, state: "stopped", stateReason: "Client.InternalError" }]);
+
+        // A cold pool: the controller's launch goes pending, then shutting-down and terminated with the same reason,
+        // and the controller backs off, naming the grant, instead of launching again at every tick.
+        // Launched from an image of the deployment, as baked: the web role may launch no other.
+        const { ImageId: bakedId } = await ec2.send(new CreateImageCommand({ InstanceId: appId, Name: "kms-app", TagSpecifications: [{ ResourceType: "image", Tags: [{ Key: "Deployment", Value: "kms" }] }] }));
+        await newDefaultVersion(ec2, state.launchTemplateId!, { ImageId: bakedId });
+        region.ec2.delays.bootDelayMs = 300;
+        region.ec2.delays.stopDelayMs = 1_000;
+        const controller = new Controller({
+          queue: { depth: async () => ({ visible: 1, inFlight: 0 }) } as Pick<JobQueue, "depth"> as JobQueue,
+          fleet,
+          reports: { read: async () => [], write: async () => {}, remove: async () => {} },
+          scaling: { maxInstances: 2, slotsPerInstance: 1, poolPolicy: "cold", scaleInAfterMs: 60_000 },
+          intervalMs: 50,
+          log: captureLogs().logger,
+          metrics: new ServiceMetrics(),
+        });
+        const reason = await waitFor("the controller's capacity cap", async () => (await controller.step(), (controller.health().capacity as { reason?: string }).reason), 5_000);
+        expect(reason).toStartWith("launched instances terminate as they boot (Client.InternalError)");
+        expect(reason).toContain("kms:CreateGrant");
+        for (let tick = 0; tick < 10; tick++) await controller.step();
+        const appInstances = async () =>
+          (await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: "tag:Deployment", Values: ["kms"] }, { Name: "tag:Role", Values: ["app"] }] }))).Reservations!.flatMap((reservation) => reservation.Instances!);
+        const launched = (await appInstances()).filter((instance) => instance.InstanceId !== appId);
+        expect(launched).toHaveLength(1);
+        await region.ec2.waitForState(launched[0]!.InstanceId!, "terminated");
+        // Listed terminated, with its reason, as AWS does for about an hour; the fleet lists it no more.
+        expect((await appInstances()).find((instance) => instance.InstanceId === launched[0]!.InstanceId)).toMatchObject({
+          State: { Name: "terminated" },
+          StateReason: { Code: "Client.InternalError", Message: "Client.InternalError: Client error on launch" },
+        });
+        expect((await fleet.list()).map((instance) => instance.id)).toEqual([appId]);
+        await controller.stop();
       } finally {
         asWeb.destroy();
       }
     } finally {
+      region.ec2.delays.bootDelayMs = 0;
+      region.ec2.delays.stopDelayMs = 0;
       region.ec2.ebsEncryption.byDefault = false;
       delete region.ec2.ebsEncryption.kmsKeyArn;
     }

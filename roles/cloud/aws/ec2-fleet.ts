@@ -28,6 +28,8 @@ export interface Ec2FleetOptions {
 
 const LIVE_STATES: InstanceState[] = ["pending", "running", "stopping", "stopped", "shutting-down"];
 const ACTIVE_STATES: ReadonlySet<InstanceState> = new Set(["pending", "running"]);
+/** States whose StateReason says why the instance went down (the controller tells a failed boot by it). */
+const DOWN_STATES: ReadonlySet<InstanceState> = new Set(["stopped", "shutting-down"]);
 
 /** EC2's answers when it cannot give an instance now (or not in that zone). */
 const CAPACITY_CODES = new Set(["VcpuLimitExceeded", "InstanceLimitExceeded", ...ZONE_REFUSAL_CODES]);
@@ -72,7 +74,7 @@ export class Ec2Fleet implements Fleet {
         for (const instance of reservation.Instances ?? []) {
           if (!instance.InstanceId || !instance.State?.Name) continue;
           const state = instance.State.Name as InstanceState;
-          const stateReason = state === "stopped" ? instance.StateReason?.Code : undefined;
+          const stateReason = DOWN_STATES.has(state) ? instance.StateReason?.Code : undefined;
           instances.push({ id: instance.InstanceId, state, ...(stateReason && { stateReason }) });
           if (instance.SubnetId) this.subnetOf.set(instance.InstanceId, instance.SubnetId);
         }
