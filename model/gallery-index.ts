@@ -1,0 +1,344 @@
+/**
+ * The gallery's names without its vectors: each face's id, subject, details and (for the store) the segment it is in,
+ * one row a face in typed arrays, rows removed by moving the last row into the hole (as the Gallery's matrix does, so a
+ * Gallery keeps its rows and these in step). What the web role holds, and the labels of an app instance's Gallery: at a
+ * million faces a few tens of bytes a face, where a JavaScript object, string and map entry a face cost hundreds.
+ */
+import type { FaceDetails, SubjectSummary } from "./gallery.ts";
+
+const EMPTY = -1;
+const collator = new Intl.Collator();
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Face number (the `7` of `f7`) to row: open addressing with linear probing, no object per entry. */
+class RowTable {
+  private keys = new Float64Array(16).fill(EMPTY);
+  private rows = new Int32Array(16);
+  private count = 0;
+
+  private slot(key: number): number {
+    const mask = this.keys.length - 1;
+    let slot = Math.imul((key | 0) ^ ((key / 4294967296) | 0), 0x9e3779b1) & mask;
+    while (this.keys[slot] !== EMPTY && this.keys[slot] !== key) slot = (slot + 1) & mask;
+    return slot;
+  }
+
+  get(key: number): number | undefined {
+    const slot = this.slot(key);
+    return this.keys[slot] === EMPTY ? undefined : this.rows[slot];
+  }
+
+  set(key: number, row: number): void {
+    if (2 * (this.count + 1) > this.keys.length) this.resize(this.keys.length * 2);
+    const slot = this.slot(key);
+    if (this.keys[slot] === EMPTY) this.count++;
+    this.keys[slot] = key;
+    this.rows[slot] = row;
+  }
+
+  delete(key: number): void {
+    const mask = this.keys.length - 1;
+    let hole = this.slot(key);
+    if (this.keys[hole] === EMPTY) return;
+    this.count--;
+    // Backward shift: entries after the hole that probed past it move into it, so no lookup stops short.
+    for (let next = (hole + 1) & mask; this.keys[next] !== EMPTY; next = (next + 1) & mask) {
+      const home = Math.imul((this.keys[next]! | 0) ^ ((this.keys[next]! / 4294967296) | 0), 0x9e3779b1) & mask;
+      if (((next - home) & mask) >= ((next - hole) & mask)) {
+        this.keys[hole] = this.keys[next]!;
+        this.rows[hole] = this.rows[next]!;
+        hole = next;
+      }
+    }
+    this.keys[hole] = EMPTY;
+  }
+
+  private resize(size: number): void {
+    const [keys, rows] = [this.keys, this.rows];
+    this.keys = new Float64Array(size).fill(EMPTY);
+    this.rows = new Int32Array(size);
+    this.count = 0;
+    for (let slot = 0; slot < keys.length; slot++) if (keys[slot] !== EMPTY) this.set(keys[slot]!, rows[slot]!);
+  }
+}
+
+function grown<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(array: T, needed: number): T {
+  if (needed <= array.length) return array;
+  const larger = new (array.constructor as new (length: number) => T)(Math.max(needed, 2 * array.length, 16));
+  larger.set(array);
+  return larger;
+}
+
+/** The number of a face id (`f7`: 7); undefined for any other string. */
+function faceNumberOf(faceId: string): number | undefined {
+  const number = Number(faceId.slice(1));
+  return faceId[0] === "f" && Number.isSafeInteger(number) && number >= 0 && `f${number}` === faceId ? number : undefined;
+}
+
+/** A createdAt that is an ISO 8601 instant is kept as its milliseconds; any other text in `odd`, by face number. */
+const ISO_INSTANT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+export class GalleryIndex {
+  private numbers = new Float64Array(0);
+  private codes = new Int32Array(0);
+  private segments = new Int32Array(0);
+  private createdMs = new Float64Array(0);
+  private oddCreatedAt = new Map<number, string>();
+  /** Each row's source, UTF-8 in `text` from its offset for its length; a removed row's bytes are left behind. */
+  private sourceAt = new Uint32Array(0);
+  private sourceLength = new Uint32Array(0);
+  private text = new Uint8Array(0);
+  private textEnd = 0;
+  /** Bytes of `text` that rows still use. */
+  private textLive = 0;
+  private readonly rowOf = new RowTable();
+  private rows = 0;
+
+  private readonly nameOf: string[] = [];
+  private readonly codeOf = new Map<string, number>();
+  private faceCounts = new Int32Array(0);
+  private readonly freeCodes: number[] = [];
+  /** Subjects in listing order, made when first listed and kept up to date after. */
+  private sorted: string[] | undefined;
+
+  private readonly segmentKeys: string[] = [];
+  private readonly segmentNumber = new Map<string, number>();
+
+  get size(): number {
+    return this.rows;
+  }
+
+  get subjectCount(): number {
+    return this.codeOf.size;
+  }
+
+  /** Adds a face at the last row (replacing the face of that id first, if there is one); returns its row. */
+  insert(faceId: string, subject: string, details: FaceDetails, segment?: string): number {
+    const number = faceNumberOf(faceId);
+    if (number === undefined) throw new Error(`'${faceId}' is not a face id (f and a number)`);
+    this.removeFace(faceId);
+    const row = this.rows++;
+    this.numbers = grown(this.numbers, this.rows);
+    this.codes = grown(this.codes, this.rows);
+    this.segments = grown(this.segments, this.rows);
+    this.createdMs = grown(this.createdMs, this.rows);
+    this.sourceAt = grown(this.sourceAt, this.rows);
+    this.sourceLength = grown(this.sourceLength, this.rows);
+    this.numbers[row] = number;
+    this.codes[row] = this.codeFor(subject);
+    this.faceCounts[this.codes[row]!]!++;
+    this.segments[row] = segment === undefined ? EMPTY : this.segmentFor(segment);
+    this.createdMs[row] = ISO_INSTANT.test(details.createdAt) ? Date.parse(details.createdAt) : NaN;
+    if (details.createdAt !== "" && Number.isNaN(this.createdMs[row])) this.oddCreatedAt.set(number, details.createdAt);
+    this.storeSource(row, details.source);
+    this.rowOf.set(number, row);
+    return row;
+  }
+
+  rowOfFace(faceId: string): number | undefined {
+    const number = faceNumberOf(faceId);
+    return number === undefined ? undefined : this.rowOf.get(number);
+  }
+
+  faceIdAt(row: number): string {
+    return `f${this.numbers[row]}`;
+  }
+
+  subjectAt(row: number): string {
+    return this.nameOf[this.codes[row]!]!;
+  }
+
+  detailsAt(row: number): FaceDetails {
+    const ms = this.createdMs[row]!;
+    const createdAt = Number.isNaN(ms) ? (this.oddCreatedAt.get(this.numbers[row]!) ?? "") : new Date(ms).toISOString();
+    const at = this.sourceAt[row]!;
+    return { createdAt, source: decoder.decode(this.text.subarray(at, at + this.sourceLength[row]!)) };
+  }
+
+  /** The segment a face is stored in; undefined: in the log. */
+  segmentAt(row: number): string | undefined {
+    const segment = this.segments[row]!;
+    return segment === EMPTY ? undefined : this.segmentKeys[segment];
+  }
+
+  setSegment(row: number, segment: string): void {
+    this.segments[row] = this.segmentFor(segment);
+  }
+
+  /**
+   * The ids of the faces whose segment `keep` takes (every face by default), grouped by segment, the faces in the log
+   * last, in the order they were enrolled: read in this order, each segment is read once.
+   */
+  faceIdsBySegment(keep: (segment: string | undefined) => boolean = () => true): string[] {
+    const kept = this.segmentKeys.map((key) => keep(key));
+    const inLog: number[] = [];
+    const bySegment: number[][] = this.segmentKeys.map(() => []);
+    for (let row = 0; row < this.rows; row++) {
+      const segment = this.segments[row]!;
+      if (segment === EMPTY) inLog.push(row);
+      else if (kept[segment]) bySegment[segment]!.push(row);
+    }
+    const logged = keep(undefined) ? inLog.sort((a, b) => this.numbers[a]! - this.numbers[b]!) : [];
+    return [...bySegment.flat(), ...logged].map((row) => this.faceIdAt(row));
+  }
+
+  hasFace(faceId: string): boolean {
+    return this.rowOfFace(faceId) !== undefined;
+  }
+
+  subjectOf(faceId: string): string | undefined {
+    const row = this.rowOfFace(faceId);
+    return row === undefined ? undefined : this.subjectAt(row);
+  }
+
+  faceCount(subject: string): number {
+    const code = this.codeOf.get(subject);
+    return code === undefined ? 0 : this.faceCounts[code]!;
+  }
+
+  /** The rows of a subject's faces: one pass over the rows (a millisecond at a million faces). */
+  rowsOf(subject: string): number[] {
+    const code = this.codeOf.get(subject);
+    const rows: number[] = [];
+    if (code === undefined) return rows;
+    for (let row = 0; row < this.rows; row++) if (this.codes[row] === code) rows.push(row);
+    return rows;
+  }
+
+  /** A subject's faces, oldest first. */
+  facesOf(subject: string): (FaceDetails & { faceId: string })[] {
+    return this.rowsOf(subject)
+      .sort((a, b) => this.numbers[a]! - this.numbers[b]!)
+      .map((row) => ({ faceId: this.faceIdAt(row), ...this.detailsAt(row) }));
+  }
+
+  /** The subjects by name, `count` of them from the `offset`-th (all by default). */
+  list(offset = 0, count = Infinity): SubjectSummary[] {
+    this.sorted ??= [...this.codeOf.keys()].sort(collator.compare);
+    return this.sorted.slice(offset, offset + count).map((subject) => ({ subject, faces: this.faceCount(subject) }));
+  }
+
+  /** Removes a row, moving the last row into it; returns the row that moved (the last), or undefined when none did. */
+  removeRow(row: number): number | undefined {
+    const last = --this.rows;
+    const number = this.numbers[row]!;
+    this.rowOf.delete(number);
+    this.oddCreatedAt.delete(number);
+    this.textLive -= this.sourceLength[row]!;
+    const code = this.codes[row]!;
+    if (--this.faceCounts[code]! === 0) this.freeCode(code);
+    if (row === last) return undefined;
+    this.numbers[row] = this.numbers[last]!;
+    this.codes[row] = this.codes[last]!;
+    this.segments[row] = this.segments[last]!;
+    this.createdMs[row] = this.createdMs[last]!;
+    this.sourceAt[row] = this.sourceAt[last]!;
+    this.sourceLength[row] = this.sourceLength[last]!;
+    this.rowOf.set(this.numbers[row]!, row);
+    return last;
+  }
+
+  removeFace(faceId: string): boolean {
+    const row = this.rowOfFace(faceId);
+    if (row === undefined) return false;
+    this.removeRow(row);
+    return true;
+  }
+
+  /** Gives every face of `from` to `to` (merging when `to` has faces); returns how many moved. */
+  renameSubject(from: string, to: string): number {
+    const code = this.codeOf.get(from);
+    if (code === undefined) return 0;
+    const moved = this.faceCounts[code]!;
+    if (from === to) return moved;
+    const into = this.codeOf.get(to);
+    if (into === undefined) {
+      this.codeOf.delete(from);
+      this.codeOf.set(to, code);
+      this.nameOf[code] = to;
+      this.unlist(from);
+      this.enlist(to);
+      return moved;
+    }
+    for (let row = 0; row < this.rows; row++) if (this.codes[row] === code) this.codes[row] = into;
+    this.faceCounts[into]! += moved;
+    this.faceCounts[code] = 0;
+    this.freeCode(code);
+    return moved;
+  }
+
+  private codeFor(subject: string): number {
+    let code = this.codeOf.get(subject);
+    if (code !== undefined) return code;
+    code = this.freeCodes.pop() ?? this.nameOf.length;
+    this.faceCounts = grown(this.faceCounts, code + 1);
+    this.nameOf[code] = subject;
+    this.codeOf.set(subject, code);
+    this.enlist(subject);
+    return code;
+  }
+
+  private freeCode(code: number): void {
+    const subject = this.nameOf[code]!;
+    this.codeOf.delete(subject);
+    this.nameOf[code] = "";
+    this.freeCodes.push(code);
+    this.unlist(subject);
+  }
+
+  /** Where `subject` is, or would go, in the sorted list: a binary search. */
+  private sortedPosition(sorted: string[], subject: string): number {
+    let low = 0;
+    let high = sorted.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (collator.compare(sorted[middle]!, subject) < 0) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  private enlist(subject: string): void {
+    if (this.sorted) this.sorted.splice(this.sortedPosition(this.sorted, subject), 0, subject);
+  }
+
+  private unlist(subject: string): void {
+    if (!this.sorted) return;
+    const at = this.sortedPosition(this.sorted, subject);
+    if (this.sorted[at] === subject) this.sorted.splice(at, 1);
+    else this.sorted.splice(this.sorted.indexOf(subject), 1);
+  }
+
+  private segmentFor(key: string): number {
+    let segment = this.segmentNumber.get(key);
+    if (segment === undefined) {
+      segment = this.segmentKeys.push(key) - 1;
+      this.segmentNumber.set(key, segment);
+    }
+    return segment;
+  }
+
+  private storeSource(row: number, source: string): void {
+    const room = 3 * source.length;
+    // Full, and more than half of it left behind by removed rows: copy the rows' bytes into a new one.
+    if (this.textEnd + room > this.text.length && 2 * this.textLive < this.textEnd) {
+      const text = new Uint8Array(Math.max(16, 2 * (this.textLive + room)));
+      let end = 0;
+      for (let other = 0; other < this.rows; other++) {
+        if (other === row) continue;
+        const at = this.sourceAt[other]!;
+        text.set(this.text.subarray(at, at + this.sourceLength[other]!), end);
+        this.sourceAt[other] = end;
+        end += this.sourceLength[other]!;
+      }
+      [this.text, this.textEnd] = [text, end];
+    }
+    this.text = grown(this.text, this.textEnd + room);
+    const { written } = encoder.encodeInto(source, this.text.subarray(this.textEnd));
+    this.sourceAt[row] = this.textEnd;
+    this.sourceLength[row] = written;
+    this.textEnd += written;
+    this.textLive += written;
+  }
+}
