@@ -135,6 +135,8 @@ const ROUNDING_SLACK = 1e-5;
 
 /** Rows per block: 2^20 rows of 128-d take 650 MB of one module's memory, well inside wasm's 4 GiB. */
 export const BLOCK_ROWS = 1 << 20;
+/** Rows from which a block grows by a quarter rather than doubling. */
+const GROW_BY_QUARTER_ABOVE = 1 << 16;
 /** What one block's memory may take: wasm's 4 GiB, less room for the header. */
 const BLOCK_BYTES = 2 ** 32 - 2 ** 24;
 
@@ -183,19 +185,23 @@ class Block {
     return this.matrixOffset + this.capacity * this.stride * 4;
   }
 
-  /** Makes room for `capacity` rows, keeping the ones held. */
+  /**
+   * Makes room for `capacity` rows, keeping the ones held: moved up inside the grown memory (every region starts at
+   * or after where it did, so the highest moves first), not copied out and back, which at a million rows made
+   * gigabytes of garbage.
+   */
   grow(capacity: number): void {
     if (capacity <= this.capacity) return;
-    const held = this.matrix().slice();
-    const heldCodes = this.codes().slice();
-    const heldScales = this.scales().slice();
+    const held = this.capacity;
+    const from = { codes: this.codesOffset, matrix: this.matrixOffset, scales: this.scalesOffset };
     const needed = this.stride * 6 + 16 + capacity * (12 + this.stride * 5);
     const missing = Math.ceil((needed - this.memory.buffer.byteLength) / PAGE_BYTES);
     if (missing > 0) this.memory.grow(missing);
     this.capacity = capacity;
-    this.matrix().set(held);
-    this.codes().set(heldCodes);
-    this.scales().set(heldScales);
+    const bytes = new Uint8Array(this.memory.buffer);
+    bytes.copyWithin(this.codesOffset, from.codes, from.codes + held * this.stride);
+    bytes.copyWithin(this.matrixOffset, from.matrix, from.matrix + held * this.stride * 4);
+    bytes.copyWithin(this.scalesOffset, from.scales, from.scales + held * 4);
   }
 
   private view = new Float32Array();
@@ -260,7 +266,8 @@ export class DotKernel {
       if (!last || last.capacity === this.blockRows) this.blocks.push((last = new Block(this.stride)));
       const before = last.capacity;
       const wanted = rows - (this.capacity - before);
-      last.grow(Math.min(this.blockRows, Math.max(wanted, before * 2, 16)));
+      // Doubling while small; by a quarter once large, where a doubling would leave hundreds of megabytes unused.
+      last.grow(Math.min(this.blockRows, Math.max(wanted, before < GROW_BY_QUARTER_ABOVE ? before * 2 : Math.ceil(before * 1.25), 16)));
       this.capacity += last.capacity - before;
     }
   }

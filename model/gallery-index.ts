@@ -29,6 +29,12 @@ class RowTable {
     return this.keys[slot] === EMPTY ? undefined : this.rows[slot];
   }
 
+  reserve(count: number): void {
+    let size = this.keys.length;
+    while (2 * count > size) size *= 2;
+    if (size > this.keys.length) this.resize(size);
+  }
+
   set(key: number, row: number): void {
     if (2 * (this.count + 1) > this.keys.length) this.resize(this.keys.length * 2);
     const slot = this.slot(key);
@@ -63,6 +69,7 @@ class RowTable {
   }
 }
 
+/** `array`, or a copy of it with room for `needed` (and at least twice its length, so growing one by one stays linear). */
 function grown<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(array: T, needed: number): T {
   if (needed <= array.length) return array;
   const larger = new (array.constructor as new (length: number) => T)(Math.max(needed, 2 * array.length, 16));
@@ -70,16 +77,26 @@ function grown<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(a
   return larger;
 }
 
-/** The number of a face id (`f7`: 7); undefined for any other string. */
+/** The number of a face id (`f7`: 7, no leading zero); undefined for any other string. */
 function faceNumberOf(faceId: string): number | undefined {
-  const number = Number(faceId.slice(1));
-  return faceId[0] === "f" && Number.isSafeInteger(number) && number >= 0 && `f${number}` === faceId ? number : undefined;
+  const length = faceId.length;
+  if (length < 2 || length > 17 || faceId.charCodeAt(0) !== 0x66 || (faceId.charCodeAt(1) === 0x30 && length > 2)) return undefined;
+  let number = 0;
+  for (let i = 1; i < length; i++) {
+    const digit = faceId.charCodeAt(i) - 0x30;
+    if (digit < 0 || digit > 9) return undefined;
+    number = number * 10 + digit;
+  }
+  return Number.isSafeInteger(number) ? number : undefined;
 }
 
 /** A createdAt that is an ISO 8601 instant is kept as its milliseconds; any other text in `odd`, by face number. */
 const ISO_INSTANT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 export class GalleryIndex {
+  /** `keepDetails` false: createdAt and source are dropped as faces come (every face's are empty). */
+  constructor(private readonly keepDetails = true) {}
+
   private numbers = new Float64Array(0);
   private codes = new Int32Array(0);
   private segments = new Int32Array(0);
@@ -119,21 +136,32 @@ export class GalleryIndex {
     if (number === undefined) throw new Error(`'${faceId}' is not a face id (f and a number)`);
     this.removeFace(faceId);
     const row = this.rows++;
-    this.numbers = grown(this.numbers, this.rows);
-    this.codes = grown(this.codes, this.rows);
-    this.segments = grown(this.segments, this.rows);
-    this.createdMs = grown(this.createdMs, this.rows);
-    this.sourceAt = grown(this.sourceAt, this.rows);
-    this.sourceLength = grown(this.sourceLength, this.rows);
+    if (this.rows > this.numbers.length) this.reserve(Math.max(16, 2 * this.numbers.length));
     this.numbers[row] = number;
     this.codes[row] = this.codeFor(subject);
     this.faceCounts[this.codes[row]!]!++;
     this.segments[row] = segment === undefined ? EMPTY : this.segmentFor(segment);
-    this.createdMs[row] = ISO_INSTANT.test(details.createdAt) ? Date.parse(details.createdAt) : NaN;
-    if (details.createdAt !== "" && Number.isNaN(this.createdMs[row])) this.oddCreatedAt.set(number, details.createdAt);
-    this.storeSource(row, details.source);
+    if (this.keepDetails) {
+      this.createdMs[row] = ISO_INSTANT.test(details.createdAt) ? Date.parse(details.createdAt) : NaN;
+      if (details.createdAt !== "" && Number.isNaN(this.createdMs[row])) this.oddCreatedAt.set(number, details.createdAt);
+      this.storeSource(row, details.source);
+    }
     this.rowOf.set(number, row);
     return row;
+  }
+
+  /** Makes room for `faces` faces at once (a load knows how many are coming), rather than growing as they come. */
+  reserve(faces: number): void {
+    if (faces <= this.numbers.length) return;
+    this.numbers = grown(this.numbers, faces);
+    this.codes = grown(this.codes, faces);
+    this.segments = grown(this.segments, faces);
+    if (this.keepDetails) {
+      this.createdMs = grown(this.createdMs, faces);
+      this.sourceAt = grown(this.sourceAt, faces);
+      this.sourceLength = grown(this.sourceLength, faces);
+    }
+    this.rowOf.reserve(faces);
   }
 
   rowOfFace(faceId: string): number | undefined {
@@ -150,6 +178,7 @@ export class GalleryIndex {
   }
 
   detailsAt(row: number): FaceDetails {
+    if (!this.keepDetails) return { createdAt: "", source: "" };
     const ms = this.createdMs[row]!;
     const createdAt = Number.isNaN(ms) ? (this.oddCreatedAt.get(this.numbers[row]!) ?? "") : new Date(ms).toISOString();
     const at = this.sourceAt[row]!;
@@ -225,16 +254,18 @@ export class GalleryIndex {
     const number = this.numbers[row]!;
     this.rowOf.delete(number);
     this.oddCreatedAt.delete(number);
-    this.textLive -= this.sourceLength[row]!;
+    if (this.keepDetails) this.textLive -= this.sourceLength[row]!;
     const code = this.codes[row]!;
     if (--this.faceCounts[code]! === 0) this.freeCode(code);
     if (row === last) return undefined;
     this.numbers[row] = this.numbers[last]!;
     this.codes[row] = this.codes[last]!;
     this.segments[row] = this.segments[last]!;
-    this.createdMs[row] = this.createdMs[last]!;
-    this.sourceAt[row] = this.sourceAt[last]!;
-    this.sourceLength[row] = this.sourceLength[last]!;
+    if (this.keepDetails) {
+      this.createdMs[row] = this.createdMs[last]!;
+      this.sourceAt[row] = this.sourceAt[last]!;
+      this.sourceLength[row] = this.sourceLength[last]!;
+    }
     this.rowOf.set(this.numbers[row]!, row);
     return last;
   }

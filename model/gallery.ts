@@ -53,11 +53,15 @@ export class GalleryFormatError extends Error {
 export class Gallery {
   private readonly kernel: DotKernel;
   /** Row i of the index is row i of the matrix. */
-  readonly names = new GalleryIndex();
+  readonly names: GalleryIndex;
   private nextFace = 1;
 
-  /** `blockRows`: rows per kernel block (each its own wasm memory); smaller only to test searches across blocks. */
-  constructor(readonly dimensions: number, capacity = 64, blockRows = BLOCK_ROWS) {
+  /**
+   * `blockRows`: rows per kernel block (each its own wasm memory); smaller only to test searches across blocks.
+   * `keepDetails` false: each face's createdAt and source are not kept (an app instance never shows them).
+   */
+  constructor(readonly dimensions: number, capacity = 64, blockRows = BLOCK_ROWS, keepDetails = true) {
+    this.names = new GalleryIndex(keepDetails);
     if (!Number.isInteger(dimensions) || dimensions <= 0) throw new Error(`invalid embedding dimensions ${dimensions}`);
     this.kernel = new DotKernel(dimensions, capacity, blockRows);
     this.codes = { ofRow: new Int32Array(capacity), count: 0, rowsOf: [], identity: new Int32Array(), best: { score: new Float32Array(), row: new Int32Array() } };
@@ -73,6 +77,7 @@ export class Gallery {
   /** Makes room for `faces` faces at once (a load knows how many are coming), rather than growing as they come. */
   reserve(faces: number): void {
     this.kernel.reserve(faces);
+    this.names.reserve(faces);
   }
 
   enroll(subject: string, embedding: Float32Array, details: FaceDetails = NO_DETAILS): string {
@@ -226,6 +231,8 @@ export class Gallery {
 
   private templateKernel(): DotKernel {
     const { templateSum: sum, template } = this;
+    // Room for every subject's template at once, when they are made (a load makes hundreds of thousands).
+    if (this.staleTemplates.size > 0) this.templates.reserve(this.codes.count);
     for (const code of this.staleTemplates) {
       sum.fill(0);
       for (const row of this.codes.rowsOf[code]!) {
@@ -255,7 +262,6 @@ export class Gallery {
       this.codeOf.set(subject, code);
       this.subjectOfCode.push(subject);
       codes.rowsOf.push([]);
-      this.templates.reserve(codes.count);
       if (code >= codes.identity.length) growPerCode(codes);
     }
     codes.ofRow[row] = code;
@@ -309,8 +315,9 @@ export class Gallery {
       for (const row of codes.rowsOf[code]!) codes.ofRow[row] = code;
       this.codeOf.set(lastSubject, code);
       this.subjectOfCode[code] = lastSubject;
-      this.templates.copyRow(last, code);
-      if (this.staleTemplates.delete(last)) this.staleTemplates.add(code);
+      // Made again when next searched: the last template's row may not be made yet.
+      this.staleTemplates.delete(last);
+      this.staleTemplates.add(code);
     }
     codes.rowsOf.pop();
     this.subjectOfCode.pop();

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { Gallery, GalleryFormatError, type FaceDetails, type StoredFace, type SubjectSummary } from "../model/gallery.ts";
 import { GalleryIndex } from "../model/gallery-index.ts";
+import { BLOCK_ROWS } from "../model/dot-kernel.ts";
 import type { Bucket } from "./cloud/types.ts";
 import { GALLERY_LOG_PREFIX, GALLERY_MANIFEST_KEY, GALLERY_SEGMENT_PREFIX, LEGACY_GALLERY_KEY, UNREADABLE_GALLERY_KEY_PREFIX } from "./deployment.ts";
 import type { Logger } from "./log.ts";
@@ -162,6 +163,9 @@ class Replica {
         const replica = new Replica(role);
         await replica.loadManifest(bucket);
         await replica.catchUp(bucket);
+        // A load leaves hundreds of megabytes of short-lived garbage at a million faces (the segments' bytes and
+        // labels): collected now, before the process serves, the allocator reuses it rather than growing past it.
+        Bun.gc(true);
         return replica;
       } catch (error) {
         if (!(error instanceof MovedError) || attempt === MAX_LOAD_ATTEMPTS) throw error;
@@ -181,28 +185,41 @@ class Replica {
 
   /**
    * Applies the changes after the last one applied; returns how many. A log truncated past them throws MovedError.
-   * Entries (and an import's segments) are read READ_CONCURRENCY at once and applied in order as soon as they can be,
-   * so only those in flight or waiting for an earlier one are held.
+   * The entries are read first (small), so room for every face they add is made at once; an import's segments are
+   * then read READ_CONCURRENCY at once and applied in order as soon as they can be, so only those in flight or
+   * waiting for an earlier one are held.
    */
   async catchUp(bucket: Bucket): Promise<number> {
     const keys = await bucket.list(GALLERY_LOG_PREFIX, logKey(this.sequence));
     if (keys.length > 0 && sequenceOf(keys[0]!) !== this.sequence + 1) throw new MovedError("the log was compacted past this replica");
-    const ready: ({ change: Change; imported: ReadSegment[] } | undefined)[] = new Array(keys.length);
-    let next = 0;
-    await inParallel([...keys.keys()], READ_CONCURRENCY, async (index) => {
-      const key = keys[index]!;
+    const changes = await inParallel(keys, READ_CONCURRENCY, async (key) => {
       const bytes = await bucket.get(key);
       if (!bytes) throw new MovedError(`log entry ${key} is gone`);
-      const change = decodeStored(ChangeSchema, bytes, key);
-      ready[index] = { change, imported: change.op === "import" ? await inParallel(change.segments, READ_CONCURRENCY, ({ key }) => this.readSegment(bucket, key)) : [] };
-      for (let entry = ready[next]; entry; entry = ready[next]) {
-        ready[next] = undefined;
-        if (entry.change.op === "enroll" || entry.change.op === "import") this.reserve(entry.change.op === "enroll" ? 1 : entry.change.segments.reduce((sum, { faces }) => sum + faces, 0));
-        this.addFaces(entry.imported);
-        this.apply(sequenceOf(keys[next]!), entry.change);
-        next++;
-      }
+      return decodeStored(ChangeSchema, bytes, key);
     });
+    this.reserve(changes.reduce((sum, change) => sum + (change.op === "enroll" ? 1 : change.op === "import" ? change.segments.reduce((faces, segment) => faces + segment.faces, 0) : 0), 0));
+    const imported: (ReadSegment[] | undefined)[] = new Array(changes.length);
+    let next = 0;
+    const applyReady = () => {
+      for (; next < changes.length; next++) {
+        const change = changes[next]!;
+        if (change.op === "import") {
+          const segments = imported[next];
+          if (!segments) return;
+          imported[next] = undefined;
+          this.addFaces(segments);
+        }
+        this.apply(sequenceOf(keys[next]!), change);
+      }
+    };
+    const imports = [...changes.keys()].filter((index) => changes[index]!.op === "import");
+    await inParallel(imports, READ_CONCURRENCY, async (index) => {
+      const change = changes[index]!;
+      if (change.op !== "import") return;
+      imported[index] = await inParallel(change.segments, READ_CONCURRENCY, ({ key }) => this.readSegment(bucket, key));
+      applyReady();
+    });
+    applyReady();
     return keys.length;
   }
 
@@ -223,6 +240,7 @@ class Replica {
   /** Makes room for `faces` more faces at once: a load reads many segments, and the matrix need not double as they come. */
   private reserve(faces: number): void {
     if (this.gallery) this.gallery.reserve(this.size + faces);
+    else if (this.names) this.names.reserve(this.size + faces);
     else this.pendingCapacity += faces;
   }
 
@@ -238,9 +256,13 @@ class Replica {
     if (this.dimensions === undefined) {
       this.dimensions = dimensions;
       if (this.role === "reader") {
-        this.gallery = new Gallery(dimensions, Math.max(1, this.pendingCapacity));
+        // An app instance shows no face's details: it does not keep them.
+        this.gallery = new Gallery(dimensions, Math.max(1, this.pendingCapacity), BLOCK_ROWS, false);
         this.names = this.gallery.names;
-      } else this.names = new GalleryIndex();
+      } else {
+        this.names = new GalleryIndex();
+        this.names.reserve(this.pendingCapacity);
+      }
     }
     if (dimensions !== this.dimensions) throw new GalleryFormatError(`${what} has ${dimensions} dimensions, the gallery ${this.dimensions}`);
   }
