@@ -117,12 +117,12 @@ function compiledFor(stride: number): WebAssembly.Module {
 
 type KernelFunction = (matrix: number, query: number, out: number, rows: number, rowBytes: number) => void;
 
-/** int8 quantisation with one scale per vector: value ~= code * scale. */
-function quantise(vector: Float32Array, codes: Int8Array | Int16Array): number {
+/** int8 quantisation with one scale per vector, into `codes` from `at`: value ~= code * scale. */
+function quantise(vector: Float32Array, codes: Int8Array | Int16Array, at = 0): number {
   let largest = 0;
   for (let i = 0; i < vector.length; i++) largest = Math.max(largest, Math.abs(vector[i]!));
   const scale = largest > 0 ? largest / 127 : 1;
-  for (let i = 0; i < vector.length; i++) codes[i] = Math.round(vector[i]! / scale);
+  for (let i = 0; i < vector.length; i++) codes[at + i] = Math.round(vector[i]! / scale);
   return scale;
 }
 
@@ -205,11 +205,18 @@ class Block {
   }
 
   private view = new Float32Array();
+  private int8View = new Int8Array();
 
   /** All of the memory as floats; recreated only after the memory grew. */
   floats(): Float32Array {
     if (this.view.buffer !== this.memory.buffer) this.view = new Float32Array(this.memory.buffer);
     return this.view;
+  }
+
+  /** All of the memory as int8; recreated only after the memory grew. */
+  int8s(): Int8Array {
+    if (this.int8View.buffer !== this.memory.buffer) this.int8View = new Int8Array(this.memory.buffer);
+    return this.int8View;
   }
 
   setQuery(query: Float32Array): void {
@@ -280,18 +287,21 @@ export class DotKernel {
 
   setRow(row: number, embedding: Float32Array): void {
     const [block, at] = this.locate(row);
+    // Through views of the whole memory, made once: a view a row was most of the cost of a million-face load.
+    const floats = block.floats();
+    const start = block.matrixOffset / 4 + at * this.stride;
+    floats.set(embedding, start);
     // The padding too: after a reserve() it holds whatever bytes lay there, and NaN x 0 would poison the exact score.
-    const padded = new Float32Array(block.memory.buffer, block.matrixOffset + at * this.stride * 4, this.stride);
-    padded.fill(0);
-    padded.set(embedding);
-    const codes = new Int8Array(block.memory.buffer, block.codesOffset + at * this.stride, this.stride);
-    codes.fill(0);
-    const scale = quantise(embedding, codes);
+    floats.fill(0, start + embedding.length, start + this.stride);
+    const codes = block.int8s();
+    const codesStart = block.codesOffset + at * this.stride;
+    codes.fill(0, codesStart + embedding.length, codesStart + this.stride);
+    const scale = quantise(embedding, codes, codesStart);
     let l1 = 0;
-    for (let i = 0; i < codes.length; i++) l1 += Math.abs(codes[i]!);
+    for (let i = codesStart; i < codesStart + embedding.length; i++) l1 += Math.abs(codes[i]!);
     let squares = 0;
     for (let i = 0; i < embedding.length; i++) squares += embedding[i]! * embedding[i]!;
-    block.scales()[at] = scale;
+    floats[block.scalesOffset / 4 + at] = scale;
     block.largestRowScale = Math.max(block.largestRowScale, scale);
     block.largestRowL1 = Math.max(block.largestRowL1, l1 * scale);
     block.largestRowL2 = Math.max(block.largestRowL2, Math.sqrt(squares));
