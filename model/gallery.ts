@@ -64,7 +64,15 @@ export class Gallery {
     this.names = new GalleryIndex(keepDetails);
     if (!Number.isInteger(dimensions) || dimensions <= 0) throw new Error(`invalid embedding dimensions ${dimensions}`);
     this.kernel = new DotKernel(dimensions, capacity, blockRows);
-    this.codes = { ofRow: new Int32Array(capacity), count: 0, rowsOf: [], identity: new Int32Array(), best: { score: new Float32Array(), row: new Int32Array() } };
+    this.codes = {
+      ofRow: new Int32Array(capacity),
+      next: new Int32Array(capacity),
+      count: 0,
+      first: new Int32Array(),
+      last: new Int32Array(),
+      identity: new Int32Array(),
+      best: { score: new Float32Array(), row: new Int32Array() },
+    };
     this.templates = new DotKernel(dimensions, 1, blockRows);
     this.templateSum = new Float64Array(dimensions);
     this.template = new Float32Array(dimensions);
@@ -150,7 +158,7 @@ export class Gallery {
     if (code === undefined) return undefined;
     const codes = this.subjectCodes();
     if (scoring === "template") return this.templateKernel().dot(embedding, code);
-    return Math.max(...codes.rowsOf[code]!.map((face) => this.kernel.dot(embedding, face)));
+    return Math.max(...rowsOf(codes, code).map((face) => this.kernel.dot(embedding, face)));
   }
 
   removeFace(faceId: string): boolean {
@@ -164,7 +172,7 @@ export class Gallery {
   removeSubject(subject: string): number {
     const code = this.codeOf.get(subject);
     if (code === undefined) return 0;
-    const faceIds = this.codes.rowsOf[code]!.map((row) => this.names.faceIdAt(row));
+    const faceIds = rowsOf(this.codes, code).map((row) => this.names.faceIdAt(row));
     for (const faceId of faceIds) this.removeFace(faceId);
     return faceIds.length;
   }
@@ -195,7 +203,7 @@ export class Gallery {
     return bestRows(templates, codes.count, { ofRow: codes.identity, count: codes.count, best: codes.best }, embedding, k).map(({ score, code }) => {
       let row = -1;
       let best = -Infinity;
-      for (const face of codes.rowsOf[code]!) {
+      for (let face = codes.first[code]!; face !== NONE; face = codes.next[face]!) {
         const similarity = this.kernel.dot(embedding, face);
         if (similarity > best) [best, row] = [similarity, face];
       }
@@ -235,7 +243,7 @@ export class Gallery {
     if (this.staleTemplates.size > 0) this.templates.reserve(this.codes.count);
     for (const code of this.staleTemplates) {
       sum.fill(0);
-      for (const row of this.codes.rowsOf[code]!) {
+      for (let row = this.codes.first[code]!; row !== NONE; row = this.codes.next[row]!) {
         const values = this.kernel.row(row);
         for (let d = 0; d < values.length; d++) sum[d]! += values[d]!;
       }
@@ -252,20 +260,20 @@ export class Gallery {
   private codeRow(row: number, subject: string): void {
     const codes = this.codes;
     if (row >= codes.ofRow.length) {
-      const grown = new Int32Array(Math.max(16, codes.ofRow.length * 2));
-      grown.set(codes.ofRow);
-      codes.ofRow = grown;
+      const room = Math.max(16, codes.ofRow.length * 2);
+      codes.ofRow = grownTo(codes.ofRow, room);
+      codes.next = grownTo(codes.next, room);
     }
     let code = this.codeOf.get(subject);
     if (code === undefined) {
       code = codes.count++;
       this.codeOf.set(subject, code);
       this.subjectOfCode.push(subject);
-      codes.rowsOf.push([]);
       if (code >= codes.identity.length) growPerCode(codes);
+      codes.first[code] = NONE;
     }
     codes.ofRow[row] = code;
-    codes.rowsOf[code]!.push(row);
+    appendRow(codes, code, row);
     this.staleTemplates.add(code);
   }
 
@@ -273,14 +281,12 @@ export class Gallery {
   private uncodeRow(row: number, last: number): void {
     const codes = this.codes;
     const code = codes.ofRow[row]!;
-    const rows = codes.rowsOf[code]!;
-    rows.splice(rows.indexOf(row), 1);
+    unlinkRow(codes, code, row);
     if (row !== last) {
-      const moved = codes.rowsOf[codes.ofRow[last]!]!;
-      moved[moved.indexOf(last)] = row;
+      relinkRow(codes, codes.ofRow[last]!, last, row);
       codes.ofRow[row] = codes.ofRow[last]!;
     }
-    if (rows.length === 0) this.freeCode(code);
+    if (codes.first[code] === NONE) this.freeCode(code);
     else this.staleTemplates.add(code);
   }
 
@@ -294,11 +300,11 @@ export class Gallery {
       return;
     }
     const into = this.codeOf.get(to)!;
-    for (const row of this.codes.rowsOf[code]!) {
+    for (const row of rowsOf(this.codes, code)) {
       this.codes.ofRow[row] = into;
-      this.codes.rowsOf[into]!.push(row);
+      appendRow(this.codes, into, row);
     }
-    this.codes.rowsOf[code] = [];
+    this.codes.first[code] = NONE;
     this.staleTemplates.add(into);
     this.freeCode(code);
   }
@@ -311,15 +317,15 @@ export class Gallery {
     this.staleTemplates.delete(code);
     if (code !== last) {
       const lastSubject = this.subjectOfCode[last]!;
-      codes.rowsOf[code] = codes.rowsOf[last]!;
-      for (const row of codes.rowsOf[code]!) codes.ofRow[row] = code;
+      codes.first[code] = codes.first[last]!;
+      codes.last[code] = codes.last[last]!;
+      for (const row of rowsOf(codes, code)) codes.ofRow[row] = code;
       this.codeOf.set(lastSubject, code);
       this.subjectOfCode[code] = lastSubject;
       // Made again when next searched: the last template's row may not be made yet.
       this.staleTemplates.delete(last);
       this.staleTemplates.add(code);
     }
-    codes.rowsOf.pop();
     this.subjectOfCode.pop();
   }
 
@@ -413,9 +419,14 @@ export class Gallery {
 
 interface SubjectCodes {
   ofRow: Int32Array;
+  /**
+   * Each subject's rows, a list through the rows in the order they came: its first and last row (by code), each row's
+   * next (NONE: the last). Typed arrays, not an array a subject: hundreds of thousands of those cost tens of megabytes.
+   */
+  next: Int32Array;
+  first: Int32Array;
+  last: Int32Array;
   count: number;
-  /** Per subject, its rows. */
-  rowsOf: number[][];
   /**
    * code -> code: the templates' rows are the subjects. This and `best` have room for at least `count` codes (and keep
    * it when codes are freed: entries past `count` are the same as fresh ones).
@@ -432,6 +443,54 @@ function growPerCode(codes: SubjectCodes): void {
   for (let code = 0; code < room; code++) identity[code] = code;
   codes.identity = identity;
   codes.best = { score: new Float32Array(room).fill(-Infinity), row: new Int32Array(room) };
+  codes.first = grownTo(codes.first, room);
+  codes.last = grownTo(codes.last, room);
+}
+
+const NONE = -1;
+
+function grownTo(array: Int32Array, room: number): Int32Array {
+  const grown = new Int32Array(room);
+  grown.set(array);
+  return grown;
+}
+
+/** A subject's rows, in the order they came. */
+function rowsOf(codes: SubjectCodes, code: number): number[] {
+  const rows: number[] = [];
+  for (let row = codes.first[code]!; row !== NONE; row = codes.next[row]!) rows.push(row);
+  return rows;
+}
+
+function appendRow(codes: SubjectCodes, code: number, row: number): void {
+  codes.next[row] = NONE;
+  if (codes.first[code] === NONE) codes.first[code] = row;
+  else codes.next[codes.last[code]!] = row;
+  codes.last[code] = row;
+}
+
+/** The row before `row` in its subject's list; NONE when it is the first. */
+function previousRow(codes: SubjectCodes, code: number, row: number): number {
+  let previous = NONE;
+  for (let at = codes.first[code]!; at !== row; at = codes.next[at]!) previous = at;
+  return previous;
+}
+
+function unlinkRow(codes: SubjectCodes, code: number, row: number): void {
+  const previous = previousRow(codes, code, row);
+  const next = codes.next[row]!;
+  if (previous === NONE) codes.first[code] = next;
+  else codes.next[previous] = next;
+  if (codes.last[code] === row) codes.last[code] = previous;
+}
+
+/** Row `from` of a subject moves to row `to`, keeping its place in the subject's list. */
+function relinkRow(codes: SubjectCodes, code: number, from: number, to: number): void {
+  const previous = previousRow(codes, code, from);
+  if (previous === NONE) codes.first[code] = to;
+  else codes.next[previous] = to;
+  codes.next[to] = codes.next[from]!;
+  if (codes.last[code] === from) codes.last[code] = to;
 }
 
 /**
