@@ -120,7 +120,10 @@ type KernelFunction = (matrix: number, query: number, out: number, rows: number,
 /** int8 quantisation with one scale per vector, into `codes` from `at`: value ~= code * scale. */
 function quantise(vector: Float32Array, codes: Int8Array | Int16Array, at = 0): number {
   let largest = 0;
-  for (let i = 0; i < vector.length; i++) largest = Math.max(largest, Math.abs(vector[i]!));
+  for (let i = 0; i < vector.length; i++) {
+    const magnitude = Math.abs(vector[i]!);
+    if (magnitude > largest) largest = magnitude;
+  }
   const scale = largest > 0 ? largest / 127 : 1;
   for (let i = 0; i < vector.length; i++) codes[at + i] = Math.round(vector[i]! / scale);
   return scale;
@@ -298,9 +301,11 @@ export class DotKernel {
     codes.fill(0, codesStart + embedding.length, codesStart + this.stride);
     const scale = quantise(embedding, codes, codesStart);
     let l1 = 0;
-    for (let i = codesStart; i < codesStart + embedding.length; i++) l1 += Math.abs(codes[i]!);
     let squares = 0;
-    for (let i = 0; i < embedding.length; i++) squares += embedding[i]! * embedding[i]!;
+    for (let i = 0; i < embedding.length; i++) {
+      l1 += Math.abs(codes[codesStart + i]!);
+      squares += embedding[i]! * embedding[i]!;
+    }
     floats[block.scalesOffset / 4 + at] = scale;
     block.largestRowScale = Math.max(block.largestRowScale, scale);
     block.largestRowL1 = Math.max(block.largestRowL1, l1 * scale);
