@@ -11,61 +11,67 @@ const collator = new Intl.Collator();
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Face number (the `7` of `f7`) to row: open addressing with linear probing, no object per entry. */
+/**
+ * Face number (the `7` of `f7`) to row: open addressing with linear probing over the rows alone, a slot's key being
+ * its row's face number (`keyOf`), so a face costs 8 bytes here and no object.
+ */
 class RowTable {
-  private keys = new Float64Array(16).fill(EMPTY);
-  private rows = new Int32Array(16);
+  private rows = new Int32Array(16).fill(EMPTY);
   private count = 0;
 
+  constructor(private readonly keyOf: (row: number) => number) {}
+
+  private home(key: number): number {
+    return Math.imul((key | 0) ^ ((key / 4294967296) | 0), 0x9e3779b1) & (this.rows.length - 1);
+  }
+
   private slot(key: number): number {
-    const mask = this.keys.length - 1;
-    let slot = Math.imul((key | 0) ^ ((key / 4294967296) | 0), 0x9e3779b1) & mask;
-    while (this.keys[slot] !== EMPTY && this.keys[slot] !== key) slot = (slot + 1) & mask;
+    const mask = this.rows.length - 1;
+    let slot = this.home(key);
+    while (this.rows[slot] !== EMPTY && this.keyOf(this.rows[slot]!) !== key) slot = (slot + 1) & mask;
     return slot;
   }
 
   get(key: number): number | undefined {
-    const slot = this.slot(key);
-    return this.keys[slot] === EMPTY ? undefined : this.rows[slot];
+    const row = this.rows[this.slot(key)]!;
+    return row === EMPTY ? undefined : row;
   }
 
   reserve(count: number): void {
-    let size = this.keys.length;
+    let size = this.rows.length;
     while (2 * count > size) size *= 2;
-    if (size > this.keys.length) this.resize(size);
+    if (size > this.rows.length) this.resize(size);
   }
 
+  /** Files `row` under its face number, `key` (a row that moved: where the old row was). */
   set(key: number, row: number): void {
-    if (2 * (this.count + 1) > this.keys.length) this.resize(this.keys.length * 2);
+    if (2 * (this.count + 1) > this.rows.length) this.resize(this.rows.length * 2);
     const slot = this.slot(key);
-    if (this.keys[slot] === EMPTY) this.count++;
-    this.keys[slot] = key;
+    if (this.rows[slot] === EMPTY) this.count++;
     this.rows[slot] = row;
   }
 
   delete(key: number): void {
-    const mask = this.keys.length - 1;
+    const mask = this.rows.length - 1;
     let hole = this.slot(key);
-    if (this.keys[hole] === EMPTY) return;
+    if (this.rows[hole] === EMPTY) return;
     this.count--;
     // Backward shift: entries after the hole that probed past it move into it, so no lookup stops short.
-    for (let next = (hole + 1) & mask; this.keys[next] !== EMPTY; next = (next + 1) & mask) {
-      const home = Math.imul((this.keys[next]! | 0) ^ ((this.keys[next]! / 4294967296) | 0), 0x9e3779b1) & mask;
+    for (let next = (hole + 1) & mask; this.rows[next] !== EMPTY; next = (next + 1) & mask) {
+      const home = this.home(this.keyOf(this.rows[next]!));
       if (((next - home) & mask) >= ((next - hole) & mask)) {
-        this.keys[hole] = this.keys[next]!;
         this.rows[hole] = this.rows[next]!;
         hole = next;
       }
     }
-    this.keys[hole] = EMPTY;
+    this.rows[hole] = EMPTY;
   }
 
   private resize(size: number): void {
-    const [keys, rows] = [this.keys, this.rows];
-    this.keys = new Float64Array(size).fill(EMPTY);
-    this.rows = new Int32Array(size);
+    const rows = this.rows;
+    this.rows = new Int32Array(size).fill(EMPTY);
     this.count = 0;
-    for (let slot = 0; slot < keys.length; slot++) if (keys[slot] !== EMPTY) this.set(keys[slot]!, rows[slot]!);
+    for (const row of rows) if (row !== EMPTY) this.set(this.keyOf(row), row);
   }
 }
 
@@ -109,7 +115,7 @@ export class GalleryIndex {
   private textEnd = 0;
   /** Bytes of `text` that rows still use. */
   private textLive = 0;
-  private readonly rowOf = new RowTable();
+  private readonly rowOf = new RowTable((row) => this.numbers[row]!);
   private rows = 0;
 
   private readonly nameOf: string[] = [];
