@@ -36,8 +36,6 @@ export const SEAL_AFTER_CHANGES = 1024;
 const MAX_APPEND_ATTEMPTS = 100;
 /** Log entries and segments read at once. */
 const READ_CONCURRENCY = 16;
-/** Faces an export copies out of the gallery at a time. */
-const EXPORT_BATCH = 256;
 /** Loads retried when a compaction deleted a segment between reading the manifest and the segment. */
 const MAX_LOAD_ATTEMPTS = 5;
 
@@ -522,8 +520,9 @@ export class GalleryWriter {
    */
   async *exportFaces(): AsyncGenerator<StoredFace> {
     const faceIds = this.replica.names?.faceIdsBySegment() ?? [];
-    for (let start = 0; start < faceIds.length; start += EXPORT_BATCH) {
-      yield* await this.inOrder(() => this.readFaces(faceIds.slice(start, start + EXPORT_BATCH)));
+    // A segment's worth at a time: the ids come grouped by segment, so each segment is read about once.
+    for (let start = 0; start < faceIds.length; start += SEGMENT_FACES) {
+      yield* await this.inOrder(() => this.readFaces(faceIds.slice(start, start + SEGMENT_FACES)));
     }
   }
 
