@@ -324,7 +324,7 @@ class Replica {
         this.sequence = sequence + change.faces - 1;
         return;
       case "import":
-        this.importedSegments.push(...change.segments);
+        if (this.role === "writer") this.importedSegments.push(...change.segments);
     }
   }
 }
