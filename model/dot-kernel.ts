@@ -117,12 +117,15 @@ function compiledFor(stride: number): WebAssembly.Module {
 
 type KernelFunction = (matrix: number, query: number, out: number, rows: number, rowBytes: number) => void;
 
-/** int8 quantisation with one scale per vector: value ~= code * scale. */
-function quantise(vector: Float32Array, codes: Int8Array | Int16Array): number {
+/** int8 quantisation with one scale per vector, into `codes` from `at`: value ~= code * scale. */
+function quantise(vector: Float32Array, codes: Int8Array | Int16Array, at = 0): number {
   let largest = 0;
-  for (let i = 0; i < vector.length; i++) largest = Math.max(largest, Math.abs(vector[i]!));
+  for (let i = 0; i < vector.length; i++) {
+    const magnitude = Math.abs(vector[i]!);
+    if (magnitude > largest) largest = magnitude;
+  }
   const scale = largest > 0 ? largest / 127 : 1;
-  for (let i = 0; i < vector.length; i++) codes[i] = Math.round(vector[i]! / scale);
+  for (let i = 0; i < vector.length; i++) codes[at + i] = Math.round(vector[i]! / scale);
   return scale;
 }
 
@@ -135,6 +138,8 @@ const ROUNDING_SLACK = 1e-5;
 
 /** Rows per block: 2^20 rows of 128-d take 650 MB of one module's memory, well inside wasm's 4 GiB. */
 export const BLOCK_ROWS = 1 << 20;
+/** Rows from which a block grows by a quarter rather than doubling. */
+const GROW_BY_QUARTER_ABOVE = 1 << 16;
 /** What one block's memory may take: wasm's 4 GiB, less room for the header. */
 const BLOCK_BYTES = 2 ** 32 - 2 ** 24;
 
@@ -183,27 +188,38 @@ class Block {
     return this.matrixOffset + this.capacity * this.stride * 4;
   }
 
-  /** Makes room for `capacity` rows, keeping the ones held. */
+  /**
+   * Makes room for `capacity` rows, keeping the ones held: moved up inside the grown memory (every region starts at
+   * or after where it did, so the highest moves first), not copied out and back, which at a million rows made
+   * gigabytes of garbage.
+   */
   grow(capacity: number): void {
     if (capacity <= this.capacity) return;
-    const held = this.matrix().slice();
-    const heldCodes = this.codes().slice();
-    const heldScales = this.scales().slice();
+    const held = this.capacity;
+    const from = { codes: this.codesOffset, matrix: this.matrixOffset, scales: this.scalesOffset };
     const needed = this.stride * 6 + 16 + capacity * (12 + this.stride * 5);
     const missing = Math.ceil((needed - this.memory.buffer.byteLength) / PAGE_BYTES);
     if (missing > 0) this.memory.grow(missing);
     this.capacity = capacity;
-    this.matrix().set(held);
-    this.codes().set(heldCodes);
-    this.scales().set(heldScales);
+    const bytes = new Uint8Array(this.memory.buffer);
+    bytes.copyWithin(this.codesOffset, from.codes, from.codes + held * this.stride);
+    bytes.copyWithin(this.matrixOffset, from.matrix, from.matrix + held * this.stride * 4);
+    bytes.copyWithin(this.scalesOffset, from.scales, from.scales + held * 4);
   }
 
   private view = new Float32Array();
+  private int8View = new Int8Array();
 
   /** All of the memory as floats; recreated only after the memory grew. */
   floats(): Float32Array {
     if (this.view.buffer !== this.memory.buffer) this.view = new Float32Array(this.memory.buffer);
     return this.view;
+  }
+
+  /** All of the memory as int8; recreated only after the memory grew. */
+  int8s(): Int8Array {
+    if (this.int8View.buffer !== this.memory.buffer) this.int8View = new Int8Array(this.memory.buffer);
+    return this.int8View;
   }
 
   setQuery(query: Float32Array): void {
@@ -260,7 +276,8 @@ export class DotKernel {
       if (!last || last.capacity === this.blockRows) this.blocks.push((last = new Block(this.stride)));
       const before = last.capacity;
       const wanted = rows - (this.capacity - before);
-      last.grow(Math.min(this.blockRows, Math.max(wanted, before * 2, 16)));
+      // Doubling while small; by a quarter once large, where a doubling would leave hundreds of megabytes unused.
+      last.grow(Math.min(this.blockRows, Math.max(wanted, before < GROW_BY_QUARTER_ABOVE ? before * 2 : Math.ceil(before * 1.25), 16)));
       this.capacity += last.capacity - before;
     }
   }
@@ -273,18 +290,23 @@ export class DotKernel {
 
   setRow(row: number, embedding: Float32Array): void {
     const [block, at] = this.locate(row);
+    // Through views of the whole memory, made once: a view a row was most of the cost of a million-face load.
+    const floats = block.floats();
+    const start = block.matrixOffset / 4 + at * this.stride;
+    floats.set(embedding, start);
     // The padding too: after a reserve() it holds whatever bytes lay there, and NaN x 0 would poison the exact score.
-    const padded = new Float32Array(block.memory.buffer, block.matrixOffset + at * this.stride * 4, this.stride);
-    padded.fill(0);
-    padded.set(embedding);
-    const codes = new Int8Array(block.memory.buffer, block.codesOffset + at * this.stride, this.stride);
-    codes.fill(0);
-    const scale = quantise(embedding, codes);
+    floats.fill(0, start + embedding.length, start + this.stride);
+    const codes = block.int8s();
+    const codesStart = block.codesOffset + at * this.stride;
+    codes.fill(0, codesStart + embedding.length, codesStart + this.stride);
+    const scale = quantise(embedding, codes, codesStart);
     let l1 = 0;
-    for (let i = 0; i < codes.length; i++) l1 += Math.abs(codes[i]!);
     let squares = 0;
-    for (let i = 0; i < embedding.length; i++) squares += embedding[i]! * embedding[i]!;
-    block.scales()[at] = scale;
+    for (let i = 0; i < embedding.length; i++) {
+      l1 += Math.abs(codes[codesStart + i]!);
+      squares += embedding[i]! * embedding[i]!;
+    }
+    floats[block.scalesOffset / 4 + at] = scale;
     block.largestRowScale = Math.max(block.largestRowScale, scale);
     block.largestRowL1 = Math.max(block.largestRowL1, l1 * scale);
     block.largestRowL2 = Math.max(block.largestRowL2, Math.sqrt(squares));

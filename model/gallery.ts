@@ -2,12 +2,13 @@
  * The gallery of enrolled faces: pure and storage-free. Embeddings live in a Float32 matrix (row i = face i, in blocks
  * of 2^20 rows) with an int8 shadow, searched with WebAssembly SIMD kernels: an int8 pass over every row, then an exact
  * float32 re-rank of every row the int8 error bound cannot rule out, so the answer is the float32 brute force's.
- * Removal swaps the last row into the hole. A face-id index and a per-subject index make removing a face or listing a
- * subject's faces independent of the gallery's size; the subjects are kept sorted as they come and go, so listing never
- * sorts; subject codes are kept up to date by each change and only the templates of the subjects a change touched are
- * recomputed, so the first search after a change costs what any search costs.
+ * Removal swaps the last row into the hole. The faces' ids, subjects and details are a GalleryIndex whose rows are the
+ * matrix's (typed arrays, not an object a face); subject codes are kept up to date by each change and only the
+ * templates of the subjects a change touched are recomputed, so the first search after a change costs what any search
+ * costs.
  */
 import { BLOCK_ROWS, DotKernel } from "./dot-kernel.ts";
+import { GalleryIndex } from "./gallery-index.ts";
 
 /** One face as the gallery holds it. */
 export type StoredFace = FaceDetails & { faceId: string; subject: string; embedding: Float32Array };
@@ -51,27 +52,40 @@ export class GalleryFormatError extends Error {
 
 export class Gallery {
   private readonly kernel: DotKernel;
-  private faceIds: string[] = [];
-  private subjects: string[] = [];
-  private details: FaceDetails[] = [];
+  /** Row i of the index is row i of the matrix. */
+  readonly names: GalleryIndex;
   private nextFace = 1;
-  private readonly rowOfFace = new Map<string, number>();
-  private readonly facesOfSubject = new Map<string, Set<string>>();
-  /** Every subject with a face, in listing order. */
-  private readonly sortedSubjects: string[] = [];
 
-  /** `blockRows`: rows per kernel block (each its own wasm memory); smaller only to test searches across blocks. */
-  constructor(readonly dimensions: number, capacity = 64, blockRows = BLOCK_ROWS) {
+  /**
+   * `blockRows`: rows per kernel block (each its own wasm memory); smaller only to test searches across blocks.
+   * `keepDetails` false: each face's createdAt and source are not kept (an app instance never shows them).
+   */
+  constructor(readonly dimensions: number, capacity = 64, blockRows = BLOCK_ROWS, keepDetails = true) {
+    this.names = new GalleryIndex(keepDetails);
     if (!Number.isInteger(dimensions) || dimensions <= 0) throw new Error(`invalid embedding dimensions ${dimensions}`);
     this.kernel = new DotKernel(dimensions, capacity, blockRows);
-    this.codes = { ofRow: new Int32Array(capacity), count: 0, rowsOf: [], identity: new Int32Array(), best: { score: new Float32Array(), row: new Int32Array() } };
+    this.codes = {
+      ofRow: new Int32Array(capacity),
+      next: new Int32Array(capacity),
+      count: 0,
+      first: new Int32Array(),
+      last: new Int32Array(),
+      identity: new Int32Array(),
+      best: { score: new Float32Array(), row: new Int32Array() },
+    };
     this.templates = new DotKernel(dimensions, 1, blockRows);
     this.templateSum = new Float64Array(dimensions);
     this.template = new Float32Array(dimensions);
   }
 
   get size(): number {
-    return this.faceIds.length;
+    return this.names.size;
+  }
+
+  /** Makes room for `faces` faces at once (a load knows how many are coming), rather than growing as they come. */
+  reserve(faces: number): void {
+    this.kernel.reserve(faces);
+    this.names.reserve(faces);
   }
 
   enroll(subject: string, embedding: Float32Array, details: FaceDetails = NO_DETAILS): string {
@@ -84,17 +98,12 @@ export class Gallery {
    * Adds a face under an id its caller chose (`f` and a number: the store's sequence number), replacing the face of
    * that id if there is one.
    */
-  insert(faceId: string, subject: string, embedding: Float32Array, details: FaceDetails = NO_DETAILS): void {
+  insert(faceId: string, subject: string, embedding: Float32Array, details: FaceDetails = NO_DETAILS, segment?: string): void {
     this.checkDimensions(embedding);
     this.removeFace(faceId);
     this.kernel.reserve(this.size + 1);
-    const row = this.size;
+    const row = this.names.insert(faceId, subject, details, segment);
     this.kernel.setRow(row, embedding);
-    this.faceIds.push(faceId);
-    this.subjects.push(subject);
-    this.details.push(details);
-    this.rowOfFace.set(faceId, row);
-    this.addToSubject(subject, faceId);
     this.codeRow(row, subject);
     const number = Number(faceId.slice(1));
     if (Number.isSafeInteger(number) && number >= this.nextFace) this.nextFace = number + 1;
@@ -102,63 +111,58 @@ export class Gallery {
 
   /** Every face, in no particular order; each embedding a view of the matrix, valid until the next change. */
   *faces(): Generator<StoredFace> {
-    for (const faceId of this.faceIds) yield this.face(faceId)!;
+    for (let row = 0; row < this.size; row++) yield this.faceAt(row);
   }
 
   /** One face; its embedding a view of the matrix, valid until the next change. */
   face(faceId: string): StoredFace | undefined {
-    const row = this.rowOfFace.get(faceId);
-    return row === undefined ? undefined : { faceId, subject: this.subjects[row]!, embedding: this.kernel.row(row), ...this.details[row]! };
+    const row = this.names.rowOfFace(faceId);
+    return row === undefined ? undefined : this.faceAt(row);
+  }
+
+  private faceAt(row: number): StoredFace {
+    return { faceId: this.names.faceIdAt(row), subject: this.names.subjectAt(row), embedding: this.kernel.row(row), ...this.names.detailsAt(row) };
   }
 
   hasFace(faceId: string): boolean {
-    return this.rowOfFace.has(faceId);
+    return this.names.hasFace(faceId);
   }
 
   subjectOf(faceId: string): string | undefined {
-    const row = this.rowOfFace.get(faceId);
-    return row === undefined ? undefined : this.subjects[row];
+    return this.names.subjectOf(faceId);
   }
 
   /** How many faces `subject` has. */
   faceCount(subject: string): number {
-    return this.facesOfSubject.get(subject)?.size ?? 0;
+    return this.names.faceCount(subject);
   }
 
   /** A subject's faces, oldest first. */
   facesOf(subject: string): (FaceDetails & { faceId: string })[] {
-    const faces = [...(this.facesOfSubject.get(subject) ?? [])].map((faceId) => ({ faceId, ...this.details[this.rowOfFace.get(faceId)!]! }));
-    return faces.sort((a, b) => Number(a.faceId.slice(1)) - Number(b.faceId.slice(1)));
+    return this.names.facesOf(subject);
   }
 
   /** Gives every face of `from` to `to` (merging when `to` has faces); returns how many moved. */
   renameSubject(from: string, to: string): number {
-    const moved = [...(this.facesOfSubject.get(from) ?? [])];
-    if (from === to || moved.length === 0) return moved.length;
-    const merged = this.facesOfSubject.has(to);
-    for (const faceId of moved) {
-      this.subjects[this.rowOfFace.get(faceId)!] = to;
-      this.removeFromSubject(from, faceId);
-      this.addToSubject(to, faceId);
-    }
+    const merged = from !== to && this.names.faceCount(to) > 0;
+    const moved = this.names.renameSubject(from, to);
+    if (from === to || moved === 0) return moved;
     this.recodeSubject(from, to, merged);
-    return moved.length;
+    return moved;
   }
 
   /** The similarity of `embedding` to one subject, scored as `search` scores it; undefined when the subject has no face. */
   subjectSimilarity(subject: string, embedding: Float32Array, scoring: SubjectScoring = "template"): number | undefined {
     this.checkDimensions(embedding);
-    const [faceId] = this.facesOfSubject.get(subject) ?? [];
-    if (faceId === undefined) return undefined;
-    const row = this.rowOfFace.get(faceId)!;
+    const code = this.codeOf.get(subject);
+    if (code === undefined) return undefined;
     const codes = this.subjectCodes();
-    const code = codes.ofRow[row]!;
     if (scoring === "template") return this.templateKernel().dot(embedding, code);
-    return Math.max(...codes.rowsOf[code]!.map((face) => this.kernel.dot(embedding, face)));
+    return Math.max(...rowsOf(codes, code).map((face) => this.kernel.dot(embedding, face)));
   }
 
   removeFace(faceId: string): boolean {
-    const row = this.rowOfFace.get(faceId);
+    const row = this.names.rowOfFace(faceId);
     if (row === undefined) return false;
     this.removeRow(row);
     return true;
@@ -166,47 +170,21 @@ export class Gallery {
 
   /** Returns how many faces were removed. */
   removeSubject(subject: string): number {
-    const faces = [...(this.facesOfSubject.get(subject) ?? [])];
-    for (const faceId of faces) this.removeFace(faceId);
-    return faces.length;
+    const code = this.codeOf.get(subject);
+    if (code === undefined) return 0;
+    const faceIds = rowsOf(this.codes, code).map((row) => this.names.faceIdAt(row));
+    for (const faceId of faceIds) this.removeFace(faceId);
+    return faceIds.length;
   }
 
   /** How many distinct subjects are enrolled. */
   get subjectCount(): number {
-    return this.sortedSubjects.length;
+    return this.names.subjectCount;
   }
 
-  /** The subjects by name, `count` of them from the `offset`-th (all by default); no sorting. */
+  /** The subjects by name, `count` of them from the `offset`-th (all by default). */
   list(offset = 0, count = Infinity): SubjectSummary[] {
-    return this.sortedSubjects.slice(offset, offset + count).map((subject) => ({ subject, faces: this.faceCount(subject) }));
-  }
-
-  private addToSubject(subject: string, faceId: string): void {
-    let faces = this.facesOfSubject.get(subject);
-    if (!faces) {
-      this.facesOfSubject.set(subject, (faces = new Set()));
-      this.sortedSubjects.splice(this.sortedPosition(subject), 0, subject);
-    }
-    faces.add(faceId);
-  }
-
-  private removeFromSubject(subject: string, faceId: string): void {
-    const faces = this.facesOfSubject.get(subject);
-    if (!faces?.delete(faceId) || faces.size > 0) return;
-    this.facesOfSubject.delete(subject);
-    this.sortedSubjects.splice(this.sortedPosition(subject), 1);
-  }
-
-  /** Where `subject` is, or would go, in the sorted list: a binary search. */
-  private sortedPosition(subject: string): number {
-    let low = 0;
-    let high = this.sortedSubjects.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (this.sortedSubjects[middle]!.localeCompare(subject) < 0) low = middle + 1;
-      else high = middle;
-    }
-    return low;
+    return this.names.list(offset, count);
   }
 
   /** The k most similar subjects, each with its most similar face, most similar first. */
@@ -225,18 +203,18 @@ export class Gallery {
     return bestRows(templates, codes.count, { ofRow: codes.identity, count: codes.count, best: codes.best }, embedding, k).map(({ score, code }) => {
       let row = -1;
       let best = -Infinity;
-      for (const face of codes.rowsOf[code]!) {
+      for (let face = codes.first[code]!; face !== NONE; face = codes.next[face]!) {
         const similarity = this.kernel.dot(embedding, face);
         if (similarity > best) [best, row] = [similarity, face];
       }
-      return { subject: this.subjects[row]!, faceId: this.faceIds[row]!, similarity: score };
+      return { subject: this.names.subjectAt(row), faceId: this.names.faceIdAt(row), similarity: score };
     });
   }
 
   private searchBestFaces(embedding: Float32Array, k: number): Match[] {
     return bestRows(this.kernel, this.size, this.subjectCodes(), embedding, k).map(({ row, score }) => ({
-      subject: this.subjects[row]!,
-      faceId: this.faceIds[row]!,
+      subject: this.names.subjectAt(row),
+      faceId: this.names.faceIdAt(row),
       similarity: score,
     }));
   }
@@ -261,9 +239,11 @@ export class Gallery {
 
   private templateKernel(): DotKernel {
     const { templateSum: sum, template } = this;
+    // Room for every subject's template at once, when they are made (a load makes hundreds of thousands).
+    if (this.staleTemplates.size > 0) this.templates.reserve(this.codes.count);
     for (const code of this.staleTemplates) {
       sum.fill(0);
-      for (const row of this.codes.rowsOf[code]!) {
+      for (let row = this.codes.first[code]!; row !== NONE; row = this.codes.next[row]!) {
         const values = this.kernel.row(row);
         for (let d = 0; d < values.length; d++) sum[d]! += values[d]!;
       }
@@ -280,21 +260,20 @@ export class Gallery {
   private codeRow(row: number, subject: string): void {
     const codes = this.codes;
     if (row >= codes.ofRow.length) {
-      const grown = new Int32Array(Math.max(16, codes.ofRow.length * 2));
-      grown.set(codes.ofRow);
-      codes.ofRow = grown;
+      const room = Math.max(16, codes.ofRow.length * 2);
+      codes.ofRow = grownTo(codes.ofRow, room);
+      codes.next = grownTo(codes.next, room);
     }
     let code = this.codeOf.get(subject);
     if (code === undefined) {
       code = codes.count++;
       this.codeOf.set(subject, code);
       this.subjectOfCode.push(subject);
-      codes.rowsOf.push([]);
-      this.templates.reserve(codes.count);
       if (code >= codes.identity.length) growPerCode(codes);
+      codes.first[code] = NONE;
     }
     codes.ofRow[row] = code;
-    codes.rowsOf[code]!.push(row);
+    appendRow(codes, code, row);
     this.staleTemplates.add(code);
   }
 
@@ -302,14 +281,12 @@ export class Gallery {
   private uncodeRow(row: number, last: number): void {
     const codes = this.codes;
     const code = codes.ofRow[row]!;
-    const rows = codes.rowsOf[code]!;
-    rows.splice(rows.indexOf(row), 1);
+    unlinkRow(codes, code, row);
     if (row !== last) {
-      const moved = codes.rowsOf[codes.ofRow[last]!]!;
-      moved[moved.indexOf(last)] = row;
+      relinkRow(codes, codes.ofRow[last]!, last, row);
       codes.ofRow[row] = codes.ofRow[last]!;
     }
-    if (rows.length === 0) this.freeCode(code);
+    if (codes.first[code] === NONE) this.freeCode(code);
     else this.staleTemplates.add(code);
   }
 
@@ -323,11 +300,11 @@ export class Gallery {
       return;
     }
     const into = this.codeOf.get(to)!;
-    for (const row of this.codes.rowsOf[code]!) {
+    for (const row of rowsOf(this.codes, code)) {
       this.codes.ofRow[row] = into;
-      this.codes.rowsOf[into]!.push(row);
+      appendRow(this.codes, into, row);
     }
-    this.codes.rowsOf[code] = [];
+    this.codes.first[code] = NONE;
     this.staleTemplates.add(into);
     this.freeCode(code);
   }
@@ -340,30 +317,45 @@ export class Gallery {
     this.staleTemplates.delete(code);
     if (code !== last) {
       const lastSubject = this.subjectOfCode[last]!;
-      codes.rowsOf[code] = codes.rowsOf[last]!;
-      for (const row of codes.rowsOf[code]!) codes.ofRow[row] = code;
+      codes.first[code] = codes.first[last]!;
+      codes.last[code] = codes.last[last]!;
+      for (const row of rowsOf(codes, code)) codes.ofRow[row] = code;
       this.codeOf.set(lastSubject, code);
       this.subjectOfCode[code] = lastSubject;
-      this.templates.copyRow(last, code);
-      if (this.staleTemplates.delete(last)) this.staleTemplates.add(code);
+      // Made again when next searched: the last template's row may not be made yet.
+      this.staleTemplates.delete(last);
+      this.staleTemplates.add(code);
     }
-    codes.rowsOf.pop();
     this.subjectOfCode.pop();
   }
 
   serialize(): Uint8Array {
-    const encoder = new TextEncoder();
-    const labels = encoder.encode(JSON.stringify({ faceIds: this.faceIds, subjects: this.subjects, details: this.details, nextFace: this.nextFace }));
+    return Gallery.serializeFaces(this.dimensions, [...this.faces()], this.nextFace);
+  }
+
+  /** Faces as `serialize` writes a gallery of them, without making one. */
+  static serializeFaces(dimensions: number, faces: readonly StoredFace[], nextFace = 1 + faces.reduce((highest, { faceId }) => Math.max(highest, Number(faceId.slice(1)) || 0), 0)): Uint8Array {
+    const labels = new TextEncoder().encode(
+      JSON.stringify({
+        faceIds: faces.map(({ faceId }) => faceId),
+        subjects: faces.map(({ subject }) => subject),
+        details: faces.map(({ createdAt, source }) => ({ createdAt, source })),
+        nextFace,
+      }),
+    );
     const header = 16;
-    const matrixBytes = this.size * this.dimensions * 4;
+    const matrixBytes = faces.length * dimensions * 4;
     const bytes = new Uint8Array(header + matrixBytes + labels.byteLength);
     const view = new DataView(bytes.buffer);
     view.setUint32(0, MAGIC);
     view.setUint32(4, FORMAT_VERSION);
-    view.setUint32(8, this.dimensions);
-    view.setUint32(12, this.size);
-    const packed = new Float32Array(bytes.buffer, header, this.size * this.dimensions);
-    for (let row = 0; row < this.size; row++) packed.set(this.kernel.row(row), row * this.dimensions);
+    view.setUint32(8, dimensions);
+    view.setUint32(12, faces.length);
+    const packed = new Float32Array(bytes.buffer, header, faces.length * dimensions);
+    faces.forEach((face, row) => {
+      if (face.embedding.length !== dimensions) throw new Error(`embedding has ${face.embedding.length} dimensions; this gallery holds ${dimensions}`);
+      packed.set(face.embedding, row * dimensions);
+    });
     bytes.set(labels, header + matrixBytes);
     return bytes;
   }
@@ -376,8 +368,19 @@ export class Gallery {
     return gallery;
   }
 
-  /** The faces of serialized bytes, each embedding a view of one copy of the matrix: for merging into another gallery. */
+  /**
+   * The faces of serialized bytes, each embedding a view of the bytes' matrix (of a copy when the bytes are not
+   * aligned for float32): for merging into another gallery.
+   */
   static read(bytes: Uint8Array): { dimensions: number; nextFace: number; faces: StoredFace[] } {
+    const { dimensions, size, nextFace, faces } = Gallery.readLabels(bytes);
+    const start = bytes.byteOffset + 16;
+    const packed = start % 4 === 0 ? new Float32Array(bytes.buffer, start, size * dimensions) : new Float32Array(bytes.slice(16, 16 + size * dimensions * 4).buffer);
+    return { dimensions, nextFace, faces: faces.map((face, row) => ({ ...face, embedding: packed.subarray(row * dimensions, (row + 1) * dimensions) })) };
+  }
+
+  /** The faces of serialized bytes without their embeddings: what a view of the names needs. */
+  static readLabels(bytes: Uint8Array): { dimensions: number; size: number; nextFace: number; faces: (FaceDetails & { faceId: string; subject: string })[] } {
     if (bytes.byteLength < 16) throw new GalleryFormatError("gallery data is too short");
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0) !== MAGIC) throw new GalleryFormatError("not a facefleet gallery");
@@ -387,7 +390,6 @@ export class Gallery {
     const size = view.getUint32(12);
     const matrixBytes = size * dimensions * 4;
     if (dimensions === 0 || bytes.byteLength < 16 + matrixBytes) throw new GalleryFormatError("gallery data is truncated");
-    const packed = new Float32Array(bytes.slice(16, 16 + matrixBytes).buffer);
     let labels: { faceIds: string[]; subjects: string[]; details?: FaceDetails[]; nextFace: number };
     try {
       labels = JSON.parse(new TextDecoder().decode(bytes.subarray(16 + matrixBytes)));
@@ -397,30 +399,15 @@ export class Gallery {
     if (labels.faceIds?.length !== size || labels.subjects?.length !== size) throw new GalleryFormatError("gallery labels do not match its embeddings");
     // Galleries saved before faces had details still load.
     const details = labels.details?.length === size ? labels.details : undefined;
-    const faces = labels.faceIds.map((faceId, row) => ({
-      faceId,
-      subject: labels.subjects[row]!,
-      embedding: packed.subarray(row * dimensions, (row + 1) * dimensions),
-      ...(details?.[row] ?? NO_DETAILS),
-    }));
-    return { dimensions, nextFace: labels.nextFace, faces };
+    const faces = labels.faceIds.map((faceId, row) => ({ faceId, subject: labels.subjects[row]!, ...(details?.[row] ?? NO_DETAILS) }));
+    return { dimensions, size, nextFace: labels.nextFace, faces };
   }
 
   private removeRow(row: number): void {
     const last = this.size - 1;
-    this.rowOfFace.delete(this.faceIds[row]!);
-    this.removeFromSubject(this.subjects[row]!, this.faceIds[row]!);
-    if (row !== last) {
-      this.kernel.copyRow(last, row);
-      this.faceIds[row] = this.faceIds[last]!;
-      this.subjects[row] = this.subjects[last]!;
-      this.details[row] = this.details[last]!;
-      this.rowOfFace.set(this.faceIds[row]!, row);
-    }
+    this.names.removeRow(row);
+    if (row !== last) this.kernel.copyRow(last, row);
     this.uncodeRow(row, last);
-    this.faceIds.pop();
-    this.subjects.pop();
-    this.details.pop();
   }
 
   private checkDimensions(embedding: Float32Array): void {
@@ -432,9 +419,14 @@ export class Gallery {
 
 interface SubjectCodes {
   ofRow: Int32Array;
+  /**
+   * Each subject's rows, a list through the rows in the order they came: its first and last row (by code), each row's
+   * next (NONE: the last). Typed arrays, not an array a subject: hundreds of thousands of those cost tens of megabytes.
+   */
+  next: Int32Array;
+  first: Int32Array;
+  last: Int32Array;
   count: number;
-  /** Per subject, its rows. */
-  rowsOf: number[][];
   /**
    * code -> code: the templates' rows are the subjects. This and `best` have room for at least `count` codes (and keep
    * it when codes are freed: entries past `count` are the same as fresh ones).
@@ -451,6 +443,54 @@ function growPerCode(codes: SubjectCodes): void {
   for (let code = 0; code < room; code++) identity[code] = code;
   codes.identity = identity;
   codes.best = { score: new Float32Array(room).fill(-Infinity), row: new Int32Array(room) };
+  codes.first = grownTo(codes.first, room);
+  codes.last = grownTo(codes.last, room);
+}
+
+const NONE = -1;
+
+function grownTo(array: Int32Array, room: number): Int32Array {
+  const grown = new Int32Array(room);
+  grown.set(array);
+  return grown;
+}
+
+/** A subject's rows, in the order they came. */
+function rowsOf(codes: SubjectCodes, code: number): number[] {
+  const rows: number[] = [];
+  for (let row = codes.first[code]!; row !== NONE; row = codes.next[row]!) rows.push(row);
+  return rows;
+}
+
+function appendRow(codes: SubjectCodes, code: number, row: number): void {
+  codes.next[row] = NONE;
+  if (codes.first[code] === NONE) codes.first[code] = row;
+  else codes.next[codes.last[code]!] = row;
+  codes.last[code] = row;
+}
+
+/** The row before `row` in its subject's list; NONE when it is the first. */
+function previousRow(codes: SubjectCodes, code: number, row: number): number {
+  let previous = NONE;
+  for (let at = codes.first[code]!; at !== row; at = codes.next[at]!) previous = at;
+  return previous;
+}
+
+function unlinkRow(codes: SubjectCodes, code: number, row: number): void {
+  const previous = previousRow(codes, code, row);
+  const next = codes.next[row]!;
+  if (previous === NONE) codes.first[code] = next;
+  else codes.next[previous] = next;
+  if (codes.last[code] === row) codes.last[code] = previous;
+}
+
+/** Row `from` of a subject moves to row `to`, keeping its place in the subject's list. */
+function relinkRow(codes: SubjectCodes, code: number, from: number, to: number): void {
+  const previous = previousRow(codes, code, from);
+  if (previous === NONE) codes.first[code] = to;
+  else codes.next[previous] = to;
+  codes.next[to] = codes.next[from]!;
+  if (codes.last[code] === from) codes.last[code] = to;
 }
 
 /**

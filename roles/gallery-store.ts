@@ -7,7 +7,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
-import { Gallery, GalleryFormatError, type FaceDetails, type Match, type StoredFace, type SubjectSummary } from "../model/gallery.ts";
+import { Gallery, GalleryFormatError, type FaceDetails, type StoredFace, type SubjectSummary } from "../model/gallery.ts";
+import { GalleryIndex } from "../model/gallery-index.ts";
+import { BLOCK_ROWS } from "../model/dot-kernel.ts";
 import type { Bucket } from "./cloud/types.ts";
 import { GALLERY_LOG_PREFIX, GALLERY_MANIFEST_KEY, GALLERY_SEGMENT_PREFIX, LEGACY_GALLERY_KEY, UNREADABLE_GALLERY_KEY_PREFIX } from "./deployment.ts";
 import type { Logger } from "./log.ts";
@@ -34,8 +36,6 @@ export const SEAL_AFTER_CHANGES = 1024;
 const MAX_APPEND_ATTEMPTS = 100;
 /** Log entries and segments read at once. */
 const READ_CONCURRENCY = 16;
-/** Faces an export copies out of the gallery at a time. */
-const EXPORT_BATCH = 256;
 /** Loads retried when a compaction deleted a segment between reading the manifest and the segment. */
 const MAX_LOAD_ATTEMPTS = 5;
 
@@ -121,16 +121,25 @@ async function inParallel<T, R>(items: readonly T[], limit: number, work: (item:
 /** A segment, a log entry or the manifest went missing under a load: a compaction ran meanwhile; load again. */
 class MovedError extends Error {}
 
+/** A face as a segment holds it; its embedding only in a reader's replica. */
+type SegmentFace = FaceDetails & { faceId: string; subject: string; embedding?: Float32Array };
+type ReadSegment = { key: string; stored: { dimensions: number; faces: readonly SegmentFace[] } };
+
 /**
  * One process's copy of the stored gallery at a sequence number: the manifest it started from, then every change
- * after it applied in order. It also knows where each face is stored (its segment, or the log) and what changed since
- * the manifest, which is what a compaction needs.
+ * after it applied in order. A reader's (an app instance's) holds the whole Gallery, vectors and all; a writer's (the
+ * web role's) holds only the names (a GalleryIndex), with where each face is stored (its segment, or the log) and what
+ * changed since the manifest, which is what a compaction needs: a compaction and an export read the vectors from the
+ * store as they go.
  */
 class Replica {
+  /** The reader's gallery. */
   gallery: Gallery | undefined;
+  /** The names: the reader's gallery's own, or the writer's. */
+  names: GalleryIndex | undefined;
+  dimensions: number | undefined;
   sequence = 0;
   manifest: { body: Manifest; version: string } | undefined;
-  readonly segmentOfFace = new Map<string, string>();
   /** Segments holding a face that was removed or renamed since the manifest: rewritten at the next compaction. */
   readonly dirtySegments = new Set<string>();
   /** Segments imported since the manifest: the next manifest names them as they are. */
@@ -140,16 +149,21 @@ class Replica {
   /** When the oldest removal or rename after the manifest was made: the erasure clock runs from it. */
   oldestRemovalAt: number | undefined;
 
+  private constructor(readonly role: "reader" | "writer") {}
+
   get changesSinceManifest(): number {
     return this.sequence - (this.manifest?.body.through ?? 0);
   }
 
-  static async load(bucket: Bucket): Promise<Replica> {
+  static async load(bucket: Bucket, role: "reader" | "writer"): Promise<Replica> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const replica = new Replica();
+        const replica = new Replica(role);
         await replica.loadManifest(bucket);
         await replica.catchUp(bucket);
+        // A load leaves hundreds of megabytes of short-lived garbage at a million faces (the segments' bytes and
+        // labels): collected now, before the process serves, the allocator reuses it rather than growing past it.
+        Bun.gc(true);
         return replica;
       } catch (error) {
         if (!(error instanceof MovedError) || attempt === MAX_LOAD_ATTEMPTS) throw error;
@@ -163,88 +177,154 @@ class Replica {
     const manifest = decodeStored(ManifestSchema, stored.body, GALLERY_MANIFEST_KEY);
     this.manifest = { body: manifest, version: stored.version };
     this.sequence = manifest.through;
-    this.addSegments(await this.readSegments(bucket, manifest.segments), manifest.segments.reduce((sum, { faces }) => sum + faces, 0));
+    this.reserve(manifest.segments.reduce((sum, { faces }) => sum + faces, 0));
+    await this.addSegments(bucket, manifest.segments);
   }
 
-  /** Applies the changes after the last one applied; returns how many. A log truncated past them throws MovedError. */
+  /**
+   * Applies the changes after the last one applied; returns how many. A log truncated past them throws MovedError.
+   * The entries are read first (small), so room for every face they add is made at once; an import's segments are
+   * then read READ_CONCURRENCY at once and applied in order as soon as they can be, so only those in flight or
+   * waiting for an earlier one are held.
+   */
   async catchUp(bucket: Bucket): Promise<number> {
     const keys = await bucket.list(GALLERY_LOG_PREFIX, logKey(this.sequence));
     if (keys.length > 0 && sequenceOf(keys[0]!) !== this.sequence + 1) throw new MovedError("the log was compacted past this replica");
-    const entries = await inParallel(keys, READ_CONCURRENCY, async (key) => {
+    const changes = await inParallel(keys, READ_CONCURRENCY, async (key) => {
       const bytes = await bucket.get(key);
       if (!bytes) throw new MovedError(`log entry ${key} is gone`);
-      const change = decodeStored(ChangeSchema, bytes, key);
-      return { change, imported: change.op === "import" ? await this.readSegments(bucket, change.segments) : [] };
+      return decodeStored(ChangeSchema, bytes, key);
     });
-    entries.forEach(({ change, imported }, index) => this.apply(sequenceOf(keys[index]!), change, imported));
-    return entries.length;
-  }
-
-  private readSegments(bucket: Bucket, segments: Manifest["segments"]): Promise<{ key: string; stored: ReturnType<typeof Gallery.read> }[]> {
-    return inParallel(segments, READ_CONCURRENCY, async ({ key }) => {
-      const bytes = await bucket.get(key);
-      if (!bytes) throw new MovedError(`segment ${key} is gone`);
-      return { key, stored: Gallery.read(bytes) };
-    });
-  }
-
-  private addSegments(segments: Awaited<ReturnType<Replica["readSegments"]>>, capacity: number): void {
-    for (const { key, stored } of segments) {
-      this.gallery ??= new Gallery(stored.dimensions, Math.max(1, capacity));
-      if (stored.dimensions !== this.gallery.dimensions) throw new GalleryFormatError(`segment ${key} has ${stored.dimensions} dimensions, the gallery ${this.gallery.dimensions}`);
-      for (const face of stored.faces) {
-        this.gallery.insert(face.faceId, face.subject, face.embedding, { createdAt: face.createdAt, source: face.source });
-        this.segmentOfFace.set(face.faceId, key);
+    this.reserve(changes.reduce((sum, change) => sum + (change.op === "enroll" ? 1 : change.op === "import" ? change.segments.reduce((faces, segment) => faces + segment.faces, 0) : 0), 0));
+    const imported: (ReadSegment[] | undefined)[] = new Array(changes.length);
+    let next = 0;
+    const applyReady = () => {
+      for (; next < changes.length; next++) {
+        const change = changes[next]!;
+        if (change.op === "import") {
+          const segments = imported[next];
+          if (!segments) return;
+          imported[next] = undefined;
+          this.addFaces(segments);
+        }
+        this.apply(sequenceOf(keys[next]!), change);
       }
+    };
+    const imports = [...changes.keys()].filter((index) => changes[index]!.op === "import");
+    await inParallel(imports, READ_CONCURRENCY, async (index) => {
+      const change = changes[index]!;
+      if (change.op !== "import") return;
+      imported[index] = await inParallel(change.segments, READ_CONCURRENCY, ({ key }) => this.readSegment(bucket, key));
+      applyReady();
+    });
+    applyReady();
+    return keys.length;
+  }
+
+  private async readSegment(bucket: Bucket, key: string): Promise<ReadSegment> {
+    const bytes = await bucket.get(key);
+    if (!bytes) throw new MovedError(`segment ${key} is gone`);
+    return { key, stored: this.role === "reader" ? Gallery.read(bytes) : Gallery.readLabels(bytes) };
+  }
+
+  /**
+   * Reads segments (READ_CONCURRENCY at once) and adds their faces as each arrives, so that no more than that many
+   * segments' bytes are held at once.
+   */
+  private async addSegments(bucket: Bucket, segments: Manifest["segments"]): Promise<void> {
+    await inParallel(segments, READ_CONCURRENCY, async ({ key }) => this.addFaces([await this.readSegment(bucket, key)]));
+  }
+
+  /** Makes room for `faces` more faces at once: a load reads many segments, and the matrix need not double as they come. */
+  private reserve(faces: number): void {
+    if (this.gallery) this.gallery.reserve(this.size + faces);
+    else if (this.names) this.names.reserve(this.size + faces);
+    else this.pendingCapacity += faces;
+  }
+
+  /** Room asked for before the gallery existed (its dimensions come with its first face). */
+  private pendingCapacity = 0;
+
+  get size(): number {
+    return this.names?.size ?? 0;
+  }
+
+  /** Makes the gallery (or the names) on the first face, and holds the gallery to one dimension. */
+  private holding(dimensions: number, what: string): void {
+    if (this.dimensions === undefined) {
+      this.dimensions = dimensions;
+      if (this.role === "reader") {
+        // An app instance shows no face's details: it does not keep them.
+        this.gallery = new Gallery(dimensions, Math.max(1, this.pendingCapacity), BLOCK_ROWS, false);
+        this.names = this.gallery.names;
+      } else {
+        this.names = new GalleryIndex();
+        this.names.reserve(this.pendingCapacity);
+      }
+    }
+    if (dimensions !== this.dimensions) throw new GalleryFormatError(`${what} has ${dimensions} dimensions, the gallery ${this.dimensions}`);
+  }
+
+  /** Adds segments' faces, read by the caller (an import's, as its writer wrote them). */
+  addFaces(segments: readonly ReadSegment[]): void {
+    for (const { key, stored } of segments) {
+      this.holding(stored.dimensions, `segment ${key}`);
+      for (const face of stored.faces) this.insert(face, face.embedding, key);
     }
   }
 
-  /** Applies one change; an import's segments were read by the caller. */
-  apply(sequence: number, change: Change, imported: Awaited<ReturnType<Replica["readSegments"]>> = []): void {
+  private insert(face: FaceDetails & { faceId: string; subject: string }, embedding: Float32Array | undefined, segment?: string): void {
+    const details = { createdAt: face.createdAt, source: face.source };
+    if (!this.gallery) this.names!.insert(face.faceId, face.subject, details, segment);
+    else if (embedding) this.gallery.insert(face.faceId, face.subject, embedding, details, segment);
+    else throw new Error(`face ${face.faceId} came without its embedding`);
+  }
+
+  /** Applies one change; an import's segments were added by the caller. */
+  apply(sequence: number, change: Change): void {
     if (sequence !== this.sequence + 1) throw new Error(`change ${sequence} applied after ${this.sequence}`);
     this.sequence = sequence;
+    // Only the writer compacts: what a compaction must rewrite or erase.
     const touch = (faceIds: string[], removed: boolean) => {
+      if (this.role === "reader") return;
       if (removed) this.removedFaces.push(...faceIds);
       for (const faceId of faceIds) {
-        const segment = this.segmentOfFace.get(faceId);
+        const row = this.names?.rowOfFace(faceId);
+        const segment = row === undefined ? undefined : this.names!.segmentAt(row);
         if (segment !== undefined) this.dirtySegments.add(segment);
       }
       this.oldestRemovalAt ??= change.at;
     };
-    const facesOf = (subject: string) => this.gallery?.facesOf(subject).map(({ faceId }) => faceId) ?? [];
+    const facesOf = (subject: string) => (this.role === "reader" ? [] : (this.names?.rowsOf(subject).map((row) => this.names!.faceIdAt(row)) ?? []));
+    const held = this.gallery ?? this.names;
     switch (change.op) {
       case "enroll": {
         // An erased entry's face was removed later in the log: it never reaches the gallery.
         if (change.embedding === undefined) return;
         const embedding = decodeEmbedding(change.embedding);
-        this.gallery ??= new Gallery(embedding.length);
-        if (embedding.length !== this.gallery.dimensions) throw new GalleryFormatError(`the log's change ${sequence} has ${embedding.length} dimensions, the gallery ${this.gallery.dimensions}`);
-        this.gallery.insert(faceIdOf(sequence), change.subject, embedding, { createdAt: change.createdAt, source: change.source });
+        this.holding(embedding.length, `the log's change ${sequence}`);
+        this.insert({ faceId: faceIdOf(sequence), subject: change.subject, createdAt: change.createdAt, source: change.source }, embedding);
         return;
       }
       case "removeFace":
         touch([change.faceId], true);
-        this.gallery?.removeFace(change.faceId);
-        this.segmentOfFace.delete(change.faceId);
+        held?.removeFace(change.faceId);
         return;
-      case "removeSubject": {
-        const faces = facesOf(change.subject);
-        touch(faces, true);
-        this.gallery?.removeSubject(change.subject);
-        for (const faceId of faces) this.segmentOfFace.delete(faceId);
+      case "removeSubject":
+        touch(facesOf(change.subject), true);
+        if (this.gallery) this.gallery.removeSubject(change.subject);
+        else for (const faceId of facesOf(change.subject)) this.names?.removeFace(faceId);
         return;
-      }
       case "rename":
         touch(facesOf(change.from), false);
-        this.gallery?.renameSubject(change.from, change.to);
+        held?.renameSubject(change.from, change.to);
         return;
       case "reserve":
-        this.gallery ??= new Gallery(change.dimensions);
+        this.holding(change.dimensions, `the log's change ${sequence}`);
         this.sequence = sequence + change.faces - 1;
         return;
       case "import":
-        this.addSegments(imported, change.segments.reduce((sum, { faces }) => sum + faces, 0));
-        this.importedSegments.push(...change.segments);
+        if (this.role === "writer") this.importedSegments.push(...change.segments);
     }
   }
 }
@@ -295,16 +375,14 @@ async function writeSegments(bucket: Bucket, dimensions: number, faces: readonly
   const chunks: StoredFace[][] = [];
   for (let start = 0; start < faces.length; start += SEGMENT_FACES) chunks.push(faces.slice(start, start + SEGMENT_FACES));
   return inParallel(chunks, READ_CONCURRENCY, async (chunk) => {
-    const segment = new Gallery(dimensions, chunk.length);
-    for (const face of chunk) segment.insert(face.faceId, face.subject, face.embedding, { createdAt: face.createdAt, source: face.source });
     const key = `${GALLERY_SEGMENT_PREFIX}${String(through).padStart(SEQUENCE_DIGITS, "0")}-${randomUUID()}`;
-    await bucket.put(key, segment.serialize(), { contentType: "application/octet-stream" });
+    await bucket.put(key, Gallery.serializeFaces(dimensions, chunk), { contentType: "application/octet-stream" });
     return { key, faces: chunk.length };
   });
 }
 
 /** What a change does to the gallery as this writer holds it: the change to log (none: nothing to do) and its answer. */
-type Decision<T> = (gallery: Gallery | undefined, faceId: string) => { change?: ChangeRequest; result: T };
+type Decision<T> = (names: GalleryIndex | undefined, dimensions: number | undefined, faceId: string) => { change?: ChangeRequest; result: T };
 
 export interface CompactionOutcome {
   compacted: boolean;
@@ -326,7 +404,7 @@ export class GalleryWriter {
 
   static async open(bucket: Bucket, log?: Logger): Promise<GalleryWriter> {
     await migrateLegacy(bucket, log);
-    return new GalleryWriter(bucket, await Replica.load(bucket), log);
+    return new GalleryWriter(bucket, await Replica.load(bucket, "writer"), log);
   }
 
   /** The sequence number of the last change this writer applied: a job that carries it sees every change up to it. */
@@ -341,38 +419,29 @@ export class GalleryWriter {
 
   /** The subjects by name, `count` of them from the `offset`-th (all by default). */
   list(offset?: number, count?: number): SubjectSummary[] {
-    return this.replica.gallery?.list(offset, count) ?? [];
+    return this.replica.names?.list(offset, count) ?? [];
   }
 
   get subjectCount(): number {
-    return this.replica.gallery?.subjectCount ?? 0;
+    return this.replica.names?.subjectCount ?? 0;
   }
 
   /** Subjects and faces, counted as the gallery keeps them. */
   get size(): { subjects: number; faces: number } {
-    return { subjects: this.subjectCount, faces: this.replica.gallery?.size ?? 0 };
+    return { subjects: this.subjectCount, faces: this.replica.size };
   }
 
   faceCount(subject: string): number {
-    return this.replica.gallery?.faceCount(subject) ?? 0;
+    return this.replica.names?.faceCount(subject) ?? 0;
   }
 
   /** The embeddings' length; undefined while nobody is enrolled. */
   get dimensions(): number | undefined {
-    return this.replica.gallery?.dimensions;
+    return this.replica.dimensions;
   }
 
   facesOf(subject: string): (FaceDetails & { faceId: string })[] {
-    return this.replica.gallery?.facesOf(subject) ?? [];
-  }
-
-  search(embedding: Float32Array, k: number): Match[] {
-    const gallery = this.replica.gallery;
-    return gallery && gallery.size > 0 ? gallery.search(embedding, k) : [];
-  }
-
-  subjectSimilarity(subject: string, embedding: Float32Array): number | undefined {
-    return this.replica.gallery?.subjectSimilarity(subject, embedding);
+    return this.replica.names?.facesOf(subject) ?? [];
   }
 
   /** Enrolls the embedding an app instance left at `key`, then removes it. */
@@ -381,9 +450,9 @@ export class GalleryWriter {
       const bytes = await this.bucket.get(key);
       if (!bytes) throw new GalleryError("embedding_missing", "the app role's embedding is missing");
       const embedding = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-      const faceId = await this.append((gallery, faceId) => {
-        if (gallery && embedding.length !== gallery.dimensions) {
-          throw new GalleryError("embedding_mismatch", `the gallery holds ${gallery.dimensions}-d embeddings but the model gives ${embedding.length}-d ones: re-enroll after changing the embedder`);
+      const faceId = await this.append((_names, dimensions, faceId) => {
+        if (dimensions !== undefined && embedding.length !== dimensions) {
+          throw new GalleryError("embedding_mismatch", `the gallery holds ${dimensions}-d embeddings but the model gives ${embedding.length}-d ones: re-enroll after changing the embedder`);
         }
         return { change: { op: "enroll", subject, ...details, embedding: encodeEmbedding(embedding) }, result: faceId };
       });
@@ -396,8 +465,8 @@ export class GalleryWriter {
   /** Returns how many faces were removed. */
   removeSubject(subject: string): Promise<number> {
     return this.inOrder(() =>
-      this.append((gallery) => {
-        const removed = gallery?.faceCount(subject) ?? 0;
+      this.append((names) => {
+        const removed = names?.faceCount(subject) ?? 0;
         return { change: removed > 0 ? { op: "removeSubject", subject } : undefined, result: removed };
       }),
     );
@@ -406,8 +475,8 @@ export class GalleryWriter {
   /** Removes one face if it is the subject's; returns whether it was. */
   removeFace(subject: string, faceId: string): Promise<boolean> {
     return this.inOrder(() =>
-      this.append((gallery) => {
-        const removed = gallery?.subjectOf(faceId) === subject;
+      this.append((names) => {
+        const removed = names?.subjectOf(faceId) === subject;
         return { change: removed ? { op: "removeFace", faceId } : undefined, result: removed };
       }),
     );
@@ -416,9 +485,9 @@ export class GalleryWriter {
   /** Renames a subject; into an existing one only when `merge` is set. */
   renameSubject(from: string, to: string, merge: boolean): Promise<"renamed" | "unknown_subject" | "subject_exists"> {
     return this.inOrder(() =>
-      this.append((gallery) => {
-        if (!gallery || gallery.faceCount(from) === 0) return { result: "unknown_subject" as const };
-        if (from !== to && gallery.faceCount(to) > 0 && !merge) return { result: "subject_exists" as const };
+      this.append((names) => {
+        if (!names || names.faceCount(from) === 0) return { result: "unknown_subject" as const };
+        if (from !== to && names.faceCount(to) > 0 && !merge) return { result: "subject_exists" as const };
         return { change: from === to ? undefined : { op: "rename", from, to }, result: "renamed" as const };
       }),
     );
@@ -432,30 +501,71 @@ export class GalleryWriter {
     return this.inOrder(async () => {
       const dimensions = faces[0]?.embedding.length;
       if (dimensions === undefined) return [];
-      const first = await this.append((gallery) => {
-        if (gallery && gallery.dimensions !== dimensions) throw new GalleryError("embedding_mismatch", `the gallery holds ${gallery.dimensions}-d embeddings, not ${dimensions}-d ones`);
+      const first = await this.append((_names, held) => {
+        if (held !== undefined && held !== dimensions) throw new GalleryError("embedding_mismatch", `the gallery holds ${held}-d embeddings, not ${dimensions}-d ones`);
         return { change: { op: "reserve", faces: faces.length, dimensions }, result: this.replica.sequence + 1 };
       });
       const createdAt = new Date().toISOString();
       const stored = faces.map((face, index) => ({ ...face, faceId: faceIdOf(first + index), createdAt }));
       const segments = await writeSegments(this.bucket, dimensions, stored, first);
-      const imported = segments.map(({ key, faces: count }, index) => ({ key, stored: { dimensions, nextFace: 0, faces: stored.slice(index * SEGMENT_FACES, index * SEGMENT_FACES + count) } }));
+      const imported = segments.map(({ key, faces: count }, index) => ({ key, stored: { dimensions, faces: stored.slice(index * SEGMENT_FACES, index * SEGMENT_FACES + count) } }));
       await this.append(() => ({ change: { op: "import", segments }, result: undefined }), imported);
       return stored.map(({ faceId }) => faceId);
     });
   }
 
-  /** Every face as this writer holds it now, read a few at a time (a face removed meanwhile is left out). */
+  /**
+   * Every face as this writer holds it now, segment by segment: its embedding read from the store (its segment, or
+   * its log entry), its subject and details as they are when it is read (a face removed meanwhile is left out).
+   */
   async *exportFaces(): AsyncGenerator<StoredFace> {
-    const faceIds = [...(this.replica.gallery?.faces() ?? [])].map(({ faceId }) => faceId);
-    for (let start = 0; start < faceIds.length; start += EXPORT_BATCH) {
-      const gallery = this.replica.gallery;
-      const batch = faceIds.slice(start, start + EXPORT_BATCH).flatMap((faceId) => {
-        const face = gallery?.face(faceId);
-        return face ? [{ ...face, embedding: face.embedding.slice() }] : [];
-      });
-      yield* batch;
+    const faceIds = this.replica.names?.faceIdsBySegment() ?? [];
+    // A segment's worth at a time: the ids come grouped by segment, so each segment is read about once.
+    for (let start = 0; start < faceIds.length; start += SEGMENT_FACES) {
+      yield* await this.inOrder(() => this.readFaces(faceIds.slice(start, start + SEGMENT_FACES)));
     }
+  }
+
+  /**
+   * The faces of these ids that are still held, their embeddings read from where each is stored: each segment they
+   * are in once, and the log entries of the others. Run in order with the changes, so none moves meanwhile.
+   */
+  private async readFaces(faceIds: readonly string[]): Promise<StoredFace[]> {
+    const names = this.replica.names;
+    if (!names) return [];
+    const bySegment = new Map<string | undefined, number[]>();
+    for (const faceId of faceIds) {
+      const row = names.rowOfFace(faceId);
+      if (row === undefined) continue;
+      const segment = names.segmentAt(row);
+      const rows = bySegment.get(segment);
+      if (rows) rows.push(row);
+      else bySegment.set(segment, [row]);
+    }
+    const face = (row: number, embedding: Float32Array): StoredFace => ({ faceId: names.faceIdAt(row), subject: names.subjectAt(row), embedding, ...names.detailsAt(row) });
+    const read = await inParallel([...bySegment], READ_CONCURRENCY, async ([segment, rows]) => {
+      if (segment === undefined) {
+        return inParallel(rows, READ_CONCURRENCY, async (row) => face(row, await this.loggedEmbedding(names.faceIdAt(row))));
+      }
+      const bytes = await this.bucket.get(segment);
+      if (!bytes) throw new Error(`segment ${segment} is missing from the gallery bucket`);
+      const embeddings = new Map(Gallery.read(bytes).faces.map(({ faceId, embedding }) => [faceId, embedding]));
+      return rows.map((row) => {
+        const embedding = embeddings.get(names.faceIdAt(row));
+        if (!embedding) throw new GalleryFormatError(`segment ${segment} lacks face ${names.faceIdAt(row)}`);
+        return face(row, embedding.slice());
+      });
+    });
+    return read.flat();
+  }
+
+  /** The embedding a face's log entry holds: the face was enrolled since the last compaction. */
+  private async loggedEmbedding(faceId: string): Promise<Float32Array> {
+    const key = logKey(Number(faceId.slice(1)));
+    const bytes = await this.bucket.get(key);
+    const change = bytes && decodeStored(ChangeSchema, bytes, key);
+    if (change?.op !== "enroll" || change.embedding === undefined) throw new GalleryFormatError(`the log entry ${key} of face ${faceId} holds no embedding`);
+    return decodeEmbedding(change.embedding);
   }
 
   /** Compacts when `compactionDue` says so (the lease holder's periodic check). */
@@ -486,21 +596,24 @@ export class GalleryWriter {
     const replica = this.replica;
     const outcome: CompactionOutcome = { compacted: false, segmentsWritten: 0, segmentsDeleted: 0, entriesErased: 0, entriesDeleted: 0 };
     if (replica.changesSinceManifest === 0 && replica.dirtySegments.size === 0) return outcome;
-    const gallery = replica.gallery;
-    const faces = gallery ? [...gallery.faces()].filter(({ faceId }) => {
-      const segment = replica.segmentOfFace.get(faceId);
-      return segment === undefined || replica.dirtySegments.has(segment);
-    }) : [];
+    const names = replica.names;
     const through = replica.sequence;
-    const written = gallery ? await writeSegments(this.bucket, gallery.dimensions, faces, through) : [];
+    // The faces to rewrite, a segment's worth at a time: their embeddings are read from the store as they are written.
+    const rewritten = names ? names.faceIdsBySegment((segment) => segment === undefined || replica.dirtySegments.has(segment)) : [];
+    const written: (Manifest["segments"][number] & { faceIds: string[] })[] = [];
+    for (let start = 0; start < rewritten.length; start += SEGMENT_FACES) {
+      const faces = await this.readFaces(rewritten.slice(start, start + SEGMENT_FACES));
+      const [segment] = await writeSegments(this.bucket, replica.dimensions!, faces, through);
+      if (segment) written.push({ ...segment, faceIds: faces.map(({ faceId }) => faceId) });
+    }
     const previous = replica.manifest;
     const kept = (previous?.body.segments ?? []).filter(({ key }) => !replica.dirtySegments.has(key));
     const imported = replica.importedSegments.filter(({ key }) => !replica.dirtySegments.has(key));
-    const manifest: Manifest = { format: 1, through, segments: [...kept, ...imported, ...written] };
+    const manifest: Manifest = { format: 1, through, segments: [...kept, ...imported, ...written.map(({ key, faces }) => ({ key, faces }))] };
     const version = await this.bucket.putIf(GALLERY_MANIFEST_KEY, JSON.stringify(manifest), previous?.version, { contentType: "application/json" });
     if (version === undefined) {
       await Promise.all(written.map(({ key }) => this.bucket.delete(key)));
-      this.replica = await Replica.load(this.bucket);
+      this.replica = await Replica.load(this.bucket, "writer");
       return outcome;
     }
     const replaced = [...replica.dirtySegments];
@@ -520,10 +633,12 @@ export class GalleryWriter {
     const entriesErased = erased.reduce<number>((sum, one) => sum + one, 0);
 
     replica.manifest = { body: manifest, version };
-    written.reduce((offset, segment) => {
-      for (const face of faces.slice(offset, offset + segment.faces)) replica.segmentOfFace.set(face.faceId, segment.key);
-      return offset + segment.faces;
-    }, 0);
+    for (const segment of written) {
+      for (const faceId of segment.faceIds) {
+        const row = names?.rowOfFace(faceId);
+        if (row !== undefined) names!.setSegment(row, segment.key);
+      }
+    }
     replica.dirtySegments.clear();
     replica.removedFaces.length = 0;
     replica.importedSegments.length = 0;
@@ -539,22 +654,21 @@ export class GalleryWriter {
    * answer was lost and the SDK's retry failed its own condition), the change is done. The gallery changes only once
    * the change is stored.
    */
-  private async append<T>(decide: Decision<T>, imported?: Parameters<Replica["apply"]>[2]): Promise<T> {
+  private async append<T>(decide: Decision<T>, imported: readonly ReadSegment[] = []): Promise<T> {
     for (let attempt = 1; attempt <= MAX_APPEND_ATTEMPTS; attempt++) {
       const sequence = this.replica.sequence + 1;
-      const { change, result } = decide(this.replica.gallery, faceIdOf(sequence));
+      const { change, result } = decide(this.replica.names, this.replica.dimensions, faceIdOf(sequence));
       if (!change) return result;
       const entry = { ...change, at: Date.now(), writer: `${this.id}-${sequence}` } as Change;
       const body = JSON.stringify(entry);
-      if ((await this.bucket.putIf(logKey(sequence), body, undefined, { contentType: "application/json" })) !== undefined) {
-        this.replica.apply(sequence, entry, imported);
+      const applied = () => {
+        this.replica.addFaces(imported);
+        this.replica.apply(sequence, entry);
         return result;
-      }
+      };
+      if ((await this.bucket.putIf(logKey(sequence), body, undefined, { contentType: "application/json" })) !== undefined) return applied();
       const stored = await this.bucket.get(logKey(sequence));
-      if (stored && new TextDecoder().decode(stored) === body) {
-        this.replica.apply(sequence, entry, imported);
-        return result;
-      }
+      if (stored && new TextDecoder().decode(stored) === body) return applied();
       await this.catchUp();
     }
     throw new GalleryError("gallery_contended", `other writers changed the gallery during each of ${MAX_APPEND_ATTEMPTS} tries: try again`);
@@ -565,7 +679,7 @@ export class GalleryWriter {
       await this.replica.catchUp(this.bucket);
     } catch (error) {
       if (!(error instanceof MovedError)) throw error;
-      this.replica = await Replica.load(this.bucket);
+      this.replica = await Replica.load(this.bucket, "writer");
     }
   }
 
@@ -611,13 +725,13 @@ export class GalleryReader {
 
   private async refresh(): Promise<void> {
     const checkedAt = this.now();
-    if (!this.replica) this.replica = await Replica.load(this.bucket);
+    if (!this.replica) this.replica = await Replica.load(this.bucket, "reader");
     else {
       try {
         await this.replica.catchUp(this.bucket);
       } catch (error) {
         if (!(error instanceof MovedError)) throw error;
-        this.replica = await Replica.load(this.bucket);
+        this.replica = await Replica.load(this.bucket, "reader");
       }
     }
     this.checkedAt = checkedAt;

@@ -4,8 +4,11 @@ import { Value } from "@sinclair/typebox/value";
 
 import { AnswerModeSchema, MAX_NAME_BYTES } from "./deployment.ts";
 
-/** recognize: the classic answer; embed: one face's embedding for enrollment; faces: every face, for the JSON API. */
-export const JobKindSchema = Type.Union([Type.Literal("recognize"), Type.Literal("embed"), Type.Literal("faces")]);
+/**
+ * recognize: the classic answer; embed: one face's embedding for enrollment; faces: every face, for the JSON API;
+ * search: the nearest subjects to an embedding the caller gave (its input object: little-endian float32, normalised).
+ */
+export const JobKindSchema = Type.Union([Type.Literal("recognize"), Type.Literal("embed"), Type.Literal("faces"), Type.Literal("search")]);
 export type JobKind = Static<typeof JobKindSchema>;
 
 /** Most candidates per face and most faces per image a faces job may ask for. */
@@ -21,6 +24,8 @@ export const FacesOptionsSchema = Type.Object({
   minScore: Type.Number({ minimum: 0, maximum: 1 }),
   /** Send back the largest face's embedding (for a 1:1 check in the web role). */
   embedding: Type.Boolean(),
+  /** Score the largest face against this enrolled subject, as recognition scores subjects (a subject's verification). */
+  subject: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
 });
 export type FacesOptions = Static<typeof FacesOptionsSchema>;
 
@@ -41,6 +46,8 @@ export const JobMessageSchema = Type.Object({
   mode: AnswerModeSchema,
   /** Kind faces only. */
   faces: Type.Optional(FacesOptionsSchema),
+  /** Kind search only: candidates wanted. */
+  search: Type.Optional(Type.Object({ k: Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES }) })),
   /** Kind embed only: which face of the photo is enrolled (single when absent). */
   enrollFace: Type.Optional(EnrollFaceSchema),
   /**
@@ -130,24 +137,34 @@ export const FacesResultSchema = Type.Object({
   faces: Type.Array(FaceReportSchema),
   /** The largest face's embedding, little-endian float32, base64, when asked for. */
   embedding: Type.Optional(Type.String()),
+  /** The largest face's similarity to the subject asked for; absent when that subject has no face (or no face was found). */
+  subjectSimilarity: Type.Optional(Num),
   timings: AppTimingsSchema,
 });
 export type FacesResult = Static<typeof FacesResultSchema>;
 
+export const SearchResultSchema = Type.Object({ candidates: Type.Array(CandidateSchema, { description: "best subjects first, similarities to 4 places" }) });
+export type SearchResult = Static<typeof SearchResultSchema>;
+
 /**
- * A faces job's answer: inline when the reply fits in MAX_JOB_MESSAGE_BYTES (the smallest queue limit anywhere:
- * the embedded queues apply it to replies too) and holds no embedding, else in the output bucket under `resultKey`.
+ * A faces or search job's answer: inline when the reply fits in MAX_JOB_MESSAGE_BYTES (the smallest queue limit
+ * anywhere: the embedded queues apply it to replies too) and holds no embedding, else in the output bucket under
+ * `resultKey`.
  */
-export const FacesReplySchema = Type.Union([
-  Type.Object({ ok: Type.Literal(true), jobId: Type.String(), result: FacesResultSchema }),
-  Type.Object({ ok: Type.Literal(true), jobId: Type.String(), resultKey: Type.String({ minLength: 1 }) }),
-]);
+const inlineOrStored = <T extends TSchema>(result: T) =>
+  Type.Union([
+    Type.Object({ ok: Type.Literal(true), jobId: Type.String(), result }),
+    Type.Object({ ok: Type.Literal(true), jobId: Type.String(), resultKey: Type.String({ minLength: 1 }) }),
+  ]);
+export const FacesReplySchema = inlineOrStored(FacesResultSchema);
+export const SearchReplySchema = inlineOrStored(SearchResultSchema);
 
 /** The reply schema of each job kind: the web role decodes a reply with the schema of the kind it submitted. */
 export const ReplySchemas = {
   recognize: Type.Union([RecognizedReplySchema, FailedReplySchema]),
   embed: Type.Union([EmbeddedReplySchema, FailedReplySchema]),
   faces: Type.Union([FacesReplySchema, FailedReplySchema]),
+  search: Type.Union([SearchReplySchema, FailedReplySchema]),
 } satisfies Record<JobKind, TSchema>;
 export type ReplyTo<K extends JobKind> = Static<(typeof ReplySchemas)[K]>;
 export type SuccessfulReplyTo<K extends JobKind> = Exclude<ReplyTo<K>, FailedReply>;

@@ -1,10 +1,10 @@
 /** One job, start to finish: image from the input bucket, analysis, gallery match, result to the output bucket, reply. */
-import { GalleryFormatError } from "../../model/gallery.ts";
+import { GalleryFormatError, type Gallery } from "../../model/gallery.ts";
 import { ImageError, type ImageAnalysis } from "../../model/types.ts";
 import type { ImageSource, OpenSetThreshold } from "../../model/index.ts";
 import type { Bucket } from "../cloud/types.ts";
 import { apiResultKey, embeddingKey, MAX_JOB_MESSAGE_BYTES } from "../deployment.ts";
-import type { FaceReport, FaceResult, FacesOptions, FacesResult, FailedReply, JobMessage, ReplyMessage } from "../messages.ts";
+import type { FaceReport, FaceResult, FacesOptions, FacesResult, FailedReply, JobMessage, ReplyMessage, SearchResult } from "../messages.ts";
 import type { AnalysisCache } from "./analysis-cache.ts";
 import { chooseEnrollmentFace, detectedLargestFirst } from "./enrollment.ts";
 import type { GalleryReader } from "../gallery-store.ts";
@@ -48,6 +48,30 @@ export async function handleJob(job: JobMessage, deps: JobDependencies, log: Log
     if (!image) throw new InputMissingError(`no object ${job.inputKey} in the input bucket`);
     return image;
   };
+  /** The gallery the job must see, or the answer when the stored one is damaged. */
+  const galleryOrRefusal = async (): Promise<{ gallery: Gallery | undefined } | { refusal: FailedReply }> => {
+    try {
+      return { gallery: await deps.gallery.current(job.galleryVersion) };
+    } catch (error) {
+      // The stored gallery is damaged: no instance could do better, so this is an answer, not a fault of this one.
+      if (error instanceof GalleryFormatError) return { refusal: fail("gallery_unreadable", "the stored gallery cannot be read: an object of it is damaged and must be restored") };
+      throw error;
+    }
+  };
+  if (job.kind === "search") {
+    const bytes = await deps.inBucket.get(job.inputKey);
+    if (!bytes) return fail("input_missing", `no object ${job.inputKey} in the input bucket`);
+    if (bytes.byteLength === 0 || bytes.byteLength % 4 !== 0) return fail("invalid_embedding", "the embedding is not a whole number of float32 values");
+    const embedding = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    const found = await galleryOrRefusal();
+    if ("refusal" in found) return found.refusal;
+    const { gallery } = found;
+    if (gallery && gallery.size > 0 && gallery.dimensions !== embedding.length) {
+      return fail("wrong_dimensions", `the embedding has ${embedding.length} dimensions; the gallery's have ${gallery.dimensions}`);
+    }
+    const candidates = gallery && gallery.size > 0 ? gallery.search(embedding, job.search?.k ?? 1).map(({ subject, similarity }) => ({ subject, similarity: rounded(4)(similarity) })) : [];
+    return inlineOrStored<SearchResult>(job.jobId, { candidates }, deps);
+  }
   let analysis: ImageAnalysis;
   let cached: boolean;
   try {
@@ -74,14 +98,9 @@ export async function handleJob(job: JobMessage, deps: JobDependencies, log: Log
     return { ok: true, jobId: job.jobId, faces: analysis.faces.length, embeddingKey: key };
   }
 
-  let gallery;
-  try {
-    gallery = await deps.gallery.current(job.galleryVersion);
-  } catch (error) {
-    // The stored gallery is damaged: no instance could do better, so this is an answer, not a fault of this one.
-    if (error instanceof GalleryFormatError) return fail("gallery_unreadable", "the stored gallery cannot be read: an object of it is damaged and must be restored");
-    throw error;
-  }
+  const found = await galleryOrRefusal();
+  if ("refusal" in found) return found.refusal;
+  const { gallery } = found;
   if (!gallery || gallery.size === 0) return fail("no_subjects_enrolled", "nobody is enrolled yet: add faces with POST /v1/subjects/{name}/faces");
 
   const threshold = deps.threshold.at(gallery.subjectCount);
@@ -111,10 +130,7 @@ const rounded = (digits: number) => (x: number) => Math.round(x * 10 ** digits) 
 const tenths = rounded(1);
 const thousandths = rounded(3);
 
-/**
- * Every detected face, largest first, with its candidates when asked. The reply carries the result when it fits in
- * a job-sized message and holds no embedding; otherwise the result goes to the output bucket and the reply carries its key.
- */
+/** Every detected face, largest first, with its candidates when asked, and the largest's similarity to a subject when asked. */
 async function answerFaces(
   jobId: string,
   /** The gallery version the job must see. */
@@ -129,7 +145,8 @@ async function answerFaces(
   const faces = detectedLargestFirst(analysis.faces)
     .filter((face) => face.score >= options.minScore)
     .slice(0, options.maxFaces);
-  const gallery = options.k > 0 ? await deps.gallery.current(galleryVersion) : undefined;
+  const held = options.k > 0 || options.subject !== undefined ? await deps.gallery.current(galleryVersion) : undefined;
+  const gallery = options.k > 0 ? held : undefined;
   const reports: FaceReport[] = faces.map((face) => ({
     box: { x: tenths(face.box.x), y: tenths(face.box.y), width: tenths(face.box.width), height: tenths(face.box.height) },
     score: thousandths(face.score),
@@ -143,6 +160,7 @@ async function answerFaces(
   const stage = (ms: number) => (cached ? 0 : thousandths(ms));
   const { decodeMs, detectMs, alignMs, embedMs } = analysis.timings;
   const largest = faces[0];
+  const subjectSimilarity = options.subject !== undefined && largest && held ? held.subjectSimilarity(options.subject, largest.embedding) : undefined;
   // 1:N for recognition, held to the false-alarm target for the gallery's size; 1:1 (a verification) without one.
   const subjects = gallery?.subjectCount ?? 1;
   const result: FacesResult = {
@@ -152,6 +170,7 @@ async function answerFaces(
     ...(deps.threshold.farAt ? { far: deps.threshold.farAt(subjects) } : {}),
     faces: reports,
     ...(options.embedding && largest ? { embedding: Buffer.from(float32Bytes(largest.embedding)).toString("base64") } : {}),
+    ...(subjectSimilarity !== undefined ? { subjectSimilarity } : {}),
     timings: {
       decode: stage(decodeMs),
       detect: stage(detectMs),
@@ -161,9 +180,17 @@ async function answerFaces(
       total: thousandths(performance.now() - started),
     },
   };
+  return inlineOrStored(jobId, result, deps);
+}
+
+/**
+ * The reply carries the result when it fits in a job-sized message and holds no embedding; otherwise the result goes
+ * to the output bucket and the reply carries its key.
+ */
+async function inlineOrStored<T extends FacesResult | SearchResult>(jobId: string, result: T, deps: Pick<JobDependencies, "outBucket">): Promise<{ ok: true; jobId: string; result: T } | { ok: true; jobId: string; resultKey: string }> {
   const inline = { ok: true as const, jobId, result };
   // An embedding never travels in a queue message, however small: queues keep what they hold for days.
-  if (result.embedding === undefined && Buffer.byteLength(JSON.stringify(inline)) <= MAX_JOB_MESSAGE_BYTES) return inline;
+  if (!("embedding" in result && result.embedding !== undefined) && Buffer.byteLength(JSON.stringify(inline)) <= MAX_JOB_MESSAGE_BYTES) return inline;
   const resultKey = apiResultKey(jobId);
   await deps.outBucket.put(resultKey, JSON.stringify(result), { contentType: "application/json" });
   return { ok: true, jobId, resultKey };

@@ -22,6 +22,7 @@ const GALLERY_ERROR_STATUS: Record<GalleryErrorCode, number> = {
 const CLIENT_REFUSAL_STATUS: Record<string, number> = {
   ...IMAGE_PROBLEM_STATUS,
   no_subjects_enrolled: 409,
+  wrong_dimensions: 400,
   no_face: 422,
   multiple_faces: 422,
   face_too_small: 422,

@@ -96,6 +96,9 @@ export function galleryIoApi(options: { gallery: Pick<GalleryWriter, "importFace
         const flush = async () => {
           summary.imported += (await gallery.importFaces(chunk)).length;
           chunk = [];
+          // A segment's lines, parsed, are megabytes of garbage: collected at once, a bulk fill leaves the process the
+          // size of the names it holds (about 170 MB after 1M faces), not 370 MB of what the allocator kept from it.
+          Bun.gc(true);
         };
         for await (const { number, text } of lines(request.body)) {
           if (text !== undefined && text.trim() === "") continue;

@@ -1,19 +1,31 @@
 /** Submits one job for a stored upload and waits for its reply: ids and keys on the request queue, never bytes. */
 import type { Bucket, JobQueue } from "../cloud/types.ts";
 import { apiResultKey, embeddingKey, type AnswerMode } from "../deployment.ts";
-import { decodeMessage, FacesResultSchema, type FacesOptions, type FacesResult, type JobKind, type JobMessage, type SuccessfulReplyTo } from "../messages.ts";
+import { createHash } from "node:crypto";
+import type { TSchema, Static } from "@sinclair/typebox";
+import { decodeMessage, FacesResultSchema, SearchResultSchema, type Candidate, type FacesOptions, type FacesResult, type JobKind, type JobMessage, type SuccessfulReplyTo } from "../messages.ts";
 import { ReplyTimeoutError } from "./correlation.ts";
 import type { ReplyPoller } from "./reply-poller.ts";
 import { IMAGE_PROBLEM_STATUS, type Upload } from "./upload.ts";
 
-/** What a job asks for beyond its image: a faces job's options, an enrollment's choice of face. */
-export type JobOptions = Pick<JobMessage, "faces" | "enrollFace">;
+/** What a job asks for beyond its input: a faces job's options, an enrollment's choice of face, a search's k. */
+export type JobOptions = Pick<JobMessage, "faces" | "enrollFace" | "search">;
+/** A job's input object in the input bucket: an upload, or a search's embedding. */
+export type JobInput = Pick<Upload, "key" | "name" | "sha256">;
 
 export interface JobSubmitter {
-  submit<K extends JobKind>(jobId: string, kind: K, upload: Upload, options?: JobOptions): Promise<SuccessfulReplyTo<K>>;
+  submit<K extends JobKind>(jobId: string, kind: K, input: JobInput, options?: JobOptions): Promise<SuccessfulReplyTo<K>>;
   /** A faces job, its result read from the output bucket when it did not fit in the reply. */
   faces(jobId: string, upload: Upload, options: FacesOptions): Promise<FacesResult>;
+  /**
+   * A search job: the app role searches the gallery it holds for `embedding` (normalised), stored meanwhile in the
+   * input bucket under the request's id (a job message is too small for it) and deleted once answered.
+   */
+  search(jobId: string, embedding: Float32Array, k: number): Promise<Candidate[]>;
 }
+
+/** The key of a search's embedding in the input bucket: under the request's id, as its uploads are. */
+export const searchInputKey = (jobId: string): string => `${jobId}/embedding.f32`;
 
 /** An app instance answered that it could not do the job: its code and message, as it sent them. */
 export class JobRefusedError extends Error {
@@ -57,15 +69,15 @@ export function createJobSubmitter(deps: {
   galleryVersion: () => number;
 }): JobSubmitter {
   const submitter: JobSubmitter = {
-    async submit(jobId, kind, upload, options = {}) {
-      const inputKey = upload.key;
+    async submit(jobId, kind, input, options = {}) {
+      const inputKey = input.key;
       const job: JobMessage = {
         kind,
         jobId,
         replyTo: deps.replyQueueName,
         inputKey,
-        name: upload.name,
-        sha256: upload.sha256,
+        name: input.name,
+        sha256: input.sha256,
         mode: deps.mode,
         galleryVersion: deps.galleryVersion(),
         ...options,
@@ -98,13 +110,29 @@ export function createJobSubmitter(deps: {
     },
 
     async faces(jobId, upload, options) {
-      const reply = await submitter.submit(jobId, "faces", upload, { faces: options });
-      if ("result" in reply) return reply.result;
-      const stored = await deps.outBucket.get(reply.resultKey);
-      if (!stored) throw new Error(`the faces result ${reply.resultKey} is missing from the output bucket`);
-      await deps.outBucket.delete(reply.resultKey).catch(() => {});
-      return decodeMessage(FacesResultSchema, new TextDecoder().decode(stored));
+      return resultOf(FacesResultSchema, await submitter.submit(jobId, "faces", upload, { faces: options }));
+    },
+
+    async search(jobId, embedding, k) {
+      const bytes = new Uint8Array(embedding.buffer, embedding.byteOffset, embedding.byteLength);
+      const input = { key: searchInputKey(jobId), name: "embedding", sha256: createHash("sha256").update(bytes).digest("hex") };
+      await deps.inBucket.put(input.key, bytes, { contentType: "application/octet-stream" });
+      try {
+        return (await resultOf(SearchResultSchema, await submitter.submit(jobId, "search", input, { search: { k } }))).candidates;
+      } finally {
+        // A caller's embedding is not kept, unlike a photo: it is the face itself.
+        await deps.inBucket.delete(input.key).catch(() => {});
+      }
     },
   };
+
+  /** A result inline in its reply, or read (and deleted) from the output bucket when it did not fit. */
+  async function resultOf<T extends TSchema>(schema: T, reply: { result: Static<T> } | { resultKey: string }): Promise<Static<T>> {
+    if ("result" in reply) return reply.result;
+    const stored = await deps.outBucket.get(reply.resultKey);
+    if (!stored) throw new Error(`the result ${reply.resultKey} is missing from the output bucket`);
+    await deps.outBucket.delete(reply.resultKey).catch(() => {});
+    return decodeMessage(schema, new TextDecoder().decode(stored));
+  }
   return submitter;
 }

@@ -84,7 +84,8 @@ export function metricsEndpoint(metrics: ServiceMetrics) {
 /** The job submitter, recording the stage timings (milliseconds) each faces job's result reports. */
 export function timedJobs(jobs: JobSubmitter, metrics: ServiceMetrics): JobSubmitter {
   return {
-    submit: (jobId, kind, upload, options) => jobs.submit(jobId, kind, upload, options),
+    submit: (jobId, kind, input, options) => jobs.submit(jobId, kind, input, options),
+    search: (jobId, embedding, k) => jobs.search(jobId, embedding, k),
     async faces(jobId, upload, options) {
       const result = await jobs.faces(jobId, upload, options);
       metrics.stagesTimed(result.timings);

@@ -1,4 +1,7 @@
-/** `POST /v1/search`: the nearest subjects to an embedding the caller computed, from the gallery the web role holds. */
+/**
+ * `POST /v1/search`: the nearest subjects to an embedding the caller computed. The web role checks it against the
+ * gallery's dimensions; an app instance, which holds the embeddings, searches (a search job).
+ */
 import { Elysia, t } from "elysia";
 import { MAX_CANDIDATES } from "../messages.ts";
 import { API_PATH } from "./access.ts";
@@ -7,6 +10,7 @@ import { HttpError } from "./http-error.ts";
 import { JSON_ONLY, UNSUPPORTED_MEDIA_TYPE } from "./json-body.ts";
 import { DEFAULT_CANDIDATES } from "./recognize.ts";
 import { requestId } from "./request-id.ts";
+import type { JobSubmitter } from "./jobs.ts";
 import type { SubjectStore } from "./subjects.ts";
 
 export const SearchBodySchema = t.Object({
@@ -25,20 +29,18 @@ export function normalisedEmbedding(values: readonly number[], dimensions: numbe
   return Float32Array.from(values, (value) => value / norm);
 }
 
-export function searchApi(options: { gallery: Pick<SubjectStore, "search" | "dimensions"> }) {
-  const { gallery } = options;
+export function searchApi(options: { jobs: JobSubmitter; gallery: Pick<SubjectStore, "dimensions"> }) {
+  const { jobs, gallery } = options;
   return new Elysia({ name: "search-api" })
     .use(requestId)
     .post(
       `${API_PATH}/search`,
-      ({ body }) => {
+      async ({ body, requestId }) => {
         const dimensions = gallery.dimensions;
         if (dimensions === undefined) return { candidates: [] };
         const embedding = normalisedEmbedding(body.embedding, dimensions);
         if ("error" in embedding) throw new HttpError(400, embedding.error, embedding.message);
-        return {
-          candidates: gallery.search(embedding, body.k ?? DEFAULT_CANDIDATES).map(({ subject, similarity }) => ({ subject, similarity: Math.round(similarity * 10_000) / 10_000 })),
-        };
+        return { candidates: await jobs.search(requestId, embedding, body.k ?? DEFAULT_CANDIDATES) };
       },
       {
         parse: JSON_ONLY,

@@ -84,7 +84,7 @@ export function createWebServer(deps: WebDependencies) {
     .use(recognizeApi({ jobs, uploads, operatingPoints }))
     .use(detectApi({ jobs, uploads }))
     .use(verifyApi({ jobs, uploads, gallery: deps.gallery, operatingPoints }))
-    .use(searchApi({ gallery: deps.gallery }))
+    .use(searchApi({ jobs, gallery: deps.gallery }))
     .use(subjectsApi({ jobs, uploads, gallery: deps.gallery }))
     .use(galleryIoApi({ gallery: deps.gallery }))
     .use(keysApi({ keys }));

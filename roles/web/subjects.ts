@@ -14,7 +14,7 @@ import { streamedBody, type RefusedFile, type Upload, type UploadReader } from "
 /** The gallery as the subjects API uses it. */
 export type SubjectStore = Pick<
   GalleryWriter,
-  "latest" | "list" | "subjectCount" | "faceCount" | "facesOf" | "enrollFromKey" | "removeSubject" | "removeFace" | "renameSubject" | "compact" | "importFaces" | "exportFaces" | "search" | "subjectSimilarity" | "dimensions"
+  "latest" | "list" | "subjectCount" | "faceCount" | "facesOf" | "enrollFromKey" | "removeSubject" | "removeFace" | "renameSubject" | "compact" | "importFaces" | "exportFaces" | "dimensions"
 >;
 
 export interface SubjectsOptions {

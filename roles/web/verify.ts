@@ -1,11 +1,11 @@
 /**
  * 1:1 checks on the largest face of each photo: `POST /v1/verify` (two photos) and `POST /v1/subjects/{name}/verify`
- * (a photo against an enrolled subject, scored as recognition scores subjects). The app role embeds; the web role only takes one dot
- * product, or asks the gallery it holds.
+ * (a photo against an enrolled subject, scored as recognition scores subjects). The app role embeds, and scores the
+ * face against a subject in the gallery it holds; the web role takes the one dot product of two photos.
  */
 import { Elysia, t } from "elysia";
 import type { FarCalibration } from "../../model/index.ts";
-import type { FacesResult } from "../messages.ts";
+import type { FacesOptions, FacesResult } from "../messages.ts";
 import { API_PATH } from "./access.ts";
 import { BoxSchema, errorAnswers, EXAMPLE_FACE, EXAMPLE_MATCH, EXAMPLE_OPERATING_POINT, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
 import { HttpError } from "./http-error.ts";
@@ -17,7 +17,7 @@ import { streamedBody, type Upload, type UploadReader } from "./upload.ts";
 
 export interface VerifyOptions {
   jobs: JobSubmitter;
-  gallery: Pick<SubjectStore, "subjectSimilarity" | "faceCount">;
+  gallery: Pick<SubjectStore, "faceCount">;
   uploads: UploadReader;
   /** The embedder's calibrated false accept rates, for `far`. */
   operatingPoints: FarCalibration;
@@ -48,14 +48,20 @@ export const SubjectVerifyAnswerSchema = withExample(
 );
 const tags = ["verification"];
 
-/** The largest face of a stored photo and its embedding. */
-async function largestFace(jobs: JobSubmitter, jobId: string, upload: Upload) {
-  const field = upload.field;
-  const result: FacesResult = await jobs.faces(jobId, upload, { k: 0, maxFaces: 1, minScore: 0, embedding: true });
+/** The largest face of a stored photo, or 422 no_face. */
+async function largestFace(jobs: JobSubmitter, jobId: string, upload: Upload, options: Pick<FacesOptions, "embedding" | "subject">) {
+  const result: FacesResult = await jobs.faces(jobId, upload, { k: 0, maxFaces: 1, minScore: 0, ...options });
   const face = result.faces[0];
-  if (!face || !result.embedding) throw new HttpError(422, "no_face", `no face found in ${field}`);
+  if (!face) throw new HttpError(422, "no_face", `no face found in ${upload.field}`);
+  return { box: face.box, result };
+}
+
+/** The largest face of a stored photo and its embedding. */
+async function embeddedFace(jobs: JobSubmitter, jobId: string, upload: Upload) {
+  const { box, result } = await largestFace(jobs, jobId, upload, { embedding: true });
+  if (!result.embedding) throw new Error(`the faces result of job ${jobId} has no embedding`);
   const bytes = Buffer.from(result.embedding, "base64");
-  return { box: face.box, embedding: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)), inForce: result };
+  return { box, embedding: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)), inForce: result };
 }
 
 function cosine(a: Float32Array, b: Float32Array): number {
@@ -79,8 +85,8 @@ export function verifyApi(options: VerifyOptions) {
         const { uploads } = await options.uploads.read(request, requestId, { image1: 1, image2: 1 });
         const stored = (field: string) => uploads.find((upload) => upload.field === field)!;
         const [first, second] = await Promise.all([
-          largestFace(jobs, `${requestId}-1`, stored("image1")),
-          largestFace(jobs, `${requestId}-2`, stored("image2")),
+          embeddedFace(jobs, `${requestId}-1`, stored("image1")),
+          embeddedFace(jobs, `${requestId}-2`, stored("image2")),
         ]);
         const similarity = round(cosine(first.embedding, second.embedding));
         const point = answeredPoint(requested, first.inForce);
@@ -97,11 +103,12 @@ export function verifyApi(options: VerifyOptions) {
       async ({ params, query, request, requestId }) => {
         const requested = requestedPoint(operatingPoints, query.far);
         if (gallery.faceCount(params.name) === 0) throw unknownSubject(params.name);
-        const face = await largestFace(jobs, requestId, await options.uploads.readOne(request, requestId, "image"));
-        const similarity = gallery.subjectSimilarity(params.name, face.embedding);
+        const face = await largestFace(jobs, requestId, await options.uploads.readOne(request, requestId, "image"), { embedding: false, subject: params.name });
+        // Absent: the subject lost its last face between the check above and the job.
+        const similarity = face.result.subjectSimilarity;
         if (similarity === undefined) throw unknownSubject(params.name);
         const rounded = round(similarity);
-        const point = answeredPoint(requested, face.inForce);
+        const point = answeredPoint(requested, face.result);
         return { subject: params.name, same: rounded >= point.threshold, similarity: rounded, ...point, face: face.box };
       },
       {

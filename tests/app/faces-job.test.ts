@@ -48,20 +48,23 @@ describe("which face an enrollment takes", () => {
   }
 });
 
-async function run(faces: EmbeddedFace[], options: FacesOptions, threshold: OpenSetThreshold = fixedThreshold(0.9), classic?: { mode: "open" | "closed" }) {
+async function run(faces: EmbeddedFace[], options: FacesOptions, threshold: OpenSetThreshold = fixedThreshold(0.9), classic?: { mode: "open" | "closed" }, search?: { embedding?: number[]; k: number }) {
   const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-faces-")));
   const [inBucket, outBucket, galleryBucket] = [blobs.bucket("in"), blobs.bucket("out"), blobs.bucket("gallery")];
   await inBucket.put("j/a.jpg", new Uint8Array([1]));
+  if (search?.embedding) await inBucket.put("j/embedding.f32", new Uint8Array(new Float32Array(search.embedding).buffer));
   const gallery = new Gallery(4);
   gallery.enroll("Ada", new Float32Array([1, 0, 0, 0]));
   gallery.enroll("Ada", new Float32Array([0.8, 0.6, 0, 0]));
   gallery.enroll("Bob", new Float32Array([0, 1, 0, 0]));
   const analysis: ImageAnalysis = { width: 640, height: 480, faces, timings: { decodeMs: 1, detectMs: 2, alignMs: 3, embedMs: 4 } };
-  const job: JobMessage = classic
+  const job: JobMessage = search
+    ? { kind: "search", jobId: "j", replyTo: "r", inputKey: "j/embedding.f32", name: "embedding", sha256: "0".repeat(64), mode: "open", search: { k: search.k }, galleryVersion: 7 }
+    : classic
     ? { kind: "recognize", jobId: "j", replyTo: "r", inputKey: "j/a.jpg", name: "a", sha256: "0".repeat(64), mode: classic.mode, galleryVersion: 7 }
     : { kind: "faces", jobId: "j", replyTo: "r", inputKey: "j/a.jpg", name: "a", sha256: "0".repeat(64), mode: "open", faces: options, galleryVersion: 7 };
   const reply = await handleJob(job, {
-    analyzer: { analyze: async () => analysis },
+    analyzer: { analyze: async () => (search ? Promise.reject(new Error("a search job analyses no image")) : analysis) },
     cache: new AnalysisCache(0),
     gallery: {
       current: async (atLeast?: number) => {
@@ -105,7 +108,7 @@ describe("a faces job", () => {
   test("detected faces only, largest first, minScore and maxFaces applied, candidates by subject; small enough to travel inline", async () => {
     const low = { ...face(80, { x: 300 }), score: 0.3 };
     const { reply } = await run([face(50, { x: 200, embedding: [0, 1, 0, 0] }), face(250, { wholeImage: true }), low, face(120)], { k: 2, maxFaces: 2, minScore: 0.5, embedding: false });
-    if (!reply.ok || !("result" in reply)) throw new Error(`expected an inline result, got ${JSON.stringify(reply)}`);
+    if (!reply.ok || !("result" in reply) || !("faces" in reply.result)) throw new Error(`expected an inline result, got ${JSON.stringify(reply)}`);
     expect(reply.result.faces.map((f) => f.box.width)).toEqual([120, 50]);
     expect(reply.result.faces[0]!.candidates).toEqual([
       { subject: "Ada", similarity: 0.9487 }, // the normalised mean of Ada's two faces
@@ -122,7 +125,7 @@ describe("a faces job", () => {
     ] as const;
     const farOf = async (threshold: OpenSetThreshold, k: number) => {
       const { reply } = await run([face(120)], { k, maxFaces: 1, minScore: 0, embedding: false }, threshold);
-      if (!reply.ok || !("result" in reply)) throw new Error(`expected an inline result, got ${JSON.stringify(reply)}`);
+      if (!reply.ok || !("result" in reply) || !("faces" in reply.result)) throw new Error(`expected an inline result, got ${JSON.stringify(reply)}`);
       return [reply.result.threshold, reply.result.far];
     };
     expect(await farOf(calibratedPoint(calibration, 1e-3), 2)).toEqual([0.93, 1e-3]);
@@ -131,6 +134,23 @@ describe("a faces job", () => {
     expect(await farOf(target, 2)).toEqual([target.at(2), 0.00501]);
     expect(await farOf(target, 0)).toEqual([0.9, 1e-2]);
     expect(await farOf(fixedThreshold(0.9), 2)).toEqual([0.9, undefined]);
+  });
+
+  test("a subject asked for: the largest face scored against its template, the threshold still the 1:1 one; a subject without faces: no similarity", async () => {
+    const calibration = [
+      [1e-2, 0.9],
+      [1e-3, 0.93],
+    ] as const;
+    const against = async (subject: string) => {
+      const { reply } = await run([face(50, { x: 200, embedding: [0, 1, 0, 0] }), face(120)], { k: 0, maxFaces: 1, minScore: 0, embedding: false, subject }, falseAlarmThreshold(calibration, 1e-2));
+      if (!reply.ok || !("result" in reply) || !("faces" in reply.result)) throw new Error(`expected an inline result, got ${JSON.stringify(reply)}`);
+      return reply.result;
+    };
+    const ada = await against("Ada");
+    expect(ada.subjectSimilarity).toBeCloseTo(0.9487, 4);
+    expect([ada.threshold, ada.far, ada.faces[0]!.candidates]).toEqual([0.9, 1e-2, []]);
+    expect((await against("Bob")).subjectSimilarity).toBe(0);
+    expect(await against("Nobody")).not.toHaveProperty("subjectSimilarity");
   });
 
   test("a reply too large for a job-sized message: the result goes to the output bucket, the reply carries its key", async () => {
@@ -172,5 +192,27 @@ describe("a faces job", () => {
     );
     expect(reply).toEqual({ ok: false, jobId: "job-7", error: { code: "undecodable", message: "the image cannot be decoded" } });
     expect(logs.lines).toContainEqual(expect.objectContaining({ event: "image_refused", jobId: "job-7", code: "undecodable", detail }));
+  });
+});
+
+describe("a search job: the embedding from the input bucket, against the gallery at the job's version", () => {
+  test("the nearest subjects, best first, similarities to 4 places; no image analysed", async () => {
+    const { reply } = await run([], { k: 0, maxFaces: 1, minScore: 0, embedding: false }, undefined, undefined, { embedding: [1, 0, 0, 0], k: 5 });
+    expect(reply).toEqual({
+      ok: true,
+      jobId: "j",
+      result: {
+        candidates: [
+          { subject: "Ada", similarity: 0.9487 },
+          { subject: "Bob", similarity: 0 },
+        ],
+      },
+    });
+  });
+
+  test("refusals: another length than the gallery's, not whole float32 values, the input gone", async () => {
+    const refusal = async (search: { embedding?: number[]; k: number }) => (await run([], { k: 0, maxFaces: 1, minScore: 0, embedding: false }, undefined, undefined, search)).reply;
+    expect(await refusal({ embedding: [1, 0, 0], k: 1 })).toMatchObject({ ok: false, error: { code: "wrong_dimensions" } });
+    expect(await refusal({ k: 1 })).toMatchObject({ ok: false, error: { code: "input_missing" } });
   });
 });

@@ -160,6 +160,36 @@ function galleryStore(makeBucket: () => Promise<Bucket>): void {
     expect((await new GalleryReader(bucket).current())?.list()).toEqual([{ subject: "Emily", faces: 1 }, { subject: "Paul", faces: 1 }]);
   });
 
+  test("the writer holds no embedding: its export and its compactions read them from the store, segments and log alike, with subjects as they are now", async () => {
+    const bucket = await makeBucket();
+    const writer = await GalleryWriter.open(bucket);
+    const imported = await writer.importFaces([0, 1, 2].map((seed) => ({ subject: seed === 2 ? "Bob" : "Ada", embedding: vector(10 + seed), source: `import-${seed}.jpg` })));
+    await enroll(bucket, writer, "Cy", 20);
+    await writer.compact();
+    const logged = await enroll(bucket, writer, "Cy", 21);
+    expect(await writer.renameSubject("Ada", "Ann", false)).toBe("renamed");
+    expect(await writer.removeFace("Bob", imported[2]!)).toBe(true);
+    const expected = [
+      { faceId: imported[0]!, subject: "Ann", embedding: vector(10), source: "import-0.jpg" },
+      { faceId: imported[1]!, subject: "Ann", embedding: vector(11), source: "import-1.jpg" },
+      { faceId: "f5", subject: "Cy", embedding: vector(20), source: "Cy.jpg" },
+      { faceId: logged, subject: "Cy", embedding: vector(21), source: "Cy.jpg" },
+    ];
+    const exported = async () => {
+      const faces = [];
+      for await (const { faceId, subject, embedding, source } of writer.exportFaces()) faces.push({ faceId, subject, embedding, source });
+      return faces.sort((a, b) => Number(a.faceId.slice(1)) - Number(b.faceId.slice(1)));
+    };
+    expect(await exported()).toEqual(expected);
+    expect(await writer.compact()).toMatchObject({ compacted: true, segmentsDeleted: 1 });
+    expect(await exported()).toEqual(expected);
+    const reader = await new GalleryReader(bucket).current();
+    expect([...reader!.faces()].map(({ faceId, subject, embedding }) => ({ faceId, subject, embedding: new Float32Array(embedding) })).sort((a, b) => Number(a.faceId.slice(1)) - Number(b.faceId.slice(1)))).toEqual(
+      expected.map(({ faceId, subject, embedding }) => ({ faceId, subject, embedding: new Float32Array(embedding) })),
+    );
+    expect(writer).not.toHaveProperty("search");
+  });
+
   test("a reader left behind past a compaction's truncated log loads the manifest again, and renames survive compaction", async () => {
     const bucket = await makeBucket();
     const writer = await GalleryWriter.open(bucket);

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import type { FarCalibration } from "../../model/index.ts";
 import { FileBucket } from "../../roles/cloud/local/file-bucket.ts";
-import { GalleryWriter } from "../../roles/gallery-store.ts";
+import { GalleryReader, GalleryWriter } from "../../roles/gallery-store.ts";
 import { ServiceMetrics } from "../../roles/metrics.ts";
 import type { FacesResult, JobKind, SuccessfulReplyTo } from "../../roles/messages.ts";
 import { DetectAnswerSchema } from "../../roles/web/detect.ts";
@@ -53,12 +53,23 @@ async function api(limits: Partial<UploadLimits> = {}) {
   const uploadBucket = new RecordingBucket(mkdtempSync(join(tmpdir(), "facefleet-api-uploads-")), "in");
   const bucket = new FileBucket(mkdtempSync(join(tmpdir(), "facefleet-api-")), "gallery");
   const gallery = await GalleryWriter.open(bucket);
+  // The app instance's view of the gallery: it searches, and scores a face against a subject, as the app role does.
+  const reader = new GalleryReader(bucket, 0);
   const { jobs, submitted } = fakeJobs(
     (_kind: JobKind, jobId: string) => ({ ok: true, jobId, faces: 1, embeddingKey: `embeddings/${jobId}.f32` }) as SuccessfulReplyTo<JobKind>,
-    (options, _jobId, upload): FacesResult => {
+    async (options, _jobId, upload): Promise<FacesResult> => {
       const file = `${upload.name}.jpg`;
       if (!EMBEDDINGS[file]) return facesResult([]);
-      return facesResult([faceReport(), faceReport([], { x: 300, y: 10, width: 30, height: 30 })].slice(0, options.maxFaces), options.embedding ? { embedding: base64(EMBEDDINGS[file]!) } : {});
+      const embedding = new Float32Array(EMBEDDINGS[file]!);
+      const subjectSimilarity = options.subject === undefined ? undefined : (await reader.current())?.subjectSimilarity(options.subject, embedding);
+      return facesResult([faceReport(), faceReport([], { x: 300, y: 10, width: 30, height: 30 })].slice(0, options.maxFaces), {
+        ...(options.embedding ? { embedding: base64(EMBEDDINGS[file]!) } : {}),
+        ...(subjectSimilarity !== undefined ? { subjectSimilarity } : {}),
+      });
+    },
+    async (embedding, k) => {
+      const held = await reader.current();
+      return held && held.size > 0 ? held.search(embedding, k).map(({ subject, similarity }) => ({ subject, similarity: Math.round(similarity * 10_000) / 10_000 })) : [];
     },
   );
   const submit = jobs.submit;
@@ -180,7 +191,9 @@ describe("far: the operating point of a verification", () => {
     expect(strict).toMatchObject({ same: false, similarity: 0.9899, threshold: 0.995, far: 0.0001 });
     expect(Value.Check(SubjectVerifyAnswerSchema, strict)).toBe(true);
     const verifications = submitted.filter((submission) => submission.kind === "faces");
-    expect(new Set(verifications.map((submission) => JSON.stringify(submission.options)))).toEqual(new Set([JSON.stringify({ faces: { k: 0, maxFaces: 1, minScore: 0, embedding: true } })]));
+    expect(new Set(verifications.map((submission) => JSON.stringify(submission.options)))).toEqual(
+      new Set([JSON.stringify({ faces: { k: 0, maxFaces: 1, minScore: 0, embedding: true } }), JSON.stringify({ faces: { k: 0, maxFaces: 1, minScore: 0, embedding: false, subject: "Ada" } })]),
+    );
   });
 
   test("a far not calibrated: 400 uncalibrated_far naming the calibrated ones, before the subject is looked up, no job, nothing stored", async () => {

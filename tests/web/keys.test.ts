@@ -39,10 +39,19 @@ const start = (options: { keyRefreshMs?: number } = {}) =>
     ...options,
     answer: (job) =>
       job.kind === "faces"
-        ? { ok: true, jobId: job.jobId, result: facesResult([faceReport([{ subject: "Paul", similarity: 0.95 }])], job.faces?.embedding ? { embedding: "AACAPwAAAAAAAAAAAAAAAA==" } : {}) }
+        ? {
+            ok: true,
+            jobId: job.jobId,
+            result: facesResult([faceReport([{ subject: "Paul", similarity: 0.95 }])], {
+              ...(job.faces?.embedding ? { embedding: "AACAPwAAAAAAAAAAAAAAAA==" } : {}),
+              ...(job.faces?.subject ? { subjectSimilarity: 1 } : {}),
+            }),
+          }
         : job.kind === "recognize"
           ? { ok: true, jobId: job.jobId, person: "Paul", faces: 1 }
-          : { ok: true, jobId: job.jobId, faces: 1, embeddingKey: `embeddings/${job.jobId}.f32` },
+          : job.kind === "search"
+            ? { ok: true, jobId: job.jobId, result: { candidates: [{ subject: "Paul", similarity: 1 }] } }
+            : { ok: true, jobId: job.jobId, faces: 1, embeddingKey: `embeddings/${job.jobId}.f32` },
   });
 
 const call = (method: string, path: string, headers: Record<string, string>, body?: FormData | object) =>

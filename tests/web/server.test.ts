@@ -83,6 +83,29 @@ describe("web server", () => {
     expect(await harness.outBucket.count()).toBe(0);
   });
 
+  test("a search through the queue: the normalised embedding stored under the request id for the job, which carries the gallery's version; a large result read from the output bucket; nothing kept", async () => {
+    const inputs: { key: string; values: number[] }[] = [];
+    const names = Array.from({ length: 12 }, (_, i) => ({ subject: `${"ü".repeat(90)}-${i}`, similarity: 0.5 }));
+    harness = await startWebHarness({
+      answer: async (job, buckets) => {
+        if (job.kind === "embed") return { ok: true, jobId: job.jobId, faces: 1, embeddingKey: `embeddings/${job.jobId}.f32` };
+        const bytes = (await harness!.inBucket.get(job.inputKey))!;
+        inputs.push({ key: job.inputKey, values: Array.from(new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))) });
+        await buckets.out.put(`api/${job.jobId}.json`, JSON.stringify({ candidates: names }));
+        return { ok: true, jobId: job.jobId, resultKey: `api/${job.jobId}.json` };
+      },
+    });
+    expect((await harness.app.handle(request("/v1/subjects/Paul/faces", { method: "POST", body: multipart("image", images.jpeg, "p.jpg"), headers: AUTH }))).status).toBe(201);
+    const response = await harness.app.handle(request("/v1/search", { method: "POST", body: JSON.stringify({ embedding: [0, 3, 0, 4], k: 12 }), headers: { ...AUTH, "content-type": "application/json" } }));
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ candidates: names });
+    const id = response.headers.get("x-request-id")!;
+    expect(inputs).toEqual([{ key: `${id}/embedding.f32`, values: [0, 0.6000000238418579, 0, 0.800000011920929] }]);
+    expect(harness.jobsTaken.at(-1)).toMatchObject({ kind: "search", jobId: id, inputKey: `${id}/embedding.f32`, search: { k: 12 }, galleryVersion: harness.gallery.version });
+    expect(await harness.outBucket.count()).toBe(0);
+    expect(await harness.inBucket.get(`${id}/embedding.f32`)).toBeUndefined();
+  });
+
   test("an enrollment the app refuses (no face): 422, and neither the photo nor an embedding is kept", async () => {
     harness = await startWebHarness({ answer: (job) => ({ ok: false, jobId: job.jobId, error: { code: "no_face", message: "no face found in the photo" } }) });
     const response = await harness.app.handle(request("/v1/subjects/Paul/faces", { method: "POST", body: multipart("image", images.jpeg, "p.jpg"), headers: AUTH }));

@@ -29,7 +29,7 @@ import {
 } from "../../roles/messages.ts";
 import { imageInspector } from "../../roles/start.ts";
 import { ApiKeyStore } from "../../roles/web/api-key-store.ts";
-import { createJobSubmitter, type JobOptions, type JobSubmitter } from "../../roles/web/jobs.ts";
+import { createJobSubmitter, searchInputKey, type JobInput, type JobOptions, type JobSubmitter } from "../../roles/web/jobs.ts";
 import { ReplyPoller } from "../../roles/web/reply-poller.ts";
 import { accessPolicy } from "../../roles/web/access.ts";
 import { bearerGuard } from "../../roles/web/bearer.ts";
@@ -124,7 +124,9 @@ const recognizeAs =
   (job) =>
     job.kind === "recognize"
       ? { ok: true, jobId: job.jobId, person, faces: 1 }
-      : { ok: true, jobId: job.jobId, faces: 1, embeddingKey: `embeddings/${job.jobId}.f32` };
+      : job.kind === "search"
+        ? { ok: true, jobId: job.jobId, result: { candidates: [{ subject: person, similarity: 0.5 }] } }
+        : { ok: true, jobId: job.jobId, faces: 1, embeddingKey: `embeddings/${job.jobId}.f32` };
 
 export interface WebHarness {
   app: ReturnType<typeof createWebServer>;
@@ -235,7 +237,7 @@ export async function answerJobs(deps: {
     for (const message of messages) {
       const job = decodeMessage(JobMessageSchema, message.body);
       deps.jobsTaken?.push(job);
-      const reply = (deps.decode ? await imageRefusal(job, deps.inBucket) : undefined) ?? (await answer(job, { out: deps.outBucket }));
+      const reply = (deps.decode && job.kind !== "search" ? await imageRefusal(job, deps.inBucket) : undefined) ?? (await answer(job, { out: deps.outBucket }));
       if (reply.ok && "embeddingKey" in reply) await deps.galleryBucket.put(reply.embeddingKey, new Uint8Array(new Float32Array([1, 0, 0, 0]).buffer));
       await deps.queues.queue(job.replyTo).send(JSON.stringify(reply));
       await deps.requestQueue.delete(message.receiptHandle);
@@ -257,7 +259,7 @@ async function imageRefusal(job: JobMessage, inBucket: Bucket): Promise<ReplyMes
 export interface Submission {
   jobId: string;
   kind: JobKind;
-  upload: Upload;
+  upload: JobInput & Partial<Upload>;
   options?: JobOptions;
 }
 
@@ -287,24 +289,29 @@ export function facesResult(faces: FaceReport[], extra: Partial<FacesResult> = {
 const PAUL = [{ subject: "Paul", similarity: 0.95 }];
 
 /**
- * A job submitter that stores nothing and asks no app: it records each submission and answers from `answer` (and
- * faces jobs from `facesAnswer`), which may throw what the real submitter throws (JobRefusedError, JobTimeoutError, a
- * storage fault).
+ * A job submitter that stores nothing and asks no app: it records each submission and answers from `answer` (faces
+ * jobs from `facesAnswer`, searches from `searchAnswer`), which may throw what the real submitter throws
+ * (JobRefusedError, JobTimeoutError, a storage fault).
  */
 export function fakeJobs(
   answer: (kind: JobKind, jobId: string) => SuccessfulReplyTo<JobKind> = (kind, jobId) =>
     kind === "recognize" ? { ok: true, jobId, person: "Paul", faces: 1 } : { ok: true, jobId, faces: 1, embeddingKey: `embeddings/${jobId}.f32` },
-  facesAnswer: (options: FacesOptions, jobId: string, upload: Upload) => FacesResult = () => facesResult([faceReport(PAUL)]),
+  facesAnswer: (options: FacesOptions, jobId: string, upload: Upload) => FacesResult | Promise<FacesResult> = () => facesResult([faceReport(PAUL)]),
+  searchAnswer: (embedding: Float32Array, k: number) => Candidate[] | Promise<Candidate[]> = () => [],
 ) {
   const submitted: Submission[] = [];
   const jobs: JobSubmitter = {
-    async submit<K extends JobKind>(jobId: string, kind: K, upload: Upload, options?: JobOptions) {
+    async submit<K extends JobKind>(jobId: string, kind: K, upload: JobInput, options?: JobOptions) {
       submitted.push({ jobId, kind, upload, ...(options ? { options } : {}) });
       return answer(kind, jobId) as SuccessfulReplyTo<K>;
     },
     async faces(jobId, upload, options) {
       submitted.push({ jobId, kind: "faces", upload, options: { faces: options } });
       return facesAnswer(options, jobId, upload);
+    },
+    async search(jobId, embedding, k) {
+      submitted.push({ jobId, kind: "search", upload: { key: searchInputKey(jobId), name: "embedding", sha256: "" }, options: { search: { k } } });
+      return searchAnswer(embedding, k);
     },
   };
   return { jobs, submitted };
