@@ -62,19 +62,23 @@ export const BOOT_WINDOW_MS = 30_000;
 /** StateReason codes of a shutdown someone chose (through the API, from the instance's OS, a hibernation): not a failure. */
 const CHOSEN_SHUTDOWNS: ReadonlySet<string> = new Set(["Client.UserInitiatedShutdown", "Client.InstanceInitiatedShutdown", "Client.UserInitiatedHibernate"]);
 
+const BOOT_FAILURE_ADVICE: Readonly<Record<string, string>> = {
+  "Client.VolumeLimitExceeded": "the account's EBS volume quota is reached",
+  "Client.InvalidSnapshot.NotFound": "the image's snapshot is gone",
+  "Server.InsufficientInstanceCapacity": "the zone has no machines of the type for now",
+};
+
 /**
  * What to do about EC2's StateReason codes of an instance that could not boot, where the code alone says it ("instance
  * terminates immediately" on a launch, stops again on a start). Client.InternalError is what a volume encrypted under a
  * KMS key the caller may not use (kms:CreateGrant) gives, EBS encryption by default with a customer managed key being
  * the usual way to get there. Any other Client.* or Server.* code but a chosen shutdown is a failure too.
+ * `kmsGrant` says who needs the grant and how to get it: the controller's role, or the operator running infra/launch.ts.
  */
-const BOOT_FAILURE_ADVICE: Readonly<Record<string, string>> = {
-  "Client.InternalError":
-    "with EBS encryption by default under a customer managed KMS key, the role that starts and launches them needs kms:CreateGrant on it: run infra/bootstrap.ts again",
-  "Client.VolumeLimitExceeded": "the account's EBS volume quota is reached",
-  "Client.InvalidSnapshot.NotFound": "the image's snapshot is gone",
-  "Server.InsufficientInstanceCapacity": "the zone has no machines of the type for now",
-};
+export function bootFailureAdvice(stateReason: string, kmsGrant = "the role that starts and launches them needs kms:CreateGrant on it: run infra/bootstrap.ts again"): string | undefined {
+  if (stateReason === "Client.InternalError") return `with EBS encryption by default under a customer managed KMS key, ${kmsGrant}`;
+  return BOOT_FAILURE_ADVICE[stateReason];
+}
 
 const FAILED_STATES: ReadonlySet<InstanceState> = new Set(["stopped", "shutting-down", "terminated"]);
 
@@ -142,6 +146,6 @@ export function bootFailureCap(failed: AppInstance[], streak: number, active: nu
     return { ...cap, reason: "started or launched instances terminate as they boot (reason unknown: gone from the listing, not terminated by this controller, before it showed why)" };
   }
   const what = state === "stopped" ? "started instances stop again" : "launched instances terminate";
-  const advice = BOOT_FAILURE_ADVICE[stateReason];
+  const advice = bootFailureAdvice(stateReason);
   return { ...cap, reason: `${what} as they boot (${stateReason})${advice ? `: ${advice}` : ""}` };
 }
