@@ -28,8 +28,13 @@ export function serviceRoles(colocateController: boolean): InstanceRoleTag[] {
   return colocateController ? ["web+controller"] : ["web", "controller"];
 }
 
+/** The instances that count: not shutting down or terminated (a launch that failed as it booted is one of those). */
+export function aliveInstances(existing: ExistingInstance[]): ExistingInstance[] {
+  return existing.filter((instance) => !GONE.has(instance.state));
+}
+
 export function planLaunch(existing: ExistingInstance[], options: LaunchOptions): LaunchAction[] {
-  const alive = existing.filter((instance) => !GONE.has(instance.state));
+  const alive = aliveInstances(existing);
   const actions: LaunchAction[] = [];
   for (const role of serviceRoles(options.colocateController)) {
     const mine = alive.filter((instance) => instance.role === role);

@@ -7,19 +7,31 @@
 import { DescribeInstancesCommand, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand, type _InstanceType } from "@aws-sdk/client-ec2";
 import { awsClients, destroyClients, isAwsError, onceConsistent, profileNotYetUsable, toTagList, type AwsClients } from "./aws.ts";
 import { ROLE_TAG } from "../roles/deployment.ts";
-import { listDeploymentInstances, waitForStates } from "./instances.ts";
+import { listDeploymentInstances, waitForBoots, waitForStates, type FailedBoot } from "./instances.ts";
 import { instanceRoleNames } from "./policies.ts";
-import { describeLaunchAction, planLaunch, type LaunchAction } from "./launch-plan.ts";
+import { aliveInstances, describeLaunchAction, planLaunch, type LaunchAction } from "./launch-plan.ts";
 import { DEPLOYMENT_TAG } from "../roles/deployment.ts";
 import { runScript, sleep, type ScriptContext } from "./script.ts";
 import { appNetworkOf, requireState, stateFilePath, writeState } from "./state.ts";
 import type { Config } from "../roles/config.ts";
 import { refusedByZone, spreadOverSubnets, ZONE_REFUSAL_CODES } from "../roles/cloud/aws/zone-spread.ts";
+import { bootFailureAdvice } from "../roles/controller/capacity.ts";
 
 /** EC2's answers when it cannot give an instance now (the account's vCPU quota, a zone out of machines or without the type). */
 const CAPACITY_ERRORS = ["VcpuLimitExceeded", "InstanceLimitExceeded", ...ZONE_REFUSAL_CODES];
 /** Refusals in a row before launch gives up (each waits twice as long as the one before, from 2 poll intervals). */
 const MAX_REFUSALS = 3;
+
+/**
+ * Instances EC2 took to launch or start that went down as they booted (a KMS key these credentials may not use, a
+ * volume quota): retrying cannot help until the cause is fixed, so launch ends, naming each with EC2's reason.
+ */
+function bootFailures(what: string, failed: FailedBoot[]): Error {
+  const each = failed.map(({ id, state, reason }) => `${id} ${state}${reason ? ` (${reason.message ?? reason.code})` : ""}`);
+  const code = failed.find((instance) => instance.reason?.code && bootFailureAdvice(instance.reason.code))?.reason?.code;
+  const advice = code && bootFailureAdvice(code, "the credentials that run launch need kms:CreateGrant on it through EC2, from the key's policy or their IAM policy");
+  return new Error(`EC2 took the ${what}, but these went down as they booted: ${each.join(", ")}${advice ? `; ${advice}` : ""}. Launch again fills what is missing`);
+}
 
 async function carryOut(aws: AwsClients, action: LaunchAction, launchTemplateId: string, network: Config["appNetwork"], context: ScriptContext): Promise<string[]> {
   const { options } = context;
@@ -107,8 +119,10 @@ async function launchInRounds(
     launched.push(...ids);
     if (ids.length < wanted) out.line(`  EC2 gave ${ids.length} of ${wanted} ${action.role} instance(s) (quota or capacity); the rest in another round`);
     if (action.thenStop) {
-      await waitForStates(aws, ids, ["running"], wait);
-      await aws.ec2.send(new StopInstancesCommand({ InstanceIds: ids }));
+      const { running, failed } = await waitForBoots(aws, ids, wait);
+      // Those that run are stopped all the same: the pool holds them, and a second launch counts them.
+      if (running.length > 0) await aws.ec2.send(new StopInstancesCommand({ InstanceIds: running }));
+      if (failed.length > 0) throw bootFailures(`launch of ${ids.length} ${action.role} instance(s)`, failed);
       if (launched.length < action.count) await waitForStates(aws, ids, ["stopped"], wait);
     }
   }
@@ -151,10 +165,13 @@ await runScript("launch", async (context) => {
       launched[action.role] = await out.step(describeLaunchAction(action), () => carryOut(aws, action, launchTemplateId, appNetworkOf(state), context));
     }
     const serviceIds = Object.entries(launched).flatMap(([role, ids]) => (role === "app" ? [] : ids));
-    await out.step("wait for the web tier to run", () => waitForStates(aws, serviceIds, ["running"], { timeoutSeconds: 600, pollSeconds: options.pollSeconds }));
+    await out.step("wait for the web tier to run", async () => {
+      const { failed } = await waitForBoots(aws, serviceIds, { timeoutSeconds: 600, pollSeconds: options.pollSeconds });
+      if (failed.length > 0) throw bootFailures("web tier's launch or start", failed);
+    });
     const all = await listDeploymentInstances(aws, config.prefix);
     const instances: Record<string, string[]> = {};
-    for (const instance of all.filter((candidate) => candidate.state !== "terminated")) (instances[instance.role] ??= []).push(instance.id);
+    for (const instance of aliveInstances(all)) (instances[instance.role] ??= []).push(instance.id);
     writeState(path, { prefix: config.prefix, region: aws.region, instances });
     for (const [role, ids] of Object.entries(instances)) out.line(`${role}: ${ids.length} (${ids.join(", ")})`);
     await printAddresses(aws, config.prefix, out);

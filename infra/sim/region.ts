@@ -136,13 +136,15 @@ export async function startRegion(options: RegionOptions = {}): Promise<Emulated
     vcpuQuota: options.vcpuQuota,
     defaultVpc: options.defaultVpc,
     instanceProfileCreatedAt: (name) => iam.store.instanceProfiles.get(name)?.createDate.getTime(),
-    // EC2 creates the grant on the volume's key as the caller, through EC2, for an AWS resource.
-    mayCreateGrant: enforce
-      ? (request, keyArn) =>
-          !control.denied(accessKeyOf(request), [
-            { action: "kms:CreateGrant", resource: keyArn, context: { "kms:ViaService": `ec2.${region}.amazonaws.com`, "kms:GrantIsForAWSResource": "true" } },
-          ])
-      : undefined,
+    // EC2 creates the grant on the volume's key as the caller, through EC2, for an AWS resource. An instance's role
+    // decides by its IAM policy; the operator's credentials have none here, so the key's policy decides.
+    mayCreateGrant: (request, keyArn) => {
+      const accessKeyId = accessKeyOf(request);
+      if (!instanceKeys.has(accessKeyId ?? "")) return ec2.ebsEncryption.operatorMayCreateGrant !== false;
+      return !enforce || !control.denied(accessKeyId, [
+        { action: "kms:CreateGrant", resource: keyArn, context: { "kms:ViaService": `ec2.${region}.amazonaws.com`, "kms:GrantIsForAWSResource": "true" } },
+      ]);
+    },
     logDir,
     volumeDir,
     stockImages: options.stockImages,

@@ -62,19 +62,23 @@ export const BOOT_WINDOW_MS = 30_000;
 /** StateReason codes of a shutdown someone chose (through the API, from the instance's OS, a hibernation): not a failure. */
 const CHOSEN_SHUTDOWNS: ReadonlySet<string> = new Set(["Client.UserInitiatedShutdown", "Client.InstanceInitiatedShutdown", "Client.UserInitiatedHibernate"]);
 
+const BOOT_FAILURE_ADVICE: Readonly<Record<string, string>> = {
+  "Client.VolumeLimitExceeded": "the account's EBS volume quota is reached",
+  "Client.InvalidSnapshot.NotFound": "the image's snapshot is gone",
+  "Server.InsufficientInstanceCapacity": "the zone has no machines of the type for now",
+};
+
 /**
  * What to do about EC2's StateReason codes of an instance that could not boot, where the code alone says it ("instance
  * terminates immediately" on a launch, stops again on a start). Client.InternalError is what a volume encrypted under a
  * KMS key the caller may not use (kms:CreateGrant) gives, EBS encryption by default with a customer managed key being
  * the usual way to get there. Any other Client.* or Server.* code but a chosen shutdown is a failure too.
+ * `kmsGrant` says who needs the grant and how to get it: the controller's role, or the operator running infra/launch.ts.
  */
-const BOOT_FAILURE_ADVICE: Readonly<Record<string, string>> = {
-  "Client.InternalError":
-    "with EBS encryption by default under a customer managed KMS key, the role that starts and launches them needs kms:CreateGrant on it: run infra/bootstrap.ts again",
-  "Client.VolumeLimitExceeded": "the account's EBS volume quota is reached",
-  "Client.InvalidSnapshot.NotFound": "the image's snapshot is gone",
-  "Server.InsufficientInstanceCapacity": "the zone has no machines of the type for now",
-};
+export function bootFailureAdvice(stateReason: string, kmsGrant = "the role that starts and launches them needs kms:CreateGrant on it: run infra/bootstrap.ts again"): string | undefined {
+  if (stateReason === "Client.InternalError") return `with EBS encryption by default under a customer managed KMS key, ${kmsGrant}`;
+  return BOOT_FAILURE_ADVICE[stateReason];
+}
 
 const FAILED_STATES: ReadonlySet<InstanceState> = new Set(["stopped", "shutting-down", "terminated"]);
 
@@ -83,24 +87,50 @@ export function isBootFailure(stateReason: string | undefined): boolean {
   return stateReason !== undefined && /^(Client|Server)\./.test(stateReason) && !CHOSEN_SHUTDOWNS.has(stateReason);
 }
 
+/** An instance this controller started or launched, whose boot is still judged. */
+export interface Boot {
+  /** When this controller started or launched it. */
+  since: number;
+  /** How it was last listed; undefined while no listing has shown it yet (EC2's listing lags a launch). */
+  seen?: AppInstance;
+}
+
 export interface BootVerdicts {
-  /** Stopped again, shutting down or terminated with a failure reason. */
+  /**
+   * Stopped again, shutting down or terminated with a failure reason; or, within the window and with no chosen shutdown
+   * seen, listed terminated or gone from the listing after it showed the instance (listed `terminated`, no reason).
+   */
   failed: AppInstance[];
   /** Running BOOT_WINDOW_MS after its start or launch: the boots work. */
   booted: string[];
-  /** Past the window neither running nor failed (gone, stopped by choice): no longer watched. */
+  /** Past the window neither running nor failed (never listed, gone after it, stopped by choice): no longer watched. */
   settled: string[];
+  /** The boots still judged, each with how it is listed now. */
+  watching: Map<string, Boot>;
 }
 
-/** The verdict on each instance this controller started or launched and still watches (`booting`: id to when). */
-export function judgeBoots(instances: AppInstance[], booting: ReadonlyMap<string, number>, now: number): BootVerdicts {
+/** A shutdown someone chose, seen in the listing before the instance went: its going is no failure. */
+function chosenShutdown(instance: AppInstance | undefined): boolean {
+  return instance !== undefined && (instance.state === "shutting-down" || instance.state === "terminated") && CHOSEN_SHUTDOWNS.has(instance.stateReason ?? "");
+}
+
+/**
+ * The verdict on each instance this controller started or launched and still watches. The caller forgets an instance
+ * it terminates itself, so a watched instance that goes was not terminated by this controller. A launch missing from
+ * the listing is one the listing does not show yet, until the listing has shown it: only listed, then gone, counts.
+ */
+export function judgeBoots(instances: AppInstance[], booting: ReadonlyMap<string, Boot>, now: number): BootVerdicts {
   const listed = new Map(instances.map((instance) => [instance.id, instance]));
-  const verdicts: BootVerdicts = { failed: [], booted: [], settled: [] };
-  for (const [id, since] of booting) {
+  const verdicts: BootVerdicts = { failed: [], booted: [], settled: [], watching: new Map() };
+  for (const [id, { since, seen }] of booting) {
     const instance = listed.get(id);
+    const inWindow = now - since < BOOT_WINDOW_MS;
+    const gone = instance ? instance.state === "terminated" : seen !== undefined;
     if (instance && FAILED_STATES.has(instance.state) && isBootFailure(instance.stateReason)) verdicts.failed.push(instance);
-    // Unlisted within the window may be a launch the listing does not show yet: it is watched until the window ends.
-    else if (now - since >= BOOT_WINDOW_MS) verdicts[instance?.state === "running" ? "booted" : "settled"].push(id);
+    // The whole shutdown fell between two readings (or the fleet lists no reason): why is unknown.
+    else if (gone && inWindow && !chosenShutdown(instance ?? seen)) verdicts.failed.push({ id, state: "terminated" });
+    else if (!inWindow) verdicts[instance?.state === "running" ? "booted" : "settled"].push(id);
+    else verdicts.watching.set(id, { since, seen: instance ?? seen });
   }
   return verdicts;
 }
@@ -110,8 +140,12 @@ export function judgeBoots(instances: AppInstance[], booting: ReadonlyMap<string
  * active instances until a backoff that doubles with each such round in a row (`streak`, reset once a boot works).
  */
 export function bootFailureCap(failed: AppInstance[], streak: number, active: number, now: number): CapacityCap {
-  const { state, stateReason } = failed[0]!;
+  const { state, stateReason } = failed.find((instance) => instance.stateReason !== undefined) ?? failed[0]!;
+  const cap = { limit: active, retryAt: now + backoffMs(streak), shortfalls: streak };
+  if (stateReason === undefined) {
+    return { ...cap, reason: "started or launched instances terminate as they boot (reason unknown: gone from the listing, not terminated by this controller, before it showed why)" };
+  }
   const what = state === "stopped" ? "started instances stop again" : "launched instances terminate";
-  const advice = BOOT_FAILURE_ADVICE[stateReason!];
-  return { limit: active, retryAt: now + backoffMs(streak), shortfalls: streak, reason: `${what} as they boot (${stateReason})${advice ? `: ${advice}` : ""}` };
+  const advice = bootFailureAdvice(stateReason);
+  return { ...cap, reason: `${what} as they boot (${stateReason})${advice ? `: ${advice}` : ""}` };
 }

@@ -9,7 +9,7 @@
 import { CapacityError, type AppInstance, type Fleet, type JobQueue, type JobReport, type JobReports } from "../cloud/types.ts";
 import { errorFields, type Logger } from "../log.ts";
 import type { ServiceMetrics } from "../metrics.ts";
-import { bootFailureCap, capacityLimit, judgeBoots, nextCapacityCap, type CapacityCap } from "./capacity.ts";
+import { bootFailureCap, capacityLimit, judgeBoots, nextCapacityCap, type Boot, type CapacityCap } from "./capacity.ts";
 import { applyExpectations, type Expectation } from "./expectations.ts";
 import { goneReports } from "./gone-reports.ts";
 import { decideReplacements, nextProgressWatch, nextRunningSince, sickReplacement, type FleetHealthDecision, type ProgressWatch } from "./fleet-health.ts";
@@ -51,8 +51,8 @@ export class Controller {
   private lastHealth: FleetHealthDecision | undefined;
   /** When this controller last started or launched each instance: a report written before then is its previous life's. */
   private bootedAt = new Map<string, number>();
-  /** Instances this controller started or launched whose boot is still judged (capacity.ts's judgeBoots), and when. */
-  private readonly booting = new Map<string, number>();
+  /** Instances this controller started or launched whose boot is still judged (capacity.ts's judgeBoots). */
+  private booting = new Map<string, Boot>();
   /** Rounds in a row whose started or launched instances stopped again or terminated as they booted. */
   private bootFailureStreak = 0;
   /** Instances that may have a job report (gone-reports.ts); undefined before the first look. */
@@ -105,7 +105,7 @@ export class Controller {
     metrics.fleetObserved(depth, instances);
     this.removingReports ??= this.removeGoneReports(instances).finally(() => (this.removingReports = undefined));
     const active = instances.filter((instance) => instance.state === "pending" || instance.state === "running");
-    this.noteBoots(instances, active.length, now);
+    this.noteBoots(listed, active.length, now);
     const backlog = depth.visible + depth.inFlight;
     // Every tick when the queue reads empty (a scale-in could follow), else once in a while for health and progress.
     const readReports = active.length > 0 && (backlog === 0 || now - this.reportsReadAt >= BUSY_REPORT_READ_MS);
@@ -204,11 +204,13 @@ export class Controller {
       if (state === "pending") {
         for (const id of ids) {
           this.bootedAt.set(id, now);
-          this.booting.set(id, now);
+          this.booting.set(id, { since: now });
         }
       }
       return ids.length;
     };
+    // Gone after this, they did not fail to boot: this controller ended them (even if the call seems to fail).
+    for (const id of decision.terminate) this.booting.delete(id);
     const [started, launched, ...others] = await Promise.allSettled([
       decision.start.length > 0 ? fleet.start(decision.start).then((ids) => expect(ids, "pending")) : 0,
       decision.launch > 0 ? fleet.launch(decision.launch).then((ids) => expect(ids, "pending")) : 0,
@@ -224,11 +226,14 @@ export class Controller {
     this.noteCapacity({ asked, got, active: decision.desired - asked + got, error: capacityError?.code, capped: decision.capped }, now);
   }
 
-  /** Started or launched instances that stop again or terminate as they boot are a capacity refusal, backed off like one. */
-  private noteBoots(instances: AppInstance[], active: number, now: number): void {
-    const { failed, booted, settled } = judgeBoots(instances, this.booting, now);
+  /**
+   * Started or launched instances that stop again or terminate as they boot are a capacity refusal, backed off like one.
+   * Judged on the listing as read, not as the expectations lay over it: an instance they add was never listed.
+   */
+  private noteBoots(listed: AppInstance[], active: number, now: number): void {
+    const { failed, booted, watching } = judgeBoots(listed, this.booting, now);
+    this.booting = watching;
     if (booted.length > 0) this.bootFailureStreak = 0;
-    for (const id of [...booted, ...settled, ...failed.map((instance) => instance.id)]) this.booting.delete(id);
     if (failed.length === 0) return;
     this.bootFailureStreak += 1;
     this.cap = bootFailureCap(failed, this.bootFailureStreak, active, now);

@@ -36,34 +36,55 @@ describe("capacity cap", () => {
 
 describe("boots that fail", () => {
   const NOW = 100_000;
-  // [instance as listed (undefined: not listed), ms since this controller started or launched it, verdict]
-  const cases: [string, AppInstance | undefined, number, "failed" | "booted" | "settled" | "watched"][] = [
-    ["start stopped again, KMS grant missing", { id: "i", state: "stopped", stateReason: "Client.InternalError" }, 2_000, "failed"],
-    ["launch shutting down, KMS grant missing", { id: "i", state: "shutting-down", stateReason: "Client.InternalError" }, 2_000, "failed"],
-    ["launch terminated, volume quota", { id: "i", state: "terminated", stateReason: "Client.VolumeLimitExceeded" }, 2_000, "failed"],
-    ["launch terminated, zone out of machines", { id: "i", state: "shutting-down", stateReason: "Server.InsufficientInstanceCapacity" }, 2_000, "failed"],
-    ["a code with no advice still counts", { id: "i", state: "shutting-down", stateReason: "Server.InternalError" }, 2_000, "failed"],
-    ["down with a failure reason at the end of its first moments, listed running or not before", { id: "i", state: "shutting-down", stateReason: "Client.InternalError" }, 29_999, "failed"],
-    ["terminated through the API: chosen", { id: "i", state: "shutting-down", stateReason: "Client.UserInitiatedShutdown" }, 2_000, "watched"],
-    ["shut down from its OS: chosen", { id: "i", state: "stopped", stateReason: "Client.InstanceInitiatedShutdown" }, 2_000, "watched"],
-    ["a reason that is no EC2 code", { id: "i", state: "shutting-down", stateReason: "InternalError" }, 2_000, "watched"],
-    ["down with no reason", { id: "i", state: "shutting-down" }, 2_000, "watched"],
-    ["pending", { id: "i", state: "pending" }, 2_000, "watched"],
-    ["running, within the window", { id: "i", state: "running" }, 29_999, "watched"],
-    ["running once the window is over", { id: "i", state: "running" }, BOOT_WINDOW_MS, "booted"],
-    ["not listed yet, within the window (a launch the listing does not show yet)", undefined, 2_000, "watched"],
-    ["not listed once the window is over", undefined, BOOT_WINDOW_MS, "settled"],
-    ["stopped by the controller after the window", { id: "i", state: "stopped", stateReason: "Client.UserInitiatedShutdown" }, BOOT_WINDOW_MS, "settled"],
+  const PENDING: AppInstance = { id: "i", state: "pending" };
+  // [instance as listed before (undefined: no listing showed it yet), as listed now (undefined: not listed),
+  //  ms since this controller started or launched it, verdict]
+  const cases: [string, AppInstance | undefined, AppInstance | undefined, number, "failed" | "booted" | "settled" | "watched"][] = [
+    ["start stopped again, KMS grant missing", undefined, { id: "i", state: "stopped", stateReason: "Client.InternalError" }, 2_000, "failed"],
+    ["launch shutting down, KMS grant missing", undefined, { id: "i", state: "shutting-down", stateReason: "Client.InternalError" }, 2_000, "failed"],
+    ["launch terminated, volume quota", undefined, { id: "i", state: "terminated", stateReason: "Client.VolumeLimitExceeded" }, 2_000, "failed"],
+    ["launch terminated, zone out of machines", undefined, { id: "i", state: "shutting-down", stateReason: "Server.InsufficientInstanceCapacity" }, 2_000, "failed"],
+    ["a code with no advice still counts", undefined, { id: "i", state: "shutting-down", stateReason: "Server.InternalError" }, 2_000, "failed"],
+    ["down with a failure reason at the end of its first moments, listed running or not before", undefined, { id: "i", state: "shutting-down", stateReason: "Client.InternalError" }, 29_999, "failed"],
+    ["terminated through the API: chosen", undefined, { id: "i", state: "shutting-down", stateReason: "Client.UserInitiatedShutdown" }, 2_000, "watched"],
+    ["shut down from its OS: chosen", undefined, { id: "i", state: "stopped", stateReason: "Client.InstanceInitiatedShutdown" }, 2_000, "watched"],
+    ["a reason that is no EC2 code", undefined, { id: "i", state: "shutting-down", stateReason: "InternalError" }, 2_000, "watched"],
+    ["down with no reason", undefined, { id: "i", state: "shutting-down" }, 2_000, "watched"],
+    ["pending", undefined, PENDING, 2_000, "watched"],
+    ["running, within the window", undefined, { id: "i", state: "running" }, 29_999, "watched"],
+    ["running once the window is over", undefined, { id: "i", state: "running" }, BOOT_WINDOW_MS, "booted"],
+    ["not listed yet, within the window (a launch the listing does not show yet)", undefined, undefined, 2_000, "watched"],
+    ["not listed once the window is over", undefined, undefined, BOOT_WINDOW_MS, "settled"],
+    ["stopped by the controller after the window", undefined, { id: "i", state: "stopped", stateReason: "Client.UserInitiatedShutdown" }, BOOT_WINDOW_MS, "settled"],
+    // The fleet lists no terminated instance: a shutdown that falls between two readings shows only as a going.
+    ["listed pending, then gone: terminated between two readings", PENDING, undefined, 2_000, "failed"],
+    ["listed running, then gone, at the end of the window", { id: "i", state: "running" }, undefined, 29_999, "failed"],
+    ["listed stopped behind a start, then gone", { id: "i", state: "stopped", stateReason: "Client.UserInitiatedShutdown" }, undefined, 2_000, "failed"],
+    ["listed shutting down with no reason (a fleet that lists none), then gone", { id: "i", state: "shutting-down" }, undefined, 2_000, "failed"],
+    ["listed terminated with no reason", PENDING, { id: "i", state: "terminated" }, 2_000, "failed"],
+    ["listed, then gone once the window is over", PENDING, undefined, BOOT_WINDOW_MS, "settled"],
+    ["listed terminated through the API (chosen), then gone", { id: "i", state: "shutting-down", stateReason: "Client.UserInitiatedShutdown" }, undefined, 2_000, "watched"],
+    ["listed terminated through the API: chosen", PENDING, { id: "i", state: "terminated", stateReason: "Client.UserInitiatedShutdown" }, 2_000, "watched"],
   ];
-  test.each(cases)("%s", (_, instance, age, verdict) => {
-    const verdicts = judgeBoots(instance ? [instance] : [], new Map([["i", NOW - age]]), NOW);
+  test.each(cases)("%s", (_, seen, instance, age, verdict) => {
+    const verdicts = judgeBoots(instance ? [instance] : [], new Map([["i", { since: NOW - age, ...(seen && { seen }) }]]), NOW);
     const found = (["failed", "booted", "settled"] as const).filter((kind) => verdicts[kind].some((entry) => (typeof entry === "string" ? entry : entry.id) === "i"));
     expect(found).toEqual(verdict === "watched" ? [] : [verdict]);
+    expect(verdicts.watching.has("i")).toBe(verdict === "watched");
+  });
+
+  test("a watched boot remembers how it was last listed, and that it was listed at all", () => {
+    const boots = new Map([["i", { since: NOW }]]);
+    const first = judgeBoots([], boots, NOW + 1_000);
+    expect(first.watching.get("i")).toEqual({ since: NOW });
+    const second = judgeBoots([PENDING], first.watching, NOW + 2_000);
+    expect(second.watching.get("i")).toEqual({ since: NOW, seen: PENDING });
+    expect(judgeBoots([], second.watching, NOW + 3_000).failed).toEqual([{ id: "i", state: "terminated" }]);
   });
 
   test("only instances this controller started or launched are judged", () => {
-    const verdicts = judgeBoots([{ id: "i-other", state: "shutting-down", stateReason: "Client.InternalError" }], new Map([["i-a", NOW]]), NOW);
-    expect(verdicts).toEqual({ failed: [], booted: [], settled: [] });
+    const verdicts = judgeBoots([{ id: "i-other", state: "shutting-down", stateReason: "Client.InternalError" }], new Map([["i-a", { since: NOW }]]), NOW);
+    expect(verdicts).toEqual({ failed: [], booted: [], settled: [], watching: new Map([["i-a", { since: NOW }]]) });
   });
 
   test("the cap holds the fleet at its active instances, names the cause and the fix, and backs off longer with each round", () => {
@@ -77,5 +98,9 @@ describe("boots that fail", () => {
     expect(launched.reason).toStartWith("launched instances terminate as they boot (Client.InternalError): ");
     expect(launched.reason).toContain("kms:CreateGrant");
     expect(bootFailureCap([{ id: "i-c", state: "terminated", stateReason: "Server.InternalError" }], 1, 0, 0).reason).toBe("launched instances terminate as they boot (Server.InternalError)");
+    const unknown = bootFailureCap([{ id: "i-d", state: "terminated" }], 1, 0, 0).reason;
+    expect(unknown).toStartWith("started or launched instances terminate as they boot (reason unknown");
+    // A known reason among the round's failures is the one named.
+    expect(bootFailureCap([{ id: "i-d", state: "terminated" }, { id: "i-b", state: "shutting-down", stateReason: "Client.InternalError" }], 1, 0, 0).reason).toContain("kms:CreateGrant");
   });
 });

@@ -287,6 +287,68 @@ describe("instances that stop again or terminate as they boot", () => {
     expect([...states.values()].filter((instance) => instance.state === "running")).toHaveLength(2);
     expect(controller.health()).toMatchObject({ capacity: "unlimited" });
   });
+
+  test("a launch listed once, then gone before a listing showed it going (the fleet lists no terminated instance), is a failed boot too; one not listed yet is not", async () => {
+    const launches: number[] = [];
+    let clock = 0;
+    let serial = 0;
+    /** How many more listings each instance shows in: missing from the first (EC2's lag), in the second, then gone. */
+    const listings = new Map<string, number>();
+    const fleet: Fleet = {
+      list: async () => {
+        const listed: AppInstance[] = [];
+        for (const [id, left] of listings) {
+          if (left === 2) listings.set(id, 1);
+          else if (left === 1) (listed.push({ id, state: "pending" }), listings.delete(id));
+        }
+        return listed;
+      },
+      launch: async (count) => {
+        launches.push(clock);
+        const ids = Array.from({ length: count }, () => `i-${++serial}`);
+        for (const id of ids) listings.set(id, 2);
+        return ids;
+      },
+      start: async () => [],
+      stop: async () => {},
+      terminate: async () => {},
+    };
+    const controller = controllerOf({ depth: { visible: 2, inFlight: 0 }, fleet, poolPolicy: "cold", now: () => clock });
+    for (; clock < 60_000; clock += 250) await controller.step();
+    // 0, then after 5, 10 and 20 s of backoff (each round seen failing a tick or two after its launch).
+    expect(launches.length).toBe(4);
+    expect(controller.health()).toMatchObject({ capacity: { limitedTo: 0, shortfalls: 4 } });
+    expect((controller.health().capacity as { reason: string }).reason).toContain("reason unknown");
+  });
+
+  test("instances this controller terminates within their first moments (a cold pool's scale-in) are no failed boots", async () => {
+    let clock = 0;
+    let serial = 0;
+    const depth = { visible: 2, inFlight: 0 };
+    const states = new Map<string, AppInstance>();
+    const fleet: Fleet = {
+      list: async () => [...states.values()],
+      launch: async (count) => {
+        const ids = Array.from({ length: count }, () => `i-${++serial}`);
+        for (const id of ids) states.set(id, { id, state: "running" });
+        return ids;
+      },
+      start: async () => [],
+      stop: async () => {},
+      // Gone before the next listing.
+      terminate: async (ids) => void ids.forEach((id) => states.delete(id)),
+    };
+    const logs = captureLogs();
+    const controller = controllerOf({ depth, fleet, poolPolicy: "cold", now: () => clock, logger: logs.logger });
+    for (; clock < 2_000; clock += 250) await controller.step();
+    expect(states.size).toBe(2);
+    depth.visible = 0;
+    for (; clock < 10_000 && states.size > 0; clock += 250) await controller.step();
+    expect(states.size).toBe(0);
+    for (const end = clock + 5_000; clock < end; clock += 250) await controller.step();
+    expect(logs.lines.filter((line) => line.event === "capacity_cap")).toEqual([]);
+    expect(controller.health()).toMatchObject({ capacity: "unlimited" });
+  });
 });
 
 describe("controller scale-in", () => {

@@ -16,7 +16,7 @@ import {
   S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ACCOUNT_ID } from "../../infra/sim/ec2/model.ts";
@@ -148,7 +148,7 @@ describe("what an operator leaves in the account, and teardown", () => {
 describe("EBS encryption by default under a customer managed KMS key", () => {
   const KEY = `arn:aws:kms:us-east-1:${ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
 
-  test("bootstrap grants the web role kms:CreateGrant through EC2; without it the controller's start goes pending, then stopped, and its launch (cold pool) pending, then terminated, with Client.InternalError, as on AWS; the controller backs off", async () => {
+  test("bootstrap grants the web role kms:CreateGrant through EC2; without it the controller's start goes pending, then stopped, and its launch (cold pool) pending, then terminated, with Client.InternalError, as on AWS; the controller backs off. launch's own launches that terminate so fail it at once, naming the grant", async () => {
     propagation({ newQueue: 0, lag: 0 });
     region.ec2.ebsEncryption.byDefault = true;
     region.ec2.ebsEncryption.kmsKeyArn = KEY;
@@ -218,6 +218,23 @@ describe("EBS encryption by default under a customer managed KMS key", () => {
         });
         expect((await fleet.list()).map((instance) => instance.id)).toEqual([appId]);
         await controller.stop();
+
+        // The operator's own launch, when the key's policy does not let those credentials create the grant: its
+        // instances terminate as they boot. Launch says so and fails as they do, not at its 10 min timeout; once the
+        // credentials may, launch again fills what is missing (the warm pool holds the stopped appId already).
+        writeFileSync(stateFile("kms"), JSON.stringify({ ...readState("kms"), imageId: bakedId }));
+        region.ec2.ebsEncryption.operatorMayCreateGrant = false;
+        const refused = await run("launch", "kms", ["--pool", "warm", "--pool-size", "2"]);
+        expect(refused.code, refused.output).toBe(1);
+        expect(refused.stderr).toMatch(/EC2 took the launch of 1 app instance\(s\), but these went down as they booted: i-\w+ (shutting-down|terminated) \(Client\.InternalError: Client error on launch\); with EBS encryption by default/);
+        expect(refused.stderr).toContain("the credentials that run launch need kms:CreateGrant");
+        const cold = await run("launch", "kms", ["--pool", "cold"]);
+        expect(cold.code, cold.output).toBe(1);
+        expect(cold.stderr).toMatch(/EC2 took the web tier's launch or start, but these went down as they booted: i-\w+ (shutting-down|terminated) \(Client\.InternalError/);
+        delete region.ec2.ebsEncryption.operatorMayCreateGrant;
+        const again = await run("launch", "kms", ["--pool", "warm", "--pool-size", "2"]);
+        expect(again.code, again.output).toBe(0);
+        expect(again.stdout).toContain("app: 2");
       } finally {
         asWeb.destroy();
       }
@@ -226,6 +243,7 @@ describe("EBS encryption by default under a customer managed KMS key", () => {
       region.ec2.delays.stopDelayMs = 0;
       region.ec2.ebsEncryption.byDefault = false;
       delete region.ec2.ebsEncryption.kmsKeyArn;
+      delete region.ec2.ebsEncryption.operatorMayCreateGrant;
     }
   });
 });

@@ -41,6 +41,11 @@ export interface EbsEncryption {
   byDefault: boolean;
   /** The default key's ARN; undefined: the AWS managed key alias/aws/ebs, which needs no grant from the caller. */
   kmsKeyArn?: string;
+  /**
+   * Whether the key's policy lets the operator's credentials (those the infra scripts run with, not an instance's
+   * role) create grants; false plays a key policy that names other principals only. Undefined: it does.
+   */
+  operatorMayCreateGrant?: boolean;
 }
 
 export type Ec2Handler = (params: Params, context: Ec2Context, request?: Request) => XmlValue | Promise<XmlValue>;
