@@ -5,8 +5,10 @@
  * from its process start to its first answer.
  *   bun run scripts/bench-overhead.ts --dir DIR [--images 1000] [--rounds 3] [--concurrency 100] [--port P] [--baseline CHECKOUT] [--cpu-prof DIR]
  * DIR is an LFW-layout folder: the first --images photos (by path) are sent, each once a round, so with distinct photos
- * the analysis cache cannot answer any of them; the service runs with the cache off besides. The service's main thread
- * (HTTP, storage, queues, logs) and its other threads (inference) are timed apart from /proc. On a machine others load,
+ * the analysis cache cannot answer any of them; the service runs with the cache off besides. Each side's CPU is read
+ * from /proc thread by thread, in four groups: the main thread (HTTP, storage calls, queues, logs), Bun's thread pool
+ * (file I/O, and the decoder's native work), the inference workers (with libvips' threads) and the rest (JIT, garbage
+ * collector, allocator). On a machine others load,
  * the answers/s ratio leans toward whichever side has more runnable threads; CPU per answer beside the pool's CPU per
  * image (answers per CPU second over images per CPU second) does not. With --baseline, the service of
  * another checkout (the commit before a change, say) takes its turn in every round too. Last line: one JSON object.
@@ -91,29 +93,17 @@ class Service {
     if (!response.ok) throw new Error(`${this.label}: enrolment: HTTP ${response.status} ${await response.text()}`);
   }
 
-  /** CPU seconds of the service: its main thread (HTTP, storage, queues, logs), and all its threads. */
-  cpu(): { main: number; all: number } {
-    const seconds = (stat: string) => {
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      return (Number(fields[11]) + Number(fields[12])) / 100;
-    };
-    const pid = this.process.pid;
-    return { main: seconds(readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8")), all: seconds(readFileSync(`/proc/${pid}/stat`, "utf8")) };
-  }
-
   /** Every image once, `concurrency` at a time: answers per second and the service's CPU per answer. */
-  async round(): Promise<{ perSecond: number; mainCpuMs: number; allCpuMs: number }> {
+  async round(): Promise<Measured> {
     let next = 0;
-    const cpu = this.cpu();
+    const cpu = threadCpu(this.process.pid);
     const started = performance.now();
     await Promise.all(
       Array.from({ length: Math.min(concurrency, images.length) }, async () => {
         while (next < images.length) await this.ask(images[next++]!);
       }),
     );
-    const seconds = (performance.now() - started) / 1000;
-    const after = this.cpu();
-    return { perSecond: images.length / seconds, mainCpuMs: ((after.main - cpu.main) * 1000) / images.length, allCpuMs: ((after.all - cpu.all) * 1000) / images.length };
+    return measured(started, cpu, threadCpu(this.process.pid));
   }
 
   async stop(): Promise<void> {
@@ -123,15 +113,60 @@ class Service {
   }
 }
 
+const THREAD_GROUPS = ["main", "pool", "inference", "other"] as const;
+type ThreadCpu = Record<(typeof THREAD_GROUPS)[number], number>;
+
+/** CPU milliseconds of a /proc stat line: user and system time, in clock ticks of 10 ms. */
+function statCpuMs(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * CPU milliseconds of a process so far, by group of threads (their names say which). "other" is the process's total
+ * less the three named groups, so it keeps the time of threads that have ended.
+ */
+function threadCpu(pid: number): ThreadCpu {
+  const cpu: ThreadCpu = { main: 0, pool: 0, inference: 0, other: statCpuMs(readFileSync(`/proc/${pid}/stat`, "utf8")) };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // the thread ended: its time is in the process's total
+    }
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const group = tid === String(pid) ? "main" : name.startsWith("Bun Pool") ? "pool" : name === "Worker" || name.startsWith("libvips") ? "inference" : undefined;
+    if (group === undefined) continue;
+    cpu[group] += statCpuMs(stat);
+    cpu.other -= statCpuMs(stat);
+  }
+  return cpu;
+}
+
+interface Measured {
+  perSecond: number;
+  allCpuMs: number;
+  /** CPU per image by thread group. */
+  cpuMs: ThreadCpu;
+}
+
+function measured(started: number, before: ThreadCpu, after: ThreadCpu): Measured {
+  const cpuMs = Object.fromEntries(THREAD_GROUPS.map((group) => [group, (after[group] - before[group]) / images.length])) as ThreadCpu;
+  return { perSecond: images.length / ((performance.now() - started) / 1000), allCpuMs: THREAD_GROUPS.reduce((sum, group) => sum + cpuMs[group], 0), cpuMs };
+}
+
 let pool: InferencePool | undefined;
 /** Every image once through the bare pool: images per second and this process's CPU per image (its workers'; the main thread idles). */
-async function pipelineRound(): Promise<{ perSecond: number; allCpuMs: number }> {
-  const cpu = process.cpuUsage();
+async function pipelineRound(): Promise<Measured> {
+  const cpu = threadCpu(process.pid);
   const started = performance.now();
   await Promise.all(images.map((image) => pool!.analyze(image.bytes).catch(() => undefined)));
-  const used = process.cpuUsage(cpu);
-  return { perSecond: images.length / ((performance.now() - started) / 1000), allCpuMs: (used.user + used.system) / 1000 / images.length };
+  return measured(started, cpu, threadCpu(process.pid));
 }
+
+const byThread = (cpuMs: ThreadCpu) => THREAD_GROUPS.map((group) => `${group} ${round1(cpuMs[group])}`).join(", ");
+const roundedThreads = (cpuMs: ThreadCpu) => Object.fromEntries(THREAD_GROUPS.map((group) => [group, round1(cpuMs[group])]));
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 const uptime = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
@@ -146,29 +181,29 @@ try {
   // Warm every one (JIT, connections, the fleet's scale-out) before anything is timed.
   for (const service of services) await Promise.all(images.slice(0, 50).map((image) => service.ask(image)));
   await pipelineRound();
-  type Result = { per_s: number; ratio: number; all_cpu_ms: number; cpu_ratio: number; main_cpu_ms?: number };
+  type Result = { per_s: number; ratio: number; all_cpu_ms: number; cpu_ratio: number; cpu_ms_by_thread: Record<string, number> };
   const rounds: Record<string, Result | string>[] = [];
   for (let r = 0; r < Number(args.rounds); r++) {
     // The order turns each round, so whatever else loads the machine falls on each alike.
     const contenders = [...services.map((service) => service.label), "pipeline"];
     const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]!);
-    const measured: Record<string, { perSecond: number; allCpuMs: number; mainCpuMs?: number }> = {};
-    for (const label of order) measured[label] = label === "pipeline" ? await pipelineRound() : await services.find((s) => s.label === label)!.round();
-    const bare = measured.pipeline!.perSecond;
-    const bareCpuMs = measured.pipeline!.allCpuMs;
+    const results: Record<string, Measured> = {};
+    for (const label of order) results[label] = label === "pipeline" ? await pipelineRound() : await services.find((s) => s.label === label)!.round();
+    const bare = results.pipeline!.perSecond;
+    const bareCpuMs = results.pipeline!.allCpuMs;
     const row: Record<string, Result | string> = { load: uptime() };
     const parts = [];
     for (const service of services) {
-      const m = measured[service.label]!;
+      const m = results[service.label]!;
       const ratio = Math.round((m.perSecond / bare) * 1000) / 1000;
       const cpuRatio = Math.round((bareCpuMs / m.allCpuMs) * 1000) / 1000;
-      row[service.label] = { per_s: round1(m.perSecond), ratio, all_cpu_ms: round1(m.allCpuMs), cpu_ratio: cpuRatio, main_cpu_ms: round1(m.mainCpuMs!) };
+      row[service.label] = { per_s: round1(m.perSecond), ratio, all_cpu_ms: round1(m.allCpuMs), cpu_ratio: cpuRatio, cpu_ms_by_thread: roundedThreads(m.cpuMs) };
       parts.push(
-        `${service.label} ${round1(m.perSecond)} answers/s, ratio ${ratio}; CPU per answer ${round1(m.allCpuMs)} ms (main thread ${round1(m.mainCpuMs!)}), answers per CPU second over images per CPU second ${cpuRatio}`,
+        `${service.label} ${round1(m.perSecond)} answers/s, ratio ${ratio}; CPU per answer ${round1(m.allCpuMs)} ms (${byThread(m.cpuMs)}), answers per CPU second over images per CPU second ${cpuRatio}`,
       );
     }
-    row.pipeline = { per_s: round1(bare), ratio: 1, all_cpu_ms: round1(bareCpuMs), cpu_ratio: 1 };
-    console.log(`round ${r + 1} (load ${row.load}): pipeline ${round1(bare)} images/s, CPU per image ${round1(bareCpuMs)} ms; ${parts.join("; ")}`);
+    row.pipeline = { per_s: round1(bare), ratio: 1, all_cpu_ms: round1(bareCpuMs), cpu_ratio: 1, cpu_ms_by_thread: roundedThreads(results.pipeline!.cpuMs) };
+    console.log(`round ${r + 1} (load ${row.load}): pipeline ${round1(bare)} images/s, CPU per image ${round1(bareCpuMs)} ms (${byThread(results.pipeline!.cpuMs)}); ${parts.join("; ")}`);
     rounds.push(row);
   }
   const total = (label: string, field: "per_s" | "all_cpu_ms") => rounds.reduce((sum, row) => sum + (row[label] as Result)[field], 0);

@@ -9,9 +9,10 @@ import { instanceIdentity } from "./aws/instance-identity.ts";
 import { S3BlobStore } from "./aws/s3-bucket.ts";
 import { SqsQueueService } from "./aws/sqs-queue.ts";
 import { Ec2Fleet } from "./aws/ec2-fleet.ts";
-import { BucketJobReports, instanceArnReportKey, localReportKey } from "./job-reports.ts";
+import { BucketJobReports, instanceArnReportKey } from "./job-reports.ts";
 import { FileBlobStore } from "./local/file-bucket.ts";
 import { MemoryQueueService } from "./local/memory-queue.ts";
+import { MemoryJobReports } from "./local/memory-reports.ts";
 import { LocalFleet, type MachineFactory } from "./local/process-fleet.ts";
 import type { Cloud } from "./types.ts";
 
@@ -59,6 +60,6 @@ export function localCloud(config: Config, startMachine: MachineFactory, log?: L
       deadLetterQueue: names.deadLetterQueue,
     }),
     fleet: new LocalFleet(startMachine, config.localBootDelayMs, log),
-    reports: new BucketJobReports(blobs.bucket(names.reportsBucket), localReportKey),
+    reports: new MemoryJobReports(),
   };
 }

@@ -1,7 +1,7 @@
 /**
- * Job reports as one small JSON object per instance in the reports bucket, under JOB_REPORTS_PREFIX: S3 on AWS (strongly
- * consistent: a read after a write sees it), files locally. Only the key differs: on AWS it ends with the instance's
- * ARN, so IAM can let each app instance write its own report and no other.
+ * Job reports as one small JSON object per instance in the reports bucket, under JOB_REPORTS_PREFIX, on S3 (strongly
+ * consistent: a read after a write sees it). The key ends with the instance's ARN, so IAM can let each app instance
+ * write its own report and no other. The embedded mode keeps them in its process (local/memory-reports.ts).
  */
 import { instanceIdentity } from "./aws/instance-identity.ts";
 import { JOB_REPORTS_PREFIX } from "../deployment.ts";
@@ -42,8 +42,6 @@ export class BucketJobReports implements JobReports {
     }
   }
 }
-
-export const localReportKey: ReportKey = async (instanceId) => `${JOB_REPORTS_PREFIX}${instanceId}`;
 
 /**
  * `instance-reports/arn:<partition>:ec2:<region>:<account>:instance/<id>`: the account and region are this instance's

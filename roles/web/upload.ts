@@ -372,6 +372,7 @@ async function storeFile(
 
   const head: Uint8Array[] = [];
   let ended = false;
+  let headBytes: Uint8Array;
   for (let wanted = HEADER_BYTES; ; wanted *= 4) {
     while (!ended && bytes < wanted) {
       const chunk = await next();
@@ -379,7 +380,8 @@ async function storeFile(
       else ended = true;
     }
     if (bytes === 0) throw new HttpError(400, "empty_file", `the file in '${field}' is empty`);
-    const problem = await read.inspect(Buffer.concat(head));
+    headBytes = Buffer.concat(head);
+    const problem = await read.inspect(headBytes);
     if (!problem) break;
     // A header that goes on past what was read: read on. Past the cap, the app's full decode judges the file.
     if (problem.code === "truncated" && !ended) {
@@ -395,17 +397,25 @@ async function storeFile(
     throw new HttpError(IMAGE_PROBLEM_STATUS[problem.code], problem.code, problem.message);
   }
 
-  // A file past the limit ends cut short (busboy's `truncated`): the stream then fails, so its store is abandoned
-  // (the temporary file removed, the multipart upload aborted) and nothing of it is stored.
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const chunk = head.shift() ?? (await next());
-      if (chunk) controller.enqueue(chunk);
-      else if (stream.truncated) controller.error(fileTooLarge(field, read.limits.maxFileBytes));
-      else controller.close();
-    },
-  });
-  await read.bucket.putStream(key, body, { contentType });
+  // A file past the limit ends cut short (busboy's `truncated`): it is refused, or its stream fails so that its store
+  // is abandoned (the temporary file removed, the multipart upload aborted), and nothing of it is stored.
+  if (ended) {
+    // It ended within what was read for its header, so it is held whole already: stored in one put (one file write;
+    // on S3 one PutObject, without a stream's part buffer).
+    if (stream.truncated) throw fileTooLarge(field, read.limits.maxFileBytes);
+    head.length = 0;
+    await read.bucket.put(key, headBytes, { contentType });
+  } else {
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const chunk = head.shift() ?? (await next());
+        if (chunk) controller.enqueue(chunk);
+        else if (stream.truncated) controller.error(fileTooLarge(field, read.limits.maxFileBytes));
+        else controller.close();
+      },
+    });
+    await read.bucket.putStream(key, body, { contentType });
+  }
   return { key, field, fileName, name, contentType, sha256: hash.digest("hex"), bytes };
 }
 

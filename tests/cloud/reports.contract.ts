@@ -21,4 +21,14 @@ export function reportsContract(makeReports: () => Promise<JobReports>): void {
     await reports.remove("i-0000000000000000d");
     expect(await reports.read(["i-0000000000000000b", "i-0000000000000000c"])).toEqual([{ instanceId: "i-0000000000000000c", jobs: 3, at: 2 }]);
   });
+
+  test("a report is stored as written: changing the written or the read object afterwards changes nothing stored", async () => {
+    const reports = await makeReports();
+    const written = { instanceId: "i-0000000000000000e", jobs: 1, at: 1 };
+    await reports.write(written);
+    written.jobs = 7;
+    const [read] = await reports.read(["i-0000000000000000e"]);
+    read!.jobs = 9;
+    expect(await reports.read(["i-0000000000000000e"])).toEqual([{ instanceId: "i-0000000000000000e", jobs: 1, at: 1 }]);
+  });
 }

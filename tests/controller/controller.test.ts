@@ -7,16 +7,12 @@ import { SILENT_AFTER_MS } from "../../roles/controller/fleet-health.ts";
 import { JOB_REPORT_EXPIRY_MS } from "../../roles/deployment.ts";
 import { captureLogs } from "../service/support.ts";
 import { waitFor } from "../support/waiting.ts";
-import { BucketJobReports, localReportKey } from "../../roles/cloud/job-reports.ts";
-import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { MemoryJobReports } from "../../roles/cloud/local/memory-reports.ts";
 import { ServiceMetrics } from "../../roles/metrics.ts";
 
 describe("controller loop", () => {
   test("deletes the job report of an instance that is gone (killed: stopped, or terminated and unlisted), once", async () => {
-    const reports = new BucketJobReports(new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-reports-"))).bucket("reports"), localReportKey);
+    const reports = new MemoryJobReports();
     for (const instanceId of ["i-a", "i-b"]) await reports.write({ instanceId, jobs: 1, at: 0 });
     const states = new Map<string, InstanceState>([["i-a", "running"], ["i-b", "running"]]);
     let removes = 0;

@@ -7,10 +7,11 @@ import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
 import { startAppRole } from "../../roles/app/index.ts";
 import { awsCloud } from "../../roles/cloud/index.ts";
-import { BucketJobReports, localReportKey } from "../../roles/cloud/job-reports.ts";
+import { BucketJobReports } from "../../roles/cloud/job-reports.ts";
 import { LocalFleet } from "../../roles/cloud/local/process-fleet.ts";
 import type { Cloud } from "../../roles/cloud/types.ts";
 import { resourceNames } from "../../roles/config.ts";
+import { JOB_REPORTS_PREFIX } from "../../roles/deployment.ts";
 import type { RoleContext } from "../../roles/context.ts";
 import { startControllerRole } from "../../roles/controller/index.ts";
 import type { JobMessage } from "../../roles/messages.ts";
@@ -40,7 +41,7 @@ test("SQS counts that read 0 while jobs are in hand do not stop the instances ho
   // In-process instances have no instance ARN: their reports are keyed by id, in the same S3 bucket.
   const cloud: Cloud = {
     ...base,
-    reports: new BucketJobReports(base.blobs.bucket(names.reportsBucket), localReportKey),
+    reports: new BucketJobReports(base.blobs.bucket(names.reportsBucket), async (instanceId) => `${JOB_REPORTS_PREFIX}${instanceId}`),
     fleet: new LocalFleet(async (instanceId) => {
       const app = startAppRole(context, {
         analyzer: {

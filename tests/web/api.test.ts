@@ -45,6 +45,10 @@ class RecordingBucket extends FileBucket {
     await super.putStream(...args);
     this.stored.push(args[0]);
   }
+  override async put(...args: Parameters<FileBucket["put"]>): Promise<void> {
+    await super.put(...args);
+    this.stored.push(args[0]);
+  }
 }
 
 const FILE_LIMIT = 64 * 1024;
@@ -389,6 +393,22 @@ describe("subjects", () => {
       expect(gallery.faceCount("Ada")).toBe(3);
       expect(uploadBucket.stored.filter((key) => key.includes("huge"))).toEqual([]);
       expect(uploadBucket.stored).toHaveLength(3);
+    });
+
+    test("a file limit below the header read (64 KiB): a photo past it, cut off within the bytes read for its header, is refused on its own and nothing of it stored", async () => {
+      const { call, gallery, uploadBucket } = await api({ maxFileBytes: 8 * 1024 });
+      const data = photos(1, 1000);
+      data.append("image", new File([padded(images.jpeg, 20 * 1024)], "huge.jpg", { type: "image/jpeg" }));
+      for (const part of photos(1, 1000).getAll("image")) data.append("image", part);
+      const response = await call("POST", "/v1/subjects/Ada/faces", data);
+      const { results } = (await response.json()) as { results: { file: string; status: number; error?: string }[] };
+      expect(results.map((result) => [result.file, result.status, result.error])).toEqual([
+        ["photo0.jpg", 201, undefined],
+        ["huge.jpg", 413, "file_too_large"],
+        ["photo0.jpg", 201, undefined],
+      ]);
+      expect(gallery.faceCount("Ada")).toBe(2);
+      expect(uploadBucket.stored.filter((key) => key.includes("huge"))).toEqual([]);
     });
 
     test("a declared body past the body bound: 413 body_too_large before it is read, nothing stored", async () => {

@@ -8,7 +8,7 @@ import { fixedThreshold } from "../../model/open-set.ts";
 import { AnalysisCache } from "../../roles/app/analysis-cache.ts";
 import { Consumer } from "../../roles/app/consumer.ts";
 import { startAppRole } from "../../roles/app/index.ts";
-import { BucketJobReports, localReportKey } from "../../roles/cloud/job-reports.ts";
+import { MemoryJobReports } from "../../roles/cloud/local/memory-reports.ts";
 import { FileBlobStore } from "../../roles/cloud/local/file-bucket.ts";
 import { MemoryQueueService } from "../../roles/cloud/local/memory-queue.ts";
 import { LocalFleet } from "../../roles/cloud/local/process-fleet.ts";
@@ -120,7 +120,7 @@ describe("/metrics", () => {
     await queue.receive({ maxMessages: 1, waitSeconds: 0 });
     const fleet = new LocalFleet(async () => ({ stop: async () => {} }));
     const scaling = { maxInstances: 2, slotsPerInstance: 1, poolPolicy: "warm" as const, scaleInAfterMs: 1000 };
-    const reports = new BucketJobReports(new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-reports-"))).bucket("reports"), localReportKey);
+    const reports = new MemoryJobReports();
     const controller = new Controller({ queue, fleet, reports, scaling, intervalMs: 100, log: captureLogs().logger, metrics: harness.metrics });
     await controller.step();
     await fleet.settled();
