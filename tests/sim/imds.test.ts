@@ -17,6 +17,7 @@ const instance: Instance = {
   vpcId: "vpc-1",
   shutdownBehavior: "stop",
   privateIp: "10.0.0.9",
+  volumes: [],
 };
 const tags: Record<string, string> = { Role: "controller", Deployment: "imds-test" };
 let imds: ImdsServer;

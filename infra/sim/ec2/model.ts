@@ -22,6 +22,32 @@ export interface TagSpecification {
   tags: Record<string, string>;
 }
 
+/** An EBS volume's settings in a block device mapping; a field left out is the AMI's (or EC2's default). */
+export interface EbsSpec {
+  volumeSize?: number;
+  volumeType?: string;
+  iops?: number;
+  throughput?: number;
+  deleteOnTermination?: boolean;
+  encrypted?: boolean;
+  snapshotId?: string;
+}
+
+/** One device of a block device mapping: an EBS volume, or `noDevice` to drop the AMI's mapping of that name. */
+export interface BlockDeviceMapping {
+  deviceName: string;
+  ebs?: EbsSpec;
+  noDevice?: boolean;
+}
+
+/** Every image here boots from this device, as Amazon Linux 2023's do. */
+export const ROOT_DEVICE_NAME = "/dev/xvda";
+
+/** An Amazon Linux 2023 image's: an 8 GiB gp3 root volume from its snapshot, deleted with the instance. */
+export const STOCK_IMAGE_MAPPINGS: BlockDeviceMapping[] = [
+  { deviceName: ROOT_DEVICE_NAME, ebs: { snapshotId: "snap-0stockimage000000", volumeSize: 8, volumeType: "gp3", iops: 3000, throughput: 125, deleteOnTermination: true, encrypted: false } },
+];
+
 /** The launch settings RunInstances takes directly and a launch template version holds. */
 export interface LaunchSpec {
   imageId?: string;
@@ -37,6 +63,7 @@ export interface LaunchSpec {
   instanceInitiatedShutdownBehavior?: string;
   /** `Placement.Tenancy`: default, dedicated or host. */
   tenancy?: string;
+  blockDeviceMappings?: BlockDeviceMapping[];
 }
 
 export interface Instance {
@@ -57,6 +84,8 @@ export interface Instance {
   shutdownBehavior: "stop" | "terminate";
   privateIp: string;
   launchTemplate?: { id: string; version: number };
+  /** The EBS volumes it was launched with, by device: the AMI's mapping under the template's and the caller's. */
+  volumes: BlockDeviceMapping[];
 }
 
 export interface Image {
@@ -68,6 +97,8 @@ export interface Image {
   sourceInstanceId?: string;
   /** The image's files, its snapshot: the root volume directory of the instance it was made from. Stock images have none. */
   rootDir?: string;
+  /** Its block device mapping: the root volume's snapshot, size and type; undefined: a stock image's (STOCK_IMAGE_MAPPINGS). */
+  blockDeviceMappings?: BlockDeviceMapping[];
 }
 
 export interface IpRule {

@@ -5,10 +5,9 @@
  * that belongs to no instance is the operator's (the infra scripts, the tests): it may do everything.
  */
 import type { PolicyDocument } from "../../policies.ts";
-import { findLaunchTemplate, templateVersion } from "../ec2/actions/launch-templates.ts";
-import { mergeLaunchSpecs, parseLaunchSpec } from "../ec2/launch-spec.ts";
-import { ACCOUNT_ID, type Ec2Store, type LaunchSpec } from "../ec2/model.ts";
-import { QueryError, record, tagParams, text, texts, type Params } from "../query-protocol.ts";
+import { resolveLaunch } from "../ec2/actions/instances.ts";
+import { ACCOUNT_ID, type BlockDeviceMapping, type Ec2Store } from "../ec2/model.ts";
+import { QueryError, tagParams, texts, type Params } from "../query-protocol.ts";
 import { evaluate, type AccessRequest, type RequestContext } from "./evaluate.ts";
 
 /** The access key id an instance's process signs with (its metadata service hands out the same). */
@@ -105,16 +104,22 @@ export function ec2Access(action: string, params: Params, source: Ec2AccessSourc
   }
 }
 
+/** The keys of a volume RunInstances creates; a setting the mappings leave out sets no key. */
+function volumeContext({ ebs }: BlockDeviceMapping): RequestContext {
+  const number = (value: number | undefined) => (value === undefined ? undefined : String(value));
+  return {
+    "ec2:VolumeSize": number(ebs?.volumeSize),
+    "ec2:VolumeType": ebs?.volumeType,
+    "ec2:VolumeIops": number(ebs?.iops),
+    "ec2:VolumeThroughput": number(ebs?.throughput),
+    "ec2:Encrypted": ebs?.encrypted === undefined ? undefined : String(ebs.encrypted),
+  };
+}
+
 function runInstancesAccess(params: Params, source: Ec2AccessSource, arn: (resource: string) => string): AccessRequest[] {
   const { store } = source;
-  const reference = record(params, "LaunchTemplate");
-  let spec: LaunchSpec = parseLaunchSpec(params);
-  const context: RequestContext = {};
-  if (Object.keys(reference).length) {
-    const template = findLaunchTemplate(store, text(reference, "LaunchTemplateId"), text(reference, "LaunchTemplateName"));
-    spec = mergeLaunchSpecs(template.versions.get(templateVersion(template, text(reference, "Version")))!.spec, spec);
-    context["ec2:LaunchTemplate"] = arn(`launch-template/${template.id}`);
-  }
+  const { spec, template, volumes } = resolveLaunch(params, store);
+  const context: RequestContext = template ? { "ec2:LaunchTemplate": arn(`launch-template/${template.id}`) } : {};
   const tagsFor = (type: string) => Object.assign({}, ...(spec.tagSpecifications ?? []).filter((tags) => tags.resourceType === type).map((tags) => tags.tags)) as Record<string, string>;
   const profileName = spec.iamInstanceProfile?.name ?? spec.iamInstanceProfile?.arn?.split("/").pop();
   const instanceTags = tagsFor("instance");
@@ -133,7 +138,12 @@ function runInstancesAccess(params: Params, source: Ec2AccessSource, arn: (resou
         "ec2:Tenancy": spec.tenancy ?? "default",
       },
     },
-    { action: "ec2:RunInstances", resource: arn("volume/*"), context: { ...context, ...tagContext("aws:RequestTag", tagsFor("volume")) } },
+    // One authorization per volume the instance gets, as EC2 creates it: the AMI's mapping under the caller's.
+    ...volumes.map((volume) => ({
+      action: "ec2:RunInstances",
+      resource: arn("volume/*"),
+      context: { ...context, ...tagContext("aws:RequestTag", tagsFor("volume")), ...volumeContext(volume) },
+    })),
   ];
   if (spec.imageId) {
     const image = `arn:aws:ec2:${source.region}::image/${spec.imageId}`;

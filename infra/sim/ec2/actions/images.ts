@@ -2,9 +2,10 @@
 import { QueryError, text, texts } from "../../query-protocol.ts";
 import type { Ec2Handler } from "../context.ts";
 import { filtersOf, matchesFilters, paginate } from "../filters.ts";
-import { tagSpecificationsOf } from "../launch-spec.ts";
-import { ACCOUNT_ID, type Image } from "../model.ts";
+import { blockDeviceMappingsXml, tagSpecificationsOf } from "../launch-spec.ts";
+import { ACCOUNT_ID, ROOT_DEVICE_NAME, STOCK_IMAGE_MAPPINGS, type Image } from "../model.ts";
 import { tagSet } from "../render.ts";
+import { imageRootMapping } from "./instances.ts";
 
 /** The image keeps the instance's root volume directory as its snapshot: the emulated builder powers off before, so nothing writes it after. */
 const createImage: Ec2Handler = (params, { store, volumeOf }) => {
@@ -15,7 +16,16 @@ const createImage: Ec2Handler = (params, { store, volumeOf }) => {
   if ([...store.images.values()].some((image) => image.name === name)) {
     throw new QueryError("InvalidAMIName.Duplicate", `AMI name ${name} is already in use by AMI ${[...store.images.values()].find((image) => image.name === name)!.id}`);
   }
-  const image: Image = { id: store.newId("ami"), name, description: text(params, "Description"), state: "available", creationDate: new Date(), sourceInstanceId: instanceId, rootDir: volumeOf(instance) };
+  const image: Image = {
+    id: store.newId("ami"),
+    name,
+    description: text(params, "Description"),
+    state: "available",
+    creationDate: new Date(),
+    sourceInstanceId: instanceId,
+    rootDir: volumeOf(instance),
+    blockDeviceMappings: imageRootMapping(instance, store.newId("snap")),
+  };
   store.images.set(image.id, image);
   for (const spec of tagSpecificationsOf(params)) if (spec.resourceType === "image") store.addTags(image.id, spec.tags);
   return { imageId: image.id };
@@ -46,7 +56,8 @@ const describeImages: Ec2Handler = (params, { store, readAfterCreateLagMs }) => 
       name: image.name,
       description: image.description,
       rootDeviceType: "ebs",
-      rootDeviceName: "/dev/xvda",
+      rootDeviceName: ROOT_DEVICE_NAME,
+      blockDeviceMapping: blockDeviceMappingsXml(image.blockDeviceMappings ?? STOCK_IMAGE_MAPPINGS),
       virtualizationType: "hvm",
       tagSet: tagSet(store.tagsOf(image.id)),
     })),

@@ -4,8 +4,8 @@ import { grantLaunch, grantStart, vcpusInUse } from "../capacity.ts";
 import { requireUsableProfile } from "../consistency.ts";
 import type { Ec2Context, Ec2Handler } from "../context.ts";
 import { filtersOf, matchesFilters, paginate } from "../filters.ts";
-import { mergeLaunchSpecs, parseLaunchSpec, requireLaunchField } from "../launch-spec.ts";
-import { ACCOUNT_ID, STATE_CODES, type Instance, type LaunchSpec, type Subnet } from "../model.ts";
+import { launchVolumes, mergeLaunchSpecs, parseLaunchSpec, requireLaunchField } from "../launch-spec.ts";
+import { ACCOUNT_ID, ROOT_DEVICE_NAME, STATE_CODES, STOCK_IMAGE_MAPPINGS, type BlockDeviceMapping, type Ec2Store, type Instance, type LaunchSpec, type Subnet } from "../model.ts";
 import { noDefaultVpc } from "./networks.ts";
 import { instanceXml, reservationXml, stateXml } from "../render.ts";
 import { findLaunchTemplate, templateVersion } from "./launch-templates.ts";
@@ -13,12 +13,54 @@ import { findLaunchTemplate, templateVersion } from "./launch-templates.ts";
 // Amazon Linux 2023 images require IMDSv2 tokens by default.
 const DEFAULT_METADATA_OPTIONS = { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1, instanceMetadataTags: "disabled" };
 
-function templateSpec(params: Params, context: Ec2Context): { spec: LaunchSpec; template?: Instance["launchTemplate"] } {
+/** A RunInstances as EC2 resolves it: the caller's settings over the template's, and the volumes the instance gets. */
+export interface ResolvedLaunch {
+  spec: LaunchSpec;
+  template?: Instance["launchTemplate"];
+  volumes: BlockDeviceMapping[];
+}
+
+export function resolveLaunch(params: Params, store: Ec2Store): ResolvedLaunch {
   const reference = record(params, "LaunchTemplate");
-  if (!Object.keys(reference).length) return { spec: {} };
-  const template = findLaunchTemplate(context.store, text(reference, "LaunchTemplateId"), text(reference, "LaunchTemplateName"));
-  const version = templateVersion(template, text(reference, "Version"));
-  return { spec: template.versions.get(version)!.spec, template: { id: template.id, version } };
+  const request = parseLaunchSpec(params);
+  let base: LaunchSpec = {};
+  let template: Instance["launchTemplate"];
+  if (Object.keys(reference).length) {
+    const found = findLaunchTemplate(store, text(reference, "LaunchTemplateId"), text(reference, "LaunchTemplateName"));
+    const version = templateVersion(found, text(reference, "Version"));
+    base = found.versions.get(version)!.spec;
+    template = { id: found.id, version };
+  }
+  const spec = mergeLaunchSpecs(base, request);
+  const image = spec.imageId === undefined ? undefined : store.images.get(spec.imageId);
+  return { spec, template, volumes: launchVolumes(image, base.blockDeviceMappings, request.blockDeviceMappings) };
+}
+
+const VOLUME_TYPES = new Set(["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"]);
+
+/** What EC2 refuses of the volumes before it launches anything: an unknown type, a size below the snapshot or over 64 TiB. */
+function checkVolumes(volumes: BlockDeviceMapping[], snapshotSizes: Map<string, number>): void {
+  for (const { deviceName, ebs } of volumes) {
+    const snapshotSize = ebs?.snapshotId === undefined ? undefined : snapshotSizes.get(ebs.snapshotId);
+    const size = ebs?.volumeSize ?? snapshotSize;
+    if (ebs?.volumeType !== undefined && !VOLUME_TYPES.has(ebs.volumeType)) throw new QueryError("InvalidParameterValue", `Value (${ebs.volumeType}) for parameter volumeType is invalid.`);
+    if (size === undefined || !Number.isInteger(size) || size < 1 || size > 65536) throw new QueryError("InvalidParameterValue", `Invalid volume size for ${deviceName}: ${size}`);
+    if (snapshotSize !== undefined && size < snapshotSize) {
+      throw new QueryError("InvalidBlockDeviceMapping", `Volume of size ${size}GB is smaller than snapshot '${ebs!.snapshotId}', expect size >= ${snapshotSize}GB`);
+    }
+  }
+}
+
+/** The size of each image's root snapshot, by snapshot id. */
+function snapshotSizes(store: Ec2Store): Map<string, number> {
+  const mappings = [...STOCK_IMAGE_MAPPINGS, ...[...store.images.values()].flatMap((image) => image.blockDeviceMappings ?? [])];
+  return new Map(mappings.flatMap(({ ebs }) => (ebs?.snapshotId !== undefined && ebs.volumeSize !== undefined ? [[ebs.snapshotId, ebs.volumeSize] as const] : [])));
+}
+
+/** The root volume an image made of this instance records: its snapshot of the instance's root, of the same size and type. */
+export function imageRootMapping(instance: Instance, snapshotId: string): BlockDeviceMapping[] {
+  const root = instance.volumes.find((volume) => volume.deviceName === ROOT_DEVICE_NAME);
+  return [{ deviceName: ROOT_DEVICE_NAME, ebs: { ...root?.ebs, snapshotId } }];
 }
 
 function instancesById(params: Params, context: Ec2Context, { visibleOnly = false } = {}): Instance[] {
@@ -54,11 +96,11 @@ function volumeKeyUsable(context: Ec2Context, request: Request | undefined): boo
 
 const runInstances: Ec2Handler = (params, context, request) => {
   const { store } = context;
-  const fromTemplate = templateSpec(params, context);
-  const spec = mergeLaunchSpecs(fromTemplate.spec, parseLaunchSpec(params));
+  const { spec, template, volumes } = resolveLaunch(params, store);
   const imageId = requireLaunchField(spec.imageId, "ImageId");
   requireUsableProfile(spec, context);
   if (!store.images.has(imageId)) throw new QueryError("InvalidAMIID.NotFound", `The image id '[${imageId}]' does not exist`);
+  checkVolumes(volumes, snapshotSizes(store));
   const securityGroupIds = spec.networkInterface?.groupIds ?? spec.securityGroupIds ?? [];
   for (const groupId of securityGroupIds) {
     if (!store.securityGroups.has(groupId)) throw new QueryError("InvalidGroup.NotFound", `The security group '${groupId}' does not exist`);
@@ -95,7 +137,8 @@ const runInstances: Ec2Handler = (params, context, request) => {
       vpcId: subnet.vpcId,
       shutdownBehavior: spec.instanceInitiatedShutdownBehavior === "terminate" ? "terminate" : "stop",
       privateIp: `10.0.${Math.floor(serial / 250)}.${(serial % 250) + 4}`,
-      launchTemplate: fromTemplate.template,
+      launchTemplate: template,
+      volumes,
     };
     store.instances.set(id, instance);
     store.addTags(id, instanceTags);
