@@ -135,6 +135,14 @@ async function readLaunchTemplate(aws: AwsClients, name: string): Promise<Launch
     subnetId: data.NetworkInterfaces?.[0]?.SubnetId,
     httpTokens: data.MetadataOptions?.HttpTokens,
     instanceMetadataTags: data.MetadataOptions?.InstanceMetadataTags,
+    volumes: (data.BlockDeviceMappings ?? []).map(({ DeviceName, Ebs }) => ({
+      deviceName: DeviceName,
+      sizeGiB: Ebs?.VolumeSize,
+      type: Ebs?.VolumeType,
+      iops: Ebs?.Iops,
+      throughputMiBps: Ebs?.Throughput,
+      deleteOnTermination: Ebs?.DeleteOnTermination,
+    })),
     instanceTags: fromTagList(data.TagSpecifications?.find((spec) => spec.ResourceType === "instance")?.Tags),
     tags: fromTagList(template.Tags),
   };

@@ -5,8 +5,19 @@
  */
 import { objectExpiries, resourceNames, type Config, type ObjectExpiry, type ResourceNames } from "../roles/config.ts";
 import { API_TOKEN_KEY, DEPLOYMENT_TAG, LONG_POLL_SECONDS, MAX_JOB_MESSAGE_BYTES, WEB_PORT } from "../roles/deployment.ts";
+import { ROOT_VOLUME } from "./launch-template.ts";
 import type { Network } from "./network.ts";
-import { INSTANCE_ROLES, instanceRoleNames, instanceRolePermissions, instanceRoleTrustPolicy, parseRoleArn, type InstanceRole, type PolicyDocument, type RoleNames } from "./policies.ts";
+import {
+  INSTANCE_ROLES,
+  instanceRoleNames,
+  instanceRolePermissions,
+  instanceRoleTrustPolicy,
+  parseRoleArn,
+  type InstanceRole,
+  type PolicyDocument,
+  type RoleNames,
+  type RootVolume,
+} from "./policies.ts";
 /** Parts of a multipart upload whose writer died (a web process killed mid-upload) are billed until aborted. */
 export const ABORT_INCOMPLETE_UPLOADS_AFTER_DAYS = 1;
 
@@ -38,7 +49,7 @@ export interface DesiredState {
   queues: QueueSpec[];
   securityGroup: { name: string; description: string; port: number; cidr: string };
   roles: Record<InstanceRole, RoleNames>;
-  launchTemplate: { name: string; instanceType: string };
+  launchTemplate: { name: string; instanceType: string; rootVolume: RootVolume };
   /**
    * The admin token's private object. `sha256` is the digest of FACEFLEET_API_TOKEN when it is set: a different token
    * there is replaced. Without it any token there is kept. The secret itself is never part of the plan.
@@ -93,6 +104,15 @@ export interface InstanceProfileActual {
   tags: Tags;
 }
 
+export interface VolumeActual {
+  deviceName?: string;
+  sizeGiB?: number;
+  type?: string;
+  iops?: number;
+  throughputMiBps?: number;
+  deleteOnTermination?: boolean;
+}
+
 export interface LaunchTemplateActual {
   id: string;
   instanceType?: string;
@@ -102,6 +122,8 @@ export interface LaunchTemplateActual {
   subnetId?: string;
   httpTokens?: string;
   instanceMetadataTags?: string;
+  /** Its block device mappings, as DescribeLaunchTemplateVersions reports them. */
+  volumes: VolumeActual[];
   /** Tags the template puts on the instances it launches. */
   instanceTags: Tags;
   tags: Tags;
@@ -179,7 +201,7 @@ export function desiredState(config: Config, options: DesiredOptions): DesiredSt
     ],
     securityGroup: { name: `${prefix}-web`, description: `facefleet ${prefix}: web tier on port ${WEB_PORT}`, port: WEB_PORT, cidr: options.ingressCidr },
     roles: instanceRoleNames(prefix),
-    launchTemplate: { name: names.launchTemplate, instanceType: options.appInstanceType },
+    launchTemplate: { name: names.launchTemplate, instanceType: options.appInstanceType, rootVolume: ROOT_VOLUME },
     apiToken: { bucket: names.inBucket, key: API_TOKEN_KEY, ...(options.apiToken !== undefined && { sha256: sha256Hex(options.apiToken) }) },
     ...(options.network && { network: options.network }),
     ...(options.ebsKmsKeyArn && { ebsKmsKeyArn: options.ebsKmsKeyArn }),
@@ -197,6 +219,7 @@ export function desiredPermissions(desired: DesiredState, role: InstanceRole, ro
     names: desired.names,
     roles: desired.roles,
     appInstanceType: desired.launchTemplate.instanceType,
+    appRootVolume: desired.launchTemplate.rootVolume,
     launchTemplateId,
     ebsKmsKeyArn: desired.ebsKmsKeyArn,
   });
@@ -217,6 +240,12 @@ const sameExpirations = (actual: readonly { prefix: string; days: number }[], wa
   Bun.deepEquals(expirationKeys(actual), expirationKeys(wanted));
 const hasTags = (actual: Tags, wanted: Tags) => Object.entries(wanted).every(([key, value]) => actual[key] === value);
 const sameRule = (a: IngressRule, b: IngressRule) => a.protocol === b.protocol && a.fromPort === b.fromPort && a.toPort === b.toPort && a.cidr === b.cidr;
+
+/** The template's mappings are the root volume alone, as desired (a volume more, or a bigger one, is drift). */
+function isRootVolumeOnly(actual: VolumeActual[], root: RootVolume): boolean {
+  const wanted: VolumeActual = { deviceName: root.deviceName, sizeGiB: root.sizeGiB, type: root.type, iops: root.iops, throughputMiBps: root.throughputMiBps, deleteOnTermination: true };
+  return actual.length === 1 && Bun.deepEquals(actual[0], wanted);
+}
 
 export function planChanges(desired: DesiredState, actual: ActualState): Change[] {
   const changes: Change[] = [];
@@ -300,6 +329,7 @@ export function planChanges(desired: DesiredState, actual: ActualState): Change[
     if (current.subnetId !== desired.network?.subnetIds[0]) fields.push("NetworkInterfaces");
     if (current.httpTokens !== "required" || current.instanceMetadataTags !== "enabled") fields.push("MetadataOptions");
     if (!hasTags(current.instanceTags, tags)) fields.push("TagSpecifications");
+    if (!isRootVolumeOnly(current.volumes, template.rootVolume)) fields.push("BlockDeviceMappings");
     if (fields.length > 0) changes.push({ kind: "update-launch-template", name: template.name, fields });
     if (!hasTags(current.tags, tags)) changes.push({ kind: "tag", resource: "launch-template", name: template.name });
   }

@@ -65,6 +65,15 @@ export const BAKE_KEY_PREFIX = "_bake/";
 export const BAKE_TARBALL = "facefleet.tar.gz";
 export const BAKE_MARKERS = ["done", "failed"] as const;
 
+/** The launch template's root volume: what an app instance's volumes may be at most (infra/launch-template.ts). */
+export interface RootVolume {
+  deviceName: string;
+  sizeGiB: number;
+  type: "gp3";
+  iops: number;
+  throughputMiBps: number;
+}
+
 /** Where the deployment lives; the account and partition are read from a role's own ARN. */
 export interface PolicyScope {
   prefix: string;
@@ -74,6 +83,7 @@ export interface PolicyScope {
   names: ResourceNames;
   roles: Record<InstanceRole, RoleNames>;
   appInstanceType: string;
+  appRootVolume: RootVolume;
   /** The launch template the controller launches from; until it exists the web role may launch nothing. */
   launchTemplateId?: string;
   /** The customer managed KMS key of the account's EBS encryption by default, if it has one. */
@@ -283,9 +293,27 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
         arn.ec2(`launch-template/${scope.launchTemplateId}`),
         arn.ec2("subnet/*"),
         arn.ec2("network-interface/*"),
-        arn.ec2("volume/*"),
       ],
       Condition: { ArnLike: fromTemplate },
+    },
+    // Each volume the launch creates (the AMI's mapping under the template's and a caller's BlockDeviceMappings, which
+    // override it device by device): gp3, no larger, faster or more provisioned than the template's root volume. A
+    // mapping that leaves a setting out sets no key, and a missing key fails these conditions: a caller's mapping must
+    // state them all. The number of volumes no key bounds (EC2's attachment limit per instance does).
+    {
+      Sid: "LaunchBoundedVolumes",
+      Effect: "Allow",
+      Action: "ec2:RunInstances",
+      Resource: arn.ec2("volume/*"),
+      Condition: {
+        ArnLike: fromTemplate,
+        StringEquals: { "ec2:VolumeType": scope.appRootVolume.type },
+        NumericLessThanEquals: {
+          "ec2:VolumeSize": String(scope.appRootVolume.sizeGiB),
+          "ec2:VolumeIops": String(scope.appRootVolume.iops),
+          "ec2:VolumeThroughput": String(scope.appRootVolume.throughputMiBps),
+        },
+      },
     },
     // The caller picks the subnet (the controller spreads over zones by replacing the template's network interface),
     // never the group: only the deployment's, which bootstrap tags. No condition key bounds UserData: the image ignores it.

@@ -177,6 +177,7 @@ describe("a deployment's life in the emulated region", () => {
     expect(data?.MetadataOptions?.InstanceMetadataTags).toBe("enabled");
     expect(data?.IamInstanceProfile?.Name).toBe("itest-app-profile");
     expect(data?.SecurityGroupIds).toEqual([state.securityGroupId]);
+    expect(data?.BlockDeviceMappings).toEqual([{ DeviceName: "/dev/xvda", Ebs: { VolumeSize: 8, VolumeType: "gp3", Iops: 3000, Throughput: 125, DeleteOnTermination: true } }]);
 
     const group = region.ec2.store.securityGroups.get(state.securityGroupId)!;
     expect(group.ingress).toEqual([{ protocol: "tcp", fromPort: 8000, toPort: 8000, cidrs: ["203.0.113.0/24"] }]);
@@ -379,7 +380,16 @@ describe("a deployment's life in the emulated region", () => {
       });
       await expect(web.ec2.send(launchApp({ IamInstanceProfile: { Name: "itest-web-profile" } }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
       await expect(web.ec2.send(new StopInstancesCommand({ InstanceIds: [webId] }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      // Its volumes are the template's at most: a caller's mapping overrides the template's and the AMI's device by device.
+      const root = { VolumeSize: 8, VolumeType: "gp3" as const, Iops: 3000, Throughput: 125, DeleteOnTermination: true };
+      for (const ebs of [{ ...root, VolumeSize: 1000 }, { VolumeSize: 1000 }, { ...root, VolumeType: "io2" as const, Iops: 64000 }, { ...root, Throughput: 1000 }]) {
+        await expect(web.ec2.send(launchApp({ BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: ebs }] }))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+      }
+      await expect(web.ec2.send(launchApp({ BlockDeviceMappings: [{ DeviceName: "/dev/sdb", Ebs: { ...root, VolumeSize: 1000 } }] }))).rejects.toMatchObject({
+        name: "UnauthorizedOperation",
+      });
       const { Instances } = await web.ec2.send(launchApp());
+      expect(region.ec2.store.instances.get(Instances![0]!.InstanceId!)!.volumes).toEqual([{ deviceName: "/dev/xvda", ebs: expect.objectContaining({ volumeSize: 8, volumeType: "gp3" }) }]);
       await web.ec2.send(new TerminateInstancesCommand({ InstanceIds: [Instances![0]!.InstanceId!] }));
       await region.ec2.waitForState(Instances![0]!.InstanceId!, "terminated");
     } finally {

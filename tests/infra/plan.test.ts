@@ -61,6 +61,7 @@ function converged(state: DesiredState): ActualState {
       securityGroupIds: ["sg-1"],
       httpTokens: "required",
       instanceMetadataTags: "enabled",
+      volumes: [{ deviceName: "/dev/xvda", sizeGiB: 8, type: "gp3", iops: 3000, throughputMiBps: 125, deleteOnTermination: true }],
       instanceTags: tags,
       tags: { ...tags, Other: "kept" },
     },
@@ -272,6 +273,18 @@ describe("plan", () => {
     expect(planChanges(desired, actual)).toEqual([
       { kind: "update-launch-template", name: "alpha-instance", fields: ["MetadataOptions", "TagSpecifications"] },
     ]);
+  });
+
+  test("the launch template sets the root volume (8 GiB gp3 at its baseline, deleted with the instance); a template without it, with a bigger one or with a volume more gets a new version", () => {
+    expect(launchTemplateData(desired, "sg-1").BlockDeviceMappings).toEqual([
+      { DeviceName: "/dev/xvda", Ebs: { VolumeSize: 8, VolumeType: "gp3", Iops: 3000, Throughput: 125, DeleteOnTermination: true } },
+    ]);
+    const root = converged(desired).launchTemplate!.volumes[0]!;
+    for (const volumes of [[], [{ ...root, sizeGiB: 1000 }], [{ ...root, type: "io2", iops: 64000 }], [root, { ...root, deviceName: "/dev/sdb" }]]) {
+      const actual = converged(desired);
+      actual.launchTemplate = { ...actual.launchTemplate!, volumes };
+      expect(planChanges(desired, actual)).toEqual([{ kind: "update-launch-template", name: "alpha-instance", fields: ["BlockDeviceMappings"] }]);
+    }
   });
 
   test("a replaced security group is swapped into the launch template", () => {

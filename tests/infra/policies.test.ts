@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { Glob } from "bun";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { ROOT_VOLUME } from "../../infra/launch-template.ts";
 import {
   INSTANCE_ROLES,
   instanceRoleNames,
@@ -29,6 +30,7 @@ function scopeFor(prefix: string): PolicyScope {
     names: resourceNames(loadConfig({}, { prefix })),
     roles: instanceRoleNames(prefix),
     appInstanceType: "t3.small",
+    appRootVolume: ROOT_VOLUME,
     launchTemplateId: TEMPLATE_ID,
   };
 }
@@ -337,7 +339,7 @@ describe("the web+controller instance", () => {
     expect(may("web", "ec2:RunInstances", instance, appLaunch({ "ec2:Tenancy": "dedicated" }))).toBe(false);
     expect(may("web", "ec2:RunInstances", instance, appLaunch({ "ec2:Tenancy": "host" }))).toBe(false);
     const fromTemplate = { "ec2:LaunchTemplate": ec2(`launch-template/${TEMPLATE_ID}`) };
-    for (const resource of [ec2(`launch-template/${TEMPLATE_ID}`), ec2("subnet/subnet-1"), ec2("volume/vol-1"), ec2("network-interface/eni-1")]) {
+    for (const resource of [ec2(`launch-template/${TEMPLATE_ID}`), ec2("subnet/subnet-1"), ec2("network-interface/eni-1")]) {
       expect(may("web", "ec2:RunInstances", resource, fromTemplate)).toBe(true);
       expect(may("web", "ec2:RunInstances", resource)).toBe(false);
     }
@@ -351,6 +353,34 @@ describe("the web+controller instance", () => {
     const image = "arn:aws:ec2:us-east-1::image/ami-0abc";
     expect(may("web", "ec2:RunInstances", image, { ...fromTemplate, "aws:ResourceTag/Deployment": "alpha" })).toBe(true);
     expect(may("web", "ec2:RunInstances", image, { ...fromTemplate, "aws:ResourceTag/Deployment": "beta" })).toBe(false);
+  });
+
+  test("launches volumes no bigger, faster or dearer than the template's root volume (gp3, 8 GiB, 3000 IOPS, 125 MiB/s)", () => {
+    const volume = ec2("volume/*");
+    const templateRoot = (overrides: RequestContext = {}): RequestContext => ({
+      "ec2:LaunchTemplate": ec2(`launch-template/${TEMPLATE_ID}`),
+      "ec2:VolumeSize": "8",
+      "ec2:VolumeType": "gp3",
+      "ec2:VolumeIops": "3000",
+      "ec2:VolumeThroughput": "125",
+      ...overrides,
+    });
+    expect(may("web", "ec2:RunInstances", volume, templateRoot())).toBe(true);
+    expect(may("web", "ec2:RunInstances", volume, templateRoot({ "ec2:VolumeSize": "4" }))).toBe(true);
+    expect(may("web", "ec2:RunInstances", volume, templateRoot({ "ec2:LaunchTemplate": undefined }))).toBe(false);
+    for (const overrides of [
+      { "ec2:VolumeSize": "1000" },
+      { "ec2:VolumeSize": "9" },
+      { "ec2:VolumeType": "io2", "ec2:VolumeIops": "64000" },
+      { "ec2:VolumeType": "st1" },
+      { "ec2:VolumeIops": "16000" },
+      { "ec2:VolumeThroughput": "1000" },
+      // A mapping that leaves a setting out sets no key: refused rather than assumed small.
+      { "ec2:VolumeSize": undefined },
+      { "ec2:VolumeIops": undefined },
+    ]) {
+      expect(may("web", "ec2:RunInstances", volume, templateRoot(overrides))).toBe(false);
+    }
   });
 
   test("until the launch template exists it may launch nothing", () => {
