@@ -104,7 +104,10 @@ export function ec2Access(action: string, params: Params, source: Ec2AccessSourc
   }
 }
 
-/** The keys of a volume RunInstances creates; a setting the mappings leave out sets no key. */
+/**
+ * The keys of a volume RunInstances creates; a setting the mappings leave out sets no key. No ec2:Encrypted: it also
+ * depends on the account's encryption by default, and no policy here conditions on it.
+ */
 function volumeContext({ ebs }: BlockDeviceMapping): RequestContext {
   const number = (value: number | undefined) => (value === undefined ? undefined : String(value));
   return {
@@ -112,7 +115,6 @@ function volumeContext({ ebs }: BlockDeviceMapping): RequestContext {
     "ec2:VolumeType": ebs?.volumeType,
     "ec2:VolumeIops": number(ebs?.iops),
     "ec2:VolumeThroughput": number(ebs?.throughput),
-    "ec2:Encrypted": ebs?.encrypted === undefined ? undefined : String(ebs.encrypted),
   };
 }
 
