@@ -308,8 +308,10 @@ function webStatements(scope: PolicyScope): PolicyStatement[] {
       Condition: {
         ArnLike: fromTemplate,
         StringEquals: { "ec2:VolumeType": scope.appRootVolume.type },
-        NumericLessThanEquals: {
-          "ec2:VolumeSize": String(scope.appRootVolume.sizeGiB),
+        NumericLessThanEquals: { "ec2:VolumeSize": String(scope.appRootVolume.sizeGiB) },
+        // Whether EC2 sets these two for a volume whose mapping leaves them at gp3's baseline is not documented: a
+        // missing key must not refuse the controller's every launch, and a raised one (which the caller must state) is bounded.
+        NumericLessThanEqualsIfExists: {
           "ec2:VolumeIops": String(scope.appRootVolume.iops),
           "ec2:VolumeThroughput": String(scope.appRootVolume.throughputMiBps),
         },

@@ -375,12 +375,13 @@ describe("the web+controller instance", () => {
       { "ec2:VolumeType": "st1" },
       { "ec2:VolumeIops": "16000" },
       { "ec2:VolumeThroughput": "1000" },
-      // A mapping that leaves a setting out sets no key: refused rather than assumed small.
+      // A mapping that leaves the size out sets no key: refused rather than assumed small.
       { "ec2:VolumeSize": undefined },
-      { "ec2:VolumeIops": undefined },
     ]) {
       expect(may("web", "ec2:RunInstances", volume, templateRoot(overrides))).toBe(false);
     }
+    // IOPS and throughput are bounded when stated (the only way to raise them), and their absence refuses nothing.
+    expect(may("web", "ec2:RunInstances", volume, templateRoot({ "ec2:VolumeIops": undefined, "ec2:VolumeThroughput": undefined }))).toBe(true);
   });
 
   test("until the launch template exists it may launch nothing", () => {

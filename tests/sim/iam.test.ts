@@ -124,6 +124,11 @@ describe("the policy evaluator", () => {
     const arn = tagged({ ArnLike: { "ec2:LaunchTemplate": "arn:aws:ec2:us-east-1:123456789012:launch-template/lt-1" } });
     expect(isAllowed(arn, request({ "ec2:LaunchTemplate": "arn:aws:ec2:us-east-1:123456789012:launch-template/lt-1" }))).toBe(true);
     expect(isAllowed(arn, request({ "ec2:LaunchTemplate": "arn:aws:ec2:us-east-1:123456789012:launch-template/lt-2" }))).toBe(false);
+    const boundedIfStated = tagged({ NumericLessThanEqualsIfExists: { "ec2:VolumeIops": "3000" } });
+    expect(isAllowed(boundedIfStated, request({}))).toBe(true);
+    expect(isAllowed(boundedIfStated, request({ "ec2:VolumeIops": "3000" }))).toBe(true);
+    expect(isAllowed(boundedIfStated, request({ "ec2:VolumeIops": "16000" }))).toBe(false);
+    expect(isAllowed(tagged({ StringNotEqualsIfExists: { "aws:ResourceTag/Role": "web" } }), request({ "aws:ResourceTag/Role": "web" }))).toBe(false);
   });
 
   test("an operator it does not know is an error, never a silent allow or deny", () => {

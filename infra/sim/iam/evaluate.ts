@@ -44,7 +44,11 @@ const NEGATIONS: Record<string, string> = { StringNotEquals: "StringEquals", Str
 function conditionHolds(operator: string, key: string, expected: string | string[], context: RequestContext): boolean {
   const actual = asList(context[key]);
   const wanted = asList(expected);
-  const [qualifier, base] = operator.includes(":") ? operator.split(":", 2) : [undefined, operator];
+  const [qualifier, named] = operator.includes(":") ? operator.split(":", 2) : [undefined, operator];
+  // `...IfExists`: a key the request does not carry satisfies the condition; one it carries is compared as usual.
+  const ifExists = named!.endsWith("IfExists");
+  if (ifExists && actual.length === 0) return true;
+  const base = ifExists ? named!.slice(0, -"IfExists".length) : named;
   const negated = NEGATIONS[base!];
   const compare = COMPARISONS[negated ?? base!];
   if (!compare) throw new Error(`condition operator ${operator} is not supported by the emulated IAM evaluator`);
