@@ -8,6 +8,7 @@ import { GalleryError, type GalleryErrorCode } from "../gallery-store.ts";
 import type { Logger } from "../log.ts";
 import { HttpError } from "./http-error.ts";
 import { JobRefusedError, JobTimeoutError } from "./jobs.ts";
+import { invalidQueryParameter } from "./query-numbers.ts";
 import { requestId, requestIdOf } from "./request-id.ts";
 import { requestPath } from "./request-target.ts";
 import { IMAGE_PROBLEM_STATUS } from "./upload.ts";
@@ -71,9 +72,9 @@ function toHttpError(error: unknown, code: string | number, request: Request): H
     const field = error.valueError?.path.replace(/^\//, "") ?? "";
     const reason = error.valueError?.message ?? "invalid";
     if (error.type === "params") return new HttpError(400, "invalid_parameter", `invalid path parameter '${field}': ${reason}`);
+    // A query number's pattern carries what it takes (roles/web/query-numbers.ts), as its bounds' refusal does.
+    if (error.type === "query" && typeof error.customError === "string") return invalidQueryParameter(field, error.customError);
     if (error.type === "query") return new HttpError(400, "invalid_parameter", `invalid query parameter '${field}': ${reason}`);
-    // A number parsed from the query and then out of its bounds: Elysia does not say which parameter it was.
-    if (error.type === "property") return new HttpError(400, "invalid_parameter", `invalid query parameter: ${reason}`);
     if (error.type === "body" && isJson(request)) {
       return new HttpError(400, "invalid_body", `invalid field '${field}' in the JSON body: ${reason}`);
     }

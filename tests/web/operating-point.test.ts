@@ -15,16 +15,15 @@ const POINTS: FarCalibration = [
 ];
 
 describe("the operating point answered", () => {
-  const cases: [string, FarCalibration, string | undefined, { threshold: number; far?: number }, OperatingPoint | string][] = [
+  const cases: [string, FarCalibration, number | undefined, { threshold: number; far?: number }, OperatingPoint | string][] = [
     ["no far: the app's threshold, calibrated", POINTS, undefined, { threshold: 0.93, far: 1e-3 }, { threshold: 0.93, far: 1e-3 }],
     ["no far: the app's threshold, set by hand", POINTS, undefined, { threshold: 0.5 }, { threshold: 0.5, far: null }],
-    ["a calibrated far wins over the app's threshold", POINTS, "1e-2", { threshold: 0.93, far: 1e-3 }, { threshold: 0.91, far: 1e-2 }],
-    ["a calibrated far wins over a threshold set by hand", POINTS, "1e-4", { threshold: 0.5 }, { threshold: 0.94, far: 1e-4 }],
-    ["the same number written otherwise", POINTS, "1E-4", { threshold: 0.5 }, { threshold: 0.94, far: 1e-4 }],
-    ["between two calibrated rates: refused, not interpolated", POINTS, "5e-3", { threshold: 0.93 }, "far 0.005 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
-    ["past the calibration: refused, not its end", POINTS, "1e-6", { threshold: 0.93 }, "far 0.000001 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
-    ["a hair off a calibrated rate: refused", POINTS, String(1e-3 * (1 + Number.EPSILON)), { threshold: 0.93 }, "calibrated: 0.01, 0.001, 0.0001"],
-    ["no calibration: every far refused", [], "1e-3", { threshold: 0.3 }, "this embedder has none"],
+    ["a calibrated far wins over the app's threshold", POINTS, 1e-2, { threshold: 0.93, far: 1e-3 }, { threshold: 0.91, far: 1e-2 }],
+    ["a calibrated far wins over a threshold set by hand", POINTS, 1e-4, { threshold: 0.5 }, { threshold: 0.94, far: 1e-4 }],
+    ["between two calibrated rates: refused, not interpolated", POINTS, 5e-3, { threshold: 0.93 }, "far 0.005 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
+    ["past the calibration: refused, not its end", POINTS, 1e-6, { threshold: 0.93 }, "far 0.000001 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
+    ["a hair off a calibrated rate: refused", POINTS, 1e-3 * (1 + Number.EPSILON), { threshold: 0.93 }, "calibrated: 0.01, 0.001, 0.0001"],
+    ["no calibration: every far refused", [], 1e-3, { threshold: 0.3 }, "this embedder has none"],
   ];
   for (const [what, points, far, inForce, expected] of cases) {
     test(what, () => {
