@@ -8,7 +8,7 @@ import { GalleryError, type GalleryErrorCode } from "../gallery-store.ts";
 import type { Logger } from "../log.ts";
 import { HttpError } from "./http-error.ts";
 import { JobRefusedError, JobTimeoutError } from "./jobs.ts";
-import { invalidQueryParameter } from "./query-numbers.ts";
+import { invalidQueryParameter, takesOf } from "./query-numbers.ts";
 import { requestId, requestIdOf } from "./request-id.ts";
 import { requestPath } from "./request-target.ts";
 import { IMAGE_PROBLEM_STATUS } from "./upload.ts";
@@ -72,8 +72,9 @@ function toHttpError(error: unknown, code: string | number, request: Request): H
     const field = error.valueError?.path.replace(/^\//, "") ?? "";
     const reason = error.valueError?.message ?? "invalid";
     if (error.type === "params") return new HttpError(400, "invalid_parameter", `invalid path parameter '${field}': ${reason}`);
-    // A query number's pattern carries what it takes (roles/web/query-numbers.ts), as its bounds' refusal does.
-    if (error.type === "query" && typeof error.customError === "string") return invalidQueryParameter(field, error.customError);
+    // A query number refused by its pattern is told what it takes, as when out of its bounds (roles/web/query-numbers.ts).
+    const takes = takesOf(error.valueError?.schema);
+    if (error.type === "query" && takes !== undefined) return invalidQueryParameter(field, takes);
     if (error.type === "query") return new HttpError(400, "invalid_parameter", `invalid query parameter '${field}': ${reason}`);
     if (error.type === "body" && isJson(request)) {
       return new HttpError(400, "invalid_body", `invalid field '${field}' in the JSON body: ${reason}`);

@@ -27,14 +27,23 @@ interface Parsed {
   examples?: string[];
 }
 
+/** What a query number's schema takes, under a symbol: the OpenAPI document, which is JSON, leaves it out. */
+const TAKES = Symbol("takes");
+
+/** What the query number whose schema failed its pattern takes, for its refusal (`errors.ts`); undefined for any other schema. */
+export function takesOf(schema: unknown): string | undefined {
+  const takes = typeof schema === "object" && schema !== null ? Reflect.get(schema, TAKES) : undefined;
+  return typeof takes === "string" ? takes : undefined;
+}
+
 /**
  * `{ [name]: schema }`: an optional query parameter of text matching `pattern`, decoded to the number it spells and
- * refused outside its bounds. The pattern's refusal carries `takes` too (Elysia's `error`, which `errors.ts` answers).
+ * refused outside its bounds; a value not matching the pattern is refused with the same words (`takesOf`).
  */
 function parsedQuery<N extends string>(name: N, { pattern, takes, inBounds, description, examples }: Parsed) {
   const schema = t.Optional(
     t
-      .Transform(t.String({ pattern, description: `${description}; ${takes}`, error: takes, ...(examples ? { examples } : {}) }))
+      .Transform(t.String({ pattern, description: `${description}; ${takes}`, [TAKES]: takes, ...(examples ? { examples } : {}) }))
       .Decode((text) => {
         const value = Number(text);
         if (!inBounds(value)) throw invalidQueryParameter(name, takes);

@@ -70,9 +70,11 @@ describe("far over HTTP, with the default embedder's calibration", () => {
     expect(await answer("")).toEqual({ threshold: at(1e-3), far: 1e-3, match: null });
     expect(await answer("?far=1e-2")).toEqual({ threshold: at(1e-2), far: 1e-2, match: "Paul" });
     expect(await answer("?far=0.0001")).toEqual({ threshold: at(1e-4), far: 1e-4, match: null });
+    // A decimal with an optional exponent, however it is spelled, is the same rate.
+    for (const spelling of ["1E-4", ".0001", "0.00010", "10e-5", "1e-4"]) expect([spelling, await answer(`?far=${spelling}`)]).toEqual([spelling, { threshold: at(1e-4), far: 1e-4, match: null }]);
     // The web role applies the threshold: nothing of it travels in the job message.
     const faces = harness.jobsTaken.filter((job: JobMessage) => job.kind === "faces");
-    expect(faces.length).toBe(3);
+    expect(faces.length).toBe(8);
     expect(new Set(faces.map((job) => JSON.stringify(job.faces)))).toEqual(new Set([JSON.stringify({ k: 3, maxFaces: 20, minScore: 0, embedding: false })]));
   });
 
@@ -87,10 +89,13 @@ describe("far over HTTP, with the default embedder's calibration", () => {
 
   test("a far not written as a plain decimal, or out of (0, 1): 400 invalid_parameter, no job", async () => {
     const jobs = harness.jobsTaken.length;
-    for (const far of ["%201e-1", "0x1", "Infinity", "-1e-3", "%2B1e-3", "1e-3%20", "", "0", "1", "2"]) {
+    for (const far of ["%201e-1", "0x1", "Infinity", "NaN", "-1e-3", "-0", "%2B1e-3", "1e-3%20", "", "0", "1", "2", "1e400", "1e-400", "1_0e-3", "0.00.1", "e-3"]) {
       const response = await recognize(`?far=${far}`);
       expect([far, response.status]).toEqual([far, 400]);
-      expect(await response.json()).toMatchObject({ error: "invalid_parameter", message: expect.stringContaining("far") });
+      expect(await response.json()).toMatchObject({
+        error: "invalid_parameter",
+        message: "invalid query parameter 'far': it takes a number between 0 and 1 exclusive, written as decimal digits with an optional point and exponent (0.001, .001, 1e-3)",
+      });
     }
     expect(harness.jobsTaken.length).toBe(jobs);
   });
