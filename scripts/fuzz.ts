@@ -216,7 +216,7 @@ const target: FuzzTarget = {
 };
 console.error(`fuzzing ${url} (seed ${seed}, ${minutes} min, ${concurrency} at once), routes: ${routes.map((route) => `${route.method} ${route.path}`).join(", ")}; ${subjects.length} subjects${dataDir ? `; service logs in ${dataDir}` : ""}`);
 
-const tally = { cases: 0, answered_2xx: 0, answered_4xx: 0, answered_5xx: 0, timeouts: 0, other: 0, dropped: 0, closedOnMalformed: 0, refusedByHttpParser: 0, pastGuard: 0, slowestBesideTricklesMs: 0 };
+const tally = { cases: 0, answered_2xx: 0, answered_4xx: 0, answered_5xx: 0, timeouts: 0, other: 0, dropped: 0, closedOnMalformed: 0, refusedByHttpParser: 0, pastGuard: 0, looseNumbersTaken: 0, slowestBesideTricklesMs: 0 };
 interface KindTally {
   cases: number;
   statuses: Record<string, number>;
@@ -269,6 +269,10 @@ function record(fuzz: FuzzCase, outcome: CaseOutcome): void {
     tally.pastGuard++;
     failure = `${outcome.status} WITHOUT A TOKEN under /v1: past the bearer guard`;
   }
+  if (outcome.looseNumber && !(outcome.status === 400 && /"error":"invalid_parameter"/.test(outcome.head))) {
+    tally.looseNumbersTaken++;
+    failure ??= `${outcome.status ?? "no answer"} TO A LOOSE NUMBER: not 400 invalid_parameter`;
+  }
   if (failure && printed++ < PRINTED_FAILURES) {
     const body = outcome.head.split("\r\n\r\n").slice(1).join(" ").replace(/\s+/g, " ").slice(0, 160);
     console.error(`case ${fuzz.index} [${fuzz.kind}] ${fuzz.description}: ${failure} after ${outcome.ms} ms ${body}`);
@@ -319,6 +323,7 @@ console.error(`${tally.cases} cases in ${Math.round((Date.now() - fuzzingSince) 
 const findings = {
   stopped_early: stoppedEarly ?? null,
   anonymous_past_guard: tally.pastGuard,
+  loose_numbers_taken: tally.looseNumbersTaken,
   dropped: tally.dropped,
   closed_on_malformed: tally.closedOnMalformed,
   refused_by_http_parser: tally.refusedByHttpParser,

@@ -118,7 +118,3 @@ export const EXAMPLE_FACE: FaceReport = {
   candidates: EXAMPLE_CANDIDATES,
 };
 export const EXAMPLE_PLACED_FACE = placedFace(EXAMPLE_FACE, EXAMPLE_IMAGE.width, EXAMPLE_IMAGE.height);
-
-/** Query numbers arrive as text: these coerce them. */
-export const QueryInteger = (options: { minimum: number; maximum: number; description: string }) => t.Optional(t.Integer(options));
-export const QueryNumber = (options: { minimum: number; maximum: number; description: string }) => t.Optional(t.Number(options));

@@ -1,6 +1,5 @@
 /** `POST /v1/detect`: every face with its box, landmarks and quality; nobody is matched. */
 import { Elysia, t } from "elysia";
-import { MAX_FACES } from "../messages.ts";
 import { API_PATH } from "./access.ts";
 import {
   errorAnswers,
@@ -11,12 +10,10 @@ import {
   PlacedFaceSchema,
   placedFace,
   QualitySchema,
-  QueryInteger,
-  QueryNumber,
   UPLOAD_REFUSALS,
   withExample,
 } from "./api-schemas.ts";
-import { DEFAULT_MAX_FACES, type FaceRouteOptions } from "./recognize.ts";
+import { DEFAULT_MAX_FACES, faceQuery, type FaceRouteOptions } from "./recognize.ts";
 import { requestId } from "./request-id.ts";
 import { streamedBody } from "./upload.ts";
 
@@ -48,10 +45,7 @@ export function detectApi(options: FaceRouteOptions) {
       },
       {
         ...streamedBody(t.Object({ image: t.File({ description: "a JPEG, PNG or WebP photo" }) }), { summary: "Find every face in a photo, with its quality", tags: ["recognition"] }),
-        query: t.Object({
-          maxFaces: QueryInteger({ minimum: 1, maximum: MAX_FACES, description: `most faces answered, largest first (default ${DEFAULT_MAX_FACES})` }),
-          minScore: QueryNumber({ minimum: 0, maximum: 1, description: "faces the detector scored lower are left out" }),
-        }),
+        query: t.Object(faceQuery),
         response: { 200: DetectAnswerSchema, ...errorAnswers([...UPLOAD_REFUSALS]) },
       },
     );

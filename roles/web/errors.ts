@@ -8,6 +8,7 @@ import { GalleryError, type GalleryErrorCode } from "../gallery-store.ts";
 import type { Logger } from "../log.ts";
 import { HttpError } from "./http-error.ts";
 import { JobRefusedError, JobTimeoutError } from "./jobs.ts";
+import { invalidQueryParameter, takesOf } from "./query-numbers.ts";
 import { requestId, requestIdOf } from "./request-id.ts";
 import { requestPath } from "./request-target.ts";
 import { IMAGE_PROBLEM_STATUS } from "./upload.ts";
@@ -71,9 +72,10 @@ function toHttpError(error: unknown, code: string | number, request: Request): H
     const field = error.valueError?.path.replace(/^\//, "") ?? "";
     const reason = error.valueError?.message ?? "invalid";
     if (error.type === "params") return new HttpError(400, "invalid_parameter", `invalid path parameter '${field}': ${reason}`);
+    // A query number refused by its pattern is told what it takes, as when out of its bounds (roles/web/query-numbers.ts).
+    const takes = takesOf(error.valueError?.schema);
+    if (error.type === "query" && takes !== undefined) return invalidQueryParameter(field, takes);
     if (error.type === "query") return new HttpError(400, "invalid_parameter", `invalid query parameter '${field}': ${reason}`);
-    // A number parsed from the query and then out of its bounds: Elysia does not say which parameter it was.
-    if (error.type === "property") return new HttpError(400, "invalid_parameter", `invalid query parameter: ${reason}`);
     if (error.type === "body" && isJson(request)) {
       return new HttpError(400, "invalid_body", `invalid field '${field}' in the JSON body: ${reason}`);
     }

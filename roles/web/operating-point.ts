@@ -11,6 +11,7 @@
 import { t } from "elysia";
 import { calibratedThreshold, type FarCalibration } from "../../model/index.ts";
 import { HttpError } from "./http-error.ts";
+import { queryDecimal } from "./query-numbers.ts";
 
 export interface OperatingPoint {
   threshold: number;
@@ -23,29 +24,21 @@ const EXAMPLE_FAR = 0.01;
 
 const listed = (points: FarCalibration) => points.map(([far]) => String(far)).join(", ");
 
-/**
- * A decimal number as written, digits only: a number parameter read with `Number()` would take `0x1` as 1, ` 1e-1`
- * (`%201e-1`) as 0.1, and `Infinity`.
- */
-const DECIMAL = "^(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)(?:[eE][-+]?[0-9]+)?$";
-
-/** The `far` query parameter (a decimal, read by `requestedPoint`), its description listing this service's calibrated rates. */
+/** The `far` query parameter (read strictly by `queryDecimal`), its description listing this service's calibrated rates. */
 export function farQuery(points: FarCalibration) {
   const calibrated = points.length > 0 ? `one of ${listed(points)}` : "none here: the embedder has no calibration";
-  return t.Optional(
-    t.String({
-      pattern: DECIMAL,
-      description: `pairwise false accept rate (the share of different people called the same), a decimal between 0 and 1 exclusive, whose calibrated threshold decides: ${calibrated}; absent: the service's threshold`,
-      examples: [String(EXAMPLE_FAR)],
-    }),
-  );
+  return queryDecimal("far", {
+    minimum: 0,
+    maximum: 1,
+    exclusive: true,
+    description: `pairwise false accept rate (the share of different people called the same), whose calibrated threshold decides: ${calibrated}; absent: the service's threshold`,
+    examples: [String(EXAMPLE_FAR)],
+  });
 }
 
-/** The operating point a request asked for, or undefined for the service's; a rate not calibrated is refused with the calibrated ones. */
-export function requestedPoint(points: FarCalibration, farText: string | undefined): OperatingPoint | undefined {
-  if (farText === undefined) return undefined;
-  const far = Number(farText);
-  if (!(far > 0 && far < 1)) throw new HttpError(400, "invalid_parameter", `invalid query parameter 'far': ${farText} is not between 0 and 1 exclusive`);
+/** The operating point a request asked for (`far`, already read and bounded), or undefined for the service's; a rate not calibrated is refused with the calibrated ones. */
+export function requestedPoint(points: FarCalibration, far: number | undefined): OperatingPoint | undefined {
+  if (far === undefined) return undefined;
   const threshold = calibratedThreshold(points, far);
   if (threshold !== undefined) return { threshold, far };
   throw new HttpError(

@@ -14,13 +14,12 @@ import {
   EXAMPLE_OPERATING_POINT,
   PlacedFaceSchema,
   placedFace,
-  QueryInteger,
-  QueryNumber,
   UPLOAD_REFUSALS,
   withExample,
 } from "./api-schemas.ts";
 import type { JobSubmitter } from "./jobs.ts";
 import { answeredPoint, FarAnswerSchema, farQuery, requestedPoint } from "./operating-point.ts";
+import { queryDecimal, queryInteger } from "./query-numbers.ts";
 import { requestId } from "./request-id.ts";
 import { streamedBody, type UploadReader } from "./upload.ts";
 
@@ -32,16 +31,21 @@ export interface FaceRouteOptions {
 export const DEFAULT_CANDIDATES = 3;
 export const DEFAULT_MAX_FACES = 20;
 
+/** What recognize and detect both take: how many faces, and how sure the detector must be of each. */
+export const faceQuery = {
+  ...queryInteger("maxFaces", { minimum: 1, maximum: MAX_FACES, description: `most faces answered, largest first (default ${DEFAULT_MAX_FACES})` }),
+  ...queryDecimal("minScore", { minimum: 0, maximum: 1, description: "faces the detector scored lower are left out" }),
+};
+
 export const recognizeQuery = (operatingPoints: FarCalibration) => t.Object({
-  k: QueryInteger({ minimum: 1, maximum: MAX_CANDIDATES, description: `candidates per face (default ${DEFAULT_CANDIDATES})` }),
+  ...queryInteger("k", { minimum: 1, maximum: MAX_CANDIDATES, description: `candidates per face (default ${DEFAULT_CANDIDATES})` }),
   mode: t.Optional(
     t.Union([t.Literal("open"), t.Literal("closed")], {
       description: "open (default): match is null below the threshold; closed: the nearest subject is always the match",
     }),
   ),
-  maxFaces: QueryInteger({ minimum: 1, maximum: MAX_FACES, description: `most faces answered, largest first (default ${DEFAULT_MAX_FACES})` }),
-  minScore: QueryNumber({ minimum: 0, maximum: 1, description: "faces the detector scored lower are left out" }),
-  far: farQuery(operatingPoints),
+  ...faceQuery,
+  ...farQuery(operatingPoints),
 });
 
 export const RecognizeAnswerSchema = withExample(

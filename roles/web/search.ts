@@ -2,6 +2,7 @@
  * `POST /v1/search`: the nearest subjects to an embedding the caller computed. The web role checks it against the
  * gallery's dimensions; an app instance, which holds the embeddings, searches (a search job).
  */
+import { Type } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
 import { MAX_CANDIDATES } from "../messages.ts";
 import { API_PATH } from "./access.ts";
@@ -15,7 +16,8 @@ import type { SubjectStore } from "./subjects.ts";
 
 export const SearchBodySchema = t.Object({
   embedding: t.Array(t.Number(), { minItems: 1, maxItems: 4096, description: "an embedding from the same model as the gallery's (L2-normalised here)" }),
-  k: t.Optional(t.Integer({ minimum: 1, maximum: MAX_CANDIDATES, description: `candidates (default ${DEFAULT_CANDIDATES})` })),
+  // TypeBox's integer, not Elysia's `t.Integer`, which would take the string "0x10" as 16: a JSON number only.
+  k: t.Optional(Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, description: `candidates (default ${DEFAULT_CANDIDATES})` })),
 });
 export const SearchAnswerSchema = withExample(t.Object({ candidates: t.Array(CandidateSchema, { description: "best subjects first; empty while nobody is enrolled" }) }), {
   candidates: EXAMPLE_CANDIDATES,

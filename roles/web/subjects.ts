@@ -3,11 +3,12 @@ import { Elysia, t } from "elysia";
 import type { GalleryWriter } from "../gallery-store.ts";
 import { EnrollFaceSchema, type EnrollFace } from "../messages.ts";
 import { API_PATH } from "./access.ts";
-import { displayableName, errorAnswers, EXAMPLE_CANDIDATES, EXAMPLE_MATCH, QueryInteger, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
+import { displayableName, errorAnswers, EXAMPLE_CANDIDATES, EXAMPLE_MATCH, UPLOAD_REFUSALS, withExample } from "./api-schemas.ts";
 import { refusalOf } from "./errors.ts";
 import { HttpError } from "./http-error.ts";
 import { JSON_ONLY, UNSUPPORTED_MEDIA_TYPE } from "./json-body.ts";
 import type { JobSubmitter } from "./jobs.ts";
+import { queryInteger } from "./query-numbers.ts";
 import { requestId } from "./request-id.ts";
 import { streamedBody, type RefusedFile, type Upload, type UploadReader } from "./upload.ts";
 
@@ -132,8 +133,8 @@ export function subjectsApi(options: SubjectsOptions) {
       },
       {
         query: t.Object({
-          page: QueryInteger({ minimum: 1, maximum: 1_000_000, description: "from 1" }),
-          size: QueryInteger({ minimum: 1, maximum: MAX_PAGE_SIZE, description: `subjects per page (default ${DEFAULT_PAGE_SIZE})` }),
+          ...queryInteger("page", { minimum: 1, maximum: 1_000_000, description: "from 1" }),
+          ...queryInteger("size", { minimum: 1, maximum: MAX_PAGE_SIZE, description: `subjects per page (default ${DEFAULT_PAGE_SIZE})` }),
         }),
         response: { 200: SubjectListSchema, ...errorAnswers([400, 401, 403]) },
         detail: { summary: "List subjects, by name", tags },

@@ -75,7 +75,7 @@ const round = (x: number) => Math.round(x * 10_000) / 10_000;
 
 export function verifyApi(options: VerifyOptions) {
   const { jobs, gallery, operatingPoints } = options;
-  const query = t.Object({ far: farQuery(operatingPoints) });
+  const query = t.Object(farQuery(operatingPoints));
   return new Elysia({ name: "verify-api" })
     .use(requestId)
     .post(

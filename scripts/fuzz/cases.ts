@@ -1,7 +1,7 @@
 /**
  * The fuzzer's cases, case `index` of a seed always the same: hostile images sent to every upload route (anonymous
- * and with the admin token), and malformed requests (bad Host headers, non-canonical paths, unknown methods, broken
- * multipart framing, bodies that trickle, and a burst of trickling bodies beside ordinary requests).
+ * and with the admin token), and malformed requests (bad Host headers, non-canonical paths, unknown methods, query
+ * numbers spelled loosely, broken multipart framing, bodies that trickle, and a burst of trickling bodies beside ordinary requests).
  */
 import { mutateImage, type ImageFormat, type ImageLimits, type Seed } from "./images.ts";
 import { Prng } from "./prng.ts";
@@ -34,6 +34,8 @@ export interface FuzzTarget {
 }
 
 export interface CaseOutcome extends RawOutcome {
+  /** A number the service must refuse with 400 invalid_parameter: any other answer took a loose spelling. */
+  looseNumber?: boolean;
   /** Sent without the token to a route under /v1 (or a spelling of one): anything but 401, a routing 404, the 400
    *  bad_request of a request refused before routing or a parser's 400 there went past the bearer guard. */
   protectedAnonymous: boolean;
@@ -57,7 +59,10 @@ const EXTENSION: Record<ImageFormat, string> = { jpeg: "jpg", png: "png", webp: 
 
 /** Path parameters: mostly a name that works, sometimes one a stranger would send. */
 const HOSTILE_NAMES = ["..", "%2e%2e", "a%2fb", "a%5cb", "%00", "%E2%80%AE", "x".repeat(300), "%ff%fe", "con", "a b"];
-const HOSTILE_QUERY_VALUES = ["0", "-1", "999999", "NaN", "1e308", "", "%00", "open", "closed", "true", "[]", "x".repeat(2000)];
+/** Numbers as `Number()` reads them, not as the service takes them: every query number refuses each (roles/web/query-numbers.ts). */
+const LOOSE_INTEGERS = ["1e1", "0x10", " 5", "5 ", "", "1.0", "-0", "+5", "05", "Infinity", "NaN", "99999999999999999999", "1_000", "0b1", "\uff15"];
+const LOOSE_DECIMALS = ["0x0", " 0.5", "0.5 ", "", "-0", "+0.5", "Infinity", "NaN", "1_0", "1e", "e-3", "0.5.5", "0,5", "1e400", "\u0660.5"];
+const HOSTILE_QUERY_VALUES = ["0", "-1", "999999", "NaN", "1e308", "", "%00", "open", "closed", "true", "[]", "x".repeat(2000), ...LOOSE_INTEGERS, ...LOOSE_DECIMALS];
 const HOSTILE_FILE_NAMES = ["../../etc/passwd", "a\\b", "..", "", "x".repeat(1000), "CON", "\u202egpj.exe", "a\u0000b", "%2e%2e%2f"];
 
 function fillPath(path: string, rng: Prng, target: FuzzTarget): string {
@@ -217,6 +222,37 @@ function methodCase(index: number, rng: Prng, target: FuzzTarget): FuzzCase {
   };
 }
 
+/** Each query number of the API (from 1, or a rate or score from 0 to 1) and the routes that take it. */
+const QUERY_NUMBERS: { name: string; integer: boolean; routes: string[] }[] = [
+  { name: "k", integer: true, routes: ["/v1/recognize"] },
+  { name: "maxFaces", integer: true, routes: ["/v1/recognize", "/v1/detect"] },
+  { name: "minScore", integer: false, routes: ["/v1/recognize", "/v1/detect"] },
+  { name: "far", integer: false, routes: ["/v1/recognize", "/v1/verify", "/v1/subjects/{subject}/verify"] },
+  { name: "page", integer: true, routes: ["/v1/subjects"] },
+  { name: "size", integer: true, routes: ["/v1/subjects"] },
+];
+
+/** One query number spelled as `Number()` would read it, with the token and a good image: 400 invalid_parameter, nothing else. */
+function looseNumberCase(index: number, rng: Prng, target: FuzzTarget): FuzzCase {
+  const parameter = rng.pick(QUERY_NUMBERS);
+  const value = rng.pick(parameter.integer ? LOOSE_INTEGERS : LOOSE_DECIMALS);
+  const route = rng.pick(parameter.routes).replace("{subject}", rng.pick(target.subjects.length > 0 ? target.subjects : ["nobody"]));
+  const path = `${route}?${parameter.name}=${encodeURIComponent(value)}`;
+  const headers: [string, string][] = [hostHeader(target), close, ["Authorization", `Bearer ${target.token}`]];
+  const upload = route !== "/v1/subjects";
+  const boundary = `number${index}`;
+  const fields = route === "/v1/verify" ? ["image1", "image2"] : ["image"];
+  if (upload) headers.push(["Content-Type", `multipart/form-data; boundary=${boundary}`]);
+  const body = upload ? multipartBody(boundary, fields.map((field) => validImage(target, rng).part(field))) : undefined;
+  const method = upload ? "POST" : "GET";
+  return {
+    index,
+    kind: `loose-number:${parameter.name}`,
+    description: `${method} ${path} admin`,
+    run: async () => [{ ...(await send(target, { method, target: path, headers, body }, wellFormed(false))), looseNumber: true }],
+  };
+}
+
 /** A multipart upload with broken framing, to the classic route (open) or an image route with the token. */
 function framingCase(index: number, rng: Prng, target: FuzzTarget): FuzzCase {
   const classic = rng.chance(0.5);
@@ -323,7 +359,8 @@ export function fuzzCase(seed: number, index: number, target: FuzzTarget): FuzzC
   if (roll < 0.62) return uploadCase(index, rng, target);
   if (roll < 0.7) return badHostCase(index, rng, target);
   if (roll < 0.8) return pathCase(index, rng, target);
-  if (roll < 0.85) return methodCase(index, rng, target);
+  if (roll < 0.84) return methodCase(index, rng, target);
+  if (roll < 0.87) return looseNumberCase(index, rng, target);
   if (roll < 0.985) return framingCase(index, rng, target);
   return slowBodyCase(index, rng, target);
 }

@@ -142,6 +142,17 @@ describe("POST /v1/detect", () => {
     await expectError(await call("POST", "/v1/detect?maxFaces=1000", form(["image", "ada.jpg"])), 400, "invalid_parameter");
     expect(submitted).toEqual([]);
   });
+
+  test("maxFaces and minScore only as written plainly: 0x10, 1e1, a space, 1.0, -0 refused naming the parameter, no job", async () => {
+    const { call, form, submitted, uploadBucket } = await api();
+    for (const query of ["maxFaces=0x10", "maxFaces=1e1", "maxFaces=%205", "maxFaces=1.0", "maxFaces=", "maxFaces=99999999999999999999", "minScore=-0", "minScore=Infinity", "minScore=0x0", "minScore=%20.5"]) {
+      const response = await call("POST", `/v1/detect?${query}`, form(["image", "ada.jpg"]));
+      expect([query, response.status]).toEqual([query, 400]);
+      const name = query.split("=")[0]!;
+      expect(await response.json()).toMatchObject({ error: "invalid_parameter", message: expect.stringMatching(new RegExp(`^invalid query parameter '${name}': it takes (an integer from 1 to 100|a number from 0 to 1)`)) });
+    }
+    expect([submitted, await uploadBucket.count()]).toEqual([[], 0]);
+  });
 });
 
 describe("POST /v1/verify", () => {
@@ -236,6 +247,8 @@ describe("POST /v1/search", () => {
     await expectError(await call("POST", "/v1/search", { embedding: [0, 0, 0, 0] }), 400, "invalid_embedding");
     await expectError(await call("POST", "/v1/search", { embedding: ["a", 0, 0, 0] }), 400, "invalid_body");
     await expectError(await call("POST", "/v1/search", { embedding: [1, 0, 0, 0], k: 99 }), 400, "invalid_body");
+    // k is a JSON number: a string, even one Number() reads, is refused.
+    for (const k of ["0x10", "5", " 5", "1e1"]) await expectError(await call("POST", "/v1/search", { embedding: [1, 0, 0, 0], k }), 400, "invalid_body");
     const notJson = await (await api()).app.handle(request("/v1/search", { method: "POST", body: "{embedding", headers: { ...AUTH, "content-type": "application/json" } }));
     await expectError(notJson, 400, "unreadable_body");
   });
@@ -253,6 +266,32 @@ describe("subjects", () => {
     expect(faces).toEqual({ name: "Ada", faces: [{ faceId: expect.any(String), createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), source: "ada.jpg" }] });
     await expectError(await call("GET", "/v1/subjects/Nobody"), 404, "unknown_subject");
     await expectError(await call("GET", "/v1/subjects?size=0"), 400, "invalid_parameter");
+  });
+
+  test("page and size only in decimal digits within their bounds: 400 invalid_parameter naming the parameter", async () => {
+    const { call } = await api();
+    const cases: [string, string][] = [
+      ["page=1e1", "page"],
+      ["page=0x2", "page"],
+      ["page=%202", "page"],
+      ["page=", "page"],
+      ["page=2.0", "page"],
+      ["page=-0", "page"],
+      ["page=1000001", "page"],
+      ["page=99999999999999999999", "page"],
+      ["size=1_000", "size"],
+      ["size=Infinity", "size"],
+      ["size=NaN", "size"],
+      ["size=1001", "size"],
+      ["size=010", "size"],
+    ];
+    for (const [query, name] of cases) {
+      const response = await call("GET", `/v1/subjects?${query}`);
+      expect([query, response.status]).toEqual([query, 400]);
+      const bound = name === "page" ? 1_000_000 : 1000;
+      expect(await response.json()).toMatchObject({ error: "invalid_parameter", message: `invalid query parameter '${name}': it takes an integer from 1 to ${bound}, in decimal digits` });
+    }
+    expect(await (await call("GET", "/v1/subjects?page=1000000&size=1000")).json()).toMatchObject({ page: 1_000_000, size: 1000, subjects: [] });
   });
 
   test("rename; into an existing subject only with ?merge=true", async () => {

@@ -97,6 +97,29 @@ describe("API docs", () => {
     }
   });
 
+  test("every number in a query is documented as the text it takes: a pattern, and its bounds in the description", async () => {
+    const spec = await fetchSpec();
+    const numbers: [string, string, string, string][] = [
+      ["/v1/recognize", "post", "k", "an integer from 1 to 20, in decimal digits"],
+      ["/v1/recognize", "post", "maxFaces", "an integer from 1 to 100, in decimal digits"],
+      ["/v1/recognize", "post", "minScore", "a number from 0 to 1, written as decimal digits"],
+      ["/v1/recognize", "post", "far", "a number between 0 and 1 exclusive, written as decimal digits"],
+      ["/v1/detect", "post", "maxFaces", "an integer from 1 to 100, in decimal digits"],
+      ["/v1/detect", "post", "minScore", "a number from 0 to 1, written as decimal digits"],
+      ["/v1/verify", "post", "far", "a number between 0 and 1 exclusive"],
+      ["/v1/subjects/{name}/verify", "post", "far", "a number between 0 and 1 exclusive"],
+      ["/v1/subjects", "get", "page", "an integer from 1 to 1000000, in decimal digits"],
+      ["/v1/subjects", "get", "size", "an integer from 1 to 1000, in decimal digits"],
+    ];
+    for (const [path, method, name, takes] of numbers) {
+      const parameter = spec.paths[path]?.[method]?.parameters?.find((candidate) => candidate.name === name);
+      // Read before toMatchObject, which leaves its matchers in the object it matched (Bun 1.4).
+      const pattern = new RegExp((parameter?.schema as { pattern: string }).pattern);
+      expect(parameter, `${path} ${name}`).toMatchObject({ in: "query", required: false, schema: { type: "string", pattern: expect.any(String), description: expect.stringContaining(takes) } });
+      expect(["1e1", "0x10", " 5", "", "-0", "Infinity", "1_000"].filter((text) => pattern.test(text)), `${path} ${name}`).toEqual(name === "far" || name === "minScore" ? ["1e1"] : []);
+    }
+  });
+
   test("every /v1 route has an answer schema with an example", async () => {
     expect(await withoutExample(documentedRoutes().filter((route) => route.path.startsWith("/v1")))).toEqual([]);
   });

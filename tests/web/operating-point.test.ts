@@ -15,16 +15,15 @@ const POINTS: FarCalibration = [
 ];
 
 describe("the operating point answered", () => {
-  const cases: [string, FarCalibration, string | undefined, { threshold: number; far?: number }, OperatingPoint | string][] = [
+  const cases: [string, FarCalibration, number | undefined, { threshold: number; far?: number }, OperatingPoint | string][] = [
     ["no far: the app's threshold, calibrated", POINTS, undefined, { threshold: 0.93, far: 1e-3 }, { threshold: 0.93, far: 1e-3 }],
     ["no far: the app's threshold, set by hand", POINTS, undefined, { threshold: 0.5 }, { threshold: 0.5, far: null }],
-    ["a calibrated far wins over the app's threshold", POINTS, "1e-2", { threshold: 0.93, far: 1e-3 }, { threshold: 0.91, far: 1e-2 }],
-    ["a calibrated far wins over a threshold set by hand", POINTS, "1e-4", { threshold: 0.5 }, { threshold: 0.94, far: 1e-4 }],
-    ["the same number written otherwise", POINTS, "1E-4", { threshold: 0.5 }, { threshold: 0.94, far: 1e-4 }],
-    ["between two calibrated rates: refused, not interpolated", POINTS, "5e-3", { threshold: 0.93 }, "far 0.005 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
-    ["past the calibration: refused, not its end", POINTS, "1e-6", { threshold: 0.93 }, "far 0.000001 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
-    ["a hair off a calibrated rate: refused", POINTS, String(1e-3 * (1 + Number.EPSILON)), { threshold: 0.93 }, "calibrated: 0.01, 0.001, 0.0001"],
-    ["no calibration: every far refused", [], "1e-3", { threshold: 0.3 }, "this embedder has none"],
+    ["a calibrated far wins over the app's threshold", POINTS, 1e-2, { threshold: 0.93, far: 1e-3 }, { threshold: 0.91, far: 1e-2 }],
+    ["a calibrated far wins over a threshold set by hand", POINTS, 1e-4, { threshold: 0.5 }, { threshold: 0.94, far: 1e-4 }],
+    ["between two calibrated rates: refused, not interpolated", POINTS, 5e-3, { threshold: 0.93 }, "far 0.005 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
+    ["past the calibration: refused, not its end", POINTS, 1e-6, { threshold: 0.93 }, "far 0.000001 is not a calibrated operating point; calibrated: 0.01, 0.001, 0.0001"],
+    ["a hair off a calibrated rate: refused", POINTS, 1e-3 * (1 + Number.EPSILON), { threshold: 0.93 }, "calibrated: 0.01, 0.001, 0.0001"],
+    ["no calibration: every far refused", [], 1e-3, { threshold: 0.3 }, "this embedder has none"],
   ];
   for (const [what, points, far, inForce, expected] of cases) {
     test(what, () => {
@@ -71,9 +70,11 @@ describe("far over HTTP, with the default embedder's calibration", () => {
     expect(await answer("")).toEqual({ threshold: at(1e-3), far: 1e-3, match: null });
     expect(await answer("?far=1e-2")).toEqual({ threshold: at(1e-2), far: 1e-2, match: "Paul" });
     expect(await answer("?far=0.0001")).toEqual({ threshold: at(1e-4), far: 1e-4, match: null });
+    // A decimal with an optional exponent, however it is spelled, is the same rate.
+    for (const spelling of ["1E-4", ".0001", "0.00010", "10e-5", "1e-4"]) expect([spelling, await answer(`?far=${spelling}`)]).toEqual([spelling, { threshold: at(1e-4), far: 1e-4, match: null }]);
     // The web role applies the threshold: nothing of it travels in the job message.
     const faces = harness.jobsTaken.filter((job: JobMessage) => job.kind === "faces");
-    expect(faces.length).toBe(3);
+    expect(faces.length).toBe(8);
     expect(new Set(faces.map((job) => JSON.stringify(job.faces)))).toEqual(new Set([JSON.stringify({ k: 3, maxFaces: 20, minScore: 0, embedding: false })]));
   });
 
@@ -88,10 +89,13 @@ describe("far over HTTP, with the default embedder's calibration", () => {
 
   test("a far not written as a plain decimal, or out of (0, 1): 400 invalid_parameter, no job", async () => {
     const jobs = harness.jobsTaken.length;
-    for (const far of ["%201e-1", "0x1", "Infinity", "-1e-3", "%2B1e-3", "1e-3%20", "", "0", "1", "2"]) {
+    for (const far of ["%201e-1", "0x1", "Infinity", "NaN", "-1e-3", "-0", "%2B1e-3", "1e-3%20", "", "0", "1", "2", "1e400", "1e-400", "1_0e-3", "0.00.1", "e-3"]) {
       const response = await recognize(`?far=${far}`);
       expect([far, response.status]).toEqual([far, 400]);
-      expect(await response.json()).toMatchObject({ error: "invalid_parameter", message: expect.stringContaining("far") });
+      expect(await response.json()).toMatchObject({
+        error: "invalid_parameter",
+        message: "invalid query parameter 'far': it takes a number between 0 and 1 exclusive, written as decimal digits with an optional point and exponent (0.001, .001, 1e-3)",
+      });
     }
     expect(harness.jobsTaken.length).toBe(jobs);
   });

@@ -92,6 +92,43 @@ describe("POST /v1/recognize", () => {
     expect(await response.json()).toMatchObject({ faces: [] });
   });
 
+  describe("numbers in the query: one spelling each, anything else 400 invalid_parameter naming the parameter, no job, nothing stored", () => {
+    const integer = (name: string, maximum: number) => `invalid query parameter '${name}': it takes an integer from 1 to ${maximum}, in decimal digits`;
+    const decimal = "it takes a number from 0 to 1, written as decimal digits with an optional point and exponent (0.001, .001, 1e-3)";
+    // What `Number()` (Elysia's coercion) reads as a number, or as one in bounds, and a stranger would send.
+    const notIntegers = ["1e1", "0x10", "%205", "5%20", "", "1.0", "-0", "-1", "%2B5", "05", "Infinity", "NaN", "99999999999999999999", "1_000", "0", "0b1", "%EF%BC%95"];
+    const notScores = ["0x0", "%200.5", "0.5%20", "", "-0", "%2B0.5", "Infinity", "NaN", "1_0", "1.5", "2", "1e1", "0.5.5", "e-3", "0,5", "1e-3x"];
+    const refused: [string, string][] = [
+      ...notIntegers.map((value): [string, string] => [`?k=${value}`, integer("k", 20)]),
+      ["?k=21", integer("k", 20)],
+      ...notIntegers.map((value): [string, string] => [`?maxFaces=${value}`, integer("maxFaces", 100)]),
+      ["?maxFaces=101", integer("maxFaces", 100)],
+      ...notScores.map((value): [string, string] => [`?minScore=${value}`, `invalid query parameter 'minScore': ${decimal}`]),
+    ];
+    test.each(refused)("%s", async (query, message) => {
+      const { recognize, submitted, uploadBucket } = recognizer();
+      const response = await recognize(query);
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({ error: "invalid_parameter", message, requestId: expect.any(String) });
+      expect(submitted).toEqual([]);
+      expect(await uploadBucket.count()).toBe(0);
+    });
+
+    const accepted: [string, { k: number; maxFaces: number; minScore: number }][] = [
+      ["?k=1&maxFaces=1&minScore=0", { k: 1, maxFaces: 1, minScore: 0 }],
+      ["?k=20&maxFaces=100&minScore=1", { k: 20, maxFaces: 100, minScore: 1 }],
+      ["?minScore=.5", { k: 3, maxFaces: 20, minScore: 0.5 }],
+      ["?minScore=5e-1", { k: 3, maxFaces: 20, minScore: 0.5 }],
+      ["?minScore=0.50", { k: 3, maxFaces: 20, minScore: 0.5 }],
+      ["?minScore=1.", { k: 3, maxFaces: 20, minScore: 1 }],
+    ];
+    test.each(accepted)("%s is read as written", async (query, faces) => {
+      const { recognize, submitted } = recognizer();
+      expect((await recognize(query)).status).toBe(200);
+      expect(submitted.map((submission) => submission.options)).toEqual([{ faces: { ...faces, embedding: false } }]);
+    });
+  });
+
   describe("bad input: a 4xx with its code, and no job", () => {
     const cases: [string, string, () => FormData, number, string][] = [
       ["k over 20", "?k=21", () => multipart("image", images.jpeg, "a.jpg"), 400, "invalid_parameter"],
