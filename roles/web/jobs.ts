@@ -55,6 +55,7 @@ export function createJobSubmitter(deps: {
   mode: AnswerMode;
   /** The gallery version each job must see: every change this web process made or read. */
   galleryVersion: () => number;
+  onJobQueued?: () => void;
 }): JobSubmitter {
   const submitter: JobSubmitter = {
     async submit(jobId, kind, upload, options = {}) {
@@ -79,6 +80,7 @@ export function createJobSubmitter(deps: {
         await deps.inBucket.delete(inputKey).catch(() => {});
         throw error;
       }
+      deps.onJobQueued?.();
       let answer;
       try {
         answer = await reply;
