@@ -62,6 +62,7 @@ export class Controller {
   /** The last look found no instance pending or running and the queue empty. */
   private idleAtLastLook = false;
   private stepping = false;
+  private jobQueuedWhileStepping = false;
 
   constructor(private readonly options: ControllerOptions) {}
 
@@ -75,22 +76,29 @@ export class Controller {
    * jobs never adds a look.
    */
   jobQueued(): void {
-    if (this.stopped || this.stepping || !this.idleAtLastLook) return;
-    this.idleAtLastLook = false;
-    void this.loop();
+    if (this.stopped) return;
+    // A look under way may have read the queue before the job came: it decides again once it ends.
+    if (this.stepping) this.jobQueuedWhileStepping = true;
+    else if (this.idleAtLastLook) {
+      this.idleAtLastLook = false;
+      void this.loop();
+    }
   }
 
   private readonly loop = async (): Promise<void> => {
     if (this.stopped) return;
     clearTimeout(this.timer);
     this.stepping = true;
+    this.jobQueuedWhileStepping = false;
     this.tick = (this.options.mayAct?.() === false ? Promise.resolve() : this.step()).then(
       () => {},
       (error) => this.options.log.error("controller_step_failed", errorFields(error)),
     );
     await this.tick;
     this.stepping = false;
-    if (!this.stopped) this.timer = setTimeout(this.loop, this.options.intervalMs);
+    if (this.stopped) return;
+    const lookAgain = this.jobQueuedWhileStepping && this.idleAtLastLook;
+    this.timer = setTimeout(this.loop, lookAgain ? 0 : this.options.intervalMs);
   };
 
   async stop(): Promise<void> {

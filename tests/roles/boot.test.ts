@@ -60,6 +60,38 @@ describe("role resolution", () => {
     }
   });
 
+  test("AWS_EC2_METADATA_DISABLED, as the SDK reads it, is honoured: no metadata asked, every role embedded; required metadata is then an error", async () => {
+    let asked = 0;
+    const imds = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(request) {
+        asked++;
+        const path = new URL(request.url).pathname.replace(/\/{2,}/g, "/");
+        if (path === "/latest/api/token" && request.method === "PUT") return new Response("token", { headers: { "x-aws-ec2-metadata-token-ttl-seconds": "21600" } });
+        if (path === "/latest/meta-data/instance-id") return new Response("i-0tagged");
+        if (path === "/latest/meta-data/tags/instance/Role") return new Response("app");
+        return new Response("", { status: 404 });
+      },
+    });
+    try {
+      await withMetadataEndpoint(`http://127.0.0.1:${imds.port}`, async () => {
+        for (const value of ["true", "TRUE", "1"]) {
+          expect(await resolveRoles([], undefined, { AWS_EC2_METADATA_DISABLED: value })).toEqual({ roles: ["all"], source: "instance-metadata-disabled" });
+          await expect(resolveRoles([], undefined, { AWS_EC2_METADATA_DISABLED: value }, { required: true })).rejects.toThrow(/AWS_EC2_METADATA_DISABLED/);
+        }
+        expect(asked).toBe(0);
+        // "false" or empty, as for the SDK, leaves metadata on.
+        for (const value of ["false", ""]) {
+          expect(await resolveRoles([], undefined, { AWS_EC2_METADATA_DISABLED: value })).toEqual({ roles: ["app"], source: "instance-metadata-tag", instanceId: "i-0tagged" });
+        }
+        expect(asked).toBeGreaterThan(0);
+      });
+    } finally {
+      imds.stop(true);
+    }
+  });
+
   test("with no metadata service answering, every role runs embedded, quickly", async () => {
     await withMetadataEndpoint(closedEndpoint(), async () => {
       const started = performance.now();
