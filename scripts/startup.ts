@@ -14,6 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { APP_ROLE_TAG_VALUE, ROLE_TAG } from "../roles/deployment.ts";
 import { startSimDeployment } from "./sim-deployment.ts";
 
 const { values: args } = parseArgs({
@@ -68,7 +69,7 @@ const phases = (lines: LogLine[]): Phases => {
 };
 
 /** One embedded start of the checkout: process start (as spawned) to the first answer, and the phases its log gives. */
-async function embeddedStart(checkout: string, servicePort: number): Promise<Phases & { firstAnswerMs: number }> {
+async function embeddedStart(checkout: string, servicePort: number): Promise<Phases & { firstAnswerMs: number; cpuAtAnswerMs?: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), "startup-"));
   const url = `http://127.0.0.1:${servicePort}`;
   const env = { ...process.env, NODE_ENV: "production", FACEFLEET_PORT: String(servicePort), FACEFLEET_HOST: "127.0.0.1", FACEFLEET_DATA_DIR: dataDir };
@@ -82,10 +83,11 @@ async function embeddedStart(checkout: string, servicePort: number): Promise<Pha
       await Bun.sleep(10);
     }
     const firstAnswerMs = performance.now() - launched;
+    const cpuAtAnswerMs = cpuMsOf(child.pid);
     if (status !== 409) throw new Error(`${checkout}: the first answer was HTTP ${status}, not 409 (nobody enrolled)`);
     child.kill("SIGTERM");
     const log = await new Response(child.stdout).text();
-    return { firstAnswerMs, ...phases(logLines(log)) };
+    return { firstAnswerMs, cpuAtAnswerMs, ...phases(logLines(log)) };
   } finally {
     child.kill("SIGKILL");
     await child.exited;
@@ -102,6 +104,15 @@ const summary = (values: (number | undefined)[]) => {
   const known = values.filter((value): value is number => value !== undefined);
   return known.length === 0 ? undefined : { median: Math.round(median(known)), all: known.map(Math.round) };
 };
+/** CPU milliseconds a process has used so far, all its threads (from /proc): unlike its wall time, load from others hardly bends it. */
+const cpuMsOf = (pid: number): number | undefined => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return undefined;
+  }
+};
 const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 
 const checkouts = [{ label: "this", dir: resolve(import.meta.dir, "..") }, ...(args.baseline ? [{ label: "baseline", dir: resolve(args.baseline) }] : [])];
@@ -111,17 +122,17 @@ for (let run = 0; run < runs; run++) {
   for (const { label, dir } of run % 2 ? [...checkouts].reverse() : checkouts) {
     const result = await embeddedStart(dir, port);
     embedded[label]!.push(result);
-    console.log(`${label} run ${run + 1}: first answer ${Math.round(result.firstAnswerMs)} ms (roles resolved at ${result.resolvedMs ?? "?"} ms, started at ${result.startedMs ?? "?"} ms having used ${result.startedCpuMs ?? "?"} ms of CPU)`);
+    console.log(`${label} run ${run + 1}: first answer ${Math.round(result.firstAnswerMs)} ms, ${result.cpuAtAnswerMs ?? "?"} ms of CPU (roles resolved at ${result.resolvedMs ?? "?"} ms, started at ${result.startedMs ?? "?"} ms having used ${result.startedCpuMs ?? "?"} ms of CPU)`);
   }
 }
 const embeddedSummary = Object.fromEntries(
   Object.entries(embedded).map(([label, results]) => [
     label,
-    { first_answer_ms: summary(results.map((r) => r.firstAnswerMs)), roles_resolved_ms: summary(results.map((r) => r.resolvedMs)), roles_started_ms: summary(results.map((r) => r.startedMs)), cpu_at_roles_started_ms: summary(results.map((r) => r.startedCpuMs)) },
+    { first_answer_ms: summary(results.map((r) => r.firstAnswerMs)), cpu_at_first_answer_ms: summary(results.map((r) => r.cpuAtAnswerMs)), roles_resolved_ms: summary(results.map((r) => r.resolvedMs)), roles_started_ms: summary(results.map((r) => r.startedMs)), cpu_at_roles_started_ms: summary(results.map((r) => r.startedCpuMs)) },
   ]),
 );
 for (const [label, figures] of Object.entries(embeddedSummary)) {
-  console.log(`${label}: embedded first answer, median ${figures.first_answer_ms?.median} ms; roles resolved at ${figures.roles_resolved_ms?.median ?? "?"} ms, started at ${figures.roles_started_ms?.median ?? "?"} ms (load ${load()})`);
+  console.log(`${label}: embedded first answer, median ${figures.first_answer_ms?.median} ms, ${figures.cpu_at_first_answer_ms?.median ?? "?"} ms of CPU; roles resolved at ${figures.roles_resolved_ms?.median ?? "?"} ms, started at ${figures.roles_started_ms?.median ?? "?"} ms (load ${load()})`);
 }
 
 /** One app instance of the emulated region, started by one job, `runs` times (the pool scales back in between). */
@@ -129,7 +140,7 @@ async function regionStarts(): Promise<Record<string, unknown>> {
   console.error("region: bootstrap, bake and launch (a minute or two)");
   const deployment = await startSimDeployment({ bootDelayMs: 0, startDelayMs: 0, pool: "warm", port: port + 1 });
   const { cloud, region, webUrl } = deployment;
-  const results: (Phases & { answerMs: number; firstJobMs?: number })[] = [];
+  const results: (Phases & { answerMs: number; cpuAtAnswerMs?: number; firstJobMs?: number })[] = [];
   try {
     for (let run = 0; run < runs; run++) {
       // Wait for a fleet at rest: every app instance stopped.
@@ -143,16 +154,17 @@ async function regionStarts(): Promise<Record<string, unknown>> {
       const status = await ask(webUrl);
       const answerMs = performance.now() - sent;
       if (status !== 409) throw new Error(`region: the answer was HTTP ${status ?? "none"}, not 409 (nobody enrolled)`);
-      const [instance] = (await cloud.fleet.list()).filter((candidate) => candidate.state === "running" || candidate.state === "pending");
+      const [instance] = region.ec2.instances().filter((candidate) => candidate.pid !== undefined && candidate.tags[ROLE_TAG] === APP_ROLE_TAG_VALUE);
       if (!instance) throw new Error("region: no app instance was started for the job");
+      const cpuAtAnswerMs = cpuMsOf(instance.pid!);
       // The instance's log holds every boot of it: this boot's lines are the ones after the job was sent.
       const lines = logLines(readFileSync(join(region.logDir, `${instance.id}.log`), "utf8")).filter((line) => Date.parse(line.time) >= sentAt);
       const resolved = lines.find((line) => line.event === "roles_resolved");
       const processStart = resolved?.sinceStartMs === undefined ? undefined : Date.parse(resolved.time) - resolved.sinceStartMs;
       const firstJob = lines.find((line) => line.event === "job_done");
-      const result = { answerMs, ...phases(lines), firstJobMs: processStart === undefined || !firstJob ? undefined : Date.parse(firstJob.time) - processStart };
+      const result = { answerMs, cpuAtAnswerMs, ...phases(lines), firstJobMs: processStart === undefined || !firstJob ? undefined : Date.parse(firstJob.time) - processStart };
       results.push(result);
-      console.log(`region run ${run + 1}: answer ${Math.round(answerMs)} ms after the job was sent; the instance's process: roles resolved at ${result.resolvedMs ?? "?"} ms, started at ${result.startedMs ?? "?"} ms (${result.startedCpuMs ?? "?"} ms of CPU), first job done at ${result.firstJobMs ?? "?"} ms`);
+      console.log(`region run ${run + 1}: answer ${Math.round(answerMs)} ms after the job was sent; the instance's process: ${cpuAtAnswerMs ?? "?"} ms of CPU by then, roles resolved at ${result.resolvedMs ?? "?"} ms, started at ${result.startedMs ?? "?"} ms (${result.startedCpuMs ?? "?"} ms of CPU), first job done at ${result.firstJobMs ?? "?"} ms`);
     }
   } finally {
     await deployment.infra("teardown", "--yes").catch((error) => console.error(String(error)));
@@ -160,12 +172,13 @@ async function regionStarts(): Promise<Record<string, unknown>> {
   }
   const figures = {
     answer_ms: summary(results.map((r) => r.answerMs)),
+    cpu_at_answer_ms: summary(results.map((r) => r.cpuAtAnswerMs)),
     roles_resolved_ms: summary(results.map((r) => r.resolvedMs)),
     roles_started_ms: summary(results.map((r) => r.startedMs)),
     cpu_at_roles_started_ms: summary(results.map((r) => r.startedCpuMs)),
     first_job_ms: summary(results.map((r) => r.firstJobMs)),
   };
-  console.log(`region: app instance started by a job, median answer ${figures.answer_ms?.median} ms after sending; its process: first job done at ${figures.first_job_ms?.median ?? "?"} ms (load ${load()})`);
+  console.log(`region: app instance started by a job, median answer ${figures.answer_ms?.median} ms after sending, its process had used ${figures.cpu_at_answer_ms?.median ?? "?"} ms of CPU; first job done at ${figures.first_job_ms?.median ?? "?"} ms (load ${load()})`);
   return figures;
 }
 
