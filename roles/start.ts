@@ -4,7 +4,8 @@
  * every scale-out, and the embedded mode needs no AWS SDK at all.
  */
 import { availableParallelism } from "node:os";
-import { inspectImage, InferencePool, operatingPointsFor, thresholdFor } from "../model/index.ts";
+import { InferencePool } from "../model/pool.ts";
+import { operatingPointsFor, thresholdFor } from "../model/registry.ts";
 import { ImageError } from "../model/types.ts";
 import { AnalysisCache } from "./app/analysis-cache.ts";
 import type { RoleResolution } from "./boot.ts";
@@ -131,7 +132,10 @@ export function appInferenceWorkers(config: Config, cores: number): number {
 
 /** The web role's image inspector over the model's: the model's image errors become problems the web role reports. */
 export function imageInspector(maxPixels: number): ImageInspector {
+  // The decoder (sharp) is loaded only by a process with a web role; the app's decoding is its workers'.
+  const decoder = import("../model/decode.ts");
   return async (bytes) => {
+    const { inspectImage } = await decoder;
     try {
       await inspectImage(bytes, maxPixels);
       return undefined;
