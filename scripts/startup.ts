@@ -157,8 +157,14 @@ async function regionStarts(): Promise<Record<string, unknown>> {
       const [instance] = region.ec2.instances().filter((candidate) => candidate.pid !== undefined && candidate.tags[ROLE_TAG] === APP_ROLE_TAG_VALUE);
       if (!instance) throw new Error("region: no app instance was started for the job");
       const cpuAtAnswerMs = cpuMsOf(instance.pid!);
-      // The instance's log holds every boot of it: this boot's lines are the ones after the job was sent.
-      const lines = logLines(readFileSync(join(region.logDir, `${instance.id}.log`), "utf8")).filter((line) => Date.parse(line.time) >= sentAt);
+      // The instance's log holds every boot of it: this boot's lines are the ones after the job was sent. It logs the job
+      // done just after it replied.
+      const thisBoot = () => logLines(readFileSync(join(region.logDir, `${instance.id}.log`), "utf8")).filter((line) => Date.parse(line.time) >= sentAt);
+      let lines = thisBoot();
+      for (let waited = 0; waited < 2_000 && !lines.some((line) => line.event === "job_done"); waited += 50) {
+        await Bun.sleep(50);
+        lines = thisBoot();
+      }
       const resolved = lines.find((line) => line.event === "roles_resolved");
       const processStart = resolved?.sinceStartMs === undefined ? undefined : Date.parse(resolved.time) - resolved.sinceStartMs;
       const firstJob = lines.find((line) => line.event === "job_done");
