@@ -84,6 +84,7 @@ export async function startEmbedded(config: Config, log: Logger): Promise<Runnin
   let controller: RunningControllerRole | undefined;
   const cloud: Cloud = localCloud(
     config,
+    // Called by the controller, which starts once the pool has loaded.
     async (instanceId) => startAppRole({ ...context, config: appConfig(config) }, { analyzer: pool!, cache, gallery, threshold, slots: config.slotsPerInstance, instanceId }),
     log,
   );
