@@ -5,15 +5,24 @@
 import { loadConfig, ConfigError } from "./roles/config.ts";
 import { resolveRoles, RoleError } from "./roles/boot.ts";
 import { createLogger, errorFields } from "./roles/log.ts";
-import { startRoles } from "./roles/start.ts";
 
 const log = createLogger({ pid: process.pid });
+/** Since this process started (Bun's clock starts with the process), and the CPU it used: the start-up's figures. */
+const sinceStart = () => {
+  const cpu = process.cpuUsage();
+  return { sinceStartMs: Math.round(performance.now()), cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
+};
 
 try {
   const config = loadConfig();
+  // The roles' modules load while instance metadata is asked, which off EC2 waits out its timeout.
+  const loading = import("./roles/start.ts");
+  loading.catch(() => {}); // awaited below, unless the roles cannot be resolved
   const resolution = await resolveRoles(process.argv.slice(2), config.role, process.env, { required: config.instanceMetadata === "required" });
-  log.info("roles_resolved", { ...resolution });
+  log.info("roles_resolved", { ...resolution, ...sinceStart() });
+  const { startRoles } = await loading;
   const running = await startRoles(config, resolution, log);
+  log.info("roles_started", sinceStart());
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

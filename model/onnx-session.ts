@@ -45,13 +45,13 @@ export interface SessionOptions {
  */
 export async function openSession(path: string, { optimization = "all", cacheDir = OPTIMIZED_GRAPH_DIR }: SessionOptions = {}): Promise<OnnxSession> {
   if (!existsSync(path)) throw new ModelFileMissingError(`model file ${path} is missing: build the models with \`bun run model:build\``);
-  const level = optimization === "all" ? "" : `.${optimization}`;
-  const cached = join(cacheDir, `${basename(path, ".onnx")}${level}.${await optimizedGraphKey(path)}.onnx`);
+  const cached = await optimizedGraphFile(path, cacheDir, optimization);
   if (existsSync(cached)) {
     try {
       return await ort.InferenceSession.create(cached, { ...THREADS, graphOptimizationLevel: "disabled" });
     } catch {
-      await rm(cached, { force: true }); // damaged: optimise again below
+      // Damaged: optimise again below (a read-only cache keeps it, and the graph is optimised at every start).
+      await rm(cached, { force: true }).catch(() => {});
     }
   }
   const temp = `${cached}.${crypto.randomUUID()}.tmp`;
@@ -68,14 +68,18 @@ export async function openSession(path: string, { optimization = "all", cacheDir
   return session;
 }
 
+/** What an optimised graph depends on besides its network: onnxruntime's version and the CPU it may be laid out for. */
+export const RUNTIME = `onnxruntime ${ort.env.versions.common}\0${arch()}\0${cpus()[0]?.model ?? "unknown cpu"}`;
+
 /**
- * The network's content (a 64-bit hash: no one picks these files against us, and SHA-256 over dlib-resnet's 22 MB took
- * half of what the kept graph saves), the runtime's version and the CPU.
+ * Where the graph optimised from the network at `path` at `optimization` is kept: named by the level, the network's
+ * content (a 64-bit hash: no one picks these files against us, and SHA-256 over dlib-resnet's 22 MB took half of what
+ * the kept graph saves) and `runtime`'s.
  */
-async function optimizedGraphKey(path: string): Promise<string> {
-  const network = Bun.hash.xxHash3(await Bun.file(path).bytes()).toString(16).padStart(16, "0");
-  const runtime = Bun.hash.xxHash3(`onnxruntime ${ort.env.versions.common}\0${arch()}\0${cpus()[0]?.model ?? "unknown cpu"}`).toString(16).padStart(16, "0");
-  return `${network}-${runtime}`;
+export async function optimizedGraphFile(path: string, cacheDir: string, optimization: GraphOptimization = "all", runtime = RUNTIME): Promise<string> {
+  const hash = (bytes: Uint8Array | string) => Bun.hash.xxHash3(bytes).toString(16).padStart(16, "0");
+  const level = optimization === "all" ? "" : `.${optimization}`;
+  return join(cacheDir, `${basename(path, ".onnx")}${level}.${hash(await Bun.file(path).bytes())}-${hash(runtime)}.onnx`);
 }
 
 /** Runs a one-input, one-output float32 model and returns the output values. */

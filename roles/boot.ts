@@ -1,9 +1,10 @@
 /**
  * Which roles this process plays: --role or FACEFLEET_ROLE first, else the EC2 instance's `Role` tag read
  * through instance metadata (IMDSv2; DescribeTags when metadata tags are off), else all of them (embedded).
+ * The SDK's modules are loaded only when metadata is asked (the EC2 client only for DescribeTags): they are a good
+ * part of a process's start-up.
  */
-import { MetadataService } from "@aws-sdk/ec2-metadata-service";
-import { DescribeTagsCommand, EC2Client } from "@aws-sdk/client-ec2";
+import type { MetadataService } from "@aws-sdk/ec2-metadata-service";
 import { Value } from "@sinclair/typebox/value";
 import { RoleSchema, type Role } from "./config.ts";
 import { ROLE_TAG } from "./deployment.ts";
@@ -26,7 +27,7 @@ export interface MetadataPolicy {
 
 export interface RoleResolution {
   roles: Role[];
-  source: "argument" | "configuration" | "instance-metadata-tag" | "describe-tags" | "no-instance-metadata";
+  source: "argument" | "configuration" | "instance-metadata-tag" | "describe-tags" | "no-instance-metadata" | "instance-metadata-disabled";
   instanceId?: string;
 }
 
@@ -57,6 +58,7 @@ function roleArgument(argv: string[]): string | undefined {
 /** The instance metadata service once it has handed out a token; undefined when it is optional and did not answer. */
 async function reachMetadataService({ required, waitMs = REQUIRED_METADATA_WAIT_MS }: MetadataPolicy): Promise<MetadataService | undefined> {
   const timeout = required ? REQUIRED_METADATA_ATTEMPT_TIMEOUT_MS : METADATA_TIMEOUT_MS;
+  const { MetadataService } = await import("@aws-sdk/ec2-metadata-service");
   const metadata = new MetadataService({ httpOptions: { timeout }, retries: 0, ec2MetadataV1Disabled: true });
   const deadline = Date.now() + waitMs;
   for (;;) {
@@ -73,12 +75,24 @@ async function reachMetadataService({ required, waitMs = REQUIRED_METADATA_WAIT_
   }
 }
 
+/** The SDK's own setting that turns instance metadata off, read as its credential chain reads it: set and not "false". */
+function metadataDisabled(env: Record<string, string | undefined>): boolean {
+  const value = env.AWS_EC2_METADATA_DISABLED;
+  return value !== undefined && value !== "" && value !== "false";
+}
+
 /** `configuredRole` is the configuration's `role` (FACEFLEET_ROLE or the configuration file). */
 export async function resolveRoles(argv: string[], configuredRole: string | undefined, env: Record<string, string | undefined>, metadataPolicy: MetadataPolicy = { required: false }): Promise<RoleResolution> {
   const fromArgument = roleArgument(argv);
   if (fromArgument !== undefined) return { roles: parseRoles(fromArgument), source: "argument" };
   if (configuredRole) return { roles: parseRoles(configuredRole), source: "configuration" };
 
+  if (metadataDisabled(env)) {
+    if (metadataPolicy.required) {
+      throw new RoleError(`AWS_EC2_METADATA_DISABLED is set, but this process is set to run on EC2 (instanceMetadata: required), where its role comes from the instance's '${ROLE_TAG}' tag`);
+    }
+    return { roles: ["all"], source: "instance-metadata-disabled" };
+  }
   const metadata = await reachMetadataService(metadataPolicy);
   if (!metadata) return { roles: ["all"], source: "no-instance-metadata" };
   const instanceId = (await metadata.request("/latest/meta-data/instance-id", {})).trim();
@@ -89,6 +103,7 @@ export async function resolveRoles(argv: string[], configuredRole: string | unde
     if (error instanceof RoleError) throw error;
   }
   const region = env.AWS_REGION ?? (await metadata.request("/latest/meta-data/placement/region", {})).trim();
+  const { DescribeTagsCommand, EC2Client } = await import("@aws-sdk/client-ec2");
   const ec2 = new EC2Client({ region });
   const { Tags } = await ec2.send(
     new DescribeTagsCommand({

@@ -1,20 +1,18 @@
-/** The two ways to reach the cloud: AWS through SDK v3 (endpoints, region and credentials from the SDK's standard settings), or local stand-ins. */
-import { EC2Client } from "@aws-sdk/client-ec2";
+/**
+ * The two ways to reach the cloud: AWS through SDK v3 (endpoints, region and credentials from the SDK's standard
+ * settings), or local stand-ins (local/index.ts, which loads no AWS SDK module).
+ */
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { objectExpiries, resourceNames, type Config } from "../config.ts";
-import type { Logger } from "../log.ts";
+import { resourceNames, type Config } from "../config.ts";
 import { expectBucketOwner } from "./aws/bucket-owner.ts";
 import { instanceIdentity } from "./aws/instance-identity.ts";
 import { S3BlobStore } from "./aws/s3-bucket.ts";
 import { SqsQueueService } from "./aws/sqs-queue.ts";
-import { Ec2Fleet } from "./aws/ec2-fleet.ts";
 import { BucketJobReports, instanceArnReportKey } from "./job-reports.ts";
-import { FileBlobStore } from "./local/file-bucket.ts";
-import { MemoryQueueService } from "./local/memory-queue.ts";
-import { MemoryJobReports } from "./local/memory-reports.ts";
-import { LocalFleet, type MachineFactory } from "./local/process-fleet.ts";
-import type { Cloud } from "./types.ts";
+import type { Cloud, Fleet } from "./types.ts";
+
+export { localCloud, type LocalCloud } from "./local/index.ts";
 
 /**
  * Enough attempts, with the SDK's exponential backoff (throttling from 500 ms, capped at 20 s), to ride through
@@ -34,32 +32,30 @@ export function awsCloud(config: Config): Cloud {
   return {
     blobs,
     queues: new SqsQueueService(new SQSClient(common)),
-    fleet: new Ec2Fleet(new EC2Client(common), { deployment: config.prefix, launchTemplateName: names.launchTemplate, imageId: config.appImageId, network: config.appNetwork }),
+    fleet: fleetLoadedOnFirstCall(async () => {
+      const [{ EC2Client }, { Ec2Fleet }] = await Promise.all([import("@aws-sdk/client-ec2"), import("./aws/ec2-fleet.ts")]);
+      return new Ec2Fleet(new EC2Client(common), { deployment: config.prefix, launchTemplateName: names.launchTemplate, imageId: config.appImageId, network: config.appNetwork });
+    }),
     reports: new BucketJobReports(blobs.bucket(names.reportsBucket), instanceArnReportKey()),
   };
 }
 
-/** The local stand-ins; the embedded process sweeps its file buckets' expired objects. */
-export interface LocalCloud extends Cloud {
-  blobs: FileBlobStore;
-}
-
-/** `log` hears about local instances whose machine failed to start or stop. */
-export function localCloud(config: Config, startMachine: MachineFactory, log?: Logger): LocalCloud {
-  const names = resourceNames(config);
-  // The same expiries as the lifecycle rules infra/plan.ts puts on the deployment's buckets. The input bucket's other
-  // keys (_secrets/, _bake/) are short, so a file there named by a digest alone (a long key, as versions before this
-  // one named it) is an upload: the retention of uploads takes it too.
-  const rules = objectExpiries(config).map((expiry) => ({ ...expiry, legacyDigestNames: expiry.what === "uploads" }));
-  const blobs = new FileBlobStore(config.dataDir, Object.groupBy(rules, (expiry) => expiry.bucket));
+/**
+ * The EC2 fleet, its modules loaded at its first call: the SDK's EC2 client is its largest module (over half a second of
+ * an app instance's start-up), and only the controller calls the fleet.
+ */
+function fleetLoadedOnFirstCall(load: () => Promise<Fleet>): Fleet {
+  let loading: Promise<Fleet> | undefined;
+  const fleet = () =>
+    (loading ??= load().catch((error: unknown) => {
+      loading = undefined;
+      throw error;
+    }));
   return {
-    blobs,
-    queues: new MemoryQueueService({
-      visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
-      maxReceives: config.maxReceives,
-      deadLetterQueue: names.deadLetterQueue,
-    }),
-    fleet: new LocalFleet(startMachine, config.localBootDelayMs, log),
-    reports: new MemoryJobReports(),
+    list: async () => (await fleet()).list(),
+    launch: async (count) => (await fleet()).launch(count),
+    start: async (ids) => (await fleet()).start(ids),
+    stop: async (ids) => (await fleet()).stop(ids),
+    terminate: async (ids) => (await fleet()).terminate(ids),
   };
 }

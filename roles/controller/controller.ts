@@ -59,21 +59,47 @@ export class Controller {
   private mayHaveReport: Set<string> | undefined;
   /** The deletion of gone instances' reports under way: off the tick's path, so a slow S3 never delays scaling. */
   private removingReports: Promise<void> | undefined;
+  /** The last look found no instance pending or running and the queue empty. */
+  private idleAtLastLook = false;
+  private stepping = false;
+  private jobQueuedWhileStepping = false;
 
   constructor(private readonly options: ControllerOptions) {}
 
   start(): void {
-    const loop = async () => {
-      if (this.stopped) return;
-      this.tick = (this.options.mayAct?.() === false ? Promise.resolve() : this.step()).then(
-        () => {},
-        (error) => this.options.log.error("controller_step_failed", errorFields(error)),
-      );
-      await this.tick;
-      if (!this.stopped) this.timer = setTimeout(loop, this.options.intervalMs);
-    };
-    void loop();
+    void this.loop();
   }
+
+  /**
+   * A job was just queued (by a web role in this process). When the last look found the fleet idle, look again now
+   * rather than at the next tick, so the first instance starts at once; otherwise the ticks suffice, and a stream of
+   * jobs never adds a look.
+   */
+  jobQueued(): void {
+    if (this.stopped) return;
+    // A look under way may have read the queue before the job came: it decides again once it ends.
+    if (this.stepping) this.jobQueuedWhileStepping = true;
+    else if (this.idleAtLastLook) {
+      this.idleAtLastLook = false;
+      void this.loop();
+    }
+  }
+
+  private readonly loop = async (): Promise<void> => {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.stepping = true;
+    this.jobQueuedWhileStepping = false;
+    this.tick = (this.options.mayAct?.() === false ? Promise.resolve() : this.step()).then(
+      () => {},
+      (error) => this.options.log.error("controller_step_failed", errorFields(error)),
+    );
+    await this.tick;
+    this.stepping = false;
+    if (this.stopped) return;
+    const lookAgain = this.jobQueuedWhileStepping && this.idleAtLastLook;
+    this.timer = setTimeout(this.loop, lookAgain ? 0 : this.options.intervalMs);
+  };
 
   async stop(): Promise<void> {
     this.stopped = true;
@@ -107,6 +133,7 @@ export class Controller {
     const active = instances.filter((instance) => instance.state === "pending" || instance.state === "running");
     this.noteBoots(listed, active.length, now);
     const backlog = depth.visible + depth.inFlight;
+    this.idleAtLastLook = active.length === 0 && backlog === 0;
     // Every tick when the queue reads empty (a scale-in could follow), else once in a while for health and progress.
     const readReports = active.length > 0 && (backlog === 0 || now - this.reportsReadAt >= BUSY_REPORT_READ_MS);
     const read = readReports ? await reports.read(active.map((instance) => instance.id)) : undefined;

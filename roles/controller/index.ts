@@ -12,7 +12,12 @@ import { DeadLetterDrain } from "./dead-letters.ts";
  * `exclusive`: on a deployment, where other processes may run a controller too, act only while holding the controller
  * lease (a standby takes over within a lease term of the holder's death). The embedded mode's fleet is its own.
  */
-export function startControllerRole({ config, names, cloud, log, health, metrics }: RoleContext<ControllerConfig>, { exclusive = false }: { exclusive?: boolean } = {}): RunningRole {
+export interface RunningControllerRole extends RunningRole {
+  /** A web role in this process queued a job: an idle fleet is looked at now, not at the next tick. */
+  jobQueued(): void;
+}
+
+export function startControllerRole({ config, names, cloud, log, health, metrics }: RoleContext<ControllerConfig>, { exclusive = false }: { exclusive?: boolean } = {}): RunningControllerRole {
   const lease = exclusive ? deploymentLease(cloud.blobs.bucket(names.reportsBucket), "controller", log.child({ role: "controller" })) : undefined;
   const controller = new Controller({
     queue: cloud.queues.queue(names.reqQueue),
@@ -44,6 +49,7 @@ export function startControllerRole({ config, names, cloud, log, health, metrics
   drain.start();
   health?.set("controller", () => ({ ...controller.health(), ...(lease && { lease: lease.holds() ? "held" : "standby" }) }));
   return {
+    jobQueued: () => controller.jobQueued(),
     async stop() {
       await Promise.all([controller.stop(), drain.stop()]);
       await lease?.stop();

@@ -32,6 +32,8 @@ export interface WebRoleOptions {
    * the holder renews it. The embedded mode's queues are in its own process.
    */
   exclusive?: boolean;
+  /** Called once each job is on the request queue (the controller of this process looks at an idle fleet at once). */
+  onJobQueued?: () => void;
 }
 
 /**
@@ -80,6 +82,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     timeoutMs: config.requestTimeoutMs,
     mode: config.answerMode,
     galleryVersion: () => gallery.version,
+    onJobQueued: options.onJobQueued,
   });
   // This process is the gallery's one writer on a deployment (it holds the web lease): it compacts it too.
   const compaction = setInterval(() => {

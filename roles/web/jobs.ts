@@ -67,6 +67,7 @@ export function createJobSubmitter(deps: {
   mode: AnswerMode;
   /** The gallery version each job must see: every change this web process made or read. */
   galleryVersion: () => number;
+  onJobQueued?: () => void;
 }): JobSubmitter {
   const submitter: JobSubmitter = {
     async submit(jobId, kind, input, options = {}) {
@@ -91,6 +92,7 @@ export function createJobSubmitter(deps: {
         await deps.inBucket.delete(inputKey).catch(() => {});
         throw error;
       }
+      deps.onJobQueued?.();
       let answer;
       try {
         answer = await reply;

@@ -93,6 +93,40 @@ describe("controller loop", () => {
     expect(decisions[0]).toMatchObject({ queue: { visible: 20, inFlight: 0 }, launch: 15 });
   });
 
+  test("a job queued while the fleet is idle is looked at at once, not at the next tick; later jobs add no look", async () => {
+    const queue = new MemoryQueue("requests", { visibilityTimeoutSeconds: 30, maxReceives: 3 });
+    const fleet = new LocalFleet(async () => ({ stop: async () => {} }));
+    let looks = 0;
+    const counted: Fleet = { list: () => (looks++, fleet.list()), launch: (count) => fleet.launch(count), start: (ids) => fleet.start(ids), stop: (ids) => fleet.stop(ids), terminate: (ids) => fleet.terminate(ids) };
+    const controller = new Controller({
+      queue,
+      fleet: counted,
+      reports: new FixedReports(),
+      scaling: { maxInstances: 15, slotsPerInstance: 1, poolPolicy: "warm", scaleInAfterMs: 60_000 },
+      // No tick comes during the test: only jobQueued can make the controller look.
+      intervalMs: 600_000,
+      log: captureLogs().logger,
+      metrics: new ServiceMetrics(),
+    });
+    controller.start();
+    try {
+      await waitFor("the first look", () => (looks === 1 ? true : undefined), 2_000);
+      await queue.send("job 1");
+      controller.jobQueued();
+      await waitFor("an instance started for the job", async () => ((await fleet.list()).length === 1 ? true : undefined), 2_000);
+      expect(looks).toBe(2);
+      // The fleet is no longer idle: more jobs wait for the ticks.
+      for (let i = 2; i <= 5; i++) {
+        await queue.send(`job ${i}`);
+        controller.jobQueued();
+      }
+      await Bun.sleep(50);
+      expect(looks).toBe(2);
+    } finally {
+      await controller.stop();
+    }
+  });
+
   test("an eventually consistent fleet listing does not make it launch twice or pass the limit", async () => {
     const fleet = new LaggingFleet();
     const depth: QueueDepth = { visible: 1000, inFlight: 0 };

@@ -38,22 +38,32 @@ describe("role resolution", () => {
 
   test("with instance metadata required, a service that answers late is waited for", async () => {
     const readyAt = Date.now() + 700;
-    const imds = Bun.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      fetch(request) {
-        if (Date.now() < readyAt) return new Response("", { status: 503 });
-        const path = new URL(request.url).pathname.replace(/\/{2,}/g, "/");
-        if (path === "/latest/api/token" && request.method === "PUT") return new Response("token", { headers: { "x-aws-ec2-metadata-token-ttl-seconds": "21600" } });
-        if (path === "/latest/meta-data/instance-id") return new Response("i-0late");
-        if (path === "/latest/meta-data/tags/instance/Role") return new Response("app");
-        return new Response("", { status: 404 });
-      },
-    });
+    const imds = metadataService("i-0late", () => (Date.now() < readyAt ? new Response("", { status: 503 }) : undefined));
     try {
       await withMetadataEndpoint(`http://127.0.0.1:${imds.port}`, async () => {
         expect(await resolveRoles([], undefined, {}, { required: true, waitMs: 10_000 })).toEqual({ roles: ["app"], source: "instance-metadata-tag", instanceId: "i-0late" });
         expect(Date.now()).toBeGreaterThanOrEqual(readyAt);
+      });
+    } finally {
+      imds.stop(true);
+    }
+  });
+
+  test("AWS_EC2_METADATA_DISABLED, as the SDK reads it, is honoured: no metadata asked, every role embedded; required metadata is then an error", async () => {
+    let asked = 0;
+    const imds = metadataService("i-0tagged", () => void asked++);
+    try {
+      await withMetadataEndpoint(`http://127.0.0.1:${imds.port}`, async () => {
+        for (const value of ["true", "TRUE", "1"]) {
+          expect(await resolveRoles([], undefined, { AWS_EC2_METADATA_DISABLED: value })).toEqual({ roles: ["all"], source: "instance-metadata-disabled" });
+          await expect(resolveRoles([], undefined, { AWS_EC2_METADATA_DISABLED: value }, { required: true })).rejects.toThrow(/AWS_EC2_METADATA_DISABLED/);
+        }
+        expect(asked).toBe(0);
+        // "false" or empty, as for the SDK, leaves metadata on.
+        for (const value of ["false", ""]) {
+          expect(await resolveRoles([], undefined, { AWS_EC2_METADATA_DISABLED: value })).toEqual({ roles: ["app"], source: "instance-metadata-tag", instanceId: "i-0tagged" });
+        }
+        expect(asked).toBeGreaterThan(0);
       });
     } finally {
       imds.stop(true);
@@ -68,6 +78,23 @@ describe("role resolution", () => {
     });
   });
 });
+
+/** An instance metadata service (IMDSv2) of an instance tagged Role=app; `before` may answer a request first. */
+function metadataService(instanceId: string, before: () => Response | undefined = () => undefined) {
+  return Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(request) {
+      const early = before();
+      if (early) return early;
+      const path = new URL(request.url).pathname.replace(/\/{2,}/g, "/");
+      if (path === "/latest/api/token" && request.method === "PUT") return new Response("token", { headers: { "x-aws-ec2-metadata-token-ttl-seconds": "21600" } });
+      if (path === "/latest/meta-data/instance-id") return new Response(instanceId);
+      if (path === "/latest/meta-data/tags/instance/Role") return new Response("app");
+      return new Response("", { status: 404 });
+    },
+  });
+}
 
 /** An address where nothing listens any more. */
 function closedEndpoint(): string {
