@@ -309,6 +309,15 @@ export class GalleryIndex {
     return code === undefined ? 0 : this.faceCounts[code]!;
   }
 
+  /** A subject's code (a small integer while it has faces, reused after), or undefined when it has no face. */
+  subjectCode(subject: string): number | undefined {
+    return this.codeOf(subject);
+  }
+
+  subjectCodeAt(row: number): number {
+    return this.codes[row]!;
+  }
+
   /** The rows of a subject's faces: one pass over the rows (a millisecond at a million faces). */
   rowsOf(subject: string): number[] {
     const code = this.codeOf(subject);
