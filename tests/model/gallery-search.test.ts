@@ -103,6 +103,25 @@ describe("dot kernel", () => {
     expect(() => kernel.row(12)).toThrow(RangeError);
   });
 
+  test("a kernel of int8 rows only gives the coarse scores of a full one, through growth and copies, and no exact score", () => {
+    const full = new DotKernel(20, 1, 4);
+    const coarseOnly = new DotKernel(20, 1, 4, false);
+    const rows = Array.from({ length: 11 }, (_, i) => embedding(20, i, i + 5, 0.5));
+    rows.forEach((row, i) => {
+      for (const kernel of [full, coarseOnly]) {
+        kernel.reserve(i + 1);
+        kernel.setRow(i, row);
+      }
+    });
+    for (const kernel of [full, coarseOnly]) kernel.copyRow(10, 2);
+    const query = embedding(20, 3, 78, 0.5);
+    const [want, got] = [full, coarseOnly].map((kernel) => kernel.coarseScores(query, 11));
+    expect(got!.blocks.map((block) => [...block])).toEqual(want!.blocks.map((block) => [...block]));
+    expect(got!.error).toBe(want!.error);
+    expect(() => coarseOnly.dot(query, 0)).toThrow(/int8 rows only/);
+    expect(() => coarseOnly.scores(query, 11)).toThrow(/int8 rows only/);
+  });
+
   test("a block holds 2^20 rows of 128-d, and fewer long rows, always within one wasm memory's 4 GiB", () => {
     expect(new DotKernel(128, 1).blockRows).toBe(BLOCK_ROWS);
     const long = new DotKernel(1024, 1);
@@ -217,6 +236,27 @@ describe("gallery search is the float32 brute force's", () => {
       }
     });
   }
+
+  test("a template's score is the exact kernel's on the normalised float64 sum of its faces, after changes too", () => {
+    const gallery = new Gallery(D, 1, 5);
+    const faces = new Map<string, Float32Array>();
+    for (let i = 0; i < 30; i++) faces.set(gallery.enroll(`s${i % 7}`, embedding(D, i, i + 11, 0.5)), embedding(D, i, i + 11, 0.5));
+    const removed = gallery.facesOf("s3")[0]!.faceId;
+    gallery.removeFace(removed);
+    faces.delete(removed);
+    gallery.renameSubject("s5", "s1");
+    const query = embedding(D, 9, 99, 0.5);
+    for (const { subject } of gallery.list()) {
+      const sum = new Float64Array(D);
+      for (const { faceId } of gallery.facesOf(subject)) faces.get(faceId)!.forEach((value, d) => (sum[d]! += value));
+      const norm = Math.hypot(...sum);
+      const kernel = new DotKernel(D, 1);
+      kernel.setRow(0, Float32Array.from(sum, (value) => value / norm));
+      expect(gallery.subjectSimilarity(subject, query, "template")).toBe(kernel.dot(query, 0));
+      const best = gallery.search(query, 7, "template").find((match) => match.subject === subject);
+      expect(best?.similarity).toBe(kernel.dot(query, 0));
+    }
+  });
 
   test("the near-tie case does need the re-rank: ranked by int8 scores alone the best face is another", () => {
     const { faces, queries } = cases[0]!;
