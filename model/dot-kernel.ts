@@ -154,8 +154,7 @@ class Block {
   largestRowL1 = 0;
   largestRowL2 = 0;
 
-  /** `floatRows` false: the int8 rows only (coarse scores), no float matrix. */
-  constructor(private readonly stride: number, private readonly floatRows: boolean) {
+  constructor(private readonly stride: number) {
     const instance = new WebAssembly.Instance(compiledFor(stride));
     this.memory = instance.exports.memory as WebAssembly.Memory;
     this.exactOf = instance.exports.exact as KernelFunction;
@@ -200,12 +199,12 @@ class Block {
     if (capacity <= this.capacity) return;
     const held = this.capacity;
     const from = { matrix: this.matrixOffset, codes: this.codesOffset, scales: this.scalesOffset };
-    const needed = this.stride * 6 + 16 + capacity * (12 + this.stride * (this.floatRows ? 5 : 1));
+    const needed = this.stride * 6 + 16 + capacity * (12 + this.stride * 5);
     const missing = Math.ceil((needed - this.memory.buffer.byteLength) / PAGE_BYTES);
     if (missing > 0) this.memory.grow(missing);
     this.capacity = capacity;
     const bytes = new Uint8Array(this.memory.buffer);
-    if (this.floatRows) bytes.copyWithin(this.matrixOffset, from.matrix, from.matrix + held * this.stride * 4);
+    bytes.copyWithin(this.matrixOffset, from.matrix, from.matrix + held * this.stride * 4);
     bytes.copyWithin(this.codesOffset, from.codes, from.codes + held * this.stride);
     bytes.copyWithin(this.scalesOffset, from.scales, from.scales + held * 4);
   }
@@ -265,8 +264,7 @@ export class DotKernel {
   /** Rows per block: as asked, fewer when that many rows of this length would not fit in one wasm memory. */
   readonly blockRows: number;
 
-  /** `exact` false: only the int8 rows are kept, for `coarseScores`; the float rows and exact scores are not. */
-  constructor(readonly dimensions: number, capacity: number, blockRows = BLOCK_ROWS, readonly exact = true) {
+  constructor(readonly dimensions: number, capacity: number, blockRows = BLOCK_ROWS) {
     if (!Number.isInteger(blockRows) || blockRows < 1) throw new Error(`invalid block rows ${blockRows}`);
     this.stride = Math.ceil(dimensions / 16) * 16;
     this.blockRows = Math.min(blockRows, Math.floor(BLOCK_BYTES / (12 + 5 * this.stride)));
@@ -277,7 +275,7 @@ export class DotKernel {
   reserve(rows: number): void {
     while (this.capacity < rows) {
       let last = this.blocks[this.blocks.length - 1];
-      if (!last || last.capacity === this.blockRows) this.blocks.push((last = new Block(this.stride, this.exact)));
+      if (!last || last.capacity === this.blockRows) this.blocks.push((last = new Block(this.stride)));
       const before = last.capacity;
       const wanted = rows - (this.capacity - before);
       // Doubling while small; by a quarter once large, where a doubling would leave hundreds of megabytes unused.
@@ -288,28 +286,18 @@ export class DotKernel {
 
   /** Row `row` of the float matrix (padding excluded). Valid until the next reserve(). */
   row(row: number): Float32Array {
-    const [block, at] = this.locateFloats(row);
+    const [block, at] = this.locate(row);
     return new Float32Array(block.memory.buffer, block.matrixOffset + at * this.stride * 4, this.dimensions);
-  }
-
-  /** Adds row `row` to `sum`, value by value (no view made: a template is made from its faces at each search). */
-  addRowTo(row: number, sum: Float64Array): void {
-    const [block, at] = this.locateFloats(row);
-    const floats = block.floats();
-    const start = block.matrixOffset / 4 + at * this.stride;
-    for (let d = 0; d < this.dimensions; d++) sum[d]! += floats[start + d]!;
   }
 
   setRow(row: number, embedding: Float32Array): void {
     const [block, at] = this.locate(row);
     // Through views of the whole memory, made once: a view a row was most of the cost of a million-face load.
     const floats = block.floats();
-    if (this.exact) {
-      const start = block.matrixOffset / 4 + at * this.stride;
-      floats.set(embedding, start);
-      // The padding too: after a reserve() it holds whatever bytes lay there, and NaN x 0 would poison the exact score.
-      floats.fill(0, start + embedding.length, start + this.stride);
-    }
+    const start = block.matrixOffset / 4 + at * this.stride;
+    floats.set(embedding, start);
+    // The padding too: after a reserve() it holds whatever bytes lay there, and NaN x 0 would poison the exact score.
+    floats.fill(0, start + embedding.length, start + this.stride);
     const codes = block.int8s();
     const codesStart = block.codesOffset + at * this.stride;
     codes.fill(0, codesStart + embedding.length, codesStart + this.stride);
@@ -330,7 +318,7 @@ export class DotKernel {
     const [source, fromAt] = this.locate(from);
     const [target, toAt] = this.locate(to);
     const floats = this.stride * 4;
-    if (this.exact) new Uint8Array(target.memory.buffer, target.matrixOffset + toAt * floats, floats).set(new Uint8Array(source.memory.buffer, source.matrixOffset + fromAt * floats, floats));
+    new Uint8Array(target.memory.buffer, target.matrixOffset + toAt * floats, floats).set(new Uint8Array(source.memory.buffer, source.matrixOffset + fromAt * floats, floats));
     new Int8Array(target.memory.buffer, target.codesOffset + toAt * this.stride, this.stride).set(new Int8Array(source.memory.buffer, source.codesOffset + fromAt * this.stride, this.stride));
     target.scales()[toAt] = source.scales()[fromAt]!;
     target.largestRowScale = Math.max(target.largestRowScale, source.largestRowScale);
@@ -340,13 +328,11 @@ export class DotKernel {
 
   /** Exact scores of the query against the first `rows` rows, one array per block. Valid until the next call. */
   scores(query: Float32Array, rows: number): Float32Array[] {
-    this.checkExact();
     return this.eachBlock(rows, (block, count) => block.scores(query, count));
   }
 
   /** Exact scores of the query against the first `rows` rows of block `block`. Valid until the next call. */
   blockScores(query: Float32Array, block: number, rows: number): Float32Array {
-    this.checkExact();
     return this.blocks[block]!.scores(query, rows);
   }
 
@@ -380,28 +366,18 @@ export class DotKernel {
 
   /** The exact score of one row, by the same kernel (and so the same float rounding) as `scores`. */
   dot(query: Float32Array, row: number): number {
-    const [block, at] = this.locateFloats(row);
+    const [block, at] = this.locate(row);
     block.setQuery(query);
     return block.dot(at);
   }
 
   /** The exact scores of some rows of block `block` (its rows numbered from 0), as `dot` would give them one by one. */
   blockDots(query: Float32Array, block: number, rows: Int32Array): Float32Array {
-    this.checkExact();
     const held = this.blocks[block]!;
     held.setQuery(query);
     const scores = new Float32Array(rows.length);
     for (let i = 0; i < rows.length; i++) scores[i] = held.dot(rows[i]!);
     return scores;
-  }
-
-  private checkExact(): void {
-    if (!this.exact) throw new Error("this kernel keeps int8 rows only: no exact scores");
-  }
-
-  private locateFloats(row: number): [Block, number] {
-    this.checkExact();
-    return this.locate(row);
   }
 
   private locate(row: number): [Block, number] {

@@ -74,9 +74,7 @@ export class Gallery {
       subjectCode: new Int32Array(),
       best: { score: new Float32Array(), row: new Int32Array() },
     };
-    this.templates = new DotKernel(dimensions, 1, blockRows, false);
-    this.templateRow = new DotKernel(dimensions, 1);
-    this.templateRowFloats = this.templateRow.row(0);
+    this.templates = new DotKernel(dimensions, 1, blockRows);
     this.templateSum = new Float64Array(dimensions);
     this.template = new Float32Array(dimensions);
   }
@@ -161,10 +159,7 @@ export class Gallery {
     const code = this.codeOf(subject);
     if (code === undefined) return undefined;
     const codes = this.subjectCodes();
-    if (scoring === "template") {
-      this.templateKernel();
-      return this.templateScore(embedding, code);
-    }
+    if (scoring === "template") return this.templateKernel().dot(embedding, code);
     return Math.max(...rowsOf(codes, code).map((face) => this.kernel.dot(embedding, face)));
   }
 
@@ -207,18 +202,7 @@ export class Gallery {
   private searchTemplates(embedding: Float32Array, k: number): Match[] {
     const codes = this.subjectCodes();
     const templates = this.templateKernel();
-    const exactly = (embedding: Float32Array, block: number, ats: ArrayLike<number>) => {
-      const scores = new Float32Array(ats.length);
-      for (let i = 0; i < ats.length; i++) scores[i] = this.templateScore(embedding, block * templates.blockRows + ats[i]!);
-      return scores;
-    };
-    const scorer: Scorer = {
-      blockRows: templates.blockRows,
-      coarseScores: (query, rows) => templates.coarseScores(query, rows),
-      blockScores: (query, block, rows) => exactly(query, block, Array.from({ length: rows }, (_, at) => at)),
-      blockDots: exactly,
-    };
-    return bestRows(scorer, codes.count, { ofRow: codes.identity, count: codes.count, best: codes.best }, embedding, k).map(({ score, code }) => {
+    return bestRows(templates, codes.count, { ofRow: codes.identity, count: codes.count, best: codes.best }, embedding, k).map(({ score, code }) => {
       let row = -1;
       let best = -Infinity;
       for (let face = codes.first[code]!; face !== NONE; face = codes.next[face]!) {
@@ -244,17 +228,8 @@ export class Gallery {
   private readonly codes: SubjectCodes;
   /** The `GalleryIndex`'s subject code -> this code (NONE: none), rather than a second map of the names. */
   private codeOfSubjectCode = new Int32Array(0);
-  /**
-   * Row `code` = that subject's template (the normalised sum of its faces, recomputed for the subjects a change touched)
-   * in int8 only: the float template of a candidate is made again from its faces to score it exactly (`templateScore`),
-   * where float rows of every template took 170 MB at a million faces.
-   */
+  /** Row `code` = that subject's template: the normalised sum of its faces, recomputed for the subjects a change touched. */
   private readonly templates: DotKernel;
-  /** One row: a template scored exactly, by the exact kernel as every face is; its floats (it never grows). */
-  private readonly templateRow: DotKernel;
-  private readonly templateRowFloats: Float32Array;
-  /** Each subject's template's norm before normalising, as of its last making (hypot is most of making one). */
-  private templateNorms = new Float64Array(0);
   private readonly staleTemplates = new Set<number>();
   /** The template being computed, reused from template to template. */
   private readonly templateSum: Float64Array;
@@ -270,41 +245,22 @@ export class Gallery {
   }
 
   private templateKernel(): DotKernel {
+    const { templateSum: sum, template } = this;
     // Room for every subject's template at once, when they are made (a load makes hundreds of thousands).
     if (this.staleTemplates.size > 0) this.templates.reserve(this.codes.count);
-    if (this.templateNorms.length < this.codes.count) {
-      const norms = new Float64Array(this.codes.identity.length);
-      norms.set(this.templateNorms.subarray(0, Math.min(this.templateNorms.length, norms.length)));
-      this.templateNorms = norms;
-    }
     for (const code of this.staleTemplates) {
-      const sum = this.sumFaces(code);
+      sum.fill(0);
+      for (let row = this.codes.first[code]!; row !== NONE; row = this.codes.next[row]!) {
+        const values = this.kernel.row(row);
+        for (let d = 0; d < values.length; d++) sum[d]! += values[d]!;
+      }
       // Not Math.hypot(...sum): the spread made an array per subject, gigabytes of garbage at millions of subjects.
       const norm = (Reflect.apply(Math.hypot, undefined, sum) as number) || 1;
-      this.templateNorms[code] = norm;
-      this.templates.setRow(code, this.normalised(sum, norm, this.template));
+      for (let d = 0; d < template.length; d++) template[d] = sum[d]! / norm;
+      this.templates.setRow(code, template);
     }
     this.staleTemplates.clear();
     return this.templates;
-  }
-
-  /** The sum of subject `code`'s faces, in `templateSum` (reused: valid until the next call). */
-  private sumFaces(code: number): Float64Array {
-    const sum = this.templateSum;
-    sum.fill(0);
-    for (let row = this.codes.first[code]!; row !== NONE; row = this.codes.next[row]!) this.kernel.addRowTo(row, sum);
-    return sum;
-  }
-
-  private normalised(sum: Float64Array, norm: number, into: Float32Array): Float32Array {
-    for (let d = 0; d < into.length; d++) into[d] = sum[d]! / norm;
-    return into;
-  }
-
-  /** The exact score of subject `code`'s template, made again from its faces (templates are made: see templateKernel). */
-  private templateScore(embedding: Float32Array, code: number): number {
-    this.normalised(this.sumFaces(code), this.templateNorms[code]!, this.templateRowFloats);
-    return this.templateRow.dot(embedding, 0);
   }
 
   /** Gives row `row` (just added) its subject's code, making one for a new subject. */
@@ -552,10 +508,7 @@ function relinkRow(codes: SubjectCodes, code: number, from: number, to: number):
  * reach it (ties included) scores at least c - 2 error coarsely. Only those candidates are scored exactly; every subject
  * of the exact top k has its best row among them, and any other subject's partial best is no higher than its true one.
  */
-/** What a search needs of a kernel: int8 scores of every row, exact ones of some. */
-type Scorer = Pick<DotKernel, "blockRows" | "coarseScores" | "blockScores" | "blockDots">;
-
-function bestRows(kernel: Scorer, size: number, codes: Pick<SubjectCodes, "ofRow" | "count" | "best">, embedding: Float32Array, k: number): { code: number; row: number; score: number }[] {
+function bestRows(kernel: DotKernel, size: number, codes: Pick<SubjectCodes, "ofRow" | "count" | "best">, embedding: Float32Array, k: number): { code: number; row: number; score: number }[] {
   const coarse = kernel.coarseScores(embedding, size);
   const threshold = kthSubjectScore(coarse.blocks, kernel.blockRows, codes, k) - 2 * coarse.error;
 
@@ -581,7 +534,7 @@ function bestRows(kernel: Scorer, size: number, codes: Pick<SubjectCodes, "ofRow
 }
 
 /** Scores exactly every row whose int8 score reaches `threshold`, or every row of a block where those are too many. */
-function considerCandidates(kernel: Scorer, blocks: Float32Array[], threshold: number, embedding: Float32Array, consider: (row: number, score: number) => void): void {
+function considerCandidates(kernel: DotKernel, blocks: Float32Array[], threshold: number, embedding: Float32Array, consider: (row: number, score: number) => void): void {
   blocks.forEach((scores, block) => {
     const first = block * kernel.blockRows;
     if (candidateRows.length < Math.ceil(scores.length / EXACT_PASS_ABOVE)) candidateRows = new Int32Array(Math.ceil(kernel.blockRows / EXACT_PASS_ABOVE));
