@@ -103,25 +103,6 @@ describe("dot kernel", () => {
     expect(() => kernel.row(12)).toThrow(RangeError);
   });
 
-  test("a kernel of int8 rows only gives the coarse scores of a full one, through growth and copies, and no exact score", () => {
-    const full = new DotKernel(20, 1, 4);
-    const coarseOnly = new DotKernel(20, 1, 4, false);
-    const rows = Array.from({ length: 11 }, (_, i) => embedding(20, i, i + 5, 0.5));
-    rows.forEach((row, i) => {
-      for (const kernel of [full, coarseOnly]) {
-        kernel.reserve(i + 1);
-        kernel.setRow(i, row);
-      }
-    });
-    for (const kernel of [full, coarseOnly]) kernel.copyRow(10, 2);
-    const query = embedding(20, 3, 78, 0.5);
-    const [want, got] = [full, coarseOnly].map((kernel) => kernel.coarseScores(query, 11));
-    expect(got!.blocks.map((block) => [...block])).toEqual(want!.blocks.map((block) => [...block]));
-    expect(got!.error).toBe(want!.error);
-    expect(() => coarseOnly.dot(query, 0)).toThrow(/int8 rows only/);
-    expect(() => coarseOnly.scores(query, 11)).toThrow(/int8 rows only/);
-  });
-
   test("a block holds 2^20 rows of 128-d, and fewer long rows, always within one wasm memory's 4 GiB", () => {
     expect(new DotKernel(128, 1).blockRows).toBe(BLOCK_ROWS);
     const long = new DotKernel(1024, 1);
