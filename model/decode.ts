@@ -3,13 +3,23 @@
  * metadata bounded in plain TypeScript first (image-header.ts); only then do the bytes reach libvips, with its pixel
  * limit. Every failure to decode is the image's: an ImageError, never a fault of the instance.
  */
-import sharp, { type Sharp } from "sharp";
+import type { Sharp, SharpConstructor } from "sharp";
 import { readImageHeader, type SupportedFormat } from "./image-header.ts";
 import { ImageError, type RgbImage } from "./types.ts";
 
-// libvips keeps recent operations and their buffers (up to 50 MB, 100 operations) for reuse. Every image here is a
-// new one, so the cache only holds memory: measured, it added about 100 MB to the web role under an upload burst.
-sharp.cache(false);
+/**
+ * sharp, loaded at the first decode: the web role only inspects headers, and sharp with libvips took about 30 MB of
+ * its RSS.
+ */
+let sharpLoaded: Promise<SharpConstructor> | undefined;
+function loadSharp(): Promise<SharpConstructor> {
+  return (sharpLoaded ??= import("sharp").then(({ default: sharp }) => {
+    // libvips keeps recent operations and their buffers (up to 50 MB, 100 operations) for reuse. Every image here is a
+    // new one, so the cache only holds memory: measured, it added about 100 MB to the web role under an upload burst.
+    sharp.cache(false);
+    return sharp;
+  }));
+}
 
 export type { SupportedFormat };
 
@@ -33,7 +43,7 @@ export async function inspectImage(bytes: Uint8Array, maxPixels: number): Promis
 export async function decodeImage(bytes: Uint8Array, maxPixels: number): Promise<RgbImage> {
   upright(bytes, maxPixels, true);
   try {
-    const { data, info } = await open(bytes, maxPixels).removeAlpha().toColourspace("srgb").raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await (await open(bytes, maxPixels)).removeAlpha().toColourspace("srgb").raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decode produced ${info.channels} channels`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
   } catch (error) {
@@ -48,7 +58,8 @@ function upright(bytes: Uint8Array, maxPixels: number, whole: boolean): ImageInf
 }
 
 /** Embedded ICC profiles are ignored: colour-managing costs ~2 ms even on a 64x64 image and the networks do not need it. */
-function open(bytes: Uint8Array, maxPixels: number): Sharp {
+async function open(bytes: Uint8Array, maxPixels: number): Promise<Sharp> {
+  const sharp = await loadSharp();
   return sharp(bytes, { limitInputPixels: maxPixels, failOn: "truncated", autoOrient: true, sequentialRead: true, ignoreIcc: true });
 }
 

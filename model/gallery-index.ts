@@ -12,66 +12,145 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /**
- * Face number (the `7` of `f7`) to row: open addressing with linear probing over the rows alone, a slot's key being
- * its row's face number (`keyOf`), so a face costs 8 bytes here and no object.
+ * Something (a row, a subject code) found by a hash of its key: open addressing with linear probing over the entries
+ * alone, the key read back from the entry (`hashOf`, and a `matches` predicate at lookup), so an entry costs 8 bytes
+ * here and no object.
  */
-class RowTable {
-  private rows = new Int32Array(16).fill(EMPTY);
+class EntryTable {
+  private entries = new Int32Array(16).fill(EMPTY);
   private count = 0;
 
-  constructor(private readonly keyOf: (row: number) => number) {}
+  constructor(private readonly hashOf: (entry: number) => number) {}
 
-  private home(key: number): number {
-    return Math.imul((key | 0) ^ ((key / 4294967296) | 0), 0x9e3779b1) & (this.rows.length - 1);
-  }
-
-  private slot(key: number): number {
-    const mask = this.rows.length - 1;
-    let slot = this.home(key);
-    while (this.rows[slot] !== EMPTY && this.keyOf(this.rows[slot]!) !== key) slot = (slot + 1) & mask;
+  private slot(hash: number, matches: (entry: number) => boolean): number {
+    const mask = this.entries.length - 1;
+    let slot = hash & mask;
+    while (this.entries[slot] !== EMPTY && !matches(this.entries[slot]!)) slot = (slot + 1) & mask;
     return slot;
   }
 
-  get(key: number): number | undefined {
-    const row = this.rows[this.slot(key)]!;
-    return row === EMPTY ? undefined : row;
+  get(hash: number, matches: (entry: number) => boolean): number | undefined {
+    const entry = this.entries[this.slot(hash, matches)]!;
+    return entry === EMPTY ? undefined : entry;
   }
 
   reserve(count: number): void {
-    let size = this.rows.length;
+    let size = this.entries.length;
     while (2 * count > size) size *= 2;
-    if (size > this.rows.length) this.resize(size);
+    if (size > this.entries.length) this.resize(size);
   }
 
-  /** Files `row` under its face number, `key` (a row that moved: where the old row was). */
-  set(key: number, row: number): void {
-    if (2 * (this.count + 1) > this.rows.length) this.resize(this.rows.length * 2);
-    const slot = this.slot(key);
-    if (this.rows[slot] === EMPTY) this.count++;
-    this.rows[slot] = row;
+  /** Files `entry` under the key `matches` recognises, replacing the entry there (one that moved: where it was). */
+  set(hash: number, matches: (entry: number) => boolean, entry: number): void {
+    if (2 * (this.count + 1) > this.entries.length) this.resize(this.entries.length * 2);
+    const slot = this.slot(hash, matches);
+    if (this.entries[slot] === EMPTY) this.count++;
+    this.entries[slot] = entry;
   }
 
-  delete(key: number): void {
-    const mask = this.rows.length - 1;
-    let hole = this.slot(key);
-    if (this.rows[hole] === EMPTY) return;
+  delete(hash: number, matches: (entry: number) => boolean): void {
+    const mask = this.entries.length - 1;
+    let hole = this.slot(hash, matches);
+    if (this.entries[hole] === EMPTY) return;
     this.count--;
     // Backward shift: entries after the hole that probed past it move into it, so no lookup stops short.
-    for (let next = (hole + 1) & mask; this.rows[next] !== EMPTY; next = (next + 1) & mask) {
-      const home = this.home(this.keyOf(this.rows[next]!));
+    for (let next = (hole + 1) & mask; this.entries[next] !== EMPTY; next = (next + 1) & mask) {
+      const home = this.hashOf(this.entries[next]!) & mask;
       if (((next - home) & mask) >= ((next - hole) & mask)) {
-        this.rows[hole] = this.rows[next]!;
+        this.entries[hole] = this.entries[next]!;
         hole = next;
       }
     }
-    this.rows[hole] = EMPTY;
+    this.entries[hole] = EMPTY;
   }
 
   private resize(size: number): void {
-    const rows = this.rows;
-    this.rows = new Int32Array(size).fill(EMPTY);
+    const entries = this.entries;
+    this.entries = new Int32Array(size).fill(EMPTY);
     this.count = 0;
-    for (const row of rows) if (row !== EMPTY) this.set(this.keyOf(row), row);
+    for (const entry of entries) if (entry !== EMPTY) this.set(this.hashOf(entry), () => false, entry);
+  }
+}
+
+const numberHash = (key: number) => Math.imul((key | 0) ^ ((key / 4294967296) | 0), 0x9e3779b1);
+
+/** FNV-1a over bytes. */
+function bytesHash(bytes: Uint8Array, at: number, length: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = at; i < at + length; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+  return hash;
+}
+
+/**
+ * Strings held as UTF-8 in one buffer, one a slot (a row, a subject code), rather than as JavaScript strings: at a
+ * million faces, live strings scattered among the garbage of the labels parsed at a load keep most of that garbage's
+ * pages resident. A released or replaced string's bytes are left behind until most of the buffer is such.
+ */
+class TextStore {
+  private at = new Uint32Array(0);
+  private length = new Uint32Array(0);
+  private bytes = new Uint8Array(0);
+  private end = 0;
+  /** Bytes that slots still use. */
+  private live = 0;
+
+  /** `isLive(slot)`: whether a slot's string is still used, for the copy that drops what was left behind. */
+  constructor(private readonly isLive: (slot: number) => boolean, private readonly slotCount: () => number) {}
+
+  reserve(slots: number): void {
+    this.at = grown(this.at, slots);
+    this.length = grown(this.length, slots);
+  }
+
+  get(slot: number): string {
+    const at = this.at[slot]!;
+    return decoder.decode(this.bytes.subarray(at, at + this.length[slot]!));
+  }
+
+  hash(slot: number): number {
+    return bytesHash(this.bytes, this.at[slot]!, this.length[slot]!);
+  }
+
+  /** Whether slot holds the `length` bytes of `other` from 0. */
+  equals(slot: number, other: Uint8Array, length: number): boolean {
+    if (this.length[slot] !== length) return false;
+    const at = this.at[slot]!;
+    for (let i = 0; i < length; i++) if (this.bytes[at + i] !== other[i]) return false;
+    return true;
+  }
+
+  set(slot: number, text: string): void {
+    this.reserve(slot + 1);
+    const room = 3 * text.length;
+    // Full, and more than half of it left behind: copy the live slots' bytes into a new buffer.
+    if (this.end + room > this.bytes.length && 2 * this.live < this.end) {
+      const bytes = new Uint8Array(Math.max(16, 2 * (this.live + room)));
+      let end = 0;
+      for (let other = 0; other < this.slotCount(); other++) {
+        if (other === slot || !this.isLive(other)) continue;
+        const at = this.at[other]!;
+        bytes.set(this.bytes.subarray(at, at + this.length[other]!), end);
+        this.at[other] = end;
+        end += this.length[other]!;
+      }
+      [this.bytes, this.end] = [bytes, end];
+    }
+    this.bytes = grown(this.bytes, this.end + room);
+    const { written } = encoder.encodeInto(text, this.bytes.subarray(this.end));
+    this.at[slot] = this.end;
+    this.length[slot] = written;
+    this.end += written;
+    this.live += written;
+  }
+
+  release(slot: number): void {
+    this.live -= this.length[slot]!;
+    this.length[slot] = 0;
+  }
+
+  move(from: number, to: number): void {
+    this.at[to] = this.at[from]!;
+    this.length[to] = this.length[from]!;
   }
 }
 
@@ -108,22 +187,22 @@ export class GalleryIndex {
   private segments = new Int32Array(0);
   private createdMs = new Float64Array(0);
   private oddCreatedAt = new Map<number, string>();
-  /** Each row's source, UTF-8 in `text` from its offset for its length; a removed row's bytes are left behind. */
-  private sourceAt = new Uint32Array(0);
-  private sourceLength = new Uint32Array(0);
-  private text = new Uint8Array(0);
-  private textEnd = 0;
-  /** Bytes of `text` that rows still use. */
-  private textLive = 0;
-  private readonly rowOf = new RowTable((row) => this.numbers[row]!);
+  private readonly sources = new TextStore((row) => row < this.rows, () => this.rows);
+  private readonly rowOf = new EntryTable((row) => numberHash(this.numbers[row]!));
   private rows = 0;
 
-  private readonly nameOf: string[] = [];
-  private readonly codeOf = new Map<string, number>();
+  /** Subject names by code; a code with no face is free (its name released). */
+  private readonly names = new TextStore((code) => this.faceCounts[code]! > 0, () => this.codeCount);
+  private readonly codeOfName = new EntryTable((code) => this.names.hash(code));
+  private codeCount = 0;
+  private subjects = 0;
   private faceCounts = new Int32Array(0);
   private readonly freeCodes: number[] = [];
-  /** Subjects in listing order, made when first listed and kept up to date after. */
-  private sorted: string[] | undefined;
+  /** Subjects' codes in listing order, made when first listed and kept up to date after. */
+  private sorted: number[] | undefined;
+  /** A name looked up, as UTF-8. */
+  private key = new Uint8Array(64);
+  private keyLength = 0;
 
   private readonly segmentKeys: string[] = [];
   private readonly segmentNumber = new Map<string, number>();
@@ -133,7 +212,7 @@ export class GalleryIndex {
   }
 
   get subjectCount(): number {
-    return this.codeOf.size;
+    return this.subjects;
   }
 
   /** Adds a face at the last row (replacing the face of that id first, if there is one); returns its row. */
@@ -150,9 +229,9 @@ export class GalleryIndex {
     if (this.keepDetails) {
       this.createdMs[row] = ISO_INSTANT.test(details.createdAt) ? Date.parse(details.createdAt) : NaN;
       if (details.createdAt !== "" && Number.isNaN(this.createdMs[row])) this.oddCreatedAt.set(number, details.createdAt);
-      this.storeSource(row, details.source);
+      this.sources.set(row, details.source);
     }
-    this.rowOf.set(number, row);
+    this.rowOf.set(numberHash(number), (other) => this.numbers[other] === number, row);
     return row;
   }
 
@@ -164,15 +243,14 @@ export class GalleryIndex {
     this.segments = grown(this.segments, faces);
     if (this.keepDetails) {
       this.createdMs = grown(this.createdMs, faces);
-      this.sourceAt = grown(this.sourceAt, faces);
-      this.sourceLength = grown(this.sourceLength, faces);
+      this.sources.reserve(faces);
     }
     this.rowOf.reserve(faces);
   }
 
   rowOfFace(faceId: string): number | undefined {
     const number = faceNumberOf(faceId);
-    return number === undefined ? undefined : this.rowOf.get(number);
+    return number === undefined ? undefined : this.rowOf.get(numberHash(number), (row) => this.numbers[row] === number);
   }
 
   faceIdAt(row: number): string {
@@ -180,15 +258,14 @@ export class GalleryIndex {
   }
 
   subjectAt(row: number): string {
-    return this.nameOf[this.codes[row]!]!;
+    return this.names.get(this.codes[row]!);
   }
 
   detailsAt(row: number): FaceDetails {
     if (!this.keepDetails) return { createdAt: "", source: "" };
     const ms = this.createdMs[row]!;
     const createdAt = Number.isNaN(ms) ? (this.oddCreatedAt.get(this.numbers[row]!) ?? "") : new Date(ms).toISOString();
-    const at = this.sourceAt[row]!;
-    return { createdAt, source: decoder.decode(this.text.subarray(at, at + this.sourceLength[row]!)) };
+    return { createdAt, source: this.sources.get(row) };
   }
 
   /** The segment a face is stored in; undefined: in the log. */
@@ -228,13 +305,22 @@ export class GalleryIndex {
   }
 
   faceCount(subject: string): number {
-    const code = this.codeOf.get(subject);
+    const code = this.codeOf(subject);
     return code === undefined ? 0 : this.faceCounts[code]!;
+  }
+
+  /** A subject's code (a small integer while it has faces, reused after), or undefined when it has no face. */
+  subjectCode(subject: string): number | undefined {
+    return this.codeOf(subject);
+  }
+
+  subjectCodeAt(row: number): number {
+    return this.codes[row]!;
   }
 
   /** The rows of a subject's faces: one pass over the rows (a millisecond at a million faces). */
   rowsOf(subject: string): number[] {
-    const code = this.codeOf.get(subject);
+    const code = this.codeOf(subject);
     const rows: number[] = [];
     if (code === undefined) return rows;
     for (let row = 0; row < this.rows; row++) if (this.codes[row] === code) rows.push(row);
@@ -250,17 +336,17 @@ export class GalleryIndex {
 
   /** The subjects by name, `count` of them from the `offset`-th (all by default). */
   list(offset = 0, count = Infinity): SubjectSummary[] {
-    this.sorted ??= [...this.codeOf.keys()].sort(collator.compare);
-    return this.sorted.slice(offset, offset + count).map((subject) => ({ subject, faces: this.faceCount(subject) }));
+    this.sorted ??= this.sortedCodes();
+    return this.sorted.slice(offset, offset + count).map((code) => ({ subject: this.names.get(code), faces: this.faceCounts[code]! }));
   }
 
   /** Removes a row, moving the last row into it; returns the row that moved (the last), or undefined when none did. */
   removeRow(row: number): number | undefined {
     const last = --this.rows;
     const number = this.numbers[row]!;
-    this.rowOf.delete(number);
+    this.rowOf.delete(numberHash(number), (other) => this.numbers[other] === number);
     this.oddCreatedAt.delete(number);
-    if (this.keepDetails) this.textLive -= this.sourceLength[row]!;
+    if (this.keepDetails) this.sources.release(row);
     const code = this.codes[row]!;
     if (--this.faceCounts[code]! === 0) this.freeCode(code);
     if (row === last) return undefined;
@@ -269,10 +355,10 @@ export class GalleryIndex {
     this.segments[row] = this.segments[last]!;
     if (this.keepDetails) {
       this.createdMs[row] = this.createdMs[last]!;
-      this.sourceAt[row] = this.sourceAt[last]!;
-      this.sourceLength[row] = this.sourceLength[last]!;
+      this.sources.move(last, row);
     }
-    this.rowOf.set(this.numbers[row]!, row);
+    const moved = this.numbers[row]!;
+    this.rowOf.set(numberHash(moved), (other) => this.numbers[other] === moved, row);
     return last;
   }
 
@@ -285,17 +371,18 @@ export class GalleryIndex {
 
   /** Gives every face of `from` to `to` (merging when `to` has faces); returns how many moved. */
   renameSubject(from: string, to: string): number {
-    const code = this.codeOf.get(from);
+    const code = this.codeOf(from);
     if (code === undefined) return 0;
     const moved = this.faceCounts[code]!;
     if (from === to) return moved;
-    const into = this.codeOf.get(to);
+    const into = this.codeOf(to);
     if (into === undefined) {
-      this.codeOf.delete(from);
-      this.codeOf.set(to, code);
-      this.nameOf[code] = to;
-      this.unlist(from);
-      this.enlist(to);
+      this.unlist(code);
+      this.unfile(code);
+      this.names.release(code);
+      this.names.set(code, to);
+      this.file(code);
+      this.enlist(code);
       return moved;
     }
     for (let row = 0; row < this.rows; row++) if (this.codes[row] === code) this.codes[row] = into;
@@ -305,46 +392,79 @@ export class GalleryIndex {
     return moved;
   }
 
+  /** Puts `subject` in `key`; the hash of its bytes. */
+  private keyOf(subject: string): number {
+    if (3 * subject.length > this.key.length) this.key = new Uint8Array(2 * 3 * subject.length);
+    this.keyLength = encoder.encodeInto(subject, this.key).written;
+    return bytesHash(this.key, 0, this.keyLength);
+  }
+
+  private readonly isKey = (code: number) => this.names.equals(code, this.key, this.keyLength);
+
+  private codeOf(subject: string): number | undefined {
+    return this.codeOfName.get(this.keyOf(subject), this.isKey);
+  }
+
+  /** Files a code under its name, or takes it out. */
+  private file(code: number): void {
+    this.codeOfName.set(this.names.hash(code), (other) => other === code, code);
+  }
+
+  private unfile(code: number): void {
+    this.codeOfName.delete(this.names.hash(code), (other) => other === code);
+  }
+
   private codeFor(subject: string): number {
-    let code = this.codeOf.get(subject);
+    let code = this.codeOf(subject);
     if (code !== undefined) return code;
-    code = this.freeCodes.pop() ?? this.nameOf.length;
+    code = this.freeCodes.pop() ?? this.codeCount++;
     this.faceCounts = grown(this.faceCounts, code + 1);
-    this.nameOf[code] = subject;
-    this.codeOf.set(subject, code);
-    this.enlist(subject);
+    this.names.set(code, subject);
+    this.subjects++;
+    this.file(code);
+    this.enlist(code);
     return code;
   }
 
   private freeCode(code: number): void {
-    const subject = this.nameOf[code]!;
-    this.codeOf.delete(subject);
-    this.nameOf[code] = "";
+    this.unlist(code);
+    this.unfile(code);
+    this.names.release(code);
+    this.subjects--;
     this.freeCodes.push(code);
-    this.unlist(subject);
   }
 
-  /** Where `subject` is, or would go, in the sorted list: a binary search. */
-  private sortedPosition(sorted: string[], subject: string): number {
+  private sortedCodes(): number[] {
+    const codes: number[] = [];
+    const names: string[] = [];
+    for (let code = 0; code < this.codeCount; code++) {
+      if (this.faceCounts[code]! === 0) continue;
+      codes.push(code);
+      names[code] = this.names.get(code);
+    }
+    return codes.sort((a, b) => collator.compare(names[a]!, names[b]!));
+  }
+
+  /** Where a subject named `subject` is, or would go, in the sorted list: a binary search. */
+  private sortedPosition(sorted: number[], subject: string): number {
     let low = 0;
     let high = sorted.length;
     while (low < high) {
       const middle = (low + high) >>> 1;
-      if (collator.compare(sorted[middle]!, subject) < 0) low = middle + 1;
+      if (collator.compare(this.names.get(sorted[middle]!), subject) < 0) low = middle + 1;
       else high = middle;
     }
     return low;
   }
 
-  private enlist(subject: string): void {
-    if (this.sorted) this.sorted.splice(this.sortedPosition(this.sorted, subject), 0, subject);
+  private enlist(code: number): void {
+    if (this.sorted) this.sorted.splice(this.sortedPosition(this.sorted, this.names.get(code)), 0, code);
   }
 
-  private unlist(subject: string): void {
+  private unlist(code: number): void {
     if (!this.sorted) return;
-    const at = this.sortedPosition(this.sorted, subject);
-    if (this.sorted[at] === subject) this.sorted.splice(at, 1);
-    else this.sorted.splice(this.sorted.indexOf(subject), 1);
+    const at = this.sortedPosition(this.sorted, this.names.get(code));
+    this.sorted.splice(this.sorted[at] === code ? at : this.sorted.indexOf(code), 1);
   }
 
   private segmentFor(key: string): number {
@@ -354,28 +474,5 @@ export class GalleryIndex {
       this.segmentNumber.set(key, segment);
     }
     return segment;
-  }
-
-  private storeSource(row: number, source: string): void {
-    const room = 3 * source.length;
-    // Full, and more than half of it left behind by removed rows: copy the rows' bytes into a new one.
-    if (this.textEnd + room > this.text.length && 2 * this.textLive < this.textEnd) {
-      const text = new Uint8Array(Math.max(16, 2 * (this.textLive + room)));
-      let end = 0;
-      for (let other = 0; other < this.rows; other++) {
-        if (other === row) continue;
-        const at = this.sourceAt[other]!;
-        text.set(this.text.subarray(at, at + this.sourceLength[other]!), end);
-        this.sourceAt[other] = end;
-        end += this.sourceLength[other]!;
-      }
-      [this.text, this.textEnd] = [text, end];
-    }
-    this.text = grown(this.text, this.textEnd + room);
-    const { written } = encoder.encodeInto(source, this.text.subarray(this.textEnd));
-    this.sourceAt[row] = this.textEnd;
-    this.sourceLength[row] = written;
-    this.textEnd += written;
-    this.textLive += written;
   }
 }

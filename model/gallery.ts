@@ -71,6 +71,7 @@ export class Gallery {
       first: new Int32Array(),
       last: new Int32Array(),
       identity: new Int32Array(),
+      subjectCode: new Int32Array(),
       best: { score: new Float32Array(), row: new Int32Array() },
     };
     this.templates = new DotKernel(dimensions, 1, blockRows);
@@ -104,7 +105,7 @@ export class Gallery {
     this.kernel.reserve(this.size + 1);
     const row = this.names.insert(faceId, subject, details, segment);
     this.kernel.setRow(row, embedding);
-    this.codeRow(row, subject);
+    this.codeRow(row);
     const number = Number(faceId.slice(1));
     if (Number.isSafeInteger(number) && number >= this.nextFace) this.nextFace = number + 1;
   }
@@ -145,16 +146,17 @@ export class Gallery {
   /** Gives every face of `from` to `to` (merging when `to` has faces); returns how many moved. */
   renameSubject(from: string, to: string): number {
     const merged = from !== to && this.names.faceCount(to) > 0;
+    const code = this.codeOf(from);
     const moved = this.names.renameSubject(from, to);
-    if (from === to || moved === 0) return moved;
-    this.recodeSubject(from, to, merged);
+    if (from === to || code === undefined) return moved;
+    if (merged) this.mergeSubject(code, this.codeOf(to)!);
     return moved;
   }
 
   /** The similarity of `embedding` to one subject, scored as `search` scores it; undefined when the subject has no face. */
   subjectSimilarity(subject: string, embedding: Float32Array, scoring: SubjectScoring = "template"): number | undefined {
     this.checkDimensions(embedding);
-    const code = this.codeOf.get(subject);
+    const code = this.codeOf(subject);
     if (code === undefined) return undefined;
     const codes = this.subjectCodes();
     if (scoring === "template") return this.templateKernel().dot(embedding, code);
@@ -170,7 +172,7 @@ export class Gallery {
 
   /** Returns how many faces were removed. */
   removeSubject(subject: string): number {
-    const code = this.codeOf.get(subject);
+    const code = this.codeOf(subject);
     if (code === undefined) return 0;
     const faceIds = rowsOf(this.codes, code).map((row) => this.names.faceIdAt(row));
     for (const faceId of faceIds) this.removeFace(faceId);
@@ -224,14 +226,19 @@ export class Gallery {
    * every change: a subject's code is taken by the last code when the subject leaves, so codes stay dense.
    */
   private readonly codes: SubjectCodes;
-  private readonly codeOf = new Map<string, number>();
-  private readonly subjectOfCode: string[] = [];
+  /** The `GalleryIndex`'s subject code -> this code (NONE: none), rather than a second map of the names. */
+  private codeOfSubjectCode = new Int32Array(0);
   /** Row `code` = that subject's template: the normalised sum of its faces, recomputed for the subjects a change touched. */
   private readonly templates: DotKernel;
   private readonly staleTemplates = new Set<number>();
   /** The template being computed, reused from template to template. */
   private readonly templateSum: Float64Array;
   private readonly template: Float32Array;
+
+  private codeOf(subject: string): number | undefined {
+    const subjectCode = this.names.subjectCode(subject);
+    return subjectCode === undefined ? undefined : this.codeOfSubjectCode[subjectCode];
+  }
 
   private subjectCodes(): SubjectCodes {
     return this.codes;
@@ -257,19 +264,25 @@ export class Gallery {
   }
 
   /** Gives row `row` (just added) its subject's code, making one for a new subject. */
-  private codeRow(row: number, subject: string): void {
+  private codeRow(row: number): void {
     const codes = this.codes;
     if (row >= codes.ofRow.length) {
       const room = Math.max(16, codes.ofRow.length * 2);
       codes.ofRow = grownTo(codes.ofRow, room);
       codes.next = grownTo(codes.next, room);
     }
-    let code = this.codeOf.get(subject);
-    if (code === undefined) {
+    const subjectCode = this.names.subjectCodeAt(row);
+    if (subjectCode >= this.codeOfSubjectCode.length) {
+      const grown = new Int32Array(Math.max(16, 2 * this.codeOfSubjectCode.length, subjectCode + 1)).fill(NONE);
+      grown.set(this.codeOfSubjectCode);
+      this.codeOfSubjectCode = grown;
+    }
+    let code = this.codeOfSubjectCode[subjectCode]!;
+    if (code === NONE) {
       code = codes.count++;
-      this.codeOf.set(subject, code);
-      this.subjectOfCode.push(subject);
+      this.codeOfSubjectCode[subjectCode] = code;
       if (code >= codes.identity.length) growPerCode(codes);
+      codes.subjectCode[code] = subjectCode;
       codes.first[code] = NONE;
     }
     codes.ofRow[row] = code;
@@ -290,16 +303,8 @@ export class Gallery {
     else this.staleTemplates.add(code);
   }
 
-  /** After `from`'s faces became `to`'s: the code follows the name, or, into an existing subject, its rows do. */
-  private recodeSubject(from: string, to: string, merged: boolean): void {
-    const code = this.codeOf.get(from)!;
-    if (!merged) {
-      this.codeOf.delete(from);
-      this.codeOf.set(to, code);
-      this.subjectOfCode[code] = to;
-      return;
-    }
-    const into = this.codeOf.get(to)!;
+  /** After the faces of `code` became those of `into` (a rename keeps the subject's code: the index's follows the name). */
+  private mergeSubject(code: number, into: number): void {
     for (const row of rowsOf(this.codes, code)) {
       this.codes.ofRow[row] = into;
       appendRow(this.codes, into, row);
@@ -313,20 +318,18 @@ export class Gallery {
   private freeCode(code: number): void {
     const codes = this.codes;
     const last = --codes.count;
-    this.codeOf.delete(this.subjectOfCode[code]!);
+    this.codeOfSubjectCode[codes.subjectCode[code]!] = NONE;
     this.staleTemplates.delete(code);
     if (code !== last) {
-      const lastSubject = this.subjectOfCode[last]!;
       codes.first[code] = codes.first[last]!;
       codes.last[code] = codes.last[last]!;
+      codes.subjectCode[code] = codes.subjectCode[last]!;
       for (const row of rowsOf(codes, code)) codes.ofRow[row] = code;
-      this.codeOf.set(lastSubject, code);
-      this.subjectOfCode[code] = lastSubject;
+      this.codeOfSubjectCode[codes.subjectCode[code]!] = code;
       // Made again when next searched: the last template's row may not be made yet.
       this.staleTemplates.delete(last);
       this.staleTemplates.add(code);
     }
-    this.subjectOfCode.pop();
   }
 
   serialize(): Uint8Array {
@@ -432,6 +435,8 @@ interface SubjectCodes {
    * it when codes are freed: entries past `count` are the same as fresh ones).
    */
   identity: Int32Array;
+  /** code -> the subject's code in the `GalleryIndex` (whose codes are not dense). */
+  subjectCode: Int32Array;
   /** Each subject's best exact score (-Infinity between searches) and row, reused by every search. */
   best: { score: Float32Array; row: Int32Array };
 }
@@ -445,6 +450,7 @@ function growPerCode(codes: SubjectCodes): void {
   codes.best = { score: new Float32Array(room).fill(-Infinity), row: new Int32Array(room) };
   codes.first = grownTo(codes.first, room);
   codes.last = grownTo(codes.last, room);
+  codes.subjectCode = grownTo(codes.subjectCode, room);
 }
 
 const NONE = -1;

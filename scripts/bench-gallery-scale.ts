@@ -102,7 +102,7 @@ function embedded(): Deployment {
       const objects: ObjectStates = new Map();
       for (const name of readdirSync(folder).filter((file) => file.startsWith(fileNameFor(GALLERY_PREFIX)))) {
         const { size, mtimeMs } = statSync(join(folder, name));
-        objects.set(name, { size, version: String(mtimeMs) });
+        objects.set(decodeURIComponent(name), { size, version: String(mtimeMs) });
       }
       return objects;
     },
@@ -140,14 +140,26 @@ async function onRegion(): Promise<Deployment> {
   };
 }
 
-/** The bytes of the objects written or rewritten since `before` (an object is written whole). */
-function bytesWrittenSince(before: ObjectStates, after: ObjectStates): number {
-  let bytes = 0;
+/** The objects written or rewritten since `before` (an object is written whole), with their sizes. */
+function writtenSince(before: ObjectStates, after: ObjectStates): { key: string; size: number }[] {
+  const written: { key: string; size: number }[] = [];
   for (const [key, object] of after) {
     const old = before.get(key);
-    if (!old || old.size !== object.size || old.version !== object.version) bytes += object.size;
+    if (!old || old.size !== object.size || old.version !== object.version) written.push({ key, size: object.size });
   }
-  return bytes;
+  return written;
+}
+
+/** What was written besides log entries (a compaction's segments and manifest), by kind: `segments/: 2 objects, 123 bytes`. */
+function besidesTheLog(written: { key: string; size: number }[]): string {
+  const kinds = new Map<string, { objects: number; bytes: number }>();
+  for (const { key, size } of written) {
+    const kind = key.slice(GALLERY_PREFIX.length).replace(/\/.*$/, "/");
+    if (kind === "log/") continue;
+    const sum = kinds.get(kind) ?? { objects: 0, bytes: 0 };
+    kinds.set(kind, { objects: sum.objects + 1, bytes: sum.bytes + size });
+  }
+  return [...kinds].map(([kind, { objects, bytes }]) => `${kind}: ${objects} object${objects === 1 ? "" : "s"}, ${bytes} bytes`).join("; ") || "nothing";
 }
 
 const rssMb = (child: ChildProcess) => round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))![1]) / 1024);
@@ -221,9 +233,10 @@ try {
     }),
   );
   const enrollSeconds = (performance.now() - started) / 1000;
-  const writtenPerEnroll = bytesWrittenSince(before, await deployment.galleryObjects()) / enrolls;
+  const written = writtenSince(before, await deployment.galleryObjects());
+  const writtenPerEnroll = written.reduce((sum, { size }) => sum + size, 0) / enrolls;
   latencies.sort((a, b) => a - b);
-  console.log(`${enrolls} enrollments, ${writers} writers: p50 ${round(percentile(latencies, 50))} ms, p99 ${round(percentile(latencies, 99))} ms, ${round(enrolls / enrollSeconds, 2)}/s; ${round(writtenPerEnroll)} gallery bytes written each; ${contendedErrors} contended`);
+  console.log(`${enrolls} enrollments, ${writers} writers: p50 ${round(percentile(latencies, 50))} ms, p99 ${round(percentile(latencies, 99))} ms, ${round(enrolls / enrollSeconds, 2)}/s; ${round(writtenPerEnroll)} gallery bytes written each (besides log entries: ${besidesTheLog(written)}); ${contendedErrors} contended`);
 
   // The app instance catches up with them: what each enrollment costs every app instance to read.
   const readBefore = counts.read;

@@ -12,7 +12,8 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import type { DotKernel } from "../model/dot-kernel.ts";
+import { DotKernel } from "../model/dot-kernel.ts";
+import type { GalleryIndex } from "../model/gallery-index.ts";
 import { Gallery, type Match, type SubjectScoring } from "../model/gallery.ts";
 import { identificationSplit, readLfwPeople } from "./lfw.ts";
 
@@ -170,14 +171,14 @@ function percentiles(values: number[]): [number, number] {
 /** The gallery's kernels, read past `private` for the reference (no API of the gallery's is added for a benchmark). */
 interface GalleryInternals {
   kernel: DotKernel;
-  templates: DotKernel | undefined;
-  subjects: string[];
-  faceIds: string[];
+  names: GalleryIndex;
 }
 
 interface SubjectNumbers {
   ofRow: Int32Array;
   subjects: string[];
+  /** Row s: subject s's template (the normalised sum of its faces, in row order), in float32 for the exact kernel. */
+  templates: DotKernel;
   /** Per subject its best score and row, reused from probe to probe (10M faces would otherwise make 27 MB a probe). */
   best: Float32Array;
   bestRow: Int32Array;
@@ -186,9 +187,23 @@ function subjectCodes(target: Gallery): SubjectNumbers {
   const held = codesOf.get(target);
   if (held) return held;
   const numbers = new Map<string, number>();
-  const rows = (target as unknown as GalleryInternals).subjects;
-  const ofRow = Int32Array.from(rows, (subject) => numbers.get(subject) ?? numbers.set(subject, numbers.size).get(subject)!);
-  const codes = { ofRow, subjects: [...numbers.keys()], best: new Float32Array(numbers.size), bestRow: new Int32Array(numbers.size) };
+  const { kernel, names } = target as unknown as GalleryInternals;
+  const ofRow = Int32Array.from({ length: target.size }, (_, row) => {
+    const subject = names.subjectAt(row);
+    return numbers.get(subject) ?? numbers.set(subject, numbers.size).get(subject)!;
+  });
+  const sums = Array.from({ length: numbers.size }, () => new Float64Array(DIMENSIONS));
+  for (let row = 0; row < target.size; row++) {
+    const values = kernel.row(row);
+    const sum = sums[ofRow[row]!]!;
+    for (let d = 0; d < DIMENSIONS; d++) sum[d]! += values[d]!;
+  }
+  const templates = new DotKernel(DIMENSIONS, numbers.size);
+  sums.forEach((sum, subject) => {
+    const norm = Reflect.apply(Math.hypot, undefined, sum) as number;
+    templates.setRow(subject, Float32Array.from(sum, (value) => value / norm));
+  });
+  const codes = { ofRow, subjects: [...numbers.keys()], templates, best: new Float32Array(numbers.size), bestRow: new Int32Array(numbers.size) };
   codesOf.set(target, codes);
   return codes;
 }
@@ -215,7 +230,7 @@ function bruteForce(target: Gallery, probe: Float32Array, scoring: SubjectScorin
   const codes = subjectCodes(target);
   const { best, bestRow } = codes;
   best.fill(-Infinity);
-  const kernel = scoring === "template" ? internals.templates! : internals.kernel;
+  const kernel = scoring === "template" ? codes.templates : internals.kernel;
   let row = 0;
   for (const block of kernel.scores(probe, scoring === "template" ? codes.subjects.length : target.size)) {
     for (let at = 0; at < block.length; at++, row++) {
@@ -225,7 +240,7 @@ function bruteForce(target: Gallery, probe: Float32Array, scoring: SubjectScorin
   }
   return topIndices(best).map((code) => ({
     subject: codes.subjects[code]!,
-    faceId: scoring === "best-face" ? internals.faceIds[bestRow[code]!] : undefined,
+    faceId: scoring === "best-face" ? internals.names.faceIdAt(bestRow[code]!) : undefined,
     similarity: best[code]!,
   }));
 }

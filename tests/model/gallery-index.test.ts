@@ -21,7 +21,8 @@ function random(seed: number): () => number {
   };
 }
 
-const SUBJECTS = ["Ada", "ada", "Zoë", "Émile", "bob", "Bob_2", "佐藤", "Ölaf", "z", "Aaron_Sorkin"];
+// Names are held as UTF-8 bytes: names one byte apart, and a name longer than the lookup's first key buffer.
+const SUBJECTS = ["Ada", "ada", "Ada ", "Zoë", "Émile", "bob", "Bob_2", "佐藤", "Ölaf", "z", "Aaron_Sorkin", `${"佐藤Émile".repeat(30)}!`];
 
 function expectSame(index: GalleryIndex, model: Map<string, Face>): void {
   const subjects = new Map<string, string[]>();

@@ -218,6 +218,27 @@ describe("gallery search is the float32 brute force's", () => {
     });
   }
 
+  test("a template's score is the exact kernel's on the normalised float64 sum of its faces, after changes too", () => {
+    const gallery = new Gallery(D, 1, 5);
+    const faces = new Map<string, Float32Array>();
+    for (let i = 0; i < 30; i++) faces.set(gallery.enroll(`s${i % 7}`, embedding(D, i, i + 11, 0.5)), embedding(D, i, i + 11, 0.5));
+    const removed = gallery.facesOf("s3")[0]!.faceId;
+    gallery.removeFace(removed);
+    faces.delete(removed);
+    gallery.renameSubject("s5", "s1");
+    const query = embedding(D, 9, 99, 0.5);
+    for (const { subject } of gallery.list()) {
+      const sum = new Float64Array(D);
+      for (const { faceId } of gallery.facesOf(subject)) faces.get(faceId)!.forEach((value, d) => (sum[d]! += value));
+      const norm = Math.hypot(...sum);
+      const kernel = new DotKernel(D, 1);
+      kernel.setRow(0, Float32Array.from(sum, (value) => value / norm));
+      expect(gallery.subjectSimilarity(subject, query, "template")).toBe(kernel.dot(query, 0));
+      const best = gallery.search(query, 7, "template").find((match) => match.subject === subject);
+      expect(best?.similarity).toBe(kernel.dot(query, 0));
+    }
+  });
+
   test("the near-tie case does need the re-rank: ranked by int8 scores alone the best face is another", () => {
     const { faces, queries } = cases[0]!;
     const kernel = new DotKernel(D, faces.length);
