@@ -58,10 +58,7 @@ export async function startAwsTestRegion(): Promise<AwsTestRegion> {
 /** Runs `suite` on fresh local buckets and on fresh S3 buckets of an emulated region, each under its own describe. */
 export function onLocalAndS3Buckets(subject: string, suite: (makeBucket: () => Promise<Bucket>) => void): void {
   describe(`${subject} on files`, () => {
-    suite(async () => {
-      const config = freshConfig();
-      return freshLocalCloud(config).blobs.bucket(resourceNames(config).reportsBucket);
-    });
+    suite(freshLocalBucket);
   });
   describe(`${subject} on S3`, () => {
     let aws: AwsTestRegion;
@@ -71,6 +68,12 @@ export function onLocalAndS3Buckets(subject: string, suite: (makeBucket: () => P
     afterAll(() => aws?.stop());
     suite(freshS3Bucket);
   });
+}
+
+/** A new bucket of a fresh embedded deployment, on files. */
+export async function freshLocalBucket(): Promise<Bucket> {
+  const config = freshConfig();
+  return freshLocalCloud(config).blobs.bucket(resourceNames(config).reportsBucket);
 }
 
 /** A new bucket of a fresh deployment in the emulated region (started by startAwsTestRegion), as awsCloud reaches it. */
