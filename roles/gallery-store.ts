@@ -30,8 +30,11 @@ export class GalleryError extends Error {
 
 /** Faces per sealed segment: 4,096 faces of 128 dimensions is a 2 MiB object, read in one GET. */
 export const SEGMENT_FACES = 4096;
-/** Changes after the manifest at which the lease holder seals them into segments: what a cold reader reads one by one. */
-export const SEAL_AFTER_CHANGES = 1024;
+/**
+ * Log entries after the manifest at which the lease holder seals them into segments: what a cold reader reads one by
+ * one. Entries, not sequence numbers: an import's `reserve` entry takes a sequence number per face it reserves.
+ */
+export const SEAL_AFTER_ENTRIES = 1024;
 /** Tries of one change before giving up: each failed try means another writer appended in between. */
 const MAX_APPEND_ATTEMPTS = 100;
 /** Log entries and segments read at once. */
@@ -148,12 +151,10 @@ class Replica {
   readonly removedFaces: string[] = [];
   /** When the oldest removal or rename after the manifest was made: the erasure clock runs from it. */
   oldestRemovalAt: number | undefined;
+  /** Log entries applied after the manifest: what a cold reader reads one by one after the segments. */
+  entriesSinceManifest = 0;
 
   private constructor(readonly role: "reader" | "writer") {}
-
-  get changesSinceManifest(): number {
-    return this.sequence - (this.manifest?.body.through ?? 0);
-  }
 
   static async load(bucket: Bucket, role: "reader" | "writer"): Promise<Replica> {
     for (let attempt = 1; ; attempt++) {
@@ -286,6 +287,7 @@ class Replica {
   apply(sequence: number, change: Change): void {
     if (sequence !== this.sequence + 1) throw new Error(`change ${sequence} applied after ${this.sequence}`);
     this.sequence = sequence;
+    this.entriesSinceManifest++;
     // Only the writer compacts: what a compaction must rewrite or erase.
     const touch = (faceIds: string[], removed: boolean) => {
       if (this.role === "reader") return;
@@ -332,8 +334,8 @@ class Replica {
 }
 
 /** Whether the lease holder should compact now: a pure decision from what changed since the manifest. */
-export function compactionDue(state: { changes: number; oldestRemovalAt: number | undefined }, now: number, eraseWithinMs: number, checkEveryMs: number): boolean {
-  if (state.changes >= SEAL_AFTER_CHANGES) return true;
+export function compactionDue(state: { entries: number; oldestRemovalAt: number | undefined }, now: number, eraseWithinMs: number, checkEveryMs: number): boolean {
+  if (state.entries >= SEAL_AFTER_ENTRIES) return true;
   // Early enough that the next check's compaction still ends inside the bound.
   return state.oldestRemovalAt !== undefined && now - state.oldestRemovalAt >= eraseWithinMs - 2 * checkEveryMs;
 }
@@ -574,7 +576,7 @@ export class GalleryWriter {
   compactIfDue(now: number, eraseWithinMs: number, checkEveryMs: number): Promise<CompactionOutcome | undefined> {
     return this.inOrder(async () => {
       await this.catchUp();
-      const state = { changes: this.replica.changesSinceManifest, oldestRemovalAt: this.replica.oldestRemovalAt };
+      const state = { entries: this.replica.entriesSinceManifest, oldestRemovalAt: this.replica.oldestRemovalAt };
       return compactionDue(state, now, eraseWithinMs, checkEveryMs) ? this.compactNow() : undefined;
     });
   }
@@ -597,7 +599,7 @@ export class GalleryWriter {
   private async compactNow(): Promise<CompactionOutcome> {
     const replica = this.replica;
     const outcome: CompactionOutcome = { compacted: false, segmentsWritten: 0, segmentsDeleted: 0, entriesErased: 0, entriesDeleted: 0 };
-    if (replica.changesSinceManifest === 0 && replica.dirtySegments.size === 0) return outcome;
+    if (replica.entriesSinceManifest === 0 && replica.dirtySegments.size === 0) return outcome;
     const names = replica.names;
     const through = replica.sequence;
     // The faces to rewrite, a segment's worth at a time: their embeddings are read from the store as they are written.
@@ -645,6 +647,7 @@ export class GalleryWriter {
     replica.removedFaces.length = 0;
     replica.importedSegments.length = 0;
     replica.oldestRemovalAt = undefined;
+    replica.entriesSinceManifest = 0;
     const done = { compacted: true, segmentsWritten: written.length, segmentsDeleted: replaced.length, entriesErased, entriesDeleted: covered.length };
     this.log?.info("gallery_compacted", { through, ...done });
     return done;

@@ -6,11 +6,13 @@ import { Gallery, GalleryFormatError } from "../../model/gallery.ts";
 import { countingBucket } from "../../roles/cloud/counting-bucket.ts";
 import type { Bucket } from "../../roles/cloud/types.ts";
 import { GALLERY_LOG_PREFIX, GALLERY_MANIFEST_KEY, GALLERY_PREFIX, GALLERY_SEGMENT_PREFIX, LEGACY_GALLERY_KEY } from "../../roles/deployment.ts";
-import { compactionDue, GalleryReader, GalleryWriter, logKey, SEAL_AFTER_CHANGES } from "../../roles/gallery-store.ts";
-import { onLocalAndS3Buckets } from "../cloud/clouds.ts";
+import { compactionDue, GalleryReader, GalleryWriter, logKey, SEAL_AFTER_ENTRIES, SEGMENT_FACES } from "../../roles/gallery-store.ts";
+import { freshLocalBucket, onLocalAndS3Buckets } from "../cloud/clouds.ts";
 
 setDefaultTimeout(60_000);
 
+const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
 const DIMENSIONS = 128;
 /** A unit vector of its own for each seed. */
 function vector(seed: number): Float32Array {
@@ -276,16 +278,35 @@ function galleryStore(makeBucket: () => Promise<Bucket>): void {
 onLocalAndS3Buckets("gallery store", galleryStore);
 
 describe("compaction is due", () => {
-  const HOUR = 60 * 60_000;
-  const DAY = 24 * HOUR;
-  const CHECK = 60_000;
-  const cases: [string, { changes: number; oldestRemovalAt: number | undefined }, number, boolean][] = [
-    ["nothing changed", { changes: 0, oldestRemovalAt: undefined }, 0, false],
-    ["a few enrollments", { changes: SEAL_AFTER_CHANGES - 1, oldestRemovalAt: undefined }, DAY * 10, false],
-    ["a full log's worth", { changes: SEAL_AFTER_CHANGES, oldestRemovalAt: undefined }, 0, true],
-    ["a removal an hour old", { changes: 1, oldestRemovalAt: 0 }, HOUR, false],
-    ["a removal nearly at the bound, with two checks to go", { changes: 1, oldestRemovalAt: 0 }, DAY - 2 * CHECK, true],
-    ["a removal just before that", { changes: 1, oldestRemovalAt: 0 }, DAY - 2 * CHECK - 1, false],
+  const HOUR = 60 * MINUTE;
+  const CHECK = MINUTE;
+  const cases: [string, { entries: number; oldestRemovalAt: number | undefined }, number, boolean][] = [
+    ["nothing changed", { entries: 0, oldestRemovalAt: undefined }, 0, false],
+    ["a few enrollments", { entries: SEAL_AFTER_ENTRIES - 1, oldestRemovalAt: undefined }, DAY * 10, false],
+    ["a full log's worth", { entries: SEAL_AFTER_ENTRIES, oldestRemovalAt: undefined }, 0, true],
+    ["more than a full log's worth", { entries: SEAL_AFTER_ENTRIES + 1, oldestRemovalAt: undefined }, 0, true],
+    ["an import of a million faces: a reserve and an import entry a segment", { entries: 2 * Math.ceil(1_000_000 / SEGMENT_FACES), oldestRemovalAt: undefined }, DAY * 10, false],
+    ["a removal an hour old", { entries: 1, oldestRemovalAt: 0 }, HOUR, false],
+    ["a removal nearly at the bound, with two checks to go", { entries: 1, oldestRemovalAt: 0 }, DAY - 2 * CHECK, true],
+    ["a removal just before that", { entries: 1, oldestRemovalAt: 0 }, DAY - 2 * CHECK - 1, false],
   ];
   for (const [name, state, now, due] of cases) test(name, () => expect(compactionDue(state, now, DAY, CHECK)).toBe(due));
+
+  // On files only: the count is the replica's, whatever the bucket, and 1,024 enrollments over HTTP take seconds.
+  test("in a store, after 1,024 log entries, not sequence numbers: an import of 5,000 faces (two entries) does not make it due", async () => {
+    const bucket = await freshLocalBucket();
+    const writer = await GalleryWriter.open(bucket);
+    const compactedAfterCheck = async (checking: GalleryWriter) => (await checking.compactIfDue(0, DAY, MINUTE))?.compacted ?? false;
+    const imported = Array.from({ length: 5000 }, (_, seed) => ({ subject: `imported-${seed % 1000}`, embedding: vector(1000 + seed), source: "" }));
+    expect(await writer.importFaces(imported)).toHaveLength(imported.length);
+    expect(writer.version).toBeGreaterThan(SEAL_AFTER_ENTRIES);
+    expect(await compactedAfterCheck(writer)).toBe(false);
+    expect(await compactedAfterCheck(await GalleryWriter.open(bucket))).toBe(false);
+    for (let seed = 0; seed < SEAL_AFTER_ENTRIES - 3; seed++) await enroll(bucket, writer, `person-${seed}`, seed);
+    expect(await compactedAfterCheck(writer)).toBe(false);
+    await enroll(bucket, writer, "person-last", SEAL_AFTER_ENTRIES);
+    expect(await compactedAfterCheck(writer)).toBe(true);
+    expect(await compactedAfterCheck(writer)).toBe(false);
+    expect((await new GalleryReader(bucket).current())?.size).toBe(imported.length + SEAL_AFTER_ENTRIES - 2);
+  });
 });
