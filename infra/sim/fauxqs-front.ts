@@ -33,6 +33,7 @@
  *   GetCallerIdentity answers the region's account (fauxqs's own STS answers another).
  * Everything else goes to fauxqs unchanged.
  */
+import { SQS_MAX_WAIT_SECONDS } from "./request-tap.ts";
 import { accessKeyOf, s3Access, sqsAccess, type AccessControl } from "./iam/access.ts";
 import type { AccessRequest } from "./iam/evaluate.ts";
 import { ACCOUNT_ID } from "./ec2/model.ts";
@@ -158,6 +159,10 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
+    // SQS holds a long poll open up to 20 s (WaitTimeSeconds); Bun's default closes a connection idle for 10 s, and
+    // the poll it cut off lived on at the queue's side and took the replies that came next (hidden for a visibility
+    // timeout: a cold-pool burst's first reply came after 53 s).
+    idleTimeout: SQS_MAX_WAIT_SECONDS + 10,
     async fetch(request) {
       const url = new URL(request.url);
       const sqsOperation = request.headers.get("x-amz-target")?.match(/^AmazonSQS\.(\w+)$/)?.[1];

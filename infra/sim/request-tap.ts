@@ -15,12 +15,17 @@ export interface RequestTap {
   stop(): Promise<void>;
 }
 
+/** The longest an SQS long poll waits (ReceiveMessage WaitTimeSeconds): the emulator's servers keep such a request open. */
+export const SQS_MAX_WAIT_SECONDS = 20;
+
 const CREDENTIAL = /Credential=([^/,\s]+)\//;
 
 export function startRequestTap(upstream: string, listener: (request: TappedRequest) => void | Response | Promise<void | Response>): RequestTap {
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
+    // Long polls pass through here too (see fauxqs-front.ts).
+    idleTimeout: SQS_MAX_WAIT_SECONDS + 10,
     async fetch(request) {
       const url = new URL(request.url);
       const path = decodeURIComponent(url.pathname);
