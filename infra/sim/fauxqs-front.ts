@@ -159,9 +159,7 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    // SQS holds a long poll open up to 20 s (WaitTimeSeconds); Bun's default closes a connection idle for 10 s, and
-    // the poll it cut off lived on at the queue's side and took the replies that came next (hidden for a visibility
-    // timeout: a cold-pool burst's first reply came after 53 s).
+    // SQS holds a long poll open up to 20 s (WaitTimeSeconds), past Bun's default idle timeout of 10 s.
     idleTimeout: SQS_MAX_WAIT_SECONDS + 10,
     async fetch(request) {
       const url = new URL(request.url);
