@@ -128,7 +128,9 @@ function watchFleet() {
   let watching = true;
   const done = (async () => {
     while (watching) {
-      samples.push({ at: performance.now(), active: await activeApps() });
+      // A reading that fails is a sample missed; the loop outlives a test that failed only until its stop().
+      const active = await activeApps().catch(() => undefined);
+      if (active !== undefined) samples.push({ at: performance.now(), active });
       await Bun.sleep(50);
     }
   })();
@@ -238,6 +240,44 @@ function newJobLines(logPath: string, before: Map<string, number>): JobLogLine[]
     .map((line) => JSON.parse(line) as JobLogLine);
 }
 
+const TIMELINE_EVENTS = new Set(["roles_resolved", "roles_started", "scaling_decision", "capacity_cap", "capacity_cap_lifted", "no_progress", "replace_unhealthy", "shutting_down"]);
+
+/**
+ * What each instance logged since `since` (epoch ms): its start, its jobs, the controller's decisions, every warning
+ * and error. Printed when a burst goes wrong, so a run that fails only on CI says where its time went.
+ */
+function fleetTimeline(since: number): string {
+  const at = (entry: Record<string, unknown>) => `+${((Date.parse(String(entry.time)) - since) / 1000).toFixed(1)} s`;
+  const lines: string[] = [];
+  for (const instance of region.ec2.instances()) {
+    if (!existsSync(instance.logPath)) continue;
+    const entries = readFileSync(instance.logPath, "utf8")
+      .split("\n")
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      })
+      .filter((entry) => Date.parse(String(entry.time)) >= since);
+    if (entries.length === 0) continue;
+    const jobs = entries.filter((entry) => entry.event === "job_done");
+    lines.push(`${instance.id} ${instance.tags.Role} (${instance.state}): ${jobs.length} job_done${jobs.length > 0 ? `, first ${at(jobs[0]!)}, last ${at(jobs.at(-1)!)}` : ""}`);
+    const notable = entries.filter((entry) => entry.level !== "info" || TIMELINE_EVENTS.has(String(entry.event)));
+    const shown = notable.length > 60 ? [...notable.slice(0, 30), undefined, ...notable.slice(-30)] : notable;
+    for (const entry of shown) {
+      if (entry === undefined) {
+        lines.push(`  ... ${notable.length - 60} more`);
+        continue;
+      }
+      const { time: _time, pid: _pid, ...rest } = entry;
+      lines.push(`  ${at(entry)} ${JSON.stringify(rest).slice(0, 400)}`);
+    }
+  }
+  return lines.join("\n");
+}
+
 /** How many times an instance's process started (logged its roles) after its log was `offset` bytes long. */
 const bootsSince = (logPath: string, offset: number) =>
   readFileSync(logPath).subarray(offset).toString().split("\n").filter((line) => line.includes('"event":"roles_resolved"')).length;
@@ -338,38 +378,49 @@ for (const pool of ["warm", "cold"] as const) {
       const watch = watchFleet();
       const jobCounters = watchJobCounters();
       const started = performance.now();
-      const answers = await Promise.all(people.map(ask));
-      const lastReply = Math.max(...answers.map((answer) => answer.at));
-      await waitFor("scale-in to 0", async () => (watch.samples.some((sample) => sample.at > lastReply && sample.active === 0) ? true : undefined), 10_000);
-      const samples = await watch.stop();
-      const counted = await jobCounters.stop();
+      const startedAt = Date.now();
+      let answers: Answer[] = [];
+      try {
+        answers = await Promise.all(people.map(ask));
+        const lastReply = Math.max(...answers.map((answer) => answer.at));
+        await waitFor("scale-in to 0", async () => (watch.samples.some((sample) => sample.at > lastReply && sample.active === 0) ? true : undefined), 10_000);
+        const samples = await watch.stop();
+        const counted = await jobCounters.stop();
 
-      const wrong = answers.filter((answer) => answer.body !== expected(answer.person)).map((answer) => `${answer.status} ${answer.body}`);
-      const firstReply = Math.min(...answers.map((answer) => answer.at));
-      console.log(`burst: first reply after ${Math.round(firstReply - started)} ms (scale-out from 0 and boot), last after ${Math.round(lastReply - started)} ms, ${correct(answers)}/${PEOPLE} correct; wrong: ${wrong.join(", ")}`);
-      expect(answers.every((answer) => answer.status === 200)).toBe(true);
-      expect(correct(answers)).toBeGreaterThanOrEqual(98);
-      answeredCorrectly = answers.filter((answer) => answer.body === expected(answer.person)).map((answer) => answer.person);
+        const wrong = answers.filter((answer) => answer.body !== expected(answer.person)).map((answer) => `${answer.status} ${answer.body}`);
+        const firstReply = Math.min(...answers.map((answer) => answer.at));
+        console.log(`burst: first reply after ${Math.round(firstReply - started)} ms (scale-out from 0 and boot), last after ${Math.round(lastReply - started)} ms, ${correct(answers)}/${PEOPLE} correct; wrong: ${wrong.join(", ")}`);
+        expect(answers.every((answer) => answer.status === 200)).toBe(true);
+        expect(correct(answers)).toBeGreaterThanOrEqual(98);
+        answeredCorrectly = answers.filter((answer) => answer.body === expected(answer.person)).map((answer) => answer.person);
 
-      const counts = samples.map((sample) => sample.active);
-      const firstFull = samples.find((sample) => sample.active === MAX_APP_INSTANCES);
-      const scaleIn = samples.find((sample) => sample.at > lastReply && sample.active === 0)!;
-      console.log(`app instances: first ${counts[0]}, max ${Math.max(...counts)}, 15 after ${firstFull && Math.round(firstFull.at - started)} ms, 0 ${Math.round(scaleIn.at - lastReply)} ms after the last reply`);
-      expect(counts[0]).toBe(0);
-      expect(Math.max(...counts)).toBe(MAX_APP_INSTANCES);
-      expect(scaleIn.at - lastReply).toBeLessThanOrEqual(2000);
+        const counts = samples.map((sample) => sample.active);
+        const firstFull = samples.find((sample) => sample.active === MAX_APP_INSTANCES);
+        const scaleIn = samples.find((sample) => sample.at > lastReply && sample.active === 0)!;
+        console.log(`app instances: first ${counts[0]}, max ${Math.max(...counts)}, 15 after ${firstFull && Math.round(firstFull.at - started)} ms, 0 ${Math.round(scaleIn.at - lastReply)} ms after the last reply`);
+        expect(counts[0]).toBe(0);
+        expect(Math.max(...counts)).toBe(MAX_APP_INSTANCES);
+        expect(scaleIn.at - lastReply).toBeLessThanOrEqual(2000);
 
-      // The app instances' job counters reach the web instance's /metrics through their job reports, one series each.
-      const countedAnswers = [...counted.answered.values()].reduce((sum, count) => sum + count, 0);
-      console.log(`web /metrics: answered classic jobs by instance ${JSON.stringify(Object.fromEntries(counted.answered))}, ${countedAnswers} in all`);
-      const appIds = new Set((await appInstances()).map((instance) => instance.id));
-      expect([...counted.answered.keys()].every((id) => appIds.has(id))).toBe(true);
-      expect(countedAnswers).toBeGreaterThanOrEqual(PEOPLE);
-      expect(counted.unlabelled).toEqual([]);
+        // The app instances' job counters reach the web instance's /metrics through their job reports, one series each.
+        const countedAnswers = [...counted.answered.values()].reduce((sum, count) => sum + count, 0);
+        console.log(`web /metrics: answered classic jobs by instance ${JSON.stringify(Object.fromEntries(counted.answered))}, ${countedAnswers} in all`);
+        const appIds = new Set((await appInstances()).map((instance) => instance.id));
+        expect([...counted.answered.keys()].every((id) => appIds.has(id))).toBe(true);
+        expect(countedAnswers).toBeGreaterThanOrEqual(PEOPLE);
+        expect(counted.unlabelled).toEqual([]);
 
-      expect(Object.values(await queueDepths())).toEqual([0, 0, 0]);
-      expect(newKeys(before.input, await objectKeys(buckets.in!))).toHaveLength(PEOPLE);
-      expect(newKeys(before.output, await objectKeys(buckets.out!)).sort()).toEqual(people.map((person) => expected(person).split(":")[0]!).sort());
+        expect(Object.values(await queueDepths())).toEqual([0, 0, 0]);
+        expect(newKeys(before.input, await objectKeys(buckets.in!))).toHaveLength(PEOPLE);
+        expect(newKeys(before.output, await objectKeys(buckets.out!)).sort()).toEqual(people.map((person) => expected(person).split(":")[0]!).sort());
+      } catch (error) {
+        const statuses = Object.entries(Object.groupBy(answers, (answer) => String(answer.status))).map(([status, group]) => `${group!.length} x ${status}`);
+        console.log(`the burst failed; answers: ${statuses.join(", ") || "none yet"}; what each instance logged since it began:\n${fleetTimeline(startedAt)}`);
+        throw error;
+      } finally {
+        await watch.stop();
+        await jobCounters.stop();
+      }
     }, 180_000);
 
     test("an app instance SIGKILLed mid-job: its job is redelivered, every request answered once and correctly", async () => {
