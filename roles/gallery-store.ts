@@ -35,6 +35,17 @@ export const SEGMENT_FACES = 4096;
  * one. Entries, not sequence numbers: an import's `reserve` entry takes a sequence number per face it reserves.
  */
 export const SEAL_AFTER_ENTRIES = 1024;
+/**
+ * Fewer entries are sealed once the writer has made no change for SEAL_IDLE_MS: a cold reader (an app instance booting
+ * into a burst) then reads the manifest, a few segments and at most one round of entries, not up to 1,023 GETs.
+ */
+export const SEAL_WHEN_IDLE_ENTRIES = 16;
+export const SEAL_IDLE_MS = 5_000;
+/**
+ * Log entries a compaction keeps although a manifest covers them: a reader that many changes behind still catches up
+ * from the log, however often the log is sealed; one further behind loads the manifest again.
+ */
+export const KEPT_LOG_ENTRIES = 1024;
 /** Tries of one change before giving up: each failed try means another writer appended in between. */
 const MAX_APPEND_ATTEMPTS = 100;
 /** Log entries and segments read at once. */
@@ -333,9 +344,17 @@ class Replica {
   }
 }
 
+/** What a compaction decision reads: what changed since the manifest, and how long the writer has made no change. */
+export interface CompactionState {
+  entries: number;
+  oldestRemovalAt: number | undefined;
+  idleMs: number;
+}
+
 /** Whether the lease holder should compact now: a pure decision from what changed since the manifest. */
-export function compactionDue(state: { entries: number; oldestRemovalAt: number | undefined }, now: number, eraseWithinMs: number, checkEveryMs: number): boolean {
+export function compactionDue(state: CompactionState, now: number, eraseWithinMs: number, checkEveryMs: number): boolean {
   if (state.entries >= SEAL_AFTER_ENTRIES) return true;
+  if (state.entries >= SEAL_WHEN_IDLE_ENTRIES && state.idleMs >= SEAL_IDLE_MS) return true;
   // Early enough that the next check's compaction still ends inside the bound.
   return state.oldestRemovalAt !== undefined && now - state.oldestRemovalAt >= eraseWithinMs - 2 * checkEveryMs;
 }
@@ -396,19 +415,29 @@ export interface CompactionOutcome {
   entriesDeleted: number;
 }
 
+export interface GalleryWriterOptions {
+  /** Called after each change this writer stores: its owner's cue to look for an idle seal SEAL_IDLE_MS later. */
+  onChange?: () => void;
+  /** Covered log entries a compaction keeps (KEPT_LOG_ENTRIES); fewer lets a test reach a truncated log quickly. */
+  keptLogEntries?: number;
+}
+
 export class GalleryWriter {
   private pending: Promise<unknown> = Promise.resolve();
   private readonly id = randomUUID();
+  /** When this writer last stored a change (Date.now()); undefined: none since it opened. */
+  private changedAt: number | undefined;
 
   private constructor(
     private readonly bucket: Bucket,
     private replica: Replica,
-    private readonly log?: Logger,
+    private readonly log: Logger | undefined,
+    private readonly options: GalleryWriterOptions,
   ) {}
 
-  static async open(bucket: Bucket, log?: Logger): Promise<GalleryWriter> {
+  static async open(bucket: Bucket, log?: Logger, options: GalleryWriterOptions = {}): Promise<GalleryWriter> {
     await migrateLegacy(bucket, log);
-    return new GalleryWriter(bucket, await Replica.load(bucket, "writer"), log);
+    return new GalleryWriter(bucket, await Replica.load(bucket, "writer"), log, options);
   }
 
   /** The sequence number of the last change this writer applied: a job that carries it sees every change up to it. */
@@ -576,7 +605,7 @@ export class GalleryWriter {
   compactIfDue(now: number, eraseWithinMs: number, checkEveryMs: number): Promise<CompactionOutcome | undefined> {
     return this.inOrder(async () => {
       await this.catchUp();
-      const state = { entries: this.replica.entriesSinceManifest, oldestRemovalAt: this.replica.oldestRemovalAt };
+      const state = { entries: this.replica.entriesSinceManifest, oldestRemovalAt: this.replica.oldestRemovalAt, idleMs: now - (this.changedAt ?? -Infinity) };
       return compactionDue(state, now, eraseWithinMs, checkEveryMs) ? this.compactNow() : undefined;
     });
   }
@@ -590,11 +619,11 @@ export class GalleryWriter {
   }
 
   /**
-   * Writes the faces logged since the manifest, and the living faces of every segment that held a removed or renamed
-   * one, as new segments; commits a manifest naming them over the one read (a conditional put: of two compactions at
-   * once, one commits and the other deletes what it wrote). Then deletes the replaced segments, erases the logged
-   * embeddings of removed faces and deletes the log entries the previous manifest already covered (a reader that far
-   * behind loads the manifest again).
+   * Writes the faces logged since the manifest, the living faces of every segment that held a removed or renamed
+   * one, and those of every segment not full, as new segments; commits a manifest naming them over the one read (a
+   * conditional put: of two compactions at once, one commits and the other deletes what it wrote). Then deletes the
+   * replaced segments, erases the logged embeddings of removed faces and deletes the log entries the previous manifest
+   * already covered, but for the newest `keptLogEntries` (a reader further behind loads the manifest again).
    */
   private async compactNow(): Promise<CompactionOutcome> {
     const replica = this.replica;
@@ -602,17 +631,20 @@ export class GalleryWriter {
     if (replica.entriesSinceManifest === 0 && replica.dirtySegments.size === 0) return outcome;
     const names = replica.names;
     const through = replica.sequence;
+    const previous = replica.manifest;
+    // Segments not full are refilled with the faces sealed now, so a log sealed often leaves at most one such segment.
+    const refilled = [...(previous?.body.segments ?? []), ...replica.importedSegments].filter(({ faces }) => faces < SEGMENT_FACES).map(({ key }) => key);
+    const replaced = new Set([...replica.dirtySegments, ...refilled]);
     // The faces to rewrite, a segment's worth at a time: their embeddings are read from the store as they are written.
-    const rewritten = names ? names.faceIdsBySegment((segment) => segment === undefined || replica.dirtySegments.has(segment)) : [];
+    const rewritten = names ? names.faceIdsBySegment((segment) => segment === undefined || replaced.has(segment)) : [];
     const written: (Manifest["segments"][number] & { faceIds: string[] })[] = [];
     for (let start = 0; start < rewritten.length; start += SEGMENT_FACES) {
       const faces = await this.readFaces(rewritten.slice(start, start + SEGMENT_FACES));
       const [segment] = await writeSegments(this.bucket, replica.dimensions!, faces, through);
       if (segment) written.push({ ...segment, faceIds: faces.map(({ faceId }) => faceId) });
     }
-    const previous = replica.manifest;
-    const kept = (previous?.body.segments ?? []).filter(({ key }) => !replica.dirtySegments.has(key));
-    const imported = replica.importedSegments.filter(({ key }) => !replica.dirtySegments.has(key));
+    const kept = (previous?.body.segments ?? []).filter(({ key }) => !replaced.has(key));
+    const imported = replica.importedSegments.filter(({ key }) => !replaced.has(key));
     const manifest: Manifest = { format: 1, through, segments: [...kept, ...imported, ...written.map(({ key, faces }) => ({ key, faces }))] };
     const version = await this.bucket.putIf(GALLERY_MANIFEST_KEY, JSON.stringify(manifest), previous?.version, { contentType: "application/json" });
     if (version === undefined) {
@@ -620,9 +652,10 @@ export class GalleryWriter {
       this.replica = await Replica.load(this.bucket, "writer");
       return outcome;
     }
-    const replaced = [...replica.dirtySegments];
-    await Promise.all(replaced.map((key) => this.bucket.delete(key)));
-    const covered = (await this.bucket.list(GALLERY_LOG_PREFIX)).filter((key) => sequenceOf(key) <= (previous?.body.through ?? 0));
+    await Promise.all([...replaced].map((key) => this.bucket.delete(key)));
+    const logged = await this.bucket.list(GALLERY_LOG_PREFIX);
+    const keptEntries = this.options.keptLogEntries ?? KEPT_LOG_ENTRIES;
+    const covered = logged.slice(0, Math.max(0, logged.length - keptEntries)).filter((key) => sequenceOf(key) <= (previous?.body.through ?? 0));
     await inParallel(covered, READ_CONCURRENCY, (key) => this.bucket.delete(key));
     // A removed face's id names the entry that enrolled it: migrated faces, and entries just deleted, have none.
     const erased = await inParallel(replica.removedFaces, READ_CONCURRENCY, async (faceId) => {
@@ -648,7 +681,7 @@ export class GalleryWriter {
     replica.importedSegments.length = 0;
     replica.oldestRemovalAt = undefined;
     replica.entriesSinceManifest = 0;
-    const done = { compacted: true, segmentsWritten: written.length, segmentsDeleted: replaced.length, entriesErased, entriesDeleted: covered.length };
+    const done = { compacted: true, segmentsWritten: written.length, segmentsDeleted: replaced.size, entriesErased, entriesDeleted: covered.length };
     this.log?.info("gallery_compacted", { through, ...done });
     return done;
   }
@@ -669,6 +702,8 @@ export class GalleryWriter {
       const applied = () => {
         this.replica.addFaces(imported);
         this.replica.apply(sequence, entry);
+        this.changedAt = Date.now();
+        this.options.onChange?.();
         return result;
       };
       if ((await this.bucket.putIf(logKey(sequence), body, undefined, { contentType: "application/json" })) !== undefined) return applied();

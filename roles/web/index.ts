@@ -4,7 +4,7 @@ import type { RoleContext, RunningRole } from "../context.ts";
 import { ConfigError, type WebConfig } from "../config.ts";
 import { deploymentLease } from "../cloud/lease.ts";
 import { GalleryWriter } from "../gallery-store.ts";
-import { errorFields } from "../log.ts";
+import { startGalleryCompaction } from "./gallery-compaction.ts";
 import { bucketApiToken, fixedApiToken, localApiToken, type ApiToken } from "./api-token.ts";
 import { ApiKeyStore } from "./api-key-store.ts";
 import { createJobSubmitter } from "./jobs.ts";
@@ -45,9 +45,6 @@ export function bodySizeBackstop(maxBodyBytes: number): number {
   return 2 * maxBodyBytes + 1024 * 1024;
 }
 
-/** How often the web role asks whether the gallery is due a compaction. */
-const GALLERY_COMPACTION_CHECK_MS = 60_000;
-
 export async function startWebRole({ config, names, cloud, log: rootLog, health, metrics }: RoleContext<WebConfig>, options: WebRoleOptions): Promise<RunningWebRole> {
   const log = rootLog.child({ role: "web" });
   const tls = readTls(config);
@@ -71,7 +68,9 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     lease.start();
   }
   const poller = new ReplyPoller(cloud.queues.queue(names.respQueue), log, lease && (() => lease.holds()));
-  const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket), log);
+  // This process is the gallery's one writer on a deployment (it holds the web lease): it compacts it too.
+  const gallery = await GalleryWriter.open(cloud.blobs.bucket(names.galleryBucket), log, { onChange: () => compaction.changed() });
+  const compaction = startGalleryCompaction(gallery, config.galleryEraseWithinMs, log);
   metrics.readGalleryFrom(() => gallery.size);
   const jobs = createJobSubmitter({
     inBucket,
@@ -84,10 +83,6 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     galleryVersion: () => gallery.version,
     onJobQueued: options.onJobQueued,
   });
-  // This process is the gallery's one writer on a deployment (it holds the web lease): it compacts it too.
-  const compaction = setInterval(() => {
-    gallery.compactIfDue(Date.now(), config.galleryEraseWithinMs, GALLERY_COMPACTION_CHECK_MS).catch((error) => log.error("gallery_compaction_failed", errorFields(error)));
-  }, GALLERY_COMPACTION_CHECK_MS);
   const uploadReader = () =>
     createUploadReader({
       bucket: inBucket,
@@ -135,7 +130,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     token.stop();
     keys.stop();
     await lease?.stop();
-    clearInterval(compaction);
+    compaction.stop();
     if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
       throw new ConfigError(`port ${config.port} on ${config.host} is in use by another process: stop it, or set FACEFLEET_PORT to a free port`);
     }
@@ -148,7 +143,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
   return {
     port,
     async stop() {
-      clearInterval(compaction);
+      compaction.stop();
       await app.stop();
       await poller.stop();
       await lease?.stop();

@@ -6,7 +6,9 @@ import { Gallery, GalleryFormatError } from "../../model/gallery.ts";
 import { countingBucket } from "../../roles/cloud/counting-bucket.ts";
 import type { Bucket } from "../../roles/cloud/types.ts";
 import { GALLERY_LOG_PREFIX, GALLERY_MANIFEST_KEY, GALLERY_PREFIX, GALLERY_SEGMENT_PREFIX, LEGACY_GALLERY_KEY } from "../../roles/deployment.ts";
-import { compactionDue, GalleryReader, GalleryWriter, logKey, SEAL_AFTER_ENTRIES, SEGMENT_FACES } from "../../roles/gallery-store.ts";
+import { compactionDue, GalleryReader, GalleryWriter, logKey, SEAL_AFTER_ENTRIES, SEAL_IDLE_MS, SEAL_WHEN_IDLE_ENTRIES, SEGMENT_FACES, type CompactionState } from "../../roles/gallery-store.ts";
+import { createLogger } from "../../roles/log.ts";
+import { startGalleryCompaction, type GalleryCompaction } from "../../roles/web/gallery-compaction.ts";
 import { freshLocalBucket, onLocalAndS3Buckets } from "../cloud/clouds.ts";
 
 setDefaultTimeout(60_000);
@@ -153,8 +155,8 @@ function galleryStore(makeBucket: () => Promise<Bucket>): void {
     expect(await isStored(bucket, vector(4))).toBe(true);
 
     const outcome = await writer.compact();
-    // Paul's second face was logged before the first compaction: its entry is deleted with that log; Ada's is erased.
-    expect(outcome).toMatchObject({ compacted: true, segmentsDeleted: 1, entriesDeleted: 3, entriesErased: 1 });
+    // Paul's second face was logged before the first compaction: its entry, kept for readers behind, is erased as Ada's.
+    expect(outcome).toMatchObject({ compacted: true, segmentsDeleted: 1, entriesDeleted: 0, entriesErased: 2 });
     for (const seed of [2, 4]) expect(await isStored(bucket, vector(seed))).toBe(false);
     for (const seed of [1, 3]) expect(await isStored(bucket, vector(seed))).toBe(true);
     // The reader that saw the log before the compaction, and a new one, agree.
@@ -194,7 +196,8 @@ function galleryStore(makeBucket: () => Promise<Bucket>): void {
 
   test("a reader left behind past a compaction's truncated log loads the manifest again, and renames survive compaction", async () => {
     const bucket = await makeBucket();
-    const writer = await GalleryWriter.open(bucket);
+    // A writer that keeps no covered entry, as any does past KEPT_LOG_ENTRIES.
+    const writer = await GalleryWriter.open(bucket, undefined, { keptLogEntries: 0 });
     const behind = new GalleryReader(bucket, 60 * 60_000);
     await enroll(bucket, writer, "Paul", 1);
     expect((await behind.current())?.size).toBe(1);
@@ -208,6 +211,29 @@ function galleryStore(makeBucket: () => Promise<Bucket>): void {
     expect((await behind.current(writer.version))?.list()).toEqual(expected);
     expect((await new GalleryReader(bucket).current())?.list()).toEqual(expected);
     expect((await GalleryWriter.open(bucket)).facesOf("Emma")).toEqual([{ faceId: "f2", createdAt: "2026-12-07T00:00:00.000Z", source: "Emily.jpg" }]);
+  });
+
+  test("a log sealed often leaves one segment not full, and a reader a few seals behind catches up from the log alone", async () => {
+    const plain = await makeBucket();
+    const writer = await GalleryWriter.open(plain);
+    const imported = await writer.importFaces([0, 1].map((seed) => ({ subject: "Ada", embedding: vector(100 + seed), source: "" })));
+    const { bucket: counted, counts } = countingBucket(plain, GALLERY_SEGMENT_PREFIX);
+    const behind = new GalleryReader(counted, 60 * 60_000);
+    expect((await behind.current())?.size).toBe(2);
+    const segmentBytesRead = counts.read;
+    let seed = 0;
+    for (const enrollments of [3, 2, 2]) {
+      for (let i = 0; i < enrollments; i++, seed++) await enroll(plain, writer, `person-${seed}`, seed);
+      expect((await writer.compact()).compacted).toBe(true);
+    }
+    const segments = await plain.list(GALLERY_SEGMENT_PREFIX);
+    expect(segments).toHaveLength(1);
+    expect((await new GalleryReader(plain).current())?.size).toBe(9);
+    const caughtUp = await behind.current(writer.version);
+    expect(caughtUp?.size).toBe(9);
+    expect(counts.read).toBe(segmentBytesRead);
+    expect(caughtUp?.search(vector(101), 1)[0]?.faceId).toBe(imported[1]!);
+    expect(caughtUp?.search(vector(6), 1)[0]?.subject).toBe("person-6");
   });
 
   test("an import's reserved ids fix the dimensions at once: another writer's enrollment of another dimension, logged meanwhile, is refused", async () => {
@@ -280,17 +306,54 @@ onLocalAndS3Buckets("gallery store", galleryStore);
 describe("compaction is due", () => {
   const HOUR = 60 * MINUTE;
   const CHECK = MINUTE;
-  const cases: [string, { entries: number; oldestRemovalAt: number | undefined }, number, boolean][] = [
-    ["nothing changed", { entries: 0, oldestRemovalAt: undefined }, 0, false],
-    ["a few enrollments", { entries: SEAL_AFTER_ENTRIES - 1, oldestRemovalAt: undefined }, DAY * 10, false],
-    ["a full log's worth", { entries: SEAL_AFTER_ENTRIES, oldestRemovalAt: undefined }, 0, true],
-    ["more than a full log's worth", { entries: SEAL_AFTER_ENTRIES + 1, oldestRemovalAt: undefined }, 0, true],
-    ["an import of a million faces: a reserve and an import entry a segment", { entries: 2 * Math.ceil(1_000_000 / SEGMENT_FACES), oldestRemovalAt: undefined }, DAY * 10, false],
-    ["a removal an hour old", { entries: 1, oldestRemovalAt: 0 }, HOUR, false],
-    ["a removal nearly at the bound, with two checks to go", { entries: 1, oldestRemovalAt: 0 }, DAY - 2 * CHECK, true],
-    ["a removal just before that", { entries: 1, oldestRemovalAt: 0 }, DAY - 2 * CHECK - 1, false],
+  const cases: [string, CompactionState, number, boolean][] = [
+    ["nothing changed", { entries: 0, oldestRemovalAt: undefined, idleMs: 0 }, 0, false],
+    ["a few enrollments", { entries: SEAL_AFTER_ENTRIES - 1, oldestRemovalAt: undefined, idleMs: 0 }, DAY * 10, false],
+    ["a full log's worth", { entries: SEAL_AFTER_ENTRIES, oldestRemovalAt: undefined, idleMs: 0 }, 0, true],
+    ["more than a full log's worth", { entries: SEAL_AFTER_ENTRIES + 1, oldestRemovalAt: undefined, idleMs: 0 }, 0, true],
+    ["an import of a million faces: a reserve and an import entry a segment", { entries: 2 * Math.ceil(1_000_000 / SEGMENT_FACES), oldestRemovalAt: undefined, idleMs: 0 }, DAY * 10, false],
+    ["fewer entries than a seal when idle, idle a day", { entries: SEAL_WHEN_IDLE_ENTRIES - 1, oldestRemovalAt: undefined, idleMs: DAY }, 0, false],
+    ["enough entries to seal when idle, still changing", { entries: SEAL_WHEN_IDLE_ENTRIES, oldestRemovalAt: undefined, idleMs: SEAL_IDLE_MS - 1 }, 0, false],
+    ["enough entries to seal when idle, idle long enough", { entries: SEAL_WHEN_IDLE_ENTRIES, oldestRemovalAt: undefined, idleMs: SEAL_IDLE_MS }, 0, true],
+    ["a writer that changed nothing since it opened, over a log to seal", { entries: SEAL_WHEN_IDLE_ENTRIES, oldestRemovalAt: undefined, idleMs: Infinity }, 0, true],
+    ["a removal an hour old", { entries: 1, oldestRemovalAt: 0, idleMs: 0 }, HOUR, false],
+    ["a removal nearly at the bound, with two checks to go", { entries: 1, oldestRemovalAt: 0, idleMs: 0 }, DAY - 2 * CHECK, true],
+    ["a removal just before that", { entries: 1, oldestRemovalAt: 0, idleMs: 0 }, DAY - 2 * CHECK - 1, false],
   ];
   for (const [name, state, now, due] of cases) test(name, () => expect(compactionDue(state, now, DAY, CHECK)).toBe(due));
+
+  test(`in a store, ${SEAL_WHEN_IDLE_ENTRIES} entries are sealed once the writer has been idle ${SEAL_IDLE_MS} ms, not before`, async () => {
+    const bucket = await freshLocalBucket();
+    const writer = await GalleryWriter.open(bucket);
+    for (let seed = 0; seed < SEAL_WHEN_IDLE_ENTRIES; seed++) await enroll(bucket, writer, `person-${seed}`, seed);
+    const changedBy = Date.now();
+    expect(await writer.compactIfDue(changedBy, DAY, MINUTE)).toBeUndefined();
+    expect(await writer.compactIfDue(changedBy + SEAL_IDLE_MS, DAY, MINUTE)).toMatchObject({ compacted: true });
+  });
+
+  test("the web role's loop seals the log once the writer has gone idle, and only then", async () => {
+    const bucket = await freshLocalBucket();
+    const events: string[] = [];
+    let compaction: GalleryCompaction | undefined;
+    const writer = await GalleryWriter.open(bucket, undefined, { onChange: () => compaction?.changed() });
+    compaction = startGalleryCompaction(writer, DAY, createLogger({}, (line) => events.push(JSON.parse(line).event)));
+    try {
+      const start = Date.now();
+      for (let seed = 0; seed < SEAL_WHEN_IDLE_ENTRIES; seed++) await enroll(bucket, writer, `person-${seed}`, seed);
+      const lastChange = Date.now();
+      // One enrollment every SEAL_IDLE_MS / 2 keeps it from sealing.
+      await Bun.sleep(SEAL_IDLE_MS / 2);
+      await enroll(bucket, writer, "person-late", SEAL_WHEN_IDLE_ENTRIES);
+      await Bun.sleep(SEAL_IDLE_MS / 2);
+      expect(await bucket.get(GALLERY_MANIFEST_KEY)).toBeUndefined();
+      while (!(await bucket.get(GALLERY_MANIFEST_KEY)) && Date.now() - start < 4 * SEAL_IDLE_MS) await Bun.sleep(50);
+      expect(await bucket.get(GALLERY_MANIFEST_KEY)).toBeDefined();
+      expect(Date.now() - lastChange).toBeGreaterThanOrEqual(1.5 * SEAL_IDLE_MS);
+      expect(events).toEqual([]);
+    } finally {
+      compaction.stop();
+    }
+  });
 
   // On files only: the count is the replica's, whatever the bucket, and 1,024 enrollments over HTTP take seconds.
   test("in a store, after 1,024 log entries, not sequence numbers: an import of 5,000 faces (two entries) does not make it due", async () => {
