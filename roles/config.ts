@@ -51,6 +51,12 @@ export const ConfigSchema = Type.Object({
   dataDir: Type.String({ default: "./data", description: "Embedded mode: where local buckets live" }),
   maxUploadBytes: Type.Integer({ minimum: 1, default: 10 * 1024 * 1024, description: "Most bytes of one uploaded file; in an enrollment of several photos, each photo on its own" }),
   maxBodyBytes: Type.Integer({ minimum: 1, default: 50 * 1024 * 1024, description: "Most bytes of one request body, all its files together; a body past it is refused whole" }),
+  maxImportBytes: Type.Integer({
+    minimum: 1,
+    default: 4 * 1024 ** 3,
+    description:
+      "Most bytes of one POST /v1/gallery/import body (admin only, read as a stream, not held to maxBodyBytes), else 413 import_too_large; the default takes an export of 1M 128-d faces (2.8 GB) in one request",
+  }),
   concurrentUploads: Type.Integer({
     minimum: 1,
     default: 16,
@@ -137,7 +143,7 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>;
 
 /** The settings each role reads: a role is handed its slice of the configuration, not the whole of it. */
-const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "maxBodyBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "uploadsPerClient", "minBodyRate", "bodyRateGraceMs", "trustProxy", "classicRateLimit", "requestTimeoutMs", "galleryEraseWithinMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
+const WEB_SETTINGS = ["host", "port", "dataDir", "maxUploadBytes", "maxBodyBytes", "maxImportBytes", "concurrentUploads", "uploadWaitMs", "uploadQueueLength", "bodyTimeoutMs", "uploadsPerClient", "minBodyRate", "bodyRateGraceMs", "trustProxy", "classicRateLimit", "requestTimeoutMs", "galleryEraseWithinMs", "answerMode", "apiToken", "classicAuth", "tlsCertFile", "tlsKeyFile"] as const;
 const APP_SETTINGS = ["visibilityTimeoutSeconds", "maxReceives", "jobDeadlineMs"] as const;
 const CONTROLLER_SETTINGS = ["maxAppInstances", "slotsPerInstance", "poolPolicy", "scaleInAfterMs", "controllerIntervalMs", "noProgressAfterMs", "maxRedrives"] as const;
 export type WebConfig = Pick<Config, (typeof WEB_SETTINGS)[number]>;

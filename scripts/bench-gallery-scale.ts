@@ -12,7 +12,9 @@
  *   web and app roles are one process: both figures are that process's.
  * With --region, the web and the app role run in processes of their own on the emulated region (scripts/service-processes.ts),
  * the gallery in its S3: the bytes are S3 objects, the reader reads over S3, and each process has its own RSS.
- *   bun run scripts/bench-gallery-scale.ts --faces N [--writers W] [--enrolls E] [--searches S] [--region]
+ * With --one-request-import, the fill is one streamed import request of all N lines (maxImportBytes bounds it), not one
+ * request a segment; either way the fill's time and the web process's peak RSS until its end (VmHWM) are reported.
+ *   bun run scripts/bench-gallery-scale.ts --faces N [--writers W] [--enrolls E] [--searches S] [--region] [--one-request-import]
  * Last line: one JSON object.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -38,6 +40,7 @@ const { values: args } = parseArgs({
     searches: { type: "string", default: "200" },
     /** The split setup: web and app processes on the emulated region (roles enforced), the gallery in its S3. */
     region: { type: "boolean", default: false },
+    "one-request-import": { type: "boolean", default: false },
     port: { type: "string", default: String(20000 + Math.floor(Math.random() * 40000)) },
   },
 });
@@ -46,7 +49,7 @@ const writers = Number(args.writers);
 const enrolls = Number(args.enrolls);
 const searches = Number(args.searches);
 if (![faces, writers, enrolls, searches].every((n) => Number.isInteger(n) && n > 0)) {
-  console.error("usage: bun run scripts/bench-gallery-scale.ts --faces N [--writers W] [--enrolls E] [--searches S] [--region] [--port P]");
+  console.error("usage: bun run scripts/bench-gallery-scale.ts --faces N [--writers W] [--enrolls E] [--searches S] [--region] [--one-request-import] [--port P]");
   process.exit(2);
 }
 const DIMENSIONS = 128;
@@ -61,6 +64,34 @@ const randomUnit = () => unit(Float32Array.from({ length: DIMENSIONS }, () => Ma
 /** A face of a subject: its direction, moved a little, so a subject's faces cluster as a real person's do. */
 const nearby = (center: Float32Array) => unit(center.map((x) => x + (Math.random() - 0.5) * 0.05));
 const subjectName = (index: number) => `subject-${index}`;
+
+/** The import's NDJSON lines (no newline) of faces `first` to `end` - 1, 3 a subject, rounded to 5 decimals. */
+function* faceLines(first: number, end: number): Generator<string> {
+  let center = randomUnit();
+  for (let i = first; i < end; i++) {
+    if (i % FACES_PER_SUBJECT === 0) center = randomUnit();
+    const embedding = Array.from(nearby(center), (x) => round(x, 5));
+    yield JSON.stringify({ subject: subjectName(Math.floor(i / FACES_PER_SUBJECT)), embedding, source: `synthetic-${i}` });
+  }
+}
+
+/** All `count` lines as one chunked body, made as it is read: `bytes()` counts what has gone. */
+function streamedLines(count: number) {
+  const lines = faceLines(0, count);
+  const encoder = new TextEncoder();
+  let bytes = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const batch: string[] = [];
+      for (let next = lines.next(); !next.done; next = lines.next()) if (batch.push(`${next.value}\n`) === 256) break;
+      if (batch.length === 0) return controller.close();
+      const chunk = encoder.encode(batch.join(""));
+      bytes += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+  });
+  return { body, bytes: () => bytes };
+}
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 const round = (x: number, places = 1) => Math.round(x * 10 ** places) / 10 ** places;
@@ -162,7 +193,8 @@ function besidesTheLog(written: { key: string; size: number }[]): string {
   return [...kinds].map(([kind, { objects, bytes }]) => `${kind}: ${objects} object${objects === 1 ? "" : "s"}, ${bytes} bytes`).join("; ") || "nothing";
 }
 
-const rssMb = (child: ChildProcess) => round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))![1]) / 1024);
+const statusMb = (child: ChildProcess, field: "VmRSS" | "VmHWM") => round(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))![1]) / 1024);
+const rssMb = (child: ChildProcess) => statusMb(child, "VmRSS");
 
 const deployment = args.region ? await onRegion() : embedded();
 
@@ -173,22 +205,36 @@ async function call(path: string, init: RequestInit = {}): Promise<Response> {
 try {
   await waitForHealth(url, deployment.processes);
 
-  // Fill: one import request a segment's worth of lines, so each stays far below the body limit.
+  // Fill: one import request of every line, or one a segment's worth of lines.
+  const webBaselineMb = rssMb(deployment.web);
   let started = performance.now();
-  let center = randomUnit();
-  for (let first = 0; first < faces; first += SEGMENT_FACES) {
-    const lines: string[] = [];
-    for (let i = first; i < Math.min(faces, first + SEGMENT_FACES); i++) {
-      const subject = Math.floor(i / FACES_PER_SUBJECT);
-      if (i % FACES_PER_SUBJECT === 0) center = randomUnit();
-      const embedding = Array.from(nearby(center), (x) => round(x, 5));
-      lines.push(JSON.stringify({ subject: subjectName(subject), embedding, source: `synthetic-${i}` }));
-    }
-    const response = await call("/v1/gallery/import", { method: "POST", body: lines.join("\n"), headers: { "content-type": "application/x-ndjson" } });
+  const importLines = async (body: string | ReadableStream<Uint8Array>, count: number) => {
+    const response = await call("/v1/gallery/import", { method: "POST", body, headers: { "content-type": "application/x-ndjson" } });
     const summary = (await response.json()) as { imported?: number; refused?: number };
-    if (!response.ok || summary.imported !== lines.length) throw new Error(`import: HTTP ${response.status} ${JSON.stringify(summary)}`);
+    if (!response.ok || summary.imported !== count) throw new Error(`import: HTTP ${response.status} ${JSON.stringify(summary)}`);
+  };
+  let importRequests = 0;
+  let importBytes = 0;
+  if (args["one-request-import"]) {
+    const lines = streamedLines(faces);
+    await importLines(lines.body, faces);
+    importRequests = 1;
+    importBytes = lines.bytes();
+  } else {
+    const lines = faceLines(0, faces);
+    for (let first = 0; first < faces; first += SEGMENT_FACES, importRequests++) {
+      const segment: string[] = [];
+      for (let next = lines.next(); !next.done; next = lines.next()) if (segment.push(next.value) === SEGMENT_FACES) break;
+      const body = segment.join("\n");
+      await importLines(body, segment.length);
+      importBytes += body.length;
+    }
   }
-  console.log(`filled ${faces} faces (${Math.ceil(faces / FACES_PER_SUBJECT)} subjects) through the import in ${round((performance.now() - started) / 1000)} s`);
+  const fillSeconds = (performance.now() - started) / 1000;
+  const fillPeakWebMb = statusMb(deployment.web, "VmHWM");
+  console.log(
+    `filled ${faces} faces (${Math.ceil(faces / FACES_PER_SUBJECT)} subjects) through the import in ${round(fillSeconds)} s: ${importRequests} request(s), ${round(importBytes / 1e6)} MB; web process ${webBaselineMb} MB before, peak ${fillPeakWebMb} MB`,
+  );
 
   // Enrollment of real photos (tests/fixtures/people); one first, untimed: the first inference pays for the models' first run.
   const photos = readdirSync(PEOPLE)
@@ -282,6 +328,10 @@ try {
   console.log(
     JSON.stringify({
       faces,
+      fill_s: round(fillSeconds),
+      import_requests: importRequests,
+      import_mb: round(importBytes / 1e6),
+      fill_peak_web_rss_mb: fillPeakWebMb,
       enroll_p50_ms: round(percentile(latencies, 50)),
       enroll_p99_ms: round(percentile(latencies, 99)),
       enrolls_per_s: round(enrolls / enrollSeconds, 2),

@@ -1,7 +1,8 @@
 /**
  * Bulk import and export of the gallery as NDJSON, one face a line: `{"subject","embedding":[…],"source"?}`. An import
- * is read as a stream (not bound by the image upload limits, only by the server's body backstop), checked line by line
- * (a bad line is refused and reported, the others imported) and written as segments of the gallery store directly.
+ * is read as a stream, not bound by the image upload limits but by its own, `maxImportBytes` (the server's body
+ * backstop is set above it), checked line by line (a bad line is refused and reported, the others imported) and written
+ * as segments of the gallery store directly.
  */
 import { Elysia, t } from "elysia";
 import type { TSchema } from "@sinclair/typebox";
@@ -43,13 +44,20 @@ const ExportSchema = withExample(t.String({ description: 'NDJSON, one face a lin
   createdAt: "2026-12-07T00:00:00.000Z",
 })}\n`);
 
-/** The lines of a byte stream, each with its number; a line past `MAX_LINE_BYTES` comes as undefined (and is skipped). */
-async function* lines(body: ReadableStream<Uint8Array>): AsyncGenerator<{ number: number; text: string | undefined }> {
+/**
+ * The lines of a byte stream, each with its number; a line past `MAX_LINE_BYTES` comes as undefined (and is skipped).
+ * Past `maxBytes` the stream is read no further: the lines that ended within them come, then `{ cutAt }`, the number of
+ * the line the bound fell in (whatever of it arrived is dropped).
+ */
+async function* lines(body: ReadableStream<Uint8Array>, maxBytes: number): AsyncGenerator<{ number: number; text: string | undefined } | { cutAt: number }> {
   const decoder = new TextDecoder();
   let held = "";
   let tooLong = false;
   let number = 0;
-  for await (const chunk of body) {
+  let received = 0;
+  for await (const whole of body) {
+    const chunk = received + whole.byteLength > maxBytes ? whole.subarray(0, maxBytes - received) : whole;
+    received += whole.byteLength;
     const parts = (held + decoder.decode(chunk, { stream: true })).split("\n");
     held = parts.pop()!;
     for (const part of parts) {
@@ -60,6 +68,10 @@ async function* lines(body: ReadableStream<Uint8Array>): AsyncGenerator<{ number
     if (held.length > MAX_LINE_BYTES) {
       held = "";
       tooLong = true;
+    }
+    if (received > maxBytes) {
+      yield { cutAt: number + 1 };
+      return;
     }
   }
   held += decoder.decode();
@@ -82,13 +94,17 @@ function checkLine(text: string | undefined, dimensions: number | undefined): Ch
   return { subject: parsed.subject, embedding, source: parsed.source ?? "" };
 }
 
-export function galleryIoApi(options: { gallery: Pick<GalleryWriter, "importFaces" | "exportFaces" | "dimensions"> }) {
-  const { gallery } = options;
+export const IMPORT_PATH = `${API_PATH}/gallery/import`;
+
+export function galleryIoApi(options: { gallery: Pick<GalleryWriter, "importFaces" | "exportFaces" | "dimensions">; maxImportBytes: number }) {
+  const { gallery, maxImportBytes } = options;
+  const tooLarge = (detail: string) => new HttpError(413, "import_too_large", `the import has more than ${maxImportBytes} bytes (FACEFLEET_MAX_IMPORT_BYTES): ${detail}`);
   return new Elysia({ name: "gallery-io-api" })
     .use(requestId)
     .post(
-      `${API_PATH}/gallery/import`,
+      IMPORT_PATH,
       async ({ request }) => {
+        if (Number(request.headers.get("content-length") ?? 0) > maxImportBytes) throw tooLarge("nothing was read or imported; split it into several requests");
         if (!request.body) throw new HttpError(400, "missing_body", "send NDJSON lines: {\"subject\",\"embedding\",\"source\"?}");
         const summary = { imported: 0, refused: 0, errors: [] as { line: number; error: string; message: string }[] };
         let dimensions = gallery.dimensions;
@@ -100,7 +116,14 @@ export function galleryIoApi(options: { gallery: Pick<GalleryWriter, "importFace
           // size of the names it holds (about 170 MB after 1M faces), not 370 MB of what the allocator kept from it.
           Bun.gc(true);
         };
-        for await (const { number, text } of lines(request.body)) {
+        for await (const line of lines(request.body, maxImportBytes)) {
+          if ("cutAt" in line) {
+            if (chunk.length > 0) await flush();
+            throw tooLarge(
+              `it was read up to line ${line.cutAt}, in which the bound fell; the lines before it were imported (${summary.imported} faces, ${summary.refused} lines refused). Send the rest from line ${line.cutAt} on in another request`,
+            );
+          }
+          const { number, text } = line;
           if (text !== undefined && text.trim() === "") continue;
           const checked = checkLine(text, dimensions);
           if ("error" in checked) {
@@ -117,7 +140,7 @@ export function galleryIoApi(options: { gallery: Pick<GalleryWriter, "importFace
       },
       {
         parse: "none",
-        response: { 200: ImportSummarySchema, ...errorAnswers([400, 401, 403, 409]) },
+        response: { 200: ImportSummarySchema, ...errorAnswers([400, 401, 403, 409, 413], { 413: { error: "import_too_large", message: "the import has more than 4294967296 bytes (FACEFLEET_MAX_IMPORT_BYTES): nothing was read or imported; split it into several requests" } }) },
         detail: {
           summary: "Import faces from NDJSON lines {subject, embedding, source?}; bad lines are refused one by one",
           tags: ["subjects"],

@@ -37,12 +37,15 @@ export interface WebRoleOptions {
 }
 
 /**
- * Bun's own body limit, a backstop only: it answers a bare 413 (no code, no request id), from content-length before
- * any handler runs, or once it has received that much of a chunked body. It reads ahead of what the upload reader has
- * taken, so it stays well above the reader's body bound, which refuses with a code as soon as a body passes it.
+ * Bun's own body limit, a backstop only, one for the whole server (Bun has none per route): it answers a bare 413 (no
+ * code, no request id), from content-length before any handler runs, or once it has received that much of a chunked
+ * body. It reads ahead of what a route's reader has taken, so it stays well above the largest body a route takes (the
+ * import's bound), each route refusing with a code at its own bound. It bounds no memory: Bun holds a body only as far
+ * as a handler reads it (a few MB ahead of one that has not read yet), and reads a body whose handler answered without
+ * reading it to its end, dropping it (a chunked one past this bound too). Every route bounds what it reads itself.
  */
-export function bodySizeBackstop(maxBodyBytes: number): number {
-  return 2 * maxBodyBytes + 1024 * 1024;
+export function bodySizeBackstop(config: Pick<WebConfig, "maxBodyBytes" | "maxImportBytes">): number {
+  return 2 * Math.max(config.maxBodyBytes, config.maxImportBytes) + 1024 * 1024;
 }
 
 export async function startWebRole({ config, names, cloud, log: rootLog, health, metrics }: RoleContext<WebConfig>, options: WebRoleOptions): Promise<RunningWebRole> {
@@ -104,6 +107,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     jobs,
     gallery,
     uploads,
+    maxImportBytes: config.maxImportBytes,
     log,
     metrics,
     token: () => token.current(),
@@ -125,7 +129,7 @@ export async function startWebRole({ config, names, cloud, log: rootLog, health,
     // Elysia turns SO_REUSEPORT on by default: a second process on the port would then share it silently. It also
     // leaves Bun's development mode on unless NODE_ENV=production, whose answer to an uncaught error is a page with
     // the source, its paths and the stack.
-    app.listen({ hostname: config.host, port: config.port, reusePort: false, development: false, maxRequestBodySize: bodySizeBackstop(config.maxBodyBytes), ...(tls ? { tls } : {}) });
+    app.listen({ hostname: config.host, port: config.port, reusePort: false, development: false, maxRequestBodySize: bodySizeBackstop(config), ...(tls ? { tls } : {}) });
   } catch (error) {
     token.stop();
     keys.stop();

@@ -23,7 +23,7 @@ import { liveStats, metricsEndpoint, timedJobs } from "./metrics.ts";
 import { keysApi } from "./keys.ts";
 import { operatorPage } from "./page.ts";
 import { recognizeApi } from "./recognize.ts";
-import { galleryIoApi } from "./gallery-io.ts";
+import { galleryIoApi, IMPORT_PATH } from "./gallery-io.ts";
 import { searchApi } from "./search.ts";
 import { verifyApi } from "./verify.ts";
 import { requestId } from "./request-id.ts";
@@ -46,6 +46,8 @@ export interface WebDependencies {
    * bearer token), so strangers' slow bodies never hold the API's slots.
    */
   uploads: UploadPools;
+  /** Most bytes of one gallery import (admin only, streamed): its own bound, not the upload limits. */
+  maxImportBytes: number;
   log: Logger;
   metrics: ServiceMetrics;
   /** The bearer token requests to the admin routes must carry (and the classic contract's, with `classicAuth`). */
@@ -75,7 +77,7 @@ export function createWebServer(deps: WebDependencies) {
     .use(clientAddress(deps.trustProxy))
     .use(errorMapping(log))
     .use(requestTarget)
-    .use(uploadLimit(uploads.limits.maxBodyBytes))
+    .use(uploadLimit(uploads.limits.maxBodyBytes, [{ method: "POST", path: IMPORT_PATH }]))
     .use(bearerGuard({ policy: accessPolicy({ classicAuth: deps.classicAuth }), token: deps.token, keys, routes: () => routes }))
     .use(apiDocs(uploads.limits))
     .use(health(deps.health))
@@ -86,7 +88,7 @@ export function createWebServer(deps: WebDependencies) {
     .use(verifyApi({ jobs, uploads, gallery: deps.gallery, operatingPoints }))
     .use(searchApi({ jobs, gallery: deps.gallery }))
     .use(subjectsApi({ jobs, uploads, gallery: deps.gallery }))
-    .use(galleryIoApi({ gallery: deps.gallery }))
+    .use(galleryIoApi({ gallery: deps.gallery, maxImportBytes: deps.maxImportBytes }))
     .use(keysApi({ keys }));
   routes.push(...app.routes);
   return app;

@@ -3,6 +3,10 @@ import { runScript } from "./support.ts";
 
 const FIGURES = [
   "faces",
+  "fill_s",
+  "import_requests",
+  "import_mb",
+  "fill_peak_web_rss_mb",
   "enroll_p50_ms",
   "enroll_p99_ms",
   "enrolls_per_s",
@@ -27,8 +31,9 @@ async function expectFigures(args: string[]): Promise<Record<string, unknown>> {
   return run.summary;
 }
 
-test("bench-gallery-scale fills 1,000 faces, enrolls with two writers and prints every figure, none contended", async () => {
-  const summary = await expectFigures(["--faces", "1000", "--writers", "2"]);
+test("bench-gallery-scale fills 1,000 faces in one import request, enrolls with two writers and prints every figure, none contended", async () => {
+  const summary = await expectFigures(["--faces", "1000", "--writers", "2", "--one-request-import"]);
+  expect(summary.import_requests).toBe(1);
   expect(summary.web_rss_mb).toBe(summary.app_rss_mb);
 }, 60_000);
 

@@ -17,7 +17,7 @@ import { createWebServer } from "../../roles/web/server.ts";
 import { SubjectFacesSchema, SubjectListSchema } from "../../roles/web/subjects.ts";
 import { SubjectVerifyAnswerSchema, VerifyAnswerSchema } from "../../roles/web/verify.ts";
 import type { UploadLimits } from "../../roles/web/upload.ts";
-import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, request, testImages, testUploadReaders } from "./support.ts";
+import { AUTH, captureLogs, faceReport, facesResult, fakeJobs, request, testImages, TEST_MAX_IMPORT_BYTES, testUploadReaders } from "./support.ts";
 
 let images: Awaited<ReturnType<typeof testImages>>;
 beforeAll(async () => {
@@ -88,6 +88,7 @@ async function api(limits: Partial<UploadLimits> = {}) {
     gallery,
     keys: await ApiKeyStore.open(bucket, captureLogs().logger),
     uploads: testUploadReaders({ maxFileBytes: FILE_LIMIT, ...limits }, uploadBucket),
+    maxImportBytes: TEST_MAX_IMPORT_BYTES,
     log: captureLogs().logger,
     metrics: new ServiceMetrics(),
     token: () => "a-test-token",

@@ -100,4 +100,62 @@ describe("gallery import and export", () => {
     const response = await importBody(`${long}\n${line({ subject: "Ada", embedding: [1, 0, 0, 0] })}`);
     expect(await response.json()).toMatchObject({ imported: 1, refused: 1, errors: [{ line: 1, error: "line_too_long" }] });
   });
+
+  describe("its own bound, maxImportBytes (here 64 KiB), not the upload limits' body bound (here 16 KiB)", () => {
+    const MAX_IMPORT_BYTES = 64 * 1024;
+    const start = () => startWebHarness({ limits: { maxFileBytes: 8 * 1024, maxBodyBytes: 16 * 1024 }, maxImportBytes: MAX_IMPORT_BYTES });
+    const faceLines = (count: number) => Array.from({ length: count }, (_, i) => `${line({ subject: `person-${i}`, embedding: [Math.cos(i), Math.sin(i), 1, 0] })}\n`);
+    /** The lines as a chunked body (no content-length), in pieces of 1,000 bytes, so the bound falls inside a piece. */
+    const chunked = (text: string) => {
+      const bytes = new TextEncoder().encode(text);
+      let at = 0;
+      return new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (at >= bytes.length) return controller.close();
+          controller.enqueue(bytes.subarray(at, (at += 1000)));
+        },
+      });
+    };
+    const send = (body: string | ReadableStream<Uint8Array>, headers: Record<string, string> = {}) =>
+      harness!.app.handle(request("/v1/gallery/import", { method: "POST", body, headers: { ...AUTH, "content-type": "application/x-ndjson", ...headers } }));
+
+    test("a body past the upload limits' body bound and within its own, with its content-length: every line imported", async () => {
+      harness = await start();
+      const text = faceLines(500).join("");
+      expect(text.length).toBeGreaterThan(2 * 16 * 1024);
+      expect(text.length).toBeLessThan(MAX_IMPORT_BYTES);
+      const response = await send(text, { "content-length": String(text.length) });
+      expect(await response.json()).toEqual({ imported: 500, refused: 0, errors: [] });
+    });
+
+    test("past it by its content-length: 413 import_too_large before a byte is read, nothing imported", async () => {
+      harness = await start();
+      const text = faceLines(1500).join("");
+      expect(text.length).toBeGreaterThan(MAX_IMPORT_BYTES);
+      const response = await send(text, { "content-length": String(text.length) });
+      expect(response.status).toBe(413);
+      expect(await response.json()).toMatchObject({ error: "import_too_large", message: expect.stringContaining("nothing was read or imported") });
+      expect(harness.gallery.list()).toEqual([]);
+    });
+
+    test("a chunked body past it: the lines that ended within the bound imported, 413 import_too_large naming the line to send next; the rest from there imports", async () => {
+      harness = await start();
+      const lines = faceLines(1500);
+      // The first line whose newline falls past the bound: the one it is cut in.
+      let bytes = 0;
+      const cutAt = lines.findIndex((text) => (bytes += text.length) > MAX_IMPORT_BYTES) + 1;
+      expect(cutAt).toBeGreaterThan(1);
+      const response = await send(chunked(lines.join("")));
+      expect(response.status).toBe(413);
+      const { error, message } = (await response.json()) as { error: string; message: string };
+      expect(error).toBe("import_too_large");
+      expect(message).toContain(`from line ${cutAt} on`);
+      expect(message).toContain(`(${cutAt - 1} faces, 0 lines refused)`);
+      expect(harness.gallery.list()).toHaveLength(cutAt - 1);
+      expect(harness.gallery.list().every(({ subject }) => Number(subject.slice("person-".length)) < cutAt - 1)).toBe(true);
+      const rest = await send(chunked(lines.slice(cutAt - 1).join("")));
+      expect(await rest.json()).toEqual({ imported: 1500 - (cutAt - 1), refused: 0, errors: [] });
+      expect(harness.gallery.list()).toHaveLength(1500);
+    });
+  });
 });

@@ -106,6 +106,9 @@ export const TEST_UPLOAD_LIMITS: UploadLimits = {
   pace: { minBytesPerSecond: 0, graceMs: 0 },
 };
 
+/** The gallery import's bound in the tests, unless a test says otherwise: past the upload limits' body bound. */
+export const TEST_MAX_IMPORT_BYTES = 64 * 1024 * 1024;
+
 /** The upload reader over `bucket` (a fresh folder by default) with the model's real header inspector. */
 export function testUploadReader(limits: Partial<UploadLimits> = {}, bucket: Bucket = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-uploads-"))).bucket("in")): UploadReader {
   return createUploadReader({ bucket, inspect: imageInspector(40_000_000), limits: { ...TEST_UPLOAD_LIMITS, ...limits } });
@@ -163,7 +166,7 @@ export function guarded<P extends AnyElysia>(plugin: P, options: { log: Logger; 
  * leaves a 4-d embedding in the gallery bucket).
  */
 export async function startWebHarness(
-  options: { answer?: FakeApp; limits?: Partial<UploadLimits>; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket; keyRefreshMs?: number; operatingPoints?: FarCalibration } = {},
+  options: { answer?: FakeApp; limits?: Partial<UploadLimits>; maxImportBytes?: number; classicAuth?: boolean; timeoutMs?: number; galleryBucket?: Bucket; keyRefreshMs?: number; operatingPoints?: FarCalibration } = {},
 ): Promise<WebHarness> {
   const blobs = new FileBlobStore(mkdtempSync(join(tmpdir(), "facefleet-web-")));
   const queues = new MemoryQueueService({ visibilityTimeoutSeconds: 30, maxReceives: 3, deadLetterQueue: "dlq" });
@@ -187,6 +190,7 @@ export async function startWebHarness(
     gallery,
     keys,
     uploads: testUploadReaders(options.limits, inBucket),
+    maxImportBytes: options.maxImportBytes ?? TEST_MAX_IMPORT_BYTES,
     log: logs.logger,
     metrics,
     token: () => TOKEN,

@@ -190,8 +190,52 @@ describe("bounded uploads (at most 2 bodies read at once, 8 MiB each, 2 s to arr
   });
 });
 
+/**
+ * A chunked body of `bytes` bytes of `fill`, 1 MiB a chunk, that ends early once `stop()` is called (when its answer
+ * came); `sent()` counts the bytes the server pulled.
+ */
+function flood(bytes: number, fill: number) {
+  const chunk = new Uint8Array(1024 * 1024).fill(fill);
+  let sent = 0;
+  let stopped = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (stopped || sent >= bytes) return controller.close();
+      sent += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+  });
+  return { body, sent: () => sent, stop: () => void (stopped = true) };
+}
+
+/** A request that declares a body of `length` bytes and sends its first MiB: its answer (status and raw text), sent before the body is read. */
+function declaredBody(url: string, path: string, headers: Record<string, string>, length: number): Promise<{ status: number; text: string }> {
+  const { hostname, port } = new URL(url);
+  const socket = connect({ host: hostname, port: Number(port) });
+  return new Promise((resolve) => {
+    let received = "";
+    const settle = () => {
+      socket.destroy();
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1] ?? 0), text: received });
+    };
+    socket.on("data", (data) => {
+      received += data.toString();
+      if (received.includes("}")) settle();
+    });
+    socket.on("close", settle);
+    socket.on("error", () => {});
+    socket.on("connect", () => {
+      const head = Object.entries({ host: hostname, ...headers, "content-length": String(length) }).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+      socket.write(`POST ${path} HTTP/1.1\r\n${head}\r\n`);
+      socket.write(new Uint8Array(1024 * 1024));
+    });
+  });
+}
+
 describe("the file limit per file, the body bound per body (8 MiB and 20 MiB, set in the environment)", () => {
   const BODY_BOUND = 20 * 1024 * 1024;
+  // Its own bound: Bun's backstop for the whole server is twice it, far past every other route's.
+  const IMPORT_BOUND = 128 * 1024 * 1024;
   let server: UploadServer;
   let photo: Uint8Array;
   beforeAll(async () => {
@@ -201,6 +245,7 @@ describe("the file limit per file, the body bound per body (8 MiB and 20 MiB, se
     server = await startUploadServer({
       FACEFLEET_MAX_UPLOAD_BYTES: String(MAX_FILE_BYTES),
       FACEFLEET_MAX_BODY_BYTES: String(BODY_BOUND),
+      FACEFLEET_MAX_IMPORT_BYTES: String(IMPORT_BOUND),
       // The fake app instance leaves each enrolled photo's embedding in the input bucket: the gallery's, here.
       FACEFLEET_GALLERY_BUCKET: "uploads-in-bucket",
     });
@@ -234,6 +279,61 @@ describe("the file limit per file, the body bound per body (8 MiB and 20 MiB, se
     await expectRefusal(await enroll(upload.body, MULTIPART), 413, "body_too_large");
     expect(upload.sent()).toBeGreaterThan(BODY_BOUND);
     expect(await server.stored()).toBe(before);
+  });
+  test("200 MB bodies from strangers and a recognition key, declared and chunked, on every kind of route: refused early with their codes, the process's memory flat", async () => {
+    const FLOOD = 200_000_000;
+    const created = await fetch(`${server.url}/v1/keys`, { method: "POST", body: JSON.stringify({ name: "flood" }), headers: { authorization: "Bearer t", "content-type": "application/json" } });
+    const { key } = (await created.json()) as { key: string };
+    const keyed = { authorization: `Bearer ${key}` };
+    const json = { "content-type": "application/json" };
+    const ndjson = { "content-type": "application/x-ndjson" };
+    const cases: { path: string; headers: Record<string, string>; declared: string; chunked: string }[] = [
+      { path: "/", headers: MULTIPART, declared: "413 body_too_large", chunked: "413 file_too_large" },
+      { path: "/v1/subjects/Ada/faces", headers: MULTIPART, declared: "413 body_too_large", chunked: "401 unauthorized" },
+      { path: "/v1/gallery/import", headers: ndjson, declared: "401 unauthorized", chunked: "401 unauthorized" },
+      { path: "/v1/gallery/import", headers: { ...ndjson, ...keyed }, declared: "403 insufficient_scope", chunked: "403 insufficient_scope" },
+      { path: "/v1/search", headers: { ...json, ...keyed }, declared: "413 body_too_large", chunked: "413 body_too_large" },
+    ];
+    const baseline = rssMb(server.pid);
+    let peak = baseline;
+    const outcomes = await sampledWhile(
+      (async () => {
+        const seen: string[] = [];
+        for (const { path, headers } of cases) {
+          const declared = await declaredBody(server.url, path, headers, FLOOD);
+          seen.push(`${declared.status} ${/"error":"(\w+)"/.exec(declared.text)?.[1]}`);
+          const body = flood(FLOOD, path === "/v1/search" ? 0x20 : 0);
+          const response = await fetch(`${server.url}${path}`, { method: "POST", body: body.body, headers });
+          body.stop();
+          const { error } = (await response.json()) as { error: string };
+          seen.push(`${response.status} ${error}`);
+          // Answered early: what had left this process by then, buffers on both sides of loopback included (8 to 20 MB seen).
+          expect(body.sent()).toBeLessThanOrEqual(64 * 1024 * 1024);
+        }
+        return seen;
+      })(),
+      () => (peak = Math.max(peak, rssMb(server.pid))),
+    );
+    expect(outcomes).toEqual(cases.flatMap(({ declared, chunked }) => [declared, chunked]));
+    console.log(`web process RSS under 200 MB bodies refused early: ${baseline.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB`);
+    expect(peak - baseline).toBeLessThan(50);
+  });
+
+  test("an admin's import of 50 MB in one chunked request (past the server's whole-body backstop before maxImportBytes): every line imported", async () => {
+    // 250 lines of 200 KB each (a 4-d face and blanks, which JSON allows), under the import's line bound.
+    const text = Array.from({ length: 250 }, (_, i) => `${JSON.stringify({ subject: `bulk-${i}`, embedding: [1, 0, 0, 0] })}${" ".repeat(200_000)}\n`).join("");
+    expect(text.length).toBeGreaterThan(2 * BODY_BOUND + 1024 * 1024);
+    const bytes = new TextEncoder().encode(text);
+    let at = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (at >= bytes.length) return controller.close();
+        controller.enqueue(bytes.subarray(at, (at += 1024 * 1024)));
+      },
+    });
+    const response = await fetch(`${server.url}/v1/gallery/import`, { method: "POST", body, headers: { authorization: "Bearer t", "content-type": "application/x-ndjson" } });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ imported: 250, refused: 0, errors: [] });
   });
 });
 
