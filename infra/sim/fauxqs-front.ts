@@ -125,6 +125,8 @@ export interface FauxqsFront {
   address: string;
   /** Every request, in order, as `SQS <operation>` or `S3 <method> <path and query>`, so a test can tell which calls a client made. */
   requests: string[];
+  /** The requests not answered yet, oldest first, and for how long: what a stalled caller waits for. */
+  unanswered(): { request: string; forMs: number }[];
   /** Bucket names another AWS account owns. */
   takenBuckets: Set<string>;
   /** Bucket name -> the account that owns it, when not the region's: such a bucket lets everyone in. */
@@ -156,108 +158,120 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   /** Writes of one object, one at a time: a conditional put's check and its write are then atomic, as on S3. */
   const objectWrites = new KeyedTurns();
   let origin = "";
+  const waiting = new Map<number, { request: string; since: number }>();
+  let received = 0;
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     // SQS holds a long poll open up to 20 s (WaitTimeSeconds), past Bun's default idle timeout of 10 s.
     idleTimeout: SQS_MAX_WAIT_SECONDS + 10,
     async fetch(request) {
+      const id = ++received;
       const url = new URL(request.url);
-      const sqsOperation = request.headers.get("x-amz-target")?.match(/^AmazonSQS\.(\w+)$/)?.[1];
-      const bucket = url.pathname.split("/").filter(Boolean);
-      if (!sqsOperation && bucket.length === 0 && request.method === "POST" && /(^|&)Action=GetCallerIdentity(&|$)/.test(await request.clone().text())) {
-        requests.push("STS GetCallerIdentity");
-        return callerIdentity();
+      waiting.set(id, { request: `${request.headers.get("x-amz-target") ?? request.method} ${url.pathname}`, since: Date.now() });
+      try {
+        return await answer(request, url);
+      } finally {
+        waiting.delete(id);
       }
-      requests.push(sqsOperation ? `SQS ${sqsOperation}` : `S3 ${request.method} ${url.pathname}${url.search}`);
-      if (!sqsOperation && takenBuckets.has(bucket[0] ?? "")) return s3AccessDenied(request.method);
-      const expectedOwner = request.headers.get("x-amz-expected-bucket-owner");
-      if (!sqsOperation && bucket[0] && expectedOwner !== null && expectedOwner !== (bucketOwners.get(bucket[0]) ?? ACCOUNT_ID)) return s3AccessDenied(request.method);
-      const accessKeyId = accessKeyOf(request);
-      if (access) {
-        const body = sqsOperation ? ((await request.clone().json().catch(() => ({}))) as { QueueUrl?: string; QueueName?: string }) : {};
-        const denied = access.control.denied(accessKeyId, [sqsOperation ? sqsAccess(sqsOperation, body, access.region) : s3Access(request.method, url)]);
-        if (denied) return sqsOperation ? sqsAccessDenied(denied) : s3AccessDenied(request.method);
-      }
-      const queue = sqsOperation ? ((await request.clone().json().catch(() => ({}))) as { QueueName?: string; QueueUrl?: string; Attributes?: Record<string, string> }) : {};
-      const queueName = queue.QueueName ?? queue.QueueUrl?.split("/").pop() ?? "";
-      if (sqsOperation && sqsOperation !== "CreateQueue" && (newQueues.get(queueName) ?? 0) > Date.now()) return nonExistentQueue();
-      if (sqsOperation === "DeleteQueue") {
-        deletedQueues.set(queueName, Date.now() + sqs.queueNameReuseDelayMs);
-        newQueues.delete(queueName);
-        laggingAttributes.forget(`${queueName}\n`);
-        if (queue.QueueUrl) stillListed.set(queue.QueueUrl, Date.now() + sqs.deletedQueueListedMs);
-      }
-      if (sqsOperation === "CreateQueue" && (deletedQueues.get(queueName) ?? 0) > Date.now()) return queueDeletedRecently();
-      if (sqsOperation === "SetQueueAttributes" && sqs.attributeLagMs > 0 && queue.QueueUrl) {
-        const before = await upstreamQueueAttributes(queue.QueueUrl);
-        for (const name of Object.keys(queue.Attributes ?? {})) laggingAttributes.changed(`${queueName}\n${name}`, before[name], sqs.attributeLagMs, Date.now());
-      }
-      const listPrefix = sqsOperation === "ListQueues" ? (((await request.clone().json()) as { QueueNamePrefix?: string }).QueueNamePrefix ?? "") : undefined;
-      const countsOf = sqsOperation === "GetQueueAttributes" ? ((await request.clone().json()) as { QueueUrl?: string }).QueueUrl ?? "" : undefined;
-      const integrity = sqsOperation ? undefined : await requestIntegrityRefusal(request);
-      if (integrity) return s3Error(integrity.code, 400, integrity.message);
-      /** The bucket's lifecycle configuration before this PUT or DELETE of it, read back until the change propagates. */
-      let lifecycleBefore: { value: string | undefined } | undefined;
-      if (!sqsOperation && bucket.length === 1 && url.searchParams.has("lifecycle")) {
-        const lagging = request.method === "GET" ? laggingLifecycles.shown(bucket[0]!, Date.now()) : undefined;
-        if (lagging) return lagging.value === undefined ? s3Error("NoSuchLifecycleConfiguration", 404) : xml(lagging.value);
-        const refusal = request.method === "PUT" ? lifecycleBodyRefusal(new Uint8Array(await request.clone().arrayBuffer())) : undefined;
-        if (refusal) return s3Error(refusal.code, 400, refusal.message);
-        if ((request.method === "PUT" || request.method === "DELETE") && s3.lifecycleLagMs > 0) {
-          const before = await fetch(new URL(url.pathname + url.search, upstream));
-          lifecycleBefore = { value: before.ok ? await before.text() : undefined };
-        }
-      }
-      if (!sqsOperation && bucket.length === 1 && request.method === "GET" && url.searchParams.has("uploads")) {
-        return xml(uploads.listXml(bucket[0]!, url.searchParams.get("prefix") ?? ""));
-      }
-      const subresource = Object.keys(SUBRESOURCES).find((name) => url.searchParams.has(name));
-      if (bucket.length === 1 && subresource) {
-        const key = `${bucket[0]}?${subresource}`;
-        if (request.method === "PUT") {
-          settings.set(key, await request.text());
-          return new Response(null, { status: subresource === "tagging" ? 204 : 200 });
-        }
-        if (request.method === "DELETE") {
-          settings.delete(key);
-          return new Response(null, { status: 204 });
-        }
-        const stored = settings.get(key);
-        return stored === undefined ? s3Error(SUBRESOURCES[subresource]!.missingCode, 404) : xml(stored);
-      }
-      const forward = async () =>
-        fetch(new URL(url.pathname + url.search, upstream), {
-          method: request.method,
-          headers: request.headers,
-          body: request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer(),
-          redirect: "manual",
-        });
-      const writesObject = !sqsOperation && bucket.length > 1 && (request.method === "PUT" || request.method === "DELETE");
-      const forwarded = writesObject ? await objectWrites.inTurn(url.pathname, () => conditionally(request, url.pathname, forward)) : await forward();
-      if (sqsOperation) {
-        const headers = new Headers(forwarded.headers);
-        headers.delete("content-length");
-        let body = (await forwarded.text()).replace(FAUXQS_QUEUE_ORIGIN, origin);
-        if (countsOf !== undefined && forwarded.ok) body = laggingAnswer(queueName, approximateAnswer(countsOf, body));
-        if (sqsOperation === "CreateQueue" && forwarded.ok && !newQueues.has(queueName)) newQueues.set(queueName, Date.now() + sqs.newQueueUnknownMs);
-        if (listPrefix !== undefined && forwarded.ok) body = withRecentlyDeleted(listPrefix, body);
-        return new Response(body, { status: forwarded.status, headers });
-      }
-      const readsObject = (request.method === "GET" || request.method === "HEAD") && bucket.length > 1;
-      if (access && readsObject && forwarded.status === 404 && access.control.denied(accessKeyId, [{ action: "s3:ListBucket", resource: `arn:aws:s3:::${bucket[0]}` }])) {
-        return s3AccessDenied(request.method);
-      }
-      if (request.method === "DELETE" && bucket.length === 1 && forwarded.ok) {
-        for (const name of Object.keys(SUBRESOURCES)) settings.delete(`${bucket[0]}?${name}`);
-        laggingLifecycles.forget(bucket[0]!);
-        uploads.forgetBucket(bucket[0]!);
-      }
-      if (lifecycleBefore && forwarded.ok) laggingLifecycles.changed(bucket[0]!, lifecycleBefore.value, s3.lifecycleLagMs, Date.now());
-      if (bucket.length > 1 && forwarded.ok) return uploads.track(request.method, url, forwarded);
-      return forwarded;
     },
   });
+
+  async function answer(request: Request, url: URL): Promise<Response> {
+    const sqsOperation = request.headers.get("x-amz-target")?.match(/^AmazonSQS\.(\w+)$/)?.[1];
+    const bucket = url.pathname.split("/").filter(Boolean);
+    if (!sqsOperation && bucket.length === 0 && request.method === "POST" && /(^|&)Action=GetCallerIdentity(&|$)/.test(await request.clone().text())) {
+      requests.push("STS GetCallerIdentity");
+      return callerIdentity();
+    }
+    requests.push(sqsOperation ? `SQS ${sqsOperation}` : `S3 ${request.method} ${url.pathname}${url.search}`);
+    if (!sqsOperation && takenBuckets.has(bucket[0] ?? "")) return s3AccessDenied(request.method);
+    const expectedOwner = request.headers.get("x-amz-expected-bucket-owner");
+    if (!sqsOperation && bucket[0] && expectedOwner !== null && expectedOwner !== (bucketOwners.get(bucket[0]) ?? ACCOUNT_ID)) return s3AccessDenied(request.method);
+    const accessKeyId = accessKeyOf(request);
+    if (access) {
+      const body = sqsOperation ? ((await request.clone().json().catch(() => ({}))) as { QueueUrl?: string; QueueName?: string }) : {};
+      const denied = access.control.denied(accessKeyId, [sqsOperation ? sqsAccess(sqsOperation, body, access.region) : s3Access(request.method, url)]);
+      if (denied) return sqsOperation ? sqsAccessDenied(denied) : s3AccessDenied(request.method);
+    }
+    const queue = sqsOperation ? ((await request.clone().json().catch(() => ({}))) as { QueueName?: string; QueueUrl?: string; Attributes?: Record<string, string> }) : {};
+    const queueName = queue.QueueName ?? queue.QueueUrl?.split("/").pop() ?? "";
+    if (sqsOperation && sqsOperation !== "CreateQueue" && (newQueues.get(queueName) ?? 0) > Date.now()) return nonExistentQueue();
+    if (sqsOperation === "DeleteQueue") {
+      deletedQueues.set(queueName, Date.now() + sqs.queueNameReuseDelayMs);
+      newQueues.delete(queueName);
+      laggingAttributes.forget(`${queueName}\n`);
+      if (queue.QueueUrl) stillListed.set(queue.QueueUrl, Date.now() + sqs.deletedQueueListedMs);
+    }
+    if (sqsOperation === "CreateQueue" && (deletedQueues.get(queueName) ?? 0) > Date.now()) return queueDeletedRecently();
+    if (sqsOperation === "SetQueueAttributes" && sqs.attributeLagMs > 0 && queue.QueueUrl) {
+      const before = await upstreamQueueAttributes(queue.QueueUrl);
+      for (const name of Object.keys(queue.Attributes ?? {})) laggingAttributes.changed(`${queueName}\n${name}`, before[name], sqs.attributeLagMs, Date.now());
+    }
+    const listPrefix = sqsOperation === "ListQueues" ? (((await request.clone().json()) as { QueueNamePrefix?: string }).QueueNamePrefix ?? "") : undefined;
+    const countsOf = sqsOperation === "GetQueueAttributes" ? ((await request.clone().json()) as { QueueUrl?: string }).QueueUrl ?? "" : undefined;
+    const integrity = sqsOperation ? undefined : await requestIntegrityRefusal(request);
+    if (integrity) return s3Error(integrity.code, 400, integrity.message);
+    /** The bucket's lifecycle configuration before this PUT or DELETE of it, read back until the change propagates. */
+    let lifecycleBefore: { value: string | undefined } | undefined;
+    if (!sqsOperation && bucket.length === 1 && url.searchParams.has("lifecycle")) {
+      const lagging = request.method === "GET" ? laggingLifecycles.shown(bucket[0]!, Date.now()) : undefined;
+      if (lagging) return lagging.value === undefined ? s3Error("NoSuchLifecycleConfiguration", 404) : xml(lagging.value);
+      const refusal = request.method === "PUT" ? lifecycleBodyRefusal(new Uint8Array(await request.clone().arrayBuffer())) : undefined;
+      if (refusal) return s3Error(refusal.code, 400, refusal.message);
+      if ((request.method === "PUT" || request.method === "DELETE") && s3.lifecycleLagMs > 0) {
+        const before = await fetch(new URL(url.pathname + url.search, upstream));
+        lifecycleBefore = { value: before.ok ? await before.text() : undefined };
+      }
+    }
+    if (!sqsOperation && bucket.length === 1 && request.method === "GET" && url.searchParams.has("uploads")) {
+      return xml(uploads.listXml(bucket[0]!, url.searchParams.get("prefix") ?? ""));
+    }
+    const subresource = Object.keys(SUBRESOURCES).find((name) => url.searchParams.has(name));
+    if (bucket.length === 1 && subresource) {
+      const key = `${bucket[0]}?${subresource}`;
+      if (request.method === "PUT") {
+        settings.set(key, await request.text());
+        return new Response(null, { status: subresource === "tagging" ? 204 : 200 });
+      }
+      if (request.method === "DELETE") {
+        settings.delete(key);
+        return new Response(null, { status: 204 });
+      }
+      const stored = settings.get(key);
+      return stored === undefined ? s3Error(SUBRESOURCES[subresource]!.missingCode, 404) : xml(stored);
+    }
+    const forward = async () =>
+      fetch(new URL(url.pathname + url.search, upstream), {
+        method: request.method,
+        headers: request.headers,
+        body: request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer(),
+        redirect: "manual",
+      });
+    const writesObject = !sqsOperation && bucket.length > 1 && (request.method === "PUT" || request.method === "DELETE");
+    const forwarded = writesObject ? await objectWrites.inTurn(url.pathname, () => conditionally(request, url.pathname, forward)) : await forward();
+    if (sqsOperation) {
+      const headers = new Headers(forwarded.headers);
+      headers.delete("content-length");
+      let body = (await forwarded.text()).replace(FAUXQS_QUEUE_ORIGIN, origin);
+      if (countsOf !== undefined && forwarded.ok) body = laggingAnswer(queueName, approximateAnswer(countsOf, body));
+      if (sqsOperation === "CreateQueue" && forwarded.ok && !newQueues.has(queueName)) newQueues.set(queueName, Date.now() + sqs.newQueueUnknownMs);
+      if (listPrefix !== undefined && forwarded.ok) body = withRecentlyDeleted(listPrefix, body);
+      return new Response(body, { status: forwarded.status, headers });
+    }
+    const readsObject = (request.method === "GET" || request.method === "HEAD") && bucket.length > 1;
+    if (access && readsObject && forwarded.status === 404 && access.control.denied(accessKeyId, [{ action: "s3:ListBucket", resource: `arn:aws:s3:::${bucket[0]}` }])) {
+      return s3AccessDenied(request.method);
+    }
+    if (request.method === "DELETE" && bucket.length === 1 && forwarded.ok) {
+      for (const name of Object.keys(SUBRESOURCES)) settings.delete(`${bucket[0]}?${name}`);
+      laggingLifecycles.forget(bucket[0]!);
+      uploads.forgetBucket(bucket[0]!);
+    }
+    if (lifecycleBefore && forwarded.ok) laggingLifecycles.changed(bucket[0]!, lifecycleBefore.value, s3.lifecycleLagMs, Date.now());
+    if (bucket.length > 1 && forwarded.ok) return uploads.track(request.method, url, forwarded);
+    return forwarded;
+  }
   /**
    * fauxqs ignores If-Match and If-None-Match on PutObject (S3 has honoured both since 2024): the front checks them
    * against the object's ETag and answers as S3 does, 412 PreconditionFailed, or 404 NoSuchKey for If-Match on a
@@ -332,5 +346,6 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   }
 
   origin = `http://127.0.0.1:${server.port}`;
-  return { address: origin, requests, takenBuckets, bucketOwners, sqs, s3, stop: () => server.stop(true) };
+  const unanswered = () => [...waiting.values()].map(({ request, since }) => ({ request, forMs: Date.now() - since }));
+  return { address: origin, requests, unanswered, takenBuckets, bucketOwners, sqs, s3, stop: () => server.stop(true) };
 }

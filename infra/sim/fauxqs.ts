@@ -13,6 +13,8 @@ export interface S3SqsEmulator {
   faults: { s3: FaultSwitch; sqs: FaultSwitch };
   /** Every request, in order: see `FauxqsFront.requests`. */
   requests: string[];
+  /** See `FauxqsFront.unanswered`. */
+  unanswered: FauxqsFront["unanswered"];
   /** See `FauxqsFront.takenBuckets` and `FauxqsFront.sqs`. */
   takenBuckets: Set<string>;
   bucketOwners: Map<string, string>;
@@ -76,6 +78,7 @@ export async function startS3AndSqs(access?: FrontAccess): Promise<S3SqsEmulator
     endpoint: front.address,
     faults,
     requests: front.requests,
+    unanswered: front.unanswered,
     takenBuckets: front.takenBuckets,
     bucketOwners: front.bucketOwners,
     sqs: front.sqs,
