@@ -127,6 +127,8 @@ export interface FauxqsFront {
   requests: string[];
   /** The requests not answered yet, oldest first, and for how long: what a stalled caller waits for. */
   unanswered(): { request: string; forMs: number }[];
+  /** Answers a request as the front's server does, without a connection: for a pass-through in this process. */
+  handle(request: Request): Promise<Response>;
   /** Bucket names another AWS account owns. */
   takenBuckets: Set<string>;
   /** Bucket name -> the account that owns it, when not the region's: such a bucket lets everyone in. */
@@ -160,21 +162,22 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
   let origin = "";
   const waiting = new Map<number, { request: string; since: number }>();
   let received = 0;
+  async function handle(request: Request): Promise<Response> {
+    const id = ++received;
+    const url = new URL(request.url);
+    waiting.set(id, { request: `${request.headers.get("x-amz-target") ?? request.method} ${url.pathname}`, since: Date.now() });
+    try {
+      return await answer(request, url);
+    } finally {
+      waiting.delete(id);
+    }
+  }
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     // SQS holds a long poll open up to 20 s (WaitTimeSeconds), past Bun's default idle timeout of 10 s.
     idleTimeout: SQS_MAX_WAIT_SECONDS + 10,
-    async fetch(request) {
-      const id = ++received;
-      const url = new URL(request.url);
-      waiting.set(id, { request: `${request.headers.get("x-amz-target") ?? request.method} ${url.pathname}`, since: Date.now() });
-      try {
-        return await answer(request, url);
-      } finally {
-        waiting.delete(id);
-      }
-    },
+    fetch: handle,
   });
 
   async function answer(request: Request, url: URL): Promise<Response> {
@@ -347,5 +350,5 @@ export function startFauxqsFront(upstream: string, access?: FrontAccess): Fauxqs
 
   origin = `http://127.0.0.1:${server.port}`;
   const unanswered = () => [...waiting.values()].map(({ request, since }) => ({ request, forMs: Date.now() - since }));
-  return { address: origin, requests, unanswered, takenBuckets, bucketOwners, sqs, s3, stop: () => server.stop(true) };
+  return { address: origin, requests, unanswered, handle, takenBuckets, bucketOwners, sqs, s3, stop: () => server.stop(true) };
 }

@@ -13,8 +13,9 @@ export interface S3SqsEmulator {
   faults: { s3: FaultSwitch; sqs: FaultSwitch };
   /** Every request, in order: see `FauxqsFront.requests`. */
   requests: string[];
-  /** See `FauxqsFront.unanswered`. */
+  /** See `FauxqsFront.unanswered` and `FauxqsFront.handle`. */
   unanswered: FauxqsFront["unanswered"];
+  handle: FauxqsFront["handle"];
   /** See `FauxqsFront.takenBuckets` and `FauxqsFront.sqs`. */
   takenBuckets: Set<string>;
   bucketOwners: Map<string, string>;
@@ -79,6 +80,7 @@ export async function startS3AndSqs(access?: FrontAccess): Promise<S3SqsEmulator
     faults,
     requests: front.requests,
     unanswered: front.unanswered,
+    handle: front.handle,
     takenBuckets: front.takenBuckets,
     bucketOwners: front.bucketOwners,
     sqs: front.sqs,

@@ -20,7 +20,15 @@ export const SQS_MAX_WAIT_SECONDS = 20;
 
 const CREDENTIAL = /Credential=([^/,\s]+)\//;
 
-export function startRequestTap(upstream: string, listener: (request: TappedRequest) => void | Response | Promise<void | Response>): RequestTap {
+/**
+ * Where the tap passes requests on: an endpoint's address, or, in the process that serves the endpoint, its handler.
+ * Give the handler when there is one: Bun runs at most 256 fetches at once in a process and queues the rest, so a tap
+ * that fetched from an emulator that itself fetches (the S3/SQS front from fauxqs) deadlocked once 256 requests held
+ * by the tap waited on the emulator's queued fetches (a burst's uploads beside 15 app instances reading the gallery).
+ */
+export type TapUpstream = string | ((request: Request) => Promise<Response>);
+
+export function startRequestTap(upstream: TapUpstream, listener: (request: TappedRequest) => void | Response | Promise<void | Response>): RequestTap {
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -31,6 +39,7 @@ export function startRequestTap(upstream: string, listener: (request: TappedRequ
       const path = decodeURIComponent(url.pathname);
       const instead = await listener({ accessKeyId: CREDENTIAL.exec(request.headers.get("authorization") ?? "")?.[1], method: request.method, path });
       if (instead) return instead;
+      if (typeof upstream !== "string") return upstream(request);
       const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
       const answer = await fetch(`${upstream}${url.pathname}${url.search}`, { method: request.method, headers: request.headers, body, redirect: "manual", decompress: false });
       return new Response(answer.body, { status: answer.status, headers: answer.headers });

@@ -327,7 +327,7 @@ for (const pool of ["warm", "cold"] as const) {
           return fromImage && { ...fromImage, env: { ...fromImage.env, AWS_ACCESS_KEY_ID: accessKeyId, AWS_ENDPOINT_URL_S3: s3Tap.endpoint } };
         },
       });
-      s3Tap = startRequestTap(region.endpoints.s3, (request) => onS3Request?.(request));
+      s3Tap = startRequestTap(region.s3sqs.handle, (request) => onS3Request?.(request));
       const client = { ...region.clientConfig };
       ec2 = new EC2Client({ ...client, endpoint: region.endpoints.ec2 });
       s3 = new S3Client({ ...client, endpoint: region.endpoints.s3, forcePathStyle: true });
