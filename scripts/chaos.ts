@@ -98,11 +98,10 @@ const deployment = await startSimDeployment({
   pool: args.pool,
   port: Number(args.port),
   settings: { FACEFLEET_MAX_APP_INSTANCES: args["max-instances"]! },
-  instanceEnv(instance, tags) {
+  instanceEnv(instance, tags, region) {
     if (tags[ROLE_TAG] !== APP_ROLE_TAG_VALUE) return undefined;
     instanceOfKey.set(instanceAccessKey(instance.id), instance.id);
-    // The region's S3 endpoint is in this process's environment by the time instances launch.
-    tap ??= startRequestTap(process.env.AWS_ENDPOINT_URL_S3!, breakOne);
+    tap ??= startRequestTap(region.s3sqs.handle, breakOne);
     return { AWS_ENDPOINT_URL_S3: tap.endpoint };
   },
 });

@@ -23,7 +23,7 @@ export interface SimDeploymentOptions {
   /** More deployment settings (FACEFLEET_*), for every instance and this process. */
   settings?: Record<string, string>;
   /** More environment for one app or web instance's process. */
-  instanceEnv?(instance: Instance, tags: Record<string, string>): Record<string, string> | undefined;
+  instanceEnv?(instance: Instance, tags: Record<string, string>, region: EmulatedRegion): Record<string, string> | undefined;
   /** Runs after the image is baked, before the instances are launched. */
   beforeLaunch?(deployment: Pick<SimDeployment, "cloud" | "names">): Promise<void>;
 }
@@ -60,7 +60,7 @@ export async function startSimDeployment(options: SimDeploymentOptions): Promise
     instanceEnv: settings,
     // What the instance's image runs, with more environment for the instances the caller names.
     instanceProcess(instance, fromImage) {
-      const env = options.instanceEnv?.(instance, region.ec2.store.tagsOf(instance.id));
+      const env = options.instanceEnv?.(instance, region.ec2.store.tagsOf(instance.id), region);
       return fromImage && env ? { ...fromImage, env: { ...fromImage.env, ...env } } : fromImage;
     },
   });
