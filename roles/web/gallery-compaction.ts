@@ -24,12 +24,16 @@ export function startGalleryCompaction(gallery: GalleryWriter, eraseWithinMs: nu
   };
   const periodic = setInterval(check, GALLERY_COMPACTION_CHECK_MS);
   let idle: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
   return {
     changed() {
+      // A change that finishes while the role stops arms nothing: no compaction starts after stop().
+      if (stopped) return;
       clearTimeout(idle);
       idle = setTimeout(check, IDLE_CHECK_DELAY_MS);
     },
     stop() {
+      stopped = true;
       clearInterval(periodic);
       clearTimeout(idle);
     },
