@@ -42,8 +42,8 @@ export const SEAL_AFTER_ENTRIES = 1024;
 export const SEAL_WHEN_IDLE_ENTRIES = 16;
 export const SEAL_IDLE_MS = 5_000;
 /**
- * Log entries a compaction keeps although a manifest covers them: a reader that many changes behind still catches up
- * from the log, however often the log is sealed; one further behind loads the manifest again.
+ * The newest entries of the log a compaction keeps, even those a manifest covers: a reader that many entries behind
+ * still catches up from the log, however often the log is sealed; one further behind loads the manifest again.
  */
 export const KEPT_LOG_ENTRIES = 1024;
 /** Tries of one change before giving up: each failed try means another writer appended in between. */
@@ -351,7 +351,7 @@ export interface CompactionState {
   idleMs: number;
 }
 
-/** Whether the lease holder should compact now: a pure decision from what changed since the manifest. */
+/** Whether the lease holder should compact now: a pure decision from what changed since the manifest, and since when. */
 export function compactionDue(state: CompactionState, now: number, eraseWithinMs: number, checkEveryMs: number): boolean {
   if (state.entries >= SEAL_AFTER_ENTRIES) return true;
   if (state.entries >= SEAL_WHEN_IDLE_ENTRIES && state.idleMs >= SEAL_IDLE_MS) return true;
@@ -418,7 +418,7 @@ export interface CompactionOutcome {
 export interface GalleryWriterOptions {
   /** Called after each change this writer stores: its owner's cue to look for an idle seal SEAL_IDLE_MS later. */
   onChange?: () => void;
-  /** Covered log entries a compaction keeps (KEPT_LOG_ENTRIES); fewer lets a test reach a truncated log quickly. */
+  /** The newest log entries a compaction keeps (KEPT_LOG_ENTRIES); fewer lets a test reach a truncated log quickly. */
   keptLogEntries?: number;
 }
 
@@ -626,6 +626,9 @@ export class GalleryWriter {
    * already covered, but for the newest `keptLogEntries` (a reader further behind loads the manifest again).
    */
   private async compactNow(): Promise<CompactionOutcome> {
+    // Another writer's compaction may have replaced segments this replica still names (a refilled one, at every seal):
+    // start from the manifest as it is now.
+    if ((await this.bucket.version(GALLERY_MANIFEST_KEY)) !== this.replica.manifest?.version) this.replica = await Replica.load(this.bucket, "writer");
     const replica = this.replica;
     const outcome: CompactionOutcome = { compacted: false, segmentsWritten: 0, segmentsDeleted: 0, entriesErased: 0, entriesDeleted: 0 };
     if (replica.entriesSinceManifest === 0 && replica.dirtySegments.size === 0) return outcome;
@@ -643,6 +646,19 @@ export class GalleryWriter {
       const [segment] = await writeSegments(this.bucket, replica.dimensions!, faces, through);
       if (segment) written.push({ ...segment, faceIds: faces.map(({ faceId }) => faceId) });
     }
+    // Before the manifest that covers them: once it is committed, a writer that loads it no longer knows these removals,
+    // and their entries are kept (KEPT_LOG_ENTRIES). A removed face's id names the entry that enrolled it: migrated
+    // faces, and entries deleted by an earlier compaction, have none.
+    const erased = await inParallel(replica.removedFaces, READ_CONCURRENCY, async (faceId) => {
+      const key = logKey(Number(faceId.slice(1)));
+      const stored = await this.bucket.get(key);
+      const change = stored && decodeStored(ChangeSchema, stored, key);
+      if (change?.op !== "enroll" || change.embedding === undefined) return 0;
+      const { embedding: _erased, ...entry } = change;
+      await this.bucket.put(key, JSON.stringify(entry), { contentType: "application/json" });
+      return 1;
+    });
+    const entriesErased = erased.reduce<number>((sum, one) => sum + one, 0);
     const kept = (previous?.body.segments ?? []).filter(({ key }) => !replaced.has(key));
     const imported = replica.importedSegments.filter(({ key }) => !replaced.has(key));
     const manifest: Manifest = { format: 1, through, segments: [...kept, ...imported, ...written.map(({ key, faces }) => ({ key, faces }))] };
@@ -657,17 +673,6 @@ export class GalleryWriter {
     const keptEntries = this.options.keptLogEntries ?? KEPT_LOG_ENTRIES;
     const covered = logged.slice(0, Math.max(0, logged.length - keptEntries)).filter((key) => sequenceOf(key) <= (previous?.body.through ?? 0));
     await inParallel(covered, READ_CONCURRENCY, (key) => this.bucket.delete(key));
-    // A removed face's id names the entry that enrolled it: migrated faces, and entries just deleted, have none.
-    const erased = await inParallel(replica.removedFaces, READ_CONCURRENCY, async (faceId) => {
-      const key = logKey(Number(faceId.slice(1)));
-      const stored = await this.bucket.get(key);
-      const change = stored && decodeStored(ChangeSchema, stored, key);
-      if (change?.op !== "enroll" || change.embedding === undefined) return 0;
-      const { embedding: _erased, ...entry } = change;
-      await this.bucket.put(key, JSON.stringify(entry), { contentType: "application/json" });
-      return 1;
-    });
-    const entriesErased = erased.reduce<number>((sum, one) => sum + one, 0);
 
     replica.manifest = { body: manifest, version };
     for (const segment of written) {

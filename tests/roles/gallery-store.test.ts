@@ -236,6 +236,42 @@ function galleryStore(makeBucket: () => Promise<Bucket>): void {
     expect(caughtUp?.search(vector(6), 1)[0]?.subject).toBe("person-6");
   });
 
+  test("a second writer whose segment another writer's seal refilled compacts from the manifest as it is now", async () => {
+    const bucket = await makeBucket();
+    const first = await GalleryWriter.open(bucket);
+    await enroll(bucket, first, "Ada", 1);
+    await first.compact();
+    const second = await GalleryWriter.open(bucket);
+    await enroll(bucket, first, "Bob", 2);
+    // Refills, and deletes, the segment the second writer names Ada's face by.
+    await first.compact();
+    await enroll(bucket, second, "Cy", 3);
+    expect((await second.compact()).compacted).toBe(true);
+    const subjects = [];
+    for await (const { subject } of second.exportFaces()) subjects.push(subject);
+    expect(subjects.sort()).toEqual(["Ada", "Bob", "Cy"]);
+  });
+
+  test("a compaction that fails after committing its manifest has already erased the removed faces' embeddings", async () => {
+    const plain = await makeBucket();
+    let failing = false;
+    // The compaction's own listing of the whole log, after its manifest (a catch-up lists after a position).
+    const bucket: Bucket = Object.assign(Object.create(plain) as Bucket, {
+      list: (prefix: string, startAfter?: string) => (failing && prefix === GALLERY_LOG_PREFIX && startAfter === undefined ? Promise.reject(new Error("injected")) : plain.list(prefix, startAfter)),
+    });
+    const writer = await GalleryWriter.open(bucket);
+    const ada = await enroll(bucket, writer, "Ada", 1);
+    await enroll(bucket, writer, "Bob", 2);
+    await writer.compact();
+    expect(await writer.removeFace("Ada", ada)).toBe(true);
+    failing = true;
+    await expect(writer.compact()).rejects.toThrow("injected");
+    failing = false;
+    await (await GalleryWriter.open(bucket)).compact();
+    expect(await isStored(bucket, vector(1))).toBe(false);
+    expect(await isStored(bucket, vector(2))).toBe(true);
+  });
+
   test("an import's reserved ids fix the dimensions at once: another writer's enrollment of another dimension, logged meanwhile, is refused", async () => {
     const bucket = await makeBucket();
     let segmentWritten: () => void = () => {};
