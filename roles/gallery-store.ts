@@ -620,10 +620,10 @@ export class GalleryWriter {
 
   /**
    * Writes the faces logged since the manifest, the living faces of every segment that held a removed or renamed
-   * one, and those of every segment not full, as new segments; commits a manifest naming them over the one read (a
-   * conditional put: of two compactions at once, one commits and the other deletes what it wrote). Then deletes the
-   * replaced segments, erases the logged embeddings of removed faces and deletes the log entries the previous manifest
-   * already covered, but for the newest `keptLogEntries` (a reader further behind loads the manifest again).
+   * one, and those of every segment not full, as new segments, and erases the logged embeddings of removed faces;
+   * commits a manifest naming the segments over the one read (a conditional put: of two compactions at once, one
+   * commits and the other deletes what it wrote). Then deletes the replaced segments and the log entries the previous
+   * manifest already covered, but for the newest `keptLogEntries` (a reader further behind loads the manifest again).
    */
   private async compactNow(): Promise<CompactionOutcome> {
     // Another writer's compaction may have replaced segments this replica still names (a refilled one, at every seal):
